@@ -1,0 +1,1 @@
+# bench: executables bench/NAME N

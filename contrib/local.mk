@@ -1,0 +1,1 @@
+# contrib: systemd unit, quickstart, opencli glue

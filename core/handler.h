@@ -1,0 +1,76 @@
+/* Handlers: anything that takes deliveries (C plugins, Lua hooks, exec
+ * hooks).  The dispatcher owns ordering, concurrency, timeouts and retries;
+ * a handler only runs one delivery and reports its result. */
+#ifndef OPHOOK_HANDLER_H
+#define OPHOOK_HANDLER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "event.h"
+#include "journal.h"
+
+struct handler;
+struct delivery;
+
+struct handler_ops {
+	/* Start one delivery.  The handler must call dispatch_done() for it
+	 * exactly once, on the loop thread (now or later). */
+	void (*deliver)(struct handler *h, struct delivery *d);
+	/* The delivery timed out and was already reported failed: stop it if
+	 * you can (kill a process); a later dispatch_done() for it is ignored.
+	 * Optional. */
+	void (*cancel)(struct handler *h, struct delivery *d);
+	/* Free h->data and anything else the handler owns (not h itself). */
+	void (*free)(struct handler *h);
+};
+
+struct handler {
+	const struct handler_ops *ops;
+	char *name;          /* unique: "plugin:caddy", "lua:notify.lua",
+				"exec:domain.added.d/10-mail" */
+	char **patterns;     /* event type patterns; n_patterns 0 = all */
+	size_t n_patterns;
+	unsigned timeout_ms; /* per call; 0 = dispatch.timeout_ms */
+	int priority;        /* lower runs first when a subject has several
+				events ready for different handlers (hint) */
+	bool serial;         /* at most one delivery in flight */
+	void *data;          /* the handler's own */
+
+	/* dispatcher-private */
+	struct hmap *lanes;  /* subject -> struct lane */
+	unsigned inflight;
+	bool removed;
+	unsigned refs;
+};
+
+struct delivery {
+	struct event *ev;     /* referenced */
+	struct handler *h;
+	unsigned attempts;    /* attempts made before this one */
+	enum delivery_state state;
+	int64_t next_ms;      /* wall clock when it may run */
+	atomic_llong started_ns; /* mono_ns() when the call really started,
+				    0 = not yet (set by delivery_started) */
+	int64_t dispatched_ns;
+	bool timed_out;
+	struct delivery *next; /* lane queue */
+	void *hdata;          /* free for the handler during a call */
+};
+
+/* Handler helpers. */
+struct handler *handler_new(const struct handler_ops *ops, const char *name);
+/* Add a pattern (copied). */
+void handler_add_pattern(struct handler *h, const char *pattern);
+/* True when the handler subscribes to `type`. */
+bool handler_matches(const struct handler *h, const char *type);
+
+/* Report a delivery's result (loop thread).  rc: 0 done, OPHOOK_RETRY (try
+ * later, counts as an attempt), other -errno failed.  error may be NULL. */
+void dispatch_done(struct delivery *d, int rc, const char *error);
+/* Note that the call really starts now (any thread); timeouts count from
+ * here. */
+void delivery_started(struct delivery *d);
+
+#endif

@@ -1,0 +1,1 @@
+# core/hooks: owned by its subsystem; appends to core_libophookcore_la_SOURCES, check_PROGRAMS, TESTS.

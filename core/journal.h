@@ -1,0 +1,117 @@
+/* The durable journal: SQLite in WAL mode.  An event row per event and a
+ * delivery row per (event, handler).  Nothing is dispatched before its rows
+ * are committed.  Used from the loop thread only.
+ *
+ * Errors: functions return 0 or -errno and set *error_r to a message owned by
+ * the journal, valid until the next journal call. */
+#ifndef OPHOOK_JOURNAL_H
+#define OPHOOK_JOURNAL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+enum delivery_state {
+	DELIVERY_PENDING = 0, /* not yet run, or running */
+	DELIVERY_DONE = 1,    /* handler succeeded */
+	DELIVERY_FAILED = 2,  /* failed; retried at next_ms */
+	DELIVERY_DEAD = 3,    /* gave up after max attempts */
+};
+
+/* "pending" "done" "failed" "dead"; parse returns -EINVAL on others. */
+const char *delivery_state_name(enum delivery_state st);
+int delivery_state_parse(const char *s, enum delivery_state *st_r);
+
+struct journal;
+
+struct journal_event {
+	int64_t id;          /* set by journal_append */
+	const char *type;
+	const char *subject;
+	const char *source;
+	const char *node;
+	int64_t time_ms;
+	const char *payload; /* JSON object text */
+};
+
+struct journal_delivery {
+	int64_t event_id;
+	const char *handler;
+	enum delivery_state state;
+	unsigned attempts;
+	int64_t next_ms;      /* when a failed delivery may run again */
+	const char *last_error;
+	int64_t duration_us;  /* of the last attempt */
+};
+
+/* Open (create) the journal at path.  sync_full: PRAGMA synchronous=FULL
+ * (every commit fsynced) instead of NORMAL. */
+int journal_open(const char *path, bool sync_full, struct journal **j_r,
+		 const char **error_r);
+/* Close; NULLs *j.  Safe on NULL. */
+void journal_close(struct journal **j);
+
+/* Group commit: everything between begin and commit is one transaction. */
+int journal_begin(struct journal *j, const char **error_r);
+int journal_commit(struct journal *j, const char **error_r);
+void journal_rollback(struct journal *j);
+
+/* Insert an event row; sets ev->id.  Within a transaction. */
+int journal_append(struct journal *j, struct journal_event *ev,
+		   const char **error_r);
+/* Insert a pending delivery row for (event_id, handler). */
+int journal_delivery_add(struct journal *j, int64_t event_id,
+			 const char *handler, const char **error_r);
+/* Update a delivery row's state, attempts, next_ms, last_error (NULL keeps
+ * none), duration_us. */
+int journal_delivery_update(struct journal *j,
+			    const struct journal_delivery *d,
+			    const char **error_r);
+
+/* Call cb for every delivery in state pending or failed, with its event, in
+ * event id order (then handler name).  cb returns 0 to go on.  Pointers are
+ * valid during the call only. */
+typedef int journal_pending_cb(const struct journal_event *ev,
+			       const struct journal_delivery *d, void *ctx);
+int journal_load_pending(struct journal *j, journal_pending_cb *cb, void *ctx,
+			 const char **error_r);
+
+/* One event as a JSON object {id,type,subject,source,node,time,payload:{..},
+ * deliveries:[{handler,state,attempts,next_ms,last_error,duration_us}]}.
+ * -ENOENT when there is no such id.  Caller owns *event_r. */
+int journal_get_event(struct journal *j, int64_t id, json_t **event_r,
+		      const char **error_r);
+
+struct journal_filter {
+	const char *type;     /* glob pattern on type, or NULL */
+	const char *subject;  /* exact subject, or NULL */
+	const char *state;    /* events with at least one delivery in this
+				 state, or NULL */
+	int64_t since_ms;     /* events at or after this time, or 0 */
+	int64_t after_id;     /* events with id > after_id, or 0 */
+	unsigned limit;       /* newest `limit` events, 0 = 100 */
+};
+/* Matching events, oldest first, as a JSON array of objects shaped like
+ * journal_get_event's.  Caller owns *events_r. */
+int journal_query(struct journal *j, const struct journal_filter *f,
+		  json_t **events_r, const char **error_r);
+
+/* Counts for status: {"events":N,"last_id":N,"deliveries":{"pending":N,..},
+ * "handlers":{"name":{"pending":N,"done":N,"failed":N,"dead":N}}}. */
+int journal_counts(struct journal *j, json_t **counts_r,
+		   const char **error_r);
+
+/* Delete events older than before_ms whose deliveries are all done (or
+ * that have none); *deleted_r gets the number of events removed. */
+int journal_prune(struct journal *j, int64_t before_ms, unsigned *deleted_r,
+		  const char **error_r);
+
+/* The largest event id in the journal (0 when empty). */
+int64_t journal_last_id(struct journal *j);
+
+/* Backoff before attempt `attempt`+1 after `attempt` failures (attempt >= 1):
+ * base * 2^(attempt-1), capped at max, with up to 10% jitter subtracted. */
+unsigned journal_backoff_ms(unsigned base_ms, unsigned max_ms,
+			    unsigned attempt);
+
+#endif

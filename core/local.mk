@@ -1,0 +1,15 @@
+# core: loop, engine, dispatcher, plugin host, small utilities.
+core_libophookcore_la_SOURCES += \
+	core/log.c core/log.h \
+	core/util.c core/util.h \
+	core/hmap.c core/hmap.h \
+	core/event.c core/event.h \
+	core/handler.h \
+	core/engine.c core/engine.h \
+	core/dispatch.c core/dispatch.h \
+	core/pluginhost.c core/pluginhost.h
+
+sbin_PROGRAMS += ophookd
+ophookd_SOURCES = core/main.c
+ophookd_CFLAGS = $(AM_CFLAGS) $(DEPS_CFLAGS)
+ophookd_LDADD = core/libophookcore.la $(DEPS_LIBS)

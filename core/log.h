@@ -1,0 +1,24 @@
+/* Levelled logging to stderr (journald picks it up). */
+#ifndef OPHOOK_LOG_H
+#define OPHOOK_LOG_H
+
+#include <stdarg.h>
+
+enum log_level { LOG_DEBUG_L = 0, LOG_INFO_L, LOG_WARN_L, LOG_ERROR_L };
+
+/* Set the lowest level printed. */
+void log_set_level(enum log_level level);
+/* Parse "debug|info|warn|error"; returns 0 or -EINVAL. */
+int log_level_parse(const char *s, enum log_level *level_r);
+/* Print one line "LEVEL: [who: ]message" to stderr; thread-safe. */
+void log_msg(enum log_level level, const char *who, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void log_msgv(enum log_level level, const char *who, const char *fmt,
+	      va_list ap);
+
+#define log_debug(...) log_msg(LOG_DEBUG_L, NULL, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO_L, NULL, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN_L, NULL, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_ERROR_L, NULL, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,151 @@
+# Shared helpers for integration tests (sourced).  TAP output:
+#   plan N; ok COND "name"; is GOT WANT "name"; skip_all "why"; done_testing
+# A test gets a fresh temp folder $T, removed on every exit path, and can
+# start ophookd with start_ophookd (config from $T/ophookd.yaml, written by
+# write_config).  Servers it starts are stopped by the EXIT trap: register
+# their pids with `cleanup_pid PID`, and extra commands with
+# `cleanup_cmd "cmd"`.
+set -u
+
+: "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
+: "${top_builddir:=$top_srcdir}"
+OPHOOKD="$top_builddir/ophookd"
+OPHOOKCTL="$top_builddir/ophookctl"
+PLUGIN_BUILD_DIRS="$top_builddir/plugins"
+
+T=$(mktemp -d /tmp/ophook-test.XXXXXX)
+_tap_n=0
+_tap_fail=0
+_cleanup_pids=""
+_cleanup_cmds=""
+
+cleanup_pid() { _cleanup_pids="$_cleanup_pids $1"; }
+cleanup_cmd() { _cleanup_cmds="$_cleanup_cmds
+$1"; }
+
+_cleanup() {
+	rc=$?
+	set +e
+	printf '%s\n' "$_cleanup_cmds" | while IFS= read -r c; do
+		[ -n "$c" ] && eval "$c" >/dev/null 2>&1
+	done
+	for p in $_cleanup_pids; do kill -TERM "$p" 2>/dev/null; done
+	for p in $_cleanup_pids; do
+		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$p" 2>/dev/null
+	done
+	if [ "${KEEP_TMP:-0}" = 1 ] || [ "$_tap_fail" -ne 0 ]; then
+		echo "# test folder kept: $T"
+		if [ -f "$T/ophookd.log" ]; then
+			echo "# --- last lines of ophookd.log ---"
+			tail -n 40 "$T/ophookd.log" | sed 's/^/# /'
+		fi
+	else
+		rm -rf "$T"
+	fi
+	exit $rc
+}
+trap _cleanup EXIT
+trap 'exit 130' INT TERM
+
+plan() { echo "1..$1"; }
+skip_all() { echo "1..0 # SKIP $*"; exit 0; }
+ok() {
+	_tap_n=$((_tap_n + 1))
+	if [ "$1" = 0 ] || [ "$1" = true ]; then
+		echo "ok $_tap_n - $2"
+	else
+		_tap_fail=$((_tap_fail + 1))
+		echo "not ok $_tap_n - $2"
+	fi
+}
+# is GOT WANT NAME
+is() {
+	if [ "$1" = "$2" ]; then ok 0 "$3"; else
+		ok 1 "$3"; echo "#   got:  '$1'"; echo "#   want: '$2'"
+	fi
+}
+diag() { echo "# $*"; }
+done_testing() {
+	echo "1..$_tap_n"
+	[ "$_tap_fail" -eq 0 ]
+}
+need() { for c in "$@"; do command -v "$c" >/dev/null 2>&1 || skip_all "$c not installed"; done; }
+need_root() { [ "$(id -u)" = 0 ] || skip_all "needs root"; }
+
+# wait_for TIMEOUT_S CMD...: poll CMD every 0.05 s until it succeeds.
+wait_for() {
+	_to=$1; shift
+	_end=$(( $(date +%s) + _to ))
+	while ! "$@" >/dev/null 2>&1; do
+		[ "$(date +%s)" -ge "$_end" ] && return 1
+		sleep 0.05
+	done
+	return 0
+}
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# write_config [EXTRA_YAML]: a config for a daemon rooted in $T/root with
+# state in $T/state, the build tree's plugins, the log plugin writing
+# $T/events.log.  EXTRA_YAML is appended under `plugins:` (indent 2).
+write_config() {
+	mkdir -p "$T/root" "$T/state" "$T/hooks" "$T/dropin"
+	{
+		echo "root: $T/root"
+		echo "state_dir: $T/state"
+		echo "socket: $T/ophookd.sock"
+		echo "hooks_dir: $T/hooks"
+		echo "watch_extra: []"
+		echo "log_level: ${OPHOOK_LOG_LEVEL:-info}"
+		echo "plugin_dirs:"
+		echo "  - $T/plugins"
+		echo "  - $T/dropin"
+		echo "panel_db:"
+		echo "  driver: sqlite"
+		echo "  path: $T/panel.db"
+		echo "  poll_ms: ${PANEL_POLL_MS:-0}"
+		echo "journal:"
+		echo "  backoff_ms: ${BACKOFF_MS:-100}"
+		echo "  backoff_max_ms: ${BACKOFF_MAX_MS:-1000}"
+		echo "watch:"
+		echo "  settle_ms: ${SETTLE_MS:-20}"
+		echo "plugins:"
+		echo "  log:"
+		echo "    settings:"
+		echo "      path: $T/events.log"
+		[ $# -gt 0 ] && printf '%s\n' "$1"
+	} > "$T/ophookd.yaml"
+}
+
+# install_plugins NAME...: copy built plugins into $T/plugins.
+install_plugins() {
+	mkdir -p "$T/plugins"
+	for n in "$@"; do
+		cp "$PLUGIN_BUILD_DIRS/$n/.libs/$n.so" "$T/plugins/$n.so"
+	done
+}
+
+# start_ophookd [ARGS]: start the daemon in the foreground (background job),
+# wait for its socket.
+start_ophookd() {
+	"$OPHOOKD" -f -c "$T/ophookd.yaml" "$@" >>"$T/ophookd.log" 2>&1 &
+	OPHOOKD_PID=$!
+	cleanup_pid "$OPHOOKD_PID"
+	if ! wait_for 20 "$OPHOOKCTL" -s "$T/ophookd.sock" status; then
+		echo "# ophookd did not come up"; tail -n 20 "$T/ophookd.log" | sed 's/^/# /'
+		return 1
+	fi
+}
+stop_ophookd() {
+	kill -TERM "$OPHOOKD_PID" 2>/dev/null
+	wait "$OPHOOKD_PID" 2>/dev/null
+	return 0
+}
+ctl() { "$OPHOOKCTL" -s "$T/ophookd.sock" "$@"; }
+
+# log_count [JQ-FILTER]: number of lines of $T/events.log matching a type
+log_count_type() { grep -c "\"type\": *\"$1\"" "$T/events.log" 2>/dev/null || true; }

@@ -1,0 +1,3 @@
+# tests: unit tests (cmocka, TAP) and integration scripts (TAP).
+EXTRA_DIST += tests/testwrapper.sh tests/lib.sh
+EXTRA_DIST += tests/valgrind.supp
