@@ -1,1 +1,2 @@
-# core/control: owned by its subsystem; appends to core_libophookcore_la_SOURCES, check_PROGRAMS, TESTS.
+# core/control: owned by its subsystem.
+core_libophookcore_la_SOURCES += core/control.c core/control.h

@@ -76,4 +76,16 @@ void engine_own_write(struct engine *e, const char *path);
  * engine_own_write() within the last few seconds. */
 bool engine_own_write_take(struct engine *e, const char *path);
 
+/* Enrichment: called on the loop thread for every event before it is
+ * journaled; may add fields to the payload (the owner user of a domain,
+ * its plan).  One enricher (the panel DB); fn NULL removes it. */
+typedef void engine_enrich_fn(json_t *payload, const char *type,
+			      const char *subject, void *ctx);
+void engine_set_enricher(struct engine *e, engine_enrich_fn *fn, void *ctx);
+
+/* Subsystems, for each other (NULL when not started). */
+struct control *engine_control(struct engine *e);
+struct paneldb *engine_paneldb(struct engine *e);
+struct watch *engine_watch(struct engine *e);
+
 #endif

@@ -1,1 +1,2 @@
-# core/hooks: owned by its subsystem; appends to core_libophookcore_la_SOURCES, check_PROGRAMS, TESTS.
+# core/hooks: owned by its subsystem.
+core_libophookcore_la_SOURCES += core/hooks.c core/hooks.h

@@ -1,1 +1,2 @@
-# core/paneldb: owned by its subsystem; appends to core_libophookcore_la_SOURCES, check_PROGRAMS, TESTS.
+# core/paneldb: owned by its subsystem.
+core_libophookcore_la_SOURCES += core/paneldb.c core/paneldb.h

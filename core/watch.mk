@@ -1,1 +1,2 @@
-# core/watch: owned by its subsystem; appends to core_libophookcore_la_SOURCES, check_PROGRAMS, TESTS.
+# core/watch: owned by its subsystem.
+core_libophookcore_la_SOURCES += core/watch.c core/watch.h

@@ -1,0 +1,54 @@
+/* The control socket: a Unix stream socket speaking JSON lines, open to root
+ * and to members of `socket_group` (checked with SO_PEERCRED).
+ *
+ * Protocol (one request per line, UTF-8 JSON, at most 1 MiB a line):
+ *   request:  {"cmd":"events","args":["--type","domain.*"],"json":true}
+ *   response: {"ok":true,"result":<any JSON>,"text":"human-readable table",
+ *              "exit":0}
+ *             {"ok":false,"error":"message","exit":2}
+ * `args` are the words that followed the command on ophookctl's command
+ * line; every command parses its own.  Streaming commands (tail) send one
+ * {"event":{...}} line per event until the client closes.
+ * Subsystems add commands with control_register(). */
+#ifndef OPHOOK_CONTROL_H
+#define OPHOOK_CONTROL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+struct engine;
+struct control;
+struct control_reply;
+
+/* A command handler (loop thread).  args: JSON array of strings; req: the
+ * whole request.  Reply now or later with control_reply_*(); exactly once. */
+typedef void control_cmd_fn(struct control_reply *reply, json_t *args,
+			    json_t *req, void *ctx);
+
+/* Listen on config->socket (replacing a stale socket file). */
+int control_start(struct engine *e, struct control **c_r,
+		  const char **error_r);
+/* Close the socket and every client; NULLs *c. */
+void control_stop(struct control **c);
+
+/* Add (or replace) command `name` ("status", "check", "hooks.lint": a
+ * two-word command line "hooks lint" arrives as "hooks.lint" when that
+ * name is registered, else as "hooks" with "lint" in args). */
+void control_register(struct control *c, const char *name,
+		      control_cmd_fn *fn, void *ctx);
+
+/* Answer ok with result (reference stolen, may be NULL), human text (may be
+ * NULL) and exit status.  Frees *reply. */
+void control_reply_ok(struct control_reply **reply, json_t *result,
+		      const char *text, int exit_status);
+/* Answer with an error (exit status 2 unless given otherwise). */
+void control_reply_error(struct control_reply **reply, int exit_status,
+			 const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* For streaming commands: send one line {"event": ev} (ev not stolen);
+ * returns false when the client is gone (then call control_reply_end). */
+bool control_reply_stream(struct control_reply *reply, json_t *ev);
+void control_reply_end(struct control_reply **reply);
+/* The peer's uid (for per-command authorisation). */
+unsigned control_reply_uid(const struct control_reply *reply);
+
+#endif

@@ -1,0 +1,25 @@
+/* The panel database (SQLite by default, MySQL/MariaDB for real): owner
+ * enrichment of events, the DB poller (user.suspended, user.plan_changed,
+ * ...) and OpenAdmin's users.db (admin.* events). */
+#ifndef OPHOOK_PANELDB_H
+#define OPHOOK_PANELDB_H
+
+#include <jansson.h>
+
+struct engine;
+struct paneldb;
+
+/* Connect (off the loop thread), load the domain -> user map, start the
+ * poller, register the enricher (engine_set_enricher). */
+int paneldb_start(struct engine *e, struct paneldb **p_r,
+		  const char **error_r);
+void paneldb_stop(struct paneldb **p);
+
+/* Run a read-only query (SELECT only; anything else is refused) with
+ * positional parameters (JSON array of strings/numbers/null, may be NULL).
+ * Blocking: call it from a worker thread, never the loop thread.  Rows come
+ * back as a JSON array of objects.  0 or -errno with *error_r (malloc'd). */
+int paneldb_query(struct paneldb *p, const char *sql, json_t *params,
+		  json_t **rows_r, char **error_r);
+
+#endif
