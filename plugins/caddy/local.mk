@@ -1,1 +1,27 @@
-# plugins/caddy
+# plugins/caddy, plus the helpers every plugin shares (plugins/common/) and
+# the fake plugin host for unit tests (tests/unit/pluginmock.*).
+
+# Shared plugin helpers: run_argv (spawn without a shell, capture, timeout)
+# and argv parsing.  Plugins link:
+#   plugins/common/libplugcommon.la plugins/libplugutil.la
+#   $(JANSSON_LIBS) $(CURL_LIBS)
+noinst_LTLIBRARIES += plugins/common/libplugcommon.la
+plugins_common_libplugcommon_la_SOURCES = \
+	plugins/common/run.c plugins/common/run.h
+plugins_common_libplugcommon_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) \
+	-fvisibility=hidden
+plugins_common_libplugcommon_la_LIBADD = $(JANSSON_LIBS)
+
+# Fake host table for plugin unit tests (collectd's libplugin_mock style).
+check_LTLIBRARIES += tests/unit/libpluginmock.la
+tests_unit_libpluginmock_la_SOURCES = \
+	tests/unit/pluginmock.c tests/unit/pluginmock.h
+tests_unit_libpluginmock_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
+tests_unit_libpluginmock_la_LIBADD = $(JANSSON_LIBS) -ldl
+
+check_PROGRAMS += tests/unit/test_caddy
+TESTS += tests/unit/test_caddy
+tests_unit_test_caddy_SOURCES = tests/unit/test_caddy.c
+tests_unit_test_caddy_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_caddy_LDADD = tests/unit/libpluginmock.la \
+	plugins/common/libplugcommon.la plugins/libplugutil.la $(TEST_LIBS)
