@@ -1,0 +1,52 @@
+/* The dispatcher: per (handler, subject) lanes delivered in order, up to
+ * `concurrency` deliveries in flight, a timeout per call, retries with
+ * exponential backoff, dead after max_attempts.  Loop thread only. */
+#ifndef OPHOOK_DISPATCH_H
+#define OPHOOK_DISPATCH_H
+
+#include <uv.h>
+
+#include "config.h"
+#include "handler.h"
+#include "journal.h"
+
+struct dispatch;
+
+/* Called for every state change that must reach the journal. */
+typedef void dispatch_result_fn(const struct journal_delivery *jd, void *ctx);
+/* Called when a removed handler has nothing in flight and can be freed. */
+typedef void dispatch_release_fn(struct handler *h, void *ctx);
+
+struct dispatch_settings {
+	unsigned concurrency;
+	unsigned timeout_ms;
+	unsigned max_attempts;
+	unsigned backoff_ms;
+	unsigned backoff_max_ms;
+};
+
+struct dispatch *dispatch_new(uv_loop_t *loop,
+			      const struct dispatch_settings *settings,
+			      dispatch_result_fn *result_fn,
+			      dispatch_release_fn *release_fn, void *ctx);
+/* Free; in-flight deliveries must be over (see dispatch_idle). */
+void dispatch_free(struct dispatch **dp);
+
+/* Queue a delivery of ev (referenced) to h, behind earlier ones of the same
+ * subject.  attempts/state/next_ms come from the journal on resume, or
+ * 0/PENDING/0 for a new event. */
+void dispatch_enqueue(struct dispatch *dp, struct handler *h, struct event *ev,
+		      unsigned attempts, enum delivery_state state,
+		      int64_t next_ms);
+/* Drop h's queued deliveries (they stay pending in the journal) and
+ * release h once its in-flight calls are over. */
+void dispatch_handler_remove(struct dispatch *dp, struct handler *h);
+/* Stop starting new deliveries (shutdown). */
+void dispatch_pause(struct dispatch *dp);
+
+unsigned dispatch_queued(const struct dispatch *dp);
+unsigned dispatch_inflight(const struct dispatch *dp);
+/* True when nothing is in flight. */
+bool dispatch_idle(const struct dispatch *dp);
+
+#endif

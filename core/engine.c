@@ -1,1 +1,806 @@
-/* engine */
+#include "engine.h"
+#include "control.h"
+#include "dispatch.h"
+#include "hmap.h"
+#include "hooks.h"
+#include "journal.h"
+#include "log.h"
+#include "paneldb.h"
+#include "pluginhost.h"
+#include "util.h"
+#include "watch.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ctlcmds.c (control subsystem) registers the built-in commands. */
+void ctlcmds_register(struct engine *e, struct control *c) __attribute__((weak));
+
+struct submit {
+	struct event *ev;
+	engine_submit_cb *cb;
+	void *ctx;
+	struct submit *next;
+};
+
+struct listener {
+	engine_listen_fn *fn;
+	void *ctx;
+	struct listener *next;
+};
+
+struct result {
+	struct journal_delivery jd; /* strings owned */
+};
+
+struct engine {
+	uv_loop_t *loop;
+	struct config *config;
+	struct journal *journal;
+	struct dispatch *dispatch;
+	struct pluginhost *plugins;
+	struct control *control;
+	struct watch *watch;
+	struct hooks *hooks;
+	struct paneldb *paneldb;
+
+	struct hmap *handlers;          /* name -> handler */
+	struct handler **hlist;         /* in registration order */
+	size_t n_hlist;
+
+	pthread_mutex_t lock;           /* incoming */
+	struct submit *in_head, *in_tail;
+	size_t in_count;
+	uv_async_t async;
+	uv_prepare_t prepare;
+
+	struct result *results;
+	size_t n_results, cap_results;
+
+	struct listener *listeners;
+	engine_enrich_fn *enrich;
+	void *enrich_ctx;
+
+	pthread_mutex_t own_lock;
+	struct hmap *own_writes;        /* path -> expiry (mono ms) */
+
+	int64_t started_ms;
+	uint64_t journaled, journal_errors;
+	bool journal_failing, resumed, stopping;
+	uv_timer_t retry_timer, prune_timer, stop_timer;
+	int64_t stop_deadline;
+	void (*stop_cb)(void *ctx);
+	void *stop_ctx;
+};
+
+static void engine_prepare_run(uv_prepare_t *p);
+
+static void engine_schedule_flush(struct engine *e)
+{
+	if (!uv_is_active((uv_handle_t *)&e->prepare) && !e->journal_failing)
+		uv_prepare_start(&e->prepare, engine_prepare_run);
+}
+
+/* ---- results from the dispatcher ---- */
+
+static void engine_result(const struct journal_delivery *jd, void *ctx)
+{
+	struct engine *e = ctx;
+	struct result *r;
+
+	if (e->n_results == e->cap_results) {
+		e->cap_results = e->cap_results ? e->cap_results * 2 : 256;
+		e->results = xrealloc(e->results,
+				      e->cap_results * sizeof(*e->results));
+	}
+	r = &e->results[e->n_results++];
+	r->jd = *jd;
+	r->jd.handler = xstrdup(jd->handler);
+	r->jd.last_error = jd->last_error ? xstrdup(jd->last_error) : NULL;
+	engine_schedule_flush(e);
+}
+
+static void engine_results_clear(struct engine *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free((char *)e->results[i].jd.handler);
+		free((char *)e->results[i].jd.last_error);
+	}
+	memmove(e->results, e->results + n,
+		(e->n_results - n) * sizeof(*e->results));
+	e->n_results -= n;
+}
+
+static void handler_destroy(struct handler *h)
+{
+	if (h->ops->free != NULL)
+		h->ops->free(h);
+	for (size_t i = 0; i < h->n_patterns; i++)
+		free(h->patterns[i]);
+	free(h->patterns);
+	free(h->name);
+	free(h);
+}
+
+static void engine_release(struct handler *h, void *ctx)
+{
+	(void)ctx;
+	handler_destroy(h);
+}
+
+/* ---- group commit ---- */
+
+struct pending_delivery {
+	struct handler *h;
+	struct event *ev;
+};
+
+static void engine_retry_cb(uv_timer_t *t)
+{
+	struct engine *e = t->data;
+
+	e->journal_failing = false;
+	engine_schedule_flush(e);
+}
+
+static void engine_flush_failed(struct engine *e, struct submit *batch,
+				struct submit *batch_tail, const char *what,
+				const char *err)
+{
+	if (!e->journal_failing)
+		log_error("journal: %s: %s (events are kept in memory and "
+			  "journaled when it works again; retrying every "
+			  "second)", what, err);
+	e->journal_errors++;
+	e->journal_failing = true;
+	if (batch != NULL) {
+		pthread_mutex_lock(&e->lock);
+		batch_tail->next = e->in_head;
+		e->in_head = batch;
+		if (e->in_tail == NULL)
+			e->in_tail = batch_tail;
+		pthread_mutex_unlock(&e->lock);
+	}
+	uv_timer_start(&e->retry_timer, engine_retry_cb, 1000, 0);
+}
+
+static int engine_journal_event(struct engine *e, struct submit *s,
+				struct pending_delivery **pd, size_t *n_pd,
+				size_t *cap_pd, const char **err_r)
+{
+	struct event *ev = s->ev;
+	struct journal_event je;
+	char *text;
+	int ret;
+
+	text = json_dumps(ev->payload, JSON_COMPACT);
+	if (text == NULL) {
+		*err_r = "cannot serialize payload";
+		return -EINVAL;
+	}
+	je = (struct journal_event){
+		.type = ev->type, .subject = ev->subject, .source = ev->source,
+		.node = ev->node, .time_ms = ev->time_ms, .payload = text,
+	};
+	ret = journal_append(e->journal, &je, err_r);
+	if (ret < 0) {
+		free(text);
+		return ret;
+	}
+	event_set_id_text(ev, je.id, text);
+	free(text);
+	for (size_t i = 0; i < e->n_hlist; i++) {
+		struct handler *h = e->hlist[i];
+
+		if (!handler_matches(h, ev->type))
+			continue;
+		ret = journal_delivery_add(e->journal, je.id, h->name, err_r);
+		if (ret < 0)
+			return ret;
+		if (*n_pd == *cap_pd) {
+			*cap_pd = *cap_pd ? *cap_pd * 2 : 64;
+			*pd = xrealloc(*pd, *cap_pd * sizeof(**pd));
+		}
+		(*pd)[(*n_pd)++] = (struct pending_delivery){ h, ev };
+	}
+	return 0;
+}
+
+static void engine_flush(struct engine *e)
+{
+	struct submit *batch, *tail = NULL, *s, *next;
+	struct pending_delivery *pd = NULL;
+	size_t n_pd = 0, cap_pd = 0, n_res = e->n_results, count = 0;
+	unsigned max = e->config->journal.batch ? e->config->journal.batch
+						: 4096;
+	const char *err = NULL;
+	bool more;
+
+	if (e->journal_failing)
+		return;
+	pthread_mutex_lock(&e->lock);
+	batch = e->in_head;
+	for (s = batch; s != NULL && count < max; s = s->next) {
+		tail = s;
+		count++;
+	}
+	if (tail != NULL) {
+		e->in_head = tail->next;
+		if (e->in_head == NULL)
+			e->in_tail = NULL;
+		tail->next = NULL;
+		e->in_count -= count;
+	} else {
+		batch = NULL;
+	}
+	more = e->in_head != NULL;
+	pthread_mutex_unlock(&e->lock);
+	if (batch == NULL && n_res == 0)
+		return;
+
+	if (journal_begin(e->journal, &err) < 0) {
+		engine_flush_failed(e, batch, tail, "begin", err);
+		return;
+	}
+	for (s = batch; s != NULL; s = s->next) {
+		if (e->enrich != NULL)
+			e->enrich(s->ev->payload, s->ev->type, s->ev->subject,
+				  e->enrich_ctx);
+		if (engine_journal_event(e, s, &pd, &n_pd, &cap_pd, &err) < 0)
+			goto fail;
+	}
+	for (size_t i = 0; i < n_res; i++) {
+		if (journal_delivery_update(e->journal, &e->results[i].jd,
+					    &err) < 0)
+			goto fail;
+	}
+	if (journal_commit(e->journal, &err) < 0)
+		goto fail;
+	e->journal_failing = false;
+	engine_results_clear(e, n_res);
+	for (size_t i = 0; i < n_pd; i++)
+		dispatch_enqueue(e->dispatch, pd[i].h, pd[i].ev, 0,
+				 DELIVERY_PENDING, 0);
+	free(pd);
+	for (s = batch; s != NULL; s = next) {
+		next = s->next;
+		e->journaled++;
+		for (struct listener *l = e->listeners; l != NULL; l = l->next)
+			l->fn(s->ev, l->ctx);
+		if (s->cb != NULL)
+			s->cb(s->ev, NULL, s->ctx);
+		event_unref(&s->ev);
+		free(s);
+	}
+	if (more || e->n_results > 0)
+		uv_async_send(&e->async);
+	return;
+fail:
+	journal_rollback(e->journal);
+	free(pd);
+	engine_flush_failed(e, batch, tail, "commit", err ? err : "failed");
+}
+
+static void engine_prepare_run(uv_prepare_t *p)
+{
+	struct engine *e = p->data;
+
+	uv_prepare_stop(p);
+	engine_flush(e);
+}
+
+static void engine_async_cb(uv_async_t *as)
+{
+	engine_flush(as->data);
+}
+
+/* ---- submit ---- */
+
+int engine_submit(struct engine *e, const char *type, const char *subject,
+		  const char *source, json_t *payload, engine_submit_cb *cb,
+		  void *ctx, const char **error_r)
+{
+	struct submit *s;
+	struct event *ev;
+
+	ev = event_new(type, subject, source, e->config->node, now_ms(),
+		       payload, error_r);
+	if (ev == NULL)
+		return -EINVAL;
+	s = xcalloc(1, sizeof(*s));
+	s->ev = ev;
+	s->cb = cb;
+	s->ctx = ctx;
+	pthread_mutex_lock(&e->lock);
+	if (e->in_tail != NULL)
+		e->in_tail->next = s;
+	else
+		e->in_head = s;
+	e->in_tail = s;
+	e->in_count++;
+	pthread_mutex_unlock(&e->lock);
+	uv_async_send(&e->async);
+	return 0;
+}
+
+int engine_replay(struct engine *e, int64_t id, engine_submit_cb *cb,
+		  void *ctx, const char **error_r)
+{
+	json_t *row, *payload;
+	const char *type, *subject;
+	int ret;
+
+	ret = journal_get_event(e->journal, id, &row, error_r);
+	if (ret < 0)
+		return ret;
+	type = json_string_value(json_object_get(row, "type"));
+	subject = json_string_value(json_object_get(row, "subject"));
+	payload = json_deep_copy(json_object_get(row, "payload"));
+	if (type == NULL || subject == NULL || !json_is_object(payload)) {
+		json_decref(row);
+		json_decref(payload);
+		*error_r = "journal row is incomplete";
+		return -EINVAL;
+	}
+	json_object_del(payload, "id");
+	json_object_set_new(payload, "replay_of", json_integer(id));
+	ret = engine_submit(e, type, subject, "replay", payload, cb, ctx,
+			    error_r);
+	json_decref(row);
+	return ret;
+}
+
+void *engine_listen(struct engine *e, engine_listen_fn *fn, void *ctx)
+{
+	struct listener *l = xcalloc(1, sizeof(*l));
+
+	l->fn = fn;
+	l->ctx = ctx;
+	l->next = e->listeners;
+	e->listeners = l;
+	return l;
+}
+
+void engine_unlisten(struct engine *e, void **handle)
+{
+	struct listener *target = *handle;
+
+	*handle = NULL;
+	for (struct listener **pp = &e->listeners; *pp != NULL;
+	     pp = &(*pp)->next) {
+		if (*pp == target) {
+			*pp = target->next;
+			free(target);
+			return;
+		}
+	}
+}
+
+/* ---- handlers ---- */
+
+struct resume_ctx {
+	struct engine *e;
+	struct handler *only; /* NULL: every handler */
+	struct event *last;
+	unsigned count, orphans;
+};
+
+static int engine_resume_row(const struct journal_event *je,
+			     const struct journal_delivery *jd, void *ctx)
+{
+	struct resume_ctx *rc = ctx;
+	struct handler *h = hmap_get(rc->e->handlers, jd->handler);
+
+	if (h == NULL || (rc->only != NULL && h != rc->only)) {
+		if (h == NULL)
+			rc->orphans++;
+		return 0;
+	}
+	if (rc->last == NULL || rc->last->pub.id != je->id) {
+		event_unref(&rc->last);
+		rc->last = event_from_row(je->id, je->type, je->subject,
+					  je->source, je->node, je->time_ms,
+					  je->payload);
+		if (rc->last == NULL) {
+			log_error("journal: event %lld has a payload that is "
+				  "not JSON; skipped", (long long)je->id);
+			return 0;
+		}
+	}
+	dispatch_enqueue(rc->e->dispatch, h, rc->last, jd->attempts, jd->state,
+			 jd->next_ms);
+	rc->count++;
+	return 0;
+}
+
+static void engine_resume(struct engine *e, struct handler *only)
+{
+	struct resume_ctx rc = { .e = e, .only = only };
+	const char *err = NULL;
+
+	if (journal_load_pending(e->journal, engine_resume_row, &rc, &err) < 0)
+		log_error("journal: resume: %s", err);
+	event_unref(&rc.last);
+	if (only == NULL && (rc.count > 0 || rc.orphans > 0))
+		log_info("resumed %u pending deliveries (%u for handlers that "
+			 "are not loaded)", rc.count, rc.orphans);
+}
+
+struct handler *handler_new(const struct handler_ops *ops, const char *name)
+{
+	struct handler *h = xcalloc(1, sizeof(*h));
+
+	h->ops = ops;
+	h->name = xstrdup(name);
+	return h;
+}
+
+void handler_add_pattern(struct handler *h, const char *pattern)
+{
+	h->patterns = xrealloc(h->patterns,
+			       (h->n_patterns + 1) * sizeof(*h->patterns));
+	h->patterns[h->n_patterns++] = xstrdup(pattern);
+}
+
+bool handler_matches(const struct handler *h, const char *type)
+{
+	if (h->n_patterns == 0)
+		return true;
+	for (size_t i = 0; i < h->n_patterns; i++) {
+		if (pattern_match(h->patterns[i], type))
+			return true;
+	}
+	return false;
+}
+
+void handler_free_unowned(struct handler **hp)
+{
+	struct handler *h = *hp;
+
+	*hp = NULL;
+	if (h != NULL)
+		handler_destroy(h);
+}
+
+int engine_handler_add(struct engine *e, struct handler *h,
+		       const char **error_r)
+{
+	if (hmap_get(e->handlers, h->name) != NULL) {
+		*error_r = "a handler with this name is already registered";
+		return -EEXIST;
+	}
+	hmap_put(e->handlers, h->name, h);
+	e->hlist = xrealloc(e->hlist, (e->n_hlist + 1) * sizeof(*e->hlist));
+	e->hlist[e->n_hlist++] = h;
+	if (e->resumed)
+		engine_resume(e, h);
+	return 0;
+}
+
+void engine_handler_remove(struct engine *e, const char *name)
+{
+	struct handler *h = hmap_del(e->handlers, name);
+
+	if (h == NULL)
+		return;
+	for (size_t i = 0; i < e->n_hlist; i++) {
+		if (e->hlist[i] == h) {
+			memmove(e->hlist + i, e->hlist + i + 1,
+				(e->n_hlist - i - 1) * sizeof(*e->hlist));
+			e->n_hlist--;
+			break;
+		}
+	}
+	dispatch_handler_remove(e->dispatch, h);
+}
+
+struct handler *engine_handler_find(struct engine *e, const char *name)
+{
+	return hmap_get(e->handlers, name);
+}
+
+/* ---- own writes (no loops) ---- */
+
+void engine_own_write(struct engine *e, const char *path)
+{
+	pthread_mutex_lock(&e->own_lock);
+	hmap_put(e->own_writes, path, (void *)(intptr_t)(mono_ms() + 5000));
+	pthread_mutex_unlock(&e->own_lock);
+}
+
+bool engine_own_write_take(struct engine *e, const char *path)
+{
+	intptr_t until;
+
+	pthread_mutex_lock(&e->own_lock);
+	until = (intptr_t)hmap_del(e->own_writes, path);
+	pthread_mutex_unlock(&e->own_lock);
+	return until != 0 && until >= mono_ms();
+}
+
+/* ---- status ---- */
+
+json_t *engine_status(struct engine *e)
+{
+	json_t *st = json_object(), *hs = json_array(), *counts = NULL;
+	const char *err = NULL;
+	size_t incoming;
+
+	pthread_mutex_lock(&e->lock);
+	incoming = e->in_count;
+	pthread_mutex_unlock(&e->lock);
+	json_object_set_new(st, "version", json_string(OPHOOK_VERSION));
+	json_object_set_new(st, "node", json_string(e->config->node));
+	json_object_set_new(st, "pid", json_integer(getpid()));
+	json_object_set_new(st, "uptime_s",
+			    json_integer((now_ms() - e->started_ms) / 1000));
+	json_object_set_new(st, "incoming", json_integer((json_int_t)incoming));
+	json_object_set_new(st, "queued",
+			    json_integer(dispatch_queued(e->dispatch)));
+	json_object_set_new(st, "inflight",
+			    json_integer(dispatch_inflight(e->dispatch)));
+	json_object_set_new(st, "journaled", json_integer((json_int_t)e->journaled));
+	json_object_set_new(st, "journal_ok", json_boolean(!e->journal_failing));
+	json_object_set_new(st, "journal_errors",
+			    json_integer((json_int_t)e->journal_errors));
+	if (journal_counts(e->journal, &counts, &err) == 0)
+		json_object_set_new(st, "journal", counts);
+	else
+		json_object_set_new(st, "journal_error", json_string(err));
+	for (size_t i = 0; i < e->n_hlist; i++) {
+		struct handler *h = e->hlist[i];
+		json_t *pats = json_array();
+
+		for (size_t j = 0; j < h->n_patterns; j++)
+			json_array_append_new(pats, json_string(h->patterns[j]));
+		json_array_append_new(hs, json_pack("{s:s, s:o, s:i}", "name",
+						    h->name, "patterns", pats,
+						    "inflight", h->inflight));
+	}
+	json_object_set_new(st, "handlers", hs);
+	if (e->plugins != NULL)
+		json_object_set_new(st, "plugins", pluginhost_list(e->plugins));
+	return st;
+}
+
+/* ---- lifecycle ---- */
+
+static void engine_prune_cb(uv_timer_t *t)
+{
+	struct engine *e = t->data;
+	unsigned deleted = 0;
+	const char *err = NULL;
+	int64_t before = now_ms() - (int64_t)e->config->journal.retention_s * 1000;
+
+	if (journal_prune(e->journal, before, &deleted, &err) < 0)
+		log_warn("journal: prune: %s", err);
+	else if (deleted > 0)
+		log_info("journal: pruned %u old events", deleted);
+}
+
+int engine_new(uv_loop_t *loop, struct config *config, struct engine **e_r,
+	       const char **error_r)
+{
+	struct engine *e = xcalloc(1, sizeof(*e));
+	struct dispatch_settings ds = {
+		.concurrency = config->dispatch.concurrency,
+		.timeout_ms = config->dispatch.timeout_ms,
+		.max_attempts = config->journal.max_attempts,
+		.backoff_ms = config->journal.backoff_ms,
+		.backoff_max_ms = config->journal.backoff_max_ms,
+	};
+	char *path;
+	int ret;
+
+	e->loop = loop;
+	uv_loop_set_data(loop, e);
+	e->config = config;
+	e->started_ms = now_ms();
+	ret = mkdir_p(config->state_dir, 0700);
+	if (ret < 0) {
+		*error_r = "cannot create state_dir";
+		free(e);
+		return ret;
+	}
+	path = xasprintf("%s/journal.db", config->state_dir);
+	ret = journal_open(path, config->journal.sync == NULL ||
+					 strcmp(config->journal.sync, "normal") != 0,
+			   &e->journal, error_r);
+	free(path);
+	if (ret < 0) {
+		free(e);
+		return ret;
+	}
+	pthread_mutex_init(&e->lock, NULL);
+	pthread_mutex_init(&e->own_lock, NULL);
+	e->own_writes = hmap_new();
+	e->handlers = hmap_new();
+	e->dispatch = dispatch_new(loop, &ds, engine_result, engine_release, e);
+	uv_async_init(loop, &e->async, engine_async_cb);
+	e->async.data = e;
+	uv_prepare_init(loop, &e->prepare);
+	e->prepare.data = e;
+	uv_timer_init(loop, &e->retry_timer);
+	e->retry_timer.data = e;
+	uv_timer_init(loop, &e->prune_timer);
+	e->prune_timer.data = e;
+	uv_timer_init(loop, &e->stop_timer);
+	e->stop_timer.data = e;
+	e->plugins = pluginhost_new(e);
+	*e_r = e;
+	return 0;
+}
+
+int engine_start(struct engine *e, const char **error_r)
+{
+	unsigned loaded = 0;
+	int ret;
+
+	pluginhost_load_all(e->plugins, &loaded);
+	pluginhost_watch(e->plugins, 2000);
+	ret = hooks_start(e, &e->hooks, error_r);
+	if (ret < 0)
+		log_error("hooks: %s", *error_r);
+	ret = paneldb_start(e, &e->paneldb, error_r);
+	if (ret < 0)
+		log_error("panel db: %s", *error_r);
+	engine_resume(e, NULL);
+	e->resumed = true;
+	ret = control_start(e, &e->control, error_r);
+	if (ret < 0)
+		return ret;
+	if (e->control != NULL && ctlcmds_register != NULL)
+		ctlcmds_register(e, e->control);
+	if (e->config->watch.enabled) {
+		ret = watch_start(e, &e->watch, error_r);
+		if (ret < 0)
+			log_error("watch: %s", *error_r);
+	}
+	uv_timer_start(&e->prune_timer, engine_prune_cb, 60 * 1000,
+		       3600 * 1000);
+	uv_unref((uv_handle_t *)&e->prune_timer);
+	log_info("ophookd %s started: %u plugins, %zu handlers, node %s",
+		 OPHOOK_VERSION, loaded, e->n_hlist, e->config->node);
+	return 0;
+}
+
+static void engine_closed(uv_handle_t *h)
+{
+	(void)h;
+}
+
+static void engine_stop_finish(struct engine *e)
+{
+	engine_flush(e);
+	hooks_stop(&e->hooks);
+	pluginhost_free(&e->plugins);
+	while (e->n_hlist > 0)
+		engine_handler_remove(e, e->hlist[0]->name);
+	engine_flush(e);
+	uv_timer_stop(&e->stop_timer);
+	uv_close((uv_handle_t *)&e->async, engine_closed);
+	uv_close((uv_handle_t *)&e->prepare, engine_closed);
+	uv_close((uv_handle_t *)&e->retry_timer, engine_closed);
+	uv_close((uv_handle_t *)&e->prune_timer, engine_closed);
+	uv_close((uv_handle_t *)&e->stop_timer, engine_closed);
+	dispatch_free(&e->dispatch);
+	journal_close(&e->journal);
+	log_info("ophookd stopped: journal closed");
+	if (e->stop_cb != NULL)
+		e->stop_cb(e->stop_ctx);
+}
+
+static void engine_stop_poll(uv_timer_t *t)
+{
+	struct engine *e = t->data;
+	bool busy;
+
+	engine_flush(e);
+	busy = !dispatch_idle(e->dispatch) ||
+	       (e->plugins != NULL && pluginhost_busy(e->plugins));
+	if (busy && mono_ms() < e->stop_deadline)
+		return;
+	if (busy)
+		log_warn("stopping with %u deliveries still running (they "
+			 "stay pending in the journal)",
+			 dispatch_inflight(e->dispatch));
+	engine_stop_finish(e);
+}
+
+void engine_stop(struct engine *e, void (*cb)(void *ctx), void *ctx)
+{
+	if (e->stopping)
+		return;
+	e->stopping = true;
+	e->stop_cb = cb;
+	e->stop_ctx = ctx;
+	log_info("stopping");
+	watch_stop(&e->watch);
+	paneldb_stop(&e->paneldb);
+	control_stop(&e->control);
+	dispatch_pause(e->dispatch);
+	e->stop_deadline = mono_ms() + 10000;
+	uv_timer_start(&e->stop_timer, engine_stop_poll, 0, 20);
+}
+
+int engine_reload(struct engine *e, const char **error_r)
+{
+	struct config *nc = NULL;
+	char *err = NULL;
+	int ret;
+
+	ret = config_load(e->config->file, &nc, &err);
+	if (ret < 0) {
+		log_error("reload: %s (keeping the running config)", err);
+		free(err);
+		*error_r = "config has errors; see the log";
+		return ret;
+	}
+	/* Settings that can change live: log level, plugin enable flags
+	 * (new plugins get loaded by the drop-in scan). */
+	{
+		enum log_level lvl;
+
+		if (nc->log_level != NULL &&
+		    log_level_parse(nc->log_level, &lvl) == 0)
+			log_set_level(lvl);
+	}
+	for (size_t i = 0; i < nc->n_plugins; i++) {
+		if (!nc->plugins[i].enabled)
+			pluginhost_unload(e->plugins, nc->plugins[i].name);
+	}
+	log_info("config reloaded from %s", nc->file);
+	config_free(&nc);
+	return 0;
+}
+
+void engine_free(struct engine **ep)
+{
+	struct engine *e = *ep;
+
+	if (e == NULL)
+		return;
+	*ep = NULL;
+	for (size_t i = 0; i < e->n_results; i++) {
+		free((char *)e->results[i].jd.handler);
+		free((char *)e->results[i].jd.last_error);
+	}
+	free(e->results);
+	while (e->in_head != NULL) {
+		struct submit *s = e->in_head;
+
+		e->in_head = s->next;
+		event_unref(&s->ev);
+		free(s);
+	}
+	while (e->listeners != NULL) {
+		struct listener *l = e->listeners;
+
+		e->listeners = l->next;
+		free(l);
+	}
+	hmap_free(&e->handlers, NULL);
+	free(e->hlist);
+	hmap_free(&e->own_writes, NULL);
+	pthread_mutex_destroy(&e->lock);
+	pthread_mutex_destroy(&e->own_lock);
+	config_free(&e->config);
+	free(e);
+}
+
+uv_loop_t *engine_loop(struct engine *e) { return e->loop; }
+const struct config *engine_config(struct engine *e) { return e->config; }
+struct journal *engine_journal(struct engine *e) { return e->journal; }
+struct control *engine_control(struct engine *e) { return e->control; }
+struct paneldb *engine_paneldb(struct engine *e) { return e->paneldb; }
+struct watch *engine_watch(struct engine *e) { return e->watch; }
+
+void engine_set_enricher(struct engine *e, engine_enrich_fn *fn, void *ctx)
+{
+	e->enrich = fn;
+	e->enrich_ctx = ctx;
+}

@@ -8,9 +8,18 @@
 
 #include "ophook/plugin.h"
 
+struct event;
+
+/* What a plugin gets: the public struct plus the event it views (the host
+ * finds it again in event_get).  One per delivery, since `attempt` differs. */
+struct event_view {
+	struct ophook_event pub;
+	struct event *ev;
+};
+
 struct event {
 	atomic_int refcount;
-	struct ophook_event pub; /* the view plugins get; strings point below */
+	struct ophook_event pub; /* strings point below; attempt 0 */
 	char *type, *subject, *source, *node;
 	int64_t time_ms;
 	json_t *payload;         /* the whole payload object (read-only after
@@ -30,6 +39,9 @@ struct event *event_new(const char *type, const char *subject,
 /* Set the journal id (also written into the payload as "id") and serialize
  * the payload into ev->json. */
 void event_set_id(struct event *ev, int64_t id);
+/* Same, when `text` is the payload already serialized without "id" (as
+ * journaled): splices the id in instead of serializing again. */
+void event_set_id_text(struct event *ev, int64_t id, const char *text);
 /* Build an event from a journal row (payload text parsed). NULL on bad
  * JSON. */
 struct event *event_from_row(int64_t id, const char *type, const char *subject,
@@ -39,7 +51,11 @@ struct event *event_from_row(int64_t id, const char *type, const char *subject,
 struct event *event_ref(struct event *ev);
 void event_unref(struct event **ev);
 
-/* Host function ophook_host.event_get: a top-level string/number/bool field
+/* Fill a per-delivery view of ev for attempt number `attempt`. */
+void event_view_init(struct event_view *view, struct event *ev,
+		     unsigned attempt);
+
+/* Host function ophook_host.event_get (pub must come from an event_view): a top-level string/number/bool field
  * as text (numbers in a thread-local buffer valid until the next call on
  * the same thread). */
 const char *event_get(const struct ophook_event *pub, const char *key);

@@ -55,14 +55,21 @@ struct delivery {
 				    0 = not yet (set by delivery_started) */
 	int64_t dispatched_ns;
 	bool timed_out;
+	struct event_view view; /* what a plugin gets (attempt numbered) */
 	struct delivery *next; /* lane queue */
+	struct delivery *inflight_next, *inflight_prev;
 	void *hdata;          /* free for the handler during a call */
+	struct dispatch *dp;  /* dispatcher-private */
+	struct lane *lane;    /* dispatcher-private */
 };
 
 /* Handler helpers. */
 struct handler *handler_new(const struct handler_ops *ops, const char *name);
 /* Add a pattern (copied). */
 void handler_add_pattern(struct handler *h, const char *pattern);
+/* Free a handler that was never given to the engine (ops->free is called
+ * when set). */
+void handler_free_unowned(struct handler **h);
 /* True when the handler subscribes to `type`. */
 bool handler_matches(const struct handler *h, const char *type);
 

@@ -1,1 +1,171 @@
-/* main */
+/* ophookd: the daemon. */
+#include "config.h"
+#include "engine.h"
+#include "log.h"
+#include "util.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+struct daemon_state {
+	struct engine *engine;
+	uv_signal_t sigterm, sigint, sighup;
+	bool stopping;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: ophookd [-c FILE] [-f] [--check-config] [--version]\n"
+		"  -c, --config FILE   config file (default %s)\n"
+		"  -f, --foreground    stay in the foreground (logs to stderr)\n"
+		"      --check-config  check the config file and exit\n"
+		"  -V, --version       print the version and exit\n",
+		CONFIG_DEFAULT_PATH);
+}
+
+static void daemon_closed(uv_handle_t *h)
+{
+	(void)h;
+}
+
+static void daemon_stopped(void *ctx)
+{
+	struct daemon_state *st = ctx;
+
+	uv_close((uv_handle_t *)&st->sigterm, daemon_closed);
+	uv_close((uv_handle_t *)&st->sigint, daemon_closed);
+	uv_close((uv_handle_t *)&st->sighup, daemon_closed);
+}
+
+static void on_stop_signal(uv_signal_t *s, int signum)
+{
+	struct daemon_state *st = s->data;
+
+	if (st->stopping) {
+		log_warn("second %s: exiting now", strsignal(signum));
+		exit(1);
+	}
+	st->stopping = true;
+	log_info("%s received", strsignal(signum));
+	engine_stop(st->engine, daemon_stopped, st);
+}
+
+static void on_hup(uv_signal_t *s, int signum)
+{
+	struct daemon_state *st = s->data;
+	const char *err = NULL;
+
+	(void)signum;
+	engine_reload(st->engine, &err);
+}
+
+static int check_config(const char *path, struct config **config_r)
+{
+	char *err = NULL;
+	int ret;
+
+	ret = config_load(path, config_r, &err);
+	if (ret == 0)
+		ret = config_check_paths(*config_r, &err);
+	if (ret < 0) {
+		fprintf(stderr, "%s\n", err != NULL ? err : strerror(-ret));
+		free(err);
+		config_free(config_r);
+		return ret;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "check-config", no_argument, NULL, 'C' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *path = CONFIG_DEFAULT_PATH, *err = NULL;
+	bool only_check = false;
+	struct config *config = NULL;
+	struct daemon_state st = { 0 };
+	enum log_level lvl;
+	uv_loop_t loop;
+	char threads[16];
+	int c, ret;
+
+	while ((c = getopt_long(argc, argv, "c:fVh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'f':
+			break; /* always foreground: systemd supervises */
+		case 'C':
+			only_check = true;
+			break;
+		case 'V':
+			printf("ophookd %s (plugin ABI %u)\n", OPHOOK_VERSION,
+			       OPHOOK_ABI_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (check_config(path, &config) < 0)
+		return 1;
+	if (only_check) {
+		printf("%s: ok\n", path);
+		config_free(&config);
+		return 0;
+	}
+	if (config->log_level != NULL &&
+	    log_level_parse(config->log_level, &lvl) == 0)
+		log_set_level(lvl);
+	/* worker threads for plugins, hooks and actions */
+	snprintf(threads, sizeof(threads), "%u",
+		 config->dispatch.threads ? config->dispatch.threads : 8);
+	setenv("UV_THREADPOOL_SIZE", threads, 0);
+	signal(SIGPIPE, SIG_IGN);
+
+	uv_loop_init(&loop);
+	ret = engine_new(&loop, config, &st.engine, &err);
+	if (ret < 0) {
+		fprintf(stderr, "ophookd: %s\n", err);
+		config_free(&config);
+		return 1;
+	}
+	ret = engine_start(st.engine, &err);
+	if (ret < 0) {
+		fprintf(stderr, "ophookd: %s\n", err);
+		return 1;
+	}
+	uv_signal_init(&loop, &st.sigterm);
+	uv_signal_init(&loop, &st.sigint);
+	uv_signal_init(&loop, &st.sighup);
+	st.sigterm.data = st.sigint.data = st.sighup.data = &st;
+	uv_signal_start(&st.sigterm, on_stop_signal, SIGTERM);
+	uv_signal_start(&st.sigint, on_stop_signal, SIGINT);
+	uv_signal_start(&st.sighup, on_hup, SIGHUP);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	engine_free(&st.engine);
+	ret = uv_loop_close(&loop);
+	if (ret != 0)
+		log_warn("loop closed with open handles: %s", uv_strerror(ret));
+	return 0;
+}

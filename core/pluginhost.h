@@ -1,0 +1,37 @@
+/* The plugin host: loads C plugins (.so) from plugin_dirs, checks their ABI,
+ * gives them the host table and turns each into a handler. */
+#ifndef OPHOOK_PLUGINHOST_H
+#define OPHOOK_PLUGINHOST_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+struct engine;
+struct pluginhost;
+
+/* Create the host for engine e (nothing loaded yet). */
+struct pluginhost *pluginhost_new(struct engine *e);
+/* Load every *.so in the plugin dirs that the config does not disable.
+ * Failures are logged with the file and reason and do not stop the others;
+ * *loaded_r gets the number loaded. */
+void pluginhost_load_all(struct pluginhost *ph, unsigned *loaded_r);
+/* Load one file.  0, or -errno with *error_r (malloc'd) naming the file and
+ * the reason (ABI mismatch naming both versions, duplicate name, ...). */
+int pluginhost_load(struct pluginhost *ph, const char *path, char **error_r);
+/* Look for new .so files in the admin drop-in dir every `interval_ms`. */
+void pluginhost_watch(struct pluginhost *ph, unsigned interval_ms);
+/* Unload a plugin by name (fini once its calls are over). */
+int pluginhost_unload(struct pluginhost *ph, const char *name);
+/* [{"name":..,"file":..,"description":..,"handler":..}] */
+json_t *pluginhost_list(struct pluginhost *ph);
+/* True while a plugin action runs on the thread pool. */
+bool pluginhost_busy(struct pluginhost *ph);
+/* Unload everything and free; NULLs *ph. */
+void pluginhost_free(struct pluginhost **ph);
+
+/* Validate a plugin file before dlopen: a regular file (not a symlink)
+ * owned by root or by us, not writable by group or others.  0 or -errno
+ * with *why_r. */
+int pluginhost_check_file(const char *path, const char **why_r);
+
+#endif
