@@ -1,0 +1,1106 @@
+/* The durable journal: SQLite in WAL mode (see journal.h).
+ *
+ * Schema (PRAGMA user_version 1):
+ *   events(id INTEGER PRIMARY KEY, type, subject, source, node, time_ms,
+ *          payload)                       indexes: type, subject, time_ms
+ *   deliveries(event_id, handler, state, attempts, next_ms, last_error,
+ *              duration_us, PRIMARY KEY(event_id, handler)) WITHOUT ROWID
+ *                                         index: (state, event_id)
+ * The SQL stays plain so that a MariaDB backend can share it later; the
+ * node column is there for multi-node cursors.
+ *
+ * Event ids are never reused: ids come from max(id)+1, and journal_prune
+ * always keeps the newest event. */
+#define _GNU_SOURCE
+#include "journal.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#define JOURNAL_SCHEMA_VERSION 1
+#define JOURNAL_BUSY_TIMEOUT_MS 5000
+/* Rows per page in journal_load_pending, events per chunk in prune. */
+#define JOURNAL_PAGE 512
+#define JOURNAL_PRUNE_CHUNK 500
+#define JOURNAL_QUERY_DEFAULT_LIMIT 100
+
+static const char *const journal_schema[] = {
+	"CREATE TABLE events ("
+	" id INTEGER PRIMARY KEY,"
+	" type TEXT NOT NULL,"
+	" subject TEXT NOT NULL DEFAULT '',"
+	" source TEXT NOT NULL DEFAULT '',"
+	" node TEXT NOT NULL DEFAULT '',"
+	" time_ms INTEGER NOT NULL,"
+	" payload TEXT NOT NULL DEFAULT '{}')",
+	"CREATE INDEX events_type ON events(type)",
+	"CREATE INDEX events_subject ON events(subject)",
+	"CREATE INDEX events_time ON events(time_ms)",
+	"CREATE TABLE deliveries ("
+	" event_id INTEGER NOT NULL,"
+	" handler TEXT NOT NULL,"
+	" state INTEGER NOT NULL DEFAULT 0,"
+	" attempts INTEGER NOT NULL DEFAULT 0,"
+	" next_ms INTEGER NOT NULL DEFAULT 0,"
+	" last_error TEXT,"
+	" duration_us INTEGER NOT NULL DEFAULT 0,"
+	" PRIMARY KEY (event_id, handler)) WITHOUT ROWID",
+	"CREATE INDEX deliveries_state ON deliveries(state, event_id)",
+};
+
+#define EVENT_COLS "e.id, e.type, e.subject, e.source, e.node, e.time_ms, e.payload"
+#define DELIVERY_COLS \
+	"d.handler, d.state, d.attempts, d.next_ms, d.last_error, d.duration_us"
+/* EVENT_COLS and DELIVERY_COLS, but the id is d.event_id: the planner then
+ * sees that the deliveries_state index gives the ORDER BY. */
+#define PENDING_COLS \
+	"d.event_id, e.type, e.subject, e.source, e.node, e.time_ms," \
+	" e.payload, " DELIVERY_COLS
+
+enum journal_stmt {
+	ST_APPEND,
+	ST_DELIVERY_ADD,
+	ST_DELIVERY_UPDATE,
+	ST_GET_EVENT,
+	ST_GET_DELIVERIES,
+	ST_PENDING_PAGE,
+	ST_LAST_ID,
+	ST_COUNT
+};
+
+static const char *const journal_stmt_sql[ST_COUNT] = {
+	[ST_APPEND] = "INSERT INTO events (type, subject, source, node, time_ms,"
+		      " payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[ST_DELIVERY_ADD] = "INSERT INTO deliveries (event_id, handler)"
+			    " VALUES (?1, ?2)",
+	[ST_DELIVERY_UPDATE] = "UPDATE deliveries SET state = ?3, attempts = ?4,"
+			       " next_ms = ?5, last_error = ?6,"
+			       " duration_us = ?7"
+			       " WHERE event_id = ?1 AND handler = ?2",
+	[ST_GET_EVENT] = "SELECT " EVENT_COLS " FROM events e WHERE e.id = ?1",
+	[ST_GET_DELIVERIES] = "SELECT " DELIVERY_COLS " FROM deliveries d"
+			      " WHERE d.event_id = ?1 ORDER BY d.handler",
+	/* Two index-ordered halves merged by the ORDER BY: no sort of the
+	 * whole backlog per page. */
+	[ST_PENDING_PAGE] =
+		"SELECT " PENDING_COLS
+		" FROM deliveries d JOIN events e ON e.id = d.event_id"
+		" WHERE d.state = 0 AND d.event_id >= ?1"
+		" UNION ALL "
+		"SELECT " PENDING_COLS
+		" FROM deliveries d JOIN events e ON e.id = d.event_id"
+		" WHERE d.state = 2 AND d.event_id >= ?1"
+		" ORDER BY 1, 8 LIMIT ?2",
+	[ST_LAST_ID] = "SELECT max(id) FROM events",
+};
+
+struct journal {
+	sqlite3 *db;
+	char *path;
+	char *error; /* the last message handed out through error_r */
+	bool in_tx;  /* between journal_begin and commit/rollback */
+	sqlite3_stmt *st[ST_COUNT];
+};
+
+static const char *const delivery_state_names[] = {
+	[DELIVERY_PENDING] = "pending",
+	[DELIVERY_DONE] = "done",
+	[DELIVERY_FAILED] = "failed",
+	[DELIVERY_DEAD] = "dead",
+};
+#define DELIVERY_STATES \
+	(sizeof(delivery_state_names) / sizeof(delivery_state_names[0]))
+
+const char *delivery_state_name(enum delivery_state st)
+{
+	if ((unsigned)st >= DELIVERY_STATES)
+		return "unknown";
+	return delivery_state_names[st];
+}
+
+int delivery_state_parse(const char *s, enum delivery_state *st_r)
+{
+	for (unsigned i = 0; i < DELIVERY_STATES; i++) {
+		if (strcmp(s, delivery_state_names[i]) == 0) {
+			*st_r = (enum delivery_state)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* ---- errors ---- */
+
+/* -errno for an SQLite result code. */
+static int journal_errno(sqlite3 *db, int rc)
+{
+	int sys = db != NULL ? sqlite3_system_errno(db) : 0;
+
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+		return 0;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_IOERR:
+		if (sys == ENOSPC || sys == EDQUOT)
+			return -ENOSPC;
+		return -EIO;
+	case SQLITE_CANTOPEN:
+		return sys > 0 ? -sys : -EACCES;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_READONLY:
+		return -EROFS;
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		return -EACCES;
+	case SQLITE_CONSTRAINT:
+		return -EEXIST;
+	case SQLITE_TOOBIG:
+		return -E2BIG;
+	case SQLITE_MISUSE:
+	case SQLITE_RANGE:
+		return -EINVAL;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return -EBADMSG;
+	default:
+		return -EIO;
+	}
+}
+
+/* Set j's message to "path: op: text" and hand it out. */
+static void journal_set_error(struct journal *j, const char **error_r,
+			      const char *op, const char *text)
+{
+	free(j->error);
+	j->error = xasprintf("%s: %s: %s", j->path, op, text);
+	if (error_r != NULL)
+		*error_r = j->error;
+}
+
+/* Report SQLite's error for rc (SQLite's message) and return its -errno. */
+static int journal_fail(struct journal *j, const char **error_r,
+			const char *op, int rc)
+{
+	const char *msg = sqlite3_errmsg(j->db);
+
+	/* errmsg may describe a later, successful call (e.g. a reset). */
+	if (sqlite3_errcode(j->db) == SQLITE_OK)
+		msg = sqlite3_errstr(rc);
+	journal_set_error(j, error_r, op, msg);
+	return journal_errno(j->db, rc);
+}
+
+/* Inside journal_begin..commit, SQLite may have rolled the transaction back
+ * by itself after an error (SQLITE_FULL, SQLITE_IOERR): refuse to go on in
+ * autocommit mode, which would commit rows piecemeal. */
+static int journal_check_tx(struct journal *j, const char **error_r,
+			    const char *op)
+{
+	if (j->in_tx && sqlite3_get_autocommit(j->db)) {
+		journal_set_error(j, error_r, op,
+				  "transaction was rolled back after an "
+				  "earlier error");
+		return -EIO;
+	}
+	return 0;
+}
+
+/* ---- open and close ---- */
+
+static int journal_exec(struct journal *j, const char *sql, const char *op,
+			const char **error_r)
+{
+	int rc = sqlite3_exec(j->db, sql, NULL, NULL, NULL);
+
+	if (rc != SQLITE_OK)
+		return journal_fail(j, error_r, op, rc);
+	return 0;
+}
+
+/* One integer from a one-row query (PRAGMA user_version, max(id)). */
+static int journal_int_query(struct journal *j, const char *sql,
+			     const char *op, int64_t *value_r,
+			     const char **error_r)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(j->db, sql, -1, &st, NULL);
+
+	if (rc != SQLITE_OK)
+		return journal_fail(j, error_r, op, rc);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*value_r = sqlite3_column_int64(st, 0);
+		rc = SQLITE_OK;
+	} else if (rc == SQLITE_DONE) {
+		*value_r = 0;
+		rc = SQLITE_OK;
+	}
+	if (rc != SQLITE_OK) {
+		int ret = journal_fail(j, error_r, op, rc);
+
+		sqlite3_finalize(st);
+		return ret;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+/* Create the schema in a new journal, or check an existing one's version.
+ * Later versions migrate here, step by step, inside one transaction. */
+static int journal_migrate(struct journal *j, const char **error_r)
+{
+	int64_t version;
+	int ret;
+
+	ret = journal_exec(j, "BEGIN IMMEDIATE", "schema", error_r);
+	if (ret < 0)
+		return ret;
+	ret = journal_int_query(j, "PRAGMA user_version", "schema", &version,
+				error_r);
+	if (ret < 0)
+		goto fail;
+	if (version > JOURNAL_SCHEMA_VERSION) {
+		char msg[128];
+
+		snprintf(msg, sizeof(msg),
+			 "schema version %" PRId64
+			 " is newer than this ophookd supports (%d)",
+			 version, JOURNAL_SCHEMA_VERSION);
+		journal_set_error(j, error_r, "schema", msg);
+		ret = -ENOTSUP;
+		goto fail;
+	}
+	if (version == 0) {
+		for (size_t i = 0;
+		     i < sizeof(journal_schema) / sizeof(journal_schema[0]);
+		     i++) {
+			ret = journal_exec(j, journal_schema[i], "schema",
+					   error_r);
+			if (ret < 0)
+				goto fail;
+		}
+		ret = journal_exec(j, "PRAGMA user_version = 1", "schema",
+				   error_r);
+		if (ret < 0)
+			goto fail;
+	}
+	return journal_exec(j, "COMMIT", "schema", error_r);
+fail:
+	sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+	return ret;
+}
+
+static int journal_setup(struct journal *j, bool sync_full,
+			 const char **error_r)
+{
+	sqlite3_stmt *st;
+	int rc, ret;
+
+	sqlite3_extended_result_codes(j->db, 1);
+	sqlite3_busy_timeout(j->db, JOURNAL_BUSY_TIMEOUT_MS);
+
+	rc = sqlite3_prepare_v2(j->db, "PRAGMA journal_mode = WAL", -1, &st,
+				NULL);
+	if (rc != SQLITE_OK)
+		return journal_fail(j, error_r, "open", rc);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		ret = journal_fail(j, error_r, "open", rc);
+		sqlite3_finalize(st);
+		return ret;
+	}
+	const char *mode = (const char *)sqlite3_column_text(st, 0);
+	bool wal = mode != NULL && (strcmp(mode, "wal") == 0 ||
+				    strcmp(mode, "memory") == 0);
+	sqlite3_finalize(st);
+	if (!wal) {
+		journal_set_error(j, error_r, "open",
+				  "cannot switch to WAL journal mode");
+		return -ENOTSUP;
+	}
+	ret = journal_exec(j,
+			   sync_full ? "PRAGMA synchronous = FULL"
+				     : "PRAGMA synchronous = NORMAL",
+			   "open", error_r);
+	if (ret < 0)
+		return ret;
+	ret = journal_exec(j, "PRAGMA cache_size = -8192", "open", error_r);
+	if (ret < 0)
+		return ret;
+	ret = journal_migrate(j, error_r);
+	if (ret < 0)
+		return ret;
+	for (int i = 0; i < ST_COUNT; i++) {
+		rc = sqlite3_prepare_v3(j->db, journal_stmt_sql[i], -1,
+					SQLITE_PREPARE_PERSISTENT, &j->st[i],
+					NULL);
+		if (rc != SQLITE_OK)
+			return journal_fail(j, error_r, "prepare", rc);
+	}
+	return 0;
+}
+
+int journal_open(const char *path, bool sync_full, struct journal **j_r,
+		 const char **error_r)
+{
+	/* There is no journal yet to own an open error: keep it per thread. */
+	static _Thread_local char open_error[512];
+	struct journal *j = xcalloc(1, sizeof(*j));
+	int rc, ret;
+
+	j->path = xstrdup(path);
+	/* Create the file 0600 first: its -wal and -shm files get its mode,
+	 * and event payloads are not for everyone to read. */
+	if (path[0] != '\0' && strcmp(path, ":memory:") != 0) {
+		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+			      0600);
+
+		if (fd < 0) {
+			ret = -errno;
+			snprintf(open_error, sizeof(open_error),
+				 "%s: open: %s", path, strerror(errno));
+			*error_r = open_error;
+			goto fail;
+		}
+		close(fd);
+	}
+	rc = sqlite3_open_v2(path, &j->db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+				     SQLITE_OPEN_NOMUTEX,
+			     NULL);
+	if (rc != SQLITE_OK) {
+		ret = journal_fail(j, NULL, "open", rc);
+	} else {
+		ret = journal_setup(j, sync_full, NULL);
+	}
+	if (ret < 0) {
+		snprintf(open_error, sizeof(open_error), "%s", j->error);
+		*error_r = open_error;
+		goto fail;
+	}
+	*j_r = j;
+	return 0;
+fail:
+	journal_close(&j);
+	return ret;
+}
+
+void journal_close(struct journal **jp)
+{
+	struct journal *j = *jp;
+
+	if (j == NULL)
+		return;
+	*jp = NULL;
+	for (int i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(j->st[i]);
+	if (j->db != NULL) {
+		if (!sqlite3_get_autocommit(j->db))
+			sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+		sqlite3_close(j->db);
+	}
+	free(j->error);
+	free(j->path);
+	free(j);
+}
+
+/* ---- transactions ---- */
+
+int journal_begin(struct journal *j, const char **error_r)
+{
+	int ret;
+
+	if (j->in_tx || !sqlite3_get_autocommit(j->db)) {
+		journal_set_error(j, error_r, "begin",
+				  "a transaction is already open");
+		return -EINPROGRESS;
+	}
+	ret = journal_exec(j, "BEGIN IMMEDIATE", "begin", error_r);
+	if (ret < 0)
+		return ret;
+	j->in_tx = true;
+	return 0;
+}
+
+int journal_commit(struct journal *j, const char **error_r)
+{
+	int ret;
+
+	if (!j->in_tx) {
+		journal_set_error(j, error_r, "commit", "no transaction open");
+		return -EINVAL;
+	}
+	ret = journal_check_tx(j, error_r, "commit");
+	if (ret < 0) {
+		j->in_tx = false;
+		return ret;
+	}
+	ret = journal_exec(j, "COMMIT", "commit", error_r);
+	/* A failed COMMIT may leave the transaction open (SQLITE_BUSY): the
+	 * caller retries the commit or rolls back. */
+	if (ret == 0 || sqlite3_get_autocommit(j->db))
+		j->in_tx = false;
+	return ret;
+}
+
+void journal_rollback(struct journal *j)
+{
+	if (!sqlite3_get_autocommit(j->db))
+		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+	j->in_tx = false;
+}
+
+/* ---- the hot path ---- */
+
+/* Step a cached insert/update statement once and reset it. */
+static int journal_step_reset(struct journal *j, sqlite3_stmt *st,
+			      const char *op, const char **error_r)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc != SQLITE_DONE) {
+		int ret = journal_fail(j, error_r, op, rc);
+
+		sqlite3_reset(st);
+		return ret;
+	}
+	sqlite3_reset(st);
+	return 0;
+}
+
+int journal_append(struct journal *j, struct journal_event *ev,
+		   const char **error_r)
+{
+	sqlite3_stmt *st = j->st[ST_APPEND];
+	int ret;
+
+	if (ev->type == NULL || ev->type[0] == '\0') {
+		journal_set_error(j, error_r, "append", "event without a type");
+		return -EINVAL;
+	}
+	ret = journal_check_tx(j, error_r, "append");
+	if (ret < 0)
+		return ret;
+	sqlite3_bind_text(st, 1, ev->type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, ev->subject != NULL ? ev->subject : "", -1,
+			  SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, ev->source != NULL ? ev->source : "", -1,
+			  SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, ev->node != NULL ? ev->node : "", -1,
+			  SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, ev->time_ms != 0 ? ev->time_ms : now_ms());
+	sqlite3_bind_text(st, 6, ev->payload != NULL ? ev->payload : "{}", -1,
+			  SQLITE_STATIC);
+	ret = journal_step_reset(j, st, "append", error_r);
+	if (ret < 0)
+		return ret;
+	ev->id = sqlite3_last_insert_rowid(j->db);
+	return 0;
+}
+
+int journal_delivery_add(struct journal *j, int64_t event_id,
+			 const char *handler, const char **error_r)
+{
+	sqlite3_stmt *st = j->st[ST_DELIVERY_ADD];
+	int ret = journal_check_tx(j, error_r, "delivery add");
+
+	if (ret < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, event_id);
+	sqlite3_bind_text(st, 2, handler, -1, SQLITE_STATIC);
+	return journal_step_reset(j, st, "delivery add", error_r);
+}
+
+int journal_delivery_update(struct journal *j,
+			    const struct journal_delivery *d,
+			    const char **error_r)
+{
+	sqlite3_stmt *st = j->st[ST_DELIVERY_UPDATE];
+	int ret = journal_check_tx(j, error_r, "delivery update");
+
+	if (ret < 0)
+		return ret;
+	sqlite3_bind_int64(st, 1, d->event_id);
+	sqlite3_bind_text(st, 2, d->handler, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, (int)d->state);
+	sqlite3_bind_int64(st, 4, d->attempts);
+	sqlite3_bind_int64(st, 5, d->next_ms);
+	if (d->last_error != NULL)
+		sqlite3_bind_text(st, 6, d->last_error, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 6);
+	sqlite3_bind_int64(st, 7, d->duration_us);
+	ret = journal_step_reset(j, st, "delivery update", error_r);
+	if (ret < 0)
+		return ret;
+	if (sqlite3_changes(j->db) == 0) {
+		char msg[160];
+
+		snprintf(msg, sizeof(msg),
+			 "no delivery of event %" PRId64 " to handler %s",
+			 d->event_id, d->handler);
+		journal_set_error(j, error_r, "delivery update", msg);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+/* ---- reading back ---- */
+
+static const char *journal_col_text(sqlite3_stmt *st, int col)
+{
+	const char *s = (const char *)sqlite3_column_text(st, col);
+
+	return s != NULL ? s : "";
+}
+
+/* Fill ev from the EVENT_COLS at column `col` of st. */
+static void journal_row_event(sqlite3_stmt *st, int col,
+			      struct journal_event *ev)
+{
+	ev->id = sqlite3_column_int64(st, col);
+	ev->type = journal_col_text(st, col + 1);
+	ev->subject = journal_col_text(st, col + 2);
+	ev->source = journal_col_text(st, col + 3);
+	ev->node = journal_col_text(st, col + 4);
+	ev->time_ms = sqlite3_column_int64(st, col + 5);
+	ev->payload = journal_col_text(st, col + 6);
+}
+
+/* Fill d (but event_id) from the DELIVERY_COLS at column `col` of st. */
+static void journal_row_delivery(sqlite3_stmt *st, int col,
+				 struct journal_delivery *d)
+{
+	d->handler = journal_col_text(st, col);
+	d->state = (enum delivery_state)sqlite3_column_int(st, col + 1);
+	d->attempts = (unsigned)sqlite3_column_int64(st, col + 2);
+	d->next_ms = sqlite3_column_int64(st, col + 3);
+	d->last_error = (const char *)sqlite3_column_text(st, col + 4);
+	d->duration_us = sqlite3_column_int64(st, col + 5);
+}
+
+/* A pending row copied out of SQLite, so that callbacks may use the
+ * journal (update a delivery, say) while we page through. */
+struct journal_pending_row {
+	struct journal_event ev;
+	struct journal_delivery d;
+	char *strings; /* all the strings above, one allocation */
+};
+
+static void journal_pending_copy(struct journal_pending_row *row,
+				 const struct journal_event *ev,
+				 const struct journal_delivery *d)
+{
+	const char *src[7] = { ev->type, ev->subject, ev->source, ev->node,
+			       ev->payload, d->handler, d->last_error };
+	size_t len[7], total = 0;
+	char *p;
+
+	for (int i = 0; i < 7; i++) {
+		len[i] = src[i] != NULL ? strlen(src[i]) + 1 : 0;
+		total += len[i];
+	}
+	row->ev = *ev;
+	row->d = *d;
+	p = row->strings = xmalloc(total > 0 ? total : 1);
+	const char **dst[7] = { &row->ev.type, &row->ev.subject,
+				&row->ev.source, &row->ev.node,
+				&row->ev.payload, &row->d.handler,
+				&row->d.last_error };
+	for (int i = 0; i < 7; i++) {
+		if (src[i] == NULL) {
+			*dst[i] = NULL;
+			continue;
+		}
+		memcpy(p, src[i], len[i]);
+		*dst[i] = p;
+		p += len[i];
+	}
+}
+
+int journal_load_pending(struct journal *j, journal_pending_cb *cb, void *ctx,
+			 const char **error_r)
+{
+	struct journal_pending_row *rows =
+		xcalloc(JOURNAL_PAGE, sizeof(*rows));
+	sqlite3_stmt *st = j->st[ST_PENDING_PAGE];
+	int64_t from_id = 0;
+	char *after_handler = NULL; /* last row handed out, of event from_id */
+	unsigned seen = 0;	    /* rows handed out of event from_id */
+	int ret = 0;
+
+	for (;;) {
+		size_t n = 0;
+		int rc = SQLITE_DONE;
+
+		/* Rows of event from_id already handed out come back (>=)
+		 * and are skipped: the LIMIT leaves room for them. */
+		sqlite3_bind_int64(st, 1, from_id);
+		sqlite3_bind_int64(st, 2, (int64_t)JOURNAL_PAGE + seen);
+		while (n < JOURNAL_PAGE && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+			struct journal_event ev;
+			struct journal_delivery d;
+
+			journal_row_event(st, 0, &ev);
+			journal_row_delivery(st, 7, &d);
+			d.event_id = ev.id;
+			if (after_handler != NULL && ev.id == from_id &&
+			    strcmp(d.handler, after_handler) <= 0)
+				continue;
+			journal_pending_copy(&rows[n++], &ev, &d);
+		}
+		if (n == JOURNAL_PAGE)
+			rc = SQLITE_DONE;
+		if (rc != SQLITE_DONE)
+			ret = journal_fail(j, error_r, "load pending", rc);
+		sqlite3_reset(st);
+		/* Move the cursor to the last row of this page. */
+		for (size_t i = 0; ret == 0 && i < n; i++) {
+			if (rows[i].ev.id != from_id) {
+				from_id = rows[i].ev.id;
+				seen = 0;
+			}
+			seen++;
+		}
+		if (ret == 0 && n > 0) {
+			free(after_handler);
+			after_handler = xstrdup(rows[n - 1].d.handler);
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (ret == 0)
+				ret = cb(&rows[i].ev, &rows[i].d, ctx);
+			free(rows[i].strings);
+		}
+		if (ret != 0 || n == 0)
+			break;
+	}
+	free(after_handler);
+	free(rows);
+	if (ret > 0)
+		ret = 0; /* a callback's "stop" is not an error */
+	return ret;
+}
+
+/* The JSON object of the event in st at EVENT_COLS, with its deliveries. */
+static int journal_event_json(struct journal *j, sqlite3_stmt *st,
+			      json_t **obj_r, const char *op,
+			      const char **error_r)
+{
+	struct journal_event ev;
+	sqlite3_stmt *dst = j->st[ST_GET_DELIVERIES];
+	char tbuf[40];
+	json_t *obj, *payload, *deliveries;
+	int rc;
+
+	journal_row_event(st, 0, &ev);
+	time_format_ms(ev.time_ms, tbuf, sizeof(tbuf));
+	payload = json_loads(ev.payload, JSON_DECODE_ANY, NULL);
+	if (payload == NULL) /* not JSON: show it as it is */
+		payload = json_string(ev.payload);
+	obj = json_object();
+	json_object_set_new(obj, "id", json_integer(ev.id));
+	json_object_set_new(obj, "type", json_string(ev.type));
+	json_object_set_new(obj, "subject", json_string(ev.subject));
+	json_object_set_new(obj, "source", json_string(ev.source));
+	json_object_set_new(obj, "node", json_string(ev.node));
+	json_object_set_new(obj, "time", json_string(tbuf));
+	json_object_set_new(obj, "time_ms", json_integer(ev.time_ms));
+	json_object_set_new(obj, "payload",
+			    payload != NULL ? payload : json_null());
+
+	deliveries = json_array();
+	json_object_set_new(obj, "deliveries", deliveries);
+	sqlite3_bind_int64(dst, 1, ev.id);
+	while ((rc = sqlite3_step(dst)) == SQLITE_ROW) {
+		struct journal_delivery d;
+		json_t *dj = json_object();
+
+		journal_row_delivery(dst, 0, &d);
+		json_object_set_new(dj, "handler", json_string(d.handler));
+		json_object_set_new(dj, "state",
+				    json_string(delivery_state_name(d.state)));
+		json_object_set_new(dj, "attempts", json_integer(d.attempts));
+		json_object_set_new(dj, "next_ms", json_integer(d.next_ms));
+		json_object_set_new(dj, "last_error",
+				    d.last_error != NULL
+					    ? json_string(d.last_error)
+					    : json_null());
+		json_object_set_new(dj, "duration_us",
+				    json_integer(d.duration_us));
+		json_array_append_new(deliveries, dj);
+	}
+	if (rc != SQLITE_DONE) {
+		int ret = journal_fail(j, error_r, op, rc);
+
+		sqlite3_reset(dst);
+		json_decref(obj);
+		return ret;
+	}
+	sqlite3_reset(dst);
+	*obj_r = obj;
+	return 0;
+}
+
+int journal_get_event(struct journal *j, int64_t id, json_t **event_r,
+		      const char **error_r)
+{
+	sqlite3_stmt *st = j->st[ST_GET_EVENT];
+	int rc, ret;
+
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		ret = journal_event_json(j, st, event_r, "get event", error_r);
+	} else if (rc == SQLITE_DONE) {
+		char msg[64];
+
+		snprintf(msg, sizeof(msg), "no event %" PRId64, id);
+		journal_set_error(j, error_r, "get event", msg);
+		ret = -ENOENT;
+	} else {
+		ret = journal_fail(j, error_r, "get event", rc);
+	}
+	sqlite3_reset(st);
+	return ret;
+}
+
+/* A type pattern where only '*' is special, as SQLite GLOB text. */
+static char *journal_glob(const char *pattern)
+{
+	char *out = xmalloc(strlen(pattern) * 3 + 1), *p = out;
+
+	for (const char *s = pattern; *s != '\0'; s++) {
+		if (*s == '?' || *s == '[') {
+			*p++ = '[';
+			*p++ = *s;
+			*p++ = ']';
+		} else {
+			*p++ = *s;
+		}
+	}
+	*p = '\0';
+	return out;
+}
+
+int journal_query(struct journal *j, const struct journal_filter *f,
+		  json_t **events_r, const char **error_r)
+{
+	static const struct journal_filter no_filter = { 0 };
+	enum delivery_state state = DELIVERY_PENDING;
+	char sql[512], *glob = NULL;
+	sqlite3_stmt *st = NULL;
+	json_t *newest_first, *events;
+	int rc, ret = 0, arg = 0;
+	size_t n;
+
+	if (f == NULL)
+		f = &no_filter;
+	if (f->state != NULL && delivery_state_parse(f->state, &state) < 0) {
+		char msg[128];
+
+		snprintf(msg, sizeof(msg),
+			 "unknown delivery state \"%.40s\" (pending, done, "
+			 "failed, dead)",
+			 f->state);
+		journal_set_error(j, error_r, "query", msg);
+		return -EINVAL;
+	}
+	snprintf(sql, sizeof(sql),
+		 "SELECT " EVENT_COLS " FROM events e WHERE 1%s%s%s%s%s"
+		 " ORDER BY e.id DESC LIMIT ?",
+		 f->type != NULL ? " AND e.type GLOB ?" : "",
+		 f->subject != NULL ? " AND e.subject = ?" : "",
+		 f->state != NULL ? " AND e.id IN (SELECT d.event_id FROM"
+				    " deliveries d WHERE d.state = ?)"
+				  : "",
+		 f->since_ms != 0 ? " AND e.time_ms >= ?" : "",
+		 f->after_id != 0 ? " AND e.id > ?" : "");
+	rc = sqlite3_prepare_v2(j->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return journal_fail(j, error_r, "query", rc);
+	if (f->type != NULL) {
+		glob = journal_glob(f->type);
+		sqlite3_bind_text(st, ++arg, glob, -1, SQLITE_STATIC);
+	}
+	if (f->subject != NULL)
+		sqlite3_bind_text(st, ++arg, f->subject, -1, SQLITE_STATIC);
+	if (f->state != NULL)
+		sqlite3_bind_int(st, ++arg, (int)state);
+	if (f->since_ms != 0)
+		sqlite3_bind_int64(st, ++arg, f->since_ms);
+	if (f->after_id != 0)
+		sqlite3_bind_int64(st, ++arg, f->after_id);
+	sqlite3_bind_int64(st, ++arg,
+			   f->limit != 0 ? f->limit
+					 : JOURNAL_QUERY_DEFAULT_LIMIT);
+
+	newest_first = json_array();
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *obj;
+
+		ret = journal_event_json(j, st, &obj, "query", error_r);
+		if (ret < 0)
+			break;
+		json_array_append_new(newest_first, obj);
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = journal_fail(j, error_r, "query", rc);
+	sqlite3_finalize(st);
+	free(glob);
+	if (ret < 0) {
+		json_decref(newest_first);
+		return ret;
+	}
+	n = json_array_size(newest_first);
+	events = json_array();
+	for (size_t i = n; i > 0; i--)
+		json_array_append(events, json_array_get(newest_first, i - 1));
+	json_decref(newest_first);
+	*events_r = events;
+	return 0;
+}
+
+/* ---- status and maintenance ---- */
+
+static json_t *journal_state_counts(void)
+{
+	json_t *obj = json_object();
+
+	for (unsigned i = 0; i < DELIVERY_STATES; i++)
+		json_object_set_new(obj, delivery_state_names[i],
+				    json_integer(0));
+	return obj;
+}
+
+int journal_counts(struct journal *j, json_t **counts_r,
+		   const char **error_r)
+{
+	json_t *counts, *states, *handlers;
+	sqlite3_stmt *st;
+	int64_t events, last_id;
+	int rc, ret;
+
+	ret = journal_int_query(j, "SELECT count(*) FROM events", "counts",
+				&events, error_r);
+	if (ret < 0)
+		return ret;
+	ret = journal_int_query(j, "SELECT max(id) FROM events", "counts",
+				&last_id, error_r);
+	if (ret < 0)
+		return ret;
+	rc = sqlite3_prepare_v2(j->db,
+				"SELECT handler, state, count(*) FROM"
+				" deliveries GROUP BY handler, state",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return journal_fail(j, error_r, "counts", rc);
+
+	counts = json_object();
+	states = journal_state_counts();
+	handlers = json_object();
+	json_object_set_new(counts, "events", json_integer(events));
+	json_object_set_new(counts, "last_id", json_integer(last_id));
+	json_object_set_new(counts, "deliveries", states);
+	json_object_set_new(counts, "handlers", handlers);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *handler = journal_col_text(st, 0);
+		int state = sqlite3_column_int(st, 1);
+		int64_t n = sqlite3_column_int64(st, 2);
+		const char *name;
+		json_t *h, *old;
+
+		if (state < 0 || (unsigned)state >= DELIVERY_STATES)
+			continue; /* not written by this version */
+		name = delivery_state_names[state];
+		h = json_object_get(handlers, handler);
+		if (h == NULL) {
+			h = journal_state_counts();
+			json_object_set_new(handlers, handler, h);
+		}
+		json_object_set_new(h, name, json_integer(n));
+		old = json_object_get(states, name);
+		json_object_set_new(states, name,
+				    json_integer(json_integer_value(old) + n));
+	}
+	if (rc != SQLITE_DONE) {
+		ret = journal_fail(j, error_r, "counts", rc);
+		json_decref(counts);
+	} else {
+		*counts_r = counts;
+	}
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* One chunk of journal_prune: collect up to JOURNAL_PRUNE_CHUNK prunable
+ * events after the (time, id) cursor and delete them with their
+ * deliveries.  *scanned_r is false when the scan reached its end. */
+static int journal_prune_chunk(struct journal *j, sqlite3_stmt *sel,
+			       sqlite3_stmt *del_d, sqlite3_stmt *del_e,
+			       int64_t *cur_time, int64_t *cur_id,
+			       unsigned *deleted, bool *more_r,
+			       const char **error_r)
+{
+	int64_t ids[JOURNAL_PRUNE_CHUNK];
+	size_t n = 0, scanned = 0;
+	int rc, ret = 0;
+
+	sqlite3_bind_int64(sel, 1, *cur_time);
+	sqlite3_bind_int64(sel, 2, *cur_id);
+	while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+		scanned++;
+		*cur_id = sqlite3_column_int64(sel, 0);
+		*cur_time = sqlite3_column_int64(sel, 1);
+		if (sqlite3_column_int(sel, 2))
+			ids[n++] = *cur_id;
+	}
+	if (rc != SQLITE_DONE)
+		ret = journal_fail(j, error_r, "prune", rc);
+	sqlite3_reset(sel);
+	for (size_t i = 0; ret == 0 && i < n; i++) {
+		sqlite3_bind_int64(del_d, 1, ids[i]);
+		ret = journal_step_reset(j, del_d, "prune", error_r);
+		if (ret < 0)
+			break;
+		sqlite3_bind_int64(del_e, 1, ids[i]);
+		ret = journal_step_reset(j, del_e, "prune", error_r);
+		if (ret == 0)
+			(*deleted)++;
+	}
+	*more_r = scanned == JOURNAL_PRUNE_CHUNK;
+	return ret;
+}
+
+int journal_prune(struct journal *j, int64_t before_ms, unsigned *deleted_r,
+		  const char **error_r)
+{
+	sqlite3_stmt *sel = NULL, *del_d = NULL, *del_e = NULL;
+	/* Inside the caller's transaction, prune within it; otherwise one
+	 * short transaction per chunk, so the write lock is never held
+	 * long. */
+	bool own_tx = sqlite3_get_autocommit(j->db);
+	int64_t last_id, cur_time = INT64_MIN, cur_id = 0;
+	unsigned deleted = 0;
+	bool more = true;
+	int rc, ret;
+
+	*deleted_r = 0;
+	ret = journal_check_tx(j, error_r, "prune");
+	if (ret < 0)
+		return ret;
+	ret = journal_int_query(j, "SELECT max(id) FROM events", "prune",
+				&last_id, error_r);
+	if (ret < 0)
+		return ret;
+	rc = sqlite3_prepare_v2(
+		j->db,
+		"SELECT e.id, e.time_ms, NOT EXISTS (SELECT 1 FROM deliveries"
+		" d WHERE d.event_id = e.id AND d.state <> 1)"
+		" FROM events e WHERE (e.time_ms, e.id) > (?1, ?2)"
+		" AND e.time_ms < ?3 AND e.id < ?4"
+		" ORDER BY e.time_ms, e.id LIMIT ?5",
+		-1, &sel, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(j->db,
+					"DELETE FROM deliveries"
+					" WHERE event_id = ?1",
+					-1, &del_d, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(j->db, "DELETE FROM events WHERE id = ?1",
+					-1, &del_e, NULL);
+	if (rc != SQLITE_OK) {
+		ret = journal_fail(j, error_r, "prune", rc);
+		goto out;
+	}
+	sqlite3_bind_int64(sel, 3, before_ms);
+	sqlite3_bind_int64(sel, 4, last_id); /* ids are never reused */
+	sqlite3_bind_int(sel, 5, JOURNAL_PRUNE_CHUNK);
+	while (more) {
+		if (own_tx) {
+			ret = journal_exec(j, "BEGIN IMMEDIATE", "prune",
+					   error_r);
+			if (ret < 0)
+				break;
+		}
+		ret = journal_prune_chunk(j, sel, del_d, del_e, &cur_time,
+					  &cur_id, &deleted, &more, error_r);
+		if (own_tx) {
+			if (ret == 0)
+				ret = journal_exec(j, "COMMIT", "prune",
+						   error_r);
+			if (ret < 0) {
+				if (!sqlite3_get_autocommit(j->db))
+					sqlite3_exec(j->db, "ROLLBACK", NULL,
+						     NULL, NULL);
+				/* rolled back: not deleted after all */
+				break;
+			}
+			*deleted_r = deleted;
+		}
+		if (ret < 0)
+			break;
+	}
+	if (!own_tx && ret == 0)
+		*deleted_r = deleted;
+out:
+	sqlite3_finalize(sel);
+	sqlite3_finalize(del_d);
+	sqlite3_finalize(del_e);
+	return ret;
+}
+
+int64_t journal_last_id(struct journal *j)
+{
+	sqlite3_stmt *st = j->st[ST_LAST_ID];
+	int64_t id = 0;
+
+	if (sqlite3_step(st) == SQLITE_ROW)
+		id = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return id;
+}
+
+/* ---- retries ---- */
+
+unsigned journal_backoff_ms(unsigned base_ms, unsigned max_ms,
+			    unsigned attempt)
+{
+	static _Thread_local unsigned seed;
+	static _Thread_local bool seeded;
+	uint64_t delay = base_ms;
+	unsigned jitter_max;
+
+	if (attempt > 1) {
+		unsigned shift = attempt - 1;
+
+		/* 2^32 * UINT_MAX still fits 64 bits; beyond, it is capped */
+		delay = shift >= 32 ? UINT64_MAX : (uint64_t)base_ms << shift;
+	}
+	if (delay > max_ms)
+		delay = max_ms;
+	jitter_max = (unsigned)(delay / 10);
+	if (jitter_max == 0)
+		return (unsigned)delay;
+	if (!seeded) {
+		if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) !=
+		    (ssize_t)sizeof(seed))
+			seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+		seeded = true;
+	}
+	return (unsigned)delay -
+	       (unsigned)((unsigned)rand_r(&seed) % (jitter_max + 1));
+}
