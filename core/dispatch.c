@@ -33,6 +33,7 @@ struct dispatch {
 	bool pumping, paused;
 	uv_timer_t retry_timer, sweep_timer;
 	int64_t retry_at;                 /* wall ms the retry timer aims at */
+	unsigned closed;                  /* timers closed (free at 2) */
 };
 
 static void dispatch_pump(struct dispatch *dp);
@@ -405,7 +406,8 @@ static void dispatch_free_timer(uv_handle_t *h)
 {
 	struct dispatch *dp = h->data;
 
-	if (h == (uv_handle_t *)&dp->sweep_timer)
+	/* closing callbacks run in any order: free after the second */
+	if (++dp->closed == 2)
 		free(dp);
 }
 

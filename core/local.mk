@@ -19,3 +19,9 @@ ophookd_LDADD = core/libophookcore.la $(DEPS_LIBS)
 noinst_LTLIBRARIES += plugins/libplugutil.la
 plugins_libplugutil_la_SOURCES = core/util.c core/util.h
 plugins_libplugutil_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
+
+check_PROGRAMS += tests/unit/test_dispatch
+TESTS += tests/unit/test_dispatch
+tests_unit_test_dispatch_SOURCES = tests/unit/test_dispatch.c
+tests_unit_test_dispatch_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_dispatch_LDADD = $(TEST_LIBS)

@@ -60,6 +60,7 @@ struct pluginhost {
 	uv_timer_t scan_timer;
 	struct hmap *seen;         /* files tried in the drop-in dir */
 	bool closing;
+	unsigned closed; /* handles closed (free at 2) */
 };
 
 struct plugin_call {
@@ -679,7 +680,7 @@ static void pluginhost_closed(uv_handle_t *h)
 {
 	struct pluginhost *ph = h->data;
 
-	if (h == (uv_handle_t *)&ph->scan_timer) {
+	if (++ph->closed == 2) {
 		pthread_mutex_destroy(&ph->lock);
 		free(ph);
 	}
