@@ -1,1 +1,2 @@
-# bench: executables bench/NAME N
+# bench: executables bench/NAME N (each prints a table and a result: line)
+EXTRA_DIST += bench/dispatch

@@ -1,0 +1,42 @@
+#!/bin/sh
+# What OpenPanel's own scripts do to the tree, step by step.
+# usage: scenario.sh ROOT
+set -eu
+R=$1
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; sleep "${STEP_PAUSE:-1.5}"; }
+
+step "opencli domains-add shop.example --user alice (render template, then sed -i)"
+sed 's/<DOMAIN_NAME>/shop.example/g; s/<SSL_PORT>/443/; s/<NON_SSL_PORT>/8081/; s/<USER>/alice/' \
+	"$R/caddy/templates/domain.conf" > "$R/caddy/domains/shop.example.conf"
+sleep 0.3
+sed -i 's/reverse_proxy 127.0.0.1:8081/reverse_proxy 127.0.0.1:8082/' "$R/caddy/domains/shop.example.conf"
+
+step "Caddy issues a certificate for shop.example (.crt, .key, then .json)"
+d="$R/caddy/ssl/local/shop.example"
+mkdir -p "$d"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 \
+	-subj "/CN=shop.example" -addext "subjectAltName=DNS:shop.example" \
+	-keyout "$d/.shop.example.key.tmp" -out "$d/.shop.example.crt.tmp" 2>/dev/null
+mv "$d/.shop.example.crt.tmp" "$d/shop.example.crt"
+mv "$d/.shop.example.key.tmp" "$d/shop.example.key"
+printf '{"sans":["shop.example"],"issuer_data":null}\n' > "$d/.shop.example.json.tmp"
+mv "$d/.shop.example.json.tmp" "$d/shop.example.json"
+
+step "opencli user-suspend alice (copy confs aside, overwrite from suspended_user.conf)"
+mkdir -p "$R/caddy/suspended_domains"
+for f in "$R"/caddy/domains/*.conf; do
+	n=$(basename "$f" .conf)
+	cp "$f" "$R/caddy/suspended_domains/$n.conf"
+	sed "s/<DOMAIN_NAME>/$n/g; s/<SSL_PORT>/443/" "$R/caddy/templates/suspended_user.conf" > "$f"
+done
+
+step "opencli user-unsuspend alice (copy back; the suspended copies stay)"
+for f in "$R"/caddy/suspended_domains/*.conf; do
+	cp "$f" "$R/caddy/domains/$(basename "$f")"
+done
+
+step "opencli user-add bob"
+mkdir -p "$R/openpanel/core/users/bob"
+
+step "opencli domains-delete shop.example"
+rm -f "$R/caddy/domains/shop.example.conf"
