@@ -1,0 +1,636 @@
+/* ophookctl: the command line of ophookd, over its control socket.
+ *
+ *   ophookctl [-c CONFIG | -s SOCKET] [--json] COMMAND ARGS...
+ *
+ * Sends {"cmd":COMMAND,"args":[ARGS...],"json":bool,"tty":bool} and prints
+ * the answer's text (or its result as JSON with --json).  Exits with the
+ * answer's exit status; 2 when ophookd cannot be reached.
+ * `ophookctl emit -` reads "TYPE [SUBJECT] key=value..." lines from stdin
+ * and sends them in batches. */
+#define _GNU_SOURCE
+#include "../core/config.h" /* not the build's autoconf config.h */
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define CTL_DEFAULT_SOCKET "/run/ophookd.sock"
+#define CTL_BATCH 1000
+
+#ifndef OPHOOK_VERSION
+#define OPHOOK_VERSION "unknown"
+#endif
+
+struct ctl {
+	const char *socket;
+	int fd;
+	FILE *in;     /* reading side of fd */
+	bool json;
+	bool tty;
+};
+
+static void ctl_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: ophookctl [-c CONFIG | -s SOCKET] [--json] COMMAND "
+		"[ARGS...]\n"
+		"\n"
+		"options:\n"
+		"  -c, --config FILE   read the socket path from FILE\n"
+		"                      (default " CONFIG_DEFAULT_PATH ")\n"
+		"  -s, --socket PATH   the control socket (default from the "
+		"config, else\n"
+		"                      " CTL_DEFAULT_SOCKET ")\n"
+		"  -j, --json          print results as JSON (for scripts)\n"
+		"  -h, --help          this help\n"
+		"  -V, --version       print the version\n"
+		"\n"
+		"commands:\n"
+		"  status                          the daemon's state and "
+		"handlers\n"
+		"  events [ID] [--type T] [--subject S] [--state STATE]\n"
+		"         [--since TIME|AGE] [--limit N] [--after ID]\n"
+		"                                  journaled events (STATE: "
+		"pending, done,\n"
+		"                                  failed, dead; AGE: 90, 30s, "
+		"10m, 2h, 7d)\n"
+		"  emit TYPE [SUBJECT] key=value...  submit an event\n"
+		"  emit -                          submit events read from stdin, "
+		"one\n"
+		"                                  \"TYPE [SUBJECT] key=value...\" "
+		"a line\n"
+		"  tail [--type PATTERN] [--after ID] [-n N]\n"
+		"                                  follow events as they are "
+		"journaled\n"
+		"  replay ID                       deliver event ID again as a "
+		"new event\n"
+		"Plugins and hooks may add more commands; an unknown command "
+		"lists them.\n");
+}
+
+static int ctl_write_all(int fd, const char *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int ctl_connect(struct ctl *ctl)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	if (strlen(ctl->socket) >= sizeof(sa.sun_path)) {
+		fprintf(stderr, "ophookctl: cannot connect to %s: path too "
+			"long\n", ctl->socket);
+		return -ENAMETOOLONG;
+	}
+	memcpy(sa.sun_path, ctl->socket, strlen(ctl->socket) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		fprintf(stderr, "ophookctl: socket: %s\n", strerror(errno));
+		return -errno;
+	}
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int err = errno;
+		fprintf(stderr, "ophookctl: cannot connect to %s: %s%s\n",
+			ctl->socket, strerror(err),
+			err == ENOENT || err == ECONNREFUSED
+				? " (is ophookd running?)" : "");
+		close(fd);
+		return -err;
+	}
+	int fd2 = dup(fd);
+	ctl->in = fd2 >= 0 ? fdopen(fd2, "r") : NULL;
+	if (ctl->in == NULL) {
+		fprintf(stderr, "ophookctl: %s\n", strerror(errno));
+		if (fd2 >= 0)
+			close(fd2);
+		close(fd);
+		return -ENOMEM;
+	}
+	ctl->fd = fd;
+	return 0;
+}
+
+/* Send one request object (not stolen). */
+static int ctl_send(struct ctl *ctl, json_t *req)
+{
+	char *s = json_dumps(req, JSON_COMPACT);
+	if (s == NULL) {
+		fprintf(stderr, "ophookctl: the request cannot be encoded as "
+			"JSON (invalid UTF-8 in an argument?)\n");
+		return -EINVAL;
+	}
+	size_t len = strlen(s);
+	s = realloc(s, len + 2);
+	if (s == NULL)
+		return -ENOMEM;
+	s[len] = '\n';
+	int r = ctl_write_all(ctl->fd, s, len + 1);
+	free(s);
+	if (r < 0)
+		fprintf(stderr, "ophookctl: sending to %s: %s\n", ctl->socket,
+			strerror(-r));
+	return r;
+}
+
+/* Read one JSON line; NULL at EOF (*eof_r) or on error (message
+ * printed). */
+static json_t *ctl_recv(struct ctl *ctl, bool *eof_r)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	json_error_t jerr;
+
+	*eof_r = false;
+	errno = 0;
+	ssize_t n = getline(&line, &cap, ctl->in);
+	if (n < 0) {
+		if (errno != 0)
+			fprintf(stderr, "ophookctl: reading from %s: %s\n",
+				ctl->socket, strerror(errno));
+		else
+			*eof_r = true;
+		free(line);
+		return NULL;
+	}
+	json_t *o = json_loadb(line, (size_t)n, 0, &jerr);
+	free(line);
+	if (!json_is_object(o)) {
+		fprintf(stderr, "ophookctl: bad answer from ophookd: %s\n",
+			o == NULL ? jerr.text : "not a JSON object");
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* Print a value as JSON (pretty). */
+static void ctl_print_json(json_t *v, bool compact)
+{
+	char *s = json_dumps(v, (compact ? JSON_COMPACT : JSON_INDENT(2)) |
+				JSON_ENCODE_ANY);
+	if (s != NULL) {
+		puts(s);
+		free(s);
+	}
+}
+
+/* One readable line for a streamed event. */
+static void ctl_print_event(struct ctl *ctl, json_t *ev)
+{
+	static const char *const std[] = { "id", "type", "time", "subject",
+					   "source", "node", NULL };
+	const char *k;
+	json_t *v;
+
+	if (ctl->json) {
+		ctl_print_json(ev, true);
+		fflush(stdout);
+		return;
+	}
+	printf("%" JSON_INTEGER_FORMAT "  %s  %s  %s",
+	       json_integer_value(json_object_get(ev, "id")),
+	       json_string_value(json_object_get(ev, "time")) ?: "-",
+	       json_string_value(json_object_get(ev, "type")) ?: "-",
+	       json_string_value(json_object_get(ev, "subject")) ?: "-");
+	json_object_foreach(ev, k, v) {
+		bool skip = false;
+		for (unsigned i = 0; std[i] != NULL; i++)
+			skip = skip || strcmp(k, std[i]) == 0;
+		if (skip)
+			continue;
+		if (json_is_string(v)) {
+			printf(" %s=%s", k, json_string_value(v));
+		} else {
+			char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+			printf(" %s=%s", k, s != NULL ? s : "?");
+			free(s);
+		}
+	}
+	printf("\n");
+	fflush(stdout);
+}
+
+/* Print a final answer; returns the exit status. */
+static int ctl_print_answer(struct ctl *ctl, json_t *ans)
+{
+	json_t *ex = json_object_get(ans, "exit");
+	int status = json_is_integer(ex) ? (int)json_integer_value(ex) : 2;
+
+	if (!json_is_true(json_object_get(ans, "ok"))) {
+		const char *err = json_string_value(json_object_get(ans, "error"));
+		fprintf(stderr, "ophookctl: %s\n", err != NULL ? err : "failed");
+		if (status == 0)
+			status = 2;
+		return status;
+	}
+	if (ctl->json) {
+		ctl_print_json(json_object_get(ans, "result"), false);
+	} else {
+		const char *text = json_string_value(json_object_get(ans, "text"));
+		if (text != NULL) {
+			size_t len = strlen(text);
+			fputs(text, stdout);
+			if (len > 0 && text[len - 1] != '\n')
+				putchar('\n');
+		} else {
+			json_t *res = json_object_get(ans, "result");
+			if (res != NULL && !json_is_null(res))
+				ctl_print_json(res, false);
+		}
+	}
+	return status;
+}
+
+/* Send a request and print what comes back: streamed events, then the
+ * answer.  Returns the exit status. */
+static int ctl_run(struct ctl *ctl, json_t *req, bool streaming)
+{
+	if (ctl_send(ctl, req) < 0)
+		return 2;
+	for (;;) {
+		bool eof;
+		json_t *o = ctl_recv(ctl, &eof);
+		if (o == NULL) {
+			if (eof && streaming)
+				return 0;
+			if (eof)
+				fprintf(stderr, "ophookctl: %s closed the "
+					"connection without answering\n",
+					ctl->socket);
+			return 2;
+		}
+		json_t *ev = json_object_get(o, "event");
+		if (ev != NULL && json_object_get(o, "ok") == NULL) {
+			ctl_print_event(ctl, ev);
+			json_decref(o);
+			continue;
+		}
+		int status = ctl_print_answer(ctl, o);
+		json_decref(o);
+		return status;
+	}
+}
+
+/* ---- emit - ---- */
+
+/* Split a line into words: blanks separate, '...' and "..." quote (with
+ * \ escapes inside "..." and outside quotes).  Returns the number of words
+ * or -1 with *why_r. */
+static int ctl_split(char *line, char **words, int max, const char **why_r)
+{
+	int n = 0;
+	char *p = line;
+
+	for (;;) {
+		while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+			p++;
+		if (*p == '\0')
+			return n;
+		if (n == max) {
+			*why_r = "too many words";
+			return -1;
+		}
+		char *out = p;
+		words[n++] = out;
+		char quote = 0;
+		while (*p != '\0') {
+			char ch = *p;
+			if (quote == 0 && (ch == ' ' || ch == '\t' ||
+					   ch == '\r' || ch == '\n'))
+				break;
+			p++;
+			if (quote == 0 && (ch == '"' || ch == '\'')) {
+				quote = ch;
+			} else if (quote != 0 && ch == quote) {
+				quote = 0;
+			} else if (ch == '\\' && quote != '\'' && *p != '\0') {
+				*out++ = *p++;
+			} else {
+				*out++ = ch;
+			}
+		}
+		if (quote != 0) {
+			*why_r = "unterminated quote";
+			return -1;
+		}
+		if (*p != '\0')
+			p++;
+		*out = '\0';
+	}
+}
+
+/* One "TYPE [SUBJECT] key=value..." line as a batch entry; NULL with
+ * *why_r (a static or a buffer) on a bad line, NULL without for a blank or
+ * comment line. */
+static json_t *ctl_emit_line(char *line, char *why, size_t why_size)
+{
+	char *words[1024];
+	const char *err = NULL;
+
+	why[0] = '\0';
+	int n = ctl_split(line, words, 1024, &err);
+	if (n < 0) {
+		snprintf(why, why_size, "%s", err);
+		return NULL;
+	}
+	if (n == 0 || words[0][0] == '#')
+		return NULL;
+	json_t *ev = json_object();
+	json_t *fields = json_object();
+	int i = 1;
+	if (strchr(words[0], '=') != NULL) {
+		snprintf(why, why_size, "the line must start with an event "
+			 "type, not '%s'", words[0]);
+		goto fail;
+	}
+	json_object_set_new(ev, "type", json_string(words[0]));
+	if (n > 1 && strchr(words[1], '=') == NULL) {
+		json_t *s = json_string(words[1]);
+		if (s == NULL) {
+			snprintf(why, why_size, "subject is not valid UTF-8");
+			goto fail;
+		}
+		json_object_set_new(ev, "subject", s);
+		i = 2;
+	}
+	for (; i < n; i++) {
+		char *eq = strchr(words[i], '=');
+		if (eq == NULL || eq == words[i]) {
+			snprintf(why, why_size, "'%s' is not key=value",
+				 words[i]);
+			goto fail;
+		}
+		*eq = '\0';
+		json_t *v = json_string(eq + 1);
+		if (v == NULL) {
+			snprintf(why, why_size, "the value of '%s' is not "
+				 "valid UTF-8", words[i]);
+			goto fail;
+		}
+		json_object_set_new(fields, words[i], v);
+	}
+	if (json_object_get(ev, "type") == NULL) {
+		snprintf(why, why_size, "the type is not valid UTF-8");
+		goto fail;
+	}
+	json_object_set_new(ev, "fields", fields);
+	return ev;
+fail:
+	json_decref(fields);
+	json_decref(ev);
+	return NULL;
+}
+
+/* Send one batch; adds to the totals.  Returns 0 or the exit status. */
+static int ctl_emit_send(struct ctl *ctl, json_t *batch, json_int_t *count,
+			 json_int_t *first, json_int_t *last)
+{
+	json_t *req = json_pack("{sss[]sOsbsb}", "cmd", "emit", "args",
+				"events", batch, "json", ctl->json, "tty",
+				ctl->tty);
+	bool eof;
+
+	int r = ctl_send(ctl, req);
+	json_decref(req);
+	if (r < 0)
+		return 2;
+	json_t *ans = ctl_recv(ctl, &eof);
+	if (ans == NULL) {
+		if (eof)
+			fprintf(stderr, "ophookctl: %s closed the connection "
+				"without answering\n", ctl->socket);
+		return 2;
+	}
+	if (!json_is_true(json_object_get(ans, "ok"))) {
+		int status = ctl_print_answer(ctl, ans);
+		json_decref(ans);
+		return status;
+	}
+	json_t *res = json_object_get(ans, "result");
+	json_t *ids = json_object_get(res, "ids");
+	json_int_t n = json_integer_value(json_object_get(res, "count"));
+	if (*count == 0)
+		*first = json_integer_value(json_array_get(ids, 0));
+	*last = json_integer_value(json_array_get(ids, 1));
+	*count += n;
+	json_decref(ans);
+	return 0;
+}
+
+/* `emit -`: events from stdin in batches of CTL_BATCH. */
+static int ctl_emit_stdin(struct ctl *ctl)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	unsigned lineno = 0;
+	json_int_t count = 0, first = 0, last = 0;
+	json_t *batch = json_array();
+	int status = 0;
+	char why[512];
+
+	while (getline(&line, &cap, stdin) >= 0) {
+		lineno++;
+		json_t *ev = ctl_emit_line(line, why, sizeof(why));
+		if (ev == NULL) {
+			if (why[0] == '\0')
+				continue;
+			fprintf(stderr, "ophookctl: stdin:%u: %s\n", lineno,
+				why);
+			status = 2;
+			break;
+		}
+		json_array_append_new(batch, ev);
+		if (json_array_size(batch) >= CTL_BATCH) {
+			status = ctl_emit_send(ctl, batch, &count, &first,
+					       &last);
+			json_array_clear(batch);
+			if (status != 0)
+				break;
+		}
+	}
+	if (status == 0 && json_array_size(batch) > 0)
+		status = ctl_emit_send(ctl, batch, &count, &first, &last);
+	json_decref(batch);
+	free(line);
+	if (status != 0) {
+		if (count > 0)
+			fprintf(stderr, "ophookctl: %" JSON_INTEGER_FORMAT
+				" events were emitted before the error (ids %"
+				JSON_INTEGER_FORMAT "..%" JSON_INTEGER_FORMAT
+				")\n", count, first, last);
+		return status;
+	}
+	if (ctl->json) {
+		json_t *res = count > 0
+			? json_pack("{s[II]sI}", "ids", first, last, "count",
+				    count)
+			: json_pack("{s[]sI}", "ids", "count", count);
+		ctl_print_json(res, false);
+		json_decref(res);
+	} else if (count > 0) {
+		printf("emitted %" JSON_INTEGER_FORMAT " events (ids %"
+		       JSON_INTEGER_FORMAT "..%" JSON_INTEGER_FORMAT ")\n",
+		       count, first, last);
+	} else {
+		printf("no events on stdin\n");
+	}
+	return 0;
+}
+
+/* ---- main ---- */
+
+/* The socket path: -s, else the config's, else the default.  *owned_r
+ * gets what the caller frees. */
+static int ctl_socket_path(const char *sock_opt, const char *config_opt,
+			   const char **path_r, char **owned_r)
+{
+	*owned_r = NULL;
+	if (sock_opt != NULL) {
+		*path_r = sock_opt;
+		return 0;
+	}
+	const char *file = config_opt != NULL ? config_opt : CONFIG_DEFAULT_PATH;
+	struct config *cfg = NULL;
+	char *err = NULL;
+	int r = config_load(file, &cfg, &err);
+	if (r < 0) {
+		if (config_opt != NULL) {
+			fprintf(stderr, "ophookctl: %s\n",
+				err != NULL ? err : strerror(-r));
+			free(err);
+			return -1;
+		}
+		/* no readable default config: the default socket */
+		if (r != -ENOENT && r != -EACCES)
+			fprintf(stderr, "ophookctl: warning: %s; using %s\n",
+				err != NULL ? err : strerror(-r),
+				CTL_DEFAULT_SOCKET);
+		free(err);
+		*path_r = CTL_DEFAULT_SOCKET;
+		return 0;
+	}
+	free(err);
+	if (cfg->socket != NULL && cfg->socket[0] != '\0') {
+		*owned_r = strdup(cfg->socket);
+		*path_r = *owned_r;
+	} else {
+		*path_r = CTL_DEFAULT_SOCKET;
+	}
+	config_free(&cfg);
+	if (*path_r == NULL) {
+		fprintf(stderr, "ophookctl: out of memory\n");
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *sock_opt = NULL, *config_opt = NULL;
+	struct ctl ctl = { .fd = -1 };
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "+c:s:jhV", longopts, NULL)) !=
+	       -1) {
+		switch (opt) {
+		case 'c':
+			config_opt = optarg;
+			break;
+		case 's':
+			sock_opt = optarg;
+			break;
+		case 'j':
+			ctl.json = true;
+			break;
+		case 'h':
+			ctl_usage(stdout);
+			return 0;
+		case 'V':
+			printf("ophookctl %s\n", OPHOOK_VERSION);
+			return 0;
+		default:
+			ctl_usage(stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		ctl_usage(stderr);
+		return 2;
+	}
+	if (sock_opt != NULL && config_opt != NULL) {
+		fprintf(stderr, "ophookctl: give -c or -s, not both\n");
+		return 2;
+	}
+	const char *cmd = argv[optind];
+	if (strcmp(cmd, "help") == 0) {
+		ctl_usage(stdout);
+		return 0;
+	}
+	ctl.tty = isatty(STDOUT_FILENO) == 1;
+	signal(SIGPIPE, SIG_IGN);
+
+	char *owned = NULL;
+	if (ctl_socket_path(sock_opt, config_opt, &ctl.socket, &owned) < 0)
+		return 2;
+	if (ctl_connect(&ctl) < 0) {
+		free(owned);
+		return 2;
+	}
+
+	int status;
+	if (strcmp(cmd, "emit") == 0 && argc - optind == 2 &&
+	    strcmp(argv[optind + 1], "-") == 0) {
+		status = ctl_emit_stdin(&ctl);
+	} else {
+		json_t *args = json_array();
+		for (int i = optind + 1; i < argc; i++) {
+			json_t *a = json_string(argv[i]);
+			if (a == NULL) {
+				fprintf(stderr, "ophookctl: argument %d is not "
+					"valid UTF-8\n", i - optind);
+				json_decref(args);
+				status = 2;
+				goto out;
+			}
+			json_array_append_new(args, a);
+		}
+		json_t *req = json_pack("{sssosbsb}", "cmd", cmd, "args", args,
+					"json", ctl.json, "tty", ctl.tty);
+		status = ctl_run(&ctl, req, strcmp(cmd, "tail") == 0);
+		json_decref(req);
+	}
+out:
+	fclose(ctl.in);
+	close(ctl.fd);
+	free(owned);
+	if (fflush(stdout) != 0 && status == 0)
+		status = 2;
+	return status;
+}
