@@ -1,6 +1,792 @@
-/* stub: replaced by the paneldb subsystem */
+/* The panel database: one poll cycle at a time, chained on the loop:
+ *
+ *   timer -> work (worker thread: read OpenAdmin's users.db if it changed,
+ *   run the three panel SELECTs, build snapshots, diff them against the
+ *   committed ones) -> after (loop: submit the events) -> every event
+ *   journaled -> commit (swap the snapshots in; the enricher reads them)
+ *   -> work (worker: save them under state_dir) -> timer again.
+ *
+ * The committed snapshots change only on the loop thread between cycles,
+ * so the worker may read them while a cycle runs.  A snapshot is committed
+ * only once its events are in the journal: a lost server or a crash makes
+ * the next diff start from what was last committed (nothing lost; nothing
+ * emitted twice unless the daemon dies between journaling and saving). */
+#define _GNU_SOURCE
 #include "paneldb.h"
-#include <stddef.h>
-int paneldb_start(struct engine *e, struct paneldb **p_r, const char **error_r) { (void)e; (void)error_r; *p_r = NULL; return 0; }
-void paneldb_stop(struct paneldb **p) { *p = NULL; }
-int paneldb_query(struct paneldb *p, const char *sql, json_t *params, json_t **rows_r, char **error_r) { (void)p; (void)sql; (void)params; *rows_r = NULL; *error_r = NULL; return -95; }
+#include "dbpoll.h"
+#include "engine.h"
+#include "log.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+#define PANELDB_WHO "paneldb"
+#define PANELDB_STATE_FILE "paneldb.json"
+#define PANELDB_STATE_MAX (512u * 1024 * 1024)
+#define PANELDB_BACKOFF_MAX_MS 15000u
+#define PANELDB_ADMIN_REREAD_MS 60000
+
+struct paneldb_sig {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	int64_t mtime_ns;
+};
+
+struct paneldb_job;
+
+struct paneldb {
+	struct engine *e;
+	uv_loop_t *loop;
+	atomic_int refs;
+	bool stopping, busy;
+
+	const struct paneldb_driver *drv;
+	struct paneldb_target target;
+	char *path, *option_file, *database, *admin_db, *state_file;
+	unsigned poll_ms;
+
+	pthread_mutex_t conn_lock;
+	struct paneldb_conn *conn; /* guarded by conn_lock */
+
+	uv_timer_t timer;
+	bool timer_init;
+	uv_work_t work;
+	struct paneldb_job *job;
+
+	/* Committed state (loop thread writes between cycles). */
+	struct dbpoll_panel *panel;
+	struct dbpoll_admins *admins;
+	struct paneldb_sig admin_sig[2]; /* users.db, users.db-wal */
+	int64_t admin_read_ms;
+
+	/* Health (loop thread). */
+	bool lost, admin_warned;
+	unsigned failures;
+	int64_t lost_since_ms;
+	uint64_t polls, queries, events;
+};
+
+struct paneldb_job {
+	struct paneldb *p;
+	int64_t now_ms;
+	unsigned queries;
+	/* panel part */
+	bool panel_read, panel_dirty, panel_failed;
+	int panel_ret;
+	char *panel_err;
+	struct dbpoll_panel *panel;
+	/* admin part */
+	bool admin_read, admin_dirty, admin_failed, admin_missing;
+	char *admin_err;
+	struct dbpoll_admins *admins;
+	struct paneldb_sig admin_sig[2];
+	/* events and their journaling */
+	struct dbpoll_events events;
+	size_t pending;
+	/* persistence */
+	bool persist;
+	int persist_ret;
+};
+
+static void paneldb_unref(struct paneldb *p);
+static void paneldb_schedule(struct paneldb *p);
+
+/* ---- read-only SQL check ---- */
+
+static const char *paneldb_skip_space(const char *s)
+{
+	for (;;) {
+		while (isspace((unsigned char)*s))
+			s++;
+		if (s[0] == '-' && s[1] == '-') {
+			while (*s != '\0' && *s != '\n')
+				s++;
+		} else if (s[0] == '/' && s[1] == '*') {
+			const char *e = strstr(s + 2, "*/");
+
+			s = e != NULL ? e + 2 : s + strlen(s);
+		} else if (s[0] == '#') {
+			while (*s != '\0' && *s != '\n')
+				s++;
+		} else {
+			return s;
+		}
+	}
+}
+
+static bool paneldb_word_is(const char *w, size_t len, const char *kw)
+{
+	return strlen(kw) == len && strncasecmp(w, kw, len) == 0;
+}
+
+bool paneldb_sql_readonly(const char *sql, const char **why_r)
+{
+	static const char *const banned[] = { "INTO", "UPDATE", "LOCK",
+		"GET_LOCK", "LOAD_FILE", "LOAD_EXTENSION", "DELETE", "INSERT",
+		"REPLACE", "DROP", "ALTER", "CREATE", "ATTACH", "PRAGMA" };
+	const char *s = paneldb_skip_space(sql), *prev_word = NULL;
+	size_t prev_len = 0;
+
+	if (strncasecmp(s, "SELECT", 6) != 0 ||
+	    (isalnum((unsigned char)s[6]) || s[6] == '_')) {
+		*why_r = "only SELECT statements are allowed";
+		return false;
+	}
+	while (*s != '\0') {
+		if (*s == '\'' || *s == '"' || *s == '`') {
+			char q = *s++;
+
+			while (*s != '\0' && *s != q) {
+				if (*s == '\\' && s[1] != '\0')
+					s++;
+				s++;
+			}
+			if (*s == '\0') {
+				*why_r = "unterminated quoted string";
+				return false;
+			}
+			s++;
+		} else if ((s[0] == '-' && s[1] == '-') || *s == '#' ||
+			   (s[0] == '/' && s[1] == '*')) {
+			s = paneldb_skip_space(s);
+		} else if (*s == ';') {
+			if (*paneldb_skip_space(s + 1) != '\0') {
+				*why_r = "only one statement is allowed";
+				return false;
+			}
+			s++;
+		} else if (isalpha((unsigned char)*s) || *s == '_') {
+			const char *w = s;
+			size_t len;
+
+			while (isalnum((unsigned char)*s) || *s == '_' || *s == '$')
+				s++;
+			len = (size_t)(s - w);
+			for (size_t i = 0; i < sizeof(banned) / sizeof(*banned); i++) {
+				if (paneldb_word_is(w, len, banned[i])) {
+					*why_r = "the query may only read (INTO, "
+						 "locking and writing are refused)";
+					return false;
+				}
+			}
+			if (paneldb_word_is(w, len, "SHARE") && prev_word != NULL &&
+			    paneldb_word_is(prev_word, prev_len, "FOR")) {
+				*why_r = "locking reads are refused";
+				return false;
+			}
+			prev_word = w;
+			prev_len = len;
+		} else {
+			s++;
+		}
+	}
+	return true;
+}
+
+const struct paneldb_driver *paneldb_driver_find(const char *name)
+{
+	if (name == NULL || strcmp(name, "sqlite") == 0)
+		return &paneldb_sqlite_driver;
+	if (strcmp(name, "mysql") == 0 || strcmp(name, "mariadb") == 0)
+		return &paneldb_mysql_driver;
+	return NULL;
+}
+
+/* ---- the connection (any thread, under conn_lock) ---- */
+
+/* Run fn with a connection, reconnecting once when a reused connection
+ * turns out to be gone (server restart, wait_timeout). */
+typedef int paneldb_conn_fn(struct paneldb *p, struct paneldb_conn *c,
+			    void *ctx, char **error_r);
+
+static int paneldb_with_conn(struct paneldb *p, paneldb_conn_fn *fn,
+			     void *ctx, char **error_r)
+{
+	int ret;
+
+	pthread_mutex_lock(&p->conn_lock);
+	for (int attempt = 0;; attempt++) {
+		bool fresh = p->conn == NULL;
+
+		if (fresh) {
+			ret = p->drv->connect(&p->target, &p->conn, error_r);
+			if (ret < 0)
+				break;
+		}
+		ret = fn(p, p->conn, ctx, error_r);
+		if (ret == -EPIPE || (ret < 0 && p->drv->per_poll))
+			p->drv->close(&p->conn);
+		if (ret != -EPIPE || fresh || attempt > 0)
+			break;
+		free(*error_r);
+		*error_r = NULL;
+	}
+	if (p->drv->per_poll)
+		p->drv->close(&p->conn);
+	pthread_mutex_unlock(&p->conn_lock);
+	return ret;
+}
+
+/* ---- paneldb_query ---- */
+
+struct paneldb_query_ctx {
+	const char *sql;
+	json_t *params, *rows, *cols;
+};
+
+static int paneldb_query_fn(struct paneldb *p, struct paneldb_conn *c,
+			    void *ctx, char **error_r)
+{
+	struct paneldb_query_ctx *q = ctx;
+
+	return p->drv->query(c, q->sql, q->params, &q->rows, &q->cols, error_r);
+}
+
+int paneldb_query(struct paneldb *p, const char *sql, json_t *params,
+		  json_t **rows_r, char **error_r)
+{
+	struct paneldb_query_ctx q = { sql, params, NULL, NULL };
+	const char *why;
+	json_t *row, *out;
+	size_t i;
+	int ret;
+
+	*rows_r = NULL;
+	*error_r = NULL;
+	if (p == NULL) {
+		*error_r = xstrdup("the panel DB is not started");
+		return -ENOTCONN;
+	}
+	if (sql == NULL || !paneldb_sql_readonly(sql, &why)) {
+		*error_r = xasprintf("refused query: %s",
+				     sql == NULL ? "no SQL" : why);
+		return -EPERM;
+	}
+	if (params != NULL && !json_is_array(params)) {
+		*error_r = xstrdup("query parameters must be an array");
+		return -EINVAL;
+	}
+	ret = paneldb_with_conn(p, paneldb_query_fn, &q, error_r);
+	if (ret < 0)
+		return ret;
+	out = json_array();
+	json_array_foreach(q.rows, i, row) {
+		json_t *obj = json_object(), *v;
+		size_t j;
+
+		json_array_foreach(row, j, v) {
+			const char *name = json_string_value(
+				json_array_get(q.cols, j));
+
+			json_object_set(obj, name != NULL ? name : "?", v);
+		}
+		json_array_append_new(out, obj);
+	}
+	json_decref(q.rows);
+	json_decref(q.cols);
+	*rows_r = out;
+	return 0;
+}
+
+/* ---- the poll (worker thread) ---- */
+
+static void paneldb_stat_sig(const char *path, struct paneldb_sig *sig)
+{
+	struct stat st;
+
+	memset(sig, 0, sizeof(*sig));
+	if (stat(path, &st) < 0)
+		return;
+	sig->dev = st.st_dev;
+	sig->ino = st.st_ino;
+	sig->size = st.st_size;
+	sig->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 +
+			st.st_mtim.tv_nsec;
+}
+
+static void paneldb_poll_admins(struct paneldb_job *job)
+{
+	struct paneldb *p = job->p;
+	struct paneldb_target t = { .path = p->admin_db };
+	struct paneldb_conn *c = NULL;
+	char *wal;
+	int ret;
+
+	if (p->admin_db == NULL || p->admin_db[0] == '\0')
+		return;
+	wal = xasprintf("%s-wal", p->admin_db);
+	paneldb_stat_sig(p->admin_db, &job->admin_sig[0]);
+	paneldb_stat_sig(wal, &job->admin_sig[1]);
+	free(wal);
+	if (job->admin_sig[0].ino == 0) {
+		job->admin_missing = true;
+		return;
+	}
+	if (p->admins != NULL &&
+	    memcmp(job->admin_sig, p->admin_sig, sizeof(job->admin_sig)) == 0 &&
+	    job->now_ms - p->admin_read_ms < PANELDB_ADMIN_REREAD_MS)
+		return; /* unchanged */
+	ret = paneldb_sqlite_driver.connect(&t, &c, &job->admin_err);
+	if (ret == 0) {
+		ret = dbpoll_fetch_admins(&paneldb_sqlite_driver, c,
+					  &job->admins, &job->admin_err);
+		paneldb_sqlite_driver.close(&c);
+	}
+	if (ret < 0)
+		return;
+	job->admin_read = true;
+	job->admin_dirty = dbpoll_diff_admins(p->admins, job->admins,
+					      &job->events);
+}
+
+static int paneldb_poll_fn(struct paneldb *p, struct paneldb_conn *c,
+			   void *ctx, char **error_r)
+{
+	struct paneldb_job *job = ctx;
+
+	dbpoll_panel_free(&job->panel);
+	return dbpoll_fetch_panel(p->drv, c, p->panel, job->now_ms, &job->panel,
+				  &job->queries, error_r);
+}
+
+static void paneldb_poll_work(uv_work_t *req)
+{
+	struct paneldb_job *job = req->data;
+	struct paneldb *p = job->p;
+
+	paneldb_poll_admins(job);
+	job->panel_ret = paneldb_with_conn(p, paneldb_poll_fn, job,
+					   &job->panel_err);
+	if (job->panel_ret < 0)
+		return;
+	job->panel_read = true;
+	job->panel_dirty = dbpoll_diff_panel(p->panel, job->panel,
+					     &job->events);
+}
+
+/* ---- the cycle (loop thread) ---- */
+
+static void paneldb_job_free(struct paneldb_job **jobp)
+{
+	struct paneldb_job *job = *jobp;
+
+	if (job == NULL)
+		return;
+	dbpoll_panel_free(&job->panel);
+	dbpoll_admins_free(&job->admins);
+	dbpoll_events_clear(&job->events);
+	free(job->panel_err);
+	free(job->admin_err);
+	free(job);
+	*jobp = NULL;
+}
+
+static int paneldb_save(struct paneldb *p)
+{
+	json_t *doc = dbpoll_state_to_json(p->panel, p->admins);
+	char *text = json_dumps(doc, JSON_COMPACT);
+	int ret;
+
+	json_decref(doc);
+	if (text == NULL)
+		return -ENOMEM;
+	ret = file_write_atomic(p->state_file, text, strlen(text), 0600);
+	free(text);
+	return ret;
+}
+
+static void paneldb_persist_work(uv_work_t *req)
+{
+	struct paneldb_job *job = req->data;
+
+	job->persist_ret = paneldb_save(job->p);
+}
+
+static void paneldb_cycle_done(struct paneldb *p)
+{
+	paneldb_job_free(&p->job);
+	p->busy = false;
+	if (p->stopping) {
+		paneldb_unref(p);
+		return;
+	}
+	paneldb_schedule(p);
+	paneldb_unref(p);
+}
+
+static void paneldb_persist_after(uv_work_t *req, int status)
+{
+	struct paneldb_job *job = req->data;
+	struct paneldb *p = job->p;
+
+	if (status == 0 && job->persist_ret < 0)
+		log_msg(LOG_ERROR_L, PANELDB_WHO, "%s: cannot save: %s",
+			p->state_file, strerror(-job->persist_ret));
+	paneldb_cycle_done(p);
+}
+
+/* Every event of the cycle is journaled (or failed): commit. */
+static void paneldb_commit(struct paneldb_job *job)
+{
+	struct paneldb *p = job->p;
+	int ret;
+
+	if (job->panel_read) {
+		if (job->panel_failed) {
+			job->panel_dirty = false;
+		} else {
+			dbpoll_panel_free(&p->panel);
+			p->panel = job->panel;
+			job->panel = NULL;
+		}
+	}
+	if (job->admin_read) {
+		if (job->admin_failed) {
+			job->admin_dirty = false;
+		} else {
+			dbpoll_admins_free(&p->admins);
+			p->admins = job->admins;
+			job->admins = NULL;
+			memcpy(p->admin_sig, job->admin_sig,
+			       sizeof(p->admin_sig));
+			p->admin_read_ms = job->now_ms;
+		}
+	}
+	if (!job->panel_dirty && !job->admin_dirty) {
+		paneldb_cycle_done(p);
+		return;
+	}
+	if (p->stopping) {
+		/* Shutting down: save now, on this thread. */
+		ret = paneldb_save(p);
+		if (ret < 0)
+			log_msg(LOG_ERROR_L, PANELDB_WHO, "%s: cannot save: %s",
+				p->state_file, strerror(-ret));
+		paneldb_cycle_done(p);
+		return;
+	}
+	p->work.data = job;
+	ret = uv_queue_work(p->loop, &p->work, paneldb_persist_work,
+			    paneldb_persist_after);
+	if (ret < 0) {
+		log_msg(LOG_ERROR_L, PANELDB_WHO, "cannot queue work: %s",
+			uv_strerror(ret));
+		paneldb_cycle_done(p);
+	}
+}
+
+struct paneldb_submit {
+	struct paneldb_job *job;
+	bool admin;
+};
+
+static void paneldb_event_done(struct paneldb_job *job, bool admin, bool ok)
+{
+	if (!ok) {
+		if (admin)
+			job->admin_failed = true;
+		else
+			job->panel_failed = true;
+	}
+	if (--job->pending == 0)
+		paneldb_commit(job);
+}
+
+static void paneldb_submitted(struct event *ev, const char *error, void *ctx)
+{
+	struct paneldb_submit *s = ctx;
+	struct paneldb_job *job = s->job;
+	bool admin = s->admin;
+
+	free(s);
+	if (ev == NULL)
+		log_msg(LOG_ERROR_L, PANELDB_WHO,
+			"event not journaled (will retry at the next poll): %s",
+			error != NULL ? error : "unknown error");
+	paneldb_event_done(job, admin, ev != NULL);
+}
+
+static void paneldb_health(struct paneldb *p, struct paneldb_job *job)
+{
+	if (job->panel_ret < 0) {
+		p->failures++;
+		if (!p->lost) {
+			p->lost = true;
+			p->lost_since_ms = job->now_ms;
+			log_msg(LOG_WARN_L, PANELDB_WHO,
+				"panel DB lost: %s; retrying with backoff",
+				job->panel_err != NULL ? job->panel_err :
+				strerror(-job->panel_ret));
+		} else {
+			log_msg(LOG_DEBUG_L, PANELDB_WHO,
+				"panel DB still unavailable: %s",
+				job->panel_err != NULL ? job->panel_err : "?");
+		}
+	} else if (p->lost) {
+		log_msg(LOG_INFO_L, PANELDB_WHO,
+			"panel DB back after %.1f s (%u failed attempts)",
+			(double)(job->now_ms - p->lost_since_ms) / 1000.0,
+			p->failures);
+		p->lost = false;
+		p->failures = 0;
+	}
+	if (job->panel_read && job->panel->bad_rows > 0 &&
+	    (p->panel == NULL || p->panel->bad_rows != job->panel->bad_rows))
+		log_msg(LOG_WARN_L, PANELDB_WHO,
+			"panel DB: %u rows skipped (invalid user or domain "
+			"names, duplicate ids)", job->panel->bad_rows);
+	if (job->admin_err != NULL && !p->admin_warned) {
+		p->admin_warned = true;
+		log_msg(LOG_WARN_L, PANELDB_WHO,
+			"admin DB: %s (admin.* events paused; retrying)",
+			job->admin_err);
+	} else if (job->admin_read && p->admin_warned) {
+		p->admin_warned = false;
+		log_msg(LOG_INFO_L, PANELDB_WHO, "admin DB %s readable again",
+			p->admin_db);
+	}
+}
+
+static void paneldb_poll_after(uv_work_t *req, int status)
+{
+	struct paneldb_job *job = req->data;
+	struct paneldb *p = job->p;
+	size_t n = job->events.n;
+
+	if (status != 0 || p->stopping) {
+		paneldb_cycle_done(p);
+		return;
+	}
+	p->polls++;
+	p->queries += job->queries;
+	paneldb_health(p, job);
+	if (n > 0)
+		log_msg(LOG_DEBUG_L, PANELDB_WHO, "poll: %zu events", n);
+	job->pending = n + 1; /* +1: callbacks may run inside submit */
+	for (size_t i = 0; i < n; i++) {
+		struct dbpoll_event *ev = &job->events.v[i];
+		struct paneldb_submit *s = xmalloc(sizeof(*s));
+		const char *error = NULL;
+		json_t *payload = ev->payload;
+		int ret;
+
+		s->job = job;
+		s->admin = strncmp(ev->type, "admin.", 6) == 0;
+		ev->payload = NULL;
+		p->events++;
+		ret = engine_submit(p->e, ev->type, ev->subject, "db", payload,
+				    paneldb_submitted, s, &error);
+		if (ret < 0) {
+			/* Refused for good (a bad name): do not block the
+			 * snapshot on it forever. */
+			log_msg(LOG_ERROR_L, PANELDB_WHO, "%s %s refused: %s",
+				ev->type, ev->subject,
+				error != NULL ? error : strerror(-ret));
+			free(s);
+			job->pending--;
+		}
+	}
+	paneldb_event_done(job, false, true);
+}
+
+static void paneldb_timer_cb(uv_timer_t *t)
+{
+	struct paneldb *p = t->data;
+	struct paneldb_job *job;
+	int ret;
+
+	if (p->busy || p->stopping)
+		return;
+	job = xcalloc(1, sizeof(*job));
+	job->p = p;
+	job->now_ms = now_ms();
+	p->job = job;
+	p->work.data = job;
+	ret = uv_queue_work(p->loop, &p->work, paneldb_poll_work,
+			    paneldb_poll_after);
+	if (ret < 0) {
+		log_msg(LOG_ERROR_L, PANELDB_WHO, "cannot queue work: %s",
+			uv_strerror(ret));
+		paneldb_job_free(&p->job);
+		paneldb_schedule(p);
+		return;
+	}
+	p->busy = true;
+	atomic_fetch_add(&p->refs, 1);
+}
+
+static void paneldb_schedule(struct paneldb *p)
+{
+	uint64_t delay = p->poll_ms;
+
+	if (p->stopping || !p->timer_init)
+		return;
+	if (p->lost) {
+		unsigned shift = p->failures < 16 ? p->failures : 16;
+		uint64_t cap = p->poll_ms > PANELDB_BACKOFF_MAX_MS ?
+			       p->poll_ms : PANELDB_BACKOFF_MAX_MS;
+
+		delay = (uint64_t)p->poll_ms << shift;
+		if (delay > cap)
+			delay = cap;
+	}
+	uv_timer_start(&p->timer, paneldb_timer_cb, delay, 0);
+}
+
+/* ---- enrichment (loop thread) ---- */
+
+static void paneldb_enrich(json_t *payload, const char *type,
+			   const char *subject, void *ctx)
+{
+	struct paneldb *p = ctx;
+
+	dbpoll_enrich(p->panel, payload, type, subject);
+}
+
+/* ---- start / stop ---- */
+
+static void paneldb_load_state(struct paneldb *p)
+{
+	json_error_t jerr;
+	const char *why;
+	char *data;
+	size_t len;
+	json_t *doc;
+	int ret;
+
+	ret = file_read_nofollow(p->state_file, PANELDB_STATE_MAX, &data, &len);
+	if (ret == -ENOENT)
+		return;
+	if (ret < 0) {
+		log_msg(LOG_WARN_L, PANELDB_WHO,
+			"%s: cannot read: %s (starting from a new baseline)",
+			p->state_file, strerror(-ret));
+		return;
+	}
+	doc = json_loadb(data, len, 0, &jerr);
+	free(data);
+	if (doc == NULL) {
+		log_msg(LOG_WARN_L, PANELDB_WHO,
+			"%s:%d:%d: %s (starting from a new baseline)",
+			p->state_file, jerr.line, jerr.column, jerr.text);
+		return;
+	}
+	if (dbpoll_state_from_json(doc, &p->panel, &p->admins, &why) < 0)
+		log_msg(LOG_WARN_L, PANELDB_WHO,
+			"%s: %s (starting from a new baseline)", p->state_file,
+			why);
+	json_decref(doc);
+}
+
+static char *paneldb_strdup0(const char *s)
+{
+	return s != NULL ? xstrdup(s) : NULL;
+}
+
+static void paneldb_free(struct paneldb *p)
+{
+	pthread_mutex_lock(&p->conn_lock);
+	p->drv->close(&p->conn);
+	pthread_mutex_unlock(&p->conn_lock);
+	pthread_mutex_destroy(&p->conn_lock);
+	dbpoll_panel_free(&p->panel);
+	dbpoll_admins_free(&p->admins);
+	free(p->path);
+	free(p->option_file);
+	free(p->database);
+	free(p->admin_db);
+	free(p->state_file);
+	free(p);
+}
+
+static void paneldb_unref(struct paneldb *p)
+{
+	if (atomic_fetch_sub(&p->refs, 1) == 1)
+		paneldb_free(p);
+}
+
+static void paneldb_timer_closed(uv_handle_t *h)
+{
+	paneldb_unref(h->data);
+}
+
+int paneldb_start(struct engine *e, struct paneldb **p_r,
+		  const char **error_r)
+{
+	const struct config *cfg = engine_config(e);
+	const struct paneldb_driver *drv;
+	struct paneldb *p;
+	int ret;
+
+	*p_r = NULL;
+	drv = paneldb_driver_find(cfg->panel_db.driver);
+	if (drv == NULL) {
+		*error_r = "panel_db.driver: unknown driver (sqlite or mysql)";
+		return -EINVAL;
+	}
+	p = xcalloc(1, sizeof(*p));
+	atomic_init(&p->refs, 1);
+	p->e = e;
+	p->loop = engine_loop(e);
+	p->drv = drv;
+	p->path = paneldb_strdup0(cfg->panel_db.path);
+	p->option_file = paneldb_strdup0(cfg->panel_db.option_file);
+	p->database = paneldb_strdup0(cfg->panel_db.database);
+	p->admin_db = paneldb_strdup0(cfg->panel_db.admin_db);
+	p->target.path = p->path;
+	p->target.option_file = p->option_file;
+	p->target.database = p->database;
+	p->poll_ms = cfg->panel_db.poll_ms;
+	p->state_file = xasprintf("%s/%s", cfg->state_dir, PANELDB_STATE_FILE);
+	pthread_mutex_init(&p->conn_lock, NULL);
+	ret = mkdir_p(cfg->state_dir, 0700);
+	if (ret < 0 && ret != -EEXIST) {
+		*error_r = "state_dir: cannot create it";
+		paneldb_free(p);
+		return ret;
+	}
+	paneldb_load_state(p);
+	engine_set_enricher(e, paneldb_enrich, p);
+	if (p->poll_ms > 0) {
+		uv_timer_init(p->loop, &p->timer);
+		p->timer.data = p;
+		p->timer_init = true;
+		atomic_fetch_add(&p->refs, 1); /* the timer's */
+		uv_timer_start(&p->timer, paneldb_timer_cb, 0, 0);
+	}
+	log_msg(LOG_INFO_L, PANELDB_WHO, "%s panel DB %s, poll %u ms%s%s",
+		drv->name, strcmp(drv->name, "mysql") == 0 ?
+		(p->option_file != NULL ? p->option_file : "?") :
+		(p->path != NULL ? p->path : "?"), p->poll_ms,
+		p->panel != NULL ? ", state loaded from " : "",
+		p->panel != NULL ? p->state_file : "");
+	*p_r = p;
+	return 0;
+}
+
+void paneldb_stop(struct paneldb **pp)
+{
+	struct paneldb *p = *pp;
+
+	if (p == NULL)
+		return;
+	*pp = NULL;
+	p->stopping = true;
+	engine_set_enricher(p->e, NULL, NULL);
+	if (p->busy && p->job != NULL)
+		uv_cancel((uv_req_t *)&p->work); /* fails once running */
+	if (p->timer_init) {
+		uv_timer_stop(&p->timer);
+		uv_close((uv_handle_t *)&p->timer, paneldb_timer_closed);
+	}
+	paneldb_unref(p);
+}

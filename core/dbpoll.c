@@ -1,0 +1,1158 @@
+/* Panel DB snapshots, their diff into events, enrichment, persistence. */
+#include "dbpoll.h"
+#include "hmap.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- small helpers ---- */
+
+static bool dbpoll_streq(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+static char *dbpoll_strdup0(const char *s)
+{
+	return s != NULL ? xstrdup(s) : NULL;
+}
+
+static void dbpoll_id_key(int64_t id, char *buf, size_t size)
+{
+	snprintf(buf, size, "%" PRId64, id);
+}
+
+/* An integer cell (integer, or a decimal string); -1 for null/other. */
+static int64_t dbpoll_cell_int(json_t *v)
+{
+	if (json_is_integer(v))
+		return json_integer_value(v);
+	if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+		char *end;
+		long long n = strtoll(s, &end, 10);
+
+		if (end != s && *end == '\0')
+			return n;
+	}
+	if (json_is_true(v))
+		return 1;
+	if (json_is_false(v))
+		return 0;
+	return -1;
+}
+
+/* A string cell (numbers formatted); NULL for null and empty strings. */
+static const char *dbpoll_cell_str(json_t *v, char *buf, size_t size)
+{
+	if (json_is_string(v))
+		return json_string_length(v) > 0 ? json_string_value(v) : NULL;
+	if (json_is_integer(v)) {
+		snprintf(buf, size, "%" JSON_INTEGER_FORMAT,
+			 json_integer_value(v));
+		return buf;
+	}
+	return NULL;
+}
+
+static void dbpoll_set_str(json_t *obj, const char *key, const char *s)
+{
+	json_t *v;
+
+	if (s == NULL)
+		return;
+	v = json_string(s);
+	if (v != NULL)
+		json_object_set_new(obj, key, v);
+}
+
+static void dbpoll_set_str_or_null(json_t *obj, const char *key,
+				   const char *s)
+{
+	json_t *v = s != NULL ? json_string(s) : NULL;
+
+	json_object_set_new(obj, key, v != NULL ? v : json_null());
+}
+
+/* ---- usernames ---- */
+
+void dbpoll_parse_username(const char *username, char **name_r,
+			   char **suspended_at_r)
+{
+	static const char prefix[] = "SUSPENDED_";
+	size_t pl = sizeof(prefix) - 1;
+
+	*suspended_at_r = NULL;
+	if (strncmp(username, prefix, pl) == 0) {
+		const char *ts = username + pl;
+		size_t i;
+
+		for (i = 0; i < 14 && isdigit((unsigned char)ts[i]); i++)
+			;
+		if (i == 14 && ts[14] == '_' && ts[15] != '\0') {
+			*name_r = xstrdup(ts + 15);
+			*suspended_at_r = xstrndup(ts, 14);
+			return;
+		}
+	}
+	*name_r = xstrdup(username);
+}
+
+/* "20260102030405" -> "2026-01-02T03:04:05Z" */
+static void dbpoll_ts_iso(const char *ts, char *buf, size_t size)
+{
+	snprintf(buf, size, "%.4s-%.2s-%.2sT%.2s:%.2s:%.2sZ", ts, ts + 4,
+		 ts + 6, ts + 8, ts + 10, ts + 12);
+}
+
+/* ---- snapshots ---- */
+
+static void dbpoll_user_free(void *v)
+{
+	struct dbpoll_user *u = v;
+
+	free(u->username);
+	free(u->name);
+	free(u->suspended_at);
+	free(u->email);
+	free(u->context);
+	free(u);
+}
+
+static void dbpoll_owner_free(void *v)
+{
+	struct dbpoll_owner *o = v;
+
+	free(o->user);
+	free(o->plan);
+	free(o->context);
+	free(o);
+}
+
+static struct dbpoll_panel *dbpoll_panel_new(void)
+{
+	struct dbpoll_panel *p = xcalloc(1, sizeof(*p));
+
+	p->users = hmap_new();
+	p->plans = hmap_new();
+	p->owners = hmap_new();
+	p->by_name = hmap_new();
+	return p;
+}
+
+void dbpoll_panel_free(struct dbpoll_panel **pp)
+{
+	struct dbpoll_panel *p = *pp;
+
+	if (p == NULL)
+		return;
+	hmap_free(&p->by_name, NULL);
+	hmap_free(&p->users, dbpoll_user_free);
+	hmap_free(&p->plans, free);
+	hmap_free(&p->owners, dbpoll_owner_free);
+	free(p);
+	*pp = NULL;
+}
+
+static struct dbpoll_user *dbpoll_user_new(int64_t id, const char *username,
+					   int64_t plan_id, const char *email,
+					   const char *context)
+{
+	struct dbpoll_user *u = xcalloc(1, sizeof(*u));
+
+	u->id = id;
+	u->username = xstrdup(username);
+	dbpoll_parse_username(username, &u->name, &u->suspended_at);
+	u->plan_id = plan_id;
+	u->email = dbpoll_strdup0(email);
+	u->context = dbpoll_strdup0(context);
+	return u;
+}
+
+/* Add a user; false (and u freed) when the id is taken or the name bad. */
+static bool dbpoll_panel_add_user(struct dbpoll_panel *p,
+				  struct dbpoll_user *u)
+{
+	char key[32];
+	const char *why;
+
+	dbpoll_id_key(u->id, key, sizeof(key));
+	if (!name_valid_user(u->name, &why) || hmap_get(p->users, key) != NULL) {
+		dbpoll_user_free(u);
+		p->bad_rows++;
+		return false;
+	}
+	hmap_put(p->users, key, u);
+	hmap_put(p->by_name, u->name, u);
+	return true;
+}
+
+static const char *dbpoll_plan_name(const struct dbpoll_panel *p,
+				    int64_t plan_id)
+{
+	char key[32];
+
+	if (plan_id < 0)
+		return NULL;
+	dbpoll_id_key(plan_id, key, sizeof(key));
+	return hmap_get(p->plans, key);
+}
+
+static const struct dbpoll_user *dbpoll_user_get(const struct dbpoll_panel *p,
+						 int64_t id)
+{
+	char key[32];
+
+	if (id < 0)
+		return NULL;
+	dbpoll_id_key(id, key, sizeof(key));
+	return hmap_get(p->users, key);
+}
+
+/* Lower-cased copy of a domain when valid, else NULL. */
+static char *dbpoll_domain_key(const char *s)
+{
+	const char *why;
+	char *d;
+
+	if (s == NULL)
+		return NULL;
+	d = xstrdup(s);
+	for (char *c = d; *c != '\0'; c++)
+		*c = (char)tolower((unsigned char)*c);
+	if (!name_valid_domain(d, &why)) {
+		free(d);
+		return NULL;
+	}
+	return d;
+}
+
+struct dbpoll_carry {
+	struct dbpoll_panel *p;
+	int64_t now_ms;
+};
+
+static bool dbpoll_carry_gone(const char *domain, void *value, void *ctx)
+{
+	const struct dbpoll_owner *o = value;
+	struct dbpoll_carry *c = ctx;
+	struct dbpoll_owner *n;
+
+	if (hmap_get(c->p->owners, domain) != NULL)
+		return true;
+	if (o->gone_ms != 0 && c->now_ms - o->gone_ms > DBPOLL_GONE_KEEP_MS)
+		return true;
+	n = xcalloc(1, sizeof(*n));
+	n->user = dbpoll_strdup0(o->user);
+	n->user_id = o->user_id;
+	n->plan = dbpoll_strdup0(o->plan);
+	n->context = dbpoll_strdup0(o->context);
+	n->gone_ms = o->gone_ms != 0 ? o->gone_ms : c->now_ms;
+	hmap_put(c->p->owners, domain, n);
+	return true;
+}
+
+static void dbpoll_panel_add_owner(struct dbpoll_panel *p, const char *url,
+				   int64_t user_id)
+{
+	char *d = dbpoll_domain_key(url);
+	const struct dbpoll_user *u = dbpoll_user_get(p, user_id);
+	struct dbpoll_owner *o;
+
+	if (d == NULL || hmap_get(p->owners, d) != NULL) {
+		p->bad_rows++;
+		free(d);
+		return;
+	}
+	o = xcalloc(1, sizeof(*o));
+	o->user_id = user_id;
+	if (u != NULL) {
+		o->user = xstrdup(u->name);
+		o->plan = dbpoll_strdup0(dbpoll_plan_name(p, u->plan_id));
+		o->context = xstrdup(u->context != NULL ? u->context : u->name);
+	}
+	hmap_put(p->owners, d, o);
+	free(d);
+}
+
+struct dbpoll_panel *dbpoll_panel_build(json_t *users, json_t *plans,
+					json_t *domains,
+					const struct dbpoll_panel *prev,
+					int64_t now_ms)
+{
+	struct dbpoll_panel *p = dbpoll_panel_new();
+	char b1[32], b2[32], key[32];
+	json_t *row;
+	size_t i;
+
+	json_array_foreach(plans, i, row) {
+		int64_t id = dbpoll_cell_int(json_array_get(row, 0));
+		const char *name = dbpoll_cell_str(json_array_get(row, 1), b1,
+						   sizeof(b1));
+
+		if (id < 0 || name == NULL) {
+			p->bad_rows++;
+			continue;
+		}
+		dbpoll_id_key(id, key, sizeof(key));
+		free(hmap_put(p->plans, key, xstrdup(name)));
+	}
+	json_array_foreach(users, i, row) {
+		int64_t id = dbpoll_cell_int(json_array_get(row, 0));
+		const char *name = dbpoll_cell_str(json_array_get(row, 1), b1,
+						   sizeof(b1));
+		json_t *plan = json_array_get(row, 2);
+
+		if (id < 0 || name == NULL) {
+			p->bad_rows++;
+			continue;
+		}
+		dbpoll_panel_add_user(p, dbpoll_user_new(
+			id, name, json_is_null(plan) ? -1 : dbpoll_cell_int(plan),
+			json_string_value(json_array_get(row, 3)),
+			dbpoll_cell_str(json_array_get(row, 4), b2, sizeof(b2))));
+	}
+	json_array_foreach(domains, i, row) {
+		json_t *uid = json_array_get(row, 1);
+
+		dbpoll_panel_add_owner(p, json_string_value(json_array_get(row, 0)),
+				       json_is_null(uid) ? -1 : dbpoll_cell_int(uid));
+	}
+	if (prev != NULL) {
+		struct dbpoll_carry c = { p, now_ms };
+
+		hmap_each(prev->owners, dbpoll_carry_gone, &c);
+	}
+	return p;
+}
+
+int dbpoll_fetch_panel(const struct paneldb_driver *drv,
+		       struct paneldb_conn *conn,
+		       const struct dbpoll_panel *prev, int64_t now_ms,
+		       struct dbpoll_panel **panel_r, unsigned *queries_r,
+		       char **error_r)
+{
+	static const char *const sql[3] = { DBPOLL_SQL_USERS, DBPOLL_SQL_PLANS,
+					    DBPOLL_SQL_DOMAINS };
+	json_t *rows[3] = { NULL, NULL, NULL };
+	int ret = 0;
+
+	for (unsigned i = 0; i < 3 && ret == 0; i++) {
+		(*queries_r)++;
+		ret = drv->query(conn, sql[i], NULL, &rows[i], NULL, error_r);
+	}
+	if (ret == 0)
+		*panel_r = dbpoll_panel_build(rows[0], rows[1], rows[2], prev,
+					      now_ms);
+	for (unsigned i = 0; i < 3; i++)
+		json_decref(rows[i]);
+	return ret;
+}
+
+/* ---- admins ---- */
+
+static void dbpoll_admin_free(void *v)
+{
+	struct dbpoll_admin *a = v;
+
+	free(a->username);
+	free(a->role);
+	free(a);
+}
+
+void dbpoll_admins_free(struct dbpoll_admins **ap)
+{
+	struct dbpoll_admins *a = *ap;
+
+	if (a == NULL)
+		return;
+	hmap_free(&a->admins, dbpoll_admin_free);
+	free(a);
+	*ap = NULL;
+}
+
+static int dbpoll_col(json_t *cols, const char *name)
+{
+	json_t *c;
+	size_t i;
+
+	json_array_foreach(cols, i, c) {
+		if (json_is_string(c) &&
+		    strcasecmp(json_string_value(c), name) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+static int dbpoll_bool_cell(json_t *v)
+{
+	if (json_is_null(v) || v == NULL)
+		return -1;
+	if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+
+		if (strcasecmp(s, "true") == 0)
+			return 1;
+		if (strcasecmp(s, "false") == 0)
+			return 0;
+	}
+	return dbpoll_cell_int(v) != 0;
+}
+
+struct dbpoll_admins *dbpoll_admins_build(json_t *rows, json_t *cols)
+{
+	struct dbpoll_admins *a = xcalloc(1, sizeof(*a));
+	int c_id = dbpoll_col(cols, "id"), c_user = dbpoll_col(cols, "username");
+	int c_role = dbpoll_col(cols, "role");
+	int c_act = dbpoll_col(cols, "is_active");
+	int c_totp = dbpoll_col(cols, "totp_enabled");
+	int c_secret = -1;
+	char key[32], buf[32];
+	void *old;
+	json_t *row;
+	size_t i;
+
+	if (c_totp < 0)
+		c_totp = dbpoll_col(cols, "twofa_enabled");
+	if (c_totp < 0) {
+		c_secret = dbpoll_col(cols, "totp_secret");
+		if (c_secret < 0)
+			c_secret = dbpoll_col(cols, "otp_secret");
+	}
+	a->admins = hmap_new();
+	if (c_user < 0)
+		return a;
+	json_array_foreach(rows, i, row) {
+		const char *name = dbpoll_cell_str(json_array_get(row, c_user),
+						   buf, sizeof(buf));
+		struct dbpoll_admin *ad;
+
+		if (name == NULL)
+			continue;
+		ad = xcalloc(1, sizeof(*ad));
+		ad->id = c_id >= 0 ? dbpoll_cell_int(json_array_get(row, c_id)) :
+			 -1;
+		ad->username = xstrdup(name);
+		if (c_role >= 0)
+			ad->role = dbpoll_strdup0(json_string_value(
+				json_array_get(row, c_role)));
+		ad->is_active = c_act >= 0 ?
+				dbpoll_bool_cell(json_array_get(row, c_act)) : -1;
+		if (c_totp >= 0) {
+			ad->totp_enabled =
+				dbpoll_bool_cell(json_array_get(row, c_totp));
+		} else if (c_secret >= 0) {
+			json_t *s = json_array_get(row, c_secret);
+
+			ad->totp_enabled = json_is_string(s) &&
+					   json_string_length(s) > 0;
+		} else {
+			ad->totp_enabled = -1;
+		}
+		if (ad->id >= 0)
+			dbpoll_id_key(ad->id, key, sizeof(key));
+		old = hmap_put(a->admins, ad->id >= 0 ? key : ad->username, ad);
+		if (old != NULL)
+			dbpoll_admin_free(old); /* duplicate key: last wins */
+	}
+	return a;
+}
+
+int dbpoll_fetch_admins(const struct paneldb_driver *drv,
+			struct paneldb_conn *conn,
+			struct dbpoll_admins **admins_r, char **error_r)
+{
+	static const char *const want[] = { "id", "username", "role",
+		"is_active", "totp_enabled", "twofa_enabled", "totp_secret",
+		"otp_secret" };
+	json_t *info = NULL, *rows = NULL, *cols = NULL, *row;
+	char *sql;
+	size_t i, len = 0;
+	int ret;
+
+	ret = drv->query(conn, "PRAGMA table_info(\"user\")", NULL, &info,
+			 NULL, error_r);
+	if (ret < 0)
+		return ret;
+	sql = xstrdup("SELECT ");
+	for (unsigned w = 0; w < sizeof(want) / sizeof(want[0]); w++) {
+		json_array_foreach(info, i, row) {
+			const char *n = json_string_value(json_array_get(row, 1));
+
+			if (n != NULL && strcasecmp(n, want[w]) == 0) {
+				char *s = xasprintf("%s%s\"%s\"", sql,
+						    len > 0 ? ", " : "", want[w]);
+
+				free(sql);
+				sql = s;
+				len++;
+				break;
+			}
+		}
+	}
+	json_decref(info);
+	if (len == 0 || strstr(sql, "\"username\"") == NULL) {
+		free(sql);
+		*error_r = xstrdup("table \"user\" not found or has no "
+				   "username column");
+		return -EINVAL;
+	}
+	{
+		char *s = xasprintf("%s FROM \"user\"", sql);
+
+		free(sql);
+		sql = s;
+	}
+	ret = drv->query(conn, sql, NULL, &rows, &cols, error_r);
+	free(sql);
+	if (ret < 0)
+		return ret;
+	*admins_r = dbpoll_admins_build(rows, cols);
+	json_decref(rows);
+	json_decref(cols);
+	return 0;
+}
+
+/* ---- events ---- */
+
+static json_t *dbpoll_event_add(struct dbpoll_events *out, const char *type,
+				const char *subject_prefix, const char *name,
+				int64_t order, const char *key)
+{
+	struct dbpoll_event *ev;
+
+	if (out == NULL)
+		return NULL;
+	if (out->n == out->cap) {
+		out->cap = out->cap ? out->cap * 2 : 16;
+		out->v = xrealloc(out->v, out->cap * sizeof(*out->v));
+	}
+	ev = &out->v[out->n++];
+	ev->type = xstrdup(type);
+	ev->subject = xasprintf("%s%s", subject_prefix, name);
+	ev->payload = json_object();
+	ev->order = order;
+	ev->key = xstrdup(key);
+	return ev->payload;
+}
+
+void dbpoll_events_clear(struct dbpoll_events *evs)
+{
+	for (size_t i = 0; i < evs->n; i++) {
+		free(evs->v[i].type);
+		free(evs->v[i].subject);
+		free(evs->v[i].key);
+		json_decref(evs->v[i].payload);
+	}
+	free(evs->v);
+	evs->v = NULL;
+	evs->n = evs->cap = 0;
+}
+
+static int dbpoll_event_cmp(const void *a, const void *b)
+{
+	const struct dbpoll_event *x = a, *y = b;
+
+	if (x->order != y->order)
+		return x->order < y->order ? -1 : 1;
+	/* same user: keep the order they were added in (seq in key order) */
+	return x < y ? -1 : x > y;
+}
+
+/* Sort events [from, n) by id, keeping the per-id order. */
+static void dbpoll_events_sort(struct dbpoll_events *out, size_t from)
+{
+	size_t n = out->n - from;
+	struct dbpoll_event *tmp;
+	size_t *idx;
+
+	if (n < 2)
+		return;
+	/* Stable: sort indexes, then permute. */
+	idx = xmalloc(n * sizeof(*idx));
+	for (size_t i = 0; i < n; i++)
+		idx[i] = i;
+	for (size_t i = 1; i < n; i++) { /* insertion sort on mostly few */
+		size_t j = i, v = idx[i];
+
+		while (j > 0 && (dbpoll_event_cmp(&out->v[from + idx[j - 1]],
+						  &out->v[from + v]) > 0)) {
+			idx[j] = idx[j - 1];
+			j--;
+		}
+		idx[j] = v;
+	}
+	tmp = xmalloc(n * sizeof(*tmp));
+	for (size_t i = 0; i < n; i++)
+		tmp[i] = out->v[from + idx[i]];
+	memcpy(&out->v[from], tmp, n * sizeof(*tmp));
+	free(tmp);
+	free(idx);
+}
+
+static void dbpoll_user_fields(json_t *o, const struct dbpoll_panel *p,
+			       const struct dbpoll_user *u)
+{
+	dbpoll_set_str(o, "user", u->name);
+	json_object_set_new(o, "user_id", json_integer(u->id));
+	dbpoll_set_str(o, "context", u->context != NULL ? u->context : u->name);
+	dbpoll_set_str(o, "plan", dbpoll_plan_name(p, u->plan_id));
+	if (u->plan_id >= 0)
+		json_object_set_new(o, "plan_id", json_integer(u->plan_id));
+}
+
+struct dbpoll_diff {
+	const struct dbpoll_panel *old, *new;
+	struct dbpoll_events *out;
+	bool changed;
+};
+
+static void dbpoll_diff_user(struct dbpoll_diff *d, const char *key,
+			     const struct dbpoll_user *o,
+			     const struct dbpoll_user *n)
+{
+	const char *op = dbpoll_plan_name(d->old, o->plan_id);
+	const char *np = dbpoll_plan_name(d->new, n->plan_id);
+	char iso[32];
+	json_t *ev;
+
+	if (!dbpoll_streq(o->username, n->username) ||
+	    o->plan_id != n->plan_id || !dbpoll_streq(o->email, n->email) ||
+	    !dbpoll_streq(o->context, n->context) || !dbpoll_streq(op, np))
+		d->changed = true;
+	if (strcmp(o->name, n->name) != 0) {
+		ev = dbpoll_event_add(d->out, "user.renamed", "user:", n->name,
+				      n->id, key);
+		if (ev != NULL) {
+			dbpoll_user_fields(ev, d->new, n);
+			dbpoll_set_str(ev, "old_user", o->name);
+		}
+	}
+	if (o->suspended_at == NULL && n->suspended_at != NULL) {
+		ev = dbpoll_event_add(d->out, "user.suspended", "user:",
+				      n->name, n->id, key);
+		if (ev != NULL) {
+			dbpoll_user_fields(ev, d->new, n);
+			dbpoll_ts_iso(n->suspended_at, iso, sizeof(iso));
+			dbpoll_set_str(ev, "suspended_at", iso);
+			dbpoll_set_str(ev, "username", n->username);
+		}
+	} else if (o->suspended_at != NULL && n->suspended_at == NULL) {
+		ev = dbpoll_event_add(d->out, "user.unsuspended", "user:",
+				      n->name, n->id, key);
+		if (ev != NULL) {
+			dbpoll_user_fields(ev, d->new, n);
+			dbpoll_ts_iso(o->suspended_at, iso, sizeof(iso));
+			dbpoll_set_str(ev, "suspended_at", iso);
+		}
+	}
+	if (o->plan_id != n->plan_id) {
+		ev = dbpoll_event_add(d->out, "user.plan_changed", "user:",
+				      n->name, n->id, key);
+		if (ev != NULL) {
+			dbpoll_user_fields(ev, d->new, n);
+			dbpoll_set_str_or_null(ev, "old_plan", op);
+			json_object_set_new(ev, "old_plan_id", o->plan_id >= 0 ?
+					    json_integer(o->plan_id) :
+					    json_null());
+			if (np == NULL)
+				json_object_set_new(ev, "plan", json_null());
+		}
+	}
+}
+
+static bool dbpoll_diff_new_user(const char *key, void *value, void *ctx)
+{
+	struct dbpoll_diff *d = ctx;
+	const struct dbpoll_user *n = value, *o = hmap_get(d->old->users, key);
+	json_t *ev;
+
+	if (o != NULL) {
+		dbpoll_diff_user(d, key, o, n);
+		return true;
+	}
+	d->changed = true;
+	ev = dbpoll_event_add(d->out, "user.added", "user:", n->name, n->id,
+			      key);
+	if (ev != NULL) {
+		dbpoll_user_fields(ev, d->new, n);
+		dbpoll_set_str(ev, "email", n->email);
+		json_object_set_new(ev, "suspended",
+				    json_boolean(n->suspended_at != NULL));
+	}
+	return true;
+}
+
+static bool dbpoll_diff_old_user(const char *key, void *value, void *ctx)
+{
+	struct dbpoll_diff *d = ctx;
+	const struct dbpoll_user *o = value;
+	json_t *ev;
+
+	if (hmap_get(d->new->users, key) != NULL)
+		return true;
+	d->changed = true;
+	ev = dbpoll_event_add(d->out, "user.removed", "user:", o->name, o->id,
+			      key);
+	if (ev != NULL)
+		dbpoll_user_fields(ev, d->old, o);
+	return true;
+}
+
+static bool dbpoll_diff_plan(const char *key, void *value, void *ctx)
+{
+	struct dbpoll_diff *d = ctx;
+	const char *o = hmap_get(d->old->plans, key);
+
+	if (o == NULL || strcmp(o, value) != 0) {
+		d->changed = true;
+		return false;
+	}
+	return true;
+}
+
+static bool dbpoll_diff_owner(const char *key, void *value, void *ctx)
+{
+	struct dbpoll_diff *d = ctx;
+	const struct dbpoll_owner *n = value, *o = hmap_get(d->old->owners, key);
+
+	if (o == NULL || !dbpoll_streq(o->user, n->user) ||
+	    o->user_id != n->user_id || !dbpoll_streq(o->plan, n->plan) ||
+	    !dbpoll_streq(o->context, n->context) || o->gone_ms != n->gone_ms) {
+		d->changed = true;
+		return false;
+	}
+	return true;
+}
+
+bool dbpoll_diff_panel(const struct dbpoll_panel *old,
+		       const struct dbpoll_panel *new, struct dbpoll_events *out)
+{
+	struct dbpoll_diff d = { old, new, out, false };
+	size_t from = out != NULL ? out->n : 0;
+
+	if (old == NULL)
+		return true; /* a baseline: save it, no events */
+	hmap_each(new->users, dbpoll_diff_new_user, &d);
+	hmap_each(old->users, dbpoll_diff_old_user, &d);
+	if (hmap_count(old->plans) != hmap_count(new->plans) ||
+	    hmap_count(old->owners) != hmap_count(new->owners))
+		d.changed = true;
+	if (!d.changed)
+		hmap_each(new->plans, dbpoll_diff_plan, &d);
+	if (!d.changed)
+		hmap_each(new->owners, dbpoll_diff_owner, &d);
+	if (out != NULL)
+		dbpoll_events_sort(out, from);
+	return d.changed;
+}
+
+struct dbpoll_adiff {
+	const struct dbpoll_admins *old, *new;
+	struct dbpoll_events *out;
+	bool changed;
+};
+
+static void dbpoll_admin_fields(json_t *o, const struct dbpoll_admin *a)
+{
+	dbpoll_set_str(o, "admin", a->username);
+	if (a->id >= 0)
+		json_object_set_new(o, "admin_id", json_integer(a->id));
+	dbpoll_set_str(o, "role", a->role);
+	if (a->is_active >= 0)
+		json_object_set_new(o, "is_active",
+				    json_boolean(a->is_active));
+	if (a->totp_enabled >= 0)
+		json_object_set_new(o, "totp_enabled",
+				    json_boolean(a->totp_enabled));
+}
+
+static void dbpoll_tristate(json_t *o, const char *key, int v)
+{
+	json_object_set_new(o, key, v < 0 ? json_null() : json_boolean(v));
+}
+
+static bool dbpoll_adiff_new(const char *key, void *value, void *ctx)
+{
+	struct dbpoll_adiff *d = ctx;
+	const struct dbpoll_admin *n = value, *o = hmap_get(d->old->admins, key);
+	json_t *ev, *changed;
+
+	if (o == NULL) {
+		d->changed = true;
+		ev = dbpoll_event_add(d->out, "admin.added", "admin:",
+				      n->username, n->id, key);
+		if (ev != NULL)
+			dbpoll_admin_fields(ev, n);
+		return true;
+	}
+	if (dbpoll_streq(o->username, n->username) &&
+	    dbpoll_streq(o->role, n->role) && o->is_active == n->is_active &&
+	    o->totp_enabled == n->totp_enabled)
+		return true;
+	d->changed = true;
+	ev = dbpoll_event_add(d->out, "admin.changed", "admin:", n->username,
+			      n->id, key);
+	if (ev == NULL)
+		return true;
+	dbpoll_admin_fields(ev, n);
+	changed = json_array();
+	if (!dbpoll_streq(o->username, n->username)) {
+		json_array_append_new(changed, json_string("username"));
+		dbpoll_set_str(ev, "old_admin", o->username);
+	}
+	if (!dbpoll_streq(o->role, n->role)) {
+		json_array_append_new(changed, json_string("role"));
+		dbpoll_set_str_or_null(ev, "old_role", o->role);
+	}
+	if (o->is_active != n->is_active) {
+		json_array_append_new(changed, json_string("is_active"));
+		dbpoll_tristate(ev, "old_is_active", o->is_active);
+		if (o->is_active == 1 && n->is_active == 0)
+			json_object_set_new(ev, "deactivated", json_true());
+	}
+	if (o->totp_enabled != n->totp_enabled) {
+		json_array_append_new(changed, json_string("totp_enabled"));
+		dbpoll_tristate(ev, "old_totp_enabled", o->totp_enabled);
+		if (o->totp_enabled == 1 && n->totp_enabled == 0)
+			json_object_set_new(ev, "totp_disabled", json_true());
+	}
+	json_object_set_new(ev, "changed", changed);
+	return true;
+}
+
+static bool dbpoll_adiff_old(const char *key, void *value, void *ctx)
+{
+	struct dbpoll_adiff *d = ctx;
+	const struct dbpoll_admin *o = value;
+	json_t *ev;
+
+	if (hmap_get(d->new->admins, key) != NULL)
+		return true;
+	d->changed = true;
+	ev = dbpoll_event_add(d->out, "admin.removed", "admin:", o->username,
+			      o->id, key);
+	if (ev != NULL)
+		dbpoll_admin_fields(ev, o);
+	return true;
+}
+
+bool dbpoll_diff_admins(const struct dbpoll_admins *old,
+			const struct dbpoll_admins *new,
+			struct dbpoll_events *out)
+{
+	struct dbpoll_adiff d = { old, new, out, false };
+	size_t from = out != NULL ? out->n : 0;
+
+	if (old == NULL)
+		return true;
+	hmap_each(new->admins, dbpoll_adiff_new, &d);
+	hmap_each(old->admins, dbpoll_adiff_old, &d);
+	if (out != NULL)
+		dbpoll_events_sort(out, from);
+	return d.changed;
+}
+
+/* ---- enrichment ---- */
+
+const struct dbpoll_owner *dbpoll_owner_find(const struct dbpoll_panel *p,
+					     const char *domain)
+{
+	char buf[256];
+	size_t i;
+
+	if (p == NULL || domain == NULL)
+		return NULL;
+	for (i = 0; domain[i] != '\0' && i < sizeof(buf) - 1; i++)
+		buf[i] = (char)tolower((unsigned char)domain[i]);
+	if (domain[i] != '\0')
+		return NULL;
+	buf[i] = '\0';
+	return hmap_get(p->owners, buf);
+}
+
+static bool dbpoll_has_prefix(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static void dbpoll_enrich_set(json_t *payload, const char *key, json_t *v)
+{
+	if (v == NULL)
+		return;
+	if (json_object_get(payload, key) == NULL)
+		json_object_set_new(payload, key, v);
+	else
+		json_decref(v);
+}
+
+static json_t *dbpoll_str_or_nothing(const char *s)
+{
+	return s != NULL ? json_string(s) : NULL;
+}
+
+void dbpoll_enrich(const struct dbpoll_panel *p, json_t *payload,
+		   const char *type, const char *subject)
+{
+	const char *domain, *user, *why;
+
+	if (p == NULL || !json_is_object(payload) || type == NULL)
+		return;
+	if (dbpoll_has_prefix(type, "domain.") || dbpoll_has_prefix(type, "cert.") ||
+	    dbpoll_has_prefix(type, "dns.")) {
+		const struct dbpoll_owner *o;
+
+		domain = json_string_value(json_object_get(payload, "domain"));
+		if (domain == NULL && subject != NULL &&
+		    name_valid_domain(subject, &why))
+			domain = subject;
+		o = dbpoll_owner_find(p, domain);
+		if (o == NULL || o->user == NULL)
+			return;
+		dbpoll_enrich_set(payload, "user", json_string(o->user));
+		if (o->user_id >= 0)
+			dbpoll_enrich_set(payload, "user_id",
+					  json_integer(o->user_id));
+		dbpoll_enrich_set(payload, "plan", dbpoll_str_or_nothing(o->plan));
+		dbpoll_enrich_set(payload, "context",
+				  dbpoll_str_or_nothing(o->context));
+		return;
+	}
+	if (dbpoll_has_prefix(type, "user.")) {
+		const struct dbpoll_user *u;
+
+		user = json_string_value(json_object_get(payload, "user"));
+		if (user == NULL && subject != NULL &&
+		    dbpoll_has_prefix(subject, "user:"))
+			user = subject + 5;
+		if (user == NULL)
+			return;
+		u = hmap_get(p->by_name, user);
+		if (u == NULL)
+			return;
+		dbpoll_enrich_set(payload, "plan", dbpoll_str_or_nothing(
+			dbpoll_plan_name(p, u->plan_id)));
+		dbpoll_enrich_set(payload, "user_id", json_integer(u->id));
+		dbpoll_enrich_set(payload, "context", json_string(
+			u->context != NULL ? u->context : u->name));
+	}
+}
+
+/* ---- persistence ---- */
+
+static bool dbpoll_user_to_json(const char *key, void *value, void *ctx)
+{
+	const struct dbpoll_user *u = value;
+	json_t *o = json_object();
+
+	dbpoll_set_str(o, "username", u->username);
+	if (u->plan_id >= 0)
+		json_object_set_new(o, "plan_id", json_integer(u->plan_id));
+	dbpoll_set_str(o, "email", u->email);
+	dbpoll_set_str(o, "context", u->context);
+	json_object_set_new(ctx, key, o);
+	return true;
+}
+
+static bool dbpoll_plan_to_json(const char *key, void *value, void *ctx)
+{
+	json_t *s = json_string(value);
+
+	if (s != NULL)
+		json_object_set_new(ctx, key, s);
+	return true;
+}
+
+static bool dbpoll_owner_to_json(const char *key, void *value, void *ctx)
+{
+	const struct dbpoll_owner *ow = value;
+	json_t *o = json_object();
+
+	dbpoll_set_str(o, "user", ow->user);
+	if (ow->user_id >= 0)
+		json_object_set_new(o, "user_id", json_integer(ow->user_id));
+	dbpoll_set_str(o, "plan", ow->plan);
+	dbpoll_set_str(o, "context", ow->context);
+	if (ow->gone_ms != 0)
+		json_object_set_new(o, "gone_ms", json_integer(ow->gone_ms));
+	json_object_set_new(ctx, key, o);
+	return true;
+}
+
+static bool dbpoll_admin_to_json(const char *key, void *value, void *ctx)
+{
+	const struct dbpoll_admin *a = value;
+	json_t *o = json_object();
+
+	json_object_set_new(o, "id", json_integer(a->id));
+	dbpoll_set_str(o, "username", a->username);
+	dbpoll_set_str(o, "role", a->role);
+	json_object_set_new(o, "is_active", json_integer(a->is_active));
+	json_object_set_new(o, "totp_enabled", json_integer(a->totp_enabled));
+	json_object_set_new(ctx, key, o);
+	return true;
+}
+
+json_t *dbpoll_state_to_json(const struct dbpoll_panel *p,
+			     const struct dbpoll_admins *a)
+{
+	json_t *doc = json_object();
+
+	json_object_set_new(doc, "version", json_integer(1));
+	if (p != NULL) {
+		json_t *users = json_object(), *plans = json_object();
+		json_t *owners = json_object();
+
+		hmap_each(p->users, dbpoll_user_to_json, users);
+		hmap_each(p->plans, dbpoll_plan_to_json, plans);
+		hmap_each(p->owners, dbpoll_owner_to_json, owners);
+		json_object_set_new(doc, "panel", json_pack("{s:o,s:o,s:o}",
+			"users", users, "plans", plans, "owners", owners));
+	} else {
+		json_object_set_new(doc, "panel", json_null());
+	}
+	if (a != NULL) {
+		json_t *admins = json_object();
+
+		hmap_each(a->admins, dbpoll_admin_to_json, admins);
+		json_object_set_new(doc, "admins", admins);
+	} else {
+		json_object_set_new(doc, "admins", json_null());
+	}
+	return doc;
+}
+
+static int dbpoll_int_field(json_t *o, const char *key, int64_t dflt)
+{
+	json_t *v = json_object_get(o, key);
+
+	return json_is_integer(v) ? (int)json_integer_value(v) : (int)dflt;
+}
+
+static int64_t dbpoll_int64_field(json_t *o, const char *key, int64_t dflt)
+{
+	json_t *v = json_object_get(o, key);
+
+	return json_is_integer(v) ? json_integer_value(v) : dflt;
+}
+
+static int dbpoll_panel_from_json(json_t *jp, struct dbpoll_panel **p_r,
+				  const char **error_r)
+{
+	json_t *users = json_object_get(jp, "users");
+	json_t *plans = json_object_get(jp, "plans");
+	json_t *owners = json_object_get(jp, "owners");
+	struct dbpoll_panel *p;
+	const char *key;
+	json_t *v;
+
+	if (!json_is_object(users) || !json_is_object(plans) ||
+	    !json_is_object(owners)) {
+		*error_r = "\"panel\" needs objects users, plans, owners";
+		return -EINVAL;
+	}
+	p = dbpoll_panel_new();
+	json_object_foreach(plans, key, v) {
+		if (json_is_string(v))
+			hmap_put(p->plans, key, xstrdup(json_string_value(v)));
+	}
+	json_object_foreach(users, key, v) {
+		const char *name = json_string_value(json_object_get(v, "username"));
+		char *end;
+		long long id = strtoll(key, &end, 10);
+
+		if (name == NULL || *end != '\0' || end == key) {
+			*error_r = "a user needs a numeric key and a username";
+			dbpoll_panel_free(&p);
+			return -EINVAL;
+		}
+		dbpoll_panel_add_user(p, dbpoll_user_new(
+			id, name, dbpoll_int64_field(v, "plan_id", -1),
+			json_string_value(json_object_get(v, "email")),
+			json_string_value(json_object_get(v, "context"))));
+	}
+	json_object_foreach(owners, key, v) {
+		struct dbpoll_owner *o;
+
+		if (!json_is_object(v))
+			continue;
+		o = xcalloc(1, sizeof(*o));
+		o->user = dbpoll_strdup0(json_string_value(json_object_get(v, "user")));
+		o->user_id = dbpoll_int64_field(v, "user_id", -1);
+		o->plan = dbpoll_strdup0(json_string_value(json_object_get(v, "plan")));
+		o->context = dbpoll_strdup0(json_string_value(
+			json_object_get(v, "context")));
+		o->gone_ms = dbpoll_int64_field(v, "gone_ms", 0);
+		hmap_put(p->owners, key, o); /* JSON keys are unique */
+	}
+	*p_r = p;
+	return 0;
+}
+
+static int dbpoll_admins_from_json(json_t *ja, struct dbpoll_admins **a_r,
+				   const char **error_r)
+{
+	struct dbpoll_admins *a;
+	const char *key;
+	json_t *v;
+
+	if (!json_is_object(ja)) {
+		*error_r = "\"admins\" must be an object";
+		return -EINVAL;
+	}
+	a = xcalloc(1, sizeof(*a));
+	a->admins = hmap_new();
+	json_object_foreach(ja, key, v) {
+		const char *name = json_string_value(json_object_get(v, "username"));
+		struct dbpoll_admin *ad;
+
+		if (name == NULL)
+			continue;
+		ad = xcalloc(1, sizeof(*ad));
+		ad->id = dbpoll_int64_field(v, "id", -1);
+		ad->username = xstrdup(name);
+		ad->role = dbpoll_strdup0(json_string_value(json_object_get(v, "role")));
+		ad->is_active = dbpoll_int_field(v, "is_active", -1);
+		ad->totp_enabled = dbpoll_int_field(v, "totp_enabled", -1);
+		hmap_put(a->admins, key, ad);
+	}
+	*a_r = a;
+	return 0;
+}
+
+int dbpoll_state_from_json(json_t *doc, struct dbpoll_panel **p_r,
+			   struct dbpoll_admins **a_r, const char **error_r)
+{
+	json_t *jp, *ja;
+	int ret;
+
+	*p_r = NULL;
+	*a_r = NULL;
+	if (!json_is_object(doc) ||
+	    json_integer_value(json_object_get(doc, "version")) != 1) {
+		*error_r = "not a version 1 paneldb state document";
+		return -EINVAL;
+	}
+	jp = json_object_get(doc, "panel");
+	ja = json_object_get(doc, "admins");
+	if (jp != NULL && !json_is_null(jp)) {
+		ret = dbpoll_panel_from_json(jp, p_r, error_r);
+		if (ret < 0)
+			return ret;
+	}
+	if (ja != NULL && !json_is_null(ja)) {
+		ret = dbpoll_admins_from_json(ja, a_r, error_r);
+		if (ret < 0) {
+			dbpoll_panel_free(p_r);
+			return ret;
+		}
+	}
+	return 0;
+}

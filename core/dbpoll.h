@@ -1,0 +1,148 @@
+/* The panel DB poller's data: snapshots of the panel's users, plans and
+ * domains (-> owners) and of OpenAdmin's admin accounts, loaded from query
+ * rows, diffed into events, persisted as JSON under state_dir.  No I/O
+ * happens here except through a driver in dbpoll_fetch_*(); no loop
+ * access.  Snapshots are immutable once built: a worker thread builds and
+ * diffs, the loop thread swaps them in and reads them (enrichment). */
+#ifndef OPHOOK_DBPOLL_H
+#define OPHOOK_DBPOLL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "paneldb_driver.h"
+
+struct hmap;
+
+/* One SELECT per table per poll. */
+#define DBPOLL_SQL_USERS "SELECT id, username, plan_id, email, server FROM users"
+#define DBPOLL_SQL_PLANS "SELECT id, name FROM plans"
+#define DBPOLL_SQL_DOMAINS "SELECT domain_url, user_id FROM domains"
+/* A domain whose row is gone keeps its owner this long (ms). */
+#define DBPOLL_GONE_KEEP_MS (30LL * 24 * 3600 * 1000)
+
+struct dbpoll_user {
+	int64_t id;
+	char *username;     /* as stored (SUSPENDED_<ts>_<name> when suspended) */
+	char *name;         /* the real name */
+	char *suspended_at; /* "YYYYmmddHHMMSS" while suspended, else NULL */
+	int64_t plan_id;    /* -1: none */
+	char *email;        /* NULL when unknown */
+	char *context;      /* users.server (docker context); NULL when unset */
+};
+
+struct dbpoll_owner {
+	char *user;      /* owner's real name; NULL when the row had no user */
+	int64_t user_id; /* -1: none */
+	char *plan;      /* plan name or NULL */
+	char *context;   /* NULL when unknown */
+	int64_t gone_ms; /* when the domain row disappeared; 0 while present */
+};
+
+/* Users, plans and the domain -> owner map, from one poll. */
+struct dbpoll_panel {
+	struct hmap *users;   /* "<id>" -> struct dbpoll_user */
+	struct hmap *plans;   /* "<id>" -> char * (name) */
+	struct hmap *owners;  /* domain (lower case) -> struct dbpoll_owner */
+	struct hmap *by_name; /* real name -> struct dbpoll_user (not owned) */
+	unsigned bad_rows;    /* rows skipped (bad names, missing ids) */
+};
+
+struct dbpoll_admin {
+	int64_t id;       /* -1 when the table has no id column */
+	char *username;
+	char *role;       /* NULL when the column is missing */
+	int is_active;    /* 0/1; -1 when unknown */
+	int totp_enabled; /* 0/1; -1 when unknown */
+};
+
+/* OpenAdmin's `user` table. */
+struct dbpoll_admins {
+	struct hmap *admins; /* "<id>" (or username) -> struct dbpoll_admin */
+};
+
+/* An event to submit (payload owned). */
+struct dbpoll_event {
+	char *type;
+	char *subject;
+	json_t *payload;
+	int64_t order; /* sort key: user or admin id */
+	char *key;     /* the snapshot key it comes from ("<id>") */
+};
+
+struct dbpoll_events {
+	struct dbpoll_event *v;
+	size_t n, cap;
+};
+
+/* Split a stored username: "SUSPENDED_20260102030405_bob" gives name "bob"
+ * and suspended_at "20260102030405" (malloc'd); anything else is the name
+ * itself with *suspended_at_r NULL. */
+void dbpoll_parse_username(const char *username, char **name_r,
+			   char **suspended_at_r);
+
+/* Build a panel snapshot from rows of DBPOLL_SQL_USERS, _PLANS, _DOMAINS
+ * (arrays of arrays).  Owners of domains whose rows are gone are carried
+ * over from prev (may be NULL) with gone_ms set (now_ms) and dropped after
+ * DBPOLL_GONE_KEEP_MS.  Never fails; bad rows are skipped and counted. */
+struct dbpoll_panel *dbpoll_panel_build(json_t *users, json_t *plans,
+					json_t *domains,
+					const struct dbpoll_panel *prev,
+					int64_t now_ms);
+void dbpoll_panel_free(struct dbpoll_panel **p);
+
+/* Run the three SELECTs on conn and build the snapshot.  *queries_r is
+ * incremented once per statement run.  0 or -errno (from the driver, -EPIPE
+ * when the connection is gone) with *error_r (malloc'd). */
+int dbpoll_fetch_panel(const struct paneldb_driver *drv,
+		       struct paneldb_conn *conn,
+		       const struct dbpoll_panel *prev, int64_t now_ms,
+		       struct dbpoll_panel **panel_r, unsigned *queries_r,
+		       char **error_r);
+
+/* Read OpenAdmin's `user` table through conn (SQLite): whichever of id,
+ * username, role, is_active, totp_enabled (or twofa_enabled, or a
+ * totp_secret/otp_secret column) exist.  0 or -errno with *error_r. */
+int dbpoll_fetch_admins(const struct paneldb_driver *drv,
+			struct paneldb_conn *conn,
+			struct dbpoll_admins **admins_r, char **error_r);
+/* Build an admin snapshot from rows and their column names. */
+struct dbpoll_admins *dbpoll_admins_build(json_t *rows, json_t *cols);
+void dbpoll_admins_free(struct dbpoll_admins **a);
+
+/* Diff two snapshots (old may be NULL: no events, a baseline) and append
+ * the events to out: user.added, user.removed, user.suspended,
+ * user.unsuspended, user.renamed, user.plan_changed (source "db"), ordered
+ * by user id.  Returns true when anything differs (events or not: an email,
+ * a plan name, a domain's owner), i.e. the snapshot must be saved. */
+bool dbpoll_diff_panel(const struct dbpoll_panel *old,
+		       const struct dbpoll_panel *new, struct dbpoll_events *out);
+/* Same for admin accounts: admin.added, admin.removed, admin.changed
+ * ("changed": [fields], old_<field>, "totp_disabled": true when 2FA went
+ * off, "deactivated": true when is_active went off). */
+bool dbpoll_diff_admins(const struct dbpoll_admins *old,
+			const struct dbpoll_admins *new,
+			struct dbpoll_events *out);
+
+void dbpoll_events_clear(struct dbpoll_events *evs);
+
+/* Owner of a domain (lower-cased lookup), or NULL. */
+const struct dbpoll_owner *dbpoll_owner_find(const struct dbpoll_panel *p,
+					     const char *domain);
+/* Add owner fields to an event payload (fields already set are kept):
+ * domain.* / cert.* / dns.* events with a "domain" field (or a domain as
+ * subject) get user, user_id, plan, context; user.* events with a user
+ * field (or subject "user:<name>") get plan, user_id, context. */
+void dbpoll_enrich(const struct dbpoll_panel *p, json_t *payload,
+		   const char *type, const char *subject);
+
+/* Persistence: {"version":1,"panel":{...}|null,"admins":{...}|null}. */
+json_t *dbpoll_state_to_json(const struct dbpoll_panel *p,
+			     const struct dbpoll_admins *a);
+/* Parse what dbpoll_state_to_json wrote; missing parts come back NULL.
+ * -EINVAL with *error_r (static) on a malformed document. */
+int dbpoll_state_from_json(json_t *doc, struct dbpoll_panel **p_r,
+			   struct dbpoll_admins **a_r, const char **error_r);
+
+#endif
