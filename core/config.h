@@ -1,0 +1,106 @@
+/* ophookd.yaml: strict YAML configuration (libyaml).  Unknown keys, wrong
+ * types and missing files are errors reported as FILE:LINE:COL: message. */
+#ifndef OPHOOK_CONFIG_H
+#define OPHOOK_CONFIG_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CONFIG_DEFAULT_PATH "/etc/openpanel/ophookd/ophookd.yaml"
+
+struct config_plugin {
+	char *name;       /* key under `plugins:` */
+	bool enabled;     /* `enabled:` (default true) */
+	json_t *settings; /* `settings:` as a JSON object (scalars as strings,
+			     sequences as arrays, maps as objects); never NULL */
+	char *file;       /* config file, line, column of the entry, for errors */
+	int line, column;
+};
+
+struct config {
+	char *file;          /* the file this was loaded from */
+	char *node;          /* `node`: this server's name (default hostname) */
+	char *root;          /* `root`: OpenPanel tree (/etc/openpanel) */
+	char **watch_extra;  /* `watch_extra`: extra roots (files or folders) */
+	size_t n_watch_extra;
+	char *state_dir;     /* `state_dir` (/var/lib/ophookd) */
+	char *socket;        /* `socket` (/run/ophookd.sock) */
+	char *socket_group;  /* `socket_group`: group also allowed (NULL) */
+	char **plugin_dirs;  /* `plugin_dirs` (system dir, admin drop-in dir) */
+	size_t n_plugin_dirs;
+	char *hooks_dir;     /* `hooks_dir` (/etc/openpanel/ophookd/hooks) */
+	char *log_level;     /* `log_level`: debug|info|warn|error (info) */
+
+	struct {
+		char *driver;        /* `panel_db.driver`: sqlite|mysql (sqlite) */
+		char *path;          /* `panel_db.path`: SQLite file */
+		char *option_file;   /* `panel_db.option_file`: my.cnf-style
+					(/etc/openpanel/mysql/host_db.conf) */
+		char *database;      /* `panel_db.database` (panel) */
+		char *admin_db;      /* `panel_db.admin_db`: OpenAdmin users.db
+					(/etc/openpanel/openadmin/users.db) */
+		unsigned poll_ms;    /* `panel_db.poll_ms` (5000); 0 = off */
+	} panel_db;
+
+	struct {
+		unsigned max_attempts;   /* `journal.max_attempts` (8) */
+		unsigned backoff_ms;     /* `journal.backoff_ms`: first retry (1000) */
+		unsigned backoff_max_ms; /* `journal.backoff_max_ms` (600000) */
+		unsigned retention_s;    /* `journal.retention_s`: keep done rows
+					    (604800) */
+		unsigned batch;          /* `journal.batch`: max events per
+					    transaction (4096) */
+		char *sync;              /* `journal.sync`: full|normal (full) */
+	} journal;
+
+	struct {
+		unsigned concurrency;    /* `dispatch.concurrency`: deliveries in
+					    flight at once (64) */
+		unsigned timeout_ms;     /* `dispatch.timeout_ms`: per handler
+					    call (30000) */
+		unsigned threads;        /* `dispatch.threads`: worker threads for
+					    plugins (8) */
+	} dispatch;
+
+	struct {
+		unsigned settle_ms;      /* `watch.settle_ms` (50) */
+		unsigned reconcile_s;    /* `watch.reconcile_s`: periodic full
+					    reconcile (3600); 0 = off */
+		bool enabled;            /* `watch.enabled` (true) */
+	} watch;
+
+	struct {
+		unsigned memory_kb;      /* `hooks.lua_memory_kb` (16384) */
+		unsigned timeout_ms;     /* `hooks.timeout_ms` (5000) */
+		unsigned output_max;     /* `hooks.output_max`: bytes of exec
+					    output kept (4096) */
+		char **file_roots;       /* `hooks.file_roots`: where read_file /
+					    write_file may go (root) */
+		size_t n_file_roots;
+	} hooks;
+
+	struct config_plugin *plugins; /* `plugins:` map NAME -> {...} */
+	size_t n_plugins;
+};
+
+/* Defaults for every key (root /etc/openpanel etc.). Caller frees. */
+struct config *config_new_default(void);
+
+/* Load and check `path`.  On error returns -errno (-ENOENT for a missing
+ * file, -EINVAL for a bad one) and sets *error_r to a malloc'd string
+ * "FILE:LINE:COL: message" (or "FILE: message" when there is no position);
+ * the caller frees it. */
+int config_load(const char *path, struct config **config_r, char **error_r);
+
+/* Check references to files and folders (root exists, plugin_dirs exist,
+ * ...).  Same error convention as config_load. */
+int config_check_paths(const struct config *config, char **error_r);
+
+/* The plugin entry `name`, or NULL. */
+const struct config_plugin *config_plugin_find(const struct config *config,
+					       const char *name);
+
+void config_free(struct config **config);
+
+#endif
