@@ -1,5 +1,6 @@
 #include "engine.h"
 #include "control.h"
+#include "ctlcmds.h"
 #include "dispatch.h"
 #include "hmap.h"
 #include "hooks.h"
@@ -17,8 +18,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* ctlcmds.c (control subsystem) registers the built-in commands. */
-void ctlcmds_register(struct engine *e, struct control *c) __attribute__((weak));
 
 struct submit {
 	struct event *ev;
@@ -653,7 +652,7 @@ int engine_start(struct engine *e, const char **error_r)
 	ret = control_start(e, &e->control, error_r);
 	if (ret < 0)
 		return ret;
-	if (e->control != NULL && ctlcmds_register != NULL)
+	if (e->control != NULL)
 		ctlcmds_register(e, e->control);
 	if (e->config->watch.enabled) {
 		ret = watch_start(e, &e->watch, error_r);
