@@ -12,6 +12,14 @@ plugins_common_libplugcommon_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) \
 	-fvisibility=hidden
 plugins_common_libplugcommon_la_LIBADD = $(JANSSON_LIBS)
 
+# The caddy plugin.
+plugin_LTLIBRARIES += plugins/caddy/caddy.la
+plugins_caddy_caddy_la_SOURCES = plugins/caddy/caddy.c
+plugins_caddy_caddy_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(CURL_CFLAGS)
+plugins_caddy_caddy_la_LDFLAGS = $(PLUGIN_LDFLAGS)
+plugins_caddy_caddy_la_LIBADD = plugins/common/libplugcommon.la \
+	plugins/libplugutil.la $(JANSSON_LIBS) $(CURL_LIBS)
+
 # Fake host table for plugin unit tests (collectd's libplugin_mock style).
 check_LTLIBRARIES += tests/unit/libpluginmock.la
 tests_unit_libpluginmock_la_SOURCES = \

@@ -1,5 +1,6 @@
 /* Unit tests: plugins/common/run.c (run_argv, argv helpers) and the caddy
  * plugin against the fake host (tests/unit/pluginmock.h). */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -17,6 +18,9 @@
 
 #include "../../plugins/common/run.h"
 #include "pluginmock.h"
+
+/* The plugin itself, to reach its statics. */
+#include "../../plugins/caddy/caddy.c"
 
 /* ---- run_argv ---- */
 
@@ -175,6 +179,459 @@ static void test_argv_setting(void **state)
 	assert_null(argv);
 }
 
+
+/* ---- caddy plugin ---- */
+
+static char *mkpath(struct pluginmock *m, const char *rel)
+{
+	char *p = NULL;
+
+	assert_true(asprintf(&p, "%s/%s", pluginmock_tmp(m), rel) > 0);
+	return p;
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static bool exists(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0;
+}
+
+/* A mock with the caddy plugin, fake validate/reload commands, folders in
+ * its temp folder.  extra: more settings (JSON members) or NULL. */
+static struct pluginmock *caddy_mock(const char *validate_json,
+				     const char *extra)
+{
+	struct pluginmock *m = pluginmock_new(NULL);
+	char *settings = NULL, *tmp = (char *)pluginmock_tmp(m);
+	const char *error = NULL;
+	char *p;
+
+	p = mkpath(m, "root/caddy/domains");
+	assert_int_equal(mkdir_p(p, 0755), 0);
+	free(p);
+	p = mkpath(m, "root/caddy/Caddyfile");
+	write_file(p, "{\n\tadmin off\n}\nimport /srv/caddy/domains/*.conf\n");
+	free(p);
+	assert_true(asprintf(&settings,
+			     "{\"caddyfile\": \"%s/root/caddy/Caddyfile\","
+			     " \"log_base\": \"%s/logs\","
+			     " \"reload_argv\": [\"sh\", \"-c\", \"echo r >> %s/reloads\"],"
+			     " \"validate_argv\": %s,"
+			     " \"window_ms\": 250%s%s}",
+			     tmp, tmp, tmp, validate_json != NULL ? validate_json : "[\"true\"]",
+			     extra != NULL ? ", " : "", extra != NULL ? extra : "") > 0);
+	pluginmock_set_settings(m, settings);
+	free(settings);
+	pluginmock_set_plugin(m, &ophook_plugin);
+	assert_int_equal(pluginmock_init(m, &error), 0);
+	return m;
+}
+
+static int count_lines(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	int n = 0, ch;
+
+	if (f == NULL)
+		return 0;
+	while ((ch = fgetc(f)) != EOF)
+		n += ch == '\n';
+	fclose(f);
+	return n;
+}
+
+static void test_caddy_defaults(void **state)
+{
+	struct pluginmock *m = pluginmock_new(NULL);
+	const char *error = NULL;
+	struct caddy *c;
+	char *want;
+
+	(void)state;
+	pluginmock_set_plugin(m, &ophook_plugin);
+	assert_int_equal(pluginmock_init(m, &error), 0);
+	c = pluginmock_data(m);
+	assert_string_equal(c->caddyfile, "/etc/openpanel/caddy/Caddyfile");
+	want = mkpath(m, "root/caddy/domains");
+	assert_string_equal(c->domains_dir, want);
+	free(want);
+	want = mkpath(m, "root/caddy/domains.rejected");
+	assert_string_equal(c->quarantine_dir, want);
+	free(want);
+	assert_string_equal(c->log_base, "/var/log/caddy/domlogs");
+	assert_null(c->admin);
+	assert_int_equal(c->window_ms, 500);
+	assert_false(c->remove_logs);
+	assert_string_equal(c->reload_argv[0], "podman");
+	assert_string_equal(c->reload_argv[6], "/etc/caddy/Caddyfile");
+	assert_string_equal(c->validate_argv[3], "{caddyfile}");
+	assert_true(pluginmock_subscribed(m, "domain.added"));
+	assert_true(pluginmock_subscribed(m, "domain.unsuspended"));
+	assert_true(pluginmock_subscribed(m, "user.denylist.changed"));
+	assert_false(pluginmock_subscribed(m, "cert.issued"));
+	assert_false(pluginmock_subscribed(m, "domain.config_rejected"));
+	pluginmock_free(&m);
+}
+
+static void test_caddy_settings(void **state)
+{
+	struct pluginmock *m = pluginmock_new(
+		"{\"admin\": \"127.0.0.1:2019\", \"window_ms\": 20,"
+		" \"domains_dir\": \"/srv/d/\", \"remove_logs\": true,"
+		" \"validate_argv\": \"none\"}");
+	const char *error = NULL;
+	struct caddy *c;
+
+	(void)state;
+	pluginmock_set_plugin(m, &ophook_plugin);
+	assert_int_equal(pluginmock_init(m, &error), 0);
+	c = pluginmock_data(m);
+	assert_string_equal(c->admin, "127.0.0.1:2019");
+	assert_null(c->reload_argv); /* admin API only */
+	assert_null(c->validate_argv);
+	assert_string_equal(c->domains_dir, "/srv/d");
+	assert_string_equal(c->quarantine_dir, "/srv/d.rejected");
+	assert_int_equal(c->window_ms, 20);
+	assert_true(c->remove_logs);
+	pluginmock_free(&m);
+}
+
+static void expect_bad_setting(const char *settings, const char *key)
+{
+	struct pluginmock *m = pluginmock_new(settings);
+	const char *error = NULL;
+
+	pluginmock_set_plugin(m, &ophook_plugin);
+	assert_int_equal(pluginmock_init(m, &error), -EINVAL);
+	assert_non_null(error);
+	print_message("# %s\n", error);
+	assert_non_null(strstr(error, key));
+	pluginmock_free(&m);
+}
+
+static void test_caddy_bad_settings(void **state)
+{
+	(void)state;
+	expect_bad_setting("{\"window_ms\": \"soon\"}", "window_ms");
+	expect_bad_setting("{\"window_ms\": -1}", "window_ms");
+	expect_bad_setting("{\"reload_argv\": [\"caddy\", 5]}", "reload_argv");
+	expect_bad_setting("{\"reload_argv\": []}", "reload_argv");
+	expect_bad_setting("{\"validate_argv\": [\"a\", {}]}", "validate_argv");
+	expect_bad_setting("{\"caddyfile\": \"Caddyfile\"}", "caddyfile");
+	expect_bad_setting("{\"log_base\": \"\"}", "log_base");
+	expect_bad_setting("{\"remove_logs\": \"maybe\"}", "remove_logs");
+	expect_bad_setting("{\"admin\": \"1.2.3.4:1 -X\"}", "admin");
+	expect_bad_setting("{\"domains_dir\": \"/a\", \"quarantine_dir\": \"/a/\"}",
+			   "quarantine_dir");
+}
+
+static void test_caddy_hostile_names(void **state)
+{
+	static const char *const bad[] = {
+		"../../etc", "a/b.test", "evil.test/../../x", "x;rm -rf /", "a b.test",
+		"-x.test", "localhost", "", ".test", "a..test", "\xc3\xa9.test",
+	};
+	struct pluginmock *m = caddy_mock(NULL, NULL);
+	const char *error = NULL;
+	char *logs = mkpath(m, "logs");
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		json_t *o = json_pack("{s:s}", "domain", bad[i]);
+		char *j = json_dumps(o, JSON_COMPACT);
+
+		assert_int_equal(pluginmock_send(m, "domain.added", "x.test", j, &error),
+				 -EINVAL);
+		print_message("# %s\n", error);
+		assert_non_null(strstr(error, "field \"domain\""));
+		if (bad[i][0] != '\0')
+			assert_null(strstr(error, bad[i]));
+		free(j);
+		json_decref(o);
+	}
+	/* no domain field: the subject is checked */
+	assert_int_equal(pluginmock_send(m, "domain.removed", "../x", NULL, &error),
+			 -EINVAL);
+	assert_non_null(strstr(error, "field \"subject\""));
+	assert_false(exists(logs)); /* nothing created anywhere */
+	assert_int_equal(pluginmock_action_requests(m, NULL), 0);
+	free(logs);
+	pluginmock_free(&m);
+}
+
+static void test_caddy_log_folder(void **state)
+{
+	struct pluginmock *m = caddy_mock(NULL, NULL);
+	const char *error = NULL;
+	char *dir = mkpath(m, "logs/example.test");
+	struct stat st;
+
+	(void)state;
+	assert_int_equal(pluginmock_send(m, "domain.added", "example.test",
+					 "{\"domain\":\"example.test\"}", &error), 0);
+	assert_int_equal(lstat(dir, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	/* idempotent */
+	assert_int_equal(pluginmock_send(m, "domain.added", "example.test",
+					 "{\"domain\":\"example.test\"}", &error), 0);
+	/* kept on removal by default */
+	assert_int_equal(pluginmock_send(m, "domain.removed", "example.test",
+					 "{\"domain\":\"example.test\"}", &error), 0);
+	assert_true(exists(dir));
+	free(dir);
+	pluginmock_free(&m);
+}
+
+static void test_caddy_remove_logs(void **state)
+{
+	struct pluginmock *m = caddy_mock(NULL, "\"remove_logs\": true");
+	const char *error = NULL;
+	char *dir = mkpath(m, "logs/example.test");
+	char *file = mkpath(m, "logs/example.test/access.log");
+	char *other = mkpath(m, "logs/other.test");
+	char *outside = mkpath(m, "outside");
+	char *link = mkpath(m, "logs/example.test/link");
+
+	(void)state;
+	assert_int_equal(pluginmock_send(m, "domain.added", "example.test", NULL,
+					 &error), 0);
+	assert_int_equal(pluginmock_send(m, "domain.added", "other.test", NULL,
+					 &error), 0);
+	write_file(file, "log line\n");
+	assert_int_equal(mkdir(outside, 0755), 0);
+	assert_int_equal(symlink(outside, link), 0);
+	assert_int_equal(pluginmock_send(m, "domain.removed", "example.test", NULL,
+					 &error), 0);
+	assert_false(exists(dir));
+	assert_true(exists(other));
+	assert_true(exists(outside)); /* a symlink is removed, not followed */
+	free(dir);
+	free(file);
+	free(other);
+	free(outside);
+	free(link);
+	pluginmock_free(&m);
+}
+
+/* A burst of events gives one reload. */
+static void test_caddy_burst(void **state)
+{
+	struct pluginmock *m = caddy_mock(NULL, NULL);
+	const char *error = NULL;
+	char *reloads = mkpath(m, "reloads");
+	char *stats = NULL;
+	char *text = NULL;
+	size_t len;
+
+	(void)state;
+	for (int i = 0; i < 100; i++) {
+		char d[64];
+
+		snprintf(d, sizeof(d), "d%d.test", i);
+		assert_int_equal(pluginmock_send(m, i % 10 == 0 ? "domain.updated" :
+						 "domain.added", d, NULL, &error), 0);
+	}
+	assert_int_equal(pluginmock_send(m, "user.denylist.changed", "user:bob",
+					 "{\"user\":\"bob\"}", &error), 0);
+	assert_int_equal(pluginmock_action_requests(m, "reload"), 101);
+	assert_int_equal(pluginmock_action_delay(m, "reload"), 250);
+	assert_int_equal(count_lines(reloads), 0);
+	assert_int_equal(pluginmock_run_actions(m), 1);
+	assert_int_equal(count_lines(reloads), 1);
+	assert_int_equal(pluginmock_log_grep(m, "reload #1 done"), 1);
+	assert_true(asprintf(&stats, "%s/stats.json", pluginmock_state_dir(m)) > 0);
+	assert_int_equal(file_read_nofollow(stats, 4096, &text, &len), 0);
+	assert_non_null(strstr(text, "\"reloads\":1,"));
+	/* nothing pending: no more reloads */
+	assert_int_equal(pluginmock_run_actions(m), 0);
+	assert_int_equal(count_lines(reloads), 1);
+	free(text);
+	free(stats);
+	free(reloads);
+	pluginmock_free(&m);
+}
+
+/* A conf Caddy names in its error is quarantined, the rest reloads. */
+static void test_caddy_quarantine(void **state)
+{
+	/* Fails while bad.test.conf is in domains/, naming it by the
+	 * container's path as Caddy would. */
+	struct pluginmock *m = caddy_mock(
+		"[\"sh\", \"-c\", \"if [ -e $(dirname $1)/domains/bad.test.conf ]; "
+		"then echo '{\\\"level\\\":\\\"info\\\"}' >&2; echo 'Error: adapting "
+		"config using caddyfile: /etc/caddy/domains/bad.test.conf:3: "
+		"unrecognized directive: bogus' >&2; exit 1; fi\", \"v\", \"{caddyfile}\"]",
+		NULL);
+	char *bad, *good, *moved, *reloads;
+	const char *error = NULL;
+	const struct pluginmock_emitted *e;
+
+	(void)state;
+	bad = mkpath(m, "root/caddy/domains/bad.test.conf");
+	good = mkpath(m, "root/caddy/domains/good.test.conf");
+	moved = mkpath(m, "root/caddy/domains.rejected/bad.test.conf");
+	reloads = mkpath(m, "reloads");
+	write_file(bad, "bad.test {\n\ttls internal\n\tbogus\n}\n");
+	write_file(good, "good.test {\n}\n");
+
+	assert_int_equal(pluginmock_send(m, "domain.added", "bad.test", NULL, &error), 0);
+	assert_int_equal(pluginmock_send(m, "domain.added", "good.test", NULL, &error), 0);
+	assert_int_equal(pluginmock_run_actions(m), 1);
+	assert_false(exists(bad));
+	assert_true(exists(moved));
+	assert_true(exists(good));
+	assert_true(pluginmock_own_written(m, bad));
+	assert_true(pluginmock_own_written(m, moved));
+	assert_int_equal(pluginmock_emitted_count(m, "domain.config_rejected"), 1);
+	e = pluginmock_emitted(m, 0);
+	assert_string_equal(e->subject, "bad.test");
+	assert_non_null(strstr(e->fields, "\"domain\":\"bad.test\""));
+	assert_non_null(strstr(e->fields, "bad.test.conf:3: unrecognized directive: bogus"));
+	assert_null(strstr(e->fields, "level")); /* JSON log lines dropped */
+	assert_int_equal(count_lines(reloads), 1);
+
+	/* Put back fixed: comes in with the next event, no rejection. */
+	write_file(bad, "bad.test {\n}\n");
+	unlink(bad); /* still broken by the fake validator's rule: remove */
+	assert_int_equal(pluginmock_send(m, "domain.updated", "good.test", NULL, &error), 0);
+	assert_int_equal(pluginmock_run_actions(m), 1);
+	assert_int_equal(count_lines(reloads), 2);
+	assert_int_equal(pluginmock_emitted_count(m, "domain.config_rejected"), 1);
+
+	/* Removing the domain forgets its quarantined conf. */
+	assert_int_equal(pluginmock_send(m, "domain.removed", "bad.test", NULL, &error), 0);
+	assert_false(exists(moved));
+	free(bad);
+	free(good);
+	free(moved);
+	free(reloads);
+	pluginmock_free(&m);
+}
+
+/* An error naming no domain conf, without {caddyfile} to bisect: no
+ * reload, a clear log line. */
+static void test_caddy_unblamable(void **state)
+{
+	struct pluginmock *m = caddy_mock(
+		"[\"sh\", \"-c\", \"echo 'Error: loading: bad global option' >&2; exit 1\"]",
+		NULL);
+	const char *error = NULL;
+	char *reloads = mkpath(m, "reloads");
+
+	(void)state;
+	assert_int_equal(pluginmock_send(m, "domain.added", "a.test", NULL, &error), 0);
+	assert_int_equal(pluginmock_run_actions(m), 1);
+	assert_int_equal(count_lines(reloads), 0);
+	assert_int_equal(pluginmock_log_grep(m, "bad global option"), 1);
+	assert_int_equal(pluginmock_log_grep(m, "bisecting"), 0);
+	assert_int_equal(pluginmock_log_grep(m, "not reloading"), 1);
+	assert_int_equal(pluginmock_emitted_count(m, NULL), 0);
+	free(reloads);
+	pluginmock_free(&m);
+}
+
+/* An error naming no file ("ambiguous site definition") is bisected over
+ * the import list: the later of two confs defining the same site goes. */
+static void test_caddy_bisect(void **state)
+{
+	/* Fake validator: the imported files are the glob when the Caddyfile
+	 * has one, else its import "..." lines; two "dup.test {" is fatal. */
+	static const char script[] =
+		"[\"sh\", \"-c\", \"f=$1; d=$(dirname $f)/domains; "
+		"if grep -q 'domains/[*]' $f; then set -- $d/*.conf; "
+		"else set -- $(sed -n 's/^import \\\"\\\\(.*\\\\)\\\"$/\\\\1/p' $f); fi; "
+		"n=0; for x in \\\"$@\\\"; do [ -f \\\"$x\\\" ] && grep -q '^dup.test {' \\\"$x\\\" "
+		"&& n=$((n+1)); done; "
+		"if [ $n -ge 2 ]; then echo 'Error: adapting config using caddyfile: "
+		"ambiguous site definition: dup.test' >&2; exit 1; fi\", "
+		"\"validator\", \"{caddyfile}\"]";
+	struct pluginmock *m = caddy_mock(script, NULL);
+	const char *error = NULL;
+	char *cf = mkpath(m, "root/caddy/Caddyfile");
+	char *names[] = { "a.test", "b.test", "c.test", "dup.test", "e.test",
+			  "f.test", "g.test", "x.test", "z.test" };
+	char *reloads = mkpath(m, "reloads");
+	char *moved = mkpath(m, "root/caddy/domains.rejected/x.test.conf");
+
+	(void)state;
+	/* the Caddyfile imports the domains folder beside it */
+	{
+		char *text = NULL;
+
+		assert_true(asprintf(&text, "{\n}\nimport %s/root/caddy/domains/*.conf\n",
+				     pluginmock_tmp(m)) > 0);
+		write_file(cf, text);
+		free(text);
+	}
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		char *p = NULL, *body = NULL;
+
+		assert_true(asprintf(&p, "%s/root/caddy/domains/%s.conf",
+				     pluginmock_tmp(m), names[i]) > 0);
+		assert_true(asprintf(&body, "%s {\n}\n",
+				     strcmp(names[i], "x.test") == 0 ? "dup.test" :
+								      names[i]) > 0);
+		write_file(p, body);
+		free(p);
+		free(body);
+	}
+	assert_int_equal(pluginmock_send(m, "domain.added", "x.test", NULL, &error), 0);
+	assert_int_equal(pluginmock_run_actions(m), 1);
+	assert_true(exists(moved));
+	assert_int_equal(pluginmock_emitted_count(m, "domain.config_rejected"), 1);
+	assert_non_null(strstr(pluginmock_emitted(m, 0)->fields, "ambiguous site"));
+	assert_string_equal(pluginmock_emitted(m, 0)->subject, "x.test");
+	assert_int_equal(count_lines(reloads), 1);
+	free(cf);
+	free(reloads);
+	free(moved);
+	pluginmock_free(&m);
+}
+
+/* Blame parsing on Caddy 2.6's real message shapes. */
+static void test_caddy_blamed_conf(void **state)
+{
+	struct pluginmock *m = caddy_mock(NULL, NULL);
+	struct caddy *c = pluginmock_data(m);
+	char *p = mkpath(m, "root/caddy/domains/b.test.conf");
+	char *name, *msg;
+
+	(void)state;
+	write_file(p, "x\n");
+	name = caddy_blamed_conf(c, "adapting config using caddyfile: "
+				 "/tmp/cx/domains/b.test.conf:3: unrecognized "
+				 "directive: bogus_directive");
+	assert_string_equal(name, "b.test.conf");
+	free(name);
+	name = caddy_blamed_conf(c, "adapting config using caddyfile: parsing "
+				 "caddyfile tokens for 'route': b.test.conf:12 - "
+				 "Error during parsing: Wrong argument count");
+	assert_string_equal(name, "b.test.conf");
+	free(name);
+	assert_null(caddy_blamed_conf(c, "/etc/caddy/Caddyfile:3: unknown"));
+	assert_null(caddy_blamed_conf(c, "/x/domains/missing.test.conf:3: x"));
+	assert_null(caddy_blamed_conf(c, "ambiguous site definition: a.test"));
+	msg = caddy_message("{\"level\":\"info\"}\nError: adapting: x.conf:1: bad\n",
+			    "");
+	assert_string_equal(msg, "adapting: x.conf:1: bad");
+	free(msg);
+	msg = caddy_message("", "something failed\n\n");
+	assert_string_equal(msg, "something failed");
+	free(msg);
+	free(p);
+	pluginmock_free(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -187,6 +644,17 @@ int main(void)
 		cmocka_unit_test(test_run_cap),
 		cmocka_unit_test(test_run_grandchild),
 		cmocka_unit_test(test_argv_setting),
+		cmocka_unit_test(test_caddy_defaults),
+		cmocka_unit_test(test_caddy_settings),
+		cmocka_unit_test(test_caddy_bad_settings),
+		cmocka_unit_test(test_caddy_hostile_names),
+		cmocka_unit_test(test_caddy_log_folder),
+		cmocka_unit_test(test_caddy_remove_logs),
+		cmocka_unit_test(test_caddy_burst),
+		cmocka_unit_test(test_caddy_quarantine),
+		cmocka_unit_test(test_caddy_unblamable),
+		cmocka_unit_test(test_caddy_bisect),
+		cmocka_unit_test(test_caddy_blamed_conf),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,1127 @@
+/* caddy plugin: keep Caddy serving what caddy/domains/ describes.
+ *
+ * Events (domain.*, user.denylist.changed) only request the coalesced
+ * "reload" action; the action validates the whole config, moves every
+ * domain conf that breaks it to the quarantine folder (emitting
+ * domain.config_rejected with Caddy's message) and reloads Caddy once,
+ * through the admin API (POST /load, text/caddyfile) or a configured argv.
+ * See plugins/caddy/README.md. */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "ophook/plugin.h"
+#include "util.h"
+#include "../common/run.h"
+
+#define CADDY_DEFAULT_CADDYFILE "/etc/openpanel/caddy/Caddyfile"
+#define CADDY_DEFAULT_LOG_BASE "/var/log/caddy/domlogs"
+#define CADDY_DEFAULT_RELOAD_ARGV \
+	"[\"podman\",\"exec\",\"caddy\",\"caddy\",\"reload\",\"--config\"," \
+	"\"/etc/caddy/Caddyfile\"]"
+#define CADDY_DEFAULT_VALIDATE_ARGV \
+	"[\"caddy\",\"validate\",\"--config\",\"{caddyfile}\",\"--adapter\"," \
+	"\"caddyfile\"]"
+#define CADDY_CADDYFILE_MAX (16u * 1024u * 1024u)
+#define CADDY_MSG_MAX 2048
+#define CADDY_ACTION "reload"
+
+struct caddy {
+	struct ophook_ctx *ctx;
+	const struct ophook_host *host;
+
+	/* settings, read-only after init */
+	char *caddyfile;
+	char *domains_dir;
+	char *quarantine_dir;
+	char *admin;      /* "127.0.0.1:2019", "http://h:p", "unix//path" */
+	char *log_base;
+	char **reload_argv;
+	char **validate_argv; /* NULL: no separate validation */
+	unsigned window_ms;
+	unsigned timeout_ms;
+	unsigned max_rounds;
+	bool remove_logs;
+
+	/* action state (one action runs at a time) */
+	unsigned long reloads;
+	unsigned long reload_failures;
+	unsigned long rejected;
+	bool validate_missing_logged;
+};
+
+static _Thread_local char caddy_errbuf[512];
+
+static const char *caddy_err(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+static const char *caddy_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(caddy_errbuf, sizeof(caddy_errbuf), fmt, ap);
+	va_end(ap);
+	return caddy_errbuf;
+}
+
+static int64_t caddy_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- settings ---- */
+
+static int caddy_setting_str(struct caddy *c, const char *key,
+			     const char *def, char **out_r,
+			     const char **error_r)
+{
+	const char *v = c->host->setting(c->ctx, key);
+
+	if (v == NULL)
+		v = def;
+	if (v == NULL) {
+		*out_r = NULL;
+		return 0;
+	}
+	if (v[0] == '\0' && def != NULL) {
+		*error_r = caddy_err("setting %s: must not be empty", key);
+		return -EINVAL;
+	}
+	*out_r = strdup(v);
+	return *out_r != NULL ? 0 : -ENOMEM;
+}
+
+/* An absolute path setting, without a trailing slash. */
+static int caddy_setting_path(struct caddy *c, const char *key,
+			      const char *def, char **out_r,
+			      const char **error_r)
+{
+	int ret = caddy_setting_str(c, key, def, out_r, error_r);
+	size_t len;
+
+	if (ret < 0)
+		return ret;
+	if ((*out_r)[0] != '/') {
+		*error_r = caddy_err("setting %s: must be an absolute path", key);
+		return -EINVAL;
+	}
+	len = strlen(*out_r);
+	while (len > 1 && (*out_r)[len - 1] == '/')
+		(*out_r)[--len] = '\0';
+	return 0;
+}
+
+static int caddy_setting_uint(struct caddy *c, const char *key,
+			      unsigned def, unsigned max, unsigned *out_r,
+			      const char **error_r)
+{
+	const char *v = c->host->setting(c->ctx, key);
+	char *end;
+	unsigned long n;
+
+	if (v == NULL) {
+		*out_r = def;
+		return 0;
+	}
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0' || v[0] == '-' || n > max) {
+		*error_r = caddy_err("setting %s: must be a whole number from 0 "
+				     "to %u", key, max);
+		return -EINVAL;
+	}
+	*out_r = (unsigned)n;
+	return 0;
+}
+
+static int caddy_setting_bool(struct caddy *c, const char *key, bool def,
+			      bool *out_r, const char **error_r)
+{
+	const char *v = c->host->setting(c->ctx, key);
+
+	if (v == NULL)
+		*out_r = def;
+	else if (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 ||
+		 strcmp(v, "1") == 0)
+		*out_r = true;
+	else if (strcmp(v, "false") == 0 || strcmp(v, "no") == 0 ||
+		 strcmp(v, "0") == 0)
+		*out_r = false;
+	else {
+		*error_r = caddy_err("setting %s: must be true or false", key);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* A command setting; "none"/"false"/"" switch it off when allow_off. */
+static int caddy_setting_argv(struct caddy *c, const char *key,
+			      const char *def, bool allow_off, char ***out_r,
+			      const char **error_r)
+{
+	const char *v = c->host->setting(c->ctx, key);
+	int ret;
+
+	*out_r = NULL;
+	if (v == NULL)
+		v = def;
+	if (v == NULL)
+		return 0;
+	if (allow_off && (v[0] == '\0' || strcmp(v, "none") == 0 ||
+			  strcmp(v, "false") == 0 || strcmp(v, "[]") == 0))
+		return 0;
+	ret = argv_from_setting(v, out_r);
+	if (ret == -EINVAL)
+		*error_r = caddy_err("setting %s: must be a non-empty JSON array "
+				     "of strings (a command, no shell)", key);
+	return ret;
+}
+
+static void caddy_free(struct caddy **cp)
+{
+	struct caddy *c = *cp;
+
+	if (c == NULL)
+		return;
+	free(c->caddyfile);
+	free(c->domains_dir);
+	free(c->quarantine_dir);
+	free(c->admin);
+	free(c->log_base);
+	argv_free(&c->reload_argv);
+	argv_free(&c->validate_argv);
+	free(c);
+	*cp = NULL;
+}
+
+static int caddy_settings(struct caddy *c, const char **error_r)
+{
+	const char *root = c->host->root(c->ctx);
+	char *def_domains = NULL, *def_quarantine = NULL;
+	const char *v;
+	int ret;
+
+	if (root == NULL)
+		root = "/etc/openpanel";
+	if (asprintf(&def_domains, "%s/caddy/domains", root) < 0)
+		return -ENOMEM;
+	ret = caddy_setting_path(c, "caddyfile", CADDY_DEFAULT_CADDYFILE,
+				 &c->caddyfile, error_r);
+	if (ret == 0)
+		ret = caddy_setting_path(c, "domains_dir", def_domains,
+					 &c->domains_dir, error_r);
+	if (ret == 0 && asprintf(&def_quarantine, "%s.rejected", c->domains_dir) < 0)
+		ret = -ENOMEM;
+	if (ret == 0)
+		ret = caddy_setting_path(c, "quarantine_dir", def_quarantine,
+					 &c->quarantine_dir, error_r);
+	if (ret == 0 && strcmp(c->quarantine_dir, c->domains_dir) == 0) {
+		*error_r = "setting quarantine_dir: must differ from domains_dir";
+		ret = -EINVAL;
+	}
+	if (ret == 0)
+		ret = caddy_setting_path(c, "log_base", CADDY_DEFAULT_LOG_BASE,
+					 &c->log_base, error_r);
+	if (ret == 0)
+		ret = caddy_setting_str(c, "admin", NULL, &c->admin, error_r);
+	if (ret == 0 && c->admin != NULL && c->admin[0] == '\0') {
+		free(c->admin);
+		c->admin = NULL;
+	}
+	if (ret == 0 && c->admin != NULL &&
+	    strpbrk(c->admin, " \t\r\n\"'<>\\") != NULL) {
+		*error_r = "setting admin: must be host:port, http://host:port "
+			   "or unix//path";
+		ret = -EINVAL;
+	}
+	/* reload_argv is used when admin is not set. */
+	if (ret == 0) {
+		v = c->host->setting(c->ctx, "reload_argv");
+		ret = caddy_setting_argv(c, "reload_argv",
+					 c->admin == NULL || v != NULL ?
+						 CADDY_DEFAULT_RELOAD_ARGV : NULL,
+					 false, &c->reload_argv, error_r);
+	}
+	if (ret == 0)
+		ret = caddy_setting_argv(c, "validate_argv",
+					 CADDY_DEFAULT_VALIDATE_ARGV, true,
+					 &c->validate_argv, error_r);
+	if (ret == 0)
+		ret = caddy_setting_uint(c, "window_ms", 500, 3600000,
+					 &c->window_ms, error_r);
+	if (ret == 0)
+		ret = caddy_setting_uint(c, "timeout_ms", 120000, 3600000,
+					 &c->timeout_ms, error_r);
+	if (ret == 0)
+		ret = caddy_setting_uint(c, "max_rounds", 32, 10000,
+					 &c->max_rounds, error_r);
+	if (ret == 0 && c->max_rounds == 0)
+		c->max_rounds = 1;
+	if (ret == 0)
+		ret = caddy_setting_bool(c, "remove_logs", false,
+					 &c->remove_logs, error_r);
+	free(def_domains);
+	free(def_quarantine);
+	if (ret == -ENOMEM)
+		*error_r = "out of memory";
+	return ret;
+}
+
+/* ---- small file helpers ---- */
+
+/* Remove a folder tree under dirfd without following symlinks. */
+static int caddy_rmtree_at(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d;
+	struct dirent *de;
+	int ret = 0;
+
+	if (fd < 0) {
+		if (errno == ENOTDIR || errno == ELOOP)
+			return unlinkat(dirfd, name, 0) < 0 ? -errno : 0;
+		return errno == ENOENT ? 0 : -errno;
+	}
+	d = fdopendir(fd);
+	if (d == NULL) {
+		close(fd);
+		return -errno;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (de->d_type == DT_DIR || de->d_type == DT_UNKNOWN) {
+			int r = caddy_rmtree_at(fd, de->d_name);
+
+			if (r < 0 && ret == 0)
+				ret = r;
+		} else if (unlinkat(fd, de->d_name, 0) < 0 && ret == 0) {
+			ret = -errno;
+		}
+	}
+	closedir(d);
+	if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT && ret == 0)
+		ret = -errno;
+	return ret;
+}
+
+/* Domain from the event: field "domain", else the subject; validated. */
+static int caddy_event_domain(struct caddy *c, const struct ophook_event *ev,
+			      const char **domain_r, const char **error_r)
+{
+	const char *d = c->host->event_get(ev, "domain");
+	const char *field = "domain";
+	const char *why = NULL;
+
+	if (d == NULL) {
+		d = ev->subject;
+		field = "subject";
+	}
+	if (d == NULL || !name_valid_domain(d, &why)) {
+		*error_r = caddy_err("%s event %lld: field \"%s\": not a valid "
+				     "domain name (%s)", ev->type,
+				     (long long)ev->id, field,
+				     why != NULL ? why : "missing");
+		return -EINVAL;
+	}
+	*domain_r = d;
+	return 0;
+}
+
+static int caddy_log_dir_create(struct caddy *c, const char *domain,
+				const char **error_r)
+{
+	char *path = NULL;
+	struct stat st;
+	int ret;
+
+	if (asprintf(&path, "%s/%s", c->log_base, domain) < 0)
+		return -ENOMEM;
+	if (lstat(path, &st) == 0) {
+		ret = S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+	} else {
+		ret = mkdir_p(path, 0755);
+		if (ret == 0)
+			c->host->log(c->ctx, OPHOOK_LOG_DEBUG,
+				     "created log folder %s", path);
+	}
+	if (ret < 0)
+		*error_r = caddy_err("log folder for %s under %s (setting "
+				     "log_base): %s", domain, c->log_base,
+				     strerror(-ret));
+	free(path);
+	return ret;
+}
+
+static int caddy_log_dir_remove(struct caddy *c, const char *domain,
+				const char **error_r)
+{
+	int dfd = open(c->log_base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int ret;
+
+	if (dfd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	ret = caddy_rmtree_at(dfd, domain);
+	close(dfd);
+	if (ret < 0)
+		*error_r = caddy_err("removing logs of %s under %s: %s", domain,
+				     c->log_base, strerror(-ret));
+	else
+		c->host->log(c->ctx, OPHOOK_LOG_INFO, "removed logs of %s", domain);
+	return ret;
+}
+
+/* A stale quarantined conf of a removed domain goes too. */
+static void caddy_quarantine_forget(struct caddy *c, const char *domain)
+{
+	char *path = NULL, *epath = NULL;
+
+	if (asprintf(&path, "%s/%s.conf", c->quarantine_dir, domain) < 0 ||
+	    asprintf(&epath, "%s/%s.conf.error", c->quarantine_dir, domain) < 0) {
+		free(path);
+		return;
+	}
+	if (access(path, F_OK) == 0) {
+		c->host->own_write(c->ctx, path);
+		if (unlink(path) == 0)
+			c->host->log(c->ctx, OPHOOK_LOG_INFO,
+				     "removed quarantined %s (domain removed)", path);
+	}
+	unlink(epath);
+	free(path);
+	free(epath);
+}
+
+/* ---- Caddy messages ---- */
+
+/* The useful part of Caddy's output: the last "Error: " line, else the
+ * last non-empty line that is not a JSON log line; capped. */
+static char *caddy_message(const char *err, const char *out)
+{
+	const char *best = NULL, *best_end = NULL;
+	const char *srcs[2] = { err, out };
+
+	for (int s = 0; s < 2 && best == NULL; s++) {
+		const char *p = srcs[s], *last = NULL, *last_end = NULL;
+
+		while (p != NULL && *p != '\0') {
+			const char *e = strchrnul(p, '\n');
+
+			if (strncmp(p, "Error: ", 7) == 0) {
+				best = p + 7;
+				best_end = e;
+			} else if (e > p && p[0] != '{') {
+				last = p;
+				last_end = e;
+			}
+			p = *e != '\0' ? e + 1 : e;
+		}
+		if (best == NULL && last != NULL) {
+			best = last;
+			best_end = last_end;
+		}
+	}
+	if (best == NULL)
+		return strdup("(no message from caddy)");
+	while (best_end > best && isspace((unsigned char)best_end[-1]))
+		best_end--;
+	size_t len = (size_t)(best_end - best);
+
+	if (len > CADDY_MSG_MAX)
+		len = CADDY_MSG_MAX;
+	return strndup(best, len);
+}
+
+/* Find the domain conf a Caddy message blames: a "<path>:<line>" whose
+ * file name is a *.conf in domains_dir (Caddy may name it by another
+ * mount path, so only the file name is compared).  Returns the file name
+ * (malloc'd) or NULL. */
+static char *caddy_blamed_conf(struct caddy *c, const char *msg)
+{
+	for (const char *p = strchr(msg, ':'); p != NULL; p = strchr(p + 1, ':')) {
+		if (!isdigit((unsigned char)p[1]))
+			continue;
+		const char *start = p;
+
+		while (start > msg && !isspace((unsigned char)start[-1]) &&
+		       start[-1] != '"' && start[-1] != '\'' && start[-1] != '(' &&
+		       start[-1] != ',')
+			start--;
+		const char *base = start;
+
+		for (const char *q = start; q < p; q++) {
+			if (*q == '/')
+				base = q + 1;
+		}
+		size_t len = (size_t)(p - base);
+
+		if (len < 6 || len > 255 || strncmp(p - 5, ".conf", 5) != 0)
+			continue;
+		char *name = strndup(base, len);
+		char *path = NULL;
+		struct stat st;
+
+		if (name == NULL)
+			return NULL;
+		if (asprintf(&path, "%s/%s", c->domains_dir, name) >= 0 &&
+		    lstat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+			free(path);
+			return name;
+		}
+		free(path);
+		free(name);
+	}
+	return NULL;
+}
+
+/* ---- running Caddy ---- */
+
+/* Run a command with {caddyfile} replaced.  0 when it exited 0; 1 when it
+ * ran and failed (*msg_r set); -errno when it could not run (*msg_r set). */
+static int caddy_run(struct caddy *c, char *const *argv_tmpl,
+		     const char *caddyfile, char **msg_r)
+{
+	char **argv = argv_dup((const char *const *)argv_tmpl);
+	char *out = NULL, *err = NULL;
+	const char *error = NULL;
+	int status = 0, ret;
+
+	*msg_r = NULL;
+	if (argv == NULL || argv_subst(argv, "{caddyfile}", caddyfile) < 0) {
+		argv_free(&argv);
+		*msg_r = strdup("out of memory");
+		return -ENOMEM;
+	}
+	ret = run_argv((const char *const *)argv, NULL, c->timeout_ms, &out, &err,
+		       &status, &error);
+	if (ret < 0 && ret != -ETIMEDOUT) {
+		*msg_r = strdup(error);
+	} else if (ret == -ETIMEDOUT) {
+		*msg_r = strdup(error);
+		ret = 1;
+	} else if (status != 0) {
+		*msg_r = caddy_message(err, out);
+		ret = 1;
+	}
+	free(out);
+	free(err);
+	argv_free(&argv);
+	return ret;
+}
+
+struct caddy_body {
+	char *data;
+	size_t len;
+};
+
+static size_t caddy_curl_write(char *ptr, size_t size, size_t n, void *ud)
+{
+	struct caddy_body *b = ud;
+	size_t add = size * n;
+
+	if (b->len + add > 65536)
+		return add; /* enough to report */
+	char *p = realloc(b->data, b->len + add + 1);
+
+	if (p == NULL)
+		return 0;
+	memcpy(p + b->len, ptr, add);
+	b->len += add;
+	p[b->len] = '\0';
+	b->data = p;
+	return add;
+}
+
+/* POST the Caddyfile to the admin API's /load.  0 done, 1 refused by Caddy
+ * (*msg_r: its error), -errno could not talk to it (*msg_r). */
+static int caddy_admin_load(struct caddy *c, char **msg_r)
+{
+	struct caddy_body body = { 0 };
+	struct curl_slist *hdrs = NULL;
+	char *caddyfile = NULL, *url = NULL;
+	size_t len = 0;
+	long code = 0;
+	CURL *curl;
+	CURLcode cc;
+	int ret;
+
+	*msg_r = NULL;
+	ret = file_read_nofollow(c->caddyfile, CADDY_CADDYFILE_MAX, &caddyfile, &len);
+	if (ret < 0) {
+		if (asprintf(msg_r, "reading %s (setting caddyfile): %s",
+			     c->caddyfile, strerror(-ret)) < 0)
+			*msg_r = NULL;
+		return ret;
+	}
+	curl = curl_easy_init();
+	if (curl == NULL) {
+		free(caddyfile);
+		*msg_r = strdup("curl_easy_init failed");
+		return -ENOMEM;
+	}
+	if (strncmp(c->admin, "unix/", 5) == 0) {
+		curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, c->admin + 5);
+		ret = asprintf(&url, "http://localhost/load");
+	} else if (strncmp(c->admin, "http://", 7) == 0 ||
+		   strncmp(c->admin, "https://", 8) == 0) {
+		ret = asprintf(&url, "%s/load", c->admin);
+	} else {
+		ret = asprintf(&url, "http://%s/load", c->admin);
+	}
+	if (ret < 0) {
+		curl_easy_cleanup(curl);
+		free(caddyfile);
+		*msg_r = strdup("out of memory");
+		return -ENOMEM;
+	}
+	hdrs = curl_slist_append(hdrs, "Content-Type: text/caddyfile");
+	hdrs = curl_slist_append(hdrs, "Expect:");
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_POST, 1L);
+	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, caddyfile);
+	curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, caddy_curl_write);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	cc = curl_easy_perform(curl);
+	if (cc != CURLE_OK) {
+		if (asprintf(msg_r, "admin API %s: %s", url, curl_easy_strerror(cc)) < 0)
+			*msg_r = NULL;
+		ret = -EIO;
+	} else {
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
+		ret = code >= 200 && code < 300 ? 0 : 1;
+		if (ret == 1) {
+			json_t *j = body.data != NULL ? json_loads(body.data, 0, NULL) : NULL;
+			const char *e = json_string_value(json_object_get(j, "error"));
+
+			if (e != NULL)
+				*msg_r = strndup(e, CADDY_MSG_MAX);
+			else if (asprintf(msg_r, "admin API %s: HTTP %ld: %.*s", url,
+					  code, CADDY_MSG_MAX,
+					  body.data != NULL ? body.data : "") < 0)
+				*msg_r = NULL;
+			json_decref(j);
+		}
+	}
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(curl);
+	free(url);
+	free(body.data);
+	free(caddyfile);
+	return ret;
+}
+
+/* Reload Caddy: 0 done, 1 Caddy refused (*msg_r), -errno (*msg_r). */
+static int caddy_reload(struct caddy *c, char **msg_r)
+{
+	if (c->admin != NULL)
+		return caddy_admin_load(c, msg_r);
+	return caddy_run(c, c->reload_argv, c->caddyfile, msg_r);
+}
+
+/* Validate the config at `caddyfile`: 0 valid, 1 invalid (*msg_r), -errno
+ * when the validator cannot run (*msg_r). */
+static int caddy_validate(struct caddy *c, const char *caddyfile, char **msg_r)
+{
+	*msg_r = NULL;
+	if (c->validate_argv == NULL)
+		return -ENOSYS;
+	return caddy_run(c, c->validate_argv, caddyfile, msg_r);
+}
+
+/* ---- bisection, for errors that name no file ---- */
+
+static int caddy_strcmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The domain import line of the Caddyfile: "import DIR/GLOB" where DIR
+ * ends with the same folder name as domains_dir.  Sets *start_r and *end_r to
+ * the line, *dir_r (malloc'd) and *glob_r (malloc'd). */
+static bool caddy_find_import(struct caddy *c, const char *text,
+			      const char **start_r, const char **end_r,
+			      char **dir_r, char **glob_r)
+{
+	const char *dbase = strrchr(c->domains_dir, '/') + 1;
+
+	for (const char *p = text; *p != '\0';) {
+		const char *e = strchrnul(p, '\n');
+		const char *q = p;
+
+		while (q < e && (*q == ' ' || *q == '\t'))
+			q++;
+		if (e - q > 7 && strncmp(q, "import", 6) == 0 &&
+		    (q[6] == ' ' || q[6] == '\t')) {
+			const char *a = q + 6, *ae;
+
+			while (a < e && (*a == ' ' || *a == '\t'))
+				a++;
+			ae = a;
+			while (ae < e && !isspace((unsigned char)*ae))
+				ae++;
+			const char *slash = NULL;
+
+			for (const char *s = a; s < ae; s++) {
+				if (*s == '/')
+					slash = s;
+			}
+			if (slash != NULL && memchr(slash, '*', (size_t)(ae - slash)) != NULL) {
+				const char *db = slash;
+
+				while (db > a && db[-1] != '/')
+					db--;
+				if ((size_t)(slash - db) == strlen(dbase) &&
+				    strncmp(db, dbase, (size_t)(slash - db)) == 0) {
+					*start_r = p;
+					*end_r = e;
+					*dir_r = strndup(a, (size_t)(slash - a));
+					*glob_r = strndup(slash + 1, (size_t)(ae - slash - 1));
+					return *dir_r != NULL && *glob_r != NULL;
+				}
+			}
+		}
+		p = *e != '\0' ? e + 1 : e;
+	}
+	return false;
+}
+
+/* Validate the Caddyfile with only confs[0..n) imported.  0/1/-errno. */
+static int caddy_validate_prefix(struct caddy *c, const char *text,
+				 const char *start, const char *end,
+				 const char *dir, char **confs, size_t n,
+				 const char *tmp_path)
+{
+	size_t cap = strlen(text) + 64;
+	char *buf, *o, *msg = NULL;
+	int ret;
+
+	for (size_t i = 0; i < n; i++)
+		cap += strlen(dir) + strlen(confs[i]) + 16;
+	buf = malloc(cap);
+	if (buf == NULL)
+		return -ENOMEM;
+	o = buf;
+	memcpy(o, text, (size_t)(start - text));
+	o += start - text;
+	for (size_t i = 0; i < n; i++)
+		o += sprintf(o, "import \"%s/%s\"\n", dir, confs[i]);
+	strcpy(o, end);
+	c->host->own_write(c->ctx, tmp_path);
+	ret = file_write_atomic(tmp_path, buf, strlen(buf), 0600);
+	free(buf);
+	if (ret < 0)
+		return ret;
+	ret = caddy_validate(c, tmp_path, &msg);
+	free(msg);
+	return ret;
+}
+
+/* Find the first conf (in import order) that makes validation fail, by
+ * bisecting over prefixes of the import list.  Needs {caddyfile} in
+ * validate_argv.  Returns the file name or NULL. */
+static char *caddy_bisect(struct caddy *c, const char *msg)
+{
+	const char *start, *end;
+	char *text = NULL, *dir = NULL, *glob = NULL, *tmp_path = NULL;
+	char **confs = NULL, *blamed = NULL;
+	size_t n = 0, cap = 0, len;
+	DIR *d = NULL;
+	struct dirent *de;
+	int r;
+
+	if (c->validate_argv == NULL)
+		return NULL;
+	bool has_token = false;
+
+	for (char **a = c->validate_argv; *a != NULL; a++)
+		has_token |= strstr(*a, "{caddyfile}") != NULL;
+	if (!has_token)
+		return NULL;
+	if (file_read_nofollow(c->caddyfile, CADDY_CADDYFILE_MAX, &text, &len) < 0)
+		return NULL;
+	if (!caddy_find_import(c, text, &start, &end, &dir, &glob))
+		goto out;
+	c->host->log(c->ctx, OPHOOK_LOG_INFO,
+		     "caddy's error names no domain conf, bisecting: %s", msg);
+	if ((d = opendir(c->domains_dir)) == NULL)
+		goto out;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' && (de->d_name[1] == '\0' ||
+					     strcmp(de->d_name, "..") == 0))
+			continue;
+		if (fnmatch(glob, de->d_name, 0) != 0)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			char **p = realloc(confs, cap * sizeof(*p));
+
+			if (p == NULL)
+				goto out;
+			confs = p;
+		}
+		if ((confs[n] = strdup(de->d_name)) == NULL)
+			goto out;
+		n++;
+	}
+	if (n == 0)
+		goto out;
+	qsort(confs, n, sizeof(*confs), caddy_strcmp);
+	{
+		char *slash = strrchr(c->caddyfile, '/');
+
+		if (asprintf(&tmp_path, "%.*s/.ophook-caddy-bisect.Caddyfile",
+			     (int)(slash - c->caddyfile), c->caddyfile) < 0) {
+			tmp_path = NULL;
+			goto out;
+		}
+	}
+	/* With no conf at all it must pass, else the fault is elsewhere. */
+	r = caddy_validate_prefix(c, text, start, end, dir, confs, 0, tmp_path);
+	if (r != 0)
+		goto out;
+	size_t lo = 0, hi = n; /* prefix lo passes, prefix hi fails */
+
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		r = caddy_validate_prefix(c, text, start, end, dir, confs, mid,
+					  tmp_path);
+		if (r < 0)
+			goto out;
+		if (r == 0)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	blamed = strdup(confs[hi - 1]);
+out:
+	if (tmp_path != NULL) {
+		unlink(tmp_path);
+		free(tmp_path);
+	}
+	if (d != NULL)
+		closedir(d);
+	for (size_t i = 0; i < n; i++)
+		free(confs[i]);
+	free(confs);
+	free(text);
+	free(dir);
+	free(glob);
+	return blamed;
+}
+
+/* ---- quarantine ---- */
+
+static int caddy_move(const char *from, const char *to)
+{
+	char *data = NULL;
+	size_t len;
+	int ret;
+
+	if (rename(from, to) == 0)
+		return 0;
+	if (errno != EXDEV)
+		return -errno;
+	ret = file_read_nofollow(from, CADDY_CADDYFILE_MAX, &data, &len);
+	if (ret == 0)
+		ret = file_write_atomic(to, data, len, 0644);
+	if (ret == 0 && unlink(from) < 0)
+		ret = -errno;
+	free(data);
+	return ret;
+}
+
+/* Move domains_dir/name to the quarantine and emit domain.config_rejected
+ * with Caddy's message.  0 or -errno (logged). */
+static int caddy_quarantine(struct caddy *c, const char *name, const char *msg)
+{
+	char *from = NULL, *to = NULL, *epath = NULL, *domain = NULL;
+	const char *why = NULL, *error = NULL;
+	json_t *fields;
+	char *fj;
+	int ret;
+
+	if (asprintf(&from, "%s/%s", c->domains_dir, name) < 0)
+		from = NULL;
+	if (asprintf(&to, "%s/%s", c->quarantine_dir, name) < 0)
+		to = NULL;
+	if (asprintf(&epath, "%s/%s.error", c->quarantine_dir, name) < 0)
+		epath = NULL;
+	domain = strdup(name);
+	if (from == NULL || to == NULL || epath == NULL || domain == NULL) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	if (strlen(domain) > 5 && strcmp(domain + strlen(domain) - 5, ".conf") == 0)
+		domain[strlen(domain) - 5] = '\0';
+	ret = mkdir_p(c->quarantine_dir, 0755);
+	if (ret < 0) {
+		c->host->log(c->ctx, OPHOOK_LOG_ERROR,
+			     "quarantine folder %s (setting quarantine_dir): %s",
+			     c->quarantine_dir, strerror(-ret));
+		goto out;
+	}
+	c->host->own_write(c->ctx, from);
+	c->host->own_write(c->ctx, to);
+	c->host->own_write(c->ctx, epath);
+	ret = caddy_move(from, to);
+	if (ret < 0) {
+		c->host->log(c->ctx, OPHOOK_LOG_ERROR, "moving %s to %s: %s", from,
+			     to, strerror(-ret));
+		goto out;
+	}
+	(void)file_write_atomic(epath, msg, strlen(msg), 0644);
+	c->rejected++;
+	c->host->log(c->ctx, OPHOOK_LOG_WARN,
+		     "rejected %s (moved to %s): %s", from, to, msg);
+
+	bool valid = name_valid_domain(domain, &why);
+
+	fields = json_pack("{s:s, s:s, s:s}", "path", from, "quarantined", to,
+			   "error", msg);
+	if (fields != NULL && valid)
+		json_object_set_new(fields, "domain", json_string(domain));
+	fj = fields != NULL ? json_dumps(fields, JSON_COMPACT) : NULL;
+	json_decref(fields);
+	if (fj == NULL ||
+	    c->host->emit(c->ctx, "domain.config_rejected", valid ? domain : "caddy",
+			  fj, &error) < 0)
+		c->host->log(c->ctx, OPHOOK_LOG_ERROR,
+			     "cannot emit domain.config_rejected for %s: %s", from,
+			     error != NULL ? error : "out of memory");
+	free(fj);
+out:
+	free(from);
+	free(to);
+	free(epath);
+	free(domain);
+	return ret;
+}
+
+/* ---- the coalesced action ---- */
+
+static void caddy_write_stats(struct caddy *c, int64_t last_ms, bool ok)
+{
+	const char *dir = c->host->state_dir(c->ctx);
+	char *path = NULL, *text = NULL;
+
+	if (dir == NULL || asprintf(&path, "%s/stats.json", dir) < 0)
+		return;
+	if (asprintf(&text,
+		     "{\"reloads\":%lu,\"reload_failures\":%lu,\"rejected\":%lu,"
+		     "\"last_ms\":%lld,\"last_ok\":%s}\n",
+		     c->reloads, c->reload_failures, c->rejected,
+		     (long long)last_ms, ok ? "true" : "false") >= 0)
+		(void)file_write_atomic(path, text, strlen(text), 0644);
+	free(text);
+	free(path);
+}
+
+/* Quarantine the conf a failure blames (by message, else by bisection).
+ * Returns true when one was moved. */
+static bool caddy_blame(struct caddy *c, const char *msg, bool may_bisect)
+{
+	char *name = caddy_blamed_conf(c, msg);
+
+	if (name == NULL && may_bisect)
+		name = caddy_bisect(c, msg);
+	if (name == NULL)
+		return false;
+	bool moved = caddy_quarantine(c, name, msg) == 0;
+
+	free(name);
+	return moved;
+}
+
+static void caddy_action(struct ophook_ctx *ctx, void *data)
+{
+	struct caddy *c = data;
+	int64_t t0 = caddy_mono_ms(), tv;
+	unsigned rounds = 0, rejected0 = (unsigned)c->rejected;
+	char *msg = NULL;
+	int ret;
+
+	(void)ctx;
+	/* 1. validate, quarantining what breaks it */
+	for (;;) {
+		ret = caddy_validate(c, c->caddyfile, &msg);
+		if (ret == 0 || ret == -ENOSYS)
+			break;
+		if (ret < 0) {
+			if (!c->validate_missing_logged)
+				c->host->log(c->ctx, OPHOOK_LOG_WARN,
+					     "cannot validate (setting validate_argv): "
+					     "%s; relying on the reload's own check", msg);
+			c->validate_missing_logged = true;
+			break;
+		}
+		if (++rounds > c->max_rounds) {
+			c->host->log(c->ctx, OPHOOK_LOG_WARN,
+				     "still invalid after %u rejected confs; "
+				     "continuing in the next round", c->max_rounds);
+			c->host->request_action(c->ctx, CADDY_ACTION, c->window_ms,
+						caddy_action, c);
+			goto out;
+		}
+		if (!caddy_blame(c, msg, true)) {
+			c->reload_failures++;
+			c->host->log(c->ctx, OPHOOK_LOG_ERROR,
+				     "config %s is invalid and no domain conf is to "
+				     "blame; not reloading: %s", c->caddyfile, msg);
+			caddy_write_stats(c, caddy_mono_ms() - t0, false);
+			goto out;
+		}
+		free(msg);
+		msg = NULL;
+	}
+	free(msg);
+	msg = NULL;
+	tv = caddy_mono_ms();
+
+	/* 2. reload; a refusal that names a conf quarantines it too */
+	for (;;) {
+		ret = caddy_reload(c, &msg);
+		if (ret == 0)
+			break;
+		if (ret < 0 || ++rounds > c->max_rounds ||
+		    !caddy_blame(c, msg, false)) {
+			c->reload_failures++;
+			c->host->log(c->ctx, OPHOOK_LOG_ERROR, "reload failed: %s",
+				     msg != NULL ? msg : "?");
+			caddy_write_stats(c, caddy_mono_ms() - t0, false);
+			goto out;
+		}
+		free(msg);
+		msg = NULL;
+	}
+	c->reloads++;
+	int64_t t1 = caddy_mono_ms();
+
+	c->host->log(c->ctx, OPHOOK_LOG_INFO,
+		     "reload #%lu done in %lld ms (validate %lld ms, %u conf(s) "
+		     "rejected)", c->reloads, (long long)(t1 - t0),
+		     (long long)(tv - t0), (unsigned)c->rejected - rejected0);
+	caddy_write_stats(c, t1 - t0, true);
+out:
+	free(msg);
+}
+
+/* ---- plugin callbacks ---- */
+
+static int caddy_init(struct ophook_ctx *ctx, const struct ophook_host *host,
+		      void **data_r, const char **error_r)
+{
+	struct caddy *c;
+	int ret;
+
+	if (!OPHOOK_HOST_HAS(host, own_write)) {
+		*error_r = "host too old (no own_write)";
+		return -ENOTSUP;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		*error_r = "out of memory";
+		return -ENOMEM;
+	}
+	c->ctx = ctx;
+	c->host = host;
+	ret = caddy_settings(c, error_r);
+	if (ret < 0) {
+		caddy_free(&c);
+		return ret;
+	}
+	if (c->admin != NULL && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		caddy_free(&c);
+		*error_r = "curl_global_init failed";
+		return -EIO;
+	}
+	host->log(ctx, OPHOOK_LOG_INFO,
+		  "caddyfile %s, domains %s, quarantine %s, reload via %s, "
+		  "window %u ms", c->caddyfile, c->domains_dir, c->quarantine_dir,
+		  c->admin != NULL ? c->admin : c->reload_argv[0], c->window_ms);
+	*data_r = c;
+	return 0;
+}
+
+static void caddy_fini(void *data)
+{
+	struct caddy *c = data;
+
+	if (c != NULL && c->admin != NULL)
+		curl_global_cleanup();
+	caddy_free(&c);
+}
+
+static int caddy_on_event(void *data, const struct ophook_event *ev,
+			  const char **error_r)
+{
+	struct caddy *c = data;
+	const char *domain = NULL;
+	int ret;
+
+	if (strncmp(ev->type, "domain.", 7) == 0) {
+		ret = caddy_event_domain(c, ev, &domain, error_r);
+		if (ret < 0)
+			return ret;
+		if (strcmp(ev->type, "domain.added") == 0) {
+			ret = caddy_log_dir_create(c, domain, error_r);
+			if (ret < 0)
+				return ret;
+		} else if (strcmp(ev->type, "domain.removed") == 0) {
+			caddy_quarantine_forget(c, domain);
+			if (c->remove_logs) {
+				ret = caddy_log_dir_remove(c, domain, error_r);
+				if (ret < 0)
+					return ret;
+			}
+		}
+	}
+	ret = c->host->request_action(c->ctx, CADDY_ACTION, c->window_ms,
+				      caddy_action, c);
+	if (ret < 0)
+		*error_r = caddy_err("cannot schedule the reload: %s", strerror(-ret));
+	return ret;
+}
+
+static const char *const caddy_subscriptions[] = {
+	"domain.added",
+	"domain.updated",
+	"domain.removed",
+	"domain.suspended",
+	"domain.unsuspended",
+	"user.denylist.changed",
+	NULL,
+};
+
+OPHOOK_EXPORT const struct ophook_plugin ophook_plugin = {
+	OPHOOK_PLUGIN_HEADER("caddy"),
+	.description = "validate and reload Caddy on domain changes, "
+		       "quarantine broken domain confs",
+	.subscriptions = caddy_subscriptions,
+	.init = caddy_init,
+	.fini = caddy_fini,
+	.on_event = caddy_on_event,
+};
