@@ -49,6 +49,15 @@ struct plugin {
 	unsigned running_actions;
 	bool unloading;
 	struct plugin *next;
+
+	/* deliveries waiting for a worker; workers drain it one call at a
+	 * time, so a hung call holds only its own worker */
+	pthread_mutex_t qlock;
+	struct plugin_call *q_head, *q_tail;
+	struct plugin_call *done_head;  /* finished, for the loop thread */
+	unsigned workers, max_workers;
+	uv_async_t done_async;
+	bool async_ready;
 };
 
 struct pluginhost {
@@ -64,11 +73,16 @@ struct pluginhost {
 };
 
 struct plugin_call {
-	uv_work_t work;
 	struct plugin *p;
 	struct delivery *d;
 	int rc;
 	char *error;
+	struct plugin_call *next;
+};
+
+struct plugin_worker {
+	uv_work_t work;
+	struct plugin *p;
 };
 
 static void host_log(struct ophook_ctx *ctx, enum ophook_log_level level,
@@ -270,38 +284,99 @@ static const struct ophook_host host_table = {
 
 /* ---- handler ---- */
 
-static void plugin_call_work(uv_work_t *w)
+/* Worker thread: run queued calls until the queue is empty. */
+static void plugin_worker_run(uv_work_t *w)
 {
-	struct plugin_call *c = w->data;
-	const char *err = NULL;
+	struct plugin_worker *pw = w->data;
+	struct plugin *p = pw->p;
 
-	delivery_started(c->d);
-	c->rc = c->p->api->on_event(c->p->data, &c->d->view.pub, &err);
-	if (c->rc != 0 && err != NULL)
-		c->error = strdup(err);
+	for (;;) {
+		struct plugin_call *c;
+		const char *err = NULL;
+
+		pthread_mutex_lock(&p->qlock);
+		c = p->q_head;
+		if (c == NULL) {
+			p->workers--;
+			pthread_mutex_unlock(&p->qlock);
+			return;
+		}
+		p->q_head = c->next;
+		if (p->q_head == NULL)
+			p->q_tail = NULL;
+		pthread_mutex_unlock(&p->qlock);
+
+		delivery_started(c->d);
+		c->rc = p->api->on_event(p->data, &c->d->view.pub, &err);
+		if (c->rc != 0 && err != NULL)
+			c->error = strdup(err);
+
+		pthread_mutex_lock(&p->qlock);
+		c->next = p->done_head;
+		p->done_head = c;
+		pthread_mutex_unlock(&p->qlock);
+		uv_async_send(&p->done_async);
+	}
 }
 
-static void plugin_call_after(uv_work_t *w, int status)
+static void plugin_worker_after(uv_work_t *w, int status)
 {
-	struct plugin_call *c = w->data;
+	(void)status;
+	free(w->data);
+}
 
-	if (status == UV_ECANCELED)
-		c->rc = -ECANCELED;
-	dispatch_done(c->d, c->rc, c->error);
-	free(c->error);
-	free(c);
+/* Loop thread: report finished calls, oldest first. */
+static void plugin_done_cb(uv_async_t *as)
+{
+	struct plugin *p = as->data;
+	struct plugin_call *list, *rev = NULL;
+
+	pthread_mutex_lock(&p->qlock);
+	list = p->done_head;
+	p->done_head = NULL;
+	pthread_mutex_unlock(&p->qlock);
+	while (list != NULL) {
+		struct plugin_call *next = list->next;
+
+		list->next = rev;
+		rev = list;
+		list = next;
+	}
+	while (rev != NULL) {
+		struct plugin_call *c = rev;
+
+		rev = c->next;
+		dispatch_done(c->d, c->rc, c->error);
+		free(c->error);
+		free(c);
+	}
 }
 
 static void plugin_deliver(struct handler *h, struct delivery *d)
 {
 	struct plugin *p = h->data;
 	struct plugin_call *c = xcalloc(1, sizeof(*c));
+	struct plugin_worker *pw = NULL;
 
 	c->p = p;
 	c->d = d;
-	c->work.data = c;
-	uv_queue_work(engine_loop(p->ph->e), &c->work, plugin_call_work,
-		      plugin_call_after);
+	pthread_mutex_lock(&p->qlock);
+	if (p->q_tail != NULL)
+		p->q_tail->next = c;
+	else
+		p->q_head = c;
+	p->q_tail = c;
+	if (p->workers < p->max_workers) {
+		p->workers++;
+		pw = xcalloc(1, sizeof(*pw));
+	}
+	pthread_mutex_unlock(&p->qlock);
+	if (pw != NULL) {
+		pw->p = p;
+		pw->work.data = pw;
+		uv_queue_work(engine_loop(p->ph->e), &pw->work,
+			      plugin_worker_run, plugin_worker_after);
+	}
 }
 
 static void plugin_free_ctx(struct plugin *p)
@@ -332,6 +407,14 @@ static bool action_close(const char *key, void *value, void *ctx)
 	return true;
 }
 
+static void plugin_async_closed(uv_handle_t *h)
+{
+	struct plugin *p = h->data;
+
+	pthread_mutex_destroy(&p->qlock);
+	free(p);
+}
+
 static void plugin_destroy(struct plugin *p)
 {
 	if (p->api != NULL && p->api->fini != NULL && p->data != NULL)
@@ -345,7 +428,11 @@ static void plugin_destroy(struct plugin *p)
 	/* the .so stays mapped: a timed-out call may still be inside it */
 	free(p->name);
 	free(p->file);
-	free(p);
+	p->name = p->file = NULL;
+	if (p->async_ready)
+		uv_close((uv_handle_t *)&p->done_async, plugin_async_closed);
+	else
+		plugin_async_closed((uv_handle_t *)&(uv_async_t){ .data = p });
 }
 
 static void plugin_handler_free(struct handler *h)
@@ -452,6 +539,13 @@ static int plugin_init(struct pluginhost *ph, struct plugin *p,
 		p->data = NULL;
 		return ret;
 	}
+	pthread_mutex_init(&p->qlock, NULL);
+	uv_async_init(engine_loop(ph->e), &p->done_async, plugin_done_cb);
+	p->done_async.data = p;
+	p->async_ready = true;
+	p->max_workers = (p->api->flags & OPHOOK_PLUGIN_SERIAL) != 0
+				 ? 1
+				 : (cfg->dispatch.threads >= 4 ? 2 : 1);
 	h = handler_new(&plugin_handler_ops, "");
 	free(h->name);
 	h->name = xasprintf("plugin:%s", p->name);
@@ -550,7 +644,11 @@ int pluginhost_load(struct pluginhost *ph, const char *path, char **error_r)
 		plugin_free_ctx(p);
 		free(p->name);
 		free(p->file);
-		free(p);
+		if (p->async_ready)
+			uv_close((uv_handle_t *)&p->done_async,
+				 plugin_async_closed);
+		else
+			free(p);
 		dlclose(dl);
 		return ret;
 	}
