@@ -25,3 +25,22 @@ TESTS += tests/unit/test_dispatch
 tests_unit_test_dispatch_SOURCES = tests/unit/test_dispatch.c
 tests_unit_test_dispatch_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_dispatch_LDADD = $(TEST_LIBS)
+
+# test plugins: a good one, a wrong ABI, a duplicate name
+TESTPLUG_LDFLAGS = -module -avoid-version -shared -rpath /nowhere $(SAN_CFLAGS)
+check_LTLIBRARIES += tests/unit/testgood.la tests/unit/testbadabi.la \
+	tests/unit/testdup.la
+tests_unit_testgood_la_SOURCES = tests/unit/plugins/testplug.c
+tests_unit_testgood_la_LDFLAGS = $(TESTPLUG_LDFLAGS)
+tests_unit_testbadabi_la_SOURCES = tests/unit/plugins/testplug.c
+tests_unit_testbadabi_la_CFLAGS = $(AM_CFLAGS) -DTEST_ABI=999u
+tests_unit_testbadabi_la_LDFLAGS = $(TESTPLUG_LDFLAGS)
+tests_unit_testdup_la_SOURCES = tests/unit/plugins/testplug.c
+tests_unit_testdup_la_CFLAGS = $(AM_CFLAGS) -DTEST_NAME='"testgood"'
+tests_unit_testdup_la_LDFLAGS = $(TESTPLUG_LDFLAGS)
+
+check_PROGRAMS += tests/unit/test_pluginhost
+TESTS += tests/unit/test_pluginhost
+tests_unit_test_pluginhost_SOURCES = tests/unit/test_pluginhost.c
+tests_unit_test_pluginhost_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_pluginhost_LDADD = $(TEST_LIBS)

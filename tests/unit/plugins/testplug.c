@@ -1,0 +1,54 @@
+/* Test plugins for test_pluginhost, built three times with -D switches:
+ * a good one, one with a wrong ABI version, one reusing the good name. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "ophook/plugin.h"
+
+#ifndef TEST_ABI
+#define TEST_ABI OPHOOK_ABI_VERSION
+#endif
+#ifndef TEST_NAME
+#define TEST_NAME "testgood"
+#endif
+
+static int tp_init(struct ophook_ctx *ctx, const struct ophook_host *host,
+		   void **data_r, const char **error_r)
+{
+	const char *fail = host->setting(ctx, "fail");
+
+	if (fail != NULL) {
+		*error_r = fail;
+		return -EINVAL;
+	}
+	*data_r = (void *)host;
+	return 0;
+}
+
+static void tp_fini(void *data)
+{
+	(void)data;
+}
+
+static int tp_on_event(void *data, const struct ophook_event *ev,
+		       const char **error_r)
+{
+	const struct ophook_host *host = data;
+	const char *v = host->event_get(ev, "fail");
+
+	if (v != NULL) {
+		*error_r = v;
+		return -EIO;
+	}
+	return 0;
+}
+
+const struct ophook_plugin ophook_plugin = {
+	.abi = TEST_ABI,
+	.name = TEST_NAME,
+	.description = "test plugin",
+	.subscriptions = (const char *const[]){ "test.*", NULL },
+	.init = tp_init,
+	.fini = tp_fini,
+	.on_event = tp_on_event,
+};
