@@ -1,2 +1,8 @@
 # bench: executables bench/NAME N (each prints a table and a result: line)
 EXTRA_DIST += bench/dispatch
+# bench/poll (paneldb): the DB poller's cost; the script runs bench/poll_bench
+check_PROGRAMS += bench/poll_bench
+bench_poll_bench_SOURCES = bench/poll.c
+bench_poll_bench_CFLAGS = $(TEST_CFLAGS)
+bench_poll_bench_LDADD = $(TEST_LIBS)
+EXTRA_DIST += bench/poll
