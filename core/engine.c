@@ -70,18 +70,33 @@ struct engine {
 	int64_t started_ms;
 	uint64_t journaled, journal_errors;
 	bool journal_failing, resumed, stopping;
-	uv_timer_t retry_timer, prune_timer, stop_timer;
+	uv_timer_t retry_timer, prune_timer, stop_timer, pace_timer;
+	int64_t last_commit_ns;
 	int64_t stop_deadline;
 	void (*stop_cb)(void *ctx);
 	void *stop_ctx;
 };
 
 static void engine_prepare_run(uv_prepare_t *p);
+static void engine_pace_cb(uv_timer_t *t);
+
+/* Group commit pacing: at most one commit per ENGINE_PACE_NS under load
+ * (everything that arrived meanwhile goes into it); at once when idle. */
+#define ENGINE_PACE_NS (2 * 1000 * 1000)
 
 static void engine_schedule_flush(struct engine *e)
 {
-	if (!uv_is_active((uv_handle_t *)&e->prepare) && !e->journal_failing)
+	int64_t wait_ns;
+
+	if (e->journal_failing || uv_is_active((uv_handle_t *)&e->prepare) ||
+	    uv_is_active((uv_handle_t *)&e->pace_timer))
+		return;
+	wait_ns = e->last_commit_ns + ENGINE_PACE_NS - mono_ns();
+	if (wait_ns <= 0)
 		uv_prepare_start(&e->prepare, engine_prepare_run);
+	else
+		uv_timer_start(&e->pace_timer, engine_pace_cb,
+			       (uint64_t)(wait_ns + 999999) / 1000000, 0);
 }
 
 /* ---- results from the dispatcher ---- */
@@ -259,6 +274,7 @@ static void engine_flush(struct engine *e)
 	}
 	if (journal_commit(e->journal, &err) < 0)
 		goto fail;
+	e->last_commit_ns = mono_ns();
 	e->journal_failing = false;
 	engine_results_clear(e, n_res);
 	for (size_t i = 0; i < n_pd; i++)
@@ -276,7 +292,7 @@ static void engine_flush(struct engine *e)
 		free(s);
 	}
 	if (more || e->n_results > 0)
-		uv_async_send(&e->async);
+		engine_schedule_flush(e);
 	return;
 fail:
 	journal_rollback(e->journal);
@@ -292,9 +308,14 @@ static void engine_prepare_run(uv_prepare_t *p)
 	engine_flush(e);
 }
 
+static void engine_pace_cb(uv_timer_t *t)
+{
+	engine_flush(t->data);
+}
+
 static void engine_async_cb(uv_async_t *as)
 {
-	engine_flush(as->data);
+	engine_schedule_flush(as->data);
 }
 
 /* ---- submit ---- */
@@ -629,6 +650,8 @@ int engine_new(uv_loop_t *loop, struct config *config, struct engine **e_r,
 	e->prune_timer.data = e;
 	uv_timer_init(loop, &e->stop_timer);
 	e->stop_timer.data = e;
+	uv_timer_init(loop, &e->pace_timer);
+	e->pace_timer.data = e;
 	e->plugins = pluginhost_new(e);
 	*e_r = e;
 	return 0;
@@ -672,20 +695,29 @@ static void engine_closed(uv_handle_t *h)
 	(void)h;
 }
 
+/* Journal everything still in memory (shutdown). */
+static void engine_flush_all(struct engine *e)
+{
+	for (int i = 0; i < 1000 && !e->journal_failing &&
+			(e->in_head != NULL || e->n_results > 0); i++)
+		engine_flush(e);
+}
+
 static void engine_stop_finish(struct engine *e)
 {
-	engine_flush(e);
+	engine_flush_all(e);
 	hooks_stop(&e->hooks);
 	pluginhost_free(&e->plugins);
 	while (e->n_hlist > 0)
 		engine_handler_remove(e, e->hlist[0]->name);
-	engine_flush(e);
+	engine_flush_all(e);
 	uv_timer_stop(&e->stop_timer);
 	uv_close((uv_handle_t *)&e->async, engine_closed);
 	uv_close((uv_handle_t *)&e->prepare, engine_closed);
 	uv_close((uv_handle_t *)&e->retry_timer, engine_closed);
 	uv_close((uv_handle_t *)&e->prune_timer, engine_closed);
 	uv_close((uv_handle_t *)&e->stop_timer, engine_closed);
+	uv_close((uv_handle_t *)&e->pace_timer, engine_closed);
 	dispatch_free(&e->dispatch);
 	journal_close(&e->journal);
 	log_info("ophookd stopped: journal closed");
