@@ -1,0 +1,1462 @@
+/* bind9 plugin: keeps BIND's zones in step with the panel's domains.
+ *
+ * domain.added     render the zone from the template, check it with
+ *                  named-checkzone, write it, add its line to
+ *                  named.conf.local, `rndc reconfig` (coalesced); a
+ *                  subdomain of a zone the same user owns gets its records
+ *                  in that zone instead.
+ * domain.removed   remove its line (only its line), archive or delete the
+ *                  zone file, `rndc reconfig`; or take a subdomain's
+ *                  records out of its parent zone.
+ * dns.zone.changed check the zone; bump the serial when the content changed
+ *                  and the serial did not; `rndc reload <zone>`.  A zone
+ *                  that fails the check is not loaded: dns.zone_rejected.
+ * mail.dkim.created publish <selector>._domainkey TXT in the domain's zone.
+ *
+ * Files and the state (zones.json under state_dir: zone -> owner, last good
+ * serial and content hash; subdomain -> parent zone) are changed under one
+ * mutex; named-checkzone of a new zone runs outside it so a burst of adds
+ * runs in parallel.  rndc runs from one coalesced action ("rndc"). */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "ophook/plugin.h"
+#include "util.h"
+#include "../common/run.h"
+#include "zone.h"
+
+#define BIND9_FILE_MAX (16u * 1024u * 1024u)
+#define BIND9_RUN_TIMEOUT_MS 60000u
+#define BIND9_RNDC_RETRIES 10u
+
+struct bind9 {
+	struct ophook_ctx *ctx;
+	const struct ophook_host *host;
+
+	char *zones_dir;     /* where zone files live */
+	char *conf_path;     /* named.conf.local */
+	char *conf_file;     /* zone path in the zone line: folder or {domain} pattern */
+	char *template_path; /* NULL: built-in template */
+	char *server_ip;     /* NULL: adds fail */
+	char *ns1, *ns2, *rpemail; /* settings, NULL: openpanel.config */
+	char *state_path;    /* zones.json */
+	char *removed_dir;   /* NULL: delete removed zone files */
+	char **rndc_argv;
+	char **checkzone_argv;
+	unsigned window_ms;
+	unsigned reload_all_max; /* more changed zones: one `rndc reload` */
+
+	pthread_mutex_t lock; /* files and state */
+	json_t *state;        /* {"zones": {d: {user, serial, hash}}, "subs": {d: parent}} */
+
+	pthread_mutex_t rlock; /* what the next rndc action does */
+	bool reconfig;
+	json_t *reload;        /* set of zones */
+	unsigned rndc_failures;
+	unsigned long reloads; /* rndc runs so far */
+};
+
+static _Thread_local char bind9_errbuf[1024];
+
+/* Format the message for *error_r and return ret. */
+static int __attribute__((format(printf, 3, 4)))
+bind9_fail(const char **error_r, int ret, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(bind9_errbuf, sizeof(bind9_errbuf), fmt, ap);
+	va_end(ap);
+	*error_r = bind9_errbuf;
+	return ret;
+}
+
+/* asprintf returning NULL on ENOMEM. */
+static char *__attribute__((format(printf, 1, 2))) bind9_fmt(const char *fmt,
+							      ...)
+{
+	va_list ap;
+	char *s;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	return n < 0 ? NULL : s;
+}
+
+/* --- settings ------------------------------------------------------------ */
+
+/* A copy of setting key, or of def when unset (NULL def: NULL). */
+static int bind9_setting(struct bind9 *b, const char *key, const char *def,
+			 char **out_r)
+{
+	const char *v = b->host->setting(b->ctx, key);
+
+	*out_r = NULL;
+	if (v == NULL || *v == '\0')
+		v = def;
+	if (v == NULL)
+		return 0;
+	*out_r = strdup(v);
+	return *out_r == NULL ? -ENOMEM : 0;
+}
+
+static int bind9_setting_uint(struct bind9 *b, const char *key, unsigned def,
+			      unsigned max, unsigned *out_r,
+			      const char **error_r)
+{
+	const char *v = b->host->setting(b->ctx, key);
+	char *end;
+	unsigned long n;
+
+	*out_r = def;
+	if (v == NULL)
+		return 0;
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0' || n > max || v[0] == '-')
+		return bind9_fail(error_r, -EINVAL,
+				  "setting %s: \"%s\" is not a number in "
+				  "0..%u",
+				  key, v, max);
+	*out_r = (unsigned)n;
+	return 0;
+}
+
+/* A path setting that ends up quoted in named.conf: absolute, no quote,
+ * backslash or control character. */
+static int bind9_path_ok(const char *key, const char *path,
+			 const char **error_r)
+{
+	if (path[0] != '/')
+		return bind9_fail(error_r, -EINVAL,
+				  "setting %s: \"%s\" is not an absolute path",
+				  key, path);
+	for (const char *p = path; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
+			return bind9_fail(error_r, -EINVAL,
+					  "setting %s: a path with a quote, "
+					  "backslash or control character",
+					  key);
+	}
+	return 0;
+}
+
+/* A host name for the SOA/NS fields: letters, digits, '-', '.', '_'. */
+static bool bind9_hostname_ok(const char *s)
+{
+	if (*s == '\0' || strlen(s) > 253)
+		return false;
+	for (const char *p = s; *p != '\0'; p++) {
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' ||
+		      *p == '_'))
+			return false;
+	}
+	return true;
+}
+
+static int bind9_argv_setting(struct bind9 *b, const char *key,
+			      const char *def, char ***argv_r,
+			      const char **error_r)
+{
+	const char *v = b->host->setting(b->ctx, key);
+	int ret = argv_from_setting(v != NULL ? v : def, argv_r);
+
+	if (ret == -EINVAL)
+		return bind9_fail(error_r, ret,
+				  "setting %s: want a non-empty JSON array "
+				  "of strings",
+				  key);
+	if (ret < 0)
+		return bind9_fail(error_r, ret, "setting %s: %s", key,
+				  strerror(-ret));
+	return 0;
+}
+
+/* --- openpanel.config ---------------------------------------------------- */
+
+/* The value of key in an INI file (any section, first match), trimmed;
+ * NULL when absent or unreadable. */
+static char *bind9_ini_get(const char *path, const char *key)
+{
+	char *data = NULL, *line, *save = NULL, *val = NULL;
+	size_t len, klen = strlen(key);
+
+	if (file_read_nofollow(path, BIND9_FILE_MAX, &data, &len) < 0)
+		return NULL;
+	for (line = strtok_r(data, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *p = line, *e;
+
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (strncmp(p, key, klen) != 0)
+			continue;
+		p += klen;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p != '=')
+			continue;
+		p++;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		e = p + strlen(p);
+		while (e > p && (e[-1] == ' ' || e[-1] == '\t' ||
+				 e[-1] == '\r'))
+			e--;
+		*e = '\0';
+		if (*p != '\0')
+			val = strdup(p);
+		break;
+	}
+	free(data);
+	return val;
+}
+
+/* --- paths and state ----------------------------------------------------- */
+
+static char *bind9_zone_path(struct bind9 *b, const char *d)
+{
+	return bind9_fmt("%s/%s.zone", b->zones_dir, d);
+}
+
+/* The file named in the zone line. */
+static char *bind9_conf_file(struct bind9 *b, const char *d)
+{
+	const char *ph = strstr(b->conf_file, "{domain}");
+
+	if (ph == NULL)
+		return bind9_fmt("%s/%s.zone", b->conf_file, d);
+	return bind9_fmt("%.*s%s%s", (int)(ph - b->conf_file), b->conf_file,
+			 d, ph + 8);
+}
+
+static bool bind9_file_exists(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int bind9_state_load(struct bind9 *b, const char **error_r)
+{
+	json_error_t jerr;
+	char *data = NULL;
+	size_t len;
+	int ret = file_read_nofollow(b->state_path, BIND9_FILE_MAX, &data, &len);
+
+	if (ret == -ENOENT) {
+		b->state = json_pack("{s:{},s:{}}", "zones", "subs");
+		return b->state == NULL ? -ENOMEM : 0;
+	}
+	if (ret < 0)
+		return bind9_fail(error_r, ret, "%s: %s", b->state_path,
+				  strerror(-ret));
+	b->state = json_loadb(data, len, 0, &jerr);
+	free(data);
+	if (b->state == NULL || !json_is_object(b->state))
+		return bind9_fail(error_r, -EINVAL, "%s:%d:%d: %s",
+				  b->state_path, jerr.line, jerr.column,
+				  b->state == NULL ? jerr.text
+						   : "not a JSON object");
+	if (!json_is_object(json_object_get(b->state, "zones")))
+		json_object_set_new(b->state, "zones", json_object());
+	if (!json_is_object(json_object_get(b->state, "subs")))
+		json_object_set_new(b->state, "subs", json_object());
+	return 0;
+}
+
+/* Under b->lock. */
+static int bind9_state_save(struct bind9 *b, const char **error_r)
+{
+	char *text = json_dumps(b->state, JSON_SORT_KEYS | JSON_INDENT(1));
+	int ret;
+
+	if (text == NULL)
+		return bind9_fail(error_r, -ENOMEM, "out of memory");
+	ret = file_write_atomic(b->state_path, text, strlen(text), 0600);
+	free(text);
+	if (ret < 0)
+		return bind9_fail(error_r, ret, "%s: %s", b->state_path,
+				  strerror(-ret));
+	return 0;
+}
+
+static json_t *bind9_state_zone(struct bind9 *b, const char *d)
+{
+	return json_object_get(json_object_get(b->state, "zones"), d);
+}
+
+static uint32_t bind9_state_serial(json_t *z)
+{
+	return (uint32_t)json_integer_value(json_object_get(z, "serial"));
+}
+
+/* Record the last good content of zone d. */
+static int bind9_state_zone_set(struct bind9 *b, const char *d,
+				const char *user, const char *text)
+{
+	json_t *zones = json_object_get(b->state, "zones");
+	json_t *z = json_object_get(zones, d);
+	uint32_t serial = 0;
+	char hash[17];
+
+	(void)zone_serial_get(text, &serial);
+	snprintf(hash, sizeof(hash), "%016" PRIx64, zone_hash(text));
+	if (z == NULL) {
+		z = json_object();
+		if (z == NULL || json_object_set_new(zones, d, z) < 0)
+			return -ENOMEM;
+	}
+	if (user != NULL &&
+	    json_object_set_new(z, "user", json_string(user)) < 0)
+		return -ENOMEM;
+	if (json_object_set_new(z, "serial", json_integer(serial)) < 0 ||
+	    json_object_set_new(z, "hash", json_string(hash)) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/* --- running tools ------------------------------------------------------- */
+
+/* Run base argv + extra args; 0 with *out_r (stdout and stderr joined,
+ * trimmed) and *status_r, or -errno with *error_r. */
+static int bind9_run(char **base, const char *const *extra, const char *in,
+		     char **out_r, int *status_r, const char **error_r)
+{
+	size_t n = argv_len((const char *const *)base), m = 0;
+	const char **argv;
+	char *out = NULL, *err = NULL;
+	int ret;
+
+	while (extra[m] != NULL)
+		m++;
+	argv = calloc(n + m + 1, sizeof(*argv));
+	if (argv == NULL)
+		return bind9_fail(error_r, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		argv[i] = base[i];
+	for (size_t i = 0; i < m; i++)
+		argv[n + i] = extra[i];
+	ret = run_argv(argv, in, BIND9_RUN_TIMEOUT_MS, &out, &err, status_r,
+		       error_r);
+	free(argv);
+	if (ret < 0 && ret != -ETIMEDOUT)
+		return bind9_fail(error_r, ret, "%s: %s", base[0], *error_r);
+	*out_r = bind9_fmt("%s%s%s", out != NULL ? out : "",
+			   out != NULL && *out != '\0' && err != NULL &&
+					   *err != '\0'
+				   ? "\n"
+				   : "",
+			   err != NULL ? err : "");
+	free(out);
+	free(err);
+	if (*out_r == NULL)
+		return bind9_fail(error_r, -ENOMEM, "out of memory");
+	for (size_t l = strlen(*out_r);
+	     l > 0 && strchr(" \t\r\n", (*out_r)[l - 1]) != NULL; l--)
+		(*out_r)[l - 1] = '\0';
+	if (ret == -ETIMEDOUT) {
+		free(*out_r);
+		*out_r = NULL;
+		return bind9_fail(error_r, ret, "%s: timed out after %u ms",
+				  base[0], BIND9_RUN_TIMEOUT_MS);
+	}
+	return 0;
+}
+
+/* named-checkzone zone - < text.  0 when good, 1 when rejected (*msg_r:
+ * its message, naming path where it says "stream-0x...:" or "(null)" for
+ * stdin), -errno when it could not run. */
+static int bind9_check(struct bind9 *b, const char *zone, const char *text,
+		       const char *path, char **msg_r, const char **error_r)
+{
+	const char *extra[] = { zone, "-", NULL };
+	char *out = NULL, *msg;
+	int status = 0, ret;
+	size_t plen = strlen(path), n = 0;
+
+	*msg_r = NULL;
+	ret = bind9_run(b->checkzone_argv, extra, text, &out, &status, error_r);
+	if (ret < 0)
+		return ret;
+	if (status == 0) {
+		free(out);
+		return 0;
+	}
+	/* name the file instead of stdin */
+	msg = malloc(strlen(out) * (plen + 1) + 64);
+	if (msg == NULL) {
+		free(out);
+		return bind9_fail(error_r, -ENOMEM, "out of memory");
+	}
+	for (const char *p = out; *p != '\0'; p++) {
+		size_t skip = 0;
+
+		if (strncmp(p, "stream-0x", 9) == 0)
+			skip = 9 + strspn(p + 9, "0123456789abcdefABCDEF");
+		else if (strncmp(p, "(null)", 6) == 0)
+			skip = 6;
+		if (skip > 0) {
+			memcpy(msg + n, path, plen);
+			n += plen;
+			p += skip - 1;
+			continue;
+		}
+		msg[n++] = *p;
+	}
+	if (n == 0)
+		n = (size_t)sprintf(msg, "named-checkzone exited with %d",
+				    status);
+	msg[n] = '\0';
+	free(out);
+	*msg_r = msg;
+	return 1;
+}
+
+/* --- rndc (coalesced) ---------------------------------------------------- */
+
+static void bind9_action(struct ophook_ctx *ctx, void *data);
+
+/* Ask for `rndc reconfig` (zone NULL) or `rndc reload zone`. */
+static void bind9_reload_request(struct bind9 *b, const char *zone)
+{
+	pthread_mutex_lock(&b->rlock);
+	if (zone == NULL)
+		b->reconfig = true;
+	else if (json_object_set_new(b->reload, zone, json_true()) < 0)
+		b->reconfig = true; /* ENOMEM: the full reload below */
+	pthread_mutex_unlock(&b->rlock);
+	b->host->request_action(b->ctx, "rndc", b->window_ms, bind9_action, b);
+}
+
+/* One rndc call; 0 when it exited 0. */
+static int bind9_rndc(struct bind9 *b, const char *const *args)
+{
+	const char *err = NULL;
+	char *out = NULL;
+	int status = 0, ret;
+
+	ret = bind9_run(b->rndc_argv, args, NULL, &out, &status, &err);
+	b->reloads++;
+	if (ret < 0) {
+		b->host->log(b->ctx, OPHOOK_LOG_ERROR, "rndc %s%s%s: %s",
+			     args[0], args[1] != NULL ? " " : "",
+			     args[1] != NULL ? args[1] : "", err);
+		return ret;
+	}
+	if (status != 0) {
+		b->host->log(b->ctx, OPHOOK_LOG_ERROR,
+			     "rndc %s%s%s failed (exit %d): %s", args[0],
+			     args[1] != NULL ? " " : "",
+			     args[1] != NULL ? args[1] : "", status, out);
+		free(out);
+		return -EIO;
+	}
+	free(out);
+	return 0;
+}
+
+/* The coalesced action: one reconfig for every added/removed zone, then a
+ * reload per changed zone (or one full reload past reload_all_max). */
+static void bind9_action(struct ophook_ctx *ctx, void *data)
+{
+	struct bind9 *b = data;
+	json_t *zones, *fresh = json_object();
+	bool reconfig;
+	size_t n, ok = 0;
+	const char *zone;
+	json_t *v;
+	void *tmp;
+
+	(void)ctx;
+	if (fresh == NULL)
+		return;
+	pthread_mutex_lock(&b->rlock);
+	reconfig = b->reconfig;
+	zones = b->reload;
+	b->reconfig = false;
+	b->reload = fresh;
+	pthread_mutex_unlock(&b->rlock);
+	n = json_object_size(zones);
+
+	if (reconfig &&
+	    bind9_rndc(b, (const char *const[]){ "reconfig", NULL }) < 0) {
+		/* named is down or busy: keep everything for a retry */
+		pthread_mutex_lock(&b->rlock);
+		b->reconfig = true;
+		json_object_update_missing(b->reload, zones);
+		b->rndc_failures++;
+		pthread_mutex_unlock(&b->rlock);
+		json_decref(zones);
+		if (b->rndc_failures <= BIND9_RNDC_RETRIES)
+			b->host->request_action(b->ctx, "rndc",
+						1000u * b->rndc_failures,
+						bind9_action, b);
+		else
+			b->host->log(b->ctx, OPHOOK_LOG_ERROR,
+				     "rndc reconfig failed %u times; giving "
+				     "up until the next change",
+				     b->rndc_failures);
+		return;
+	}
+	b->rndc_failures = 0;
+	if (reconfig)
+		b->host->log(b->ctx, OPHOOK_LOG_INFO,
+			     "rndc reconfig done [reloads=%lu]", b->reloads);
+	if (n > b->reload_all_max) {
+		if (bind9_rndc(b, (const char *const[]){ "reload", NULL }) == 0)
+			ok = n;
+	} else {
+		json_object_foreach_safe(zones, tmp, zone, v)
+		{
+			if (bind9_rndc(b, (const char *const[]){ "reload",
+								 zone,
+								 NULL }) == 0)
+				ok++;
+		}
+	}
+	if (n > 0)
+		b->host->log(b->ctx, OPHOOK_LOG_INFO,
+			     "rndc reload: %zu of %zu zones [reloads=%lu]", ok,
+			     n, b->reloads);
+	json_decref(zones);
+}
+
+/* --- file edits ---------------------------------------------------------- */
+
+static int bind9_write(struct bind9 *b, const char *path, const char *text,
+		       const char **error_r)
+{
+	int ret;
+
+	b->host->own_write(b->ctx, path);
+	ret = file_write_atomic(path, text, strlen(text), 0644);
+	if (ret < 0)
+		return bind9_fail(error_r, ret, "%s: %s", path, strerror(-ret));
+	return 0;
+}
+
+/* Add (add) or remove the zone line of d in named.conf.local; *changed_r
+ * says whether the file changed.  Under b->lock. */
+static int bind9_conf_edit(struct bind9 *b, const char *d, bool add,
+			   bool *changed_r, const char **error_r)
+{
+	char *conf = NULL, *out = NULL, *file = NULL;
+	size_t len;
+	int ret;
+
+	*changed_r = false;
+	ret = file_read_nofollow(b->conf_path, BIND9_FILE_MAX, &conf, &len);
+	if (ret == -ENOENT && add) {
+		conf = strdup("");
+		ret = conf == NULL ? -ENOMEM : 0;
+	} else if (ret == -ENOENT) {
+		return 0;
+	}
+	if (ret < 0)
+		return bind9_fail(error_r, ret, "%s: %s", b->conf_path,
+				  strerror(-ret));
+	if (add) {
+		file = bind9_conf_file(b, d);
+		ret = file == NULL ? -ENOMEM
+				   : zone_conf_add(conf, d, file, &out);
+	} else {
+		ret = zone_conf_remove(conf, d, &out);
+	}
+	if (ret == 0 && out != NULL) {
+		ret = bind9_write(b, b->conf_path, out, error_r);
+		*changed_r = ret == 0;
+	} else if (ret < 0) {
+		ret = bind9_fail(error_r, ret, "%s: cannot edit the line of "
+				 "%s: %s", b->conf_path, d, strerror(-ret));
+	}
+	free(file);
+	free(out);
+	free(conf);
+	return ret;
+}
+
+static bool bind9_conf_has(struct bind9 *b, const char *d)
+{
+	char *conf = NULL;
+	size_t len, s, e;
+	bool has;
+
+	if (file_read_nofollow(b->conf_path, BIND9_FILE_MAX, &conf, &len) < 0)
+		return false;
+	has = zone_conf_find(conf, d, &s, &e) == 0;
+	free(conf);
+	return has;
+}
+
+/* Set the records under tag in zone (NULL: remove them), bump the serial,
+ * check, write, ask for a reload.  Under b->lock. */
+static int bind9_zone_records(struct bind9 *b, const char *zone,
+			      const char *tag, const char *records,
+			      const char **error_r)
+{
+	char *path = bind9_zone_path(b, zone), *text = NULL, *edited = NULL;
+	char *final = NULL, *msg = NULL;
+	uint32_t serial = 0, last;
+	json_t *z;
+	size_t len;
+	int ret;
+
+	if (path == NULL)
+		return bind9_fail(error_r, -ENOMEM, "out of memory");
+	ret = file_read_nofollow(path, BIND9_FILE_MAX, &text, &len);
+	if (ret < 0) {
+		ret = bind9_fail(error_r, ret, "%s: %s", path, strerror(-ret));
+		goto out;
+	}
+	ret = zone_records_set(text, tag, records, &edited);
+	if (ret < 0 || edited == NULL) /* nothing to change */
+		goto out;
+	if (zone_serial_get(edited, &serial) < 0) {
+		ret = bind9_fail(error_r, -EINVAL,
+				 "%s: no numeric SOA serial", path);
+		goto out;
+	}
+	z = bind9_state_zone(b, zone);
+	last = z != NULL && bind9_state_serial(z) > serial
+		       ? bind9_state_serial(z)
+		       : serial;
+	ret = zone_serial_set(edited, zone_serial_next(last, time(NULL)),
+			      &final);
+	if (ret < 0)
+		goto out;
+	ret = bind9_check(b, zone, final, path, &msg, error_r);
+	if (ret == 1) {
+		ret = bind9_fail(error_r, -EINVAL,
+				 "%s with records %s fails named-checkzone: "
+				 "%s",
+				 path, tag, msg);
+		goto out;
+	}
+	if (ret < 0)
+		goto out;
+	ret = bind9_write(b, path, final, error_r);
+	if (ret < 0)
+		goto out;
+	if (bind9_state_zone_set(b, zone, NULL, final) < 0) {
+		ret = bind9_fail(error_r, -ENOMEM, "out of memory");
+		goto out;
+	}
+	ret = bind9_state_save(b, error_r);
+	bind9_reload_request(b, zone);
+out:
+	free(msg);
+	free(final);
+	free(edited);
+	free(text);
+	free(path);
+	return ret;
+}
+
+/* --- events -------------------------------------------------------------- */
+
+/* The event's domain (field "domain", else the subject), validated and in
+ * lower case. */
+static int bind9_event_domain(struct bind9 *b, const struct ophook_event *ev,
+			      char **d_r, const char **error_r)
+{
+	const char *s = b->host->event_get(ev, "domain"), *why = NULL;
+	int ret;
+
+	if (s == NULL)
+		s = ev->subject;
+	ret = zone_domain_norm(s, d_r, &why);
+	if (ret == -EINVAL)
+		return bind9_fail(error_r, ret, "%s: field domain: %s",
+				  ev->type, why);
+	if (ret < 0)
+		return bind9_fail(error_r, ret, "out of memory");
+	return 0;
+}
+
+/* The zone of the same user that d is a subdomain of, or NULL.  Under
+ * b->lock. */
+static const char *bind9_parent_zone(struct bind9 *b, const char *d,
+				     const char *user)
+{
+	json_t *zones = json_object_get(b->state, "zones");
+
+	if (user == NULL || *user == '\0')
+		return NULL;
+	for (const char *p = strchr(d, '.'); p != NULL;
+	     p = strchr(p + 1, '.')) {
+		const char *parent = p + 1, *owner;
+		json_t *z;
+		char *path;
+		bool exists;
+
+		if (strchr(parent, '.') == NULL)
+			break; /* a TLD */
+		z = json_object_get(zones, parent);
+		owner = json_string_value(json_object_get(z, "user"));
+		if (owner == NULL || strcmp(owner, user) != 0)
+			continue;
+		path = bind9_zone_path(b, parent);
+		exists = path != NULL && bind9_file_exists(path);
+		free(path);
+		if (exists)
+			return json_object_iter_key(
+				json_object_iter_at(zones, parent));
+	}
+	return NULL;
+}
+
+/* Template values for d; strings owned by *v_r's holder (freed by
+ * bind9_vars_free). */
+struct bind9_vars {
+	struct zone_vars v;
+	char *ns1, *ns2, *ns3, *ns4, *rpemail;
+};
+
+static void bind9_vars_free(struct bind9_vars *bv)
+{
+	free(bv->ns1);
+	free(bv->ns2);
+	free(bv->ns3);
+	free(bv->ns4);
+	free(bv->rpemail);
+}
+
+static int bind9_vars(struct bind9 *b, const char *d, struct bind9_vars *bv,
+		      const char **error_r)
+{
+	char *ini = bind9_fmt("%s/openpanel/conf/openpanel.config",
+			      b->host->root(b->ctx));
+	struct {
+		char **dst;
+		const char *setting, *key;
+	} src[] = {
+		{ &bv->ns1, b->ns1, "ns1" },
+		{ &bv->ns2, b->ns2, "ns2" },
+		{ &bv->ns3, NULL, "ns3" },
+		{ &bv->ns4, NULL, "ns4" },
+		{ &bv->rpemail, b->rpemail, "email" },
+	};
+
+	memset(bv, 0, sizeof(*bv));
+	if (ini == NULL)
+		return bind9_fail(error_r, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < sizeof(src) / sizeof(src[0]); i++) {
+		char *v = src[i].setting != NULL ? strdup(src[i].setting)
+						 : bind9_ini_get(ini, src[i].key);
+
+		if (v == NULL && i <= 1)
+			v = bind9_fmt("ns%zu.%s", i + 1, d);
+		else if (v == NULL && i == 4)
+			v = bind9_fmt("root.%s", d);
+		if (v == NULL && (i <= 1 || i == 4)) {
+			free(ini);
+			bind9_vars_free(bv);
+			return bind9_fail(error_r, -ENOMEM, "out of memory");
+		}
+		if (v != NULL && i == 4) {
+			for (char *p = v; *p != '\0'; p++)
+				*p = *p == '@' ? '.' : *p;
+		}
+		if (v != NULL) {
+			size_t l = strlen(v);
+
+			if (l > 1 && v[l - 1] == '.')
+				v[l - 1] = '\0';
+		}
+		if (v != NULL && !bind9_hostname_ok(v)) {
+			bind9_fail(error_r, -EINVAL,
+				   "%s %s: \"%s\" is not a host name",
+				   src[i].setting != NULL ? "setting"
+							  : ini,
+				   i == 4 ? "rpemail" : src[i].key, v);
+			free(v);
+			free(ini);
+			bind9_vars_free(bv);
+			return -EINVAL;
+		}
+		*src[i].dst = v;
+	}
+	free(ini);
+	bv->v.domain = d;
+	bv->v.ns1 = bv->ns1;
+	bv->v.ns2 = bv->ns2;
+	bv->v.ns3 = bv->ns3;
+	bv->v.ns4 = bv->ns4;
+	bv->v.rpemail = bv->rpemail;
+	bv->v.server_ip = b->server_ip;
+	bv->v.serial = zone_serial_next(0, time(NULL));
+	return 0;
+}
+
+/* The zone text for a new domain d, checked. */
+static int bind9_render(struct bind9 *b, const char *d, char **text_r,
+			const char **error_r)
+{
+	struct bind9_vars bv;
+	char *tmpl = NULL, *msg = NULL, *path;
+	size_t len;
+	int ret;
+
+	*text_r = NULL;
+	if (b->template_path != NULL) {
+		ret = file_read_nofollow(b->template_path, BIND9_FILE_MAX,
+					 &tmpl, &len);
+		if (ret < 0)
+			return bind9_fail(error_r, ret,
+					  "setting zone_template: %s: %s",
+					  b->template_path, strerror(-ret));
+	}
+	ret = bind9_vars(b, d, &bv, error_r);
+	if (ret == 0) {
+		ret = zone_render(tmpl != NULL ? tmpl : zone_default_template,
+				  &bv.v, text_r, error_r);
+		if (ret == -EINVAL)
+			ret = bind9_fail(error_r, ret, "%s: %s",
+					 b->template_path != NULL
+						 ? b->template_path
+						 : "built-in template",
+					 *error_r);
+		bind9_vars_free(&bv);
+	}
+	free(tmpl);
+	if (ret < 0)
+		return ret;
+	path = bind9_zone_path(b, d);
+	ret = path == NULL ? bind9_fail(error_r, -ENOMEM, "out of memory")
+			   : bind9_check(b, d, *text_r, path, &msg, error_r);
+	if (ret == 1)
+		ret = bind9_fail(error_r, -EINVAL,
+				 "zone rendered for %s fails named-checkzone: "
+				 "%s",
+				 d, msg);
+	free(msg);
+	free(path);
+	if (ret < 0) {
+		free(*text_r);
+		*text_r = NULL;
+	}
+	return ret;
+}
+
+/* Records of subdomain d in its parent zone. */
+static char *bind9_sub_records(struct bind9 *b, const char *d)
+{
+	return bind9_fmt("%s. 14400 IN A %s\nwww.%s. 14400 IN A %s\n", d,
+			 b->server_ip, d, b->server_ip);
+}
+
+static int bind9_added(struct bind9 *b, const char *d, const char *user,
+		       const char **error_r)
+{
+	char *path = bind9_zone_path(b, d), *text = NULL, *tag = NULL;
+	char *recs = NULL;
+	const char *parent;
+	bool changed = false;
+	size_t len;
+	int ret = 0;
+
+	if (path == NULL)
+		return bind9_fail(error_r, -ENOMEM, "out of memory");
+	pthread_mutex_lock(&b->lock);
+	if (bind9_file_exists(path)) {
+		/* converge: the line and the owner record */
+		ret = bind9_conf_edit(b, d, true, &changed, error_r);
+		if (ret == 0 && bind9_state_zone(b, d) == NULL &&
+		    file_read_nofollow(path, BIND9_FILE_MAX, &text, &len) == 0) {
+			if (bind9_state_zone_set(b, d, user != NULL ? user : "",
+						 text) < 0)
+				ret = bind9_fail(error_r, -ENOMEM,
+						 "out of memory");
+			else
+				ret = bind9_state_save(b, error_r);
+		}
+		pthread_mutex_unlock(&b->lock);
+		if (changed)
+			bind9_reload_request(b, NULL);
+		goto out;
+	}
+	parent = json_string_value(
+		json_object_get(json_object_get(b->state, "subs"), d));
+	if (parent == NULL)
+		parent = bind9_parent_zone(b, d, user);
+	if (parent != NULL) {
+		char *p = strdup(parent);
+
+		tag = bind9_fmt("sub:%s", d);
+		if (b->server_ip == NULL) {
+			ret = bind9_fail(error_r, -EINVAL,
+					 "setting server_ip is required to "
+					 "add %s",
+					 d);
+		} else if (p == NULL || tag == NULL ||
+			   (recs = bind9_sub_records(b, d)) == NULL) {
+			ret = bind9_fail(error_r, -ENOMEM, "out of memory");
+		} else {
+			ret = bind9_zone_records(b, p, tag, recs, error_r);
+			if (ret == 0 &&
+			    json_object_set_new(json_object_get(b->state,
+								"subs"),
+						d, json_string(p)) == 0)
+				ret = bind9_state_save(b, error_r);
+			if (ret == 0)
+				b->host->log(b->ctx, OPHOOK_LOG_INFO,
+					     "%s: records added to the zone "
+					     "of %s",
+					     d, p);
+		}
+		free(p);
+		pthread_mutex_unlock(&b->lock);
+		goto out;
+	}
+	pthread_mutex_unlock(&b->lock);
+
+	if (b->server_ip == NULL) {
+		ret = bind9_fail(error_r, -EINVAL,
+				 "setting server_ip is required to add the "
+				 "zone of %s",
+				 d);
+		goto out;
+	}
+	ret = bind9_render(b, d, &text, error_r);
+	if (ret < 0)
+		goto out;
+
+	pthread_mutex_lock(&b->lock);
+	if (!bind9_file_exists(path)) {
+		ret = mkdir_p(b->zones_dir, 0755);
+		if (ret < 0)
+			ret = bind9_fail(error_r, ret, "%s: %s", b->zones_dir,
+					 strerror(-ret));
+		if (ret == 0)
+			ret = bind9_write(b, path, text, error_r);
+	}
+	if (ret == 0)
+		ret = bind9_conf_edit(b, d, true, &changed, error_r);
+	if (ret == 0) {
+		if (bind9_state_zone_set(b, d, user != NULL ? user : "",
+					 text) < 0)
+			ret = bind9_fail(error_r, -ENOMEM, "out of memory");
+		else
+			ret = bind9_state_save(b, error_r);
+	}
+	pthread_mutex_unlock(&b->lock);
+	if (ret == 0) {
+		b->host->log(b->ctx, OPHOOK_LOG_INFO, "%s: zone added", d);
+		bind9_reload_request(b, NULL);
+	}
+out:
+	free(recs);
+	free(tag);
+	free(text);
+	free(path);
+	return ret;
+}
+
+/* Move or delete a removed zone's file.  Under b->lock. */
+static int bind9_zone_retire(struct bind9 *b, const char *d, const char *path,
+			     const char **error_r)
+{
+	char stamp[32], *dst;
+	time_t now = time(NULL);
+	struct tm tm;
+	int ret;
+
+	b->host->own_write(b->ctx, path);
+	if (b->removed_dir == NULL) {
+		if (unlink(path) < 0 && errno != ENOENT)
+			return bind9_fail(error_r, -errno, "%s: %s", path,
+					  strerror(errno));
+		return 0;
+	}
+	ret = mkdir_p(b->removed_dir, 0750);
+	if (ret < 0)
+		return bind9_fail(error_r, ret, "%s: %s", b->removed_dir,
+				  strerror(-ret));
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%d%H%M%S", &tm);
+	dst = bind9_fmt("%s/%s.zone.%s", b->removed_dir, d, stamp);
+	if (dst == NULL)
+		return bind9_fail(error_r, -ENOMEM, "out of memory");
+	b->host->own_write(b->ctx, dst);
+	ret = rename(path, dst) < 0 && errno != ENOENT ? -errno : 0;
+	if (ret < 0)
+		bind9_fail(error_r, ret, "%s -> %s: %s", path, dst,
+			   strerror(-ret));
+	free(dst);
+	return ret;
+}
+
+static int bind9_removed(struct bind9 *b, const char *d,
+			 const char **error_r)
+{
+	char *path = bind9_zone_path(b, d), *tag = NULL, *parent = NULL;
+	json_t *subs;
+	bool changed = false, had_file;
+	int ret = 0;
+
+	if (path == NULL)
+		return bind9_fail(error_r, -ENOMEM, "out of memory");
+	pthread_mutex_lock(&b->lock);
+	subs = json_object_get(b->state, "subs");
+	if (json_string_value(json_object_get(subs, d)) != NULL) {
+		parent = strdup(json_string_value(json_object_get(subs, d)));
+		tag = bind9_fmt("sub:%s", d);
+		if (parent == NULL || tag == NULL)
+			ret = bind9_fail(error_r, -ENOMEM, "out of memory");
+		else
+			ret = bind9_zone_records(b, parent, tag, NULL, error_r);
+		if (ret == -ENOENT) /* the parent went first */
+			ret = 0;
+		if (ret == 0) {
+			json_object_del(subs, d);
+			ret = bind9_state_save(b, error_r);
+		}
+	}
+	if (ret == 0)
+		ret = bind9_conf_edit(b, d, false, &changed, error_r);
+	had_file = bind9_file_exists(path);
+	if (ret == 0 && had_file)
+		ret = bind9_zone_retire(b, d, path, error_r);
+	if (ret == 0 && (bind9_state_zone(b, d) != NULL || had_file)) {
+		const char *k;
+		json_t *v;
+		void *tmp;
+
+		json_object_del(json_object_get(b->state, "zones"), d);
+		json_object_foreach_safe(subs, tmp, k, v)
+		{
+			if (json_is_string(v) &&
+			    strcmp(json_string_value(v), d) == 0)
+				json_object_del(subs, k);
+		}
+		ret = bind9_state_save(b, error_r);
+	}
+	pthread_mutex_unlock(&b->lock);
+	if (ret == 0 && (changed || had_file)) {
+		b->host->log(b->ctx, OPHOOK_LOG_INFO, "%s: zone removed%s", d,
+			     had_file && b->removed_dir != NULL
+				     ? " (file archived)"
+				     : "");
+		bind9_reload_request(b, NULL);
+	}
+	free(tag);
+	free(parent);
+	free(path);
+	return ret;
+}
+
+static int bind9_changed(struct bind9 *b, const struct ophook_event *ev,
+			 const char **error_r)
+{
+	const char *evpath = b->host->event_get(ev, "path");
+	char *d = NULL, *path = NULL, *text = NULL, *msg = NULL, *bumped = NULL;
+	char hash[17];
+	const char *old_hash;
+	uint32_t serial = 0, last;
+	json_t *z;
+	size_t len;
+	int ret;
+
+	if (evpath != NULL && strcmp(evpath, b->conf_path) == 0) {
+		bind9_reload_request(b, NULL);
+		return 0;
+	}
+	ret = bind9_event_domain(b, ev, &d, error_r);
+	if (ret < 0)
+		return ret;
+	path = bind9_zone_path(b, d);
+	if (path == NULL) {
+		free(d);
+		return bind9_fail(error_r, -ENOMEM, "out of memory");
+	}
+	pthread_mutex_lock(&b->lock);
+	ret = file_read_nofollow(path, BIND9_FILE_MAX, &text, &len);
+	if (ret == -ENOENT) { /* gone: domain.removed does the rest */
+		ret = 0;
+		goto out;
+	}
+	if (ret < 0) {
+		ret = bind9_fail(error_r, ret, "%s: %s", path, strerror(-ret));
+		goto out;
+	}
+	ret = bind9_check(b, d, text, path, &msg, error_r);
+	if (ret < 0)
+		goto out;
+	if (ret == 1) {
+		json_t *f = json_pack("{s:s,s:s,s:s}", "domain", d, "path",
+				      path, "error", msg);
+		char *fields = f != NULL ? json_dumps(f, JSON_COMPACT) : NULL;
+		const char *eerr = NULL;
+
+		b->host->log(b->ctx, OPHOOK_LOG_WARN,
+			     "%s: zone rejected, the loaded one keeps "
+			     "serving: %s",
+			     d, msg);
+		ret = fields == NULL
+			      ? bind9_fail(error_r, -ENOMEM, "out of memory")
+			      : b->host->emit(b->ctx, "dns.zone_rejected", d,
+					      fields, &eerr);
+		if (ret < 0 && eerr != NULL)
+			ret = bind9_fail(error_r, ret,
+					 "emit dns.zone_rejected: %s", eerr);
+		free(fields);
+		json_decref(f);
+		goto out;
+	}
+	if (zone_serial_get(text, &serial) < 0) {
+		ret = bind9_fail(error_r, -EINVAL,
+				 "%s: no numeric SOA serial", path);
+		goto out;
+	}
+	snprintf(hash, sizeof(hash), "%016" PRIx64, zone_hash(text));
+	z = bind9_state_zone(b, d);
+	old_hash = json_string_value(json_object_get(z, "hash"));
+	if (z != NULL && old_hash != NULL && strcmp(old_hash, hash) == 0 &&
+	    bind9_state_serial(z) == serial)
+		goto out; /* what named has already */
+	if (z != NULL && old_hash != NULL && strcmp(old_hash, hash) != 0 &&
+	    serial <= bind9_state_serial(z)) {
+		last = bind9_state_serial(z) > serial ? bind9_state_serial(z)
+						      : serial;
+		ret = zone_serial_set(text, zone_serial_next(last, time(NULL)),
+				      &bumped);
+		if (ret < 0) {
+			ret = bind9_fail(error_r, ret, "out of memory");
+			goto out;
+		}
+		ret = bind9_write(b, path, bumped, error_r);
+		if (ret < 0)
+			goto out;
+		b->host->log(b->ctx, OPHOOK_LOG_INFO,
+			     "%s: content changed without a serial bump; "
+			     "serial %u -> %u",
+			     d, serial, zone_serial_next(last, time(NULL)));
+		free(text);
+		text = bumped;
+		bumped = NULL;
+	}
+	if (bind9_state_zone_set(b, d, NULL, text) < 0) {
+		ret = bind9_fail(error_r, -ENOMEM, "out of memory");
+		goto out;
+	}
+	ret = bind9_state_save(b, error_r);
+	if (ret == 0 && bind9_conf_has(b, d))
+		bind9_reload_request(b, d);
+	else if (ret == 0)
+		b->host->log(b->ctx, OPHOOK_LOG_INFO,
+			     "%s: checked, but it has no line in %s: not "
+			     "loaded",
+			     d, b->conf_path);
+out:
+	pthread_mutex_unlock(&b->lock);
+	free(bumped);
+	free(msg);
+	free(text);
+	free(path);
+	free(d);
+	return ret;
+}
+
+/* A DKIM selector: labels of [A-Za-z0-9_-]. */
+static bool bind9_selector_ok(const char *s)
+{
+	size_t label = 0;
+
+	if (*s == '\0' || strlen(s) > 63)
+		return false;
+	for (const char *p = s; *p != '\0'; p++) {
+		if (*p == '.') {
+			if (label == 0)
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+			return false;
+		label++;
+	}
+	return label > 0;
+}
+
+/* The zone holding d: its own, its parent's as a subdomain, or the
+ * nearest enclosing zone file.  Under b->lock; NULL when none. */
+static char *bind9_zone_of(struct bind9 *b, const char *d)
+{
+	const char *parent = json_string_value(
+		json_object_get(json_object_get(b->state, "subs"), d));
+
+	if (parent != NULL)
+		return strdup(parent);
+	for (const char *p = d; p != NULL; p = strchr(p, '.')) {
+		char *path;
+		bool exists;
+
+		if (*p == '.')
+			p++;
+		if (strchr(p, '.') == NULL)
+			break;
+		path = bind9_zone_path(b, p);
+		exists = path != NULL && bind9_file_exists(path);
+		free(path);
+		if (exists)
+			return strdup(p);
+	}
+	return NULL;
+}
+
+static int bind9_dkim(struct bind9 *b, const struct ophook_event *ev,
+		      const char **error_r)
+{
+	const char *sel = b->host->event_get(ev, "selector");
+	const char *txt = b->host->event_get(ev, "txt");
+	char *d = NULL, *zone = NULL, *strings = NULL, *tag = NULL;
+	char *recs = NULL;
+	int ret;
+
+	ret = bind9_event_domain(b, ev, &d, error_r);
+	if (ret < 0)
+		return ret;
+	if (sel == NULL || !bind9_selector_ok(sel)) {
+		ret = bind9_fail(error_r, -EINVAL,
+				 "%s: field selector: %s", ev->type,
+				 sel == NULL ? "missing"
+					     : "not a DNS label ([A-Za-z0-9_-])");
+		goto out;
+	}
+	if (txt == NULL) {
+		ret = bind9_fail(error_r, -EINVAL, "%s: field txt: missing",
+				 ev->type);
+		goto out;
+	}
+	ret = zone_txt_strings(txt, &strings);
+	if (ret == -EINVAL) {
+		ret = bind9_fail(error_r, ret,
+				 "%s: field txt: control characters",
+				 ev->type);
+		goto out;
+	}
+	if (ret < 0)
+		goto out;
+	tag = bind9_fmt("dkim:%s.%s", sel, d);
+	recs = bind9_fmt("%s._domainkey.%s. 3600 IN TXT %s", sel, d, strings);
+	if (tag == NULL || recs == NULL) {
+		ret = bind9_fail(error_r, -ENOMEM, "out of memory");
+		goto out;
+	}
+	pthread_mutex_lock(&b->lock);
+	zone = bind9_zone_of(b, d);
+	if (zone == NULL)
+		ret = bind9_fail(error_r, -ENOENT,
+				 "%s: no zone in %s holds %s", ev->type,
+				 b->zones_dir, d);
+	else
+		ret = bind9_zone_records(b, zone, tag, recs, error_r);
+	pthread_mutex_unlock(&b->lock);
+	if (ret == 0)
+		b->host->log(b->ctx, OPHOOK_LOG_INFO,
+			     "%s: DKIM selector %s published in zone %s", d,
+			     sel, zone);
+out:
+	free(recs);
+	free(tag);
+	free(strings);
+	free(zone);
+	free(d);
+	return ret;
+}
+
+static int bind9_on_event(void *data, const struct ophook_event *ev,
+			  const char **error_r)
+{
+	struct bind9 *b = data;
+	char *d = NULL;
+	int ret;
+
+	if (strcmp(ev->type, "dns.zone.changed") == 0)
+		return bind9_changed(b, ev, error_r);
+	if (strcmp(ev->type, "mail.dkim.created") == 0)
+		return bind9_dkim(b, ev, error_r);
+	if (strcmp(ev->type, "domain.added") != 0 &&
+	    strcmp(ev->type, "domain.removed") != 0)
+		return 0;
+	ret = bind9_event_domain(b, ev, &d, error_r);
+	if (ret < 0)
+		return ret;
+	if (strcmp(ev->type, "domain.added") == 0) {
+		const char *user = b->host->event_get(ev, "user");
+		const char *why = NULL;
+
+		if (user != NULL && !name_valid_user(user, &why))
+			ret = bind9_fail(error_r, -EINVAL,
+					 "%s: field user: %s", ev->type, why);
+		else
+			ret = bind9_added(b, d, user, error_r);
+	} else {
+		ret = bind9_removed(b, d, error_r);
+	}
+	free(d);
+	return ret;
+}
+
+/* --- init / fini --------------------------------------------------------- */
+
+static void bind9_fini(void *data)
+{
+	struct bind9 *b = data;
+
+	if (b == NULL)
+		return;
+	free(b->zones_dir);
+	free(b->conf_path);
+	free(b->conf_file);
+	free(b->template_path);
+	free(b->server_ip);
+	free(b->ns1);
+	free(b->ns2);
+	free(b->rpemail);
+	free(b->state_path);
+	free(b->removed_dir);
+	argv_free(&b->rndc_argv);
+	argv_free(&b->checkzone_argv);
+	json_decref(b->state);
+	json_decref(b->reload);
+	pthread_mutex_destroy(&b->lock);
+	pthread_mutex_destroy(&b->rlock);
+	free(b);
+}
+
+static int bind9_init_settings(struct bind9 *b, const char **error_r)
+{
+	char *removed = NULL;
+	int ret;
+
+	if ((ret = bind9_setting(b, "zones_dir", "/etc/bind/zones",
+				 &b->zones_dir)) < 0 ||
+	    (ret = bind9_setting(b, "named_conf_local",
+				 "/etc/bind/named.conf.local",
+				 &b->conf_path)) < 0 ||
+	    (ret = bind9_setting(b, "zone_file_in_conf", b->zones_dir,
+				 &b->conf_file)) < 0 ||
+	    (ret = bind9_setting(b, "zone_template", NULL,
+				 &b->template_path)) < 0 ||
+	    (ret = bind9_setting(b, "server_ip", NULL, &b->server_ip)) < 0 ||
+	    (ret = bind9_setting(b, "ns1", NULL, &b->ns1)) < 0 ||
+	    (ret = bind9_setting(b, "ns2", NULL, &b->ns2)) < 0 ||
+	    (ret = bind9_setting(b, "rpemail", NULL, &b->rpemail)) < 0 ||
+	    (ret = bind9_setting(b, "removed_zones", "archive", &removed)) < 0)
+		return bind9_fail(error_r, ret, "out of memory");
+	for (size_t l = strlen(b->zones_dir);
+	     l > 1 && b->zones_dir[l - 1] == '/'; l--)
+		b->zones_dir[l - 1] = '\0';
+	if ((ret = bind9_path_ok("zones_dir", b->zones_dir, error_r)) < 0 ||
+	    (ret = bind9_path_ok("named_conf_local", b->conf_path,
+				 error_r)) < 0 ||
+	    (ret = bind9_path_ok("zone_file_in_conf", b->conf_file,
+				 error_r)) < 0)
+		goto out;
+	if (b->server_ip != NULL) {
+		unsigned char addr[16];
+
+		if (inet_pton(AF_INET, b->server_ip, addr) != 1 &&
+		    inet_pton(AF_INET6, b->server_ip, addr) != 1) {
+			ret = bind9_fail(error_r, -EINVAL,
+					 "setting server_ip: \"%s\" is not an "
+					 "IP address",
+					 b->server_ip);
+			goto out;
+		}
+	}
+	if (strcmp(removed, "archive") == 0) {
+		b->removed_dir = bind9_fmt("%s/.removed", b->zones_dir);
+		if (b->removed_dir == NULL) {
+			ret = bind9_fail(error_r, -ENOMEM, "out of memory");
+			goto out;
+		}
+	} else if (strcmp(removed, "delete") != 0) {
+		ret = bind9_fail(error_r, -EINVAL,
+				 "setting removed_zones: \"%s\" is neither "
+				 "archive nor delete",
+				 removed);
+		goto out;
+	}
+	if ((ret = bind9_setting_uint(b, "window_ms", 500, 3600000,
+				      &b->window_ms, error_r)) < 0 ||
+	    (ret = bind9_setting_uint(b, "reload_all_max", 32, 1000000,
+				      &b->reload_all_max, error_r)) < 0 ||
+	    (ret = bind9_argv_setting(b, "rndc_argv", "[\"rndc\"]",
+				      &b->rndc_argv, error_r)) < 0 ||
+	    (ret = bind9_argv_setting(b, "checkzone_argv",
+				      "[\"named-checkzone\"]",
+				      &b->checkzone_argv, error_r)) < 0)
+		goto out;
+	if (b->server_ip == NULL)
+		b->host->log(b->ctx, OPHOOK_LOG_WARN,
+			     "setting server_ip is not set: domain.added "
+			     "will fail until it is");
+out:
+	free(removed);
+	return ret;
+}
+
+static int bind9_init(struct ophook_ctx *ctx, const struct ophook_host *host,
+		      void **data_r, const char **error_r)
+{
+	struct bind9 *b;
+	int ret;
+
+	if (!OPHOOK_HOST_HAS(host, own_write))
+		return bind9_fail(error_r, -ENOTSUP,
+				  "the host is too old (no own_write)");
+	b = calloc(1, sizeof(*b));
+	if (b == NULL)
+		return bind9_fail(error_r, -ENOMEM, "out of memory");
+	b->ctx = ctx;
+	b->host = host;
+	pthread_mutex_init(&b->lock, NULL);
+	pthread_mutex_init(&b->rlock, NULL);
+	b->reload = json_object();
+	b->state_path = bind9_fmt("%s/zones.json", host->state_dir(ctx));
+	if (b->reload == NULL || b->state_path == NULL) {
+		bind9_fini(b);
+		return bind9_fail(error_r, -ENOMEM, "out of memory");
+	}
+	ret = bind9_init_settings(b, error_r);
+	if (ret == 0)
+		ret = bind9_state_load(b, error_r);
+	if (ret < 0) {
+		bind9_fini(b);
+		return ret;
+	}
+	*data_r = b;
+	return 0;
+}
+
+const struct ophook_plugin ophook_plugin = {
+	OPHOOK_PLUGIN_HEADER("bind9"),
+	.description = "BIND9 zones for the panel's domains (render, check, "
+		       "named.conf.local, coalesced rndc)",
+	.subscriptions = (const char *const[]){ "domain.added",
+						"domain.removed",
+						"dns.zone.changed",
+						"mail.dkim.created", NULL },
+	.init = bind9_init,
+	.fini = bind9_fini,
+	.on_event = bind9_on_event,
+};

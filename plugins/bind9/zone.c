@@ -1,0 +1,646 @@
+/* bind9 plugin: pure zone and named.conf text functions (see zone.h). */
+#include "zone.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "util.h"
+
+const char zone_default_template[] =
+	"$TTL 1h\n"
+	"@       IN      SOA     {ns1}. {rpemail}. (\n"
+	"                        {serial}        ; Serial number\n"
+	"                        1h              ; Refresh interval\n"
+	"                        15m             ; Retry interval\n"
+	"                        1w              ; Expire interval\n"
+	"                        1h )            ; Minimum TTL\n"
+	"\n"
+	"@ IN NS      {ns1}.\n"
+	"@ IN NS      {ns2}.\n"
+	"\n"
+	"ns1     14400     IN      A       {server_ip}\n"
+	"ns2     14400     IN      A       {server_ip}\n"
+	"\n"
+	"{domain}.     14400     IN      A       {server_ip}\n"
+	"{domain}.     3600     IN      MX       0 {domain}.\n"
+	"www     14400     IN      CNAME   {domain}.\n"
+	"\n"
+	"mail    14400     IN      CNAME   {domain}.\n"
+	"webmail    14400     IN      CNAME   {domain}.\n"
+	"\n"
+	"{domain}.    14400     IN      TXT       "
+	"\"v=spf1 ip4:{server_ip} +a +mx ~all\"\n"
+	"_dmarc    14400     IN      TXT     \"v=DMARC1; p=none;\"\n";
+
+/* A growing string; `oom` sticks once an allocation failed. */
+struct zone_buf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+
+static void zone_buf_add(struct zone_buf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap == 0 ? 256 : b->cap;
+		char *p;
+
+		while (b->len + n + 1 > cap)
+			cap *= 2;
+		p = realloc(b->p, cap);
+		if (p == NULL) {
+			b->oom = true;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void zone_buf_str(struct zone_buf *b, const char *s)
+{
+	zone_buf_add(b, s, strlen(s));
+}
+
+/* Hand the text over to *out_r; 0 or -ENOMEM. */
+static int zone_buf_finish(struct zone_buf *b, char **out_r)
+{
+	if (!b->oom && b->p == NULL)
+		zone_buf_add(b, "", 0);
+	if (b->oom) {
+		free(b->p);
+		*out_r = NULL;
+		return -ENOMEM;
+	}
+	*out_r = b->p;
+	return 0;
+}
+
+/* --- SOA serial ---------------------------------------------------------- */
+
+/* Next token of zone text from *pos: blanks, newlines and ";" comments are
+ * skipped; "(" and ")" are tokens of their own; a quoted string is one
+ * token.  False at the end. */
+static bool zone_token(const char *t, size_t *pos, size_t *off_r,
+		       size_t *len_r)
+{
+	size_t i = *pos, start;
+
+	for (;;) {
+		while (t[i] == ' ' || t[i] == '\t' || t[i] == '\n' ||
+		       t[i] == '\r')
+			i++;
+		if (t[i] != ';')
+			break;
+		while (t[i] != '\0' && t[i] != '\n')
+			i++;
+	}
+	if (t[i] == '\0')
+		return false;
+	start = i;
+	if (t[i] == '(' || t[i] == ')') {
+		i++;
+	} else if (t[i] == '"') {
+		for (i++; t[i] != '\0' && t[i] != '"'; i++) {
+			if (t[i] == '\\' && t[i + 1] != '\0')
+				i++;
+		}
+		if (t[i] == '"')
+			i++;
+	} else {
+		while (t[i] != '\0' && strchr(" \t\r\n;()\"", t[i]) == NULL)
+			i++;
+	}
+	*off_r = start;
+	*len_r = i - start;
+	*pos = i;
+	return true;
+}
+
+int zone_serial_find(const char *text, size_t *off_r, size_t *len_r)
+{
+	size_t pos = 0, off, len;
+
+	while (zone_token(text, &pos, &off, &len)) {
+		if (len != 3 || strncasecmp(text + off, "SOA", 3) != 0)
+			continue;
+		/* mname rname [(] serial */
+		for (int field = 0; field < 3;) {
+			if (!zone_token(text, &pos, &off, &len))
+				return -ENOENT;
+			if (len == 1 && (text[off] == '(' || text[off] == ')'))
+				continue;
+			field++;
+		}
+		*off_r = off;
+		*len_r = len;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+int zone_serial_get(const char *text, uint32_t *serial_r)
+{
+	size_t off, len;
+	uint64_t v = 0;
+	int ret = zone_serial_find(text, &off, &len);
+
+	if (ret < 0)
+		return ret;
+	if (len == 0 || len > 10)
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++) {
+		if (!isdigit((unsigned char)text[off + i]))
+			return -EINVAL;
+		v = v * 10 + (uint64_t)(text[off + i] - '0');
+	}
+	if (v > UINT32_MAX)
+		return -EINVAL;
+	*serial_r = (uint32_t)v;
+	return 0;
+}
+
+int zone_serial_set(const char *text, uint32_t serial, char **out_r)
+{
+	struct zone_buf b = { 0 };
+	char num[16];
+	size_t off, len;
+	int ret = zone_serial_find(text, &off, &len);
+
+	if (ret < 0)
+		return ret;
+	snprintf(num, sizeof(num), "%u", serial);
+	zone_buf_add(&b, text, off);
+	zone_buf_str(&b, num);
+	zone_buf_str(&b, text + off + len);
+	return zone_buf_finish(&b, out_r);
+}
+
+uint32_t zone_serial_next(uint32_t old, time_t now)
+{
+	struct tm tm;
+	uint64_t day;
+
+	gmtime_r(&now, &tm);
+	day = (uint64_t)(tm.tm_year + 1900) * 1000000u +
+	      (uint64_t)(tm.tm_mon + 1) * 10000u + (uint64_t)tm.tm_mday * 100u;
+	if (day + 1 > old && day + 1 <= UINT32_MAX)
+		return (uint32_t)(day + 1);
+	/* 0 is a valid serial, but a fresh zone never needs it */
+	return old == UINT32_MAX ? 1 : old + 1;
+}
+
+uint64_t zone_hash(const char *text)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	size_t off = 0, len = 0, n = strlen(text);
+
+	if (zone_serial_find(text, &off, &len) < 0)
+		off = n + 1;
+	for (size_t i = 0; i < n; i++) {
+		if (i == off) {
+			i += len - 1;
+			continue;
+		}
+		h ^= (unsigned char)text[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+/* --- render -------------------------------------------------------------- */
+
+static const char *zone_var(const struct zone_vars *v, const char *name,
+			    size_t len, char serial[16], bool *known_r)
+{
+	static const char *const names[] = {
+		"domain", "ns1", "ns2", "ns3", "ns4", "rpemail", "server_ip",
+		"serial",
+	};
+	const char *vals[] = {
+		v->domain, v->ns1, v->ns2, v->ns3, v->ns4, v->rpemail,
+		v->server_ip, serial,
+	};
+
+	*known_r = false;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strlen(names[i]) == len &&
+		    memcmp(names[i], name, len) == 0) {
+			*known_r = true;
+			return vals[i];
+		}
+	}
+	return NULL;
+}
+
+int zone_render(const char *tmpl, const struct zone_vars *v, char **out_r,
+		const char **error_r)
+{
+	static _Thread_local char why[160];
+	struct zone_buf b = { 0 };
+	char serial[16], day[16], *text;
+	const char *p = tmpl;
+	int ret;
+
+	snprintf(serial, sizeof(serial), "%u", v->serial);
+	snprintf(day, sizeof(day), "%u", v->serial / 100u);
+	*out_r = NULL;
+	while (*p != '\0') {
+		const char *close, *val;
+		bool known;
+
+		if (*p == 'Y' && strncmp(p, "YYYYMMDD", 8) == 0) {
+			zone_buf_str(&b, day);
+			p += 8;
+			continue;
+		}
+		if (*p != '{' || (close = strchr(p, '}')) == NULL ||
+		    close - p > 16) {
+			zone_buf_add(&b, p, 1);
+			p++;
+			continue;
+		}
+		val = zone_var(v, p + 1, (size_t)(close - p - 1), serial,
+			       &known);
+		if (!known) {
+			zone_buf_add(&b, p, 1);
+			p++;
+			continue;
+		}
+		if (val == NULL) {
+			snprintf(why, sizeof(why),
+				 "zone template: no value for placeholder %.*s",
+				 (int)(close - p + 1), p);
+			*error_r = why;
+			free(b.p);
+			return -EINVAL;
+		}
+		zone_buf_str(&b, val);
+		p = close + 1;
+	}
+	ret = zone_buf_finish(&b, &text);
+	if (ret < 0)
+		return ret;
+	ret = zone_serial_set(text, v->serial, out_r);
+	free(text);
+	if (ret == -ENOENT)
+		*error_r = "zone template: no SOA record";
+	return ret == -ENOENT ? -EINVAL : ret;
+}
+
+/* --- named.conf ---------------------------------------------------------- */
+
+/* Skip blanks and comments (//, #, / * * /) in named.conf text. */
+static size_t zone_conf_skip(const char *c, size_t i)
+{
+	for (;;) {
+		while (c[i] == ' ' || c[i] == '\t' || c[i] == '\n' ||
+		       c[i] == '\r')
+			i++;
+		if (c[i] == '#' || (c[i] == '/' && c[i + 1] == '/')) {
+			while (c[i] != '\0' && c[i] != '\n')
+				i++;
+		} else if (c[i] == '/' && c[i + 1] == '*') {
+			const char *e = strstr(c + i + 2, "*/");
+
+			i = e == NULL ? strlen(c) : (size_t)(e - c) + 2;
+		} else {
+			return i;
+		}
+	}
+}
+
+/* From a `zone` keyword at i: the end of the statement (after its ';'), or
+ * 0 when it does not end. */
+static size_t zone_conf_stmt_end(const char *c, size_t i)
+{
+	int depth = 0;
+	bool opened = false;
+
+	while (c[i] != '\0') {
+		size_t j = zone_conf_skip(c, i);
+
+		if (j != i) {
+			i = j;
+			continue;
+		}
+		if (c[i] == '"') {
+			for (i++; c[i] != '\0' && c[i] != '"'; i++) {
+				if (c[i] == '\\' && c[i + 1] != '\0')
+					i++;
+			}
+			if (c[i] == '"')
+				i++;
+			continue;
+		}
+		if (c[i] == '{') {
+			depth++;
+			opened = true;
+		} else if (c[i] == '}') {
+			depth--;
+		} else if (c[i] == ';' && depth == 0 && opened) {
+			return i + 1;
+		}
+		i++;
+	}
+	return 0;
+}
+
+/* True when the zone name at c[i] (quoted or not) is domain. */
+static bool zone_conf_name_is(const char *c, size_t i, const char *domain)
+{
+	size_t n = strlen(domain), len;
+	bool quoted = c[i] == '"';
+
+	if (n > 0 && domain[n - 1] == '.')
+		n--;
+
+	if (quoted)
+		i++;
+	for (len = 0; c[i + len] != '\0'; len++) {
+		char ch = c[i + len];
+
+		if (quoted ? ch == '"' : strchr(" \t\r\n{;", ch) != NULL)
+			break;
+	}
+	if (quoted && c[i + len] != '"')
+		return false;
+	if (len > 0 && c[i + len - 1] == '.')
+		len--;
+	return len == n && strncasecmp(c + i, domain, n) == 0;
+}
+
+int zone_conf_find(const char *conf, const char *domain, size_t *start_r,
+		   size_t *end_r)
+{
+	size_t line = 0;
+
+	while (conf[line] != '\0') {
+		size_t i = line, end;
+		const char *nl = strchr(conf + line, '\n');
+		size_t next = nl == NULL ? strlen(conf) : (size_t)(nl - conf) + 1;
+
+		while (conf[i] == ' ' || conf[i] == '\t')
+			i++;
+		if (strncmp(conf + i, "zone", 4) == 0 &&
+		    (conf[i + 4] == ' ' || conf[i + 4] == '\t')) {
+			size_t name = i + 4;
+
+			while (conf[name] == ' ' || conf[name] == '\t')
+				name++;
+			if (zone_conf_name_is(conf, name, domain) &&
+			    (end = zone_conf_stmt_end(conf, i)) != 0) {
+				size_t k = end;
+
+				while (conf[k] == ' ' || conf[k] == '\t' ||
+				       conf[k] == '\r')
+					k++;
+				if (conf[k] == '#' ||
+				    (conf[k] == '/' && conf[k + 1] == '/')) {
+					while (conf[k] != '\0' && conf[k] != '\n')
+						k++;
+				}
+				if (conf[k] == '\n' || conf[k] == '\0') {
+					/* the whole line(s) go */
+					*start_r = line;
+					*end_r = conf[k] == '\n' ? k + 1 : k;
+				} else {
+					/* more statements follow on the line */
+					*start_r = i;
+					*end_r = k;
+				}
+				return 0;
+			}
+		}
+		line = next;
+	}
+	return -ENOENT;
+}
+
+int zone_conf_line(const char *domain, const char *path, char **out_r)
+{
+	struct zone_buf b = { 0 };
+
+	for (const char *p = path; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20 ||
+		    *p == 0x7f)
+			return -EINVAL;
+	}
+	zone_buf_str(&b, "zone \"");
+	zone_buf_str(&b, domain);
+	zone_buf_str(&b, "\" IN { type master; file \"");
+	zone_buf_str(&b, path);
+	zone_buf_str(&b, "\"; };");
+	return zone_buf_finish(&b, out_r);
+}
+
+int zone_conf_add(const char *conf, const char *domain, const char *path,
+		  char **out_r)
+{
+	struct zone_buf b = { 0 };
+	size_t s, e, n = strlen(conf);
+	char *line;
+	int ret;
+
+	*out_r = NULL;
+	if (zone_conf_find(conf, domain, &s, &e) == 0)
+		return 0;
+	ret = zone_conf_line(domain, path, &line);
+	if (ret < 0)
+		return ret;
+	zone_buf_add(&b, conf, n);
+	if (n > 0 && conf[n - 1] != '\n')
+		zone_buf_str(&b, "\n");
+	zone_buf_str(&b, line);
+	zone_buf_str(&b, "\n");
+	free(line);
+	return zone_buf_finish(&b, out_r);
+}
+
+int zone_conf_remove(const char *conf, const char *domain, char **out_r)
+{
+	struct zone_buf b = { 0 };
+	size_t s, e;
+
+	*out_r = NULL;
+	if (zone_conf_find(conf, domain, &s, &e) < 0)
+		return 0;
+	zone_buf_add(&b, conf, s);
+	zone_buf_str(&b, conf + e);
+	return zone_buf_finish(&b, out_r);
+}
+
+/* --- records the plugin owns --------------------------------------------- */
+
+/* True when the line [l, l+len) ends with the marker for tag. */
+static bool zone_line_tagged(const char *l, size_t len, const char *tag)
+{
+	size_t tl = strlen(tag);
+
+	while (len > 0 && (l[len - 1] == ' ' || l[len - 1] == '\r' ||
+			   l[len - 1] == '\t'))
+		len--;
+	if (len < tl + 9)
+		return false;
+	return memcmp(l + len - tl, tag, tl) == 0 &&
+	       memcmp(l + len - tl - 9, "; ophook:", 9) == 0;
+}
+
+bool zone_records_has(const char *text, const char *tag)
+{
+	for (const char *l = text; *l != '\0';) {
+		const char *nl = strchr(l, '\n');
+		size_t len = nl == NULL ? strlen(l) : (size_t)(nl - l);
+
+		if (zone_line_tagged(l, len, tag))
+			return true;
+		l += len + (nl != NULL);
+	}
+	return false;
+}
+
+int zone_records_set(const char *text, const char *tag, const char *records,
+		     char **out_r)
+{
+	struct zone_buf b = { 0 }, old = { 0 };
+	int ret;
+
+	*out_r = NULL;
+	for (const char *l = text; *l != '\0';) {
+		const char *nl = strchr(l, '\n');
+		size_t len = nl == NULL ? strlen(l) : (size_t)(nl - l);
+
+		if (zone_line_tagged(l, len, tag))
+			zone_buf_add(&old, l, len + (nl != NULL));
+		else
+			zone_buf_add(&b, l, len + (nl != NULL));
+		l += len + (nl != NULL);
+	}
+	if (b.len > 0 && b.p[b.len - 1] != '\n')
+		zone_buf_str(&b, "\n");
+	for (const char *l = records == NULL ? "" : records; *l != '\0';) {
+		const char *nl = strchr(l, '\n');
+		size_t len = nl == NULL ? strlen(l) : (size_t)(nl - l);
+
+		if (len > 0) {
+			zone_buf_add(&b, l, len);
+			zone_buf_str(&b, " ; ophook:");
+			zone_buf_str(&b, tag);
+			zone_buf_str(&b, "\n");
+		}
+		l += len + (nl != NULL);
+	}
+	ret = zone_buf_finish(&b, out_r);
+	if (ret == 0 && strcmp(*out_r, text) == 0) {
+		free(*out_r);
+		*out_r = NULL;
+	}
+	free(old.p);
+	if (old.oom)
+		ret = -ENOMEM;
+	return ret;
+}
+
+int zone_txt_strings(const char *value, char **out_r)
+{
+	struct zone_buf raw = { 0 }, b = { 0 };
+	const char *p;
+	int ret;
+
+	*out_r = NULL;
+	for (p = value; *p != '\0'; p++) {
+		if ((unsigned char)*p < 0x20 && *p != '\t' && *p != '\n' &&
+		    *p != '\r')
+			return -EINVAL;
+		if (*p == 0x7f)
+			return -EINVAL;
+	}
+	p = value + strspn(value, " \t\r\n(");
+	if (*p == '"') {
+		/* quoted chunks: join their contents */
+		for (p = value; (p = strchr(p, '"')) != NULL;) {
+			const char *q = ++p;
+
+			while (*q != '\0' && *q != '"') {
+				if (*q == '\\' && q[1] != '\0')
+					q++;
+				q++;
+			}
+			for (const char *r = p; r < q; r++) {
+				if (*r == '\\' && r + 1 < q)
+					r++;
+				zone_buf_add(&raw, r, 1);
+			}
+			if (*q == '\0')
+				break;
+			p = q + 1;
+		}
+	} else {
+		zone_buf_str(&raw, value);
+	}
+	ret = zone_buf_finish(&raw, &raw.p);
+	if (ret < 0)
+		return ret;
+	for (p = raw.p; *p != '\0'; p++) {
+		if (*p == '\n' || *p == '\r' || *p == '\t') {
+			free(raw.p);
+			return -EINVAL;
+		}
+	}
+	p = raw.p;
+	do {
+		size_t n = strlen(p) > 255 ? 255 : strlen(p);
+
+		if (b.len > 0)
+			zone_buf_str(&b, " ");
+		zone_buf_str(&b, "\"");
+		for (size_t i = 0; i < n; i++) {
+			if (p[i] == '"' || p[i] == '\\')
+				zone_buf_str(&b, "\\");
+			zone_buf_add(&b, p + i, 1);
+		}
+		zone_buf_str(&b, "\"");
+		p += n;
+	} while (*p != '\0');
+	free(raw.p);
+	return zone_buf_finish(&b, out_r);
+}
+
+/* --- names --------------------------------------------------------------- */
+
+int zone_domain_norm(const char *s, char **out_r, const char **why_r)
+{
+	char *d;
+
+	*out_r = NULL;
+	if (s == NULL) {
+		*why_r = "missing";
+		return -EINVAL;
+	}
+	if (!name_valid_domain(s, why_r))
+		return -EINVAL;
+	d = strdup(s);
+	if (d == NULL)
+		return -ENOMEM;
+	for (char *p = d; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	*out_r = d;
+	return 0;
+}
+
+bool zone_is_subdomain(const char *s, const char *parent)
+{
+	size_t n = strlen(s), m = strlen(parent);
+
+	return n > m + 1 && s[n - m - 1] == '.' &&
+	       strcmp(s + n - m, parent) == 0;
+}

@@ -1,0 +1,785 @@
+/* Unit tests: the bind9 plugin's pure zone functions (plugins/bind9/zone.c)
+ * and the plugin against the fake host (tests/unit/pluginmock.h), with the
+ * real named-checkzone and a fake rndc that logs its arguments. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "pluginmock.h"
+
+/* The plugin itself, to reach its statics. */
+#include "../../plugins/bind9/bind9.c"
+#include "../../plugins/bind9/zone.c"
+
+/* 2026-11-28 12:00:00 UTC */
+#define T_NOV28 ((time_t)1795867200)
+
+static char *slurp(const char *path)
+{
+	char *data = NULL;
+	size_t len;
+
+	if (file_read_nofollow(path, 1 << 24, &data, &len) < 0)
+		return NULL;
+	return data;
+}
+
+static void spew(const char *path, const char *text)
+{
+	assert_int_equal(file_write_atomic(path, text, strlen(text), 0644), 0);
+}
+
+static size_t count(const char *hay, const char *needle)
+{
+	size_t n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	return n;
+}
+
+/* ---- serials ---- */
+
+static void test_serial_next(void **state)
+{
+	(void)state;
+	assert_int_equal(zone_serial_next(0, T_NOV28), 2026112801u);
+	assert_int_equal(zone_serial_next(2026010105u, T_NOV28), 2026112801u);
+	assert_int_equal(zone_serial_next(2026112801u, T_NOV28), 2026112802u);
+	/* nn past 99 keeps counting as an integer */
+	assert_int_equal(zone_serial_next(2026112899u, T_NOV28), 2026112900u);
+	/* a serial from the future only grows */
+	assert_int_equal(zone_serial_next(2030010107u, T_NOV28), 2030010108u);
+	/* plain counters (1, 2, 3) jump to the date form */
+	assert_int_equal(zone_serial_next(7, T_NOV28), 2026112801u);
+	assert_int_equal(zone_serial_next(UINT32_MAX, T_NOV28), 1u);
+}
+
+static const char one_line_soa[] =
+	"$TTL 300\n"
+	"; SOA in a comment 999\n"
+	"x IN TXT \"SOA a b 77\"\n"
+	"@ IN SOA ns1.a.test. root.a.test. 42 3600 600 86400 300\n"
+	"@ IN NS ns1.a.test.\n";
+
+static void test_serial_find(void **state)
+{
+	uint32_t serial = 0;
+	char *out = NULL, *text = NULL;
+	const char *err = NULL;
+	struct zone_vars v = { .domain = "a.test", .ns1 = "ns1.a.test",
+			       .ns2 = "ns2.a.test", .rpemail = "root.a.test",
+			       .server_ip = "192.0.2.1", .serial = 2026112805u };
+
+	(void)state;
+	assert_int_equal(zone_serial_get(one_line_soa, &serial), 0);
+	assert_int_equal(serial, 42);
+	assert_int_equal(zone_serial_set(one_line_soa, 2026112801u, &out), 0);
+	assert_non_null(strstr(out, "root.a.test. 2026112801 3600"));
+	assert_non_null(strstr(out, "\"SOA a b 77\"")); /* untouched */
+	free(out);
+
+	/* multi-line SOA with "(" and comments, from the template */
+	assert_int_equal(zone_render(zone_default_template, &v, &text, &err), 0);
+	assert_int_equal(zone_serial_get(text, &serial), 0);
+	assert_int_equal(serial, 2026112805u);
+	free(text);
+
+	assert_int_equal(zone_serial_get("@ IN A 1.2.3.4\n", &serial), -ENOENT);
+	assert_int_equal(zone_serial_get("@ IN SOA a. b. ( x 1 2 3 4 )\n",
+					 &serial), -EINVAL);
+}
+
+static void test_hash_ignores_serial(void **state)
+{
+	char *a = NULL, *b = NULL;
+
+	(void)state;
+	assert_int_equal(zone_serial_set(one_line_soa, 1, &a), 0);
+	assert_int_equal(zone_serial_set(one_line_soa, 2026112899u, &b), 0);
+	assert_true(zone_hash(a) == zone_hash(b));
+	b[strlen(b) - 2] = 'X';
+	assert_true(zone_hash(a) != zone_hash(b));
+	free(a);
+	free(b);
+}
+
+/* ---- render ---- */
+
+static void test_render(void **state)
+{
+	struct zone_vars v = { .domain = "example.test", .ns1 = "ns1.op.test",
+			       .ns2 = "ns2.op.test", .rpemail = "admin.op.test",
+			       .server_ip = "192.0.2.7", .serial = 2026112801u };
+	const char *err = NULL;
+	char *text = NULL, *path, *file;
+
+	(void)state;
+	assert_int_equal(zone_render(zone_default_template, &v, &text, &err), 0);
+	assert_null(strchr(text, '{'));
+	assert_non_null(strstr(text, "SOA     ns1.op.test. admin.op.test. ("));
+	assert_non_null(strstr(text, "2026112801"));
+	assert_non_null(strstr(text, "example.test.     14400     IN      A       192.0.2.7"));
+	assert_non_null(strstr(text, "@ IN NS      ns2.op.test."));
+	assert_non_null(strstr(text, "v=spf1 ip4:192.0.2.7 +a +mx ~all"));
+	free(text);
+
+	/* OpenPanel's own template shape: a fixed serial and YYYYMMDD */
+	assert_int_equal(zone_render("@ IN SOA {ns1}. {rpemail}. ( 2026081001 1h"
+				     " 15m 1w 1h )\n; made YYYYMMDD\n",
+				     &v, &text, &err), 0);
+	assert_non_null(strstr(text, "( 2026112801 1h"));
+	assert_non_null(strstr(text, "; made 20261128\n"));
+	free(text);
+
+	/* a placeholder without a value, a template without SOA */
+	v.ns2 = NULL;
+	assert_int_equal(zone_render(zone_default_template, &v, &text, &err),
+			 -EINVAL);
+	assert_non_null(strstr(err, "{ns2}"));
+	v.ns2 = "ns2.op.test";
+	assert_int_equal(zone_render("@ IN A {server_ip}\n", &v, &text, &err),
+			 -EINVAL);
+	assert_non_null(strstr(err, "SOA"));
+	/* unknown braces are kept */
+	assert_int_equal(zone_render("@ IN SOA a. b. 1 2 3 4 5\nx TXT \"{x}\"\n",
+				     &v, &text, &err), 0);
+	assert_non_null(strstr(text, "\"{x}\""));
+	free(text);
+
+	/* the shipped zone_template.txt is the built-in one */
+	if (asprintf(&path, "%s/plugins/bind9/zone_template.txt",
+		     getenv("top_srcdir") != NULL ? getenv("top_srcdir")
+						  : "../..") < 0)
+		abort();
+	file = slurp(path);
+	if (file != NULL)
+		assert_string_equal(file, zone_default_template);
+	free(file);
+	free(path);
+}
+
+/* ---- named.conf.local ---- */
+
+static const char conf_in[] =
+	"// local zones\n"
+	"zone \"first.test\" IN { type master; file \"/z/first.test.zone\"; };\n"
+	"zone \"example.com\" IN { type master; file \"/z/example.com.zone\"; };\n"
+	"zone \"after.test\" IN { type master; file \"/z/after.test.zone\"; };\n"
+	"zone \"sub.example.com\" IN { type master; file \"/z/s.zone\"; };\n"
+	"zone \"xexample.com\" { type master; file \"/z/x.zone\"; };\n"
+	"zone \"multi.test\" {\n"
+	"\ttype master;\n"
+	"\tfile \"/z/multi.test.zone\"; // the file\n"
+	"};\n"
+	"# trailing comment\n";
+
+static void test_conf_remove(void **state)
+{
+	char *out = NULL, *out2 = NULL;
+	const char *line;
+
+	(void)state;
+	assert_int_equal(zone_conf_remove(conf_in, "example.com", &out), 0);
+	assert_non_null(out);
+	/* only its line: the line after it is still there, and all others */
+	line = "zone \"example.com\" IN { type master; file \"/z/example.com.zone\"; };\n";
+	assert_null(strstr(out, line));
+	assert_int_equal(strlen(out), strlen(conf_in) - strlen(line));
+	assert_non_null(strstr(out, "zone \"after.test\""));
+	assert_non_null(strstr(out, "zone \"sub.example.com\""));
+	assert_non_null(strstr(out, "zone \"xexample.com\""));
+	/* the exact bytes before and after */
+	assert_memory_equal(out, conf_in, (size_t)(strstr(conf_in, line) - conf_in));
+	assert_string_equal(out + (strstr(conf_in, line) - conf_in),
+			    strstr(conf_in, line) + strlen(line));
+
+	/* a statement over several lines goes whole */
+	assert_int_equal(zone_conf_remove(out, "MULTI.test.", &out2), 0);
+	assert_non_null(out2);
+	assert_null(strstr(out2, "multi"));
+	assert_null(strstr(out2, "the file"));
+	assert_non_null(strstr(out2, "# trailing comment\n"));
+	free(out);
+	out = NULL;
+
+	/* absent: nothing changes */
+	assert_int_equal(zone_conf_remove(out2, "nothere.test", &out), 0);
+	assert_null(out);
+	free(out2);
+
+	/* two statements on one line: only ours goes */
+	assert_int_equal(zone_conf_remove("zone \"a.test\" { type master; file \"a\"; }; "
+					  "zone \"b.test\" { type master; file \"b\"; };\n",
+					  "a.test", &out), 0);
+	assert_string_equal(out, "zone \"b.test\" { type master; file \"b\"; };\n");
+	free(out);
+}
+
+static void test_conf_add(void **state)
+{
+	char *out = NULL, *out2 = NULL;
+
+	(void)state;
+	assert_int_equal(zone_conf_add(conf_in, "example.com", "/z/e.zone", &out), 0);
+	assert_null(out); /* never a duplicate */
+	assert_int_equal(zone_conf_add(conf_in, "Example.COM", "/z/e.zone", &out), 0);
+	assert_null(out);
+	assert_int_equal(zone_conf_add(conf_in, "new.test", "/z/new.test.zone", &out), 0);
+	assert_non_null(out);
+	assert_memory_equal(out, conf_in, strlen(conf_in));
+	assert_string_equal(out + strlen(conf_in),
+			    "zone \"new.test\" IN { type master; file \"/z/new.test.zone\"; };\n");
+	assert_int_equal(zone_conf_add(out, "new.test", "/z/new.test.zone", &out2), 0);
+	assert_null(out2);
+	free(out);
+	/* no final newline in the input */
+	assert_int_equal(zone_conf_add("// x", "a.test", "/a", &out), 0);
+	assert_string_equal(out, "// x\nzone \"a.test\" IN { type master; file \"/a\"; };\n");
+	free(out);
+	assert_int_equal(zone_conf_add("", "a.test", "/a\"; }; zone \"evil", &out),
+			 -EINVAL);
+}
+
+/* ---- records, TXT ---- */
+
+static void test_records(void **state)
+{
+	char *out = NULL, *out2 = NULL;
+
+	(void)state;
+	assert_int_equal(zone_records_set(one_line_soa, "sub:b.a.test",
+					  "b.a.test. 1 IN A 192.0.2.1\n"
+					  "www.b.a.test. 1 IN A 192.0.2.1", &out), 0);
+	assert_non_null(strstr(out, "b.a.test. 1 IN A 192.0.2.1 ; ophook:sub:b.a.test\n"));
+	assert_int_equal(count(out, "; ophook:sub:b.a.test"), 2);
+	assert_true(zone_records_has(out, "sub:b.a.test"));
+	assert_false(zone_records_has(out, "sub:a.test"));
+	/* same again: no change */
+	assert_int_equal(zone_records_set(out, "sub:b.a.test",
+					  "b.a.test. 1 IN A 192.0.2.1\n"
+					  "www.b.a.test. 1 IN A 192.0.2.1", &out2), 0);
+	assert_null(out2);
+	/* removal gives back the original */
+	assert_int_equal(zone_records_set(out, "sub:b.a.test", NULL, &out2), 0);
+	assert_string_equal(out2, one_line_soa);
+	free(out);
+	free(out2);
+}
+
+static void test_txt_strings(void **state)
+{
+	char big[601], *out = NULL;
+
+	(void)state;
+	memset(big, 'k', 600);
+	big[600] = '\0';
+	assert_int_equal(zone_txt_strings(big, &out), 0);
+	assert_int_equal(strlen(out), 600 + 3 * 2 + 2);
+	assert_int_equal(count(out, "\""), 6);
+	assert_int_equal(strchr(out + 1, '"') - out - 1, 255);
+	free(out);
+	assert_int_equal(zone_txt_strings("a\"b\\c", &out), 0);
+	assert_string_equal(out, "\"a\\\"b\\\\c\"");
+	free(out);
+	/* OpenDKIM's mail.txt shape: quoted chunks are joined */
+	assert_int_equal(zone_txt_strings("( \"v=DKIM1; k=rsa; \"\n\t  \"p=MIIB\" )", &out), 0);
+	assert_string_equal(out, "\"v=DKIM1; k=rsa; p=MIIB\"");
+	free(out);
+	assert_int_equal(zone_txt_strings("v=DKIM1\001", &out), -EINVAL);
+}
+
+static void test_domain_names(void **state)
+{
+	const char *bad[] = { "../etc/passwd", "a.test;rm -rf", "a..test",
+			      "-a.test", "test", "a.test/../../x", "a test.com",
+			      "a.test\nzone", "" };
+	const char *why = NULL;
+	char *d = NULL;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(zone_domain_norm(bad[i], &d, &why), -EINVAL);
+		assert_null(d);
+		assert_non_null(why);
+	}
+	assert_int_equal(zone_domain_norm("Ex-Ample.TEST", &d, &why), 0);
+	assert_string_equal(d, "ex-ample.test");
+	free(d);
+	assert_true(zone_is_subdomain("blog.a.test", "a.test"));
+	assert_false(zone_is_subdomain("bloga.test", "a.test"));
+	assert_false(zone_is_subdomain("a.test", "a.test"));
+}
+
+/* ---- the plugin against the fake host ---- */
+
+struct fx {
+	struct pluginmock *m;
+	char *zones, *conf, *rndc_log;
+};
+
+static int fx_setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	char *argv_json, *s;
+	const char *tmp;
+
+	f->m = pluginmock_new(NULL);
+	tmp = pluginmock_tmp(f->m);
+	if (asprintf(&f->zones, "%s/bind/zones", tmp) < 0 ||
+	    asprintf(&f->conf, "%s/bind/named.conf.local", tmp) < 0 ||
+	    asprintf(&f->rndc_log, "%s/rndc.log", tmp) < 0 ||
+	    asprintf(&argv_json,
+		     "[\"/bin/sh\",\"-c\",\"echo \\\"$*\\\" >> %s\",\"rndc\"]",
+		     f->rndc_log) < 0)
+		abort();
+	mkdir_p(f->zones, 0755);
+	spew(f->conf, "// keep me\n"
+		      "zone \"other.test\" IN { type master; file \"/x/other.test.zone\"; };\n");
+	if (asprintf(&s, "\"%s\"", f->zones) < 0)
+		abort();
+	pluginmock_set_setting(f->m, "zones_dir", s);
+	free(s);
+	if (asprintf(&s, "\"%s\"", f->conf) < 0)
+		abort();
+	pluginmock_set_setting(f->m, "named_conf_local", s);
+	free(s);
+	pluginmock_set_setting(f->m, "server_ip", "\"192.0.2.10\"");
+	pluginmock_set_setting(f->m, "window_ms", "50");
+	pluginmock_set_setting(f->m, "rndc_argv", argv_json);
+	free(argv_json);
+	pluginmock_set_plugin(f->m, &ophook_plugin);
+	*state = f;
+	return 0;
+}
+
+static int fx_teardown(void **state)
+{
+	struct fx *f = *state;
+
+	pluginmock_free(&f->m);
+	free(f->zones);
+	free(f->conf);
+	free(f->rndc_log);
+	free(f);
+	return 0;
+}
+
+static void fx_init(struct fx *f)
+{
+	const char *err = NULL;
+	int ret = pluginmock_init(f->m, &err);
+
+	if (ret != 0)
+		fail_msg("init: %s", err);
+}
+
+static int fx_send(struct fx *f, const char *type, const char *domain,
+		   const char *json, const char **err)
+{
+	return pluginmock_send(f->m, type, domain, json, err);
+}
+
+static void fx_added(struct fx *f, const char *d, const char *user)
+{
+	char *json;
+	const char *err = NULL;
+	int ret;
+
+	if (asprintf(&json, "{\"domain\":\"%s\",\"user\":\"%s\"}", d, user) < 0)
+		abort();
+	ret = fx_send(f, "domain.added", d, json, &err);
+	if (ret != 0)
+		fail_msg("domain.added %s: %d %s", d, ret, err);
+	free(json);
+}
+
+static char *fx_zone(struct fx *f, const char *d)
+{
+	char *path, *text;
+
+	if (asprintf(&path, "%s/%s.zone", f->zones, d) < 0)
+		abort();
+	text = slurp(path);
+	free(path);
+	return text;
+}
+
+static void test_plugin_add(void **state)
+{
+	struct fx *f = *state;
+	char *zone, *conf, *log, *zpath;
+	uint32_t serial = 0;
+
+	if (access("/usr/bin/named-checkzone", X_OK) != 0 &&
+	    access("/usr/sbin/named-checkzone", X_OK) != 0)
+		skip();
+	fx_init(f);
+	fx_added(f, "example.test", "bob");
+	fx_added(f, "example.test", "bob"); /* twice: no change */
+	zone = fx_zone(f, "example.test");
+	assert_non_null(zone);
+	assert_int_equal(zone_serial_get(zone, &serial), 0);
+	assert_int_equal(serial, zone_serial_next(0, time(NULL)));
+	assert_non_null(strstr(zone, "192.0.2.10"));
+	assert_non_null(strstr(zone, "ns1.example.test."));
+	conf = slurp(f->conf);
+	if (asprintf(&zpath, "file \"%s/example.test.zone\"", f->zones) < 0)
+		abort();
+	assert_int_equal(count(conf, "zone \"example.test\""), 1);
+	assert_non_null(strstr(conf, zpath));
+	assert_non_null(strstr(conf, "// keep me\nzone \"other.test\""));
+	assert_true(pluginmock_own_written(f->m, f->conf));
+	assert_true(pluginmock_action_pending(f->m, "rndc"));
+	assert_int_equal(pluginmock_action_delay(f->m, "rndc"), 50);
+	fx_added(f, "second.test", "bob");
+	pluginmock_run_actions(f->m);
+	log = slurp(f->rndc_log);
+	assert_string_equal(log, "reconfig\n"); /* one for both */
+	assert_int_equal(pluginmock_log_grep(f->m, "reloads=1"), 1);
+	free(log);
+	free(zpath);
+	free(conf);
+	free(zone);
+}
+
+static void test_plugin_hostile(void **state)
+{
+	struct fx *f = *state;
+	const char *names[] = { "../../etc/passwd", "x.test\"; }; zone \"y",
+				"a.test;reboot", "..", "a.test/../../b" };
+	const char *err = NULL;
+	char *conf, *json;
+
+	fx_init(f);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		json_t *j = json_pack("{s:s,s:s}", "domain", names[i], "user", "bob");
+
+		json = json_dumps(j, 0);
+		err = NULL;
+		assert_int_equal(fx_send(f, "domain.added", "x", json, &err), -EINVAL);
+		assert_non_null(strstr(err, "field domain"));
+		err = NULL;
+		assert_int_equal(fx_send(f, "domain.removed", "x", json, &err), -EINVAL);
+		assert_non_null(strstr(err, "field domain"));
+		err = NULL;
+		assert_int_equal(fx_send(f, "dns.zone.changed", "x", json, &err), -EINVAL);
+		free(json);
+		json_decref(j);
+	}
+	/* a hostile user name */
+	assert_int_equal(fx_send(f, "domain.added", "ok.test",
+				 "{\"domain\":\"ok.test\",\"user\":\"../root\"}", &err),
+			 -EINVAL);
+	assert_non_null(strstr(err, "field user"));
+	assert_int_equal(pluginmock_own_write_count(f->m), 0);
+	conf = slurp(f->conf);
+	assert_int_equal(count(conf, "zone "), 1);
+	free(conf);
+	assert_false(pluginmock_action_pending(f->m, "rndc"));
+}
+
+static void test_plugin_no_server_ip(void **state)
+{
+	struct fx *f = *state;
+	const char *err = NULL;
+
+	pluginmock_set_setting(f->m, "server_ip", NULL);
+	fx_init(f);
+	assert_int_equal(fx_send(f, "domain.added", "a.test",
+				 "{\"domain\":\"a.test\"}", &err), -EINVAL);
+	assert_non_null(strstr(err, "server_ip"));
+	assert_int_equal(pluginmock_log_grep(f->m, "server_ip"), 1);
+}
+
+static void test_plugin_bad_settings(void **state)
+{
+	struct fx *f = *state;
+	const char *err = NULL;
+
+	pluginmock_set_setting(f->m, "removed_zones", "\"shred\"");
+	assert_int_equal(pluginmock_init(f->m, &err), -EINVAL);
+	assert_non_null(strstr(err, "removed_zones"));
+	pluginmock_set_setting(f->m, "removed_zones", NULL);
+	pluginmock_set_setting(f->m, "server_ip", "\"1.2.3.4; rm\"");
+	assert_int_equal(pluginmock_init(f->m, &err), -EINVAL);
+	assert_non_null(strstr(err, "server_ip"));
+	pluginmock_set_setting(f->m, "server_ip", "\"192.0.2.1\"");
+	pluginmock_set_setting(f->m, "zone_file_in_conf", "\"/a\\\"b\"");
+	assert_int_equal(pluginmock_init(f->m, &err), -EINVAL);
+	assert_non_null(strstr(err, "zone_file_in_conf"));
+}
+
+static void test_plugin_ns_from_config(void **state)
+{
+	struct fx *f = *state;
+	char *ini, *zone;
+
+	if (asprintf(&ini, "%s/openpanel/conf", pluginmock_root(f->m)) < 0)
+		abort();
+	mkdir_p(ini, 0755);
+	free(ini);
+	if (asprintf(&ini, "%s/openpanel/conf/openpanel.config",
+		     pluginmock_root(f->m)) < 0)
+		abort();
+	spew(ini, "[DEFAULT]\nfoo=bar\n[USERS]\nns1 = ns1.panel.test\nns2=ns2.panel.test\n"
+		  "email=admin@panel.test\n");
+	free(ini);
+	fx_init(f);
+	fx_added(f, "example.test", "bob");
+	zone = fx_zone(f, "example.test");
+	assert_non_null(strstr(zone, "SOA     ns1.panel.test. admin.panel.test. ("));
+	assert_non_null(strstr(zone, "NS      ns2.panel.test."));
+	free(zone);
+}
+
+static void test_plugin_subdomain(void **state)
+{
+	struct fx *f = *state;
+	char *zone, *log;
+	const char *err = NULL;
+	uint32_t s1 = 0, s2 = 0;
+
+	fx_init(f);
+	fx_added(f, "example.test", "bob");
+	zone = fx_zone(f, "example.test");
+	zone_serial_get(zone, &s1);
+	free(zone);
+	pluginmock_run_actions(f->m);
+
+	fx_added(f, "blog.example.test", "bob");
+	assert_null(fx_zone(f, "blog.example.test"));
+	zone = fx_zone(f, "example.test");
+	assert_non_null(strstr(zone, "blog.example.test. 14400 IN A 192.0.2.10"));
+	assert_non_null(strstr(zone, "www.blog.example.test. 14400 IN A 192.0.2.10"));
+	zone_serial_get(zone, &s2);
+	assert_true(s2 > s1);
+	free(zone);
+	fx_added(f, "blog.example.test", "bob"); /* again: no change */
+	pluginmock_run_actions(f->m);
+	log = slurp(f->rndc_log);
+	assert_string_equal(log, "reconfig\nreload example.test\n");
+	free(log);
+
+	/* another user's subdomain gets its own zone */
+	fx_added(f, "shop.example.test", "alice");
+	zone = fx_zone(f, "shop.example.test");
+	assert_non_null(zone);
+	free(zone);
+
+	/* removing the subdomain takes its records out of the parent */
+	assert_int_equal(fx_send(f, "domain.removed", "blog.example.test",
+				 "{\"domain\":\"blog.example.test\"}", &err), 0);
+	zone = fx_zone(f, "example.test");
+	assert_null(strstr(zone, "blog.example.test"));
+	assert_non_null(strstr(zone, "SOA"));
+	free(zone);
+}
+
+static void test_plugin_changed(void **state)
+{
+	struct fx *f = *state;
+	char *zone, *edited, *path, *json, *log;
+	const char *err = NULL;
+	uint32_t s1 = 0, s2 = 0;
+
+	fx_init(f);
+	fx_added(f, "example.test", "bob");
+	pluginmock_run_actions(f->m);
+	if (asprintf(&path, "%s/example.test.zone", f->zones) < 0 ||
+	    asprintf(&json, "{\"domain\":\"example.test\",\"path\":\"%s\"}", path) < 0)
+		abort();
+	/* our own write comes back: nothing to do */
+	assert_int_equal(fx_send(f, "dns.zone.changed", "example.test", json, &err), 0);
+	assert_false(pluginmock_action_pending(f->m, "rndc"));
+
+	/* an edit without a serial bump */
+	zone = fx_zone(f, "example.test");
+	zone_serial_get(zone, &s1);
+	if (asprintf(&edited, "%sextra 300 IN A 192.0.2.99\n", zone) < 0)
+		abort();
+	spew(path, edited);
+	assert_int_equal(fx_send(f, "dns.zone.changed", "example.test", json, &err), 0);
+	free(zone);
+	zone = fx_zone(f, "example.test");
+	zone_serial_get(zone, &s2);
+	assert_true(s2 > s1);
+	assert_non_null(strstr(zone, "extra 300 IN A 192.0.2.99"));
+	pluginmock_run_actions(f->m);
+	log = slurp(f->rndc_log);
+	assert_string_equal(log, "reconfig\nreload example.test\n");
+	free(log);
+	free(zone);
+
+	/* an edit that bumps the serial itself is kept as it is */
+	zone = fx_zone(f, "example.test");
+	free(edited);
+	assert_int_equal(zone_serial_set(zone, s2 + 5, &edited), 0);
+	spew(path, edited);
+	assert_int_equal(fx_send(f, "dns.zone.changed", "example.test", json, &err), 0);
+	free(zone);
+	zone = fx_zone(f, "example.test");
+	assert_string_equal(zone, edited);
+	free(zone);
+	free(edited);
+
+	/* a broken zone: rejected, not touched, not reloaded */
+	spew(path, "$TTL 1h\n@ IN SOA broken\nthis is not a record\n");
+	pluginmock_run_actions(f->m);
+	unlink(f->rndc_log);
+	assert_int_equal(fx_send(f, "dns.zone.changed", "example.test", json, &err), 0);
+	assert_int_equal(pluginmock_emitted_count(f->m, "dns.zone_rejected"), 1);
+	{
+		const struct pluginmock_emitted *e = pluginmock_emitted(f->m, 0);
+
+		assert_string_equal(e->type, "dns.zone_rejected");
+		assert_string_equal(e->subject, "example.test");
+		assert_non_null(strstr(e->fields, "\"domain\":\"example.test\""));
+		assert_non_null(strstr(e->fields, path));
+		assert_non_null(strstr(e->fields, "not loaded due to errors"));
+	}
+	assert_false(pluginmock_action_pending(f->m, "rndc"));
+	zone = fx_zone(f, "example.test");
+	assert_string_equal(zone, "$TTL 1h\n@ IN SOA broken\nthis is not a record\n");
+	free(zone);
+
+	/* named.conf.local itself changed: reconfig */
+	free(json);
+	if (asprintf(&json, "{\"path\":\"%s\"}", f->conf) < 0)
+		abort();
+	assert_int_equal(fx_send(f, "dns.zone.changed", "named.conf.local", json, &err), 0);
+	pluginmock_run_actions(f->m);
+	log = slurp(f->rndc_log);
+	assert_string_equal(log, "reconfig\n");
+	free(log);
+	free(json);
+	free(path);
+}
+
+static void test_plugin_removed(void **state)
+{
+	struct fx *f = *state;
+	char *conf, *before, *dir, *log;
+	const char *err = NULL;
+	struct stat st;
+
+	fx_init(f);
+	fx_added(f, "example.test", "bob");
+	fx_added(f, "after.test", "bob");
+	pluginmock_run_actions(f->m);
+	unlink(f->rndc_log);
+	before = slurp(f->conf);
+	assert_int_equal(fx_send(f, "domain.removed", "example.test",
+				 "{\"domain\":\"example.test\"}", &err), 0);
+	conf = slurp(f->conf);
+	assert_null(strstr(conf, "\"example.test\""));
+	/* every other line, the one after included */
+	assert_non_null(strstr(conf, "// keep me\nzone \"other.test\""));
+	assert_non_null(strstr(conf, "zone \"after.test\""));
+	assert_int_equal(strlen(before) - strlen(conf),
+			 strlen(strstr(before, "zone \"example.test\"")) -
+				 strlen(strstr(before, "zone \"after.test\"")));
+	assert_null(fx_zone(f, "example.test"));
+	if (asprintf(&dir, "%s/.removed", f->zones) < 0)
+		abort();
+	assert_int_equal(stat(dir, &st), 0);
+	pluginmock_run_actions(f->m);
+	log = slurp(f->rndc_log);
+	assert_string_equal(log, "reconfig\n");
+	free(log);
+	/* again: nothing to do */
+	assert_int_equal(fx_send(f, "domain.removed", "example.test",
+				 "{\"domain\":\"example.test\"}", &err), 0);
+	assert_false(pluginmock_action_pending(f->m, "rndc"));
+	free(dir);
+	free(conf);
+	free(before);
+}
+
+static void test_plugin_dkim(void **state)
+{
+	struct fx *f = *state;
+	char big[700], *json, *zone;
+	const char *err = NULL;
+
+	fx_init(f);
+	fx_added(f, "example.test", "bob");
+	memset(big, 'A', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	if (asprintf(&json, "{\"domain\":\"example.test\",\"selector\":\"mail\","
+			    "\"txt\":\"v=DKIM1; k=rsa; p=%s\"}", big) < 0)
+		abort();
+	assert_int_equal(fx_send(f, "mail.dkim.created", "example.test", json, &err), 0);
+	zone = fx_zone(f, "example.test");
+	assert_non_null(strstr(zone, "mail._domainkey.example.test. 3600 IN TXT \"v=DKIM1; k=rsa; p=AAA"));
+	assert_int_equal(count(zone, "ophook:dkim:mail.example.test"), 1);
+	free(zone);
+	/* again: replaced, not doubled */
+	assert_int_equal(fx_send(f, "mail.dkim.created", "example.test", json, &err), 0);
+	zone = fx_zone(f, "example.test");
+	assert_int_equal(count(zone, "_domainkey"), 1);
+	free(zone);
+	free(json);
+	/* bad selector, no zone */
+	assert_int_equal(fx_send(f, "mail.dkim.created", "example.test",
+				 "{\"domain\":\"example.test\",\"selector\":\"a b\",\"txt\":\"x\"}",
+				 &err), -EINVAL);
+	assert_non_null(strstr(err, "field selector"));
+	assert_int_equal(fx_send(f, "mail.dkim.created", "none.test",
+				 "{\"domain\":\"none.test\",\"selector\":\"s\",\"txt\":\"x\"}",
+				 &err), -ENOENT);
+}
+
+static void test_plugin_state_reload(void **state)
+{
+	struct fx *f = *state;
+	char *zone;
+
+	/* the owner record survives a restart: the subdomain still merges */
+	fx_init(f);
+	fx_added(f, "example.test", "bob");
+	pluginmock_fini(f->m);
+	fx_init(f);
+	fx_added(f, "blog.example.test", "bob");
+	zone = fx_zone(f, "example.test");
+	assert_non_null(strstr(zone, "blog.example.test."));
+	free(zone);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_serial_next),
+		cmocka_unit_test(test_serial_find),
+		cmocka_unit_test(test_hash_ignores_serial),
+		cmocka_unit_test(test_render),
+		cmocka_unit_test(test_conf_remove),
+		cmocka_unit_test(test_conf_add),
+		cmocka_unit_test(test_records),
+		cmocka_unit_test(test_txt_strings),
+		cmocka_unit_test(test_domain_names),
+		cmocka_unit_test_setup_teardown(test_plugin_add, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_plugin_hostile, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_plugin_no_server_ip, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_plugin_bad_settings, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_plugin_ns_from_config, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_plugin_subdomain, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_plugin_changed, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_plugin_removed, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_plugin_dkim, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_plugin_state_reload, fx_setup, fx_teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
