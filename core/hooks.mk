@@ -1,2 +1,13 @@
-# core/hooks: owned by its subsystem.
-core_libophookcore_la_SOURCES += core/hooks.c core/hooks.h
+# core/hooks: Lua hooks, exec hooks, pre-stage checks (issue 6).
+core_libophookcore_la_SOURCES += core/hooks.c core/hooks.h \
+	core/luahook.c core/luahook.h \
+	core/exechook.c core/exechook.h
+
+check_PROGRAMS += tests/unit/test_luahook tests/unit/test_exechook
+TESTS += tests/unit/test_luahook tests/unit/test_exechook
+tests_unit_test_luahook_SOURCES = tests/unit/test_luahook.c
+tests_unit_test_luahook_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_luahook_LDADD = $(TEST_LIBS)
+tests_unit_test_exechook_SOURCES = tests/unit/test_exechook.c
+tests_unit_test_exechook_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_exechook_LDADD = $(TEST_LIBS)
