@@ -33,3 +33,9 @@ tests_unit_test_caddy_SOURCES = tests/unit/test_caddy.c
 tests_unit_test_caddy_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_caddy_LDADD = tests/unit/libpluginmock.la \
 	plugins/common/libplugcommon.la plugins/libplugutil.la $(TEST_LIBS)
+
+# Integration test with a real Caddy (skips when caddy is missing).
+TESTS += tests/integration/caddy.sh
+EXTRA_DIST += tests/integration/caddy.sh \
+	plugins/caddy/templates/test-domain.conf \
+	plugins/caddy/templates/test-suspended.conf
