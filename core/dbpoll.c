@@ -260,10 +260,12 @@ static bool dbpoll_carry_gone(const char *domain, void *value, void *ctx)
 }
 
 static void dbpoll_panel_add_owner(struct dbpoll_panel *p, const char *url,
-				   int64_t user_id)
+				   int64_t user_id,
+				   const struct dbpoll_panel *prev)
 {
 	char *d = dbpoll_domain_key(url);
 	const struct dbpoll_user *u = dbpoll_user_get(p, user_id);
+	const struct dbpoll_owner *po;
 	struct dbpoll_owner *o;
 
 	if (d == NULL || hmap_get(p->owners, d) != NULL) {
@@ -277,6 +279,12 @@ static void dbpoll_panel_add_owner(struct dbpoll_panel *p, const char *url,
 		o->user = xstrdup(u->name);
 		o->plan = dbpoll_strdup0(dbpoll_plan_name(p, u->plan_id));
 		o->context = xstrdup(u->context != NULL ? u->context : u->name);
+	} else if (prev != NULL && (po = hmap_get(prev->owners, d)) != NULL &&
+		   po->user_id == user_id) {
+		/* The user row went first (user-delete): keep naming it. */
+		o->user = dbpoll_strdup0(po->user);
+		o->plan = dbpoll_strdup0(po->plan);
+		o->context = dbpoll_strdup0(po->context);
 	}
 	hmap_put(p->owners, d, o);
 	free(d);
@@ -323,7 +331,8 @@ struct dbpoll_panel *dbpoll_panel_build(json_t *users, json_t *plans,
 		json_t *uid = json_array_get(row, 1);
 
 		dbpoll_panel_add_owner(p, json_string_value(json_array_get(row, 0)),
-				       json_is_null(uid) ? -1 : dbpoll_cell_int(uid));
+				       json_is_null(uid) ? -1 : dbpoll_cell_int(uid),
+				       prev);
 	}
 	if (prev != NULL) {
 		struct dbpoll_carry c = { p, now_ms };

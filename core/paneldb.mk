@@ -12,3 +12,9 @@ tests_unit_test_paneldb_CPPFLAGS = $(AM_CPPFLAGS) \
 tests_unit_test_paneldb_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_paneldb_LDADD = $(TEST_LIBS)
 EXTRA_DIST += contrib/demo/panel.sql
+
+# Integration: the same scenarios on SQLite and on a real MariaDB server.
+TESTS += tests/integration/paneldb_sqlite.sh tests/integration/paneldb_mariadb.sh
+EXTRA_DIST += tests/integration/paneldb_sqlite.sh \
+	tests/integration/paneldb_mariadb.sh \
+	tests/integration/paneldb_common.sh

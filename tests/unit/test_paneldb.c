@@ -393,6 +393,14 @@ static void test_domain_rows_first(void **state)
 	dbpoll_panel_free(&b);
 	dbpoll_panel_free(&c);
 	dbpoll_panel_free(&d);
+	/* the user row goes before its domains' rows: still named */
+	a = panel_of("[[3,\"carol\",1,null,null]]", PLANS,
+		     "[[\"alice-site.test\",1]]", e, 10);
+	ev = json_object();
+	dbpoll_enrich(a, ev, "domain.removed", "alice-site.test");
+	assert_string_equal(str(ev, "user"), "alice");
+	json_decref(ev);
+	dbpoll_panel_free(&a);
 	dbpoll_panel_free(&e);
 }
 
