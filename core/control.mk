@@ -13,3 +13,6 @@ TESTS += tests/unit/test_control
 tests_unit_test_control_SOURCES = tests/unit/test_control.c
 tests_unit_test_control_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_control_LDADD = $(TEST_LIBS)
+
+TESTS += tests/integration/ctl.sh
+EXTRA_DIST += tests/integration/ctl.sh

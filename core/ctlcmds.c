@@ -34,6 +34,8 @@ static const char *ctl_err(const char *fmt, ...)
 	return ctl_errbuf;
 }
 
+static bool ctl_field_reserved(const char *k);
+
 /* ---- a growing string ---- */
 
 struct ctl_buf {
@@ -189,7 +191,8 @@ static void ctl_duration(struct ctl_buf *b, int64_t s)
 		ctl_buf_printf(b, "%" PRId64 "s", s);
 }
 
-/* A scalar as text into b ("-" for null, compact JSON for others). */
+/* A value as text into b ("-" for null/missing, compact JSON for objects
+ * and arrays). */
 static void ctl_scalar(struct ctl_buf *b, json_t *v)
 {
 	if (json_is_string(v)) {
@@ -209,147 +212,139 @@ static void ctl_scalar(struct ctl_buf *b, json_t *v)
 	}
 }
 
-static bool ctl_is_scalar(json_t *v)
+/* A value as a new string (ctl_scalar); caller frees. */
+static char *ctl_scalar_str(json_t *v)
 {
-	return !json_is_object(v) && !json_is_array(v);
+	struct ctl_buf b = { 0 };
+
+	ctl_scalar(&b, v);
+	return ctl_buf_take(&b);
 }
 
-/* "key a=1 b=2" for an object of scalars. */
-static void ctl_status_inline(struct ctl_buf *b, const char *key, json_t *obj)
+/* "a, b, c" for an array of strings ("*" when empty). */
+static char *ctl_join(json_t *arr)
 {
-	const char *k;
+	struct ctl_buf b = { 0 };
 	json_t *v;
-	bool first = true;
+	size_t i;
 
-	ctl_buf_printf(b, "%-12s", key);
-	json_object_foreach(obj, k, v) {
-		ctl_buf_printf(b, "%s%s ", first ? " " : ", ", k);
-		ctl_scalar(b, v);
-		first = false;
+	if (json_array_size(arr) == 0)
+		return xstrdup("*");
+	json_array_foreach(arr, i, v) {
+		ctl_buf_printf(&b, "%s", i > 0 ? "," : "");
+		ctl_scalar(&b, v);
 	}
-	ctl_buf_printf(b, "\n");
+	return ctl_buf_take(&b);
 }
 
-struct ctl_cols {
-	const char *name[16];
-	size_t width[16];
-	size_t n;
-};
+#define CTL_HCOLS 7
 
-static void ctl_cols_add(struct ctl_cols *cols, const char *name)
+/* The handler table: the engine's handlers (name, patterns, inflight) with
+ * the journal's delivery counts per handler; handlers the journal knows
+ * but the engine no longer runs are listed too. */
+static void ctl_status_handlers(struct ctl_buf *b, json_t *handlers,
+				json_t *counts)
 {
-	for (size_t i = 0; i < cols->n; i++) {
-		if (strcmp(cols->name[i], name) == 0)
-			return;
-	}
-	if (cols->n < 16) {
-		cols->name[cols->n] = name;
-		cols->width[cols->n] = strlen(name);
-		cols->n++;
-	}
-}
+	static const char *const head[CTL_HCOLS] = {
+		"NAME", "PATTERNS", "INFLIGHT", "PENDING", "DONE", "FAILED",
+		"DEAD"
+	};
+	static const char *const states[4] = { "pending", "done", "failed",
+					       "dead" };
+	size_t n = json_array_size(handlers) + json_object_size(counts);
+	char *(*cell)[CTL_HCOLS] = xcalloc(n + 1, sizeof(*cell));
+	size_t width[CTL_HCOLS], rows = 0;
+	json_t *h;
+	const char *k;
+	size_t i;
 
-/* A table of rows (objects of scalars), named by `names` (NULL: by the
- * row's "name" field). */
-static void ctl_status_table(struct ctl_buf *b, const char **names,
-			     json_t **rows, size_t n)
-{
-	struct ctl_cols cols = { .n = 0 };
-	size_t wname = 4;
+	json_array_foreach(handlers, i, h) {
+		const char *name = json_string_value(json_object_get(h, "name"));
+		json_t *c = json_object_get(counts, name != NULL ? name : "");
+		cell[rows][0] = xstrdup(name != NULL ? name : "-");
+		cell[rows][1] = ctl_join(json_object_get(h, "patterns"));
+		cell[rows][2] = ctl_scalar_str(json_object_get(h, "inflight"));
+		for (unsigned s = 0; s < 4; s++)
+			cell[rows][3 + s] = c != NULL
+				? ctl_scalar_str(json_object_get(c, states[s]))
+				: xstrdup("0");
+		rows++;
+	}
+	json_object_foreach(counts, k, h) {
+		bool known = false;
+		json_array_foreach(handlers, i, h) {
+			const char *name =
+				json_string_value(json_object_get(h, "name"));
+			known = known || (name != NULL && strcmp(name, k) == 0);
+		}
+		if (known)
+			continue;
+		h = json_object_get(counts, k);
+		cell[rows][0] = xasprintf("%s (not loaded)", k);
+		cell[rows][1] = xstrdup("-");
+		cell[rows][2] = xstrdup("-");
+		for (unsigned s = 0; s < 4; s++)
+			cell[rows][3 + s] =
+				ctl_scalar_str(json_object_get(h, states[s]));
+		rows++;
+	}
 
-	for (size_t i = 0; i < n; i++) {
-		const char *k;
-		json_t *v;
-		if (names[i] != NULL && strlen(names[i]) > wname)
-			wname = strlen(names[i]);
-		json_object_foreach(rows[i], k, v) {
-			if (ctl_is_scalar(v) && strcmp(k, "name") != 0)
-				ctl_cols_add(&cols, k);
+	ctl_buf_printf(b, "handlers (%zu):\n", json_array_size(handlers));
+	if (rows > 0) {
+		for (unsigned c = 0; c < CTL_HCOLS; c++) {
+			width[c] = strlen(head[c]);
+			for (size_t r = 0; r < rows; r++) {
+				if (strlen(cell[r][c]) > width[c])
+					width[c] = strlen(cell[r][c]);
+			}
 		}
-	}
-	for (size_t i = 0; i < n; i++) {
-		for (size_t c = 0; c < cols.n; c++) {
-			struct ctl_buf t = { 0 };
-			ctl_scalar(&t, json_object_get(rows[i], cols.name[c]));
-			if (t.len > cols.width[c])
-				cols.width[c] = t.len;
-			free(t.s);
-		}
-	}
-	ctl_buf_printf(b, "  %-*s", (int)wname, "NAME");
-	for (size_t c = 0; c < cols.n; c++) {
-		char up[64];
-		size_t j;
-		for (j = 0; cols.name[c][j] != '\0' && j < sizeof(up) - 1; j++)
-			up[j] = (char)toupper((unsigned char)cols.name[c][j]);
-		up[j] = '\0';
-		ctl_buf_printf(b, "  %-*s", (int)cols.width[c], up);
-	}
-	ctl_buf_printf(b, "\n");
-	for (size_t i = 0; i < n; i++) {
-		ctl_buf_printf(b, "  %-*s", (int)wname,
-			       names[i] != NULL ? names[i] : "-");
-		for (size_t c = 0; c < cols.n; c++) {
-			struct ctl_buf t = { 0 };
-			ctl_scalar(&t, json_object_get(rows[i], cols.name[c]));
-			ctl_buf_printf(b, "  %-*s", (int)cols.width[c],
-				       t.s != NULL ? t.s : "");
-			free(t.s);
-		}
+		ctl_buf_printf(b, " ");
+		for (unsigned c = 0; c < CTL_HCOLS; c++)
+			ctl_buf_printf(b, " %-*s",
+				       c + 1 < CTL_HCOLS ? (int)width[c] : 0,
+				       head[c]);
 		ctl_buf_printf(b, "\n");
+		for (size_t r = 0; r < rows; r++) {
+			ctl_buf_printf(b, " ");
+			for (unsigned c = 0; c < CTL_HCOLS; c++)
+				ctl_buf_printf(b, " %-*s",
+					       c + 1 < CTL_HCOLS ? (int)width[c]
+								 : 0,
+					       cell[r][c]);
+			ctl_buf_printf(b, "\n");
+		}
 	}
+	for (size_t r = 0; r < rows; r++) {
+		for (unsigned c = 0; c < CTL_HCOLS; c++)
+			free(cell[r][c]);
+	}
+	free(cell);
 }
 
-/* One status member that is a table of objects (object of objects, or an
- * array of objects with "name"). */
-static bool ctl_status_rows(struct ctl_buf *b, const char *key, json_t *v)
+/* Is key one of the status fields shown in a dedicated line? */
+static bool ctl_status_known(const char *k)
 {
-	size_t n = json_is_object(v) ? json_object_size(v) : json_array_size(v);
-	const char **names = xcalloc(n + 1, sizeof(*names));
-	json_t **rows = xcalloc(n + 1, sizeof(*rows));
-	size_t i = 0;
-	bool ok = true;
-
-	if (json_is_object(v)) {
-		const char *k;
-		json_t *row;
-		json_object_foreach(v, k, row) {
-			if (!json_is_object(row)) {
-				ok = false;
-				break;
-			}
-			names[i] = k;
-			rows[i++] = row;
-		}
-	} else {
-		size_t j;
-		json_t *row;
-		json_array_foreach(v, j, row) {
-			if (!json_is_object(row)) {
-				ok = false;
-				break;
-			}
-			names[i] = json_string_value(json_object_get(row, "name"));
-			rows[i++] = row;
-		}
+	static const char *const known[] = {
+		"version", "node", "pid", "uptime_s", "incoming", "queued",
+		"inflight", "journaled", "journal_ok", "journal_errors",
+		"journal", "journal_error", "handlers", "plugins", NULL
+	};
+	for (unsigned i = 0; known[i] != NULL; i++) {
+		if (strcmp(k, known[i]) == 0)
+			return true;
 	}
-	if (ok) {
-		ctl_buf_printf(b, "%s (%zu):\n", key, n);
-		if (n > 0)
-			ctl_status_table(b, names, rows, n);
-	}
-	free(names);
-	free(rows);
-	return ok;
+	return false;
 }
 
-/* The readable form of engine_status(): the well-known fields first, then
- * whatever else it has. */
+/* The readable form of engine_status(). */
 static char *ctl_status_text(json_t *st)
 {
 	struct ctl_buf b = { 0 };
+	json_t *journal = json_object_get(st, "journal");
+	json_t *deliveries = json_object_get(journal, "deliveries");
 	const char *k;
 	json_t *v;
+	size_t i;
 
 	ctl_buf_printf(&b, "ophookd %s",
 		       json_string_value(json_object_get(st, "version")) ?: "?");
@@ -361,40 +356,70 @@ static char *ctl_status_text(json_t *st)
 		ctl_buf_printf(&b, ", up ");
 		ctl_duration(&b, (int64_t)json_number_value(up));
 	}
+	if (json_is_integer(json_object_get(st, "pid")))
+		ctl_buf_printf(&b, " (pid %" JSON_INTEGER_FORMAT ")",
+			       json_integer_value(json_object_get(st, "pid")));
 	ctl_buf_printf(&b, "\n");
 
-	json_object_foreach(st, k, v) {
-		if (strcmp(k, "version") == 0 || strcmp(k, "node") == 0 ||
-		    strcmp(k, "uptime_s") == 0)
-			continue;
-		if (ctl_is_scalar(v)) {
-			ctl_buf_printf(&b, "%-12s ", k);
+	if (json_object_get(st, "queued") != NULL ||
+	    json_object_get(st, "incoming") != NULL) {
+		ctl_buf_printf(&b, "queue:       ");
+		ctl_scalar(&b, json_object_get(st, "incoming"));
+		ctl_buf_printf(&b, " incoming, ");
+		ctl_scalar(&b, json_object_get(st, "queued"));
+		ctl_buf_printf(&b, " queued, ");
+		ctl_scalar(&b, json_object_get(st, "inflight"));
+		ctl_buf_printf(&b, " in flight\n");
+	}
+	if (journal != NULL || json_object_get(st, "journal_ok") != NULL) {
+		ctl_buf_printf(&b, "journal:     %s, ",
+			       json_is_false(json_object_get(st, "journal_ok"))
+				       ? "FAILING" : "ok");
+		ctl_scalar(&b, json_object_get(journal, "events"));
+		ctl_buf_printf(&b, " events (last id ");
+		ctl_scalar(&b, json_object_get(journal, "last_id"));
+		ctl_buf_printf(&b, "), ");
+		ctl_scalar(&b, json_object_get(st, "journaled"));
+		ctl_buf_printf(&b, " journaled since start, ");
+		ctl_scalar(&b, json_object_get(st, "journal_errors"));
+		ctl_buf_printf(&b, " errors\n");
+	}
+	const char *jerr = json_string_value(json_object_get(st, "journal_error"));
+	if (jerr != NULL)
+		ctl_buf_printf(&b, "journal:     cannot count: %s\n", jerr);
+	if (json_is_object(deliveries)) {
+		bool first = true;
+		ctl_buf_printf(&b, "deliveries: ");
+		json_object_foreach(deliveries, k, v) {
+			ctl_buf_printf(&b, "%s %s ", first ? "" : ",", k);
 			ctl_scalar(&b, v);
-			ctl_buf_printf(&b, "\n");
+			first = false;
 		}
+		ctl_buf_printf(&b, "\n");
 	}
+	json_t *plugins = json_object_get(st, "plugins");
+	if (json_is_array(plugins)) {
+		ctl_buf_printf(&b, "plugins:    ");
+		if (json_array_size(plugins) == 0)
+			ctl_buf_printf(&b, " none");
+		json_array_foreach(plugins, i, v) {
+			ctl_buf_printf(&b, "%s ", i > 0 ? "," : "");
+			ctl_scalar(&b, json_object_get(v, "name"));
+		}
+		ctl_buf_printf(&b, "\n");
+	}
+	/* anything newer versions add */
 	json_object_foreach(st, k, v) {
-		if (json_is_object(v)) {
-			const char *k2;
-			json_t *v2;
-			bool flat = true;
-			json_object_foreach(v, k2, v2) {
-				if (!ctl_is_scalar(v2))
-					flat = false;
-			}
-			if (flat) {
-				ctl_status_inline(&b, k, v);
-				continue;
-			}
-		}
-		if (!json_is_object(v) && !json_is_array(v))
+		if (ctl_status_known(k))
 			continue;
-		if (!ctl_status_rows(&b, k, v)) {
-			char *s = json_dumps(v, JSON_COMPACT);
-			ctl_buf_printf(&b, "%-12s %s\n", k, s != NULL ? s : "?");
-			free(s);
-		}
+		ctl_buf_printf(&b, "%-12s ", k);
+		ctl_scalar(&b, v);
+		ctl_buf_printf(&b, "\n");
 	}
+	json_t *handlers = json_object_get(st, "handlers");
+	if (json_is_array(handlers))
+		ctl_status_handlers(&b, handlers,
+				    json_object_get(journal, "handlers"));
 	return ctl_buf_take(&b);
 }
 
@@ -635,6 +660,8 @@ static char *ctl_event_text(json_t *ev)
 	if (json_is_object(payload)) {
 		ctl_buf_printf(&b, "payload:\n");
 		json_object_foreach(payload, k, v) {
+			if (ctl_field_reserved(k))
+				continue; /* shown above */
 			ctl_buf_printf(&b, "  %-16s ", k);
 			ctl_scalar(&b, v);
 			ctl_buf_printf(&b, "\n");

@@ -605,12 +605,27 @@ int main(int argc, char **argv)
 	}
 
 	int status;
-	if (strcmp(cmd, "emit") == 0 && argc - optind == 2 &&
-	    strcmp(argv[optind + 1], "-") == 0) {
+	bool emit_stdin = strcmp(cmd, "emit") == 0 && argc - optind >= 2;
+	for (int i = optind + 1; emit_stdin && i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			ctl.json = true;
+		else if (strcmp(argv[i], "-") != 0 || i != argc - 1)
+			emit_stdin = false;
+	}
+	if (emit_stdin && strcmp(argv[argc - 1], "-") == 0) {
 		status = ctl_emit_stdin(&ctl);
 	} else {
 		json_t *args = json_array();
+		bool dashdash = false;
 		for (int i = optind + 1; i < argc; i++) {
+			/* --json may also follow the command ("events
+			 * --json"); after "--" every word is the command's */
+			if (!dashdash && strcmp(argv[i], "--") == 0) {
+				dashdash = true;
+			} else if (!dashdash && strcmp(argv[i], "--json") == 0) {
+				ctl.json = true;
+				continue;
+			}
 			json_t *a = json_string(argv[i]);
 			if (a == NULL) {
 				fprintf(stderr, "ophookctl: argument %d is not "

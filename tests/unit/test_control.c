@@ -51,12 +51,26 @@ struct journal *engine_journal(struct engine *e)
 json_t *engine_status(struct engine *e)
 {
 	(void)e;
-	return json_pack("{ss ss sI sI s{sIsI} s{s{sIsI}}}", "version", "9.9",
-			 "node", "testnode", "uptime_s", (json_int_t)3725,
-			 "queue", (json_int_t)4, "deliveries", "pending",
-			 (json_int_t)1, "done", (json_int_t)7, "handlers",
-			 "plugin:log", "pending", (json_int_t)1, "done",
-			 (json_int_t)7);
+	/* the shape of the real engine_status() */
+	return json_pack("{ss ss sI sI sI sI sI sI sb sI"
+			 " s{sI sI s{sI sI sI sI} s{s{sI sI sI sI} s{sI sI sI sI}}}"
+			 " s[{ss s[s] sI}] s[{ss ss}]}",
+			 "version", "9.9", "node", "testnode", "pid",
+			 (json_int_t)77, "uptime_s", (json_int_t)3725,
+			 "incoming", (json_int_t)0, "queued", (json_int_t)4,
+			 "inflight", (json_int_t)1, "journaled", (json_int_t)8,
+			 "journal_ok", 1, "journal_errors", (json_int_t)0,
+			 "journal", "events", (json_int_t)8, "last_id",
+			 (json_int_t)8, "deliveries", "pending", (json_int_t)1,
+			 "done", (json_int_t)7, "failed", (json_int_t)0, "dead",
+			 (json_int_t)0, "handlers", "plugin:log", "pending",
+			 (json_int_t)1, "done", (json_int_t)7, "failed",
+			 (json_int_t)0, "dead", (json_int_t)0, "plugin:old",
+			 "pending", (json_int_t)0, "done", (json_int_t)3,
+			 "failed", (json_int_t)0, "dead", (json_int_t)2,
+			 "handlers", "name", "plugin:log", "patterns", "*",
+			 "inflight", (json_int_t)1, "plugins", "name", "log",
+			 "file", "/x/log.so");
 }
 
 int engine_submit(struct engine *e, const char *type, const char *subject,
@@ -461,10 +475,16 @@ static void test_status_text(void **state)
 	(void)state;
 	json_t *st = engine_status(NULL);
 	char *t = ctl_status_text(st);
-	assert_non_null(strstr(t, "ophookd 9.9 on testnode, up 1h 2m"));
-	assert_non_null(strstr(t, "queue"));
-	assert_non_null(strstr(t, "plugin:log"));
+	assert_non_null(strstr(t, "ophookd 9.9 on testnode, up 1h 2m "
+				  "(pid 77)\n"));
+	assert_non_null(strstr(t, "0 incoming, 4 queued, 1 in flight"));
+	assert_non_null(strstr(t, "ok, 8 events (last id 8)"));
+	assert_non_null(strstr(t, "pending 1, done 7"));
+	assert_non_null(strstr(t, "plugins:     log\n"));
+	assert_non_null(strstr(t, "handlers (1):"));
 	assert_non_null(strstr(t, "PENDING"));
+	assert_non_null(strstr(t, "plugin:log"));
+	assert_non_null(strstr(t, "plugin:old (not loaded)"));
 	free(t);
 	json_decref(st);
 }
