@@ -5,7 +5,7 @@
 set -eu
 BUILD="build-essential autoconf automake libtool pkg-config libuv1-dev
 libyaml-dev liblua5.4-dev libsqlite3-dev libmariadb-dev libjansson-dev
-libcurl4-openssl-dev libssl-dev libcmocka-dev sqlite3 openssl"
+libcurl4-openssl-dev libssl-dev libcmocka-dev libsystemd-dev sqlite3 openssl"
 TEST="$BUILD caddy bind9 bind9-utils bind9-dnsutils mariadb-server
 mariadb-client goaccess ufw iptables inotify-tools postfix python3 curl
 valgrind clang libclang-rt-14-dev procps util-linux iproute2 jq"

@@ -6,3 +6,13 @@ EXTRA_DIST += contrib/demo/scenario.sh contrib/demo/hooks/demo.lua \
 	contrib/demo/tree/caddy/domains/alice-blog.example.conf \
 	contrib/demo/tree/openpanel/conf/openpanel.config \
 	contrib/demo/tree/openpanel/core/users/alice/.keep
+
+systemdunitdir = $(prefix)/lib/systemd/system
+nodist_systemdunit_DATA = contrib/systemd/ophookd.service
+contrib/systemd/ophookd.service: $(srcdir)/contrib/systemd/ophookd.service.in Makefile
+	$(AM_V_GEN)$(MKDIR_P) contrib/systemd && \
+	sed -e 's|@sbindir[@]|$(sbindir)|g' $(srcdir)/contrib/systemd/ophookd.service.in > $@
+CLEANFILES += contrib/systemd/ophookd.service
+logrotatedir = $(sysconfdir)/logrotate.d
+dist_logrotate_DATA = contrib/logrotate/ophookd
+EXTRA_DIST += contrib/systemd/ophookd.service.in

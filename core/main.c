@@ -10,13 +10,47 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
+#ifdef HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
 
 struct daemon_state {
 	struct engine *engine;
 	uv_signal_t sigterm, sigint, sighup;
+	uv_timer_t watchdog;
+	bool watchdog_on;
 	bool stopping;
 };
+
+/* systemd: READY=1 once started, WATCHDOG=1 from the loop thread (a stuck
+ * loop stops the keep-alives and systemd restarts us). */
+static void daemon_watchdog_cb(uv_timer_t *t)
+{
+	(void)t;
+#ifdef HAVE_SYSTEMD
+	sd_notify(0, "WATCHDOG=1");
+#endif
+}
+
+static void daemon_notify_ready(struct daemon_state *st, uv_loop_t *loop)
+{
+#ifdef HAVE_SYSTEMD
+	uint64_t usec = 0;
+
+	sd_notifyf(0, "READY=1\nSTATUS=watching, pid %d", (int)getpid());
+	if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
+		uv_timer_init(loop, &st->watchdog);
+		uv_timer_start(&st->watchdog, daemon_watchdog_cb,
+			       usec / 2000, usec / 2000);
+		st->watchdog_on = true;
+	}
+#else
+	(void)st;
+	(void)loop;
+#endif
+}
 
 static void usage(FILE *f)
 {
@@ -41,6 +75,8 @@ static void daemon_stopped(void *ctx)
 	uv_close((uv_handle_t *)&st->sigterm, daemon_closed);
 	uv_close((uv_handle_t *)&st->sigint, daemon_closed);
 	uv_close((uv_handle_t *)&st->sighup, daemon_closed);
+	if (st->watchdog_on)
+		uv_close((uv_handle_t *)&st->watchdog, daemon_closed);
 }
 
 static void on_stop_signal(uv_signal_t *s, int signum)
@@ -53,6 +89,9 @@ static void on_stop_signal(uv_signal_t *s, int signum)
 	}
 	st->stopping = true;
 	log_info("%s received", strsignal(signum));
+#ifdef HAVE_SYSTEMD
+	sd_notify(0, "STOPPING=1");
+#endif
 	engine_stop(st->engine, daemon_stopped, st);
 }
 
@@ -62,7 +101,13 @@ static void on_hup(uv_signal_t *s, int signum)
 	const char *err = NULL;
 
 	(void)signum;
+#ifdef HAVE_SYSTEMD
+	sd_notify(0, "RELOADING=1");
+#endif
 	engine_reload(st->engine, &err);
+#ifdef HAVE_SYSTEMD
+	sd_notify(0, "READY=1");
+#endif
 }
 
 static int check_config(const char *path, struct config **config_r)
@@ -162,6 +207,7 @@ int main(int argc, char **argv)
 	uv_signal_start(&st.sigterm, on_stop_signal, SIGTERM);
 	uv_signal_start(&st.sigint, on_stop_signal, SIGINT);
 	uv_signal_start(&st.sighup, on_hup, SIGHUP);
+	daemon_notify_ready(&st, &loop);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	engine_free(&st.engine);
 	ret = uv_loop_close(&loop);
