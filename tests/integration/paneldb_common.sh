@@ -17,56 +17,38 @@
 # turned off in OpenAdmin's users.db gives admin.changed; the database lost
 # and back mid-run while users change: every change once, none twice.
 
-need sqlite3 python3
+need sqlite3
 
-# ev_count TYPE SUBJECT [KEY=VALUE...]: events in $T/events.log of that
-# type and subject whose payload has those top-level values (compared as
-# JSON text: true, "bob", 2).
+# ev_count TYPE SUBJECT [KEY=VALUE...]: events in $T/events.log (compact
+# JSON lines, one per event) of that type and subject whose payload has
+# those top-level values (true, false, null and digits as JSON, anything
+# else as a string).
+ev_json_pair() {
+	case "$2" in
+	true|false|null) printf '"%s":%s' "$1" "$2" ;;
+	''|*[!0-9]*) printf '"%s":"%s"' "$1" "$2" ;;
+	*) printf '"%s":%s' "$1" "$2" ;;
+	esac
+}
 ev_count() {
-	python3 - "$T/events.log" "$@" <<'PY'
-import json, sys
-path, typ, subj = sys.argv[1], sys.argv[2], sys.argv[3]
-want = [a.split("=", 1) for a in sys.argv[4:]]
-n = 0
-try:
-    lines = open(path).read().splitlines()
-except FileNotFoundError:
-    lines = []
-for line in lines:
-    try:
-        ev = json.loads(line)
-    except ValueError:
-        continue
-    if ev.get("type") != typ or ev.get("subject") != subj:
-        continue
-    ok = True
-    for k, v in want:
-        if k not in ev:
-            ok = False
-        elif isinstance(ev[k], str):
-            ok = ok and ev[k] == v
-        else:
-            ok = ok and json.dumps(ev[k]) == v
-    n += ok
-print(n)
-PY
+	_f=$(mktemp "$T/evc.XXXXXX")
+	grep -F "$(ev_json_pair type "$1")" "$T/events.log" 2>/dev/null |
+		grep -F "$(ev_json_pair subject "$2")" > "$_f"
+	shift 2
+	for _kv in "$@"; do
+		grep -F "$(ev_json_pair "${_kv%%=*}" "${_kv#*=}")" "$_f" \
+			> "$_f.n"
+		mv "$_f.n" "$_f"
+	done
+	wc -l < "$_f" | tr -d ' '
+	rm -f "$_f"
 }
 # has_event TYPE SUBJECT [KEY=VALUE...]: at least one such event
 has_event() { [ "$(ev_count "$@")" -ge 1 ]; }
 # user_events: the number of user.* events from the poller
 user_events() {
-	python3 - "$T/events.log" <<'PY'
-import json, sys
-n = 0
-for line in open(sys.argv[1]).read().splitlines():
-    try:
-        ev = json.loads(line)
-    except ValueError:
-        continue
-    if ev.get("type", "").startswith("user.") and ev.get("source") == "db":
-        n += 1
-print(n)
-PY
+	grep -F '"source":"db"' "$T/events.log" 2>/dev/null |
+		grep -c -F '"type":"user.' || true
 }
 log_has() { grep -q "$1" "$T/ophookd.log"; }
 log_lines() { grep -c "$1" "$T/ophookd.log" || true; }
