@@ -39,3 +39,7 @@ TESTS += tests/integration/caddy.sh
 EXTRA_DIST += tests/integration/caddy.sh \
 	plugins/caddy/templates/test-domain.conf \
 	plugins/caddy/templates/test-suspended.conf
+EXTRA_DIST += plugins/caddy/README.md
+
+# bench/reload N (caddy + bind9 plugins against real Caddy and named).
+EXTRA_DIST += bench/reload
