@@ -16,3 +16,7 @@ tests_unit_test_control_LDADD = $(TEST_LIBS)
 
 TESTS += tests/integration/ctl.sh
 EXTRA_DIST += tests/integration/ctl.sh
+
+# bash completion for ophookctl (installed, and in the tarball)
+bashcompletiondir = $(datadir)/bash-completion/completions
+dist_bashcompletion_DATA = contrib/bash-completion/ophookctl
