@@ -1,6 +1,1450 @@
-/* stub: replaced by the watch subsystem */
+/* The watcher: raw inotify over the OpenPanel tree and the extra roots,
+ * a settle window per path, the snapshot and the reconcile.
+ *
+ * Flow: inotify event -> path marked dirty (settle list, one timer for
+ * all paths) -> settled: lstat + read (O_NOFOLLOW) + hash -> compare with
+ * the snapshot -> classify -> engine_submit() -> once every event of the
+ * change is journaled, the snapshot of the path is persisted.  A crash
+ * between the two gives duplicates at the next start, never a loss.
+ * Reconcile walks the trees on the thread pool (stat + hash), then compares
+ * with the snapshot on the loop in chunks. */
+#define _GNU_SOURCE
 #include "watch.h"
-#include <stddef.h>
-int watch_start(struct engine *e, struct watch **w_r, const char **error_r) { (void)e; (void)error_r; *w_r = NULL; return 0; }
-void watch_stop(struct watch **w) { *w = NULL; }
-int watch_reconcile(struct watch *w, void (*cb)(unsigned events, void *ctx), void *ctx) { (void)w; if (cb) cb(0, ctx); return 0; }
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "classify.h"
+#include "engine.h"
+#include "hmap.h"
+#include "log.h"
+#include "snapshot.h"
+#include "util.h"
+
+#define WATCH_MASK                                                           \
+	(IN_CREATE | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO |          \
+	 IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | IN_DONT_FOLLOW |        \
+	 IN_ONLYDIR | IN_EXCL_UNLINK)
+#define WATCH_READ_BUF (256 * 1024)
+#define WATCH_FILE_MAX (32u << 20) /* bigger files are not classified */
+#define WATCH_CHUNK 512            /* paths processed per loop turn */
+#define WATCH_FLUSH_MS 200
+#define WATCH_FLUSH_BATCH 4096
+
+struct watch_dir {
+	int wd;
+	bool recursive; /* under a root folder (else: a parent watched for a
+			   root that is a file or does not exist yet) */
+	char *path;
+};
+
+struct dirty {
+	struct dirty *prev, *next;
+	int64_t deadline_ms;
+	char *path; /* key in w->dirty too */
+};
+
+struct recon_item {
+	char *path;
+	uint64_t hash;
+	bool exists;
+};
+
+struct recon_job {
+	uv_work_t req;
+	struct watch *w;
+	char *root;
+	char **roots;
+	size_t n_roots;
+	struct recon_item *items;
+	size_t n_items, cap_items;
+	char **gone; /* phase 2: snapshot paths not seen */
+	size_t n_gone, next;
+	uint32_t gen;
+	unsigned events;
+	bool baseline;
+};
+
+struct recon_waiter {
+	void (*cb)(unsigned events, void *ctx);
+	void *ctx;
+	struct recon_waiter *next;
+};
+
+struct watch {
+	struct engine *e;
+	uv_loop_t *loop;
+	char *root;
+	char **roots; /* root + watch_extra, normalized */
+	size_t n_roots;
+	unsigned settle_ms;
+
+	int ifd;
+	uv_poll_t poll;
+	char *rbuf;
+	struct hmap *wd_map;   /* "wd" -> struct watch_dir */
+	struct hmap *path_map; /* path -> struct watch_dir */
+	uint32_t move_cookie;  /* last unpaired IN_MOVED_FROM */
+	char *move_from;
+
+	struct hmap *dirty;    /* path -> struct dirty */
+	struct dirty *head, *tail;
+	uv_timer_t settle_timer;
+
+	struct snapshot *snap;
+	bool fresh;            /* first run: the first reconcile records a
+				  baseline silently */
+	uv_timer_t flush_timer;
+
+	uv_timer_t periodic_timer;
+	uv_timer_t lost_timer;
+	uv_idle_t recon_idle;
+	struct recon_job *job;
+	bool recon_again;
+	struct recon_waiter *waiters, *waiters_next;
+	uint32_t gen;
+
+	unsigned inflight;     /* changes whose events are not journaled */
+	unsigned handles_open;
+	bool stopping;
+	uint64_t n_events, n_changes;
+};
+
+/* A change whose events are being journaled. */
+struct change {
+	struct watch *w;
+	char *path;
+	bool gone;
+	struct snapshot_entry next; /* state to persist */
+	bool had_prev;
+	struct snapshot_entry prev; /* state to restore on failure */
+	unsigned remaining;
+	bool failed;
+};
+
+static void watch_process(struct watch *w, const char *path,
+			  const char *source, unsigned *events_r);
+static void watch_maybe_free(struct watch *w);
+static void watch_reconcile_begin(struct watch *w);
+
+/* ---- file access ---- */
+
+static char *path_join(const char *dir, const char *name)
+{
+	return xasprintf("%s/%s", dir, name);
+}
+
+static char *path_normalize(const char *p)
+{
+	char *s = xstrdup(p);
+	size_t n = strlen(s);
+
+	while (n > 1 && s[n - 1] == '/')
+		s[--n] = '\0';
+	return s;
+}
+
+/* Read a regular file without following symlinks.  0 (content in
+ * *data_r), -ENOENT (absent), -ELOOP (a symlink), -EISDIR (a folder),
+ * other -errno. */
+static int watch_read(const char *path, char **data_r, size_t *len_r,
+		      struct stat *st_r)
+{
+	struct stat st;
+	int fd, ret = 0;
+	char *buf;
+	size_t len = 0, cap;
+
+	*data_r = NULL;
+	*len_r = 0;
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ELOOP || errno == EMLINK)
+			return -ELOOP;
+		if (errno == ENOTDIR)
+			return -ENOENT;
+		return -errno;
+	}
+	if (fstat(fd, &st) < 0) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		close(fd);
+		if (st_r != NULL)
+			*st_r = st;
+		return -EISDIR;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return -EINVAL;
+	}
+	if ((uint64_t)st.st_size > WATCH_FILE_MAX) {
+		close(fd);
+		return -EFBIG;
+	}
+	cap = (size_t)st.st_size + 1;
+	buf = xmalloc(cap + 1);
+	for (;;) {
+		ssize_t n;
+
+		if (len == cap) {
+			if (cap > WATCH_FILE_MAX) {
+				free(buf);
+				close(fd);
+				return -EFBIG;
+			}
+			cap *= 2;
+			buf = xrealloc(buf, cap + 1);
+		}
+		n = read(fd, buf + len, cap - len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			ret = -errno;
+			free(buf);
+			close(fd);
+			return ret;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	buf[len] = '\0';
+	*data_r = buf;
+	*len_r = len;
+	if (st_r != NULL)
+		*st_r = st;
+	return 0;
+}
+
+/* What the path holds now, for comparing with the snapshot: existence and
+ * the hash (content + the aux file).  Content and aux are returned when
+ * wanted (may be NULL). */
+struct observed {
+	bool exists;
+	bool symlink;
+	bool is_dir;
+	struct stat st;
+	char *data, *aux;
+	size_t len, aux_len;
+	uint64_t hash;
+	int err;
+};
+
+static void observed_clear(struct observed *o)
+{
+	free(o->data);
+	free(o->aux);
+	memset(o, 0, sizeof(*o));
+}
+
+static void watch_observe(const struct classify_target *t, const char *path,
+			  struct observed *o)
+{
+	int ret;
+
+	memset(o, 0, sizeof(*o));
+	if (classify_kind_is_dir(t->kind)) {
+		struct stat st;
+
+		if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+			o->exists = o->is_dir = true;
+			o->st = st;
+			o->data = xstrdup("");
+			o->hash = 1;
+		} else if (errno != ENOENT && errno != ENOTDIR) {
+			o->err = -errno;
+		}
+		return;
+	}
+	ret = watch_read(path, &o->data, &o->len, &o->st);
+	if (ret == -ELOOP) {
+		o->symlink = true;
+		return;
+	}
+	if (ret == -ENOENT || ret == -EISDIR)
+		return;
+	if (ret < 0) {
+		o->err = ret;
+		return;
+	}
+	o->exists = true;
+	o->hash = classify_hash(o->data, o->len, CLASSIFY_HASH_SEED);
+	char *aux = classify_aux_path(t, path);
+	if (aux != NULL) {
+		if (watch_read(aux, &o->aux, &o->aux_len, NULL) == 0)
+			o->hash = classify_hash(o->aux, o->aux_len,
+						o->hash ^ 0x9e3779b97f4a7c15ULL);
+		free(aux);
+	}
+}
+
+/* ---- snapshot writes ---- */
+
+static void watch_flush(struct watch *w)
+{
+	const char *err;
+
+	if (w->snap == NULL)
+		return;
+	if (snapshot_flush(w->snap, &err) < 0)
+		log_error("watch: %s", err);
+}
+
+static void watch_flush_cb(uv_timer_t *t)
+{
+	watch_flush(t->data);
+}
+
+static void watch_persist(struct watch *w, const char *path,
+			  const struct snapshot_entry *e)
+{
+	snapshot_persist(w->snap, path, e);
+	if (snapshot_pending(w->snap) >= WATCH_FLUSH_BATCH)
+		watch_flush(w);
+	else if (!w->stopping && !uv_is_active((uv_handle_t *)&w->flush_timer))
+		uv_timer_start(&w->flush_timer, watch_flush_cb, WATCH_FLUSH_MS,
+			       0);
+}
+
+/* ---- events ---- */
+
+static void change_free(struct change *c)
+{
+	free(c->path);
+	snapshot_entry_clear(&c->next);
+	snapshot_entry_clear(&c->prev);
+	free(c);
+}
+
+static void change_done(struct change *c)
+{
+	struct watch *w = c->w;
+	struct snapshot_entry *cur = snapshot_get(w->snap, c->path);
+
+	if (cur != NULL && cur->busy > 0)
+		cur->busy--;
+	if (!c->failed) {
+		watch_persist(w, c->path, c->gone ? NULL : &c->next);
+	} else {
+		/* Not journaled: forget what we learnt so that the next
+		 * reconcile classifies the change again. */
+		if (c->had_prev)
+			snapshot_put(w->snap, c->path, &c->prev);
+		else
+			snapshot_del(w->snap, c->path);
+		log_error("watch: events for %s were not journaled; the "
+			  "next reconcile retries", c->path);
+	}
+	change_free(c);
+	w->inflight--;
+	if (w->stopping)
+		watch_maybe_free(w);
+}
+
+static void watch_submit_cb(struct event *ev, const char *error, void *ctx)
+{
+	struct change *c = ctx;
+
+	if (ev == NULL) {
+		c->failed = true;
+		log_error("watch: journal: %s", error ? error : "failed");
+	}
+	if (--c->remaining == 0)
+		change_done(c);
+}
+
+static void entry_from(struct snapshot_entry *e, const struct observed *o,
+		       json_t *facts, uint32_t gen)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = (uint64_t)o->st.st_ino;
+	e->size = (uint64_t)o->st.st_size;
+	e->mtime_ns = (int64_t)o->st.st_mtim.tv_sec * 1000000000LL +
+		      o->st.st_mtim.tv_nsec;
+	e->hash = o->hash;
+	e->is_dir = o->is_dir;
+	e->facts = facts != NULL && json_object_size(facts) > 0
+			   ? json_dumps(facts, JSON_COMPACT | JSON_SORT_KEYS)
+			   : NULL;
+	e->seen = gen;
+}
+
+static void entry_copy_into(struct snapshot_entry *dst,
+			    const struct snapshot_entry *src)
+{
+	*dst = *src;
+	dst->facts = src->facts != NULL ? xstrdup(src->facts) : NULL;
+}
+
+/* Record the new state silently (own write, baseline, no events). */
+static void watch_record(struct watch *w, const char *path,
+			 const struct observed *o, json_t *facts)
+{
+	if (o->exists) {
+		struct snapshot_entry e;
+
+		entry_from(&e, o, facts, w->gen);
+		snapshot_put(w->snap, path, &e);
+		watch_persist(w, path, &e);
+		snapshot_entry_clear(&e);
+	} else {
+		snapshot_del(w->snap, path);
+		watch_persist(w, path, NULL);
+	}
+}
+
+static void watch_process(struct watch *w, const char *path,
+			  const char *source, unsigned *events_r)
+{
+	struct classify_target t;
+	struct classify_input in = { 0 };
+	struct classify_result r = { 0 };
+	struct observed o;
+	struct snapshot_entry *old;
+	json_t *old_facts = NULL;
+	const char *why;
+	struct change *c;
+
+	if (classify_path(w->root, path, &t, &why) == CLASSIFY_NONE) {
+		if (why != NULL)
+			log_warn("watch: %s: ignored: %s", path, why);
+		return;
+	}
+	watch_observe(&t, path, &o);
+	if (o.symlink) {
+		log_warn("watch: %s is a symlink: not read (the watched tree "
+			 "is never read through symlinks)", path);
+		observed_clear(&o);
+		return;
+	}
+	if (o.err < 0) {
+		log_warn("watch: %s: %s", path, strerror(-o.err));
+		observed_clear(&o);
+		return;
+	}
+	old = snapshot_get(w->snap, path);
+	if (old != NULL)
+		old->seen = w->gen;
+	if (!o.exists && old == NULL) {
+		observed_clear(&o);
+		return;
+	}
+	if (o.exists && old != NULL && old->hash == o.hash &&
+	    old->is_dir == o.is_dir) {
+		observed_clear(&o);
+		return; /* unchanged content (touch, chmod, same rewrite) */
+	}
+	if (engine_own_write_take(w->e, path) ||
+	    (w->fresh && strcmp(source, "reconcile") == 0)) {
+		/* our own write (no loops), or the first baseline */
+		if (o.exists) {
+			in.path = path;
+			in.content = o.data;
+			in.len = o.len;
+			in.aux = o.aux;
+			in.aux_len = o.aux_len;
+			in.existed = old != NULL;
+			if (old != NULL && old->facts != NULL)
+				old_facts = json_loads(old->facts, 0, NULL);
+			in.old_facts = old_facts;
+			classify_content(&t, &in, &r);
+		}
+		watch_record(w, path, &o, r.facts);
+		goto out;
+	}
+	if (old != NULL && old->facts != NULL)
+		old_facts = json_loads(old->facts, 0, NULL);
+	in.path = path;
+	in.content = o.exists ? o.data : NULL;
+	in.len = o.len;
+	in.aux = o.aux;
+	in.aux_len = o.aux_len;
+	in.existed = old != NULL;
+	in.old_facts = old_facts;
+	classify_content(&t, &in, &r);
+	for (size_t i = 0; i < r.n_warnings; i++)
+		log_warn("watch: %s: %s", path, r.warnings[i]);
+	if (r.n_events == 0) {
+		watch_record(w, path, &o, r.facts);
+		goto out;
+	}
+
+	c = xcalloc(1, sizeof(*c));
+	c->w = w;
+	c->path = xstrdup(path);
+	c->gone = !o.exists;
+	if (old != NULL) {
+		c->had_prev = true;
+		entry_copy_into(&c->prev, old);
+		c->prev.busy = 0;
+	}
+	if (o.exists) {
+		struct snapshot_entry *cur;
+
+		entry_from(&c->next, &o, r.facts, w->gen);
+		cur = snapshot_put(w->snap, path, &c->next);
+		cur->busy++;
+	} else {
+		snapshot_del(w->snap, path);
+	}
+	c->remaining = 1; /* held while submitting */
+	w->inflight++;
+	w->n_changes++;
+	for (size_t i = 0; i < r.n_events; i++) {
+		struct classify_event *ev = &r.events[i];
+		const char *err = NULL;
+
+		c->remaining++;
+		if (engine_submit(w->e, ev->type, ev->subject, source,
+				  ev->payload, watch_submit_cb, c, &err) < 0) {
+			log_error("watch: %s: cannot submit %s for %s: %s",
+				  path, ev->type, ev->subject,
+				  err ? err : "error");
+			c->failed = true;
+			c->remaining--;
+		} else {
+			w->n_events++;
+			if (events_r != NULL)
+				(*events_r)++;
+		}
+		ev->payload = NULL; /* stolen */
+	}
+	if (--c->remaining == 0)
+		change_done(c);
+out:
+	json_decref(old_facts);
+	classify_result_clear(&r);
+	observed_clear(&o);
+}
+
+/* ---- settle window ---- */
+
+static void settle_cb(uv_timer_t *t);
+
+static void settle_schedule(struct watch *w)
+{
+	int64_t delay;
+
+	if (w->head == NULL || w->stopping)
+		return;
+	delay = w->head->deadline_ms - mono_ms();
+	if (delay < 0)
+		delay = 0;
+	uv_timer_start(&w->settle_timer, settle_cb, (uint64_t)delay, 0);
+}
+
+static void dirty_unlink(struct watch *w, struct dirty *d)
+{
+	if (d->prev != NULL)
+		d->prev->next = d->next;
+	else
+		w->head = d->next;
+	if (d->next != NULL)
+		d->next->prev = d->prev;
+	else
+		w->tail = d->prev;
+	d->prev = d->next = NULL;
+}
+
+/* Mark path changed: it is processed settle_ms after its last change. */
+static void watch_dirty(struct watch *w, const char *path)
+{
+	struct dirty *d = hmap_get(w->dirty, path);
+	bool was_empty = w->head == NULL;
+
+	if (d != NULL) {
+		dirty_unlink(w, d);
+	} else {
+		d = xcalloc(1, sizeof(*d));
+		d->path = xstrdup(path);
+		hmap_put(w->dirty, path, d);
+	}
+	d->deadline_ms = mono_ms() + w->settle_ms;
+	d->prev = w->tail;
+	if (w->tail != NULL)
+		w->tail->next = d;
+	else
+		w->head = d;
+	w->tail = d;
+	if (was_empty || !uv_is_active((uv_handle_t *)&w->settle_timer))
+		settle_schedule(w);
+}
+
+static void settle_cb(uv_timer_t *t)
+{
+	struct watch *w = t->data;
+	int64_t now = mono_ms();
+	unsigned n = 0;
+
+	while (w->head != NULL && w->head->deadline_ms <= now &&
+	       n < WATCH_CHUNK && !w->stopping) {
+		struct dirty *d = w->head;
+
+		dirty_unlink(w, d);
+		hmap_del(w->dirty, d->path);
+		watch_process(w, d->path, "inotify", NULL);
+		free(d->path);
+		free(d);
+		n++;
+	}
+	settle_schedule(w);
+}
+
+/* ---- inotify watches ---- */
+
+static void wd_key(int wd, char *buf, size_t size)
+{
+	snprintf(buf, size, "%d", wd);
+}
+
+static struct watch_dir *watch_add_dir(struct watch *w, const char *path,
+				       bool recursive, bool *new_r)
+{
+	struct watch_dir *wdir = hmap_get(w->path_map, path);
+	char key[24];
+	int wd;
+
+	*new_r = false;
+	wd = inotify_add_watch(w->ifd, path, WATCH_MASK);
+	if (wd < 0) {
+		if (errno == ENOSPC)
+			log_error("watch: %s: inotify watch limit reached "
+				  "(raise fs.inotify.max_user_watches)",
+				  path);
+		else if (errno != ENOENT && errno != ENOTDIR)
+			log_warn("watch: cannot watch %s: %s", path,
+				 strerror(errno));
+		return NULL;
+	}
+	if (wdir != NULL && wdir->wd == wd) {
+		wdir->recursive |= recursive;
+		return wdir;
+	}
+	wd_key(wd, key, sizeof(key));
+	struct watch_dir *other = hmap_get(w->wd_map, key);
+	if (other != NULL) {
+		/* the same folder under a new name (renamed): re-key */
+		hmap_del(w->path_map, other->path);
+		free(other->path);
+		other->path = xstrdup(path);
+		other->recursive |= recursive;
+		hmap_put(w->path_map, path, other);
+		return other;
+	}
+	if (wdir != NULL) { /* stale entry for this path */
+		wd_key(wdir->wd, key, sizeof(key));
+		hmap_del(w->wd_map, key);
+		hmap_del(w->path_map, path);
+		free(wdir->path);
+		free(wdir);
+		wd_key(wd, key, sizeof(key));
+	}
+	wdir = xcalloc(1, sizeof(*wdir));
+	wdir->wd = wd;
+	wdir->recursive = recursive;
+	wdir->path = xstrdup(path);
+	hmap_put(w->wd_map, key, wdir);
+	hmap_put(w->path_map, path, wdir);
+	*new_r = true;
+	return wdir;
+}
+
+static void watch_forget_dir(struct watch *w, struct watch_dir *wdir,
+			     bool rm)
+{
+	char key[24];
+
+	wd_key(wdir->wd, key, sizeof(key));
+	if (hmap_get(w->wd_map, key) == wdir)
+		hmap_del(w->wd_map, key);
+	if (hmap_get(w->path_map, wdir->path) == wdir)
+		hmap_del(w->path_map, wdir->path);
+	if (rm)
+		inotify_rm_watch(w->ifd, wdir->wd);
+	free(wdir->path);
+	free(wdir);
+}
+
+static void watch_dirty_if_classified(struct watch *w, const char *path)
+{
+	struct classify_target t;
+	const char *why;
+
+	if (classify_path(w->root, path, &t, &why) != CLASSIFY_NONE)
+		watch_dirty(w, path);
+	else if (why != NULL)
+		log_warn("watch: %s: ignored: %s", path, why);
+}
+
+/* Watch path and every folder below; when scan, mark dirty the files of
+ * every folder newly watched (created before the watch landed). */
+static void watch_tree(struct watch *w, const char *path, bool scan)
+{
+	bool is_new;
+	struct watch_dir *wdir = watch_add_dir(w, path, true, &is_new);
+	int fd;
+	DIR *d;
+	struct dirent *de;
+
+	if (wdir == NULL)
+		return;
+	scan = scan && is_new;
+	if (scan)
+		watch_dirty_if_classified(w, path);
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	d = fdopendir(fd);
+	if (d == NULL) {
+		close(fd);
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		unsigned char type = de->d_type;
+		char *full;
+
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		if (type != DT_DIR && !scan)
+			continue;
+		full = path_join(path, de->d_name);
+		if (type == DT_UNKNOWN) {
+			struct stat st;
+
+			if (lstat(full, &st) == 0 && S_ISDIR(st.st_mode))
+				type = DT_DIR;
+		}
+		if (type == DT_DIR)
+			watch_tree(w, full, scan);
+		else if (scan)
+			watch_dirty_if_classified(w, full);
+		free(full);
+	}
+	closedir(d);
+}
+
+/* (Re)establish the watches for every root: a folder is watched
+ * recursively, a file through its parent, a missing root through its
+ * nearest existing ancestor (picked up when it appears). */
+static void watch_roots_setup(struct watch *w, bool scan)
+{
+	for (size_t i = 0; i < w->n_roots; i++) {
+		const char *r = w->roots[i];
+		struct stat st;
+		bool is_new;
+
+		if (lstat(r, &st) == 0 && S_ISDIR(st.st_mode)) {
+			watch_tree(w, r, scan);
+			continue;
+		}
+		if (lstat(r, &st) == 0 && S_ISLNK(st.st_mode))
+			log_warn("watch: root %s is a symlink: not followed",
+				 r);
+		bool exists_file = lstat(r, &st) == 0 && S_ISREG(st.st_mode);
+		char *anc = xstrdup(r);
+
+		for (;;) {
+			char *slash = strrchr(anc, '/');
+
+			if (slash == NULL || slash == anc) {
+				strcpy(anc, "/");
+				break;
+			}
+			*slash = '\0';
+			if (lstat(anc, &st) == 0 && S_ISDIR(st.st_mode))
+				break;
+		}
+		watch_add_dir(w, anc, false, &is_new);
+		if (exists_file && scan && is_new)
+			watch_dirty(w, r);
+		free(anc);
+	}
+}
+
+static bool path_under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == 0);
+}
+
+static bool watch_is_root(struct watch *w, const char *path)
+{
+	for (size_t i = 0; i < w->n_roots; i++)
+		if (strcmp(w->roots[i], path) == 0)
+			return true;
+	return false;
+}
+
+static bool watch_is_root_ancestor(struct watch *w, const char *path)
+{
+	for (size_t i = 0; i < w->n_roots; i++)
+		if (path_under(w->roots[i], path))
+			return true;
+	return false;
+}
+
+static void lost_cb(uv_timer_t *t)
+{
+	struct watch *w = t->data;
+
+	watch_roots_setup(w, true);
+	if (t->repeat == 1) /* a root was lost: reconcile too */
+		watch_reconcile_begin(w);
+	uv_timer_set_repeat(t, 0);
+}
+
+/* Re-establish roots soon (coalesced); reconcile when a watch was lost. */
+static void watch_roots_later(struct watch *w, bool reconcile)
+{
+	if (w->stopping)
+		return;
+	if (reconcile)
+		uv_timer_set_repeat(&w->lost_timer, 1);
+	if (!uv_is_active((uv_handle_t *)&w->lost_timer))
+		uv_timer_start(&w->lost_timer, lost_cb, 50, 0);
+}
+
+struct prefix_ctx {
+	const char *prefix;
+	size_t len;
+	char **paths;
+	size_t n, cap;
+};
+
+static bool collect_prefix(const char *path, struct snapshot_entry *e,
+			   void *ctx)
+{
+	struct prefix_ctx *pc = ctx;
+
+	(void)e;
+	if (strncmp(path, pc->prefix, pc->len) == 0 &&
+	    path[pc->len] == '/') {
+		if (pc->n == pc->cap) {
+			pc->cap = pc->cap ? pc->cap * 2 : 16;
+			pc->paths = xrealloc(pc->paths,
+					     pc->cap * sizeof(*pc->paths));
+		}
+		pc->paths[pc->n++] = xstrdup(path);
+	}
+	return true;
+}
+
+static bool collect_wd_prefix(const char *key, void *value, void *ctx)
+{
+	struct watch_dir *wdir = value;
+	struct prefix_ctx *pc = ctx;
+
+	(void)key;
+	if (path_under(wdir->path, pc->prefix)) {
+		if (pc->n == pc->cap) {
+			pc->cap = pc->cap ? pc->cap * 2 : 16;
+			pc->paths = xrealloc(pc->paths,
+					     pc->cap * sizeof(*pc->paths));
+		}
+		pc->paths[pc->n++] = (char *)wdir;
+	}
+	return true;
+}
+
+/* A folder left the tree (deleted or moved out): everything known below
+ * it is re-examined (removals), its watches forgotten. */
+static void watch_dir_gone(struct watch *w, const char *path, bool rm)
+{
+	struct prefix_ctx pc = { path, strlen(path), NULL, 0, 0 };
+
+	watch_dirty_if_classified(w, path);
+	snapshot_each(w->snap, collect_prefix, &pc);
+	for (size_t i = 0; i < pc.n; i++) {
+		watch_dirty(w, pc.paths[i]);
+		free(pc.paths[i]);
+	}
+	free(pc.paths);
+	memset(&pc, 0, sizeof(pc));
+	pc.prefix = path;
+	pc.len = strlen(path);
+	hmap_each(w->wd_map, collect_wd_prefix, &pc);
+	for (size_t i = 0; i < pc.n; i++)
+		watch_forget_dir(w, (struct watch_dir *)pc.paths[i], rm);
+	free(pc.paths);
+}
+
+static void watch_file_changed(struct watch *w, const char *full)
+{
+	size_t n = strlen(full);
+
+	watch_dirty_if_classified(w, full);
+	/* a certificate's .crt written alone (older Caddy, or after the
+	 * .json): look at the certificate again */
+	if (n > 4 && strcmp(full + n - 4, ".crt") == 0) {
+		char *json = xasprintf("%.*s.json", (int)(n - 4), full);
+		struct classify_target t;
+		const char *why;
+
+		if (classify_path(w->root, json, &t, &why) ==
+		    CLASSIFY_CERT_JSON)
+			watch_dirty(w, json);
+		free(json);
+	}
+}
+
+static void watch_handle(struct watch *w, const struct inotify_event *ev)
+{
+	char key[24];
+	struct watch_dir *wdir;
+	char *full;
+
+	if (ev->mask & IN_Q_OVERFLOW) {
+		log_warn("watch: inotify queue overflow: full reconcile");
+		watch_roots_later(w, true);
+		return;
+	}
+	wd_key(ev->wd, key, sizeof(key));
+	wdir = hmap_get(w->wd_map, key);
+	if (wdir == NULL)
+		return;
+	if (ev->mask & (IN_IGNORED | IN_UNMOUNT)) {
+		bool root = watch_is_root(w, wdir->path) || !wdir->recursive;
+
+		watch_forget_dir(w, wdir, false);
+		if (root)
+			watch_roots_later(w, true);
+		return;
+	}
+	if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF)) {
+		if (watch_is_root(w, wdir->path) || !wdir->recursive) {
+			log_warn("watch: %s was removed or moved: watching "
+				 "it again", wdir->path);
+			watch_roots_later(w, true);
+		}
+		return;
+	}
+	if (ev->len == 0)
+		return;
+	full = path_join(wdir->path, ev->name);
+	if (!wdir->recursive) {
+		/* a parent watched for a root file or a missing root */
+		if (watch_is_root(w, full) && !(ev->mask & IN_ISDIR))
+			watch_dirty(w, full);
+		if ((ev->mask & (IN_CREATE | IN_MOVED_TO | IN_DELETE |
+				 IN_MOVED_FROM)) &&
+		    watch_is_root_ancestor(w, full))
+			watch_roots_later(w, !(ev->mask & (IN_CREATE |
+							   IN_MOVED_TO)));
+		free(full);
+		return;
+	}
+	if (ev->mask & IN_MOVED_FROM) {
+		free(w->move_from);
+		w->move_from = xstrdup(full);
+		w->move_cookie = ev->cookie;
+	} else if ((ev->mask & IN_MOVED_TO) && w->move_from != NULL &&
+		   ev->cookie == w->move_cookie) {
+		log_debug("watch: renamed %s -> %s", w->move_from, full);
+		free(w->move_from);
+		w->move_from = NULL;
+	}
+	if (ev->mask & IN_ISDIR) {
+		if (ev->mask & (IN_CREATE | IN_MOVED_TO))
+			watch_tree(w, full, true);
+		else if (ev->mask & (IN_DELETE | IN_MOVED_FROM))
+			watch_dir_gone(w, full, (ev->mask & IN_MOVED_FROM) != 0);
+	} else if (ev->mask & (IN_CREATE | IN_CLOSE_WRITE | IN_MOVED_TO |
+			       IN_MOVED_FROM | IN_DELETE)) {
+		if (!classify_ignored_name(ev->name))
+			watch_file_changed(w, full);
+	}
+	free(full);
+}
+
+static void watch_poll_cb(uv_poll_t *p, int status, int events)
+{
+	struct watch *w = p->data;
+
+	(void)events;
+	if (status < 0) {
+		log_error("watch: poll: %s", uv_strerror(status));
+		return;
+	}
+	for (int round = 0; round < 64 && !w->stopping; round++) {
+		ssize_t n = read(w->ifd, w->rbuf, WATCH_READ_BUF);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN)
+				log_error("watch: inotify read: %s",
+					  strerror(errno));
+			break;
+		}
+		if (n == 0)
+			break;
+		for (char *q = w->rbuf; q < w->rbuf + n;) {
+			const struct inotify_event *ev = (const void *)q;
+
+			watch_handle(w, ev);
+			q += sizeof(*ev) + ev->len;
+		}
+		/* an unpaired IN_MOVED_FROM at the end of a read is a move
+		 * out; it was handled as a removal already */
+		free(w->move_from);
+		w->move_from = NULL;
+	}
+}
+
+/* ---- reconcile ---- */
+
+static void job_add(struct recon_job *j, const char *path, uint64_t hash,
+		    bool exists)
+{
+	if (j->n_items == j->cap_items) {
+		j->cap_items = j->cap_items ? j->cap_items * 2 : 256;
+		j->items = xrealloc(j->items,
+				    j->cap_items * sizeof(*j->items));
+	}
+	j->items[j->n_items].path = xstrdup(path);
+	j->items[j->n_items].hash = hash;
+	j->items[j->n_items].exists = exists;
+	j->n_items++;
+}
+
+static void job_observe(struct recon_job *j, const char *path)
+{
+	struct classify_target t;
+	const char *why;
+	struct observed o;
+
+	if (classify_path(j->root, path, &t, &why) == CLASSIFY_NONE)
+		return;
+	watch_observe(&t, path, &o);
+	if (!o.symlink && o.err == 0 && o.exists)
+		job_add(j, path, o.hash, true);
+	observed_clear(&o);
+}
+
+static void job_walk(struct recon_job *j, const char *path, unsigned depth)
+{
+	int fd;
+	DIR *d;
+	struct dirent *de;
+
+	if (depth > 64)
+		return;
+	job_observe(j, path); /* folders that classify (user dirs) */
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	d = fdopendir(fd);
+	if (d == NULL) {
+		close(fd);
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		unsigned char type = de->d_type;
+		char *full;
+
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0 ||
+		    classify_ignored_name(de->d_name))
+			continue;
+		full = path_join(path, de->d_name);
+		if (type == DT_UNKNOWN) {
+			struct stat st;
+
+			if (lstat(full, &st) == 0)
+				type = S_ISDIR(st.st_mode)   ? DT_DIR
+				       : S_ISLNK(st.st_mode) ? DT_LNK
+							     : DT_REG;
+		}
+		if (type == DT_DIR)
+			job_walk(j, full, depth + 1);
+		else if (type == DT_REG)
+			job_observe(j, full);
+		free(full);
+	}
+	closedir(d);
+}
+
+static void recon_work(uv_work_t *req)
+{
+	struct recon_job *j = req->data;
+
+	for (size_t i = 0; i < j->n_roots; i++) {
+		struct stat st;
+
+		if (lstat(j->roots[i], &st) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode))
+			job_walk(j, j->roots[i], 0);
+		else if (S_ISREG(st.st_mode))
+			job_observe(j, j->roots[i]);
+	}
+}
+
+static void job_free(struct recon_job *j)
+{
+	for (size_t i = 0; i < j->n_items; i++)
+		free(j->items[i].path);
+	free(j->items);
+	for (size_t i = 0; i < j->n_gone; i++)
+		free(j->gone[i]);
+	free(j->gone);
+	for (size_t i = 0; i < j->n_roots; i++)
+		free(j->roots[i]);
+	free(j->roots);
+	free(j->root);
+	free(j);
+}
+
+struct gone_ctx {
+	struct recon_job *j;
+	size_t cap;
+};
+
+static bool collect_unseen(const char *path, struct snapshot_entry *e,
+			   void *ctx)
+{
+	struct gone_ctx *gc = ctx;
+	struct recon_job *j = gc->j;
+
+	if (e->seen == j->gen)
+		return true;
+	if (j->n_gone == gc->cap) {
+		gc->cap = gc->cap ? gc->cap * 2 : 64;
+		j->gone = xrealloc(j->gone, gc->cap * sizeof(*j->gone));
+	}
+	j->gone[j->n_gone++] = xstrdup(path);
+	return true;
+}
+
+static void recon_finish(struct watch *w)
+{
+	struct recon_job *j = w->job;
+	struct recon_waiter *wt = w->waiters;
+
+	uv_idle_stop(&w->recon_idle);
+	w->job = NULL;
+	w->waiters = NULL;
+	if (j->baseline) {
+		w->fresh = false;
+		snapshot_mark_baseline(w->snap);
+		log_info("watch: baseline recorded: %zu paths",
+			 snapshot_count(w->snap));
+	} else {
+		log_info("watch: reconcile done: %zu paths, %u events",
+			 snapshot_count(w->snap), j->events);
+	}
+	watch_flush(w);
+	while (wt != NULL) {
+		struct recon_waiter *next = wt->next;
+
+		if (wt->cb != NULL)
+			wt->cb(j->events, wt->ctx);
+		free(wt);
+		wt = next;
+	}
+	job_free(j);
+	if (w->recon_again && !w->stopping) {
+		w->recon_again = false;
+		watch_reconcile_begin(w);
+	}
+}
+
+static void recon_idle_cb(uv_idle_t *h)
+{
+	struct watch *w = h->data;
+	struct recon_job *j = w->job;
+	unsigned n = 0;
+
+	if (j == NULL || w->stopping) {
+		uv_idle_stop(h);
+		return;
+	}
+	while (j->next < j->n_items && n < WATCH_CHUNK) {
+		struct recon_item *it = &j->items[j->next++];
+		struct snapshot_entry *e = snapshot_get(w->snap, it->path);
+
+		n++;
+		if (e != NULL) {
+			e->seen = j->gen;
+			if (it->exists && e->hash == it->hash)
+				continue;
+		}
+		watch_process(w, it->path, "reconcile", &j->events);
+	}
+	if (j->next < j->n_items)
+		return;
+	if (j->gone == NULL && j->n_gone == 0) {
+		struct gone_ctx gc = { j, 0 };
+
+		snapshot_each(w->snap, collect_unseen, &gc);
+		if (j->gone == NULL)
+			j->gone = xcalloc(1, sizeof(*j->gone));
+		j->next = j->n_items;
+	}
+	size_t gi = j->next - j->n_items;
+	while (gi < j->n_gone && n < WATCH_CHUNK) {
+		watch_process(w, j->gone[gi], "reconcile", &j->events);
+		gi++;
+		n++;
+		j->next++;
+	}
+	if (gi >= j->n_gone)
+		recon_finish(w);
+}
+
+static void recon_after(uv_work_t *req, int status)
+{
+	struct recon_job *j = req->data;
+	struct watch *w = j->w;
+
+	if (status < 0 || w->stopping) {
+		w->job = NULL;
+		job_free(j);
+		while (w->waiters != NULL) {
+			struct recon_waiter *wt = w->waiters;
+
+			w->waiters = wt->next;
+			if (wt->cb != NULL)
+				wt->cb(0, wt->ctx);
+			free(wt);
+		}
+		watch_maybe_free(w);
+		return;
+	}
+	j->gen = ++w->gen;
+	/* paths marked during the walk by inotify get this gen too */
+	uv_idle_start(&w->recon_idle, recon_idle_cb);
+}
+
+static void watch_reconcile_begin(struct watch *w)
+{
+	struct recon_job *j;
+
+	if (w->stopping)
+		return;
+	if (w->job != NULL) {
+		w->recon_again = true;
+		return;
+	}
+	j = xcalloc(1, sizeof(*j));
+	j->w = w;
+	j->req.data = j;
+	j->root = xstrdup(w->root);
+	j->roots = xcalloc(w->n_roots, sizeof(*j->roots));
+	for (size_t i = 0; i < w->n_roots; i++)
+		j->roots[i] = xstrdup(w->roots[i]);
+	j->n_roots = w->n_roots;
+	j->baseline = w->fresh;
+	w->job = j;
+	/* waiters registered so far belong to this run */
+	w->waiters = w->waiters_next;
+	w->waiters_next = NULL;
+	uv_queue_work(w->loop, &j->req, recon_work, recon_after);
+}
+
+int watch_reconcile(struct watch *w, void (*cb)(unsigned events, void *ctx),
+		    void *ctx)
+{
+	struct recon_waiter *wt;
+
+	if (w == NULL || w->stopping) {
+		if (cb != NULL)
+			cb(0, ctx);
+		return w == NULL ? 0 : -ECANCELED;
+	}
+	wt = xcalloc(1, sizeof(*wt));
+	wt->cb = cb;
+	wt->ctx = ctx;
+	wt->next = w->waiters_next;
+	w->waiters_next = wt;
+	if (w->job != NULL)
+		w->recon_again = true;
+	else
+		watch_reconcile_begin(w);
+	return 0;
+}
+
+static void periodic_cb(uv_timer_t *t)
+{
+	struct watch *w = t->data;
+
+	if (w->job == NULL)
+		watch_reconcile_begin(w);
+}
+
+/* ---- start / stop ---- */
+
+static bool free_wdir(const char *key, void *value, void *ctx)
+{
+	(void)key;
+	(void)ctx;
+	free(((struct watch_dir *)value)->path);
+	free(value);
+	return true;
+}
+
+static void free_dirty(void *p)
+{
+	struct dirty *d = p;
+
+	free(d->path);
+	free(d);
+}
+
+static void watch_free(struct watch *w)
+{
+	hmap_each(w->wd_map, free_wdir, NULL);
+	hmap_free(&w->wd_map, NULL);
+	hmap_free(&w->path_map, NULL);
+	hmap_free(&w->dirty, free_dirty);
+	snapshot_close(&w->snap);
+	for (size_t i = 0; i < w->n_roots; i++)
+		free(w->roots[i]);
+	free(w->roots);
+	free(w->root);
+	free(w->rbuf);
+	free(w->move_from);
+	while (w->waiters_next != NULL) {
+		struct recon_waiter *wt = w->waiters_next;
+
+		w->waiters_next = wt->next;
+		if (wt->cb != NULL)
+			wt->cb(0, wt->ctx);
+		free(wt);
+	}
+	free(w);
+}
+
+static void watch_maybe_free(struct watch *w)
+{
+	if (w->stopping && w->handles_open == 0 && w->inflight == 0 &&
+	    w->job == NULL)
+		watch_free(w);
+}
+
+static void watch_handle_closed(uv_handle_t *h)
+{
+	struct watch *w = h->data;
+
+	w->handles_open--;
+	if (w->handles_open == 0 && w->ifd >= 0) {
+		close(w->ifd);
+		w->ifd = -1;
+	}
+	watch_maybe_free(w);
+}
+
+static void watch_init_timer(struct watch *w, uv_timer_t *t)
+{
+	uv_timer_init(w->loop, t);
+	t->data = w;
+	w->handles_open++;
+}
+
+int watch_start(struct engine *e, struct watch **w_r, const char **error_r)
+{
+	const struct config *cfg = engine_config(e);
+	struct watch *w;
+	char *dbpath;
+	int ret;
+
+	*w_r = NULL;
+	w = xcalloc(1, sizeof(*w));
+	w->e = e;
+	w->loop = engine_loop(e);
+	w->root = path_normalize(cfg->root);
+	w->n_roots = 1 + cfg->n_watch_extra;
+	w->roots = xcalloc(w->n_roots, sizeof(*w->roots));
+	w->roots[0] = xstrdup(w->root);
+	for (size_t i = 0; i < cfg->n_watch_extra; i++)
+		w->roots[i + 1] = path_normalize(cfg->watch_extra[i]);
+	w->settle_ms = cfg->watch.settle_ms;
+	w->wd_map = hmap_new();
+	w->path_map = hmap_new();
+	w->dirty = hmap_new();
+	w->ifd = -1;
+
+	(void)mkdir_p(cfg->state_dir, 0700);
+	dbpath = xasprintf("%s/snapshot.db", cfg->state_dir);
+	ret = snapshot_open(dbpath, &w->snap, &w->fresh, error_r);
+	free(dbpath);
+	if (ret < 0) {
+		watch_free(w);
+		return ret;
+	}
+	w->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (w->ifd < 0) {
+		ret = -errno;
+		*error_r = "inotify_init1 failed (inotify instance limit?)";
+		watch_free(w);
+		return ret;
+	}
+	w->rbuf = xmalloc(WATCH_READ_BUF);
+	ret = uv_poll_init(w->loop, &w->poll, w->ifd);
+	if (ret < 0) {
+		close(w->ifd);
+		*error_r = "uv_poll_init on the inotify fd failed";
+		watch_free(w);
+		return -EIO;
+	}
+	w->poll.data = w;
+	w->handles_open++;
+	watch_init_timer(w, &w->settle_timer);
+	watch_init_timer(w, &w->flush_timer);
+	watch_init_timer(w, &w->periodic_timer);
+	watch_init_timer(w, &w->lost_timer);
+	uv_idle_init(w->loop, &w->recon_idle);
+	w->recon_idle.data = w;
+	w->handles_open++;
+	uv_poll_start(&w->poll, UV_READABLE, watch_poll_cb);
+
+	watch_roots_setup(w, false);
+	log_info("watch: %zu folders watched under %s and %zu extra roots%s",
+		 hmap_count(w->wd_map), w->root, cfg->n_watch_extra,
+		 w->fresh ? " (first run: recording a baseline)" : "");
+	watch_reconcile_begin(w);
+	if (cfg->watch.reconcile_s > 0) {
+		uint64_t ms = (uint64_t)cfg->watch.reconcile_s * 1000;
+
+		uv_timer_start(&w->periodic_timer, periodic_cb, ms, ms);
+		uv_unref((uv_handle_t *)&w->periodic_timer);
+	}
+	*w_r = w;
+	return 0;
+}
+
+void watch_stop(struct watch **wp)
+{
+	struct watch *w = *wp;
+
+	if (w == NULL)
+		return;
+	*wp = NULL;
+	w->stopping = true;
+	watch_flush(w);
+	uv_poll_stop(&w->poll);
+	uv_close((uv_handle_t *)&w->poll, watch_handle_closed);
+	uv_close((uv_handle_t *)&w->settle_timer, watch_handle_closed);
+	uv_close((uv_handle_t *)&w->flush_timer, watch_handle_closed);
+	uv_close((uv_handle_t *)&w->periodic_timer, watch_handle_closed);
+	uv_close((uv_handle_t *)&w->lost_timer, watch_handle_closed);
+	uv_close((uv_handle_t *)&w->recon_idle, watch_handle_closed);
+	if (w->job != NULL)
+		uv_cancel((uv_req_t *)&w->job->req);
+}

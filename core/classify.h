@@ -1,0 +1,134 @@
+/* The classifier: what a path in the OpenPanel tree means, and which typed
+ * events a change of its content gives.  Pure functions (no I/O, no global
+ * state) so they can be unit-tested and fuzzed; the watcher reads the files
+ * and keeps the facts between calls (the snapshot). */
+#ifndef OPHOOK_CLASSIFY_H
+#define OPHOOK_CLASSIFY_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum classify_kind {
+	CLASSIFY_NONE = 0,
+	CLASSIFY_DOMAIN_CONF,   /* ROOT/caddy/domains/<d>.conf */
+	CLASSIFY_CERT_JSON,     /* ROOT/caddy/ssl/.../<issuer>/<d>/<d>.json:
+				   completes a certificate (aux: <d>.crt) */
+	CLASSIFY_CUSTOM_CERT,   /* ROOT/caddy/ssl/custom/<d>/fullchain.pem */
+	CLASSIFY_USER_DIR,      /* ROOT/openpanel/core/users/<ctx> (folder) */
+	CLASSIFY_DENYLIST,      /* ROOT/caddy/deny/<ctx>.ips */
+	CLASSIFY_PANEL_CONFIG,  /* ROOT/openpanel/conf/openpanel.config */
+	CLASSIFY_ZONE,          /* .../zones/<d>.zone */
+	CLASSIFY_NAMED_CONF,    /* .../named.conf.local */
+	CLASSIFY_MAIL_ACCOUNTS, /* .../postfix-accounts.cf */
+	CLASSIFY_MAIL_VIRTUAL,  /* .../postfix-virtual.cf */
+	CLASSIFY_KIND_MAX
+};
+
+/* What a path is: its kind and the domain or user named by the path. */
+struct classify_target {
+	enum classify_kind kind;
+	char name[256];   /* domain (or user for USER_DIR / DENYLIST); "" */
+	char issuer[128]; /* CERT_JSON: the issuer folder */
+};
+
+/* Short name of a kind ("domain_conf"), for logs. */
+const char *classify_kind_name(enum classify_kind kind);
+
+/* True for temp and swap files that are never classified: sedXXXXXX,
+ * *.swp, *.swx, *.swo, *~, .#*, 4913, *.tmp*, any dot file (Caddy's and
+ * renameio's atomic temp names ".<name><digits>"). */
+bool classify_ignored_name(const char *basename);
+
+/* Which kind of file `path` (absolute, normalized) is, given the OpenPanel
+ * root.  Fills *t.  Returns the kind (CLASSIFY_NONE for paths that mean
+ * nothing).  When the path has the right shape but a bad domain or user
+ * name, returns CLASSIFY_NONE and sets *why_r to a message (the caller logs
+ * it with the path); otherwise *why_r is NULL. */
+enum classify_kind classify_path(const char *root, const char *path,
+				 struct classify_target *t,
+				 const char **why_r);
+
+/* True for folders whose kind is classified as a folder (user dirs). */
+bool classify_kind_is_dir(enum classify_kind kind);
+
+/* The auxiliary file the classifier needs besides the path itself (the
+ * .crt next to a certificate's .json), malloc'd, or NULL. */
+char *classify_aux_path(const struct classify_target *t, const char *path);
+
+struct classify_event {
+	char *type;
+	char *subject;
+	json_t *payload; /* owned */
+};
+
+struct classify_input {
+	const char *path;
+	const char *content; /* NULL: the file (or folder) does not exist */
+	size_t len;
+	const char *aux;     /* content of classify_aux_path(), or NULL */
+	size_t aux_len;
+	bool existed;        /* the snapshot knew the path */
+	const json_t *old_facts; /* facts from the last time (NULL: none) */
+};
+
+struct classify_result {
+	struct classify_event *events;
+	size_t n_events, cap_events;
+	json_t *facts;    /* facts to remember (owned), NULL = none */
+	char **warnings;  /* malformed lines etc. (the caller logs them with
+			     the path) */
+	size_t n_warnings;
+};
+
+/* Classify one change: the events it gives and the new facts.  Fills *r
+ * (zeroed by the caller or cleared with classify_result_clear). */
+void classify_content(const struct classify_target *t,
+		      const struct classify_input *in,
+		      struct classify_result *r);
+/* Free everything in r and zero it. */
+void classify_result_clear(struct classify_result *r);
+
+/* ---- parsers (exposed for tests) ---- */
+
+/* Suspension facts of a Caddy domain conf: a file_server route serving
+ * suspended_domain.html (reason "domain") or suspended_user.html (reason
+ * "user") and no reverse_proxy.  *comment_r: the first comment line's text
+ * (malloc'd) or NULL. */
+bool classify_conf_suspended(const char *content, size_t len,
+			     const char **reason_r, char **comment_r);
+
+struct classify_cert {
+	char serial[130];    /* upper-case hex */
+	char not_after[40];  /* RFC 3339 */
+	json_t *names;       /* array of SAN DNS names (owned) */
+};
+/* Parse the first certificate of a PEM blob.  0 or -EINVAL (*why_r). */
+int classify_cert_parse(const char *pem, size_t len,
+			struct classify_cert *c, const char **why_r);
+
+/* The SOA serial of a zone file, or -1. */
+int64_t classify_zone_serial(const char *content, size_t len);
+
+/* Line sets: each returns a JSON object key -> value.
+ * named.conf.local: zone name -> "" (names that are not valid domains are
+ * warned about and skipped).  postfix-accounts.cf: address -> short digest
+ * of the rest of the line (never the hash itself).  postfix-virtual.cf:
+ * alias -> targets.  deny .ips: ip -> "".  INI: "section.key" -> value. */
+json_t *classify_named_zones(const char *content, size_t len,
+			     struct classify_result *warn);
+json_t *classify_mail_accounts(const char *content, size_t len,
+			       struct classify_result *warn);
+json_t *classify_mail_aliases(const char *content, size_t len,
+			      struct classify_result *warn);
+json_t *classify_deny_ips(const char *content, size_t len,
+			  struct classify_result *warn);
+json_t *classify_ini(const char *content, size_t len,
+		     struct classify_result *warn);
+
+/* 64-bit FNV-1a of a buffer (content hash for the snapshot). */
+uint64_t classify_hash(const void *data, size_t len, uint64_t seed);
+#define CLASSIFY_HASH_SEED 0xcbf29ce484222325ULL
+
+#endif

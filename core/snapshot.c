@@ -1,0 +1,327 @@
+/* The snapshot: memory map + SQLite persistence with batched writes. */
+#define _GNU_SOURCE
+#include "snapshot.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "hmap.h"
+#include "util.h"
+
+struct snapshot_write {
+	bool gone;
+	struct snapshot_entry e;
+};
+
+struct snapshot {
+	sqlite3 *db;
+	sqlite3_stmt *upsert, *del;
+	struct hmap *mem;     /* path -> struct snapshot_entry */
+	struct hmap *queue;   /* path -> struct snapshot_write */
+	bool mark_baseline;
+	char err[256];
+};
+
+static const char snapshot_schema[] =
+	"PRAGMA journal_mode=WAL;"
+	"PRAGMA synchronous=NORMAL;"
+	"CREATE TABLE IF NOT EXISTS snap ("
+	" path TEXT PRIMARY KEY, ino INTEGER, size INTEGER,"
+	" mtime_ns INTEGER, hash INTEGER, is_dir INTEGER, facts TEXT);"
+	"CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);";
+
+void snapshot_entry_clear(struct snapshot_entry *e)
+{
+	free(e->facts);
+	e->facts = NULL;
+}
+
+static void snapshot_entry_free(void *p)
+{
+	struct snapshot_entry *e = p;
+
+	snapshot_entry_clear(e);
+	free(e);
+}
+
+static void snapshot_write_free(void *p)
+{
+	struct snapshot_write *w = p;
+
+	snapshot_entry_clear(&w->e);
+	free(w);
+}
+
+static int snapshot_fail(struct snapshot *s, const char *what,
+			 const char **error_r)
+{
+	snprintf(s->err, sizeof(s->err), "snapshot: %s: %s", what,
+		 sqlite3_errmsg(s->db));
+	*error_r = s->err;
+	return -EIO;
+}
+
+static int snapshot_load(struct snapshot *s, bool *fresh_r,
+			 const char **error_r)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT path, ino, size, mtime_ns, hash, is_dir,"
+			       " facts FROM snap", -1, &st, NULL) != SQLITE_OK)
+		return snapshot_fail(s, "load", error_r);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct snapshot_entry *e = xcalloc(1, sizeof(*e));
+		const char *facts = (const char *)sqlite3_column_text(st, 6);
+
+		e->ino = (uint64_t)sqlite3_column_int64(st, 1);
+		e->size = (uint64_t)sqlite3_column_int64(st, 2);
+		e->mtime_ns = sqlite3_column_int64(st, 3);
+		e->hash = (uint64_t)sqlite3_column_int64(st, 4);
+		e->is_dir = sqlite3_column_int(st, 5) != 0;
+		e->facts = facts != NULL ? xstrdup(facts) : NULL;
+		snapshot_entry_free(hmap_put(
+			s->mem, (const char *)sqlite3_column_text(st, 0), e));
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return snapshot_fail(s, "load", error_r);
+	if (fresh_r != NULL) {
+		*fresh_r = true;
+		if (sqlite3_prepare_v2(s->db,
+				       "SELECT value FROM meta WHERE"
+				       " key='baseline'", -1, &st,
+				       NULL) != SQLITE_OK)
+			return snapshot_fail(s, "load meta", error_r);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			*fresh_r = false;
+		sqlite3_finalize(st);
+	}
+	return 0;
+}
+
+int snapshot_open(const char *path, struct snapshot **s_r, bool *fresh_r,
+		  const char **error_r)
+{
+	struct snapshot *s = xcalloc(1, sizeof(*s));
+	int ret;
+
+	*s_r = NULL;
+	s->mem = hmap_new();
+	s->queue = hmap_new();
+	if (sqlite3_open_v2(path, &s->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+				    SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
+		ret = snapshot_fail(s, path, error_r);
+		goto fail;
+	}
+	sqlite3_busy_timeout(s->db, 5000);
+	if (sqlite3_exec(s->db, snapshot_schema, NULL, NULL, NULL) !=
+	    SQLITE_OK) {
+		ret = snapshot_fail(s, "schema", error_r);
+		goto fail;
+	}
+	if (sqlite3_prepare_v2(s->db,
+			       "INSERT OR REPLACE INTO snap (path, ino, size,"
+			       " mtime_ns, hash, is_dir, facts)"
+			       " VALUES (?,?,?,?,?,?,?)", -1, &s->upsert,
+			       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, "DELETE FROM snap WHERE path=?", -1,
+			       &s->del, NULL) != SQLITE_OK) {
+		ret = snapshot_fail(s, "prepare", error_r);
+		goto fail;
+	}
+	ret = snapshot_load(s, fresh_r, error_r);
+	if (ret < 0)
+		goto fail;
+	*s_r = s;
+	return 0;
+fail:
+	/* error_r points into s->err: keep a static copy */
+	{
+		static __thread char msg[256];
+
+		snprintf(msg, sizeof(msg), "%s", s->err);
+		*error_r = msg;
+	}
+	snapshot_close(&s);
+	return ret;
+}
+
+void snapshot_close(struct snapshot **sp)
+{
+	struct snapshot *s = *sp;
+	const char *err;
+
+	if (s == NULL)
+		return;
+	if (s->db != NULL && hmap_count(s->queue) > 0)
+		(void)snapshot_flush(s, &err);
+	sqlite3_finalize(s->upsert);
+	sqlite3_finalize(s->del);
+	sqlite3_close(s->db);
+	hmap_free(&s->mem, snapshot_entry_free);
+	hmap_free(&s->queue, snapshot_write_free);
+	free(s);
+	*sp = NULL;
+}
+
+struct snapshot_entry *snapshot_get(struct snapshot *s, const char *path)
+{
+	return hmap_get(s->mem, path);
+}
+
+static void entry_copy(struct snapshot_entry *dst,
+		       const struct snapshot_entry *src)
+{
+	*dst = *src;
+	dst->facts = src->facts != NULL ? xstrdup(src->facts) : NULL;
+}
+
+struct snapshot_entry *snapshot_put(struct snapshot *s, const char *path,
+				    const struct snapshot_entry *e)
+{
+	struct snapshot_entry *cur = hmap_get(s->mem, path);
+
+	if (cur == NULL) {
+		cur = xcalloc(1, sizeof(*cur));
+		hmap_put(s->mem, path, cur);
+	} else if (cur == e) {
+		return cur;
+	} else {
+		uint32_t seen = cur->seen, busy = cur->busy;
+		char *old = cur->facts;
+
+		entry_copy(cur, e);
+		cur->seen = seen > e->seen ? seen : e->seen;
+		cur->busy = busy;
+		free(old);
+		return cur;
+	}
+	entry_copy(cur, e);
+	return cur;
+}
+
+void snapshot_del(struct snapshot *s, const char *path)
+{
+	struct snapshot_entry *e = hmap_del(s->mem, path);
+
+	if (e != NULL)
+		snapshot_entry_free(e);
+}
+
+void snapshot_persist(struct snapshot *s, const char *path,
+		      const struct snapshot_entry *e)
+{
+	struct snapshot_write *w = xcalloc(1, sizeof(*w));
+
+	if (e != NULL)
+		entry_copy(&w->e, e);
+	else
+		w->gone = true;
+	w = hmap_put(s->queue, path, w);
+	if (w != NULL)
+		snapshot_write_free(w);
+}
+
+size_t snapshot_pending(const struct snapshot *s)
+{
+	return hmap_count(s->queue) + (s->mark_baseline ? 1 : 0);
+}
+
+void snapshot_mark_baseline(struct snapshot *s)
+{
+	s->mark_baseline = true;
+}
+
+struct flush_ctx {
+	struct snapshot *s;
+	int rc;
+};
+
+static bool snapshot_flush_one(const char *path, void *value, void *ctx)
+{
+	struct flush_ctx *fc = ctx;
+	struct snapshot_write *w = value;
+	sqlite3_stmt *st = w->gone ? fc->s->del : fc->s->upsert;
+
+	sqlite3_reset(st);
+	sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
+	if (!w->gone) {
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)w->e.ino);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)w->e.size);
+		sqlite3_bind_int64(st, 4, w->e.mtime_ns);
+		sqlite3_bind_int64(st, 5, (sqlite3_int64)w->e.hash);
+		sqlite3_bind_int(st, 6, w->e.is_dir ? 1 : 0);
+		if (w->e.facts != NULL)
+			sqlite3_bind_text(st, 7, w->e.facts, -1,
+					  SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st, 7);
+	}
+	fc->rc = sqlite3_step(st);
+	sqlite3_clear_bindings(st);
+	sqlite3_reset(st);
+	return fc->rc == SQLITE_DONE;
+}
+
+int snapshot_flush(struct snapshot *s, const char **error_r)
+{
+	struct flush_ctx fc = { s, SQLITE_DONE };
+
+	if (hmap_count(s->queue) == 0 && !s->mark_baseline)
+		return 0;
+	if (sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+		return snapshot_fail(s, "begin", error_r);
+	hmap_each(s->queue, snapshot_flush_one, &fc);
+	if (fc.rc == SQLITE_DONE && s->mark_baseline &&
+	    sqlite3_exec(s->db,
+			 "INSERT OR REPLACE INTO meta VALUES"
+			 " ('baseline', '1')", NULL, NULL,
+			 NULL) != SQLITE_OK)
+		fc.rc = SQLITE_ERROR;
+	if (fc.rc != SQLITE_DONE ||
+	    sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		int ret = snapshot_fail(s, "write", error_r);
+
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		return ret;
+	}
+	s->mark_baseline = false;
+	hmap_free(&s->queue, snapshot_write_free);
+	s->queue = hmap_new();
+	return 0;
+}
+
+size_t snapshot_count(const struct snapshot *s)
+{
+	return hmap_count(s->mem);
+}
+
+struct each_ctx {
+	bool (*fn)(const char *path, struct snapshot_entry *e, void *ctx);
+	void *ctx;
+};
+
+static bool snapshot_each_one(const char *key, void *value, void *ctx)
+{
+	struct each_ctx *ec = ctx;
+
+	return ec->fn(key, value, ec->ctx);
+}
+
+void snapshot_each(struct snapshot *s,
+		   bool (*fn)(const char *path, struct snapshot_entry *e,
+			      void *ctx),
+		   void *ctx)
+{
+	struct each_ctx ec = { fn, ctx };
+
+	hmap_each(s->mem, snapshot_each_one, &ec);
+}
