@@ -53,8 +53,11 @@ struct bind9 {
 	char *ns1, *ns2, *rpemail; /* settings, NULL: openpanel.config */
 	char *state_path;    /* zones.json */
 	char *removed_dir;   /* NULL: delete removed zone files */
+	char *staging_dir;   /* new zones wait here for the batch check */
+	char *staging_named; /* the same folder as named sees it */
 	char **rndc_argv;
 	char **checkzone_argv;
+	char **checkconf_argv;
 	unsigned window_ms;
 	unsigned reload_all_max; /* more changed zones: one `rndc reload` */
 
@@ -252,6 +255,11 @@ static bool bind9_file_exists(const char *path)
 	return lstat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+static char *bind9_staged_path(struct bind9 *b, const char *d)
+{
+	return bind9_fmt("%s/%s.zone", b->staging_dir, d);
+}
+
 static int bind9_state_load(struct bind9 *b, const char **error_r)
 {
 	json_error_t jerr;
@@ -299,6 +307,20 @@ static int bind9_state_save(struct bind9 *b, const char **error_r)
 static json_t *bind9_state_zone(struct bind9 *b, const char *d)
 {
 	return json_object_get(json_object_get(b->state, "zones"), d);
+}
+
+/* True when zone d is rendered but waits for the batch check.  Under
+ * b->lock. */
+static bool bind9_is_staged(struct bind9 *b, const char *d)
+{
+	return json_is_true(json_object_get(bind9_state_zone(b, d), "staged"));
+}
+
+/* The file holding zone d now: staged or in zones_dir.  Under b->lock. */
+static char *bind9_zone_file(struct bind9 *b, const char *d)
+{
+	return bind9_is_staged(b, d) ? bind9_staged_path(b, d)
+				     : bind9_zone_path(b, d);
 }
 
 static uint32_t bind9_state_serial(json_t *z)
@@ -431,6 +453,13 @@ static int bind9_check(struct bind9 *b, const char *zone, const char *text,
 /* --- rndc (coalesced) ---------------------------------------------------- */
 
 static void bind9_action(struct ophook_ctx *ctx, void *data);
+static bool bind9_flush(struct bind9 *b);
+
+/* Ask for the coalesced action (batch check of staged zones, rndc). */
+static void bind9_kick(struct bind9 *b, unsigned delay_ms)
+{
+	b->host->request_action(b->ctx, "rndc", delay_ms, bind9_action, b);
+}
 
 /* Ask for `rndc reconfig` (zone NULL) or `rndc reload zone`. */
 static void bind9_reload_request(struct bind9 *b, const char *zone)
@@ -441,7 +470,7 @@ static void bind9_reload_request(struct bind9 *b, const char *zone)
 	else if (json_object_set_new(b->reload, zone, json_true()) < 0)
 		b->reconfig = true; /* ENOMEM: the full reload below */
 	pthread_mutex_unlock(&b->rlock);
-	b->host->request_action(b->ctx, "rndc", b->window_ms, bind9_action, b);
+	bind9_kick(b, b->window_ms);
 }
 
 /* One rndc call; 0 when it exited 0. */
@@ -486,6 +515,11 @@ static void bind9_action(struct ophook_ctx *ctx, void *data)
 	(void)ctx;
 	if (fresh == NULL)
 		return;
+	if (bind9_flush(b)) {
+		pthread_mutex_lock(&b->rlock);
+		b->reconfig = true;
+		pthread_mutex_unlock(&b->rlock);
+	}
 	pthread_mutex_lock(&b->rlock);
 	reconfig = b->reconfig;
 	zones = b->reload;
@@ -504,9 +538,7 @@ static void bind9_action(struct ophook_ctx *ctx, void *data)
 		pthread_mutex_unlock(&b->rlock);
 		json_decref(zones);
 		if (b->rndc_failures <= BIND9_RNDC_RETRIES)
-			b->host->request_action(b->ctx, "rndc",
-						1000u * b->rndc_failures,
-						bind9_action, b);
+			bind9_kick(b, 1000u * b->rndc_failures);
 		else
 			b->host->log(b->ctx, OPHOOK_LOG_ERROR,
 				     "rndc reconfig failed %u times; giving "
@@ -610,8 +642,9 @@ static int bind9_zone_records(struct bind9 *b, const char *zone,
 			      const char *tag, const char *records,
 			      const char **error_r)
 {
-	char *path = bind9_zone_path(b, zone), *text = NULL, *edited = NULL;
+	char *path = bind9_zone_file(b, zone), *text = NULL, *edited = NULL;
 	char *final = NULL, *msg = NULL;
+	bool staged = bind9_is_staged(b, zone);
 	uint32_t serial = 0, last;
 	json_t *z;
 	size_t len;
@@ -640,7 +673,8 @@ static int bind9_zone_records(struct bind9 *b, const char *zone,
 			      &final);
 	if (ret < 0)
 		goto out;
-	ret = bind9_check(b, zone, final, path, &msg, error_r);
+	/* a staged zone is checked with the batch */
+	ret = staged ? 0 : bind9_check(b, zone, final, path, &msg, error_r);
 	if (ret == 1) {
 		ret = bind9_fail(error_r, -EINVAL,
 				 "%s with records %s fails named-checkzone: "
@@ -658,7 +692,10 @@ static int bind9_zone_records(struct bind9 *b, const char *zone,
 		goto out;
 	}
 	ret = bind9_state_save(b, error_r);
-	bind9_reload_request(b, zone);
+	if (staged)
+		bind9_kick(b, b->window_ms);
+	else
+		bind9_reload_request(b, zone);
 out:
 	free(msg);
 	free(final);
@@ -666,6 +703,198 @@ out:
 	free(text);
 	free(path);
 	return ret;
+}
+
+/* --- batch check of new zones -------------------------------------------- */
+
+/* The lines of checkconf's output about zone d (its name or its file). */
+static char *bind9_flush_msg(const char *out, const char *d,
+			     const char *file)
+{
+	char *zname = bind9_fmt("zone %s/", d), *dname = bind9_fmt("/%s/IN:", d);
+	char *msg = NULL;
+	size_t n = 0;
+
+	if (zname == NULL || dname == NULL)
+		goto out;
+	msg = malloc(strlen(out) + 64);
+	if (msg == NULL)
+		goto out;
+	for (const char *l = out; *l != '\0';) {
+		const char *nl = strchr(l, '\n');
+		size_t len = nl == NULL ? strlen(l) : (size_t)(nl - l);
+		char *line = strndup(l, len);
+
+		if (line != NULL &&
+		    (strstr(line, zname) != NULL || strstr(line, dname) != NULL ||
+		     strstr(line, file) != NULL)) {
+			if (n > 0)
+				msg[n++] = '\n';
+			memcpy(msg + n, line, len);
+			n += len;
+		}
+		free(line);
+		l += len + (nl != NULL);
+	}
+	if (n == 0)
+		n = (size_t)sprintf(msg, "named-checkconf -z did not load it");
+	msg[n] = '\0';
+out:
+	free(zname);
+	free(dname);
+	return msg;
+}
+
+/* Check every staged zone in one `named-checkconf -z` run, move the good
+ * ones into zones_dir and add their lines to named.conf.local (one write),
+ * reject the bad ones (dns.zone_rejected).  True when lines were added. */
+static bool bind9_flush(struct bind9 *b)
+{
+	json_t *zones, *list = json_array(), *v;
+	struct stat st;
+	char *check = NULL, *check_named = NULL, *conf = NULL, *out = NULL;
+	const char *err = NULL, *d;
+	bool added = false, conf_dirty = false;
+	size_t len, i;
+	int status = 0, ret;
+	FILE *f;
+	char *ctext = NULL;
+	size_t clen = 0;
+
+	if (list == NULL)
+		return false;
+	pthread_mutex_lock(&b->lock);
+	zones = json_object_get(b->state, "zones");
+	json_object_foreach(zones, d, v)
+	{
+		if (json_is_true(json_object_get(v, "staged")))
+			json_array_append_new(list, json_string(d));
+	}
+	if (json_array_size(list) == 0)
+		goto out;
+	check = bind9_fmt("%s/check.conf", b->staging_dir);
+	check_named = bind9_fmt("%s/check.conf", b->staging_named);
+	f = open_memstream(&ctext, &clen);
+	if (check == NULL || check_named == NULL || f == NULL) {
+		if (f != NULL)
+			fclose(f);
+		b->host->log(b->ctx, OPHOOK_LOG_ERROR, "out of memory");
+		goto out;
+	}
+	json_array_foreach(list, i, v)
+	{
+		fprintf(f, "zone \"%s\" IN { type master; file \"%s/%s.zone\"; };\n",
+			json_string_value(v), b->staging_named,
+			json_string_value(v));
+	}
+	fclose(f);
+	b->host->own_write(b->ctx, check);
+	ret = file_write_atomic(check, ctext, clen, 0644);
+	if (ret == 0) {
+		const char *extra[] = { check_named, NULL };
+
+		ret = bind9_run(b->checkconf_argv, extra, NULL, &out, &status,
+				&err);
+	} else {
+		err = strerror(-ret);
+	}
+	unlink(check);
+	if (ret < 0 || (status != 0 && strstr(out, "/IN: ") == NULL)) {
+		/* the tool itself failed: keep them staged, try again */
+		b->host->log(b->ctx, OPHOOK_LOG_ERROR,
+			     "batch check of %zu new zones failed: %s",
+			     json_array_size(list), ret < 0 ? err : out);
+		bind9_kick(b, 5000);
+		goto out;
+	}
+	ret = file_read_nofollow(b->conf_path, BIND9_FILE_MAX, &conf, &len);
+	if (ret == -ENOENT)
+		conf = strdup("");
+	if (conf == NULL) {
+		b->host->log(b->ctx, OPHOOK_LOG_ERROR, "%s: %s", b->conf_path,
+			     strerror(-ret));
+		bind9_kick(b, 5000);
+		goto out;
+	}
+	json_array_foreach(list, i, v)
+	{
+		const char *z = json_string_value(v);
+		char *loaded = bind9_fmt("zone %s/IN: loaded serial", z);
+		char *staged = bind9_staged_path(b, z);
+		char *path = bind9_zone_path(b, z), *file = bind9_conf_file(b, z);
+		char *next = NULL;
+
+		if (loaded == NULL || staged == NULL || path == NULL ||
+		    file == NULL) {
+			/* out of memory: stays staged */
+		} else if (strstr(out, loaded) != NULL) {
+			b->host->own_write(b->ctx, path);
+			if (lstat(path, &st) == 0) {
+				b->host->log(b->ctx, OPHOOK_LOG_WARN,
+					     "%s: %s appeared meanwhile; "
+					     "keeping it",
+					     z, path);
+				unlink(staged);
+			} else if (rename(staged, path) < 0) {
+				b->host->log(b->ctx, OPHOOK_LOG_ERROR,
+					     "%s -> %s: %s", staged, path,
+					     strerror(errno));
+				goto next;
+			}
+			if (zone_conf_add(conf, z, file, &next) == 0 &&
+			    next != NULL) {
+				free(conf);
+				conf = next;
+				conf_dirty = true;
+			}
+			json_object_del(json_object_get(zones, z), "staged");
+			added = true;
+		} else {
+			char *msg = bind9_flush_msg(out, z, staged);
+			json_t *fj = json_pack("{s:s,s:s,s:s}", "domain", z,
+					       "path", path, "error",
+					       msg != NULL ? msg : "rejected");
+			char *fields = fj != NULL ? json_dumps(fj, JSON_COMPACT)
+						  : NULL;
+
+			b->host->log(b->ctx, OPHOOK_LOG_ERROR,
+				     "%s: new zone fails named-checkconf -z, "
+				     "not added: %s",
+				     z, msg != NULL ? msg : "");
+			if (fields != NULL)
+				b->host->emit(b->ctx, "dns.zone_rejected", z,
+					      fields, &err);
+			free(fields);
+			json_decref(fj);
+			free(msg);
+			unlink(staged);
+			json_object_del(zones, z);
+		}
+next:
+		free(loaded);
+		free(staged);
+		free(path);
+		free(file);
+	}
+	if (conf_dirty && bind9_write(b, b->conf_path, conf, &err) < 0) {
+		b->host->log(b->ctx, OPHOOK_LOG_ERROR, "%s", err);
+		added = false;
+	}
+	if (bind9_state_save(b, &err) < 0)
+		b->host->log(b->ctx, OPHOOK_LOG_ERROR, "%s", err);
+	if (added)
+		b->host->log(b->ctx, OPHOOK_LOG_INFO,
+			     "%zu new zones checked in one batch",
+			     json_array_size(list));
+out:
+	pthread_mutex_unlock(&b->lock);
+	free(ctext);
+	free(out);
+	free(conf);
+	free(check);
+	free(check_named);
+	json_decref(list);
+	return added;
 }
 
 /* --- events -------------------------------------------------------------- */
@@ -711,7 +940,7 @@ static const char *bind9_parent_zone(struct bind9 *b, const char *d,
 		owner = json_string_value(json_object_get(z, "user"));
 		if (owner == NULL || strcmp(owner, user) != 0)
 			continue;
-		path = bind9_zone_path(b, parent);
+		path = bind9_zone_file(b, parent);
 		exists = path != NULL && bind9_file_exists(path);
 		free(path);
 		if (exists)
@@ -804,12 +1033,12 @@ static int bind9_vars(struct bind9 *b, const char *d, struct bind9_vars *bv,
 	return 0;
 }
 
-/* The zone text for a new domain d, checked. */
+/* The zone text for a new domain d (checked later, in a batch). */
 static int bind9_render(struct bind9 *b, const char *d, char **text_r,
 			const char **error_r)
 {
 	struct bind9_vars bv;
-	char *tmpl = NULL, *msg = NULL, *path;
+	char *tmpl = NULL;
 	size_t len;
 	int ret;
 
@@ -835,22 +1064,6 @@ static int bind9_render(struct bind9 *b, const char *d, char **text_r,
 		bind9_vars_free(&bv);
 	}
 	free(tmpl);
-	if (ret < 0)
-		return ret;
-	path = bind9_zone_path(b, d);
-	ret = path == NULL ? bind9_fail(error_r, -ENOMEM, "out of memory")
-			   : bind9_check(b, d, *text_r, path, &msg, error_r);
-	if (ret == 1)
-		ret = bind9_fail(error_r, -EINVAL,
-				 "zone rendered for %s fails named-checkzone: "
-				 "%s",
-				 d, msg);
-	free(msg);
-	free(path);
-	if (ret < 0) {
-		free(*text_r);
-		*text_r = NULL;
-	}
 	return ret;
 }
 
@@ -874,6 +1087,10 @@ static int bind9_added(struct bind9 *b, const char *d, const char *user,
 	if (path == NULL)
 		return bind9_fail(error_r, -ENOMEM, "out of memory");
 	pthread_mutex_lock(&b->lock);
+	if (bind9_is_staged(b, d)) { /* on its way in */
+		pthread_mutex_unlock(&b->lock);
+		goto out;
+	}
 	if (bind9_file_exists(path)) {
 		/* converge: the line and the owner record */
 		ret = bind9_conf_edit(b, d, true, &changed, error_r);
@@ -937,28 +1154,34 @@ static int bind9_added(struct bind9 *b, const char *d, const char *user,
 	if (ret < 0)
 		goto out;
 
+	/* stage it: the action checks all new zones in one run, moves
+	 * them in, adds their lines and reconfigs once */
 	pthread_mutex_lock(&b->lock);
-	if (!bind9_file_exists(path)) {
-		ret = mkdir_p(b->zones_dir, 0755);
+	if (!bind9_file_exists(path) && !bind9_is_staged(b, d)) {
+		char *staged = bind9_staged_path(b, d);
+
+		ret = mkdir_p(b->staging_dir, 0755);
 		if (ret < 0)
-			ret = bind9_fail(error_r, ret, "%s: %s", b->zones_dir,
-					 strerror(-ret));
-		if (ret == 0)
-			ret = bind9_write(b, path, text, error_r);
-	}
-	if (ret == 0)
-		ret = bind9_conf_edit(b, d, true, &changed, error_r);
-	if (ret == 0) {
-		if (bind9_state_zone_set(b, d, user != NULL ? user : "",
-					 text) < 0)
+			ret = bind9_fail(error_r, ret, "%s: %s",
+					 b->staging_dir, strerror(-ret));
+		else if (staged == NULL)
 			ret = bind9_fail(error_r, -ENOMEM, "out of memory");
 		else
+			ret = bind9_write(b, staged, text, error_r);
+		free(staged);
+		if (ret == 0 &&
+		    (bind9_state_zone_set(b, d, user != NULL ? user : "",
+					  text) < 0 ||
+		     json_object_set_new(bind9_state_zone(b, d), "staged",
+					 json_true()) < 0))
+			ret = bind9_fail(error_r, -ENOMEM, "out of memory");
+		if (ret == 0)
 			ret = bind9_state_save(b, error_r);
 	}
 	pthread_mutex_unlock(&b->lock);
 	if (ret == 0) {
-		b->host->log(b->ctx, OPHOOK_LOG_INFO, "%s: zone added", d);
-		bind9_reload_request(b, NULL);
+		b->host->log(b->ctx, OPHOOK_LOG_DEBUG, "%s: zone staged", d);
+		bind9_kick(b, b->window_ms);
 	}
 out:
 	free(recs);
@@ -1027,6 +1250,18 @@ static int bind9_removed(struct bind9 *b, const char *d,
 			json_object_del(subs, d);
 			ret = bind9_state_save(b, error_r);
 		}
+	}
+	if (ret == 0 && bind9_is_staged(b, d)) {
+		/* never reached named: drop the staged file */
+		char *staged = bind9_staged_path(b, d);
+
+		if (staged != NULL) {
+			b->host->own_write(b->ctx, staged);
+			unlink(staged);
+		}
+		free(staged);
+		json_object_del(json_object_get(b->state, "zones"), d);
+		ret = bind9_state_save(b, error_r);
 	}
 	if (ret == 0)
 		ret = bind9_conf_edit(b, d, false, &changed, error_r);
@@ -1212,7 +1447,7 @@ static char *bind9_zone_of(struct bind9 *b, const char *d)
 			p++;
 		if (strchr(p, '.') == NULL)
 			break;
-		path = bind9_zone_path(b, p);
+		path = bind9_zone_file(b, p);
 		exists = path != NULL && bind9_file_exists(path);
 		free(path);
 		if (exists)
@@ -1333,8 +1568,11 @@ static void bind9_fini(void *data)
 	free(b->rpemail);
 	free(b->state_path);
 	free(b->removed_dir);
+	free(b->staging_dir);
+	free(b->staging_named);
 	argv_free(&b->rndc_argv);
 	argv_free(&b->checkzone_argv);
+	argv_free(&b->checkconf_argv);
 	json_decref(b->state);
 	json_decref(b->reload);
 	pthread_mutex_destroy(&b->lock);
@@ -1404,8 +1642,22 @@ static int bind9_init_settings(struct bind9 *b, const char **error_r)
 				      &b->rndc_argv, error_r)) < 0 ||
 	    (ret = bind9_argv_setting(b, "checkzone_argv",
 				      "[\"named-checkzone\"]",
-				      &b->checkzone_argv, error_r)) < 0)
+				      &b->checkzone_argv, error_r)) < 0 ||
+	    (ret = bind9_argv_setting(b, "checkconf_argv",
+				      "[\"named-checkconf\", \"-z\"]",
+				      &b->checkconf_argv, error_r)) < 0)
 		goto out;
+	/* staged zones live beside the others, so that a named-checkconf in
+	 * named's container sees them under zone_file_in_conf */
+	b->staging_dir = bind9_fmt("%s/.ophook-staging", b->zones_dir);
+	b->staging_named =
+		strstr(b->conf_file, "{domain}") != NULL
+			? bind9_fmt("%s", b->staging_dir)
+			: bind9_fmt("%s/.ophook-staging", b->conf_file);
+	if (b->staging_dir == NULL || b->staging_named == NULL) {
+		ret = bind9_fail(error_r, -ENOMEM, "out of memory");
+		goto out;
+	}
 	if (b->server_ip == NULL)
 		b->host->log(b->ctx, OPHOOK_LOG_WARN,
 			     "setting server_ip is not set: domain.added "
@@ -1445,6 +1697,18 @@ static int bind9_init(struct ophook_ctx *ctx, const struct ophook_host *host,
 		return ret;
 	}
 	*data_r = b;
+	{
+		const char *d;
+		json_t *v;
+
+		json_object_foreach(json_object_get(b->state, "zones"), d, v)
+		{
+			if (json_is_true(json_object_get(v, "staged"))) {
+				bind9_kick(b, b->window_ms);
+				break;
+			}
+		}
+	}
 	return 0;
 }
 

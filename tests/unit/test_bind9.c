@@ -391,7 +391,8 @@ static int fx_send(struct fx *f, const char *type, const char *domain,
 	return pluginmock_send(f->m, type, domain, json, err);
 }
 
-static void fx_added(struct fx *f, const char *d, const char *user)
+/* domain.added, without running the coalesced action. */
+static void fx_stage(struct fx *f, const char *d, const char *user)
 {
 	char *json;
 	const char *err = NULL;
@@ -403,6 +404,13 @@ static void fx_added(struct fx *f, const char *d, const char *user)
 	if (ret != 0)
 		fail_msg("domain.added %s: %d %s", d, ret, err);
 	free(json);
+}
+
+/* domain.added, then the action (batch check, move in, rndc). */
+static void fx_added(struct fx *f, const char *d, const char *user)
+{
+	fx_stage(f, d, user);
+	pluginmock_run_actions(f->m);
 }
 
 static char *fx_zone(struct fx *f, const char *d)
@@ -426,8 +434,22 @@ static void test_plugin_add(void **state)
 	    access("/usr/sbin/named-checkzone", X_OK) != 0)
 		skip();
 	fx_init(f);
-	fx_added(f, "example.test", "bob");
-	fx_added(f, "example.test", "bob"); /* twice: no change */
+	fx_stage(f, "example.test", "bob");
+	fx_stage(f, "example.test", "bob"); /* twice: no change */
+	/* staged: not in zones_dir, no line yet */
+	assert_null(fx_zone(f, "example.test"));
+	if (asprintf(&zpath, "%s/.ophook-staging/example.test.zone", f->zones) < 0)
+		abort();
+	assert_true(bind9_file_exists(zpath));
+	free(zpath);
+	conf = slurp(f->conf);
+	assert_null(strstr(conf, "example.test"));
+	free(conf);
+	assert_true(pluginmock_action_pending(f->m, "rndc"));
+	assert_int_equal(pluginmock_action_delay(f->m, "rndc"), 50);
+	fx_stage(f, "second.test", "bob");
+	pluginmock_run_actions(f->m);
+	assert_int_equal(pluginmock_log_grep(f->m, "2 new zones checked in one batch"), 1);
 	zone = fx_zone(f, "example.test");
 	assert_non_null(zone);
 	assert_int_equal(zone_serial_get(zone, &serial), 0);
@@ -440,11 +462,9 @@ static void test_plugin_add(void **state)
 	assert_int_equal(count(conf, "zone \"example.test\""), 1);
 	assert_non_null(strstr(conf, zpath));
 	assert_non_null(strstr(conf, "// keep me\nzone \"other.test\""));
+	assert_int_equal(count(conf, "zone \"second.test\""), 1);
 	assert_true(pluginmock_own_written(f->m, f->conf));
-	assert_true(pluginmock_action_pending(f->m, "rndc"));
-	assert_int_equal(pluginmock_action_delay(f->m, "rndc"), 50);
-	fx_added(f, "second.test", "bob");
-	pluginmock_run_actions(f->m);
+	fx_added(f, "example.test", "bob"); /* again: nothing */
 	log = slurp(f->rndc_log);
 	assert_string_equal(log, "reconfig\n"); /* one for both */
 	assert_int_equal(pluginmock_log_grep(f->m, "reloads=1"), 1);
@@ -741,6 +761,55 @@ static void test_plugin_dkim(void **state)
 				 &err), -ENOENT);
 }
 
+static void test_plugin_sub_of_staged(void **state)
+{
+	struct fx *f = *state;
+	char *zone;
+
+	fx_init(f);
+	fx_stage(f, "example.test", "bob");
+	fx_stage(f, "blog.example.test", "bob");
+	pluginmock_run_actions(f->m);
+	zone = fx_zone(f, "example.test");
+	assert_non_null(strstr(zone, "blog.example.test. 14400 IN A 192.0.2.10"));
+	free(zone);
+	assert_null(fx_zone(f, "blog.example.test"));
+}
+
+static void test_plugin_batch_rejects(void **state)
+{
+	struct fx *f = *state;
+	char *tmpl, *json, *conf;
+
+	/* a template that renders a broken zone for long names only */
+	if (asprintf(&tmpl, "%s/tmpl.txt", pluginmock_tmp(f->m)) < 0 ||
+	    asprintf(&json, "\"%s\"", tmpl) < 0)
+		abort();
+	spew(tmpl, "@ IN SOA {ns1}. {rpemail}. ( 1 1h 15m 1w 1h )\n"
+		   "@ IN NS {ns1}.\nns1 IN A {server_ip}\n"
+		   "{domain}. IN A {server_ip}\n"
+		   "x.long-enough-to-break.the-255-byte-limit-of-names"
+		   ".in-dns.for-a-long-domain IN A {server_ip}\n");
+	pluginmock_set_setting(f->m, "zone_template", json);
+	fx_init(f);
+	fx_stage(f, "good.test", "bob");
+	fx_stage(f, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa."
+		    "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb."
+		    "ccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc.test", "bob");
+	pluginmock_run_actions(f->m);
+	assert_int_equal(pluginmock_emitted_count(f->m, "dns.zone_rejected"), 1);
+	assert_non_null(strstr(pluginmock_emitted(f->m, 0)->subject, "aaaa"));
+	conf = slurp(f->conf);
+	assert_non_null(strstr(conf, "zone \"good.test\""));
+	assert_null(strstr(conf, "aaaa"));
+	free(conf);
+	conf = fx_zone(f, "good.test");
+	assert_non_null(conf);
+	free(conf);
+	free(json);
+	free(tmpl);
+}
+
 static void test_plugin_state_reload(void **state)
 {
 	struct fx *f = *state;
@@ -778,6 +847,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_plugin_changed, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_plugin_removed, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_plugin_dkim, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_plugin_sub_of_staged, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_plugin_batch_rejects, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_plugin_state_reload, fx_setup, fx_teardown),
 	};
 
