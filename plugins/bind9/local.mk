@@ -17,3 +17,6 @@ tests_unit_test_bind9_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_bind9_LDADD = tests/unit/libpluginmock.la \
 	plugins/common/libplugcommon.la plugins/libplugutil.la \
 	$(CMOCKA_LIBS) $(JANSSON_LIBS) -lpthread
+
+TESTS += tests/integration/bind9.sh
+EXTRA_DIST += tests/integration/bind9.sh

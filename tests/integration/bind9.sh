@@ -1,0 +1,150 @@
+#!/bin/sh
+# Integration test of the bind9 plugin with a real named (Debian's BIND 9):
+# named on a loopback high port with rndc on loopback (key from
+# rndc-confgen -a), ophookd with the bind9 and log plugins.  Domain events
+# are emitted with ophookctl (the tree's domains come from the caddy
+# folder, which this test does not use); dns.zone.changed is emitted after
+# each edit (the zones folder is outside the watched tree here; a second
+# event from a watcher would change nothing).
+. "$top_srcdir/tests/lib.sh"
+
+need named rndc rndc-confgen dig named-checkzone named-checkconf python3
+[ -x "$OPHOOKD" ] && [ -x "$OPHOOKCTL" ] || skip_all "ophookd/ophookctl not built"
+[ -f "$PLUGIN_BUILD_DIRS/bind9/.libs/bind9.so" ] || skip_all "bind9 plugin not built"
+
+DNS=$(free_port)
+RNDC=$(free_port)
+IP=192.0.2.44
+ZONES="$T/bind/zones"
+CONF_LOCAL="$T/bind/named.conf.local"
+mkdir -p "$ZONES" "$T/named"
+
+rndc-confgen -a -A hmac-sha256 -c "$T/rndc.key" -k rndc-key >/dev/null 2>&1 ||
+	skip_all "rndc-confgen -a failed"
+RNDC_CMD="rndc -s 127.0.0.1 -p $RNDC -k $T/rndc.key"
+
+# A zone that is not the plugin's, and lines around it that must stay.
+cat > "$T/bind/keep.test.zone" <<EOF
+\$TTL 300
+@ IN SOA ns1.keep.test. root.keep.test. ( 1 3600 600 86400 300 )
+@ IN NS ns1.keep.test.
+ns1 IN A 192.0.2.1
+@ IN A 192.0.2.1
+EOF
+cat > "$CONF_LOCAL" <<EOF
+// zones of this server
+zone "keep.test" IN { type master; file "$T/bind/keep.test.zone"; };
+// the line after keep.test
+EOF
+
+cat > "$T/named.conf" <<EOF
+include "$T/rndc.key";
+options {
+	directory "$T/named";
+	listen-on port $DNS { 127.0.0.1; };
+	listen-on-v6 { none; };
+	pid-file "$T/named/named.pid";
+	session-keyfile "$T/named/session.key";
+	managed-keys-directory "$T/named";
+	allow-new-zones yes;
+	recursion no;
+	dnssec-validation no;
+};
+controls {
+	inet 127.0.0.1 port $RNDC allow { 127.0.0.1; } keys { "rndc-key"; };
+};
+include "$CONF_LOCAL";
+EOF
+
+named -g -c "$T/named.conf" >"$T/named.log" 2>&1 &
+cleanup_pid $!
+if ! wait_for 30 $RNDC_CMD status; then
+	tail -n 20 "$T/named.log" | sed 's/^/# named: /'
+	echo "Bail out! named did not come up"
+	exit 1
+fi
+
+# answer NAME [TYPE]: named's short answer
+answer() { dig @127.0.0.1 -p "$DNS" +short +time=2 +tries=1 "$1" "${2:-A}" 2>/dev/null; }
+answers() { [ "$(answer "$1" "${3:-A}")" = "$2" ]; }
+refused() { dig @127.0.0.1 -p "$DNS" +time=2 +tries=1 "$1" A 2>/dev/null | grep -q "status: REFUSED"; }
+serial() { answer "$1" SOA | awk '{print $3}'; }
+has_event() { # TYPE SUBJECT
+	grep "\"type\": *\"$1\"" "$T/events.log" 2>/dev/null |
+		grep -q "\"subject\": *\"$2\""
+}
+
+write_config "  bind9:
+    settings:
+      zones_dir: $ZONES
+      named_conf_local: $CONF_LOCAL
+      server_ip: $IP
+      window_ms: 200
+      rndc_argv: [\"rndc\", \"-s\", \"127.0.0.1\", \"-p\", \"$RNDC\", \"-k\", \"$T/rndc.key\"]"
+install_plugins bind9 log
+start_ophookd || { echo "Bail out! ophookd did not start"; exit 1; }
+
+ok "$(answers keep.test 192.0.2.1; echo $?)" "named serves the zone that is not ours"
+
+# --- an added domain is answered --------------------------------------------
+ctl emit domain.added example.test domain=example.test user=bob >/dev/null
+ok "$(wait_for 30 answers example.test $IP; echo $?)" "added domain answers with the server IP"
+ok "$(answers www.example.test "example.test.
+$IP"; echo $?)" "www answers (CNAME to the domain)"
+is "$(grep -c 'zone "example.test"' "$CONF_LOCAL")" 1 "one zone line for example.test"
+ctl emit domain.added example.test domain=example.test user=bob >/dev/null
+ctl emit domain.added other.test domain=other.test user=alice >/dev/null
+ok "$(wait_for 30 answers other.test $IP; echo $?)" "a second domain answers"
+is "$(grep -c 'zone "example.test"' "$CONF_LOCAL")" 1 "added twice: still one line"
+S1=$(serial example.test)
+ok "$(expr "$S1" : '20[0-9]\{8\}$' >/dev/null; echo $?)" "serial is YYYYMMDDnn ($S1)"
+
+# --- a subdomain of the same user goes into the parent zone ------------------
+ctl emit domain.added blog.example.test domain=blog.example.test user=bob >/dev/null
+ok "$(wait_for 30 answers blog.example.test $IP; echo $?)" "subdomain answers from the parent zone"
+ok "$([ ! -e "$ZONES/blog.example.test.zone" ]; echo $?)" "no zone file of its own"
+is "$(grep -c 'zone "blog.example.test"' "$CONF_LOCAL")" 0 "no zone line of its own"
+
+# --- an in-place edit without a serial bump ----------------------------------
+S2=$(serial example.test)
+printf 'edited 300 IN A 192.0.2.55\n' >> "$ZONES/example.test.zone"
+ctl emit dns.zone.changed example.test domain=example.test path="$ZONES/example.test.zone" >/dev/null
+ok "$(wait_for 30 answers edited.example.test 192.0.2.55; echo $?)" "edit without serial bump is served"
+S3=$(serial example.test)
+ok "$([ "$S3" -gt "$S2" ]; echo $?)" "the plugin bumped the serial ($S2 -> $S3)"
+
+# --- a broken zone leaves the old answers ------------------------------------
+cp "$ZONES/example.test.zone" "$T/good.zone"
+printf 'this is not a record\n' >> "$ZONES/example.test.zone"
+ctl emit dns.zone.changed example.test domain=example.test path="$ZONES/example.test.zone" >/dev/null
+ok "$(wait_for 30 has_event dns.zone_rejected example.test; echo $?)" "dns.zone_rejected raised"
+ok "$(grep 'dns.zone_rejected' "$T/events.log" | grep -q 'unknown RR type'; echo $?)" \
+	"the event carries named-checkzone's message"
+ok "$(answers example.test $IP; echo $?)" "broken zone: old answers still served"
+ok "$(answers edited.example.test 192.0.2.55; echo $?)" "broken zone: old edit still served"
+is "$(serial example.test)" "$S3" "broken zone: old serial still served"
+cp "$T/good.zone" "$ZONES/example.test.zone"
+
+# --- a removed domain is no longer answered ----------------------------------
+grep -v "^zone \"example.test\" " "$CONF_LOCAL" > "$T/conf.expected"
+ctl emit domain.removed example.test domain=example.test >/dev/null
+ok "$(wait_for 30 refused example.test; echo $?)" "removed domain is no longer answered"
+ok "$(cmp -s "$CONF_LOCAL" "$T/conf.expected"; echo $?)" \
+	"named.conf.local keeps every other line byte for byte"
+ok "$(grep -q '^// the line after keep.test$' "$CONF_LOCAL"; echo $?)" "the line after is kept"
+ok "$(answers other.test $IP; echo $?)" "the other domain still answers"
+ok "$(answers keep.test 192.0.2.1; echo $?)" "the zone that is not ours still answers"
+ok "$(ls "$ZONES/.removed/" 2>/dev/null | grep -q '^example.test.zone\.'; echo $?)" \
+	"zone file archived under .removed/"
+
+# --- hostile names touch nothing ---------------------------------------------
+before=$(cat "$CONF_LOCAL"; ls -a "$ZONES")
+ctl emit domain.added evil.test 'domain=../../etc/x"; };' user=bob >/dev/null 2>&1
+ctl emit domain.added 'x;rm.test' 'domain=x;rm.test' user=bob >/dev/null 2>&1
+sleep 1
+is "$(cat "$CONF_LOCAL"; ls -a "$ZONES")" "$before" "hostile names change no file"
+
+ok "$(grep -q 'reloads=' "$T/ophookd.log"; echo $?)" "reloads are counted in the log"
+diag "$(grep -o 'rndc [a-z]*[^[]*\[reloads=[0-9]*\]' "$T/ophookd.log" | tail -n 1)"
+
+done_testing
