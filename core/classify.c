@@ -665,6 +665,7 @@ static bool ip_token_valid(const char *s)
 {
 	char buf[64], *slash;
 	unsigned char addr[16];
+	long bits = -1;
 
 	if (strlen(s) >= sizeof(buf))
 		return false;
@@ -672,14 +673,15 @@ static bool ip_token_valid(const char *s)
 	slash = strchr(buf, '/');
 	if (slash != NULL) {
 		char *end;
-		long bits = strtol(slash + 1, &end, 10);
 
+		bits = strtol(slash + 1, &end, 10);
 		if (*end != '\0' || slash[1] == '\0' || bits < 0 || bits > 128)
 			return false;
 		*slash = '\0';
 	}
-	return inet_pton(AF_INET, buf, addr) == 1 ||
-	       inet_pton(AF_INET6, buf, addr) == 1;
+	if (inet_pton(AF_INET, buf, addr) == 1)
+		return bits <= 32;
+	return inet_pton(AF_INET6, buf, addr) == 1;
 }
 
 json_t *classify_deny_ips(const char *content, size_t len,
@@ -1063,10 +1065,10 @@ int64_t classify_zone_serial(const char *content, size_t len)
 
 				errno = 0;
 				v = strtoll(tok, &end, 10);
-				free(line);
 				if (*end != '\0' || errno != 0 || v < 0 ||
 				    v > 4294967295LL)
-					return -1;
+					v = -1;
+				free(line);
 				return v;
 			}
 		}

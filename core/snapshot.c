@@ -85,8 +85,10 @@ static int snapshot_load(struct snapshot *s, bool *fresh_r,
 		e->hash = (uint64_t)sqlite3_column_int64(st, 4);
 		e->is_dir = sqlite3_column_int(st, 5) != 0;
 		e->facts = facts != NULL ? xstrdup(facts) : NULL;
-		snapshot_entry_free(hmap_put(
-			s->mem, (const char *)sqlite3_column_text(st, 0), e));
+		e = hmap_put(s->mem, (const char *)sqlite3_column_text(st, 0),
+			     e);
+		if (e != NULL)
+			snapshot_entry_free(e);
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
@@ -161,7 +163,7 @@ void snapshot_close(struct snapshot **sp)
 
 	if (s == NULL)
 		return;
-	if (s->db != NULL && hmap_count(s->queue) > 0)
+	if (s->db != NULL && snapshot_pending(s) > 0)
 		(void)snapshot_flush(s, &err);
 	sqlite3_finalize(s->upsert);
 	sqlite3_finalize(s->del);

@@ -1,0 +1,611 @@
+/* Unit tests for the classifier: paths (including hostile names), every
+ * content parser, and the events of each lifecycle. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "classify.h"
+
+#include "test_classify_certs.inc"
+
+#define ROOT "/etc/openpanel"
+
+static enum classify_kind kind_of(const char *path, struct classify_target *t,
+				  const char **why)
+{
+	return classify_path(ROOT, path, t, why);
+}
+
+/* Classify content against old facts (JSON text or NULL). */
+static void run(const char *path, const char *content, const char *aux,
+		bool existed, const char *old_facts, struct classify_result *r)
+{
+	struct classify_target t;
+	const char *why;
+	json_t *old = old_facts ? json_loads(old_facts, 0, NULL) : NULL;
+	struct classify_input in = {
+		.path = path,
+		.content = content,
+		.len = content ? strlen(content) : 0,
+		.aux = aux,
+		.aux_len = aux ? strlen(aux) : 0,
+		.existed = existed,
+		.old_facts = old,
+	};
+
+	memset(r, 0, sizeof(*r));
+	assert_int_not_equal(kind_of(path, &t, &why), CLASSIFY_NONE);
+	classify_content(&t, &in, r);
+	json_decref(old);
+}
+
+static const char *ev_type(const struct classify_result *r, size_t i)
+{
+	assert_true(i < r->n_events);
+	return r->events[i].type;
+}
+
+static const char *ev_str(const struct classify_result *r, size_t i,
+			  const char *key)
+{
+	return json_string_value(json_object_get(r->events[i].payload, key));
+}
+
+static char *facts_text(const struct classify_result *r)
+{
+	return r->facts ? json_dumps(r->facts, JSON_COMPACT | JSON_SORT_KEYS)
+			: NULL;
+}
+
+static void test_paths(void **state)
+{
+	struct classify_target t;
+	const char *why;
+
+	(void)state;
+	assert_int_equal(kind_of(ROOT "/caddy/domains/example.com.conf", &t,
+				 &why), CLASSIFY_DOMAIN_CONF);
+	assert_string_equal(t.name, "example.com");
+	assert_int_equal(kind_of(ROOT "/caddy/ssl/certificates/"
+				 "acme-v02.api.letsencrypt.org-directory/"
+				 "example.com/example.com.json", &t, &why),
+			 CLASSIFY_CERT_JSON);
+	assert_string_equal(t.issuer, "acme-v02.api.letsencrypt.org-directory");
+	assert_int_equal(kind_of(ROOT "/caddy/ssl/local/example.com/"
+				 "example.com.json", &t, &why),
+			 CLASSIFY_CERT_JSON);
+	assert_int_equal(kind_of(ROOT "/caddy/ssl/local/example.com/"
+				 "example.com.crt", &t, &why), CLASSIFY_NONE);
+	assert_int_equal(kind_of(ROOT "/caddy/ssl/local/example.com/"
+				 "other.com.json", &t, &why), CLASSIFY_NONE);
+	assert_int_equal(kind_of(ROOT "/caddy/ssl/custom/example.com/"
+				 "fullchain.pem", &t, &why),
+			 CLASSIFY_CUSTOM_CERT);
+	assert_int_equal(kind_of(ROOT "/caddy/ssl/custom/example.com/key.pem",
+				 &t, &why), CLASSIFY_NONE);
+	assert_int_equal(kind_of(ROOT "/openpanel/core/users/bob", &t, &why),
+			 CLASSIFY_USER_DIR);
+	assert_string_equal(t.name, "bob");
+	assert_int_equal(kind_of(ROOT "/openpanel/core/users/bob/x", &t, &why),
+			 CLASSIFY_NONE);
+	assert_int_equal(kind_of(ROOT "/caddy/deny/bob.ips", &t, &why),
+			 CLASSIFY_DENYLIST);
+	assert_int_equal(kind_of(ROOT "/openpanel/conf/openpanel.config", &t,
+				 &why), CLASSIFY_PANEL_CONFIG);
+	assert_int_equal(kind_of("/etc/bind/zones/example.com.zone", &t, &why),
+			 CLASSIFY_ZONE);
+	assert_string_equal(t.name, "example.com");
+	assert_int_equal(kind_of("/etc/bind/named.conf.local", &t, &why),
+			 CLASSIFY_NAMED_CONF);
+	assert_int_equal(kind_of("/usr/local/mail/openmail/docker-data/dms/"
+				 "config/postfix-accounts.cf", &t, &why),
+			 CLASSIFY_MAIL_ACCOUNTS);
+	assert_int_equal(kind_of("/x/postfix-virtual.cf", &t, &why),
+			 CLASSIFY_MAIL_VIRTUAL);
+	/* unrelated */
+	assert_int_equal(kind_of(ROOT "/caddy/Caddyfile", &t, &why),
+			 CLASSIFY_NONE);
+	assert_null(why);
+	assert_int_equal(kind_of(ROOT "/caddy/domains/sub/x.com.conf", &t,
+				 &why), CLASSIFY_NONE);
+	assert_int_equal(kind_of("/etc/openpanelx/caddy/domains/x.com.conf",
+				 &t, &why), CLASSIFY_NONE);
+	assert_int_equal(kind_of(ROOT "/caddy/domains/../domains/x.com.conf",
+				 &t, &why), CLASSIFY_NONE);
+}
+
+static void test_hostile_names(void **state)
+{
+	static const char *const bad[] = {
+		"a;b.com", "$(reboot).com", "a b.com", "a\nb.com", "`id`.com",
+		"-a.com", "a-.com", "localhost", "a..com", "a.com.", "*.a.com",
+		"xn--\xc3\xa9.com", "a/b.com",
+		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		".com",
+	};
+	struct classify_target t;
+	const char *why;
+	char path[512];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(path, sizeof(path), ROOT "/caddy/domains/%s.conf",
+			 bad[i]);
+		assert_int_equal(kind_of(path, &t, &why), CLASSIFY_NONE);
+		if (strchr(bad[i], '/') == NULL)
+			assert_non_null(why);
+		snprintf(path, sizeof(path), "/etc/bind/zones/%s.zone", bad[i]);
+		assert_int_equal(kind_of(path, &t, &why), CLASSIFY_NONE);
+	}
+	/* a 300-byte name does not overflow */
+	char big[400];
+	memset(big, 'a', sizeof(big));
+	memcpy(big, ROOT "/caddy/domains/", strlen(ROOT "/caddy/domains/"));
+	strcpy(big + 380, ".com.conf");
+	assert_int_equal(kind_of(big, &t, &why), CLASSIFY_NONE);
+	assert_non_null(why);
+	/* hostile user names */
+	assert_int_equal(kind_of(ROOT "/openpanel/core/users/..", &t, &why),
+			 CLASSIFY_NONE);
+	assert_int_equal(kind_of(ROOT "/caddy/deny/Bob;x.ips", &t, &why),
+			 CLASSIFY_NONE);
+	assert_non_null(why);
+}
+
+static void test_ignored(void **state)
+{
+	(void)state;
+	assert_true(classify_ignored_name("sedAb12Cd"));
+	assert_true(classify_ignored_name("x.com.conf.swp"));
+	assert_true(classify_ignored_name(".x.com.conf.swp"));
+	assert_true(classify_ignored_name("x.com.conf~"));
+	assert_true(classify_ignored_name(".#x.com.conf"));
+	assert_true(classify_ignored_name("4913"));
+	assert_true(classify_ignored_name("x.com.crt.tmp"));
+	assert_true(classify_ignored_name("x.com.crt.tmp123"));
+	assert_true(classify_ignored_name(".x.com.crt123456"));
+	assert_false(classify_ignored_name("x.com.conf"));
+	assert_false(classify_ignored_name("sedan.com.conf"));
+	assert_false(classify_ignored_name("tmpfoo.com.conf"));
+}
+
+static const char conf_live[] =
+	"example.com, www.example.com {\n"
+	"    reverse_proxy http://127.0.0.1:8080\n"
+	"}\n";
+static const char conf_susp_user[] =
+	"# suspended by admin: unpaid\n"
+	"example.com {\n"
+	"    root * /etc/openpanel/caddy/templates\n"
+	"    rewrite * /suspended_user.html\n"
+	"    file_server\n"
+	"}\n";
+static const char conf_susp_domain[] =
+	"example.com {\n"
+	"    root * /etc/openpanel/caddy/templates\n"
+	"    rewrite * /suspended_domain.html\n"
+	"    file_server\n"
+	"}\n";
+
+#define CONF ROOT "/caddy/domains/example.com.conf"
+
+static void test_domain_lifecycle(void **state)
+{
+	struct classify_result r;
+	char *f;
+
+	(void)state;
+	run(CONF, conf_live, NULL, false, NULL, &r);
+	assert_int_equal(r.n_events, 1);
+	assert_string_equal(ev_type(&r, 0), "domain.added");
+	assert_string_equal(r.events[0].subject, "example.com");
+	assert_string_equal(ev_str(&r, 0, "domain"), "example.com");
+	assert_string_equal(ev_str(&r, 0, "path"), CONF);
+	assert_null(r.facts);
+	classify_result_clear(&r);
+
+	run(CONF, conf_live, NULL, true, NULL, &r);
+	assert_int_equal(r.n_events, 1);
+	assert_string_equal(ev_type(&r, 0), "domain.updated");
+	classify_result_clear(&r);
+
+	run(CONF, conf_susp_user, NULL, true, NULL, &r);
+	assert_int_equal(r.n_events, 1);
+	assert_string_equal(ev_type(&r, 0), "domain.suspended");
+	assert_string_equal(ev_str(&r, 0, "reason"), "user");
+	assert_string_equal(ev_str(&r, 0, "comment"), "suspended by admin: unpaid");
+	f = facts_text(&r);
+	classify_result_clear(&r);
+
+	run(CONF, conf_susp_user, NULL, true, f, &r);
+	assert_string_equal(ev_type(&r, 0), "domain.updated");
+	classify_result_clear(&r);
+
+	run(CONF, conf_live, NULL, true, f, &r);
+	assert_int_equal(r.n_events, 1);
+	assert_string_equal(ev_type(&r, 0), "domain.unsuspended");
+	assert_string_equal(ev_str(&r, 0, "reason"), "user");
+	assert_null(r.facts);
+	classify_result_clear(&r);
+	free(f);
+
+	run(CONF, conf_susp_domain, NULL, true, NULL, &r);
+	assert_string_equal(ev_type(&r, 0), "domain.suspended");
+	assert_string_equal(ev_str(&r, 0, "reason"), "domain");
+	assert_null(ev_str(&r, 0, "comment"));
+	classify_result_clear(&r);
+
+	run(CONF, NULL, NULL, true, NULL, &r);
+	assert_int_equal(r.n_events, 1);
+	assert_string_equal(ev_type(&r, 0), "domain.removed");
+	classify_result_clear(&r);
+
+	run(CONF, NULL, NULL, false, NULL, &r);
+	assert_int_equal(r.n_events, 0);
+	classify_result_clear(&r);
+}
+
+static void test_suspended_parser(void **state)
+{
+	const char *reason;
+	char *comment;
+
+	(void)state;
+	/* a page name only in a comment, or with reverse_proxy active */
+	const char *c1 = "# suspended_user.html\nx {\n file_server\n"
+			 " reverse_proxy a\n}\n";
+	assert_false(classify_conf_suspended(c1, strlen(c1), &reason,
+					     &comment));
+	assert_null(comment);
+	const char *c2 = "x {\n rewrite * /suspended_user.html\n}\n";
+	assert_false(classify_conf_suspended(c2, strlen(c2), &reason,
+					     &comment));
+	/* binary garbage */
+	const char c3[] = "\xff\xfe\x00suspended_user.html file_server\r\n#\x01\xff";
+	assert_true(classify_conf_suspended(c3, sizeof(c3) - 1, &reason,
+					    &comment));
+	assert_string_equal(reason, "user");
+	free(comment);
+}
+
+#define CERTJSON ROOT "/caddy/ssl/certificates/local/a.example.com/a.example.com.json"
+
+static void test_cert(void **state)
+{
+	struct classify_result r;
+	struct classify_cert c;
+	const char *why;
+	char *f;
+
+	(void)state;
+	assert_int_equal(classify_cert_parse(cert1_pem, strlen(cert1_pem), &c,
+					     &why), 0);
+	assert_string_equal(c.serial, "1235");
+	assert_string_equal(c.not_after, CERT1_NOT_AFTER);
+	assert_int_equal(json_array_size(c.names), 3);
+	assert_string_equal(json_string_value(json_array_get(c.names, 0)),
+			    "a.example.com");
+	assert_string_equal(json_string_value(json_array_get(c.names, 2)),
+			    "127.0.0.1");
+	json_decref(c.names);
+	assert_int_equal(classify_cert_parse("garbage", 7, &c, &why), -EINVAL);
+
+	run(CERTJSON, "{}", cert1_pem, false, NULL, &r);
+	assert_int_equal(r.n_events, 1);
+	assert_string_equal(ev_type(&r, 0), "cert.issued");
+	assert_string_equal(ev_str(&r, 0, "serial"), "1235");
+	assert_string_equal(ev_str(&r, 0, "issuer"), "local");
+	assert_string_equal(ev_str(&r, 0, "path"),
+			    ROOT "/caddy/ssl/certificates/local/a.example.com/"
+				 "a.example.com.crt");
+	f = facts_text(&r);
+	classify_result_clear(&r);
+
+	run(CERTJSON, "{\"x\":1}", cert1_pem, true, f, &r);
+	assert_int_equal(r.n_events, 0);
+	classify_result_clear(&r);
+
+	run(CERTJSON, "{}", cert2_pem, true, f, &r);
+	assert_int_equal(r.n_events, 1);
+	assert_string_equal(ev_type(&r, 0), "cert.renewed");
+	assert_string_equal(ev_str(&r, 0, "serial"), "1236");
+	assert_string_equal(ev_str(&r, 0, "old_serial"), "1235");
+	classify_result_clear(&r);
+
+	/* .crt missing or malformed: a warning, old facts kept */
+	run(CERTJSON, "{}", NULL, true, f, &r);
+	assert_int_equal(r.n_events, 0);
+	assert_int_equal(r.n_warnings, 1);
+	assert_non_null(r.facts);
+	classify_result_clear(&r);
+	run(CERTJSON, "{}", "-----BEGIN CERTIFICATE-----\nAAAA\n", true, f, &r);
+	assert_int_equal(r.n_events, 0);
+	assert_int_equal(r.n_warnings, 1);
+	classify_result_clear(&r);
+	free(f);
+
+	run(ROOT "/caddy/ssl/custom/a.example.com/fullchain.pem", cert2_pem,
+	    NULL, false, NULL, &r);
+	assert_int_equal(r.n_events, 1);
+	assert_string_equal(ev_type(&r, 0), "cert.installed");
+	assert_string_equal(ev_str(&r, 0, "serial"), "1236");
+	f = facts_text(&r);
+	classify_result_clear(&r);
+	run(ROOT "/caddy/ssl/custom/a.example.com/fullchain.pem", cert2_pem,
+	    NULL, true, f, &r);
+	assert_int_equal(r.n_events, 0);
+	classify_result_clear(&r);
+	free(f);
+}
+
+static void test_user_dir(void **state)
+{
+	struct classify_result r;
+
+	(void)state;
+	run(ROOT "/openpanel/core/users/bob", "", NULL, false, NULL, &r);
+	assert_int_equal(r.n_events, 1);
+	assert_string_equal(ev_type(&r, 0), "user.added");
+	assert_string_equal(r.events[0].subject, "user:bob");
+	assert_string_equal(ev_str(&r, 0, "user"), "bob");
+	classify_result_clear(&r);
+	run(ROOT "/openpanel/core/users/bob", NULL, NULL, true, NULL, &r);
+	assert_string_equal(ev_type(&r, 0), "user.removed");
+	classify_result_clear(&r);
+	run(ROOT "/openpanel/core/users/bob", "", NULL, true, NULL, &r);
+	assert_int_equal(r.n_events, 0);
+	classify_result_clear(&r);
+}
+
+static void test_denylist(void **state)
+{
+	struct classify_result r;
+	char *f, *s;
+	const char *d1 = "@blocked {\n    remote_ip 1.2.3.4 10.0.0.0/8\n}\n"
+			 "respond @blocked 403\n";
+	const char *d2 = "@blocked {\n    remote_ip 10.0.0.0/8 2001:db8::1 "
+			 "not-an-ip 1.2.3.4/99 $(id)\n}\nrespond @blocked 403\n";
+
+	(void)state;
+	run(ROOT "/caddy/deny/bob.ips", d1, NULL, false, NULL, &r);
+	assert_int_equal(r.n_events, 1);
+	assert_string_equal(ev_type(&r, 0), "user.denylist.changed");
+	assert_string_equal(r.events[0].subject, "user:bob");
+	s = json_dumps(json_object_get(r.events[0].payload, "added"),
+		       JSON_COMPACT);
+	assert_string_equal(s, "[\"1.2.3.4\",\"10.0.0.0/8\"]");
+	free(s);
+	f = facts_text(&r);
+	classify_result_clear(&r);
+
+	run(ROOT "/caddy/deny/bob.ips", d2, NULL, true, f, &r);
+	assert_int_equal(r.n_events, 1);
+	assert_int_equal(r.n_warnings, 3);
+	s = json_dumps(r.events[0].payload, JSON_COMPACT | JSON_SORT_KEYS);
+	assert_non_null(strstr(s, "\"added\":[\"2001:db8::1\"]"));
+	assert_non_null(strstr(s, "\"removed\":[\"1.2.3.4\"]"));
+	free(s);
+	classify_result_clear(&r);
+
+	run(ROOT "/caddy/deny/bob.ips", d1, NULL, true, f, &r);
+	assert_int_equal(r.n_events, 0);
+	classify_result_clear(&r);
+	run(ROOT "/caddy/deny/bob.ips", NULL, NULL, true, f, &r);
+	assert_int_equal(r.n_events, 1);
+	assert_int_equal(json_array_size(json_object_get(r.events[0].payload,
+							 "removed")), 2);
+	classify_result_clear(&r);
+	free(f);
+}
+
+static void test_ini(void **state)
+{
+	struct classify_result r;
+	char *f, *s;
+	const char *c1 = "# comment\nns1 = ns1.a.com\n[DEFAULT]\nmail=x\n"
+			 "[STATS]\ngoaccess = yes\nbroken line\n[bad\n";
+	const char *c2 = "ns1 = ns9.a.com\n[DEFAULT]\nmail=x\n[STATS]\n"
+			 "enabled_modules=a,b\n";
+
+	(void)state;
+	run(ROOT "/openpanel/conf/openpanel.config", c1, NULL, false, NULL, &r);
+	assert_int_equal(r.n_warnings, 2);
+	assert_int_equal(r.n_events, 1);
+	assert_string_equal(ev_type(&r, 0), "config.changed");
+	assert_string_equal(r.events[0].subject, "config");
+	f = facts_text(&r);
+	classify_result_clear(&r);
+	run(ROOT "/openpanel/conf/openpanel.config", c2, NULL, true, f, &r);
+	assert_int_equal(r.n_events, 1);
+	s = json_dumps(json_object_get(r.events[0].payload, "changes"),
+		       JSON_COMPACT);
+	assert_string_equal(s,
+		"[{\"key\":\"STATS.enabled_modules\",\"old\":null,\"new\":\"a,b\"},"
+		"{\"key\":\"STATS.goaccess\",\"old\":\"yes\",\"new\":null},"
+		"{\"key\":\"ns1\",\"old\":\"ns1.a.com\",\"new\":\"ns9.a.com\"}]");
+	free(s);
+	classify_result_clear(&r);
+	free(f);
+}
+
+static const char zone1[] =
+	"$TTL 1h\n"
+	"@ IN SOA ns1.a.com. hostmaster.a.com. ( ; comment\n"
+	"   2026112801 ; serial\n"
+	"   3600 600 1209600 3600 )\n"
+	"@ IN NS ns1.a.com.\n";
+
+static void test_zone(void **state)
+{
+	struct classify_result r;
+	char *f;
+
+	(void)state;
+	assert_int_equal(classify_zone_serial(zone1, strlen(zone1)),
+			 2026112801);
+	assert_int_equal(classify_zone_serial("@ SOA a b 12", 12), 12);
+	assert_int_equal(classify_zone_serial("@ SOA a b x", 11), -1);
+	assert_int_equal(classify_zone_serial("nothing", 7), -1);
+	assert_int_equal(classify_zone_serial("@ SOA a", 7), -1);
+
+	run("/etc/bind/zones/a.com.zone", zone1, NULL, false, NULL, &r);
+	assert_int_equal(r.n_events, 1);
+	assert_string_equal(ev_type(&r, 0), "dns.zone.changed");
+	assert_string_equal(r.events[0].subject, "a.com");
+	assert_int_equal(json_integer_value(json_object_get(
+				 r.events[0].payload, "serial")), 2026112801);
+	f = facts_text(&r);
+	classify_result_clear(&r);
+	run("/etc/bind/zones/a.com.zone", "garbage", NULL, true, f, &r);
+	assert_int_equal(r.n_events, 1);
+	assert_int_equal(r.n_warnings, 1);
+	assert_int_equal(json_integer_value(json_object_get(
+				 r.events[0].payload, "old_serial")), 2026112801);
+	classify_result_clear(&r);
+	free(f);
+}
+
+static void test_named(void **state)
+{
+	struct classify_result r;
+	char *f;
+	const char *n1 = "zone \"a.com\" IN { type master; file \"/etc/bind/zones/a.com.zone\"; };\n"
+			 "zone \"b.com\" IN { type master; };\n";
+	const char *n2 = "zone \"b.com\" IN { type master; };\n"
+			 "zone \"c.com\" IN { type master; };\n"
+			 "zone \"$(x).com\" IN { };\nzone \"unterminated\n";
+
+	(void)state;
+	run("/etc/bind/named.conf.local", n1, NULL, false, NULL, &r);
+	assert_int_equal(r.n_events, 2);
+	f = facts_text(&r);
+	classify_result_clear(&r);
+	run("/etc/bind/named.conf.local", n2, NULL, true, f, &r);
+	assert_int_equal(r.n_events, 2);
+	assert_int_equal(r.n_warnings, 2);
+	assert_string_equal(r.events[0].subject, "c.com");
+	assert_string_equal(ev_str(&r, 0, "change"), "added");
+	assert_string_equal(r.events[1].subject, "a.com");
+	assert_string_equal(ev_str(&r, 1, "change"), "removed");
+	classify_result_clear(&r);
+	run("/etc/bind/named.conf.local", "// x\n", NULL, true, "{\"zones\":{}}", &r);
+	assert_int_equal(r.n_events, 1);
+	assert_string_equal(ev_type(&r, 0), "dns.config.changed");
+	classify_result_clear(&r);
+	free(f);
+}
+
+static void test_mail(void **state)
+{
+	struct classify_result r;
+	char *f, *s;
+	const char *a1 = "a@x.com|{SHA512-CRYPT}$6$salt$HASHONE\n"
+			 "b@y.com|{SHA512-CRYPT}$6$salt$HASHTWO|5000\n";
+	const char *a2 = "A@x.com|{SHA512-CRYPT}$6$salt$HASHNEW\n"
+			 "c@y.com|{SHA512-CRYPT}$6$salt$HASH3\n"
+			 "nobar\nbad@$(id).com|{x}y\n";
+
+	(void)state;
+	run("/dms/config/postfix-accounts.cf", a1, NULL, false, NULL, &r);
+	assert_int_equal(r.n_events, 2);
+	assert_string_equal(ev_type(&r, 0), "mail.account.added");
+	assert_string_equal(r.events[0].subject, "x.com");
+	assert_string_equal(ev_str(&r, 0, "address"), "a@x.com");
+	f = facts_text(&r);
+	assert_null(strstr(f, "HASH"));
+	classify_result_clear(&r);
+	run("/dms/config/postfix-accounts.cf", a2, NULL, true, f, &r);
+	assert_int_equal(r.n_warnings, 2);
+	assert_int_equal(r.n_events, 3);
+	assert_string_equal(ev_type(&r, 0), "mail.account.added");
+	assert_string_equal(ev_str(&r, 0, "address"), "c@y.com");
+	assert_string_equal(ev_type(&r, 1), "mail.account.removed");
+	assert_string_equal(ev_str(&r, 1, "address"), "b@y.com");
+	assert_string_equal(ev_type(&r, 2), "mail.account.changed");
+	for (size_t i = 0; i < r.n_events; i++) {
+		s = json_dumps(r.events[i].payload, JSON_COMPACT);
+		assert_null(strstr(s, "HASH"));
+		assert_null(strstr(s, "SHA512"));
+		free(s);
+	}
+	classify_result_clear(&r);
+	free(f);
+
+	run("/dms/config/postfix-virtual.cf",
+	    "info@x.com a@x.com,b@x.com\n# c\n@y.com  all@y.com\nlonely@x.com\n",
+	    NULL, false, NULL, &r);
+	assert_int_equal(r.n_events, 2);
+	assert_int_equal(r.n_warnings, 1);
+	f = facts_text(&r);
+	classify_result_clear(&r);
+	run("/dms/config/postfix-virtual.cf", "info@x.com a@x.com\n", NULL, true,
+	    f, &r);
+	assert_int_equal(r.n_events, 2);
+	assert_string_equal(ev_type(&r, 0), "mail.alias.removed");
+	assert_string_equal(ev_str(&r, 0, "alias"), "@y.com");
+	assert_string_equal(ev_type(&r, 1), "mail.alias.changed");
+	assert_string_equal(ev_str(&r, 1, "targets"), "a@x.com");
+	assert_string_equal(ev_str(&r, 1, "old_targets"), "a@x.com,b@x.com");
+	classify_result_clear(&r);
+	free(f);
+}
+
+static void test_garbage_everywhere(void **state)
+{
+	static const char *const paths[] = {
+		CONF, CERTJSON, ROOT "/caddy/ssl/custom/a.com/fullchain.pem",
+		ROOT "/openpanel/core/users/bob", ROOT "/caddy/deny/bob.ips",
+		ROOT "/openpanel/conf/openpanel.config",
+		"/etc/bind/zones/a.com.zone", "/etc/bind/named.conf.local",
+		"/c/postfix-accounts.cf", "/c/postfix-virtual.cf",
+	};
+	char junk[2048];
+	unsigned seed = 42;
+
+	(void)state;
+	for (int round = 0; round < 200; round++) {
+		for (size_t i = 0; i < sizeof(junk) - 1; i++) {
+			seed = seed * 1103515245 + 12345;
+			junk[i] = (char)((seed >> 16) & 0xff);
+			if (junk[i] == 0)
+				junk[i] = '\n';
+		}
+		junk[sizeof(junk) - 1] = '\0';
+		for (size_t p = 0; p < sizeof(paths) / sizeof(paths[0]); p++) {
+			struct classify_result r;
+
+			run(paths[p], junk, junk, round & 1, "{\"x\":[1]}", &r);
+			for (size_t e = 0; e < r.n_events; e++)
+				assert_non_null(r.events[e].payload);
+			classify_result_clear(&r);
+		}
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_paths),
+		cmocka_unit_test(test_hostile_names),
+		cmocka_unit_test(test_ignored),
+		cmocka_unit_test(test_domain_lifecycle),
+		cmocka_unit_test(test_suspended_parser),
+		cmocka_unit_test(test_cert),
+		cmocka_unit_test(test_user_dir),
+		cmocka_unit_test(test_denylist),
+		cmocka_unit_test(test_ini),
+		cmocka_unit_test(test_zone),
+		cmocka_unit_test(test_named),
+		cmocka_unit_test(test_mail),
+		cmocka_unit_test(test_garbage_everywhere),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,149 @@
+/* Unit tests for the snapshot: memory map, batched persistence, reload,
+ * baseline mark. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "snapshot.h"
+
+static char dir[64], db[128];
+
+static int setup(void **state)
+{
+	(void)state;
+	strcpy(dir, "/tmp/test_snapshot.XXXXXX");
+	if (mkdtemp(dir) == NULL)
+		return -1;
+	snprintf(db, sizeof(db), "%s/snapshot.db", dir);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char p[160];
+
+	(void)state;
+	unlink(db);
+	snprintf(p, sizeof(p), "%s-wal", db);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-shm", db);
+	unlink(p);
+	rmdir(dir);
+	return 0;
+}
+
+static void test_persist_reload(void **state)
+{
+	struct snapshot *s;
+	struct snapshot_entry e = { .ino = 7, .size = 9, .mtime_ns = 123,
+				    .hash = 0xfedcba9876543210ULL };
+	const char *err;
+	bool fresh;
+
+	(void)state;
+	assert_int_equal(snapshot_open(db, &s, &fresh, &err), 0);
+	assert_true(fresh);
+	e.facts = "{\"suspended\":true}";
+	snapshot_put(s, "/a", &e);
+	assert_non_null(snapshot_get(s, "/a"));
+	assert_string_equal(snapshot_get(s, "/a")->facts, e.facts);
+	/* not persisted: lost at reopen */
+	snapshot_put(s, "/mem-only", &e);
+	snapshot_persist(s, "/a", &e);
+	e.facts = NULL;
+	snapshot_persist(s, "/b", &e);
+	snapshot_persist(s, "/c", &e);
+	snapshot_persist(s, "/c", NULL); /* last state wins */
+	assert_int_equal(snapshot_pending(s), 3);
+	assert_int_equal(snapshot_flush(s, &err), 0);
+	assert_int_equal(snapshot_pending(s), 0);
+	snapshot_mark_baseline(s);
+	snapshot_close(&s);
+	assert_null(s);
+
+	assert_int_equal(snapshot_open(db, &s, &fresh, &err), 0);
+	assert_false(fresh);
+	assert_int_equal(snapshot_count(s), 2);
+	struct snapshot_entry *a = snapshot_get(s, "/a");
+	assert_non_null(a);
+	assert_int_equal(a->ino, 7);
+	assert_int_equal(a->size, 9);
+	assert_int_equal(a->mtime_ns, 123);
+	assert_true(a->hash == 0xfedcba9876543210ULL);
+	assert_string_equal(a->facts, "{\"suspended\":true}");
+	assert_null(snapshot_get(s, "/b")->facts);
+	assert_null(snapshot_get(s, "/c"));
+	assert_null(snapshot_get(s, "/mem-only"));
+	snapshot_persist(s, "/a", NULL);
+	snapshot_del(s, "/a");
+	assert_null(snapshot_get(s, "/a"));
+	snapshot_close(&s); /* flushes */
+	assert_int_equal(snapshot_open(db, &s, NULL, &err), 0);
+	assert_null(snapshot_get(s, "/a"));
+	assert_int_equal(snapshot_count(s), 1);
+	snapshot_close(&s);
+}
+
+static bool count_cb(const char *path, struct snapshot_entry *e, void *ctx)
+{
+	(void)path;
+	(void)e;
+	(*(unsigned *)ctx)++;
+	return true;
+}
+
+static void test_many(void **state)
+{
+	struct snapshot *s;
+	struct snapshot_entry e = { .hash = 1 };
+	const char *err;
+	char p[64];
+	unsigned n = 0;
+
+	(void)state;
+	assert_int_equal(snapshot_open(db, &s, NULL, &err), 0);
+	for (int i = 0; i < 20000; i++) {
+		snprintf(p, sizeof(p), "/d/%d.com.conf", i);
+		e.hash = (uint64_t)i;
+		snapshot_put(s, p, &e);
+		snapshot_persist(s, p, &e);
+	}
+	assert_int_equal(snapshot_flush(s, &err), 0);
+	snapshot_close(&s);
+	assert_int_equal(snapshot_open(db, &s, NULL, &err), 0);
+	snapshot_each(s, count_cb, &n);
+	assert_true(n >= 20000);
+	assert_int_equal(snapshot_get(s, "/d/19999.com.conf")->hash, 19999);
+	snapshot_close(&s);
+}
+
+static void test_bad_path(void **state)
+{
+	struct snapshot *s;
+	const char *err = NULL;
+
+	(void)state;
+	assert_true(snapshot_open("/nonexistent/dir/snapshot.db", &s, NULL,
+				  &err) < 0);
+	assert_null(s);
+	assert_non_null(err);
+	assert_non_null(strstr(err, "snapshot"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_persist_reload),
+		cmocka_unit_test(test_many),
+		cmocka_unit_test(test_bad_path),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
