@@ -547,6 +547,42 @@ static void test_query_filters(void **state)
 	journal_close(&j);
 }
 
+/* Subject queries walk the id buckets of the subject index. */
+static void test_query_subject_buckets(void **state)
+{
+	struct fixture *fx = *state;
+	struct journal *j = open_ok(fx, false);
+	const int n = 3 * (1 << JOURNAL_SUBJECT_SHIFT) + 100;
+
+	begin_ok(j);
+	for (int i = 1; i <= n; i++) {
+		char subj[16];
+
+		snprintf(subj, sizeof(subj), "d%d", i % 1000);
+		assert_int_equal(append_ok(j, i % 2 ? "odd.x" : "even.x", subj,
+					   i, "{}"),
+				 i);
+	}
+	commit_ok(j);
+	/* d7: ids 7, 1007, ... 12007; one per 1000 */
+	assert_query(j, "10007,11007,12007", .subject = "d7", .limit = 3);
+	assert_query(j, "7,1007,2007,3007,4007,5007,6007,7007,8007,9007,"
+			"10007,11007,12007",
+		     .subject = "d7");
+	assert_query(j, "4007,5007,6007,7007,8007,9007,10007,11007,12007",
+		     .subject = "d7", .since_ms = 3500, .limit = 20,
+		     .type = "odd.*");
+	assert_query(j, "", .subject = "d7", .type = "even.*");
+	assert_query(j, "6007,7007,8007,9007,10007,11007,12007",
+		     .subject = "d7", .after_id = 5007,
+		     .limit = 20, .since_ms = 0, .type = NULL);
+	assert_query(j, "12008", .subject = "d8", .after_id = 7500,
+		     .limit = 1, .since_ms = 0, .type = "even.*");
+	assert_query(j, "", .subject = "d8", .state = "pending");
+	assert_query(j, "", .subject = "nope");
+	journal_close(&j);
+}
+
 static void test_get_event_enoent(void **state)
 {
 	struct fixture *fx = *state;
@@ -918,6 +954,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_query_filters, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_query_subject_buckets,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_get_event_enoent, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
