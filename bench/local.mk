@@ -6,3 +6,9 @@ bench_poll_bench_SOURCES = bench/poll.c
 bench_poll_bench_CFLAGS = $(TEST_CFLAGS)
 bench_poll_bench_LDADD = $(TEST_LIBS)
 EXTRA_DIST += bench/poll
+# bench/hooks (hooks): no-op Lua hook vs exec hook vs fork+exec per event
+check_PROGRAMS += bench/hooks_bench
+bench_hooks_bench_SOURCES = bench/hooks.c
+bench_hooks_bench_CFLAGS = $(TEST_CFLAGS)
+bench_hooks_bench_LDADD = $(TEST_LIBS)
+EXTRA_DIST += bench/hooks

@@ -143,6 +143,7 @@ struct hooks {
 	uv_timer_t timer;
 	uv_async_t async;
 	pthread_mutex_t done_mu;
+	pthread_cond_t done_cond; /* signalled with each posted job */
 	struct hooks_job *done_head, *done_tail;
 	bool leak;            /* a thread would not stop: never free */
 };
@@ -242,6 +243,7 @@ static void hooks_post(struct hooks *hk, struct hooks_job *job)
 		hk->done_head = job;
 	hk->done_tail = job;
 	uv_async_send(&hk->async);
+	pthread_cond_signal(&hk->done_cond);
 	pthread_mutex_unlock(&hk->done_mu);
 }
 
@@ -1710,6 +1712,7 @@ static void hooks_free(struct hooks *hk)
 	hmap_free(&hk->lua, NULL);
 	hmap_free(&hk->exec, NULL);
 	pthread_mutex_destroy(&hk->done_mu);
+	pthread_cond_destroy(&hk->done_cond);
 	free(hk);
 }
 
@@ -1723,6 +1726,46 @@ static void hooks_unref(struct hooks *hk)
 static void hooks_handle_closed(uv_handle_t *h)
 {
 	hooks_unref(h->data);
+}
+
+static bool hooks_load_pending(const char *key, void *value, void *ctx)
+{
+	struct luafile *f = value;
+
+	(void)key;
+	if (f->load_pending)
+		*(bool *)ctx = true;
+	return !f->load_pending;
+}
+
+/* At start, wait for the first load of every Lua file (they load in
+ * parallel, each bounded by its deadline) so that their handlers exist
+ * before the sources start and the journal's pending deliveries resume. */
+static void hooks_wait_loads(struct hooks *hk)
+{
+	int64_t until = mono_ms() + hk->cfg->hooks.timeout_ms + 2000;
+
+	for (;;) {
+		bool pending = false;
+		struct timespec ts;
+
+		hmap_each(hk->lua, hooks_load_pending, &pending);
+		if (!pending || mono_ms() >= until)
+			break;
+		pthread_mutex_lock(&hk->done_mu);
+		if (hk->done_head == NULL) {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 50 * 1000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&hk->done_cond, &hk->done_mu,
+					       &ts);
+		}
+		pthread_mutex_unlock(&hk->done_mu);
+		hooks_async_cb(&hk->async);
+	}
 }
 
 int hooks_start(struct engine *e, struct hooks **h_r, const char **error_r)
@@ -1756,6 +1799,7 @@ int hooks_start(struct engine *e, struct hooks **h_r, const char **error_r)
 	hk->lua = hmap_new();
 	hk->exec = hmap_new();
 	pthread_mutex_init(&hk->done_mu, NULL);
+	pthread_cond_init(&hk->done_cond, NULL);
 	uv_async_init(hk->loop, &hk->async, hooks_async_cb);
 	hk->async.data = hk;
 	hk->refs++;
@@ -1763,6 +1807,7 @@ int hooks_start(struct engine *e, struct hooks **h_r, const char **error_r)
 	hk->timer.data = hk;
 	hk->refs++;
 	hooks_scan(hk);
+	hooks_wait_loads(hk);
 	/* first tick right away: the control socket exists by then */
 	uv_timer_start(&hk->timer, hooks_timer_cb, 0, HOOKS_POLL_MS);
 	*h_r = hk;

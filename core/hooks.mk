@@ -11,3 +11,13 @@ tests_unit_test_luahook_LDADD = $(TEST_LIBS)
 tests_unit_test_exechook_SOURCES = tests/unit/test_exechook.c
 tests_unit_test_exechook_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_exechook_LDADD = $(TEST_LIBS)
+
+TESTS += tests/integration/hooks_webhook.sh
+EXTRA_DIST += tests/integration/hooks_webhook.sh
+
+# Sample hooks (installed as documentation) and the man page.
+hooksexampledir = $(docdir)/hooks
+dist_hooksexample_DATA = hooks/README.md hooks/notify-slack.lua \
+	hooks/deny-reserved-domains.lua
+hooksexecexampledir = $(docdir)/hooks/domain.added.d
+dist_hooksexecexample_SCRIPTS = hooks/exec/domain.added.d/10-example
