@@ -21,3 +21,8 @@ dist_hooksexample_DATA = hooks/README.md hooks/notify-slack.lua \
 	hooks/deny-reserved-domains.lua
 hooksexecexampledir = $(docdir)/hooks/domain.added.d
 dist_hooksexecexample_SCRIPTS = hooks/exec/domain.added.d/10-example
+dist_man7_MANS = doc/ophook-lua.7
+
+# opencli glue: asks `ophookctl check` before opencli commands.
+opencliprehookdir = $(pkglibexecdir)
+dist_opencliprehook_SCRIPTS = contrib/opencli-pre-hook

@@ -176,6 +176,16 @@ is "$?" 0 "check: a normal domain is allowed with exit 0"
 out=$(ctl check user.add user=bob 2>&1)
 is "$?" 0 "check: an intent without pre hooks is allowed"
 
+# the opencli glue
+GLUE="$top_srcdir/contrib/opencli-pre-hook"
+out=$(OPHOOKCTL="$OPHOOKCTL" OPHOOK_SOCKET="$T/ophookd.sock" sh "$GLUE" domains-add reserved.example bob 2>&1)
+is "$?" 1 "opencli-pre-hook: domains-add of a reserved domain is refused"
+ok "$(echo "$out" | grep -q 'reserved name'; echo $?)" "opencli-pre-hook prints the reason"
+OPHOOKCTL="$OPHOOKCTL" OPHOOK_SOCKET="$T/ophookd.sock" sh "$GLUE" domains-add shop.com bob >/dev/null 2>&1
+is "$?" 0 "opencli-pre-hook: domains-add shop.com is allowed"
+OPHOOKCTL="$OPHOOKCTL" OPHOOK_SOCKET="$T/ophookd.sock" sh "$GLUE" websites-list >/dev/null 2>&1
+is "$?" 0 "opencli-pre-hook: commands without an intent pass"
+
 # lint, test, list
 out=$(ctl hooks lint "$H/reload.lua" 2>&1)
 ok "$([ $? -ne 0 ] && echo "$out" | grep -q 'reload.lua:2:'; echo $?)" \
@@ -208,4 +218,8 @@ wait_for 20 grep -q "loop.lua: removed" "$T/ophookd.log"
 ok $? "a removed hook file is unloaded"
 
 stop_ophookd
+OPHOOKCTL="$OPHOOKCTL" OPHOOK_SOCKET="$T/ophookd.sock" sh "$GLUE" domains-add reserved.example bob >/dev/null 2>&1
+is "$?" 0 "opencli-pre-hook: ophookd down: allowed by default"
+OPHOOK_FAIL_CLOSED=1 OPHOOKCTL="$OPHOOKCTL" OPHOOK_SOCKET="$T/ophookd.sock" sh "$GLUE" domains-add shop.com bob >/dev/null 2>&1
+is "$?" 1 "opencli-pre-hook: ophookd down: refused with OPHOOK_FAIL_CLOSED=1"
 done_testing
