@@ -16,3 +16,8 @@ CLEANFILES += contrib/systemd/ophookd.service
 logrotatedir = $(sysconfdir)/logrotate.d
 dist_logrotate_DATA = contrib/logrotate/ophookd
 EXTRA_DIST += contrib/systemd/ophookd.service.in
+
+EXTRA_DIST += contrib/plugin-skeleton/skeleton.c \
+	contrib/plugin-skeleton/Makefile contrib/plugin-skeleton/README.md
+TESTS += tests/integration/install.sh
+EXTRA_DIST += tests/integration/install.sh

@@ -93,7 +93,7 @@ free_port() {
 # state in $T/state, the build tree's plugins, the log plugin writing
 # $T/events.log.  EXTRA_YAML is appended under `plugins:` (indent 2).
 write_config() {
-	mkdir -p "$T/root" "$T/state" "$T/hooks" "$T/dropin"
+	mkdir -p "$T/root" "$T/state" "$T/hooks" "$T/dropin" "$T/plugins"
 	{
 		echo "root: $T/root"
 		echo "state_dir: $T/state"
