@@ -19,6 +19,7 @@
  * runs in parallel.  rndc runs from one coalesced action ("rndc"). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -40,6 +41,8 @@
 #define BIND9_FILE_MAX (16u * 1024u * 1024u)
 #define BIND9_RUN_TIMEOUT_MS 60000u
 #define BIND9_RNDC_RETRIES 10u
+/* Comment line naming a zone's owner, added at the end of new zones. */
+#define BIND9_OWNER_TAG "; ophook-owner: "
 
 struct bind9 {
 	struct ophook_ctx *ctx;
@@ -754,7 +757,7 @@ static bool bind9_flush(struct bind9 *b)
 	struct stat st;
 	char *check = NULL, *check_named = NULL, *conf = NULL, *out = NULL;
 	const char *err = NULL, *d;
-	bool added = false, conf_dirty = false;
+	bool added = false, conf_dirty = false, again = false;
 	size_t len, i;
 	int status = 0, ret;
 	FILE *f;
@@ -768,7 +771,10 @@ static bool bind9_flush(struct bind9 *b)
 	json_object_foreach(zones, d, v)
 	{
 		if (json_is_true(json_object_get(v, "staged")))
-			json_array_append_new(list, json_string(d));
+			json_array_append_new(
+				list, json_pack("[s,s?]", d,
+						json_string_value(json_object_get(
+							v, "hash"))));
 	}
 	if (json_array_size(list) == 0)
 		goto out;
@@ -783,13 +789,17 @@ static bool bind9_flush(struct bind9 *b)
 	}
 	json_array_foreach(list, i, v)
 	{
+		const char *z = json_string_value(json_array_get(v, 0));
+
 		fprintf(f, "zone \"%s\" IN { type master; file \"%s/%s.zone\"; };\n",
-			json_string_value(v), b->staging_named,
-			json_string_value(v));
+			z, b->staging_named, z);
 	}
 	fclose(f);
 	b->host->own_write(b->ctx, check);
 	ret = file_write_atomic(check, ctext, clen, 0644);
+	/* the check runs unlocked: adds go on meanwhile; a staged zone
+	 * edited meanwhile (new hash) waits for the next batch */
+	pthread_mutex_unlock(&b->lock);
 	if (ret == 0) {
 		const char *extra[] = { check_named, NULL };
 
@@ -799,6 +809,8 @@ static bool bind9_flush(struct bind9 *b)
 		err = strerror(-ret);
 	}
 	unlink(check);
+	pthread_mutex_lock(&b->lock);
+	zones = json_object_get(b->state, "zones");
 	if (ret < 0 || (status != 0 && strstr(out, "/IN: ") == NULL)) {
 		/* the tool itself failed: keep them staged, try again */
 		b->host->log(b->ctx, OPHOOK_LOG_ERROR,
@@ -818,12 +830,22 @@ static bool bind9_flush(struct bind9 *b)
 	}
 	json_array_foreach(list, i, v)
 	{
-		const char *z = json_string_value(v);
-		char *loaded = bind9_fmt("zone %s/IN: loaded serial", z);
-		char *staged = bind9_staged_path(b, z);
-		char *path = bind9_zone_path(b, z), *file = bind9_conf_file(b, z);
-		char *next = NULL;
+		const char *z = json_string_value(json_array_get(v, 0));
+		const char *h = json_string_value(json_array_get(v, 1));
+		json_t *zs = json_object_get(zones, z);
+		const char *now_h = json_string_value(json_object_get(zs, "hash"));
+		char *loaded, *staged, *path, *file, *next = NULL;
 
+		if (!json_is_true(json_object_get(zs, "staged")))
+			continue; /* removed meanwhile */
+		if (h == NULL || now_h == NULL || strcmp(h, now_h) != 0) {
+			again = true; /* edited meanwhile */
+			continue;
+		}
+		loaded = bind9_fmt("zone %s/IN: loaded serial", z);
+		staged = bind9_staged_path(b, z);
+		path = bind9_zone_path(b, z);
+		file = bind9_conf_file(b, z);
 		if (loaded == NULL || staged == NULL || path == NULL ||
 		    file == NULL) {
 			/* out of memory: stays staged */
@@ -886,6 +908,8 @@ next:
 		b->host->log(b->ctx, OPHOOK_LOG_INFO,
 			     "%zu new zones checked in one batch",
 			     json_array_size(list));
+	if (again)
+		bind9_kick(b, b->window_ms);
 out:
 	pthread_mutex_unlock(&b->lock);
 	free(ctext);
@@ -1155,9 +1179,20 @@ static int bind9_added(struct bind9 *b, const char *d, const char *user,
 		goto out;
 
 	/* stage it: the action checks all new zones in one run, moves
-	 * them in, adds their lines and reconfigs once */
-	pthread_mutex_lock(&b->lock);
-	if (!bind9_file_exists(path) && !bind9_is_staged(b, d)) {
+	 * them in, adds their lines and reconfigs once.  The staged file is
+	 * the durable record (its owner in a comment; init() picks staged
+	 * files up again), so the state is saved by the batch, not here. */
+	if (user != NULL && *user != '\0') {
+		char *owned = bind9_fmt("%s%s%s\n", text, BIND9_OWNER_TAG, user);
+
+		if (owned == NULL) {
+			ret = bind9_fail(error_r, -ENOMEM, "out of memory");
+			goto out;
+		}
+		free(text);
+		text = owned;
+	}
+	{
 		char *staged = bind9_staged_path(b, d);
 
 		ret = mkdir_p(b->staging_dir, 0755);
@@ -1169,14 +1204,16 @@ static int bind9_added(struct bind9 *b, const char *d, const char *user,
 		else
 			ret = bind9_write(b, staged, text, error_r);
 		free(staged);
-		if (ret == 0 &&
-		    (bind9_state_zone_set(b, d, user != NULL ? user : "",
-					  text) < 0 ||
-		     json_object_set_new(bind9_state_zone(b, d), "staged",
-					 json_true()) < 0))
+		if (ret < 0)
+			goto out;
+	}
+	pthread_mutex_lock(&b->lock);
+	if (!bind9_file_exists(path) && !bind9_is_staged(b, d)) {
+		if (bind9_state_zone_set(b, d, user != NULL ? user : "",
+					 text) < 0 ||
+		    json_object_set_new(bind9_state_zone(b, d), "staged",
+					json_true()) < 0)
 			ret = bind9_fail(error_r, -ENOMEM, "out of memory");
-		if (ret == 0)
-			ret = bind9_state_save(b, error_r);
 	}
 	pthread_mutex_unlock(&b->lock);
 	if (ret == 0) {
@@ -1667,6 +1704,103 @@ out:
 	return ret;
 }
 
+/* The owner named in a zone's BIND9_OWNER_TAG comment, or NULL. */
+static char *bind9_owner_of(const char *text)
+{
+	const char *p = strstr(text, "\n" BIND9_OWNER_TAG), *why;
+	char *user;
+
+	if (p == NULL)
+		return NULL;
+	p += 1 + strlen(BIND9_OWNER_TAG);
+	user = strndup(p, strcspn(p, "\r\n"));
+	if (user != NULL && !name_valid_user(user, &why)) {
+		free(user);
+		user = NULL;
+	}
+	return user;
+}
+
+/* After a restart: staged files the state does not know (their adds were
+ * acknowledged, the state is saved per batch) are staged again; staged
+ * entries whose file is gone are dropped, or finished when the file made it
+ * into zones_dir.  True when something waits for the batch. */
+static bool bind9_staging_scan(struct bind9 *b)
+{
+	json_t *zones = json_object_get(b->state, "zones"), *v;
+	const char *d, *err = NULL;
+	struct dirent *de;
+	bool pending = false, dirty = false;
+	void *tmp;
+	DIR *dir;
+
+	json_object_foreach_safe(zones, tmp, d, v)
+	{
+		char *staged, *path;
+		bool changed = false;
+
+		if (!json_is_true(json_object_get(v, "staged")))
+			continue;
+		staged = bind9_staged_path(b, d);
+		path = bind9_zone_path(b, d);
+		if (staged != NULL && bind9_file_exists(staged)) {
+			pending = true;
+		} else if (path != NULL && bind9_file_exists(path)) {
+			json_object_del(v, "staged");
+			if (bind9_conf_edit(b, d, true, &changed, &err) < 0)
+				b->host->log(b->ctx, OPHOOK_LOG_ERROR, "%s",
+					     err);
+			if (changed)
+				bind9_reload_request(b, NULL);
+			dirty = true;
+		} else if (staged != NULL && path != NULL) {
+			json_object_del(zones, d);
+			dirty = true;
+		}
+		free(staged);
+		free(path);
+	}
+	dir = opendir(b->staging_dir);
+	while (dir != NULL && (de = readdir(dir)) != NULL) {
+		size_t n = strlen(de->d_name);
+		char *name, *norm = NULL, *path, *text = NULL, *user;
+		const char *why;
+		size_t len;
+
+		if (n <= 5 || strcmp(de->d_name + n - 5, ".zone") != 0)
+			continue;
+		name = strndup(de->d_name, n - 5);
+		if (name == NULL)
+			break;
+		if (zone_domain_norm(name, &norm, &why) == 0 &&
+		    strcmp(norm, name) == 0 && !bind9_is_staged(b, name) &&
+		    (path = bind9_staged_path(b, name)) != NULL) {
+			if (file_read_nofollow(path, BIND9_FILE_MAX, &text,
+					       &len) == 0) {
+				user = bind9_owner_of(text);
+				if (bind9_state_zone_set(b, name,
+							 user != NULL ? user
+								      : "",
+							 text) == 0)
+					json_object_set_new(
+						bind9_state_zone(b, name),
+						"staged", json_true());
+				free(user);
+				free(text);
+				pending = dirty = true;
+			}
+			free(path);
+		}
+		free(norm);
+		free(name);
+	}
+	if (dir != NULL)
+		closedir(dir);
+	if (dirty && bind9_state_save(b, &err) < 0)
+		b->host->log(b->ctx, OPHOOK_LOG_ERROR, "%s", err);
+	return pending;
+}
+
 static int bind9_init(struct ophook_ctx *ctx, const struct ophook_host *host,
 		      void **data_r, const char **error_r)
 {
@@ -1697,18 +1831,8 @@ static int bind9_init(struct ophook_ctx *ctx, const struct ophook_host *host,
 		return ret;
 	}
 	*data_r = b;
-	{
-		const char *d;
-		json_t *v;
-
-		json_object_foreach(json_object_get(b->state, "zones"), d, v)
-		{
-			if (json_is_true(json_object_get(v, "staged"))) {
-				bind9_kick(b, b->window_ms);
-				break;
-			}
-		}
-	}
+	if (bind9_staging_scan(b))
+		bind9_kick(b, b->window_ms);
 	return 0;
 }
 

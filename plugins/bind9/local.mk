@@ -20,3 +20,5 @@ tests_unit_test_bind9_LDADD = tests/unit/libpluginmock.la \
 
 TESTS += tests/integration/bind9.sh
 EXTRA_DIST += tests/integration/bind9.sh
+TESTS += tests/integration/bind9_burst.sh
+EXTRA_DIST += tests/integration/bind9_burst.sh

@@ -810,6 +810,24 @@ static void test_plugin_batch_rejects(void **state)
 	free(tmpl);
 }
 
+static void test_plugin_staged_restart(void **state)
+{
+	struct fx *f = *state;
+	struct bind9 *b;
+	json_t *z;
+
+	/* an add acknowledged but not yet batched survives a restart */
+	fx_init(f);
+	fx_stage(f, "example.test", "bob");
+	pluginmock_fini(f->m);
+	fx_init(f);
+	b = pluginmock_data(f->m);
+	assert_true(bind9_is_staged(b, "example.test"));
+	z = bind9_state_zone(b, "example.test");
+	assert_string_equal(json_string_value(json_object_get(z, "user")), "bob");
+	assert_true(pluginmock_action_pending(f->m, "rndc"));
+}
+
 static void test_plugin_state_reload(void **state)
 {
 	struct fx *f = *state;
@@ -851,6 +869,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_plugin_dkim, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_plugin_sub_of_staged, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_plugin_batch_rejects, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_plugin_staged_restart, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_plugin_state_reload, fx_setup, fx_teardown),
 	};
 
