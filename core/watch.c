@@ -50,8 +50,18 @@ struct watch_dir {
 
 struct dirty {
 	struct dirty *prev, *next;
+	struct dlist *list;
 	int64_t deadline_ms;
 	char *path; /* key in w->dirty too */
+};
+
+/* A FIFO of dirty paths with one delay: deadlines grow along the list, so
+ * one timer (for the head) serves every path. */
+struct dlist {
+	struct dirty *head, *tail;
+	unsigned delay_ms;
+	uv_timer_t timer;
+	struct watch *w;
 };
 
 struct recon_item {
@@ -98,8 +108,10 @@ struct watch {
 	char *move_from;
 
 	struct hmap *dirty;    /* path -> struct dirty */
-	struct dirty *head, *tail;
-	uv_timer_t settle_timer;
+	struct dlist settle;   /* changed: processed settle_ms after the last
+				  change */
+	struct dlist created;  /* created, not yet closed: processed at the
+				  close, or after a second (hard links) */
 
 	struct snapshot *snap;
 	bool fresh;            /* first run: the first reconcile records a
@@ -535,73 +547,99 @@ out:
 
 static void settle_cb(uv_timer_t *t);
 
-static void settle_schedule(struct watch *w)
+static void dlist_schedule(struct watch *w, struct dlist *l)
 {
 	int64_t delay;
 
-	if (w->head == NULL || w->stopping)
+	if (l->head == NULL || w->stopping)
 		return;
-	delay = w->head->deadline_ms - mono_ms();
+	delay = l->head->deadline_ms - mono_ms();
 	if (delay < 0)
 		delay = 0;
-	uv_timer_start(&w->settle_timer, settle_cb, (uint64_t)delay, 0);
+	uv_timer_start(&l->timer, settle_cb, (uint64_t)delay, 0);
 }
 
-static void dirty_unlink(struct watch *w, struct dirty *d)
+static void dirty_unlink(struct dirty *d)
 {
+	struct dlist *l = d->list;
+
 	if (d->prev != NULL)
 		d->prev->next = d->next;
 	else
-		w->head = d->next;
+		l->head = d->next;
 	if (d->next != NULL)
 		d->next->prev = d->prev;
 	else
-		w->tail = d->prev;
+		l->tail = d->prev;
 	d->prev = d->next = NULL;
+	d->list = NULL;
+}
+
+static void dirty_append(struct watch *w, struct dlist *l, struct dirty *d)
+{
+	bool was_empty = l->head == NULL;
+
+	d->list = l;
+	d->deadline_ms = mono_ms() + l->delay_ms;
+	d->prev = l->tail;
+	if (l->tail != NULL)
+		l->tail->next = d;
+	else
+		l->head = d;
+	l->tail = d;
+	if (was_empty || !uv_is_active((uv_handle_t *)&l->timer))
+		dlist_schedule(w, l);
 }
 
 /* Mark path changed: it is processed settle_ms after its last change. */
 static void watch_dirty(struct watch *w, const char *path)
 {
 	struct dirty *d = hmap_get(w->dirty, path);
-	bool was_empty = w->head == NULL;
 
 	if (d != NULL) {
-		dirty_unlink(w, d);
+		dirty_unlink(d);
 	} else {
 		d = xcalloc(1, sizeof(*d));
 		d->path = xstrdup(path);
 		hmap_put(w->dirty, path, d);
 	}
-	d->deadline_ms = mono_ms() + w->settle_ms;
-	d->prev = w->tail;
-	if (w->tail != NULL)
-		w->tail->next = d;
-	else
-		w->head = d;
-	w->tail = d;
-	if (was_empty || !uv_is_active((uv_handle_t *)&w->settle_timer))
-		settle_schedule(w);
+	dirty_append(w, &w->settle, d);
+}
+
+/* A file was created: wait for its close (IN_CLOSE_WRITE) so that
+ * `cmd > file` is not seen empty; a file that is never written (a hard
+ * link) is looked at after a second. */
+static void watch_dirty_created(struct watch *w, const char *path)
+{
+	struct dirty *d;
+
+	if (hmap_get(w->dirty, path) != NULL)
+		return;
+	d = xcalloc(1, sizeof(*d));
+	d->path = xstrdup(path);
+	hmap_put(w->dirty, path, d);
+	dirty_append(w, &w->created, d);
 }
 
 static void settle_cb(uv_timer_t *t)
 {
-	struct watch *w = t->data;
+	struct dlist *l = t->data;
+	struct watch *w = l->w;
 	int64_t now = mono_ms();
 	unsigned n = 0;
 
-	while (w->head != NULL && w->head->deadline_ms <= now &&
+	while (l->head != NULL && l->head->deadline_ms <= now &&
 	       n < WATCH_CHUNK && !w->stopping) {
-		struct dirty *d = w->head;
+		struct dirty *d = l->head;
 
-		dirty_unlink(w, d);
+		dirty_unlink(d);
 		hmap_del(w->dirty, d->path);
 		watch_process(w, d->path, "inotify", NULL);
 		free(d->path);
 		free(d);
 		n++;
 	}
-	settle_schedule(w);
+	dlist_schedule(w, l);
 }
 
 /* ---- inotify watches ---- */
@@ -964,8 +1002,15 @@ static void watch_handle(struct watch *w, const struct inotify_event *ev)
 			watch_tree(w, full, true);
 		else if (ev->mask & (IN_DELETE | IN_MOVED_FROM))
 			watch_dir_gone(w, full, (ev->mask & IN_MOVED_FROM) != 0);
-	} else if (ev->mask & (IN_CREATE | IN_CLOSE_WRITE | IN_MOVED_TO |
-			       IN_MOVED_FROM | IN_DELETE)) {
+	} else if (ev->mask & IN_CREATE) {
+		struct classify_target t;
+		const char *why;
+
+		if (!classify_ignored_name(ev->name) &&
+		    classify_path(w->root, full, &t, &why) != CLASSIFY_NONE)
+			watch_dirty_created(w, full);
+	} else if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM |
+			       IN_DELETE)) {
 		if (!classify_ignored_name(ev->name))
 			watch_file_changed(w, full);
 	}
@@ -1405,7 +1450,13 @@ int watch_start(struct engine *e, struct watch **w_r, const char **error_r)
 	}
 	w->poll.data = w;
 	w->handles_open++;
-	watch_init_timer(w, &w->settle_timer);
+	watch_init_timer(w, &w->settle.timer);
+	watch_init_timer(w, &w->created.timer);
+	w->settle.timer.data = &w->settle;
+	w->created.timer.data = &w->created;
+	w->settle.w = w->created.w = w;
+	w->settle.delay_ms = w->settle_ms;
+	w->created.delay_ms = 1000;
 	watch_init_timer(w, &w->flush_timer);
 	watch_init_timer(w, &w->periodic_timer);
 	watch_init_timer(w, &w->lost_timer);
@@ -1440,7 +1491,9 @@ void watch_stop(struct watch **wp)
 	watch_flush(w);
 	uv_poll_stop(&w->poll);
 	uv_close((uv_handle_t *)&w->poll, watch_handle_closed);
-	uv_close((uv_handle_t *)&w->settle_timer, watch_handle_closed);
+	w->settle.timer.data = w->created.timer.data = w;
+	uv_close((uv_handle_t *)&w->settle.timer, watch_handle_closed);
+	uv_close((uv_handle_t *)&w->created.timer, watch_handle_closed);
 	uv_close((uv_handle_t *)&w->flush_timer, watch_handle_closed);
 	uv_close((uv_handle_t *)&w->periodic_timer, watch_handle_closed);
 	uv_close((uv_handle_t *)&w->lost_timer, watch_handle_closed);

@@ -12,3 +12,12 @@ tests_unit_test_classify_LDADD = $(TEST_LIBS)
 tests_unit_test_snapshot_SOURCES = tests/unit/test_snapshot.c
 tests_unit_test_snapshot_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_snapshot_LDADD = $(TEST_LIBS)
+
+TESTS += tests/integration/watch_openpanel.sh
+EXTRA_DIST += tests/integration/watch_openpanel.sh \
+	tests/integration/watch_lib.sh \
+	tests/integration/openpanel/domain.conf \
+	tests/integration/openpanel/suspended.conf \
+	tests/integration/openpanel/suspended_user.conf \
+	tests/integration/openpanel/zone_template.txt \
+	tests/integration/openpanel/openpanel.config
