@@ -21,3 +21,5 @@ EXTRA_DIST += tests/integration/watch_openpanel.sh \
 	tests/integration/openpanel/suspended_user.conf \
 	tests/integration/openpanel/zone_template.txt \
 	tests/integration/openpanel/openpanel.config
+TESTS += tests/integration/watch_restart.sh
+EXTRA_DIST += tests/integration/watch_restart.sh
