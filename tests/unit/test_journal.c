@@ -254,6 +254,20 @@ static void test_commit_reopen(void **state)
 	assert_int_equal(journal_get_event(j, dropped, &ev, &error), -ENOENT);
 	assert_null(ev);
 
+	/* SQLite rolled the transaction back by itself (as it may after
+	 * SQLITE_FULL or SQLITE_IOERR): nothing is committed piecemeal */
+	begin_ok(j);
+	append_ok(j, "domain.added", "c.example", 2500, "{}");
+	assert_int_equal(sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL),
+			 SQLITE_OK);
+	struct journal_event lost = { .type = "domain.added" };
+	assert_int_equal(journal_append(j, &lost, &error), -EIO);
+	assert_non_null(strstr(error, "rolled back"));
+	assert_int_equal(journal_commit(j, &error), -EIO);
+	assert_int_equal(journal_last_id(j), kept);
+	begin_ok(j); /* usable again */
+	journal_rollback(j);
+
 	/* autocommit outside a transaction */
 	autoc = append_ok(j, "domain.removed", "a.example", 3000, "{}");
 	add_ok(j, autoc, "caddy");
