@@ -4,11 +4,17 @@
 #include "util.h"
 
 #include <ctype.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- small helpers ---- */
 
@@ -114,26 +120,56 @@ static void dbpoll_ts_iso(const char *ts, char *buf, size_t size)
 
 /* ---- snapshots ---- */
 
-static void dbpoll_user_free(void *v)
-{
-	struct dbpoll_user *u = v;
+/* A snapshot's structs and strings live in its arena: built once, freed
+ * at once (a poll of 50,000 domains makes no small allocations but the
+ * hash map entries). */
+struct dbpoll_chunk {
+	struct dbpoll_chunk *next;
+	size_t used, size;
+	max_align_t data[];
+};
 
-	free(u->username);
-	free(u->name);
-	free(u->suspended_at);
-	free(u->email);
-	free(u->context);
-	free(u);
+static void *dbpoll_alloc(struct dbpoll_panel *p, size_t n)
+{
+	struct dbpoll_chunk *c = p->arena;
+	void *r;
+
+	n = (n + 15) & ~(size_t)15;
+	if (c == NULL || c->size - c->used < n) {
+		size_t size = n > 65536 ? n : 65536;
+
+		c = xmalloc(sizeof(*c) + size);
+		c->next = p->arena;
+		c->used = 0;
+		c->size = size;
+		p->arena = c;
+	}
+	r = (char *)c->data + c->used;
+	c->used += n;
+	memset(r, 0, n);
+	return r;
 }
 
-static void dbpoll_owner_free(void *v)
+static char *dbpoll_strndup_a(struct dbpoll_panel *p, const char *s,
+			      size_t len)
 {
-	struct dbpoll_owner *o = v;
+	char *d = dbpoll_alloc(p, len + 1);
 
-	free(o->user);
-	free(o->plan);
-	free(o->context);
-	free(o);
+	memcpy(d, s, len);
+	d[len] = '\0';
+	return d;
+}
+
+static char *dbpoll_strdup_a(struct dbpoll_panel *p, const char *s)
+{
+	return s != NULL ? dbpoll_strndup_a(p, s, strlen(s)) : NULL;
+}
+
+static uint64_t dbpoll_next_gen(void)
+{
+	static atomic_uint_fast64_t gen;
+
+	return atomic_fetch_add(&gen, 1) + 1;
 }
 
 static struct dbpoll_panel *dbpoll_panel_new(void)
@@ -144,54 +180,65 @@ static struct dbpoll_panel *dbpoll_panel_new(void)
 	p->plans = hmap_new();
 	p->owners = hmap_new();
 	p->by_name = hmap_new();
+	p->gen = dbpoll_next_gen();
 	return p;
 }
 
 void dbpoll_panel_free(struct dbpoll_panel **pp)
 {
 	struct dbpoll_panel *p = *pp;
+	struct dbpoll_chunk *c, *next;
 
 	if (p == NULL)
 		return;
 	hmap_free(&p->by_name, NULL);
-	hmap_free(&p->users, dbpoll_user_free);
-	hmap_free(&p->plans, free);
-	hmap_free(&p->owners, dbpoll_owner_free);
+	hmap_free(&p->users, NULL);
+	hmap_free(&p->plans, NULL);
+	hmap_free(&p->owners, NULL);
+	for (c = p->arena; c != NULL; c = next) {
+		next = c->next;
+		free(c);
+	}
 	free(p);
 	*pp = NULL;
 }
 
-static struct dbpoll_user *dbpoll_user_new(int64_t id, const char *username,
-					   int64_t plan_id, const char *email,
-					   const char *context)
+/* Add a user (strings copied); bad names and taken ids are counted. */
+static void dbpoll_panel_add_user(struct dbpoll_panel *p, int64_t id,
+				  const char *username, int64_t plan_id,
+				  const char *email, const char *context)
 {
-	struct dbpoll_user *u = xcalloc(1, sizeof(*u));
-
-	u->id = id;
-	u->username = xstrdup(username);
-	dbpoll_parse_username(username, &u->name, &u->suspended_at);
-	u->plan_id = plan_id;
-	u->email = dbpoll_strdup0(email);
-	u->context = dbpoll_strdup0(context);
-	return u;
-}
-
-/* Add a user; false (and u freed) when the id is taken or the name bad. */
-static bool dbpoll_panel_add_user(struct dbpoll_panel *p,
-				  struct dbpoll_user *u)
-{
+	static const char prefix[] = "SUSPENDED_";
+	struct dbpoll_user *u;
+	const char *name = username, *why;
 	char key[32];
-	const char *why;
+	size_t i;
 
-	dbpoll_id_key(u->id, key, sizeof(key));
-	if (!name_valid_user(u->name, &why) || hmap_get(p->users, key) != NULL) {
-		dbpoll_user_free(u);
-		p->bad_rows++;
-		return false;
+	if (strncmp(username, prefix, sizeof(prefix) - 1) == 0) {
+		const char *ts = username + sizeof(prefix) - 1;
+
+		for (i = 0; i < 14 && isdigit((unsigned char)ts[i]); i++)
+			;
+		if (i == 14 && ts[14] == '_' && ts[15] != '\0')
+			name = ts + 15;
 	}
+	dbpoll_id_key(id, key, sizeof(key));
+	if (!name_valid_user(name, &why) || hmap_get(p->users, key) != NULL) {
+		p->bad_rows++;
+		return;
+	}
+	u = dbpoll_alloc(p, sizeof(*u));
+	u->id = id;
+	u->username = dbpoll_strdup_a(p, username);
+	u->name = u->username + (name - username);
+	if (name != username)
+		u->suspended_at = dbpoll_strndup_a(p, u->username +
+						   sizeof(prefix) - 1, 14);
+	u->plan_id = plan_id;
+	u->email = dbpoll_strdup_a(p, email);
+	u->context = dbpoll_strdup_a(p, context);
 	hmap_put(p->users, key, u);
 	hmap_put(p->by_name, u->name, u);
-	return true;
 }
 
 static const char *dbpoll_plan_name(const struct dbpoll_panel *p,
@@ -216,22 +263,26 @@ static const struct dbpoll_user *dbpoll_user_get(const struct dbpoll_panel *p,
 	return hmap_get(p->users, key);
 }
 
-/* Lower-cased copy of a domain when valid, else NULL. */
-static char *dbpoll_domain_key(const char *s)
+/* Lower-case a domain into buf (256 bytes); false when it is not valid. */
+static bool dbpoll_domain_key(const char *s, char *buf)
 {
 	const char *why;
-	char *d;
+	size_t i;
 
 	if (s == NULL)
-		return NULL;
-	d = xstrdup(s);
-	for (char *c = d; *c != '\0'; c++)
-		*c = (char)tolower((unsigned char)*c);
-	if (!name_valid_domain(d, &why)) {
-		free(d);
-		return NULL;
-	}
-	return d;
+		return false;
+	for (i = 0; s[i] != '\0' && i < 255; i++)
+		buf[i] = (char)tolower((unsigned char)s[i]);
+	buf[i] = '\0';
+	return s[i] == '\0' && name_valid_domain(buf, &why);
+}
+
+static bool dbpoll_owner_eq(const struct dbpoll_owner *a,
+			    const struct dbpoll_owner *b)
+{
+	return dbpoll_streq(a->user, b->user) && a->user_id == b->user_id &&
+	       dbpoll_streq(a->plan, b->plan) &&
+	       dbpoll_streq(a->context, b->context) && a->gone_ms == b->gone_ms;
 }
 
 struct dbpoll_carry {
@@ -239,23 +290,34 @@ struct dbpoll_carry {
 	int64_t now_ms;
 };
 
+/* For each owner of the previous snapshot: compare it with the new one,
+ * or carry it over as gone (or drop it when gone for too long). */
 static bool dbpoll_carry_gone(const char *domain, void *value, void *ctx)
 {
-	const struct dbpoll_owner *o = value;
+	const struct dbpoll_owner *o = value, *cur;
 	struct dbpoll_carry *c = ctx;
+	struct dbpoll_panel *p = c->p;
 	struct dbpoll_owner *n;
 
-	if (hmap_get(c->p->owners, domain) != NULL)
+	cur = hmap_get(p->owners, domain);
+	if (cur != NULL) {
+		if (!p->owners_changed && !dbpoll_owner_eq(o, cur))
+			p->owners_changed = true;
 		return true;
-	if (o->gone_ms != 0 && c->now_ms - o->gone_ms > DBPOLL_GONE_KEEP_MS)
+	}
+	if (o->gone_ms != 0 && c->now_ms - o->gone_ms > DBPOLL_GONE_KEEP_MS) {
+		p->owners_changed = true;
 		return true;
-	n = xcalloc(1, sizeof(*n));
-	n->user = dbpoll_strdup0(o->user);
+	}
+	n = dbpoll_alloc(p, sizeof(*n));
+	n->user = dbpoll_strdup_a(p, o->user);
 	n->user_id = o->user_id;
-	n->plan = dbpoll_strdup0(o->plan);
-	n->context = dbpoll_strdup0(o->context);
+	n->plan = dbpoll_strdup_a(p, o->plan);
+	n->context = dbpoll_strdup_a(p, o->context);
 	n->gone_ms = o->gone_ms != 0 ? o->gone_ms : c->now_ms;
-	hmap_put(c->p->owners, domain, n);
+	if (o->gone_ms == 0)
+		p->owners_changed = true;
+	hmap_put(p->owners, domain, n);
 	return true;
 }
 
@@ -263,31 +325,30 @@ static void dbpoll_panel_add_owner(struct dbpoll_panel *p, const char *url,
 				   int64_t user_id,
 				   const struct dbpoll_panel *prev)
 {
-	char *d = dbpoll_domain_key(url);
 	const struct dbpoll_user *u = dbpoll_user_get(p, user_id);
 	const struct dbpoll_owner *po;
 	struct dbpoll_owner *o;
+	char d[256];
 
-	if (d == NULL || hmap_get(p->owners, d) != NULL) {
+	if (!dbpoll_domain_key(url, d) || hmap_get(p->owners, d) != NULL) {
 		p->bad_rows++;
-		free(d);
 		return;
 	}
-	o = xcalloc(1, sizeof(*o));
+	o = dbpoll_alloc(p, sizeof(*o));
 	o->user_id = user_id;
 	if (u != NULL) {
-		o->user = xstrdup(u->name);
-		o->plan = dbpoll_strdup0(dbpoll_plan_name(p, u->plan_id));
-		o->context = xstrdup(u->context != NULL ? u->context : u->name);
+		/* the user's strings, in the same arena */
+		o->user = u->name;
+		o->plan = (char *)dbpoll_plan_name(p, u->plan_id);
+		o->context = u->context != NULL ? u->context : u->name;
 	} else if (prev != NULL && (po = hmap_get(prev->owners, d)) != NULL &&
 		   po->user_id == user_id) {
 		/* The user row went first (user-delete): keep naming it. */
-		o->user = dbpoll_strdup0(po->user);
-		o->plan = dbpoll_strdup0(po->plan);
-		o->context = dbpoll_strdup0(po->context);
+		o->user = dbpoll_strdup_a(p, po->user);
+		o->plan = dbpoll_strdup_a(p, po->plan);
+		o->context = dbpoll_strdup_a(p, po->context);
 	}
 	hmap_put(p->owners, d, o);
-	free(d);
 }
 
 struct dbpoll_panel *dbpoll_panel_build(json_t *users, json_t *plans,
@@ -310,7 +371,7 @@ struct dbpoll_panel *dbpoll_panel_build(json_t *users, json_t *plans,
 			continue;
 		}
 		dbpoll_id_key(id, key, sizeof(key));
-		free(hmap_put(p->plans, key, xstrdup(name)));
+		hmap_put(p->plans, key, dbpoll_strdup_a(p, name));
 	}
 	json_array_foreach(users, i, row) {
 		int64_t id = dbpoll_cell_int(json_array_get(row, 0));
@@ -322,10 +383,10 @@ struct dbpoll_panel *dbpoll_panel_build(json_t *users, json_t *plans,
 			p->bad_rows++;
 			continue;
 		}
-		dbpoll_panel_add_user(p, dbpoll_user_new(
-			id, name, json_is_null(plan) ? -1 : dbpoll_cell_int(plan),
+		dbpoll_panel_add_user(p, id, name,
+			json_is_null(plan) ? -1 : dbpoll_cell_int(plan),
 			json_string_value(json_array_get(row, 3)),
-			dbpoll_cell_str(json_array_get(row, 4), b2, sizeof(b2))));
+			dbpoll_cell_str(json_array_get(row, 4), b2, sizeof(b2)));
 	}
 	json_array_foreach(domains, i, row) {
 		json_t *uid = json_array_get(row, 1);
@@ -338,6 +399,9 @@ struct dbpoll_panel *dbpoll_panel_build(json_t *users, json_t *plans,
 		struct dbpoll_carry c = { p, now_ms };
 
 		hmap_each(prev->owners, dbpoll_carry_gone, &c);
+		if (hmap_count(p->owners) != hmap_count(prev->owners))
+			p->owners_changed = true;
+		p->base_gen = prev->gen;
 	}
 	return p;
 }
@@ -732,9 +796,7 @@ static bool dbpoll_diff_owner(const char *key, void *value, void *ctx)
 	struct dbpoll_diff *d = ctx;
 	const struct dbpoll_owner *n = value, *o = hmap_get(d->old->owners, key);
 
-	if (o == NULL || !dbpoll_streq(o->user, n->user) ||
-	    o->user_id != n->user_id || !dbpoll_streq(o->plan, n->plan) ||
-	    !dbpoll_streq(o->context, n->context) || o->gone_ms != n->gone_ms) {
+	if (o == NULL || !dbpoll_owner_eq(o, n)) {
 		d->changed = true;
 		return false;
 	}
@@ -756,7 +818,9 @@ bool dbpoll_diff_panel(const struct dbpoll_panel *old,
 		d.changed = true;
 	if (!d.changed)
 		hmap_each(new->plans, dbpoll_diff_plan, &d);
-	if (!d.changed)
+	if (!d.changed && new->base_gen == old->gen)
+		d.changed = new->owners_changed; /* compared while building */
+	else if (!d.changed)
 		hmap_each(new->owners, dbpoll_diff_owner, &d);
 	if (out != NULL)
 		dbpoll_events_sort(out, from);
@@ -954,19 +1018,77 @@ void dbpoll_enrich(const struct dbpoll_panel *p, json_t *payload,
 	}
 }
 
+/* ---- SQLite file signatures ---- */
+
+static void dbpoll_sig_one(const char *path, off_t head_at, void *out)
+{
+	struct { uint64_t dev, ino, size; int64_t mtime_ns;
+		 unsigned char head[32]; } *f = out;
+	struct stat st;
+	int fd;
+
+	memset(f, 0, sizeof(*f));
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) == 0) {
+		f->dev = st.st_dev;
+		f->ino = st.st_ino;
+		f->size = (uint64_t)st.st_size;
+		f->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 +
+			      st.st_mtim.tv_nsec;
+		if (pread(fd, f->head, sizeof(f->head), head_at) < 0)
+			memset(f->head, 0, sizeof(f->head));
+	}
+	close(fd);
+}
+
+bool dbpoll_file_sig(const char *path, struct dbpoll_file_sig *sig)
+{
+	char *wal = xasprintf("%s-wal", path);
+
+	/* db header from offset 24: file change counter, size in pages;
+	 * WAL header: checkpoint sequence, salts, checksums */
+	dbpoll_sig_one(path, 24, &sig->f[0]);
+	dbpoll_sig_one(wal, 0, &sig->f[1]);
+	free(wal);
+	return sig->f[0].ino != 0;
+}
+
 /* ---- persistence ---- */
+
+static void dbpoll_append_str(json_t *a, const char *s)
+{
+	json_t *v = s != NULL ? json_string(s) : NULL;
+
+	json_array_append_new(a, v != NULL ? v : json_null());
+}
+
+static int64_t dbpoll_int64_at(json_t *a, size_t i, int64_t dflt)
+{
+	json_t *v = json_array_get(a, i);
+
+	return json_is_integer(v) ? json_integer_value(v) : dflt;
+}
+
+static const char *dbpoll_str_at(json_t *a, size_t i)
+{
+	return json_string_value(json_array_get(a, i));
+}
 
 static bool dbpoll_user_to_json(const char *key, void *value, void *ctx)
 {
 	const struct dbpoll_user *u = value;
-	json_t *o = json_object();
+	json_t *a = json_array();
 
-	dbpoll_set_str(o, "username", u->username);
-	if (u->plan_id >= 0)
-		json_object_set_new(o, "plan_id", json_integer(u->plan_id));
-	dbpoll_set_str(o, "email", u->email);
-	dbpoll_set_str(o, "context", u->context);
-	json_object_set_new(ctx, key, o);
+	/* [username, plan_id, email, context]: arrays are cheaper than
+	 * objects for 10,000s of rows */
+	dbpoll_append_str(a, u->username);
+	json_array_append_new(a, u->plan_id >= 0 ? json_integer(u->plan_id) :
+			      json_null());
+	dbpoll_append_str(a, u->email);
+	dbpoll_append_str(a, u->context);
+	json_object_set_new(ctx, key, a);
 	return true;
 }
 
@@ -982,16 +1104,16 @@ static bool dbpoll_plan_to_json(const char *key, void *value, void *ctx)
 static bool dbpoll_owner_to_json(const char *key, void *value, void *ctx)
 {
 	const struct dbpoll_owner *ow = value;
-	json_t *o = json_object();
+	json_t *a = json_array();
 
-	dbpoll_set_str(o, "user", ow->user);
-	if (ow->user_id >= 0)
-		json_object_set_new(o, "user_id", json_integer(ow->user_id));
-	dbpoll_set_str(o, "plan", ow->plan);
-	dbpoll_set_str(o, "context", ow->context);
-	if (ow->gone_ms != 0)
-		json_object_set_new(o, "gone_ms", json_integer(ow->gone_ms));
-	json_object_set_new(ctx, key, o);
+	/* [user, user_id, plan, context, gone_ms] */
+	dbpoll_append_str(a, ow->user);
+	json_array_append_new(a, ow->user_id >= 0 ?
+			      json_integer(ow->user_id) : json_null());
+	dbpoll_append_str(a, ow->plan);
+	dbpoll_append_str(a, ow->context);
+	json_array_append_new(a, json_integer(ow->gone_ms));
+	json_object_set_new(ctx, key, a);
 	return true;
 }
 
@@ -1070,10 +1192,11 @@ static int dbpoll_panel_from_json(json_t *jp, struct dbpoll_panel **p_r,
 	p = dbpoll_panel_new();
 	json_object_foreach(plans, key, v) {
 		if (json_is_string(v))
-			hmap_put(p->plans, key, xstrdup(json_string_value(v)));
+			hmap_put(p->plans, key,
+				 dbpoll_strdup_a(p, json_string_value(v)));
 	}
 	json_object_foreach(users, key, v) {
-		const char *name = json_string_value(json_object_get(v, "username"));
+		const char *name = dbpoll_str_at(v, 0);
 		char *end;
 		long long id = strtoll(key, &end, 10);
 
@@ -1082,23 +1205,20 @@ static int dbpoll_panel_from_json(json_t *jp, struct dbpoll_panel **p_r,
 			dbpoll_panel_free(&p);
 			return -EINVAL;
 		}
-		dbpoll_panel_add_user(p, dbpoll_user_new(
-			id, name, dbpoll_int64_field(v, "plan_id", -1),
-			json_string_value(json_object_get(v, "email")),
-			json_string_value(json_object_get(v, "context"))));
+		dbpoll_panel_add_user(p, id, name, dbpoll_int64_at(v, 1, -1),
+				      dbpoll_str_at(v, 2), dbpoll_str_at(v, 3));
 	}
 	json_object_foreach(owners, key, v) {
 		struct dbpoll_owner *o;
 
-		if (!json_is_object(v))
+		if (!json_is_array(v))
 			continue;
-		o = xcalloc(1, sizeof(*o));
-		o->user = dbpoll_strdup0(json_string_value(json_object_get(v, "user")));
-		o->user_id = dbpoll_int64_field(v, "user_id", -1);
-		o->plan = dbpoll_strdup0(json_string_value(json_object_get(v, "plan")));
-		o->context = dbpoll_strdup0(json_string_value(
-			json_object_get(v, "context")));
-		o->gone_ms = dbpoll_int64_field(v, "gone_ms", 0);
+		o = dbpoll_alloc(p, sizeof(*o));
+		o->user = dbpoll_strdup_a(p, dbpoll_str_at(v, 0));
+		o->user_id = dbpoll_int64_at(v, 1, -1);
+		o->plan = dbpoll_strdup_a(p, dbpoll_str_at(v, 2));
+		o->context = dbpoll_strdup_a(p, dbpoll_str_at(v, 3));
+		o->gone_ms = dbpoll_int64_at(v, 4, 0);
 		hmap_put(p->owners, key, o); /* JSON keys are unique */
 	}
 	*p_r = p;

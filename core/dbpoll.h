@@ -14,6 +14,7 @@
 #include "paneldb_driver.h"
 
 struct hmap;
+struct dbpoll_chunk;
 
 /* One SELECT per table per poll. */
 #define DBPOLL_SQL_USERS "SELECT id, username, plan_id, email, server FROM users"
@@ -47,6 +48,11 @@ struct dbpoll_panel {
 	struct hmap *owners;  /* domain (lower case) -> struct dbpoll_owner */
 	struct hmap *by_name; /* real name -> struct dbpoll_user (not owned) */
 	unsigned bad_rows;    /* rows skipped (bad names, missing ids) */
+	/* Built against a previous snapshot (base_gen == its gen): whether
+	 * any owner differs from it, found while building. */
+	uint64_t gen, base_gen;
+	bool owners_changed;
+	struct dbpoll_chunk *arena; /* every struct and string above */
 };
 
 struct dbpoll_admin {
@@ -137,7 +143,25 @@ const struct dbpoll_owner *dbpoll_owner_find(const struct dbpoll_panel *p,
 void dbpoll_enrich(const struct dbpoll_panel *p, json_t *payload,
 		   const char *type, const char *subject);
 
-/* Persistence: {"version":1,"panel":{...}|null,"admins":{...}|null}. */
+/* What an SQLite database's files look like (the file and its -wal:
+ * device, inode, size, mtime, and the header bytes SQLite changes on every
+ * commit).  Equal signatures: nothing was committed in between (a
+ * periodic full read still bounds any doubt). */
+struct dbpoll_file_sig {
+	struct {
+		uint64_t dev, ino, size;
+		int64_t mtime_ns;
+		unsigned char head[32];
+	} f[2];
+};
+/* Fill sig for the SQLite file `path` (zeros for missing files); false
+ * when the main file does not exist. */
+bool dbpoll_file_sig(const char *path, struct dbpoll_file_sig *sig);
+
+/* Persistence: {"version":1,"panel":{"users":{"<id>":[username,
+ * plan_id, email, context]}, "plans":{"<id>":name}, "owners":{"<domain>":
+ * [user, user_id, plan, context, gone_ms]}} or null, "admins":{"<key>":
+ * {id, username, role, is_active, totp_enabled}} or null}. */
 json_t *dbpoll_state_to_json(const struct dbpoll_panel *p,
 			     const struct dbpoll_admins *a);
 /* Parse what dbpoll_state_to_json wrote; missing parts come back NULL.

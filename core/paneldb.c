@@ -32,14 +32,8 @@
 #define PANELDB_STATE_FILE "paneldb.json"
 #define PANELDB_STATE_MAX (512u * 1024 * 1024)
 #define PANELDB_BACKOFF_MAX_MS 15000u
-#define PANELDB_ADMIN_REREAD_MS 60000
-
-struct paneldb_sig {
-	dev_t dev;
-	ino_t ino;
-	off_t size;
-	int64_t mtime_ns;
-};
+/* Unchanged SQLite files are not read again for this long. */
+#define PANELDB_REREAD_MS 60000
 
 struct paneldb_job;
 
@@ -65,8 +59,10 @@ struct paneldb {
 	/* Committed state (loop thread writes between cycles). */
 	struct dbpoll_panel *panel;
 	struct dbpoll_admins *admins;
-	struct paneldb_sig admin_sig[2]; /* users.db, users.db-wal */
+	struct dbpoll_file_sig admin_sig;
 	int64_t admin_read_ms;
+	struct dbpoll_file_sig panel_sig; /* SQLite panel DB */
+	int64_t panel_read_ms;
 
 	/* Health (loop thread). */
 	bool lost, admin_warned;
@@ -80,7 +76,8 @@ struct paneldb_job {
 	int64_t now_ms;
 	unsigned queries;
 	/* panel part */
-	bool panel_read, panel_dirty, panel_failed;
+	bool panel_read, panel_dirty, panel_failed, panel_skipped;
+	struct dbpoll_file_sig panel_sig;
 	int panel_ret;
 	char *panel_err;
 	struct dbpoll_panel *panel;
@@ -88,7 +85,7 @@ struct paneldb_job {
 	bool admin_read, admin_dirty, admin_failed, admin_missing;
 	char *admin_err;
 	struct dbpoll_admins *admins;
-	struct paneldb_sig admin_sig[2];
+	struct dbpoll_file_sig admin_sig;
 	/* events and their journaling */
 	struct dbpoll_events events;
 	size_t pending;
@@ -299,41 +296,22 @@ int paneldb_query(struct paneldb *p, const char *sql, json_t *params,
 
 /* ---- the poll (worker thread) ---- */
 
-static void paneldb_stat_sig(const char *path, struct paneldb_sig *sig)
-{
-	struct stat st;
-
-	memset(sig, 0, sizeof(*sig));
-	if (stat(path, &st) < 0)
-		return;
-	sig->dev = st.st_dev;
-	sig->ino = st.st_ino;
-	sig->size = st.st_size;
-	sig->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 +
-			st.st_mtim.tv_nsec;
-}
-
 static void paneldb_poll_admins(struct paneldb_job *job)
 {
 	struct paneldb *p = job->p;
 	struct paneldb_target t = { .path = p->admin_db };
 	struct paneldb_conn *c = NULL;
-	char *wal;
 	int ret;
 
 	if (p->admin_db == NULL || p->admin_db[0] == '\0')
 		return;
-	wal = xasprintf("%s-wal", p->admin_db);
-	paneldb_stat_sig(p->admin_db, &job->admin_sig[0]);
-	paneldb_stat_sig(wal, &job->admin_sig[1]);
-	free(wal);
-	if (job->admin_sig[0].ino == 0) {
+	if (!dbpoll_file_sig(p->admin_db, &job->admin_sig)) {
 		job->admin_missing = true;
 		return;
 	}
 	if (p->admins != NULL &&
-	    memcmp(job->admin_sig, p->admin_sig, sizeof(job->admin_sig)) == 0 &&
-	    job->now_ms - p->admin_read_ms < PANELDB_ADMIN_REREAD_MS)
+	    memcmp(&job->admin_sig, &p->admin_sig, sizeof(job->admin_sig)) == 0 &&
+	    job->now_ms - p->admin_read_ms < PANELDB_REREAD_MS)
 		return; /* unchanged */
 	ret = paneldb_sqlite_driver.connect(&t, &c, &job->admin_err);
 	if (ret == 0) {
@@ -364,6 +342,13 @@ static void paneldb_poll_work(uv_work_t *req)
 	struct paneldb *p = job->p;
 
 	paneldb_poll_admins(job);
+	if (p->drv == &paneldb_sqlite_driver && p->path != NULL &&
+	    dbpoll_file_sig(p->path, &job->panel_sig) && p->panel != NULL &&
+	    memcmp(&job->panel_sig, &p->panel_sig, sizeof(job->panel_sig)) == 0 &&
+	    job->now_ms - p->panel_read_ms < PANELDB_REREAD_MS) {
+		job->panel_skipped = true; /* no commit since the last read */
+		return;
+	}
 	job->panel_ret = paneldb_with_conn(p, paneldb_poll_fn, job,
 					   &job->panel_err);
 	if (job->panel_ret < 0)
@@ -447,6 +432,8 @@ static void paneldb_commit(struct paneldb_job *job)
 			dbpoll_panel_free(&p->panel);
 			p->panel = job->panel;
 			job->panel = NULL;
+			p->panel_sig = job->panel_sig;
+			p->panel_read_ms = job->now_ms;
 		}
 	}
 	if (job->admin_read) {
@@ -456,8 +443,7 @@ static void paneldb_commit(struct paneldb_job *job)
 			dbpoll_admins_free(&p->admins);
 			p->admins = job->admins;
 			job->admins = NULL;
-			memcpy(p->admin_sig, job->admin_sig,
-			       sizeof(p->admin_sig));
+			p->admin_sig = job->admin_sig;
 			p->admin_read_ms = job->now_ms;
 		}
 	}

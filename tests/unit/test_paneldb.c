@@ -684,6 +684,10 @@ static void test_cycle(void **state)
 	assert_int_equal(json_array_size(r.e.journal), 0);
 	sf = tmp_path("paneldb.json");
 	assert_int_equal(access(sf, F_OK), 0);
+	/* unchanged SQLite files are not queried again */
+	uint64_t q0 = r.p->queries;
+	rig_polls(&r, 3);
+	assert_int_equal(r.p->queries, q0);
 
 	/* a user without domains suspended; a plan changed; 2FA off */
 	sql_exec(r.panel_db,
