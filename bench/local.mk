@@ -12,3 +12,8 @@ bench_hooks_bench_SOURCES = bench/hooks.c
 bench_hooks_bench_CFLAGS = $(TEST_CFLAGS)
 bench_hooks_bench_LDADD = $(TEST_LIBS)
 EXTRA_DIST += bench/hooks
+# bench/burst (watch): inotify burst, inotifywait loop, bare loop, latency
+check_PROGRAMS += bench/burst_helper
+bench_burst_helper_SOURCES = bench/burst.c
+bench_burst_helper_CFLAGS = $(AM_CFLAGS)
+EXTRA_DIST += bench/burst

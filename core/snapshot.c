@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -28,7 +29,7 @@ struct snapshot {
 
 static const char snapshot_schema[] =
 	"PRAGMA journal_mode=WAL;"
-	"PRAGMA synchronous=NORMAL;"
+	"PRAGMA synchronous=OFF;"
 	"CREATE TABLE IF NOT EXISTS snap ("
 	" path TEXT PRIMARY KEY, ino INTEGER, size INTEGER,"
 	" mtime_ns INTEGER, hash INTEGER, is_dir INTEGER, facts TEXT);"
@@ -107,8 +108,34 @@ static int snapshot_load(struct snapshot *s, bool *fresh_r,
 	return 0;
 }
 
+static int snapshot_open_once(const char *path, struct snapshot **s_r,
+			      bool *fresh_r, const char **error_r);
+
 int snapshot_open(const char *path, struct snapshot **s_r, bool *fresh_r,
 		  const char **error_r)
+{
+	int ret = snapshot_open_once(path, s_r, fresh_r, error_r);
+	char *aside;
+
+	if (ret != -EIO || access(path, F_OK) != 0)
+		return ret;
+	/* The snapshot is a cache (written with synchronous=OFF): when it is
+	 * unreadable, move it aside and start empty, NOT as a first run, so
+	 * that every file gives its event again (duplicates, never a loss). */
+	aside = xasprintf("%s.corrupt", path);
+	if (rename(path, aside) < 0) {
+		free(aside);
+		return ret;
+	}
+	free(aside);
+	ret = snapshot_open_once(path, s_r, NULL, error_r);
+	if (ret == 0 && fresh_r != NULL)
+		*fresh_r = false;
+	return ret;
+}
+
+static int snapshot_open_once(const char *path, struct snapshot **s_r,
+			      bool *fresh_r, const char **error_r)
 {
 	struct snapshot *s = xcalloc(1, sizeof(*s));
 	int ret;

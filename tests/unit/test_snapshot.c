@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -137,12 +138,39 @@ static void test_bad_path(void **state)
 	assert_non_null(strstr(err, "snapshot"));
 }
 
+static void test_corrupt(void **state)
+{
+	struct snapshot *s;
+	const char *err;
+	bool fresh = true;
+	FILE *f;
+	char aside[160];
+
+	(void)state;
+	teardown(NULL);
+	mkdir(dir, 0700);
+	f = fopen(db, "w");
+	assert_non_null(f);
+	fputs("this is not an SQLite database, not at all, really not......"
+	      "..............................................................",
+	      f);
+	fclose(f);
+	assert_int_equal(snapshot_open(db, &s, &fresh, &err), 0);
+	assert_false(fresh); /* not a first run: every file gives events */
+	assert_int_equal(snapshot_count(s), 0);
+	snapshot_close(&s);
+	snprintf(aside, sizeof(aside), "%s.corrupt", db);
+	assert_int_equal(access(aside, F_OK), 0);
+	unlink(aside);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_persist_reload),
 		cmocka_unit_test(test_many),
 		cmocka_unit_test(test_bad_path),
+		cmocka_unit_test(test_corrupt),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
