@@ -57,7 +57,12 @@ struct caddy {
 	unsigned max_rounds;
 	bool remove_logs;
 
+	/* set by on_event for changes the fingerprint cannot see */
+	bool force; /* __atomic */
+
 	/* action state (one action runs at a time) */
+	uint64_t loaded_fp; /* fingerprint of the last good reload, 0: none */
+	unsigned long skipped;
 	unsigned long reloads;
 	unsigned long reload_failures;
 	unsigned long rejected;
@@ -921,6 +926,61 @@ out:
 	return ret;
 }
 
+/* ---- fingerprint of the inputs, to skip reloads that change nothing ---- */
+
+static uint64_t caddy_fnv(uint64_t h, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+/* A hash of the Caddyfile's text and of every entry of domains_dir (name,
+ * inode, size, mtime, ctime), independent of readdir order.  0 when
+ * something cannot be read (never equal: always reload then). */
+static uint64_t caddy_fingerprint(struct caddy *c)
+{
+	uint64_t h = 0xcbf29ce484222325ull, sum = 0, count = 0;
+	char *text = NULL;
+	size_t len = 0;
+	DIR *d;
+	struct dirent *de;
+
+	if (file_read_nofollow(c->caddyfile, CADDY_CADDYFILE_MAX, &text, &len) < 0)
+		return 0;
+	h = caddy_fnv(h, text, len);
+	free(text);
+	d = opendir(c->domains_dir);
+	if (d == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		struct stat st;
+		uint64_t e = 0xcbf29ce484222325ull;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			closedir(d);
+			return 0;
+		}
+		e = caddy_fnv(e, de->d_name, strlen(de->d_name) + 1);
+		e = caddy_fnv(e, &st.st_ino, sizeof(st.st_ino));
+		e = caddy_fnv(e, &st.st_size, sizeof(st.st_size));
+		e = caddy_fnv(e, &st.st_mtim, sizeof(st.st_mtim));
+		e = caddy_fnv(e, &st.st_ctim, sizeof(st.st_ctim));
+		sum += e;
+		count++;
+	}
+	closedir(d);
+	h = caddy_fnv(h, &sum, sizeof(sum));
+	h = caddy_fnv(h, &count, sizeof(count));
+	return h != 0 ? h : 1;
+}
+
 /* ---- the coalesced action ---- */
 
 static void caddy_write_stats(struct caddy *c, int64_t last_ms, bool ok)
@@ -932,8 +992,8 @@ static void caddy_write_stats(struct caddy *c, int64_t last_ms, bool ok)
 		return;
 	if (asprintf(&text,
 		     "{\"reloads\":%lu,\"reload_failures\":%lu,\"rejected\":%lu,"
-		     "\"last_ms\":%lld,\"last_ok\":%s}\n",
-		     c->reloads, c->reload_failures, c->rejected,
+		     "\"skipped\":%lu,\"last_ms\":%lld,\"last_ok\":%s}\n",
+		     c->reloads, c->reload_failures, c->rejected, c->skipped,
 		     (long long)last_ms, ok ? "true" : "false") >= 0)
 		(void)file_write_atomic(path, text, strlen(text), 0644);
 	free(text);
@@ -965,6 +1025,19 @@ static void caddy_action(struct ophook_ctx *ctx, void *data)
 	int ret;
 
 	(void)ctx;
+	/* 0. nothing changed since the last good reload: nothing to do (a
+	 * burst whose files were all in place at the first reload) */
+	bool force = __atomic_exchange_n(&c->force, false, __ATOMIC_ACQ_REL);
+	uint64_t fp = caddy_fingerprint(c);
+
+	if (!force && fp != 0 && fp == c->loaded_fp) {
+		c->skipped++;
+		c->host->log(c->ctx, OPHOOK_LOG_DEBUG,
+			     "config unchanged since reload #%lu: not reloading",
+			     c->reloads);
+		caddy_write_stats(c, 0, true);
+		return;
+	}
 	/* 1. validate, quarantining what breaks it */
 	for (;;) {
 		ret = caddy_validate(c, c->caddyfile, &msg);
@@ -1000,6 +1073,8 @@ static void caddy_action(struct ophook_ctx *ctx, void *data)
 	free(msg);
 	msg = NULL;
 	tv = caddy_mono_ms();
+	if (c->rejected != rejected0)
+		fp = caddy_fingerprint(c); /* domains/ changed meanwhile */
 
 	/* 2. reload; a refusal that names a conf quarantines it too */
 	for (;;) {
@@ -1009,6 +1084,7 @@ static void caddy_action(struct ophook_ctx *ctx, void *data)
 		if (ret < 0 || ++rounds > c->max_rounds ||
 		    !caddy_blame(c, msg, false)) {
 			c->reload_failures++;
+			c->loaded_fp = 0;
 			c->host->log(c->ctx, OPHOOK_LOG_ERROR, "reload failed: %s",
 				     msg != NULL ? msg : "?");
 			caddy_write_stats(c, caddy_mono_ms() - t0, false);
@@ -1018,6 +1094,7 @@ static void caddy_action(struct ophook_ctx *ctx, void *data)
 		msg = NULL;
 	}
 	c->reloads++;
+	c->loaded_fp = fp;
 	int64_t t1 = caddy_mono_ms();
 
 	c->host->log(c->ctx, OPHOOK_LOG_INFO,
@@ -1099,6 +1176,9 @@ static int caddy_on_event(void *data, const struct ophook_event *ev,
 			}
 		}
 	}
+	/* a denylist snippet is imported, not in domains/: always reload */
+	if (strcmp(ev->type, "user.denylist.changed") == 0)
+		__atomic_store_n(&c->force, true, __ATOMIC_RELEASE);
 	ret = c->host->request_action(c->ctx, CADDY_ACTION, c->window_ms,
 				      caddy_action, c);
 	if (ret < 0)

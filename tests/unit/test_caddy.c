@@ -455,6 +455,31 @@ static void test_caddy_burst(void **state)
 	/* nothing pending: no more reloads */
 	assert_int_equal(pluginmock_run_actions(m), 0);
 	assert_int_equal(count_lines(reloads), 1);
+
+	/* an event that changes no file: the action skips the reload */
+	assert_int_equal(pluginmock_send(m, "domain.updated", "d1.test", NULL, &error), 0);
+	assert_int_equal(pluginmock_run_actions(m), 1);
+	assert_int_equal(count_lines(reloads), 1);
+	/* a denylist change is imported from elsewhere: always reloads */
+	assert_int_equal(pluginmock_send(m, "user.denylist.changed", "user:bob",
+					 "{\"user\":\"bob\"}", &error), 0);
+	assert_int_equal(pluginmock_run_actions(m), 1);
+	assert_int_equal(count_lines(reloads), 2);
+	/* a new conf in domains/ reloads */
+	{
+		char *conf = mkpath(m, "root/caddy/domains/new.test.conf");
+
+		write_file(conf, "new.test {\n}\n");
+		free(conf);
+	}
+	assert_int_equal(pluginmock_send(m, "domain.added", "new.test", NULL, &error), 0);
+	assert_int_equal(pluginmock_run_actions(m), 1);
+	assert_int_equal(count_lines(reloads), 3);
+	free(text);
+	text = NULL;
+	assert_int_equal(file_read_nofollow(stats, 4096, &text, &len), 0);
+	assert_non_null(strstr(text, "\"reloads\":3,"));
+	assert_non_null(strstr(text, "\"skipped\":1,"));
 	free(text);
 	free(stats);
 	free(reloads);
@@ -500,9 +525,8 @@ static void test_caddy_quarantine(void **state)
 	assert_null(strstr(e->fields, "level")); /* JSON log lines dropped */
 	assert_int_equal(count_lines(reloads), 1);
 
-	/* Put back fixed: comes in with the next event, no rejection. */
-	write_file(bad, "bad.test {\n}\n");
-	unlink(bad); /* still broken by the fake validator's rule: remove */
+	/* The next change reloads without rejecting anything. */
+	write_file(good, "good.test {\n\t# edited\n}\n");
 	assert_int_equal(pluginmock_send(m, "domain.updated", "good.test", NULL, &error), 0);
 	assert_int_equal(pluginmock_run_actions(m), 1);
 	assert_int_equal(count_lines(reloads), 2);
