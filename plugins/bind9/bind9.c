@@ -11,6 +11,7 @@
  * dns.zone.changed check the zone; bump the serial when the content changed
  *                  and the serial did not; `rndc reload <zone>`.  A zone
  *                  that fails the check is not loaded: dns.zone_rejected.
+ * dns.config.changed `rndc reconfig` (named.conf* edited by hand).
  * mail.dkim.created publish <selector>._domainkey TXT in the domain's zone.
  *
  * Files and the state (zones.json under state_dir: zone -> owner, last good
@@ -1563,6 +1564,10 @@ static int bind9_on_event(void *data, const struct ophook_event *ev,
 
 	if (strcmp(ev->type, "dns.zone.changed") == 0)
 		return bind9_changed(b, ev, error_r);
+	if (strcmp(ev->type, "dns.config.changed") == 0) {
+		bind9_reload_request(b, NULL); /* named.conf* edited by hand */
+		return 0;
+	}
 	if (strcmp(ev->type, "mail.dkim.created") == 0)
 		return bind9_dkim(b, ev, error_r);
 	if (strcmp(ev->type, "domain.added") != 0 &&
@@ -1843,6 +1848,7 @@ const struct ophook_plugin ophook_plugin = {
 	.subscriptions = (const char *const[]){ "domain.added",
 						"domain.removed",
 						"dns.zone.changed",
+						"dns.config.changed",
 						"mail.dkim.created", NULL },
 	.init = bind9_init,
 	.fini = bind9_fini,
