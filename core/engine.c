@@ -268,8 +268,13 @@ static void engine_flush(struct engine *e)
 			goto fail;
 	}
 	for (size_t i = 0; i < n_res; i++) {
-		if (journal_delivery_update(e->journal, &e->results[i].jd,
-					    &err) < 0)
+		int r = journal_delivery_update(e->journal, &e->results[i].jd,
+						&err);
+
+		/* a row pruned meanwhile: nothing to record, go on */
+		if (r == -ENOENT)
+			continue;
+		if (r < 0)
 			goto fail;
 	}
 	if (journal_commit(e->journal, &err) < 0)
