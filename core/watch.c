@@ -40,6 +40,7 @@
 #define WATCH_CHUNK 512            /* paths processed per loop turn */
 #define WATCH_FLUSH_MS 200
 #define WATCH_FLUSH_BATCH 4096
+#define WATCH_MAX_INFLIGHT 4096    /* changes submitted, not yet journaled */
 
 struct watch_dir {
 	int wd;
@@ -83,6 +84,7 @@ struct recon_job {
 	uint32_t gen;
 	unsigned events;
 	bool baseline;
+	bool in_pool; /* the walk runs on the thread pool */
 };
 
 struct recon_waiter {
@@ -120,6 +122,8 @@ struct watch {
 
 	uv_timer_t periodic_timer;
 	uv_timer_t lost_timer;
+	bool lost_reconcile;   /* the lost timer reconciles too */
+	bool throttled;        /* too many changes not yet journaled */
 	uv_idle_t recon_idle;
 	struct recon_job *job;
 	bool recon_again;
@@ -148,6 +152,8 @@ static void watch_process(struct watch *w, const char *path,
 			  const char *source, unsigned *events_r);
 static void watch_maybe_free(struct watch *w);
 static void watch_reconcile_begin(struct watch *w);
+static void dlist_schedule(struct watch *w, struct dlist *l);
+static void recon_idle_cb(uv_idle_t *h);
 
 /* ---- file access ---- */
 
@@ -363,8 +369,17 @@ static void change_done(struct change *c)
 	}
 	change_free(c);
 	w->inflight--;
-	if (w->stopping)
+	if (w->stopping) {
 		watch_maybe_free(w);
+		return;
+	}
+	if (w->throttled && w->inflight <= WATCH_MAX_INFLIGHT / 2) {
+		w->throttled = false;
+		dlist_schedule(w, &w->settle);
+		dlist_schedule(w, &w->created);
+		if (w->job != NULL && !w->job->in_pool)
+			uv_idle_start(&w->recon_idle, recon_idle_cb);
+	}
 }
 
 static void watch_submit_cb(struct event *ev, const char *error, void *ctx)
@@ -630,6 +645,10 @@ static void settle_cb(uv_timer_t *t)
 
 	while (l->head != NULL && l->head->deadline_ms <= now &&
 	       n < WATCH_CHUNK && !w->stopping) {
+		if (w->inflight >= WATCH_MAX_INFLIGHT) {
+			w->throttled = true; /* change_done() resumes */
+			return;
+		}
 		struct dirty *d = l->head;
 
 		dirty_unlink(d);
@@ -842,9 +861,10 @@ static void lost_cb(uv_timer_t *t)
 	struct watch *w = t->data;
 
 	watch_roots_setup(w, true);
-	if (t->repeat == 1) /* a root was lost: reconcile too */
+	if (w->lost_reconcile) { /* a watch was lost, or an overflow */
+		w->lost_reconcile = false;
 		watch_reconcile_begin(w);
-	uv_timer_set_repeat(t, 0);
+	}
 }
 
 /* Re-establish roots soon (coalesced); reconcile when a watch was lost. */
@@ -853,7 +873,7 @@ static void watch_roots_later(struct watch *w, bool reconcile)
 	if (w->stopping)
 		return;
 	if (reconcile)
-		uv_timer_set_repeat(&w->lost_timer, 1);
+		w->lost_reconcile = true;
 	if (!uv_is_active((uv_handle_t *)&w->lost_timer))
 		uv_timer_start(&w->lost_timer, lost_cb, 50, 0);
 }
@@ -981,6 +1001,7 @@ static void watch_handle(struct watch *w, const struct inotify_event *ev)
 			watch_dirty(w, full);
 		if ((ev->mask & (IN_CREATE | IN_MOVED_TO | IN_DELETE |
 				 IN_MOVED_FROM)) &&
+		    ((ev->mask & IN_ISDIR) || !watch_is_root(w, full)) &&
 		    watch_is_root_ancestor(w, full))
 			watch_roots_later(w, !(ev->mask & (IN_CREATE |
 							   IN_MOVED_TO)));
@@ -1220,6 +1241,11 @@ static void recon_idle_cb(uv_idle_t *h)
 		uv_idle_stop(h);
 		return;
 	}
+	if (w->inflight >= WATCH_MAX_INFLIGHT) {
+		w->throttled = true; /* change_done() resumes */
+		uv_idle_stop(h);
+		return;
+	}
 	while (j->next < j->n_items && n < WATCH_CHUNK) {
 		struct recon_item *it = &j->items[j->next++];
 		struct snapshot_entry *e = snapshot_get(w->snap, it->path);
@@ -1258,6 +1284,7 @@ static void recon_after(uv_work_t *req, int status)
 	struct recon_job *j = req->data;
 	struct watch *w = j->w;
 
+	j->in_pool = false;
 	if (status < 0 || w->stopping) {
 		w->job = NULL;
 		job_free(j);
@@ -1300,6 +1327,7 @@ static void watch_reconcile_begin(struct watch *w)
 	/* waiters registered so far belong to this run */
 	w->waiters = w->waiters_next;
 	w->waiters_next = NULL;
+	j->in_pool = true;
 	uv_queue_work(w->loop, &j->req, recon_work, recon_after);
 }
 
@@ -1498,6 +1526,18 @@ void watch_stop(struct watch **wp)
 	uv_close((uv_handle_t *)&w->periodic_timer, watch_handle_closed);
 	uv_close((uv_handle_t *)&w->lost_timer, watch_handle_closed);
 	uv_close((uv_handle_t *)&w->recon_idle, watch_handle_closed);
-	if (w->job != NULL)
+	if (w->job != NULL && w->job->in_pool) {
 		uv_cancel((uv_req_t *)&w->job->req);
+	} else if (w->job != NULL) { /* stopped between chunks */
+		job_free(w->job);
+		w->job = NULL;
+		while (w->waiters != NULL) {
+			struct recon_waiter *wt = w->waiters;
+
+			w->waiters = wt->next;
+			if (wt->cb != NULL)
+				wt->cb(0, wt->ctx);
+			free(wt);
+		}
+	}
 }

@@ -1,0 +1,57 @@
+/* libFuzzer target for the classifier (not built by automake):
+ *   clang -g -fsanitize=fuzzer,address,undefined -Icore -Iinclude \
+ *     tests/fuzz/fuzz_classify.c core/classify.c core/util.c \
+ *     $(pkg-config --cflags --libs jansson libcrypto) -o fuzz_classify
+ * The first byte picks the kind of file, the rest is its content; the
+ * previous facts are the facts of the same content parsed once before, so
+ * the diff paths run too. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "classify.h"
+
+static const char *const paths[] = {
+	"/etc/openpanel/caddy/domains/a.example.com.conf",
+	"/etc/openpanel/caddy/ssl/certificates/local/a.com/a.com.json",
+	"/etc/openpanel/caddy/ssl/custom/a.com/fullchain.pem",
+	"/etc/openpanel/openpanel/core/users/bob",
+	"/etc/openpanel/caddy/deny/bob.ips",
+	"/etc/openpanel/openpanel/conf/openpanel.config",
+	"/etc/bind/zones/a.com.zone",
+	"/etc/bind/named.conf.local",
+	"/m/postfix-accounts.cf",
+	"/m/postfix-virtual.cf",
+};
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct classify_target t;
+	struct classify_result r1 = { 0 }, r2 = { 0 };
+	const char *why, *path;
+	char *content;
+
+	if (size < 1)
+		return 0;
+	path = paths[data[0] % (sizeof(paths) / sizeof(paths[0]))];
+	content = malloc(size);
+	memcpy(content, data + 1, size - 1);
+	content[size - 1] = '\0';
+	if (classify_path("/etc/openpanel", path, &t, &why) != CLASSIFY_NONE) {
+		struct classify_input in = { path, content, size - 1, content,
+					     size - 1, false, NULL };
+
+		classify_content(&t, &in, &r1);
+		in.existed = true;
+		in.old_facts = r1.facts;
+		in.len /= 2;
+		classify_content(&t, &in, &r2);
+	}
+	/* the path parser on the raw bytes too */
+	classify_path("/etc/openpanel", content, &t, &why);
+	classify_result_clear(&r1);
+	classify_result_clear(&r2);
+	free(content);
+	return 0;
+}
