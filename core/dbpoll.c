@@ -417,10 +417,14 @@ int dbpoll_fetch_panel(const struct paneldb_driver *drv,
 	json_t *rows[3] = { NULL, NULL, NULL };
 	int ret = 0;
 
+	if (drv->begin != NULL)
+		ret = drv->begin(conn, error_r);
 	for (unsigned i = 0; i < 3 && ret == 0; i++) {
 		(*queries_r)++;
 		ret = drv->query(conn, sql[i], NULL, &rows[i], NULL, error_r);
 	}
+	if (drv->end != NULL)
+		drv->end(conn);
 	if (ret == 0)
 		*panel_r = dbpoll_panel_build(rows[0], rows[1], rows[2], prev,
 					      now_ms);

@@ -98,8 +98,8 @@ struct dbpoll_panel *dbpoll_panel_build(json_t *users, json_t *plans,
 					int64_t now_ms);
 void dbpoll_panel_free(struct dbpoll_panel **p);
 
-/* Run the three SELECTs on conn and build the snapshot.  *queries_r is
- * incremented once per statement run.  0 or -errno (from the driver, -EPIPE
+/* Run the three SELECTs on conn (in one read-only transaction) and build
+ * the snapshot.  *queries_r is incremented once per SELECT run.  0 or -errno (from the driver, -EPIPE
  * when the connection is gone) with *error_r (malloc'd). */
 int dbpoll_fetch_panel(const struct paneldb_driver *drv,
 		       struct paneldb_conn *conn,

@@ -69,6 +69,7 @@ struct paneldb {
 	unsigned failures;
 	int64_t lost_since_ms;
 	uint64_t polls, queries, events;
+	int64_t kick_ms; /* last poll started early by an unknown domain */
 };
 
 struct paneldb_job {
@@ -634,8 +635,26 @@ static void paneldb_enrich(json_t *payload, const char *type,
 			   const char *subject, void *ctx)
 {
 	struct paneldb *p = ctx;
+	const char *domain, *why;
+	int64_t now;
 
 	dbpoll_enrich(p->panel, payload, type, subject);
+	if (strncmp(type, "domain.", 7) != 0 || p->busy || p->stopping ||
+	    !p->timer_init || p->lost)
+		return;
+	domain = json_string_value(json_object_get(payload, "domain"));
+	if (domain == NULL)
+		domain = subject;
+	if (json_object_get(payload, "user") != NULL ||
+	    !name_valid_domain(domain, &why))
+		return;
+	/* A domain the map does not know yet (its row came after the last
+	 * poll): poll now, so the events that follow carry the owner. */
+	now = mono_ms();
+	if (now - p->kick_ms < 1000)
+		return;
+	p->kick_ms = now;
+	uv_timer_start(&p->timer, paneldb_timer_cb, 0, 0);
 }
 
 /* ---- start / stop ---- */

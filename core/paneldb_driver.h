@@ -33,6 +33,11 @@ struct paneldb_driver {
 	 * bad statement; *error_r (malloc'd) says why. */
 	int (*query)(struct paneldb_conn *conn, const char *sql, json_t *params,
 		     json_t **rows_r, json_t **cols_r, char **error_r);
+	/* Start / end a read-only transaction, so that several SELECTs see
+	 * one snapshot (a user and its domains added in between are seen
+	 * together).  end(commit) is called after a failed begin too. */
+	int (*begin)(struct paneldb_conn *conn, char **error_r);
+	void (*end)(struct paneldb_conn *conn);
 	/* Close and set *conn to NULL (NULL is fine). */
 	void (*close)(struct paneldb_conn **conn);
 };

@@ -345,6 +345,18 @@ out:
 	return ret;
 }
 
+static int paneldb_mysql_begin(struct paneldb_conn *c, char **error_r)
+{
+	if (mysql_query(c->m, "START TRANSACTION WITH CONSISTENT SNAPSHOT") != 0)
+		return paneldb_mysql_fail(c, NULL, error_r);
+	return 0;
+}
+
+static void paneldb_mysql_end(struct paneldb_conn *c)
+{
+	(void)mysql_query(c->m, "COMMIT");
+}
+
 static void paneldb_mysql_close(struct paneldb_conn **connp)
 {
 	struct paneldb_conn *c = *connp;
@@ -362,5 +374,7 @@ const struct paneldb_driver paneldb_mysql_driver = {
 	.per_poll = false,
 	.connect = paneldb_mysql_connect,
 	.query = paneldb_mysql_query,
+	.begin = paneldb_mysql_begin,
+	.end = paneldb_mysql_end,
 	.close = paneldb_mysql_close,
 };

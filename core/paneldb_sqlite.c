@@ -177,6 +177,22 @@ static int paneldb_sqlite_query(struct paneldb_conn *c, const char *sql,
 	return 0;
 }
 
+static int paneldb_sqlite_begin(struct paneldb_conn *c, char **error_r)
+{
+	/* deferred: the first SELECT takes the read snapshot */
+	if (sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+		*error_r = paneldb_sqlite_err(c->db, c->path, "BEGIN");
+		return -EPIPE;
+	}
+	return 0;
+}
+
+static void paneldb_sqlite_end(struct paneldb_conn *c)
+{
+	if (!sqlite3_get_autocommit(c->db))
+		sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+}
+
 static void paneldb_sqlite_close(struct paneldb_conn **connp)
 {
 	struct paneldb_conn *c = *connp;
@@ -194,5 +210,7 @@ const struct paneldb_driver paneldb_sqlite_driver = {
 	.per_poll = true,
 	.connect = paneldb_sqlite_connect,
 	.query = paneldb_sqlite_query,
+	.begin = paneldb_sqlite_begin,
+	.end = paneldb_sqlite_end,
 	.close = paneldb_sqlite_close,
 };

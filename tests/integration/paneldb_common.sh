@@ -53,6 +53,11 @@ user_events() {
 log_has() { grep -q "$1" "$T/ophookd.log"; }
 log_lines() { grep -c "$1" "$T/ophookd.log" || true; }
 state_has() { grep -q "$1" "$T/state/paneldb.json" 2>/dev/null; }
+# state_gone DOMAIN: the saved owner map marks DOMAIN's rows as gone
+# (owners: "domain": [user, user_id, plan, context, gone_ms != 0])
+state_gone() {
+	grep -Eq "\"$1\":\[[^]]*,[1-9][0-9]*\]" "$T/state/paneldb.json" 2>/dev/null
+}
 
 paneldb_write_config() {
 	mkdir -p "$T/root" "$T/state" "$T/hooks" "$T/plugins"
@@ -119,7 +124,7 @@ paneldb_run() {
 
 	# a domain deleted rows-first, then its files (domain.removed)
 	db_sql "DELETE FROM sites WHERE domain_id = 3; DELETE FROM domains WHERE domain_id = 3;"
-	ok "$(wait_for 30 state_has '"gone_ms"'; echo $?)" \
+	ok "$(wait_for 30 state_gone 'bob-site\.test'; echo $?)" \
 		"$DB_NAME: the poller saw the domain's rows go"
 	ctl emit domain.removed bob-site.test domain=bob-site.test >/dev/null
 	ok "$(wait_for 30 has_event domain.removed bob-site.test user=bob \
