@@ -56,6 +56,7 @@ struct caddy {
 	unsigned timeout_ms;
 	unsigned max_rounds;
 	bool remove_logs;
+	bool validate_first; /* else validate_argv only bisects a refused load */
 
 	/* set by on_event for changes the fingerprint cannot see */
 	bool force; /* __atomic */
@@ -282,6 +283,9 @@ static int caddy_settings(struct caddy *c, const char **error_r)
 	if (ret == 0)
 		ret = caddy_setting_bool(c, "remove_logs", false,
 					 &c->remove_logs, error_r);
+	if (ret == 0)
+		ret = caddy_setting_bool(c, "validate_first", true,
+					 &c->validate_first, error_r);
 	free(def_domains);
 	free(def_quarantine);
 	if (ret == -ENOMEM)
@@ -1040,6 +1044,8 @@ static void caddy_action(struct ophook_ctx *ctx, void *data)
 	}
 	/* 1. validate, quarantining what breaks it */
 	for (;;) {
+		if (!c->validate_first)
+			break; /* the load checks it (atomically) */
 		ret = caddy_validate(c, c->caddyfile, &msg);
 		if (ret == 0 || ret == -ENOSYS)
 			break;
@@ -1076,13 +1082,15 @@ static void caddy_action(struct ophook_ctx *ctx, void *data)
 	if (c->rejected != rejected0)
 		fp = caddy_fingerprint(c); /* domains/ changed meanwhile */
 
-	/* 2. reload; a refusal that names a conf quarantines it too */
+	/* 2. reload; Caddy keeps the old config when a load fails, and a
+	 * refusal that names a conf (or, without validate_first, one found
+	 * by bisection) quarantines it too */
 	for (;;) {
 		ret = caddy_reload(c, &msg);
 		if (ret == 0)
 			break;
 		if (ret < 0 || ++rounds > c->max_rounds ||
-		    !caddy_blame(c, msg, false)) {
+		    !caddy_blame(c, msg, !c->validate_first)) {
 			c->reload_failures++;
 			c->loaded_fp = 0;
 			c->host->log(c->ctx, OPHOOK_LOG_ERROR, "reload failed: %s",

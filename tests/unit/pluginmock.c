@@ -554,12 +554,22 @@ const char *pluginmock_state_dir(struct pluginmock *m)
 
 size_t pluginmock_log_count(struct pluginmock *m)
 {
-	return m->n_logs;
+	size_t n;
+
+	pthread_mutex_lock(&m->lock);
+	n = m->n_logs;
+	pthread_mutex_unlock(&m->lock);
+	return n;
 }
 
 const char *pluginmock_log_line(struct pluginmock *m, size_t i)
 {
-	return i < m->n_logs ? m->logs[i] : NULL;
+	const char *line;
+
+	pthread_mutex_lock(&m->lock);
+	line = i < m->n_logs ? m->logs[i] : NULL;
+	pthread_mutex_unlock(&m->lock);
+	return line;
 }
 
 size_t pluginmock_log_grep(struct pluginmock *m, const char *substr)
@@ -591,7 +601,13 @@ size_t pluginmock_emitted_count(struct pluginmock *m, const char *type)
 const struct pluginmock_emitted *pluginmock_emitted(struct pluginmock *m,
 						    size_t i)
 {
-	return i < m->n_emitted ? &m->emitted[i] : NULL;
+	const struct pluginmock_emitted *e;
+
+	/* valid until the next emit() (the array may move) */
+	pthread_mutex_lock(&m->lock);
+	e = i < m->n_emitted ? &m->emitted[i] : NULL;
+	pthread_mutex_unlock(&m->lock);
+	return e;
 }
 
 void pluginmock_emit_fail(struct pluginmock *m, int ret)
@@ -688,12 +704,22 @@ unsigned pluginmock_run_actions(struct pluginmock *m)
 
 size_t pluginmock_own_write_count(struct pluginmock *m)
 {
-	return m->n_own;
+	size_t n;
+
+	pthread_mutex_lock(&m->lock);
+	n = m->n_own;
+	pthread_mutex_unlock(&m->lock);
+	return n;
 }
 
 const char *pluginmock_own_write(struct pluginmock *m, size_t i)
 {
-	return i < m->n_own ? m->own[i] : NULL;
+	const char *p;
+
+	pthread_mutex_lock(&m->lock);
+	p = i < m->n_own ? m->own[i] : NULL;
+	pthread_mutex_unlock(&m->lock);
+	return p;
 }
 
 bool pluginmock_own_written(struct pluginmock *m, const char *path)

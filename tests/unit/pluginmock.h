@@ -93,7 +93,8 @@ const char *pluginmock_log_line(struct pluginmock *m, size_t i);
 /* Number of log lines containing substr. */
 size_t pluginmock_log_grep(struct pluginmock *m, const char *substr);
 
-/* Emitted events, in order; count of those of a type (NULL: all). */
+/* Emitted events, in order; count of those of a type (NULL: all).  A
+ * pointer from pluginmock_emitted() is valid until the next emit(). */
 size_t pluginmock_emitted_count(struct pluginmock *m, const char *type);
 const struct pluginmock_emitted *pluginmock_emitted(struct pluginmock *m,
 						    size_t i);

@@ -656,6 +656,53 @@ static void test_caddy_blamed_conf(void **state)
 	pluginmock_free(&m);
 }
 
+/* validate_first: false: no validation before the reload; a refused
+ * reload that names a conf quarantines it and reloads again. */
+static void test_caddy_no_validate_first(void **state)
+{
+	struct pluginmock *m = pluginmock_new(NULL);
+	char *settings = NULL, *tmp = (char *)pluginmock_tmp(m);
+	const char *error = NULL;
+	char *p, *bad, *moved, *validated, *reloads;
+
+	(void)state;
+	p = mkpath(m, "root/caddy/domains");
+	assert_int_equal(mkdir_p(p, 0755), 0);
+	free(p);
+	/* the reload refuses while bad.test.conf is there, as /load would */
+	assert_true(asprintf(&settings,
+			     "{\"caddyfile\": \"%s/root/caddy/Caddyfile\","
+			     " \"log_base\": \"%s/logs\", \"validate_first\": false,"
+			     " \"validate_argv\": [\"sh\", \"-c\", \"echo v >> %s/validated\"],"
+			     " \"reload_argv\": [\"sh\", \"-c\", \"if [ -e %s/root/caddy/domains/bad.test.conf ]; "
+			     "then echo 'Error: adapting config using caddyfile: /x/domains/bad.test.conf:2: "
+			     "unrecognized directive: x' >&2; exit 1; fi; echo r >> %s/reloads\"]}",
+			     tmp, tmp, tmp, tmp, tmp) > 0);
+	pluginmock_set_settings(m, settings);
+	free(settings);
+	p = mkpath(m, "root/caddy/Caddyfile");
+	write_file(p, "import /x/domains/*.conf\n");
+	free(p);
+	pluginmock_set_plugin(m, &ophook_plugin);
+	assert_int_equal(pluginmock_init(m, &error), 0);
+	bad = mkpath(m, "root/caddy/domains/bad.test.conf");
+	moved = mkpath(m, "root/caddy/domains.rejected/bad.test.conf");
+	validated = mkpath(m, "validated");
+	reloads = mkpath(m, "reloads");
+	write_file(bad, "bad.test {\n\tx\n}\n");
+	assert_int_equal(pluginmock_send(m, "domain.added", "bad.test", NULL, &error), 0);
+	assert_int_equal(pluginmock_run_actions(m), 1);
+	assert_true(exists(moved));
+	assert_int_equal(count_lines(reloads), 1);
+	assert_int_equal(count_lines(validated), 0);
+	assert_int_equal(pluginmock_emitted_count(m, "domain.config_rejected"), 1);
+	free(bad);
+	free(moved);
+	free(validated);
+	free(reloads);
+	pluginmock_free(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -678,6 +725,7 @@ int main(void)
 		cmocka_unit_test(test_caddy_quarantine),
 		cmocka_unit_test(test_caddy_unblamable),
 		cmocka_unit_test(test_caddy_bisect),
+		cmocka_unit_test(test_caddy_no_validate_first),
 		cmocka_unit_test(test_caddy_blamed_conf),
 	};
 
