@@ -145,7 +145,7 @@ static int ctl_send(struct ctl *ctl, json_t *req)
 	s[len] = '\n';
 	int r = ctl_write_all(ctl->fd, s, len + 1);
 	free(s);
-	if (r < 0)
+	if (r < 0 && r != -EPIPE && r != -ECONNRESET)
 		fprintf(stderr, "ophookctl: sending to %s: %s\n", ctl->socket,
 			strerror(-r));
 	return r;
@@ -264,15 +264,20 @@ static int ctl_print_answer(struct ctl *ctl, json_t *ans)
  * answer.  Returns the exit status. */
 static int ctl_run(struct ctl *ctl, json_t *req, bool streaming)
 {
-	if (ctl_send(ctl, req) < 0)
+	int sent = ctl_send(ctl, req);
+	/* a closed connection may still hold ophookd's answer (a refusal) */
+	if (sent < 0 && sent != -EPIPE && sent != -ECONNRESET)
 		return 2;
 	for (;;) {
 		bool eof;
 		json_t *o = ctl_recv(ctl, &eof);
 		if (o == NULL) {
-			if (eof && streaming)
+			if (sent < 0)
+				fprintf(stderr, "ophookctl: sending to %s: %s\n",
+					ctl->socket, strerror(-sent));
+			else if (eof && streaming)
 				return 0;
-			if (eof)
+			else if (eof)
 				fprintf(stderr, "ophookctl: %s closed the "
 					"connection without answering\n",
 					ctl->socket);
@@ -411,11 +416,14 @@ static int ctl_emit_send(struct ctl *ctl, json_t *batch, json_int_t *count,
 
 	int r = ctl_send(ctl, req);
 	json_decref(req);
-	if (r < 0)
+	if (r < 0 && r != -EPIPE && r != -ECONNRESET)
 		return 2;
 	json_t *ans = ctl_recv(ctl, &eof);
 	if (ans == NULL) {
-		if (eof)
+		if (r < 0)
+			fprintf(stderr, "ophookctl: sending to %s: %s\n",
+				ctl->socket, strerror(-r));
+		else if (eof)
 			fprintf(stderr, "ophookctl: %s closed the connection "
 				"without answering\n", ctl->socket);
 		return 2;
