@@ -376,12 +376,27 @@ static void paneldb_job_free(struct paneldb_job **jobp)
 	*jobp = NULL;
 }
 
+/* Which database a saved snapshot came from: a snapshot of another one
+ * (the config changed) is no base for a diff. */
+static char *paneldb_panel_source(const struct paneldb *p)
+{
+	if (p->drv == &paneldb_mysql_driver)
+		return xasprintf("mysql:%s:%s", p->option_file ? p->option_file : "",
+				 p->database ? p->database : "");
+	return xasprintf("sqlite:%s", p->path ? p->path : "");
+}
+
 static int paneldb_save(struct paneldb *p)
 {
 	json_t *doc = dbpoll_state_to_json(p->panel, p->admins);
-	char *text = json_dumps(doc, JSON_COMPACT);
+	char *src = paneldb_panel_source(p), *text;
 	int ret;
 
+	json_object_set_new(doc, "panel_source", json_string(src));
+	json_object_set_new(doc, "admin_source",
+			    json_string(p->admin_db ? p->admin_db : ""));
+	free(src);
+	text = json_dumps(doc, JSON_COMPACT);
 	json_decref(doc);
 	if (text == NULL)
 		return -ENOMEM;
@@ -662,8 +677,8 @@ static void paneldb_enrich(json_t *payload, const char *type,
 static void paneldb_load_state(struct paneldb *p)
 {
 	json_error_t jerr;
-	const char *why;
-	char *data;
+	const char *why, *saved;
+	char *data, *src;
 	size_t len;
 	json_t *doc;
 	int ret;
@@ -689,6 +704,19 @@ static void paneldb_load_state(struct paneldb *p)
 		log_msg(LOG_WARN_L, PANELDB_WHO,
 			"%s: %s (starting from a new baseline)", p->state_file,
 			why);
+	src = paneldb_panel_source(p);
+	saved = json_string_value(json_object_get(doc, "panel_source"));
+	if (p->panel != NULL && (saved == NULL || strcmp(saved, src) != 0)) {
+		log_msg(LOG_INFO_L, PANELDB_WHO, "%s: saved from %s, not %s: "
+			"starting from a new baseline", p->state_file,
+			saved != NULL ? saved : "?", src);
+		dbpoll_panel_free(&p->panel);
+	}
+	free(src);
+	saved = json_string_value(json_object_get(doc, "admin_source"));
+	if (p->admins != NULL && (saved == NULL ||
+	    strcmp(saved, p->admin_db ? p->admin_db : "") != 0))
+		dbpoll_admins_free(&p->admins);
 	json_decref(doc);
 }
 

@@ -758,6 +758,23 @@ static void test_cycle(void **state)
 	assert_int_equal(json_array_size(r.e.journal), before + 3);
 	rig_stop(&r);
 
+	/* another panel DB configured: the saved snapshot is no base */
+	char *other = tmp_path("cycle-other.db");
+	sql_exec(other, "CREATE TABLE users (id INTEGER, username TEXT, "
+		 "plan_id INTEGER, email TEXT, server TEXT); CREATE TABLE plans "
+		 "(id INTEGER, name TEXT); CREATE TABLE domains (domain_url TEXT, "
+		 "user_id INTEGER);");
+	char *orig = r.panel_db;
+	r.panel_db = other;
+	rig_start(&r, 10);
+	assert_null(r.p->panel);
+	assert_non_null(r.p->admins);
+	rig_polls(&r, 1);
+	assert_int_equal(json_array_size(r.e.journal), before + 3);
+	rig_stop(&r);
+	r.panel_db = orig;
+	free(other);
+
 	free(away);
 	free(sf);
 	free(r.panel_db);
