@@ -19,9 +19,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define POLLS 15
+
+static int64_t cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 static const char *const schema[] = {
 	"CREATE TABLE plans (id INTEGER NOT NULL PRIMARY KEY, name VARCHAR(255) "
@@ -82,6 +91,7 @@ static char *seed_sql(unsigned users, unsigned k)
 
 struct result {
 	double ms_min, ms_avg, ms_max, change_ms, save_ms, unchanged_ms;
+	double cpu_avg; /* this thread's CPU per poll (ms): the client side */
 	unsigned queries;
 	size_t users, owners, events;
 };
@@ -102,15 +112,16 @@ static int run_polls(const struct paneldb_driver *drv,
 {
 	struct dbpoll_panel *prev = NULL, *cur = NULL;
 	struct dbpoll_events evs = { 0 };
-	double ms[POLLS], sum = 0;
+	double ms[POLLS], sum = 0, cpu = 0;
 	char *err = NULL;
-	int64_t t0;
+	int64_t t0, c0;
 	unsigned q;
 
 	memset(r, 0, sizeof(*r));
 	for (int i = 0; i <= POLLS; i++) {
 		q = 0;
 		t0 = mono_ns();
+		c0 = cpu_ns();
 		if (dbpoll_fetch_panel(drv, conn, prev, now_ms(), &cur, &q,
 				       &err) < 0) {
 			fprintf(stderr, "poll: %s\n", err);
@@ -121,6 +132,7 @@ static int run_polls(const struct paneldb_driver *drv,
 		if (i > 0) { /* the first one warms caches */
 			ms[i - 1] = (double)(mono_ns() - t0) / 1e6;
 			sum += ms[i - 1];
+			cpu += (double)(cpu_ns() - c0) / 1e6;
 		}
 		dbpoll_events_clear(&evs);
 		dbpoll_panel_free(&prev);
@@ -132,6 +144,7 @@ static int run_polls(const struct paneldb_driver *drv,
 	r->ms_min = ms[0];
 	r->ms_max = ms[POLLS - 1];
 	r->ms_avg = sum / POLLS;
+	r->cpu_avg = cpu / POLLS;
 	r->users = hmap_count(prev->users);
 	r->owners = hmap_count(prev->owners);
 
@@ -301,9 +314,9 @@ out:
 
 static void print_row(const char *name, const struct result *r)
 {
-	printf("%-8s %7zu %8zu %8u %8.1f %8.1f %8.1f %10.1f %7zu %8.1f\n",
+	printf("%-8s %7zu %8zu %8u %8.1f %8.1f %8.1f %8.1f %10.1f %7zu %8.1f\n",
 	       name, r->users, r->owners, r->queries, r->ms_min, r->ms_avg,
-	       r->ms_max, r->change_ms, r->events, r->save_ms);
+	       r->ms_max, r->cpu_avg, r->change_ms, r->events, r->save_ms);
 }
 
 int main(int argc, char **argv)
@@ -346,9 +359,9 @@ int main(int argc, char **argv)
 	}
 	printf("poller cost, %d polls each (after one warm-up); a changed poll "
 	       "has 1%% users suspended, 1 plan change, 10 domains gone\n", POLLS);
-	printf("%-8s %7s %8s %8s %8s %8s %8s %10s %7s %8s\n", "driver", "users",
-	       "domains", "queries", "min_ms", "avg_ms", "max_ms", "changed_ms",
-	       "events", "save_ms");
+	printf("%-8s %7s %8s %8s %8s %8s %8s %8s %10s %7s %8s\n", "driver",
+	       "users", "domains", "queries", "min_ms", "avg_ms", "max_ms",
+	       "cpu_ms", "changed_ms", "events", "save_ms");
 	print_row("sqlite", &rs);
 	if (have_mysql)
 		print_row("mariadb", &rm);
