@@ -682,17 +682,17 @@ static void control_client_process(struct control_client *cl)
 		cl->buf = xrealloc(cl->buf, cl->cap);
 	}
 
-	bool full = cl->n_pending >= CONTROL_PENDING_MAX;
-	if (full && !cl->paused) {
-		uv_read_stop((uv_stream_t *)&cl->pipe);
-		cl->paused = true;
-	} else if (!full && cl->paused) {
-		cl->paused = false;
-		/* lines that were waiting may now go on */
-		if (memchr(cl->buf, '\n', cl->len) != NULL) {
-			control_client_process(cl);
-			return;
+	if (cl->n_pending >= CONTROL_PENDING_MAX) {
+		/* too many answers outstanding: read again once they are
+		 * written (control_client_flush) */
+		if (!cl->paused) {
+			uv_read_stop((uv_stream_t *)&cl->pipe);
+			cl->paused = true;
 		}
+		return;
+	}
+	if (cl->paused) {
+		cl->paused = false;
 		control_start_read(cl);
 	}
 }

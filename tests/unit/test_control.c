@@ -27,7 +27,7 @@ struct engine {
 	uv_loop_t loop;
 	struct config cfg;
 	char dir[64];
-	struct fake_submit sub[64];
+	struct fake_submit sub[1024];
 	unsigned n_sub;
 	int submit_rc;              /* engine_submit returns this when < 0 */
 	engine_listen_fn *listen_fn;
@@ -83,7 +83,7 @@ int engine_submit(struct engine *e, const char *type, const char *subject,
 		*error_r = "invalid type";
 		return e->submit_rc < 0 ? e->submit_rc : -EINVAL;
 	}
-	assert_true(e->n_sub < 64);
+	assert_true(e->n_sub < 1024);
 	struct fake_submit *s = &e->sub[e->n_sub++];
 	s->cb = cb;
 	s->ctx = ctx;
@@ -867,6 +867,42 @@ static void test_pipelined_many(void **state)
 	close(fd);
 }
 
+static void test_pipelined_async(void **state)
+{
+	struct fixture *f = *state;
+	int fd = client_connect(f);
+	struct ctl_buf b = { 0 };
+	unsigned n = CONTROL_PENDING_MAX + 100;
+
+	/* answers that wait: reading pauses at CONTROL_PENDING_MAX queued
+	 * replies and resumes when they are written */
+	for (unsigned i = 0; i < n; i++)
+		ctl_buf_printf(&b, "{\"cmd\":\"emit\",\"args\":[\"a.b\","
+			       "\"s%u\"]}\n", i);
+	client_send(f, fd, b.s, b.len);
+	spin(f, 20);
+	assert_int_equal(f->e.n_sub, CONTROL_PENDING_MAX);
+	for (unsigned i = 0; i < CONTROL_PENDING_MAX; i++)
+		fake_journal(&f->e, i, 1000 + i);
+	spin(f, 20);
+	assert_int_equal(f->e.n_sub, n);
+	for (unsigned i = CONTROL_PENDING_MAX; i < n; i++)
+		fake_journal(&f->e, i, 1000 + i);
+	for (unsigned i = 0; i < n; i++) {
+		json_t *o = client_json(f, fd);
+		assert_non_null(o);
+		assert_int_equal(jint(json_object_get(o, "result"), "id"),
+				 1000 + i);
+		json_decref(o);
+	}
+	/* and the connection still reads */
+	json_t *o = request(f, fd, "{\"cmd\":\"status\"}\n");
+	assert_true(json_is_true(json_object_get(o, "ok")));
+	json_decref(o);
+	free(b.s);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -893,6 +929,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_socket_path, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_pipelined_many, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_pipelined_async, setup,
 						teardown),
 	};
 
