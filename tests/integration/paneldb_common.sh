@@ -60,7 +60,7 @@ state_gone() {
 }
 
 paneldb_write_config() {
-	mkdir -p "$T/root" "$T/state" "$T/hooks" "$T/plugins"
+	mkdir -p "$T/root/caddy/domains" "$T/state" "$T/hooks" "$T/plugins"
 	install_plugins log
 	{
 		echo "root: $T/root"
@@ -79,7 +79,7 @@ paneldb_write_config() {
 		echo "  backoff_ms: 100"
 		echo "  backoff_max_ms: 1000"
 		echo "watch:"
-		echo "  enabled: false"
+		echo "  settle_ms: 20"
 		echo "plugins:"
 		echo "  log:"
 		echo "    settings:"
@@ -122,14 +122,21 @@ paneldb_run() {
 		totp_disabled=true totp_enabled=false; echo $?)" \
 		"$DB_NAME: admin 2FA disabled => admin.changed totp_disabled"
 
+	# bob's domain conf appears (the watcher): the event names its owner
+	printf 'bob-site.test {\n\treverse_proxy localhost:8080\n}\n' \
+		> "$T/root/caddy/domains/bob-site.test.conf"
+	ok "$(wait_for 30 has_event domain.added bob-site.test user=bob \
+		plan="Developer Plus" user_id=2; echo $?)" \
+		"$DB_NAME: domain.added from the watcher carries user, plan, user_id"
+
 	# a domain deleted rows-first, then its files (domain.removed)
 	db_sql "DELETE FROM sites WHERE domain_id = 3; DELETE FROM domains WHERE domain_id = 3;"
 	ok "$(wait_for 30 state_gone 'bob-site\.test'; echo $?)" \
 		"$DB_NAME: the poller saw the domain's rows go"
-	ctl emit domain.removed bob-site.test domain=bob-site.test >/dev/null
+	rm "$T/root/caddy/domains/bob-site.test.conf"
 	ok "$(wait_for 30 has_event domain.removed bob-site.test user=bob \
-		plan="Developer Plus" context=bob; echo $?)" \
-		"$DB_NAME: domain deleted rows-first still names its owner"
+		plan="Developer Plus" context=bob source=inotify; echo $?)" \
+		"$DB_NAME: domain deleted rows-first then files still names its owner"
 	ctl emit domain.updated alice-site.test domain=alice-site.test >/dev/null
 	ok "$(wait_for 30 has_event domain.updated alice-site.test user=alice \
 		plan="Developer Plus"; echo $?)" \
