@@ -1067,6 +1067,7 @@ static void caddy_action(struct ophook_ctx *ctx, void *data)
 		}
 		if (!caddy_blame(c, msg, true)) {
 			c->reload_failures++;
+			c->loaded_fp = 0; /* whatever changed is not loaded */
 			c->host->log(c->ctx, OPHOOK_LOG_ERROR,
 				     "config %s is invalid and no domain conf is to "
 				     "blame; not reloading: %s", c->caddyfile, msg);
@@ -1100,6 +1101,7 @@ static void caddy_action(struct ophook_ctx *ctx, void *data)
 		}
 		free(msg);
 		msg = NULL;
+		fp = caddy_fingerprint(c); /* without the quarantined conf */
 	}
 	c->reloads++;
 	c->loaded_fp = fp;

@@ -198,7 +198,39 @@ ok $? "a.test still served after the removal"
 [ -d "$T/logs/c.test" ]
 ok $? "logs of c.test kept (remove_logs false)"
 
-# 8. hostile names are refused, nothing created
+# 8. a user's denylist snippet, imported by the user's domain confs, blocks
+# an IP once it changes (user.denylist.changed always reloads: the snippet
+# is outside domains/)
+mkdir -p "$T/root/caddy/deny" "$T/www/e.test"
+echo "site e.test" > "$T/www/e.test/index.html"
+echo "# no blocked IPs" > "$T/root/caddy/deny/bob.ips"
+printf 'e.test {\n\ttls internal\n\timport %s\n\troot * %s\n\tfile_server\n}\n' \
+	"$T/root/caddy/deny/bob.ips" "$T/www/e.test" > "$T/e.tmp"
+mv "$T/e.tmp" "$DOMAINS/e.test.conf"
+drive domain.added e.test
+wait_for 30 serves e.test "site e.test"
+ok $? "e.test (importing bob's denylist) is served"
+deny_count() { grep -c '"type": *"user.denylist.changed"' "$T/events.log" 2>/dev/null || true; }
+n0=$(deny_count)
+more_deny() { [ "$(deny_count)" -gt "$n0" ]; }
+printf '@blocked {\n\tremote_ip 127.0.0.1\n}\nrespond @blocked 403\n' > "$T/deny.tmp"
+mv "$T/deny.tmp" "$T/root/caddy/deny/bob.ips"
+if [ "$WATCHER" = yes ] && wait_for 5 more_deny; then
+	:
+else
+	ctl emit user.denylist.changed user:bob user=bob >/dev/null
+fi
+code() {
+	curl -s -k -o /dev/null -w '%{http_code}' --max-time 5 \
+		--resolve "$1:$HTTPS:127.0.0.1" "https://$1:$HTTPS/"
+}
+blocked() { [ "$(code e.test)" = 403 ]; }
+wait_for 30 blocked
+ok $? "after user.denylist.changed, 127.0.0.1 gets 403 from e.test"
+serves a.test "site a.test"
+ok $? "a.test (not bob's) is not blocked"
+
+# 9. hostile names are refused, nothing created
 ctl emit domain.added "../../evil" "domain=../../evil" >/dev/null 2>&1
 wait_for 10 grep -q 'field "domain": not a valid domain name' "$T/ophookd.log"
 ok $? "a hostile domain name is refused with an error naming the field"
