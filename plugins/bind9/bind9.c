@@ -272,7 +272,8 @@ static int bind9_state_load(struct bind9 *b, const char **error_r)
 	int ret = file_read_nofollow(b->state_path, BIND9_FILE_MAX, &data, &len);
 
 	if (ret == -ENOENT) {
-		b->state = json_pack("{s:{},s:{}}", "zones", "subs");
+		b->state = json_pack("{s:{},s:{},s:{}}", "zones", "subs",
+				     "retired");
 		return b->state == NULL ? -ENOMEM : 0;
 	}
 	if (ret < 0)
@@ -289,6 +290,8 @@ static int bind9_state_load(struct bind9 *b, const char **error_r)
 		json_object_set_new(b->state, "zones", json_object());
 	if (!json_is_object(json_object_get(b->state, "subs")))
 		json_object_set_new(b->state, "subs", json_object());
+	if (!json_is_object(json_object_get(b->state, "retired")))
+		json_object_set_new(b->state, "retired", json_object());
 	return 0;
 }
 
@@ -991,8 +994,8 @@ static void bind9_vars_free(struct bind9_vars *bv)
 	free(bv->rpemail);
 }
 
-static int bind9_vars(struct bind9 *b, const char *d, struct bind9_vars *bv,
-		      const char **error_r)
+static int bind9_vars(struct bind9 *b, const char *d, uint32_t base,
+		      struct bind9_vars *bv, const char **error_r)
 {
 	char *ini = bind9_fmt("%s/openpanel/conf/openpanel.config",
 			      b->host->root(b->ctx));
@@ -1054,13 +1057,13 @@ static int bind9_vars(struct bind9 *b, const char *d, struct bind9_vars *bv,
 	bv->v.ns4 = bv->ns4;
 	bv->v.rpemail = bv->rpemail;
 	bv->v.server_ip = b->server_ip;
-	bv->v.serial = zone_serial_next(0, time(NULL));
+	bv->v.serial = zone_serial_next(base, time(NULL));
 	return 0;
 }
 
 /* The zone text for a new domain d (checked later, in a batch). */
-static int bind9_render(struct bind9 *b, const char *d, char **text_r,
-			const char **error_r)
+static int bind9_render(struct bind9 *b, const char *d, uint32_t base,
+			char **text_r, const char **error_r)
 {
 	struct bind9_vars bv;
 	char *tmpl = NULL;
@@ -1076,7 +1079,7 @@ static int bind9_render(struct bind9 *b, const char *d, char **text_r,
 					  "setting zone_template: %s: %s",
 					  b->template_path, strerror(-ret));
 	}
-	ret = bind9_vars(b, d, &bv, error_r);
+	ret = bind9_vars(b, d, base, &bv, error_r);
 	if (ret == 0) {
 		ret = zone_render(tmpl != NULL ? tmpl : zone_default_template,
 				  &bv.v, text_r, error_r);
@@ -1106,6 +1109,7 @@ static int bind9_added(struct bind9 *b, const char *d, const char *user,
 	char *recs = NULL;
 	const char *parent;
 	bool changed = false;
+	uint32_t base = 0;
 	size_t len;
 	int ret = 0;
 
@@ -1166,6 +1170,9 @@ static int bind9_added(struct bind9 *b, const char *d, const char *user,
 		pthread_mutex_unlock(&b->lock);
 		goto out;
 	}
+	/* a zone removed earlier keeps its serial growing (secondaries) */
+	base = (uint32_t)json_integer_value(json_object_get(
+		json_object_get(b->state, "retired"), d));
 	pthread_mutex_unlock(&b->lock);
 
 	if (b->server_ip == NULL) {
@@ -1175,7 +1182,7 @@ static int bind9_added(struct bind9 *b, const char *d, const char *user,
 				 d);
 		goto out;
 	}
-	ret = bind9_render(b, d, &text, error_r);
+	ret = bind9_render(b, d, base, &text, error_r);
 	if (ret < 0)
 		goto out;
 
@@ -1215,6 +1222,7 @@ static int bind9_added(struct bind9 *b, const char *d, const char *user,
 		    json_object_set_new(bind9_state_zone(b, d), "staged",
 					json_true()) < 0)
 			ret = bind9_fail(error_r, -ENOMEM, "out of memory");
+		json_object_del(json_object_get(b->state, "retired"), d);
 	}
 	pthread_mutex_unlock(&b->lock);
 	if (ret == 0) {
@@ -1311,6 +1319,12 @@ static int bind9_removed(struct bind9 *b, const char *d,
 		json_t *v;
 		void *tmp;
 
+		json_t *z = bind9_state_zone(b, d);
+
+		if (z != NULL && bind9_state_serial(z) > 0)
+			json_object_set_new(json_object_get(b->state, "retired"),
+					    d,
+					    json_integer(bind9_state_serial(z)));
 		json_object_del(json_object_get(b->state, "zones"), d);
 		json_object_foreach_safe(subs, tmp, k, v)
 		{
@@ -1331,6 +1345,30 @@ static int bind9_removed(struct bind9 *b, const char *d,
 	free(tag);
 	free(parent);
 	free(path);
+	return ret;
+}
+
+/* Log and emit dns.zone_rejected for zone d at path. */
+static int bind9_reject(struct bind9 *b, const char *d, const char *path,
+			const char *msg, const char **error_r)
+{
+	json_t *f = json_pack("{s:s,s:s,s:s}", "domain", d, "path", path,
+			      "error", msg);
+	char *fields = f != NULL ? json_dumps(f, JSON_COMPACT) : NULL;
+	const char *eerr = NULL;
+	int ret;
+
+	b->host->log(b->ctx, OPHOOK_LOG_WARN,
+		     "%s: zone rejected, the loaded one keeps serving: %s", d,
+		     msg);
+	ret = fields == NULL ? bind9_fail(error_r, -ENOMEM, "out of memory")
+			     : b->host->emit(b->ctx, "dns.zone_rejected", d,
+					     fields, &eerr);
+	if (ret < 0 && eerr != NULL)
+		ret = bind9_fail(error_r, ret, "emit dns.zone_rejected: %s",
+				 eerr);
+	free(fields);
+	json_decref(f);
 	return ret;
 }
 
@@ -1358,39 +1396,43 @@ static int bind9_changed(struct bind9 *b, const struct ophook_event *ev,
 		free(d);
 		return bind9_fail(error_r, -ENOMEM, "out of memory");
 	}
-	pthread_mutex_lock(&b->lock);
-	ret = file_read_nofollow(path, BIND9_FILE_MAX, &text, &len);
-	if (ret == -ENOENT) { /* gone: domain.removed does the rest */
-		ret = 0;
-		goto out;
-	}
-	if (ret < 0) {
-		ret = bind9_fail(error_r, ret, "%s: %s", path, strerror(-ret));
-		goto out;
-	}
-	ret = bind9_check(b, d, text, path, &msg, error_r);
-	if (ret < 0)
-		goto out;
-	if (ret == 1) {
-		json_t *f = json_pack("{s:s,s:s,s:s}", "domain", d, "path",
-				      path, "error", msg);
-		char *fields = f != NULL ? json_dumps(f, JSON_COMPACT) : NULL;
-		const char *eerr = NULL;
+	/* named-checkzone runs unlocked (events of other zones go on); the
+	 * file must still hold what was checked once the lock is taken */
+	for (int attempt = 0;; attempt++) {
+		char *now = NULL;
 
-		b->host->log(b->ctx, OPHOOK_LOG_WARN,
-			     "%s: zone rejected, the loaded one keeps "
-			     "serving: %s",
-			     d, msg);
-		ret = fields == NULL
-			      ? bind9_fail(error_r, -ENOMEM, "out of memory")
-			      : b->host->emit(b->ctx, "dns.zone_rejected", d,
-					      fields, &eerr);
-		if (ret < 0 && eerr != NULL)
-			ret = bind9_fail(error_r, ret,
-					 "emit dns.zone_rejected: %s", eerr);
-		free(fields);
-		json_decref(f);
-		goto out;
+		ret = file_read_nofollow(path, BIND9_FILE_MAX, &text, &len);
+		if (ret == -ENOENT) { /* gone: domain.removed does the rest */
+			ret = 0;
+			goto out_unlocked;
+		}
+		if (ret < 0) {
+			ret = bind9_fail(error_r, ret, "%s: %s", path,
+					 strerror(-ret));
+			goto out_unlocked;
+		}
+		ret = bind9_check(b, d, text, path, &msg, error_r);
+		if (ret < 0)
+			goto out_unlocked;
+		if (ret == 1) {
+			ret = bind9_reject(b, d, path, msg, error_r);
+			goto out_unlocked;
+		}
+		pthread_mutex_lock(&b->lock);
+		if (file_read_nofollow(path, BIND9_FILE_MAX, &now, &len) == 0 &&
+		    strcmp(now, text) == 0) {
+			free(now);
+			break;
+		}
+		pthread_mutex_unlock(&b->lock);
+		free(now);
+		free(text);
+		text = NULL;
+		if (attempt == 2) {
+			ret = bind9_fail(error_r, OPHOOK_RETRY,
+					 "%s keeps changing", path);
+			goto out_unlocked;
+		}
 	}
 	if (zone_serial_get(text, &serial) < 0) {
 		ret = bind9_fail(error_r, -EINVAL,
@@ -1438,6 +1480,7 @@ static int bind9_changed(struct bind9 *b, const struct ophook_event *ev,
 			     d, b->conf_path);
 out:
 	pthread_mutex_unlock(&b->lock);
+out_unlocked:
 	free(bumped);
 	free(msg);
 	free(text);

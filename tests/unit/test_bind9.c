@@ -722,6 +722,17 @@ static void test_plugin_removed(void **state)
 	assert_int_equal(fx_send(f, "domain.removed", "example.test",
 				 "{\"domain\":\"example.test\"}", &err), 0);
 	assert_false(pluginmock_action_pending(f->m, "rndc"));
+	/* added again: the serial keeps growing past the removed zone's */
+	fx_added(f, "example.test", "bob");
+	{
+		char *zone = fx_zone(f, "example.test");
+		uint32_t serial = 0;
+
+		assert_int_equal(zone_serial_get(zone, &serial), 0);
+		assert_int_equal(serial, zone_serial_next(zone_serial_next(0, time(NULL)),
+							  time(NULL)));
+		free(zone);
+	}
 	free(dir);
 	free(conf);
 	free(before);
