@@ -827,8 +827,8 @@ static void watch_roots_setup(struct watch *w, bool scan)
 				break;
 		}
 		watch_add_dir(w, anc, false, &is_new);
-		if (exists_file && scan && is_new)
-			watch_dirty(w, r);
+		if (exists_file && scan)
+			watch_dirty(w, r); /* compared with the snapshot */
 		free(anc);
 	}
 }
@@ -985,9 +985,17 @@ static void watch_handle(struct watch *w, const struct inotify_event *ev)
 		return;
 	}
 	if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF)) {
-		if (watch_is_root(w, wdir->path) || !wdir->recursive) {
-			log_warn("watch: %s was removed or moved: watching "
-				 "it again", wdir->path);
+		if (watch_is_root(w, wdir->path)) {
+			char *root = xstrdup(wdir->path);
+
+			log_warn("watch: root %s was removed or moved: "
+				 "watching it again", root);
+			/* the watches below now see another place: drop
+			 * them; what was known below is looked at again */
+			watch_dir_gone(w, root, true);
+			free(root);
+			watch_roots_later(w, true);
+		} else if (!wdir->recursive) {
 			watch_roots_later(w, true);
 		}
 		return;

@@ -23,3 +23,5 @@ EXTRA_DIST += tests/integration/watch_openpanel.sh \
 	tests/integration/openpanel/openpanel.config
 TESTS += tests/integration/watch_restart.sh
 EXTRA_DIST += tests/integration/watch_restart.sh
+TESTS += tests/integration/watch_roots.sh
+EXTRA_DIST += tests/integration/watch_roots.sh
