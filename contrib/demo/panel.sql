@@ -1,7 +1,9 @@
 -- OpenPanel's panel database (MySQL database `panel`), reduced to the
 -- tables and columns ophook reads, in SQL that both SQLite and MariaDB
 -- accept.  The demo seeds an SQLite panel DB from it; the integration tests
--- load it into a real MariaDB server too.
+-- load it into a real MariaDB server too.  The users and domains match the
+-- demo tree (contrib/demo/tree: alice-blog.example; the scenario adds
+-- shop.example, whose row OpenPanel inserts before it writes the files).
 --   sqlite3 panel.db < contrib/demo/panel.sql
 --   mariadb --defaults-file=host_db.conf panel < contrib/demo/panel.sql
 -- Column shapes follow OpenPanel's mysql/initialize/1.1/plans.sql.
@@ -79,12 +81,12 @@ INSERT INTO users (id, username, password, email, owner, user_domains,
 
 INSERT INTO domains (domain_id, docroot, domain_url, user_id, php_version)
   VALUES
-  (1, '/var/www/html/alice-site.test', 'alice-site.test', 1, '8.2'),
-  (2, '/var/www/html/shop.alice-site.test', 'shop.alice-site.test', 1,
+  (1, '/var/www/html/alice-blog.example', 'alice-blog.example', 1, '8.2'),
+  (2, '/var/www/html/shop.example', 'shop.example', 1,
    '8.3'),
-  (3, '/var/www/html/bob-site.test', 'bob-site.test', 2, '8.2');
+  (3, '/var/www/html/bob-site.example', 'bob-site.example', 2, '8.2');
 
 INSERT INTO sites (id, site_name, domain_id, admin_email, version, type,
   ports, path) VALUES
-  (1, 'alice-site.test', 1, 'alice@example.net', '6.5', 'wordpress', NULL,
-   '/var/www/html/alice-site.test');
+  (1, 'alice-blog.example', 1, 'alice@example.net', '6.5', 'wordpress', NULL,
+   '/var/www/html/alice-blog.example');

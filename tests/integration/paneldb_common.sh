@@ -123,22 +123,22 @@ paneldb_run() {
 		"$DB_NAME: admin 2FA disabled => admin.changed totp_disabled"
 
 	# bob's domain conf appears (the watcher): the event names its owner
-	printf 'bob-site.test {\n\treverse_proxy localhost:8080\n}\n' \
-		> "$T/root/caddy/domains/bob-site.test.conf"
-	ok "$(wait_for 30 has_event domain.added bob-site.test user=bob \
+	printf 'bob-site.example {\n\treverse_proxy localhost:8080\n}\n' \
+		> "$T/root/caddy/domains/bob-site.example.conf"
+	ok "$(wait_for 30 has_event domain.added bob-site.example user=bob \
 		plan="Developer Plus" user_id=2; echo $?)" \
 		"$DB_NAME: domain.added from the watcher carries user, plan, user_id"
 
 	# a domain deleted rows-first, then its files (domain.removed)
 	db_sql "DELETE FROM sites WHERE domain_id = 3; DELETE FROM domains WHERE domain_id = 3;"
-	ok "$(wait_for 30 state_gone 'bob-site\.test'; echo $?)" \
+	ok "$(wait_for 30 state_gone 'bob-site\.example'; echo $?)" \
 		"$DB_NAME: the poller saw the domain's rows go"
-	rm "$T/root/caddy/domains/bob-site.test.conf"
-	ok "$(wait_for 30 has_event domain.removed bob-site.test user=bob \
+	rm "$T/root/caddy/domains/bob-site.example.conf"
+	ok "$(wait_for 30 has_event domain.removed bob-site.example user=bob \
 		plan="Developer Plus" context=bob source=inotify; echo $?)" \
 		"$DB_NAME: domain deleted rows-first then files still names its owner"
-	ctl emit domain.updated alice-site.test domain=alice-site.test >/dev/null
-	ok "$(wait_for 30 has_event domain.updated alice-site.test user=alice \
+	ctl emit domain.updated alice-blog.example domain=alice-blog.example >/dev/null
+	ok "$(wait_for 30 has_event domain.updated alice-blog.example user=alice \
 		plan="Developer Plus"; echo $?)" \
 		"$DB_NAME: domain events carry owner and (new) plan"
 
@@ -149,8 +149,8 @@ paneldb_run() {
 	start_ophookd || { echo "Bail out! ophookd did not restart"; exit 1; }
 	ok "$(wait_for 30 has_event user.unsuspended user:carol; echo $?)" \
 		"$DB_NAME: change made while the daemon was down => user.unsuspended"
-	ctl emit cert.removed bob-site.test domain=bob-site.test >/dev/null
-	ok "$(wait_for 30 has_event cert.removed bob-site.test user=bob; echo $?)" \
+	ctl emit cert.removed bob-site.example domain=bob-site.example >/dev/null
+	ok "$(wait_for 30 has_event cert.removed bob-site.example user=bob; echo $?)" \
 		"$DB_NAME: after a restart the removed domain still names its owner"
 
 	# the database is lost mid-run while users change

@@ -157,8 +157,8 @@ static const char *USERS =
 	" [2,\"bob\",2,\"bob@example.net\",null],"
 	" [3,\"carol\",1,\"carol@example.net\",\"carol\"]]";
 static const char *DOMAINS =
-	"[[\"alice-site.test\",1],[\"Shop.Alice-Site.test\",1],"
-	" [\"bob-site.test\",2]]";
+	"[[\"alice-blog.example\",1],[\"Shop.Example\",1],"
+	" [\"bob-site.example\",2]]";
 
 static const char *str(json_t *o, const char *key)
 {
@@ -195,8 +195,8 @@ static void test_enrich_map(void **state)
 	(void)state;
 	assert_int_equal(hmap_count(p->owners), 3);
 	/* domain field */
-	ev = J("{\"domain\":\"shop.alice-site.test\"}");
-	dbpoll_enrich(p, ev, "domain.added", "shop.alice-site.test");
+	ev = J("{\"domain\":\"shop.example\"}");
+	dbpoll_enrich(p, ev, "domain.added", "shop.example");
 	assert_string_equal(str(ev, "user"), "alice");
 	assert_string_equal(str(ev, "plan"), "Standard plan");
 	assert_string_equal(str(ev, "context"), "alice");
@@ -204,14 +204,14 @@ static void test_enrich_map(void **state)
 	json_decref(ev);
 	/* subject only, upper case; context defaults to the user name */
 	ev = json_object();
-	dbpoll_enrich(p, ev, "cert.issued", "BOB-SITE.test");
+	dbpoll_enrich(p, ev, "cert.issued", "BOB-SITE.example");
 	assert_string_equal(str(ev, "user"), "bob");
 	assert_string_equal(str(ev, "plan"), "Developer Plus");
 	assert_string_equal(str(ev, "context"), "bob");
 	json_decref(ev);
 	/* fields already set are kept; unknown domains get nothing */
-	ev = J("{\"domain\":\"bob-site.test\",\"user\":\"someone\"}");
-	dbpoll_enrich(p, ev, "dns.zone.changed", "bob-site.test");
+	ev = J("{\"domain\":\"bob-site.example\",\"user\":\"someone\"}");
+	dbpoll_enrich(p, ev, "dns.zone.changed", "bob-site.example");
 	assert_string_equal(str(ev, "user"), "someone");
 	json_decref(ev);
 	ev = J("{\"domain\":\"nobody.test\"}");
@@ -219,8 +219,8 @@ static void test_enrich_map(void **state)
 	assert_null(json_object_get(ev, "user"));
 	json_decref(ev);
 	/* other event types are left alone */
-	ev = J("{\"domain\":\"bob-site.test\"}");
-	dbpoll_enrich(p, ev, "config.changed", "bob-site.test");
+	ev = J("{\"domain\":\"bob-site.example\"}");
+	dbpoll_enrich(p, ev, "config.changed", "bob-site.example");
 	assert_null(json_object_get(ev, "user"));
 	json_decref(ev);
 	/* user events get the plan */
@@ -303,7 +303,7 @@ static void test_plan_added_removed(void **state)
 		"[[1,\"alice\",2,\"alice@example.net\",\"alice\"],"
 		" [3,\"carol\",1,\"carol@example.net\",\"carol\"],"
 		" [4,\"dave\",null,\"dave@example.net\",\"dave\"]]",
-		PLANS, "[[\"alice-site.test\",1]]", a, 2000);
+		PLANS, "[[\"alice-blog.example\",1]]", a, 2000);
 	bool changed;
 	json_t *evs, *ev;
 
@@ -342,7 +342,7 @@ static void test_domain_rows_first(void **state)
 	struct dbpoll_panel *b = panel_of(
 		"[[1,\"alice\",1,\"alice@example.net\",\"alice\"],"
 		" [3,\"carol\",1,\"carol@example.net\",\"carol\"]]",
-		PLANS, "[[\"alice-site.test\",1]]", a, 2000);
+		PLANS, "[[\"alice-blog.example\",1]]", a, 2000);
 	struct dbpoll_panel *c, *d, *e;
 	const struct dbpoll_owner *o;
 	const char *why;
@@ -353,12 +353,12 @@ static void test_domain_rows_first(void **state)
 	(void)state;
 	changed = dbpoll_diff_panel(a, b, NULL);
 	assert_true(changed);
-	o = dbpoll_owner_find(b, "bob-site.test");
+	o = dbpoll_owner_find(b, "bob-site.example");
 	assert_non_null(o);
 	assert_int_equal(o->gone_ms, 2000);
 	/* then the files: domain.removed still names the owner */
-	ev = J("{\"domain\":\"bob-site.test\"}");
-	dbpoll_enrich(b, ev, "domain.removed", "bob-site.test");
+	ev = J("{\"domain\":\"bob-site.example\"}");
+	dbpoll_enrich(b, ev, "domain.removed", "bob-site.example");
 	assert_string_equal(str(ev, "user"), "bob");
 	assert_string_equal(str(ev, "plan"), "Developer Plus");
 	json_decref(ev);
@@ -373,31 +373,31 @@ static void test_domain_rows_first(void **state)
 	json_decref(doc);
 	assert_null(adm);
 	ev = json_object();
-	dbpoll_enrich(c, ev, "cert.removed", "shop.alice-site.test");
+	dbpoll_enrich(c, ev, "cert.removed", "shop.example");
 	assert_string_equal(str(ev, "user"), "alice");
 	json_decref(ev);
 	assert_false(dbpoll_diff_panel(b, c, NULL));
 	/* the gone mark stays (same gone_ms) over later polls ... */
 	d = panel_of("[[1,\"alice\",1,\"alice@example.net\",\"alice\"],"
 		     " [3,\"carol\",1,\"carol@example.net\",\"carol\"]]",
-		     PLANS, "[[\"alice-site.test\",1]]", c, 5000);
-	assert_int_equal(dbpoll_owner_find(d, "bob-site.test")->gone_ms, 2000);
+		     PLANS, "[[\"alice-blog.example\",1]]", c, 5000);
+	assert_int_equal(dbpoll_owner_find(d, "bob-site.example")->gone_ms, 2000);
 	assert_false(dbpoll_diff_panel(c, d, NULL));
 	/* ... and is dropped after DBPOLL_GONE_KEEP_MS */
 	e = panel_of("[[1,\"alice\",1,\"alice@example.net\",\"alice\"]]",
-		     PLANS, "[[\"alice-site.test\",1]]", d,
+		     PLANS, "[[\"alice-blog.example\",1]]", d,
 		     2000 + DBPOLL_GONE_KEEP_MS + 1);
-	assert_null(dbpoll_owner_find(e, "bob-site.test"));
-	assert_non_null(dbpoll_owner_find(e, "alice-site.test"));
+	assert_null(dbpoll_owner_find(e, "bob-site.example"));
+	assert_non_null(dbpoll_owner_find(e, "alice-blog.example"));
 	dbpoll_panel_free(&a);
 	dbpoll_panel_free(&b);
 	dbpoll_panel_free(&c);
 	dbpoll_panel_free(&d);
 	/* the user row goes before its domains' rows: still named */
 	a = panel_of("[[3,\"carol\",1,null,null]]", PLANS,
-		     "[[\"alice-site.test\",1]]", e, 10);
+		     "[[\"alice-blog.example\",1]]", e, 10);
 	ev = json_object();
-	dbpoll_enrich(a, ev, "domain.removed", "alice-site.test");
+	dbpoll_enrich(a, ev, "domain.removed", "alice-blog.example");
 	assert_string_equal(str(ev, "user"), "alice");
 	json_decref(ev);
 	dbpoll_panel_free(&a);
@@ -410,7 +410,7 @@ static void test_bad_rows(void **state)
 		"[[1,\"alice\",1,null,null],[1,\"dup\",1,null,null],"
 		" [2,\"../etc\",1,null,null],[null,\"x\",1,null,null]]",
 		"[[1,\"Standard plan\"]]",
-		"[[\"alice-site.test\",1],[\"../../etc/passwd\",1],"
+		"[[\"alice-blog.example\",1],[\"../../etc/passwd\",1],"
 		" [\"orphan.test\",99],[\"nouser.test\",null]]", NULL, 1);
 	json_t *ev;
 
@@ -491,7 +491,7 @@ static void test_sqlite_fetch_panel(void **state)
 	assert_int_equal(q, 3);
 	assert_int_equal(hmap_count(p->users), 3);
 	assert_int_equal(hmap_count(p->owners), 3);
-	assert_string_equal(dbpoll_owner_find(p, "shop.alice-site.test")->user,
+	assert_string_equal(dbpoll_owner_find(p, "shop.example")->user,
 			    "alice");
 	/* parameters */
 	assert_int_equal(paneldb_sqlite_driver.query(c,
@@ -712,7 +712,7 @@ static void test_cycle(void **state)
 	sql_exec(r.panel_db, "DELETE FROM domains WHERE domain_id = 3");
 	rig_polls(&r, 2);
 	ev = json_object();
-	r.e.enrich(ev, "domain.removed", "bob-site.test", r.e.enrich_ctx);
+	r.e.enrich(ev, "domain.removed", "bob-site.example", r.e.enrich_ctx);
 	assert_string_equal(str(ev, "user"), "bob");
 	json_decref(ev);
 
@@ -737,7 +737,7 @@ static void test_cycle(void **state)
 		 "VALUES (4, 'dave', 'x', 'dave@example.net', 1);");
 	rig_start(&r, 10);
 	ev = json_object();
-	r.e.enrich(ev, "domain.removed", "bob-site.test", r.e.enrich_ctx);
+	r.e.enrich(ev, "domain.removed", "bob-site.example", r.e.enrich_ctx);
 	assert_string_equal(str(ev, "user"), "bob");
 	json_decref(ev);
 	rig_polls(&r, 2);
