@@ -485,6 +485,9 @@ static void luafile_register(struct luafile *f)
 		handler_add_pattern(h, json_string_value(v));
 	h->priority = f->priority;
 	h->timeout_ms = f->timeout_sum + 2000;
+	/* one call at a time per file anyway (one state, one thread): do not
+	 * let a slow file take the dispatcher's concurrency from the others */
+	h->serial = true;
 	h->data = f;
 	f->refs++;
 	if (engine_handler_add(hk->e, h, &err) < 0) {
@@ -986,11 +989,46 @@ out:
 	free(pattern);
 }
 
+/* hooks_dir itself must be root's and not writable by group or others:
+ * else anyone could swap the hooks.  0 or -EPERM (logged once). */
+static int hooks_check_dir(struct hooks *hk)
+{
+	static char *last;
+	struct stat st;
+	char *why = NULL;
+
+	if (stat(hk->cfg->hooks_dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		return 0; /* nothing there (yet) */
+	if (st.st_uid != 0 && st.st_uid != hooks_owner())
+		why = xasprintf("%s: refused: hooks folder owned by uid %u, "
+				"not root: no hooks are loaded from it",
+				hk->cfg->hooks_dir, (unsigned)st.st_uid);
+	else if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+		why = xasprintf("%s: refused: hooks folder writable by group "
+				"or others (mode %04o): no hooks are loaded "
+				"from it", hk->cfg->hooks_dir,
+				(unsigned)(st.st_mode & 07777));
+	if (why == NULL) {
+		free(last);
+		last = NULL;
+		return 0;
+	}
+	if (last == NULL || strcmp(last, why) != 0)
+		log_msg(LOG_ERROR_L, "hooks", "%s", why);
+	free(last);
+	last = why;
+	return -EPERM;
+}
+
 static void hooks_scan(struct hooks *hk)
 {
-	char **names = hooks_list_dir(hk->cfg->hooks_dir);
+	char **names;
 	struct hooks_gone g = { .hk = hk };
 	unsigned order = 0;
+
+	if (hooks_check_dir(hk) < 0)
+		return;
+	names = hooks_list_dir(hk->cfg->hooks_dir);
 
 	hmap_each(hk->exec, hooks_mark_unseen, NULL);
 	for (size_t i = 0; names != NULL && names[i] != NULL; i++) {
@@ -1216,7 +1254,8 @@ static void hooks_cmd_check(struct control_reply *reply, json_t *args,
 	}
 	col.intent = intent;
 	hmap_each(hk->lua, hooks_collect_pre, &col);
-	qsort(col.files, col.n, sizeof(*col.files), hooks_file_cmp);
+	if (col.n > 1)
+		qsort(col.files, col.n, sizeof(*col.files), hooks_file_cmp);
 	c = xcalloc(1, sizeof(*c));
 	c->hk = hk;
 	hk->refs++;

@@ -1635,8 +1635,11 @@ int luahook_load_string(const char *code, size_t len, const char *name,
 		luahook_free(&lh);
 		return ret;
 	}
-	qsort(lh->ons, lh->n_ons, sizeof(*lh->ons), luahook_reg_cmp);
-	qsort(lh->pres, lh->n_pres, sizeof(*lh->pres), luahook_reg_cmp);
+	if (lh->n_ons > 1)
+		qsort(lh->ons, lh->n_ons, sizeof(*lh->ons), luahook_reg_cmp);
+	if (lh->n_pres > 1)
+		qsort(lh->pres, lh->n_pres, sizeof(*lh->pres),
+		      luahook_reg_cmp);
 	*lh_r = lh;
 	return 0;
 }
