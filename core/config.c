@@ -450,6 +450,7 @@ static const struct cfg_key cfg_keys[] = {
 	K_PATH("state_dir", state_dir, "/var/lib/ophookd"),
 	K_PATH("socket", socket, "/run/ophookd.sock"),
 	K_STR("socket_group", socket_group, NULL, CK_NULLABLE),
+	K_STR("metrics_listen", metrics_listen, NULL, CK_NULLABLE),
 	K_PATHS("plugin_dirs", plugin_dirs, n_plugin_dirs, cfg_plugin_dirs_def, 0),
 	K_PATH("hooks_dir", hooks_dir, "/etc/openpanel/ophookd/hooks"),
 	K_ENUM("log_level", log_level, "info", cfg_log_levels),

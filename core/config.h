@@ -27,6 +27,8 @@ struct config {
 	char *state_dir;     /* `state_dir` (/var/lib/ophookd) */
 	char *socket;        /* `socket` (/run/ophookd.sock) */
 	char *socket_group;  /* `socket_group`: group also allowed (NULL) */
+	char *metrics_listen; /* `metrics_listen`: loopback ADDR:PORT serving
+				 GET /metrics (NULL = off) */
 	char **plugin_dirs;  /* `plugin_dirs` (system dir, admin drop-in dir) */
 	size_t n_plugin_dirs;
 	char *hooks_dir;     /* `hooks_dir` (/etc/openpanel/ophookd/hooks) */

@@ -6,6 +6,7 @@
 #include "hooks.h"
 #include "journal.h"
 #include "log.h"
+#include "metrics.h"
 #include "paneldb.h"
 #include "pluginhost.h"
 #include "util.h"
@@ -61,6 +62,8 @@ struct engine {
 	size_t n_results, cap_results;
 
 	struct listener *listeners;
+	struct metrics *metrics;
+	struct metrics_http *metrics_http;
 	engine_enrich_fn *enrich;
 	void *enrich_ctx;
 
@@ -111,6 +114,7 @@ static void engine_result(const struct journal_delivery *jd, void *ctx)
 		e->results = xrealloc(e->results,
 				      e->cap_results * sizeof(*e->results));
 	}
+	metrics_delivery(e->metrics, jd->handler, jd->state, jd->duration_us);
 	r = &e->results[e->n_results++];
 	r->jd = *jd;
 	r->jd.handler = xstrdup(jd->handler);
@@ -289,6 +293,7 @@ static void engine_flush(struct engine *e)
 	for (s = batch; s != NULL; s = next) {
 		next = s->next;
 		e->journaled++;
+		metrics_event(e->metrics, s->ev->type, s->ev->source);
 		for (struct listener *l = e->listeners; l != NULL; l = l->next)
 			l->fn(s->ev, l->ctx);
 		if (s->cb != NULL)
@@ -592,6 +597,40 @@ json_t *engine_status(struct engine *e)
 	return st;
 }
 
+/* ---- metrics ---- */
+
+void engine_metric_count(struct engine *e, const char *name, uint64_t n)
+{
+	metrics_count(e->metrics, name, n);
+}
+
+static char *engine_metrics_text(void *ctx)
+{
+	struct engine *e = ctx;
+	struct metrics_gauges g;
+
+	pthread_mutex_lock(&e->lock);
+	g.incoming = e->in_count;
+	pthread_mutex_unlock(&e->lock);
+	g.queued = dispatch_queued(e->dispatch);
+	g.inflight = dispatch_inflight(e->dispatch);
+	g.journal_errors = e->journal_errors;
+	g.journal_ok = !e->journal_failing;
+	g.uptime_s = (now_ms() - e->started_ms) / 1000;
+	return metrics_render(e->metrics, &g);
+}
+
+static void engine_cmd_metrics(struct control_reply *reply, json_t *args,
+			       json_t *req, void *ctx)
+{
+	char *text = engine_metrics_text(ctx);
+
+	(void)args;
+	(void)req;
+	control_reply_ok(&reply, json_string(text), text, 0);
+	free(text);
+}
+
 /* ---- lifecycle ---- */
 
 static void engine_prune_cb(uv_timer_t *t)
@@ -658,6 +697,7 @@ int engine_new(uv_loop_t *loop, struct config *config, struct engine **e_r,
 	uv_timer_init(loop, &e->pace_timer);
 	e->pace_timer.data = e;
 	e->plugins = pluginhost_new(e);
+	e->metrics = metrics_new();
 	*e_r = e;
 	return 0;
 }
@@ -680,8 +720,21 @@ int engine_start(struct engine *e, const char **error_r)
 	ret = control_start(e, &e->control, error_r);
 	if (ret < 0)
 		return ret;
-	if (e->control != NULL)
+	if (e->control != NULL) {
 		ctlcmds_register(e, e->control);
+		control_register(e->control, "metrics", engine_cmd_metrics, e);
+	}
+	if (e->config->metrics_listen != NULL) {
+		ret = metrics_http_start(e->loop, e->config->metrics_listen,
+					 engine_metrics_text, e,
+					 &e->metrics_http, error_r);
+		if (ret < 0)
+			log_error("metrics_listen %s: %s",
+				  e->config->metrics_listen, *error_r);
+		else
+			log_info("metrics on http://%s/metrics",
+				 e->config->metrics_listen);
+	}
 	if (e->config->watch.enabled) {
 		ret = watch_start(e, &e->watch, error_r);
 		if (ret < 0)
@@ -758,6 +811,7 @@ void engine_stop(struct engine *e, void (*cb)(void *ctx), void *ctx)
 	watch_stop(&e->watch);
 	paneldb_stop(&e->paneldb);
 	control_stop(&e->control);
+	metrics_http_stop(&e->metrics_http);
 	dispatch_pause(e->dispatch);
 	e->stop_deadline = mono_ms() + 10000;
 	uv_timer_start(&e->stop_timer, engine_stop_poll, 0, 20);
@@ -822,6 +876,7 @@ void engine_free(struct engine **ep)
 	hmap_free(&e->handlers, NULL);
 	free(e->hlist);
 	hmap_free(&e->own_writes, NULL);
+	metrics_free(&e->metrics);
 	pthread_mutex_destroy(&e->lock);
 	pthread_mutex_destroy(&e->own_lock);
 	config_free(&e->config);

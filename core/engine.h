@@ -83,6 +83,10 @@ typedef void engine_enrich_fn(json_t *payload, const char *type,
 			      const char *subject, void *ctx);
 void engine_set_enricher(struct engine *e, engine_enrich_fn *fn, void *ctx);
 
+/* Add n to the Prometheus counter ophook_<name>_total (loop thread), e.g.
+ * "reconciles", "watch_overflows". */
+void engine_metric_count(struct engine *e, const char *name, uint64_t n);
+
 /* Subsystems, for each other (NULL when not started). */
 struct control *engine_control(struct engine *e);
 struct paneldb *engine_paneldb(struct engine *e);

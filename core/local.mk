@@ -7,7 +7,8 @@ core_libophookcore_la_SOURCES += \
 	core/handler.h \
 	core/engine.c core/engine.h \
 	core/dispatch.c core/dispatch.h \
-	core/pluginhost.c core/pluginhost.h
+	core/pluginhost.c core/pluginhost.h \
+	core/metrics.c core/metrics.h
 
 sbin_PROGRAMS += ophookd
 ophookd_SOURCES = core/main.c
@@ -44,3 +45,9 @@ TESTS += tests/unit/test_pluginhost
 tests_unit_test_pluginhost_SOURCES = tests/unit/test_pluginhost.c
 tests_unit_test_pluginhost_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_pluginhost_LDADD = $(TEST_LIBS)
+
+check_PROGRAMS += tests/unit/test_metrics
+TESTS += tests/unit/test_metrics
+tests_unit_test_metrics_SOURCES = tests/unit/test_metrics.c
+tests_unit_test_metrics_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_metrics_LDADD = $(TEST_LIBS)
