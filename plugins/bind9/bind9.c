@@ -42,6 +42,9 @@
 #define BIND9_FILE_MAX (16u * 1024u * 1024u)
 #define BIND9_RUN_TIMEOUT_MS 60000u
 #define BIND9_RNDC_RETRIES 10u
+/* Staged zones per named-checkconf run (its output stays far below
+ * run_argv's 1 MiB cap). */
+#define BIND9_BATCH_MAX 2000u
 /* Comment line naming a zone's owner, added at the end of new zones. */
 #define BIND9_OWNER_TAG "; ophook-owner: "
 
@@ -774,8 +777,13 @@ static bool bind9_flush(struct bind9 *b)
 	zones = json_object_get(b->state, "zones");
 	json_object_foreach(zones, d, v)
 	{
-		if (json_is_true(json_object_get(v, "staged")))
-			json_array_append_new(
+		if (!json_is_true(json_object_get(v, "staged")))
+			continue;
+		if (json_array_size(list) >= BIND9_BATCH_MAX) {
+			again = true; /* the rest in the next batch */
+			break;
+		}
+		json_array_append_new(
 				list, json_pack("[s,s?]", d,
 						json_string_value(json_object_get(
 							v, "hash"))));
@@ -853,6 +861,9 @@ static bool bind9_flush(struct bind9 *b)
 		if (loaded == NULL || staged == NULL || path == NULL ||
 		    file == NULL) {
 			/* out of memory: stays staged */
+		} else if (strstr(out, loaded) == NULL &&
+			   strstr(out, "[output truncated]") != NULL) {
+			again = true; /* not seen: check it again */
 		} else if (strstr(out, loaded) != NULL) {
 			b->host->own_write(b->ctx, path);
 			if (lstat(path, &st) == 0) {
