@@ -31,6 +31,7 @@
 #define HOOKS_JOIN_WAIT_S 3
 #define HOOKS_EXEC_PATH "PATH=/usr/sbin:/usr/bin:/sbin:/bin"
 #define HOOKS_PAYLOAD_MAX (1u << 20)
+#define HOOKS_STUCK_GRACE_MS 10000
 
 enum hooks_job_kind {
 	HOOKS_JOB_LOAD,
@@ -106,7 +107,9 @@ struct luafile {
 	pthread_cond_t cond;
 	struct hooks_job *q_head, *q_tail;
 	struct hooks_job *cur;
+	int64_t cur_started_ms;
 	bool quit;
+	bool stuck;           /* loop thread: a call never came back */
 	struct luahook *lh;   /* used by the thread only */
 };
 
@@ -344,6 +347,7 @@ static void *luafile_thread(void *arg)
 		if (f->q_head == NULL)
 			f->q_tail = NULL;
 		f->cur = job;
+		f->cur_started_ms = mono_ms();
 		pthread_mutex_unlock(&f->mu);
 
 		if (job->kind != HOOKS_JOB_QUIT && hooks_is_stopped(f->hk)) {
@@ -870,6 +874,14 @@ static void hooks_scan_lua(struct hooks *hk, const char *name)
 		free(path);
 		return;
 	}
+	if (f != NULL && f->stuck) {
+		/* a new version: a fresh thread and state; the stuck thread
+		 * and its file entry are left behind */
+		log_msg(LOG_INFO_L, "hooks", "%s: changed: loading it on a "
+			"new thread", name);
+		hmap_del(hk->lua, name);
+		f = NULL;
+	}
 	/* same rules as exec hooks: root's, not group/other-writable */
 	ret = (st.st_uid != 0 && st.st_uid != hooks_owner()) ||
 	      (st.st_mode & (S_IWGRP | S_IWOTH)) != 0 ? -EPERM : 0;
@@ -1178,7 +1190,7 @@ static bool hooks_collect_pre(const char *key, void *value, void *ctx)
 	json_t *v;
 
 	(void)key;
-	if (!f->loaded || !f->thread_running || f->intents == NULL)
+	if (!f->loaded || f->intents == NULL)
 		return true;
 	json_array_foreach(f->intents, i, v) {
 		if (strcmp(json_string_value(v), c->intent) == 0) {
@@ -1270,9 +1282,18 @@ static void hooks_cmd_check(struct control_reply *reply, json_t *args,
 		return;
 	}
 	for (i = 0; i < col.n; i++) {
-		struct hooks_job *job = xcalloc(1, sizeof(*job));
+		struct hooks_job *job;
 
 		c->slots[i].file = xstrdup(col.files[i]->name);
+		if (col.files[i]->stuck || !col.files[i]->thread_running) {
+			c->slots[i].rc = -EIO;
+			c->slots[i].error = xasprintf(
+				"%s: disabled: a call never returned",
+				col.files[i]->name);
+			c->pending--;
+			continue;
+		}
+		job = xcalloc(1, sizeof(*job));
 		job->kind = HOOKS_JOB_PRE;
 		job->check = c;
 		job->check_slot = i;
@@ -1280,6 +1301,8 @@ static void hooks_cmd_check(struct control_reply *reply, json_t *args,
 		luafile_queue(col.files[i], job);
 	}
 	free(col.files);
+	if (c->pending == 0)
+		hooks_check_reply(c);
 }
 
 /* ---- control: hooks.list ------------------------------------------------- */
@@ -1310,7 +1333,7 @@ static bool hooks_list_lua(const char *key, void *value, void *ctx)
 {
 	struct hooks_list_ctx *l = ctx;
 	struct luafile *f = value;
-	const char *state = f->loaded ? (f->last_error != NULL
+	const char *state = f->stuck ? "disabled" : f->loaded ? (f->last_error != NULL
 						 ? "loaded (newer version "
 						   "failed)"
 						 : "loaded")
@@ -1325,7 +1348,7 @@ static bool hooks_list_lua(const char *key, void *value, void *ctx)
 					      : json_array(),
 		"priority", f->priority, "last_error", f->last_error));
 	hooks_text_add(&l->text, "%-32s lua   %-8s %s\n", key,
-		       f->loaded ? "loaded" : state,
+		       f->loaded && !f->stuck ? "loaded" : state,
 		       f->last_error != NULL ? f->last_error : "");
 	return true;
 }
@@ -1738,11 +1761,74 @@ static void hooks_register_commands(struct hooks *hk)
 	hk->registered = true;
 }
 
+/* Fail the jobs still queued for a stuck file (loop thread). */
+static void luafile_drain(struct luafile *f)
+{
+	struct hooks_job *job, *next;
+
+	pthread_mutex_lock(&f->mu);
+	job = f->q_head;
+	f->q_head = f->q_tail = NULL;
+	pthread_mutex_unlock(&f->mu);
+	for (; job != NULL; job = next) {
+		next = job->next;
+		job->rc = -EIO;
+		free(job->error);
+		job->error = xasprintf("%s: disabled: a call never returned",
+				       f->name);
+		if (job->kind == HOOKS_JOB_LOAD) {
+			f->load_pending = false;
+			hooks_job_free(job);
+			continue;
+		}
+		hooks_job_done(f->hk, job);
+	}
+}
+
+/* The hard backstop: the instruction hook cannot stop a call stuck inside
+ * one C function (a pathological string.find).  When a call is still
+ * running well past its deadline, disable the file: unregister it, fail
+ * what is queued for it, and leave its thread behind; a new version of
+ * the file gets a fresh thread and state. */
+static bool hooks_watch_lua(const char *key, void *value, void *ctx)
+{
+	struct luafile *f = value;
+	struct hooks *hk = ctx;
+	int64_t limit, running = -1;
+
+	(void)key;
+	if (f->stuck || !f->thread_running)
+		return true;
+	limit = (int64_t)(f->timeout_sum > hk->lim.timeout_ms
+				  ? f->timeout_sum : hk->lim.timeout_ms) +
+		HOOKS_STUCK_GRACE_MS;
+	pthread_mutex_lock(&f->mu);
+	if (f->cur != NULL) {
+		running = mono_ms() - f->cur_started_ms;
+		if (running > limit)
+			atomic_store(&f->cur->cancel, true);
+	}
+	pthread_mutex_unlock(&f->mu);
+	if (running <= limit)
+		return true;
+	f->stuck = true;
+	free(f->last_error);
+	f->last_error = xasprintf("%s: disabled: a call has been running for "
+				  "%lld ms, past its deadline, inside a C "
+				  "function; the file stays disabled until "
+				  "it changes", f->name, (long long)running);
+	log_msg(LOG_ERROR_L, "hooks", "%s", f->last_error);
+	luafile_unregister(f);
+	luafile_drain(f);
+	return true;
+}
+
 static void hooks_timer_cb(uv_timer_t *t)
 {
 	struct hooks *hk = t->data;
 
 	hooks_register_commands(hk);
+	hmap_each(hk->lua, hooks_watch_lua, hk);
 	hooks_scan(hk);
 }
 

@@ -26,3 +26,5 @@ dist_man7_MANS = doc/ophook-lua.7
 # opencli glue: asks `ophookctl check` before opencli commands.
 opencliprehookdir = $(pkglibexecdir)
 dist_opencliprehook_SCRIPTS = contrib/opencli-pre-hook
+TESTS += tests/integration/hooks_stuck.sh
+EXTRA_DIST += tests/integration/hooks_stuck.sh
