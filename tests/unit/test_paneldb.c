@@ -783,6 +783,39 @@ static void test_cycle(void **state)
 	assert_int_equal(uv_loop_close(&r.loop), 0);
 }
 
+/* A domain event for a domain the map does not know yet starts a poll
+ * now (not at the next interval), so the events after it are enriched. */
+static void test_kick_unknown_domain(void **state)
+{
+	struct rig r = { 0 };
+	json_t *ev;
+	int64_t t0;
+
+	(void)state;
+	assert_int_equal(uv_loop_init(&r.loop), 0);
+	r.panel_db = tmp_path("kick-panel.db");
+	sql_file(r.panel_db, TOP_SRCDIR "/contrib/demo/panel.sql");
+	rig_start(&r, 600000); /* 10 minutes: only a kick polls again */
+	rig_polls(&r, 1);
+	sql_exec(r.panel_db, "INSERT INTO domains (domain_id, docroot, "
+		 "domain_url, user_id) VALUES (9, '/x', 'carol-new.example', 3)");
+	ev = J("{\"domain\":\"carol-new.example\"}");
+	r.e.enrich(ev, "domain.added", "carol-new.example", r.e.enrich_ctx);
+	assert_null(json_object_get(ev, "user"));
+	json_decref(ev);
+	t0 = mono_ms();
+	rig_polls(&r, 1);
+	assert_true(mono_ms() - t0 < 20000);
+	ev = J("{\"domain\":\"carol-new.example\"}");
+	r.e.enrich(ev, "cert.issued", "carol-new.example", r.e.enrich_ctx);
+	assert_string_equal(str(ev, "user"), "carol");
+	json_decref(ev);
+	rig_stop(&r);
+	free(r.panel_db);
+	json_decref(r.e.journal);
+	assert_int_equal(uv_loop_close(&r.loop), 0);
+}
+
 static void test_start_bad_driver(void **state)
 {
 	struct rig r = { 0 };
@@ -815,6 +848,7 @@ int main(void)
 		cmocka_unit_test(test_admin_totp_off),
 		cmocka_unit_test(test_admin_tolerant_schema),
 		cmocka_unit_test(test_cycle),
+		cmocka_unit_test(test_kick_unknown_domain),
 		cmocka_unit_test(test_start_bad_driver),
 	};
 
