@@ -839,6 +839,39 @@ static void test_plugin_staged_restart(void **state)
 	assert_true(pluginmock_action_pending(f->m, "rndc"));
 }
 
+static void test_plugin_conf_paths(void **state)
+{
+	struct fx *f = *state;
+	struct bind9 *b;
+	char *conf, *log;
+	const char *err = NULL;
+
+	/* named sees the zones elsewhere (a container's mount) */
+	pluginmock_set_setting(f->m, "zone_file_in_conf", "\"/var/named/zones\"");
+	fx_init(f);
+	b = pluginmock_data(f->m);
+	assert_string_equal(b->staging_named, "/var/named/zones/.ophook-staging");
+	/* the batch check cannot see /var/named here: the check is faked */
+	argv_free(&b->checkconf_argv);
+	assert_int_equal(argv_from_setting("[\"/bin/sh\", \"-c\", "
+					   "\"echo 'zone a.test/IN: loaded serial 1'\", \"x\"]",
+					   &b->checkconf_argv), 0);
+	fx_added(f, "a.test", "bob");
+	conf = slurp(f->conf);
+	assert_non_null(strstr(conf, "zone \"a.test\" IN { type master; file "
+				     "\"/var/named/zones/a.test.zone\"; };\n"));
+	free(conf);
+	unlink(f->rndc_log);
+
+	/* named's config edited by hand: reconfig */
+	assert_int_equal(fx_send(f, "dns.config.changed", "dns",
+				 "{\"path\":\"/etc/bind/named.conf.options\"}", &err), 0);
+	pluginmock_run_actions(f->m);
+	log = slurp(f->rndc_log);
+	assert_string_equal(log, "reconfig\n");
+	free(log);
+}
+
 static void test_plugin_state_reload(void **state)
 {
 	struct fx *f = *state;
@@ -881,6 +914,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_plugin_sub_of_staged, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_plugin_batch_rejects, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_plugin_staged_restart, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_plugin_conf_paths, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_plugin_state_reload, fx_setup, fx_teardown),
 	};
 
