@@ -509,6 +509,22 @@ void dispatch_handler_remove(struct dispatch *dp, struct handler *h)
 	handler_maybe_release(dp, h);
 }
 
+unsigned dispatch_retry_now(struct dispatch *dp)
+{
+	unsigned n = 0;
+
+	while (dp->wait_head != NULL) {
+		struct lane *l = dp->wait_head;
+
+		wait_del(dp, l);
+		l->head->next_ms = 0;
+		lane_ready(dp, l);
+		n++;
+	}
+	dispatch_pump(dp);
+	return n;
+}
+
 void dispatch_pause(struct dispatch *dp)
 {
 	dp->paused = true;

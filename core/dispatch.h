@@ -44,6 +44,9 @@ void dispatch_handler_remove(struct dispatch *dp, struct handler *h);
 /* Stop starting new deliveries (shutdown). */
 void dispatch_pause(struct dispatch *dp);
 
+/* Make every delivery waiting for a retry runnable now; returns how many. */
+unsigned dispatch_retry_now(struct dispatch *dp);
+
 unsigned dispatch_queued(const struct dispatch *dp);
 unsigned dispatch_inflight(const struct dispatch *dp);
 /* True when nothing is in flight. */

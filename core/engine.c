@@ -631,6 +631,213 @@ static void engine_cmd_metrics(struct control_reply *reply, json_t *args,
 	free(text);
 }
 
+/* ---- operating commands: plugins, retry, reconcile ---- */
+
+static const char *engine_arg(json_t *args, size_t i)
+{
+	return json_string_value(json_array_get(args, i));
+}
+
+static void engine_cmd_plugins_list(struct control_reply *reply, json_t *args,
+				    json_t *req, void *ctx)
+{
+	struct engine *e = ctx;
+	json_t *list = pluginhost_list(e->plugins);
+	size_t n = json_array_size(list);
+	char *text = xstrdup("NAME            ABI  FILE\n");
+
+	(void)args;
+	(void)req;
+	for (size_t i = 0; i < n; i++) {
+		json_t *p = json_array_get(list, i);
+		char *t = xasprintf("%s%-15s %-4lld %s\n", text,
+				    json_string_value(json_object_get(p, "name")),
+				    (long long)json_integer_value(json_object_get(p, "abi")),
+				    json_string_value(json_object_get(p, "file")));
+
+		free(text);
+		text = t;
+	}
+	control_reply_ok(&reply, list, text, 0);
+	free(text);
+}
+
+static void engine_cmd_plugins_op(struct control_reply *reply, json_t *args,
+				  const char *op, struct engine *e)
+{
+	const char *name = engine_arg(args, 0);
+	char *err = NULL;
+	int ret;
+
+	if (name == NULL || json_array_size(args) != 1) {
+		control_reply_error(&reply, 2, "usage: plugins %s NAME", op);
+		return;
+	}
+	if (strcmp(op, "disable") == 0) {
+		ret = pluginhost_unload(e->plugins, name);
+		if (ret < 0)
+			err = xasprintf("plugin %s is not loaded", name);
+	} else if (strcmp(op, "enable") == 0) {
+		ret = pluginhost_enable(e->plugins, name, &err);
+	} else {
+		ret = pluginhost_reload(e->plugins, name, &err);
+	}
+	if (ret < 0) {
+		control_reply_error(&reply, ret == -ENOENT ? 1 : 2, "%s",
+				    err != NULL ? err : strerror(-ret));
+	} else {
+		const char *done = strcmp(op, "disable") == 0 ? "disabled"
+				   : strcmp(op, "enable") == 0 ? "enabled"
+							       : "reloaded";
+		char *text = xasprintf("plugin %s: %s", name, done);
+
+		log_info("plugin %s: %s from the control socket", name, done);
+		control_reply_ok(&reply, json_pack("{s:s,s:s}", "plugin", name,
+						   "done", done),
+				 text, 0);
+		free(text);
+	}
+	free(err);
+}
+
+static void engine_cmd_plugins_enable(struct control_reply *r, json_t *a,
+				      json_t *q, void *ctx)
+{
+	(void)q;
+	engine_cmd_plugins_op(r, a, "enable", ctx);
+}
+
+static void engine_cmd_plugins_disable(struct control_reply *r, json_t *a,
+				       json_t *q, void *ctx)
+{
+	(void)q;
+	engine_cmd_plugins_op(r, a, "disable", ctx);
+}
+
+static void engine_cmd_plugins_reload(struct control_reply *r, json_t *a,
+				      json_t *q, void *ctx)
+{
+	(void)q;
+	engine_cmd_plugins_op(r, a, "reload", ctx);
+}
+
+/* Dead deliveries back to pending for handlers that are loaded. */
+static unsigned engine_retry_dead(struct engine *e, const char **err_r)
+{
+	struct journal_filter f = { .state = "dead", .limit = 100000 };
+	json_t *events = NULL, *ev;
+	unsigned n = 0;
+	size_t i;
+
+	if (journal_query(e->journal, &f, &events, err_r) < 0)
+		return 0;
+	json_array_foreach(events, i, ev) {
+		json_t *dels = json_object_get(ev, "deliveries"), *d;
+		struct event *row = NULL;
+		size_t j;
+
+		json_array_foreach(dels, j, d) {
+			const char *hn = json_string_value(json_object_get(d, "handler"));
+			const char *st = json_string_value(json_object_get(d, "state"));
+			struct handler *h = hn ? hmap_get(e->handlers, hn) : NULL;
+			struct journal_delivery jd;
+
+			if (h == NULL || st == NULL || strcmp(st, "dead") != 0)
+				continue;
+			if (row == NULL) {
+				char *text = json_dumps(json_object_get(ev, "payload"),
+							JSON_COMPACT);
+
+				row = event_from_row(
+					json_integer_value(json_object_get(ev, "id")),
+					json_string_value(json_object_get(ev, "type")),
+					json_string_value(json_object_get(ev, "subject")),
+					json_string_value(json_object_get(ev, "source")),
+					json_string_value(json_object_get(ev, "node")),
+					json_integer_value(json_object_get(ev, "time_ms")),
+					text != NULL ? text : "{}");
+				free(text);
+				if (row == NULL)
+					break;
+			}
+			jd = (struct journal_delivery){
+				.event_id = row->pub.id, .handler = h->name,
+				.state = DELIVERY_PENDING,
+			};
+			if (journal_delivery_update(e->journal, &jd, err_r) < 0)
+				continue;
+			dispatch_enqueue(e->dispatch, h, row, 0, DELIVERY_PENDING, 0);
+			n++;
+		}
+		event_unref(&row);
+	}
+	json_decref(events);
+	return n;
+}
+
+static void engine_cmd_retry(struct control_reply *reply, json_t *args,
+			     json_t *req, void *ctx)
+{
+	struct engine *e = ctx;
+	const char *a = engine_arg(args, 0), *err = NULL;
+	unsigned waiting, dead;
+	char *text;
+
+	(void)req;
+	if (a == NULL || strcmp(a, "--failed") != 0 || json_array_size(args) != 1) {
+		control_reply_error(&reply, 2, "usage: retry --failed");
+		return;
+	}
+	waiting = dispatch_retry_now(e->dispatch);
+	dead = engine_retry_dead(e, &err);
+	if (err != NULL) {
+		control_reply_error(&reply, 2, "journal: %s", err);
+		return;
+	}
+	text = xasprintf("retrying now: %u failed (waiting for backoff), %u dead",
+			 waiting, dead);
+	control_reply_ok(&reply, json_pack("{s:i,s:i}", "failed", waiting,
+					   "dead", dead),
+			 text, 0);
+	free(text);
+}
+
+static void engine_reconciled(unsigned events, void *ctx)
+{
+	struct control_reply *reply = ctx;
+	char *text = xasprintf("reconcile done: %u events", events);
+
+	control_reply_ok(&reply, json_pack("{s:i}", "events", events), text, 0);
+	free(text);
+}
+
+static void engine_cmd_reconcile(struct control_reply *reply, json_t *args,
+				 json_t *req, void *ctx)
+{
+	struct engine *e = ctx;
+
+	(void)args;
+	(void)req;
+	if (e->watch == NULL) {
+		control_reply_error(&reply, 2, "the watcher is off (watch.enabled: false)");
+		return;
+	}
+	engine_metric_count(e, "reconciles_requested", 1);
+	if (watch_reconcile(e->watch, engine_reconciled, reply) < 0)
+		control_reply_error(&reply, 2, "reconcile could not start");
+}
+
+static void engine_register_commands(struct engine *e)
+{
+	control_register(e->control, "metrics", engine_cmd_metrics, e);
+	control_register(e->control, "plugins.list", engine_cmd_plugins_list, e);
+	control_register(e->control, "plugins.enable", engine_cmd_plugins_enable, e);
+	control_register(e->control, "plugins.disable", engine_cmd_plugins_disable, e);
+	control_register(e->control, "plugins.reload", engine_cmd_plugins_reload, e);
+	control_register(e->control, "retry", engine_cmd_retry, e);
+	control_register(e->control, "reconcile", engine_cmd_reconcile, e);
+}
+
 /* ---- lifecycle ---- */
 
 static void engine_prune_cb(uv_timer_t *t)
@@ -722,7 +929,7 @@ int engine_start(struct engine *e, const char **error_r)
 		return ret;
 	if (e->control != NULL) {
 		ctlcmds_register(e, e->control);
-		control_register(e->control, "metrics", engine_cmd_metrics, e);
+		engine_register_commands(e);
 	}
 	if (e->config->metrics_listen != NULL) {
 		ret = metrics_http_start(e->loop, e->config->metrics_listen,

@@ -51,3 +51,6 @@ TESTS += tests/unit/test_metrics
 tests_unit_test_metrics_SOURCES = tests/unit/test_metrics.c
 tests_unit_test_metrics_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_metrics_LDADD = $(TEST_LIBS)
+
+TESTS += tests/integration/ops.sh
+EXTRA_DIST += tests/integration/ops.sh

@@ -68,6 +68,8 @@ struct pluginhost {
 	uv_async_t async;
 	uv_timer_t scan_timer;
 	struct hmap *seen;         /* files tried in the drop-in dir */
+	struct hmap *files;        /* plugin name -> file it was loaded from */
+	bool force;                /* load even when the config disables it */
 	bool closing;
 	unsigned closed; /* handles closed (free at 2) */
 };
@@ -504,7 +506,7 @@ static bool plugin_name_valid(const char *name)
 static struct plugin *pluginhost_find(struct pluginhost *ph, const char *name)
 {
 	for (struct plugin *p = ph->plugins; p != NULL; p = p->next) {
-		if (strcmp(p->name, name) == 0)
+		if (!p->unloading && strcmp(p->name, name) == 0)
 			return p;
 	}
 	return NULL;
@@ -627,7 +629,8 @@ int pluginhost_load(struct pluginhost *ph, const char *path, char **error_r)
 		return -EEXIST;
 	}
 	cp = config_plugin_find(cfg, api->name);
-	if (cp != NULL && !cp->enabled) {
+	free(hmap_put(ph->files, api->name, xstrdup(path)));
+	if (cp != NULL && !cp->enabled && !ph->force) {
 		dlclose(dl);
 		return -ECANCELED;
 	}
@@ -736,6 +739,7 @@ struct pluginhost *pluginhost_new(struct engine *e)
 	ph->e = e;
 	pthread_mutex_init(&ph->lock, NULL);
 	ph->seen = hmap_new();
+	ph->files = hmap_new();
 	uv_async_init(engine_loop(e), &ph->async, pluginhost_async_cb);
 	ph->async.data = ph;
 	uv_unref((uv_handle_t *)&ph->async);
@@ -758,11 +762,48 @@ int pluginhost_unload(struct pluginhost *ph, const char *name)
 	return 0;
 }
 
+int pluginhost_enable(struct pluginhost *ph, const char *name, char **error_r)
+{
+	const char *path = hmap_get(ph->files, name);
+	int ret;
+
+	if (pluginhost_find(ph, name) != NULL) {
+		*error_r = xasprintf("plugin %s is already loaded", name);
+		return -EALREADY;
+	}
+	if (path == NULL) {
+		*error_r = xasprintf("no plugin named %s was ever loaded "
+				     "(drop its .so into a plugin dir)", name);
+		return -ENOENT;
+	}
+	{
+		/* pluginhost_load replaces the map's copy: keep our own */
+		char *copy = xstrdup(path);
+
+		ph->force = true;
+		ret = pluginhost_load(ph, copy, error_r);
+		ph->force = false;
+		free(copy);
+	}
+	return ret;
+}
+
+int pluginhost_reload(struct pluginhost *ph, const char *name, char **error_r)
+{
+	if (pluginhost_unload(ph, name) < 0) {
+		*error_r = xasprintf("plugin %s is not loaded", name);
+		return -ENOENT;
+	}
+	return pluginhost_enable(ph, name, error_r);
+}
+
 json_t *pluginhost_list(struct pluginhost *ph)
 {
 	json_t *arr = json_array();
 
 	for (struct plugin *p = ph->plugins; p != NULL; p = p->next) {
+		if (p->unloading)
+			continue;
 		json_array_append_new(
 			arr, json_pack("{s:s, s:s, s:s, s:I}", "name", p->name,
 				       "file", p->file, "description",
@@ -817,6 +858,7 @@ void pluginhost_free(struct pluginhost **php)
 		plugin_destroy(p);
 	}
 	hmap_free(&ph->seen, NULL);
+	hmap_free(&ph->files, free);
 	uv_close((uv_handle_t *)&ph->async, pluginhost_closed);
 	uv_close((uv_handle_t *)&ph->scan_timer, pluginhost_closed);
 }

@@ -22,6 +22,11 @@ int pluginhost_load(struct pluginhost *ph, const char *path, char **error_r);
 void pluginhost_watch(struct pluginhost *ph, unsigned interval_ms);
 /* Unload a plugin by name (fini once its calls are over). */
 int pluginhost_unload(struct pluginhost *ph, const char *name);
+/* Load again a plugin that was loaded once (by name), even when the config
+ * disables it.  -EALREADY when loaded, -ENOENT when never seen. */
+int pluginhost_enable(struct pluginhost *ph, const char *name, char **error_r);
+/* fini + unload, then load again with the config's current settings. */
+int pluginhost_reload(struct pluginhost *ph, const char *name, char **error_r);
 /* [{"name":..,"file":..,"description":..,"handler":..}] */
 json_t *pluginhost_list(struct pluginhost *ph);
 /* True while a plugin action runs on the thread pool. */

@@ -2,6 +2,7 @@
  * a good one, one with a wrong ABI version, one reusing the good name. */
 #include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "ophook/plugin.h"
 
@@ -12,6 +13,8 @@
 #define TEST_NAME "testgood"
 #endif
 
+static struct ophook_ctx *tp_ctx;
+
 static int tp_init(struct ophook_ctx *ctx, const struct ophook_host *host,
 		   void **data_r, const char **error_r)
 {
@@ -21,6 +24,7 @@ static int tp_init(struct ophook_ctx *ctx, const struct ophook_host *host,
 		*error_r = fail;
 		return -EINVAL;
 	}
+	tp_ctx = ctx;
 	*data_r = (void *)host;
 	return 0;
 }
@@ -35,7 +39,13 @@ static int tp_on_event(void *data, const struct ophook_event *ev,
 {
 	const struct ophook_host *host = data;
 	const char *v = host->event_get(ev, "fail");
+	const char *flag = host->setting(tp_ctx, "fail_if_exists");
 
+	/* settings.fail_if_exists: fail while that file exists */
+	if (flag != NULL && access(flag, F_OK) == 0) {
+		*error_r = "fail_if_exists file is present";
+		return -EIO;
+	}
 	if (v != NULL) {
 		*error_r = v;
 		return -EIO;

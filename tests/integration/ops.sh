@@ -1,0 +1,91 @@
+#!/bin/sh
+# Operating commands: metrics (socket and HTTP on loopback), plugins
+# list/disable/enable/reload, retry --failed of dead deliveries, reconcile,
+# SIGHUP reload, --check-config errors with line and column.
+. "$top_srcdir/tests/lib.sh"
+need python3 curl
+
+PORT=$(free_port)
+write_config "  testgood:
+    settings:
+      fail_if_exists: $T/failing"
+echo "metrics_listen: 127.0.0.1:$PORT" >> "$T/ophookd.yaml"
+sed -i 's/^journal:/journal:\n  max_attempts: 2/' "$T/ophookd.yaml"
+install_plugins log
+cp "$top_builddir/tests/unit/.libs/testgood.so" "$T/plugins/"
+
+"$OPHOOKD" --check-config -c "$T/ophookd.yaml" >/dev/null
+ok $? "--check-config accepts the config"
+printf 'root: %s\nbogus_key: 1\n' "$T/root" > "$T/bad.yaml"
+out=$("$OPHOOKD" --check-config -c "$T/bad.yaml" 2>&1); rc=$?
+is "$rc" 1 "--check-config exits 1 on an unknown key"
+case "$out" in "$T/bad.yaml:2:1:"*) ok 0 "error names FILE:LINE:COL" ;; *) ok 1 "error names FILE:LINE:COL"; diag "$out" ;; esac
+
+start_ophookd || exit 1
+
+# plugins
+ctl --json plugins list > "$T/pl.json"
+python3 -c 'import json,sys; n=sorted(p["name"] for p in json.load(open(sys.argv[1]))); sys.exit(n!=["log","testgood"])' "$T/pl.json"
+ok $? "plugins list: log and testgood"
+ctl plugins disable testgood >/dev/null
+ctl --json plugins list > "$T/pl.json"
+python3 -c 'import json,sys; n=[p["name"] for p in json.load(open(sys.argv[1]))]; sys.exit(n!=["log"])' "$T/pl.json"
+ok $? "plugins disable removes it"
+ctl plugins enable testgood >/dev/null
+ok $? "plugins enable brings it back"
+ctl plugins reload testgood >/dev/null
+ok $? "plugins reload"
+ctl plugins disable nosuch >/dev/null 2>&1
+is $? 1 "disabling an unknown plugin exits 1"
+
+# a failing handler: dead after 2 attempts, then retry --failed after the fix
+touch "$T/failing"
+id=$(ctl --json emit test.thing r.example | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+dead() { ctl --json events --state dead | python3 -c 'import json,sys; sys.exit(0 if any(e["id"]=='"$id"' for e in json.load(sys.stdin)) else 1)'; }
+wait_for 20 dead
+ok $? "a delivery failing twice is dead (max_attempts 2)"
+rm -f "$T/failing"
+ctl --json retry --failed > "$T/retry.json"
+python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["dead"] < 1)' "$T/retry.json"
+ok $? "retry --failed requeues the dead delivery"
+done_ok() { ctl --json events --subject r.example | python3 -c 'import json,sys; ev=[e for e in json.load(sys.stdin) if e["id"]=='"$id"'][0]; sys.exit(0 if all(d["state"]=="done" for d in ev["deliveries"]) else 1)'; }
+wait_for 20 done_ok
+ok $? "after the retry every delivery of the event is done"
+
+# metrics
+ctl --json metrics > "$T/m.json"
+python3 - "$T/m.json" <<'PY'
+import json, sys
+text = json.load(open(sys.argv[1]))
+need = ['ophook_events_total{type="test.thing",source="socket"} 1',
+        'ophook_deliveries_total{handler="plugin:testgood",state="dead"} 1',
+        'ophook_deliveries_total{handler="plugin:testgood",state="done"} 1',
+        'ophook_delivery_duration_seconds_count{handler="plugin:log"}',
+        'ophook_queue_depth{stage="queued"}']
+missing = [n for n in need if n not in text]
+print("\n".join("# missing: " + m for m in missing))
+sys.exit(1 if missing else 0)
+PY
+ok $? "metrics: events by type, deliveries by handler and state, histograms, queue depth"
+curl -sf "http://127.0.0.1:$PORT/metrics" > "$T/http.txt"
+ok $? "GET /metrics on the loopback listener"
+grep -q '^ophook_events_total{type="test.thing",source="socket"} 1$' "$T/http.txt"
+ok $? "HTTP metrics carry the same counters"
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/other")
+is "$code" 404 "other paths get 404"
+
+# reconcile
+ctl --json reconcile > "$T/rec.json"
+python3 -c 'import json,sys; sys.exit("events" not in json.load(open(sys.argv[1])))' "$T/rec.json"
+ok $? "reconcile reports its event count"
+
+# SIGHUP: reload keeps serving
+kill -HUP "$OPHOOKD_PID"
+wait_for 10 grep -q "config reloaded" "$T/ophookd.log"
+ok $? "SIGHUP reloads the config"
+ctl status >/dev/null
+ok $? "still serving after SIGHUP"
+stop_ophookd
+grep -q "journal closed" "$T/ophookd.log"
+ok $? "SIGTERM stops cleanly with the journal closed"
+done_testing
