@@ -1443,15 +1443,82 @@ static void hooks_lint_one(struct hooks_work *w, const char *path,
 	json_array_append_new(out, item);
 }
 
+/* hooks.test on an executable ("#!" first): run it like an exec hook. */
+static void hooks_test_exec(struct hooks_work *w)
+{
+	char id[64], type[128], subject[300];
+	const char *argv[2] = { w->file, NULL };
+	const char *env[] = { HOOKS_EXEC_PATH, id, type, subject,
+			      "OPHOOK_ATTEMPT=1", "LANG=C.UTF-8", NULL };
+	const char *serr = NULL, *subj;
+	struct exechook_opts o;
+	struct exechook_result res;
+	char *json, *err = NULL;
+	int ret;
+
+	subj = json_string_value(json_object_get(w->payload, "subject"));
+	snprintf(id, sizeof(id), "OPHOOK_ID=%lld", (long long)json_integer_value(
+			 json_object_get(w->payload, "id")));
+	snprintf(type, sizeof(type), "OPHOOK_EVENT=%s", w->type);
+	snprintf(subject, sizeof(subject), "OPHOOK_SUBJECT=%s",
+		 subj != NULL ? subj : "");
+	json = json_dumps(w->payload, JSON_COMPACT);
+	memset(&o, 0, sizeof(o));
+	o.argv = argv;
+	o.env = env;
+	o.cwd = "/";
+	o.stdin_data = json;
+	o.stdin_len = json != NULL ? strlen(json) : 0;
+	o.timeout_ms = w->hk->cfg->hooks.timeout_ms;
+	o.output_max = w->hk->cfg->hooks.output_max;
+	ret = exechook_run_sync(&o, &res, &serr);
+	free(json);
+	if (ret < 0) {
+		w->result = json_pack("{sssssssss}", "file", w->file, "event",
+				      w->type, "result", "failed", "error",
+				      serr);
+		hooks_text_add(&w->text, "%s: cannot run: %s\n", w->file,
+			       serr);
+		w->exit_status = 1;
+		return;
+	}
+	ret = exechook_result_rc(&res, o.timeout_ms, &err);
+	w->result = json_pack("{sssssssisssss?}", "file", w->file, "event",
+			      w->type, "result",
+			      ret == 0 ? "done"
+				       : (ret == OPHOOK_RETRY ? "retry"
+							      : "failed"),
+			      "exit", res.exit_status, "stdout", res.out,
+			      "stderr", res.err, "error", err);
+	hooks_text_add(&w->text, "stdout: %s\nstderr: %s\n%s: %s%s%s\n",
+		       res.out, res.err, w->file,
+		       ret == 0 ? "done"
+				: (ret == OPHOOK_RETRY ? "retry" : "failed"),
+		       err != NULL ? ": " : "", err != NULL ? err : "");
+	w->exit_status = ret == 0 ? 0 : 1;
+	free(err);
+	exechook_result_clear(&res);
+}
+
 static void hooks_test_run(struct hooks_work *w)
 {
 	const char *base = strrchr(w->file, '/') != NULL
 				   ? strrchr(w->file, '/') + 1 : w->file;
-	json_t *lines = json_array();
+	json_t *lines;
 	struct luahook *lh = NULL;
-	char *err = NULL;
+	char *err = NULL, *head = NULL;
 	unsigned ran = 0;
+	size_t hlen = 0;
 	int ret;
+
+	if (file_read_nofollow(w->file, 1u << 20, &head, &hlen) == 0 &&
+	    hlen >= 2 && head[0] == '#' && head[1] == '!') {
+		free(head);
+		hooks_test_exec(w);
+		return;
+	}
+	free(head);
+	lines = json_array();
 
 	ret = luahook_load(w->file, base, &w->hk->lim, &w->hk->host, &lh, &err);
 	if (ret == 0) {
