@@ -69,9 +69,8 @@ static void exec_next(struct exec_state *s)
 	}
 }
 
-static double bench_lua(unsigned n)
+static double bench_lua(unsigned n, const char *what, const char *code)
 {
-	const char *code = "ophook.on('domain.added', function(ev) end)\n";
 	struct luahook_limits lim = { .memory_max = 16u << 20,
 				      .timeout_ms = 5000, .output_max = 4096 };
 	json_t *payload = json_loads(payload_json, 0, NULL);
@@ -79,7 +78,7 @@ static double bench_lua(unsigned n)
 	char *err = NULL;
 	int64_t t0, t1;
 
-	if (luahook_load_string(code, strlen(code), "noop.lua", &lim, NULL,
+	if (luahook_load_string(code, strlen(code), "bench.lua", &lim, NULL,
 				&lh, &err) < 0) {
 		fprintf(stderr, "load: %s\n", err);
 		exit(1);
@@ -96,8 +95,7 @@ static double bench_lua(unsigned n)
 		}
 	}
 	t1 = mono_ns();
-	printf("%-34s %10u %12.2f  (memory %zu KiB)\n",
-	       "lua no-op hook (luahook_run_event)", n,
+	printf("%-34s %10u %12.2f  (memory %zu KiB)\n", what, n,
 	       (double)(t1 - t0) / 1000.0 / n, luahook_memory(lh) / 1024);
 	luahook_free(&lh);
 	json_decref(payload);
@@ -190,7 +188,12 @@ int main(int argc, char **argv)
 	printf("processes: %u runs each (N capped at OPHOOK_BENCH_PROC_MAX, "
 	       "default 200)\n\n", n_proc);
 	printf("%-34s %10s %12s\n", "what", "runs", "us/event");
-	lua = bench_lua(n);
+	lua = bench_lua(n, "lua no-op hook (luahook_run_event)",
+			"ophook.on('domain.added', function(ev) end)\n");
+	bench_lua(n, "lua hook reading 3 fields",
+		  "n = 0\nophook.on('domain.added', function(ev)\n"
+		  "  if ev.domain and ev.user and ev.type then n = n + 1 end\n"
+		  "end)\n");
 	exec = bench_exec(n_proc, script);
 	fork_us = bench_fork(n_proc);
 	printf("\nlua target: < 10 us/event: %s\n",
