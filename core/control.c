@@ -82,8 +82,7 @@ struct control {
 
 struct control_write {
 	uv_write_t req;
-	size_t len;
-	char data[];
+	char *data;
 };
 
 static __thread char control_errbuf[512];
@@ -157,29 +156,33 @@ static void control_write_cb(uv_write_t *req, int status)
 			  (int)cl->pid, uv_strerror(status));
 		control_client_close(cl);
 	}
+	free(w->data);
 	free(w);
 }
 
-/* Write bytes to the client (copied). */
-static void control_client_write(struct control_client *cl, const char *data,
+/* Write data (malloc'd, taken over) to the client. */
+static void control_client_write(struct control_client *cl, char *data,
 				 size_t len)
 {
-	if (cl->closing || len == 0)
+	if (cl->closing || len == 0) {
+		free(data);
 		return;
+	}
 	if (uv_stream_get_write_queue_size((uv_stream_t *)&cl->pipe) >
 	    CONTROL_OUT_MAX) {
 		log_warn("control: client pid %d does not read its replies; "
 			 "closing it", (int)cl->pid);
+		free(data);
 		control_client_close(cl);
 		return;
 	}
-	struct control_write *w = xmalloc(sizeof(*w) + len);
-	memcpy(w->data, data, len);
-	w->len = len;
-	uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
+	struct control_write *w = xmalloc(sizeof(*w));
+	w->data = data;
+	uv_buf_t b = uv_buf_init(data, (unsigned)len);
 	int r = uv_write(&w->req, (uv_stream_t *)&cl->pipe, &b, 1,
 			 control_write_cb);
 	if (r < 0) {
+		free(data);
 		free(w);
 		control_client_close(cl);
 	}
@@ -195,11 +198,9 @@ static char *control_line(json_t *obj, size_t *len_r)
 			    "encoded as JSON\",\"exit\":2}");
 	}
 	size_t len = strlen(s);
-	char *line = xmalloc(len + 2);
-	memcpy(line, s, len);
+	char *line = xrealloc(s, len + 2); /* no copy of a big answer */
 	line[len] = '\n';
 	line[len + 1] = '\0';
-	free(s);
 	*len_r = len + 1;
 	return line;
 }
@@ -236,12 +237,8 @@ static void control_client_flush(struct control_client *cl)
 	while ((r = cl->head) != NULL) {
 		if (r->out_len > 0) {
 			control_client_write(cl, r->out, r->out_len);
-			r->out_len = 0;
-			if (r->out_cap > 65536) {
-				free(r->out);
-				r->out = NULL;
-				r->out_cap = 0;
-			}
+			r->out = NULL;
+			r->out_len = r->out_cap = 0;
 		}
 		if (!r->done)
 			break;
@@ -265,6 +262,7 @@ static void control_reply_put(struct control_reply *r, json_t *obj)
 
 	if (r->client->head == r && r->out_len == 0) {
 		control_client_write(r->client, line, len);
+		return;
 	} else if (r->out_len + len > CONTROL_OUT_MAX) {
 		log_warn("control: client pid %d: too much output queued; "
 			 "closing it", (int)r->client->pid);
@@ -474,7 +472,6 @@ static void control_client_fail(struct control_client *cl, const char *fmt,
 	char *line = control_line(o, &len);
 	json_decref(o);
 	control_client_write(cl, line, len);
-	free(line);
 	if (cl->closing)
 		return;
 	uv_read_stop((uv_stream_t *)&cl->pipe);
