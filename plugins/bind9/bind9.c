@@ -1389,7 +1389,8 @@ static int bind9_changed(struct bind9 *b, const struct ophook_event *ev,
 	const char *evpath = b->host->event_get(ev, "path");
 	char *d = NULL, *path = NULL, *text = NULL, *msg = NULL, *bumped = NULL;
 	char hash[17];
-	const char *old_hash;
+	const char *old_hash, *ev_old, *ev_change;
+	bool unknown_bump = false;
 	uint32_t serial = 0, last;
 	json_t *z;
 	size_t len;
@@ -1456,8 +1457,17 @@ static int bind9_changed(struct bind9 *b, const struct ophook_event *ev,
 	if (z != NULL && old_hash != NULL && strcmp(old_hash, hash) == 0 &&
 	    bind9_state_serial(z) == serial)
 		goto out; /* what named has already */
-	if (z != NULL && old_hash != NULL && strcmp(old_hash, hash) != 0 &&
-	    serial <= bind9_state_serial(z)) {
+	/* a zone the plugin has no record of (made before it ran): the
+	 * watcher's old_serial tells whether the edit kept the serial */
+	ev_old = b->host->event_get(ev, "old_serial");
+	ev_change = b->host->event_get(ev, "change");
+	if (z == NULL && ev_old != NULL && ev_change != NULL &&
+	    strcmp(ev_change, "updated") == 0 &&
+	    strtoull(ev_old, NULL, 10) >= serial)
+		unknown_bump = true;
+	if (unknown_bump ||
+	    (z != NULL && old_hash != NULL && strcmp(old_hash, hash) != 0 &&
+	     serial <= bind9_state_serial(z))) {
 		last = bind9_state_serial(z) > serial ? bind9_state_serial(z)
 						      : serial;
 		ret = zone_serial_set(text, zone_serial_next(last, time(NULL)),

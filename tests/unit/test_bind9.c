@@ -872,6 +872,32 @@ static void test_plugin_conf_paths(void **state)
 	free(log);
 }
 
+static void test_plugin_unknown_zone_edit(void **state)
+{
+	struct fx *f = *state;
+	char *path, *json, *zone;
+	const char *err = NULL;
+	uint32_t serial = 0;
+
+	/* a zone from before the plugin: the watcher's old_serial says the
+	 * edit kept the serial */
+	fx_init(f);
+	if (asprintf(&path, "%s/old.test.zone", f->zones) < 0 ||
+	    asprintf(&json, "{\"domain\":\"old.test\",\"path\":\"%s\","
+			    "\"change\":\"updated\",\"serial\":7,\"old_serial\":7}",
+		     path) < 0)
+		abort();
+	spew(path, "$TTL 300\n@ IN SOA ns1.old.test. root.old.test. 7 3600 600 86400 300\n"
+		   "@ IN NS ns1.old.test.\nns1 IN A 192.0.2.1\n");
+	assert_int_equal(fx_send(f, "dns.zone.changed", "old.test", json, &err), 0);
+	zone = fx_zone(f, "old.test");
+	assert_int_equal(zone_serial_get(zone, &serial), 0);
+	assert_int_equal(serial, zone_serial_next(7, time(NULL)));
+	free(zone);
+	free(json);
+	free(path);
+}
+
 static void test_plugin_state_reload(void **state)
 {
 	struct fx *f = *state;
@@ -915,6 +941,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_plugin_batch_rejects, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_plugin_staged_restart, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_plugin_conf_paths, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_plugin_unknown_zone_edit, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_plugin_state_reload, fx_setup, fx_teardown),
 	};
 
