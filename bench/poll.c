@@ -170,16 +170,13 @@ static int run_polls(const struct paneldb_driver *drv,
 	{
 		char path[] = "/tmp/ophook-bench-poll-state.XXXXXX";
 		int fd = mkstemp(path);
-		json_t *doc;
 		char *text;
 
 		t0 = mono_ns();
-		doc = dbpoll_state_to_json(cur, NULL);
-		text = json_dumps(doc, JSON_COMPACT);
+		text = dbpoll_state_dump(cur, NULL, "bench", NULL);
 		if (fd >= 0)
 			file_write_atomic(path, text, strlen(text), 0600);
 		r->save_ms = (double)(mono_ns() - t0) / 1e6;
-		json_decref(doc);
 		free(text);
 		if (fd >= 0) {
 			close(fd);

@@ -158,13 +158,16 @@ struct dbpoll_file_sig {
  * when the main file does not exist. */
 bool dbpoll_file_sig(const char *path, struct dbpoll_file_sig *sig);
 
-/* Persistence: {"version":1,"panel":{"users":{"<id>":[username,
- * plan_id, email, context]}, "plans":{"<id>":name}, "owners":{"<domain>":
- * [user, user_id, plan, context, gone_ms]}} or null, "admins":{"<key>":
- * {id, username, role, is_active, totp_enabled}} or null}. */
-json_t *dbpoll_state_to_json(const struct dbpoll_panel *p,
-			     const struct dbpoll_admins *a);
-/* Parse what dbpoll_state_to_json wrote; missing parts come back NULL.
+/* Persistence, as JSON text (malloc'd): {"version":1, "panel_source":
+ * ..., "admin_source": ... (which databases it describes), "panel":
+ * {"users":{"<id>":[username, plan_id, email, context]}, "plans":{"<id>":
+ * name}, "owners":{"<domain>":[user, user_id, plan, context, gone_ms]}}
+ * or null, "admins":{"<key>":{id, username, role, is_active,
+ * totp_enabled}} or null}.  Sources may be NULL. */
+char *dbpoll_state_dump(const struct dbpoll_panel *p,
+			const struct dbpoll_admins *a,
+			const char *panel_source, const char *admin_source);
+/* Parse what dbpoll_state_dump wrote; missing parts come back NULL.
  * -EINVAL with *error_r (static) on a malformed document. */
 int dbpoll_state_from_json(json_t *doc, struct dbpoll_panel **p_r,
 			   struct dbpoll_admins **a_r, const char **error_r);

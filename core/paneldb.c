@@ -388,16 +388,12 @@ static char *paneldb_panel_source(const struct paneldb *p)
 
 static int paneldb_save(struct paneldb *p)
 {
-	json_t *doc = dbpoll_state_to_json(p->panel, p->admins);
 	char *src = paneldb_panel_source(p), *text;
 	int ret;
 
-	json_object_set_new(doc, "panel_source", json_string(src));
-	json_object_set_new(doc, "admin_source",
-			    json_string(p->admin_db ? p->admin_db : ""));
+	text = dbpoll_state_dump(p->panel, p->admins, src,
+				 p->admin_db ? p->admin_db : "");
 	free(src);
-	text = json_dumps(doc, JSON_COMPACT);
-	json_decref(doc);
 	if (text == NULL)
 		return -ENOMEM;
 	ret = file_write_atomic(p->state_file, text, strlen(text), 0600);

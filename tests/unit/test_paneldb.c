@@ -363,9 +363,7 @@ static void test_domain_rows_first(void **state)
 	assert_string_equal(str(ev, "plan"), "Developer Plus");
 	json_decref(ev);
 	/* across a restart (saved, loaded) */
-	doc = dbpoll_state_to_json(b, NULL);
-	text = json_dumps(doc, 0);
-	json_decref(doc);
+	text = dbpoll_state_dump(b, NULL, "x", NULL);
 	doc = J(text);
 	free(text);
 	struct dbpoll_admins *adm;
@@ -445,6 +443,31 @@ static void test_state_json_malformed(void **state)
 	assert_null(p);
 	assert_null(a);
 	json_decref(doc);
+}
+
+static void test_state_dump_escapes(void **state)
+{
+	struct dbpoll_panel *p = panel_of(
+		"[[1,\"alice\",1,\"a\\\"b\\\\c\\n\\u0001\u00e9\",null]]",
+		"[[1,\"Plan \\\"gold\\\"\"]]", "[[\"alice-blog.example\",1]]",
+		NULL, 1), *q;
+	struct dbpoll_admins *a;
+	const char *why;
+	char *text = dbpoll_state_dump(p, NULL, "s\"rc", NULL);
+	json_t *doc = J(text);
+
+	(void)state;
+	assert_string_equal(str(doc, "panel_source"), "s\"rc");
+	assert_int_equal(dbpoll_state_from_json(doc, &q, &a, &why), 0);
+	assert_false(dbpoll_diff_panel(p, q, NULL));
+	assert_string_equal(((struct dbpoll_user *)hmap_get(q->users, "1"))->email,
+			    "a\"b\\c\n\001\u00e9");
+	assert_string_equal(dbpoll_owner_find(q, "alice-blog.example")->plan,
+			    "Plan \"gold\"");
+	json_decref(doc);
+	free(text);
+	dbpoll_panel_free(&p);
+	dbpoll_panel_free(&q);
 }
 
 static void test_sql_readonly(void **state)
@@ -843,6 +866,7 @@ int main(void)
 		cmocka_unit_test(test_domain_rows_first),
 		cmocka_unit_test(test_bad_rows),
 		cmocka_unit_test(test_state_json_malformed),
+		cmocka_unit_test(test_state_dump_escapes),
 		cmocka_unit_test(test_sql_readonly),
 		cmocka_unit_test(test_sqlite_fetch_panel),
 		cmocka_unit_test(test_admin_totp_off),
