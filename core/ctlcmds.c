@@ -478,14 +478,15 @@ static const char *ctl_events_parse(json_t *args, int64_t now,
 			opt[eq - a] = '\0';
 			val = eq + 1;
 		} else {
-			snprintf(opt, sizeof(opt), "%s", a);
+			snprintf(opt, sizeof(opt), "%s", strcmp(a, "-n") == 0
+							 ? "--limit" : a);
 		}
 		if (strcmp(opt, "--type") != 0 && strcmp(opt, "--subject") != 0 &&
 		    strcmp(opt, "--state") != 0 && strcmp(opt, "--since") != 0 &&
 		    strcmp(opt, "--limit") != 0 && strcmp(opt, "--after") != 0)
 			return ctl_err("events: unknown option '%s' (options: "
 				       "--type T --subject S --state STATE "
-				       "--since TIME|AGE --limit N --after ID)",
+				       "--since TIME|AGE --limit|-n N --after ID)",
 				       a);
 		if (val == NULL) {
 			if (i + 1 >= n)
@@ -742,6 +743,39 @@ static bool ctl_field_reserved(const char *k)
 	return false;
 }
 
+/* Check the fields of an emitted event: no standard field, and a domain or
+ * user that is a valid name (they end up in paths).  NULL when fine. */
+static const char *ctl_fields_check(json_t *fields)
+{
+	static __thread char msg[384];
+	const char *k, *why = NULL;
+	json_t *v;
+
+	json_object_foreach(fields, k, v) {
+		if (ctl_field_reserved(k)) {
+			snprintf(msg, sizeof(msg), "field '%s' is set by the "
+				 "engine", k);
+			return msg;
+		}
+		if (strcmp(k, "domain") != 0 && strcmp(k, "user") != 0)
+			continue;
+		const char *name = json_string_value(v);
+		if (name == NULL) {
+			snprintf(msg, sizeof(msg), "field '%s' must be a "
+				 "string", k);
+			return msg;
+		}
+		bool ok = k[0] == 'd' ? name_valid_domain(name, &why)
+				      : name_valid_user(name, &why);
+		if (!ok) {
+			snprintf(msg, sizeof(msg), "%s '%.200s': %s", k, name,
+				 why != NULL ? why : "invalid");
+			return msg;
+		}
+	}
+	return NULL;
+}
+
 /* The subject of an event without one: its domain, else its user, else
  * the type. */
 static const char *ctl_default_subject(const char *type, json_t *fields)
@@ -789,13 +823,6 @@ static const char *ctl_emit_parse(json_t *args, const char **type_r,
 			return ctl_err("emit: '%s' has an empty key", a);
 		}
 		char *key = xstrndup(a, (size_t)(eq - a));
-		if (ctl_field_reserved(key)) {
-			const char *m = ctl_err("emit: field '%s' is set by the "
-						"engine", key);
-			free(key);
-			json_decref(fields);
-			return m;
-		}
 		json_t *v = json_string(eq + 1);
 		if (v == NULL) {
 			free(key);
@@ -805,6 +832,11 @@ static const char *ctl_emit_parse(json_t *args, const char **type_r,
 		}
 		json_object_set_new(fields, key, v);
 		free(key);
+	}
+	const char *why = ctl_fields_check(fields);
+	if (why != NULL) {
+		json_decref(fields);
+		return ctl_err("emit: %s", why);
 	}
 	*type_r = type;
 	*subject_r = subject != NULL ? subject : ctl_default_subject(type, fields);
@@ -844,8 +876,9 @@ static void ctl_batch_finish(struct ctl_batch *b)
 				    "journaled)", b->error, b->journaled, b->n);
 	} else {
 		char text[128];
-		snprintf(text, sizeof(text), "emitted %zu events (ids %" PRId64
-			 "..%" PRId64 ")\n", b->journaled, b->first, b->last);
+		snprintf(text, sizeof(text), "emitted %zu event%s (ids %" PRId64
+			 "..%" PRId64 ")\n", b->journaled,
+			 b->journaled == 1 ? "" : "s", b->first, b->last);
 		json_t *res = json_pack("{s[II]sI}", "ids", (json_int_t)b->first,
 					(json_int_t)b->last, "count",
 					(json_int_t)b->journaled);
@@ -902,13 +935,9 @@ static const char *ctl_batch_check(json_t *events)
 		if (f != NULL && !json_is_null(f) && !json_is_object(f))
 			return ctl_err("emit: events[%zu]: \"fields\" must be "
 				       "an object", i);
-		const char *k;
-		json_t *v;
-		json_object_foreach(f, k, v) {
-			if (ctl_field_reserved(k))
-				return ctl_err("emit: events[%zu]: field '%s' is "
-					       "set by the engine", i, k);
-		}
+		const char *why = ctl_fields_check(f);
+		if (why != NULL)
+			return ctl_err("emit: events[%zu]: %s", i, why);
 	}
 	return NULL;
 }

@@ -58,7 +58,7 @@ static void ctl_usage(FILE *f)
 		"  status                          the daemon's state and "
 		"handlers\n"
 		"  events [ID] [--type T] [--subject S] [--state STATE]\n"
-		"         [--since TIME|AGE] [--limit N] [--after ID]\n"
+		"         [--since TIME|AGE] [--limit|-n N] [--after ID]\n"
 		"                                  journaled events (STATE: "
 		"pending, done,\n"
 		"                                  failed, dead; AGE: 90, 30s, "
@@ -495,9 +495,9 @@ static int ctl_emit_stdin(struct ctl *ctl)
 		ctl_print_json(res, false);
 		json_decref(res);
 	} else if (count > 0) {
-		printf("emitted %" JSON_INTEGER_FORMAT " events (ids %"
+		printf("emitted %" JSON_INTEGER_FORMAT " event%s (ids %"
 		       JSON_INTEGER_FORMAT "..%" JSON_INTEGER_FORMAT ")\n",
-		       count, first, last);
+		       count, count == 1 ? "" : "s", first, last);
 	} else {
 		printf("no events on stdin\n");
 	}

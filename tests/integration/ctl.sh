@@ -59,6 +59,11 @@ is "$?" 2 "a bad --since exits 2"
 grep -q -- "--since '10x'" "$T/err"
 ok $? "and names the bad value"
 
+ctl emit domain.added domain=../../etc/passwd 2>"$T/err"
+is "$?" 2 "emit refuses a hostile domain field"
+grep -q "domain '../../etc/passwd': " "$T/err"
+ok $? "and says why"
+
 # ---- replay ----
 ctl --json replay "$ID" > "$T/replay.json"
 is "$?" 0 "replay exits 0"

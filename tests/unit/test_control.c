@@ -393,10 +393,15 @@ static void test_events_parse(void **state)
 	assert_int_equal(o.f.limit, 5);
 	json_decref(a);
 
-	a = json_pack("[ss]", "--limit=7", "42");
+	a = json_pack("[sss]", "--limit=7", "42", "--type=x.*");
 	assert_null(ctl_events_parse(a, 0, &o));
 	assert_int_equal(o.f.limit, 7);
 	assert_int_equal(o.id, 42);
+	assert_string_equal(o.f.type, "x.*");
+	json_decref(a);
+	a = json_pack("[ss]", "-n", "3");
+	assert_null(ctl_events_parse(a, 0, &o));
+	assert_int_equal(o.f.limit, 3);
 	json_decref(a);
 
 	a = json_pack("[ss]", "--state", "bogus");
@@ -463,6 +468,14 @@ static void test_emit_parse(void **state)
 	a = json_pack("[ss]", "t.x", "id=5");
 	assert_non_null(strstr(ctl_emit_parse(a, &type, &subject, &fields),
 			       "'id' is set by the engine"));
+	json_decref(a);
+	a = json_pack("[ss]", "domain.added", "domain=../../etc");
+	assert_non_null(strstr(ctl_emit_parse(a, &type, &subject, &fields),
+			       "domain '../../etc': "));
+	json_decref(a);
+	a = json_pack("[ss]", "user.added", "user=Bad/User");
+	assert_non_null(strstr(ctl_emit_parse(a, &type, &subject, &fields),
+			       "user 'Bad/User': "));
 	json_decref(a);
 	a = json_array();
 	assert_non_null(strstr(ctl_emit_parse(a, &type, &subject, &fields),
@@ -670,6 +683,11 @@ static void test_batch(void **state)
 	o = request(f, fd, "{\"cmd\":\"emit\",\"events\":[{\"type\":\"a.b\","
 			   "\"fields\":{\"time\":\"x\"}}]}\n");
 	assert_non_null(strstr(jstr(o, "error"), "'time' is set by"));
+	json_decref(o);
+	o = request(f, fd, "{\"cmd\":\"emit\",\"events\":[{\"type\":\"a.b\"},"
+			   "{\"type\":\"a.b\",\"fields\":{\"domain\":5}}]}\n");
+	assert_non_null(strstr(jstr(o, "error"), "events[1]: field 'domain' "
+			       "must be a string"));
 	json_decref(o);
 	close(fd);
 }
