@@ -201,6 +201,8 @@ static void dispatch_start(struct dispatch *dp, struct lane *l)
 	d->dispatched_ns = mono_ns();
 	event_view_init(&d->view, d->ev, d->attempts + 1);
 	inflight_add(dp, d);
+	if (dp->set.call_fn != NULL)
+		dp->set.call_fn(d, true, dp->ctx);
 	h->ops->deliver(h, d);
 }
 
@@ -253,7 +255,9 @@ static void dispatch_finish(struct dispatch *dp, struct delivery *d, int rc,
 	if (rc == 0) {
 		d->state = DELIVERY_DONE;
 		dispatch_result(dp, d, NULL, dur_us);
-	} else if (d->attempts >= dp->set.max_attempts) {
+	} else if (d->attempts >= dp->set.max_attempts || rc == -EINVAL) {
+		/* -EINVAL: the event itself is unusable (a hostile name, a
+		 * missing field): no retry can help */
 		d->state = DELIVERY_DEAD;
 		log_msg(LOG_ERROR_L, h->name,
 			"event %lld (%s %s) is dead after %u attempts: %s",
@@ -311,6 +315,8 @@ void dispatch_done(struct delivery *d, int rc, const char *error)
 	inflight_del(dp, d);
 	dp->inflight--;
 	h->inflight--;
+	if (dp->set.call_fn != NULL)
+		dp->set.call_fn(d, false, dp->ctx);
 	if (h->removed) {
 		struct lane *l = d->lane;
 
@@ -346,6 +352,8 @@ static void dispatch_timeout(struct dispatch *dp, struct delivery *d,
 	atomic_init(&copy->started_ns, atomic_load(&d->started_ns));
 	copy->inflight_next = copy->inflight_prev = NULL;
 	inflight_del(dp, d);
+	if (dp->set.call_fn != NULL)
+		dp->set.call_fn(d, false, dp->ctx);
 	d->timed_out = true;
 	h->refs++;
 	l->head = copy;
@@ -433,6 +441,7 @@ void dispatch_enqueue(struct dispatch *dp, struct handler *h, struct event *ev,
 	d->h = h;
 	d->dp = dp;
 	d->lane = l;
+	d->ledger_slot = -1;
 	d->attempts = attempts;
 	d->state = state;
 	d->next_ms = next_ms;
@@ -507,6 +516,12 @@ void dispatch_handler_remove(struct dispatch *dp, struct handler *h)
 		hmap_free(&lanes, NULL);
 	}
 	handler_maybe_release(dp, h);
+}
+
+void dispatch_set_concurrency(struct dispatch *dp, unsigned n)
+{
+	dp->set.concurrency = n > 0 ? n : 1;
+	dispatch_pump(dp);
 }
 
 unsigned dispatch_retry_now(struct dispatch *dp)

@@ -17,7 +17,11 @@ typedef void dispatch_result_fn(const struct journal_delivery *jd, void *ctx);
 /* Called when a removed handler has nothing in flight and can be freed. */
 typedef void dispatch_release_fn(struct handler *h, void *ctx);
 
+/* Called when a call starts / ends (the in-flight ledger). */
+typedef void dispatch_call_fn(struct delivery *d, bool start, void *ctx);
+
 struct dispatch_settings {
+	dispatch_call_fn *call_fn; /* may be NULL */
 	unsigned concurrency;
 	unsigned timeout_ms;
 	unsigned max_attempts;
@@ -43,6 +47,9 @@ void dispatch_enqueue(struct dispatch *dp, struct handler *h, struct event *ev,
 void dispatch_handler_remove(struct dispatch *dp, struct handler *h);
 /* Stop starting new deliveries (shutdown). */
 void dispatch_pause(struct dispatch *dp);
+
+/* Change the number of deliveries in flight at once (safe mode: 1). */
+void dispatch_set_concurrency(struct dispatch *dp, unsigned n);
 
 /* Make every delivery waiting for a retry runnable now; returns how many. */
 unsigned dispatch_retry_now(struct dispatch *dp);

@@ -5,6 +5,7 @@
 #include "hmap.h"
 #include "hooks.h"
 #include "journal.h"
+#include "ledger.h"
 #include "log.h"
 #include "metrics.h"
 #include "paneldb.h"
@@ -63,6 +64,10 @@ struct engine {
 
 	struct listener *listeners;
 	struct metrics *metrics;
+	struct ledger *ledger;
+	struct hmap *suspects;  /* "id\thandler" of deliveries that were running
+				   when the last process died: run one at a
+				   time until they end (safe mode) */
 	struct metrics_http *metrics_http;
 	engine_enrich_fn *enrich;
 	void *enrich_ctx;
@@ -115,6 +120,20 @@ static void engine_result(const struct journal_delivery *jd, void *ctx)
 				      e->cap_results * sizeof(*e->results));
 	}
 	metrics_delivery(e->metrics, jd->handler, jd->state, jd->duration_us);
+	if (e->suspects != NULL) {
+		char key[160];
+
+		snprintf(key, sizeof(key), "%lld\t%s", (long long)jd->event_id,
+			 jd->handler);
+		if (hmap_del(e->suspects, key) != NULL &&
+		    hmap_count(e->suspects) == 0) {
+			hmap_free(&e->suspects, NULL);
+			dispatch_set_concurrency(e->dispatch,
+						 e->config->dispatch.concurrency);
+			log_info("safe mode over: the deliveries that were "
+				 "running at the last crash have all ended");
+		}
+	}
 	r = &e->results[e->n_results++];
 	r->jd = *jd;
 	r->jd.handler = xstrdup(jd->handler);
@@ -128,6 +147,8 @@ static void engine_results_clear(struct engine *e, size_t n)
 		free((char *)e->results[i].jd.handler);
 		free((char *)e->results[i].jd.last_error);
 	}
+	if (n == 0)
+		return;
 	memmove(e->results, e->results + n,
 		(e->n_results - n) * sizeof(*e->results));
 	e->n_results -= n;
@@ -148,6 +169,71 @@ static void engine_release(struct handler *h, void *ctx)
 {
 	(void)ctx;
 	handler_destroy(h);
+}
+
+/* ---- in-flight ledger ---- */
+
+static void engine_call(struct delivery *d, bool start, void *ctx)
+{
+	struct engine *e = ctx;
+
+	if (start) {
+		d->ledger_slot = ledger_claim(e->ledger, d->ev->pub.id,
+					      d->h->name);
+	} else {
+		ledger_release(e->ledger, d->ledger_slot);
+		d->ledger_slot = -1;
+	}
+}
+
+/* A delivery that was running when the previous process died: count it as
+ * a failed attempt (dead at max_attempts), so a plugin that crashes the
+ * daemon on one event cannot make it crash forever. */
+static void engine_leftover(int64_t event_id, const char *handler, void *ctx)
+{
+	struct engine *e = ctx;
+	json_t *ev = NULL, *d;
+	const char *err = NULL;
+	size_t i;
+
+	if (journal_get_event(e->journal, event_id, &ev, &err) < 0)
+		return;
+	json_array_foreach(json_object_get(ev, "deliveries"), i, d) {
+		const char *hn = json_string_value(json_object_get(d, "handler"));
+		const char *st = json_string_value(json_object_get(d, "state"));
+		struct journal_delivery jd;
+
+		if (hn == NULL || strcmp(hn, handler) != 0 || st == NULL ||
+		    strcmp(st, "done") == 0 || strcmp(st, "dead") == 0)
+			continue;
+		jd = (struct journal_delivery){
+			.event_id = event_id, .handler = handler,
+			.attempts = (unsigned)json_integer_value(
+					    json_object_get(d, "attempts")) + 1,
+			.last_error = "ophookd died during this call (a crash, "
+				      "kill -9 or power loss)",
+		};
+		jd.state = jd.attempts >= e->config->journal.max_attempts
+				   ? DELIVERY_DEAD
+				   : DELIVERY_FAILED;
+		jd.next_ms = now_ms();
+		if (jd.state == DELIVERY_FAILED) {
+			char key[160];
+
+			if (e->suspects == NULL)
+				e->suspects = hmap_new();
+			snprintf(key, sizeof(key), "%lld\t%s",
+				 (long long)event_id, handler);
+			hmap_put(e->suspects, key, (void *)1);
+		}
+		if (journal_delivery_update(e->journal, &jd, &err) == 0)
+			log_msg(jd.state == DELIVERY_DEAD ? LOG_ERROR_L : LOG_WARN_L,
+				handler, "event %lld was being delivered when "
+				"ophookd died: attempt %u counted as failed%s",
+				(long long)event_id, jd.attempts,
+				jd.state == DELIVERY_DEAD ? "; the delivery is dead" : "");
+	}
+	json_decref(ev);
 }
 
 /* ---- group commit ---- */
@@ -858,6 +944,7 @@ int engine_new(uv_loop_t *loop, struct config *config, struct engine **e_r,
 {
 	struct engine *e = xcalloc(1, sizeof(*e));
 	struct dispatch_settings ds = {
+		.call_fn = engine_call,
 		.concurrency = config->dispatch.concurrency,
 		.timeout_ms = config->dispatch.timeout_ms,
 		.max_attempts = config->journal.max_attempts,
@@ -903,6 +990,10 @@ int engine_new(uv_loop_t *loop, struct config *config, struct engine **e_r,
 	e->stop_timer.data = e;
 	uv_timer_init(loop, &e->pace_timer);
 	e->pace_timer.data = e;
+	path = xasprintf("%s/inflight", config->state_dir);
+	if (ledger_open(path, 4096, &e->ledger, error_r) < 0)
+		log_warn("%s: %s (crash accounting off)", path, *error_r);
+	free(path);
 	e->plugins = pluginhost_new(e);
 	e->metrics = metrics_new();
 	*e_r = e;
@@ -922,6 +1013,20 @@ int engine_start(struct engine *e, const char **error_r)
 	ret = paneldb_start(e, &e->paneldb, error_r);
 	if (ret < 0)
 		log_error("panel db: %s", *error_r);
+	if (e->ledger != NULL) {
+		unsigned n = ledger_take_leftovers(e->ledger, engine_leftover, e);
+
+		if (n > 0)
+			log_warn("%u deliveries were running when ophookd last "
+				 "stopped without finishing them", n);
+		if (e->suspects != NULL) {
+			/* one at a time, so a crash blames only its culprit */
+			dispatch_set_concurrency(e->dispatch, 1);
+			log_warn("safe mode: running deliveries one at a time "
+				 "until the %zu that were running at the crash "
+				 "have ended", hmap_count(e->suspects));
+		}
+	}
 	engine_resume(e, NULL);
 	e->resumed = true;
 	ret = control_start(e, &e->control, error_r);
@@ -985,6 +1090,7 @@ static void engine_stop_finish(struct engine *e)
 	uv_close((uv_handle_t *)&e->pace_timer, engine_closed);
 	dispatch_free(&e->dispatch);
 	journal_close(&e->journal);
+	ledger_close(&e->ledger);
 	log_info("ophookd stopped: journal closed");
 	if (e->stop_cb != NULL)
 		e->stop_cb(e->stop_ctx);
@@ -1083,6 +1189,7 @@ void engine_free(struct engine **ep)
 	hmap_free(&e->handlers, NULL);
 	free(e->hlist);
 	hmap_free(&e->own_writes, NULL);
+	hmap_free(&e->suspects, NULL);
 	metrics_free(&e->metrics);
 	pthread_mutex_destroy(&e->lock);
 	pthread_mutex_destroy(&e->own_lock);

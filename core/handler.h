@@ -61,6 +61,7 @@ struct delivery {
 	void *hdata;          /* free for the handler during a call */
 	struct dispatch *dp;  /* dispatcher-private */
 	struct lane *lane;    /* dispatcher-private */
+	int ledger_slot;      /* engine-private: in-flight ledger slot */
 };
 
 /* Handler helpers. */

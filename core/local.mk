@@ -8,7 +8,8 @@ core_libophookcore_la_SOURCES += \
 	core/engine.c core/engine.h \
 	core/dispatch.c core/dispatch.h \
 	core/pluginhost.c core/pluginhost.h \
-	core/metrics.c core/metrics.h
+	core/metrics.c core/metrics.h \
+	core/ledger.c core/ledger.h
 
 sbin_PROGRAMS += ophookd
 ophookd_SOURCES = core/main.c
@@ -54,3 +55,5 @@ tests_unit_test_metrics_LDADD = $(TEST_LIBS)
 
 TESTS += tests/integration/ops.sh
 EXTRA_DIST += tests/integration/ops.sh
+TESTS += tests/integration/crash.sh
+EXTRA_DIST += tests/integration/crash.sh

@@ -19,8 +19,9 @@
  * Threads: on_event() is called from worker threads.  Calls for the same
  * subject are never concurrent and arrive in journal order; calls for
  * different subjects may run at the same time unless the plugin sets
- * OPHOOK_PLUGIN_SERIAL.  init(), fini() and action callbacks run on the
- * daemon's loop thread.
+ * OPHOOK_PLUGIN_SERIAL.  init() and fini() run on the daemon's loop thread;
+ * action callbacks (request_action) run on a worker thread, never two at
+ * once for the same action name.
  *
  * Errors: functions return 0 or a negative errno.  A human-readable message
  * goes out through `const char **error_r`; the plugin owns that string and it
@@ -57,8 +58,10 @@ enum ophook_log_level {
 	OPHOOK_LOG_ERROR = 3,
 };
 
-/* on_event() results besides 0 (done) and other negative errnos (failed,
- * retried with backoff until the delivery is dead). */
+/* on_event() results besides 0 (done): -EINVAL means the event itself is
+ * unusable (a hostile name, a missing field) and the delivery is dead at
+ * once; other negative errnos fail the attempt, retried with backoff until
+ * the delivery is dead. */
 #define OPHOOK_RETRY (-11) /* -EAGAIN: not done, try again later, no blame */
 
 /* Plugin flags. */
@@ -103,7 +106,7 @@ struct ophook_host {
 		    const char *subject, const char *fields_json,
 		    const char **error_r);
 
-	/* Ask for fn(ctx, data) to run on the loop thread after delay_ms.  Many
+	/* Ask for fn(ctx, data) to run on a worker thread after delay_ms.  Many
 	 * requests with the same name inside the window give one call; a
 	 * request made while the call runs gives exactly one more call after
 	 * it.  Thread-safe.  `data` is passed to the first registration of a

@@ -41,6 +41,10 @@ static int tp_on_event(void *data, const struct ophook_event *ev,
 	const char *v = host->event_get(ev, "fail");
 	const char *flag = host->setting(tp_ctx, "fail_if_exists");
 
+	/* an event with a "crash" field kills the whole daemon (reliability
+	 * tests: such an event must go dead, not crash-loop) */
+	if (host->event_get(ev, "crash") != NULL)
+		abort();
 	/* settings.fail_if_exists: fail while that file exists */
 	if (flag != NULL && access(flag, F_OK) == 0) {
 		*error_r = "fail_if_exists file is present";

@@ -1,0 +1,56 @@
+#!/bin/sh
+# A plugin that crashes the whole daemon on one event: after restarts that
+# delivery is dead for that plugin (no crash loop), and every other event
+# and handler goes on.
+. "$top_srcdir/tests/lib.sh"
+need python3
+
+write_config
+sed -i 's/^journal:/journal:\n  max_attempts: 3/' "$T/ophookd.yaml"
+install_plugins log
+cp "$top_builddir/tests/unit/.libs/testgood.so" "$T/plugins/"
+
+start_ophookd || exit 1
+ctl emit test.before a.example >/dev/null
+ctl emit test.boom b.example crash=yes >/dev/null
+# the daemon dies on the boom event; restart it like systemd would, until
+# it stays up
+up_or_dead() { ! kill -0 "$OPHOOKD_PID" 2>/dev/null || ctl status >/dev/null 2>&1; }
+starts=1
+while [ $starts -le 6 ]; do
+	# wait for the crash (or not)
+	wait_for 10 sh -c "! kill -0 $OPHOOKD_PID 2>/dev/null"
+	if kill -0 "$OPHOOKD_PID" 2>/dev/null; then
+		break
+	fi
+	wait "$OPHOOKD_PID" 2>/dev/null
+	"$OPHOOKD" -f -c "$T/ophookd.yaml" >>"$T/ophookd.log" 2>&1 &
+	OPHOOKD_PID=$!
+	cleanup_pid "$OPHOOKD_PID"
+	starts=$((starts + 1))
+	wait_for 20 up_or_dead
+done
+diag "daemon started $starts times"
+ok "$([ $starts -le 4 ] && kill -0 "$OPHOOKD_PID" 2>/dev/null && echo 0 || echo 1)" "no crash loop: at most 3 crashes (max_attempts), then it stays up"
+ctl status >/dev/null
+ok $? "the daemon is serving"
+dead() { ctl --json events --subject b.example | python3 -c '
+import json, sys
+ev = json.load(sys.stdin)[0]
+st = {d["handler"]: d["state"] for d in ev["deliveries"]}
+sys.exit(0 if st.get("plugin:testgood") == "dead" and st.get("plugin:log") == "done" else 1)'; }
+wait_for 20 dead
+ok $? "the boom event is dead for the crashing plugin, done for the log plugin"
+ctl --json events --subject b.example | python3 -c '
+import json, sys
+d = [d for d in json.load(sys.stdin)[0]["deliveries"] if d["handler"] == "plugin:testgood"][0]
+print("# last_error:", d.get("last_error"))
+sys.exit(0 if "died during this call" in (d.get("last_error") or "") else 1)'
+ok $? "its last error says the daemon died during the call"
+ctl emit test.after c.example >/dev/null
+wait_for 10 grep -q '"subject":"c.example"' "$T/events.log"
+ok $? "events after it are delivered"
+grep -q '"subject":"a.example"' "$T/events.log"
+ok $? "the event before it was delivered"
+stop_ophookd
+done_testing
