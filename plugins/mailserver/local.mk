@@ -1,1 +1,20 @@
-# plugins/mailserver
+# plugins/mailserver: docker-mailserver config (removed domains,
+# suspensions, DKIM keys).  See plugins/mailserver/README.md.
+plugin_LTLIBRARIES += plugins/mailserver/mailserver.la
+plugins_mailserver_mailserver_la_SOURCES = plugins/mailserver/mailserver.c \
+	plugins/mailserver/mailfile.c plugins/mailserver/mailfile.h \
+	plugins/mailserver/dkim.c plugins/mailserver/dkim.h
+plugins_mailserver_mailserver_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) \
+	$(CRYPTO_CFLAGS)
+plugins_mailserver_mailserver_la_LDFLAGS = $(PLUGIN_LDFLAGS)
+plugins_mailserver_mailserver_la_LIBADD = plugins/common/libplugcommon.la \
+	plugins/libplugutil.la $(JANSSON_LIBS) $(CRYPTO_LIBS)
+EXTRA_DIST += plugins/mailserver/README.md
+
+check_PROGRAMS += tests/unit/test_mailserver
+TESTS += tests/unit/test_mailserver
+tests_unit_test_mailserver_SOURCES = tests/unit/test_mailserver.c
+tests_unit_test_mailserver_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_mailserver_LDADD = tests/unit/libpluginmock.la \
+	plugins/common/libplugcommon.la plugins/libplugutil.la \
+	$(CMOCKA_LIBS) $(JANSSON_LIBS) $(CRYPTO_LIBS) -lpthread

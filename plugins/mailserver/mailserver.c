@@ -1,0 +1,802 @@
+/* mailserver plugin: keeps docker-mailserver's config folder in step with
+ * the panel's domains and users.
+ *
+ * domain.added     (mail_enabled) a DKIM key for the selector under
+ *                  opendkim/keys/<d>/ (kept when it exists), KeyTable and
+ *                  SigningTable lines once each, then mail.dkim.created
+ *                  {domain, selector, txt} for the bind9 plugin.
+ * domain.removed   the domain's accounts, aliases and catch-alls, quotas
+ *                  and DKIM table lines out of their files; each changed
+ *                  file backed up, rewritten atomically (owner and mode
+ *                  kept), every other line byte for byte.
+ * user.suspended   REJECT lines for the user's domains in
+ *                  postfix-send-access.cf and postfix-receive-access.cf,
+ *                  each after a marker comment "# ophook:suspended:<user>".
+ * user.unsuspended those lines out again (the files come back byte for
+ *                  byte).  Passwords are never touched.
+ *
+ * The user's domains: the event's "domains" array, else the plugin's own
+ * map domain -> user (state_dir/domains.json, from domain.added's "user").
+ * Events run one at a time (OPHOOK_PLUGIN_SERIAL).  reload_argv, when set,
+ * runs from one coalesced action after changes. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "ophook/plugin.h"
+#include "util.h"
+#include "../common/run.h"
+#include "dkim.h"
+#include "mailfile.h"
+
+#define MS_FILE_MAX (64u * 1024u * 1024u)
+#define MS_RUN_TIMEOUT_MS 120000u
+#define MS_REASON "Mail for this account is suspended"
+#define MS_KEYS_IN_CONTAINER "/tmp/docker-mailserver/opendkim/keys"
+
+struct ms {
+	struct ophook_ctx *ctx;
+	const struct ophook_host *host;
+	char *config_dir;
+	bool mail_enabled;
+	unsigned dkim_bits;
+	char *selector;
+	char *keys_path; /* key path prefix written in KeyTable */
+	char **reload_argv; /* NULL: none */
+	char *state_path;
+	json_t *owners; /* domain -> user */
+};
+
+static _Thread_local char ms_errbuf[1024];
+
+static int __attribute__((format(printf, 3, 4)))
+ms_fail(const char **error_r, int ret, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(ms_errbuf, sizeof(ms_errbuf), fmt, ap);
+	va_end(ap);
+	*error_r = ms_errbuf;
+	return ret;
+}
+
+static char *__attribute__((format(printf, 1, 2))) ms_fmt(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	return n < 0 ? NULL : s;
+}
+
+/* --- files --------------------------------------------------------------- */
+
+/* Read path; a missing file reads as empty with *exists_r false. */
+static int ms_read(const char *path, char **text_r, size_t *len_r,
+		   bool *exists_r, const char **error_r)
+{
+	int ret = file_read_nofollow(path, MS_FILE_MAX, text_r, len_r);
+
+	*exists_r = ret == 0;
+	if (ret == -ENOENT) {
+		*text_r = strdup("");
+		*len_r = 0;
+		return *text_r == NULL ? ms_fail(error_r, -ENOMEM, "out of memory")
+				       : 0;
+	}
+	if (ret < 0)
+		return ms_fail(error_r, ret, "%s: %s", path, strerror(-ret));
+	return 0;
+}
+
+/* Copy the current file to <config_dir>/ophook-backups/<name>.<stamp>
+ * with its owner and mode. */
+static int ms_backup(struct ms *m, const char *path, const char *text,
+		     size_t len, const char **error_r)
+{
+	const char *base = strrchr(path, '/') != NULL ? strrchr(path, '/') + 1
+						      : path;
+	char stamp[32], *dir, *bak = NULL;
+	struct stat st;
+	time_t now = time(NULL);
+	struct tm tm;
+	int ret;
+
+	if (lstat(path, &st) < 0)
+		return 0; /* nothing to back up */
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%d%H%M%S", &tm);
+	dir = ms_fmt("%s/ophook-backups", m->config_dir);
+	if (dir == NULL)
+		return ms_fail(error_r, -ENOMEM, "out of memory");
+	ret = mkdir_p(dir, 0700);
+	for (unsigned i = 0; ret == 0 && i < 1000; i++) {
+		free(bak);
+		bak = i == 0 ? ms_fmt("%s/%s.%s", dir, base, stamp)
+			     : ms_fmt("%s/%s.%s-%u", dir, base, stamp, i);
+		if (bak == NULL) {
+			ret = -ENOMEM;
+			break;
+		}
+		if (access(bak, F_OK) != 0)
+			break;
+	}
+	if (ret == 0) {
+		m->host->own_write(m->ctx, bak);
+		ret = file_write_atomic(bak, text, len, st.st_mode & 07777);
+	}
+	if (ret == 0 && chown(bak, st.st_uid, st.st_gid) < 0 && errno != EPERM)
+		ret = -errno;
+	if (ret < 0)
+		ret = ms_fail(error_r, ret, "backup of %s: %s", path,
+			      strerror(-ret));
+	free(bak);
+	free(dir);
+	return ret;
+}
+
+/* Replace path's content (backup first when it existed). */
+static int ms_replace(struct ms *m, const char *path, bool existed,
+		      const char *old, size_t old_len, const char *text,
+		      size_t len, mode_t mode, const char **error_r)
+{
+	int ret;
+
+	if (existed && (ret = ms_backup(m, path, old, old_len, error_r)) < 0)
+		return ret;
+	m->host->own_write(m->ctx, path);
+	ret = file_write_atomic(path, text, len, mode);
+	if (ret < 0)
+		return ms_fail(error_r, ret, "%s: %s", path, strerror(-ret));
+	return 0;
+}
+
+struct ms_warn {
+	struct ms *m;
+	const char *path;
+};
+
+static void ms_warn_line(void *arg, unsigned line, const char *why)
+{
+	struct ms_warn *w = arg;
+
+	w->m->host->log(w->m->ctx, OPHOOK_LOG_WARN,
+			"%s:%u: %s; line kept as it is", w->path, line, why);
+}
+
+/* Take domain's lines out of config_dir/<rel>. */
+static int ms_remove_in(struct ms *m, const char *rel,
+			enum mailfile_kind kind, const char *domain,
+			unsigned *changed, const char **error_r)
+{
+	char *path = ms_fmt("%s/%s", m->config_dir, rel), *text = NULL,
+	     *out = NULL;
+	size_t len = 0, out_len = 0;
+	unsigned removed = 0;
+	bool exists;
+	struct ms_warn w = { m, path };
+	int ret;
+
+	if (path == NULL)
+		return ms_fail(error_r, -ENOMEM, "out of memory");
+	ret = ms_read(path, &text, &len, &exists, error_r);
+	if (ret == 0 && exists) {
+		ret = mailfile_remove_domain(kind, text, len, domain,
+					     ms_warn_line, &w, &out, &out_len,
+					     &removed);
+		if (ret < 0)
+			ret = ms_fail(error_r, ret, "out of memory");
+	}
+	if (ret == 0 && removed > 0) {
+		ret = ms_replace(m, path, true, text, len, out, out_len, 0644,
+				 error_r);
+		if (ret == 0) {
+			m->host->log(m->ctx, OPHOOK_LOG_INFO,
+				     "%s: %u line(s) of %s removed", path,
+				     removed, domain);
+			(*changed)++;
+		}
+	}
+	free(out);
+	free(text);
+	free(path);
+	return ret;
+}
+
+/* --- state: domain -> user ------------------------------------------------ */
+
+static int ms_state_save(struct ms *m, const char **error_r)
+{
+	char *s = json_dumps(m->owners, JSON_SORT_KEYS | JSON_INDENT(1));
+	int ret;
+
+	if (s == NULL)
+		return ms_fail(error_r, -ENOMEM, "out of memory");
+	ret = file_write_atomic(m->state_path, s, strlen(s), 0600);
+	free(s);
+	if (ret < 0)
+		return ms_fail(error_r, ret, "%s: %s", m->state_path,
+			       strerror(-ret));
+	return 0;
+}
+
+static int ms_state_load(struct ms *m, const char **error_r)
+{
+	json_error_t jerr;
+	char *text = NULL;
+	size_t len;
+	int ret = file_read_nofollow(m->state_path, MS_FILE_MAX, &text, &len);
+
+	if (ret == -ENOENT) {
+		m->owners = json_object();
+		return m->owners == NULL ? ms_fail(error_r, -ENOMEM, "out of memory")
+					 : 0;
+	}
+	if (ret < 0)
+		return ms_fail(error_r, ret, "%s: %s", m->state_path,
+			       strerror(-ret));
+	m->owners = json_loadb(text, len, 0, &jerr);
+	free(text);
+	if (m->owners == NULL || !json_is_object(m->owners)) {
+		m->host->log(m->ctx, OPHOOK_LOG_WARN,
+			     "%s:%d: not a JSON object (%s); starting empty",
+			     m->state_path, jerr.line, jerr.text);
+		json_decref(m->owners);
+		m->owners = json_object();
+	}
+	return m->owners == NULL ? ms_fail(error_r, -ENOMEM, "out of memory") : 0;
+}
+
+/* --- actions ------------------------------------------------------------- */
+
+static void ms_reload_action(struct ophook_ctx *ctx, void *data)
+{
+	struct ms *m = data;
+	char *out = NULL, *err = NULL;
+	const char *error = NULL;
+	int status = 0, ret;
+
+	(void)ctx;
+	ret = run_argv((const char *const *)m->reload_argv, NULL,
+		       MS_RUN_TIMEOUT_MS, &out, &err, &status, &error);
+	if (ret < 0 && ret != -ETIMEDOUT)
+		m->host->log(m->ctx, OPHOOK_LOG_ERROR, "reload_argv: %s", error);
+	else if (ret < 0 || status != 0)
+		m->host->log(m->ctx, OPHOOK_LOG_ERROR,
+			     "reload_argv: %s %d: %s",
+			     ret < 0 ? "timed out, status" : "exit status",
+			     status, err != NULL ? err : "");
+	else
+		m->host->log(m->ctx, OPHOOK_LOG_INFO, "reload_argv: done");
+	free(out);
+	free(err);
+}
+
+static void ms_reload_request(struct ms *m)
+{
+	if (m->reload_argv != NULL)
+		m->host->request_action(m->ctx, "reload", 1000, ms_reload_action,
+					m);
+}
+
+/* --- events -------------------------------------------------------------- */
+
+/* The event's domain (field "domain", else the subject), validated and
+ * lower-cased into *d_r. */
+static int ms_event_domain(struct ms *m, const struct ophook_event *ev,
+			   char **d_r, const char **error_r)
+{
+	const char *d = m->host->event_get(ev, "domain"), *why = NULL;
+
+	if (d == NULL)
+		d = ev->subject;
+	if (d == NULL || !name_valid_domain(d, &why))
+		return ms_fail(error_r, -EINVAL, "%s: field domain: %s",
+			       ev->type, d == NULL ? "missing" : why);
+	*d_r = strdup(d);
+	if (*d_r == NULL)
+		return ms_fail(error_r, -ENOMEM, "out of memory");
+	for (char *p = *d_r; *p != '\0'; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	return 0;
+}
+
+/* Add `line` to the table file unless a line has the same key. */
+static int ms_table_ensure(struct ms *m, const char *rel, const char *key,
+			   const char *line, const char **error_r)
+{
+	char *path = ms_fmt("%s/%s", m->config_dir, rel), *text = NULL,
+	     *out = NULL;
+	size_t len = 0, out_len = 0;
+	bool exists;
+	int ret;
+
+	if (path == NULL)
+		return ms_fail(error_r, -ENOMEM, "out of memory");
+	ret = ms_read(path, &text, &len, &exists, error_r);
+	if (ret == 0 && !mailfile_has_key(text, len, key)) {
+		out = mailfile_append(text, len, line, &out_len);
+		ret = out == NULL ? ms_fail(error_r, -ENOMEM, "out of memory")
+				  : ms_replace(m, path, false, text, len, out,
+					       out_len, 0644, error_r);
+	}
+	free(out);
+	free(text);
+	free(path);
+	return ret;
+}
+
+/* Make sure <keys>/<d>/<sel>.private exists (generate it), rewrite
+ * <sel>.txt; the TXT value in *txt_r. */
+static int ms_dkim_key(struct ms *m, const char *d, char **txt_r,
+		       const char **error_r)
+{
+	char *dir = ms_fmt("%s/opendkim/keys/%s", m->config_dir, d);
+	char *priv = ms_fmt("%s/%s.private", dir != NULL ? dir : "", m->selector);
+	char *txtp = ms_fmt("%s/%s.txt", dir != NULL ? dir : "", m->selector);
+	char *pem = NULL, *b64 = NULL, *rec = NULL;
+	size_t len;
+	int ret = 0;
+
+	*txt_r = NULL;
+	if (dir == NULL || priv == NULL || txtp == NULL) {
+		ret = ms_fail(error_r, -ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((ret = mkdir_p(dir, 0755)) < 0) {
+		ret = ms_fail(error_r, ret, "%s: %s", dir, strerror(-ret));
+		goto out;
+	}
+	ret = file_read_nofollow(priv, 1u << 20, &pem, &len);
+	if (ret == -ENOENT) {
+		ret = dkim_keygen(m->dkim_bits, &pem, error_r);
+		if (ret == 0) {
+			m->host->own_write(m->ctx, priv);
+			ret = file_write_atomic(priv, pem, strlen(pem), 0600);
+			if (ret < 0)
+				ret = ms_fail(error_r, ret, "%s: %s", priv,
+					      strerror(-ret));
+			else
+				m->host->log(m->ctx, OPHOOK_LOG_INFO,
+					     "%s: new %u-bit DKIM key", priv,
+					     m->dkim_bits);
+		}
+	} else if (ret < 0) {
+		ret = ms_fail(error_r, ret, "%s: %s", priv, strerror(-ret));
+	}
+	if (ret < 0)
+		goto out;
+	if ((ret = dkim_pubkey_b64(pem, &b64, error_r)) < 0) {
+		ret = ms_fail(error_r, ret, "%s: %s", priv, *error_r);
+		goto out;
+	}
+	rec = dkim_txt_record(m->selector, d, b64);
+	*txt_r = dkim_txt_value(b64);
+	if (rec == NULL || *txt_r == NULL) {
+		ret = ms_fail(error_r, -ENOMEM, "out of memory");
+		goto out;
+	}
+	m->host->own_write(m->ctx, txtp);
+	ret = file_write_atomic(txtp, rec, strlen(rec), 0644);
+	if (ret < 0)
+		ret = ms_fail(error_r, ret, "%s: %s", txtp, strerror(-ret));
+out:
+	if (ret < 0) {
+		free(*txt_r);
+		*txt_r = NULL;
+	}
+	if (pem != NULL)
+		memset(pem, 0, strlen(pem));
+	free(pem);
+	free(b64);
+	free(rec);
+	free(txtp);
+	free(priv);
+	free(dir);
+	return ret;
+}
+
+static int ms_domain_added(struct ms *m, const struct ophook_event *ev,
+			   const char *d, const char **error_r)
+{
+	const char *user = m->host->event_get(ev, "user"), *why = NULL;
+	char *txt = NULL, *key = NULL, *kline = NULL, *skey = NULL,
+	     *sline = NULL, *fields = NULL;
+	json_t *obj = NULL;
+	int ret;
+
+	if (user != NULL && *user != '\0') {
+		if (!name_valid_user(user, &why))
+			return ms_fail(error_r, -EINVAL,
+				       "%s: field user: %s", ev->type, why);
+		json_t *cur = json_object_get(m->owners, d);
+
+		if (!json_is_string(cur) ||
+		    strcmp(json_string_value(cur), user) != 0) {
+			json_object_set_new(m->owners, d, json_string(user));
+			if ((ret = ms_state_save(m, error_r)) < 0)
+				return ret;
+		}
+	}
+	if (!m->mail_enabled)
+		return 0;
+	ret = ms_dkim_key(m, d, &txt, error_r);
+	if (ret < 0)
+		return ret;
+	key = ms_fmt("%s._domainkey.%s", m->selector, d);
+	kline = ms_fmt("%s._domainkey.%s %s:%s:%s/%s/%s.private\n", m->selector,
+		       d, d, m->selector, m->keys_path, d, m->selector);
+	skey = ms_fmt("*@%s", d);
+	sline = ms_fmt("*@%s %s._domainkey.%s\n", d, m->selector, d);
+	obj = json_pack("{s:s, s:s, s:s}", "domain", d, "selector",
+			m->selector, "txt", txt);
+	fields = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
+	if (key == NULL || kline == NULL || skey == NULL || sline == NULL ||
+	    fields == NULL)
+		ret = ms_fail(error_r, -ENOMEM, "out of memory");
+	if (ret == 0)
+		ret = ms_table_ensure(m, "opendkim/KeyTable", key, kline,
+				      error_r);
+	if (ret == 0)
+		ret = ms_table_ensure(m, "opendkim/SigningTable", skey, sline,
+				      error_r);
+	if (ret == 0)
+		ret = m->host->emit(m->ctx, "mail.dkim.created", d, fields,
+				    error_r);
+	if (ret == 0)
+		ms_reload_request(m);
+	json_decref(obj);
+	free(fields);
+	free(sline);
+	free(skey);
+	free(kline);
+	free(key);
+	free(txt);
+	return ret;
+}
+
+static int ms_domain_removed(struct ms *m, const char *d, const char **error_r)
+{
+	static const struct {
+		const char *rel;
+		enum mailfile_kind kind;
+	} files[] = {
+		{ "postfix-accounts.cf", MAILFILE_ACCOUNTS },
+		{ "postfix-virtual.cf", MAILFILE_VIRTUAL },
+		{ "dovecot-quotas.cf", MAILFILE_QUOTAS },
+		{ "opendkim/KeyTable", MAILFILE_KEYTABLE },
+		{ "opendkim/SigningTable", MAILFILE_SIGNINGTABLE },
+	};
+	unsigned changed = 0;
+	int ret = 0;
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		int r = ms_remove_in(m, files[i].rel, files[i].kind, d,
+				     &changed, error_r);
+
+		if (r < 0 && ret == 0)
+			ret = r; /* go on with the other files */
+	}
+	if (changed > 0)
+		ms_reload_request(m);
+	if (json_object_get(m->owners, d) != NULL) {
+		json_object_del(m->owners, d);
+		int r = ms_state_save(m, error_r);
+
+		if (ret == 0)
+			ret = r;
+	}
+	return ret;
+}
+
+/* The user name of an event, without the panel's "SUSPENDED_<stamp>_"
+ * prefix, validated. */
+static int ms_event_user(struct ms *m, const struct ophook_event *ev,
+			 const char **user_r, const char **error_r)
+{
+	const char *u = m->host->event_get(ev, "user"), *why = NULL;
+
+	if (u == NULL && ev->subject != NULL &&
+	    strncmp(ev->subject, "user:", 5) == 0)
+		u = ev->subject + 5;
+	if (u != NULL && strncmp(u, "SUSPENDED_", 10) == 0 &&
+	    strchr(u + 10, '_') != NULL)
+		u = strchr(u + 10, '_') + 1;
+	if (u == NULL || !name_valid_user(u, &why))
+		return ms_fail(error_r, -EINVAL, "%s: field user: %s",
+			       ev->type, u == NULL ? "missing" : why);
+	*user_r = u;
+	return 0;
+}
+
+/* The user's domains: the event's "domains" array or the map.  A NULL
+ * terminated array of validated, lower-cased names in *list_r. */
+static int ms_user_domains(struct ms *m, const struct ophook_event *ev,
+			   const char *user, char ***list_r, size_t *n_r,
+			   const char **error_r)
+{
+	json_t *root = json_loads(ev->json != NULL ? ev->json : "{}", 0, NULL);
+	json_t *arr = json_object_get(root, "domains"), *v;
+	const char *key, *why = NULL;
+	char **list;
+	size_t n = 0, i;
+	int ret = 0;
+
+	list = calloc((json_is_array(arr) ? json_array_size(arr) : 0) +
+			      json_object_size(m->owners) + 1,
+		      sizeof(*list));
+	if (list == NULL) {
+		json_decref(root);
+		return ms_fail(error_r, -ENOMEM, "out of memory");
+	}
+	if (json_is_array(arr)) {
+		json_array_foreach(arr, i, v) {
+			const char *d = json_string_value(v);
+
+			if (d == NULL || !name_valid_domain(d, &why)) {
+				ret = ms_fail(error_r, -EINVAL,
+					      "%s: field domains[%zu]: %s",
+					      ev->type, i,
+					      d == NULL ? "not a string" : why);
+				break;
+			}
+			if ((list[n++] = strdup(d)) == NULL)
+				ret = ms_fail(error_r, -ENOMEM, "out of memory");
+		}
+	} else {
+		json_object_foreach(m->owners, key, v) {
+			if (json_is_string(v) &&
+			    strcmp(json_string_value(v), user) == 0 &&
+			    (list[n++] = strdup(key)) == NULL)
+				ret = ms_fail(error_r, -ENOMEM, "out of memory");
+		}
+	}
+	json_decref(root);
+	for (i = 0; i < n; i++)
+		for (char *p = list[i]; p != NULL && *p != '\0'; p++)
+			if (*p >= 'A' && *p <= 'Z')
+				*p = (char)(*p - 'A' + 'a');
+	*list_r = list;
+	*n_r = n;
+	return ret;
+}
+
+static void ms_list_free(char **list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+}
+
+/* Strip user's blocks from one access map, then add them again for
+ * domains (n 0: unsuspend). */
+static int ms_access(struct ms *m, const char *rel, const char *user,
+		     char **domains, size_t n, bool *changed_r,
+		     const char **error_r)
+{
+	char *path = ms_fmt("%s/%s", m->config_dir, rel), *text = NULL,
+	     *mid = NULL, *out = NULL;
+	size_t len = 0, mid_len = 0, out_len = 0;
+	unsigned removed = 0;
+	bool exists;
+	int ret;
+
+	if (path == NULL)
+		return ms_fail(error_r, -ENOMEM, "out of memory");
+	ret = ms_read(path, &text, &len, &exists, error_r);
+	if (ret == 0 &&
+	    mailfile_access_strip(text, len, user, &mid, &mid_len, &removed) < 0)
+		ret = ms_fail(error_r, -ENOMEM, "out of memory");
+	if (ret == 0 && mailfile_access_add(mid, mid_len, user,
+					    (const char *const *)domains, n,
+					    MS_REASON, &out, &out_len) < 0)
+		ret = ms_fail(error_r, -ENOMEM, "out of memory");
+	if (ret == 0 && (out_len != len || memcmp(out, text, len) != 0)) {
+		ret = ms_replace(m, path, exists, text, len, out, out_len, 0644,
+				 error_r);
+		if (ret == 0)
+			*changed_r = true;
+	}
+	free(out);
+	free(mid);
+	free(text);
+	free(path);
+	return ret;
+}
+
+static int ms_user_event(struct ms *m, const struct ophook_event *ev,
+			 bool suspend, const char **error_r)
+{
+	const char *user = NULL;
+	char **domains = NULL;
+	size_t n = 0;
+	bool changed = false;
+	int ret = ms_event_user(m, ev, &user, error_r);
+
+	if (ret < 0)
+		return ret;
+	if (suspend) {
+		ret = ms_user_domains(m, ev, user, &domains, &n, error_r);
+		if (ret == 0 && n == 0)
+			m->host->log(m->ctx, OPHOOK_LOG_INFO,
+				     "user %s has no domains: no mail to stop",
+				     user);
+	}
+	if (ret == 0)
+		ret = ms_access(m, "postfix-send-access.cf", user, domains, n,
+				&changed, error_r);
+	if (ret == 0)
+		ret = ms_access(m, "postfix-receive-access.cf", user, domains,
+				n, &changed, error_r);
+	if (ret == 0 && changed) {
+		m->host->log(m->ctx, OPHOOK_LOG_INFO, "mail of user %s %s (%zu domain(s))",
+			     user, suspend ? "stopped" : "restored", n);
+		ms_reload_request(m);
+	}
+	ms_list_free(domains, n);
+	return ret;
+}
+
+static int ms_on_event(void *data, const struct ophook_event *ev,
+		       const char **error_r)
+{
+	struct ms *m = data;
+	char *d = NULL;
+	int ret;
+
+	if (strcmp(ev->type, "user.suspended") == 0)
+		return ms_user_event(m, ev, true, error_r);
+	if (strcmp(ev->type, "user.unsuspended") == 0)
+		return ms_user_event(m, ev, false, error_r);
+	if (strcmp(ev->type, "domain.added") != 0 &&
+	    strcmp(ev->type, "domain.removed") != 0)
+		return 0;
+	ret = ms_event_domain(m, ev, &d, error_r);
+	if (ret < 0)
+		return ret;
+	if (strcmp(ev->type, "domain.added") == 0)
+		ret = ms_domain_added(m, ev, d, error_r);
+	else
+		ret = ms_domain_removed(m, d, error_r);
+	free(d);
+	return ret;
+}
+
+/* --- init ---------------------------------------------------------------- */
+
+static void ms_fini(void *data)
+{
+	struct ms *m = data;
+
+	if (m == NULL)
+		return;
+	free(m->config_dir);
+	free(m->selector);
+	free(m->keys_path);
+	argv_free(&m->reload_argv);
+	free(m->state_path);
+	json_decref(m->owners);
+	free(m);
+}
+
+static int ms_settings(struct ms *m, const char **error_r)
+{
+	const struct ophook_host *h = m->host;
+	const char *v;
+	char *end;
+	unsigned long n;
+	int ret;
+
+	v = h->setting(m->ctx, "config_dir");
+	m->config_dir = strdup(v != NULL && *v != '\0'
+				       ? v
+				       : "/usr/local/mail/openmail/docker-data/"
+					 "dms/config");
+	v = h->setting(m->ctx, "dkim_selector");
+	m->selector = strdup(v != NULL && *v != '\0' ? v : "mail");
+	v = h->setting(m->ctx, "dkim_keys_path");
+	m->keys_path = strdup(v != NULL && *v != '\0' ? v : MS_KEYS_IN_CONTAINER);
+	if (m->config_dir == NULL || m->selector == NULL || m->keys_path == NULL)
+		return ms_fail(error_r, -ENOMEM, "out of memory");
+	if (m->config_dir[0] != '/')
+		return ms_fail(error_r, -EINVAL,
+			       "setting config_dir: \"%s\" is not an absolute path",
+			       m->config_dir);
+	if (!dkim_selector_valid(m->selector))
+		return ms_fail(error_r, -EINVAL,
+			       "setting dkim_selector: want 1-63 of [A-Za-z0-9_-]");
+	if (strpbrk(m->keys_path, " \t\n:") != NULL)
+		return ms_fail(error_r, -EINVAL,
+			       "setting dkim_keys_path: no blank or ':' allowed");
+	v = h->setting(m->ctx, "mail_enabled");
+	m->mail_enabled = true;
+	if (v != NULL) {
+		if (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 ||
+		    strcmp(v, "1") == 0)
+			m->mail_enabled = true;
+		else if (strcmp(v, "false") == 0 || strcmp(v, "no") == 0 ||
+			 strcmp(v, "0") == 0)
+			m->mail_enabled = false;
+		else
+			return ms_fail(error_r, -EINVAL,
+				       "setting mail_enabled: \"%s\" is not a "
+				       "boolean",
+				       v);
+	}
+	v = h->setting(m->ctx, "dkim_bits");
+	m->dkim_bits = 2048;
+	if (v != NULL) {
+		errno = 0;
+		n = strtoul(v, &end, 10);
+		if (errno != 0 || end == v || *end != '\0' || n < 1024 ||
+		    n > 8192)
+			return ms_fail(error_r, -EINVAL,
+				       "setting dkim_bits: \"%s\" is not a "
+				       "number in 1024..8192",
+				       v);
+		m->dkim_bits = (unsigned)n;
+	}
+	v = h->setting(m->ctx, "reload_argv");
+	if (v != NULL) {
+		ret = argv_from_setting(v, &m->reload_argv);
+		if (ret < 0)
+			return ms_fail(error_r, ret,
+				       "setting reload_argv: want a non-empty "
+				       "JSON array of strings");
+	}
+	return 0;
+}
+
+static int ms_init(struct ophook_ctx *ctx, const struct ophook_host *host,
+		   void **data_r, const char **error_r)
+{
+	struct ms *m;
+	int ret;
+
+	if (!OPHOOK_HOST_HAS(host, own_write))
+		return ms_fail(error_r, -ENOTSUP,
+			       "the host is too old (no own_write)");
+	m = calloc(1, sizeof(*m));
+	if (m == NULL)
+		return ms_fail(error_r, -ENOMEM, "out of memory");
+	m->ctx = ctx;
+	m->host = host;
+	m->state_path = ms_fmt("%s/domains.json", host->state_dir(ctx));
+	ret = m->state_path == NULL ? ms_fail(error_r, -ENOMEM, "out of memory")
+				    : ms_settings(m, error_r);
+	if (ret == 0)
+		ret = ms_state_load(m, error_r);
+	if (ret < 0) {
+		ms_fini(m);
+		return ret;
+	}
+	*data_r = m;
+	return 0;
+}
+
+const struct ophook_plugin ophook_plugin = {
+	OPHOOK_PLUGIN_HEADER("mailserver"),
+	.description = "docker-mailserver: accounts, aliases and quotas of "
+		       "removed domains, suspensions, DKIM keys",
+	.flags = OPHOOK_PLUGIN_SERIAL,
+	.subscriptions = (const char *const[]){ "domain.added",
+						"domain.removed",
+						"user.suspended",
+						"user.unsuspended", NULL },
+	.init = ms_init,
+	.fini = ms_fini,
+	.on_event = ms_on_event,
+};
