@@ -646,6 +646,11 @@ int main(int argc, char **argv)
 		}
 		json_t *req = json_pack("{sssosbsb}", "cmd", cmd, "args", args,
 					"json", ctl.json, "tty", ctl.tty);
+		char cwd[4096];
+
+		/* relative FILE arguments (hooks lint x.lua) are the client's */
+		if (getcwd(cwd, sizeof(cwd)) != NULL)
+			json_object_set_new(req, "cwd", json_string(cwd));
 		status = ctl_run(&ctl, req, strcmp(cmd, "tail") == 0);
 		json_decref(req);
 	}
