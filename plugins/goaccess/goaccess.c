@@ -1,0 +1,942 @@
+/* goaccess plugin: per-domain GoAccess reports from Caddy's JSON access
+ * logs, as OpenPanel lays them out (/var/log/caddy/domlogs/<d>/access.log
+ * -> /var/log/caddy/stats/<user>/<d>.html).
+ *
+ * domain.added       the domain's log folder and its user's stats folder;
+ *                    the domain -> user pair goes into the plugin's map.
+ * domain.removed     its report (and the map entry).
+ * user.suspended     the user's domains are skipped by runs until
+ * user.unsuspended   ... this.
+ * stats.run          run goaccess --log-format=CADDY for one domain
+ *                    (field domain) or every known domain of an active
+ *                    user, at most max_procs processes at once (across
+ *                    runs); each outcome emitted as stats.report {domain,
+ *                    user, ok, hits, error}.
+ * config.changed     re-read the schedule from openpanel.config [STATS].
+ *
+ * The schedule (daily, hourly, off, or Ns/Nm/Nh) emits stats.run from a
+ * self-re-arming coalesced action (request_action), one action name per
+ * schedule generation so a changed schedule takes over at once.
+ * The map and the suspended set live in state_dir/goaccess.json. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "ophook/plugin.h"
+#include "util.h"
+#include "../common/run.h"
+
+#define GA_FILE_MAX (16u * 1024u * 1024u)
+#define GA_DAY_MS 86400000u
+
+/* One armed schedule action: its generation. */
+struct ga_arm {
+	struct ga *ga;
+	unsigned gen;
+};
+
+struct ga {
+	struct ophook_ctx *ctx;
+	const struct ophook_host *host;
+	char *log_base, *log_name, *stats_dir, *geoip_db, *state_path;
+	char *schedule_setting; /* NULL: from openpanel.config */
+	char **goaccess_argv;
+	unsigned max_procs;
+	unsigned timeout_ms;
+
+	pthread_mutex_t lock; /* state, schedule */
+	json_t *domains;      /* domain -> user */
+	json_t *suspended;    /* user -> true */
+	unsigned interval_ms; /* 0: off */
+	unsigned gen;
+	bool sched_loaded;
+	int64_t due_ms; /* monotonic time of the next scheduled run */
+	struct ga_arm **arms;
+	size_t n_arms;
+
+	pthread_mutex_t plock; /* process slots */
+	pthread_cond_t pcond;
+	unsigned running;
+};
+
+static _Thread_local char ga_errbuf[1024];
+
+static int __attribute__((format(printf, 3, 4)))
+ga_fail(const char **error_r, int ret, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(ga_errbuf, sizeof(ga_errbuf), fmt, ap);
+	va_end(ap);
+	*error_r = ga_errbuf;
+	return ret;
+}
+
+static char *__attribute__((format(printf, 1, 2))) ga_fmt(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	return n < 0 ? NULL : s;
+}
+
+static int64_t ga_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* --- schedule ------------------------------------------------------------ */
+
+/* "daily", "hourly", "off" (also never/disabled/no/none/0), or a number
+ * with unit s, m or h (at least 10 s, at most 24 h) into *ms_r (0: off).
+ * 0 or -EINVAL. */
+static int ga_schedule_parse(const char *s, unsigned *ms_r)
+{
+	static const char *const off[] = { "off", "never", "disabled", "no",
+					   "none", "0", "false", NULL };
+	char *end;
+	unsigned long n, unit;
+
+	*ms_r = 0;
+	for (size_t i = 0; off[i] != NULL; i++)
+		if (strcasecmp(s, off[i]) == 0)
+			return 0;
+	if (strcasecmp(s, "daily") == 0) {
+		*ms_r = GA_DAY_MS;
+		return 0;
+	}
+	if (strcasecmp(s, "hourly") == 0) {
+		*ms_r = 3600000u;
+		return 0;
+	}
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	n = strtoul(s, &end, 10);
+	if (errno != 0 || end[0] == '\0' || end[1] != '\0')
+		return -EINVAL;
+	unit = *end == 's' ? 1000ul : *end == 'm' ? 60000ul
+				 : *end == 'h'   ? 3600000ul
+						 : 0ul;
+	if (unit == 0 || n > GA_DAY_MS / unit || n * unit < 10000ul)
+		return -EINVAL;
+	*ms_r = (unsigned)(n * unit);
+	return 0;
+}
+
+/* The value of `schedule` or `goaccess_schedule` in the [STATS] section
+ * of an INI text (quotes and blanks stripped); NULL when absent. */
+static char *ga_ini_schedule(const char *text)
+{
+	const char *p = text;
+	bool in_stats = false;
+	char *found = NULL;
+
+	while (*p != '\0') {
+		const char *eol = strchr(p, '\n'), *k, *ke, *v, *ve;
+		size_t n = eol != NULL ? (size_t)(eol - p) : strlen(p);
+
+		k = p;
+		ve = p + n;
+		p = eol != NULL ? eol + 1 : p + n;
+		while (k < ve && (*k == ' ' || *k == '\t'))
+			k++;
+		while (ve > k && (ve[-1] == ' ' || ve[-1] == '\t' ||
+				  ve[-1] == '\r'))
+			ve--;
+		if (k == ve || *k == '#' || *k == ';')
+			continue;
+		if (*k == '[') {
+			in_stats = ve - k == 7 && strncasecmp(k, "[STATS]", 7) == 0;
+			continue;
+		}
+		if (!in_stats || (ke = memchr(k, '=', (size_t)(ve - k))) == NULL)
+			continue;
+		v = ke + 1;
+		while (ke > k && (ke[-1] == ' ' || ke[-1] == '\t'))
+			ke--;
+		if (!((ke - k == 8 && strncasecmp(k, "schedule", 8) == 0) ||
+		      (ke - k == 17 && strncasecmp(k, "goaccess_schedule", 17) == 0)))
+			continue;
+		while (v < ve && (*v == ' ' || *v == '\t'))
+			v++;
+		if (ve - v >= 2 && (*v == '"' || *v == '\'') && ve[-1] == *v) {
+			v++;
+			ve--;
+		}
+		free(found);
+		found = strndup(v, (size_t)(ve - v));
+	}
+	return found;
+}
+
+static void ga_schedule_action(struct ophook_ctx *ctx, void *data);
+
+/* Arm generation gen for delay ms (lock held). */
+static void ga_arm(struct ga *g, unsigned delay)
+{
+	struct ga_arm *a = NULL, **arms;
+	char name[32];
+
+	for (size_t i = 0; i < g->n_arms; i++)
+		if (g->arms[i]->gen == g->gen)
+			a = g->arms[i];
+	if (a == NULL) {
+		arms = realloc(g->arms, (g->n_arms + 1) * sizeof(*arms));
+		a = malloc(sizeof(*a));
+		if (arms != NULL)
+			g->arms = arms;
+		if (arms == NULL || a == NULL) {
+			free(a);
+			g->host->log(g->ctx, OPHOOK_LOG_ERROR,
+				     "schedule: out of memory");
+			return;
+		}
+		a->ga = g;
+		a->gen = g->gen;
+		g->arms[g->n_arms++] = a;
+	}
+	snprintf(name, sizeof(name), "schedule-%u", g->gen);
+	g->host->request_action(g->ctx, name, delay, ga_schedule_action, a);
+}
+
+static void ga_schedule_action(struct ophook_ctx *ctx, void *data)
+{
+	struct ga_arm *a = data;
+	struct ga *g = a->ga;
+	const char *err = NULL;
+	int64_t now = ga_mono_ms();
+	bool run = false;
+
+	(void)ctx;
+	pthread_mutex_lock(&g->lock);
+	if (a->gen == g->gen && g->interval_ms > 0) {
+		if (now + 1000 >= g->due_ms) {
+			run = true;
+			g->due_ms = now + g->interval_ms;
+			ga_arm(g, g->interval_ms);
+		} else {
+			ga_arm(g, (unsigned)(g->due_ms - now));
+		}
+	}
+	pthread_mutex_unlock(&g->lock);
+	if (run && g->host->emit(g->ctx, "stats.run", "stats",
+				 "{\"scheduled\":true}", &err) < 0)
+		g->host->log(g->ctx, OPHOOK_LOG_ERROR,
+			     "schedule: cannot emit stats.run: %s", err);
+}
+
+/* Read the schedule (setting, else openpanel.config [STATS], else daily)
+ * and re-arm when it changed. */
+static void ga_schedule_load(struct ga *g)
+{
+	char *path = ga_fmt("%s/openpanel/conf/openpanel.config",
+			    g->host->root(g->ctx));
+	char *text = NULL, *val = NULL;
+	const char *src = "default";
+	size_t len;
+	unsigned ms = GA_DAY_MS;
+
+	if (g->schedule_setting != NULL) {
+		val = strdup(g->schedule_setting);
+		src = "setting schedule";
+	} else if (path != NULL &&
+		   file_read_nofollow(path, GA_FILE_MAX, &text, &len) == 0 &&
+		   (val = ga_ini_schedule(text)) != NULL) {
+		src = path;
+	}
+	if (val != NULL && ga_schedule_parse(val, &ms) < 0) {
+		g->host->log(g->ctx, OPHOOK_LOG_WARN,
+			     "%s: [STATS] schedule \"%s\" is not daily, hourly, "
+			     "off or N(s|m|h); using daily",
+			     src, val);
+		ms = GA_DAY_MS;
+	}
+	pthread_mutex_lock(&g->lock);
+	if (ms != g->interval_ms || !g->sched_loaded) {
+		g->sched_loaded = true;
+		g->interval_ms = ms;
+		g->gen++;
+		if (ms > 0) {
+			g->due_ms = ga_mono_ms() + ms;
+			ga_arm(g, ms);
+		}
+		g->host->log(g->ctx, OPHOOK_LOG_INFO, "schedule: %s (%s)",
+			     ms == 0 ? "off" : val != NULL ? val : "daily", src);
+	}
+	pthread_mutex_unlock(&g->lock);
+	free(val);
+	free(text);
+	free(path);
+}
+
+/* --- state --------------------------------------------------------------- */
+
+/* Save the state (lock held). */
+static void ga_state_save(struct ga *g)
+{
+	json_t *o = json_pack("{s:O, s:O}", "domains", g->domains, "suspended",
+			      g->suspended);
+	char *s = o != NULL ? json_dumps(o, JSON_SORT_KEYS | JSON_INDENT(1))
+			    : NULL;
+	int ret = s == NULL ? -ENOMEM
+			    : file_write_atomic(g->state_path, s, strlen(s), 0600);
+
+	if (ret < 0)
+		g->host->log(g->ctx, OPHOOK_LOG_ERROR, "%s: %s", g->state_path,
+			     strerror(-ret));
+	free(s);
+	json_decref(o);
+}
+
+static void ga_state_load(struct ga *g)
+{
+	char *text = NULL;
+	size_t len;
+	json_t *o = NULL, *d, *s;
+	json_error_t jerr;
+
+	if (file_read_nofollow(g->state_path, GA_FILE_MAX, &text, &len) == 0) {
+		o = json_loadb(text, len, 0, &jerr);
+		if (o == NULL)
+			g->host->log(g->ctx, OPHOOK_LOG_WARN,
+				     "%s:%d: %s; starting empty", g->state_path,
+				     jerr.line, jerr.text);
+	}
+	d = json_object_get(o, "domains");
+	s = json_object_get(o, "suspended");
+	g->domains = json_is_object(d) ? json_incref(d) : json_object();
+	g->suspended = json_is_object(s) ? json_incref(s) : json_object();
+	json_decref(o);
+	free(text);
+}
+
+/* --- runs ---------------------------------------------------------------- */
+
+static void ga_slot_take(struct ga *g)
+{
+	pthread_mutex_lock(&g->plock);
+	while (g->running >= g->max_procs)
+		pthread_cond_wait(&g->pcond, &g->plock);
+	g->running++;
+	pthread_mutex_unlock(&g->plock);
+}
+
+static void ga_slot_give(struct ga *g)
+{
+	pthread_mutex_lock(&g->plock);
+	g->running--;
+	pthread_cond_signal(&g->pcond);
+	pthread_mutex_unlock(&g->plock);
+}
+
+/* An IP, a CIDR or a goaccess range a-b: hex digits, '.', ':', '/', '-'. */
+static bool ga_ip_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > 100)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+		      (c >= 'A' && c <= 'F') || c == '.' || c == ':' ||
+		      c == '/' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* Append --exclude-ip=IP for each line of the user's list. */
+static int ga_excluded(struct ga *g, const char *user, char ***argv)
+{
+	char *path = ga_fmt("%s/openpanel/core/users/%s/goaccess_excluded_ips",
+			    g->host->root(g->ctx), user);
+	char *text = NULL, *arg;
+	const char *p;
+	size_t len;
+	unsigned lineno = 0;
+	int ret = 0;
+
+	if (path == NULL)
+		return -ENOMEM;
+	if (file_read_nofollow(path, GA_FILE_MAX, &text, &len) < 0) {
+		free(path);
+		return 0; /* optional */
+	}
+	for (p = text; ret == 0 && *p != '\0';) {
+		const char *e = strchr(p, '\n'), *s = p, *t;
+
+		lineno++;
+		t = e != NULL ? e : p + strlen(p);
+		p = e != NULL ? e + 1 : t;
+		while (s < t && (*s == ' ' || *s == '\t'))
+			s++;
+		while (t > s && (t[-1] == ' ' || t[-1] == '\t' || t[-1] == '\r'))
+			t--;
+		if (s == t || *s == '#')
+			continue;
+		if (!ga_ip_ok(s, (size_t)(t - s))) {
+			g->host->log(g->ctx, OPHOOK_LOG_WARN,
+				     "%s:%u: not an IP, CIDR or range; ignored",
+				     path, lineno);
+			continue;
+		}
+		arg = ga_fmt("--exclude-ip=%.*s", (int)(t - s), s);
+		ret = arg == NULL ? -ENOMEM : argv_append(argv, arg);
+		free(arg);
+	}
+	free(text);
+	free(path);
+	return ret;
+}
+
+/* The goaccess argv for one domain, writing html_out and json_out. */
+static int ga_build_argv(struct ga *g, const char *user, const char *log,
+			 const char *html_out, const char *json_out,
+			 char ***argv_r)
+{
+	char **argv = argv_dup((const char *const *)g->goaccess_argv);
+	char *geo = NULL;
+	int ret = argv == NULL ? -ENOMEM : 0;
+	struct stat st;
+
+	const char *fixed[] = { log, "--log-format=CADDY", "-o", html_out, "-o",
+				json_out, "--no-global-config", "--no-progress",
+				NULL };
+	for (size_t i = 0; ret == 0 && fixed[i] != NULL; i++)
+		ret = argv_append(&argv, fixed[i]);
+	if (ret == 0 && g->geoip_db != NULL && *g->geoip_db != '\0' &&
+	    stat(g->geoip_db, &st) == 0 && S_ISREG(st.st_mode)) {
+		geo = ga_fmt("--geoip-database=%s", g->geoip_db);
+		ret = geo == NULL ? -ENOMEM : argv_append(&argv, geo);
+	}
+	if (ret == 0)
+		ret = ga_excluded(g, user, &argv);
+	free(geo);
+	if (ret < 0)
+		argv_free(&argv);
+	*argv_r = argv;
+	return ret;
+}
+
+/* valid_requests of a goaccess JSON report, or -1. */
+static long long ga_json_hits(const char *path)
+{
+	json_t *o = json_load_file(path, 0, NULL);
+	json_t *gen = json_object_get(o, "general");
+	json_t *v = json_object_get(gen, "valid_requests");
+	long long n = json_is_integer(v) ? json_integer_value(v) : -1;
+
+	json_decref(o);
+	return n;
+}
+
+static void ga_report(struct ga *g, const char *d, const char *user, bool ok,
+		      long long hits, const char *error)
+{
+	json_t *o = json_pack("{s:s, s:s, s:b}", "domain", d, "user", user,
+			      "ok", ok);
+	char *s;
+	const char *err = NULL;
+
+	if (o == NULL)
+		return;
+	if (hits >= 0)
+		json_object_set_new(o, "hits", json_integer(hits));
+	if (error != NULL)
+		json_object_set_new(o, "error", json_string(error));
+	s = json_dumps(o, JSON_COMPACT);
+	if (s != NULL && g->host->emit(g->ctx, "stats.report", d, s, &err) < 0)
+		g->host->log(g->ctx, OPHOOK_LOG_ERROR,
+			     "%s: cannot emit stats.report: %s", d, err);
+	free(s);
+	json_decref(o);
+}
+
+/* Run goaccess for one domain; the outcome goes out as stats.report. */
+static void ga_run_one(struct ga *g, const char *d, const char *user)
+{
+	char *log = ga_fmt("%s/%s/%s", g->log_base, d, g->log_name);
+	char *dir = ga_fmt("%s/%s", g->stats_dir, user);
+	char *html = ga_fmt("%s/%s.html", dir != NULL ? dir : "", d);
+	char *tmp = ga_fmt("%s/.ophook-%s.html", dir != NULL ? dir : "", d);
+	char *json = ga_fmt("%s/.ophook-%s.json", dir != NULL ? dir : "", d);
+	char **argv = NULL, *err_out = NULL, msg[512];
+	const char *error = NULL;
+	long long hits = -1;
+	int status = 0, ret;
+	struct stat st;
+
+	msg[0] = '\0';
+	if (log == NULL || dir == NULL || html == NULL || tmp == NULL ||
+	    json == NULL) {
+		snprintf(msg, sizeof(msg), "out of memory");
+		goto out;
+	}
+	if (lstat(log, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(msg, sizeof(msg), "%s: no access log", log);
+		goto out;
+	}
+	if ((ret = mkdir_p(dir, 0755)) < 0) {
+		snprintf(msg, sizeof(msg), "%s: %s", dir, strerror(-ret));
+		goto out;
+	}
+	if (ga_build_argv(g, user, log, tmp, json, &argv) < 0) {
+		snprintf(msg, sizeof(msg), "out of memory");
+		goto out;
+	}
+	ga_slot_take(g);
+	ret = run_argv((const char *const *)argv, NULL, g->timeout_ms, NULL,
+		       &err_out, &status, &error);
+	ga_slot_give(g);
+	if (ret < 0 && ret != -ETIMEDOUT) {
+		snprintf(msg, sizeof(msg), "%s", error);
+	} else if (ret == -ETIMEDOUT) {
+		snprintf(msg, sizeof(msg), "goaccess timed out after %u ms",
+			 g->timeout_ms);
+	} else if (status != 0) {
+		size_t n = err_out != NULL ? strlen(err_out) : 0;
+
+		while (n > 0 && (err_out[n - 1] == '\n' || err_out[n - 1] == ' '))
+			err_out[--n] = '\0';
+		snprintf(msg, sizeof(msg), "goaccess exit status %d: %.400s",
+			 status, err_out != NULL ? err_out : "");
+	} else {
+		hits = ga_json_hits(json);
+		g->host->own_write(g->ctx, html);
+		if (rename(tmp, html) < 0)
+			snprintf(msg, sizeof(msg), "%s: %s", html,
+				 strerror(errno));
+	}
+	if (tmp != NULL)
+		unlink(tmp);
+	if (json != NULL)
+		unlink(json);
+out:
+	if (msg[0] != '\0')
+		g->host->log(g->ctx, OPHOOK_LOG_WARN, "%s: %s", d, msg);
+	ga_report(g, d, user, msg[0] == '\0', hits, msg[0] != '\0' ? msg : NULL);
+	argv_free(&argv);
+	free(err_out);
+	free(json);
+	free(tmp);
+	free(html);
+	free(dir);
+	free(log);
+}
+
+/* A list of (domain, user) pairs worked off by max_procs threads. */
+struct ga_job {
+	struct ga *g;
+	pthread_mutex_t lock;
+	char **pairs; /* d0, u0, d1, u1, ... */
+	size_t n, next;
+};
+
+static void *ga_worker(void *arg)
+{
+	struct ga_job *j = arg;
+
+	for (;;) {
+		size_t i;
+
+		pthread_mutex_lock(&j->lock);
+		i = j->next++;
+		pthread_mutex_unlock(&j->lock);
+		if (i >= j->n)
+			return NULL;
+		ga_run_one(j->g, j->pairs[2 * i], j->pairs[2 * i + 1]);
+	}
+}
+
+/* Active (domain, user) pairs, sorted by domain; one domain when d. */
+static int ga_pairs(struct ga *g, const char *only, const char *only_user,
+		    char ***pairs_r, size_t *n_r)
+{
+	const char *d;
+	json_t *u;
+	char **pairs;
+	size_t n = 0;
+	int ret = 0;
+
+	pthread_mutex_lock(&g->lock);
+	pairs = calloc(2 * json_object_size(g->domains) + 2, sizeof(*pairs));
+	if (pairs == NULL)
+		ret = -ENOMEM;
+	if (pairs != NULL && only != NULL && only_user != NULL) {
+		if (json_object_get(g->suspended, only_user) == NULL) {
+			pairs[0] = strdup(only);
+			pairs[1] = strdup(only_user);
+			n = 1;
+		}
+	} else if (pairs != NULL) {
+		json_object_foreach(g->domains, d, u) {
+			const char *user = json_string_value(u);
+
+			if (user == NULL || (only != NULL && strcmp(d, only) != 0) ||
+			    json_object_get(g->suspended, user) != NULL)
+				continue;
+			pairs[2 * n] = strdup(d);
+			pairs[2 * n + 1] = strdup(user);
+			n++;
+		}
+	}
+	pthread_mutex_unlock(&g->lock);
+	for (size_t i = 0; i < 2 * n; i++)
+		if (pairs[i] == NULL)
+			ret = -ENOMEM;
+	*pairs_r = pairs;
+	*n_r = n;
+	return ret;
+}
+
+static void ga_pairs_free(char **pairs, size_t n)
+{
+	for (size_t i = 0; i < 2 * n; i++)
+		free(pairs[i]);
+	free(pairs);
+}
+
+static int ga_stats_run(struct ga *g, const struct ophook_event *ev,
+			const char **error_r)
+{
+	const char *d = g->host->event_get(ev, "domain");
+	const char *u = g->host->event_get(ev, "user"), *why = NULL;
+	struct ga_job j = { .g = g };
+	pthread_t th[64];
+	size_t nth, started = 0;
+	int ret;
+
+	if (d != NULL && !name_valid_domain(d, &why))
+		return ga_fail(error_r, -EINVAL, "%s: field domain: %s",
+			       ev->type, why);
+	if (u != NULL && !name_valid_user(u, &why))
+		return ga_fail(error_r, -EINVAL, "%s: field user: %s",
+			       ev->type, why);
+	if (d == NULL)
+		u = NULL;
+	ret = ga_pairs(g, d, u, &j.pairs, &j.n);
+	if (ret < 0) {
+		ga_pairs_free(j.pairs, j.n);
+		return ga_fail(error_r, ret, "out of memory");
+	}
+	if (d != NULL && j.n == 0 && u == NULL) {
+		ga_pairs_free(j.pairs, j.n);
+		pthread_mutex_lock(&g->lock);
+		bool known = json_object_get(g->domains, d) != NULL;
+		pthread_mutex_unlock(&g->lock);
+		if (known) {
+			g->host->log(g->ctx, OPHOOK_LOG_INFO,
+				     "%s: owner suspended, no report", d);
+			return 0;
+		}
+		return ga_fail(error_r, -EINVAL,
+			       "%s: field domain: %s is not a known domain "
+			       "(give user= too)",
+			       ev->type, d);
+	}
+	pthread_mutex_init(&j.lock, NULL);
+	nth = j.n < g->max_procs ? j.n : g->max_procs;
+	if (nth > sizeof(th) / sizeof(th[0]))
+		nth = sizeof(th) / sizeof(th[0]);
+	for (; started + 1 < nth; started++)
+		if (pthread_create(&th[started], NULL, ga_worker, &j) != 0)
+			break;
+	ga_worker(&j); /* this thread works too */
+	for (size_t i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	pthread_mutex_destroy(&j.lock);
+	g->host->log(g->ctx, OPHOOK_LOG_INFO, "stats.run: %zu domain(s)", j.n);
+	ga_pairs_free(j.pairs, j.n);
+	return 0;
+}
+
+/* --- events -------------------------------------------------------------- */
+
+/* The user of an event without the panel's "SUSPENDED_<stamp>_" prefix. */
+static const char *ga_user_name(const char *u)
+{
+	if (u != NULL && strncmp(u, "SUSPENDED_", 10) == 0 &&
+	    strchr(u + 10, '_') != NULL)
+		return strchr(u + 10, '_') + 1;
+	return u;
+}
+
+static int ga_domain_event(struct ga *g, const struct ophook_event *ev,
+			   bool added, const char **error_r)
+{
+	const char *d = g->host->event_get(ev, "domain"), *why = NULL;
+	const char *u = ga_user_name(g->host->event_get(ev, "user"));
+	char *user = NULL, *path = NULL;
+	json_t *cur;
+	int ret = 0;
+
+	if (d == NULL)
+		d = ev->subject;
+	if (d == NULL || !name_valid_domain(d, &why))
+		return ga_fail(error_r, -EINVAL, "%s: field domain: %s",
+			       ev->type, d == NULL ? "missing" : why);
+	if (u != NULL && *u != '\0' && !name_valid_user(u, &why))
+		return ga_fail(error_r, -EINVAL, "%s: field user: %s",
+			       ev->type, why);
+	if (u != NULL && *u == '\0')
+		u = NULL;
+	pthread_mutex_lock(&g->lock);
+	cur = json_object_get(g->domains, d);
+	if (u == NULL && json_is_string(cur))
+		u = json_string_value(cur);
+	user = u != NULL ? strdup(u) : NULL;
+	if (added && user != NULL &&
+	    (!json_is_string(cur) || strcmp(json_string_value(cur), user) != 0)) {
+		json_object_set_new(g->domains, d, json_string(user));
+		ga_state_save(g);
+	} else if (!added && cur != NULL) {
+		json_object_del(g->domains, d);
+		ga_state_save(g);
+	}
+	pthread_mutex_unlock(&g->lock);
+
+	if (added) {
+		path = ga_fmt("%s/%s", g->log_base, d);
+		if (path != NULL && (ret = mkdir_p(path, 0755)) < 0)
+			ret = ga_fail(error_r, ret, "%s: %s", path, strerror(-ret));
+		free(path);
+		path = user != NULL ? ga_fmt("%s/%s", g->stats_dir, user) : NULL;
+		if (ret == 0 && path != NULL && (ret = mkdir_p(path, 0755)) < 0)
+			ret = ga_fail(error_r, ret, "%s: %s", path, strerror(-ret));
+	} else if (user != NULL) {
+		path = ga_fmt("%s/%s/%s.html", g->stats_dir, user, d);
+		if (path != NULL && unlink(path) < 0 && errno != ENOENT)
+			ret = ga_fail(error_r, -errno, "%s: %s", path,
+				      strerror(errno));
+		else if (path != NULL)
+			g->host->log(g->ctx, OPHOOK_LOG_INFO,
+				     "%s: report removed", d);
+	} else {
+		g->host->log(g->ctx, OPHOOK_LOG_WARN,
+			     "%s: owner unknown, no report to remove", d);
+	}
+	free(path);
+	free(user);
+	return ret;
+}
+
+static int ga_user_event(struct ga *g, const struct ophook_event *ev,
+			 bool suspended, const char **error_r)
+{
+	const char *u = g->host->event_get(ev, "user"), *why = NULL;
+
+	if (u == NULL && ev->subject != NULL &&
+	    strncmp(ev->subject, "user:", 5) == 0)
+		u = ev->subject + 5;
+	u = ga_user_name(u);
+	if (u == NULL || !name_valid_user(u, &why))
+		return ga_fail(error_r, -EINVAL, "%s: field user: %s", ev->type,
+			       u == NULL ? "missing" : why);
+	pthread_mutex_lock(&g->lock);
+	if (suspended && json_object_get(g->suspended, u) == NULL) {
+		json_object_set_new(g->suspended, u, json_true());
+		ga_state_save(g);
+	} else if (!suspended && json_object_get(g->suspended, u) != NULL) {
+		json_object_del(g->suspended, u);
+		ga_state_save(g);
+	}
+	pthread_mutex_unlock(&g->lock);
+	return 0;
+}
+
+static int ga_on_event(void *data, const struct ophook_event *ev,
+		       const char **error_r)
+{
+	struct ga *g = data;
+
+	if (strcmp(ev->type, "stats.run") == 0)
+		return ga_stats_run(g, ev, error_r);
+	if (strcmp(ev->type, "domain.added") == 0)
+		return ga_domain_event(g, ev, true, error_r);
+	if (strcmp(ev->type, "domain.removed") == 0)
+		return ga_domain_event(g, ev, false, error_r);
+	if (strcmp(ev->type, "user.suspended") == 0)
+		return ga_user_event(g, ev, true, error_r);
+	if (strcmp(ev->type, "user.unsuspended") == 0)
+		return ga_user_event(g, ev, false, error_r);
+	if (strcmp(ev->type, "config.changed") == 0)
+		ga_schedule_load(g);
+	return 0;
+}
+
+/* --- init ---------------------------------------------------------------- */
+
+static void ga_fini(void *data)
+{
+	struct ga *g = data;
+
+	if (g == NULL)
+		return;
+	free(g->log_base);
+	free(g->log_name);
+	free(g->stats_dir);
+	free(g->geoip_db);
+	free(g->state_path);
+	free(g->schedule_setting);
+	argv_free(&g->goaccess_argv);
+	json_decref(g->domains);
+	json_decref(g->suspended);
+	for (size_t i = 0; i < g->n_arms; i++)
+		free(g->arms[i]);
+	free(g->arms);
+	pthread_mutex_destroy(&g->lock);
+	pthread_mutex_destroy(&g->plock);
+	pthread_cond_destroy(&g->pcond);
+	free(g);
+}
+
+static int ga_str_setting(struct ga *g, const char *key, const char *def,
+			  bool path, char **out_r, const char **error_r)
+{
+	const char *v = g->host->setting(g->ctx, key);
+
+	if (v == NULL || *v == '\0')
+		v = def;
+	*out_r = v != NULL ? strdup(v) : NULL;
+	if (v != NULL && *out_r == NULL)
+		return ga_fail(error_r, -ENOMEM, "out of memory");
+	if (path && v != NULL && v[0] != '/')
+		return ga_fail(error_r, -EINVAL,
+			       "setting %s: \"%s\" is not an absolute path", key,
+			       v);
+	return 0;
+}
+
+static int ga_uint_setting(struct ga *g, const char *key, unsigned def,
+			   unsigned min, unsigned max, unsigned *out_r,
+			   const char **error_r)
+{
+	const char *v = g->host->setting(g->ctx, key);
+	char *end;
+	unsigned long n;
+
+	*out_r = def;
+	if (v == NULL)
+		return 0;
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0' || v[0] == '-' || n < min ||
+	    n > max)
+		return ga_fail(error_r, -EINVAL,
+			       "setting %s: \"%s\" is not a number in %u..%u",
+			       key, v, min, max);
+	*out_r = (unsigned)n;
+	return 0;
+}
+
+static int ga_settings(struct ga *g, const char **error_r)
+{
+	const char *v;
+	unsigned ms, timeout_s;
+	int ret;
+
+	if ((ret = ga_str_setting(g, "log_base", "/var/log/caddy/domlogs", true,
+				  &g->log_base, error_r)) < 0 ||
+	    (ret = ga_str_setting(g, "log_name", "access.log", false,
+				  &g->log_name, error_r)) < 0 ||
+	    (ret = ga_str_setting(g, "stats_dir", "/var/log/caddy/stats", true,
+				  &g->stats_dir, error_r)) < 0 ||
+	    (ret = ga_str_setting(g, "geoip_db",
+				  "/usr/share/GeoIP/GeoLite2-City.mmdb", false,
+				  &g->geoip_db, error_r)) < 0 ||
+	    (ret = ga_str_setting(g, "schedule", NULL, false,
+				  &g->schedule_setting, error_r)) < 0)
+		return ret;
+	if (strchr(g->log_name, '/') != NULL || strcmp(g->log_name, "..") == 0 ||
+	    strcmp(g->log_name, ".") == 0)
+		return ga_fail(error_r, -EINVAL,
+			       "setting log_name: a file name, no '/'");
+	if (g->schedule_setting != NULL &&
+	    ga_schedule_parse(g->schedule_setting, &ms) < 0)
+		return ga_fail(error_r, -EINVAL,
+			       "setting schedule: \"%s\" is not daily, hourly, "
+			       "off or N(s|m|h) (10 s..24 h)",
+			       g->schedule_setting);
+	if ((ret = ga_uint_setting(g, "max_procs", 2, 1, 64, &g->max_procs,
+				   error_r)) < 0 ||
+	    (ret = ga_uint_setting(g, "timeout_s", 3600, 1, 86400, &timeout_s,
+				   error_r)) < 0)
+		return ret;
+	g->timeout_ms = timeout_s * 1000u;
+	v = g->host->setting(g->ctx, "goaccess_argv");
+	ret = argv_from_setting(v != NULL ? v : "[\"goaccess\"]",
+				&g->goaccess_argv);
+	if (ret < 0)
+		return ga_fail(error_r, ret,
+			       "setting goaccess_argv: want a non-empty JSON "
+			       "array of strings");
+	return 0;
+}
+
+static int ga_init(struct ophook_ctx *ctx, const struct ophook_host *host,
+		   void **data_r, const char **error_r)
+{
+	struct ga *g;
+	int ret;
+
+	if (!OPHOOK_HOST_HAS(host, own_write))
+		return ga_fail(error_r, -ENOTSUP,
+			       "the host is too old (no own_write)");
+	g = calloc(1, sizeof(*g));
+	if (g == NULL)
+		return ga_fail(error_r, -ENOMEM, "out of memory");
+	g->ctx = ctx;
+	g->host = host;
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_mutex_init(&g->plock, NULL);
+	pthread_cond_init(&g->pcond, NULL);
+	g->state_path = ga_fmt("%s/goaccess.json", host->state_dir(ctx));
+	ret = g->state_path == NULL ? ga_fail(error_r, -ENOMEM, "out of memory")
+				    : ga_settings(g, error_r);
+	if (ret < 0) {
+		ga_fini(g);
+		return ret;
+	}
+	ga_state_load(g);
+	if (g->domains == NULL || g->suspended == NULL) {
+		ga_fini(g);
+		return ga_fail(error_r, -ENOMEM, "out of memory");
+	}
+	ga_schedule_load(g);
+	*data_r = g;
+	return 0;
+}
+
+const struct ophook_plugin ophook_plugin = {
+	OPHOOK_PLUGIN_HEADER("goaccess"),
+	.description = "GoAccess reports from Caddy's JSON access logs, on a "
+		       "schedule and on stats.run",
+	.subscriptions = (const char *const[]){ "domain.added",
+						"domain.removed",
+						"user.suspended",
+						"user.unsuspended",
+						"stats.run", "config.changed",
+						NULL },
+	.init = ga_init,
+	.fini = ga_fini,
+	.on_event = ga_on_event,
+};
