@@ -626,13 +626,17 @@ static void watch_dirty(struct watch *w, const char *path)
  * link) is looked at after a second. */
 static void watch_dirty_created(struct watch *w, const char *path)
 {
-	struct dirty *d;
+	struct dirty *d = hmap_get(w->dirty, path);
 
-	if (hmap_get(w->dirty, path) != NULL)
-		return;
-	d = xcalloc(1, sizeof(*d));
-	d->path = xstrdup(path);
-	hmap_put(w->dirty, path, d);
+	if (d != NULL) {
+		/* removed or renamed away, now made again (an editor's
+		 * save): wait for the new file's close too */
+		dirty_unlink(d);
+	} else {
+		d = xcalloc(1, sizeof(*d));
+		d->path = xstrdup(path);
+		hmap_put(w->dirty, path, d);
+	}
 	dirty_append(w, &w->created, d);
 }
 

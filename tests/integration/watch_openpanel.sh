@@ -30,6 +30,21 @@ sed -i 's|8080|8081|' "$D/example.com.conf"
 expect "sed -i: one domain.updated" "domain.updated example.com"
 sed -i 's|on_demand|on_demand\n        issuer internal|' "$D/example.com.conf"
 expect "second sed -i: one domain.updated" "domain.updated example.com"
+# an editor's save: the original renamed to a backup, the new file
+# written slowly, the backup removed
+mv "$D/example.com.conf" "$D/example.com.conf~"
+exec 3> "$D/example.com.conf"
+sleep 0.2
+sed 's|8081|8082|' "$D/example.com.conf~" >&3
+exec 3>&-
+rm "$D/example.com.conf~"
+expect "editor save: one domain.updated" "domain.updated example.com"
+# truncate then rewrite in place, slowly (Go's os.WriteFile)
+exec 3> "$D/example.com.conf"
+sleep 0.2
+printf 'example.com {\n    reverse_proxy http://127.0.0.1:8083\n}\n' >&3
+exec 3>&-
+expect "truncate and rewrite: one domain.updated" "domain.updated example.com"
 # zone from the template and the named.conf.local line
 sed -e 's/{ns1}/ns1.example.net/g' -e 's/{ns2}/ns2.example.net/g' \
     -e 's/{rpemail}/hostmaster.example.com/g' -e 's/{server_ip}/192.0.2.10/g' \
