@@ -18,3 +18,15 @@ tests_unit_test_mailserver_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_mailserver_LDADD = tests/unit/libpluginmock.la \
 	plugins/common/libplugcommon.la plugins/libplugutil.la \
 	$(CMOCKA_LIBS) $(JANSSON_LIBS) $(CRYPTO_LIBS) -lpthread
+
+# Integration test: real postmap, named (with the bind9 plugin) and dig.
+TESTS += tests/integration/mailserver.sh
+EXTRA_DIST += tests/integration/mailserver.sh \
+	tests/integration/fixtures/mail/postfix-accounts.cf \
+	tests/integration/fixtures/mail/postfix-virtual.cf \
+	tests/integration/fixtures/mail/dovecot-quotas.cf \
+	tests/integration/fixtures/mail/postfix-send-access.cf \
+	tests/integration/fixtures/mail/postfix-receive-access.cf \
+	tests/integration/fixtures/mail/expected/postfix-accounts.cf \
+	tests/integration/fixtures/mail/expected/postfix-virtual.cf \
+	tests/integration/fixtures/mail/expected/dovecot-quotas.cf
