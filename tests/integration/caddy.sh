@@ -231,8 +231,13 @@ serves a.test "site a.test"
 ok $? "a.test (not bob's) is not blocked"
 
 # 9. hostile names are refused, nothing created
-ctl emit domain.added "../../evil" "domain=../../evil" >/dev/null 2>&1
-wait_for 10 grep -q 'field "domain": not a valid domain name' "$T/ophookd.log"
+# refused at the control socket (ophookctl emit validates domain=), or by
+# the plugin when the event comes another way: either names the field
+out=$(ctl emit domain.added "../../evil" "domain=../../evil" 2>&1)
+case "$out" in
+*domain*) diag "refused at the socket: $out"; true ;;
+*) wait_for 10 grep -q 'field "domain": not a valid domain name' "$T/ophookd.log" ;;
+esac
 ok $? "a hostile domain name is refused with an error naming the field"
 [ ! -e "$T/evil" ] && [ ! -e "$T/logs/../../evil" ]
 ok $? "nothing created for the hostile name"
