@@ -437,20 +437,23 @@ static int ga_build_argv(struct ga *g, const char *user, const char *log,
 	return ret;
 }
 
-/* valid_requests of a goaccess JSON report, or -1. */
-static long long ga_json_hits(const char *path)
+/* valid_requests of a goaccess JSON report, or -1; *total_r gets
+ * total_requests (with excluded and failed lines), or -1. */
+static long long ga_json_hits(const char *path, long long *total_r)
 {
 	json_t *o = json_load_file(path, 0, NULL);
 	json_t *gen = json_object_get(o, "general");
 	json_t *v = json_object_get(gen, "valid_requests");
+	json_t *t = json_object_get(gen, "total_requests");
 	long long n = json_is_integer(v) ? json_integer_value(v) : -1;
 
+	*total_r = json_is_integer(t) ? json_integer_value(t) : -1;
 	json_decref(o);
 	return n;
 }
 
 static void ga_report(struct ga *g, const char *d, const char *user, bool ok,
-		      long long hits, const char *error)
+		      long long hits, long long total, const char *error)
 {
 	json_t *o = json_pack("{s:s, s:s, s:b}", "domain", d, "user", user,
 			      "ok", ok);
@@ -461,6 +464,8 @@ static void ga_report(struct ga *g, const char *d, const char *user, bool ok,
 		return;
 	if (hits >= 0)
 		json_object_set_new(o, "hits", json_integer(hits));
+	if (total >= 0)
+		json_object_set_new(o, "total", json_integer(total));
 	if (error != NULL)
 		json_object_set_new(o, "error", json_string(error));
 	s = json_dumps(o, JSON_COMPACT);
@@ -481,7 +486,7 @@ static void ga_run_one(struct ga *g, const char *d, const char *user)
 	char *json = ga_fmt("%s/.ophook-%s.json", dir != NULL ? dir : "", d);
 	char **argv = NULL, *err_out = NULL, msg[512];
 	const char *error = NULL;
-	long long hits = -1;
+	long long hits = -1, total = -1;
 	int status = 0, ret;
 	struct stat st;
 
@@ -520,7 +525,7 @@ static void ga_run_one(struct ga *g, const char *d, const char *user)
 		snprintf(msg, sizeof(msg), "goaccess exit status %d: %.400s",
 			 status, err_out != NULL ? err_out : "");
 	} else {
-		hits = ga_json_hits(json);
+		hits = ga_json_hits(json, &total);
 		g->host->own_write(g->ctx, html);
 		if (rename(tmp, html) < 0)
 			snprintf(msg, sizeof(msg), "%s: %s", html,
@@ -533,7 +538,8 @@ static void ga_run_one(struct ga *g, const char *d, const char *user)
 out:
 	if (msg[0] != '\0')
 		g->host->log(g->ctx, OPHOOK_LOG_WARN, "%s: %s", d, msg);
-	ga_report(g, d, user, msg[0] == '\0', hits, msg[0] != '\0' ? msg : NULL);
+	ga_report(g, d, user, msg[0] == '\0', hits, total,
+		  msg[0] != '\0' ? msg : NULL);
 	argv_free(&argv);
 	free(err_out);
 	free(json);

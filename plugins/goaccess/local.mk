@@ -15,3 +15,9 @@ tests_unit_test_goaccess_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_goaccess_LDADD = tests/unit/libpluginmock.la \
 	plugins/common/libplugcommon.la plugins/libplugutil.la \
 	$(CMOCKA_LIBS) $(JANSSON_LIBS) -lpthread
+
+# Integration test with the real goaccess (skips when it is missing).
+TESTS += tests/integration/goaccess.sh
+EXTRA_DIST += tests/integration/goaccess.sh \
+	tests/integration/fixtures/caddy-logs/a.example.jsonl \
+	tests/integration/fixtures/caddy-logs/b.example.jsonl
