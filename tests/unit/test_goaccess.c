@@ -104,6 +104,12 @@ static const char fake_goaccess[] =
 	"  prev=$a\n"
 	"done\n"
 	"case \"$1\" in *fail*) echo 'bad log' >&2; exit 1 ;; esac\n"
+	"d=$(dirname \"$0\")\n"
+	"if [ -e \"$d/slow\" ]; then\n"
+	"  mkdir -p \"$d/running\"; touch \"$d/running/$$\"\n"
+	"  ls \"$d/running\" | wc -l >> \"$d/peaks\"\n"
+	"  sleep 0.2; rm -f \"$d/running/$$\"\n"
+	"fi\n"
 	"echo '<html>report</html>' > \"$html\"\n"
 	"echo '{\"general\":{\"valid_requests\":7,\"total_requests\":9}}' > \"$json\"\n";
 
@@ -270,6 +276,56 @@ static void test_runs_and_suspended(void **state)
 	fx_free(&f);
 }
 
+static void *send_run(void *arg)
+{
+	struct fx *f = arg;
+	const char *err = NULL;
+
+	assert_int_equal(pluginmock_send(f->m, "stats.run", "stats", NULL, &err),
+			 0);
+	return NULL;
+}
+
+/* Two concurrent runs over 6 domains with max_procs 2: never more than 2
+ * goaccess processes at once. */
+static void test_max_procs(void **state)
+{
+	struct fx f;
+	char name[32], *p, *peaks;
+	pthread_t th;
+	unsigned n = 0, max = 0;
+
+	(void)state;
+	fx_setup(&f, ", \"max_procs\": \"2\"");
+	fx_init(&f);
+	for (int i = 0; i < 6; i++) {
+		snprintf(name, sizeof(name), "d%d.example", i);
+		fx_domain(&f, name, "bob", true);
+	}
+	p = join(pluginmock_tmp(f.m), "bin/slow");
+	spew(p, "", 0644);
+	free(p);
+	assert_int_equal(pthread_create(&th, NULL, send_run, &f), 0);
+	send_run(&f);
+	pthread_join(th, NULL);
+	p = join(pluginmock_tmp(f.m), "bin/peaks");
+	peaks = slurp(p);
+	assert_non_null(peaks);
+	for (char *l = strtok(peaks, "\n"); l != NULL; l = strtok(NULL, "\n")) {
+		unsigned v = (unsigned)strtoul(l, NULL, 10);
+
+		n++;
+		if (v > max)
+			max = v;
+	}
+	assert_int_equal(n, 12);
+	assert_in_range(max, 1, 2);
+	assert_int_equal(pluginmock_emitted_count(f.m, "stats.report"), 12);
+	free(peaks);
+	free(p);
+	fx_free(&f);
+}
+
 static void test_failure_reported(void **state)
 {
 	struct fx f;
@@ -422,6 +478,7 @@ int main(void)
 		cmocka_unit_test(test_ini_schedule),
 		cmocka_unit_test(test_runs_and_suspended),
 		cmocka_unit_test(test_failure_reported),
+		cmocka_unit_test(test_max_procs),
 		cmocka_unit_test(test_argv),
 		cmocka_unit_test(test_schedule_actions),
 		cmocka_unit_test(test_settings),
