@@ -7,11 +7,13 @@
  * domain.removed     its report (and the map entry).
  * user.suspended     the user's domains are skipped by runs until
  * user.unsuspended   ... this.
- * stats.run          run goaccess --log-format=CADDY for one domain
- *                    (field domain) or every known domain of an active
- *                    user, at most max_procs processes at once (across
- *                    runs); each outcome emitted as stats.report {domain,
- *                    user, ok, hits, error}.
+ * stats.run          queue goaccess --log-format=CADDY runs for one
+ *                    domain (field domain) or every known domain of an
+ *                    active user; max_procs threads of the plugin work
+ *                    the queue (so at most max_procs processes at once,
+ *                    and on_event returns at once); each outcome emitted
+ *                    as stats.report {domain, user, ok, hits, total,
+ *                    error}.
  * config.changed     re-read the schedule from openpanel.config [STATS].
  *
  * The schedule (daily, hourly, off, or Ns/Nm/Nh) emits stats.run from a
@@ -64,9 +66,19 @@ struct ga {
 	struct ga_arm **arms;
 	size_t n_arms;
 
-	pthread_mutex_t plock; /* process slots */
-	pthread_cond_t pcond;
-	unsigned running;
+	/* the run queue, worked off by max_procs threads of the plugin's own
+	 * (on_event only queues: a run over many domains outlasts the
+	 * daemon's per-call timeout) */
+	pthread_mutex_t qlock;
+	pthread_cond_t qwork; /* work queued, or stop */
+	pthread_cond_t qidle; /* queue empty and no run going */
+	char **queue;         /* d0, u0, d1, u1, ... from qhead */
+	size_t qhead, qn, qcap; /* pairs */
+	json_t *queued;       /* domains in the queue */
+	unsigned busy;
+	bool stop;
+	pthread_t *workers;
+	unsigned n_workers;
 };
 
 static _Thread_local char ga_errbuf[1024];
@@ -331,23 +343,6 @@ static void ga_state_load(struct ga *g)
 
 /* --- runs ---------------------------------------------------------------- */
 
-static void ga_slot_take(struct ga *g)
-{
-	pthread_mutex_lock(&g->plock);
-	while (g->running >= g->max_procs)
-		pthread_cond_wait(&g->pcond, &g->plock);
-	g->running++;
-	pthread_mutex_unlock(&g->plock);
-}
-
-static void ga_slot_give(struct ga *g)
-{
-	pthread_mutex_lock(&g->plock);
-	g->running--;
-	pthread_cond_signal(&g->pcond);
-	pthread_mutex_unlock(&g->plock);
-}
-
 /* An IP, a CIDR or a goaccess range a-b: hex digits, '.', ':', '/', '-'. */
 static bool ga_ip_ok(const char *s, size_t n)
 {
@@ -508,10 +503,8 @@ static void ga_run_one(struct ga *g, const char *d, const char *user)
 		snprintf(msg, sizeof(msg), "out of memory");
 		goto out;
 	}
-	ga_slot_take(g);
 	ret = run_argv((const char *const *)argv, NULL, g->timeout_ms, NULL,
 		       &err_out, &status, &error);
-	ga_slot_give(g);
 	if (ret < 0 && ret != -ETIMEDOUT) {
 		snprintf(msg, sizeof(msg), "%s", error);
 	} else if (ret == -ETIMEDOUT) {
@@ -549,76 +542,113 @@ out:
 	free(log);
 }
 
-/* A list of (domain, user) pairs worked off by max_procs threads. */
-struct ga_job {
-	struct ga *g;
-	pthread_mutex_t lock;
-	char **pairs; /* d0, u0, d1, u1, ... */
-	size_t n, next;
-};
+/* Queue a run of d for user unless d is queued already (qlock held).
+ * 0 or -ENOMEM. */
+static int ga_enqueue_locked(struct ga *g, const char *d, const char *user)
+{
+	char *dd, *uu;
+
+	if (json_object_get(g->queued, d) != NULL)
+		return 0;
+	if (g->qhead > 0 && g->qhead == g->qn)
+		g->qhead = g->qn = 0; /* drained: start over */
+	if (g->qn == g->qcap) {
+		size_t cap = g->qcap == 0 ? 64 : 2 * g->qcap;
+		char **q = realloc(g->queue, 2 * cap * sizeof(*q));
+
+		if (q == NULL)
+			return -ENOMEM;
+		g->queue = q;
+		g->qcap = cap;
+	}
+	dd = strdup(d);
+	uu = strdup(user);
+	if (dd == NULL || uu == NULL ||
+	    json_object_set_new(g->queued, d, json_true()) < 0) {
+		free(dd);
+		free(uu);
+		return -ENOMEM;
+	}
+	g->queue[2 * g->qn] = dd;
+	g->queue[2 * g->qn + 1] = uu;
+	g->qn++;
+	pthread_cond_signal(&g->qwork);
+	return 0;
+}
 
 static void *ga_worker(void *arg)
 {
-	struct ga_job *j = arg;
+	struct ga *g = arg;
 
+	pthread_mutex_lock(&g->qlock);
 	for (;;) {
-		size_t i;
+		char *d, *u;
 
-		pthread_mutex_lock(&j->lock);
-		i = j->next++;
-		pthread_mutex_unlock(&j->lock);
-		if (i >= j->n)
-			return NULL;
-		ga_run_one(j->g, j->pairs[2 * i], j->pairs[2 * i + 1]);
+		while (!g->stop && g->qhead == g->qn)
+			pthread_cond_wait(&g->qwork, &g->qlock);
+		if (g->stop)
+			break;
+		d = g->queue[2 * g->qhead];
+		u = g->queue[2 * g->qhead + 1];
+		g->qhead++;
+		json_object_del(g->queued, d);
+		g->busy++;
+		pthread_mutex_unlock(&g->qlock);
+		ga_run_one(g, d, u);
+		free(d);
+		free(u);
+		pthread_mutex_lock(&g->qlock);
+		g->busy--;
+		if (g->qhead == g->qn && g->busy == 0)
+			pthread_cond_broadcast(&g->qidle);
 	}
+	pthread_mutex_unlock(&g->qlock);
+	return NULL;
 }
 
-/* Active (domain, user) pairs, sorted by domain; one domain when d. */
-static int ga_pairs(struct ga *g, const char *only, const char *only_user,
-		    char ***pairs_r, size_t *n_r)
+/* Wait until the queue is empty and no run is going (tests). */
+static void __attribute__((unused)) ga_drain(struct ga *g)
+{
+	pthread_mutex_lock(&g->qlock);
+	while (!(g->qhead == g->qn && g->busy == 0))
+		pthread_cond_wait(&g->qidle, &g->qlock);
+	pthread_mutex_unlock(&g->qlock);
+}
+
+/* Queue runs: one domain (of user, or of its owner in the map) or every
+ * known domain; suspended users' domains are left out.  *n_r: queued. */
+static int ga_queue_runs(struct ga *g, const char *only, const char *only_user,
+			 size_t *n_r, bool *known_r)
 {
 	const char *d;
 	json_t *u;
-	char **pairs;
-	size_t n = 0;
 	int ret = 0;
 
+	*n_r = 0;
+	*known_r = false;
 	pthread_mutex_lock(&g->lock);
-	pairs = calloc(2 * json_object_size(g->domains) + 2, sizeof(*pairs));
-	if (pairs == NULL)
-		ret = -ENOMEM;
-	if (pairs != NULL && only != NULL && only_user != NULL) {
-		if (json_object_get(g->suspended, only_user) == NULL) {
-			pairs[0] = strdup(only);
-			pairs[1] = strdup(only_user);
-			n = 1;
-		}
-	} else if (pairs != NULL) {
-		json_object_foreach(g->domains, d, u) {
-			const char *user = json_string_value(u);
+	pthread_mutex_lock(&g->qlock);
+	json_object_foreach(g->domains, d, u) {
+		const char *user = json_string_value(u);
 
-			if (user == NULL || (only != NULL && strcmp(d, only) != 0) ||
-			    json_object_get(g->suspended, user) != NULL)
-				continue;
-			pairs[2 * n] = strdup(d);
-			pairs[2 * n + 1] = strdup(user);
-			n++;
-		}
+		if (user == NULL || (only != NULL && strcmp(d, only) != 0))
+			continue;
+		*known_r = true;
+		if (only_user != NULL || json_object_get(g->suspended, user) != NULL)
+			continue;
+		if ((ret = ga_enqueue_locked(g, d, user)) < 0)
+			break;
+		(*n_r)++;
 	}
+	if (ret == 0 && only != NULL && only_user != NULL &&
+	    json_object_get(g->suspended, only_user) == NULL) {
+		*known_r = true;
+		if ((ret = ga_enqueue_locked(g, only, only_user)) == 0)
+			(*n_r)++;
+	}
+	pthread_mutex_unlock(&g->qlock);
 	pthread_mutex_unlock(&g->lock);
-	for (size_t i = 0; i < 2 * n; i++)
-		if (pairs[i] == NULL)
-			ret = -ENOMEM;
-	*pairs_r = pairs;
-	*n_r = n;
 	return ret;
-}
-
-static void ga_pairs_free(char **pairs, size_t n)
-{
-	for (size_t i = 0; i < 2 * n; i++)
-		free(pairs[i]);
-	free(pairs);
 }
 
 static int ga_stats_run(struct ga *g, const struct ophook_event *ev,
@@ -626,9 +656,8 @@ static int ga_stats_run(struct ga *g, const struct ophook_event *ev,
 {
 	const char *d = g->host->event_get(ev, "domain");
 	const char *u = g->host->event_get(ev, "user"), *why = NULL;
-	struct ga_job j = { .g = g };
-	pthread_t th[64];
-	size_t nth, started = 0;
+	size_t n = 0;
+	bool known = false;
 	int ret;
 
 	if (d != NULL && !name_valid_domain(d, &why))
@@ -637,41 +666,20 @@ static int ga_stats_run(struct ga *g, const struct ophook_event *ev,
 	if (u != NULL && !name_valid_user(u, &why))
 		return ga_fail(error_r, -EINVAL, "%s: field user: %s",
 			       ev->type, why);
-	if (d == NULL)
-		u = NULL;
-	ret = ga_pairs(g, d, u, &j.pairs, &j.n);
-	if (ret < 0) {
-		ga_pairs_free(j.pairs, j.n);
+	ret = ga_queue_runs(g, d, d != NULL ? u : NULL, &n, &known);
+	if (ret < 0)
 		return ga_fail(error_r, ret, "out of memory");
-	}
-	if (d != NULL && j.n == 0 && u == NULL) {
-		ga_pairs_free(j.pairs, j.n);
-		pthread_mutex_lock(&g->lock);
-		bool known = json_object_get(g->domains, d) != NULL;
-		pthread_mutex_unlock(&g->lock);
-		if (known) {
-			g->host->log(g->ctx, OPHOOK_LOG_INFO,
-				     "%s: owner suspended, no report", d);
-			return 0;
-		}
+	if (d != NULL && !known)
 		return ga_fail(error_r, -EINVAL,
 			       "%s: field domain: %s is not a known domain "
 			       "(give user= too)",
 			       ev->type, d);
-	}
-	pthread_mutex_init(&j.lock, NULL);
-	nth = j.n < g->max_procs ? j.n : g->max_procs;
-	if (nth > sizeof(th) / sizeof(th[0]))
-		nth = sizeof(th) / sizeof(th[0]);
-	for (; started + 1 < nth; started++)
-		if (pthread_create(&th[started], NULL, ga_worker, &j) != 0)
-			break;
-	ga_worker(&j); /* this thread works too */
-	for (size_t i = 0; i < started; i++)
-		pthread_join(th[i], NULL);
-	pthread_mutex_destroy(&j.lock);
-	g->host->log(g->ctx, OPHOOK_LOG_INFO, "stats.run: %zu domain(s)", j.n);
-	ga_pairs_free(j.pairs, j.n);
+	if (d != NULL && n == 0)
+		g->host->log(g->ctx, OPHOOK_LOG_INFO,
+			     "%s: owner suspended, no report", d);
+	else
+		g->host->log(g->ctx, OPHOOK_LOG_INFO,
+			     "stats.run: %zu domain(s) queued", n);
 	return 0;
 }
 
@@ -797,6 +805,17 @@ static void ga_fini(void *data)
 
 	if (g == NULL)
 		return;
+	pthread_mutex_lock(&g->qlock);
+	g->stop = true;
+	pthread_cond_broadcast(&g->qwork);
+	pthread_mutex_unlock(&g->qlock);
+	for (unsigned i = 0; i < g->n_workers; i++)
+		pthread_join(g->workers[i], NULL);
+	free(g->workers);
+	for (size_t i = 2 * g->qhead; i < 2 * g->qn; i++)
+		free(g->queue[i]);
+	free(g->queue);
+	json_decref(g->queued);
 	free(g->log_base);
 	free(g->log_name);
 	free(g->stats_dir);
@@ -810,8 +829,9 @@ static void ga_fini(void *data)
 		free(g->arms[i]);
 	free(g->arms);
 	pthread_mutex_destroy(&g->lock);
-	pthread_mutex_destroy(&g->plock);
-	pthread_cond_destroy(&g->pcond);
+	pthread_mutex_destroy(&g->qlock);
+	pthread_cond_destroy(&g->qwork);
+	pthread_cond_destroy(&g->qidle);
 	free(g);
 }
 
@@ -913,8 +933,10 @@ static int ga_init(struct ophook_ctx *ctx, const struct ophook_host *host,
 	g->ctx = ctx;
 	g->host = host;
 	pthread_mutex_init(&g->lock, NULL);
-	pthread_mutex_init(&g->plock, NULL);
-	pthread_cond_init(&g->pcond, NULL);
+	pthread_mutex_init(&g->qlock, NULL);
+	pthread_cond_init(&g->qwork, NULL);
+	pthread_cond_init(&g->qidle, NULL);
+	g->queued = json_object();
 	g->state_path = ga_fmt("%s/goaccess.json", host->state_dir(ctx));
 	ret = g->state_path == NULL ? ga_fail(error_r, -ENOMEM, "out of memory")
 				    : ga_settings(g, error_r);
@@ -923,9 +945,20 @@ static int ga_init(struct ophook_ctx *ctx, const struct ophook_host *host,
 		return ret;
 	}
 	ga_state_load(g);
-	if (g->domains == NULL || g->suspended == NULL) {
+	g->workers = calloc(g->max_procs, sizeof(*g->workers));
+	if (g->domains == NULL || g->suspended == NULL || g->queued == NULL ||
+	    g->workers == NULL) {
 		ga_fini(g);
 		return ga_fail(error_r, -ENOMEM, "out of memory");
+	}
+	for (; g->n_workers < g->max_procs; g->n_workers++) {
+		ret = pthread_create(&g->workers[g->n_workers], NULL, ga_worker,
+				     g);
+		if (ret != 0) {
+			ga_fini(g);
+			return ga_fail(error_r, -ret, "cannot start a thread: %s",
+				       strerror(ret));
+		}
 	}
 	ga_schedule_load(g);
 	*data_r = g;

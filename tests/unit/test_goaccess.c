@@ -176,6 +176,16 @@ static void fx_domain(struct fx *f, const char *d, const char *user,
 	free(dir);
 }
 
+/* Send stats.run and wait for the queued runs. */
+static int run_stats(struct fx *f, const char *subject, const char *json,
+		     const char **err)
+{
+	int ret = pluginmock_send(f->m, "stats.run", subject, json, err);
+
+	ga_drain(pluginmock_data(f->m));
+	return ret;
+}
+
 /* Number of stats.report events with ok == want_ok (and hits 7 when ok). */
 static size_t reports(struct fx *f, const char *domain, bool want_ok)
 {
@@ -220,7 +230,7 @@ static void test_runs_and_suspended(void **state)
 					 "{\"user\":\"SUSPENDED_20261128101010_carol\"}",
 					 &err),
 			 0);
-	assert_int_equal(pluginmock_send(f.m, "stats.run", "stats", NULL, &err),
+	assert_int_equal(run_stats(&f, "stats", NULL, &err),
 			 0);
 	assert_int_equal(reports(&f, "a.example", true), 1);
 	assert_int_equal(reports(&f, "c.example", true), 1);
@@ -247,22 +257,22 @@ static void test_runs_and_suspended(void **state)
 	free(calls);
 	free(p);
 	/* one domain, suspended owner: nothing; unknown domain: refused */
-	assert_int_equal(pluginmock_send(f.m, "stats.run", "b.example",
+	assert_int_equal(run_stats(&f, "b.example",
 					 "{\"domain\":\"b.example\"}", &err),
 			 0);
 	assert_int_equal(reports(&f, "b.example", true), 0);
-	assert_int_equal(pluginmock_send(f.m, "stats.run", "x.example",
+	assert_int_equal(run_stats(&f, "x.example",
 					 "{\"domain\":\"x.example\"}", &err),
 			 -EINVAL);
 	assert_non_null(strstr(err, "field domain"));
-	assert_int_equal(pluginmock_send(f.m, "stats.run", "x",
+	assert_int_equal(run_stats(&f, "x",
 					 "{\"domain\":\"../../etc\"}", &err),
 			 -EINVAL);
 	/* unsuspended: runs again */
 	assert_int_equal(pluginmock_send(f.m, "user.unsuspended", "user:carol",
 					 "{\"user\":\"carol\"}", &err),
 			 0);
-	assert_int_equal(pluginmock_send(f.m, "stats.run", "b.example",
+	assert_int_equal(run_stats(&f, "b.example",
 					 "{\"domain\":\"b.example\"}", &err),
 			 0);
 	assert_int_equal(reports(&f, "b.example", true), 1);
@@ -286,8 +296,8 @@ static void *send_run(void *arg)
 	return NULL;
 }
 
-/* Two concurrent runs over 6 domains with max_procs 2: never more than 2
- * goaccess processes at once. */
+/* Two concurrent stats.run over 6 domains with max_procs 2: never more
+ * than 2 goaccess processes at once. */
 static void test_max_procs(void **state)
 {
 	struct fx f;
@@ -308,6 +318,7 @@ static void test_max_procs(void **state)
 	assert_int_equal(pthread_create(&th, NULL, send_run, &f), 0);
 	send_run(&f);
 	pthread_join(th, NULL);
+	ga_drain(pluginmock_data(f.m));
 	p = join(pluginmock_tmp(f.m), "bin/peaks");
 	peaks = slurp(p);
 	assert_non_null(peaks);
@@ -318,9 +329,10 @@ static void test_max_procs(void **state)
 		if (v > max)
 			max = v;
 	}
-	assert_int_equal(n, 12);
+	/* 6 to 12 runs: a domain still queued is not queued twice */
+	assert_in_range(n, 6, 12);
 	assert_in_range(max, 1, 2);
-	assert_int_equal(pluginmock_emitted_count(f.m, "stats.report"), 12);
+	assert_int_equal(pluginmock_emitted_count(f.m, "stats.report"), n);
 	free(peaks);
 	free(p);
 	fx_free(&f);
@@ -336,7 +348,7 @@ static void test_failure_reported(void **state)
 	fx_setup(&f, NULL);
 	fx_init(&f);
 	fx_domain(&f, "fail.example", "bob", true);
-	assert_int_equal(pluginmock_send(f.m, "stats.run", "fail.example",
+	assert_int_equal(run_stats(&f, "fail.example",
 					 "{\"domain\":\"fail.example\"}", &err),
 			 0);
 	assert_int_equal(reports(&f, "fail.example", false), 1);
