@@ -152,6 +152,7 @@ static void watch_process(struct watch *w, const char *path,
 			  const char *source, unsigned *events_r);
 static void watch_maybe_free(struct watch *w);
 static void watch_reconcile_begin(struct watch *w);
+static void watch_drain(struct watch *w);
 static void dlist_schedule(struct watch *w, struct dlist *l);
 static void recon_idle_cb(uv_idle_t *h);
 
@@ -647,6 +648,8 @@ static void settle_cb(uv_timer_t *t)
 	int64_t now = mono_ms();
 	unsigned n = 0;
 
+	watch_drain(w); /* keep the kernel queue short under a burst */
+
 	while (l->head != NULL && l->head->deadline_ms <= now &&
 	       n < WATCH_CHUNK && !w->stopping) {
 		if (w->inflight >= WATCH_MAX_INFLIGHT) {
@@ -1050,15 +1053,9 @@ static void watch_handle(struct watch *w, const struct inotify_event *ev)
 	free(full);
 }
 
-static void watch_poll_cb(uv_poll_t *p, int status, int events)
+/* Read and handle what inotify has queued (non-blocking). */
+static void watch_drain(struct watch *w)
 {
-	struct watch *w = p->data;
-
-	(void)events;
-	if (status < 0) {
-		log_error("watch: poll: %s", uv_strerror(status));
-		return;
-	}
 	for (int round = 0; round < 64 && !w->stopping; round++) {
 		ssize_t n = read(w->ifd, w->rbuf, WATCH_READ_BUF);
 
@@ -1083,6 +1080,18 @@ static void watch_poll_cb(uv_poll_t *p, int status, int events)
 		free(w->move_from);
 		w->move_from = NULL;
 	}
+}
+
+static void watch_poll_cb(uv_poll_t *p, int status, int events)
+{
+	struct watch *w = p->data;
+
+	(void)events;
+	if (status < 0) {
+		log_error("watch: poll: %s", uv_strerror(status));
+		return;
+	}
+	watch_drain(w);
 }
 
 /* ---- reconcile ---- */
