@@ -20,6 +20,7 @@
  * Events run one at a time (OPHOOK_PLUGIN_SERIAL).  reload_argv, when set,
  * runs from one coalesced action after changes. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -51,6 +52,7 @@ struct ms {
 	char *selector;
 	char *keys_path; /* key path prefix written in KeyTable */
 	char **reload_argv; /* NULL: none */
+	unsigned backups_keep; /* per file */
 	char *state_path;
 	json_t *owners; /* domain -> user */
 };
@@ -101,6 +103,48 @@ static int ms_read(const char *path, char **text_r, size_t *len_r,
 	return 0;
 }
 
+static int ms_strcmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Delete the oldest backups of base in dir beyond backups_keep. */
+static void ms_backup_prune(struct ms *m, const char *dir, const char *base)
+{
+	DIR *dh = opendir(dir);
+	struct dirent *de;
+	char **names = NULL, **tmp, *path;
+	size_t n = 0, blen = strlen(base);
+
+	if (dh == NULL)
+		return;
+	while ((de = readdir(dh)) != NULL) {
+		if (strncmp(de->d_name, base, blen) != 0 ||
+		    de->d_name[blen] != '.' || de->d_name[blen + 1] < '0' ||
+		    de->d_name[blen + 1] > '9')
+			continue;
+		tmp = realloc(names, (n + 1) * sizeof(*names));
+		if (tmp == NULL)
+			break;
+		names = tmp;
+		if ((names[n] = strdup(de->d_name)) == NULL)
+			break;
+		n++;
+	}
+	closedir(dh);
+	if (n > 1)
+		qsort(names, n, sizeof(*names), ms_strcmp);
+	for (size_t i = 0; i < n; i++) {
+		if (i + m->backups_keep < n &&
+		    (path = ms_fmt("%s/%s", dir, names[i])) != NULL) {
+			unlink(path);
+			free(path);
+		}
+		free(names[i]);
+	}
+	free(names);
+}
+
 /* Copy the current file to <config_dir>/ophook-backups/<name>.<stamp>
  * with its owner and mode. */
 static int ms_backup(struct ms *m, const char *path, const char *text,
@@ -142,6 +186,8 @@ static int ms_backup(struct ms *m, const char *path, const char *text,
 	if (ret < 0)
 		ret = ms_fail(error_r, ret, "backup of %s: %s", path,
 			      strerror(-ret));
+	else
+		ms_backup_prune(m, dir, base);
 	free(bak);
 	free(dir);
 	return ret;
@@ -748,6 +794,18 @@ static int ms_settings(struct ms *m, const char **error_r)
 				       "number in 1024..8192",
 				       v);
 		m->dkim_bits = (unsigned)n;
+	}
+	v = h->setting(m->ctx, "backups_keep");
+	m->backups_keep = 10;
+	if (v != NULL) {
+		errno = 0;
+		n = strtoul(v, &end, 10);
+		if (errno != 0 || end == v || *end != '\0' || n < 1 || n > 100000)
+			return ms_fail(error_r, -EINVAL,
+				       "setting backups_keep: \"%s\" is not a "
+				       "number in 1..100000",
+				       v);
+		m->backups_keep = (unsigned)n;
 	}
 	v = h->setting(m->ctx, "reload_argv");
 	if (v != NULL) {

@@ -620,6 +620,51 @@ static void test_dkim_added(void **state)
 	fx_free(&f);
 }
 
+/* Backups beyond backups_keep go (oldest first); reload_argv runs once
+ * from the coalesced action after changes. */
+static void test_backups_keep_and_reload(void **state)
+{
+	struct fx f;
+	const char *err = NULL;
+	char settings[1024], *bdir, *out, *script, *got;
+
+	(void)state;
+	fx_setup(&f, NULL);
+	script = join(pluginmock_tmp(f.m), "reload.sh");
+	spew(script, "#!/bin/sh\necho \"$@\" >> \"$0.out\"\n", 0755);
+	snprintf(settings, sizeof(settings),
+		 "{\"config_dir\": \"%s\", \"backups_keep\": \"2\", "
+		 "\"reload_argv\": [\"%s\", \"go\"]}",
+		 f.dir, script);
+	pluginmock_set_settings(f.m, settings);
+	fx_init(&f);
+	for (int i = 0; i < 4; i++) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "d%d.example", i);
+		fx_file(&f, "dovecot-quotas.cf",
+			i % 2 ? "x@d1.example:1G\nx@d3.example:1G\n"
+			      : "x@d0.example:1G\nx@d2.example:1G\n",
+			0600);
+		assert_int_equal(pluginmock_send(f.m, "domain.removed", name,
+						 NULL, &err),
+				 0);
+	}
+	bdir = join(f.dir, "ophook-backups");
+	assert_int_equal(count_dir(bdir), 2);
+	assert_true(pluginmock_action_pending(f.m, "reload"));
+	assert_int_equal(pluginmock_run_actions(f.m), 1);
+	out = join(pluginmock_tmp(f.m), "reload.sh.out");
+	got = slurp(out);
+	assert_non_null(got);
+	assert_string_equal(got, "go\n");
+	free(got);
+	free(out);
+	free(bdir);
+	free(script);
+	fx_free(&f);
+}
+
 static void test_settings_bad(void **state)
 {
 	struct pluginmock *m = pluginmock_new("{\"dkim_bits\": \"12\"}");
@@ -648,6 +693,7 @@ int main(void)
 		cmocka_unit_test(test_suspend_roundtrip),
 		cmocka_unit_test(test_hostile_names),
 		cmocka_unit_test(test_dkim_added),
+		cmocka_unit_test(test_backups_keep_and_reload),
 		cmocka_unit_test(test_settings_bad),
 	};
 
