@@ -502,6 +502,24 @@ static void test_hostile_names(void **state)
 			 -EINVAL);
 	assert_non_null(strstr(err, "field domains[1]"));
 	assert_int_equal(count_dir(f.dir), 0); /* nothing written */
+	/* a symlinked config file is not followed */
+	{
+		char *target = join(pluginmock_tmp(f.m), "elsewhere.cf");
+		char *link = join(f.dir, "dovecot-quotas.cf");
+		char *got;
+
+		spew(target, quotas, 0644);
+		assert_int_equal(symlink(target, link), 0);
+		assert_int_not_equal(pluginmock_send(f.m, "domain.removed",
+						     "gone.example", NULL, &err),
+				     0);
+		assert_non_null(strstr(err, "dovecot-quotas.cf"));
+		got = slurp(target);
+		assert_string_equal(got, quotas);
+		free(got);
+		free(link);
+		free(target);
+	}
 	fx_free(&f);
 }
 
