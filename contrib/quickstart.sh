@@ -59,8 +59,8 @@ echo "== ophookctl tail (events as they become durable):"
 "$B/ophookctl" -s "$D/ophookd.sock" tail &
 TAIL_PID=$!
 sleep 0.5
-sh contrib/demo/scenario.sh "$D/root"
-sleep 2
+sh contrib/demo/scenario.sh "$D/root" "$D/panel.db"
+sleep 1
 
 printf '\n== a pre hook says no:\n$ ophookctl check domain.add domain=admin.example\n'
 "$B/ophookctl" -s "$D/ophookd.sock" check domain.add domain=admin.example || true

@@ -1,9 +1,11 @@
 #!/bin/sh
 # What OpenPanel's own scripts do to the tree, step by step.
-# usage: scenario.sh ROOT
+# usage: scenario.sh ROOT [PANEL_DB]
 set -eu
 R=$1
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; sleep "${STEP_PAUSE:-1.5}"; }
+DB=${2:-}
+# the pause comes first, so each step's events show under its own header
+step() { sleep "${STEP_PAUSE:-1.5}"; printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 
 step "opencli domains-add shop.example --user alice (render template, then sed -i)"
 sed 's/<DOMAIN_NAME>/shop.example/g; s/<SSL_PORT>/443/; s/<NON_SSL_PORT>/8081/; s/<USER>/alice/' \
@@ -22,7 +24,10 @@ mv "$d/.shop.example.key.tmp" "$d/shop.example.key"
 printf '{"sans":["shop.example"],"issuer_data":null}\n' > "$d/.shop.example.json.tmp"
 mv "$d/.shop.example.json.tmp" "$d/shop.example.json"
 
-step "opencli user-suspend alice (copy confs aside, overwrite from suspended_user.conf)"
+step "opencli user-suspend alice (panel DB rename, copy confs aside, overwrite from suspended_user.conf)"
+if [ -n "$DB" ] && command -v sqlite3 >/dev/null; then
+	sqlite3 "$DB" "UPDATE users SET username='SUSPENDED_$(date +%Y%m%d%H%M%S)_alice' WHERE username='alice'"
+fi
 mkdir -p "$R/caddy/suspended_domains"
 for f in "$R"/caddy/domains/*.conf; do
 	n=$(basename "$f" .conf)
@@ -30,7 +35,10 @@ for f in "$R"/caddy/domains/*.conf; do
 	sed "s/<DOMAIN_NAME>/$n/g; s/<SSL_PORT>/443/" "$R/caddy/templates/suspended_user.conf" > "$f"
 done
 
-step "opencli user-unsuspend alice (copy back; the suspended copies stay)"
+step "opencli user-unsuspend alice (panel DB rename back, copy confs back; the suspended copies stay)"
+if [ -n "$DB" ] && command -v sqlite3 >/dev/null; then
+	sqlite3 "$DB" "UPDATE users SET username='alice' WHERE username LIKE 'SUSPENDED_%_alice'"
+fi
 for f in "$R"/caddy/suspended_domains/*.conf; do
 	cp "$f" "$R/caddy/domains/$(basename "$f")"
 done
@@ -40,3 +48,4 @@ mkdir -p "$R/openpanel/core/users/bob"
 
 step "opencli domains-delete shop.example"
 rm -f "$R/caddy/domains/shop.example.conf"
+sleep "${STEP_PAUSE:-1.5}"
