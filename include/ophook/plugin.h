@@ -17,9 +17,12 @@
  * Build: cc -shared -fPIC $(pkg-config --cflags ophook-plugin) -o my.so my.c
  *
  * Threads: on_event() is called from worker threads.  Calls for the same
- * subject are never concurrent and arrive in journal order; calls for
- * different subjects may run at the same time unless the plugin sets
- * OPHOOK_PLUGIN_SERIAL.  init() and fini() run on the daemon's loop thread;
+ * subject are never concurrent and arrive in journal order.  By default one
+ * worker at a time runs a plugin's calls (cheapest for fast plugins); a
+ * plugin that blocks per event and wants calls for different subjects to
+ * run at the same time sets OPHOOK_PLUGIN_PARALLEL (then it must be
+ * thread-safe); OPHOOK_PLUGIN_SERIAL forbids overlap even across
+ * timeouts.  init() and fini() run on the daemon's loop thread;
  * action callbacks (request_action) run on a worker thread, never two at
  * once for the same action name.
  *
@@ -65,7 +68,8 @@ enum ophook_log_level {
 #define OPHOOK_RETRY (-11) /* -EAGAIN: not done, try again later, no blame */
 
 /* Plugin flags. */
-#define OPHOOK_PLUGIN_SERIAL 0x1u /* never call on_event concurrently */
+#define OPHOOK_PLUGIN_SERIAL 0x1u   /* never call on_event concurrently */
+#define OPHOOK_PLUGIN_PARALLEL 0x2u /* several workers, one per subject */
 
 /* One journaled event, read-only for the plugin, valid during the call. */
 struct ophook_event {
