@@ -21,6 +21,10 @@
 #include <unistd.h>
 
 
+/* Memory bound on deliveries held in memory (see spill_from). */
+#define ENGINE_QUEUE_HIGH 8192
+#define ENGINE_QUEUE_LOW 2048
+
 struct submit {
 	struct event *ev;
 	engine_submit_cb *cb;
@@ -76,6 +80,11 @@ struct engine {
 	struct hmap *own_writes;        /* path -> expiry (mono ms) */
 
 	int64_t started_ms;
+	/* Memory bound: past ENGINE_QUEUE_HIGH queued deliveries, new events
+	 * stay in the journal only ("spilled"), from event id spill_from on;
+	 * they are loaded back in id order when the queue drains. */
+	int64_t spill_from;
+	bool refill_pending;
 	uint64_t journaled, journal_errors;
 	bool journal_failing, resumed, stopping;
 	uv_timer_t retry_timer, prune_timer, stop_timer, pace_timer;
@@ -120,6 +129,9 @@ static void engine_result(const struct journal_delivery *jd, void *ctx)
 				      e->cap_results * sizeof(*e->results));
 	}
 	metrics_delivery(e->metrics, jd->handler, jd->state, jd->duration_us);
+	if (e->spill_from != 0 && !e->refill_pending &&
+	    dispatch_queued(e->dispatch) <= ENGINE_QUEUE_LOW)
+		e->refill_pending = true;
 	if (e->suspects != NULL) {
 		char key[160];
 
@@ -234,6 +246,67 @@ static void engine_leftover(int64_t event_id, const char *handler, void *ctx)
 				jd.state == DELIVERY_DEAD ? "; the delivery is dead" : "");
 	}
 	json_decref(ev);
+}
+
+/* ---- memory bound: spill to the journal, refill in order ---- */
+
+
+struct refill_ctx {
+	struct engine *e;
+	struct event *last;
+	unsigned count;
+	bool stopped;
+};
+
+static int engine_refill_row(const struct journal_event *je,
+			     const struct journal_delivery *jd, void *ctx)
+{
+	struct refill_ctx *rc = ctx;
+	struct handler *h = hmap_get(rc->e->handlers, jd->handler);
+
+	if (rc->last == NULL || rc->last->pub.id != je->id) {
+		/* stop at an event boundary */
+		if (dispatch_queued(rc->e->dispatch) >= ENGINE_QUEUE_HIGH) {
+			rc->e->spill_from = je->id;
+			rc->stopped = true;
+			return 1;
+		}
+		event_unref(&rc->last);
+		rc->last = event_from_row(je->id, je->type, je->subject,
+					  je->source, je->node, je->time_ms,
+					  je->payload);
+		if (rc->last == NULL)
+			return 0;
+	}
+	if (h == NULL)
+		return 0;
+	dispatch_enqueue(rc->e->dispatch, h, rc->last, jd->attempts, jd->state,
+			 jd->next_ms);
+	rc->count++;
+	return 0;
+}
+
+/* Load spilled deliveries back from the journal (loop thread). */
+static void engine_refill(struct engine *e)
+{
+	struct refill_ctx rc = { .e = e };
+	const char *err = NULL;
+	int64_t from = e->spill_from;
+
+	e->refill_pending = false;
+	if (from == 0)
+		return;
+	if (journal_load_pending_from(e->journal, from, engine_refill_row, &rc,
+				      &err) < 0) {
+		log_error("journal: loading spilled deliveries: %s", err);
+		e->refill_pending = true;
+		return;
+	}
+	event_unref(&rc.last);
+	if (!rc.stopped)
+		e->spill_from = 0;
+	log_debug("refilled %u deliveries from event %lld%s", rc.count,
+		  (long long)from, rc.stopped ? " (more spilled)" : "");
 }
 
 /* ---- group commit ---- */
@@ -372,9 +445,21 @@ static void engine_flush(struct engine *e)
 	e->last_commit_ns = mono_ns();
 	e->journal_failing = false;
 	engine_results_clear(e, n_res);
-	for (size_t i = 0; i < n_pd; i++)
+	for (size_t i = 0; i < n_pd; i++) {
+		/* per event: once spilled, every later event stays in the
+		 * journal until refilled, so order per subject holds */
+		if (e->spill_from == 0 && (i == 0 || pd[i].ev != pd[i - 1].ev) &&
+		    dispatch_queued(e->dispatch) >= ENGINE_QUEUE_HIGH) {
+			e->spill_from = pd[i].ev->pub.id;
+			log_debug("queue full: events from %lld stay in the "
+				  "journal until the queue drains",
+				  (long long)e->spill_from);
+		}
+		if (e->spill_from != 0 && pd[i].ev->pub.id >= e->spill_from)
+			continue;
 		dispatch_enqueue(e->dispatch, pd[i].h, pd[i].ev, 0,
 				 DELIVERY_PENDING, 0);
+	}
 	free(pd);
 	for (s = batch; s != NULL; s = next) {
 		next = s->next;
@@ -387,6 +472,8 @@ static void engine_flush(struct engine *e)
 		event_unref(&s->ev);
 		free(s);
 	}
+	if (e->refill_pending)
+		engine_refill(e);
 	if (more || e->n_results > 0)
 		engine_schedule_flush(e);
 	return;
@@ -516,6 +603,9 @@ static int engine_resume_row(const struct journal_event *je,
 			rc->orphans++;
 		return 0;
 	}
+	/* spilled rows come back through engine_refill for every handler */
+	if (rc->e->spill_from != 0 && je->id >= rc->e->spill_from)
+		return 1;
 	if (rc->last == NULL || rc->last->pub.id != je->id) {
 		event_unref(&rc->last);
 		rc->last = event_from_row(je->id, je->type, je->subject,
@@ -538,6 +628,18 @@ static void engine_resume(struct engine *e, struct handler *only)
 	struct resume_ctx rc = { .e = e, .only = only };
 	const char *err = NULL;
 
+	if (only == NULL) {
+		/* everything pending, in id order, up to the memory bound; the
+		 * rest is loaded as the queue drains */
+		e->spill_from = 1;
+		engine_refill(e);
+		if (dispatch_queued(e->dispatch) > 0 || e->spill_from != 0)
+			log_info("resumed %u pending deliveries%s",
+				 dispatch_queued(e->dispatch),
+				 e->spill_from != 0 ? " (more are loaded as "
+						      "these finish)" : "");
+		return;
+	}
 	if (journal_load_pending(e->journal, engine_resume_row, &rc, &err) < 0)
 		log_error("journal: resume: %s", err);
 	event_unref(&rc.last);

@@ -652,10 +652,17 @@ static void journal_pending_copy(struct journal_pending_row *row,
 int journal_load_pending(struct journal *j, journal_pending_cb *cb, void *ctx,
 			 const char **error_r)
 {
+	return journal_load_pending_from(j, 0, cb, ctx, error_r);
+}
+
+int journal_load_pending_from(struct journal *j, int64_t first_id,
+			      journal_pending_cb *cb, void *ctx,
+			      const char **error_r)
+{
 	struct journal_pending_row *rows =
 		xcalloc(JOURNAL_PAGE, sizeof(*rows));
 	sqlite3_stmt *st = j->st[ST_PENDING_PAGE];
-	int64_t from_id = 0;
+	int64_t from_id = first_id;
 	char *after_handler = NULL; /* last row handed out, of event from_id */
 	unsigned seen = 0;	    /* rows handed out of event from_id */
 	int ret = 0;

@@ -76,6 +76,12 @@ typedef int journal_pending_cb(const struct journal_event *ev,
 int journal_load_pending(struct journal *j, journal_pending_cb *cb, void *ctx,
 			 const char **error_r);
 
+/* Same, from event id first_id on; cb returning > 0 stops (not an
+ * error). */
+int journal_load_pending_from(struct journal *j, int64_t first_id,
+			      journal_pending_cb *cb, void *ctx,
+			      const char **error_r);
+
 /* One event as a JSON object {id,type,subject,source,node,time,payload:{..},
  * deliveries:[{handler,state,attempts,next_ms,last_error,duration_us}]}.
  * -ENOENT when there is no such id.  Caller owns *event_r. */
