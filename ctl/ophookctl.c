@@ -22,6 +22,9 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 
 #define CTL_DEFAULT_SOCKET "/run/ophookd.sock"
 #define CTL_BATCH 1000
@@ -293,6 +296,35 @@ static int ctl_run(struct ctl *ctl, json_t *req, bool streaming)
 		json_decref(o);
 		return status;
 	}
+}
+
+/* ---- progress on a TTY for long commands (reconcile) ---- */
+
+struct ctl_spinner {
+	pthread_t thread;
+	atomic_bool stop;
+	const char *what;
+};
+
+static void *ctl_spin(void *arg)
+{
+	struct ctl_spinner *sp = arg;
+	struct timespec t0, now, nap = { 0, 100 * 1000 * 1000 };
+	static const char marks[] = "|/-\\";
+	unsigned i = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (!atomic_load(&sp->stop)) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		fprintf(stderr, "\r%s %c %.1f s", sp->what, marks[i++ % 4],
+			(double)(now.tv_sec - t0.tv_sec) +
+				(double)(now.tv_nsec - t0.tv_nsec) / 1e9);
+		fflush(stderr);
+		nanosleep(&nap, NULL);
+	}
+	fprintf(stderr, "\r\033[K");
+	fflush(stderr);
+	return NULL;
 }
 
 /* ---- emit - ---- */
@@ -651,7 +683,18 @@ int main(int argc, char **argv)
 		/* relative FILE arguments (hooks lint x.lua) are the client's */
 		if (getcwd(cwd, sizeof(cwd)) != NULL)
 			json_object_set_new(req, "cwd", json_string(cwd));
+		struct ctl_spinner sp = { .what = "reconciling" };
+		bool spin = strcmp(cmd, "reconcile") == 0 && !ctl.json &&
+			    isatty(STDERR_FILENO);
+
+		atomic_init(&sp.stop, false);
+		if (spin && pthread_create(&sp.thread, NULL, ctl_spin, &sp) != 0)
+			spin = false;
 		status = ctl_run(&ctl, req, strcmp(cmd, "tail") == 0);
+		if (spin) {
+			atomic_store(&sp.stop, true);
+			pthread_join(sp.thread, NULL);
+		}
 		json_decref(req);
 	}
 out:
