@@ -1,0 +1,1014 @@
+/* firewall: keeps the server's open ports equal to what the settings and
+ * the panel's enabled modules ask for (ufw or csf backend), and applies
+ * firewall.block / firewall.unblock events, expiring temporary blocks
+ * itself (state in state_dir, across restarts).
+ *
+ * Only rules ophook made are ever removed: ufw rules carry a comment
+ * starting with "ophook:", csf ports added by ophook are recorded in the
+ * state file.  Per-user deny lists (user.denylist.changed) are Caddy's and
+ * are never subscribed to here.  See plugins/firewall/README.md. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "ophook/plugin.h"
+#include "util.h"
+#include "../common/run.h"
+
+#define FW_RUN_TIMEOUT_MS 30000u
+#define FW_REASON_MAX 64
+#define FW_STATE_FILE "firewall.json"
+
+enum fw_backend { FW_UFW, FW_CSF };
+
+struct fw {
+	struct ophook_ctx *ctx;
+	const struct ophook_host *host;
+	enum fw_backend backend;
+	char **ufw_argv, **csf_argv;
+	char *csf_conf, *csf_deny, *op_config, *state_path;
+	char *ssh_port, *panel_port, *admin_port, *ftp_range;
+	const char *ports_json; /* extra ports, JSON object name -> "spec" */
+	pthread_mutex_t lock;
+	json_t *state; /* {"blocks":{ip:{reason,expires}}, "csf_added":{KEY:[..]}} */
+	char err[512];
+};
+
+static const char *const fw_mail_ports[] = {
+	"25", "465", "587", "993", "995", "143", "110", NULL
+};
+
+/* ---- validation ---------------------------------------------------- */
+
+/* Strict IPv4/IPv6 address or CIDR check with inet_pton. */
+static bool fw_ip_valid(const char *s, const char **why_r)
+{
+	char buf[INET6_ADDRSTRLEN + 8];
+	unsigned char addr[16];
+	size_t len = s == NULL ? 0 : strlen(s);
+	char *slash;
+	int family;
+
+	if (len == 0 || len >= sizeof(buf)) {
+		*why_r = "field ip: empty or too long";
+		return false;
+	}
+	memcpy(buf, s, len + 1);
+	slash = strchr(buf, '/');
+	if (slash != NULL)
+		*slash++ = '\0';
+	if (inet_pton(AF_INET, buf, addr) == 1)
+		family = 4;
+	else if (inet_pton(AF_INET6, buf, addr) == 1)
+		family = 6;
+	else {
+		*why_r = "field ip: not an IPv4 or IPv6 address";
+		return false;
+	}
+	if (slash != NULL) {
+		unsigned long n = 0;
+		size_t i, l = strlen(slash);
+
+		if (l == 0 || l > 3) {
+			*why_r = "field ip: bad prefix length";
+			return false;
+		}
+		for (i = 0; i < l; i++) {
+			if (!isdigit((unsigned char)slash[i])) {
+				*why_r = "field ip: bad prefix length";
+				return false;
+			}
+			n = n * 10 + (unsigned long)(slash[i] - '0');
+		}
+		if ((l > 1 && slash[0] == '0') ||
+		    n > (family == 4 ? 32u : 128u)) {
+			*why_r = "field ip: prefix length out of range";
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Printable ASCII without quotes/backslash/'#', at most FW_REASON_MAX. */
+static void fw_reason_sanitize(const char *in, char out[FW_REASON_MAX + 1])
+{
+	size_t n = 0;
+
+	for (; in != NULL && *in != '\0' && n < FW_REASON_MAX; in++) {
+		unsigned char c = (unsigned char)*in;
+
+		if (c < 0x20 || c > 0x7e || c == '"' || c == '\'' ||
+		    c == '\\' || c == '`' || c == '#')
+			c = '_';
+		out[n++] = (char)c;
+	}
+	out[n] = '\0';
+	if (n == 0)
+		strcpy(out, "none");
+}
+
+/* A port spec "22", "40000:50000", optionally "/tcp" or "/udp". */
+static bool fw_port_valid(const char *s)
+{
+	unsigned long a = 0, b = 0;
+	const char *p = s;
+	bool range = false;
+
+	if (s == NULL || *s == '\0' || strlen(s) > 20)
+		return false;
+	for (; *p != '\0' && *p != '/'; p++) {
+		if (*p == ':' && !range && p != s) {
+			range = true;
+			continue;
+		}
+		if (!isdigit((unsigned char)*p))
+			return false;
+		if (range)
+			b = b * 10 + (unsigned long)(*p - '0');
+		else
+			a = a * 10 + (unsigned long)(*p - '0');
+		if (a > 65535 || b > 65535)
+			return false;
+	}
+	if (a == 0 || (range && (b == 0 || b < a)))
+		return false;
+	if (*p == '/')
+		return strcmp(p, "/tcp") == 0 || strcmp(p, "/udp") == 0;
+	return true;
+}
+
+/* ---- wanted set -------------------------------------------------------- */
+
+/* Does the INI text have `enabled_modules` listing `mod`? */
+static bool fw_module_enabled(const char *ini, const char *mod)
+{
+	const char *line = ini;
+
+	while (line != NULL && *line != '\0') {
+		const char *end = strchr(line, '\n');
+		size_t len = end != NULL ? (size_t)(end - line) : strlen(line);
+		const char *p = line;
+
+		while (p < line + len && isspace((unsigned char)*p))
+			p++;
+		if (strncmp(p, "enabled_modules", 15) == 0) {
+			p += 15;
+			while (p < line + len && isspace((unsigned char)*p))
+				p++;
+			if (p < line + len && *p == '=') {
+				p++;
+				while (p < line + len) {
+					const char *q;
+
+					while (p < line + len &&
+					       (isspace((unsigned char)*p) ||
+						*p == ','))
+						p++;
+					q = p;
+					while (q < line + len && *q != ',' &&
+					       !isspace((unsigned char)*q))
+						q++;
+					if ((size_t)(q - p) == strlen(mod) &&
+					    strncmp(p, mod, (size_t)(q - p)) == 0)
+						return true;
+					p = q;
+				}
+			}
+		}
+		line = end != NULL ? end + 1 : NULL;
+	}
+	return false;
+}
+
+/* Add "spec" (default proto tcp) with a name to the wanted object. */
+static int fw_want_add(json_t *want, const char *spec, const char *name)
+{
+	char key[32];
+
+	if (!fw_port_valid(spec))
+		return -EINVAL;
+	if (strchr(spec, '/') != NULL)
+		snprintf(key, sizeof(key), "%s", spec);
+	else
+		snprintf(key, sizeof(key), "%s/tcp", spec);
+	return json_object_set_new(want, key, json_string(name)) == 0 ?
+		0 : -ENOMEM;
+}
+
+/* The wanted port set as a JSON object "port/proto" -> name.  ini may be
+ * NULL (no openpanel.config: no optional modules). */
+static int fw_wanted(struct fw *f, const char *ini, json_t **want_r,
+		     const char **error_r)
+{
+	json_t *want = json_object();
+	char ftp[64];
+	char *save = NULL, *tok;
+	int ret = 0;
+
+	if (want == NULL)
+		return -ENOMEM;
+	if (fw_want_add(want, f->ssh_port, "ssh") < 0 ||
+	    fw_want_add(want, f->panel_port, "panel") < 0 ||
+	    fw_want_add(want, f->admin_port, "admin") < 0) {
+		*error_r = "setting ssh_port/panel_port/admin_port: bad port";
+		ret = -EINVAL;
+		goto out;
+	}
+	snprintf(ftp, sizeof(ftp), "%s", f->ftp_range);
+	for (tok = strtok_r(ftp, ",", &save); tok != NULL;
+	     tok = strtok_r(NULL, ",", &save)) {
+		if (*tok == '\0')
+			continue;
+		if (fw_want_add(want, tok, "ftp") < 0) {
+			*error_r = "setting ftp_range: bad port or range";
+			ret = -EINVAL;
+			goto out;
+		}
+	}
+	if (ini != NULL && fw_module_enabled(ini, "dns")) {
+		fw_want_add(want, "53/tcp", "dns");
+		fw_want_add(want, "53/udp", "dns");
+	}
+	if (ini != NULL && (fw_module_enabled(ini, "mail") ||
+			    fw_module_enabled(ini, "emails"))) {
+		for (size_t i = 0; fw_mail_ports[i] != NULL; i++)
+			fw_want_add(want, fw_mail_ports[i], "mail");
+	}
+	if (f->ports_json != NULL) {
+		json_t *p = json_loads(f->ports_json, 0, NULL);
+		const char *name;
+		json_t *v;
+
+		if (!json_is_object(p)) {
+			json_decref(p);
+			*error_r = "setting ports: not a JSON object name -> \"port/proto\"";
+			ret = -EINVAL;
+			goto out;
+		}
+		json_object_foreach(p, name, v) {
+			char num[16];
+			const char *spec = json_string_value(v);
+
+			if (json_is_integer(v)) {
+				snprintf(num, sizeof(num), "%lld",
+					 (long long)json_integer_value(v));
+				spec = num;
+			}
+			if (spec == NULL || fw_want_add(want, spec, name) < 0) {
+				json_decref(p);
+				*error_r = "setting ports: bad port spec";
+				ret = -EINVAL;
+				goto out;
+			}
+		}
+		json_decref(p);
+	}
+out:
+	if (ret < 0)
+		json_decref(want);
+	else
+		*want_r = want;
+	return ret;
+}
+
+/* ---- running commands ---------------------------------------------- */
+
+static int fw_run(struct fw *f, char *const *base, const char *const *args,
+		  char **out_r)
+{
+	const char *argv[64];
+	size_t n = 0;
+	char *out = NULL, *err = NULL;
+	const char *why = NULL;
+	int status = 0, ret;
+
+	for (size_t i = 0; base[i] != NULL && n < 40; i++)
+		argv[n++] = base[i];
+	for (size_t i = 0; args[i] != NULL && n < 63; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	ret = run_argv(argv, NULL, FW_RUN_TIMEOUT_MS, &out, &err, &status,
+		       &why);
+	if (ret < 0) {
+		f->host->log(f->ctx, OPHOOK_LOG_ERROR, "%s: %s", argv[0], why);
+		free(out);
+		free(err);
+		return ret;
+	}
+	if (status != 0) {
+		f->host->log(f->ctx, OPHOOK_LOG_WARN, "%s %s exited %d: %.200s",
+			     argv[0], args[0], status, err ? err : "");
+		ret = -EIO;
+	}
+	free(err);
+	if (out_r != NULL)
+		*out_r = out;
+	else
+		free(out);
+	return ret;
+}
+
+/* ---- state ------------------------------------------------------------ */
+
+static json_t *fw_state_obj(struct fw *f, const char *key)
+{
+	json_t *o = json_object_get(f->state, key);
+
+	if (!json_is_object(o)) {
+		o = json_object();
+		json_object_set_new(f->state, key, o);
+	}
+	return o;
+}
+
+static int fw_state_save(struct fw *f)
+{
+	char *text = json_dumps(f->state, JSON_SORT_KEYS | JSON_INDENT(1));
+	int ret;
+
+	if (text == NULL)
+		return -ENOMEM;
+	ret = file_write_atomic(f->state_path, text, strlen(text), 0600);
+	free(text);
+	if (ret < 0)
+		f->host->log(f->ctx, OPHOOK_LOG_ERROR, "%s: %s", f->state_path,
+			     strerror(-ret));
+	return ret;
+}
+
+static void fw_state_load(struct fw *f)
+{
+	char *text = NULL;
+	size_t len;
+	json_error_t jerr;
+
+	f->state = NULL;
+	if (file_read_nofollow(f->state_path, 1 << 24, &text, &len) == 0) {
+		f->state = json_loads(text, 0, &jerr);
+		if (!json_is_object(f->state)) {
+			f->host->log(f->ctx, OPHOOK_LOG_ERROR,
+				     "%s line %d: %s (starting empty)",
+				     f->state_path, jerr.line, jerr.text);
+			json_decref(f->state);
+			f->state = NULL;
+		}
+	}
+	free(text);
+	if (f->state == NULL)
+		f->state = json_object();
+}
+
+/* ---- csf.conf editing -------------------------------------------------- */
+
+/* Split a comma list into a JSON array of strings. */
+static json_t *fw_list_split(const char *s, size_t len)
+{
+	json_t *a = json_array();
+	size_t i = 0;
+
+	while (i < len) {
+		size_t j = i;
+
+		while (j < len && s[j] != ',')
+			j++;
+		if (j > i)
+			json_array_append_new(a, json_stringn(s + i, j - i));
+		i = j + 1;
+	}
+	return a;
+}
+
+static bool fw_list_has(json_t *a, const char *s)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(a, i, v)
+		if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
+			return true;
+	return false;
+}
+
+/* Rewrite the `key = "a,b,c"` line of csf.conf text: add each of `add`
+ * missing, drop each of `del` present; every other line and byte stays.
+ * *out_r is newly allocated.  -ENOENT when the key has no line. */
+static int fw_csf_edit(const char *text, const char *key, json_t *add,
+		       json_t *del, char **out_r)
+{
+	const char *line = text;
+	size_t klen = strlen(key);
+
+	while (line != NULL && *line != '\0') {
+		const char *end = strchr(line, '\n');
+		const char *eol = end != NULL ? end : line + strlen(line);
+		const char *p = line, *q1, *q2;
+
+		if (strncmp(p, key, klen) == 0 &&
+		    (p[klen] == ' ' || p[klen] == '=' || p[klen] == '\t')) {
+			json_t *cur, *v, *res;
+			size_t i;
+			char *list = NULL, *out;
+			size_t llen = 0;
+			FILE *m;
+
+			q1 = memchr(p, '"', (size_t)(eol - p));
+			q2 = q1 != NULL ? memchr(q1 + 1, '"',
+						 (size_t)(eol - q1 - 1)) : NULL;
+			if (q2 == NULL)
+				return -EINVAL;
+			cur = fw_list_split(q1 + 1, (size_t)(q2 - q1 - 1));
+			res = json_array();
+			json_array_foreach(cur, i, v)
+				if (!fw_list_has(del, json_string_value(v)))
+					json_array_append(res, v);
+			json_array_foreach(add, i, v)
+				if (!fw_list_has(res, json_string_value(v)))
+					json_array_append(res, v);
+			m = open_memstream(&list, &llen);
+			if (m == NULL) {
+				json_decref(cur);
+				json_decref(res);
+				return -ENOMEM;
+			}
+			json_array_foreach(res, i, v)
+				fprintf(m, "%s%s", i ? "," : "",
+					json_string_value(v));
+			fclose(m);
+			json_decref(cur);
+			json_decref(res);
+			if (asprintf(&out, "%.*s%s%s", (int)(q1 + 1 - text),
+				     text, list, q2) < 0) {
+				free(list);
+				return -ENOMEM;
+			}
+			free(list);
+			*out_r = out;
+			return 0;
+		}
+		line = end != NULL ? end + 1 : NULL;
+	}
+	return -ENOENT;
+}
+
+/* ---- converge ----------------------------------------------------------- */
+
+static char *fw_read_ini(struct fw *f)
+{
+	char *text = NULL;
+	size_t len;
+
+	if (file_read_nofollow(f->op_config, 1 << 20, &text, &len) < 0)
+		return NULL;
+	return text;
+}
+
+/* ufw: the specs of ALLOW rules with an "ophook:" comment in `ufw status`
+ * (v4 and v6 lines give the same spec once). */
+static json_t *fw_ufw_parse_status(const char *out)
+{
+	json_t *have = json_object();
+	const char *line = out;
+
+	while (line != NULL && *line != '\0') {
+		const char *end = strchr(line, '\n');
+		size_t len = end != NULL ? (size_t)(end - line) : strlen(line);
+		char buf[512], spec[64];
+
+		if (len < sizeof(buf)) {
+			memcpy(buf, line, len);
+			buf[len] = '\0';
+			if (strstr(buf, "# ophook:") != NULL &&
+			    strstr(buf, "ophook: block:") == NULL &&
+			    strstr(buf, "ALLOW") != NULL &&
+			    sscanf(buf, "%63s", spec) == 1 &&
+			    fw_port_valid(spec))
+				json_object_set_new(have, spec, json_true());
+		}
+		line = end != NULL ? end + 1 : NULL;
+	}
+	return have;
+}
+
+static int fw_converge_ufw(struct fw *f, json_t *want)
+{
+	char *out = NULL;
+	json_t *have;
+	const char *spec;
+	json_t *v;
+	int ret, failed = 0;
+
+	ret = fw_run(f, f->ufw_argv, (const char *[]){ "status", NULL }, &out);
+	if (ret < 0) {
+		free(out);
+		return ret;
+	}
+	have = fw_ufw_parse_status(out);
+	free(out);
+	json_object_foreach(want, spec, v) {
+		char comment[96];
+
+		if (json_object_get(have, spec) != NULL)
+			continue;
+		snprintf(comment, sizeof(comment), "ophook: %s",
+			 json_string_value(v));
+		if (fw_run(f, f->ufw_argv, (const char *[]){
+				"allow", spec, "comment", comment, NULL },
+			   NULL) < 0)
+			failed++;
+		else
+			f->host->log(f->ctx, OPHOOK_LOG_INFO, "opened %s (%s)",
+				     spec, json_string_value(v));
+	}
+	json_object_foreach(have, spec, v) {
+		if (json_object_get(want, spec) != NULL)
+			continue;
+		if (fw_run(f, f->ufw_argv, (const char *[]){
+				"delete", "allow", spec, NULL }, NULL) < 0)
+			failed++;
+		else
+			f->host->log(f->ctx, OPHOOK_LOG_INFO, "closed %s", spec);
+	}
+	json_decref(have);
+	return failed ? -EIO : 0;
+}
+
+/* csf: per key (TCP_IN, TCP_OUT, UDP_IN, UDP_OUT) the ports wanted. */
+static void fw_csf_wanted_keys(json_t *want, json_t *keys)
+{
+	const char *spec;
+	json_t *v;
+
+	json_object_foreach(want, spec, v) {
+		char port[32];
+		const char *slash = strchr(spec, '/');
+		bool udp = slash != NULL && strcmp(slash, "/udp") == 0;
+		size_t n = slash ? (size_t)(slash - spec) : strlen(spec);
+
+		snprintf(port, sizeof(port), "%.*s", (int)n, spec);
+		json_array_append_new(json_object_get(keys,
+			udp ? "UDP_IN" : "TCP_IN"), json_string(port));
+		json_array_append_new(json_object_get(keys,
+			udp ? "UDP_OUT" : "TCP_OUT"), json_string(port));
+	}
+}
+
+static int fw_converge_csf(struct fw *f, json_t *want)
+{
+	static const char *const keys[] = {
+		"TCP_IN", "TCP_OUT", "UDP_IN", "UDP_OUT", NULL
+	};
+	json_t *wk = json_object(), *added = fw_state_obj(f, "csf_added");
+	char *text = NULL;
+	size_t len;
+	int ret;
+	bool changed = false;
+
+	ret = file_read_nofollow(f->csf_conf, 1 << 22, &text, &len);
+	if (ret < 0) {
+		f->host->log(f->ctx, OPHOOK_LOG_ERROR, "%s: %s", f->csf_conf,
+			     strerror(-ret));
+		json_decref(wk);
+		return ret;
+	}
+	for (size_t i = 0; keys[i] != NULL; i++)
+		json_object_set_new(wk, keys[i], json_array());
+	fw_csf_wanted_keys(want, wk);
+	for (size_t i = 0; keys[i] != NULL && ret == 0; i++) {
+		const char *k = keys[i];
+		json_t *w = json_object_get(wk, k);
+		json_t *prev = json_object_get(added, k);
+		json_t *del = json_array(), *add = json_array(), *v, *cur;
+		json_t *now_added = json_array();
+		const char *line, *q1;
+		size_t j;
+		char *next = NULL;
+
+		if (!json_is_array(prev))
+			prev = NULL;
+		/* present ports on the line now */
+		line = strstr(text, k);
+		cur = NULL;
+		while (line != NULL) {
+			if ((line == text || line[-1] == '\n') &&
+			    (line[strlen(k)] == ' ' || line[strlen(k)] == '=')) {
+				const char *eol = strchrnul(line, '\n');
+				const char *q2;
+
+				q1 = memchr(line, '"', (size_t)(eol - line));
+				q2 = q1 ? memchr(q1 + 1, '"',
+						 (size_t)(eol - q1 - 1)) : NULL;
+				if (q2 != NULL)
+					cur = fw_list_split(q1 + 1,
+						(size_t)(q2 - q1 - 1));
+				break;
+			}
+			line = strstr(line + 1, k);
+		}
+		if (cur == NULL) {
+			json_decref(del);
+			json_decref(add);
+			json_decref(now_added);
+			continue; /* key absent: nothing to do */
+		}
+		json_array_foreach(prev, j, v)
+			if (!fw_list_has(w, json_string_value(v)))
+				json_array_append(del, v);
+			else
+				json_array_append(now_added, v);
+		json_array_foreach(w, j, v)
+			if (!fw_list_has(cur, json_string_value(v))) {
+				json_array_append(add, v);
+				json_array_append(now_added, v);
+			}
+		if (json_array_size(add) > 0 || json_array_size(del) > 0) {
+			ret = fw_csf_edit(text, k, add, del, &next);
+			if (ret == 0) {
+				free(text);
+				text = next;
+				changed = true;
+			}
+		}
+		json_object_set_new(added, k, now_added);
+		json_decref(cur);
+		json_decref(add);
+		json_decref(del);
+	}
+	json_decref(wk);
+	if (ret == 0 && changed) {
+		f->host->own_write(f->ctx, f->csf_conf);
+		ret = file_write_atomic(f->csf_conf, text, strlen(text), 0600);
+		if (ret == 0)
+			ret = fw_run(f, f->csf_argv,
+				     (const char *[]){ "-r", NULL }, NULL);
+	}
+	free(text);
+	fw_state_save(f);
+	return ret;
+}
+
+static int fw_converge(struct fw *f)
+{
+	char *ini = fw_read_ini(f);
+	json_t *want = NULL;
+	const char *why = NULL;
+	int ret;
+
+	ret = fw_wanted(f, ini, &want, &why);
+	free(ini);
+	if (ret < 0) {
+		f->host->log(f->ctx, OPHOOK_LOG_ERROR, "%s", why);
+		return ret;
+	}
+	pthread_mutex_lock(&f->lock);
+	ret = f->backend == FW_UFW ? fw_converge_ufw(f, want) :
+		fw_converge_csf(f, want);
+	pthread_mutex_unlock(&f->lock);
+	json_decref(want);
+	return ret;
+}
+
+static void fw_converge_action(struct ophook_ctx *ctx, void *data)
+{
+	(void)ctx;
+	fw_converge(data);
+}
+
+/* ---- blocks ---------------------------------------------------------- */
+
+/* The backend's argv tail for a block (ttl 0 = permanent). */
+static void fw_block_args(struct fw *f, const char *ip, const char *reason,
+			  long ttl, const char **args, char *comment,
+			  size_t csize, char *ttlbuf, size_t tsize)
+{
+	size_t n = 0;
+
+	if (f->backend == FW_UFW) {
+		snprintf(comment, csize, "ophook: block: %s", reason);
+		args[n++] = "insert";
+		args[n++] = "1";
+		args[n++] = "deny";
+		args[n++] = "from";
+		args[n++] = ip;
+		args[n++] = "comment";
+		args[n++] = comment;
+	} else {
+		snprintf(comment, csize, "ophook: %s", reason);
+		if (ttl > 0) {
+			snprintf(ttlbuf, tsize, "%ld", ttl);
+			args[n++] = "-td";
+			args[n++] = ip;
+			args[n++] = ttlbuf;
+		} else {
+			args[n++] = "-d";
+			args[n++] = ip;
+		}
+		args[n++] = comment;
+	}
+	args[n] = NULL;
+}
+
+static int fw_block_apply(struct fw *f, const char *ip, const char *reason,
+			  long ttl)
+{
+	const char *args[12];
+	char comment[FW_REASON_MAX + 32], ttlbuf[24];
+	int ret;
+
+	fw_block_args(f, ip, reason, ttl, args, comment, sizeof(comment),
+		      ttlbuf, sizeof(ttlbuf));
+	ret = fw_run(f, f->backend == FW_UFW ? f->ufw_argv : f->csf_argv,
+		     args, NULL);
+	if (ret == -EIO && f->backend == FW_UFW)
+		/* "insert 1" fails on an empty rule list or across v4/v6. */
+		ret = fw_run(f, f->ufw_argv, (const char *[]){
+				"deny", "from", ip, "comment", comment, NULL },
+			     NULL);
+	return ret;
+}
+
+static int fw_unblock_apply(struct fw *f, const char *ip, bool temp)
+{
+	if (f->backend == FW_UFW)
+		return fw_run(f, f->ufw_argv, (const char *[]){
+				"delete", "deny", "from", ip, NULL }, NULL);
+	return fw_run(f, f->csf_argv, (const char *[]){
+			temp ? "-tr" : "-dr", ip, NULL }, NULL);
+}
+
+/* Remove expired blocks (emitting firewall.unblocked) and re-arm the
+ * timer for the next one.  Caller holds no lock. */
+static void fw_expire(struct fw *f);
+
+static void fw_expire_action(struct ophook_ctx *ctx, void *data)
+{
+	(void)ctx;
+	fw_expire(data);
+}
+
+static void fw_expire(struct fw *f)
+{
+	time_t now = time(NULL);
+	long long next = 0;
+	json_t *blocks, *expired = json_array(), *v;
+	const char *ip;
+	void *tmp;
+	size_t i;
+
+	pthread_mutex_lock(&f->lock);
+	blocks = fw_state_obj(f, "blocks");
+	json_object_foreach_safe(blocks, tmp, ip, v) {
+		long long exp = json_integer_value(json_object_get(v, "expires"));
+
+		if (exp <= 0)
+			continue;
+		if (exp <= (long long)now) {
+			if (fw_unblock_apply(f, ip, true) < 0)
+				f->host->log(f->ctx, OPHOOK_LOG_WARN,
+					     "expire %s: unblock failed", ip);
+			json_array_append_new(expired, json_string(ip));
+			json_object_del(blocks, ip);
+		} else if (next == 0 || exp < next) {
+			next = exp;
+		}
+	}
+	if (json_array_size(expired) > 0)
+		fw_state_save(f);
+	pthread_mutex_unlock(&f->lock);
+	json_array_foreach(expired, i, v) {
+		char *fields = NULL;
+		json_t *o = json_pack("{s:s, s:s}", "ip", json_string_value(v),
+				      "reason", "expired");
+		const char *why = NULL;
+
+		fields = o ? json_dumps(o, JSON_COMPACT) : NULL;
+		if (fields == NULL ||
+		    f->host->emit(f->ctx, "firewall.unblocked",
+				  json_string_value(v), fields, &why) < 0)
+			f->host->log(f->ctx, OPHOOK_LOG_WARN,
+				     "emit firewall.unblocked: %s",
+				     why ? why : "out of memory");
+		free(fields);
+		json_decref(o);
+	}
+	json_decref(expired);
+	if (next > 0) {
+		long long ms = (next - (long long)time(NULL)) * 1000 + 100;
+
+		if (ms < 100)
+			ms = 100;
+		if (ms > 3600000)
+			ms = 3600000;
+		f->host->request_action(f->ctx, "expire", (unsigned)ms,
+					fw_expire_action, f);
+	}
+}
+
+static int fw_on_block(struct fw *f, const struct ophook_event *ev,
+		       bool block, const char **error_r)
+{
+	const char *ip = f->host->event_get(ev, "ip");
+	const char *ttl_s = f->host->event_get(ev, "ttl");
+	const char *why = NULL;
+	char reason[FW_REASON_MAX + 1];
+	char *end = NULL;
+	long ttl = 0;
+	json_t *blocks, *rec;
+	int ret;
+
+	if (!fw_ip_valid(ip, &why)) {
+		snprintf(f->err, sizeof(f->err), "%s: %s", ev->type, why);
+		*error_r = f->err;
+		return -EINVAL;
+	}
+	if (ttl_s != NULL) {
+		errno = 0;
+		ttl = strtol(ttl_s, &end, 10);
+		if (errno != 0 || *end != '\0' || ttl < 0 || ttl > 31536000) {
+			snprintf(f->err, sizeof(f->err),
+				 "%s: field ttl: not 0..31536000 seconds",
+				 ev->type);
+			*error_r = f->err;
+			return -EINVAL;
+		}
+	}
+	fw_reason_sanitize(f->host->event_get(ev, "reason"), reason);
+	pthread_mutex_lock(&f->lock);
+	blocks = fw_state_obj(f, "blocks");
+	rec = json_object_get(blocks, ip);
+	if (block) {
+		ret = fw_block_apply(f, ip, reason, ttl);
+		if (ret == 0) {
+			json_object_set_new(blocks, ip, json_pack(
+				"{s:s, s:I}", "reason", reason, "expires",
+				ttl > 0 ? (json_int_t)time(NULL) + ttl : 0));
+			fw_state_save(f);
+		}
+	} else {
+		bool temp = rec != NULL &&
+			json_integer_value(json_object_get(rec, "expires")) > 0;
+
+		ret = fw_unblock_apply(f, ip, temp);
+		if (rec != NULL) {
+			json_object_del(blocks, ip);
+			fw_state_save(f);
+		}
+		if (ret == -EIO && rec == NULL)
+			ret = 0; /* nothing of ours to remove */
+	}
+	pthread_mutex_unlock(&f->lock);
+	if (ret < 0) {
+		snprintf(f->err, sizeof(f->err), "%s %s: firewall command failed",
+			 ev->type, ip);
+		*error_r = f->err;
+		return ret;
+	}
+	if (block && ttl > 0)
+		f->host->request_action(f->ctx, "expire",
+					(unsigned)ttl * 1000u + 100u,
+					fw_expire_action, f);
+	return 0;
+}
+
+/* ---- plugin glue ---------------------------------------------------------- */
+
+static void fw_free(struct fw *f)
+{
+	if (f == NULL)
+		return;
+	argv_free(&f->ufw_argv);
+	argv_free(&f->csf_argv);
+	free(f->csf_conf);
+	free(f->csf_deny);
+	free(f->op_config);
+	free(f->state_path);
+	free(f->ssh_port);
+	free(f->panel_port);
+	free(f->admin_port);
+	free(f->ftp_range);
+	json_decref(f->state);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+}
+
+static char *fw_setting_dup(struct fw *f, const char *key, const char *def)
+{
+	const char *v = f->host->setting(f->ctx, key);
+
+	return strdup(v != NULL ? v : def);
+}
+
+static int fw_init(struct ophook_ctx *ctx, const struct ophook_host *host,
+		   void **data_r, const char **error_r)
+{
+	struct fw *f = calloc(1, sizeof(*f));
+	const char *backend, *v;
+	char *def_conf = NULL;
+	int ret;
+
+	if (f == NULL)
+		return -ENOMEM;
+	pthread_mutex_init(&f->lock, NULL);
+	f->ctx = ctx;
+	f->host = host;
+	backend = host->setting(ctx, "backend");
+	if (backend == NULL || (strcmp(backend, "ufw") != 0 &&
+				strcmp(backend, "csf") != 0)) {
+		*error_r = "setting backend: required, ufw or csf";
+		fw_free(f);
+		return -EINVAL;
+	}
+	f->backend = strcmp(backend, "ufw") == 0 ? FW_UFW : FW_CSF;
+	v = host->setting(ctx, "ufw_argv");
+	if (argv_from_setting(v != NULL ? v : "[\"ufw\"]", &f->ufw_argv) < 0) {
+		*error_r = "setting ufw_argv: not a command";
+		fw_free(f);
+		return -EINVAL;
+	}
+	v = host->setting(ctx, "csf_argv");
+	if (argv_from_setting(v != NULL ? v : "[\"csf\"]", &f->csf_argv) < 0) {
+		*error_r = "setting csf_argv: not a command";
+		fw_free(f);
+		return -EINVAL;
+	}
+	if (asprintf(&def_conf, "%s/openpanel/conf/openpanel.config",
+		     host->root(ctx)) < 0) {
+		fw_free(f);
+		return -ENOMEM;
+	}
+	f->csf_conf = fw_setting_dup(f, "csf_conf", "/etc/csf/csf.conf");
+	f->csf_deny = fw_setting_dup(f, "csf_deny", "/etc/csf/csf.deny");
+	f->op_config = fw_setting_dup(f, "openpanel_config", def_conf);
+	free(def_conf);
+	f->ssh_port = fw_setting_dup(f, "ssh_port", "22");
+	f->panel_port = fw_setting_dup(f, "panel_port", "2083");
+	f->admin_port = fw_setting_dup(f, "admin_port", "2087");
+	f->ftp_range = fw_setting_dup(f, "ftp_range", "21,40000:50000");
+	f->ports_json = host->setting(ctx, "ports");
+	if (asprintf(&f->state_path, "%s/" FW_STATE_FILE,
+		     host->state_dir(ctx)) < 0)
+		f->state_path = NULL;
+	if (f->csf_conf == NULL || f->csf_deny == NULL || f->op_config == NULL ||
+	    f->ssh_port == NULL || f->panel_port == NULL ||
+	    f->admin_port == NULL || f->ftp_range == NULL ||
+	    f->state_path == NULL) {
+		fw_free(f);
+		return -ENOMEM;
+	}
+	{
+		json_t *want = NULL;
+
+		ret = fw_wanted(f, NULL, &want, error_r);
+		json_decref(want);
+		if (ret < 0) {
+			fw_free(f);
+			return ret;
+		}
+	}
+	fw_state_load(f);
+	host->request_action(ctx, "converge", 0, fw_converge_action, f);
+	host->request_action(ctx, "expire", 0, fw_expire_action, f);
+	*data_r = f;
+	return 0;
+}
+
+static void fw_fini(void *data)
+{
+	fw_free(data);
+}
+
+static int fw_on_event(void *data, const struct ophook_event *ev,
+		       const char **error_r)
+{
+	struct fw *f = data;
+
+	if (strcmp(ev->type, "firewall.block") == 0)
+		return fw_on_block(f, ev, true, error_r);
+	if (strcmp(ev->type, "firewall.unblock") == 0)
+		return fw_on_block(f, ev, false, error_r);
+	if (strcmp(ev->type, "config.changed") == 0)
+		f->host->request_action(f->ctx, "converge", 200,
+					fw_converge_action, f);
+	return 0;
+}
+
+OPHOOK_EXPORT const struct ophook_plugin ophook_plugin = {
+	OPHOOK_PLUGIN_HEADER("firewall"),
+	.description = "open ports (ufw/csf) and IP blocks with expiry",
+	.flags = OPHOOK_PLUGIN_SERIAL,
+	/* Never user.denylist.changed: per-user deny lists are Caddy's. */
+	.subscriptions = (const char *const[]){
+		"firewall.block", "firewall.unblock", "config.changed", NULL
+	},
+	.init = fw_init,
+	.fini = fw_fini,
+	.on_event = fw_on_event,
+};
