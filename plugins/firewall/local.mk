@@ -17,3 +17,6 @@ tests_unit_test_firewall_LDADD = tests/unit/libpluginmock.la \
 	plugins/common/libplugcommon.la plugins/libplugutil.la \
 	$(CMOCKA_LIBS) $(JANSSON_LIBS) -lpthread
 EXTRA_DIST += tests/integration/fixtures/csf/csf.conf
+
+TESTS += tests/integration/firewall_ufw.sh
+EXTRA_DIST += tests/integration/firewall_ufw.sh
