@@ -20,3 +20,5 @@ EXTRA_DIST += tests/integration/fixtures/csf/csf.conf
 
 TESTS += tests/integration/firewall_ufw.sh
 EXTRA_DIST += tests/integration/firewall_ufw.sh
+TESTS += tests/integration/firewall_csf.sh
+EXTRA_DIST += tests/integration/firewall_csf.sh
