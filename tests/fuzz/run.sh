@@ -98,8 +98,11 @@ for t in $targets; do
 	if [ $rc -ne 0 ]; then
 		crashes=$((crashes + 1))
 		status="CRASH (exit $rc)"
-		echo "run.sh: fuzz_$t failed; end of its log:" >&2
-		tail -n 40 "$work/$t.log" >&2
+		echo "run.sh: fuzz_$t failed:" >&2
+		grep -a -A 14 -m 1 '^==[0-9]*==ERROR\|runtime error\|^==[0-9]*== ERROR' \
+			"$work/$t.log" >&2
+		echo "run.sh: end of its log:" >&2
+		tail -n 12 "$work/$t.log" >&2
 		for a in "$work/art-$t"/*; do
 			[ -f "$a" ] || continue
 			echo "run.sh: reproducer $(basename "$a") (base64):" >&2
