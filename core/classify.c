@@ -314,7 +314,12 @@ static json_t *jstr(const char *s, size_t len)
 			return j;
 		json_decref(j);
 	}
-	char *c = xstrndup(s, len);
+	/* a copy of all len bytes: s may hold a NUL (strndup would stop
+	 * there and the loop below would run past its end) */
+	char *c = xmalloc(len + 1);
+
+	memcpy(c, s, len);
+	c[len] = '\0';
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char)c[i] < 0x20 || (unsigned char)c[i] >= 0x7f)
 			c[i] = '?';
