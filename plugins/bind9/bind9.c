@@ -36,6 +36,7 @@
 
 #include "ophook/plugin.h"
 #include "util.h"
+#include "../common/plugerr.h"
 #include "../common/run.h"
 #include "zone.h"
 
@@ -78,35 +79,6 @@ struct bind9 {
 	unsigned long reloads; /* rndc runs so far */
 };
 
-static _Thread_local char bind9_errbuf[1024];
-
-/* Format the message for *error_r and return ret. */
-static int __attribute__((format(printf, 3, 4)))
-bind9_fail(const char **error_r, int ret, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(bind9_errbuf, sizeof(bind9_errbuf), fmt, ap);
-	va_end(ap);
-	*error_r = bind9_errbuf;
-	return ret;
-}
-
-/* asprintf returning NULL on ENOMEM. */
-static char *__attribute__((format(printf, 1, 2))) bind9_fmt(const char *fmt,
-							      ...)
-{
-	va_list ap;
-	char *s;
-	int n;
-
-	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	return n < 0 ? NULL : s;
-}
-
 /* --- settings ------------------------------------------------------------ */
 
 /* A copy of setting key, or of def when unset (NULL def: NULL). */
@@ -138,7 +110,7 @@ static int bind9_setting_uint(struct bind9 *b, const char *key, unsigned def,
 	errno = 0;
 	n = strtoul(v, &end, 10);
 	if (errno != 0 || end == v || *end != '\0' || n > max || v[0] == '-')
-		return bind9_fail(error_r, -EINVAL,
+		return plug_fail(error_r, -EINVAL,
 				  "setting %s: \"%s\" is not a number in "
 				  "0..%u",
 				  key, v, max);
@@ -152,12 +124,12 @@ static int bind9_path_ok(const char *key, const char *path,
 			 const char **error_r)
 {
 	if (path[0] != '/')
-		return bind9_fail(error_r, -EINVAL,
+		return plug_fail(error_r, -EINVAL,
 				  "setting %s: \"%s\" is not an absolute path",
 				  key, path);
 	for (const char *p = path; *p != '\0'; p++) {
 		if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
-			return bind9_fail(error_r, -EINVAL,
+			return plug_fail(error_r, -EINVAL,
 					  "setting %s: a path with a quote, "
 					  "backslash or control character",
 					  key);
@@ -187,12 +159,12 @@ static int bind9_argv_setting(struct bind9 *b, const char *key,
 	int ret = argv_from_setting(v != NULL ? v : def, argv_r);
 
 	if (ret == -EINVAL)
-		return bind9_fail(error_r, ret,
+		return plug_fail(error_r, ret,
 				  "setting %s: want a non-empty JSON array "
 				  "of strings",
 				  key);
 	if (ret < 0)
-		return bind9_fail(error_r, ret, "setting %s: %s", key,
+		return plug_fail(error_r, ret, "setting %s: %s", key,
 				  strerror(-ret));
 	return 0;
 }
@@ -241,7 +213,7 @@ static char *bind9_ini_get(const char *path, const char *key)
 
 static char *bind9_zone_path(struct bind9 *b, const char *d)
 {
-	return bind9_fmt("%s/%s.zone", b->zones_dir, d);
+	return plug_fmt("%s/%s.zone", b->zones_dir, d);
 }
 
 /* The file named in the zone line. */
@@ -250,8 +222,8 @@ static char *bind9_conf_file(struct bind9 *b, const char *d)
 	const char *ph = strstr(b->conf_file, "{domain}");
 
 	if (ph == NULL)
-		return bind9_fmt("%s/%s.zone", b->conf_file, d);
-	return bind9_fmt("%.*s%s%s", (int)(ph - b->conf_file), b->conf_file,
+		return plug_fmt("%s/%s.zone", b->conf_file, d);
+	return plug_fmt("%.*s%s%s", (int)(ph - b->conf_file), b->conf_file,
 			 d, ph + 8);
 }
 
@@ -264,7 +236,7 @@ static bool bind9_file_exists(const char *path)
 
 static char *bind9_staged_path(struct bind9 *b, const char *d)
 {
-	return bind9_fmt("%s/%s.zone", b->staging_dir, d);
+	return plug_fmt("%s/%s.zone", b->staging_dir, d);
 }
 
 static int bind9_state_load(struct bind9 *b, const char **error_r)
@@ -280,12 +252,12 @@ static int bind9_state_load(struct bind9 *b, const char **error_r)
 		return b->state == NULL ? -ENOMEM : 0;
 	}
 	if (ret < 0)
-		return bind9_fail(error_r, ret, "%s: %s", b->state_path,
+		return plug_fail(error_r, ret, "%s: %s", b->state_path,
 				  strerror(-ret));
 	b->state = json_loadb(data, len, 0, &jerr);
 	free(data);
 	if (b->state == NULL || !json_is_object(b->state))
-		return bind9_fail(error_r, -EINVAL, "%s:%d:%d: %s",
+		return plug_fail(error_r, -EINVAL, "%s:%d:%d: %s",
 				  b->state_path, jerr.line, jerr.column,
 				  b->state == NULL ? jerr.text
 						   : "not a JSON object");
@@ -305,11 +277,11 @@ static int bind9_state_save(struct bind9 *b, const char **error_r)
 	int ret;
 
 	if (text == NULL)
-		return bind9_fail(error_r, -ENOMEM, "out of memory");
+		return plug_fail(error_r, -ENOMEM, "out of memory");
 	ret = file_write_atomic(b->state_path, text, strlen(text), 0600);
 	free(text);
 	if (ret < 0)
-		return bind9_fail(error_r, ret, "%s: %s", b->state_path,
+		return plug_fail(error_r, ret, "%s: %s", b->state_path,
 				  strerror(-ret));
 	return 0;
 }
@@ -379,7 +351,7 @@ static int bind9_run(char **base, const char *const *extra, const char *in,
 		m++;
 	argv = calloc(n + m + 1, sizeof(*argv));
 	if (argv == NULL)
-		return bind9_fail(error_r, -ENOMEM, "out of memory");
+		return plug_fail(error_r, -ENOMEM, "out of memory");
 	for (size_t i = 0; i < n; i++)
 		argv[i] = base[i];
 	for (size_t i = 0; i < m; i++)
@@ -388,8 +360,8 @@ static int bind9_run(char **base, const char *const *extra, const char *in,
 		       error_r);
 	free(argv);
 	if (ret < 0 && ret != -ETIMEDOUT)
-		return bind9_fail(error_r, ret, "%s: %s", base[0], *error_r);
-	*out_r = bind9_fmt("%s%s%s", out != NULL ? out : "",
+		return plug_fail(error_r, ret, "%s: %s", base[0], *error_r);
+	*out_r = plug_fmt("%s%s%s", out != NULL ? out : "",
 			   out != NULL && *out != '\0' && err != NULL &&
 					   *err != '\0'
 				   ? "\n"
@@ -398,14 +370,14 @@ static int bind9_run(char **base, const char *const *extra, const char *in,
 	free(out);
 	free(err);
 	if (*out_r == NULL)
-		return bind9_fail(error_r, -ENOMEM, "out of memory");
+		return plug_fail(error_r, -ENOMEM, "out of memory");
 	for (size_t l = strlen(*out_r);
 	     l > 0 && strchr(" \t\r\n", (*out_r)[l - 1]) != NULL; l--)
 		(*out_r)[l - 1] = '\0';
 	if (ret == -ETIMEDOUT) {
 		free(*out_r);
 		*out_r = NULL;
-		return bind9_fail(error_r, ret, "%s: timed out after %u ms",
+		return plug_fail(error_r, ret, "%s: timed out after %u ms",
 				  base[0], BIND9_RUN_TIMEOUT_MS);
 	}
 	return 0;
@@ -434,7 +406,7 @@ static int bind9_check(struct bind9 *b, const char *zone, const char *text,
 	msg = malloc(strlen(out) * (plen + 1) + 64);
 	if (msg == NULL) {
 		free(out);
-		return bind9_fail(error_r, -ENOMEM, "out of memory");
+		return plug_fail(error_r, -ENOMEM, "out of memory");
 	}
 	for (const char *p = out; *p != '\0'; p++) {
 		size_t skip = 0;
@@ -589,7 +561,7 @@ static int bind9_write(struct bind9 *b, const char *path, const char *text,
 	b->host->own_write(b->ctx, path);
 	ret = file_write_atomic(path, text, strlen(text), 0644);
 	if (ret < 0)
-		return bind9_fail(error_r, ret, "%s: %s", path, strerror(-ret));
+		return plug_fail(error_r, ret, "%s: %s", path, strerror(-ret));
 	return 0;
 }
 
@@ -611,7 +583,7 @@ static int bind9_conf_edit(struct bind9 *b, const char *d, bool add,
 		return 0;
 	}
 	if (ret < 0)
-		return bind9_fail(error_r, ret, "%s: %s", b->conf_path,
+		return plug_fail(error_r, ret, "%s: %s", b->conf_path,
 				  strerror(-ret));
 	if (add) {
 		file = bind9_conf_file(b, d);
@@ -624,7 +596,7 @@ static int bind9_conf_edit(struct bind9 *b, const char *d, bool add,
 		ret = bind9_write(b, b->conf_path, out, error_r);
 		*changed_r = ret == 0;
 	} else if (ret < 0) {
-		ret = bind9_fail(error_r, ret, "%s: cannot edit the line of "
+		ret = plug_fail(error_r, ret, "%s: cannot edit the line of "
 				 "%s: %s", b->conf_path, d, strerror(-ret));
 	}
 	free(file);
@@ -661,17 +633,17 @@ static int bind9_zone_records(struct bind9 *b, const char *zone,
 	int ret;
 
 	if (path == NULL)
-		return bind9_fail(error_r, -ENOMEM, "out of memory");
+		return plug_fail(error_r, -ENOMEM, "out of memory");
 	ret = file_read_nofollow(path, BIND9_FILE_MAX, &text, &len);
 	if (ret < 0) {
-		ret = bind9_fail(error_r, ret, "%s: %s", path, strerror(-ret));
+		ret = plug_fail(error_r, ret, "%s: %s", path, strerror(-ret));
 		goto out;
 	}
 	ret = zone_records_set(text, tag, records, &edited);
 	if (ret < 0 || edited == NULL) /* nothing to change */
 		goto out;
 	if (zone_serial_get(edited, &serial) < 0) {
-		ret = bind9_fail(error_r, -EINVAL,
+		ret = plug_fail(error_r, -EINVAL,
 				 "%s: no numeric SOA serial", path);
 		goto out;
 	}
@@ -686,7 +658,7 @@ static int bind9_zone_records(struct bind9 *b, const char *zone,
 	/* a staged zone is checked with the batch */
 	ret = staged ? 0 : bind9_check(b, zone, final, path, &msg, error_r);
 	if (ret == 1) {
-		ret = bind9_fail(error_r, -EINVAL,
+		ret = plug_fail(error_r, -EINVAL,
 				 "%s with records %s fails named-checkzone: "
 				 "%s",
 				 path, tag, msg);
@@ -698,7 +670,7 @@ static int bind9_zone_records(struct bind9 *b, const char *zone,
 	if (ret < 0)
 		goto out;
 	if (bind9_state_zone_set(b, zone, NULL, final) < 0) {
-		ret = bind9_fail(error_r, -ENOMEM, "out of memory");
+		ret = plug_fail(error_r, -ENOMEM, "out of memory");
 		goto out;
 	}
 	ret = bind9_state_save(b, error_r);
@@ -721,7 +693,7 @@ out:
 static char *bind9_flush_msg(const char *out, const char *d,
 			     const char *file)
 {
-	char *zname = bind9_fmt("zone %s/", d), *dname = bind9_fmt("/%s/IN:", d);
+	char *zname = plug_fmt("zone %s/", d), *dname = plug_fmt("/%s/IN:", d);
 	char *msg = NULL;
 	size_t n = 0;
 
@@ -790,8 +762,8 @@ static bool bind9_flush(struct bind9 *b)
 	}
 	if (json_array_size(list) == 0)
 		goto out;
-	check = bind9_fmt("%s/check.conf", b->staging_dir);
-	check_named = bind9_fmt("%s/check.conf", b->staging_named);
+	check = plug_fmt("%s/check.conf", b->staging_dir);
+	check_named = plug_fmt("%s/check.conf", b->staging_named);
 	f = open_memstream(&ctext, &clen);
 	if (check == NULL || check_named == NULL || f == NULL) {
 		if (f != NULL)
@@ -854,7 +826,7 @@ static bool bind9_flush(struct bind9 *b)
 			again = true; /* edited meanwhile */
 			continue;
 		}
-		loaded = bind9_fmt("zone %s/IN: loaded serial", z);
+		loaded = plug_fmt("zone %s/IN: loaded serial", z);
 		staged = bind9_staged_path(b, z);
 		path = bind9_zone_path(b, z);
 		file = bind9_conf_file(b, z);
@@ -950,10 +922,10 @@ static int bind9_event_domain(struct bind9 *b, const struct ophook_event *ev,
 		s = ev->subject;
 	ret = zone_domain_norm(s, d_r, &why);
 	if (ret == -EINVAL)
-		return bind9_fail(error_r, ret, "%s: field domain: %s",
+		return plug_fail(error_r, ret, "%s: field domain: %s",
 				  ev->type, why);
 	if (ret < 0)
-		return bind9_fail(error_r, ret, "out of memory");
+		return plug_fail(error_r, ret, "out of memory");
 	return 0;
 }
 
@@ -1008,7 +980,7 @@ static void bind9_vars_free(struct bind9_vars *bv)
 static int bind9_vars(struct bind9 *b, const char *d, uint32_t base,
 		      struct bind9_vars *bv, const char **error_r)
 {
-	char *ini = bind9_fmt("%s/openpanel/conf/openpanel.config",
+	char *ini = plug_fmt("%s/openpanel/conf/openpanel.config",
 			      b->host->root(b->ctx));
 	struct {
 		char **dst;
@@ -1023,19 +995,19 @@ static int bind9_vars(struct bind9 *b, const char *d, uint32_t base,
 
 	memset(bv, 0, sizeof(*bv));
 	if (ini == NULL)
-		return bind9_fail(error_r, -ENOMEM, "out of memory");
+		return plug_fail(error_r, -ENOMEM, "out of memory");
 	for (size_t i = 0; i < sizeof(src) / sizeof(src[0]); i++) {
 		char *v = src[i].setting != NULL ? strdup(src[i].setting)
 						 : bind9_ini_get(ini, src[i].key);
 
 		if (v == NULL && i <= 1)
-			v = bind9_fmt("ns%zu.%s", i + 1, d);
+			v = plug_fmt("ns%zu.%s", i + 1, d);
 		else if (v == NULL && i == 4)
-			v = bind9_fmt("root.%s", d);
+			v = plug_fmt("root.%s", d);
 		if (v == NULL && (i <= 1 || i == 4)) {
 			free(ini);
 			bind9_vars_free(bv);
-			return bind9_fail(error_r, -ENOMEM, "out of memory");
+			return plug_fail(error_r, -ENOMEM, "out of memory");
 		}
 		if (v != NULL && i == 4) {
 			for (char *p = v; *p != '\0'; p++)
@@ -1048,7 +1020,7 @@ static int bind9_vars(struct bind9 *b, const char *d, uint32_t base,
 				v[l - 1] = '\0';
 		}
 		if (v != NULL && !bind9_hostname_ok(v)) {
-			bind9_fail(error_r, -EINVAL,
+			plug_fail(error_r, -EINVAL,
 				   "%s %s: \"%s\" is not a host name",
 				   src[i].setting != NULL ? "setting"
 							  : ini,
@@ -1086,7 +1058,7 @@ static int bind9_render(struct bind9 *b, const char *d, uint32_t base,
 		ret = file_read_nofollow(b->template_path, BIND9_FILE_MAX,
 					 &tmpl, &len);
 		if (ret < 0)
-			return bind9_fail(error_r, ret,
+			return plug_fail(error_r, ret,
 					  "setting zone_template: %s: %s",
 					  b->template_path, strerror(-ret));
 	}
@@ -1095,7 +1067,7 @@ static int bind9_render(struct bind9 *b, const char *d, uint32_t base,
 		ret = zone_render(tmpl != NULL ? tmpl : zone_default_template,
 				  &bv.v, text_r, error_r);
 		if (ret == -EINVAL)
-			ret = bind9_fail(error_r, ret, "%s: %s",
+			ret = plug_fail(error_r, ret, "%s: %s",
 					 b->template_path != NULL
 						 ? b->template_path
 						 : "built-in template",
@@ -1109,7 +1081,7 @@ static int bind9_render(struct bind9 *b, const char *d, uint32_t base,
 /* Records of subdomain d in its parent zone. */
 static char *bind9_sub_records(struct bind9 *b, const char *d)
 {
-	return bind9_fmt("%s. 14400 IN A %s\nwww.%s. 14400 IN A %s\n", d,
+	return plug_fmt("%s. 14400 IN A %s\nwww.%s. 14400 IN A %s\n", d,
 			 b->server_ip, d, b->server_ip);
 }
 
@@ -1125,7 +1097,7 @@ static int bind9_added(struct bind9 *b, const char *d, const char *user,
 	int ret = 0;
 
 	if (path == NULL)
-		return bind9_fail(error_r, -ENOMEM, "out of memory");
+		return plug_fail(error_r, -ENOMEM, "out of memory");
 	pthread_mutex_lock(&b->lock);
 	if (bind9_is_staged(b, d)) { /* on its way in */
 		pthread_mutex_unlock(&b->lock);
@@ -1138,7 +1110,7 @@ static int bind9_added(struct bind9 *b, const char *d, const char *user,
 		    file_read_nofollow(path, BIND9_FILE_MAX, &text, &len) == 0) {
 			if (bind9_state_zone_set(b, d, user != NULL ? user : "",
 						 text) < 0)
-				ret = bind9_fail(error_r, -ENOMEM,
+				ret = plug_fail(error_r, -ENOMEM,
 						 "out of memory");
 			else
 				ret = bind9_state_save(b, error_r);
@@ -1155,15 +1127,15 @@ static int bind9_added(struct bind9 *b, const char *d, const char *user,
 	if (parent != NULL) {
 		char *p = strdup(parent);
 
-		tag = bind9_fmt("sub:%s", d);
+		tag = plug_fmt("sub:%s", d);
 		if (b->server_ip == NULL) {
-			ret = bind9_fail(error_r, -EINVAL,
+			ret = plug_fail(error_r, -EINVAL,
 					 "setting server_ip is required to "
 					 "add %s",
 					 d);
 		} else if (p == NULL || tag == NULL ||
 			   (recs = bind9_sub_records(b, d)) == NULL) {
-			ret = bind9_fail(error_r, -ENOMEM, "out of memory");
+			ret = plug_fail(error_r, -ENOMEM, "out of memory");
 		} else {
 			ret = bind9_zone_records(b, p, tag, recs, error_r);
 			if (ret == 0 &&
@@ -1187,7 +1159,7 @@ static int bind9_added(struct bind9 *b, const char *d, const char *user,
 	pthread_mutex_unlock(&b->lock);
 
 	if (b->server_ip == NULL) {
-		ret = bind9_fail(error_r, -EINVAL,
+		ret = plug_fail(error_r, -EINVAL,
 				 "setting server_ip is required to add the "
 				 "zone of %s",
 				 d);
@@ -1202,10 +1174,10 @@ static int bind9_added(struct bind9 *b, const char *d, const char *user,
 	 * the durable record (its owner in a comment; init() picks staged
 	 * files up again), so the state is saved by the batch, not here. */
 	if (user != NULL && *user != '\0') {
-		char *owned = bind9_fmt("%s%s%s\n", text, BIND9_OWNER_TAG, user);
+		char *owned = plug_fmt("%s%s%s\n", text, BIND9_OWNER_TAG, user);
 
 		if (owned == NULL) {
-			ret = bind9_fail(error_r, -ENOMEM, "out of memory");
+			ret = plug_fail(error_r, -ENOMEM, "out of memory");
 			goto out;
 		}
 		free(text);
@@ -1216,10 +1188,10 @@ static int bind9_added(struct bind9 *b, const char *d, const char *user,
 
 		ret = mkdir_p(b->staging_dir, 0755);
 		if (ret < 0)
-			ret = bind9_fail(error_r, ret, "%s: %s",
+			ret = plug_fail(error_r, ret, "%s: %s",
 					 b->staging_dir, strerror(-ret));
 		else if (staged == NULL)
-			ret = bind9_fail(error_r, -ENOMEM, "out of memory");
+			ret = plug_fail(error_r, -ENOMEM, "out of memory");
 		else
 			ret = bind9_write(b, staged, text, error_r);
 		free(staged);
@@ -1232,7 +1204,7 @@ static int bind9_added(struct bind9 *b, const char *d, const char *user,
 					 text) < 0 ||
 		    json_object_set_new(bind9_state_zone(b, d), "staged",
 					json_true()) < 0)
-			ret = bind9_fail(error_r, -ENOMEM, "out of memory");
+			ret = plug_fail(error_r, -ENOMEM, "out of memory");
 		json_object_del(json_object_get(b->state, "retired"), d);
 	}
 	pthread_mutex_unlock(&b->lock);
@@ -1260,23 +1232,23 @@ static int bind9_zone_retire(struct bind9 *b, const char *d, const char *path,
 	b->host->own_write(b->ctx, path);
 	if (b->removed_dir == NULL) {
 		if (unlink(path) < 0 && errno != ENOENT)
-			return bind9_fail(error_r, -errno, "%s: %s", path,
+			return plug_fail(error_r, -errno, "%s: %s", path,
 					  strerror(errno));
 		return 0;
 	}
 	ret = mkdir_p(b->removed_dir, 0750);
 	if (ret < 0)
-		return bind9_fail(error_r, ret, "%s: %s", b->removed_dir,
+		return plug_fail(error_r, ret, "%s: %s", b->removed_dir,
 				  strerror(-ret));
 	gmtime_r(&now, &tm);
 	strftime(stamp, sizeof(stamp), "%Y%m%d%H%M%S", &tm);
-	dst = bind9_fmt("%s/%s.zone.%s", b->removed_dir, d, stamp);
+	dst = plug_fmt("%s/%s.zone.%s", b->removed_dir, d, stamp);
 	if (dst == NULL)
-		return bind9_fail(error_r, -ENOMEM, "out of memory");
+		return plug_fail(error_r, -ENOMEM, "out of memory");
 	b->host->own_write(b->ctx, dst);
 	ret = rename(path, dst) < 0 && errno != ENOENT ? -errno : 0;
 	if (ret < 0)
-		bind9_fail(error_r, ret, "%s -> %s: %s", path, dst,
+		plug_fail(error_r, ret, "%s -> %s: %s", path, dst,
 			   strerror(-ret));
 	free(dst);
 	return ret;
@@ -1291,14 +1263,14 @@ static int bind9_removed(struct bind9 *b, const char *d,
 	int ret = 0;
 
 	if (path == NULL)
-		return bind9_fail(error_r, -ENOMEM, "out of memory");
+		return plug_fail(error_r, -ENOMEM, "out of memory");
 	pthread_mutex_lock(&b->lock);
 	subs = json_object_get(b->state, "subs");
 	if (json_string_value(json_object_get(subs, d)) != NULL) {
 		parent = strdup(json_string_value(json_object_get(subs, d)));
-		tag = bind9_fmt("sub:%s", d);
+		tag = plug_fmt("sub:%s", d);
 		if (parent == NULL || tag == NULL)
-			ret = bind9_fail(error_r, -ENOMEM, "out of memory");
+			ret = plug_fail(error_r, -ENOMEM, "out of memory");
 		else
 			ret = bind9_zone_records(b, parent, tag, NULL, error_r);
 		if (ret == -ENOENT) /* the parent went first */
@@ -1372,11 +1344,11 @@ static int bind9_reject(struct bind9 *b, const char *d, const char *path,
 	b->host->log(b->ctx, OPHOOK_LOG_WARN,
 		     "%s: zone rejected, the loaded one keeps serving: %s", d,
 		     msg);
-	ret = fields == NULL ? bind9_fail(error_r, -ENOMEM, "out of memory")
+	ret = fields == NULL ? plug_fail(error_r, -ENOMEM, "out of memory")
 			     : b->host->emit(b->ctx, "dns.zone_rejected", d,
 					     fields, &eerr);
 	if (ret < 0 && eerr != NULL)
-		ret = bind9_fail(error_r, ret, "emit dns.zone_rejected: %s",
+		ret = plug_fail(error_r, ret, "emit dns.zone_rejected: %s",
 				 eerr);
 	free(fields);
 	json_decref(f);
@@ -1406,7 +1378,7 @@ static int bind9_changed(struct bind9 *b, const struct ophook_event *ev,
 	path = bind9_zone_path(b, d);
 	if (path == NULL) {
 		free(d);
-		return bind9_fail(error_r, -ENOMEM, "out of memory");
+		return plug_fail(error_r, -ENOMEM, "out of memory");
 	}
 	/* named-checkzone runs unlocked (events of other zones go on); the
 	 * file must still hold what was checked once the lock is taken */
@@ -1419,7 +1391,7 @@ static int bind9_changed(struct bind9 *b, const struct ophook_event *ev,
 			goto out_unlocked;
 		}
 		if (ret < 0) {
-			ret = bind9_fail(error_r, ret, "%s: %s", path,
+			ret = plug_fail(error_r, ret, "%s: %s", path,
 					 strerror(-ret));
 			goto out_unlocked;
 		}
@@ -1441,13 +1413,13 @@ static int bind9_changed(struct bind9 *b, const struct ophook_event *ev,
 		free(text);
 		text = NULL;
 		if (attempt == 2) {
-			ret = bind9_fail(error_r, OPHOOK_RETRY,
+			ret = plug_fail(error_r, OPHOOK_RETRY,
 					 "%s keeps changing", path);
 			goto out_unlocked;
 		}
 	}
 	if (zone_serial_get(text, &serial) < 0) {
-		ret = bind9_fail(error_r, -EINVAL,
+		ret = plug_fail(error_r, -EINVAL,
 				 "%s: no numeric SOA serial", path);
 		goto out;
 	}
@@ -1473,7 +1445,7 @@ static int bind9_changed(struct bind9 *b, const struct ophook_event *ev,
 		ret = zone_serial_set(text, zone_serial_next(last, time(NULL)),
 				      &bumped);
 		if (ret < 0) {
-			ret = bind9_fail(error_r, ret, "out of memory");
+			ret = plug_fail(error_r, ret, "out of memory");
 			goto out;
 		}
 		ret = bind9_write(b, path, bumped, error_r);
@@ -1488,7 +1460,7 @@ static int bind9_changed(struct bind9 *b, const struct ophook_event *ev,
 		bumped = NULL;
 	}
 	if (bind9_state_zone_set(b, d, NULL, text) < 0) {
-		ret = bind9_fail(error_r, -ENOMEM, "out of memory");
+		ret = plug_fail(error_r, -ENOMEM, "out of memory");
 		goto out;
 	}
 	ret = bind9_state_save(b, error_r);
@@ -1571,36 +1543,36 @@ static int bind9_dkim(struct bind9 *b, const struct ophook_event *ev,
 	if (ret < 0)
 		return ret;
 	if (sel == NULL || !bind9_selector_ok(sel)) {
-		ret = bind9_fail(error_r, -EINVAL,
+		ret = plug_fail(error_r, -EINVAL,
 				 "%s: field selector: %s", ev->type,
 				 sel == NULL ? "missing"
 					     : "not a DNS label ([A-Za-z0-9_-])");
 		goto out;
 	}
 	if (txt == NULL) {
-		ret = bind9_fail(error_r, -EINVAL, "%s: field txt: missing",
+		ret = plug_fail(error_r, -EINVAL, "%s: field txt: missing",
 				 ev->type);
 		goto out;
 	}
 	ret = zone_txt_strings(txt, &strings);
 	if (ret == -EINVAL) {
-		ret = bind9_fail(error_r, ret,
+		ret = plug_fail(error_r, ret,
 				 "%s: field txt: control characters",
 				 ev->type);
 		goto out;
 	}
 	if (ret < 0)
 		goto out;
-	tag = bind9_fmt("dkim:%s.%s", sel, d);
-	recs = bind9_fmt("%s._domainkey.%s. 3600 IN TXT %s", sel, d, strings);
+	tag = plug_fmt("dkim:%s.%s", sel, d);
+	recs = plug_fmt("%s._domainkey.%s. 3600 IN TXT %s", sel, d, strings);
 	if (tag == NULL || recs == NULL) {
-		ret = bind9_fail(error_r, -ENOMEM, "out of memory");
+		ret = plug_fail(error_r, -ENOMEM, "out of memory");
 		goto out;
 	}
 	pthread_mutex_lock(&b->lock);
 	zone = bind9_zone_of(b, d);
 	if (zone == NULL)
-		ret = bind9_fail(error_r, -ENOENT,
+		ret = plug_fail(error_r, -ENOENT,
 				 "%s: no zone in %s holds %s", ev->type,
 				 b->zones_dir, d);
 	else
@@ -1645,7 +1617,7 @@ static int bind9_on_event(void *data, const struct ophook_event *ev,
 		const char *why = NULL;
 
 		if (user != NULL && !name_valid_user(user, &why))
-			ret = bind9_fail(error_r, -EINVAL,
+			ret = plug_fail(error_r, -EINVAL,
 					 "%s: field user: %s", ev->type, why);
 		else
 			ret = bind9_added(b, d, user, error_r);
@@ -1705,7 +1677,7 @@ static int bind9_init_settings(struct bind9 *b, const char **error_r)
 	    (ret = bind9_setting(b, "ns2", NULL, &b->ns2)) < 0 ||
 	    (ret = bind9_setting(b, "rpemail", NULL, &b->rpemail)) < 0 ||
 	    (ret = bind9_setting(b, "removed_zones", "archive", &removed)) < 0)
-		return bind9_fail(error_r, ret, "out of memory");
+		return plug_fail(error_r, ret, "out of memory");
 	for (size_t l = strlen(b->zones_dir);
 	     l > 1 && b->zones_dir[l - 1] == '/'; l--)
 		b->zones_dir[l - 1] = '\0';
@@ -1720,7 +1692,7 @@ static int bind9_init_settings(struct bind9 *b, const char **error_r)
 
 		if (inet_pton(AF_INET, b->server_ip, addr) != 1 &&
 		    inet_pton(AF_INET6, b->server_ip, addr) != 1) {
-			ret = bind9_fail(error_r, -EINVAL,
+			ret = plug_fail(error_r, -EINVAL,
 					 "setting server_ip: \"%s\" is not an "
 					 "IP address",
 					 b->server_ip);
@@ -1728,13 +1700,13 @@ static int bind9_init_settings(struct bind9 *b, const char **error_r)
 		}
 	}
 	if (strcmp(removed, "archive") == 0) {
-		b->removed_dir = bind9_fmt("%s/.removed", b->zones_dir);
+		b->removed_dir = plug_fmt("%s/.removed", b->zones_dir);
 		if (b->removed_dir == NULL) {
-			ret = bind9_fail(error_r, -ENOMEM, "out of memory");
+			ret = plug_fail(error_r, -ENOMEM, "out of memory");
 			goto out;
 		}
 	} else if (strcmp(removed, "delete") != 0) {
-		ret = bind9_fail(error_r, -EINVAL,
+		ret = plug_fail(error_r, -EINVAL,
 				 "setting removed_zones: \"%s\" is neither "
 				 "archive nor delete",
 				 removed);
@@ -1755,13 +1727,13 @@ static int bind9_init_settings(struct bind9 *b, const char **error_r)
 		goto out;
 	/* staged zones live beside the others, so that a named-checkconf in
 	 * named's container sees them under zone_file_in_conf */
-	b->staging_dir = bind9_fmt("%s/.ophook-staging", b->zones_dir);
+	b->staging_dir = plug_fmt("%s/.ophook-staging", b->zones_dir);
 	b->staging_named =
 		strstr(b->conf_file, "{domain}") != NULL
-			? bind9_fmt("%s", b->staging_dir)
-			: bind9_fmt("%s/.ophook-staging", b->conf_file);
+			? plug_fmt("%s", b->staging_dir)
+			: plug_fmt("%s/.ophook-staging", b->conf_file);
 	if (b->staging_dir == NULL || b->staging_named == NULL) {
-		ret = bind9_fail(error_r, -ENOMEM, "out of memory");
+		ret = plug_fail(error_r, -ENOMEM, "out of memory");
 		goto out;
 	}
 	if (b->server_ip == NULL)
@@ -1877,20 +1849,20 @@ static int bind9_init(struct ophook_ctx *ctx, const struct ophook_host *host,
 	int ret;
 
 	if (!OPHOOK_HOST_HAS(host, own_write))
-		return bind9_fail(error_r, -ENOTSUP,
+		return plug_fail(error_r, -ENOTSUP,
 				  "the host is too old (no own_write)");
 	b = calloc(1, sizeof(*b));
 	if (b == NULL)
-		return bind9_fail(error_r, -ENOMEM, "out of memory");
+		return plug_fail(error_r, -ENOMEM, "out of memory");
 	b->ctx = ctx;
 	b->host = host;
 	pthread_mutex_init(&b->lock, NULL);
 	pthread_mutex_init(&b->rlock, NULL);
 	b->reload = json_object();
-	b->state_path = bind9_fmt("%s/zones.json", host->state_dir(ctx));
+	b->state_path = plug_fmt("%s/zones.json", host->state_dir(ctx));
 	if (b->reload == NULL || b->state_path == NULL) {
 		bind9_fini(b);
-		return bind9_fail(error_r, -ENOMEM, "out of memory");
+		return plug_fail(error_r, -ENOMEM, "out of memory");
 	}
 	ret = bind9_init_settings(b, error_r);
 	if (ret == 0)

@@ -7,6 +7,7 @@
 #   $(JANSSON_LIBS) $(CURL_LIBS)
 noinst_LTLIBRARIES += plugins/common/libplugcommon.la
 plugins_common_libplugcommon_la_SOURCES = \
+	plugins/common/plugerr.c plugins/common/plugerr.h \
 	plugins/common/run.c plugins/common/run.h
 plugins_common_libplugcommon_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) \
 	-fvisibility=hidden

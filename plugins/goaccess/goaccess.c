@@ -36,6 +36,7 @@
 
 #include "ophook/plugin.h"
 #include "util.h"
+#include "../common/plugerr.h"
 #include "../common/run.h"
 
 #define GA_FILE_MAX (16u * 1024u * 1024u)
@@ -80,32 +81,6 @@ struct ga {
 	pthread_t *workers;
 	unsigned n_workers;
 };
-
-static _Thread_local char ga_errbuf[1024];
-
-static int __attribute__((format(printf, 3, 4)))
-ga_fail(const char **error_r, int ret, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(ga_errbuf, sizeof(ga_errbuf), fmt, ap);
-	va_end(ap);
-	*error_r = ga_errbuf;
-	return ret;
-}
-
-static char *__attribute__((format(printf, 1, 2))) ga_fmt(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-	int n;
-
-	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	return n < 0 ? NULL : s;
-}
 
 static int64_t ga_mono_ms(void)
 {
@@ -260,7 +235,7 @@ static void ga_schedule_action(struct ophook_ctx *ctx, void *data)
  * and re-arm when it changed. */
 static void ga_schedule_load(struct ga *g)
 {
-	char *path = ga_fmt("%s/openpanel/conf/openpanel.config",
+	char *path = plug_fmt("%s/openpanel/conf/openpanel.config",
 			    g->host->root(g->ctx));
 	char *text = NULL, *val = NULL;
 	const char *src = "default";
@@ -362,7 +337,7 @@ static bool ga_ip_ok(const char *s, size_t n)
 /* Append --exclude-ip=IP for each line of the user's list. */
 static int ga_excluded(struct ga *g, const char *user, char ***argv)
 {
-	char *path = ga_fmt("%s/openpanel/core/users/%s/goaccess_excluded_ips",
+	char *path = plug_fmt("%s/openpanel/core/users/%s/goaccess_excluded_ips",
 			    g->host->root(g->ctx), user);
 	char *text = NULL, *arg;
 	const char *p;
@@ -394,7 +369,7 @@ static int ga_excluded(struct ga *g, const char *user, char ***argv)
 				     path, lineno);
 			continue;
 		}
-		arg = ga_fmt("--exclude-ip=%.*s", (int)(t - s), s);
+		arg = plug_fmt("--exclude-ip=%.*s", (int)(t - s), s);
 		ret = arg == NULL ? -ENOMEM : argv_append(argv, arg);
 		free(arg);
 	}
@@ -420,7 +395,7 @@ static int ga_build_argv(struct ga *g, const char *user, const char *log,
 		ret = argv_append(&argv, fixed[i]);
 	if (ret == 0 && g->geoip_db != NULL && *g->geoip_db != '\0' &&
 	    stat(g->geoip_db, &st) == 0 && S_ISREG(st.st_mode)) {
-		geo = ga_fmt("--geoip-database=%s", g->geoip_db);
+		geo = plug_fmt("--geoip-database=%s", g->geoip_db);
 		ret = geo == NULL ? -ENOMEM : argv_append(&argv, geo);
 	}
 	if (ret == 0)
@@ -474,11 +449,11 @@ static void ga_report(struct ga *g, const char *d, const char *user, bool ok,
 /* Run goaccess for one domain; the outcome goes out as stats.report. */
 static void ga_run_one(struct ga *g, const char *d, const char *user)
 {
-	char *log = ga_fmt("%s/%s/%s", g->log_base, d, g->log_name);
-	char *dir = ga_fmt("%s/%s", g->stats_dir, user);
-	char *html = ga_fmt("%s/%s.html", dir != NULL ? dir : "", d);
-	char *tmp = ga_fmt("%s/.ophook-%s.html", dir != NULL ? dir : "", d);
-	char *json = ga_fmt("%s/.ophook-%s.json", dir != NULL ? dir : "", d);
+	char *log = plug_fmt("%s/%s/%s", g->log_base, d, g->log_name);
+	char *dir = plug_fmt("%s/%s", g->stats_dir, user);
+	char *html = plug_fmt("%s/%s.html", dir != NULL ? dir : "", d);
+	char *tmp = plug_fmt("%s/.ophook-%s.html", dir != NULL ? dir : "", d);
+	char *json = plug_fmt("%s/.ophook-%s.json", dir != NULL ? dir : "", d);
 	char **argv = NULL, *err_out = NULL, msg[512];
 	const char *error = NULL;
 	long long hits = -1, total = -1;
@@ -661,16 +636,16 @@ static int ga_stats_run(struct ga *g, const struct ophook_event *ev,
 	int ret;
 
 	if (d != NULL && !name_valid_domain(d, &why))
-		return ga_fail(error_r, -EINVAL, "%s: field domain: %s",
+		return plug_fail(error_r, -EINVAL, "%s: field domain: %s",
 			       ev->type, why);
 	if (u != NULL && !name_valid_user(u, &why))
-		return ga_fail(error_r, -EINVAL, "%s: field user: %s",
+		return plug_fail(error_r, -EINVAL, "%s: field user: %s",
 			       ev->type, why);
 	ret = ga_queue_runs(g, d, d != NULL ? u : NULL, &n, &known);
 	if (ret < 0)
-		return ga_fail(error_r, ret, "out of memory");
+		return plug_fail(error_r, ret, "out of memory");
 	if (d != NULL && !known)
-		return ga_fail(error_r, -EINVAL,
+		return plug_fail(error_r, -EINVAL,
 			       "%s: field domain: %s is not a known domain "
 			       "(give user= too)",
 			       ev->type, d);
@@ -706,10 +681,10 @@ static int ga_domain_event(struct ga *g, const struct ophook_event *ev,
 	if (d == NULL)
 		d = ev->subject;
 	if (d == NULL || !name_valid_domain(d, &why))
-		return ga_fail(error_r, -EINVAL, "%s: field domain: %s",
+		return plug_fail(error_r, -EINVAL, "%s: field domain: %s",
 			       ev->type, d == NULL ? "missing" : why);
 	if (u != NULL && *u != '\0' && !name_valid_user(u, &why))
-		return ga_fail(error_r, -EINVAL, "%s: field user: %s",
+		return plug_fail(error_r, -EINVAL, "%s: field user: %s",
 			       ev->type, why);
 	if (u != NULL && *u == '\0')
 		u = NULL;
@@ -729,17 +704,17 @@ static int ga_domain_event(struct ga *g, const struct ophook_event *ev,
 	pthread_mutex_unlock(&g->lock);
 
 	if (added) {
-		path = ga_fmt("%s/%s", g->log_base, d);
+		path = plug_fmt("%s/%s", g->log_base, d);
 		if (path != NULL && (ret = mkdir_p(path, 0755)) < 0)
-			ret = ga_fail(error_r, ret, "%s: %s", path, strerror(-ret));
+			ret = plug_fail(error_r, ret, "%s: %s", path, strerror(-ret));
 		free(path);
-		path = user != NULL ? ga_fmt("%s/%s", g->stats_dir, user) : NULL;
+		path = user != NULL ? plug_fmt("%s/%s", g->stats_dir, user) : NULL;
 		if (ret == 0 && path != NULL && (ret = mkdir_p(path, 0755)) < 0)
-			ret = ga_fail(error_r, ret, "%s: %s", path, strerror(-ret));
+			ret = plug_fail(error_r, ret, "%s: %s", path, strerror(-ret));
 	} else if (user != NULL) {
-		path = ga_fmt("%s/%s/%s.html", g->stats_dir, user, d);
+		path = plug_fmt("%s/%s/%s.html", g->stats_dir, user, d);
 		if (path != NULL && unlink(path) < 0 && errno != ENOENT)
-			ret = ga_fail(error_r, -errno, "%s: %s", path,
+			ret = plug_fail(error_r, -errno, "%s: %s", path,
 				      strerror(errno));
 		else if (path != NULL)
 			g->host->log(g->ctx, OPHOOK_LOG_INFO,
@@ -763,7 +738,7 @@ static int ga_user_event(struct ga *g, const struct ophook_event *ev,
 		u = ev->subject + 5;
 	u = ga_user_name(u);
 	if (u == NULL || !name_valid_user(u, &why))
-		return ga_fail(error_r, -EINVAL, "%s: field user: %s", ev->type,
+		return plug_fail(error_r, -EINVAL, "%s: field user: %s", ev->type,
 			       u == NULL ? "missing" : why);
 	pthread_mutex_lock(&g->lock);
 	if (suspended && json_object_get(g->suspended, u) == NULL) {
@@ -844,9 +819,9 @@ static int ga_str_setting(struct ga *g, const char *key, const char *def,
 		v = def;
 	*out_r = v != NULL ? strdup(v) : NULL;
 	if (v != NULL && *out_r == NULL)
-		return ga_fail(error_r, -ENOMEM, "out of memory");
+		return plug_fail(error_r, -ENOMEM, "out of memory");
 	if (path && v != NULL && v[0] != '/')
-		return ga_fail(error_r, -EINVAL,
+		return plug_fail(error_r, -EINVAL,
 			       "setting %s: \"%s\" is not an absolute path", key,
 			       v);
 	return 0;
@@ -867,7 +842,7 @@ static int ga_uint_setting(struct ga *g, const char *key, unsigned def,
 	n = strtoul(v, &end, 10);
 	if (errno != 0 || end == v || *end != '\0' || v[0] == '-' || n < min ||
 	    n > max)
-		return ga_fail(error_r, -EINVAL,
+		return plug_fail(error_r, -EINVAL,
 			       "setting %s: \"%s\" is not a number in %u..%u",
 			       key, v, min, max);
 	*out_r = (unsigned)n;
@@ -894,11 +869,11 @@ static int ga_settings(struct ga *g, const char **error_r)
 		return ret;
 	if (strchr(g->log_name, '/') != NULL || strcmp(g->log_name, "..") == 0 ||
 	    strcmp(g->log_name, ".") == 0)
-		return ga_fail(error_r, -EINVAL,
+		return plug_fail(error_r, -EINVAL,
 			       "setting log_name: a file name, no '/'");
 	if (g->schedule_setting != NULL &&
 	    ga_schedule_parse(g->schedule_setting, &ms) < 0)
-		return ga_fail(error_r, -EINVAL,
+		return plug_fail(error_r, -EINVAL,
 			       "setting schedule: \"%s\" is not daily, hourly, "
 			       "off or N(s|m|h) (10 s..24 h)",
 			       g->schedule_setting);
@@ -912,7 +887,7 @@ static int ga_settings(struct ga *g, const char **error_r)
 	ret = argv_from_setting(v != NULL ? v : "[\"goaccess\"]",
 				&g->goaccess_argv);
 	if (ret < 0)
-		return ga_fail(error_r, ret,
+		return plug_fail(error_r, ret,
 			       "setting goaccess_argv: want a non-empty JSON "
 			       "array of strings");
 	return 0;
@@ -925,11 +900,11 @@ static int ga_init(struct ophook_ctx *ctx, const struct ophook_host *host,
 	int ret;
 
 	if (!OPHOOK_HOST_HAS(host, own_write))
-		return ga_fail(error_r, -ENOTSUP,
+		return plug_fail(error_r, -ENOTSUP,
 			       "the host is too old (no own_write)");
 	g = calloc(1, sizeof(*g));
 	if (g == NULL)
-		return ga_fail(error_r, -ENOMEM, "out of memory");
+		return plug_fail(error_r, -ENOMEM, "out of memory");
 	g->ctx = ctx;
 	g->host = host;
 	pthread_mutex_init(&g->lock, NULL);
@@ -937,8 +912,8 @@ static int ga_init(struct ophook_ctx *ctx, const struct ophook_host *host,
 	pthread_cond_init(&g->qwork, NULL);
 	pthread_cond_init(&g->qidle, NULL);
 	g->queued = json_object();
-	g->state_path = ga_fmt("%s/goaccess.json", host->state_dir(ctx));
-	ret = g->state_path == NULL ? ga_fail(error_r, -ENOMEM, "out of memory")
+	g->state_path = plug_fmt("%s/goaccess.json", host->state_dir(ctx));
+	ret = g->state_path == NULL ? plug_fail(error_r, -ENOMEM, "out of memory")
 				    : ga_settings(g, error_r);
 	if (ret < 0) {
 		ga_fini(g);
@@ -949,14 +924,14 @@ static int ga_init(struct ophook_ctx *ctx, const struct ophook_host *host,
 	if (g->domains == NULL || g->suspended == NULL || g->queued == NULL ||
 	    g->workers == NULL) {
 		ga_fini(g);
-		return ga_fail(error_r, -ENOMEM, "out of memory");
+		return plug_fail(error_r, -ENOMEM, "out of memory");
 	}
 	for (; g->n_workers < g->max_procs; g->n_workers++) {
 		ret = pthread_create(&g->workers[g->n_workers], NULL, ga_worker,
 				     g);
 		if (ret != 0) {
 			ga_fini(g);
-			return ga_fail(error_r, -ret, "cannot start a thread: %s",
+			return plug_fail(error_r, -ret, "cannot start a thread: %s",
 				       strerror(ret));
 		}
 	}

@@ -34,6 +34,7 @@
 
 #include "ophook/plugin.h"
 #include "util.h"
+#include "../common/plugerr.h"
 #include "../common/run.h"
 #include "dkim.h"
 #include "mailfile.h"
@@ -57,32 +58,6 @@ struct ms {
 	json_t *owners; /* domain -> user */
 };
 
-static _Thread_local char ms_errbuf[1024];
-
-static int __attribute__((format(printf, 3, 4)))
-ms_fail(const char **error_r, int ret, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(ms_errbuf, sizeof(ms_errbuf), fmt, ap);
-	va_end(ap);
-	*error_r = ms_errbuf;
-	return ret;
-}
-
-static char *__attribute__((format(printf, 1, 2))) ms_fmt(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-	int n;
-
-	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	return n < 0 ? NULL : s;
-}
-
 /* --- files --------------------------------------------------------------- */
 
 /* Read path; a missing file reads as empty with *exists_r false. */
@@ -95,11 +70,11 @@ static int ms_read(const char *path, char **text_r, size_t *len_r,
 	if (ret == -ENOENT) {
 		*text_r = strdup("");
 		*len_r = 0;
-		return *text_r == NULL ? ms_fail(error_r, -ENOMEM, "out of memory")
+		return *text_r == NULL ? plug_fail(error_r, -ENOMEM, "out of memory")
 				       : 0;
 	}
 	if (ret < 0)
-		return ms_fail(error_r, ret, "%s: %s", path, strerror(-ret));
+		return plug_fail(error_r, ret, "%s: %s", path, strerror(-ret));
 	return 0;
 }
 
@@ -136,7 +111,7 @@ static void ms_backup_prune(struct ms *m, const char *dir, const char *base)
 		qsort(names, n, sizeof(*names), ms_strcmp);
 	for (size_t i = 0; i < n; i++) {
 		if (i + m->backups_keep < n &&
-		    (path = ms_fmt("%s/%s", dir, names[i])) != NULL) {
+		    (path = plug_fmt("%s/%s", dir, names[i])) != NULL) {
 			unlink(path);
 			free(path);
 		}
@@ -162,14 +137,14 @@ static int ms_backup(struct ms *m, const char *path, const char *text,
 		return 0; /* nothing to back up */
 	gmtime_r(&now, &tm);
 	strftime(stamp, sizeof(stamp), "%Y%m%d%H%M%S", &tm);
-	dir = ms_fmt("%s/ophook-backups", m->config_dir);
+	dir = plug_fmt("%s/ophook-backups", m->config_dir);
 	if (dir == NULL)
-		return ms_fail(error_r, -ENOMEM, "out of memory");
+		return plug_fail(error_r, -ENOMEM, "out of memory");
 	ret = mkdir_p(dir, 0700);
 	for (unsigned i = 0; ret == 0 && i < 1000; i++) {
 		free(bak);
-		bak = i == 0 ? ms_fmt("%s/%s.%s", dir, base, stamp)
-			     : ms_fmt("%s/%s.%s-%u", dir, base, stamp, i);
+		bak = i == 0 ? plug_fmt("%s/%s.%s", dir, base, stamp)
+			     : plug_fmt("%s/%s.%s-%u", dir, base, stamp, i);
 		if (bak == NULL) {
 			ret = -ENOMEM;
 			break;
@@ -184,7 +159,7 @@ static int ms_backup(struct ms *m, const char *path, const char *text,
 	if (ret == 0 && chown(bak, st.st_uid, st.st_gid) < 0 && errno != EPERM)
 		ret = -errno;
 	if (ret < 0)
-		ret = ms_fail(error_r, ret, "backup of %s: %s", path,
+		ret = plug_fail(error_r, ret, "backup of %s: %s", path,
 			      strerror(-ret));
 	else
 		ms_backup_prune(m, dir, base);
@@ -205,7 +180,7 @@ static int ms_replace(struct ms *m, const char *path, bool existed,
 	m->host->own_write(m->ctx, path);
 	ret = file_write_atomic(path, text, len, mode);
 	if (ret < 0)
-		return ms_fail(error_r, ret, "%s: %s", path, strerror(-ret));
+		return plug_fail(error_r, ret, "%s: %s", path, strerror(-ret));
 	return 0;
 }
 
@@ -227,7 +202,7 @@ static int ms_remove_in(struct ms *m, const char *rel,
 			enum mailfile_kind kind, const char *domain,
 			unsigned *changed, const char **error_r)
 {
-	char *path = ms_fmt("%s/%s", m->config_dir, rel), *text = NULL,
+	char *path = plug_fmt("%s/%s", m->config_dir, rel), *text = NULL,
 	     *out = NULL;
 	size_t len = 0, out_len = 0;
 	unsigned removed = 0;
@@ -236,14 +211,14 @@ static int ms_remove_in(struct ms *m, const char *rel,
 	int ret;
 
 	if (path == NULL)
-		return ms_fail(error_r, -ENOMEM, "out of memory");
+		return plug_fail(error_r, -ENOMEM, "out of memory");
 	ret = ms_read(path, &text, &len, &exists, error_r);
 	if (ret == 0 && exists) {
 		ret = mailfile_remove_domain(kind, text, len, domain,
 					     ms_warn_line, &w, &out, &out_len,
 					     &removed);
 		if (ret < 0)
-			ret = ms_fail(error_r, ret, "out of memory");
+			ret = plug_fail(error_r, ret, "out of memory");
 	}
 	if (ret == 0 && removed > 0) {
 		ret = ms_replace(m, path, true, text, len, out, out_len, 0644,
@@ -269,11 +244,11 @@ static int ms_state_save(struct ms *m, const char **error_r)
 	int ret;
 
 	if (s == NULL)
-		return ms_fail(error_r, -ENOMEM, "out of memory");
+		return plug_fail(error_r, -ENOMEM, "out of memory");
 	ret = file_write_atomic(m->state_path, s, strlen(s), 0600);
 	free(s);
 	if (ret < 0)
-		return ms_fail(error_r, ret, "%s: %s", m->state_path,
+		return plug_fail(error_r, ret, "%s: %s", m->state_path,
 			       strerror(-ret));
 	return 0;
 }
@@ -287,11 +262,11 @@ static int ms_state_load(struct ms *m, const char **error_r)
 
 	if (ret == -ENOENT) {
 		m->owners = json_object();
-		return m->owners == NULL ? ms_fail(error_r, -ENOMEM, "out of memory")
+		return m->owners == NULL ? plug_fail(error_r, -ENOMEM, "out of memory")
 					 : 0;
 	}
 	if (ret < 0)
-		return ms_fail(error_r, ret, "%s: %s", m->state_path,
+		return plug_fail(error_r, ret, "%s: %s", m->state_path,
 			       strerror(-ret));
 	m->owners = json_loadb(text, len, 0, &jerr);
 	free(text);
@@ -302,7 +277,7 @@ static int ms_state_load(struct ms *m, const char **error_r)
 		json_decref(m->owners);
 		m->owners = json_object();
 	}
-	return m->owners == NULL ? ms_fail(error_r, -ENOMEM, "out of memory") : 0;
+	return m->owners == NULL ? plug_fail(error_r, -ENOMEM, "out of memory") : 0;
 }
 
 /* --- actions ------------------------------------------------------------- */
@@ -349,11 +324,11 @@ static int ms_event_domain(struct ms *m, const struct ophook_event *ev,
 	if (d == NULL)
 		d = ev->subject;
 	if (d == NULL || !name_valid_domain(d, &why))
-		return ms_fail(error_r, -EINVAL, "%s: field domain: %s",
+		return plug_fail(error_r, -EINVAL, "%s: field domain: %s",
 			       ev->type, d == NULL ? "missing" : why);
 	*d_r = strdup(d);
 	if (*d_r == NULL)
-		return ms_fail(error_r, -ENOMEM, "out of memory");
+		return plug_fail(error_r, -ENOMEM, "out of memory");
 	for (char *p = *d_r; *p != '\0'; p++)
 		if (*p >= 'A' && *p <= 'Z')
 			*p = (char)(*p - 'A' + 'a');
@@ -364,18 +339,18 @@ static int ms_event_domain(struct ms *m, const struct ophook_event *ev,
 static int ms_table_ensure(struct ms *m, const char *rel, const char *key,
 			   const char *line, const char **error_r)
 {
-	char *path = ms_fmt("%s/%s", m->config_dir, rel), *text = NULL,
+	char *path = plug_fmt("%s/%s", m->config_dir, rel), *text = NULL,
 	     *out = NULL;
 	size_t len = 0, out_len = 0;
 	bool exists;
 	int ret;
 
 	if (path == NULL)
-		return ms_fail(error_r, -ENOMEM, "out of memory");
+		return plug_fail(error_r, -ENOMEM, "out of memory");
 	ret = ms_read(path, &text, &len, &exists, error_r);
 	if (ret == 0 && !mailfile_has_key(text, len, key)) {
 		out = mailfile_append(text, len, line, &out_len);
-		ret = out == NULL ? ms_fail(error_r, -ENOMEM, "out of memory")
+		ret = out == NULL ? plug_fail(error_r, -ENOMEM, "out of memory")
 				  : ms_replace(m, path, false, text, len, out,
 					       out_len, 0644, error_r);
 	}
@@ -390,20 +365,20 @@ static int ms_table_ensure(struct ms *m, const char *rel, const char *key,
 static int ms_dkim_key(struct ms *m, const char *d, char **txt_r,
 		       const char **error_r)
 {
-	char *dir = ms_fmt("%s/opendkim/keys/%s", m->config_dir, d);
-	char *priv = ms_fmt("%s/%s.private", dir != NULL ? dir : "", m->selector);
-	char *txtp = ms_fmt("%s/%s.txt", dir != NULL ? dir : "", m->selector);
+	char *dir = plug_fmt("%s/opendkim/keys/%s", m->config_dir, d);
+	char *priv = plug_fmt("%s/%s.private", dir != NULL ? dir : "", m->selector);
+	char *txtp = plug_fmt("%s/%s.txt", dir != NULL ? dir : "", m->selector);
 	char *pem = NULL, *b64 = NULL, *rec = NULL;
 	size_t len;
 	int ret = 0;
 
 	*txt_r = NULL;
 	if (dir == NULL || priv == NULL || txtp == NULL) {
-		ret = ms_fail(error_r, -ENOMEM, "out of memory");
+		ret = plug_fail(error_r, -ENOMEM, "out of memory");
 		goto out;
 	}
 	if ((ret = mkdir_p(dir, 0755)) < 0) {
-		ret = ms_fail(error_r, ret, "%s: %s", dir, strerror(-ret));
+		ret = plug_fail(error_r, ret, "%s: %s", dir, strerror(-ret));
 		goto out;
 	}
 	ret = file_read_nofollow(priv, 1u << 20, &pem, &len);
@@ -413,7 +388,7 @@ static int ms_dkim_key(struct ms *m, const char *d, char **txt_r,
 			m->host->own_write(m->ctx, priv);
 			ret = file_write_atomic(priv, pem, strlen(pem), 0600);
 			if (ret < 0)
-				ret = ms_fail(error_r, ret, "%s: %s", priv,
+				ret = plug_fail(error_r, ret, "%s: %s", priv,
 					      strerror(-ret));
 			else
 				m->host->log(m->ctx, OPHOOK_LOG_INFO,
@@ -421,24 +396,24 @@ static int ms_dkim_key(struct ms *m, const char *d, char **txt_r,
 					     m->dkim_bits);
 		}
 	} else if (ret < 0) {
-		ret = ms_fail(error_r, ret, "%s: %s", priv, strerror(-ret));
+		ret = plug_fail(error_r, ret, "%s: %s", priv, strerror(-ret));
 	}
 	if (ret < 0)
 		goto out;
 	if ((ret = dkim_pubkey_b64(pem, &b64, error_r)) < 0) {
-		ret = ms_fail(error_r, ret, "%s: %s", priv, *error_r);
+		ret = plug_fail(error_r, ret, "%s: %s", priv, *error_r);
 		goto out;
 	}
 	rec = dkim_txt_record(m->selector, d, b64);
 	*txt_r = dkim_txt_value(b64);
 	if (rec == NULL || *txt_r == NULL) {
-		ret = ms_fail(error_r, -ENOMEM, "out of memory");
+		ret = plug_fail(error_r, -ENOMEM, "out of memory");
 		goto out;
 	}
 	m->host->own_write(m->ctx, txtp);
 	ret = file_write_atomic(txtp, rec, strlen(rec), 0644);
 	if (ret < 0)
-		ret = ms_fail(error_r, ret, "%s: %s", txtp, strerror(-ret));
+		ret = plug_fail(error_r, ret, "%s: %s", txtp, strerror(-ret));
 out:
 	if (ret < 0) {
 		free(*txt_r);
@@ -466,7 +441,7 @@ static int ms_domain_added(struct ms *m, const struct ophook_event *ev,
 
 	if (user != NULL && *user != '\0') {
 		if (!name_valid_user(user, &why))
-			return ms_fail(error_r, -EINVAL,
+			return plug_fail(error_r, -EINVAL,
 				       "%s: field user: %s", ev->type, why);
 		json_t *cur = json_object_get(m->owners, d);
 
@@ -482,17 +457,17 @@ static int ms_domain_added(struct ms *m, const struct ophook_event *ev,
 	ret = ms_dkim_key(m, d, &txt, error_r);
 	if (ret < 0)
 		return ret;
-	key = ms_fmt("%s._domainkey.%s", m->selector, d);
-	kline = ms_fmt("%s._domainkey.%s %s:%s:%s/%s/%s.private\n", m->selector,
+	key = plug_fmt("%s._domainkey.%s", m->selector, d);
+	kline = plug_fmt("%s._domainkey.%s %s:%s:%s/%s/%s.private\n", m->selector,
 		       d, d, m->selector, m->keys_path, d, m->selector);
-	skey = ms_fmt("*@%s", d);
-	sline = ms_fmt("*@%s %s._domainkey.%s\n", d, m->selector, d);
+	skey = plug_fmt("*@%s", d);
+	sline = plug_fmt("*@%s %s._domainkey.%s\n", d, m->selector, d);
 	obj = json_pack("{s:s, s:s, s:s}", "domain", d, "selector",
 			m->selector, "txt", txt);
 	fields = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
 	if (key == NULL || kline == NULL || skey == NULL || sline == NULL ||
 	    fields == NULL)
-		ret = ms_fail(error_r, -ENOMEM, "out of memory");
+		ret = plug_fail(error_r, -ENOMEM, "out of memory");
 	if (ret == 0)
 		ret = ms_table_ensure(m, "opendkim/KeyTable", key, kline,
 				      error_r);
@@ -562,7 +537,7 @@ static int ms_event_user(struct ms *m, const struct ophook_event *ev,
 	    strchr(u + 10, '_') != NULL)
 		u = strchr(u + 10, '_') + 1;
 	if (u == NULL || !name_valid_user(u, &why))
-		return ms_fail(error_r, -EINVAL, "%s: field user: %s",
+		return plug_fail(error_r, -EINVAL, "%s: field user: %s",
 			       ev->type, u == NULL ? "missing" : why);
 	*user_r = u;
 	return 0;
@@ -586,28 +561,28 @@ static int ms_user_domains(struct ms *m, const struct ophook_event *ev,
 		      sizeof(*list));
 	if (list == NULL) {
 		json_decref(root);
-		return ms_fail(error_r, -ENOMEM, "out of memory");
+		return plug_fail(error_r, -ENOMEM, "out of memory");
 	}
 	if (json_is_array(arr)) {
 		json_array_foreach(arr, i, v) {
 			const char *d = json_string_value(v);
 
 			if (d == NULL || !name_valid_domain(d, &why)) {
-				ret = ms_fail(error_r, -EINVAL,
+				ret = plug_fail(error_r, -EINVAL,
 					      "%s: field domains[%zu]: %s",
 					      ev->type, i,
 					      d == NULL ? "not a string" : why);
 				break;
 			}
 			if ((list[n++] = strdup(d)) == NULL)
-				ret = ms_fail(error_r, -ENOMEM, "out of memory");
+				ret = plug_fail(error_r, -ENOMEM, "out of memory");
 		}
 	} else {
 		json_object_foreach(m->owners, key, v) {
 			if (json_is_string(v) &&
 			    strcmp(json_string_value(v), user) == 0 &&
 			    (list[n++] = strdup(key)) == NULL)
-				ret = ms_fail(error_r, -ENOMEM, "out of memory");
+				ret = plug_fail(error_r, -ENOMEM, "out of memory");
 		}
 	}
 	json_decref(root);
@@ -633,7 +608,7 @@ static int ms_access(struct ms *m, const char *rel, const char *user,
 		     char **domains, size_t n, bool *changed_r,
 		     const char **error_r)
 {
-	char *path = ms_fmt("%s/%s", m->config_dir, rel), *text = NULL,
+	char *path = plug_fmt("%s/%s", m->config_dir, rel), *text = NULL,
 	     *mid = NULL, *out = NULL;
 	size_t len = 0, mid_len = 0, out_len = 0;
 	unsigned removed = 0;
@@ -641,15 +616,15 @@ static int ms_access(struct ms *m, const char *rel, const char *user,
 	int ret;
 
 	if (path == NULL)
-		return ms_fail(error_r, -ENOMEM, "out of memory");
+		return plug_fail(error_r, -ENOMEM, "out of memory");
 	ret = ms_read(path, &text, &len, &exists, error_r);
 	if (ret == 0 &&
 	    mailfile_access_strip(text, len, user, &mid, &mid_len, &removed) < 0)
-		ret = ms_fail(error_r, -ENOMEM, "out of memory");
+		ret = plug_fail(error_r, -ENOMEM, "out of memory");
 	if (ret == 0 && mailfile_access_add(mid, mid_len, user,
 					    (const char *const *)domains, n,
 					    MS_REASON, &out, &out_len) < 0)
-		ret = ms_fail(error_r, -ENOMEM, "out of memory");
+		ret = plug_fail(error_r, -ENOMEM, "out of memory");
 	if (ret == 0 && (out_len != len || memcmp(out, text, len) != 0)) {
 		ret = ms_replace(m, path, exists, text, len, out, out_len, 0644,
 				 error_r);
@@ -756,16 +731,16 @@ static int ms_settings(struct ms *m, const char **error_r)
 	v = h->setting(m->ctx, "dkim_keys_path");
 	m->keys_path = strdup(v != NULL && *v != '\0' ? v : MS_KEYS_IN_CONTAINER);
 	if (m->config_dir == NULL || m->selector == NULL || m->keys_path == NULL)
-		return ms_fail(error_r, -ENOMEM, "out of memory");
+		return plug_fail(error_r, -ENOMEM, "out of memory");
 	if (m->config_dir[0] != '/')
-		return ms_fail(error_r, -EINVAL,
+		return plug_fail(error_r, -EINVAL,
 			       "setting config_dir: \"%s\" is not an absolute path",
 			       m->config_dir);
 	if (!dkim_selector_valid(m->selector))
-		return ms_fail(error_r, -EINVAL,
+		return plug_fail(error_r, -EINVAL,
 			       "setting dkim_selector: want 1-63 of [A-Za-z0-9_-]");
 	if (strpbrk(m->keys_path, " \t\n:") != NULL)
-		return ms_fail(error_r, -EINVAL,
+		return plug_fail(error_r, -EINVAL,
 			       "setting dkim_keys_path: no blank or ':' allowed");
 	v = h->setting(m->ctx, "mail_enabled");
 	m->mail_enabled = true;
@@ -777,7 +752,7 @@ static int ms_settings(struct ms *m, const char **error_r)
 			 strcmp(v, "0") == 0)
 			m->mail_enabled = false;
 		else
-			return ms_fail(error_r, -EINVAL,
+			return plug_fail(error_r, -EINVAL,
 				       "setting mail_enabled: \"%s\" is not a "
 				       "boolean",
 				       v);
@@ -789,7 +764,7 @@ static int ms_settings(struct ms *m, const char **error_r)
 		n = strtoul(v, &end, 10);
 		if (errno != 0 || end == v || *end != '\0' || n < 1024 ||
 		    n > 8192)
-			return ms_fail(error_r, -EINVAL,
+			return plug_fail(error_r, -EINVAL,
 				       "setting dkim_bits: \"%s\" is not a "
 				       "number in 1024..8192",
 				       v);
@@ -801,7 +776,7 @@ static int ms_settings(struct ms *m, const char **error_r)
 		errno = 0;
 		n = strtoul(v, &end, 10);
 		if (errno != 0 || end == v || *end != '\0' || n < 1 || n > 100000)
-			return ms_fail(error_r, -EINVAL,
+			return plug_fail(error_r, -EINVAL,
 				       "setting backups_keep: \"%s\" is not a "
 				       "number in 1..100000",
 				       v);
@@ -811,7 +786,7 @@ static int ms_settings(struct ms *m, const char **error_r)
 	if (v != NULL) {
 		ret = argv_from_setting(v, &m->reload_argv);
 		if (ret < 0)
-			return ms_fail(error_r, ret,
+			return plug_fail(error_r, ret,
 				       "setting reload_argv: want a non-empty "
 				       "JSON array of strings");
 	}
@@ -825,15 +800,15 @@ static int ms_init(struct ophook_ctx *ctx, const struct ophook_host *host,
 	int ret;
 
 	if (!OPHOOK_HOST_HAS(host, own_write))
-		return ms_fail(error_r, -ENOTSUP,
+		return plug_fail(error_r, -ENOTSUP,
 			       "the host is too old (no own_write)");
 	m = calloc(1, sizeof(*m));
 	if (m == NULL)
-		return ms_fail(error_r, -ENOMEM, "out of memory");
+		return plug_fail(error_r, -ENOMEM, "out of memory");
 	m->ctx = ctx;
 	m->host = host;
-	m->state_path = ms_fmt("%s/domains.json", host->state_dir(ctx));
-	ret = m->state_path == NULL ? ms_fail(error_r, -ENOMEM, "out of memory")
+	m->state_path = plug_fmt("%s/domains.json", host->state_dir(ctx));
+	ret = m->state_path == NULL ? plug_fail(error_r, -ENOMEM, "out of memory")
 				    : ms_settings(m, error_r);
 	if (ret == 0)
 		ret = ms_state_load(m, error_r);
