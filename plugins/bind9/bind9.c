@@ -77,6 +77,16 @@ struct bind9 {
 	json_t *reload;        /* set of zones */
 	unsigned rndc_failures;
 	unsigned long reloads; /* rndc runs so far */
+	json_t *gone;          /* secondary zone files to delete after reconfig */
+
+	/* several nodes (README "Primary and secondary") */
+	bool primary;          /* role primary or both: this node's events */
+	bool secondary;        /* role secondary or both: other nodes' events */
+	char *node;            /* this node's name (setting node, else hostname) */
+	char *opts;            /* notify/allow-transfer for master zone lines */
+	json_t *primaries;     /* {node: "IP port N"} */
+	char *sec_dir;         /* secondary zone files, as the plugin sees them */
+	char *sec_named;       /* the same folder as named sees it */
 };
 
 /* --- settings ------------------------------------------------------------ */
@@ -437,6 +447,21 @@ static int bind9_check(struct bind9 *b, const char *zone, const char *text,
 static void bind9_action(struct ophook_ctx *ctx, void *data);
 static bool bind9_flush(struct bind9 *b);
 
+/* Delete a secondary zone file and named's journal beside it. */
+static void bind9_secondary_unlink(struct bind9 *b, const char *path)
+{
+	char *jnl = path != NULL ? plug_fmt("%s.jnl", path) : NULL;
+
+	if (path == NULL)
+		return;
+	if (unlink(path) < 0 && errno != ENOENT)
+		b->host->log(b->ctx, OPHOOK_LOG_WARN, "%s: %s", path,
+			     strerror(errno));
+	if (jnl != NULL)
+		(void)unlink(jnl);
+	free(jnl);
+}
+
 /* Ask for the coalesced action (batch check of staged zones, rndc). */
 static void bind9_kick(struct bind9 *b, unsigned delay_ms)
 {
@@ -529,9 +554,23 @@ static void bind9_action(struct ophook_ctx *ctx, void *data)
 		return;
 	}
 	b->rndc_failures = 0;
-	if (reconfig)
+	if (reconfig) {
+		json_t *gone;
+
 		b->host->log(b->ctx, OPHOOK_LOG_INFO,
 			     "rndc reconfig done [reloads=%lu]", b->reloads);
+		/* dropped secondary zones: named let go of them, so their
+		 * files are not written again */
+		pthread_mutex_lock(&b->rlock);
+		gone = b->gone;
+		b->gone = json_object();
+		pthread_mutex_unlock(&b->rlock);
+		json_object_foreach_safe(gone, tmp, zone, v)
+		{
+			bind9_secondary_unlink(b, json_string_value(v));
+		}
+		json_decref(gone);
+	}
 	if (n > b->reload_all_max) {
 		if (bind9_rndc(b, (const char *const[]){ "reload", NULL }) == 0)
 			ok = n;
@@ -565,6 +604,26 @@ static int bind9_write(struct bind9 *b, const char *path, const char *text,
 	return 0;
 }
 
+/* Make sure conf has a master zone line for d: without notify/transfer
+ * options any statement for d will do (zone_conf_add); with them, a
+ * statement that lacks or differs from them is replaced (zone_conf_put).
+ * *out_r NULL when conf is fine as it is. */
+static int bind9_conf_master(struct bind9 *b, const char *conf, const char *d,
+			     const char *file, char **out_r)
+{
+	char *line = NULL;
+	int ret;
+
+	if (b->opts == NULL || *b->opts == '\0')
+		return zone_conf_add(conf, d, file, out_r);
+	*out_r = NULL;
+	ret = zone_conf_line_opts(d, file, b->opts, &line);
+	if (ret == 0)
+		ret = zone_conf_put(conf, d, line, out_r);
+	free(line);
+	return ret;
+}
+
 /* Add (add) or remove the zone line of d in named.conf.local; *changed_r
  * says whether the file changed.  Under b->lock. */
 static int bind9_conf_edit(struct bind9 *b, const char *d, bool add,
@@ -588,7 +647,7 @@ static int bind9_conf_edit(struct bind9 *b, const char *d, bool add,
 	if (add) {
 		file = bind9_conf_file(b, d);
 		ret = file == NULL ? -ENOMEM
-				   : zone_conf_add(conf, d, file, &out);
+				   : bind9_conf_master(b, conf, d, file, &out);
 	} else {
 		ret = zone_conf_remove(conf, d, &out);
 	}
@@ -850,7 +909,7 @@ static bool bind9_flush(struct bind9 *b)
 					     strerror(errno));
 				goto next;
 			}
-			if (zone_conf_add(conf, z, file, &next) == 0 &&
+			if (bind9_conf_master(b, conf, z, file, &next) == 0 &&
 			    next != NULL) {
 				free(conf);
 				conf = next;
@@ -1591,12 +1650,255 @@ out:
 	return ret;
 }
 
+/* --- secondary role ------------------------------------------------------ */
+
+/* A node name: [A-Za-z0-9._-], 1..64 bytes (names go into logs and the
+ * state only, never into a path or argv). */
+static bool bind9_node_ok(const char *s)
+{
+	return strlen(s) <= 64 && bind9_hostname_ok(s);
+}
+
+/* The node an event comes from: its "node" field (empty: this node).  An
+ * event this node's socket took in (`ophookctl emit`) may name another
+ * origin in "origin_node", so a test or a relay can deliver another
+ * node's event before a shared journal does.  NULL when the name is not a
+ * node name. */
+static const char *bind9_origin(struct bind9 *b, const struct ophook_event *ev)
+{
+	const char *n = b->host->event_get(ev, "node"), *o;
+
+	if (n == NULL || *n == '\0')
+		n = b->node;
+	if (strcmp(n, b->node) == 0 && ev->source != NULL &&
+	    strcmp(ev->source, "socket") == 0 &&
+	    (o = b->host->event_get(ev, "origin_node")) != NULL)
+		n = o;
+	return bind9_node_ok(n) ? n : NULL;
+}
+
+/* The secondary zone file of d, as the plugin (named false) or named sees
+ * it. */
+static char *bind9_secondary_path(struct bind9 *b, const char *d, bool named)
+{
+	return plug_fmt("%s/%s.db", named ? b->sec_named : b->sec_dir, d);
+}
+
+static json_t *bind9_state_secondaries(struct bind9 *b)
+{
+	json_t *sec = json_object_get(b->state, "secondaries");
+
+	if (!json_is_object(sec)) {
+		sec = json_object();
+		if (sec == NULL ||
+		    json_object_set_new(b->state, "secondaries", sec) < 0)
+			return NULL;
+	}
+	return sec;
+}
+
+/* domain.added from primary node `from` (address addr): a `type slave`
+ * zone line for d, reconfig; named transfers the zone.  A zone this node
+ * is the primary of is left alone (-EEXIST). */
+static int bind9_secondary_added(struct bind9 *b, const char *d,
+				 const char *from, const char *addr,
+				 const char **error_r)
+{
+	char *file = bind9_secondary_path(b, d, true), *line = NULL;
+	char *path = bind9_zone_path(b, d), *conf = NULL, *out = NULL;
+	json_t *sec;
+	size_t len;
+	int ret;
+
+	if (file == NULL || path == NULL) {
+		ret = plug_fail(error_r, -ENOMEM, "out of memory");
+		goto out_unlocked;
+	}
+	ret = zone_slave_line(d, addr, file, &line);
+	if (ret < 0) {
+		ret = plug_fail(error_r, ret, "%s: cannot write a secondary "
+				 "zone line (primary \"%s\", file %s)",
+				 d, addr, file);
+		goto out_unlocked;
+	}
+	pthread_mutex_lock(&b->lock);
+	sec = bind9_state_secondaries(b);
+	if (sec == NULL) {
+		ret = plug_fail(error_r, -ENOMEM, "out of memory");
+		goto out;
+	}
+	if (bind9_state_zone(b, d) != NULL || bind9_file_exists(path)) {
+		ret = plug_fail(error_r, -EEXIST,
+				 "domain.added from %s: %s is a zone this "
+				 "node is the primary of; no secondary zone",
+				 from, d);
+		goto out;
+	}
+	ret = mkdir_p(b->sec_dir, 0755);
+	if (ret < 0) {
+		ret = plug_fail(error_r, ret, "%s: %s", b->sec_dir,
+				 strerror(-ret));
+		goto out;
+	}
+	ret = file_read_nofollow(b->conf_path, BIND9_FILE_MAX, &conf, &len);
+	if (ret == -ENOENT) {
+		conf = strdup("");
+		ret = conf == NULL ? -ENOMEM : 0;
+	}
+	if (ret < 0) {
+		ret = plug_fail(error_r, ret, "%s: %s", b->conf_path,
+				 strerror(-ret));
+		goto out;
+	}
+	ret = zone_conf_put(conf, d, line, &out);
+	if (ret < 0) {
+		ret = plug_fail(error_r, ret, "out of memory");
+		goto out;
+	}
+	if (out != NULL) {
+		ret = bind9_write(b, b->conf_path, out, error_r);
+		if (ret < 0)
+			goto out;
+	}
+	if (!json_is_string(json_object_get(sec, d)) ||
+	    strcmp(json_string_value(json_object_get(sec, d)), from) != 0) {
+		if (json_object_set_new(sec, d, json_string(from)) < 0) {
+			ret = plug_fail(error_r, -ENOMEM, "out of memory");
+			goto out;
+		}
+		ret = bind9_state_save(b, error_r);
+	}
+	/* a zone added again is not deleted by an older removal's cleanup */
+	pthread_mutex_lock(&b->rlock);
+	json_object_del(b->gone, d);
+	pthread_mutex_unlock(&b->rlock);
+out:
+	pthread_mutex_unlock(&b->lock);
+	if (ret == 0 && out != NULL) {
+		b->host->log(b->ctx, OPHOOK_LOG_INFO,
+			     "%s: secondary zone of %s (primary %s) added", d,
+			     from, addr);
+		bind9_reload_request(b, NULL);
+	}
+out_unlocked:
+	free(out);
+	free(conf);
+	free(line);
+	free(path);
+	free(file);
+	return ret;
+}
+
+/* domain.removed from node `from`: drop the secondary zone of d when it
+ * came from that node (its line, then its file once named let go). */
+static int bind9_secondary_removed(struct bind9 *b, const char *d,
+				   const char *from, const char **error_r)
+{
+	const char *owner;
+	char *path = NULL;
+	bool changed = false;
+	json_t *sec;
+	int ret = 0;
+
+	pthread_mutex_lock(&b->lock);
+	sec = bind9_state_secondaries(b);
+	owner = json_string_value(json_object_get(sec, d));
+	if (owner == NULL || strcmp(owner, from) != 0) {
+		pthread_mutex_unlock(&b->lock);
+		if (owner != NULL)
+			b->host->log(b->ctx, OPHOOK_LOG_INFO,
+				     "%s: domain.removed from %s, but the "
+				     "secondary zone follows %s: kept",
+				     d, from, owner);
+		return 0;
+	}
+	ret = bind9_conf_edit(b, d, false, &changed, error_r);
+	if (ret == 0) {
+		json_object_del(sec, d);
+		ret = bind9_state_save(b, error_r);
+	}
+	pthread_mutex_unlock(&b->lock);
+	if (ret < 0)
+		return ret;
+	path = bind9_secondary_path(b, d, false);
+	if (path == NULL)
+		return plug_fail(error_r, -ENOMEM, "out of memory");
+	/* now (the zone may never have loaded) and again after the reconfig
+	 * (named may still write it until then) */
+	b->host->own_write(b->ctx, path);
+	bind9_secondary_unlink(b, path);
+	pthread_mutex_lock(&b->rlock);
+	if (json_object_set_new(b->gone, d, json_string(path)) < 0)
+		ret = plug_fail(error_r, -ENOMEM, "out of memory");
+	pthread_mutex_unlock(&b->rlock);
+	free(path);
+	b->host->log(b->ctx, OPHOOK_LOG_INFO,
+		     "%s: secondary zone of %s removed", d, from);
+	bind9_reload_request(b, NULL);
+	return ret;
+}
+
+/* True when d is a secondary zone here (a local add or remove must not
+ * touch it). */
+static bool bind9_is_secondary(struct bind9 *b, const char *d)
+{
+	bool is;
+
+	pthread_mutex_lock(&b->lock);
+	is = json_object_get(json_object_get(b->state, "secondaries"), d) !=
+	     NULL;
+	pthread_mutex_unlock(&b->lock);
+	return is;
+}
+
+/* An event from another node: domain.added/removed from a node listed in
+ * primaries make or drop a secondary zone; everything else is that
+ * node's business. */
+static int bind9_remote_event(struct bind9 *b, const struct ophook_event *ev,
+			      const char *from, const char **error_r)
+{
+	const char *addr;
+	char *d = NULL;
+	bool added = strcmp(ev->type, "domain.added") == 0;
+	int ret;
+
+	if (!added && strcmp(ev->type, "domain.removed") != 0)
+		return 0;
+	addr = json_string_value(json_object_get(b->primaries, from));
+	if (!b->secondary || addr == NULL) {
+		b->host->log(b->ctx, OPHOOK_LOG_DEBUG,
+			     "%s %s from node %s: %s", ev->type, ev->subject,
+			     from,
+			     !b->secondary ? "role has no secondary: ignored"
+					   : "not one of the primaries: "
+					     "ignored");
+		return 0;
+	}
+	ret = bind9_event_domain(b, ev, &d, error_r);
+	if (ret < 0)
+		return ret;
+	ret = added ? bind9_secondary_added(b, d, from, addr, error_r)
+		    : bind9_secondary_removed(b, d, from, error_r);
+	free(d);
+	return ret;
+}
+
 static int bind9_on_event(void *data, const struct ophook_event *ev,
 			  const char **error_r)
 {
 	struct bind9 *b = data;
+	const char *from = bind9_origin(b, ev);
 	char *d = NULL;
 	int ret;
+
+	if (from == NULL)
+		return plug_fail(error_r, -EINVAL,
+				 "%s: field node/origin_node: not a node name",
+				 ev->type);
+	if (strcmp(from, b->node) != 0)
+		return bind9_remote_event(b, ev, from, error_r);
+	if (!b->primary)
+		return 0; /* role secondary: this node's zones are not ours */
 
 	if (strcmp(ev->type, "dns.zone.changed") == 0)
 		return bind9_changed(b, ev, error_r);
@@ -1612,6 +1914,17 @@ static int bind9_on_event(void *data, const struct ophook_event *ev,
 	ret = bind9_event_domain(b, ev, &d, error_r);
 	if (ret < 0)
 		return ret;
+	if (bind9_is_secondary(b, d)) {
+		ret = strcmp(ev->type, "domain.added") == 0
+			      ? plug_fail(error_r, -EEXIST,
+					  "%s: %s is a secondary zone here "
+					  "(its primary is another node); "
+					  "remove it there first",
+					  ev->type, d)
+			      : 0;
+		free(d);
+		return ret;
+	}
 	if (strcmp(ev->type, "domain.added") == 0) {
 		const char *user = b->host->event_get(ev, "user");
 		const char *why = NULL;
@@ -1653,6 +1966,12 @@ static void bind9_fini(void *data)
 	argv_free(&b->checkconf_argv);
 	json_decref(b->state);
 	json_decref(b->reload);
+	json_decref(b->gone);
+	json_decref(b->primaries);
+	free(b->node);
+	free(b->opts);
+	free(b->sec_dir);
+	free(b->sec_named);
 	pthread_mutex_destroy(&b->lock);
 	pthread_mutex_destroy(&b->rlock);
 	free(b);
@@ -1742,6 +2061,208 @@ static int bind9_init_settings(struct bind9 *b, const char **error_r)
 			     "will fail until it is");
 out:
 	free(removed);
+	return ret;
+}
+
+/* A list setting (JSON array of strings, or one string) as a
+ * NULL-terminated array in *list_r (NULL when unset). */
+static int bind9_list_setting(struct bind9 *b, const char *key,
+			      char ***list_r, const char **error_r)
+{
+	const char *v = b->host->setting(b->ctx, key);
+	json_t *j;
+	size_t i, n;
+
+	*list_r = NULL;
+	if (v == NULL || *v == '\0')
+		return 0;
+	j = json_loads(v, JSON_DECODE_ANY, NULL);
+	if (j == NULL || json_is_string(j)) {
+		/* a scalar comes back as its text */
+		json_decref(j);
+		j = json_pack("[s]", v);
+		if (j == NULL)
+			return plug_fail(error_r, -ENOMEM, "out of memory");
+	}
+	if (!json_is_array(j)) {
+		json_decref(j);
+		return plug_fail(error_r, -EINVAL,
+				  "setting %s: want a list of addresses", key);
+	}
+	n = json_array_size(j);
+	*list_r = calloc(n + 1, sizeof(**list_r));
+	if (*list_r == NULL) {
+		json_decref(j);
+		return plug_fail(error_r, -ENOMEM, "out of memory");
+	}
+	for (i = 0; i < n; i++) {
+		const char *s = json_string_value(json_array_get(j, i));
+
+		if (s == NULL) {
+			json_decref(j);
+			argv_free(list_r);
+			return plug_fail(error_r, -EINVAL,
+					  "setting %s: item %zu is not a "
+					  "string",
+					  key, i + 1);
+		}
+		(*list_r)[i] = strdup(s);
+		if ((*list_r)[i] == NULL) {
+			json_decref(j);
+			argv_free(list_r);
+			return plug_fail(error_r, -ENOMEM, "out of memory");
+		}
+	}
+	json_decref(j);
+	return 0;
+}
+
+/* Each address of a list setting, checked for named.conf. */
+static int bind9_addrs_ok(const char *key, char **list, bool port,
+			  const char **error_r)
+{
+	for (size_t i = 0; list != NULL && list[i] != NULL; i++) {
+		char *norm = NULL;
+		const char *why = NULL;
+		int ret = zone_addr_norm(list[i], port, !port, &norm, &why);
+
+		free(norm);
+		if (ret == -EINVAL)
+			return plug_fail(error_r, ret,
+					  "setting %s: \"%s\": %s", key,
+					  list[i], why);
+		if (ret < 0)
+			return plug_fail(error_r, ret, "out of memory");
+	}
+	return 0;
+}
+
+/* role, node, notify, allow_transfer, primaries, secondary_dir(_in_conf). */
+static int bind9_init_cluster(struct bind9 *b, const char **error_r)
+{
+	char *role = NULL, **notify = NULL, **xfer = NULL, *sec_conf = NULL;
+	const char *v, *k;
+	json_t *map = NULL, *val;
+	int ret;
+
+	if ((ret = bind9_setting(b, "role", "primary", &role)) < 0 ||
+	    (ret = bind9_setting(b, "node", NULL, &b->node)) < 0 ||
+	    (ret = bind9_setting(b, "secondary_dir",
+				 "/var/cache/bind/secondary", &b->sec_dir)) < 0 ||
+	    (ret = bind9_setting(b, "secondary_dir_in_conf", b->sec_dir,
+				 &sec_conf)) < 0) {
+		ret = plug_fail(error_r, ret, "out of memory");
+		goto out;
+	}
+	b->primary = strcmp(role, "primary") == 0 || strcmp(role, "both") == 0;
+	b->secondary =
+		strcmp(role, "secondary") == 0 || strcmp(role, "both") == 0;
+	if (!b->primary && !b->secondary) {
+		ret = plug_fail(error_r, -EINVAL,
+				 "setting role: \"%s\" is not primary, "
+				 "secondary or both",
+				 role);
+		goto out;
+	}
+	if (b->node == NULL) {
+		char host[256] = "";
+
+		if (gethostname(host, sizeof(host) - 1) < 0 || host[0] == '\0')
+			strcpy(host, "localhost");
+		b->node = strdup(host);
+		if (b->node == NULL) {
+			ret = plug_fail(error_r, -ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+	if (!bind9_node_ok(b->node)) {
+		ret = plug_fail(error_r, -EINVAL,
+				 "setting node: \"%s\" is not a node name",
+				 b->node);
+		goto out;
+	}
+	for (size_t l = strlen(b->sec_dir); l > 1 && b->sec_dir[l - 1] == '/';
+	     l--)
+		b->sec_dir[l - 1] = '\0';
+	for (size_t l = strlen(sec_conf); l > 1 && sec_conf[l - 1] == '/'; l--)
+		sec_conf[l - 1] = '\0';
+	b->sec_named = sec_conf;
+	sec_conf = NULL;
+	if ((ret = bind9_path_ok("secondary_dir", b->sec_dir, error_r)) < 0 ||
+	    (ret = bind9_path_ok("secondary_dir_in_conf", b->sec_named,
+				 error_r)) < 0 ||
+	    (ret = bind9_list_setting(b, "notify", &notify, error_r)) < 0 ||
+	    (ret = bind9_list_setting(b, "allow_transfer", &xfer, error_r)) <
+		    0 ||
+	    (ret = bind9_addrs_ok("notify", notify, true, error_r)) < 0 ||
+	    (ret = bind9_addrs_ok("allow_transfer", xfer, false, error_r)) < 0)
+		goto out;
+	ret = zone_conf_opts((const char *const *)notify,
+			     (const char *const *)xfer, &b->opts);
+	if (ret < 0) {
+		ret = plug_fail(error_r, ret, "setting notify/allow_transfer: "
+				 "%s", strerror(-ret));
+		goto out;
+	}
+	b->primaries = json_object();
+	if (b->primaries == NULL) {
+		ret = plug_fail(error_r, -ENOMEM, "out of memory");
+		goto out;
+	}
+	v = b->host->setting(b->ctx, "primaries");
+	if (v == NULL || *v == '\0')
+		goto out;
+	map = json_loads(v, 0, NULL);
+	if (!json_is_object(map)) {
+		ret = plug_fail(error_r, -EINVAL,
+				 "setting primaries: want a map from node "
+				 "name to \"IP [port N]\"");
+		goto out;
+	}
+	json_object_foreach(map, k, val)
+	{
+		const char *addr = json_string_value(val), *why = NULL;
+		char *norm = NULL;
+
+		if (!bind9_node_ok(k)) {
+			ret = plug_fail(error_r, -EINVAL,
+					 "setting primaries: \"%s\" is not a "
+					 "node name",
+					 k);
+			goto out;
+		}
+		if (addr == NULL) {
+			ret = plug_fail(error_r, -EINVAL,
+					 "setting primaries.%s: want \"IP "
+					 "[port N]\"",
+					 k);
+			goto out;
+		}
+		ret = zone_addr_norm(addr, true, false, &norm, &why);
+		if (ret < 0) {
+			ret = plug_fail(error_r, ret,
+					 "setting primaries.%s: \"%s\": %s", k,
+					 addr, ret == -EINVAL ? why
+							      : strerror(-ret));
+			goto out;
+		}
+		if (json_object_set_new(b->primaries, k, json_string(norm)) < 0)
+			ret = plug_fail(error_r, -ENOMEM, "out of memory");
+		free(norm);
+		if (ret < 0)
+			goto out;
+	}
+	if (json_object_size(b->primaries) > 0 && !b->secondary)
+		b->host->log(b->ctx, OPHOOK_LOG_WARN,
+			     "setting primaries is set but role is %s: "
+			     "other nodes' domains get no secondary zones",
+			     role);
+out:
+	json_decref(map);
+	argv_free(&notify);
+	argv_free(&xfer);
+	free(sec_conf);
+	free(role);
 	return ret;
 }
 
@@ -1859,12 +2380,15 @@ static int bind9_init(struct ophook_ctx *ctx, const struct ophook_host *host,
 	pthread_mutex_init(&b->lock, NULL);
 	pthread_mutex_init(&b->rlock, NULL);
 	b->reload = json_object();
+	b->gone = json_object();
 	b->state_path = plug_fmt("%s/zones.json", host->state_dir(ctx));
-	if (b->reload == NULL || b->state_path == NULL) {
+	if (b->reload == NULL || b->gone == NULL || b->state_path == NULL) {
 		bind9_fini(b);
 		return plug_fail(error_r, -ENOMEM, "out of memory");
 	}
 	ret = bind9_init_settings(b, error_r);
+	if (ret == 0)
+		ret = bind9_init_cluster(b, error_r);
 	if (ret == 0)
 		ret = bind9_state_load(b, error_r);
 	if (ret < 0) {

@@ -1,6 +1,7 @@
 /* bind9 plugin: pure zone and named.conf text functions (see zone.h). */
 #include "zone.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -426,20 +427,214 @@ int zone_conf_find(const char *conf, const char *domain, size_t *start_r,
 	return -ENOENT;
 }
 
-int zone_conf_line(const char *domain, const char *path, char **out_r)
+static bool zone_path_quotable(const char *path)
 {
-	struct zone_buf b = { 0 };
-
 	for (const char *p = path; *p != '\0'; p++) {
 		if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20 ||
 		    *p == 0x7f)
-			return -EINVAL;
+			return false;
 	}
+	return true;
+}
+
+int zone_conf_line(const char *domain, const char *path, char **out_r)
+{
+	return zone_conf_line_opts(domain, path, NULL, out_r);
+}
+
+int zone_conf_line_opts(const char *domain, const char *path,
+			const char *opts, char **out_r)
+{
+	struct zone_buf b = { 0 };
+
+	if (!zone_path_quotable(path))
+		return -EINVAL;
 	zone_buf_str(&b, "zone \"");
 	zone_buf_str(&b, domain);
 	zone_buf_str(&b, "\" IN { type master; file \"");
 	zone_buf_str(&b, path);
+	zone_buf_str(&b, "\";");
+	if (opts != NULL && *opts != '\0') {
+		zone_buf_str(&b, " ");
+		zone_buf_str(&b, opts);
+	}
+	zone_buf_str(&b, " };");
+	return zone_buf_finish(&b, out_r);
+}
+
+int zone_slave_line(const char *domain, const char *primary,
+		    const char *path, char **out_r)
+{
+	struct zone_buf b = { 0 };
+	char *norm = NULL;
+	const char *why;
+	int ret;
+
+	if (!zone_path_quotable(path))
+		return -EINVAL;
+	ret = zone_addr_norm(primary, true, false, &norm, &why);
+	if (ret < 0)
+		return ret;
+	zone_buf_str(&b, "zone \"");
+	zone_buf_str(&b, domain);
+	zone_buf_str(&b, "\" IN { type slave; masters { ");
+	zone_buf_str(&b, norm);
+	zone_buf_str(&b, "; }; file \"");
+	zone_buf_str(&b, path);
 	zone_buf_str(&b, "\"; };");
+	free(norm);
+	return zone_buf_finish(&b, out_r);
+}
+
+int zone_addr_norm(const char *s, bool allow_port, bool allow_prefix,
+		   char **out_r, const char **why_r)
+{
+	char ip[64], text[INET6_ADDRSTRLEN], *end;
+	unsigned char bin[16];
+	const char *p = s, *q;
+	unsigned long port = 0, prefix = 0;
+	bool has_port = false, has_prefix = false;
+	int af;
+	size_t n;
+
+	*out_r = NULL;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	n = strcspn(p, " \t/");
+	if (n == 0 || n >= sizeof(ip)) {
+		*why_r = "not an IP address";
+		return -EINVAL;
+	}
+	memcpy(ip, p, n);
+	ip[n] = '\0';
+	p += n;
+	af = strchr(ip, ':') != NULL ? AF_INET6 : AF_INET;
+	if (inet_pton(af, ip, bin) != 1 ||
+	    inet_ntop(af, bin, text, sizeof(text)) == NULL) {
+		*why_r = "not an IP address";
+		return -EINVAL;
+	}
+	if (*p == '/') {
+		if (!allow_prefix) {
+			*why_r = "a prefix length is not allowed here";
+			return -EINVAL;
+		}
+		q = p + 1;
+		errno = 0;
+		prefix = strtoul(q, &end, 10);
+		if (errno != 0 || end == q || *q < '0' || *q > '9' ||
+		    prefix > (af == AF_INET ? 32u : 128u)) {
+			*why_r = "bad prefix length";
+			return -EINVAL;
+		}
+		has_prefix = true;
+		p = end;
+	}
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (strncmp(p, "port", 4) == 0 && (p[4] == ' ' || p[4] == '\t')) {
+		if (!allow_port) {
+			*why_r = "a port is not allowed here";
+			return -EINVAL;
+		}
+		p += 4;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		errno = 0;
+		port = strtoul(p, &end, 10);
+		if (errno != 0 || end == p || *p < '0' || *p > '9' ||
+		    port == 0 || port > 65535) {
+			*why_r = "bad port (want 1..65535)";
+			return -EINVAL;
+		}
+		has_port = true;
+		p = end;
+		while (*p == ' ' || *p == '\t')
+			p++;
+	}
+	if (*p != '\0') {
+		*why_r = allow_port ? "want \"IP\" or \"IP port N\""
+				    : "want an IP address or IP/prefix";
+		return -EINVAL;
+	}
+	{
+		char buf[INET6_ADDRSTRLEN + 16];
+
+		if (has_port)
+			snprintf(buf, sizeof(buf), "%s port %lu", text, port);
+		else if (has_prefix)
+			snprintf(buf, sizeof(buf), "%s/%lu", text, prefix);
+		else
+			snprintf(buf, sizeof(buf), "%s", text);
+		*out_r = strdup(buf);
+	}
+	return *out_r == NULL ? -ENOMEM : 0;
+}
+
+int zone_conf_opts(const char *const *notify,
+		   const char *const *allow_transfer, char **out_r)
+{
+	struct zone_buf b = { 0 };
+	const char *why;
+
+	for (int l = 0; l < 2; l++) {
+		const char *const *list = l == 0 ? notify : allow_transfer;
+
+		if (list == NULL || list[0] == NULL)
+			continue;
+		if (b.len > 0)
+			zone_buf_str(&b, " ");
+		zone_buf_str(&b, l == 0 ? "notify yes; also-notify { "
+					: "allow-transfer { ");
+		for (size_t i = 0; list[i] != NULL; i++) {
+			char *norm = NULL;
+			int ret = zone_addr_norm(list[i], l == 0, l == 1,
+						 &norm, &why);
+
+			if (ret < 0) {
+				free(b.p);
+				*out_r = NULL;
+				return ret;
+			}
+			zone_buf_str(&b, norm);
+			zone_buf_str(&b, "; ");
+			free(norm);
+		}
+		zone_buf_str(&b, "};");
+	}
+	return zone_buf_finish(&b, out_r);
+}
+
+int zone_conf_put(const char *conf, const char *domain, const char *line,
+		  char **out_r)
+{
+	struct zone_buf b = { 0 };
+	size_t s, e, n = strlen(conf), ts, te;
+
+	*out_r = NULL;
+	if (zone_conf_find(conf, domain, &s, &e) < 0) {
+		zone_buf_add(&b, conf, n);
+		if (n > 0 && conf[n - 1] != '\n')
+			zone_buf_str(&b, "\n");
+		zone_buf_str(&b, line);
+		zone_buf_str(&b, "\n");
+		return zone_buf_finish(&b, out_r);
+	}
+	ts = s;
+	te = e;
+	while (ts < te && strchr(" \t", conf[ts]) != NULL)
+		ts++;
+	while (te > ts && strchr(" \t\r\n", conf[te - 1]) != NULL)
+		te--;
+	if (te - ts == strlen(line) && strncmp(conf + ts, line, te - ts) == 0)
+		return 0;
+	zone_buf_add(&b, conf, s);
+	zone_buf_str(&b, line);
+	if (e > s && conf[e - 1] == '\n')
+		zone_buf_str(&b, "\n");
+	else if (conf[e] != '\0')
+		zone_buf_str(&b, " ");
+	zone_buf_str(&b, conf + e);
 	return zone_buf_finish(&b, out_r);
 }
 

@@ -61,6 +61,34 @@ int zone_conf_find(const char *conf, const char *domain, size_t *start_r,
 /* The line the plugin writes: `zone "<d>" IN { type master; file "<p>"; };`
  * (no newline).  -EINVAL when path has '"', '\\' or a control character. */
 int zone_conf_line(const char *domain, const char *path, char **out_r);
+/* The same with opts (from zone_conf_opts) before the closing brace:
+ * `zone "<d>" IN { type master; file "<p>"; <opts> };`.  opts NULL or ""
+ * gives zone_conf_line's text. */
+int zone_conf_line_opts(const char *domain, const char *path,
+			const char *opts, char **out_r);
+/* A secondary's line: `zone "<d>" IN { type slave; masters { <primary>; };
+ * file "<p>"; };`.  primary is "IP" or "IP port N" (normalized with
+ * zone_addr_norm); -EINVAL for a bad address or path. */
+int zone_slave_line(const char *domain, const char *primary,
+		    const char *path, char **out_r);
+/* Check and normalize an address for named.conf: "IP", "IP port N" (when
+ * allow_port), "IP/len" (when allow_prefix); IPv4 or IPv6, blanks around
+ * it dropped.  *out_r: "IP", "IP port N" or "IP/len" as inet_ntop writes
+ * the IP.  -EINVAL with *why_r for anything else (names, quotes, ';'). */
+int zone_addr_norm(const char *s, bool allow_port, bool allow_prefix,
+		   char **out_r, const char **why_r);
+/* The options a primary's zone line carries: `notify yes; also-notify {
+ * a; b; };` when notify (NULL-terminated, "IP [port N]") is not empty,
+ * `allow-transfer { c; };` when allow_transfer ("IP" or "IP/len") is not
+ * empty, joined by a blank; "" when both are empty.  Every address goes
+ * through zone_addr_norm: -EINVAL when one is bad. */
+int zone_conf_opts(const char *const *notify,
+		   const char *const *allow_transfer, char **out_r);
+/* Make line the statement for domain: appended when absent, replacing the
+ * existing statement (in place) when that differs.  *out_r is NULL when the
+ * text already has exactly that line. */
+int zone_conf_put(const char *conf, const char *domain, const char *line,
+		  char **out_r);
 /* Append the zone line for domain unless a statement for it exists.
  * *out_r is NULL when nothing changed (the text already has it). */
 int zone_conf_add(const char *conf, const char *domain, const char *path,
