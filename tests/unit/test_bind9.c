@@ -916,6 +916,398 @@ static void test_plugin_state_reload(void **state)
 	free(zone);
 }
 
+/* ---- several nodes: addresses, zone lines ---- */
+
+static void test_addr_norm(void **state)
+{
+	const struct {
+		const char *in;
+		bool port, prefix;
+		const char *out; /* NULL: -EINVAL */
+	} cases[] = {
+		{ "127.0.0.1", true, false, "127.0.0.1" },
+		{ " 127.0.0.1  port  5301 ", true, false, "127.0.0.1 port 5301" },
+		{ "::1 port 53", true, false, "::1 port 53" },
+		{ "2001:DB8::0:1", true, false, "2001:db8::1" },
+		{ "192.0.2.0/24", false, true, "192.0.2.0/24" },
+		{ "2001:db8::/32", false, true, "2001:db8::/32" },
+		{ "127.0.0.1 port 5301", false, true, NULL },
+		{ "192.0.2.0/24", true, false, NULL },
+		{ "192.0.2.0/33", false, true, NULL },
+		{ "127.0.0.1 port 0", true, false, NULL },
+		{ "127.0.0.1 port 65536", true, false, NULL },
+		{ "127.0.0.1 port -1", true, false, NULL },
+		{ "127.0.0.1 port 53x", true, false, NULL },
+		{ "127.0.0.1; }; allow-transfer { any", true, true, NULL },
+		{ "127.0.0.1;", true, true, NULL },
+		{ "ns1.example.test", true, true, NULL },
+		{ "any", true, true, NULL },
+		{ "\"127.0.0.1\"", true, true, NULL },
+		{ "", true, true, NULL },
+		{ "300.1.1.1", true, true, NULL },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *out = NULL;
+		const char *why = NULL;
+		int ret = zone_addr_norm(cases[i].in, cases[i].port,
+					 cases[i].prefix, &out, &why);
+
+		if (cases[i].out == NULL) {
+			if (ret != -EINVAL)
+				fail_msg("\"%s\" accepted as \"%s\"",
+					 cases[i].in, out);
+			assert_non_null(why);
+			assert_null(out);
+		} else {
+			if (ret != 0)
+				fail_msg("\"%s\": %s", cases[i].in, why);
+			assert_string_equal(out, cases[i].out);
+		}
+		free(out);
+	}
+}
+
+static void test_conf_cluster_lines(void **state)
+{
+	const char *notify[] = { "127.0.0.1 port 5301", "192.0.2.7", NULL };
+	const char *xfer[] = { "127.0.0.1", "192.0.2.0/24", NULL };
+	const char *bad[] = { "127.0.0.1; }; allow-transfer { any", NULL };
+	const char *empty[] = { NULL };
+	char *opts, *line, *out;
+
+	(void)state;
+	assert_int_equal(zone_conf_opts(notify, xfer, &opts), 0);
+	assert_string_equal(opts, "notify yes; also-notify { 127.0.0.1 port "
+				  "5301; 192.0.2.7; }; allow-transfer { "
+				  "127.0.0.1; 192.0.2.0/24; };");
+	assert_int_equal(zone_conf_line_opts("a.test", "/z/a.test.zone", opts,
+					     &line),
+			 0);
+	assert_string_equal(line, "zone \"a.test\" IN { type master; file "
+				  "\"/z/a.test.zone\"; notify yes; also-notify "
+				  "{ 127.0.0.1 port 5301; 192.0.2.7; }; "
+				  "allow-transfer { 127.0.0.1; 192.0.2.0/24; "
+				  "}; };");
+	free(line);
+	free(opts);
+	assert_int_equal(zone_conf_opts(NULL, xfer, &opts), 0);
+	assert_string_equal(opts, "allow-transfer { 127.0.0.1; 192.0.2.0/24; };");
+	free(opts);
+	assert_int_equal(zone_conf_opts(empty, NULL, &opts), 0);
+	assert_string_equal(opts, "");
+	/* no options: exactly the old line */
+	assert_int_equal(zone_conf_line_opts("a.test", "/z/a", opts, &line), 0);
+	free(opts);
+	assert_string_equal(line, "zone \"a.test\" IN { type master; file \"/z/a\"; };");
+	free(line);
+	assert_int_equal(zone_conf_opts(bad, NULL, &opts), -EINVAL);
+	assert_null(opts);
+	assert_int_equal(zone_conf_opts(NULL, notify, &opts), -EINVAL); /* port */
+	assert_null(opts);
+
+	assert_int_equal(zone_slave_line("b.test", "127.0.0.1  port 5300",
+					 "/s/b.test.db", &line),
+			 0);
+	assert_string_equal(line, "zone \"b.test\" IN { type slave; masters { "
+				  "127.0.0.1 port 5300; }; file \"/s/b.test.db\"; };");
+	assert_int_equal(zone_slave_line("b.test", "127.0.0.1; }; x", "/s/b",
+					 &out),
+			 -EINVAL);
+	assert_int_equal(zone_slave_line("b.test", "127.0.0.1", "/s/\"b", &out),
+			 -EINVAL);
+
+	/* put: append, same again (NULL), replace in place */
+	assert_int_equal(zone_conf_put("// top\n", "b.test", line, &out), 0);
+	assert_non_null(out);
+	{
+		char *again = NULL, *exp;
+
+		if (asprintf(&exp, "// top\n%s\n", line) < 0)
+			abort();
+		assert_string_equal(out, exp);
+		free(exp);
+		assert_int_equal(zone_conf_put(out, "b.test", line, &again), 0);
+		assert_null(again);
+		assert_int_equal(zone_conf_put(
+					 "zone \"a.test\" { type master; file \"a\"; };\n"
+					 "  zone \"b.test\" IN { type master; file \"/z/b\"; };\n"
+					 "zone \"c.test\" { type master; file \"c\"; };\n",
+					 "b.test", line, &again),
+				 0);
+		if (asprintf(&exp, "zone \"a.test\" { type master; file \"a\"; };\n"
+				   "%s\n"
+				   "zone \"c.test\" { type master; file \"c\"; };\n",
+			     line) < 0)
+			abort();
+		assert_string_equal(again, exp);
+		free(exp);
+		free(again);
+	}
+	free(out);
+	free(line);
+}
+
+/* Settings of a node B that follows node A. */
+static char *fx_secondary(struct fx *f, const char *role)
+{
+	char *dir, *s;
+
+	if (asprintf(&dir, "%s/secondary", pluginmock_tmp(f->m)) < 0 ||
+	    asprintf(&s, "\"%s\"", dir) < 0)
+		abort();
+	pluginmock_set_setting(f->m, "secondary_dir", s);
+	free(s);
+	if (asprintf(&s, "\"%s\"", role) < 0)
+		abort();
+	pluginmock_set_setting(f->m, "role", s);
+	free(s);
+	pluginmock_set_setting(f->m, "node", "\"nodeB\"");
+	pluginmock_set_setting(f->m, "primaries",
+			       "{\"nodeA\":\"127.0.0.1 port 5300\","
+			       "\"nodeB\":\"127.0.0.1 port 5301\"}");
+	return dir;
+}
+
+static void test_plugin_secondary(void **state)
+{
+	struct fx *f = *state;
+	char *dir = fx_secondary(f, "both"), *conf, *log, *line, *db, *jnl;
+	const char *err = NULL;
+
+	fx_init(f);
+	if (asprintf(&line, "zone \"x.test\" IN { type slave; masters { "
+			    "127.0.0.1 port 5300; }; file \"%s/x.test.db\"; };",
+		     dir) < 0 ||
+	    asprintf(&db, "%s/x.test.db", dir) < 0 ||
+	    asprintf(&jnl, "%s/x.test.db.jnl", dir) < 0)
+		abort();
+	/* from node A (the journal's node field) */
+	assert_int_equal(fx_send(f, "domain.added", "x.test",
+				 "{\"domain\":\"x.test\",\"node\":\"nodeA\"}",
+				 &err),
+			 0);
+	conf = slurp(f->conf);
+	assert_int_equal(count(conf, line), 1);
+	assert_non_null(strstr(conf, "// keep me\nzone \"other.test\""));
+	free(conf);
+	assert_null(fx_zone(f, "x.test")); /* no master zone, nothing staged */
+	pluginmock_run_actions(f->m);
+	log = slurp(f->rndc_log);
+	assert_string_equal(log, "reconfig\n");
+	free(log);
+	/* again (at least once delivery): nothing changes */
+	assert_int_equal(fx_send(f, "domain.added", "x.test",
+				 "{\"domain\":\"x.test\",\"node\":\"nodeA\"}",
+				 &err),
+			 0);
+	assert_false(pluginmock_action_pending(f->m, "rndc"));
+	conf = slurp(f->conf);
+	assert_int_equal(count(conf, "x.test"), 2); /* name and file */
+	free(conf);
+	/* from a node that is not a primary here: ignored */
+	assert_int_equal(fx_send(f, "domain.added", "y.test",
+				 "{\"domain\":\"y.test\",\"node\":\"nodeC\"}",
+				 &err),
+			 0);
+	/* a hostile node or domain from another node */
+	assert_int_equal(fx_send(f, "domain.added", "z.test",
+				 "{\"domain\":\"z.test\",\"node\":\"a/../b\"}",
+				 &err),
+			 -EINVAL);
+	assert_int_equal(fx_send(f, "domain.added", "z.test",
+				 "{\"domain\":\"../z\",\"node\":\"nodeA\"}",
+				 &err),
+			 -EINVAL);
+	assert_non_null(strstr(err, "field domain"));
+	/* emitted on this node's socket naming the origin */
+	assert_int_equal(fx_send(f, "domain.added", "w.test",
+				 "{\"domain\":\"w.test\",\"origin_node\":\"nodeA\"}",
+				 &err),
+			 0);
+	conf = slurp(f->conf);
+	assert_null(strstr(conf, "y.test"));
+	assert_null(strstr(conf, "z.test"));
+	assert_non_null(strstr(conf, "zone \"w.test\" IN { type slave;"));
+	free(conf);
+	/* this node's own add of a zone it follows: refused, untouched */
+	assert_int_equal(fx_send(f, "domain.added", "x.test",
+				 "{\"domain\":\"x.test\",\"user\":\"bob\"}", &err),
+			 -EEXIST);
+	assert_non_null(strstr(err, "secondary zone"));
+	assert_null(fx_zone(f, "x.test"));
+	/* removal from another node than the one it follows: kept */
+	assert_int_equal(fx_send(f, "domain.removed", "x.test",
+				 "{\"domain\":\"x.test\",\"node\":\"nodeC\"}",
+				 &err),
+			 0);
+	conf = slurp(f->conf);
+	assert_int_equal(count(conf, line), 1);
+	free(conf);
+	/* removal from node A: line and file gone */
+	pluginmock_run_actions(f->m);
+	unlink(f->rndc_log);
+	spew(db, "; transferred\n");
+	spew(jnl, "j");
+	assert_int_equal(fx_send(f, "domain.removed", "x.test",
+				 "{\"domain\":\"x.test\",\"node\":\"nodeA\"}",
+				 &err),
+			 0);
+	conf = slurp(f->conf);
+	assert_null(strstr(conf, "x.test"));
+	assert_non_null(strstr(conf, "zone \"w.test\""));
+	free(conf);
+	assert_false(bind9_file_exists(db));
+	assert_false(bind9_file_exists(jnl));
+	spew(db, "; written by named before the reconfig\n");
+	pluginmock_run_actions(f->m);
+	assert_false(bind9_file_exists(db));
+	log = slurp(f->rndc_log);
+	assert_string_equal(log, "reconfig\n");
+	free(log);
+	/* state: w.test still followed, x.test not */
+	assert_non_null(json_object_get(json_object_get(
+		((struct bind9 *)pluginmock_data(f->m))->state, "secondaries"),
+		"w.test"));
+	assert_null(json_object_get(json_object_get(
+		((struct bind9 *)pluginmock_data(f->m))->state, "secondaries"),
+		"x.test"));
+	free(jnl);
+	free(db);
+	free(line);
+	free(dir);
+}
+
+static void test_plugin_primary_notify(void **state)
+{
+	struct fx *f = *state;
+	char *conf, *path, *line, *zone;
+	const char *err = NULL;
+
+	if (access("/usr/bin/named-checkzone", X_OK) != 0 &&
+	    access("/usr/sbin/named-checkzone", X_OK) != 0)
+		skip();
+	pluginmock_set_setting(f->m, "notify", "[\"127.0.0.1 port 5301\"]");
+	pluginmock_set_setting(f->m, "allow_transfer", "[\"127.0.0.1\"]");
+	pluginmock_set_setting(f->m, "node", "\"nodeA\"");
+	fx_init(f);
+	fx_added(f, "a.test", "bob");
+	if (asprintf(&line, "zone \"a.test\" IN { type master; file "
+			    "\"%s/a.test.zone\"; notify yes; also-notify { "
+			    "127.0.0.1 port 5301; }; allow-transfer { "
+			    "127.0.0.1; }; };",
+		     f->zones) < 0)
+		abort();
+	conf = slurp(f->conf);
+	assert_int_equal(count(conf, line), 1);
+	/* other lines are left as they are */
+	assert_non_null(strstr(conf, "zone \"other.test\" IN { type master; "
+				     "file \"/x/other.test.zone\"; };"));
+	free(conf);
+	free(line);
+	/* a zone made before (OpenPanel's line, no options): converged */
+	zone = fx_zone(f, "a.test");
+	if (asprintf(&path, "%s/old.test.zone", f->zones) < 0)
+		abort();
+	spew(path, zone);
+	free(zone);
+	free(path);
+	conf = slurp(f->conf);
+	if (asprintf(&line, "%szone \"old.test\" IN { type master; file "
+			    "\"/etc/bind/zones/old.test.zone\"; };\n",
+		     conf) < 0)
+		abort();
+	spew(f->conf, line);
+	free(line);
+	free(conf);
+	assert_int_equal(fx_send(f, "domain.added", "old.test",
+				 "{\"domain\":\"old.test\",\"user\":\"bob\"}",
+				 &err),
+			 0);
+	conf = slurp(f->conf);
+	assert_int_equal(count(conf, "zone \"old.test\""), 1);
+	assert_non_null(strstr(conf, "old.test.zone\"; notify yes; also-notify "
+				     "{ 127.0.0.1 port 5301; }"));
+	free(conf);
+	/* an event from another node: not ours to make a master zone of */
+	assert_int_equal(fx_send(f, "domain.added", "b.test",
+				 "{\"domain\":\"b.test\",\"node\":\"nodeB\"}",
+				 &err),
+			 0);
+	pluginmock_run_actions(f->m);
+	assert_null(fx_zone(f, "b.test"));
+	conf = slurp(f->conf);
+	assert_null(strstr(conf, "b.test"));
+	free(conf);
+}
+
+static void test_plugin_role_secondary(void **state)
+{
+	struct fx *f = *state;
+	char *dir = fx_secondary(f, "secondary"), *conf, *before;
+	const char *err = NULL;
+
+	fx_init(f);
+	before = slurp(f->conf);
+	/* this node's own domains: not served from here */
+	assert_int_equal(fx_send(f, "domain.added", "mine.test",
+				 "{\"domain\":\"mine.test\",\"user\":\"bob\"}",
+				 &err),
+			 0);
+	assert_false(pluginmock_action_pending(f->m, "rndc"));
+	pluginmock_run_actions(f->m);
+	assert_null(fx_zone(f, "mine.test"));
+	conf = slurp(f->conf);
+	assert_string_equal(conf, before);
+	free(conf);
+	/* nodeB is listed in primaries, but it is this node: not a secondary */
+	assert_int_equal(fx_send(f, "domain.added", "mine.test",
+				 "{\"domain\":\"mine.test\",\"node\":\"nodeB\"}",
+				 &err),
+			 0);
+	conf = slurp(f->conf);
+	assert_string_equal(conf, before);
+	free(conf);
+	free(before);
+	free(dir);
+}
+
+static void test_plugin_bad_cluster_settings(void **state)
+{
+	struct fx *f = *state;
+	const struct {
+		const char *key, *value, *names;
+	} bad[] = {
+		{ "role", "\"boss\"", "role" },
+		{ "notify", "[\"127.0.0.1; }; allow-transfer { any\"]", "notify" },
+		{ "notify", "[\"ns1.example.test\"]", "notify" },
+		{ "notify", "[5301]", "notify" },
+		{ "allow_transfer", "[\"127.0.0.1 port 53\"]", "allow_transfer" },
+		{ "allow_transfer", "{\"a\":\"b\"}", "allow_transfer" },
+		{ "primaries", "[\"127.0.0.1\"]", "primaries" },
+		{ "primaries", "{\"nodeA\":\"127.0.0.1; };\"}", "primaries.nodeA" },
+		{ "primaries", "{\"nodeA\":5300}", "primaries.nodeA" },
+		{ "primaries", "{\"a b\":\"127.0.0.1\"}", "primaries" },
+		{ "node", "\"a/b\"", "node" },
+		{ "secondary_dir", "\"relative\"", "secondary_dir" },
+		{ "secondary_dir_in_conf", "\"/a\\\"b\"", "secondary_dir_in_conf" },
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *err = NULL;
+		int ret;
+
+		pluginmock_set_setting(f->m, bad[i].key, bad[i].value);
+		ret = pluginmock_init(f->m, &err);
+		if (ret != -EINVAL || err == NULL ||
+		    strstr(err, bad[i].names) == NULL)
+			fail_msg("%s: %s: %d %s", bad[i].key, bad[i].value,
+				 ret, err != NULL ? err : "");
+		pluginmock_set_setting(f->m, bad[i].key, NULL);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -928,6 +1320,8 @@ int main(void)
 		cmocka_unit_test(test_records),
 		cmocka_unit_test(test_txt_strings),
 		cmocka_unit_test(test_domain_names),
+		cmocka_unit_test(test_addr_norm),
+		cmocka_unit_test(test_conf_cluster_lines),
 		cmocka_unit_test_setup_teardown(test_plugin_add, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_plugin_hostile, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_plugin_no_server_ip, fx_setup, fx_teardown),
@@ -943,6 +1337,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_plugin_conf_paths, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_plugin_unknown_zone_edit, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_plugin_state_reload, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_plugin_secondary, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_plugin_primary_notify, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_plugin_role_secondary, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_plugin_bad_cluster_settings, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
