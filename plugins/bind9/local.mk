@@ -22,3 +22,5 @@ TESTS += tests/integration/bind9.sh
 EXTRA_DIST += tests/integration/bind9.sh
 TESTS += tests/integration/bind9_burst.sh
 EXTRA_DIST += tests/integration/bind9_burst.sh
+TESTS += tests/integration/bind9_secondary.sh
+EXTRA_DIST += tests/integration/bind9_secondary.sh
