@@ -1897,8 +1897,17 @@ static int bind9_on_event(void *data, const struct ophook_event *ev,
 				 ev->type);
 	if (strcmp(from, b->node) != 0)
 		return bind9_remote_event(b, ev, from, error_r);
-	if (!b->primary)
-		return 0; /* role secondary: this node's zones are not ours */
+	if (!b->primary) {
+		/* role secondary: this node's zones are not served from
+		 * here; named's own config edited by hand still reconfigs */
+		const char *path = b->host->event_get(ev, "path");
+
+		if (strcmp(ev->type, "dns.config.changed") == 0 ||
+		    (strcmp(ev->type, "dns.zone.changed") == 0 &&
+		     path != NULL && strcmp(path, b->conf_path) == 0))
+			bind9_reload_request(b, NULL);
+		return 0;
+	}
 
 	if (strcmp(ev->type, "dns.zone.changed") == 0)
 		return bind9_changed(b, ev, error_r);

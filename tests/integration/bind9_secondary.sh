@@ -174,6 +174,19 @@ ok "$(wait_for 30 answers "$DNS_A" "fresh.$D" A 192.0.2.77; echo $?)" "A: edited
 ok "$(wait_for 30 answers "$DNS_B" "fresh.$D" A 192.0.2.77; echo $?)" "B: follows the edit after NOTIFY"
 ok "$([ "$(soa_serial "$DNS_B" "$D")" -gt "$S1" ]; echo $?)" "B: newer serial than before ($S1)"
 
+ok "$(grep -q "zone $D/IN: notify from 127.0.0.1#[0-9]*: serial" "$T/B/named.log"; echo $?)" \
+	"B: named logged the primary's NOTIFY"
+
+# --- the event reaches B before A made the zone: NOTIFY on load catches up --
+D2=early.test
+ctl_b emit domain.added "$D2" domain="$D2" origin_node=nodeA >/dev/null
+ok "$(wait_for 30 grep -q "zone \"$D2\" IN { type slave;" "$T/B/named.conf.local"; echo $?)" \
+	"B: slave zone line before the primary has the zone"
+sleep 1
+printf '%s {\n reverse_proxy 127.0.0.1:8080\n}\n' "$D2" > "$T/A/root/caddy/domains/$D2.conf"
+ok "$(wait_for 30 has_soa "$DNS_A" "$D2"; echo $?)" "A: the late zone is served"
+ok "$(wait_for 30 has_soa "$DNS_B" "$D2"; echo $?)" "B: transferred once the primary loaded it (not after the retry timer)"
+
 # --- removed on both: gone from both -----------------------------------------
 rm "$T/A/root/caddy/domains/$D.conf"
 ok "$(wait_for 30 has_event A domain.removed "$D"; echo $?)" "A: domain.removed from the caddy file"

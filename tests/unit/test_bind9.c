@@ -1270,6 +1270,12 @@ static void test_plugin_role_secondary(void **state)
 	assert_string_equal(conf, before);
 	free(conf);
 	free(before);
+	assert_false(pluginmock_action_pending(f->m, "rndc"));
+	/* named's config edited by hand: reconfig, whatever the role */
+	assert_int_equal(fx_send(f, "dns.config.changed", "named.conf",
+				 "{\"path\":\"/etc/bind/named.conf\"}", &err),
+			 0);
+	assert_true(pluginmock_action_pending(f->m, "rndc"));
 	free(dir);
 }
 
