@@ -147,8 +147,10 @@ ok "$(echo "$A_NODE" | grep -q nodeA; echo $?)" "A: the event carries its node (
 
 # --- the event on node B: slave zone, transferred ----------------------------
 ok "$(refused "$DNS_B" "$D"; echo $?)" "B: nothing before the event"
+t0=$(date +%s%N)
 ctl_b emit domain.added "$D" domain="$D" origin_node=nodeA >/dev/null
 ok "$(wait_for 30 has_soa "$DNS_B" "$D"; echo $?)" "B: secondary named answers SOA after the transfer"
+diag "B answered $(( ($(date +%s%N) - t0) / 1000000 )) ms after the emit (window_ms 100)"
 is "$(soa_serial "$DNS_B" "$D")" "$(soa_serial "$DNS_A" "$D")" "B: same serial as the primary"
 ok "$(answers "$DNS_B" "$D" A "$IP"; echo $?)" "B: answers the domain's A record"
 ok "$(grep "zone \"$D\"" "$T/B/named.conf.local" | grep -q "type slave; masters { 127.0.0.1 port $DNS_A; }; file \"$T/B/secondary/$D.db\""; echo $?)" \
