@@ -1697,13 +1697,52 @@ static json_t *bind9_state_secondaries(struct bind9 *b)
 	return sec;
 }
 
+/* The node a secondary zone follows (state "secondaries": d -> {node,
+ * user}), or NULL.  Under b->lock. */
+static const char *bind9_secondary_node(struct bind9 *b, const char *d,
+					const char **user_r)
+{
+	json_t *e = json_object_get(json_object_get(b->state, "secondaries"), d);
+
+	if (user_r != NULL)
+		*user_r = json_string_value(json_object_get(e, "user"));
+	return json_string_value(json_object_get(e, "node"));
+}
+
+/* The secondary zone, followed from node `from` and owned by the same
+ * user, that subdomain d's records live in on the primary (the primary
+ * puts a subdomain of the same user into the parent's zone: see
+ * bind9_parent_zone), or NULL.  Under b->lock. */
+static const char *bind9_secondary_parent(struct bind9 *b, const char *d,
+					  const char *from, const char *user)
+{
+	if (user == NULL || *user == '\0')
+		return NULL;
+	for (const char *p = strchr(d, '.'); p != NULL;
+	     p = strchr(p + 1, '.')) {
+		const char *owner = NULL, *node;
+
+		if (strchr(p + 1, '.') == NULL)
+			break; /* a TLD */
+		node = bind9_secondary_node(b, p + 1, &owner);
+		if (node != NULL && strcmp(node, from) == 0 &&
+		    owner != NULL && strcmp(owner, user) == 0)
+			return p + 1;
+	}
+	return NULL;
+}
+
 /* domain.added from primary node `from` (address addr): a `type slave`
  * zone line for d, reconfig; named transfers the zone.  A zone this node
- * is the primary of is left alone (-EEXIST). */
+ * is the primary of is left alone (-EEXIST); a subdomain of a followed
+ * zone of the same user needs none (its records come with the parent's
+ * transfer). */
 static int bind9_secondary_added(struct bind9 *b, const char *d,
 				 const char *from, const char *addr,
-				 const char **error_r)
+				 const char *user, const char **error_r)
 {
+	const char *parent;
+	json_t *entry;
 	char *file = bind9_secondary_path(b, d, true), *line = NULL;
 	char *path = bind9_zone_path(b, d), *conf = NULL, *out = NULL;
 	json_t *sec;
@@ -1734,6 +1773,14 @@ static int bind9_secondary_added(struct bind9 *b, const char *d,
 				 from, d);
 		goto out;
 	}
+	if (bind9_secondary_node(b, d, NULL) == NULL &&
+	    (parent = bind9_secondary_parent(b, d, from, user)) != NULL) {
+		b->host->log(b->ctx, OPHOOK_LOG_INFO,
+			     "%s: a subdomain of %s (user %s): its records "
+			     "come with that zone's transfer",
+			     d, parent, user);
+		goto out;
+	}
 	ret = mkdir_p(b->sec_dir, 0755);
 	if (ret < 0) {
 		ret = plug_fail(error_r, ret, "%s: %s", b->sec_dir,
@@ -1760,9 +1807,16 @@ static int bind9_secondary_added(struct bind9 *b, const char *d,
 		if (ret < 0)
 			goto out;
 	}
-	if (!json_is_string(json_object_get(sec, d)) ||
-	    strcmp(json_string_value(json_object_get(sec, d)), from) != 0) {
-		if (json_object_set_new(sec, d, json_string(from)) < 0) {
+	entry = json_pack("{s:s,s:s?}", "node", from, "user",
+			  user != NULL && *user != '\0' ? user : NULL);
+	if (entry == NULL) {
+		ret = plug_fail(error_r, -ENOMEM, "out of memory");
+		goto out;
+	}
+	if (json_equal(entry, json_object_get(sec, d))) {
+		json_decref(entry);
+	} else {
+		if (json_object_set_new(sec, d, entry) < 0) {
 			ret = plug_fail(error_r, -ENOMEM, "out of memory");
 			goto out;
 		}
@@ -1802,7 +1856,7 @@ static int bind9_secondary_removed(struct bind9 *b, const char *d,
 
 	pthread_mutex_lock(&b->lock);
 	sec = bind9_state_secondaries(b);
-	owner = json_string_value(json_object_get(sec, d));
+	owner = bind9_secondary_node(b, d, NULL);
 	if (owner == NULL || strcmp(owner, from) != 0) {
 		pthread_mutex_unlock(&b->lock);
 		if (owner != NULL)
@@ -1857,7 +1911,7 @@ static bool bind9_is_secondary(struct bind9 *b, const char *d)
 static int bind9_remote_event(struct bind9 *b, const struct ophook_event *ev,
 			      const char *from, const char **error_r)
 {
-	const char *addr;
+	const char *addr, *user, *why = NULL;
 	char *d = NULL;
 	bool added = strcmp(ev->type, "domain.added") == 0;
 	int ret;
@@ -1877,8 +1931,14 @@ static int bind9_remote_event(struct bind9 *b, const struct ophook_event *ev,
 	ret = bind9_event_domain(b, ev, &d, error_r);
 	if (ret < 0)
 		return ret;
-	ret = added ? bind9_secondary_added(b, d, from, addr, error_r)
-		    : bind9_secondary_removed(b, d, from, error_r);
+	user = b->host->event_get(ev, "user");
+	if (added && user != NULL && !name_valid_user(user, &why))
+		ret = plug_fail(error_r, -EINVAL, "%s: field user: %s",
+				 ev->type, why);
+	else if (added)
+		ret = bind9_secondary_added(b, d, from, addr, user, error_r);
+	else
+		ret = bind9_secondary_removed(b, d, from, error_r);
 	free(d);
 	return ret;
 }

@@ -1173,6 +1173,44 @@ static void test_plugin_secondary(void **state)
 	assert_null(json_object_get(json_object_get(
 		((struct bind9 *)pluginmock_data(f->m))->state, "secondaries"),
 		"x.test"));
+	/* a subdomain of a followed zone of the same user lives in the
+	 * parent zone on the primary: no zone of its own here */
+	assert_int_equal(fx_send(f, "domain.added", "p.test",
+				 "{\"domain\":\"p.test\",\"user\":\"bob\","
+				 "\"node\":\"nodeA\"}",
+				 &err),
+			 0);
+	assert_int_equal(fx_send(f, "domain.added", "blog.p.test",
+				 "{\"domain\":\"blog.p.test\",\"user\":\"bob\","
+				 "\"node\":\"nodeA\"}",
+				 &err),
+			 0);
+	assert_int_equal(pluginmock_log_grep(f->m, "blog.p.test: a subdomain of p.test"), 1);
+	/* another user's subdomain is a zone of its own on the primary */
+	assert_int_equal(fx_send(f, "domain.added", "shop.p.test",
+				 "{\"domain\":\"shop.p.test\",\"user\":\"eve\","
+				 "\"node\":\"nodeA\"}",
+				 &err),
+			 0);
+	assert_int_equal(fx_send(f, "domain.added", "bad.p.test",
+				 "{\"domain\":\"bad.p.test\",\"user\":\"../x\","
+				 "\"node\":\"nodeA\"}",
+				 &err),
+			 -EINVAL);
+	conf = slurp(f->conf);
+	assert_int_equal(count(conf, "zone \"p.test\" IN { type slave;"), 1);
+	assert_null(strstr(conf, "blog.p.test"));
+	assert_null(strstr(conf, "bad.p.test"));
+	assert_int_equal(count(conf, "zone \"shop.p.test\" IN { type slave;"), 1);
+	free(conf);
+	/* the subdomain's removal touches nothing */
+	assert_int_equal(fx_send(f, "domain.removed", "blog.p.test",
+				 "{\"domain\":\"blog.p.test\",\"node\":\"nodeA\"}",
+				 &err),
+			 0);
+	conf = slurp(f->conf);
+	assert_int_equal(count(conf, "zone \"p.test\" IN { type slave;"), 1);
+	free(conf);
 	free(jnl);
 	free(db);
 	free(line);
