@@ -42,6 +42,10 @@ options {
 	dnssec-validation no;
 	notify-source 127.0.0.1;
 	transfer-source 127.0.0.1;
+	// the burst below: named paces NOTIFY and SOA queries at 20/s by default
+	notify-rate ${NAMED_RATE:-1000};
+	startup-notify-rate ${NAMED_RATE:-1000};
+	serial-query-rate ${NAMED_RATE:-1000};
 };
 controls {
 	inet 127.0.0.1 port $_rndc allow { 127.0.0.1; } keys { "rndc-key"; };
@@ -197,6 +201,37 @@ ctl_b emit domain.removed "$D" domain="$D" origin_node=nodeA >/dev/null
 ok "$(wait_for 30 refused "$DNS_B" "$D"; echo $?)" "B: gone from the secondary"
 ok "$(! grep -q "$D" "$T/B/named.conf.local"; echo $?)" "B: its line is gone"
 ok "$(wait_for 10 test ! -e "$T/B/secondary/$D.db"; echo $?)" "B: its zone file is gone"
+
+# --- a burst: N domains on A, the same events on B (catching up) ------------
+N=${SEC_BURST_N:-100}
+i=1
+while [ "$i" -le "$N" ]; do
+	echo "domain.added d$i.burst.test domain=d$i.burst.test user=u$((i % 7))" >> "$T/events.a"
+	echo "domain.added d$i.burst.test domain=d$i.burst.test user=u$((i % 7)) origin_node=nodeA" >> "$T/events.b"
+	echo "d$i.burst.test SOA" >> "$T/queries"
+	i=$((i + 1))
+done
+answered() { # PORT
+	dig @127.0.0.1 -p "$1" +short +time=2 +tries=1 -f "$T/queries" 2>/dev/null |
+		grep -c " 3600 900 604800 3600\$" || true
+}
+all_answer() { [ "$(answered "$1")" -eq "$N" ]; }
+rc_before=$(grep -c 'rndc reconfig done' "$T/B/ophookd.log")
+start=$(date +%s%N)
+ctl_a emit - < "$T/events.a" >/dev/null
+ctl_b emit - < "$T/events.b" >/dev/null
+ok "$(wait_for 300 all_answer "$DNS_A"; echo $?)" "burst: all $N zones served by the primary"
+mid=$(date +%s%N)
+grep -c '^zone "d[0-9]*\.burst\.test" IN { type slave;' "$T/B/named.conf.local" > "$T/B/lines_at_mid"
+ok "$(wait_for 300 all_answer "$DNS_B"; echo $?)" "burst: all $N zones transferred to the secondary"
+end=$(date +%s%N)
+diag "burst of $N: primary answers after $(( (mid - start) / 1000000 )) ms; B's lines written by then: $(cat "$T/B/lines_at_mid")"
+is "$(grep -c '^zone "d[0-9]*\.burst\.test" IN { type slave;' "$T/B/named.conf.local")" "$N" \
+	"burst: one slave line per domain"
+reconfigs=$(( $(grep -c 'rndc reconfig done' "$T/B/ophookd.log") - rc_before ))
+ok "$([ "$reconfigs" -ge 1 ] && [ "$reconfigs" -le $((N / 4)) ]; echo $?)" \
+	"burst: reconfigs on B are coalesced ($reconfigs for $N zones)"
+diag "burst of $N: both answer after $(( (end - start) / 1000000 )) ms, $reconfigs reconfigs on B"
 
 # hostile origin or domain on B: nothing written
 before=$(cat "$T/B/named.conf.local"; ls -a "$T/B/secondary")
