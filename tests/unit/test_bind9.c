@@ -1044,6 +1044,24 @@ static void test_conf_cluster_lines(void **state)
 		assert_string_equal(again, exp);
 		free(exp);
 		free(again);
+		/* two statements on one line: the other one stays */
+		assert_int_equal(zone_conf_put("zone \"b.test\" { type master; "
+					       "file \"b\"; };  zone \"c.test\" "
+					       "{ file \"c\"; };\n",
+					       "b.test", line, &again),
+				 0);
+		if (asprintf(&exp, "%s zone \"c.test\" { file \"c\"; };\n",
+			     line) < 0)
+			abort();
+		assert_string_equal(again, exp);
+		free(exp);
+		free(again);
+		/* the last line without a newline */
+		assert_int_equal(zone_conf_put("zone \"b.test\" { file \"b\"; };",
+					       "b.test", line, &again),
+				 0);
+		assert_string_equal(again, line);
+		free(again);
 	}
 	free(out);
 	free(line);
