@@ -270,6 +270,11 @@ static void host_own_write(struct ophook_ctx *ctx, const char *path)
 	engine_own_write(ctx->ph->e, path);
 }
 
+static const char *host_node(struct ophook_ctx *ctx)
+{
+	return engine_config(ctx->ph->e)->node;
+}
+
 static const struct ophook_host host_table = {
 	.size = sizeof(struct ophook_host),
 	.abi = OPHOOK_ABI_VERSION,
@@ -282,6 +287,7 @@ static const struct ophook_host host_table = {
 	.root = host_root,
 	.event_get = event_get,
 	.own_write = host_own_write,
+	.node = host_node,
 };
 
 /* ---- handler ---- */

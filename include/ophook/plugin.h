@@ -133,6 +133,10 @@ struct ophook_host {
 	/* Tell the watcher that the plugin is about to write `path`, so the
 	 * change does not come back as a fresh event (no loops).  Thread-safe. */
 	void (*own_write)(struct ophook_ctx *ctx, const char *path);
+
+	/* This node's name (config `node`, default the host name): the
+	 * "node" field of the events this daemon journals. */
+	const char *(*node)(struct ophook_ctx *ctx);
 };
 
 struct ophook_plugin {
