@@ -82,7 +82,7 @@ struct bind9 {
 	/* several nodes (README "Primary and secondary") */
 	bool primary;          /* role primary or both: this node's events */
 	bool secondary;        /* role secondary or both: other nodes' events */
-	char *node;            /* this node's name (setting node, else hostname) */
+	char *node;            /* this node: host node(), else setting node, else hostname */
 	char *opts;            /* notify/allow-transfer for master zone lines */
 	json_t *primaries;     /* {node: "IP port N"} */
 	char *sec_dir;         /* secondary zone files, as the plugin sees them */
@@ -2232,6 +2232,23 @@ static int bind9_init_cluster(struct bind9 *b, const char **error_r)
 				 "secondary or both",
 				 role);
 		goto out;
+	}
+	if (OPHOOK_HOST_HAS(b->host, node) && b->host->node != NULL &&
+	    b->host->node(b->ctx) != NULL && *b->host->node(b->ctx) != '\0') {
+		/* the daemon's own name wins: its events carry it */
+		const char *hn = b->host->node(b->ctx);
+
+		if (b->node != NULL && strcmp(b->node, hn) != 0)
+			b->host->log(b->ctx, OPHOOK_LOG_WARN,
+				     "setting node \"%s\" ignored: the "
+				     "daemon's node is \"%s\"",
+				     b->node, hn);
+		free(b->node);
+		b->node = strdup(hn);
+		if (b->node == NULL) {
+			ret = plug_fail(error_r, -ENOMEM, "out of memory");
+			goto out;
+		}
 	}
 	if (b->node == NULL) {
 		char host[256] = "";

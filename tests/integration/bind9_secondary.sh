@@ -90,7 +90,6 @@ plugins:
       path: $T/$_n/events.log
   bind9:
     settings:
-      node: node$_n
       zones_dir: $T/$_n/zones
       named_conf_local: $T/$_n/named.conf.local
       server_ip: $IP
