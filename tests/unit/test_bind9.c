@@ -1335,6 +1335,36 @@ static void test_plugin_role_secondary(void **state)
 	free(dir);
 }
 
+static const char *fx_host_node(struct ophook_ctx *ctx)
+{
+	(void)ctx;
+	return "nodeB";
+}
+
+/* A host with node(): the daemon's name wins over the setting. */
+static void test_plugin_host_node(void **state)
+{
+	struct fx *f = *state;
+	char *dir = fx_secondary(f, "both"), *conf;
+	struct ophook_host *h = (struct ophook_host *)pluginmock_host(f->m);
+	const char *err = NULL;
+
+	h->node = fx_host_node;
+	pluginmock_set_setting(f->m, "node", "\"nodeA\"");
+	fx_init(f);
+	assert_string_equal(((struct bind9 *)pluginmock_data(f->m))->node, "nodeB");
+	assert_int_equal(pluginmock_log_grep(f->m, "setting node \"nodeA\" ignored"), 1);
+	/* so nodeA's events are another node's: a secondary zone */
+	assert_int_equal(fx_send(f, "domain.added", "x.test",
+				 "{\"domain\":\"x.test\",\"node\":\"nodeA\"}",
+				 &err),
+			 0);
+	conf = slurp(f->conf);
+	assert_non_null(strstr(conf, "zone \"x.test\" IN { type slave;"));
+	free(conf);
+	free(dir);
+}
+
 static void test_plugin_bad_cluster_settings(void **state)
 {
 	struct fx *f = *state;
@@ -1402,6 +1432,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_plugin_secondary, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_plugin_primary_notify, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_plugin_role_secondary, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_plugin_host_node, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_plugin_bad_cluster_settings, fx_setup, fx_teardown),
 	};
 
