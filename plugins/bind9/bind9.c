@@ -1668,12 +1668,13 @@ static const char *bind9_origin(struct bind9 *b, const struct ophook_event *ev)
 {
 	const char *n = b->host->event_get(ev, "node"), *o;
 
-	if (n == NULL || *n == '\0')
-		n = b->node;
-	if (strcmp(n, b->node) == 0 && ev->source != NULL &&
-	    strcmp(ev->source, "socket") == 0 &&
-	    (o = b->host->event_get(ev, "origin_node")) != NULL)
-		n = o;
+	if (n == NULL || *n == '\0' || strcmp(n, b->node) == 0) {
+		/* this node's name is whatever the daemon calls itself */
+		if (ev->source != NULL && strcmp(ev->source, "socket") == 0 &&
+		    (o = b->host->event_get(ev, "origin_node")) != NULL)
+			return bind9_node_ok(o) ? o : NULL;
+		return b->node;
+	}
 	return bind9_node_ok(n) ? n : NULL;
 }
 
@@ -2233,6 +2234,12 @@ static int bind9_init_cluster(struct bind9 *b, const char **error_r)
 				 role);
 		goto out;
 	}
+	if (b->node != NULL && !bind9_node_ok(b->node)) {
+		ret = plug_fail(error_r, -EINVAL,
+				 "setting node: \"%s\" is not a node name",
+				 b->node);
+		goto out;
+	}
 	if (OPHOOK_HOST_HAS(b->host, node) && b->host->node != NULL &&
 	    b->host->node(b->ctx) != NULL && *b->host->node(b->ctx) != '\0') {
 		/* the daemon's own name wins: its events carry it */
@@ -2260,12 +2267,6 @@ static int bind9_init_cluster(struct bind9 *b, const char **error_r)
 			ret = plug_fail(error_r, -ENOMEM, "out of memory");
 			goto out;
 		}
-	}
-	if (!bind9_node_ok(b->node)) {
-		ret = plug_fail(error_r, -EINVAL,
-				 "setting node: \"%s\" is not a node name",
-				 b->node);
-		goto out;
 	}
 	for (size_t l = strlen(b->sec_dir); l > 1 && b->sec_dir[l - 1] == '/';
 	     l--)
