@@ -145,6 +145,8 @@ ok "$(grep "zone \"$D\"" "$T/A/named.conf.local" | grep -q "notify yes; also-not
 	"A: the zone line carries notify, also-notify and allow-transfer"
 ok "$(axfr "$DNS_A" "$D" | grep -q "^$D\..*IN[[:space:]]*SOA"; echo $?)" "A: AXFR from the primary works"
 ok "$([ "$(axfr "$DNS_A" "$D" | grep -c 'IN[[:space:]]*SOA')" -eq 2 ]; echo $?)" "A: AXFR is complete (SOA at both ends)"
+ok "$(dig -b 127.0.0.2 @127.0.0.1 -p "$DNS_A" +time=2 +tries=1 "$D" AXFR 2>/dev/null | grep -q 'Transfer failed'; echo $?)" \
+	"A: AXFR from an address not in allow_transfer is refused"
 A_NODE=$(grep "\"type\": *\"domain.added\"" "$T/A/events.log" | grep -o '"node": *"[^"]*"' | head -n 1)
 ok "$(echo "$A_NODE" | grep -q nodeA; echo $?)" "A: the event carries its node ($A_NODE)"
 
