@@ -2125,10 +2125,6 @@ static int bind9_init_settings(struct bind9 *b, const char **error_r)
 		ret = plug_fail(error_r, -ENOMEM, "out of memory");
 		goto out;
 	}
-	if (b->server_ip == NULL)
-		b->host->log(b->ctx, OPHOOK_LOG_WARN,
-			     "setting server_ip is not set: domain.added "
-			     "will fail until it is");
 out:
 	free(removed);
 	return ret;
@@ -2296,6 +2292,10 @@ static int bind9_init_cluster(struct bind9 *b, const char **error_r)
 		ret = plug_fail(error_r, -ENOMEM, "out of memory");
 		goto out;
 	}
+	if (b->server_ip == NULL && b->primary)
+		b->host->log(b->ctx, OPHOOK_LOG_WARN,
+			     "setting server_ip is not set: domain.added "
+			     "will fail until it is");
 	v = b->host->setting(b->ctx, "primaries");
 	if (v == NULL || *v == '\0')
 		goto out;
