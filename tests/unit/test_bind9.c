@@ -1229,6 +1229,24 @@ static void test_plugin_secondary(void **state)
 	conf = slurp(f->conf);
 	assert_int_equal(count(conf, "zone \"p.test\" IN { type slave;"), 1);
 	free(conf);
+	/* after a restart the followed zones are still known: removal works,
+	 * and the subdomain rule still holds */
+	pluginmock_fini(f->m);
+	fx_init(f);
+	assert_int_equal(fx_send(f, "domain.added", "news.p.test",
+				 "{\"domain\":\"news.p.test\",\"user\":\"bob\","
+				 "\"node\":\"nodeA\"}",
+				 &err),
+			 0);
+	assert_int_equal(fx_send(f, "domain.removed", "w.test",
+				 "{\"domain\":\"w.test\",\"node\":\"nodeA\"}",
+				 &err),
+			 0);
+	conf = slurp(f->conf);
+	assert_null(strstr(conf, "w.test"));
+	assert_null(strstr(conf, "news.p.test"));
+	assert_non_null(strstr(conf, "zone \"p.test\" IN { type slave;"));
+	free(conf);
 	free(jnl);
 	free(db);
 	free(line);
