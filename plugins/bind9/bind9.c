@@ -77,7 +77,6 @@ struct bind9 {
 	json_t *reload;        /* set of zones */
 	unsigned rndc_failures;
 	unsigned long reloads; /* rndc runs so far */
-	json_t *gone;          /* secondary zone files to delete after reconfig */
 
 	/* several nodes (README "Primary and secondary") */
 	bool primary;          /* role primary or both: this node's events */
@@ -556,20 +555,25 @@ static void bind9_action(struct ophook_ctx *ctx, void *data)
 	b->rndc_failures = 0;
 	if (reconfig) {
 		json_t *gone;
+		const char *err = NULL;
 
 		b->host->log(b->ctx, OPHOOK_LOG_INFO,
 			     "rndc reconfig done [reloads=%lu]", b->reloads);
 		/* dropped secondary zones: named let go of them, so their
 		 * files are not written again */
-		pthread_mutex_lock(&b->rlock);
-		gone = b->gone;
-		b->gone = json_object();
-		pthread_mutex_unlock(&b->rlock);
-		json_object_foreach_safe(gone, tmp, zone, v)
-		{
-			bind9_secondary_unlink(b, json_string_value(v));
+		pthread_mutex_lock(&b->lock);
+		gone = json_object_get(b->state, "gone");
+		if (json_object_size(gone) > 0) {
+			json_object_foreach_safe(gone, tmp, zone, v)
+			{
+				bind9_secondary_unlink(b, json_string_value(v));
+			}
+			json_object_clear(gone);
+			if (bind9_state_save(b, &err) < 0)
+				b->host->log(b->ctx, OPHOOK_LOG_ERROR, "%s",
+					     err);
 		}
-		json_decref(gone);
+		pthread_mutex_unlock(&b->lock);
 	}
 	if (n > b->reload_all_max) {
 		if (bind9_rndc(b, (const char *const[]){ "reload", NULL }) == 0)
@@ -1685,6 +1689,21 @@ static char *bind9_secondary_path(struct bind9 *b, const char *d, bool named)
 	return plug_fmt("%s/%s.db", named ? b->sec_named : b->sec_dir, d);
 }
 
+/* State "gone": secondary zone files to delete after the next reconfig.
+ * Under b->lock; NULL on ENOMEM. */
+static json_t *bind9_state_gone(struct bind9 *b)
+{
+	json_t *gone = json_object_get(b->state, "gone");
+
+	if (!json_is_object(gone)) {
+		gone = json_object();
+		if (gone == NULL ||
+		    json_object_set_new(b->state, "gone", gone) < 0)
+			return NULL;
+	}
+	return gone;
+}
+
 static json_t *bind9_state_secondaries(struct bind9 *b)
 {
 	json_t *sec = json_object_get(b->state, "secondaries");
@@ -1814,19 +1833,19 @@ static int bind9_secondary_added(struct bind9 *b, const char *d,
 		ret = plug_fail(error_r, -ENOMEM, "out of memory");
 		goto out;
 	}
-	if (json_equal(entry, json_object_get(sec, d))) {
+	if (json_equal(entry, json_object_get(sec, d)) &&
+	    json_object_get(json_object_get(b->state, "gone"), d) == NULL) {
 		json_decref(entry);
 	} else {
+		/* a zone added again is not deleted by an older removal's
+		 * cleanup */
+		json_object_del(json_object_get(b->state, "gone"), d);
 		if (json_object_set_new(sec, d, entry) < 0) {
 			ret = plug_fail(error_r, -ENOMEM, "out of memory");
 			goto out;
 		}
 		ret = bind9_state_save(b, error_r);
 	}
-	/* a zone added again is not deleted by an older removal's cleanup */
-	pthread_mutex_lock(&b->rlock);
-	json_object_del(b->gone, d);
-	pthread_mutex_unlock(&b->rlock);
 out:
 	pthread_mutex_unlock(&b->lock);
 	if (ret == 0 && out != NULL) {
@@ -1867,26 +1886,27 @@ static int bind9_secondary_removed(struct bind9 *b, const char *d,
 				     d, from, owner);
 		return 0;
 	}
-	ret = bind9_conf_edit(b, d, false, &changed, error_r);
+	path = bind9_secondary_path(b, d, false);
+	ret = path == NULL ? plug_fail(error_r, -ENOMEM, "out of memory")
+			   : bind9_conf_edit(b, d, false, &changed, error_r);
+	/* the file goes now (the zone may never have loaded) and again after
+	 * the reconfig (named may write it until then): "gone" in the state
+	 * keeps that second step across a restart */
+	if (ret == 0 &&
+	    json_object_set_new(bind9_state_gone(b), d, json_string(path)) < 0)
+		ret = plug_fail(error_r, -ENOMEM, "out of memory");
 	if (ret == 0) {
 		json_object_del(sec, d);
 		ret = bind9_state_save(b, error_r);
 	}
+	if (ret == 0) {
+		b->host->own_write(b->ctx, path);
+		bind9_secondary_unlink(b, path);
+	}
 	pthread_mutex_unlock(&b->lock);
+	free(path);
 	if (ret < 0)
 		return ret;
-	path = bind9_secondary_path(b, d, false);
-	if (path == NULL)
-		return plug_fail(error_r, -ENOMEM, "out of memory");
-	/* now (the zone may never have loaded) and again after the reconfig
-	 * (named may still write it until then) */
-	b->host->own_write(b->ctx, path);
-	bind9_secondary_unlink(b, path);
-	pthread_mutex_lock(&b->rlock);
-	if (json_object_set_new(b->gone, d, json_string(path)) < 0)
-		ret = plug_fail(error_r, -ENOMEM, "out of memory");
-	pthread_mutex_unlock(&b->rlock);
-	free(path);
 	b->host->log(b->ctx, OPHOOK_LOG_INFO,
 		     "%s: secondary zone of %s removed", d, from);
 	bind9_reload_request(b, NULL);
@@ -2036,7 +2056,6 @@ static void bind9_fini(void *data)
 	argv_free(&b->checkconf_argv);
 	json_decref(b->state);
 	json_decref(b->reload);
-	json_decref(b->gone);
 	json_decref(b->primaries);
 	free(b->node);
 	free(b->opts);
@@ -2467,9 +2486,8 @@ static int bind9_init(struct ophook_ctx *ctx, const struct ophook_host *host,
 	pthread_mutex_init(&b->lock, NULL);
 	pthread_mutex_init(&b->rlock, NULL);
 	b->reload = json_object();
-	b->gone = json_object();
 	b->state_path = plug_fmt("%s/zones.json", host->state_dir(ctx));
-	if (b->reload == NULL || b->gone == NULL || b->state_path == NULL) {
+	if (b->reload == NULL || b->state_path == NULL) {
 		bind9_fini(b);
 		return plug_fail(error_r, -ENOMEM, "out of memory");
 	}
@@ -2485,6 +2503,8 @@ static int bind9_init(struct ophook_ctx *ctx, const struct ophook_host *host,
 	*data_r = b;
 	if (bind9_staging_scan(b))
 		bind9_kick(b, b->window_ms);
+	if (json_object_size(json_object_get(b->state, "gone")) > 0)
+		bind9_reload_request(b, NULL); /* finish removals */
 	return 0;
 }
 
