@@ -46,6 +46,8 @@
 /* Staged zones per named-checkconf run (its output stays far below
  * run_argv's 1 MiB cap). */
 #define BIND9_BATCH_MAX 2000u
+/* Default folder of the transferred zones of a secondary. */
+#define BIND9_SECONDARY_DIR "/var/cache/bind/secondary"
 /* Comment line naming a zone's owner, added at the end of new zones. */
 #define BIND9_OWNER_TAG "; ophook-owner: "
 
@@ -81,10 +83,10 @@ struct bind9 {
 	/* several nodes (README "Primary and secondary") */
 	bool primary;          /* role primary or both: this node's events */
 	bool secondary;        /* role secondary or both: other nodes' events */
-	char *node;            /* this node: host node(), else setting node, else hostname */
+	char *node;            /* host node(), else setting, else hostname */
 	char *opts;            /* notify/allow-transfer for master zone lines */
 	json_t *primaries;     /* {node: "IP port N"} */
-	char *sec_dir;         /* secondary zone files, as the plugin sees them */
+	char *sec_dir;         /* secondary zone files (plugin's view) */
 	char *sec_named;       /* the same folder as named sees it */
 };
 
@@ -2232,8 +2234,8 @@ static int bind9_init_cluster(struct bind9 *b, const char **error_r)
 
 	if ((ret = bind9_setting(b, "role", "primary", &role)) < 0 ||
 	    (ret = bind9_setting(b, "node", NULL, &b->node)) < 0 ||
-	    (ret = bind9_setting(b, "secondary_dir",
-				 "/var/cache/bind/secondary", &b->sec_dir)) < 0 ||
+	    (ret = bind9_setting(b, "secondary_dir", BIND9_SECONDARY_DIR,
+				 &b->sec_dir)) < 0 ||
 	    (ret = bind9_setting(b, "secondary_dir_in_conf", b->sec_dir,
 				 &sec_conf)) < 0) {
 		ret = plug_fail(error_r, ret, "out of memory");
