@@ -19,6 +19,7 @@
 
 #define CTL_BATCH_MAX 100000u     /* events in one batch emit */
 #define CTL_TAIL_HISTORY 10000u   /* events tail --after / -n sends first */
+#define CTL_DRAIN_MAX_MS 500u     /* batch answer held back for backpressure */
 
 static __thread char ctl_errbuf[512];
 
@@ -860,6 +861,7 @@ static void ctl_emit_cb(struct event *ev, const char *error, void *ctx)
 }
 
 struct ctl_batch {
+	struct engine *e;
 	struct control_reply *reply;
 	size_t n;               /* events in the request */
 	size_t outstanding;     /* submitted, not yet called back */
@@ -869,8 +871,10 @@ struct ctl_batch {
 	bool submitting;
 };
 
-static void ctl_batch_finish(struct ctl_batch *b)
+static void ctl_batch_answer(void *ctx)
 {
+	struct ctl_batch *b = ctx;
+
 	if (b->error != NULL) {
 		control_reply_error(&b->reply, 2, "%s (%zu of %zu events "
 				    "journaled)", b->error, b->journaled, b->n);
@@ -886,6 +890,19 @@ static void ctl_batch_finish(struct ctl_batch *b)
 	}
 	free(b->error);
 	free(b);
+}
+
+/* Everything journaled: answer once the delivery queue has room (at most
+ * CTL_DRAIN_MAX_MS later), so that a client sending batch after batch
+ * goes at the handlers' pace instead of pushing the engine into its
+ * journal-only spill (which reads every event back). */
+static void ctl_batch_finish(struct ctl_batch *b)
+{
+	if (b->error != NULL)
+		ctl_batch_answer(b);
+	else
+		engine_when_drained(b->e, CTL_DRAIN_MAX_MS, ctl_batch_answer,
+				    b);
 }
 
 static void ctl_batch_cb(struct event *ev, const char *error, void *ctx)
@@ -951,6 +968,7 @@ static void ctl_emit_batch(struct engine *e, struct control_reply *reply,
 		return;
 	}
 	struct ctl_batch *b = xcalloc(1, sizeof(*b));
+	b->e = e;
 	b->reply = reply;
 	b->n = json_array_size(events);
 	b->submitting = true;
@@ -960,7 +978,9 @@ static void ctl_emit_batch(struct engine *e, struct control_reply *reply,
 	json_array_foreach(events, i, ev) {
 		const char *type = json_string_value(json_object_get(ev, "type"));
 		json_t *f = json_object_get(ev, "fields");
-		json_t *fields = json_is_object(f) ? json_deep_copy(f) : json_object();
+		/* the request is dropped after this command: the engine may
+		 * take the fields object itself (no deep copy) */
+		json_t *fields = json_is_object(f) ? json_incref(f) : json_object();
 		const char *subject =
 			json_string_value(json_object_get(ev, "subject"));
 		char *subj = xstrdup(subject != NULL ? subject

@@ -38,6 +38,13 @@ struct listener {
 	struct listener *next;
 };
 
+struct drain_waiter {
+	void (*fn)(void *ctx);
+	void *ctx;
+	int64_t deadline_ms; /* mono */
+	struct drain_waiter *next;
+};
+
 struct result {
 	struct journal_delivery jd; /* strings owned */
 };
@@ -88,6 +95,8 @@ struct engine {
 	uint64_t journaled, journal_errors;
 	bool journal_failing, resumed, stopping;
 	uv_timer_t retry_timer, prune_timer, stop_timer, pace_timer;
+	uv_timer_t drain_timer;
+	struct drain_waiter *drain_head; /* engine_when_drained, in order */
 	int64_t last_commit_ns;
 	int64_t stop_deadline;
 	void (*stop_cb)(void *ctx);
@@ -96,6 +105,7 @@ struct engine {
 
 static void engine_prepare_run(uv_prepare_t *p);
 static void engine_pace_cb(uv_timer_t *t);
+static void engine_drain_cb(uv_timer_t *t);
 
 /* Group commit pacing: at most one commit per ENGINE_PACE_NS under load
  * (everything that arrived meanwhile goes into it); at once when idle. */
@@ -114,6 +124,69 @@ static void engine_schedule_flush(struct engine *e)
 	else
 		uv_timer_start(&e->pace_timer, engine_pace_cb,
 			       (uint64_t)(wait_ns + 999999) / 1000000, 0);
+}
+
+/* ---- backpressure ---- */
+
+/* Run the drain waiters: all of them, or those past their deadline. */
+static void engine_drain_run(struct engine *e, bool all)
+{
+	struct drain_waiter **pp = &e->drain_head, *run = NULL, **run_tail = &run;
+	int64_t now = mono_ms(), next = INT64_MAX;
+
+	while (*pp != NULL) {
+		struct drain_waiter *w = *pp;
+
+		if (all || w->deadline_ms <= now) {
+			*pp = w->next;
+			w->next = NULL;
+			*run_tail = w;
+			run_tail = &w->next;
+		} else {
+			if (w->deadline_ms < next)
+				next = w->deadline_ms;
+			pp = &w->next;
+		}
+	}
+	if (e->drain_head == NULL)
+		uv_timer_stop(&e->drain_timer);
+	else
+		uv_timer_start(&e->drain_timer, engine_drain_cb,
+			       (uint64_t)(next - now), 0);
+	/* callbacks last: they may add waiters */
+	while (run != NULL) {
+		struct drain_waiter *w = run;
+
+		run = w->next;
+		w->fn(w->ctx);
+		free(w);
+	}
+}
+
+static void engine_drain_cb(uv_timer_t *t)
+{
+	engine_drain_run(t->data, false);
+}
+
+void engine_when_drained(struct engine *e, unsigned max_ms,
+			 void (*fn)(void *ctx), void *ctx)
+{
+	struct drain_waiter *w, **pp;
+
+	if (e->stopping || e->dispatch == NULL ||
+	    dispatch_queued(e->dispatch) <= ENGINE_QUEUE_LOW || max_ms == 0) {
+		fn(ctx);
+		return;
+	}
+	w = xcalloc(1, sizeof(*w));
+	w->fn = fn;
+	w->ctx = ctx;
+	w->deadline_ms = mono_ms() + max_ms;
+	for (pp = &e->drain_head; *pp != NULL; pp = &(*pp)->next)
+		;
+	*pp = w;
+	if (!uv_is_active((uv_handle_t *)&e->drain_timer))
+		uv_timer_start(&e->drain_timer, engine_drain_cb, max_ms, 0);
 }
 
 /* ---- results from the dispatcher ---- */
@@ -146,6 +219,9 @@ static void engine_result(const struct journal_delivery *jd, void *ctx)
 				 "running at the last crash have all ended");
 		}
 	}
+	if (e->drain_head != NULL &&
+	    dispatch_queued(e->dispatch) <= ENGINE_QUEUE_LOW)
+		engine_drain_run(e, true);
 	r = &e->results[e->n_results++];
 	r->jd = *jd;
 	r->jd.handler = xstrdup(jd->handler);
@@ -1092,6 +1168,8 @@ int engine_new(uv_loop_t *loop, struct config *config, struct engine **e_r,
 	e->stop_timer.data = e;
 	uv_timer_init(loop, &e->pace_timer);
 	e->pace_timer.data = e;
+	uv_timer_init(loop, &e->drain_timer);
+	e->drain_timer.data = e;
 	path = xasprintf("%s/inflight", config->state_dir);
 	if (ledger_open(path, 4096, &e->ledger, error_r) < 0)
 		log_warn("%s: %s (crash accounting off)", path, *error_r);
@@ -1190,6 +1268,7 @@ static void engine_stop_finish(struct engine *e)
 	uv_close((uv_handle_t *)&e->prune_timer, engine_closed);
 	uv_close((uv_handle_t *)&e->stop_timer, engine_closed);
 	uv_close((uv_handle_t *)&e->pace_timer, engine_closed);
+	uv_close((uv_handle_t *)&e->drain_timer, engine_closed);
 	dispatch_free(&e->dispatch);
 	journal_close(&e->journal);
 	ledger_close(&e->ledger);
@@ -1228,6 +1307,7 @@ void engine_stop(struct engine *e, void (*cb)(void *ctx), void *ctx)
 	control_stop(&e->control);
 	metrics_http_stop(&e->metrics_http);
 	dispatch_pause(e->dispatch);
+	engine_drain_run(e, true); /* nothing drains from now on */
 	e->stop_deadline = mono_ms() + 10000;
 	uv_timer_start(&e->stop_timer, engine_stop_poll, 0, 20);
 }
@@ -1275,6 +1355,12 @@ void engine_free(struct engine **ep)
 		free((char *)e->results[i].jd.last_error);
 	}
 	free(e->results);
+	while (e->drain_head != NULL) { /* never run: engine not stopped */
+		struct drain_waiter *w = e->drain_head;
+
+		e->drain_head = w->next;
+		free(w);
+	}
 	while (e->in_head != NULL) {
 		struct submit *s = e->in_head;
 

@@ -45,6 +45,15 @@ int engine_submit(struct engine *e, const char *type, const char *subject,
 		  const char *source, json_t *payload, engine_submit_cb *cb,
 		  void *ctx, const char **error_r);
 
+/* Backpressure for bulk producers (a batch emit answers through it): fn(ctx)
+ * runs on the loop thread once few deliveries are queued in memory (below
+ * the spill bound), after max_ms at the latest, or at once when the queue
+ * is short already or the engine is stopping.  A producer that waits for
+ * its answer before sending more then runs at the handlers' pace instead
+ * of pushing events into the journal-only spill. */
+void engine_when_drained(struct engine *e, unsigned max_ms,
+			 void (*fn)(void *ctx), void *ctx);
+
 /* Deliver the journaled event `id` again to every matching handler, as a
  * new event with "replay_of": id (source "replay"). */
 int engine_replay(struct engine *e, int64_t id, engine_submit_cb *cb,

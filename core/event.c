@@ -121,11 +121,15 @@ void event_set_id_text(struct event *ev, int64_t id, const char *text)
 	free(ev->json);
 	if (len < 2 || text[0] != '{') {
 		ev->json = json_dumps(ev->payload, JSON_COMPACT);
-	} else if (len == 2) {
-		ev->json = xasprintf("{\"id\":%lld}", (long long)id);
 	} else {
-		ev->json = xasprintf("{\"id\":%lld,%s", (long long)id,
-				     text + 1);
+		/* {"id":N,<the rest of text>} or {"id":N} */
+		char head[40];
+		int hl = snprintf(head, sizeof(head), "{\"id\":%lld%s",
+				  (long long)id, len == 2 ? "" : ",");
+
+		ev->json = xmalloc((size_t)hl + len);
+		memcpy(ev->json, head, (size_t)hl);
+		memcpy(ev->json + hl, text + 1, len); /* with its NUL */
 	}
 	event_fill_pub(ev);
 }
