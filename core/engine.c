@@ -430,7 +430,7 @@ static int engine_journal_event(struct engine *e, struct submit *s,
 	char *text;
 	int ret;
 
-	text = json_dumps(ev->payload, JSON_COMPACT);
+	text = event_payload_dump(ev->payload);
 	if (text == NULL) {
 		*err_r = "cannot serialize payload";
 		return -EINVAL;

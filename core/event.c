@@ -162,6 +162,106 @@ struct event *event_from_row(int64_t id, const char *type, const char *subject,
 	return ev;
 }
 
+/* Append s (len bytes, valid UTF-8) as a JSON string, escaped as jansson
+ * does without flags: \\ \" \b \f \n \r \t, other bytes below 0x20 as
+ * \u00XX; everything else as it is. */
+static char *event_dump_string(char *p, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	*p++ = '"';
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c >= 0x20 && c != '"' && c != '\\') {
+			*p++ = (char)c;
+			continue;
+		}
+		*p++ = '\\';
+		switch (c) {
+		case '"': *p++ = '"'; break;
+		case '\\': *p++ = '\\'; break;
+		case '\b': *p++ = 'b'; break;
+		case '\f': *p++ = 'f'; break;
+		case '\n': *p++ = 'n'; break;
+		case '\r': *p++ = 'r'; break;
+		case '\t': *p++ = 't'; break;
+		default:
+			memcpy(p, "u00", 3);
+			p[3] = hex[c >> 4];
+			p[4] = hex[c & 15];
+			p += 5;
+		}
+	}
+	*p++ = '"';
+	return p;
+}
+
+char *event_payload_dump(json_t *payload)
+{
+	const char *key;
+	json_t *v;
+	size_t cap = 3, n = 0;
+	char *out, *p;
+
+	if (!json_is_object(payload))
+		return json_dumps(payload, JSON_COMPACT | JSON_ENCODE_ANY);
+	/* worst case: every byte escaped as \u00XX (6 bytes) */
+	json_object_foreach(payload, key, v) {
+		size_t vlen;
+
+		switch (json_typeof(v)) {
+		case JSON_STRING:
+			vlen = json_string_length(v) * 6 + 2;
+			break;
+		case JSON_INTEGER:
+		case JSON_TRUE:
+		case JSON_FALSE:
+		case JSON_NULL:
+			vlen = 24;
+			break;
+		default: /* reals and nesting: jansson's own output */
+			return json_dumps(payload, JSON_COMPACT);
+		}
+		cap += strlen(key) * 6 + 2 + 2 + vlen;
+		n++;
+	}
+	p = out = xmalloc(cap);
+	*p++ = '{';
+	n = 0;
+	json_object_foreach(payload, key, v) {
+		if (n++ > 0)
+			*p++ = ',';
+		p = event_dump_string(p, key, strlen(key));
+		*p++ = ':';
+		switch (json_typeof(v)) {
+		case JSON_STRING:
+			p = event_dump_string(p, json_string_value(v),
+					      json_string_length(v));
+			break;
+		case JSON_INTEGER:
+			p += snprintf(p, 24, "%" JSON_INTEGER_FORMAT,
+				      json_integer_value(v));
+			break;
+		case JSON_TRUE:
+			memcpy(p, "true", 4);
+			p += 4;
+			break;
+		case JSON_FALSE:
+			memcpy(p, "false", 5);
+			p += 5;
+			break;
+		default:
+			memcpy(p, "null", 4);
+			p += 4;
+			break;
+		}
+	}
+	*p++ = '}';
+	*p = '\0';
+	return out;
+}
+
 void event_view_init(struct event_view *view, struct event *ev,
 		     unsigned attempt)
 {

@@ -48,6 +48,12 @@ struct event *event_from_row(int64_t id, const char *type, const char *subject,
 			     const char *source, const char *node,
 			     int64_t time_ms, const char *payload);
 
+/* payload as compact JSON text, byte for byte what json_dumps(payload,
+ * JSON_COMPACT) gives, but without jansson's per-token callbacks for the
+ * usual flat object of strings and integers (anything else goes to
+ * json_dumps).  NULL when it cannot be serialized.  Caller frees. */
+char *event_payload_dump(json_t *payload);
+
 struct event *event_ref(struct event *ev);
 void event_unref(struct event **ev);
 
