@@ -35,6 +35,7 @@ static const char *const classify_kind_names[CLASSIFY_KIND_MAX] = {
 	[CLASSIFY_NAMED_CONF] = "named_conf",
 	[CLASSIFY_MAIL_ACCOUNTS] = "mail_accounts",
 	[CLASSIFY_MAIL_VIRTUAL] = "mail_virtual",
+	[CLASSIFY_MAIL_QUOTAS] = "mail_quotas",
 };
 
 const char *classify_kind_name(enum classify_kind kind)
@@ -179,8 +180,17 @@ static enum classify_kind classify_root_path(char **p, size_t n,
 			return CLASSIFY_NONE;
 		if (strlen(p[n - 3]) >= sizeof(t->issuer))
 			return CLASSIFY_NONE;
-		if (!set_name(t, d, dl, true, why_r))
+		/* Caddy stores *.example.com as wildcard_.example.com */
+		if (strncmp(d, "wildcard_.", 10) == 0) {
+			if (!set_name(t, d + 10, dl - 10, true, why_r))
+				return CLASSIFY_NONE;
+			memmove(t->name + 2, t->name, dl - 10 + 1);
+			t->name[0] = '*';
+			t->name[1] = '.';
+			t->wildcard = true;
+		} else if (!set_name(t, d, dl, true, why_r)) {
 			return CLASSIFY_NONE;
+		}
 		strcpy(t->issuer, p[n - 3]);
 		return t->kind = CLASSIFY_CERT_JSON;
 	}
@@ -229,6 +239,8 @@ enum classify_kind classify_path(const char *root, const char *path,
 		return t->kind = CLASSIFY_MAIL_ACCOUNTS;
 	if (strcmp(b, "postfix-virtual.cf") == 0)
 		return t->kind = CLASSIFY_MAIL_VIRTUAL;
+	if (strcmp(b, "dovecot-quotas.cf") == 0)
+		return t->kind = CLASSIFY_MAIL_QUOTAS;
 	if (ends_with(b, ".zone") && b > path + 6 &&
 	    strncmp(b - 7, "/zones/", 7) == 0) {
 		if (!set_name(t, b, strlen(b) - 5, true, why_r))
@@ -573,6 +585,51 @@ static void cert_payload(json_t *p, const struct classify_cert *c)
 	json_object_set(p, "names", c->names);
 }
 
+/* Facts kept for a certificate: serial, not-after and names (names so
+ * that cert.removed can say what was removed). */
+static json_t *cert_facts(const struct classify_cert *c)
+{
+	json_t *f = json_object();
+
+	json_object_set_new(f, "serial", json_string(c->serial));
+	json_object_set_new(f, "not_after", json_string(c->not_after));
+	json_object_set(f, "names", c->names);
+	return f;
+}
+
+/* The payload of a certificate event: domain is the domain the folder
+ * names (the base domain for a wildcard, with "wildcard": true). */
+static json_t *cert_payload_new(const struct classify_target *t,
+				const char *path, const char *issuer)
+{
+	json_t *p = payload_new(path);
+
+	json_object_set_new(p, "domain",
+			    json_string(t->wildcard ? t->name + 2 : t->name));
+	if (t->wildcard)
+		json_object_set_new(p, "wildcard", json_true());
+	json_object_set_new(p, "issuer", json_string(issuer));
+	return p;
+}
+
+/* cert.removed for a certificate known by old_facts (none if unknown). */
+static void cert_removed(const struct classify_target *t, const char *path,
+			 const char *issuer, const json_t *old_facts,
+			 struct classify_result *r)
+{
+	const char *serial = fact_str(old_facts, "serial");
+	json_t *p, *names;
+
+	if (serial == NULL)
+		return;
+	p = cert_payload_new(t, path, issuer);
+	json_object_set_new(p, "serial", json_string(serial));
+	names = json_object_get(old_facts, "names");
+	if (json_is_array(names))
+		json_object_set(p, "names", names);
+	add_event(r, "cert.removed", t->name, p);
+}
+
 static void classify_cert_json(const struct classify_target *t,
 			       const struct classify_input *in,
 			       struct classify_result *r)
@@ -582,34 +639,36 @@ static void classify_cert_json(const struct classify_target *t,
 	char *crt;
 	json_t *p;
 
-	if (in->content == NULL)
-		return; /* certificate storage cleaned: no event */
-	if (in->aux == NULL) {
-		warn(r, "certificate for %s: .crt missing next to .json",
-		     t->name);
-		r->facts = json_deep_copy(in->old_facts);
+	crt = classify_aux_path(t, in->path);
+	if (in->content == NULL || in->aux == NULL) {
+		/* the folder, the .json or the .crt deleted */
+		if (in->content != NULL && fact_str(in->old_facts,
+						    "serial") == NULL)
+			warn(r, "certificate for %s: .crt missing next to "
+			     ".json", t->name);
+		cert_removed(t, crt, t->issuer, in->old_facts, r);
+		if (in->content != NULL)
+			r->facts = json_object(); /* known, no certificate */
+		free(crt);
 		return;
 	}
 	if (classify_cert_parse(in->aux, in->aux_len, &c, &why) < 0) {
 		warn(r, "certificate for %s: %s", t->name, why);
 		r->facts = json_deep_copy(in->old_facts);
+		free(crt);
 		return;
 	}
-	r->facts = json_object();
-	json_object_set_new(r->facts, "serial", json_string(c.serial));
-	json_object_set_new(r->facts, "not_after", json_string(c.not_after));
+	r->facts = cert_facts(&c);
 	old = fact_str(in->old_facts, "serial");
 	if (old == NULL || strcmp(old, c.serial) != 0) {
-		crt = classify_aux_path(t, in->path);
-		p = payload_domain(t, crt);
-		free(crt);
-		json_object_set_new(p, "issuer", json_string(t->issuer));
+		p = cert_payload_new(t, crt, t->issuer);
 		cert_payload(p, &c);
 		if (old != NULL)
 			json_object_set_new(p, "old_serial", json_string(old));
 		add_event(r, old == NULL ? "cert.issued" : "cert.renewed",
 			  t->name, p);
 	}
+	free(crt);
 	json_decref(c.names);
 }
 
@@ -621,18 +680,19 @@ static void classify_custom_cert(const struct classify_target *t,
 	const char *why, *old;
 	json_t *p;
 
-	if (in->content == NULL)
-		return;
-	if (classify_cert_parse(in->content, in->len, &c, &why) < 0) {
-		warn(r, "custom certificate for %s: %s", t->name, why);
+	if (in->content == NULL) {
+		cert_removed(t, in->path, "custom", in->old_facts, r);
 		return;
 	}
-	r->facts = json_object();
-	json_object_set_new(r->facts, "serial", json_string(c.serial));
+	if (classify_cert_parse(in->content, in->len, &c, &why) < 0) {
+		warn(r, "custom certificate for %s: %s", t->name, why);
+		r->facts = json_deep_copy(in->old_facts);
+		return;
+	}
+	r->facts = cert_facts(&c);
 	old = fact_str(in->old_facts, "serial");
 	if (old == NULL || strcmp(old, c.serial) != 0) {
-		p = payload_domain(t, in->path);
-		json_object_set_new(p, "issuer", json_string("custom"));
+		p = cert_payload_new(t, in->path, "custom");
 		cert_payload(p, &c);
 		add_event(r, "cert.installed", t->name, p);
 	}
@@ -848,6 +908,41 @@ json_t *classify_mail_aliases(const char *content, size_t len,
 			json_object_set_new(set, alias, jstr(s + k, l - k));
 		}
 		free(alias);
+	}
+	return set;
+}
+
+json_t *classify_mail_quotas(const char *content, size_t len,
+			     struct classify_result *w)
+{
+	json_t *set = json_object();
+	struct line_iter it = { content, content + len, 0 };
+	const char *s;
+	size_t l;
+
+	while (line_next(&it, &s, &l)) {
+		if (l == 0 || s[0] == '#')
+			continue;
+		const char *colon = memchr(s, ':', l);
+
+		if (colon == NULL || colon == s + l - 1) {
+			warn(w, "line %u: no ':quota' after the address",
+			     it.lineno);
+			continue;
+		}
+		char *addr = xstrndup(s, (size_t)(colon - s));
+
+		for (char *c = addr; *c; c++)
+			*c = (char)tolower((unsigned char)*c);
+		if (!addr_chars_ok(addr) || addr_domain(addr) == NULL) {
+			warn(w, "line %u: bad mail address", it.lineno);
+		} else {
+			const char *q = colon + 1;
+
+			json_object_set_new(set, addr,
+					    jstr(q, l - (size_t)(q - s)));
+		}
+		free(addr);
 	}
 	return set;
 }
@@ -1224,6 +1319,46 @@ static void classify_mail(const struct classify_input *in, bool accounts,
 		json_decref(now);
 }
 
+/* dovecot-quotas.cf: mail.quota.changed per address whose quota was set,
+ * changed or unset (old_quota / quota null when there was or is none). */
+static void classify_quotas(const struct classify_input *in,
+			    struct classify_result *r)
+{
+	json_t *now, *old = set_of(in, "quotas"), *empty = json_object();
+	json_t *lists[3];
+
+	now = in->content != NULL
+		? classify_mail_quotas(in->content, in->len, r)
+		: json_object();
+	if (old == NULL)
+		old = empty;
+	lists[0] = keys_minus(now, old);
+	lists[1] = keys_minus(old, now);
+	lists[2] = keys_changed(now, old);
+	for (int i = 0; i < 3; i++) {
+		for (size_t j = 0; j < json_array_size(lists[i]); j++) {
+			const char *a =
+				json_string_value(json_array_get(lists[i], j));
+			json_t *nq = json_object_get(now, a);
+			json_t *oq = json_object_get(old, a);
+			json_t *extra = json_object();
+
+			json_object_set(extra, "quota",
+					nq != NULL ? nq : json_null());
+			json_object_set(extra, "old_quota",
+					oq != NULL ? oq : json_null());
+			mail_event(r, "mail.quota.changed", in->path,
+				   "address", a, extra);
+		}
+		json_decref(lists[i]);
+	}
+	json_decref(empty);
+	if (in->content != NULL)
+		r->facts = set_facts("quotas", now);
+	else
+		json_decref(now);
+}
+
 void classify_content(const struct classify_target *t,
 		      const struct classify_input *in,
 		      struct classify_result *r)
@@ -1258,6 +1393,9 @@ void classify_content(const struct classify_target *t,
 		break;
 	case CLASSIFY_MAIL_VIRTUAL:
 		classify_mail(in, false, r);
+		break;
+	case CLASSIFY_MAIL_QUOTAS:
+		classify_quotas(in, r);
 		break;
 	default:
 		break;

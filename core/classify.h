@@ -23,14 +23,18 @@ enum classify_kind {
 	CLASSIFY_NAMED_CONF,    /* .../named.conf.local */
 	CLASSIFY_MAIL_ACCOUNTS, /* .../postfix-accounts.cf */
 	CLASSIFY_MAIL_VIRTUAL,  /* .../postfix-virtual.cf */
+	CLASSIFY_MAIL_QUOTAS,   /* .../dovecot-quotas.cf */
 	CLASSIFY_KIND_MAX
 };
 
 /* What a path is: its kind and the domain or user named by the path. */
 struct classify_target {
 	enum classify_kind kind;
-	char name[256];   /* domain (or user for USER_DIR / DENYLIST); "" */
+	char name[256];   /* domain (or user for USER_DIR / DENYLIST); "";
+			     CERT_JSON of a wildcard folder
+			     (wildcard_.example.com): "*.example.com" */
 	char issuer[128]; /* CERT_JSON: the issuer folder */
+	bool wildcard;    /* CERT_JSON: name is "*." + a domain */
 };
 
 /* Short name of a kind ("domain_conf"), for logs. */
@@ -115,13 +119,16 @@ int64_t classify_zone_serial(const char *content, size_t len);
  * named.conf.local: zone name -> "" (names that are not valid domains are
  * warned about and skipped).  postfix-accounts.cf: address -> short digest
  * of the rest of the line (never the hash itself).  postfix-virtual.cf:
- * alias -> targets.  deny .ips: ip -> "".  INI: "section.key" -> value. */
+ * alias -> targets.  dovecot-quotas.cf (`addr:quota`): address -> quota.
+ * deny .ips: ip -> "".  INI: "section.key" -> value. */
 json_t *classify_named_zones(const char *content, size_t len,
 			     struct classify_result *warn);
 json_t *classify_mail_accounts(const char *content, size_t len,
 			       struct classify_result *warn);
 json_t *classify_mail_aliases(const char *content, size_t len,
 			      struct classify_result *warn);
+json_t *classify_mail_quotas(const char *content, size_t len,
+			     struct classify_result *warn);
 json_t *classify_deny_ips(const char *content, size_t len,
 			  struct classify_result *warn);
 json_t *classify_ini(const char *content, size_t len,

@@ -116,6 +116,44 @@ echo '{"sans":["example.com"],"issuer_data":{"n":3}}' > "$T/c4.json"
 caddy_put "$T/c4.json" "$CD/example.com.json"
 expect "same certificate: no event"
 
+# Caddy: a wildcard certificate (folder wildcard_.example.com)
+WD=$R/caddy/ssl/certificates/local/wildcard_.example.com
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	-keyout "$T/w1.key" -out "$T/w1.crt" -days 90 -subj "/CN=*.example.com" \
+	-addext "subjectAltName=DNS:*.example.com" -set_serial 0x3001 >/dev/null 2>&1
+echo '{"sans":["*.example.com"]}' > "$T/w1.json"
+mkdir -p "$WD" && caddy_put "$T/w1.key" "$WD/wildcard_.example.com.key" &&
+	caddy_put "$T/w1.crt" "$WD/wildcard_.example.com.crt" &&
+	caddy_put "$T/w1.json" "$WD/wildcard_.example.com.json"
+expect "wildcard certificate: cert.issued" "cert.issued *.example.com"
+is "$(jq -r 'select(.type=="cert.issued") | [.serial, .domain, .wildcard, (.names | join(","))] | join(" ")' "$T/events.log" | tail -n1)" \
+	"3001 example.com true *.example.com" "wildcard serial, domain and names"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	-keyout "$T/w2.key" -out "$T/w2.crt" -days 90 -subj "/CN=*.example.com" \
+	-addext "subjectAltName=DNS:*.example.com" -set_serial 0x3002 >/dev/null 2>&1
+caddy_put "$T/w2.key" "$WD/wildcard_.example.com.key"
+caddy_put "$T/w2.crt" "$WD/wildcard_.example.com.crt"
+caddy_put "$T/w1.json" "$WD/wildcard_.example.com.json"
+expect "wildcard renewal: cert.renewed" "cert.renewed *.example.com"
+is "$(field_of cert.renewed serial) $(field_of cert.renewed old_serial)" \
+	"3002 3001" "wildcard renewed serial and old serial"
+
+# certificate removal: the .crt deleted, then its folder; a whole folder
+rm "$CD/example.com.crt"
+expect "caddy .crt deleted: cert.removed" "cert.removed example.com"
+is "$(field_of cert.removed serial) $(field_of cert.removed issuer)" \
+	"2002 local" "removed serial and issuer"
+rm -rf "$CD"
+expect "then its folder: nothing more"
+rm -rf "$WD"
+expect "wildcard folder deleted: cert.removed" "cert.removed *.example.com"
+is "$(field_of cert.removed serial)" 3002 "removed wildcard serial"
+rm -rf "$R/caddy/ssl/custom/example.com"
+expect "custom certificate folder deleted: cert.removed" \
+	"cert.removed example.com"
+is "$(field_of cert.removed serial) $(field_of cert.removed issuer)" \
+	"1001 custom" "removed custom serial and issuer"
+
 # mail accounts: lines added and removed (docker-mailserver setup.sh)
 M=$T/mail/config
 echo 'info@example.com|{SHA512-CRYPT}$6$abc$secrethashone' >> "$M/postfix-accounts.cf"
@@ -129,6 +167,22 @@ ok "$(grep -q secrethash "$T/events.log"; [ $? = 1 ]; echo $?)" \
 	"no password hash in any event"
 echo 'all@example.com info@example.com,sales@example.com' >> "$M/postfix-virtual.cf"
 expect "alias added" "mail.alias.added example.com"
+
+# mail quotas (docker-mailserver dovecot-quotas.cf, `addr:quota`)
+echo 'sales@example.com:1G' >> "$M/dovecot-quotas.cf"
+expect "quota set" "mail.quota.changed example.com"
+is "$(jq -r 'select(.type=="mail.quota.changed") | [.address, .quota, .old_quota] | tostring' "$T/events.log" | tail -n1)" \
+	'["sales@example.com","1G",null]' "quota set: address, quota, no old quota"
+sed -i 's/:1G$/:2G/' "$M/dovecot-quotas.cf"
+echo 'boss@example.com:5G' >> "$M/dovecot-quotas.cf"
+expect "quota changed and another set" "mail.quota.changed example.com" \
+	"mail.quota.changed example.com"
+is "$(jq -c 'select(.type=="mail.quota.changed" and .address=="sales@example.com") | [.quota, .old_quota]' "$T/events.log" | tail -n1)" \
+	'["2G","1G"]' "changed quota with old quota"
+sed -i '/^boss@/d' "$M/dovecot-quotas.cf"
+expect "quota line removed" "mail.quota.changed example.com"
+is "$(jq -c 'select(.type=="mail.quota.changed") | [.address, .quota, .old_quota]' "$T/events.log" | tail -n1)" \
+	'["boss@example.com",null,"5G"]' "removed quota"
 
 # per-user deny list
 printf '@blocked {\n    remote_ip 203.0.113.7 198.51.100.0/24\n}\nrespond @blocked 403\n' \

@@ -319,12 +319,7 @@ static void test_cert(void **state)
 	assert_string_equal(ev_str(&r, 0, "old_serial"), "1235");
 	classify_result_clear(&r);
 
-	/* .crt missing or malformed: a warning, old facts kept */
-	run(CERTJSON, "{}", NULL, true, f, &r);
-	assert_int_equal(r.n_events, 0);
-	assert_int_equal(r.n_warnings, 1);
-	assert_non_null(r.facts);
-	classify_result_clear(&r);
+	/* .crt malformed (half written): a warning, old facts kept */
 	run(CERTJSON, "{}", "-----BEGIN CERTIFICATE-----\nAAAA\n", true, f, &r);
 	assert_int_equal(r.n_events, 0);
 	assert_int_equal(r.n_warnings, 1);
@@ -502,6 +497,182 @@ static void test_named(void **state)
 	free(f);
 }
 
+/* The folder, the .json or the .crt deleted: cert.removed with what the
+ * snapshot knew; a .json without .crt never seen with one: a warning. */
+static void test_cert_removed(void **state)
+{
+	struct classify_result r;
+	char *f, *f2;
+
+	(void)state;
+	run(CERTJSON, "{}", cert1_pem, false, NULL, &r);
+	f = facts_text(&r);
+	classify_result_clear(&r);
+
+	/* folder (or .json) deleted */
+	run(CERTJSON, NULL, NULL, true, f, &r);
+	assert_int_equal(r.n_events, 1);
+	assert_string_equal(ev_type(&r, 0), "cert.removed");
+	assert_string_equal(r.events[0].subject, "a.example.com");
+	assert_string_equal(ev_str(&r, 0, "domain"), "a.example.com");
+	assert_string_equal(ev_str(&r, 0, "serial"), "1235");
+	assert_string_equal(ev_str(&r, 0, "issuer"), "local");
+	assert_string_equal(ev_str(&r, 0, "path"),
+			    ROOT "/caddy/ssl/certificates/local/a.example.com/"
+				 "a.example.com.crt");
+	assert_int_equal(json_array_size(json_object_get(
+				 r.events[0].payload, "names")), 3);
+	assert_null(r.facts);
+	classify_result_clear(&r);
+
+	/* .crt deleted, .json left: removed once; facts without a serial */
+	run(CERTJSON, "{}", NULL, true, f, &r);
+	assert_int_equal(r.n_events, 1);
+	assert_string_equal(ev_type(&r, 0), "cert.removed");
+	assert_int_equal(r.n_warnings, 0);
+	f2 = facts_text(&r);
+	assert_string_equal(f2, "{}");
+	classify_result_clear(&r);
+	run(CERTJSON, NULL, NULL, true, f2, &r); /* then the folder */
+	assert_int_equal(r.n_events, 0);
+	classify_result_clear(&r);
+	run(CERTJSON, "{}", cert2_pem, true, f2, &r); /* a new .crt */
+	assert_int_equal(r.n_events, 1);
+	assert_string_equal(ev_type(&r, 0), "cert.issued");
+	classify_result_clear(&r);
+	free(f2);
+	free(f);
+
+	/* a .json never seen with a .crt: a warning, no event */
+	run(CERTJSON, "{}", NULL, false, NULL, &r);
+	assert_int_equal(r.n_events, 0);
+	assert_int_equal(r.n_warnings, 1);
+	classify_result_clear(&r);
+	run(CERTJSON, NULL, NULL, false, NULL, &r);
+	assert_int_equal(r.n_events, 0);
+	classify_result_clear(&r);
+
+	/* custom certificate removed */
+	run(ROOT "/caddy/ssl/custom/a.example.com/fullchain.pem", cert2_pem,
+	    NULL, false, NULL, &r);
+	f = facts_text(&r);
+	classify_result_clear(&r);
+	run(ROOT "/caddy/ssl/custom/a.example.com/fullchain.pem", NULL, NULL,
+	    true, f, &r);
+	assert_int_equal(r.n_events, 1);
+	assert_string_equal(ev_type(&r, 0), "cert.removed");
+	assert_string_equal(ev_str(&r, 0, "issuer"), "custom");
+	assert_string_equal(ev_str(&r, 0, "serial"), "1236");
+	classify_result_clear(&r);
+	free(f);
+}
+
+#define WILDJSON ROOT "/caddy/ssl/certificates/local/wildcard_.example.com/" \
+		      "wildcard_.example.com.json"
+
+static void test_cert_wildcard(void **state)
+{
+	struct classify_target t;
+	struct classify_result r;
+	const char *why;
+	char *f, *aux;
+
+	(void)state;
+	assert_int_equal(kind_of(WILDJSON, &t, &why), CLASSIFY_CERT_JSON);
+	assert_string_equal(t.name, "*.example.com");
+	assert_true(t.wildcard);
+	aux = classify_aux_path(&t, WILDJSON);
+	assert_string_equal(aux, ROOT "/caddy/ssl/certificates/local/"
+				       "wildcard_.example.com/"
+				       "wildcard_.example.com.crt");
+	free(aux);
+	assert_int_equal(kind_of(ROOT "/caddy/ssl/acme/wildcard_.example.com/"
+				      "wildcard_.example.com.json", &t, &why),
+			 CLASSIFY_CERT_JSON);
+	assert_string_equal(t.name, "*.example.com");
+	/* only the one prefix; the rest must be a valid domain */
+	assert_int_equal(kind_of(ROOT "/caddy/ssl/acme/wildcard_.bad..com/"
+				      "wildcard_.bad..com.json", &t, &why),
+			 CLASSIFY_NONE);
+	assert_non_null(why);
+	assert_int_equal(kind_of(ROOT "/caddy/ssl/acme/wildcard_./"
+				      "wildcard_..json", &t, &why),
+			 CLASSIFY_NONE);
+
+	run(WILDJSON, "{}", cert1_pem, false, NULL, &r);
+	assert_int_equal(r.n_events, 1);
+	assert_string_equal(ev_type(&r, 0), "cert.issued");
+	assert_string_equal(r.events[0].subject, "*.example.com");
+	assert_string_equal(ev_str(&r, 0, "domain"), "example.com");
+	assert_true(json_is_true(json_object_get(r.events[0].payload,
+						 "wildcard")));
+	assert_int_equal(json_array_size(json_object_get(
+				 r.events[0].payload, "names")), 3);
+	f = facts_text(&r);
+	classify_result_clear(&r);
+	run(WILDJSON, "{}", cert2_pem, true, f, &r);
+	assert_int_equal(r.n_events, 1);
+	assert_string_equal(ev_type(&r, 0), "cert.renewed");
+	assert_string_equal(r.events[0].subject, "*.example.com");
+	assert_string_equal(ev_str(&r, 0, "old_serial"), "1235");
+	classify_result_clear(&r);
+	free(f);
+}
+
+static void test_quotas(void **state)
+{
+	struct classify_result r;
+	struct classify_target t;
+	const char *why;
+	char *f;
+
+	(void)state;
+	assert_int_equal(kind_of("/dms/config/dovecot-quotas.cf", &t, &why),
+			 CLASSIFY_MAIL_QUOTAS);
+	run("/dms/config/dovecot-quotas.cf",
+	    "a@x.com:1G\n# c\nB@y.com:500M\nnocolon\nc@x.com:\n"
+	    "bad@$(id).com:1G\n", NULL, false, NULL, &r);
+	assert_int_equal(r.n_warnings, 3);
+	assert_int_equal(r.n_events, 2);
+	assert_string_equal(ev_type(&r, 0), "mail.quota.changed");
+	assert_string_equal(ev_str(&r, 0, "address"), "a@x.com");
+	assert_string_equal(r.events[0].subject, "x.com");
+	assert_string_equal(ev_str(&r, 0, "quota"), "1G");
+	assert_true(json_is_null(json_object_get(r.events[0].payload,
+						 "old_quota")));
+	assert_string_equal(ev_str(&r, 1, "address"), "b@y.com");
+	f = facts_text(&r);
+	classify_result_clear(&r);
+
+	/* a@ changed, b@ unset, d@ set; same content again: nothing */
+	run("/dms/config/dovecot-quotas.cf", "a@x.com:2G\nd@x.com:10M\n", NULL,
+	    true, f, &r);
+	assert_int_equal(r.n_events, 3);
+	assert_string_equal(ev_str(&r, 0, "address"), "d@x.com");
+	assert_string_equal(ev_str(&r, 0, "quota"), "10M");
+	assert_string_equal(ev_str(&r, 1, "address"), "b@y.com");
+	assert_true(json_is_null(json_object_get(r.events[1].payload,
+						 "quota")));
+	assert_string_equal(ev_str(&r, 1, "old_quota"), "500M");
+	assert_string_equal(ev_str(&r, 2, "address"), "a@x.com");
+	assert_string_equal(ev_str(&r, 2, "quota"), "2G");
+	assert_string_equal(ev_str(&r, 2, "old_quota"), "1G");
+	free(f);
+	f = facts_text(&r);
+	classify_result_clear(&r);
+	run("/dms/config/dovecot-quotas.cf", "d@x.com:10M\na@x.com:2G\n", NULL,
+	    true, f, &r);
+	assert_int_equal(r.n_events, 0);
+	classify_result_clear(&r);
+
+	/* the file deleted: every quota unset */
+	run("/dms/config/dovecot-quotas.cf", NULL, NULL, true, f, &r);
+	assert_int_equal(r.n_events, 2);
+	assert_null(r.facts);
+	classify_result_clear(&r);
+	free(f);
+}
+
 static void test_mail(void **state)
 {
 	struct classify_result r;
@@ -598,6 +769,9 @@ int main(void)
 		cmocka_unit_test(test_domain_lifecycle),
 		cmocka_unit_test(test_suspended_parser),
 		cmocka_unit_test(test_cert),
+		cmocka_unit_test(test_cert_removed),
+		cmocka_unit_test(test_cert_wildcard),
+		cmocka_unit_test(test_quotas),
 		cmocka_unit_test(test_user_dir),
 		cmocka_unit_test(test_denylist),
 		cmocka_unit_test(test_ini),
