@@ -1,11 +1,14 @@
 /* The durable journal: SQLite in WAL mode (see journal.h).
  *
- * Schema (PRAGMA user_version 1):
+ * Schema (PRAGMA user_version 2):
  *   events(id INTEGER PRIMARY KEY, type, subject, source, node, time_ms,
  *          payload)      indexes: type, (id >> 12, subject), time_ms
  *   deliveries(event_id, handler, state, attempts, next_ms, last_error,
  *              duration_us, PRIMARY KEY(event_id, handler)) WITHOUT ROWID
- *                                         index: (state, event_id)
+ *              index deliveries_open: (event_id, handler) of the
+ *              rows not done (a partial index: marking a delivery done
+ *              only deletes its entry; version 1 had (state, event_id),
+ *              an entry deleted and another inserted per delivery)
  * The SQL stays plain so that a MariaDB backend can share it later; the
  * node column is there for multi-node cursors.
  *
@@ -33,7 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define JOURNAL_SCHEMA_VERSION 1
+#define JOURNAL_SCHEMA_VERSION 2
 #define JOURNAL_BUSY_TIMEOUT_MS 5000
 /* Rows per page in journal_load_pending, events per chunk in prune. */
 #define JOURNAL_PAGE 512
@@ -41,6 +44,13 @@
 #define JOURNAL_QUERY_DEFAULT_LIMIT 100
 /* ids per bucket of the subject index: must match the schema's "id >> 12" */
 #define JOURNAL_SUBJECT_SHIFT 12
+
+/* Deliveries not done, in the order journal_load_pending hands them out.
+ * Queries that want it say "d.state <> 1" word for word (SQLite uses a
+ * partial index only when the query repeats its WHERE term). */
+#define JOURNAL_OPEN_INDEX \
+	"CREATE INDEX deliveries_open ON deliveries(event_id, handler)" \
+	" WHERE state <> 1"
 
 static const char *const journal_schema[] = {
 	"CREATE TABLE events ("
@@ -63,14 +73,20 @@ static const char *const journal_schema[] = {
 	" last_error TEXT,"
 	" duration_us INTEGER NOT NULL DEFAULT 0,"
 	" PRIMARY KEY (event_id, handler)) WITHOUT ROWID",
-	"CREATE INDEX deliveries_state ON deliveries(state, event_id)",
+	JOURNAL_OPEN_INDEX,
+};
+
+/* Version 1 -> 2: the deliveries index becomes partial. */
+static const char *const journal_migrate_2[] = {
+	"DROP INDEX IF EXISTS deliveries_state",
+	JOURNAL_OPEN_INDEX,
 };
 
 #define EVENT_COLS "e.id, e.type, e.subject, e.source, e.node, e.time_ms, e.payload"
 #define DELIVERY_COLS \
 	"d.handler, d.state, d.attempts, d.next_ms, d.last_error, d.duration_us"
 /* EVENT_COLS and DELIVERY_COLS, but the id is d.event_id: the planner then
- * sees that the deliveries_state index gives the ORDER BY. */
+ * sees that the deliveries_open index gives the ORDER BY. */
 #define PENDING_COLS \
 	"d.event_id, e.type, e.subject, e.source, e.node, e.time_ms," \
 	" e.payload, " DELIVERY_COLS
@@ -98,17 +114,13 @@ static const char *const journal_stmt_sql[ST_COUNT] = {
 	[ST_GET_EVENT] = "SELECT " EVENT_COLS " FROM events e WHERE e.id = ?1",
 	[ST_GET_DELIVERIES] = "SELECT " DELIVERY_COLS " FROM deliveries d"
 			      " WHERE d.event_id = ?1 ORDER BY d.handler",
-	/* Two index-ordered halves merged by the ORDER BY: no sort of the
-	 * whole backlog per page. */
+	/* The deliveries_open index is in (event_id, handler) order: no
+	 * sort of the backlog per page; dead rows (few) are skipped. */
 	[ST_PENDING_PAGE] =
 		"SELECT " PENDING_COLS
 		" FROM deliveries d JOIN events e ON e.id = d.event_id"
-		" WHERE d.state = 0 AND d.event_id >= ?1"
-		" UNION ALL "
-		"SELECT " PENDING_COLS
-		" FROM deliveries d JOIN events e ON e.id = d.event_id"
-		" WHERE d.state = 2 AND d.event_id >= ?1"
-		" ORDER BY 1, 8 LIMIT ?2",
+		" WHERE d.state <> 1 AND d.state <> 3 AND d.event_id >= ?1"
+		" ORDER BY d.event_id, d.handler LIMIT ?2",
 	[ST_LAST_ID] = "SELECT max(id) FROM events",
 };
 
@@ -302,7 +314,18 @@ static int journal_migrate(struct journal *j, const char **error_r)
 			if (ret < 0)
 				goto fail;
 		}
-		ret = journal_exec(j, "PRAGMA user_version = 1", "schema",
+	} else if (version == 1) {
+		for (size_t i = 0; i < sizeof(journal_migrate_2) /
+					       sizeof(journal_migrate_2[0]);
+		     i++) {
+			ret = journal_exec(j, journal_migrate_2[i], "schema",
+					   error_r);
+			if (ret < 0)
+				goto fail;
+		}
+	}
+	if (version < JOURNAL_SCHEMA_VERSION) {
+		ret = journal_exec(j, "PRAGMA user_version = 2", "schema",
 				   error_r);
 		if (ret < 0)
 			goto fail;
@@ -352,7 +375,7 @@ static int journal_setup(struct journal *j, bool sync_full,
 	 * a page rewritten by many transactions is copied back once; keep the
 	 * WAL file at most 64 MiB after a checkpoint. */
 	ret = journal_exec(j,
-			   "PRAGMA cache_size = -16384;"
+			   "PRAGMA cache_size = -2048;"
 			   " PRAGMA wal_autocheckpoint = 2000;"
 			   " PRAGMA journal_size_limit = 67108864",
 			   "open", error_r);
@@ -875,9 +898,13 @@ int journal_query(struct journal *j, const struct journal_filter *f,
 				      " AND e.subject = ?"
 				    : "",
 		 f->type != NULL ? " AND e.type GLOB ?" : "",
-		 f->state != NULL ? " AND e.id IN (SELECT d.event_id FROM"
-				    " deliveries d WHERE d.state = ?)"
-				  : "",
+		 f->state == NULL ? ""
+		 : state == DELIVERY_DONE
+			 ? " AND e.id IN (SELECT d.event_id FROM"
+			   " deliveries d WHERE d.state = ?)"
+			 /* the other states are in deliveries_open */
+			 : " AND e.id IN (SELECT d.event_id FROM"
+			   " deliveries d WHERE d.state = ? AND d.state <> 1)",
 		 f->since_ms != 0 ? " AND e.time_ms >= ?" : "",
 		 f->after_id != 0 ? " AND e.id > ?" : "");
 	rc = sqlite3_prepare_v2(j->db, sql, -1, &st, NULL);
