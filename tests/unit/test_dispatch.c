@@ -6,10 +6,12 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dispatch.h"
+#include "event.h"
 #include "util.h"
 
 struct fake {
@@ -397,6 +399,69 @@ static void test_resume_failed(void **state)
 	finish(&loop, &dp, &h, 1);
 }
 
+/* event_payload_dump gives json_dumps(JSON_COMPACT)'s bytes: escapes,
+ * NULs, integers, literals, key order; reals and nesting fall back. */
+static void test_payload_dump(void **state)
+{
+	unsigned seed = 7;
+
+	(void)state;
+	for (int t = 0; t < 3000; t++) {
+		json_t *o = json_object();
+		int n = (int)(rand_r(&seed) % 6);
+
+		for (int i = 0; i < n; i++) {
+			char k[8], v[16];
+			int vl = (int)(rand_r(&seed) % 16);
+
+			snprintf(k, sizeof(k), "k%u\x01", rand_r(&seed) % 10);
+			if (rand_r(&seed) % 3 == 0)
+				k[2] = '"';
+			for (int c = 0; c < vl; c++)
+				v[c] = (char)(rand_r(&seed) % 128);
+			switch (rand_r(&seed) % 6) {
+			case 0:
+				json_object_set_new(o, k, json_integer(
+					(json_int_t)rand_r(&seed) - 1000000000));
+				break;
+			case 1: json_object_set_new(o, k, json_true()); break;
+			case 2: json_object_set_new(o, k, json_null()); break;
+			case 3: json_object_set_new(o, k, json_false()); break;
+			default:
+				json_object_set_new(o, k, json_stringn(v, (size_t)vl));
+			}
+		}
+		if (t % 10 == 0)
+			json_object_set_new(o, "r", t % 20 == 0 ? json_real(1.5)
+						   : json_pack("{s:i}", "a", 1));
+		char *want = json_dumps(o, JSON_COMPACT);
+		char *got = event_payload_dump(o);
+
+		assert_non_null(got);
+		assert_string_equal(got, want);
+		free(want);
+		free(got);
+		json_decref(o);
+	}
+}
+
+/* The id is spliced in front of the journaled text. */
+static void test_set_id_text(void **state)
+{
+	const char *why = NULL;
+	struct event *ev = event_new("a.b", "s.example", "test", "n1", 1000,
+				     json_pack("{s:s}", "k", "v"), &why);
+
+	(void)state;
+	assert_non_null(ev);
+	event_set_id_text(ev, 42, "{\"k\":\"v\"}");
+	assert_string_equal(ev->json, "{\"id\":42,\"k\":\"v\"}");
+	assert_int_equal(ev->pub.id, 42);
+	event_set_id_text(ev, 7, "{}");
+	assert_string_equal(ev->json, "{\"id\":7}");
+	event_unref(&ev);
+}
+
 static void test_pattern_match(void **state)
 {
 	(void)state;
@@ -418,6 +483,8 @@ int main(void)
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_resume_failed),
 		cmocka_unit_test(test_pattern_match),
+		cmocka_unit_test(test_payload_dump),
+		cmocka_unit_test(test_set_id_text),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
