@@ -57,6 +57,33 @@ static int event_subject_valid(const char *s, const char **why_r)
 	return 0;
 }
 
+/* time_format_ms, with the text of the last second kept per thread: events
+ * come in bursts within one second, and gmtime_r + snprintf cost more than
+ * the rest of event_new. */
+static void event_time_format(int64_t ms, char *buf, size_t size)
+{
+	static _Thread_local int64_t last_sec = -1;
+	static _Thread_local char last[40];
+	static _Thread_local size_t last_len;
+	int64_t sec = ms / 1000;
+	int milli = (int)(ms % 1000);
+
+	if (ms < 0 || size < sizeof(last)) {
+		time_format_ms(ms, buf, size);
+		return;
+	}
+	if (sec != last_sec) {
+		time_format_ms(sec * 1000, last, sizeof(last));
+		last_len = strlen(last);
+		last_sec = sec;
+	}
+	memcpy(buf, last, last_len + 1);
+	/* "...SS.mmmZ": the three digits before the Z */
+	buf[last_len - 4] = (char)('0' + milli / 100);
+	buf[last_len - 3] = (char)('0' + milli / 10 % 10);
+	buf[last_len - 2] = (char)('0' + milli % 10);
+}
+
 static void event_fill_pub(struct event *ev)
 {
 	ev->pub.type = ev->type;
@@ -91,7 +118,7 @@ struct event *event_new(const char *type, const char *subject,
 	ev->node = xstrdup(node != NULL ? node : "");
 	ev->time_ms = time_ms;
 	ev->payload = payload != NULL ? payload : json_object();
-	time_format_ms(time_ms, tbuf, sizeof(tbuf));
+	event_time_format(time_ms, tbuf, sizeof(tbuf));
 	json_object_set_new(ev->payload, "type", json_string(type));
 	json_object_set_new(ev->payload, "subject", json_string(subject));
 	json_object_set_new(ev->payload, "source", json_string(source));

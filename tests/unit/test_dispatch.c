@@ -445,6 +445,29 @@ static void test_payload_dump(void **state)
 	}
 }
 
+/* The cached time text of event_new is time_format_ms's. */
+static void test_event_time(void **state)
+{
+	static const int64_t ms[] = { 1000, 1999, 1001, 1764633600123,
+				      1764633600999, 1764633601000, 0, 5,
+				      253402300799999 };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]); i++) {
+		const char *why = NULL;
+		char want[40];
+		struct event *ev = event_new("a.b", "s", "test", "", ms[i],
+					     NULL, &why);
+
+		assert_non_null(ev);
+		time_format_ms(ms[i], want, sizeof(want));
+		assert_string_equal(json_string_value(json_object_get(
+					    ev->payload, "time")),
+				    want);
+		event_unref(&ev);
+	}
+}
+
 /* The id is spliced in front of the journaled text. */
 static void test_set_id_text(void **state)
 {
@@ -485,6 +508,7 @@ int main(void)
 		cmocka_unit_test(test_pattern_match),
 		cmocka_unit_test(test_payload_dump),
 		cmocka_unit_test(test_set_id_text),
+		cmocka_unit_test(test_event_time),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
