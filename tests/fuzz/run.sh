@@ -39,6 +39,7 @@ target_srcs() {
 	config) echo "core/util.c" ;;
 	classify) echo "core/classify.c core/util.c" ;;
 	control) echo "core/hmap.c core/util.c core/log.c" ;;
+	luaevent) echo "core/luahook.c core/exechook.c core/util.c core/log.c" ;;
 	*) echo "" ;;
 	esac
 }
@@ -47,6 +48,7 @@ target_pkgs() {
 	config) echo "yaml-0.1 jansson" ;;
 	classify) echo "jansson libcrypto" ;;
 	control) echo "jansson libuv" ;;
+	luaevent) echo "lua5.4 jansson libcurl libuv" ;;
 	*) echo "jansson" ;;
 	esac
 }
