@@ -2,7 +2,9 @@
  *   clang -g -fsanitize=fuzzer,address,undefined -Icore -Iinclude \
  *     tests/fuzz/fuzz_classify.c core/classify.c core/util.c \
  *     $(pkg-config --cflags --libs jansson libcrypto) -o fuzz_classify
- * The first byte picks the kind of file, the rest is its content; the
+ * The first byte picks the kind of file (index into paths[]), the rest is
+ * its content (and the .crt next to a certificate .json); then the same
+ * file half as long, then deleted.  The
  * previous facts are the facts of the same content parsed once before, so
  * the diff paths run too. */
 #include <stddef.h>
@@ -23,6 +25,8 @@ static const char *const paths[] = {
 	"/etc/bind/named.conf.local",
 	"/m/postfix-accounts.cf",
 	"/m/postfix-virtual.cf",
+	"/m/dovecot-quotas.cf",
+	"/etc/openpanel/caddy/ssl/certificates/local/wildcard_.a.com/wildcard_.a.com.json",
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -47,6 +51,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		in.old_facts = r1.facts;
 		in.len /= 2;
 		classify_content(&t, &in, &r2);
+		/* then the file deleted (removal events from the facts) */
+		if (r2.facts != NULL) {
+			struct classify_result r3 = { 0 };
+
+			in.content = NULL;
+			in.len = 0;
+			in.aux = NULL;
+			in.aux_len = 0;
+			in.old_facts = r2.facts;
+			classify_content(&t, &in, &r3);
+			classify_result_clear(&r3);
+		}
+		free(classify_aux_path(&t, path));
+		(void)classify_kind_name(t.kind);
+		(void)classify_kind_is_dir(t.kind);
 	}
 	/* the path parser on the raw bytes too */
 	classify_path("/etc/openpanel", content, &t, &why);
