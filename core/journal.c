@@ -2,7 +2,10 @@
  *
  * Schema (PRAGMA user_version 2):
  *   events(id INTEGER PRIMARY KEY, type, subject, source, node, time_ms,
- *          payload)      indexes: type, (id >> 12, subject), time_ms
+ *          payload)      indexes: (id >> 12, subject), time_ms
+ *   (no index on type since version 2: a type query wants the newest
+ *   matches, which a backward walk of the ids finds at no cost per append;
+ *   the index cost 5% of the append path)
  *   deliveries(event_id, handler, state, attempts, next_ms, last_error,
  *              duration_us, PRIMARY KEY(event_id, handler)) WITHOUT ROWID
  *              index deliveries_open: (event_id, handler) of the
@@ -61,7 +64,6 @@ static const char *const journal_schema[] = {
 	" node TEXT NOT NULL DEFAULT '',"
 	" time_ms INTEGER NOT NULL,"
 	" payload TEXT NOT NULL DEFAULT '{}')",
-	"CREATE INDEX events_type ON events(type)",
 	"CREATE INDEX events_subject ON events(id >> 12, subject)",
 	"CREATE INDEX events_time ON events(time_ms)",
 	"CREATE TABLE deliveries ("
@@ -76,9 +78,11 @@ static const char *const journal_schema[] = {
 	JOURNAL_OPEN_INDEX,
 };
 
-/* Version 1 -> 2: the deliveries index becomes partial. */
+/* Version 1 -> 2: the deliveries index becomes partial, the type index
+ * goes. */
 static const char *const journal_migrate_2[] = {
 	"DROP INDEX IF EXISTS deliveries_state",
+	"DROP INDEX IF EXISTS events_type",
 	JOURNAL_OPEN_INDEX,
 };
 
