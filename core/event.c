@@ -224,6 +224,24 @@ static char *event_dump_string(char *p, const char *s, size_t len)
 	return p;
 }
 
+/* Bytes event_dump_string writes for s. */
+static size_t event_dump_string_len(const char *s, size_t len)
+{
+	size_t n = len + 2;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		n += c == '"' || c == '\\' || c == '\b' || c == '\f' ||
+				     c == '\n' || c == '\r' || c == '\t'
+			     ? 1
+			     : 5;
+	}
+	return n;
+}
+
 char *event_payload_dump(json_t *payload)
 {
 	const char *key;
@@ -233,13 +251,16 @@ char *event_payload_dump(json_t *payload)
 
 	if (!json_is_object(payload))
 		return json_dumps(payload, JSON_COMPACT | JSON_ENCODE_ANY);
-	/* worst case: every byte escaped as \u00XX (6 bytes) */
+	/* the exact size (integers: at most 20 digits and a sign): a
+	 * worst-case guess would be a large-chunk request per event, and
+	 * glibc consolidates its fast bins at every one of those */
 	json_object_foreach(payload, key, v) {
 		size_t vlen;
 
 		switch (json_typeof(v)) {
 		case JSON_STRING:
-			vlen = json_string_length(v) * 6 + 2;
+			vlen = event_dump_string_len(json_string_value(v),
+						     json_string_length(v));
 			break;
 		case JSON_INTEGER:
 		case JSON_TRUE:
@@ -250,7 +271,7 @@ char *event_payload_dump(json_t *payload)
 		default: /* reals and nesting: jansson's own output */
 			return json_dumps(payload, JSON_COMPACT);
 		}
-		cap += strlen(key) * 6 + 2 + 2 + vlen;
+		cap += event_dump_string_len(key, strlen(key)) + 2 + vlen;
 		n++;
 	}
 	p = out = xmalloc(cap);
