@@ -30,6 +30,9 @@ struct snapshot {
 static const char snapshot_schema[] =
 	"PRAGMA journal_mode=WAL;"
 	"PRAGMA synchronous=OFF;"
+	/* the memory map holds every row: SQLite's page cache only serves
+	 * the batched upserts (1 MiB is plenty, the default 2 MiB is RSS) */
+	"PRAGMA cache_size=-1024;"
 	"CREATE TABLE IF NOT EXISTS snap ("
 	" path TEXT PRIMARY KEY, ino INTEGER, size INTEGER,"
 	" mtime_ns INTEGER, hash INTEGER, is_dir INTEGER, facts TEXT);"
