@@ -6,6 +6,7 @@ EXTRA_DIST += tests/integration/hostile.sh
 # reliability suite: one TAP test running every scenario, prints the table
 TESTS += tests/reliability/run.sh
 EXTRA_DIST += tests/reliability/run.sh tests/reliability/lib.sh \
+	tests/reliability/README.md \
 	tests/reliability/s_kill9.sh tests/reliability/s_diskfull.sh \
 	tests/reliability/s_crash.sh tests/reliability/s_roots.sh \
 	tests/reliability/s_mount.sh tests/reliability/s_hookfail.sh
