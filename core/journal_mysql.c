@@ -1216,7 +1216,10 @@ int jmysql_fanout_fetch(struct jmysql *jm, const char *handler,
 	if (ret < 0)
 		goto fail;
 	if (er.n == 0) {
-		jmysql_rollback(jm);
+		/* keeps a cursor created just now */
+		ret = jmysql_commit(jm, error_r);
+		if (ret < 0)
+			goto fail_done;
 		goto out;
 	}
 	rows = xcalloc(er.n, sizeof(*rows));
