@@ -451,7 +451,6 @@ static int engine_journal_event(struct engine *e, struct submit *s,
 	free(text);
 	for (size_t i = 0; i < e->n_hlist; i++) {
 		struct handler *h = e->hlist[i];
-
 		enum config_mode mode;
 
 		if (!handler_matches(h, ev->type))
