@@ -294,8 +294,13 @@ static void engine_leftover(int64_t event_id, const char *handler, void *ctx)
 		const char *st = json_string_value(json_object_get(d, "state"));
 		struct journal_delivery jd;
 
+		const char *dn = json_string_value(json_object_get(d, "node"));
+
 		if (hn == NULL || strcmp(hn, handler) != 0 || st == NULL ||
 		    strcmp(st, "done") == 0 || strcmp(st, "dead") == 0)
+			continue;
+		/* MariaDB journal: another node's fan-out row of the handler */
+		if (dn != NULL && dn[0] != '\0' && strcmp(dn, e->config->node) != 0)
 			continue;
 		jd = (struct journal_delivery){
 			.event_id = event_id, .handler = handler,
