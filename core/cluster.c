@@ -186,6 +186,7 @@ void cluster_start(struct cluster *c)
 						     : 1;
 	cluster_note(c, jmysql_shared_release(c->jm, &err), "release claims",
 		     err);
+	cluster_note(c, jmysql_cursors_forget(c->jm, &err), "old cursors", err);
 	cluster_beat_cb(&c->beat);
 	uv_timer_start(&c->beat, cluster_beat_cb, beat, beat);
 	if (c->n > 0)

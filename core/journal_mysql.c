@@ -1352,6 +1352,28 @@ int jmysql_shared_release(struct jmysql *jm, const char **error_r)
 	return jm_run(jm, JS_RELEASE, a, 1, NULL, NULL, "release", error_r);
 }
 
+int jmysql_cursors_forget(struct jmysql *jm, const char **error_r)
+{
+	struct jm_rows r = { 0 };
+	struct jm_arg a[] = { AS(jm->node) };
+	int ret = jm_run_sql(jm, "SELECT handler FROM cursors WHERE node = ?", a,
+			     1, &r, NULL, "cursors", error_r);
+
+	for (size_t i = 0; ret == 0 && i < r.n; i++) {
+		const char *h = jm_text(&r, i, 0);
+
+		if (jmysql_mode(jm, h) == JMYSQL_FANOUT)
+			continue;
+		struct jm_arg d[] = { AS(jm->node), AS(h) };
+
+		ret = jm_run_sql(jm, "DELETE FROM cursors WHERE node = ? AND"
+				     " handler = ?", d, 2, NULL, NULL, "cursors",
+				 error_r);
+	}
+	jm_rows_clear(&r);
+	return ret;
+}
+
 int jmysql_heartbeat(struct jmysql *jm, int64_t started_ms,
 		     const char *version, const char *last_error,
 		     const char **error_r)

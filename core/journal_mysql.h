@@ -110,6 +110,9 @@ int jmysql_shared_renew(struct jmysql *jm, unsigned lease_ms,
  * of a previous process). */
 int jmysql_shared_release(struct jmysql *jm, const char **error_r);
 
+/* Drop this node's cursors of handlers no longer in fanout mode (their
+ * lag would count forever); fanout again later starts at the newest. */
+int jmysql_cursors_forget(struct jmysql *jm, const char **error_r);
 /* Upsert this node's heartbeat row. */
 int jmysql_heartbeat(struct jmysql *jm, int64_t started_ms,
 		     const char *version, const char *last_error,
