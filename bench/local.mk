@@ -1,5 +1,6 @@
 # bench: executables bench/NAME N (each prints a table and a result: line)
 EXTRA_DIST += bench/dispatch
+EXTRA_DIST += bench/cluster
 # bench/poll (paneldb): the DB poller's cost; the script runs bench/poll_bench
 check_PROGRAMS += bench/poll_bench
 bench_poll_bench_SOURCES = bench/poll.c

@@ -442,6 +442,7 @@ static const char *const cfg_log_levels[] = { "debug", "info", "warn",
 					      "error", NULL };
 static const char *const cfg_drivers[] = { "sqlite", "mysql", NULL };
 static const char *const cfg_syncs[] = { "full", "normal", NULL };
+static const char *const cfg_backends[] = { "sqlite", "mysql", NULL };
 
 static const struct cfg_key cfg_keys[] = {
 	K_STR("node", node, NULL, CK_HOSTNAME),
@@ -470,6 +471,15 @@ static const struct cfg_key cfg_keys[] = {
 	K_UINT("journal.retention_s", journal.retention_s, 604800, 0, UINT_MAX),
 	K_UINT("journal.batch", journal.batch, 4096, 1, UINT_MAX),
 	K_ENUM("journal.sync", journal.sync, "full", cfg_syncs),
+	K_ENUM("journal.backend", journal.backend, "sqlite", cfg_backends),
+	K_STR("journal.host", journal.host, NULL, CK_NULLABLE),
+	K_UINT("journal.port", journal.port, 3306, 0, 65535),
+	K_STR("journal.socket", journal.socket, NULL, CK_NULLABLE),
+	K_STR("journal.user", journal.user, NULL, CK_NULLABLE),
+	K_STR("journal.password_file", journal.password_file, NULL, CK_NULLABLE),
+	K_STR("journal.database", journal.database, "ophook", 0),
+	K_UINT("journal.poll_ms", journal.poll_ms, 200, 10, UINT_MAX),
+	K_UINT("journal.lease_ms", journal.lease_ms, 30000, 100, UINT_MAX),
 
 	K_UINT("dispatch.concurrency", dispatch.concurrency, 64, 1, UINT_MAX),
 	K_UINT("dispatch.timeout_ms", dispatch.timeout_ms, 30000, 1, UINT_MAX),
@@ -895,6 +905,18 @@ static int cfg_plugin_entry(struct cfg_load *l, struct config_plugin *pl,
 		snprintf(sub, sizeof(sub), "%s.%s", path, key->value);
 		if (strcmp(key->value, "enabled") == 0) {
 			r = cfg_get_bool(l, val, sub, &pl->enabled);
+		} else if (strcmp(key->value, "mode") == 0) {
+			static const char *const modes[] = { "local", "fanout",
+							     "shared" };
+			r = -EINVAL;
+			for (int m = 0; val->kind == CFG_SCALAR && m < 3; m++)
+				if (strcmp(val->value, modes[m]) == 0) {
+					pl->mode = (enum config_mode)m;
+					r = 0;
+				}
+			if (r < 0)
+				return cfg_expected(l, val, sub,
+						    "local, fanout or shared");
 		} else if (strcmp(key->value, "settings") == 0) {
 			if (cfg_is_null(val))
 				continue;

@@ -9,9 +9,18 @@
 
 #define CONFIG_DEFAULT_PATH "/etc/openpanel/ophookd/ophookd.yaml"
 
+/* `plugins.NAME.mode`: which events a handler gets in a cluster (journal
+ * backend mysql; with sqlite every mode is local). */
+enum config_mode {
+	CONFIG_MODE_LOCAL = 0,  /* this node's events (default) */
+	CONFIG_MODE_FANOUT = 1, /* every node's events, once per node */
+	CONFIG_MODE_SHARED = 2, /* every node's events, once in the cluster */
+};
+
 struct config_plugin {
 	char *name;       /* key under `plugins:` */
 	bool enabled;     /* `enabled:` (default true) */
+	enum config_mode mode; /* `mode:` local|fanout|shared (local) */
 	json_t *settings; /* `settings:` as a JSON object (scalars as strings,
 			     sequences as arrays, maps as objects); never NULL */
 	char *file;       /* config file, line, column of the entry, for errors */
@@ -54,6 +63,17 @@ struct config {
 		unsigned batch;          /* `journal.batch`: max events per
 					    transaction (4096) */
 		char *sync;              /* `journal.sync`: full|normal (full) */
+		char *backend;           /* `journal.backend`: sqlite|mysql */
+		char *host;              /* `journal.host` (NULL: localhost) */
+		unsigned port;           /* `journal.port` (3306) */
+		char *socket;            /* `journal.socket` (NULL) */
+		char *user;              /* `journal.user` (NULL) */
+		char *password_file;     /* `journal.password_file` (NULL) */
+		char *database;          /* `journal.database` (ophook) */
+		unsigned poll_ms;        /* `journal.poll_ms`: fan-out/shared
+					    poll period (200) */
+		unsigned lease_ms;       /* `journal.lease_ms`: shared-work
+					    claim lease (30000) */
 	} journal;
 
 	struct {

@@ -1,10 +1,12 @@
 #include "engine.h"
+#include "cluster.h"
 #include "control.h"
 #include "ctlcmds.h"
 #include "dispatch.h"
 #include "hmap.h"
 #include "hooks.h"
 #include "journal.h"
+#include "journal_mysql.h"
 #include "ledger.h"
 #include "log.h"
 #include "metrics.h"
@@ -59,6 +61,7 @@ struct engine {
 	struct watch *watch;
 	struct hooks *hooks;
 	struct paneldb *paneldb;
+	struct cluster *cluster;        /* journal backend mysql only */
 
 	struct hmap *handlers;          /* name -> handler */
 	struct handler **hlist;         /* in registration order */
@@ -291,8 +294,13 @@ static void engine_leftover(int64_t event_id, const char *handler, void *ctx)
 		const char *st = json_string_value(json_object_get(d, "state"));
 		struct journal_delivery jd;
 
+		const char *dn = json_string_value(json_object_get(d, "node"));
+
 		if (hn == NULL || strcmp(hn, handler) != 0 || st == NULL ||
 		    strcmp(st, "done") == 0 || strcmp(st, "dead") == 0)
+			continue;
+		/* MariaDB journal: another node's fan-out row of the handler */
+		if (dn != NULL && dn[0] != '\0' && strcmp(dn, e->config->node) != 0)
 			continue;
 		jd = (struct journal_delivery){
 			.event_id = event_id, .handler = handler,
@@ -448,12 +456,20 @@ static int engine_journal_event(struct engine *e, struct submit *s,
 	free(text);
 	for (size_t i = 0; i < e->n_hlist; i++) {
 		struct handler *h = e->hlist[i];
+		enum config_mode mode;
 
 		if (!handler_matches(h, ev->type))
+			continue;
+		/* fan-out rows come from the cluster poller, shared ones are
+		 * claimed by whichever node gets them first */
+		mode = cluster_mode(e->cluster, h->name);
+		if (mode == CONFIG_MODE_FANOUT)
 			continue;
 		ret = journal_delivery_add(e->journal, je.id, h->name, err_r);
 		if (ret < 0)
 			return ret;
+		if (mode == CONFIG_MODE_SHARED)
+			continue;
 		if (*n_pd == *cap_pd) {
 			*cap_pd = *cap_pd ? *cap_pd * 2 : 64;
 			*pd = xrealloc(*pd, *cap_pd * sizeof(**pd));
@@ -520,6 +536,8 @@ static void engine_flush(struct engine *e)
 		goto fail;
 	e->last_commit_ns = mono_ns();
 	e->journal_failing = false;
+	if (batch != NULL)
+		cluster_kick(e->cluster);
 	engine_results_clear(e, n_res);
 	for (size_t i = 0; i < n_pd; i++) {
 		/* per event: once spilled, every later event stays in the
@@ -1142,11 +1160,28 @@ int engine_new(uv_loop_t *loop, struct config *config, struct engine **e_r,
 		free(e);
 		return ret;
 	}
-	path = xasprintf("%s/journal.db", config->state_dir);
-	ret = journal_open(path, config->journal.sync == NULL ||
+	if (config->journal.backend != NULL &&
+	    strcmp(config->journal.backend, "mysql") == 0) {
+		struct jmysql_settings ms = {
+			.host = config->journal.host,
+			.port = config->journal.port,
+			.socket = config->journal.socket,
+			.user = config->journal.user,
+			.password_file = config->journal.password_file,
+			.database = config->journal.database,
+			.node = config->node,
+		};
+
+		ret = journal_open_mysql(&ms, &e->journal, error_r);
+		if (ret == 0)
+			cluster_new(e, journal_mysql(e->journal), &e->cluster);
+	} else {
+		path = xasprintf("%s/journal.db", config->state_dir);
+		ret = journal_open(path, config->journal.sync == NULL ||
 					 strcmp(config->journal.sync, "normal") != 0,
-			   &e->journal, error_r);
-	free(path);
+				   &e->journal, error_r);
+		free(path);
+	}
 	if (ret < 0) {
 		free(e);
 		return ret;
@@ -1209,12 +1244,15 @@ int engine_start(struct engine *e, const char **error_r)
 	}
 	engine_resume(e, NULL);
 	e->resumed = true;
+	if (e->cluster != NULL)
+		cluster_start(e->cluster);
 	ret = control_start(e, &e->control, error_r);
 	if (ret < 0)
 		return ret;
 	if (e->control != NULL) {
 		ctlcmds_register(e, e->control);
 		engine_register_commands(e);
+		cluster_register_commands(e, e->cluster, e->control);
 	}
 	if (e->config->metrics_listen != NULL) {
 		ret = metrics_http_start(e->loop, e->config->metrics_listen,
@@ -1269,6 +1307,7 @@ static void engine_stop_finish(struct engine *e)
 	uv_close((uv_handle_t *)&e->stop_timer, engine_closed);
 	uv_close((uv_handle_t *)&e->pace_timer, engine_closed);
 	uv_close((uv_handle_t *)&e->drain_timer, engine_closed);
+	cluster_free(&e->cluster);
 	dispatch_free(&e->dispatch);
 	journal_close(&e->journal);
 	ledger_close(&e->ledger);
@@ -1388,6 +1427,8 @@ void engine_free(struct engine **ep)
 uv_loop_t *engine_loop(struct engine *e) { return e->loop; }
 const struct config *engine_config(struct engine *e) { return e->config; }
 struct journal *engine_journal(struct engine *e) { return e->journal; }
+struct dispatch *engine_dispatch(struct engine *e) { return e->dispatch; }
+int64_t engine_started_ms(struct engine *e) { return e->started_ms; }
 struct control *engine_control(struct engine *e) { return e->control; }
 struct paneldb *engine_paneldb(struct engine *e) { return e->paneldb; }
 struct watch *engine_watch(struct engine *e) { return e->watch; }

@@ -37,6 +37,10 @@ void engine_free(struct engine **e);
 uv_loop_t *engine_loop(struct engine *e);
 const struct config *engine_config(struct engine *e);
 struct journal *engine_journal(struct engine *e);
+/* The dispatcher (cluster.c enqueues fan-out and claimed deliveries). */
+struct dispatch *engine_dispatch(struct engine *e);
+/* Wall clock ms when the engine was created. */
+int64_t engine_started_ms(struct engine *e);
 
 /* Submit an event from any thread.  payload: JSON object (reference
  * stolen) or NULL.  Validates type and subject (error_r).  cb (may be NULL)

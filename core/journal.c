@@ -26,6 +26,7 @@
  * always keeps the newest event. */
 #define _GNU_SOURCE
 #include "journal.h"
+#include "journal_mysql.h"
 #include "util.h"
 
 #include <errno.h>
@@ -134,6 +135,7 @@ struct journal {
 	char *error; /* the last message handed out through error_r */
 	bool in_tx;  /* between journal_begin and commit/rollback */
 	sqlite3_stmt *st[ST_COUNT];
+	struct jmysql *mysql; /* backend mysql: every call goes there */
 };
 
 static const char *const delivery_state_names[] = {
@@ -443,6 +445,26 @@ fail:
 	return ret;
 }
 
+int journal_open_mysql(const struct jmysql_settings *s, struct journal **j_r,
+		       const char **error_r)
+{
+	struct journal *j = xcalloc(1, sizeof(*j));
+	int ret = jmysql_open(s, &j->mysql, error_r);
+
+	if (ret < 0) {
+		free(j);
+		return ret;
+	}
+	j->path = xstrdup("mysql");
+	*j_r = j;
+	return 0;
+}
+
+struct jmysql *journal_mysql(struct journal *j)
+{
+	return j->mysql;
+}
+
 void journal_close(struct journal **jp)
 {
 	struct journal *j = *jp;
@@ -450,6 +472,7 @@ void journal_close(struct journal **jp)
 	if (j == NULL)
 		return;
 	*jp = NULL;
+	jmysql_close(&j->mysql);
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(j->st[i]);
 	if (j->db != NULL) {
@@ -466,6 +489,8 @@ void journal_close(struct journal **jp)
 
 int journal_begin(struct journal *j, const char **error_r)
 {
+	if (j->mysql)
+		return jmysql_begin(j->mysql, error_r);
 	int ret;
 
 	if (j->in_tx || !sqlite3_get_autocommit(j->db)) {
@@ -482,6 +507,8 @@ int journal_begin(struct journal *j, const char **error_r)
 
 int journal_commit(struct journal *j, const char **error_r)
 {
+	if (j->mysql)
+		return jmysql_commit(j->mysql, error_r);
 	int ret;
 
 	if (!j->in_tx) {
@@ -503,6 +530,10 @@ int journal_commit(struct journal *j, const char **error_r)
 
 void journal_rollback(struct journal *j)
 {
+	if (j->mysql) {
+		jmysql_rollback(j->mysql);
+		return;
+	}
 	if (!sqlite3_get_autocommit(j->db))
 		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
 	j->in_tx = false;
@@ -531,6 +562,8 @@ int journal_append(struct journal *j, struct journal_event *ev,
 {
 	sqlite3_stmt *st = j->st[ST_APPEND];
 	int ret;
+	if (j->mysql)
+		return jmysql_append(j->mysql, ev, error_r);
 
 	if (ev->type == NULL || ev->type[0] == '\0') {
 		journal_set_error(j, error_r, "append", "event without a type");
@@ -562,6 +595,8 @@ int journal_delivery_add(struct journal *j, int64_t event_id,
 	sqlite3_stmt *st = j->st[ST_DELIVERY_ADD];
 	int ret = journal_check_tx(j, error_r, "delivery add");
 
+	if (j->mysql)
+		return jmysql_delivery_add(j->mysql, event_id, handler, error_r);
 	if (ret < 0)
 		return ret;
 	sqlite3_bind_int64(st, 1, event_id);
@@ -575,6 +610,8 @@ int journal_delivery_update(struct journal *j,
 {
 	sqlite3_stmt *st = j->st[ST_DELIVERY_UPDATE];
 	int ret = journal_check_tx(j, error_r, "delivery update");
+	if (j->mysql)
+		return jmysql_delivery_update(j->mysql, d, error_r);
 
 	if (ret < 0)
 		return ret;
@@ -693,6 +730,11 @@ int journal_load_pending_from(struct journal *j, int64_t first_id,
 	char *after_handler = NULL; /* last row handed out, of event from_id */
 	unsigned seen = 0;	    /* rows handed out of event from_id */
 	int ret = 0;
+	if (j->mysql) {
+		free(rows);
+		return jmysql_load_pending_from(j->mysql, first_id, cb, ctx,
+						 error_r);
+	}
 
 	for (;;) {
 		size_t n = 0;
@@ -811,6 +853,8 @@ int journal_get_event(struct journal *j, int64_t id, json_t **event_r,
 {
 	sqlite3_stmt *st = j->st[ST_GET_EVENT];
 	int rc, ret;
+	if (j->mysql)
+		return jmysql_get_event(j->mysql, id, event_r, error_r);
 
 	sqlite3_bind_int64(st, 1, id);
 	rc = sqlite3_step(st);
@@ -882,6 +926,8 @@ int journal_query(struct journal *j, const struct journal_filter *f,
 	int rc, ret = 0, arg = 0, bucket_arg = 0;
 	int64_t left;
 	size_t n;
+	if (j->mysql)
+		return jmysql_query(j->mysql, f, events_r, error_r);
 
 	if (f == NULL)
 		f = &no_filter;
@@ -984,6 +1030,8 @@ int journal_counts(struct journal *j, json_t **counts_r,
 	sqlite3_stmt *st;
 	int64_t events, last_id;
 	int rc, ret;
+	if (j->mysql)
+		return jmysql_counts(j->mysql, counts_r, error_r);
 
 	ret = journal_int_query(j, "SELECT count(*) FROM events", "counts",
 				&events, error_r);
@@ -1083,11 +1131,15 @@ int journal_prune(struct journal *j, int64_t before_ms, unsigned *deleted_r,
 	/* Inside the caller's transaction, prune within it; otherwise one
 	 * short transaction per chunk, so the write lock is never held
 	 * long. */
-	bool own_tx = sqlite3_get_autocommit(j->db);
+	bool own_tx;
 	int64_t last_id, cur_time = INT64_MIN, cur_id = 0;
 	unsigned deleted = 0;
 	bool more = true;
 	int rc, ret;
+
+	if (j->mysql)
+		return jmysql_prune(j->mysql, before_ms, deleted_r, error_r);
+	own_tx = sqlite3_get_autocommit(j->db);
 
 	*deleted_r = 0;
 	ret = journal_check_tx(j, error_r, "prune");
@@ -1158,6 +1210,8 @@ int64_t journal_last_id(struct journal *j)
 {
 	sqlite3_stmt *st = j->st[ST_LAST_ID];
 	int64_t id = 0;
+	if (j->mysql)
+		return jmysql_last_id(j->mysql);
 
 	if (sqlite3_step(st) == SQLITE_ROW)
 		id = sqlite3_column_int64(st, 0);

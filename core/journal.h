@@ -48,6 +48,14 @@ struct journal_delivery {
  * (every commit fsynced) instead of NORMAL. */
 int journal_open(const char *path, bool sync_full, struct journal **j_r,
 		 const char **error_r);
+/* Open the journal on MariaDB/MySQL instead (journal_mysql.h): every
+ * function below then runs there. */
+struct jmysql_settings;
+struct jmysql;
+int journal_open_mysql(const struct jmysql_settings *s, struct journal **j_r,
+		       const char **error_r);
+/* The MariaDB backend of j, or NULL for SQLite. */
+struct jmysql *journal_mysql(struct journal *j);
 /* Close; NULLs *j.  Safe on NULL. */
 void journal_close(struct journal **j);
 

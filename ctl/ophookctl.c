@@ -76,6 +76,10 @@ static void ctl_usage(FILE *f)
 		"journaled\n"
 		"  replay ID                       deliver event ID again as a "
 		"new event\n"
+		"  cluster status                  nodes sharing the journal: "
+		"heartbeat,\n"
+		"                                  alive/dead, lag, failed and "
+		"dead deliveries\n"
 		"Plugins and hooks may add more commands; an unknown command "
 		"lists them.\n");
 }

@@ -2,6 +2,10 @@
 EXTRA_DIST += tests/testwrapper.sh tests/lib.sh
 EXTRA_DIST += tests/valgrind.supp
 TESTS += tests/integration/hostile.sh
+TESTS += tests/integration/cluster.sh
+EXTRA_DIST += tests/integration/cluster.sh
+TESTS += tests/integration/cluster_dns.sh
+EXTRA_DIST += tests/integration/cluster_dns.sh
 EXTRA_DIST += tests/integration/hostile.sh
 # reliability suite: one TAP test running every scenario, prints the table
 TESTS += tests/reliability/run.sh

@@ -419,6 +419,55 @@ static void test_enums(void **state)
 		     "(expected full|normal)");
 }
 
+/* journal.backend mysql and its connection keys, plugins.NAME.mode */
+static void test_cluster(void **state)
+{
+	struct config *c = load_ok("journal:\n  backend: mysql\n"
+				   "  host: 127.0.0.1\n  port: 3307\n"
+				   "  user: ophook\n"
+				   "  password_file: /etc/ophook.pw\n"
+				   "  database: ophook2\n  poll_ms: 50\n"
+				   "  lease_ms: 2000\n"
+				   "plugins:\n  log:\n    mode: fanout\n"
+				   "  bind9:\n    mode: shared\n"
+				   "  caddy:\n    mode: local\n");
+
+	assert_string_equal(c->journal.backend, "mysql");
+	assert_string_equal(c->journal.host, "127.0.0.1");
+	assert_int_equal(c->journal.port, 3307);
+	assert_string_equal(c->journal.user, "ophook");
+	assert_string_equal(c->journal.password_file, "/etc/ophook.pw");
+	assert_string_equal(c->journal.database, "ophook2");
+	assert_null(c->journal.socket);
+	assert_int_equal(c->journal.poll_ms, 50);
+	assert_int_equal(c->journal.lease_ms, 2000);
+	assert_int_equal(config_plugin_find(c, "log")->mode, CONFIG_MODE_FANOUT);
+	assert_int_equal(config_plugin_find(c, "bind9")->mode,
+			 CONFIG_MODE_SHARED);
+	assert_int_equal(config_plugin_find(c, "caddy")->mode,
+			 CONFIG_MODE_LOCAL);
+	config_free(&c);
+
+	c = load_ok("plugins:\n  log:\n    enabled: true\n");
+	assert_string_equal(c->journal.backend, "sqlite");
+	assert_string_equal(c->journal.database, "ophook");
+	assert_int_equal(c->journal.port, 3306);
+	assert_int_equal(c->journal.lease_ms, 30000);
+	assert_int_equal(config_plugin_find(c, "log")->mode, CONFIG_MODE_LOCAL);
+	config_free(&c);
+
+	expect_error("journal:\n  backend: postgres\n", "2:12",
+		     "(expected sqlite|mysql)");
+	expect_error("journal:\n  port: 70000\n", "2:9", "journal.port");
+	expect_error("journal:\n  hots: db\n", "2:3",
+		     "unknown key \"journal.hots\"");
+	expect_error("journal:\n  lease_ms: [1]\n", "2:13", "journal.lease_ms");
+	expect_error("plugins:\n  log:\n    mode: everywhere\n", "3:11",
+		     "plugins.log.mode: expected local, fanout or shared");
+	expect_error("plugins:\n  log:\n    mode: [fanout]\n", "3:11",
+		     "plugins.log.mode");
+}
+
 static void test_plugin_names(void **state)
 {
 	struct config *c =
@@ -673,6 +722,7 @@ int main(void)
 		cmocka_unit_test(test_bools),
 		cmocka_unit_test(test_duplicate),
 		cmocka_unit_test(test_enums),
+		cmocka_unit_test(test_cluster),
 		cmocka_unit_test(test_plugin_names),
 		cmocka_unit_test(test_anchors_aliases),
 		cmocka_unit_test(test_relative_paths),

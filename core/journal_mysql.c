@@ -1,0 +1,1445 @@
+/* The journal on MariaDB/MySQL: see journal_mysql.h.
+ *
+ * Every statement is a server-side prepared statement; parameters never
+ * enter the SQL text.  Results are fetched as strings into memory (the
+ * queries carry LIMITs), so callbacks may use the journal again. */
+#define _GNU_SOURCE
+#include "journal_mysql.h"
+#include "hmap.h"
+#include "util.h"
+
+#include <errmsg.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <mysql.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define JM_PAGE 512
+#define JM_PRUNE_CHUNK 500
+#define JM_QUERY_DEFAULT_LIMIT 100
+
+static const char *const jm_schema[] = {
+	"CREATE TABLE IF NOT EXISTS events ("
+	" id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,"
+	" node VARCHAR(64) NOT NULL DEFAULT '',"
+	" type VARCHAR(128) NOT NULL,"
+	" subject VARCHAR(255) NOT NULL DEFAULT '',"
+	" source VARCHAR(32) NOT NULL DEFAULT '',"
+	" time_ms BIGINT NOT NULL,"
+	" payload MEDIUMTEXT NOT NULL,"
+	" KEY events_type (type), KEY events_subject (subject),"
+	" KEY events_time (time_ms))"
+	" ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+	"CREATE TABLE IF NOT EXISTS deliveries ("
+	" event_id BIGINT NOT NULL,"
+	" handler VARCHAR(160) NOT NULL,"
+	" node VARCHAR(64) NOT NULL DEFAULT '',"
+	" state TINYINT NOT NULL DEFAULT 0,"
+	" attempts INT NOT NULL DEFAULT 0,"
+	" next_ms BIGINT NOT NULL DEFAULT 0,"
+	" last_error TEXT NULL,"
+	" duration_us BIGINT NOT NULL DEFAULT 0,"
+	" claimed_by VARCHAR(64) NULL,"
+	" lease_until BIGINT NOT NULL DEFAULT 0,"
+	" PRIMARY KEY (event_id, handler, node),"
+	" KEY deliveries_node (node, state, event_id),"
+	" KEY deliveries_claim (handler, node, state, event_id),"
+	" KEY deliveries_claimed (claimed_by, state))"
+	" ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+	"CREATE TABLE IF NOT EXISTS cursors ("
+	" node VARCHAR(64) NOT NULL,"
+	" handler VARCHAR(160) NOT NULL,"
+	" last_event_id BIGINT NOT NULL DEFAULT 0,"
+	" PRIMARY KEY (node, handler))"
+	" ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+	"CREATE TABLE IF NOT EXISTS nodes ("
+	" name VARCHAR(64) NOT NULL PRIMARY KEY,"
+	" heartbeat_ms BIGINT NOT NULL DEFAULT 0,"
+	" started_ms BIGINT NOT NULL DEFAULT 0,"
+	" version VARCHAR(32) NOT NULL DEFAULT '',"
+	" last_error TEXT NULL)"
+	" ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+	"CREATE TABLE IF NOT EXISTS seq ("
+	" k INT NOT NULL PRIMARY KEY, v BIGINT NOT NULL) ENGINE=InnoDB",
+	"INSERT IGNORE INTO seq (k, v) VALUES (1, 0)",
+};
+
+#define EVENT_COLS "e.id, e.type, e.subject, e.source, e.node, e.time_ms, e.payload"
+#define DELIVERY_COLS \
+	"d.handler, d.state, d.attempts, d.next_ms, d.last_error, d.duration_us"
+
+enum jm_stmt {
+	JS_LOCK_SEQ,
+	JS_APPEND,
+	JS_DELIVERY_ADD,
+	JS_DELIVERY_UPDATE,
+	JS_GET_EVENT,
+	JS_GET_DELIVERIES,
+	JS_PENDING_PAGE,
+	JS_LAST_ID,
+	JS_CURSOR_GET,
+	JS_CURSOR_INIT,
+	JS_CURSOR_SET,
+	JS_FANOUT_PAGE,
+	JS_FANOUT_ADD,
+	JS_CLAIM_SELECT,
+	JS_CLAIM_SET,
+	JS_RENEW,
+	JS_RELEASE,
+	JS_HEARTBEAT,
+	JS_COUNT
+};
+
+static const char *const jm_sql[JS_COUNT] = {
+	[JS_LOCK_SEQ] = "SELECT v FROM seq WHERE k = 1 FOR UPDATE",
+	[JS_APPEND] = "INSERT INTO events (type, subject, source, node, time_ms,"
+		      " payload) VALUES (?, ?, ?, ?, ?, ?)",
+	[JS_DELIVERY_ADD] = "INSERT INTO deliveries (event_id, handler, node)"
+			    " VALUES (?, ?, ?)",
+	[JS_DELIVERY_UPDATE] = "UPDATE deliveries SET state = ?, attempts = ?,"
+			       " next_ms = ?, last_error = ?, duration_us = ?"
+			       " WHERE event_id = ? AND handler = ? AND node = ?",
+	[JS_GET_EVENT] = "SELECT " EVENT_COLS " FROM events e WHERE e.id = ?",
+	[JS_GET_DELIVERIES] = "SELECT " DELIVERY_COLS ", d.node, d.claimed_by"
+			      " FROM deliveries d WHERE d.event_id = ?"
+			      " ORDER BY d.handler, d.node",
+	[JS_PENDING_PAGE] = "SELECT " EVENT_COLS ", " DELIVERY_COLS
+			    " FROM deliveries d JOIN events e ON e.id = d.event_id"
+			    " WHERE d.node = ? AND d.state IN (0, 2)"
+			    " AND d.event_id >= ?"
+			    " ORDER BY d.event_id, d.handler LIMIT ?",
+	[JS_LAST_ID] = "SELECT COALESCE(MAX(id), 0) FROM events",
+	[JS_CURSOR_GET] = "SELECT last_event_id FROM cursors"
+			  " WHERE node = ? AND handler = ? FOR UPDATE",
+	[JS_CURSOR_INIT] = "INSERT IGNORE INTO cursors (node, handler,"
+			   " last_event_id) SELECT ?, ?, COALESCE(MAX(id), 0)"
+			   " FROM events",
+	[JS_CURSOR_SET] = "UPDATE cursors SET last_event_id = ?"
+			  " WHERE node = ? AND handler = ?",
+	[JS_FANOUT_PAGE] = "SELECT " EVENT_COLS " FROM events e WHERE e.id > ?"
+			   " ORDER BY e.id LIMIT ?",
+	[JS_FANOUT_ADD] = "INSERT IGNORE INTO deliveries (event_id, handler,"
+			  " node) VALUES (?, ?, ?)",
+	[JS_CLAIM_SELECT] = "SELECT d.event_id, d.attempts, d.state, d.next_ms"
+			    " FROM deliveries d WHERE d.handler = ?"
+			    " AND d.node = '' AND d.state IN (0, 2)"
+			    " AND d.lease_until < ? AND d.next_ms <= ?"
+			    " ORDER BY d.event_id LIMIT ?"
+			    " FOR UPDATE SKIP LOCKED",
+	[JS_CLAIM_SET] = "UPDATE deliveries SET claimed_by = ?, lease_until = ?"
+			 " WHERE event_id = ? AND handler = ? AND node = ''",
+	[JS_RENEW] = "UPDATE deliveries SET lease_until = ?"
+		     " WHERE claimed_by = ? AND state IN (0, 2) AND node = ''",
+	[JS_RELEASE] = "UPDATE deliveries SET lease_until = 0"
+		       " WHERE claimed_by = ? AND state IN (0, 2) AND node = ''",
+	[JS_HEARTBEAT] = "INSERT INTO nodes (name, heartbeat_ms, started_ms,"
+			 " version, last_error) VALUES (?, ?, ?, ?, ?)"
+			 " ON DUPLICATE KEY UPDATE heartbeat_ms ="
+			 " VALUES(heartbeat_ms), started_ms = VALUES(started_ms),"
+			 " version = VALUES(version),"
+			 " last_error = VALUES(last_error)",
+};
+
+struct jmysql {
+	MYSQL *m;
+	MYSQL_STMT *st[JS_COUNT];
+	char *host, *socket, *user, *password, *database, *node;
+	unsigned port;
+	char *where;  /* "user@host:port/db", for messages */
+	char *error;
+	bool in_tx, seq_locked, broken;
+	struct hmap *modes; /* handler -> (void *)(mode + 1) */
+};
+
+/* ---- parameters and rows ---- */
+
+struct jm_arg {
+	char t; /* 'i' integer, 's' string (NULL = SQL NULL) */
+	long long i;
+	const char *s;
+};
+#define AI(x) ((struct jm_arg){ .t = 'i', .i = (long long)(x) })
+#define AS(x) ((struct jm_arg){ .t = 's', .s = (x) })
+
+struct jm_rows {
+	size_t n, ncols;
+	char **cells; /* n * ncols, NULL for SQL NULL */
+};
+
+static void jm_rows_clear(struct jm_rows *r)
+{
+	for (size_t i = 0; i < r->n * r->ncols; i++)
+		free(r->cells[i]);
+	free(r->cells);
+	*r = (struct jm_rows){ 0 };
+}
+
+static const char *jm_cell(const struct jm_rows *r, size_t row, size_t col)
+{
+	return r->cells[row * r->ncols + col];
+}
+
+static const char *jm_text(const struct jm_rows *r, size_t row, size_t col)
+{
+	const char *s = jm_cell(r, row, col);
+
+	return s != NULL ? s : "";
+}
+
+static int64_t jm_int(const struct jm_rows *r, size_t row, size_t col)
+{
+	const char *s = jm_cell(r, row, col);
+
+	return s != NULL ? strtoll(s, NULL, 10) : 0;
+}
+
+/* ---- errors and connection ---- */
+
+static bool jm_gone(unsigned e)
+{
+	return e == CR_SERVER_GONE_ERROR || e == CR_SERVER_LOST ||
+	       e == CR_CONNECTION_ERROR || e == CR_CONN_HOST_ERROR ||
+	       e == CR_SERVER_LOST_EXTENDED || e == CR_COMMANDS_OUT_OF_SYNC ||
+	       e == 1053 /* ER_SERVER_SHUTDOWN */ ||
+	       e == 1927 /* ER_CONNECTION_KILLED */ ||
+	       e == 4031 /* ER_CLIENT_INTERACTION_TIMEOUT */;
+}
+
+static int jm_set_error(struct jmysql *jm, const char **error_r,
+			const char *op, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int jm_set_error(struct jmysql *jm, const char **error_r,
+			const char *op, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	free(jm->error);
+	jm->error = xasprintf("MySQL journal %s: %s: %s", jm->where, op, msg);
+	if (error_r != NULL)
+		*error_r = jm->error;
+	return 0;
+}
+
+/* Record the error of st (or the connection) and return its -errno. */
+static int jm_fail(struct jmysql *jm, MYSQL_STMT *st, const char **error_r,
+		   const char *op)
+{
+	unsigned e = st != NULL ? mysql_stmt_errno(st) : mysql_errno(jm->m);
+	const char *text = st != NULL ? mysql_stmt_error(st) : mysql_error(jm->m);
+
+	jm_set_error(jm, error_r, op, "%s", text);
+	if (jm_gone(e)) {
+		jm->broken = true;
+		return -EPIPE;
+	}
+	switch (e) {
+	case 1062: /* ER_DUP_ENTRY */
+		return -EEXIST;
+	case 1205: /* lock wait timeout */
+	case 1213: /* deadlock */
+		return -EBUSY;
+	case 1045: case 1044: case 1142:
+		return -EACCES;
+	default:
+		return -EIO;
+	}
+}
+
+static void jm_disconnect(struct jmysql *jm)
+{
+	for (int i = 0; i < JS_COUNT; i++) {
+		if (jm->st[i] != NULL)
+			mysql_stmt_close(jm->st[i]);
+		jm->st[i] = NULL;
+	}
+	if (jm->m != NULL)
+		mysql_close(jm->m);
+	jm->m = NULL;
+}
+
+static pthread_once_t jm_once = PTHREAD_ONCE_INIT;
+static int jm_init_rc;
+
+static void jm_lib_init(void)
+{
+	jm_init_rc = mysql_library_init(0, NULL, NULL);
+}
+
+static int jm_query_plain(struct jmysql *jm, const char *sql, const char *op,
+			  const char **error_r)
+{
+	if (mysql_real_query(jm->m, sql, strlen(sql)) != 0)
+		return jm_fail(jm, NULL, error_r, op);
+	MYSQL_RES *res = mysql_store_result(jm->m);
+
+	if (res != NULL)
+		mysql_free_result(res);
+	return 0;
+}
+
+static int jm_connect(struct jmysql *jm, const char **error_r)
+{
+	unsigned timeout = 5, rw_timeout = 30;
+	int ret;
+
+	jm_disconnect(jm);
+	jm->broken = false;
+	jm->m = mysql_init(NULL);
+	if (jm->m == NULL) {
+		jm_set_error(jm, error_r, "connect", "out of memory");
+		return -ENOMEM;
+	}
+	mysql_options(jm->m, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
+	mysql_options(jm->m, MYSQL_OPT_READ_TIMEOUT, &rw_timeout);
+	mysql_options(jm->m, MYSQL_OPT_WRITE_TIMEOUT, &rw_timeout);
+	mysql_options(jm->m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+	if (mysql_real_connect(jm->m, jm->host, jm->user, jm->password,
+			       jm->database, jm->port, jm->socket,
+			       CLIENT_FOUND_ROWS) == NULL) {
+		jm_set_error(jm, error_r, "connect", "%s", mysql_error(jm->m));
+		jm_disconnect(jm);
+		jm->broken = true;
+		return -ECONNREFUSED;
+	}
+	ret = jm_query_plain(jm, "SET SESSION TRANSACTION ISOLATION LEVEL"
+				 " READ COMMITTED", "connect", error_r);
+	if (ret < 0) {
+		jm_disconnect(jm);
+		jm->broken = true;
+	}
+	return ret;
+}
+
+/* Reconnect when the connection was lost (never inside a transaction). */
+static int jm_ensure(struct jmysql *jm, const char **error_r)
+{
+	if (jm->m != NULL && !jm->broken)
+		return 0;
+	if (jm->in_tx) {
+		jm_set_error(jm, error_r, "query",
+			     "the connection was lost in a transaction");
+		return -EPIPE;
+	}
+	return jm_connect(jm, error_r);
+}
+
+/* ---- running statements ---- */
+
+/* Execute st with args; when rows is not NULL, fetch every row as strings.
+ * *affected_r (may be NULL) gets the matched rows of a write. */
+static int jm_exec_stmt(struct jmysql *jm, MYSQL_STMT *st,
+			const struct jm_arg *args, size_t nargs,
+			struct jm_rows *rows, uint64_t *affected_r,
+			const char *op, const char **error_r)
+{
+	MYSQL_BIND pb[16], *rb = NULL;
+	unsigned long *lens = NULL;
+	my_bool *nulls = NULL;
+	char **bufs = NULL;
+	MYSQL_RES *meta = NULL;
+	size_t ncols = 0;
+	int ret = 0, rc;
+
+	if (nargs > 16 || mysql_stmt_param_count(st) != nargs) {
+		jm_set_error(jm, error_r, op, "wrong parameter count");
+		return -EINVAL;
+	}
+	memset(pb, 0, sizeof(pb));
+	for (size_t i = 0; i < nargs; i++) {
+		if (args[i].t == 'i') {
+			pb[i].buffer_type = MYSQL_TYPE_LONGLONG;
+			pb[i].buffer = (void *)&args[i].i;
+		} else if (args[i].s == NULL) {
+			pb[i].buffer_type = MYSQL_TYPE_NULL;
+		} else {
+			pb[i].buffer_type = MYSQL_TYPE_STRING;
+			pb[i].buffer = (void *)args[i].s;
+			pb[i].buffer_length = strlen(args[i].s);
+		}
+	}
+	if (nargs > 0 && mysql_stmt_bind_param(st, pb) != 0)
+		return jm_fail(jm, st, error_r, op);
+	if (mysql_stmt_execute(st) != 0)
+		return jm_fail(jm, st, error_r, op);
+	if (affected_r != NULL)
+		*affected_r = mysql_stmt_affected_rows(st);
+	meta = mysql_stmt_result_metadata(st);
+	if (meta == NULL)
+		return 0;
+	ncols = mysql_num_fields(meta);
+	mysql_free_result(meta);
+	if (rows == NULL) {
+		mysql_stmt_free_result(st);
+		return 0;
+	}
+	if (mysql_stmt_store_result(st) != 0)
+		return jm_fail(jm, st, error_r, op);
+	rb = xcalloc(ncols, sizeof(*rb));
+	lens = xcalloc(ncols, sizeof(*lens));
+	nulls = xcalloc(ncols, sizeof(*nulls));
+	bufs = xcalloc(ncols, sizeof(*bufs));
+	for (size_t c = 0; c < ncols; c++) {
+		bufs[c] = xmalloc(256);
+		rb[c].buffer_type = MYSQL_TYPE_STRING;
+		rb[c].buffer = bufs[c];
+		rb[c].buffer_length = 256;
+		rb[c].length = &lens[c];
+		rb[c].is_null = &nulls[c];
+	}
+	if (mysql_stmt_bind_result(st, rb) != 0) {
+		ret = jm_fail(jm, st, error_r, op);
+		goto out;
+	}
+	*rows = (struct jm_rows){ .ncols = ncols };
+	size_t cap = 0;
+
+	while ((rc = mysql_stmt_fetch(st)) == 0 || rc == MYSQL_DATA_TRUNCATED) {
+		if (rows->n == cap) {
+			cap = cap ? cap * 2 : 16;
+			rows->cells = xrealloc(rows->cells,
+					       cap * ncols * sizeof(char *));
+		}
+		char **cells = rows->cells + rows->n * ncols;
+
+		for (size_t c = 0; c < ncols; c++) {
+			if (nulls[c]) {
+				cells[c] = NULL;
+				continue;
+			}
+			cells[c] = xmalloc(lens[c] + 1);
+			if (lens[c] <= 256) {
+				memcpy(cells[c], bufs[c], lens[c]);
+			} else {
+				MYSQL_BIND one = { 0 };
+
+				one.buffer_type = MYSQL_TYPE_STRING;
+				one.buffer = cells[c];
+				one.buffer_length = lens[c];
+				mysql_stmt_fetch_column(st, &one,
+							(unsigned)c, 0);
+			}
+			cells[c][lens[c]] = '\0';
+		}
+		rows->n++;
+	}
+	if (rc != MYSQL_NO_DATA) {
+		ret = jm_fail(jm, st, error_r, op);
+		jm_rows_clear(rows);
+	}
+out:
+	mysql_stmt_free_result(st);
+	for (size_t c = 0; c < ncols; c++)
+		free(bufs[c]);
+	free(bufs);
+	free(rb);
+	free(lens);
+	free(nulls);
+	return ret;
+}
+
+/* A cached statement: prepared on first use after each connect. */
+static int jm_run(struct jmysql *jm, enum jm_stmt which,
+		  const struct jm_arg *args, size_t nargs, struct jm_rows *rows,
+		  uint64_t *affected_r, const char *op, const char **error_r)
+{
+	int ret = jm_ensure(jm, error_r);
+
+	if (ret < 0)
+		return ret;
+	if (jm->st[which] == NULL) {
+		MYSQL_STMT *st = mysql_stmt_init(jm->m);
+
+		if (st == NULL)
+			return jm_fail(jm, NULL, error_r, op);
+		if (mysql_stmt_prepare(st, jm_sql[which],
+				       strlen(jm_sql[which])) != 0) {
+			ret = jm_fail(jm, st, error_r, op);
+			mysql_stmt_close(st);
+			return ret;
+		}
+		jm->st[which] = st;
+	}
+	return jm_exec_stmt(jm, jm->st[which], args, nargs, rows, affected_r,
+			    op, error_r);
+}
+
+/* A one-off statement (dynamic SQL built from fixed fragments only). */
+static int jm_run_sql(struct jmysql *jm, const char *sql,
+		      const struct jm_arg *args, size_t nargs,
+		      struct jm_rows *rows, uint64_t *affected_r,
+		      const char *op, const char **error_r)
+{
+	int ret = jm_ensure(jm, error_r);
+	MYSQL_STMT *st;
+
+	if (ret < 0)
+		return ret;
+	st = mysql_stmt_init(jm->m);
+	if (st == NULL)
+		return jm_fail(jm, NULL, error_r, op);
+	if (mysql_stmt_prepare(st, sql, strlen(sql)) != 0)
+		ret = jm_fail(jm, st, error_r, op);
+	else
+		ret = jm_exec_stmt(jm, st, args, nargs, rows, affected_r, op,
+				   error_r);
+	mysql_stmt_close(st);
+	return ret;
+}
+
+static int jm_int_query(struct jmysql *jm, const char *sql,
+			const struct jm_arg *args, size_t nargs,
+			int64_t *value_r, const char *op, const char **error_r)
+{
+	struct jm_rows r = { 0 };
+	int ret = jm_run_sql(jm, sql, args, nargs, &r, NULL, op, error_r);
+
+	if (ret < 0)
+		return ret;
+	*value_r = r.n > 0 ? jm_int(&r, 0, 0) : 0;
+	jm_rows_clear(&r);
+	return 0;
+}
+
+/* ---- open and close ---- */
+
+static char *jm_read_password(const char *file, const char **why_r)
+{
+	char *data = NULL;
+	size_t len = 0;
+	int ret = file_read_nofollow(file, 4096, &data, &len);
+
+	if (ret < 0) {
+		*why_r = strerror(-ret);
+		return NULL;
+	}
+	data = xrealloc(data, len + 1);
+	data[len] = '\0';
+	data[strcspn(data, "\r\n")] = '\0';
+	return data;
+}
+
+int jmysql_open(const struct jmysql_settings *s, struct jmysql **jm_r,
+		const char **error_r)
+{
+	static _Thread_local char open_error[600];
+	struct jmysql *jm = xcalloc(1, sizeof(*jm));
+	int ret = 0;
+
+	pthread_once(&jm_once, jm_lib_init);
+	jm->host = s->host != NULL ? xstrdup(s->host) : NULL;
+	jm->socket = s->socket != NULL ? xstrdup(s->socket) : NULL;
+	jm->user = s->user != NULL ? xstrdup(s->user) : NULL;
+	jm->database = xstrdup(s->database != NULL ? s->database : "ophook");
+	jm->node = xstrdup(s->node != NULL ? s->node : "");
+	jm->port = s->port;
+	jm->modes = hmap_new();
+	if (jm->socket != NULL)
+		jm->where = xasprintf("%s/%s", jm->socket, jm->database);
+	else
+		jm->where = xasprintf("%s:%u/%s",
+				      jm->host ? jm->host : "localhost",
+				      jm->port, jm->database);
+	if (jm_init_rc != 0) {
+		snprintf(open_error, sizeof(open_error),
+			 "MySQL client library failed to initialize");
+		ret = -EIO;
+		goto fail;
+	}
+	if (s->password_file != NULL) {
+		const char *why = NULL;
+
+		jm->password = jm_read_password(s->password_file, &why);
+		if (jm->password == NULL) {
+			snprintf(open_error, sizeof(open_error),
+				 "journal.password_file %s: %s",
+				 s->password_file, why);
+			ret = -EACCES;
+			goto fail;
+		}
+	}
+	ret = jm_connect(jm, NULL);
+	for (size_t i = 0; ret == 0 && i < sizeof(jm_schema) /
+						     sizeof(jm_schema[0]);
+	     i++)
+		ret = jm_query_plain(jm, jm_schema[i], "schema", NULL);
+	if (ret < 0) {
+		snprintf(open_error, sizeof(open_error), "%s", jm->error);
+		goto fail;
+	}
+	*jm_r = jm;
+	return 0;
+fail:
+	*error_r = open_error;
+	jmysql_close(&jm);
+	return ret;
+}
+
+void jmysql_close(struct jmysql **jmp)
+{
+	struct jmysql *jm = *jmp;
+
+	if (jm == NULL)
+		return;
+	*jmp = NULL;
+	if (jm->in_tx && jm->m != NULL)
+		mysql_rollback(jm->m);
+	jm_disconnect(jm);
+	hmap_free(&jm->modes, NULL);
+	if (jm->password != NULL)
+		explicit_bzero(jm->password, strlen(jm->password));
+	free(jm->password);
+	free(jm->host);
+	free(jm->socket);
+	free(jm->user);
+	free(jm->database);
+	free(jm->node);
+	free(jm->where);
+	free(jm->error);
+	free(jm);
+}
+
+const char *jmysql_node(const struct jmysql *jm)
+{
+	return jm->node;
+}
+
+void jmysql_set_mode(struct jmysql *jm, const char *handler,
+		     enum jmysql_mode mode)
+{
+	if (mode == JMYSQL_LOCAL)
+		hmap_del(jm->modes, handler);
+	else
+		hmap_put(jm->modes, handler, (void *)(intptr_t)(mode + 1));
+}
+
+enum jmysql_mode jmysql_mode(const struct jmysql *jm, const char *handler)
+{
+	intptr_t v = (intptr_t)hmap_get(jm->modes, handler);
+
+	return v == 0 ? JMYSQL_LOCAL : (enum jmysql_mode)(v - 1);
+}
+
+/* The node column of handler's delivery rows on this node. */
+static const char *jm_row_node(const struct jmysql *jm, const char *handler)
+{
+	return jmysql_mode(jm, handler) == JMYSQL_SHARED ? "" : jm->node;
+}
+
+/* ---- transactions ---- */
+
+int jmysql_begin(struct jmysql *jm, const char **error_r)
+{
+	int ret;
+
+	if (jm->in_tx) {
+		jm_set_error(jm, error_r, "begin",
+			     "a transaction is already open");
+		return -EINPROGRESS;
+	}
+	ret = jm_ensure(jm, error_r);
+	if (ret == 0)
+		ret = jm_query_plain(jm, "START TRANSACTION", "begin", error_r);
+	if (ret < 0)
+		return ret;
+	jm->in_tx = true;
+	jm->seq_locked = false;
+	return 0;
+}
+
+int jmysql_commit(struct jmysql *jm, const char **error_r)
+{
+	if (!jm->in_tx) {
+		jm_set_error(jm, error_r, "commit", "no transaction open");
+		return -EINVAL;
+	}
+	jm->in_tx = false;
+	jm->seq_locked = false;
+	if (jm->broken) {
+		jm_set_error(jm, error_r, "commit",
+			     "the connection was lost in the transaction");
+		return -EPIPE;
+	}
+	if (mysql_commit(jm->m) != 0) {
+		int ret = jm_fail(jm, NULL, error_r, "commit");
+
+		if (!jm->broken)
+			mysql_rollback(jm->m);
+		return ret;
+	}
+	return 0;
+}
+
+void jmysql_rollback(struct jmysql *jm)
+{
+	if (jm->in_tx && jm->m != NULL && !jm->broken)
+		mysql_rollback(jm->m);
+	jm->in_tx = false;
+	jm->seq_locked = false;
+}
+
+/* ---- the hot path ---- */
+
+int jmysql_append(struct jmysql *jm, struct journal_event *ev,
+		  const char **error_r)
+{
+	struct jm_rows r = { 0 };
+	int ret;
+
+	if (ev->type == NULL || ev->type[0] == '\0') {
+		jm_set_error(jm, error_r, "append", "event without a type");
+		return -EINVAL;
+	}
+	if (!jm->seq_locked) {
+		/* ids are handed out and committed in order across nodes */
+		ret = jm_run(jm, JS_LOCK_SEQ, NULL, 0, &r, NULL, "append",
+			     error_r);
+		jm_rows_clear(&r);
+		if (ret < 0)
+			return ret;
+		jm->seq_locked = jm->in_tx;
+	}
+	struct jm_arg a[] = {
+		AS(ev->type), AS(ev->subject ? ev->subject : ""),
+		AS(ev->source ? ev->source : ""),
+		AS(ev->node ? ev->node : jm->node),
+		AI(ev->time_ms != 0 ? ev->time_ms : now_ms()),
+		AS(ev->payload ? ev->payload : "{}"),
+	};
+	ret = jm_run(jm, JS_APPEND, a, 6, NULL, NULL, "append", error_r);
+	if (ret < 0)
+		return ret;
+	ev->id = (int64_t)mysql_stmt_insert_id(jm->st[JS_APPEND]);
+	return 0;
+}
+
+int jmysql_delivery_add(struct jmysql *jm, int64_t event_id,
+			const char *handler, const char **error_r)
+{
+	struct jm_arg a[] = { AI(event_id), AS(handler),
+			      AS(jm_row_node(jm, handler)) };
+
+	return jm_run(jm, JS_DELIVERY_ADD, a, 3, NULL, NULL, "delivery add",
+		      error_r);
+}
+
+int jmysql_delivery_update(struct jmysql *jm, const struct journal_delivery *d,
+			   const char **error_r)
+{
+	struct jm_arg a[] = {
+		AI(d->state), AI(d->attempts), AI(d->next_ms),
+		AS(d->last_error), AI(d->duration_us), AI(d->event_id),
+		AS(d->handler), AS(jm_row_node(jm, d->handler)),
+	};
+	uint64_t n = 0;
+	int ret = jm_run(jm, JS_DELIVERY_UPDATE, a, 8, NULL, &n,
+			 "delivery update", error_r);
+
+	if (ret < 0)
+		return ret;
+	if (n == 0) {
+		jm_set_error(jm, error_r, "delivery update",
+			     "no delivery of event %" PRId64 " to handler %s",
+			     d->event_id, d->handler);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+/* ---- reading back ---- */
+
+/* Fill ev from the EVENT_COLS at column col of row i. */
+static void jm_row_event(const struct jm_rows *r, size_t i, size_t col,
+			 struct journal_event *ev)
+{
+	ev->id = jm_int(r, i, col);
+	ev->type = jm_text(r, i, col + 1);
+	ev->subject = jm_text(r, i, col + 2);
+	ev->source = jm_text(r, i, col + 3);
+	ev->node = jm_text(r, i, col + 4);
+	ev->time_ms = jm_int(r, i, col + 5);
+	ev->payload = jm_text(r, i, col + 6);
+}
+
+static void jm_row_delivery(const struct jm_rows *r, size_t i, size_t col,
+			    struct journal_delivery *d)
+{
+	d->handler = jm_text(r, i, col);
+	d->state = (enum delivery_state)jm_int(r, i, col + 1);
+	d->attempts = (unsigned)jm_int(r, i, col + 2);
+	d->next_ms = jm_int(r, i, col + 3);
+	d->last_error = jm_cell(r, i, col + 4);
+	d->duration_us = jm_int(r, i, col + 5);
+}
+
+int jmysql_load_pending_from(struct jmysql *jm, int64_t first_id,
+			     journal_pending_cb *cb, void *ctx,
+			     const char **error_r)
+{
+	int64_t from = first_id;
+	int ret = 0;
+
+	for (;;) {
+		struct jm_rows r = { 0 };
+		struct jm_arg a[] = { AS(jm->node), AI(from), AI(JM_PAGE) };
+		size_t n;
+
+		ret = jm_run(jm, JS_PENDING_PAGE, a, 3, &r, NULL,
+			     "load pending", error_r);
+		if (ret < 0)
+			return ret;
+		n = r.n;
+		/* a full page: hand out whole events only, the rest of the
+		 * last one comes with the next page */
+		if (r.n == JM_PAGE) {
+			int64_t last = jm_int(&r, r.n - 1, 0);
+
+			while (n > 0 && jm_int(&r, n - 1, 0) == last)
+				n--;
+			if (n == 0)
+				n = r.n; /* one event with a page of rows */
+		}
+		for (size_t i = 0; ret == 0 && i < n; i++) {
+			struct journal_event ev;
+			struct journal_delivery d;
+
+			jm_row_event(&r, i, 0, &ev);
+			jm_row_delivery(&r, i, 7, &d);
+			d.event_id = ev.id;
+			ret = cb(&ev, &d, ctx);
+			from = ev.id + 1;
+		}
+		bool full = r.n == JM_PAGE;
+
+		jm_rows_clear(&r);
+		if (ret != 0 || !full)
+			break;
+	}
+	return ret > 0 ? 0 : ret;
+}
+
+static int jm_event_json(struct jmysql *jm, const struct jm_rows *r,
+			 size_t i, json_t **obj_r, const char *op,
+			 const char **error_r)
+{
+	struct journal_event ev;
+	struct jm_rows dr = { 0 };
+	char tbuf[40];
+	json_t *obj, *payload, *deliveries;
+	int ret;
+
+	jm_row_event(r, i, 0, &ev);
+	struct jm_arg a[] = { AI(ev.id) };
+
+	ret = jm_run(jm, JS_GET_DELIVERIES, a, 1, &dr, NULL, op, error_r);
+	if (ret < 0)
+		return ret;
+	time_format_ms(ev.time_ms, tbuf, sizeof(tbuf));
+	payload = json_loads(ev.payload, JSON_DECODE_ANY, NULL);
+	if (payload == NULL)
+		payload = json_string(ev.payload);
+	obj = json_object();
+	json_object_set_new(obj, "id", json_integer(ev.id));
+	json_object_set_new(obj, "type", json_string(ev.type));
+	json_object_set_new(obj, "subject", json_string(ev.subject));
+	json_object_set_new(obj, "source", json_string(ev.source));
+	json_object_set_new(obj, "node", json_string(ev.node));
+	json_object_set_new(obj, "time", json_string(tbuf));
+	json_object_set_new(obj, "time_ms", json_integer(ev.time_ms));
+	json_object_set_new(obj, "payload",
+			    payload != NULL ? payload : json_null());
+	deliveries = json_array();
+	json_object_set_new(obj, "deliveries", deliveries);
+	for (size_t k = 0; k < dr.n; k++) {
+		struct journal_delivery d;
+		json_t *dj = json_object();
+		const char *node = jm_text(&dr, k, 6);
+
+		jm_row_delivery(&dr, k, 0, &d);
+		json_object_set_new(dj, "handler", json_string(d.handler));
+		json_object_set_new(dj, "node", json_string(node));
+		if (node[0] == '\0')
+			json_object_set_new(dj, "claimed_by",
+					    jm_cell(&dr, k, 7) != NULL
+						    ? json_string(jm_cell(&dr, k, 7))
+						    : json_null());
+		json_object_set_new(dj, "state",
+				    json_string(delivery_state_name(d.state)));
+		json_object_set_new(dj, "attempts", json_integer(d.attempts));
+		json_object_set_new(dj, "next_ms", json_integer(d.next_ms));
+		json_object_set_new(dj, "last_error",
+				    d.last_error != NULL
+					    ? json_string(d.last_error)
+					    : json_null());
+		json_object_set_new(dj, "duration_us",
+				    json_integer(d.duration_us));
+		json_array_append_new(deliveries, dj);
+	}
+	jm_rows_clear(&dr);
+	*obj_r = obj;
+	return 0;
+}
+
+int jmysql_get_event(struct jmysql *jm, int64_t id, json_t **event_r,
+		     const char **error_r)
+{
+	struct jm_rows r = { 0 };
+	struct jm_arg a[] = { AI(id) };
+	int ret = jm_run(jm, JS_GET_EVENT, a, 1, &r, NULL, "get event",
+			 error_r);
+
+	if (ret < 0)
+		return ret;
+	if (r.n == 0) {
+		jm_set_error(jm, error_r, "get event", "no event %" PRId64, id);
+		ret = -ENOENT;
+	} else {
+		ret = jm_event_json(jm, &r, 0, event_r, "get event", error_r);
+	}
+	jm_rows_clear(&r);
+	return ret;
+}
+
+/* A type pattern where only '*' is special, as LIKE text (escape '\'). */
+static char *jm_like(const char *pattern)
+{
+	char *out = xmalloc(strlen(pattern) * 2 + 1), *p = out;
+
+	for (const char *s = pattern; *s != '\0'; s++) {
+		if (*s == '*') {
+			*p++ = '%';
+			continue;
+		}
+		if (*s == '%' || *s == '_' || *s == '\\')
+			*p++ = '\\';
+		*p++ = *s;
+	}
+	*p = '\0';
+	return out;
+}
+
+int jmysql_query(struct jmysql *jm, const struct journal_filter *f,
+		 json_t **events_r, const char **error_r)
+{
+	static const struct journal_filter no_filter = { 0 };
+	enum delivery_state state = DELIVERY_PENDING;
+	struct jm_arg a[8];
+	struct jm_rows r = { 0 };
+	size_t n = 0;
+	char sql[700], *like = NULL;
+	json_t *events;
+	int ret = 0;
+
+	if (f == NULL)
+		f = &no_filter;
+	if (f->state != NULL && delivery_state_parse(f->state, &state) < 0) {
+		jm_set_error(jm, error_r, "query",
+			     "unknown delivery state \"%.40s\" (pending, done,"
+			     " failed, dead)", f->state);
+		return -EINVAL;
+	}
+	snprintf(sql, sizeof(sql),
+		 "SELECT * FROM (SELECT " EVENT_COLS " FROM events e WHERE 1%s%s%s%s%s"
+		 " ORDER BY e.id DESC LIMIT ?) t ORDER BY t.id",
+		 f->subject != NULL ? " AND e.subject = ?" : "",
+		 f->type != NULL ? " AND e.type LIKE ?" : "",
+		 f->state != NULL ? " AND e.id IN (SELECT d.event_id FROM"
+				    " deliveries d WHERE d.state = ?)" : "",
+		 f->since_ms != 0 ? " AND e.time_ms >= ?" : "",
+		 f->after_id != 0 ? " AND e.id > ?" : "");
+	if (f->subject != NULL)
+		a[n++] = AS(f->subject);
+	if (f->type != NULL) {
+		like = jm_like(f->type);
+		a[n++] = AS(like);
+	}
+	if (f->state != NULL)
+		a[n++] = AI(state);
+	if (f->since_ms != 0)
+		a[n++] = AI(f->since_ms);
+	if (f->after_id != 0)
+		a[n++] = AI(f->after_id);
+	a[n++] = AI(f->limit != 0 ? f->limit : JM_QUERY_DEFAULT_LIMIT);
+	ret = jm_run_sql(jm, sql, a, n, &r, NULL, "query", error_r);
+	free(like);
+	if (ret < 0)
+		return ret;
+	events = json_array();
+	for (size_t i = 0; ret == 0 && i < r.n; i++) {
+		json_t *obj;
+
+		ret = jm_event_json(jm, &r, i, &obj, "query", error_r);
+		if (ret == 0)
+			json_array_append_new(events, obj);
+	}
+	jm_rows_clear(&r);
+	if (ret < 0) {
+		json_decref(events);
+		return ret;
+	}
+	*events_r = events;
+	return 0;
+}
+
+/* ---- status and maintenance ---- */
+
+static json_t *jm_state_counts(void)
+{
+	json_t *obj = json_object();
+
+	for (int i = DELIVERY_PENDING; i <= DELIVERY_DEAD; i++)
+		json_object_set_new(obj,
+				    delivery_state_name((enum delivery_state)i),
+				    json_integer(0));
+	return obj;
+}
+
+int jmysql_counts(struct jmysql *jm, json_t **counts_r, const char **error_r)
+{
+	struct jm_rows r = { 0 };
+	int64_t events, last_id;
+	json_t *counts, *states, *handlers;
+	int ret;
+
+	ret = jm_int_query(jm, "SELECT count(*) FROM events", NULL, 0, &events,
+			   "counts", error_r);
+	if (ret == 0)
+		ret = jm_int_query(jm, "SELECT COALESCE(MAX(id), 0) FROM events",
+				   NULL, 0, &last_id, "counts", error_r);
+	struct jm_arg a[] = { AS(jm->node), AS(jm->node) };
+
+	/* this node's rows, and the shared ones it claimed */
+	if (ret == 0)
+		ret = jm_run_sql(jm, "SELECT handler, state, count(*) FROM"
+				     " deliveries WHERE node = ? OR (node = ''"
+				     " AND claimed_by = ?)"
+				     " GROUP BY handler, state",
+				 a, 2, &r, NULL, "counts", error_r);
+	if (ret < 0)
+		return ret;
+	counts = json_object();
+	states = jm_state_counts();
+	handlers = json_object();
+	json_object_set_new(counts, "events", json_integer(events));
+	json_object_set_new(counts, "last_id", json_integer(last_id));
+	json_object_set_new(counts, "deliveries", states);
+	json_object_set_new(counts, "handlers", handlers);
+	for (size_t i = 0; i < r.n; i++) {
+		const char *handler = jm_text(&r, i, 0);
+		int64_t state = jm_int(&r, i, 1), n = jm_int(&r, i, 2);
+		const char *name;
+		json_t *h;
+
+		if (state < 0 || state > DELIVERY_DEAD)
+			continue;
+		name = delivery_state_name((enum delivery_state)state);
+		h = json_object_get(handlers, handler);
+		if (h == NULL) {
+			h = jm_state_counts();
+			json_object_set_new(handlers, handler, h);
+		}
+		json_object_set_new(h, name, json_integer(
+			json_integer_value(json_object_get(h, name)) + n));
+		json_object_set_new(states, name, json_integer(
+			json_integer_value(json_object_get(states, name)) + n));
+	}
+	jm_rows_clear(&r);
+	*counts_r = counts;
+	return 0;
+}
+
+int jmysql_prune(struct jmysql *jm, int64_t before_ms, unsigned *deleted_r,
+		 const char **error_r)
+{
+	int64_t last_id = 0, min_cursor = 0, has_cursor = 0;
+	unsigned deleted = 0;
+	int ret;
+
+	*deleted_r = 0;
+	ret = jm_int_query(jm, "SELECT COALESCE(MAX(id), 0) FROM events", NULL,
+			   0, &last_id, "prune", error_r);
+	if (ret == 0)
+		ret = jm_int_query(jm, "SELECT count(*) FROM cursors", NULL, 0,
+				   &has_cursor, "prune", error_r);
+	if (ret == 0 && has_cursor)
+		ret = jm_int_query(jm, "SELECT MIN(last_event_id) FROM cursors",
+				   NULL, 0, &min_cursor, "prune", error_r);
+	if (ret < 0)
+		return ret;
+	/* keep the newest event, and everything a fan-out cursor has not
+	 * passed yet */
+	int64_t upto = last_id - 1;
+
+	if (has_cursor && min_cursor < upto)
+		upto = min_cursor;
+	for (;;) {
+		struct jm_rows r = { 0 };
+		struct jm_arg a[] = { AI(before_ms), AI(upto),
+				      AI(JM_PRUNE_CHUNK) };
+
+		ret = jm_run_sql(jm, "SELECT e.id FROM events e WHERE"
+				     " e.time_ms < ? AND e.id <= ? AND NOT EXISTS"
+				     " (SELECT 1 FROM deliveries d WHERE"
+				     " d.event_id = e.id AND d.state <> 1)"
+				     " ORDER BY e.id LIMIT ?",
+				 a, 3, &r, NULL, "prune", error_r);
+		if (ret < 0)
+			break;
+		if (r.n == 0) {
+			jm_rows_clear(&r);
+			break;
+		}
+		bool own_tx = !jm->in_tx;
+
+		if (own_tx)
+			ret = jmysql_begin(jm, error_r);
+		for (size_t i = 0; ret == 0 && i < r.n; i++) {
+			struct jm_arg id[] = { AI(jm_int(&r, i, 0)) };
+
+			ret = jm_run_sql(jm, "DELETE FROM deliveries WHERE"
+					     " event_id = ?", id, 1, NULL, NULL,
+					 "prune", error_r);
+			if (ret == 0)
+				ret = jm_run_sql(jm, "DELETE FROM events WHERE"
+						     " id = ?", id, 1, NULL,
+						 NULL, "prune", error_r);
+		}
+		if (own_tx) {
+			if (ret == 0)
+				ret = jmysql_commit(jm, error_r);
+			else
+				jmysql_rollback(jm);
+		}
+		size_t got = r.n;
+
+		jm_rows_clear(&r);
+		if (ret < 0)
+			break;
+		deleted += (unsigned)got;
+		if (got < JM_PRUNE_CHUNK)
+			break;
+	}
+	*deleted_r = deleted;
+	return ret;
+}
+
+int64_t jmysql_last_id(struct jmysql *jm)
+{
+	struct jm_rows r = { 0 };
+	int64_t id = 0;
+
+	if (jm_run(jm, JS_LAST_ID, NULL, 0, &r, NULL, "last id", NULL) == 0 &&
+	    r.n > 0)
+		id = jm_int(&r, 0, 0);
+	jm_rows_clear(&r);
+	return id;
+}
+
+/* ---- cluster ---- */
+
+void jmysql_rows_free(struct jmysql_row **rows, size_t n)
+{
+	if (*rows == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free((*rows)[i].strings);
+	free(*rows);
+	*rows = NULL;
+}
+
+/* Copy an event (and handler) into an owned row. */
+static void jm_row_copy(struct jmysql_row *row, const struct journal_event *ev,
+			const char *handler)
+{
+	const char *src[6] = { ev->type, ev->subject, ev->source, ev->node,
+			       ev->payload, handler };
+	size_t len[6], total = 0;
+	char *p;
+
+	for (int i = 0; i < 6; i++)
+		total += len[i] = strlen(src[i]) + 1;
+	row->ev = *ev;
+	row->d = (struct journal_delivery){ .event_id = ev->id };
+	p = row->strings = xmalloc(total);
+	const char **dst[6] = { &row->ev.type, &row->ev.subject,
+				&row->ev.source, &row->ev.node,
+				&row->ev.payload, &row->d.handler };
+	for (int i = 0; i < 6; i++) {
+		memcpy(p, src[i], len[i]);
+		*dst[i] = p;
+		p += len[i];
+	}
+}
+
+int jmysql_fanout_fetch(struct jmysql *jm, const char *handler,
+			unsigned limit,
+			bool (*match)(const char *type, void *ctx), void *ctx,
+			struct jmysql_row **rows_r, size_t *n_r, bool *more_r,
+			const char **error_r)
+{
+	struct jm_rows cr = { 0 }, er = { 0 };
+	struct jmysql_row *rows = NULL;
+	size_t n = 0;
+	int64_t cursor;
+	int ret;
+
+	*rows_r = NULL;
+	*n_r = 0;
+	*more_r = false;
+	ret = jmysql_begin(jm, error_r);
+	if (ret < 0)
+		return ret;
+	struct jm_arg key[] = { AS(jm->node), AS(handler) };
+
+	ret = jm_run(jm, JS_CURSOR_GET, key, 2, &cr, NULL, "fanout", error_r);
+	if (ret == 0 && cr.n == 0) {
+		ret = jm_run(jm, JS_CURSOR_INIT, key, 2, NULL, NULL, "fanout",
+			     error_r);
+		if (ret == 0)
+			ret = jm_run(jm, JS_CURSOR_GET, key, 2, &cr, NULL,
+				     "fanout", error_r);
+	}
+	if (ret < 0)
+		goto fail;
+	cursor = cr.n > 0 ? jm_int(&cr, 0, 0) : 0;
+	struct jm_arg pa[] = { AI(cursor), AI(limit) };
+
+	ret = jm_run(jm, JS_FANOUT_PAGE, pa, 2, &er, NULL, "fanout", error_r);
+	if (ret < 0)
+		goto fail;
+	if (er.n == 0) {
+		/* keeps a cursor created just now */
+		ret = jmysql_commit(jm, error_r);
+		if (ret < 0)
+			goto fail_done;
+		goto out;
+	}
+	rows = xcalloc(er.n, sizeof(*rows));
+	for (size_t i = 0; i < er.n; i++) {
+		struct journal_event ev;
+
+		jm_row_event(&er, i, 0, &ev);
+		cursor = ev.id;
+		if (!match(ev.type, ctx))
+			continue;
+		struct jm_arg da[] = { AI(ev.id), AS(handler), AS(jm->node) };
+
+		ret = jm_run(jm, JS_FANOUT_ADD, da, 3, NULL, NULL, "fanout",
+			     error_r);
+		if (ret < 0)
+			goto fail;
+		jm_row_copy(&rows[n++], &ev, handler);
+	}
+	struct jm_arg sa[] = { AI(cursor), AS(jm->node), AS(handler) };
+
+	ret = jm_run(jm, JS_CURSOR_SET, sa, 3, NULL, NULL, "fanout", error_r);
+	if (ret == 0)
+		ret = jmysql_commit(jm, error_r);
+	if (ret < 0)
+		goto fail_done;
+	*more_r = er.n == limit;
+	*rows_r = rows;
+	*n_r = n;
+	rows = NULL;
+out:
+	jm_rows_clear(&cr);
+	jm_rows_clear(&er);
+	return 0;
+fail:
+	jmysql_rollback(jm);
+fail_done:
+	jmysql_rows_free(&rows, n);
+	jm_rows_clear(&cr);
+	jm_rows_clear(&er);
+	return ret;
+}
+
+int jmysql_shared_claim(struct jmysql *jm, const char *handler,
+			unsigned limit, unsigned lease_ms,
+			struct jmysql_row **rows_r, size_t *n_r,
+			const char **error_r)
+{
+	struct jm_rows cr = { 0 };
+	struct jmysql_row *rows = NULL;
+	int64_t now = now_ms();
+	size_t n = 0;
+	int ret;
+
+	*rows_r = NULL;
+	*n_r = 0;
+	ret = jmysql_begin(jm, error_r);
+	if (ret < 0)
+		return ret;
+	struct jm_arg ca[] = { AS(handler), AI(now), AI(now), AI(limit) };
+
+	ret = jm_run(jm, JS_CLAIM_SELECT, ca, 4, &cr, NULL, "claim", error_r);
+	if (ret < 0)
+		goto fail;
+	if (cr.n == 0) {
+		jmysql_rollback(jm);
+		goto out;
+	}
+	for (size_t i = 0; i < cr.n; i++) {
+		struct jm_arg sa[] = { AS(jm->node), AI(now + (int64_t)lease_ms),
+				       AI(jm_int(&cr, i, 0)), AS(handler) };
+
+		ret = jm_run(jm, JS_CLAIM_SET, sa, 4, NULL, NULL, "claim",
+			     error_r);
+		if (ret < 0)
+			goto fail;
+	}
+	ret = jmysql_commit(jm, error_r);
+	if (ret < 0)
+		goto out_err;
+	rows = xcalloc(cr.n, sizeof(*rows));
+	for (size_t i = 0; i < cr.n; i++) {
+		struct jm_rows er = { 0 };
+		struct jm_arg ea[] = { AI(jm_int(&cr, i, 0)) };
+		struct journal_event ev;
+
+		ret = jm_run(jm, JS_GET_EVENT, ea, 1, &er, NULL, "claim",
+			     error_r);
+		if (ret < 0) {
+			/* claimed but not loaded: the lease runs out and
+			 * someone takes them again */
+			jm_rows_clear(&er);
+			break;
+		}
+		if (er.n == 0) {
+			jm_rows_clear(&er);
+			continue;
+		}
+		jm_row_event(&er, 0, 0, &ev);
+		jm_row_copy(&rows[n], &ev, handler);
+		rows[n].d.attempts = (unsigned)jm_int(&cr, i, 1);
+		rows[n].d.state = (enum delivery_state)jm_int(&cr, i, 2);
+		rows[n].d.next_ms = jm_int(&cr, i, 3);
+		n++;
+		jm_rows_clear(&er);
+	}
+	*rows_r = rows;
+	*n_r = n;
+out:
+	jm_rows_clear(&cr);
+	return 0;
+fail:
+	jmysql_rollback(jm);
+out_err:
+	jm_rows_clear(&cr);
+	return ret;
+}
+
+int jmysql_shared_renew(struct jmysql *jm, unsigned lease_ms,
+			const char **error_r)
+{
+	struct jm_arg a[] = { AI(now_ms() + (int64_t)lease_ms), AS(jm->node) };
+
+	return jm_run(jm, JS_RENEW, a, 2, NULL, NULL, "renew", error_r);
+}
+
+int jmysql_shared_release(struct jmysql *jm, const char **error_r)
+{
+	struct jm_arg a[] = { AS(jm->node) };
+
+	return jm_run(jm, JS_RELEASE, a, 1, NULL, NULL, "release", error_r);
+}
+
+int jmysql_cursors_forget(struct jmysql *jm, const char **error_r)
+{
+	struct jm_rows r = { 0 };
+	struct jm_arg a[] = { AS(jm->node) };
+	int ret = jm_run_sql(jm, "SELECT handler FROM cursors WHERE node = ?", a,
+			     1, &r, NULL, "cursors", error_r);
+
+	for (size_t i = 0; ret == 0 && i < r.n; i++) {
+		const char *h = jm_text(&r, i, 0);
+
+		if (jmysql_mode(jm, h) == JMYSQL_FANOUT)
+			continue;
+		struct jm_arg d[] = { AS(jm->node), AS(h) };
+
+		ret = jm_run_sql(jm, "DELETE FROM cursors WHERE node = ? AND"
+				     " handler = ?", d, 2, NULL, NULL, "cursors",
+				 error_r);
+	}
+	jm_rows_clear(&r);
+	return ret;
+}
+
+int jmysql_heartbeat(struct jmysql *jm, int64_t started_ms,
+		     const char *version, const char *last_error,
+		     const char **error_r)
+{
+	struct jm_arg a[] = { AS(jm->node), AI(now_ms()), AI(started_ms),
+			      AS(version), AS(last_error) };
+
+	return jm_run(jm, JS_HEARTBEAT, a, 5, NULL, NULL, "heartbeat", error_r);
+}
+
+int jmysql_cluster_status(struct jmysql *jm, int64_t dead_after_ms,
+			  json_t **nodes_r, const char **error_r)
+{
+	struct jm_rows r = { 0 };
+	int64_t now = now_ms();
+	json_t *nodes;
+	int ret;
+
+	/* lag: events not yet past the node's fan-out cursors, plus its
+	 * unfinished deliveries */
+	ret = jm_run_sql(
+		jm,
+		"SELECT n.name, n.heartbeat_ms, n.started_ms, n.version,"
+		" n.last_error,"
+		" (SELECT COALESCE(SUM((SELECT count(*) FROM events e"
+		"   WHERE e.id > c.last_event_id)), 0)"
+		"   FROM cursors c WHERE c.node = n.name),"
+		" (SELECT count(*) FROM deliveries d WHERE (d.node = n.name OR"
+		"   (d.node = '' AND d.claimed_by = n.name)) AND d.state = 0),"
+		" (SELECT count(*) FROM deliveries d WHERE (d.node = n.name OR"
+		"   (d.node = '' AND d.claimed_by = n.name)) AND d.state = 2),"
+		" (SELECT count(*) FROM deliveries d WHERE (d.node = n.name OR"
+		"   (d.node = '' AND d.claimed_by = n.name)) AND d.state = 3)"
+		" FROM nodes n ORDER BY n.name",
+		NULL, 0, &r, NULL, "cluster status", error_r);
+	if (ret < 0)
+		return ret;
+	nodes = json_array();
+	for (size_t i = 0; i < r.n; i++) {
+		json_t *o = json_object();
+		int64_t hb = jm_int(&r, i, 1);
+
+		json_object_set_new(o, "name", json_string(jm_text(&r, i, 0)));
+		json_object_set_new(o, "heartbeat_ms", json_integer(hb));
+		json_object_set_new(o, "age_ms", json_integer(now - hb));
+		json_object_set_new(o, "alive",
+				    json_boolean(now - hb < dead_after_ms));
+		json_object_set_new(o, "started_ms",
+				    json_integer(jm_int(&r, i, 2)));
+		json_object_set_new(o, "version",
+				    json_string(jm_text(&r, i, 3)));
+		json_object_set_new(o, "last_error",
+				    jm_cell(&r, i, 4) != NULL
+					    ? json_string(jm_cell(&r, i, 4))
+					    : json_null());
+		json_object_set_new(o, "lag", json_integer(jm_int(&r, i, 5) +
+							   jm_int(&r, i, 6) +
+							   jm_int(&r, i, 7)));
+		json_object_set_new(o, "pending",
+				    json_integer(jm_int(&r, i, 6)));
+		json_object_set_new(o, "failed",
+				    json_integer(jm_int(&r, i, 7)));
+		json_object_set_new(o, "dead", json_integer(jm_int(&r, i, 8)));
+		json_array_append_new(nodes, o);
+	}
+	jm_rows_clear(&r);
+	*nodes_r = nodes;
+	return 0;
+}
