@@ -173,8 +173,12 @@ is "$got" 1000 "shared: after kill -9 of A, its unfinished claims were run by B 
 dups=$(( $(seqs "$T/SA.log" "$T/SB.log" | grep -c '^20...$') - got ))
 diag "duplicates after kill -9 (in flight at the kill, at least once): $dups"
 ok "$([ "$dups" -le 320 ] && echo 0 || echo 1)" "shared: only what A had claimed ran twice (at most 320)"
-is "$(sql "SELECT count(*) FROM deliveries WHERE node = '' AND state <> 1 AND event_id IN (SELECT id FROM events WHERE type = 'test.shared')")" 0 \
-	"shared: no shared delivery left unfinished"
+# the log line is written before the delivery's result is committed: wait
+# for the results to reach the journal
+unfinished() { sql "SELECT count(*) FROM deliveries WHERE node = '' AND state <> 1 AND event_id IN (SELECT id FROM events WHERE type = 'test.shared')"; }
+no_unfinished() { [ "$(unfinished)" = 0 ]; }
+wait_for 30 no_unfinished
+is "$(unfinished)" 0 "shared: no shared delivery left unfinished"
 a_dead() { nctl B --json cluster status | python3 -c 'import json,sys; a=[n for n in json.load(sys.stdin) if n["name"]=="A"]; sys.exit(0 if a and not a[0]["alive"] else 1)'; }
 wait_for 15 a_dead
 ok $? "cluster status: A shown dead once its heartbeat stopped"
