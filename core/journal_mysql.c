@@ -21,6 +21,11 @@
 #define JM_PAGE 512
 #define JM_PRUNE_CHUNK 500
 #define JM_QUERY_DEFAULT_LIMIT 100
+/* multi-row statements: 1, 2, 4 .. 2^(JM_MULTI_SIZES-1) rows, each size
+ * prepared once per connection; a statement carries at most JM_MULTI_BYTES
+ * of parameter data (unless one row alone is larger) */
+#define JM_MULTI_SIZES 9
+#define JM_MULTI_BYTES (1024 * 1024)
 
 static const char *const jm_schema[] = {
 	"CREATE TABLE IF NOT EXISTS events ("
@@ -91,6 +96,7 @@ enum jm_stmt {
 	JS_RENEW,
 	JS_RELEASE,
 	JS_HEARTBEAT,
+	JS_MAX_ID,
 	JS_COUNT
 };
 
@@ -136,6 +142,7 @@ static const char *const jm_sql[JS_COUNT] = {
 		     " WHERE claimed_by = ? AND state IN (0, 2) AND node = ''",
 	[JS_RELEASE] = "UPDATE deliveries SET lease_until = 0"
 		       " WHERE claimed_by = ? AND state IN (0, 2) AND node = ''",
+	[JS_MAX_ID] = "SELECT COALESCE(MAX(id), 0) FROM events",
 	[JS_HEARTBEAT] = "INSERT INTO nodes (name, heartbeat_ms, started_ms,"
 			 " version, last_error) VALUES (?, ?, ?, ?, ?)"
 			 " ON DUPLICATE KEY UPDATE heartbeat_ms ="
@@ -144,9 +151,59 @@ static const char *const jm_sql[JS_COUNT] = {
 			 " last_error = VALUES(last_error)",
 };
 
+/* The multi-row statements: a head, then one row shape repeated. */
+enum jm_multi {
+	JM_EVENTS,      /* events with ids allocated under the seq lock */
+	JM_DADD,        /* new delivery rows */
+	JM_FANOUT_ADD,  /* fan-out delivery rows, present ones kept */
+	JM_DUPDATE,     /* delivery updates, joined on the primary key */
+	JM_MULTI_COUNT
+};
+
+static const struct {
+	const char *head, *first, *row, *tail;
+	size_t cols;
+} jm_multi_sql[JM_MULTI_COUNT] = {
+	[JM_EVENTS] = { "INSERT INTO events (id, type, subject, source, node,"
+			" time_ms, payload) VALUES ", "(?, ?, ?, ?, ?, ?, ?)",
+			", (?, ?, ?, ?, ?, ?, ?)", "", 7 },
+	[JM_DADD] = { "INSERT INTO deliveries (event_id, handler, node) VALUES ",
+		      "(?, ?, ?)", ", (?, ?, ?)", "", 3 },
+	[JM_FANOUT_ADD] = { "INSERT IGNORE INTO deliveries (event_id, handler,"
+			    " node) VALUES ", "(?, ?, ?)", ", (?, ?, ?)", "",
+			    3 },
+	[JM_DUPDATE] = {
+		"UPDATE deliveries d JOIN (",
+		"SELECT ? AS event_id, ? AS handler, ? AS node, ? AS state,"
+		" ? AS attempts, ? AS next_ms, ? AS last_error,"
+		" ? AS duration_us",
+		" UNION ALL SELECT ?, ?, ?, ?, ?, ?, ?, ?",
+		") v ON d.event_id = v.event_id"
+		" AND d.handler = v.handler COLLATE utf8mb4_bin"
+		" AND d.node = v.node COLLATE utf8mb4_bin"
+		" SET d.state = v.state, d.attempts = v.attempts,"
+		" d.next_ms = v.next_ms, d.last_error = v.last_error,"
+		" d.duration_us = v.duration_us", 8 },
+};
+
+/* Rows of one multi-row statement kind waiting for the commit; strings
+ * owned. */
+struct jm_buf {
+	struct jm_arg *a;
+	size_t n, cap; /* parameters */
+	size_t rows;
+};
+
 struct jmysql {
 	MYSQL *m;
 	MYSQL_STMT *st[JS_COUNT];
+	MYSQL_STMT *multi[JM_MULTI_COUNT][JM_MULTI_SIZES];
+	/* a transaction's appends, delivery adds and updates, sent at commit
+	 * (or before any other statement) as multi-row statements */
+	struct jm_buf buf[JM_MULTI_COUNT];
+	struct hmap *updated; /* "event_id\thandler" of buf[JM_DUPDATE] */
+	int64_t next_id;      /* next event id while seq is locked */
+	bool flushing, flush_failed;
 	char *host, *socket, *user, *password, *database, *node;
 	unsigned port;
 	char *where;  /* "user@host:port/db", for messages */
@@ -261,6 +318,12 @@ static void jm_disconnect(struct jmysql *jm)
 			mysql_stmt_close(jm->st[i]);
 		jm->st[i] = NULL;
 	}
+	for (int k = 0; k < JM_MULTI_COUNT; k++)
+		for (int i = 0; i < JM_MULTI_SIZES; i++) {
+			if (jm->multi[k][i] != NULL)
+				mysql_stmt_close(jm->multi[k][i]);
+			jm->multi[k][i] = NULL;
+		}
 	if (jm->m != NULL)
 		mysql_close(jm->m);
 	jm->m = NULL;
@@ -341,7 +404,7 @@ static int jm_exec_stmt(struct jmysql *jm, MYSQL_STMT *st,
 			struct jm_rows *rows, uint64_t *affected_r,
 			const char *op, const char **error_r)
 {
-	MYSQL_BIND pb[16], *rb = NULL;
+	MYSQL_BIND pb_small[16], *pb = pb_small, *rb = NULL;
 	unsigned long *lens = NULL;
 	my_bool *nulls = NULL;
 	char **bufs = NULL;
@@ -349,11 +412,14 @@ static int jm_exec_stmt(struct jmysql *jm, MYSQL_STMT *st,
 	size_t ncols = 0;
 	int ret = 0, rc;
 
-	if (nargs > 16 || mysql_stmt_param_count(st) != nargs) {
+	if (mysql_stmt_param_count(st) != nargs) {
 		jm_set_error(jm, error_r, op, "wrong parameter count");
 		return -EINVAL;
 	}
-	memset(pb, 0, sizeof(pb));
+	if (nargs > 16)
+		pb = xcalloc(nargs, sizeof(*pb));
+	else
+		memset(pb_small, 0, sizeof(pb_small));
 	for (size_t i = 0; i < nargs; i++) {
 		if (args[i].t == 'i') {
 			pb[i].buffer_type = MYSQL_TYPE_LONGLONG;
@@ -366,7 +432,10 @@ static int jm_exec_stmt(struct jmysql *jm, MYSQL_STMT *st,
 			pb[i].buffer_length = strlen(args[i].s);
 		}
 	}
-	if (nargs > 0 && mysql_stmt_bind_param(st, pb) != 0)
+	rc = nargs > 0 ? mysql_stmt_bind_param(st, pb) : 0;
+	if (pb != pb_small)
+		free(pb);
+	if (rc != 0)
 		return jm_fail(jm, st, error_r, op);
 	if (mysql_stmt_execute(st) != 0)
 		return jm_fail(jm, st, error_r, op);
@@ -446,6 +515,167 @@ out:
 	return ret;
 }
 
+/* Prepare (or reuse) kind's statement for 2^k rows. */
+static int jm_multi_stmt(struct jmysql *jm, enum jm_multi kind, unsigned k,
+			 MYSQL_STMT **st_r, const char *op,
+			 const char **error_r)
+{
+	size_t rows = (size_t)1 << k;
+	MYSQL_STMT *st;
+	char *sql, *p;
+	size_t len;
+	int ret;
+
+	if (jm->multi[kind][k] != NULL) {
+		*st_r = jm->multi[kind][k];
+		return 0;
+	}
+	len = strlen(jm_multi_sql[kind].head) + strlen(jm_multi_sql[kind].first) +
+	      (rows - 1) * strlen(jm_multi_sql[kind].row) +
+	      strlen(jm_multi_sql[kind].tail) + 1;
+	p = sql = xmalloc(len);
+	p = stpcpy(p, jm_multi_sql[kind].head);
+	p = stpcpy(p, jm_multi_sql[kind].first);
+	for (size_t i = 1; i < rows; i++)
+		p = stpcpy(p, jm_multi_sql[kind].row);
+	stpcpy(p, jm_multi_sql[kind].tail);
+	st = mysql_stmt_init(jm->m);
+	if (st == NULL) {
+		free(sql);
+		return jm_fail(jm, NULL, error_r, op);
+	}
+	if (mysql_stmt_prepare(st, sql, strlen(sql)) != 0) {
+		ret = jm_fail(jm, st, error_r, op);
+		mysql_stmt_close(st);
+		free(sql);
+		return ret;
+	}
+	free(sql);
+	*st_r = jm->multi[kind][k] = st;
+	return 0;
+}
+
+static size_t jm_arg_bytes(const struct jm_arg *a, size_t n)
+{
+	size_t bytes = 0;
+
+	for (size_t i = 0; i < n; i++)
+		bytes += a[i].t == 's' && a[i].s != NULL ? strlen(a[i].s) + 4 : 9;
+	return bytes;
+}
+
+/* Run kind's statement over rows rows of args (cols each), as few
+ * multi-row statements as the sizes and JM_MULTI_BYTES allow.  *affected_r
+ * (may be NULL) gets the sum of the matched rows. */
+static int jm_multi_exec(struct jmysql *jm, enum jm_multi kind,
+			 const struct jm_arg *args, size_t rows,
+			 uint64_t *affected_r, const char *op,
+			 const char **error_r)
+{
+	size_t cols = jm_multi_sql[kind].cols, done = 0;
+	uint64_t total = 0;
+	int ret = jm_ensure(jm, error_r);
+
+	while (ret == 0 && done < rows) {
+		const struct jm_arg *a = args + done * cols;
+		unsigned k = JM_MULTI_SIZES - 1;
+		MYSQL_STMT *st = NULL;
+		uint64_t n = 0;
+
+		while (k > 0 && (((size_t)1 << k) > rows - done ||
+				 jm_arg_bytes(a, ((size_t)1 << k) * cols) >
+					 JM_MULTI_BYTES))
+			k--;
+		ret = jm_multi_stmt(jm, kind, k, &st, op, error_r);
+		if (ret == 0)
+			ret = jm_exec_stmt(jm, st, a, ((size_t)1 << k) * cols,
+					   NULL, &n, op, error_r);
+		total += n;
+		done += (size_t)1 << k;
+	}
+	if (affected_r != NULL)
+		*affected_r = total;
+	return ret;
+}
+
+static void jm_buf_clear(struct jm_buf *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		if (b->a[i].t == 's')
+			free((char *)b->a[i].s);
+	b->n = 0;
+	b->rows = 0;
+}
+
+static void jm_buf_free(struct jm_buf *b)
+{
+	jm_buf_clear(b);
+	free(b->a);
+	*b = (struct jm_buf){ 0 };
+}
+
+/* Append one row (strings copied). */
+static void jm_buf_row(struct jm_buf *b, const struct jm_arg *a, size_t n)
+{
+	if (b->n + n > b->cap) {
+		b->cap = b->cap ? b->cap * 2 : 256;
+		if (b->cap < b->n + n)
+			b->cap = b->n + n;
+		b->a = xrealloc(b->a, b->cap * sizeof(*b->a));
+	}
+	for (size_t i = 0; i < n; i++) {
+		b->a[b->n] = a[i];
+		if (a[i].t == 's' && a[i].s != NULL)
+			b->a[b->n].s = xstrdup(a[i].s);
+		b->n++;
+	}
+	b->rows++;
+}
+
+/* Forget the rows of the transaction not sent yet. */
+static void jm_pending_clear(struct jmysql *jm)
+{
+	for (int k = 0; k < JM_MULTI_COUNT; k++)
+		jm_buf_clear(&jm->buf[k]);
+	if (jm->updated != NULL)
+		hmap_free(&jm->updated, NULL);
+}
+
+/* Send the buffered rows: events, then new deliveries, then updates (the
+ * order the engine makes them in).  Updates of rows that are gone (pruned)
+ * are skipped, as journal_delivery_update's -ENOENT is by its callers. */
+static int jm_pending_flush(struct jmysql *jm, const char **error_r)
+{
+	static const enum jm_multi order[] = { JM_EVENTS, JM_DADD,
+					       JM_DUPDATE };
+	int ret = 0;
+
+	if (jm->flushing)
+		return 0;
+	jm->flushing = true;
+	for (size_t i = 0; ret == 0 && i < sizeof(order) / sizeof(order[0]);
+	     i++) {
+		struct jm_buf *b = &jm->buf[order[i]];
+
+		if (b->rows > 0)
+			ret = jm_multi_exec(jm, order[i], b->a, b->rows, NULL,
+					    "commit", error_r);
+	}
+	jm->flushing = false;
+	jm_pending_clear(jm);
+	if (ret < 0)
+		jm->flush_failed = true; /* the transaction cannot commit */
+	return ret;
+}
+
+static bool jm_pending(const struct jmysql *jm)
+{
+	for (int k = 0; k < JM_MULTI_COUNT; k++)
+		if (jm->buf[k].rows > 0)
+			return true;
+	return false;
+}
+
 /* A cached statement: prepared on first use after each connect. */
 static int jm_run(struct jmysql *jm, enum jm_stmt which,
 		  const struct jm_arg *args, size_t nargs, struct jm_rows *rows,
@@ -453,6 +683,9 @@ static int jm_run(struct jmysql *jm, enum jm_stmt which,
 {
 	int ret = jm_ensure(jm, error_r);
 
+	/* every statement sees the transaction's earlier writes */
+	if (ret == 0 && jm_pending(jm))
+		ret = jm_pending_flush(jm, error_r);
 	if (ret < 0)
 		return ret;
 	if (jm->st[which] == NULL) {
@@ -481,6 +714,8 @@ static int jm_run_sql(struct jmysql *jm, const char *sql,
 	int ret = jm_ensure(jm, error_r);
 	MYSQL_STMT *st;
 
+	if (ret == 0 && jm_pending(jm))
+		ret = jm_pending_flush(jm, error_r);
 	if (ret < 0)
 		return ret;
 	st = mysql_stmt_init(jm->m);
@@ -594,6 +829,9 @@ void jmysql_close(struct jmysql **jmp)
 		mysql_rollback(jm->m);
 	jm_disconnect(jm);
 	hmap_free(&jm->modes, NULL);
+	jm_pending_clear(jm);
+	for (int k = 0; k < JM_MULTI_COUNT; k++)
+		jm_buf_free(&jm->buf[k]);
 	if (jm->password != NULL)
 		explicit_bzero(jm->password, strlen(jm->password));
 	free(jm->password);
@@ -652,25 +890,41 @@ int jmysql_begin(struct jmysql *jm, const char **error_r)
 		return ret;
 	jm->in_tx = true;
 	jm->seq_locked = false;
+	jm->flush_failed = false;
+	jm_pending_clear(jm);
 	return 0;
 }
 
 int jmysql_commit(struct jmysql *jm, const char **error_r)
 {
+	int ret;
+
 	if (!jm->in_tx) {
 		jm_set_error(jm, error_r, "commit", "no transaction open");
 		return -EINVAL;
 	}
+	ret = jm_pending(jm) && !jm->broken ? jm_pending_flush(jm, error_r) : 0;
+	jm_pending_clear(jm);
+	if (ret == 0 && jm->flush_failed) {
+		jm_set_error(jm, error_r, "commit",
+			     "a write of the transaction failed");
+		ret = -EIO;
+	}
 	jm->in_tx = false;
 	jm->seq_locked = false;
+	jm->flush_failed = false;
+	if (ret < 0) {
+		if (!jm->broken)
+			mysql_rollback(jm->m);
+		return ret;
+	}
 	if (jm->broken) {
 		jm_set_error(jm, error_r, "commit",
 			     "the connection was lost in the transaction");
 		return -EPIPE;
 	}
 	if (mysql_commit(jm->m) != 0) {
-		int ret = jm_fail(jm, NULL, error_r, "commit");
-
+		ret = jm_fail(jm, NULL, error_r, "commit");
 		if (!jm->broken)
 			mysql_rollback(jm->m);
 		return ret;
@@ -684,6 +938,8 @@ void jmysql_rollback(struct jmysql *jm)
 		mysql_rollback(jm->m);
 	jm->in_tx = false;
 	jm->seq_locked = false;
+	jm->flush_failed = false;
+	jm_pending_clear(jm);
 }
 
 /* ---- the hot path ---- */
@@ -703,9 +959,32 @@ int jmysql_append(struct jmysql *jm, struct journal_event *ev,
 		ret = jm_run(jm, JS_LOCK_SEQ, NULL, 0, &r, NULL, "append",
 			     error_r);
 		jm_rows_clear(&r);
+		/* in a transaction, the ids come from here: nobody else can
+		 * append until it ends (READ COMMITTED: the newest id) */
+		if (ret == 0 && jm->in_tx)
+			ret = jm_run(jm, JS_MAX_ID, NULL, 0, &r, NULL, "append",
+				     error_r);
+		if (ret == 0 && jm->in_tx)
+			jm->next_id = (r.n > 0 ? jm_int(&r, 0, 0) : 0) + 1;
+		jm_rows_clear(&r);
 		if (ret < 0)
 			return ret;
 		jm->seq_locked = jm->in_tx;
+	}
+	if (jm->seq_locked) {
+		/* sent with the others at commit */
+		struct jm_arg row[] = {
+			AI(jm->next_id), AS(ev->type),
+			AS(ev->subject ? ev->subject : ""),
+			AS(ev->source ? ev->source : ""),
+			AS(ev->node ? ev->node : jm->node),
+			AI(ev->time_ms != 0 ? ev->time_ms : now_ms()),
+			AS(ev->payload ? ev->payload : "{}"),
+		};
+
+		jm_buf_row(&jm->buf[JM_EVENTS], row, 7);
+		ev->id = jm->next_id++;
+		return 0;
 	}
 	struct jm_arg a[] = {
 		AS(ev->type), AS(ev->subject ? ev->subject : ""),
@@ -727,6 +1006,11 @@ int jmysql_delivery_add(struct jmysql *jm, int64_t event_id,
 	struct jm_arg a[] = { AI(event_id), AS(handler),
 			      AS(jm_row_node(jm, handler)) };
 
+	if (jm->in_tx && !jm->broken) {
+		/* sent with the others at commit */
+		jm_buf_row(&jm->buf[JM_DADD], a, 3);
+		return 0;
+	}
 	return jm_run(jm, JS_DELIVERY_ADD, a, 3, NULL, NULL, "delivery add",
 		      error_r);
 }
@@ -740,9 +1024,34 @@ int jmysql_delivery_update(struct jmysql *jm, const struct journal_delivery *d,
 		AS(d->handler), AS(jm_row_node(jm, d->handler)),
 	};
 	uint64_t n = 0;
-	int ret = jm_run(jm, JS_DELIVERY_UPDATE, a, 8, NULL, &n,
-			 "delivery update", error_r);
+	int ret;
 
+	if (jm->in_tx && !jm->broken) {
+		/* sent with the others at commit; a second update of the same
+		 * row sends the first ones before it */
+		char key[200];
+		struct jm_arg row[] = {
+			AI(d->event_id), AS(d->handler),
+			AS(jm_row_node(jm, d->handler)), AI(d->state),
+			AI(d->attempts), AI(d->next_ms), AS(d->last_error),
+			AI(d->duration_us),
+		};
+
+		snprintf(key, sizeof(key), "%" PRId64 "\t%s", d->event_id,
+			 d->handler);
+		if (jm->updated != NULL && hmap_get(jm->updated, key) != NULL) {
+			ret = jm_pending_flush(jm, error_r);
+			if (ret < 0)
+				return ret;
+		}
+		if (jm->updated == NULL)
+			jm->updated = hmap_new();
+		hmap_put(jm->updated, key, (void *)1);
+		jm_buf_row(&jm->buf[JM_DUPDATE], row, 8);
+		return 0;
+	}
+	ret = jm_run(jm, JS_DELIVERY_UPDATE, a, 8, NULL, &n,
+		     "delivery update", error_r);
 	if (ret < 0)
 		return ret;
 	if (n == 0) {
@@ -1187,6 +1496,7 @@ int jmysql_fanout_fetch(struct jmysql *jm, const char *handler,
 {
 	struct jm_rows cr = { 0 }, er = { 0 };
 	struct jmysql_row *rows = NULL;
+	struct jm_arg *da = NULL;
 	size_t n = 0;
 	int64_t cursor;
 	int ret;
@@ -1223,6 +1533,7 @@ int jmysql_fanout_fetch(struct jmysql *jm, const char *handler,
 		goto out;
 	}
 	rows = xcalloc(er.n, sizeof(*rows));
+	da = xcalloc(er.n * 3, sizeof(*da));
 	for (size_t i = 0; i < er.n; i++) {
 		struct journal_event ev;
 
@@ -1230,14 +1541,19 @@ int jmysql_fanout_fetch(struct jmysql *jm, const char *handler,
 		cursor = ev.id;
 		if (!match(ev.type, ctx))
 			continue;
-		struct jm_arg da[] = { AI(ev.id), AS(handler), AS(jm->node) };
-
-		ret = jm_run(jm, JS_FANOUT_ADD, da, 3, NULL, NULL, "fanout",
-			     error_r);
-		if (ret < 0)
-			goto fail;
+		da[n * 3] = AI(ev.id);
+		da[n * 3 + 1] = AS(handler);
+		da[n * 3 + 2] = AS(jm->node);
 		jm_row_copy(&rows[n++], &ev, handler);
 	}
+	/* the page's delivery rows in a few multi-row statements */
+	ret = n > 0 ? jm_multi_exec(jm, JM_FANOUT_ADD, da, n, NULL, "fanout",
+				    error_r)
+		    : 0;
+	free(da);
+	da = NULL;
+	if (ret < 0)
+		goto fail;
 	struct jm_arg sa[] = { AI(cursor), AS(jm->node), AS(handler) };
 
 	ret = jm_run(jm, JS_CURSOR_SET, sa, 3, NULL, NULL, "fanout", error_r);
