@@ -25,6 +25,7 @@
 #include <uv.h>
 
 #include "classify.h"
+#include "dispatch.h"
 #include "engine.h"
 #include "hmap.h"
 #include "log.h"
@@ -40,7 +41,17 @@
 #define WATCH_CHUNK 512            /* paths processed per loop turn */
 #define WATCH_FLUSH_MS 200
 #define WATCH_FLUSH_BATCH 4096
-#define WATCH_MAX_INFLIGHT 4096    /* changes submitted, not yet journaled */
+#define WATCH_MAX_INFLIGHT 1024    /* changes submitted, not yet journaled
+				    (each holds its events: memory) */
+/* Deliveries queued in memory past which settled paths wait (as dirty
+ * paths, ~100 B each) instead of becoming events: below the engine's
+ * spill mark (8192), so a burst is never spilled to the journal and read
+ * back, and the queue's memory stays bounded. */
+#define WATCH_QUEUE_HIGH 4096
+#define WATCH_QUEUE_RETRY_MS 5
+/* ... but only while the queue drains: stuck that long (failing handlers
+ * waiting for their retries), paths go on and the engine spills. */
+#define WATCH_QUEUE_STUCK_MS 1000
 
 struct watch_dir {
 	int wd;
@@ -124,6 +135,8 @@ struct watch {
 	uv_timer_t lost_timer;
 	bool lost_reconcile;   /* the lost timer reconciles too */
 	bool throttled;        /* too many changes not yet journaled */
+	int64_t qwait_ms;      /* delivery queue seen full since (0: not) */
+	unsigned qwait_low;    /* lowest queue length seen since then */
 	uv_idle_t recon_idle;
 	struct recon_job *job;
 	bool recon_again;
@@ -641,6 +654,25 @@ static void watch_dirty_created(struct watch *w, const char *path)
 	dirty_append(w, &w->created, d);
 }
 
+/* True while settled paths should wait for the delivery queue to drain
+ * (see WATCH_QUEUE_HIGH and WATCH_QUEUE_STUCK_MS). */
+static bool watch_queue_full(struct watch *w, int64_t now)
+{
+	struct dispatch *dp = engine_dispatch(w->e);
+	unsigned q = dp != NULL ? dispatch_queued(dp) : 0;
+
+	if (q < WATCH_QUEUE_HIGH) {
+		w->qwait_ms = 0;
+		return false;
+	}
+	if (w->qwait_ms == 0 || q < w->qwait_low) {
+		w->qwait_ms = now; /* draining: keep waiting */
+		w->qwait_low = q;
+		return true;
+	}
+	return now - w->qwait_ms < WATCH_QUEUE_STUCK_MS;
+}
+
 static void settle_cb(uv_timer_t *t)
 {
 	struct dlist *l = t->data;
@@ -650,6 +682,12 @@ static void settle_cb(uv_timer_t *t)
 
 	watch_drain(w); /* keep the kernel queue short under a burst */
 
+	if (l->head != NULL && l->head->deadline_ms <= now && !w->stopping &&
+	    watch_queue_full(w, now)) {
+		/* deliveries lag: paths wait here, retried shortly */
+		uv_timer_start(&l->timer, settle_cb, WATCH_QUEUE_RETRY_MS, 0);
+		return;
+	}
 	while (l->head != NULL && l->head->deadline_ms <= now &&
 	       n < WATCH_CHUNK && !w->stopping) {
 		if (w->inflight >= WATCH_MAX_INFLIGHT) {
