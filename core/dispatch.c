@@ -206,24 +206,77 @@ static void dispatch_start(struct dispatch *dp, struct lane *l)
 	h->ops->deliver(h, d);
 }
 
+/* A handler's share of the slots: three quarters of the concurrency (all
+ * of it below 4).  Past its share a handler's lanes run only when no other
+ * handler's lane wants the slot, so a handler whose deliveries are slow or
+ * failing (1,000 retries of a broken hook) never starves the others, and a
+ * handler alone still gets every slot. */
+static unsigned dispatch_handler_share(const struct dispatch *dp)
+{
+	unsigned n = dp->set.concurrency;
+
+	return n < 4 ? n : n - n / 4;
+}
+
+static struct lane *dispatch_ready_pop(struct dispatch *dp)
+{
+	struct lane *l = dp->ready_head;
+
+	dp->ready_head = l->ready_next;
+	if (dp->ready_head == NULL)
+		dp->ready_tail = NULL;
+	l->ready_next = NULL;
+	return l;
+}
+
 static void dispatch_pump(struct dispatch *dp)
 {
+	/* lanes of handlers past their share, in ready order; they keep
+	 * l->ready set while held here */
+	struct lane *over = NULL, *over_tail = NULL;
+
 	if (dp->pumping || dp->paused)
 		return;
 	dp->pumping = true;
 	while (dp->inflight < dp->set.concurrency && dp->ready_head != NULL) {
-		struct lane *l = dp->ready_head;
+		struct lane *l = dispatch_ready_pop(dp);
 
-		dp->ready_head = l->ready_next;
-		if (dp->ready_head == NULL)
-			dp->ready_tail = NULL;
-		l->ready = false;
 		if (l->h->serial && l->h->inflight > 0) {
 			/* busy serial handler: unparked when its call ends */
+			l->ready = false;
+			l->parked = true;
+			continue;
+		}
+		if (l->h->inflight >= dispatch_handler_share(dp)) {
+			if (over_tail != NULL)
+				over_tail->ready_next = l;
+			else
+				over = l;
+			over_tail = l;
+			continue;
+		}
+		l->ready = false;
+		dispatch_start(dp, l);
+	}
+	/* slots nobody else wanted go to the lanes past their share */
+	while (over != NULL && dp->inflight < dp->set.concurrency) {
+		struct lane *l = over;
+
+		over = l->ready_next;
+		l->ready_next = NULL;
+		l->ready = false;
+		if (l->h->serial && l->h->inflight > 0) {
 			l->parked = true;
 			continue;
 		}
 		dispatch_start(dp, l);
+	}
+	if (over != NULL) {
+		/* back to the head of the ready list, in their order */
+		over_tail->ready_next = dp->ready_head;
+		if (dp->ready_head == NULL)
+			dp->ready_tail = over_tail;
+		dp->ready_head = over;
 	}
 	dp->pumping = false;
 }

@@ -264,6 +264,50 @@ static void test_concurrency_limit(void **state)
 	finish(&loop, &dp, &h, 1);
 }
 
+static bool fake_called(void *ctx)
+{
+	return ((struct fake *)ctx)->calls > 0;
+}
+
+/* A slow handler with many subjects ready does not hold every slot: past
+ * its share (3 of 4 slots) another handler's lane goes first, so b runs at
+ * a's first completion, not after all 20 of a's lanes have started. */
+static void test_handler_share(void **state)
+{
+	uv_loop_t loop;
+	struct fake fa = { .loop = &loop, .delay_ms = 50 };
+	struct fake fb = { .loop = &loop };
+	struct handler *hs[2];
+	struct dispatch *dp;
+	unsigned want = 21;
+
+	(void)state;
+	uv_loop_init(&loop);
+	dp = mkdispatch(&loop, 4, 3, 5000);
+	hs[0] = fake_handler("a", &fa);
+	hs[1] = fake_handler("b", &fb);
+	for (int i = 1; i <= 20; i++) {
+		char subj[16];
+		struct event *ev;
+
+		snprintf(subj, sizeof(subj), "s%d.com", i);
+		ev = mkev(i, subj);
+		dispatch_enqueue(dp, hs[0], ev, 0, DELIVERY_PENDING, 0);
+		event_unref(&ev);
+	}
+	struct event *ev = mkev(21, "other.com");
+
+	dispatch_enqueue(dp, hs[1], ev, 0, DELIVERY_PENDING, 0);
+	event_unref(&ev);
+	/* alone, a takes all four slots */
+	assert_int_equal(fa.inflight, 4);
+	run_until(&loop, fake_called, &fb);
+	assert_true(fa.calls < 12);
+	run_until(&loop, results_at_least, &want);
+	assert_int_equal(fa.max_inflight, 4);
+	finish(&loop, &dp, hs, 2);
+}
+
 /* A failing delivery is retried after a backoff (state failed, attempts
  * counted), then done; the next event of the subject waits for it. */
 static void test_retry_then_done(void **state)
@@ -501,6 +545,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_order_per_subject),
 		cmocka_unit_test(test_concurrency_limit),
+		cmocka_unit_test(test_handler_share),
 		cmocka_unit_test(test_retry_then_done),
 		cmocka_unit_test(test_dead_and_isolation),
 		cmocka_unit_test(test_timeout),
