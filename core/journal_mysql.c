@@ -156,7 +156,9 @@ enum jm_multi {
 	JM_EVENTS,      /* events with ids allocated under the seq lock */
 	JM_DADD,        /* new delivery rows */
 	JM_FANOUT_ADD,  /* fan-out delivery rows, present ones kept */
-	JM_DUPDATE,     /* delivery updates, joined on the primary key */
+	JM_DUPDATE,     /* delivery updates without last_error: one UPDATE
+			 * per handler with CASE over event ids */
+	JM_DUPDATE_ERR, /* delivery updates with last_error (failures) */
 	JM_MULTI_COUNT
 };
 
@@ -172,18 +174,10 @@ static const struct {
 	[JM_FANOUT_ADD] = { "INSERT IGNORE INTO deliveries (event_id, handler,"
 			    " node) VALUES ", "(?, ?, ?)", ", (?, ?, ?)", "",
 			    3 },
-	[JM_DUPDATE] = {
-		"UPDATE deliveries d JOIN (",
-		"SELECT ? AS event_id, ? AS handler, ? AS node, ? AS state,"
-		" ? AS attempts, ? AS next_ms, ? AS last_error,"
-		" ? AS duration_us",
-		" UNION ALL SELECT ?, ?, ?, ?, ?, ?, ?, ?",
-		") v ON d.event_id = v.event_id"
-		" AND d.handler = v.handler COLLATE utf8mb4_bin"
-		" AND d.node = v.node COLLATE utf8mb4_bin"
-		" SET d.state = v.state, d.attempts = v.attempts,"
-		" d.next_ms = v.next_ms, d.last_error = v.last_error,"
-		" d.duration_us = v.duration_us", 8 },
+	/* built by jm_update_sql */
+	[JM_DUPDATE] = { NULL, NULL, NULL, NULL, 7 },
+	/* sent one by one (JS_DELIVERY_UPDATE) */
+	[JM_DUPDATE_ERR] = { NULL, NULL, NULL, NULL, 8 },
 };
 
 /* Rows of one multi-row statement kind waiting for the commit; strings
@@ -515,6 +509,31 @@ out:
 	return ret;
 }
 
+/* The update of rows deliveries of one handler and node: parameters
+ * (event_id, state) x rows, (event_id, attempts) x rows, (event_id,
+ * next_ms) x rows, (event_id, duration_us) x rows, handler, node,
+ * event_id x rows.  The WHERE is a range on the primary key. */
+static char *jm_update_sql(size_t rows)
+{
+	static const char *const cols[] = { "state", "attempts", "next_ms",
+					    "duration_us" };
+	size_t len = 400 + rows * (4 * 16 + 4);
+	char *sql = xmalloc(len), *p = sql;
+
+	p = stpcpy(p, "UPDATE deliveries SET last_error = NULL");
+	for (size_t c = 0; c < 4; c++) {
+		p += sprintf(p, ", %s = CASE event_id", cols[c]);
+		for (size_t i = 0; i < rows; i++)
+			p = stpcpy(p, " WHEN ? THEN ?");
+		p = stpcpy(p, " END");
+	}
+	p = stpcpy(p, " WHERE handler = ? AND node = ? AND event_id IN (?");
+	for (size_t i = 1; i < rows; i++)
+		p = stpcpy(p, ", ?");
+	stpcpy(p, ")");
+	return sql;
+}
+
 /* Prepare (or reuse) kind's statement for 2^k rows. */
 static int jm_multi_stmt(struct jmysql *jm, enum jm_multi kind, unsigned k,
 			 MYSQL_STMT **st_r, const char *op,
@@ -530,6 +549,10 @@ static int jm_multi_stmt(struct jmysql *jm, enum jm_multi kind, unsigned k,
 		*st_r = jm->multi[kind][k];
 		return 0;
 	}
+	if (kind == JM_DUPDATE) {
+		sql = jm_update_sql(rows);
+		goto prepare;
+	}
 	len = strlen(jm_multi_sql[kind].head) + strlen(jm_multi_sql[kind].first) +
 	      (rows - 1) * strlen(jm_multi_sql[kind].row) +
 	      strlen(jm_multi_sql[kind].tail) + 1;
@@ -539,6 +562,7 @@ static int jm_multi_stmt(struct jmysql *jm, enum jm_multi kind, unsigned k,
 	for (size_t i = 1; i < rows; i++)
 		p = stpcpy(p, jm_multi_sql[kind].row);
 	stpcpy(p, jm_multi_sql[kind].tail);
+prepare:
 	st = mysql_stmt_init(jm->m);
 	if (st == NULL) {
 		free(sql);
@@ -632,6 +656,92 @@ static void jm_buf_row(struct jm_buf *b, const struct jm_arg *a, size_t n)
 	b->rows++;
 }
 
+static int jm_run(struct jmysql *jm, enum jm_stmt which,
+		  const struct jm_arg *args, size_t nargs, struct jm_rows *rows,
+		  uint64_t *affected_r, const char *op, const char **error_r);
+
+/* By handler then node, then position (a stable order). */
+static int jm_update_cmp(const void *a, const void *b, void *rows)
+{
+	const struct jm_arg *x = (const struct jm_arg *)rows +
+				 *(const size_t *)a * 7;
+	const struct jm_arg *y = (const struct jm_arg *)rows +
+				 *(const size_t *)b * 7;
+	int c = strcmp(x[1].s, y[1].s);
+
+	if (c == 0)
+		c = strcmp(x[2].s, y[2].s);
+	if (c == 0)
+		c = *(const size_t *)a < *(const size_t *)b ? -1 : 1;
+	return c;
+}
+
+/* Send buf[JM_DUPDATE] as one UPDATE per handler and node and chunk, and
+ * buf[JM_DUPDATE_ERR] row by row.  Rows that are gone are skipped. */
+static int jm_update_flush(struct jmysql *jm, const char **error_r)
+{
+	struct jm_buf *b = &jm->buf[JM_DUPDATE], *eb = &jm->buf[JM_DUPDATE_ERR];
+	size_t *order = NULL, done = 0;
+	struct jm_arg *a = NULL;
+	int ret = 0;
+
+	if (b->rows > 0) {
+		order = xcalloc(b->rows, sizeof(*order));
+		for (size_t i = 0; i < b->rows; i++)
+			order[i] = i;
+		qsort_r(order, b->rows, sizeof(*order), jm_update_cmp, b->a);
+		a = xcalloc(((size_t)1 << (JM_MULTI_SIZES - 1)) * 9 + 2,
+			    sizeof(*a));
+	}
+	while (ret == 0 && done < b->rows) {
+		const struct jm_arg *first = b->a + order[done] * 7;
+		size_t same = 1, n, k = JM_MULTI_SIZES - 1, na = 0;
+		MYSQL_STMT *st = NULL;
+
+		while (done + same < b->rows) {
+			const struct jm_arg *r = b->a + order[done + same] * 7;
+
+			if (strcmp(r[1].s, first[1].s) != 0 ||
+			    strcmp(r[2].s, first[2].s) != 0)
+				break;
+			same++;
+		}
+		while (k > 0 && ((size_t)1 << k) > same)
+			k--;
+		n = (size_t)1 << k;
+		static const int col[] = { 3, 4, 5, 6 };
+
+		for (size_t c = 0; c < 4; c++)
+			for (size_t i = 0; i < n; i++) {
+				const struct jm_arg *r = b->a + order[done + i] * 7;
+
+				a[na++] = r[0];
+				a[na++] = r[col[c]];
+			}
+		a[na++] = first[1];
+		a[na++] = first[2];
+		for (size_t i = 0; i < n; i++)
+			a[na++] = b->a[order[done + i] * 7];
+		ret = jm_multi_stmt(jm, JM_DUPDATE, (unsigned)k, &st,
+				    "delivery update", error_r);
+		if (ret == 0)
+			ret = jm_exec_stmt(jm, st, a, na, NULL, NULL,
+					   "delivery update", error_r);
+		done += n;
+	}
+	free(a);
+	free(order);
+	for (size_t i = 0; ret == 0 && i < eb->rows; i++) {
+		const struct jm_arg *r = eb->a + i * 8;
+		struct jm_arg one[] = { r[3], r[4], r[5], r[6], r[7], r[0],
+					r[1], r[2] };
+
+		ret = jm_run(jm, JS_DELIVERY_UPDATE, one, 8, NULL, NULL,
+			     "delivery update", error_r);
+	}
+	return ret;
+}
+
 /* Forget the rows of the transaction not sent yet. */
 static void jm_pending_clear(struct jmysql *jm)
 {
@@ -646,8 +756,7 @@ static void jm_pending_clear(struct jmysql *jm)
  * are skipped, as journal_delivery_update's -ENOENT is by its callers. */
 static int jm_pending_flush(struct jmysql *jm, const char **error_r)
 {
-	static const enum jm_multi order[] = { JM_EVENTS, JM_DADD,
-					       JM_DUPDATE };
+	static const enum jm_multi order[] = { JM_EVENTS, JM_DADD };
 	int ret = 0;
 
 	if (jm->flushing)
@@ -661,6 +770,8 @@ static int jm_pending_flush(struct jmysql *jm, const char **error_r)
 			ret = jm_multi_exec(jm, order[i], b->a, b->rows, NULL,
 					    "commit", error_r);
 	}
+	if (ret == 0)
+		ret = jm_update_flush(jm, error_r);
 	jm->flushing = false;
 	jm_pending_clear(jm);
 	if (ret < 0)
@@ -1047,7 +1158,14 @@ int jmysql_delivery_update(struct jmysql *jm, const struct journal_delivery *d,
 		if (jm->updated == NULL)
 			jm->updated = hmap_new();
 		hmap_put(jm->updated, key, (void *)1);
-		jm_buf_row(&jm->buf[JM_DUPDATE], row, 8);
+		if (d->last_error != NULL) {
+			jm_buf_row(&jm->buf[JM_DUPDATE_ERR], row, 8);
+		} else {
+			struct jm_arg ok[] = { row[0], row[1], row[2], row[3],
+					       row[4], row[5], row[7] };
+
+			jm_buf_row(&jm->buf[JM_DUPDATE], ok, 7);
+		}
 		return 0;
 	}
 	ret = jm_run(jm, JS_DELIVERY_UPDATE, a, 8, NULL, &n,
