@@ -184,4 +184,20 @@ wait_for 15 a_dead
 ok $? "cluster status: A shown dead once its heartbeat stopped"
 nctl B cluster status | sed 's/^/# /'
 stop_node B
+
+# ---- failed deliveries: the result with its error reaches the journal ----
+# (a transaction's updates are sent in batches; failures carry last_error)
+node_config F local /dev/full
+start_node F || exit 1
+emit_n F 40000 40004 test.fail
+failed_rows() { sql "SELECT count(*) FROM deliveries d JOIN events e ON e.id = d.event_id WHERE e.type = 'test.fail' AND d.node = 'F' AND d.state IN (2, 3) AND d.attempts >= 1 AND d.last_error IS NOT NULL AND d.last_error <> ''"; }
+five_failed() { [ "$(failed_rows)" = 5 ]; }
+wait_for 20 five_failed
+is "$(failed_rows)" 5 "failed deliveries: state, attempts and last_error recorded for each"
+nctl F emit test.fail one.example seq=40005 >/dev/null
+id=$(nctl F --json events --type test.fail -n 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
+has_error() { nctl F --json events "$id" | python3 -c 'import json,sys; d=json.load(sys.stdin)["deliveries"][0]; sys.exit(0 if d["state"] in ("failed","dead") and d["last_error"] else 1)'; }
+wait_for 20 has_error
+ok $? "failed deliveries: ophookctl events ID shows the error"
+stop_node F
 done_testing
