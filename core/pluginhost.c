@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 struct action {
@@ -53,9 +54,14 @@ struct plugin {
 	/* deliveries waiting for a worker; workers drain it one call at a
 	 * time, so a hung call holds only its own worker */
 	pthread_mutex_t qlock;
+	pthread_cond_t qcond;           /* work queued or stop, for idlers */
+	pthread_cond_t idle_cond;       /* an idler left, for plugin_destroy */
 	struct plugin_call *q_head, *q_tail;
 	struct plugin_call *done_head;  /* finished, for the loop thread */
+	struct plugin_call *free_calls; /* loop thread only */
 	unsigned workers, max_workers;
+	unsigned idle;                  /* workers lingering for more work */
+	bool stop;                      /* idlers return at once */
 	uv_async_t done_async;
 	bool async_ready;
 };
@@ -292,7 +298,36 @@ static const struct ophook_host host_table = {
 
 /* ---- handler ---- */
 
-/* Worker thread: run queued calls until the queue is empty. */
+/* How long a worker whose queue ran dry waits for more before it gives
+ * its pool thread back: deliveries come in bursts (one journal flush), and
+ * a new uv_queue_work per burst costs a hand-off to the pool and back. */
+#define PLUGIN_LINGER_NS 1000000L
+
+/* Worker thread, qlock held: wait up to PLUGIN_LINGER_NS for a call.
+ * Returns the queue head (NULL when none came or the plugin stops). */
+static struct plugin_call *plugin_worker_linger(struct plugin *p)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_nsec += PLUGIN_LINGER_NS;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	p->idle++;
+	while (p->q_head == NULL && !p->stop) {
+		if (pthread_cond_timedwait(&p->qcond, &p->qlock, &until) ==
+		    ETIMEDOUT)
+			break;
+	}
+	p->idle--;
+	if (p->stop)
+		pthread_cond_broadcast(&p->idle_cond);
+	return p->stop ? NULL : p->q_head;
+}
+
+/* Worker thread: run queued calls until the queue stays empty. */
 static void plugin_worker_run(uv_work_t *w)
 {
 	struct plugin_worker *pw = w->data;
@@ -301,9 +336,12 @@ static void plugin_worker_run(uv_work_t *w)
 	for (;;) {
 		struct plugin_call *c;
 		const char *err = NULL;
+		bool wake;
 
 		pthread_mutex_lock(&p->qlock);
 		c = p->q_head;
+		if (c == NULL)
+			c = plugin_worker_linger(p);
 		if (c == NULL) {
 			p->workers--;
 			pthread_mutex_unlock(&p->qlock);
@@ -320,10 +358,14 @@ static void plugin_worker_run(uv_work_t *w)
 			c->error = strdup(err);
 
 		pthread_mutex_lock(&p->qlock);
+		/* the loop thread takes the whole list: wake it only for the
+		 * first result of a batch */
+		wake = p->done_head == NULL;
 		c->next = p->done_head;
 		p->done_head = c;
 		pthread_mutex_unlock(&p->qlock);
-		uv_async_send(&p->done_async);
+		if (wake)
+			uv_async_send(&p->done_async);
 	}
 }
 
@@ -356,25 +398,31 @@ static void plugin_done_cb(uv_async_t *as)
 		rev = c->next;
 		dispatch_done(c->d, c->rc, c->error);
 		free(c->error);
-		free(c);
+		c->next = p->free_calls;
+		p->free_calls = c;
 	}
 }
 
 static void plugin_deliver(struct handler *h, struct delivery *d)
 {
 	struct plugin *p = h->data;
-	struct plugin_call *c = xcalloc(1, sizeof(*c));
+	struct plugin_call *c = p->free_calls;
 	struct plugin_worker *pw = NULL;
 
-	c->p = p;
-	c->d = d;
+	if (c != NULL)
+		p->free_calls = c->next;
+	else
+		c = xmalloc(sizeof(*c));
+	*c = (struct plugin_call){ .p = p, .d = d };
 	pthread_mutex_lock(&p->qlock);
 	if (p->q_tail != NULL)
 		p->q_tail->next = c;
 	else
 		p->q_head = c;
 	p->q_tail = c;
-	if (p->workers < p->max_workers) {
+	if (p->idle > 0)
+		pthread_cond_signal(&p->qcond);
+	else if (p->workers < p->max_workers) {
 		p->workers++;
 		pw = xcalloc(1, sizeof(*pw));
 	}
@@ -419,8 +467,30 @@ static void plugin_async_closed(uv_handle_t *h)
 {
 	struct plugin *p = h->data;
 
+	while (p->free_calls != NULL) {
+		struct plugin_call *c = p->free_calls;
+
+		p->free_calls = c->next;
+		free(c);
+	}
+	if (p->async_ready) {
+		pthread_cond_destroy(&p->qcond);
+		pthread_cond_destroy(&p->idle_cond);
+	}
 	pthread_mutex_destroy(&p->qlock);
 	free(p);
+}
+
+/* Loop thread: send lingering workers away and wait until they left (at
+ * most PLUGIN_LINGER_NS); a worker inside a call is not waited for. */
+static void plugin_workers_stop(struct plugin *p)
+{
+	pthread_mutex_lock(&p->qlock);
+	p->stop = true;
+	pthread_cond_broadcast(&p->qcond);
+	while (p->idle > 0)
+		pthread_cond_wait(&p->idle_cond, &p->qlock);
+	pthread_mutex_unlock(&p->qlock);
 }
 
 static void plugin_destroy(struct plugin *p)
@@ -437,8 +507,10 @@ static void plugin_destroy(struct plugin *p)
 	free(p->name);
 	free(p->file);
 	p->name = p->file = NULL;
-	if (p->async_ready)
+	if (p->async_ready) {
+		plugin_workers_stop(p);
 		uv_close((uv_handle_t *)&p->done_async, plugin_async_closed);
+	}
 	else
 		plugin_async_closed((uv_handle_t *)&(uv_async_t){ .data = p });
 }
@@ -548,6 +620,15 @@ static int plugin_init(struct pluginhost *ph, struct plugin *p,
 		return ret;
 	}
 	pthread_mutex_init(&p->qlock, NULL);
+	pthread_cond_init(&p->idle_cond, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&p->qcond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	uv_async_init(engine_loop(ph->e), &p->done_async, plugin_done_cb);
 	p->done_async.data = p;
 	p->async_ready = true;
