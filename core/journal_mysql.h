@@ -48,7 +48,13 @@ void jmysql_close(struct jmysql **jm);
 /* This node's name. */
 const char *jmysql_node(const struct jmysql *jm);
 
-/* The journal.h API (see there). */
+/* The journal.h API (see there).  Inside a transaction, append (ids
+ * allocated under the seq lock: the newest id + 1 on), delivery_add and
+ * delivery_update only buffer their rows; they are sent as multi-row
+ * statements at commit or before any other statement, so errors such as a
+ * duplicate row come from commit, and an update of a row that is gone is
+ * skipped there instead of returning -ENOENT.  Outside one, each call is
+ * sent at once as before. */
 int jmysql_begin(struct jmysql *jm, const char **error_r);
 int jmysql_commit(struct jmysql *jm, const char **error_r);
 void jmysql_rollback(struct jmysql *jm);
