@@ -61,6 +61,7 @@ struct plugin {
 	struct plugin_call *free_calls; /* loop thread only */
 	unsigned workers, max_workers;
 	unsigned idle;                  /* workers lingering for more work */
+	unsigned wakes;                 /* idlers signalled for a new call */
 	bool stop;                      /* idlers return at once */
 	uv_async_t done_async;
 	bool async_ready;
@@ -322,6 +323,10 @@ static struct plugin_call *plugin_worker_linger(struct plugin *p)
 			break;
 	}
 	p->idle--;
+	if (p->q_head != NULL && !p->stop && p->wakes > 0)
+		p->wakes--;
+	if (p->wakes > p->idle)
+		p->wakes = p->idle;
 	if (p->stop)
 		pthread_cond_broadcast(&p->idle_cond);
 	return p->stop ? NULL : p->q_head;
@@ -420,9 +425,12 @@ static void plugin_deliver(struct handler *h, struct delivery *d)
 	else
 		p->q_head = c;
 	p->q_tail = c;
-	if (p->idle > 0)
+	/* one idler per new call: a parallel plugin's calls still spread
+	 * over workers (a hung call holds only its own) */
+	if (p->idle > p->wakes) {
+		p->wakes++;
 		pthread_cond_signal(&p->qcond);
-	else if (p->workers < p->max_workers) {
+	} else if (p->workers < p->max_workers) {
 		p->workers++;
 		pw = xcalloc(1, sizeof(*pw));
 	}
