@@ -29,6 +29,7 @@
 #include "engine.h"
 #include "hmap.h"
 #include "log.h"
+#include "mountwatch.h"
 #include "snapshot.h"
 #include "util.h"
 
@@ -110,6 +111,7 @@ struct watch {
 	struct engine *e;
 	uv_loop_t *loop;
 	char *root;
+	struct mountwatch *mounts; /* mounts on, under or above the roots */
 	char **roots; /* root + watch_extra, normalized */
 	size_t n_roots;
 	unsigned settle_ms;
@@ -925,6 +927,19 @@ static void watch_roots_later(struct watch *w, bool reconcile)
 		uv_timer_start(&w->lost_timer, lost_cb, 50, 0);
 }
 
+/* A file system mounted on (or unmounted from) a root, a folder under one
+ * or one above: inotify says nothing, the watches stay on the covered
+ * folders.  Watch the roots again (new folders are scanned) and reconcile
+ * (covered files are gone, uncovered ones back). */
+static void watch_mounts_cb(void *ctx)
+{
+	struct watch *w = ctx;
+
+	log_info("watch: the mount table changed under a watched root: "
+		 "watching again and reconciling");
+	watch_roots_later(w, true);
+}
+
 struct prefix_ctx {
 	const char *prefix;
 	size_t len;
@@ -1555,6 +1570,13 @@ int watch_start(struct engine *e, struct watch **w_r, const char **error_r)
 	uv_poll_start(&w->poll, UV_READABLE, watch_poll_cb);
 
 	watch_roots_setup(w, false);
+	const char *err = NULL;
+
+	if (mountwatch_start(w->loop, NULL, (const char *const *)w->roots,
+			     w->n_roots, watch_mounts_cb, w, &w->mounts,
+			     &err) < 0)
+		log_warn("watch: mounts on the roots will go unnoticed: %s",
+			 err);
 	log_info("watch: %zu folders watched under %s and %zu extra roots%s",
 		 hmap_count(w->wd_map), w->root, cfg->n_watch_extra,
 		 w->fresh ? " (first run: recording a baseline)" : "");
@@ -1578,6 +1600,7 @@ void watch_stop(struct watch **wp)
 	*wp = NULL;
 	w->stopping = true;
 	watch_flush(w);
+	mountwatch_stop(&w->mounts);
 	uv_poll_stop(&w->poll);
 	uv_close((uv_handle_t *)&w->poll, watch_handle_closed);
 	w->settle.timer.data = w->created.timer.data = w;
