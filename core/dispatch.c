@@ -17,6 +17,7 @@ struct lane {
 	bool waiting;      /* head failed, waits for head->next_ms */
 	bool parked;       /* serial handler busy */
 	struct lane *ready_next;
+	struct lane *park_next;   /* in h->parked_head's list */
 	struct lane *wait_next, *wait_prev;
 };
 
@@ -206,6 +207,35 @@ static void dispatch_start(struct dispatch *dp, struct lane *l)
 	h->ops->deliver(h, d);
 }
 
+/* A serial handler's lane waits, in arrival order, for the call in flight;
+ * each finished call lets one waiting lane go (no scan of every lane). */
+static void lane_park(struct lane *l)
+{
+	struct handler *h = l->h;
+
+	l->parked = true;
+	l->park_next = NULL;
+	if (h->parked_tail != NULL)
+		h->parked_tail->park_next = l;
+	else
+		h->parked_head = l;
+	h->parked_tail = l;
+}
+
+static void handler_unpark_one(struct dispatch *dp, struct handler *h)
+{
+	struct lane *l = h->parked_head;
+
+	if (l == NULL)
+		return;
+	h->parked_head = l->park_next;
+	if (h->parked_head == NULL)
+		h->parked_tail = NULL;
+	l->park_next = NULL;
+	l->parked = false;
+	lane_ready(dp, l);
+}
+
 /* A handler's share of the slots: three quarters of the concurrency (all
  * of it below 4).  Past its share a handler's lanes run only when no other
  * handler's lane wants the slot, so a handler whose deliveries are slow or
@@ -244,7 +274,7 @@ static void dispatch_pump(struct dispatch *dp)
 		if (l->h->serial && l->h->inflight > 0) {
 			/* busy serial handler: unparked when its call ends */
 			l->ready = false;
-			l->parked = true;
+			lane_park(l);
 			continue;
 		}
 		if (l->h->inflight >= dispatch_handler_share(dp)) {
@@ -266,7 +296,7 @@ static void dispatch_pump(struct dispatch *dp)
 		l->ready_next = NULL;
 		l->ready = false;
 		if (l->h->serial && l->h->inflight > 0) {
-			l->parked = true;
+			lane_park(l);
 			continue;
 		}
 		dispatch_start(dp, l);
@@ -279,19 +309,6 @@ static void dispatch_pump(struct dispatch *dp)
 		dp->ready_head = over;
 	}
 	dp->pumping = false;
-}
-
-static bool unpark_one(const char *key, void *value, void *ctx)
-{
-	struct lane *l = value;
-	struct dispatch *dp = ctx;
-
-	(void)key;
-	if (l->parked) {
-		l->parked = false;
-		lane_ready(dp, l);
-	}
-	return true;
 }
 
 static void dispatch_finish(struct dispatch *dp, struct delivery *d, int rc,
@@ -345,10 +362,13 @@ static void dispatch_finish(struct dispatch *dp, struct delivery *d, int rc,
 			l->tail = NULL;
 		dp->queued--;
 		delivery_free(&d);
-		lane_ready(dp, l);
+		if (h->serial && h->parked_head != NULL && l->head != NULL)
+			lane_park(l); /* behind the lanes already waiting */
+		else
+			lane_ready(dp, l);
 	}
-	if (h->serial && h->lanes != NULL)
-		hmap_each(h->lanes, unpark_one, dp);
+	if (h->serial)
+		handler_unpark_one(dp, h);
 	lane_free_if_empty(dp, l);
 }
 
@@ -566,6 +586,7 @@ void dispatch_handler_remove(struct dispatch *dp, struct handler *h)
 		 * deliveries; the map itself goes */
 		h->lanes = NULL;
 		hmap_each(lanes, lane_drop, dp);
+		h->parked_head = h->parked_tail = NULL;
 		hmap_free(&lanes, NULL);
 	}
 	handler_maybe_release(dp, h);

@@ -26,6 +26,8 @@ struct handler_ops {
 	void (*free)(struct handler *h);
 };
 
+struct lane;
+
 struct handler {
 	const struct handler_ops *ops;
 	char *name;          /* unique: "plugin:caddy", "lua:notify.lua",
@@ -40,6 +42,8 @@ struct handler {
 
 	/* dispatcher-private */
 	struct hmap *lanes;  /* subject -> struct lane */
+	struct lane *parked_head, *parked_tail; /* serial: lanes waiting for
+						   the call in flight */
 	unsigned inflight;
 	bool removed;
 	unsigned refs;

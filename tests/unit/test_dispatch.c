@@ -308,6 +308,40 @@ static void test_handler_share(void **state)
 	finish(&loop, &dp, hs, 2);
 }
 
+/* A serial handler with many subjects waiting: one call at a time, every
+ * delivery made, each finished call letting the next waiting lane go (in
+ * arrival order across subjects). */
+static void test_serial_many(void **state)
+{
+	uv_loop_t loop;
+	struct fake f = { .loop = &loop, .delay_ms = 1 };
+	struct handler *h;
+	struct dispatch *dp;
+	unsigned want = 300;
+
+	(void)state;
+	uv_loop_init(&loop);
+	dp = mkdispatch(&loop, 8, 3, 5000);
+	h = fake_handler("serial", &f);
+	h->serial = true;
+	for (int i = 1; i <= 300; i++) {
+		char subj[16];
+		struct event *ev;
+
+		snprintf(subj, sizeof(subj), "s%d.com", i % 100);
+		ev = mkev(i, subj);
+		dispatch_enqueue(dp, h, ev, 0, DELIVERY_PENDING, 0);
+		event_unref(&ev);
+	}
+	run_until(&loop, results_at_least, &want);
+	assert_int_equal(n_results, 300);
+	assert_int_equal(f.max_inflight, 1);
+	assert_int_equal(f.calls, 300);
+	/* the first round goes in arrival order: s1..s99 then s0 */
+	assert_true(strncmp(f.seen, "s1.com:1 s2.com:2 s3.com:3 ", 27) == 0);
+	finish(&loop, &dp, &h, 1);
+}
+
 /* A failing delivery is retried after a backoff (state failed, attempts
  * counted), then done; the next event of the subject waits for it. */
 static void test_retry_then_done(void **state)
@@ -546,6 +580,7 @@ int main(void)
 		cmocka_unit_test(test_order_per_subject),
 		cmocka_unit_test(test_concurrency_limit),
 		cmocka_unit_test(test_handler_share),
+		cmocka_unit_test(test_serial_many),
 		cmocka_unit_test(test_retry_then_done),
 		cmocka_unit_test(test_dead_and_isolation),
 		cmocka_unit_test(test_timeout),
