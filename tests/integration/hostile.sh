@@ -1,7 +1,8 @@
 #!/bin/sh
 # Hostile input against a running ophookd: symlinks out of the tree, domain
 # conf names that are not domains, huge and binary files, a huge deny list,
-# a control client that never sends a newline, world-writable hooks.  Each
+# a control client that never sends a newline or is not root, world-writable
+# hooks.  Each
 # case: a clear log line naming the file, nothing read outside the tree, the
 # daemon still serving, and nothing lost (an ordinary domain added at the
 # end still gives domain.added).
@@ -150,6 +151,25 @@ chmod 0777 "$T/hooks/domain.added.d/evil.sh"
 ok "$(wait_for 15 logged "$T/hooks/evil.lua" 'writable'; echo $?)" \
 	"world-writable Lua hook: refused with a message naming it"
 ok "$(serving; echo $?)" "world-writable hooks: daemon still serving"
+
+# 8. a control client that is not root: the socket itself is opened to
+# everyone for the test, so the refusal seen is the daemon's SO_PEERCRED
+# check, not the file mode
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1; then
+	chmod 755 "$T"
+	chmod 666 "$T/ophookd.sock"
+	out=$(setpriv --reuid=65534 --regid=65534 --clear-groups \
+		"$OPHOOKCTL" -s "$T/ophookd.sock" status 2>&1)
+	rc=$?
+	chmod 600 "$T/ophookd.sock"
+	chmod 700 "$T"
+	ok "$([ "$rc" -ne 0 ] && echo "$out" | grep -q 'permission denied: uid 65534' && echo 0 || echo 1)" \
+		"a client that is not root: refused, naming its uid"
+	diag "its answer: $(echo "$out" | head -n 1)"
+	ok "$(wait_for 10 logged 'refused uid 65534' 'not root'; echo $?)" \
+		"a client that is not root: logged"
+	ok "$(serving; echo $?)" "a client that is not root: daemon still serving"
+fi
 
 # nothing lost: an ordinary domain after all that
 printf 'ok2.example.com {\n    reverse_proxy http://127.0.0.1:8080\n}\n' \
