@@ -23,4 +23,4 @@ EXTRA_DIST += tests/integration/bind9.sh
 TESTS += tests/integration/bind9_burst.sh
 EXTRA_DIST += tests/integration/bind9_burst.sh
 TESTS += tests/integration/bind9_secondary.sh
-EXTRA_DIST += tests/integration/bind9_secondary.sh
+EXTRA_DIST += tests/integration/bind9_secondary.sh tests/integration/named_lib.sh
