@@ -49,8 +49,12 @@ static void cluster_note(struct cluster *c, int ret, const char *what,
 			 const char *err)
 {
 	if (ret == 0) {
-		if (c->failing)
+		if (c->failing) {
 			log_info("cluster: journal reachable again");
+			/* the engine's results and events waiting for the
+			 * journal go now, not at its next retry */
+			engine_journal_reachable(c->e);
+		}
 		c->failing = false;
 		return;
 	}

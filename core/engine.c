@@ -408,6 +408,14 @@ static void engine_retry_cb(uv_timer_t *t)
 	engine_schedule_flush(e);
 }
 
+void engine_journal_reachable(struct engine *e)
+{
+	if (!e->journal_failing)
+		return;
+	uv_timer_stop(&e->retry_timer);
+	engine_retry_cb(&e->retry_timer);
+}
+
 static void engine_flush_failed(struct engine *e, struct submit *batch,
 				struct submit *batch_tail, const char *what,
 				const char *err)
@@ -1283,12 +1291,35 @@ static void engine_closed(uv_handle_t *h)
 	(void)h;
 }
 
-/* Journal everything still in memory (shutdown). */
+#define ENGINE_STOP_JOURNAL_MS 5000
+
+/* Journal everything still in memory (shutdown).  A journal that fails
+ * (a database server restarting) is retried for a few seconds: results
+ * left out run their handlers again at the next start, events left out
+ * were never acknowledged (the watcher finds its changes again). */
 static void engine_flush_all(struct engine *e)
 {
-	for (int i = 0; i < 1000 && !e->journal_failing &&
-			(e->in_head != NULL || e->n_results > 0); i++)
+	int64_t until = mono_ns() + ENGINE_STOP_JOURNAL_MS * 1000000LL;
+	size_t events = 0;
+
+	for (int i = 0; i < 100000 &&
+			(e->in_head != NULL || e->n_results > 0); i++) {
+		if (e->journal_failing) {
+			if (mono_ns() >= until)
+				break;
+			uv_sleep(200);
+			e->journal_failing = false;
+		}
 		engine_flush(e);
+	}
+	if (e->in_head == NULL && e->n_results == 0)
+		return;
+	for (struct submit *s = e->in_head; s != NULL; s = s->next)
+		events++;
+	log_error("stopping with %zu events and %zu delivery results not "
+		  "journaled (the journal failed for %d s): those deliveries "
+		  "run again at the next start", events, e->n_results,
+		  ENGINE_STOP_JOURNAL_MS / 1000);
 }
 
 static void engine_stop_finish(struct engine *e)

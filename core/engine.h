@@ -33,6 +33,9 @@ void engine_stop(struct engine *e, void (*cb)(void *ctx), void *ctx);
 /* Reload the config file (SIGHUP): plugins enabled/disabled, settings. */
 int engine_reload(struct engine *e, const char **error_r);
 void engine_free(struct engine **e);
+/* The journal was found working again by someone else (the cluster
+ * poller): retry what waits for it now instead of at the next retry tick. */
+void engine_journal_reachable(struct engine *e);
 
 uv_loop_t *engine_loop(struct engine *e);
 const struct config *engine_config(struct engine *e);
