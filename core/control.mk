@@ -1,7 +1,7 @@
 # core/control: the control socket server, its built-in commands and the
 # ophookctl client.
 core_libophookcore_la_SOURCES += core/control.c core/control.h \
-	core/ctlcmds.c core/ctlcmds.h
+	core/ctlcmds.c core/ctlcmds.h core/emitline.c core/emitline.h
 
 sbin_PROGRAMS += ophookctl
 ophookctl_SOURCES = ctl/ophookctl.c

@@ -3,7 +3,9 @@
  * client picks one. */
 #define _GNU_SOURCE
 #include "ctlcmds.h"
+#include "emitline.h"
 #include "engine.h"
+#include "event.h"
 #include "journal.h"
 #include "log.h"
 #include "util.h"
@@ -959,6 +961,46 @@ static const char *ctl_batch_check(json_t *events)
 	return NULL;
 }
 
+/* Submit n prepared events (takes types, subjects, fields and the arrays;
+ * answers reply once all are journaled or one failed). */
+static void ctl_emit_submit(struct engine *e, struct control_reply *reply,
+			    size_t n, char **types, char **subjects,
+			    json_t **fields)
+{
+	struct ctl_batch *b = xcalloc(1, sizeof(*b));
+	const char *err = NULL;
+	size_t i;
+
+	b->e = e;
+	b->reply = reply;
+	b->n = n;
+	b->submitting = true;
+	for (i = 0; i < n; i++) {
+		b->outstanding++;
+		int r = engine_submit(e, types[i], subjects[i], "socket",
+				      fields[i], ctl_batch_cb, b, &err);
+		fields[i] = NULL;
+		if (r < 0) {
+			b->outstanding--;
+			b->error = xasprintf("events[%zu] (%s): %s", i,
+					     types[i], err != NULL ? err
+					     : strerror(-r));
+			break;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		json_decref(fields[i]);
+		free(types[i]);
+		free(subjects[i]);
+	}
+	free(fields);
+	free(types);
+	free(subjects);
+	b->submitting = false;
+	if (b->outstanding == 0)
+		ctl_batch_finish(b);
+}
+
 static void ctl_emit_batch(struct engine *e, struct control_reply *reply,
 			   json_t *events)
 {
@@ -967,38 +1009,95 @@ static void ctl_emit_batch(struct engine *e, struct control_reply *reply,
 		control_reply_error(&reply, 2, "%s", err);
 		return;
 	}
-	struct ctl_batch *b = xcalloc(1, sizeof(*b));
-	b->e = e;
-	b->reply = reply;
-	b->n = json_array_size(events);
-	b->submitting = true;
-
+	size_t n = json_array_size(events);
+	json_t **fields = xcalloc(n, sizeof(*fields));
+	char **types = xcalloc(n, sizeof(*types));
+	char **subjects = xcalloc(n, sizeof(*subjects));
 	json_t *ev;
 	size_t i;
+
 	json_array_foreach(events, i, ev) {
 		const char *type = json_string_value(json_object_get(ev, "type"));
 		json_t *f = json_object_get(ev, "fields");
 		/* the request is dropped after this command: the engine may
 		 * take the fields object itself (no deep copy) */
-		json_t *fields = json_is_object(f) ? json_incref(f) : json_object();
+		fields[i] = json_is_object(f) ? json_incref(f) : json_object();
 		const char *subject =
 			json_string_value(json_object_get(ev, "subject"));
-		char *subj = xstrdup(subject != NULL ? subject
-				     : ctl_default_subject(type, fields));
-		b->outstanding++;
-		int r = engine_submit(e, type, subj, "socket", fields,
-				      ctl_batch_cb, b, &err);
-		free(subj);
-		if (r < 0) {
-			b->outstanding--;
-			b->error = xasprintf("events[%zu] (%s): %s", i, type,
-					     err != NULL ? err : strerror(-r));
+		types[i] = xstrdup(type);
+		subjects[i] = xstrdup(subject != NULL ? subject
+				      : ctl_default_subject(type, fields[i]));
+	}
+	ctl_emit_submit(e, reply, n, types, subjects, fields);
+}
+
+/* The "lines" form: "TYPE [SUBJECT] key=value..." texts, as `ophookctl
+ * emit -` reads them (see emitline.h).  Checked all first, like "events":
+ * nothing is submitted from a batch with a bad line. */
+static void ctl_emit_lines(struct engine *e, struct control_reply *reply,
+			   json_t *lines)
+{
+	size_t n = json_array_size(lines), cap = 0;
+	struct emitline *el = xmalloc(sizeof(*el));
+	char *buf = NULL;
+	json_t **fields;
+	char **types, **subjects;
+	const char *why = NULL;
+	size_t i;
+
+	if (!json_is_array(lines) || n == 0 || n > CTL_BATCH_MAX) {
+		control_reply_error(&reply, 2, "emit: \"lines\" must be an "
+				    "array of 1 to %u strings", CTL_BATCH_MAX);
+		free(el);
+		return;
+	}
+	fields = xcalloc(n, sizeof(*fields));
+	types = xcalloc(n, sizeof(*types));
+	subjects = xcalloc(n, sizeof(*subjects));
+	for (i = 0; i < n; i++) {
+		json_t *l = json_array_get(lines, i);
+		size_t len = json_string_length(l);
+		int r;
+
+		if (!json_is_string(l)) {
+			why = "not a string";
 			break;
 		}
+		if (len + 1 > cap) {
+			cap = len + 1 > 256 ? len + 1 : 256;
+			buf = xrealloc(buf, cap);
+		}
+		memcpy(buf, json_string_value(l), len + 1);
+		r = emitline_parse(buf, el, &why);
+		if (r == 0)
+			why = "no event on the line";
+		if (r <= 0)
+			break;
+		if (event_type_valid(el->type, &why) < 0)
+			break;
+		fields[i] = emitline_fields(el);
+		why = ctl_fields_check(fields[i]);
+		if (why != NULL)
+			break;
+		types[i] = xstrdup(el->type);
+		subjects[i] = xstrdup(el->subject != NULL ? el->subject
+				      : ctl_default_subject(el->type, fields[i]));
 	}
-	b->submitting = false;
-	if (b->outstanding == 0)
-		ctl_batch_finish(b);
+	free(buf);
+	free(el);
+	if (i < n) {
+		control_reply_error(&reply, 2, "emit: lines[%zu]: %s", i, why);
+		for (size_t k = 0; k <= i && k < n; k++) {
+			json_decref(fields[k]);
+			free(types[k]);
+			free(subjects[k]);
+		}
+		free(fields);
+		free(types);
+		free(subjects);
+		return;
+	}
+	ctl_emit_submit(e, reply, n, types, subjects, fields);
 }
 
 static void ctl_cmd_emit(struct control_reply *reply, json_t *args,
@@ -1008,6 +1107,18 @@ static void ctl_cmd_emit(struct control_reply *reply, json_t *args,
 	const char *type = NULL, *subject = NULL, *err = NULL;
 	json_t *fields = NULL;
 
+	json_t *lines = json_object_get(req, "lines");
+	if (lines != NULL) {
+		if (json_array_size(args) > 0 ||
+		    json_object_get(req, "events") != NULL) {
+			control_reply_error(&reply, 2, "emit: give one of "
+					    "arguments, \"events\" or "
+					    "\"lines\"");
+			return;
+		}
+		ctl_emit_lines(e, reply, lines);
+		return;
+	}
 	json_t *events = json_object_get(req, "events");
 	if (events != NULL) {
 		if (json_array_size(args) > 0) {

@@ -9,6 +9,9 @@
  * and sends them in batches. */
 #define _GNU_SOURCE
 #include "../core/config.h" /* not the build's autoconf config.h */
+#include "../core/emitline.h"
+#include "../core/event.h"
+#include "../core/util.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -333,120 +336,33 @@ static void *ctl_spin(void *arg)
 
 /* ---- emit - ---- */
 
-/* Split a line into words: blanks separate, '...' and "..." quote (with
- * \ escapes inside "..." and outside quotes).  Returns the number of words
- * or -1 with *why_r. */
-static int ctl_split(char *line, char **words, int max, const char **why_r)
+/* Check one "TYPE [SUBJECT] key=value..." line (split as the daemon
+ * splits it, see emitline.h): 1 when it holds an event, 0 for a blank or
+ * comment line, -1 with why filled for a bad one. */
+static int ctl_emit_line(const char *line, char *why, size_t why_size)
 {
-	int n = 0;
-	char *p = line;
-
-	for (;;) {
-		while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
-			p++;
-		if (*p == '\0')
-			return n;
-		if (n == max) {
-			*why_r = "too many words";
-			return -1;
-		}
-		char *out = p;
-		words[n++] = out;
-		char quote = 0;
-		while (*p != '\0') {
-			char ch = *p;
-			if (quote == 0 && (ch == ' ' || ch == '\t' ||
-					   ch == '\r' || ch == '\n'))
-				break;
-			p++;
-			if (quote == 0 && (ch == '"' || ch == '\'')) {
-				quote = ch;
-			} else if (quote != 0 && ch == quote) {
-				quote = 0;
-			} else if (ch == '\\' && quote != '\'' && *p != '\0') {
-				*out++ = *p++;
-			} else {
-				*out++ = ch;
-			}
-		}
-		if (quote != 0) {
-			*why_r = "unterminated quote";
-			return -1;
-		}
-		if (*p != '\0')
-			p++;
-		*out = '\0';
-	}
-}
-
-/* One "TYPE [SUBJECT] key=value..." line as a batch entry; NULL with
- * *why_r (a static or a buffer) on a bad line, NULL without for a blank or
- * comment line. */
-static json_t *ctl_emit_line(char *line, char *why, size_t why_size)
-{
-	char *words[1024];
+	static struct emitline el;
+	char *copy = xstrdup(line);
 	const char *err = NULL;
+	int r = emitline_parse(copy, &el, &err);
 
-	why[0] = '\0';
-	int n = ctl_split(line, words, 1024, &err);
-	if (n < 0) {
+	if (r < 0)
 		snprintf(why, why_size, "%s", err);
-		return NULL;
+	else if (r > 0 && event_type_valid(el.type, &err) < 0) {
+		snprintf(why, why_size, "type '%.200s': %s", el.type, err);
+		r = -1;
 	}
-	if (n == 0 || words[0][0] == '#')
-		return NULL;
-	json_t *ev = json_object();
-	json_t *fields = json_object();
-	int i = 1;
-	if (strchr(words[0], '=') != NULL) {
-		snprintf(why, why_size, "the line must start with an event "
-			 "type, not '%s'", words[0]);
-		goto fail;
-	}
-	json_object_set_new(ev, "type", json_string(words[0]));
-	if (n > 1 && strchr(words[1], '=') == NULL) {
-		json_t *s = json_string(words[1]);
-		if (s == NULL) {
-			snprintf(why, why_size, "subject is not valid UTF-8");
-			goto fail;
-		}
-		json_object_set_new(ev, "subject", s);
-		i = 2;
-	}
-	for (; i < n; i++) {
-		char *eq = strchr(words[i], '=');
-		if (eq == NULL || eq == words[i]) {
-			snprintf(why, why_size, "'%s' is not key=value",
-				 words[i]);
-			goto fail;
-		}
-		*eq = '\0';
-		json_t *v = json_string(eq + 1);
-		if (v == NULL) {
-			snprintf(why, why_size, "the value of '%s' is not "
-				 "valid UTF-8", words[i]);
-			goto fail;
-		}
-		json_object_set_new(fields, words[i], v);
-	}
-	if (json_object_get(ev, "type") == NULL) {
-		snprintf(why, why_size, "the type is not valid UTF-8");
-		goto fail;
-	}
-	json_object_set_new(ev, "fields", fields);
-	return ev;
-fail:
-	json_decref(fields);
-	json_decref(ev);
-	return NULL;
+	free(copy);
+	return r < 0 ? -1 : r;
 }
 
 /* Send one batch; adds to the totals.  Returns 0 or the exit status. */
-static int ctl_emit_send(struct ctl *ctl, json_t *batch, json_int_t *count,
+static int ctl_emit_send(struct ctl *ctl, json_t *batch,
+			 const unsigned *linenos, json_int_t *count,
 			 json_int_t *first, json_int_t *last)
 {
 	json_t *req = json_pack("{sss[]sOsbsb}", "cmd", "emit", "args",
-				"events", batch, "json", ctl->json, "tty",
+				"lines", batch, "json", ctl->json, "tty",
 				ctl->tty);
 	bool eof;
 
@@ -462,6 +378,18 @@ static int ctl_emit_send(struct ctl *ctl, json_t *batch, json_int_t *count,
 		else if (eof)
 			fprintf(stderr, "ophookctl: %s closed the connection "
 				"without answering\n", ctl->socket);
+		return 2;
+	}
+	const char *err = json_string_value(json_object_get(ans, "error"));
+	size_t idx;
+	int at = 0;
+	if (!json_is_true(json_object_get(ans, "ok")) && err != NULL &&
+	    sscanf(err, "emit: lines[%zu]: %n", &idx, &at) == 1 && at > 0 &&
+	    idx < json_array_size(batch)) {
+		/* the daemon names the batch's line: say which stdin line */
+		fprintf(stderr, "ophookctl: stdin:%u: %s\n", linenos[idx],
+			err + at);
+		json_decref(ans);
 		return 2;
 	}
 	if (!json_is_true(json_object_get(ans, "ok"))) {
@@ -488,32 +416,42 @@ static int ctl_emit_stdin(struct ctl *ctl)
 	unsigned lineno = 0;
 	json_int_t count = 0, first = 0, last = 0;
 	json_t *batch = json_array();
+	unsigned *linenos = xcalloc(CTL_BATCH, sizeof(*linenos));
 	int status = 0;
 	char why[512];
 
 	while (getline(&line, &cap, stdin) >= 0) {
 		lineno++;
-		json_t *ev = ctl_emit_line(line, why, sizeof(why));
-		if (ev == NULL) {
-			if (why[0] == '\0')
-				continue;
+		size_t len = strlen(line);
+		if (len > 0 && line[len - 1] == '\n')
+			line[len - 1] = '\0';
+		int r = ctl_emit_line(line, why, sizeof(why));
+		if (r == 0)
+			continue;
+		json_t *text = r > 0 ? json_string(line) : NULL;
+		if (r > 0 && text == NULL)
+			snprintf(why, sizeof(why), "not valid UTF-8");
+		if (text == NULL) {
 			fprintf(stderr, "ophookctl: stdin:%u: %s\n", lineno,
 				why);
 			status = 2;
 			break;
 		}
-		json_array_append_new(batch, ev);
+		linenos[json_array_size(batch)] = lineno;
+		json_array_append_new(batch, text);
 		if (json_array_size(batch) >= CTL_BATCH) {
-			status = ctl_emit_send(ctl, batch, &count, &first,
-					       &last);
+			status = ctl_emit_send(ctl, batch, linenos, &count,
+					       &first, &last);
 			json_array_clear(batch);
 			if (status != 0)
 				break;
 		}
 	}
 	if (status == 0 && json_array_size(batch) > 0)
-		status = ctl_emit_send(ctl, batch, &count, &first, &last);
+		status = ctl_emit_send(ctl, batch, linenos, &count, &first,
+				       &last);
 	json_decref(batch);
+	free(linenos);
 	free(line);
 	if (status != 0) {
 		if (count > 0)

@@ -137,6 +137,21 @@ printf 'good.type a.example\nbad line notkv\n' | ctl emit - 2>"$T/err"
 is "$?" 2 "emit - with a bad line exits 2"
 grep -q "stdin:2: 'notkv' is not key=value" "$T/err"
 ok $? "and names the line"
+# the lines go to the daemon as text ("lines"), split there as here
+printf '# a comment\n\nquote.test q.example "msg=hello world" k=x\\ y '"'"'e=a "b"'"'"'\n' |
+	ctl --json emit - > "$T/q.json"
+ctl --json events --type quote.test -n 1 > "$T/q.ev"
+is "$(jget "$T/q.ev" '(j[0]["subject"], j[0]["payload"]["msg"], j[0]["payload"]["k"], j[0]["payload"]["e"])')" \
+	"('q.example', 'hello world', 'x y', 'a \"b\"')" "emit -: quotes and escapes split as before"
+# a bad field the daemon finds (a domain that is not a name): the stdin
+# line named, nothing of that batch journaled
+before=$(ctl --json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["journal"]["last_id"])')
+printf 'fine.type ok.example\nfine.type bad.example domain=../../etc\n' | ctl emit - 2>"$T/err2"
+is "$?" 2 "emit - with a hostile domain field exits 2"
+grep -q "stdin:2: domain '../../etc'" "$T/err2"
+ok $? "and names the stdin line ($(cat "$T/err2"))"
+after=$(ctl --json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["journal"]["last_id"])')
+is "$after" "$before" "nothing of the batch with a bad line journaled"
 
 # ---- hostile clients ----
 cat > "$T/junk.py" <<'EOF'
