@@ -519,7 +519,8 @@ static void engine_flush(struct engine *e)
 	if (batch == NULL && n_res == 0)
 		return;
 
-	if (journal_begin(e->journal, &err) < 0) {
+	if ((batch != NULL ? journal_begin(e->journal, &err)
+			   : journal_begin_results(e->journal, &err)) < 0) {
 		engine_flush_failed(e, batch, tail, "begin", err);
 		return;
 	}

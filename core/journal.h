@@ -61,6 +61,11 @@ void journal_close(struct journal **j);
 
 /* Group commit: everything between begin and commit is one transaction. */
 int journal_begin(struct journal *j, const char **error_r);
+/* A transaction of delivery updates only (no journal_append in it): with
+ * sync full it commits without waiting for the disk.  Losing it to a power
+ * cut only runs those deliveries again (at least once); the next commit
+ * with events syncs the log up to and including it. */
+int journal_begin_results(struct journal *j, const char **error_r);
 int journal_commit(struct journal *j, const char **error_r);
 void journal_rollback(struct journal *j);
 

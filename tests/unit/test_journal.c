@@ -290,6 +290,67 @@ static void test_commit_reopen(void **state)
 	journal_close(&j);
 }
 
+/* A results-only transaction commits at synchronous = NORMAL; an event
+ * never does: the next journal_begin sets FULL again, and an append in a
+ * results transaction is refused. */
+static int sync_mode(struct journal *j)
+{
+	sqlite3_stmt *st;
+	int mode = -1;
+
+	assert_int_equal(sqlite3_prepare_v2(j->db, "PRAGMA synchronous", -1,
+					    &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		mode = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return mode;
+}
+
+static void test_results_tx(void **state)
+{
+	struct fixture *fx = *state;
+	struct journal *j = open_ok(fx, true);
+	const char *error = NULL;
+	int64_t a, b;
+
+	assert_int_equal(sync_mode(j), 2); /* FULL */
+	begin_ok(j);
+	a = append_ok(j, "domain.added", "a.example", 1000, "{}");
+	add_ok(j, a, "caddy");
+	commit_ok(j);
+
+	assert_int_equal(journal_begin_results(j, &error), 0);
+	assert_int_equal(sync_mode(j), 1); /* NORMAL */
+	struct journal_event ev = { .type = "domain.added",
+				    .subject = "x.example" };
+	assert_int_equal(journal_append(j, &ev, &error), -EINVAL);
+	assert_non_null(strstr(error, "results only"));
+	update_ok(j, a, "caddy", DELIVERY_DONE, 1, NULL);
+	commit_ok(j);
+	/* a second one stays at NORMAL, a rollback ends it too */
+	assert_int_equal(journal_begin_results(j, &error), 0);
+	journal_rollback(j);
+	assert_int_equal(sync_mode(j), 1);
+
+	begin_ok(j);
+	assert_int_equal(sync_mode(j), 2); /* FULL again for events */
+	b = append_ok(j, "domain.added", "b.example", 2000, "{}");
+	add_ok(j, b, "caddy");
+	commit_ok(j);
+	journal_close(&j);
+
+	j = open_ok(fx, false);
+	json_t *got = get_ok(j, a);
+	assert_string_equal(
+		json_string_value(json_object_get(
+			json_array_get(json_object_get(got, "deliveries"), 0),
+			"state")),
+		"done");
+	json_decref(got);
+	assert_int_equal(journal_last_id(j), b);
+	journal_close(&j);
+}
+
 struct pending_seen {
 	size_t n;
 	int64_t ids[8192];
@@ -961,6 +1022,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_append_deliveries, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_commit_reopen, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_results_tx, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_load_pending_order, setup,
 						teardown),
