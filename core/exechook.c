@@ -5,18 +5,44 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <signal.h>
+#include <spawn.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ophook/plugin.h"
 #include "util.h"
 
+/* How the processes are made.
+ *
+ * uv_spawn() forks on the calling thread (libuv 1.44 on Linux: fork, then
+ * it waits on a CLOEXEC pipe until the child called exec), so each spawn
+ * stalled the loop for the fork of the whole daemon.  Here the process is
+ * made on libuv's thread pool (uv_queue_work) with posix_spawn, which
+ * glibc implements with clone(CLONE_VM | CLONE_VFORK): no page tables are
+ * copied and only the pool thread waits for the exec.  Back on the loop
+ * thread the parent ends of the pipes are opened as uv_pipe_t and the
+ * child is watched through a pidfd (uv_poll_t, readable once it exited),
+ * then reaped with waitpid(pid, WNOHANG).
+ *
+ * Nobody else reaps our children: libuv reaps only the processes it
+ * spawned itself.  In libuv 1.44 (src/unix/process.c) the SIGCHLD
+ * watcher calls uv__wait_children(), which walks loop->process_handles
+ * and calls waitpid(process->pid, &status, WNOHANG) for each of those
+ * pids (never waitpid(-1, ...)), and skips ECHILD.  Our pids are in no
+ * uv_process_t, so their exit status stays for us, and the pid cannot be
+ * reused before we reaped it. */
+
 /* After the process exited, how long to wait for its pipes to close (a
  * background child may hold them). */
 #define EXECHOOK_EOF_GRACE_MS 200
+/* Without a pidfd (Linux < 5.3): how often waitpid looks for the exit. */
+#define EXECHOOK_REAP_POLL_MS 50
 
 struct exechook_tail {
 	char *buf;
@@ -25,13 +51,16 @@ struct exechook_tail {
 
 struct exechook_proc {
 	uv_loop_t *loop;
-	uv_process_t proc;
+	uv_work_t work;        /* the spawn, on the pool */
 	uv_pipe_t in, out, err;
+	uv_poll_t reap;        /* the pidfd */
+	uv_timer_t reap_timer; /* no pidfd: waitpid now and then */
 	uv_timer_t timer;      /* timeout, then EOF grace */
 	uv_timer_t kill_timer; /* SIGKILL after SIGTERM */
 	uv_write_t wreq;
 	uv_shutdown_t sreq;
 	char *stdin_copy;
+	size_t stdin_len;
 	struct exechook_tail t_out, t_err;
 	char rbuf[65536];
 	exechook_cb *cb;
@@ -39,7 +68,17 @@ struct exechook_proc {
 	unsigned timeout_ms;
 	int handles;     /* open handles; freed at 0 */
 	int pipes_open;  /* stdout/stderr not yet at EOF */
+
+	/* copies for the pool thread (freed once the spawn is done) */
+	char **argv, **env, *cwd;
+	/* written by the pool thread, read after it is done */
 	pid_t pid;
+	int pidfd;
+	int fd_in, fd_out, fd_err; /* the parent's ends, -1 once handed on */
+	int spawn_errno;           /* 0, or why no process was made */
+	atomic_bool cancel;        /* killed while queued: do not spawn */
+
+	bool queued;     /* the spawn is on the pool */
 	bool exited, finished, timed_out, kill_pending;
 	int64_t exit_status;
 	int term_signal;
@@ -65,12 +104,57 @@ static void exechook_tail_add(struct exechook_tail *t, const char *data,
 	t->len += n;
 }
 
+static char **exechook_strv_dup(const char *const *v)
+{
+	size_t n = 0;
+	char **copy;
+
+	if (v == NULL)
+		return NULL;
+	while (v[n] != NULL)
+		n++;
+	copy = xcalloc(n + 1, sizeof(*copy));
+	for (size_t i = 0; i < n; i++)
+		copy[i] = xstrdup(v[i]);
+	return copy;
+}
+
+static void exechook_strv_free(char ***vp)
+{
+	if (*vp == NULL)
+		return;
+	for (char **s = *vp; *s != NULL; s++)
+		free(*s);
+	free(*vp);
+	*vp = NULL;
+}
+
+static void exechook_args_free(struct exechook_proc *p)
+{
+	exechook_strv_free(&p->argv);
+	exechook_strv_free(&p->env);
+	free(p->cwd);
+	p->cwd = NULL;
+}
+
+static void exechook_fd_close(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
 static void exechook_handle_closed(uv_handle_t *handle)
 {
 	struct exechook_proc *p = handle->data;
 
 	if (--p->handles > 0)
 		return;
+	exechook_fd_close(&p->pidfd);
+	exechook_fd_close(&p->fd_in);
+	exechook_fd_close(&p->fd_out);
+	exechook_fd_close(&p->fd_err);
+	exechook_args_free(p);
 	free(p->t_out.buf);
 	free(p->t_err.buf);
 	free(p->stdin_copy);
@@ -79,9 +163,23 @@ static void exechook_handle_closed(uv_handle_t *handle)
 
 static void exechook_close(struct exechook_proc *p, uv_handle_t *handle)
 {
+	(void)p;
 	if (handle->loop == NULL || uv_is_closing(handle))
 		return;
 	uv_close(handle, exechook_handle_closed);
+}
+
+static void exechook_close_all(struct exechook_proc *p)
+{
+	uv_timer_stop(&p->timer);
+	exechook_close(p, (uv_handle_t *)&p->timer);
+	exechook_close(p, (uv_handle_t *)&p->in);
+	exechook_close(p, (uv_handle_t *)&p->out);
+	exechook_close(p, (uv_handle_t *)&p->err);
+	exechook_close(p, (uv_handle_t *)&p->reap);
+	exechook_close(p, (uv_handle_t *)&p->reap_timer);
+	if (!p->kill_pending)
+		exechook_close(p, (uv_handle_t *)&p->kill_timer);
 }
 
 static void exechook_killpg(struct exechook_proc *p, int sig)
@@ -120,15 +218,7 @@ static void exechook_finish(struct exechook_proc *p)
 	res.err_len = p->t_err.len;
 	res.err_dropped = p->t_err.dropped;
 	p->cb(&res, p->ctx);
-
-	uv_timer_stop(&p->timer);
-	exechook_close(p, (uv_handle_t *)&p->timer);
-	exechook_close(p, (uv_handle_t *)&p->in);
-	exechook_close(p, (uv_handle_t *)&p->out);
-	exechook_close(p, (uv_handle_t *)&p->err);
-	exechook_close(p, (uv_handle_t *)&p->proc);
-	if (!p->kill_pending)
-		exechook_close(p, (uv_handle_t *)&p->kill_timer);
+	exechook_close_all(p);
 }
 
 static void exechook_grace_cb(uv_timer_t *t)
@@ -141,24 +231,38 @@ static void exechook_timeout_cb(uv_timer_t *t)
 	exechook_kill(t->data);
 }
 
-void exechook_kill(struct exechook_proc *p)
+/* SIGTERM to the group now, SIGKILL later (loop thread, process made). */
+static void exechook_terminate(struct exechook_proc *p)
 {
-	if (p->finished || p->timed_out)
-		return;
-	p->timed_out = true;
 	exechook_killpg(p, SIGTERM);
 	p->kill_pending = true;
 	uv_timer_start(&p->kill_timer, exechook_kill_timer_cb,
 		       EXECHOOK_KILL_DELAY_MS, 0);
 }
 
-static void exechook_exit_cb(uv_process_t *proc, int64_t status, int sig)
+void exechook_kill(struct exechook_proc *p)
 {
-	struct exechook_proc *p = proc->data;
+	if (p->finished || p->timed_out)
+		return;
+	p->timed_out = true;
+	if (p->queued) {
+		/* not made yet: the pool thread skips the spawn if it did
+		 * not start it; if it did, exechook_after_work_cb kills it */
+		atomic_store(&p->cancel, true);
+		uv_cancel((uv_req_t *)&p->work);
+		return;
+	}
+	exechook_terminate(p);
+}
 
+/* The process is gone (reaped): finish now or after the last output. */
+static void exechook_exited(struct exechook_proc *p, int64_t status, int sig)
+{
 	p->exited = true;
 	p->exit_status = status;
 	p->term_signal = sig;
+	exechook_close(p, (uv_handle_t *)&p->reap);
+	exechook_close(p, (uv_handle_t *)&p->reap_timer);
 	if (p->pipes_open == 0) {
 		exechook_finish(p);
 		return;
@@ -166,6 +270,43 @@ static void exechook_exit_cb(uv_process_t *proc, int64_t status, int sig)
 	/* wait a little for the rest of the output */
 	uv_timer_stop(&p->timer);
 	uv_timer_start(&p->timer, exechook_grace_cb, EXECHOOK_EOF_GRACE_MS, 0);
+}
+
+/* Reap the child if it exited (loop thread). */
+static void exechook_reap_now(struct exechook_proc *p)
+{
+	int status = 0;
+	pid_t r;
+
+	if (p->exited)
+		return;
+	do
+		r = waitpid(p->pid, &status, WNOHANG);
+	while (r < 0 && errno == EINTR);
+	if (r == 0)
+		return;
+	if (r < 0) {
+		/* ECHILD: reaped elsewhere (SIGCHLD set to SIG_IGN): the
+		 * status is lost */
+		exechook_exited(p, -1, 0);
+		return;
+	}
+	if (WIFSIGNALED(status))
+		exechook_exited(p, 0, WTERMSIG(status));
+	else
+		exechook_exited(p, WEXITSTATUS(status), 0);
+}
+
+static void exechook_reap_cb(uv_poll_t *h, int status, int events)
+{
+	(void)status;
+	(void)events;
+	exechook_reap_now(h->data);
+}
+
+static void exechook_reap_timer_cb(uv_timer_t *t)
+{
+	exechook_reap_now(t->data);
 }
 
 static void exechook_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -219,23 +360,300 @@ static void exechook_init_handle(struct exechook_proc *p, uv_handle_t *h)
 	p->handles++;
 }
 
-int exechook_spawn(uv_loop_t *loop, const struct exechook_opts *opts,
-		   exechook_cb *cb, void *ctx, struct exechook_proc **p_r,
-		   const char **error_r)
+/* ---- making the process (pool thread, or the caller's for run_sync) --- */
+
+/* A pipe whose both ends are close-on-exec and above stdio (so that the
+ * dup2 onto 0, 1 and 2 cannot clobber one of them). */
+static int exechook_pipe(int fds[2])
+{
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return -errno;
+	for (int i = 0; i < 2; i++) {
+		int fd;
+
+		if (fds[i] > 2)
+			continue;
+		fd = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+		if (fd < 0) {
+			int ret = -errno;
+
+			close(fds[0]);
+			close(fds[1]);
+			fds[0] = fds[1] = -1;
+			return ret;
+		}
+		close(fds[i]);
+		fds[i] = fd;
+	}
+	return 0;
+}
+
+static const char *exechook_env_path(char *const *env)
+{
+	for (; env != NULL && *env != NULL; env++) {
+		if (strncmp(*env, "PATH=", 5) == 0)
+			return *env + 5;
+	}
+	return "/bin:/usr/bin"; /* execvp's default */
+}
+
+/* posix_spawn argv[0], looked up like execvp does but in the child's
+ * environment's PATH (as uv_spawn did).  0 or -errno. */
+static int exechook_posix_spawn(struct exechook_proc *p,
+				const posix_spawn_file_actions_t *fa,
+				const posix_spawnattr_t *attr)
+{
+	const char *file = p->argv[0], *dir, *end;
+	char *const *env = p->env != NULL ? p->env : environ;
+	bool eacces = false;
+	int ret;
+
+	if (file == NULL || file[0] == '\0')
+		return -ENOENT;
+	if (strchr(file, '/') != NULL)
+		return -posix_spawn(&p->pid, file, fa, attr, p->argv, env);
+	for (dir = exechook_env_path(env);; dir = end + 1) {
+		char *full;
+
+		end = strchrnul(dir, ':');
+		full = end == dir ? xasprintf("./%s", file)
+				  : xasprintf("%.*s/%s", (int)(end - dir),
+					      dir, file);
+		ret = posix_spawn(&p->pid, full, fa, attr, p->argv, env);
+		free(full);
+		if (ret == 0)
+			return 0;
+		if (ret == EACCES)
+			eacces = true;
+		else if (ret != ENOENT && ret != ENOTDIR)
+			return -ret;
+		if (*end == '\0')
+			break;
+	}
+	return eacces ? -EACCES : -ENOENT;
+}
+
+static int exechook_spawn_setup(struct exechook_proc *p,
+				posix_spawn_file_actions_t *fa,
+				posix_spawnattr_t *attr, const int in[2],
+				const int out[2], const int err[2])
+{
+	sigset_t def, none;
+	int ret;
+
+	/* own session and process group (kill(-pid) reaches all of it),
+	 * signal dispositions and mask back to the defaults (the daemon
+	 * ignores SIGPIPE; pool threads may block signals) */
+	sigemptyset(&def);
+	for (int sig = 1; sig < 32; sig++) {
+		if (sig != SIGKILL && sig != SIGSTOP)
+			sigaddset(&def, sig);
+	}
+#ifdef __GLIBC__
+	/* glibc's two internal signals (32, 33): its posix_spawn sets them
+	 * to SIG_IGN in the child, which exec keeps, unless they are in the
+	 * SETSIGDEF set, and its sigaddset refuses them: set their bits
+	 * (Linux sigset_t: bit sig - 1).  The child has every signal
+	 * blocked until just before its exec. */
+	for (int sig = 32; sig < SIGRTMIN; sig++)
+		def.__val[(sig - 1) / (8 * sizeof(def.__val[0]))] |=
+			1UL << ((sig - 1) % (8 * sizeof(def.__val[0])));
+#endif
+	sigemptyset(&none);
+	ret = posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSID |
+					     POSIX_SPAWN_SETSIGDEF |
+					     POSIX_SPAWN_SETSIGMASK);
+	if (ret == 0)
+		ret = posix_spawnattr_setsigdefault(attr, &def);
+	if (ret == 0)
+		ret = posix_spawnattr_setsigmask(attr, &none);
+	if (ret == 0)
+		ret = posix_spawn_file_actions_adddup2(fa, in[0], 0);
+	if (ret == 0)
+		ret = posix_spawn_file_actions_adddup2(fa, out[1], 1);
+	if (ret == 0)
+		ret = posix_spawn_file_actions_adddup2(fa, err[1], 2);
+	if (ret == 0)
+		ret = posix_spawn_file_actions_addchdir_np(fa, p->cwd);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 34)
+	/* descriptors a plugin opened without O_CLOEXEC stay ours */
+	if (ret == 0)
+		ret = posix_spawn_file_actions_addclosefrom_np(fa, 3);
+#endif
+	return -ret;
+}
+
+/* Make the process: pipes, posix_spawn, pidfd.  Sets p->pid, the parent
+ * ends and p->pidfd (-1 without pidfds).  0 or -errno. */
+static int exechook_start_child(struct exechook_proc *p)
+{
+	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 };
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	int ret;
+
+	ret = exechook_pipe(in);
+	if (ret == 0)
+		ret = exechook_pipe(out);
+	if (ret == 0)
+		ret = exechook_pipe(err);
+	if (ret == 0) {
+		posix_spawn_file_actions_init(&fa);
+		posix_spawnattr_init(&attr);
+		ret = exechook_spawn_setup(p, &fa, &attr, in, out, err);
+		if (ret == 0)
+			ret = exechook_posix_spawn(p, &fa, &attr);
+		posix_spawn_file_actions_destroy(&fa);
+		posix_spawnattr_destroy(&attr);
+	}
+	exechook_fd_close(&in[0]);
+	exechook_fd_close(&out[1]);
+	exechook_fd_close(&err[1]);
+	if (ret < 0) {
+		p->pid = 0;
+		exechook_fd_close(&in[1]);
+		exechook_fd_close(&out[0]);
+		exechook_fd_close(&err[0]);
+		return ret;
+	}
+	p->fd_in = in[1];
+	p->fd_out = out[0];
+	p->fd_err = err[0];
+	for (int i = 0; i < 3; i++) {
+		int fd = i == 0 ? p->fd_in : i == 1 ? p->fd_out : p->fd_err;
+
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	}
+#ifdef SYS_pidfd_open
+	p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
+	if (p->pidfd >= 0)
+		fcntl(p->pidfd, F_SETFD, FD_CLOEXEC);
+#else
+	p->pidfd = -1;
+#endif
+	return 0;
+}
+
+static void exechook_work_cb(uv_work_t *w)
+{
+	struct exechook_proc *p = w->data;
+
+	if (atomic_load(&p->cancel)) {
+		p->spawn_errno = ECANCELED;
+		return;
+	}
+	p->spawn_errno = -exechook_start_child(p);
+}
+
+/* ---- back on the loop thread ---------------------------------------- */
+
+/* Hand an fd to a pipe handle; on failure close it and return -errno. */
+static int exechook_pipe_open(uv_pipe_t *pipe, int *fd)
+{
+	int ret = uv_pipe_open(pipe, *fd);
+
+	if (ret < 0)
+		close(*fd);
+	*fd = -1;
+	return ret;
+}
+
+/* The process exists (or could not be made): watch it, feed it, read it. */
+static void exechook_started(struct exechook_proc *p)
+{
+	p->queued = false;
+	if (p->spawn_errno != 0) {
+		if (p->spawn_errno != ECANCELED) {
+			char *msg = xasprintf("exec %s: %s", p->argv[0],
+					      strerror(p->spawn_errno));
+
+			exechook_tail_add(&p->t_err, msg, strlen(msg));
+			free(msg);
+			p->exit_status = EXECHOOK_EXIT_NOT_RUN;
+		} else {
+			p->exit_status = -1;
+		}
+		exechook_args_free(p);
+		p->exited = true;
+		exechook_finish(p);
+		return;
+	}
+	exechook_args_free(p);
+
+	if (p->pidfd >= 0 && uv_poll_init(p->loop, &p->reap, p->pidfd) == 0) {
+		exechook_init_handle(p, (uv_handle_t *)&p->reap);
+		uv_poll_start(&p->reap, UV_READABLE, exechook_reap_cb);
+	} else {
+		uv_timer_init(p->loop, &p->reap_timer);
+		exechook_init_handle(p, (uv_handle_t *)&p->reap_timer);
+		uv_timer_start(&p->reap_timer, exechook_reap_timer_cb,
+			       EXECHOOK_REAP_POLL_MS, EXECHOOK_REAP_POLL_MS);
+	}
+
+	p->pipes_open = 2;
+	if (exechook_pipe_open(&p->out, &p->fd_out) == 0)
+		uv_read_start((uv_stream_t *)&p->out, exechook_alloc_cb,
+			      exechook_read_cb);
+	else
+		p->pipes_open--;
+	if (exechook_pipe_open(&p->err, &p->fd_err) == 0)
+		uv_read_start((uv_stream_t *)&p->err, exechook_alloc_cb,
+			      exechook_read_cb);
+	else
+		p->pipes_open--;
+	if (p->stdin_len > 0 && exechook_pipe_open(&p->in, &p->fd_in) == 0) {
+		uv_buf_t b = uv_buf_init(p->stdin_copy,
+					 (unsigned)p->stdin_len);
+
+		p->wreq.data = p;
+		p->sreq.data = p;
+		if (uv_write(&p->wreq, (uv_stream_t *)&p->in, &b, 1,
+			     exechook_write_cb) < 0)
+			exechook_close(p, (uv_handle_t *)&p->in);
+	} else {
+		exechook_fd_close(&p->fd_in); /* EOF on its stdin */
+		exechook_close(p, (uv_handle_t *)&p->in);
+	}
+	if (p->timed_out)
+		exechook_terminate(p); /* exechook_kill came while queued */
+	else if (p->timeout_ms > 0)
+		uv_timer_start(&p->timer, exechook_timeout_cb, p->timeout_ms,
+			       0);
+}
+
+static void exechook_after_work_cb(uv_work_t *w, int status)
+{
+	struct exechook_proc *p = w->data;
+
+	if (status == UV_ECANCELED)
+		p->spawn_errno = ECANCELED;
+	exechook_started(p);
+}
+
+static struct exechook_proc *exechook_new(uv_loop_t *loop,
+					  const struct exechook_opts *opts,
+					  exechook_cb *cb, void *ctx)
 {
 	struct exechook_proc *p = xcalloc(1, sizeof(*p));
-	uv_process_options_t o;
-	uv_stdio_container_t stdio[3];
 	size_t max = opts->output_max > 0 ? opts->output_max : 4096;
-	int ret;
 
 	p->loop = loop;
 	p->cb = cb;
 	p->ctx = ctx;
 	p->timeout_ms = opts->timeout_ms;
+	p->pidfd = p->fd_in = p->fd_out = p->fd_err = -1;
+	atomic_init(&p->cancel, false);
 	p->t_out.max = p->t_err.max = max;
 	p->t_out.buf = xmalloc(max + 1);
 	p->t_err.buf = xmalloc(max + 1);
+	p->argv = exechook_strv_dup(opts->argv);
+	p->env = exechook_strv_dup(opts->env);
+	p->cwd = xstrdup(opts->cwd != NULL ? opts->cwd : "/");
+	if (opts->stdin_len > 0) {
+		p->stdin_copy = xmalloc(opts->stdin_len);
+		memcpy(p->stdin_copy, opts->stdin_data, opts->stdin_len);
+		p->stdin_len = opts->stdin_len;
+	}
 	uv_pipe_init(loop, &p->in, 0);
 	exechook_init_handle(p, (uv_handle_t *)&p->in);
 	uv_pipe_init(loop, &p->out, 0);
@@ -246,60 +664,34 @@ int exechook_spawn(uv_loop_t *loop, const struct exechook_opts *opts,
 	exechook_init_handle(p, (uv_handle_t *)&p->timer);
 	uv_timer_init(loop, &p->kill_timer);
 	exechook_init_handle(p, (uv_handle_t *)&p->kill_timer);
+	p->work.data = p;
+	p->reap.data = p;
+	p->reap_timer.data = p;
+	return p;
+}
 
-	memset(&o, 0, sizeof(o));
-	memset(stdio, 0, sizeof(stdio));
-	stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
-	stdio[0].data.stream = (uv_stream_t *)&p->in;
-	stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-	stdio[1].data.stream = (uv_stream_t *)&p->out;
-	stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-	stdio[2].data.stream = (uv_stream_t *)&p->err;
-	o.exit_cb = exechook_exit_cb;
-	o.file = opts->argv[0];
-	o.args = (char **)opts->argv;
-	o.env = (char **)opts->env;
-	o.cwd = opts->cwd != NULL ? opts->cwd : "/";
-	o.flags = UV_PROCESS_DETACHED; /* setsid: own process group */
-	o.stdio_count = 3;
-	o.stdio = stdio;
-	p->proc.data = p;
-	ret = uv_spawn(loop, &p->proc, &o);
-	p->handles++; /* the process handle is initialised either way */
+/* Drop a process that was never made, without calling cb. */
+static void exechook_discard(struct exechook_proc *p)
+{
+	p->finished = true;
+	exechook_close_all(p);
+}
+
+int exechook_spawn(uv_loop_t *loop, const struct exechook_opts *opts,
+		   exechook_cb *cb, void *ctx, struct exechook_proc **p_r,
+		   const char **error_r)
+{
+	struct exechook_proc *p = exechook_new(loop, opts, cb, ctx);
+	int ret;
+
+	p->queued = true;
+	ret = uv_queue_work(loop, &p->work, exechook_work_cb,
+			    exechook_after_work_cb);
 	if (ret < 0) {
 		*error_r = uv_strerror(ret);
-		p->finished = true;
-		exechook_close(p, (uv_handle_t *)&p->timer);
-		exechook_close(p, (uv_handle_t *)&p->kill_timer);
-		exechook_close(p, (uv_handle_t *)&p->in);
-		exechook_close(p, (uv_handle_t *)&p->out);
-		exechook_close(p, (uv_handle_t *)&p->err);
-		exechook_close(p, (uv_handle_t *)&p->proc);
+		exechook_discard(p);
 		return ret;
 	}
-	p->pid = p->proc.pid;
-	p->pipes_open = 2;
-	uv_read_start((uv_stream_t *)&p->out, exechook_alloc_cb,
-		      exechook_read_cb);
-	uv_read_start((uv_stream_t *)&p->err, exechook_alloc_cb,
-		      exechook_read_cb);
-	if (opts->stdin_len > 0) {
-		uv_buf_t b;
-
-		p->stdin_copy = xmalloc(opts->stdin_len);
-		memcpy(p->stdin_copy, opts->stdin_data, opts->stdin_len);
-		b = uv_buf_init(p->stdin_copy, (unsigned)opts->stdin_len);
-		p->wreq.data = p;
-		p->sreq.data = p;
-		if (uv_write(&p->wreq, (uv_stream_t *)&p->in, &b, 1,
-			     exechook_write_cb) < 0)
-			exechook_close(p, (uv_handle_t *)&p->in);
-	} else {
-		exechook_close(p, (uv_handle_t *)&p->in);
-	}
-	if (opts->timeout_ms > 0)
-		uv_timer_start(&p->timer, exechook_timeout_cb, opts->timeout_ms,
-			       0);
 	if (p_r != NULL)
 		*p_r = p;
 	return 0;
@@ -323,6 +715,7 @@ int exechook_run_sync(const struct exechook_opts *opts,
 {
 	uv_loop_t loop;
 	struct exechook_sync s = { .res = res };
+	struct exechook_proc *p;
 	int ret;
 
 	memset(res, 0, sizeof(*res));
@@ -331,7 +724,16 @@ int exechook_run_sync(const struct exechook_opts *opts,
 		*error_r = uv_strerror(ret);
 		return ret;
 	}
-	ret = exechook_spawn(&loop, opts, exechook_sync_cb, &s, NULL, error_r);
+	/* the calling thread blocks anyway: make the process right here,
+	 * not on the pool (this may run on a pool thread: hooks.test) */
+	p = exechook_new(&loop, opts, exechook_sync_cb, &s);
+	ret = exechook_start_child(p);
+	if (ret < 0) {
+		*error_r = strerror(-ret);
+		exechook_discard(p);
+	} else {
+		exechook_started(p);
+	}
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
 	return ret;

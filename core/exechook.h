@@ -15,6 +15,9 @@
 #define EXECHOOK_EXIT_RETRY 75
 /* Delay between SIGTERM and SIGKILL on a timeout. */
 #define EXECHOOK_KILL_DELAY_MS 2000
+/* Exit status reported when the file could not be run (as a shell does);
+ * stderr then holds "exec <file>: <strerror>". */
+#define EXECHOOK_EXIT_NOT_RUN 127
 
 struct exechook_result {
 	int exit_status;   /* exit code, or -1 when killed by a signal */
@@ -41,21 +44,29 @@ struct exechook_opts {
 struct exechook_proc;
 
 /* Called once on the loop thread when the process ended and its output was
- * read (or the spawn failed afterwards).  res is valid during the call. */
+ * read, or when it could not be made (exit_status EXECHOOK_EXIT_NOT_RUN,
+ * err "exec <file>: <reason>"), or when exechook_kill came before it was
+ * made (timed_out, exit_status -1).  res is valid during the call. */
 typedef void exechook_cb(struct exechook_result *res, void *ctx);
 
-/* Start a process on `loop`.  0 and *p_r (owned by the module, valid until
- * cb returns) or -errno with *error_r (static text or strerror). */
+/* Start a process on `loop`: it is made on libuv's thread pool (the loop
+ * thread never waits for a fork or an exec), then watched on the loop.  0
+ * and *p_r (owned by the module, valid until cb returns; cb never comes
+ * before this returns) or -errno with *error_r (static text or strerror);
+ * a file that cannot be run is reported through cb. */
 int exechook_spawn(uv_loop_t *loop, const struct exechook_opts *opts,
 		   exechook_cb *cb, void *ctx, struct exechook_proc **p_r,
 		   const char **error_r);
 /* Stop a running process: SIGTERM to its group now, SIGKILL after
- * EXECHOOK_KILL_DELAY_MS; cb still comes, with timed_out set. */
+ * EXECHOOK_KILL_DELAY_MS; cb still comes, with timed_out set.  One not
+ * made yet is not made (or, when the pool thread was already making it,
+ * killed the same way as soon as it exists). */
 void exechook_kill(struct exechook_proc *p);
 
-/* Run a process to completion on a private loop (any thread, blocking).
- * 0 with *res filled (free with exechook_result_clear), or -errno with
- * *error_r when it could not be started. */
+/* Run a process to completion on a private loop (any thread, blocking;
+ * the process is made on the calling thread, not on the pool).  0 with
+ * *res filled (free with exechook_result_clear), or -errno with *error_r
+ * when it could not be started. */
 int exechook_run_sync(const struct exechook_opts *opts,
 		      struct exechook_result *res, const char **error_r);
 void exechook_result_clear(struct exechook_result *res);

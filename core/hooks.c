@@ -129,6 +129,7 @@ struct exec_run {
 	struct delivery *d;
 	struct exechook_proc *p;
 	unsigned timeout_ms;
+	struct exec_run *prev, *next; /* hk->exec_runs */
 };
 
 struct hooks {
@@ -143,6 +144,7 @@ struct hooks {
 
 	struct hmap *lua;     /* name -> luafile */
 	struct hmap *exec;    /* rel -> execfile */
+	struct exec_run *exec_runs; /* processes made or queued */
 	uv_timer_t timer;
 	uv_async_t async;
 	pthread_mutex_t done_mu;
@@ -669,6 +671,12 @@ static void exec_run_cb(struct exechook_result *res, void *ctx)
 		dispatch_done(r->d, rc, error);
 	}
 	free(error);
+	if (r->prev != NULL)
+		r->prev->next = r->next;
+	else
+		x->hk->exec_runs = r->next;
+	if (r->next != NULL)
+		r->next->prev = r->prev;
 	execfile_unref(x);
 	free(r);
 }
@@ -723,6 +731,10 @@ static void exec_handler_deliver(struct handler *h, struct delivery *d)
 	}
 	x->refs++;
 	d->hdata = r;
+	r->next = hk->exec_runs;
+	if (hk->exec_runs != NULL)
+		hk->exec_runs->prev = r;
+	hk->exec_runs = r;
 }
 
 static void exec_handler_cancel(struct handler *h, struct delivery *d)
@@ -2094,6 +2106,11 @@ void hooks_stop(struct hooks **hp)
 	uv_timer_stop(&hk->timer);
 	hmap_each(hk->lua, hooks_stop_lua, hk);
 	hmap_each(hk->lua, hooks_stop_lua_free, hk);
+	/* exec hooks' results are dropped from now on: end their processes
+	 * (one still queued on the pool is not made, or killed once made);
+	 * each run keeps its execfile and hk until its process is reaped */
+	for (struct exec_run *r = hk->exec_runs; r != NULL; r = r->next)
+		exechook_kill(r->p);
 	hmap_each(hk->exec, hooks_stop_exec, hk);
 	hmap_free(&hk->lua, NULL);
 	hmap_free(&hk->exec, NULL);

@@ -1,7 +1,12 @@
 /* Exec hooks: exit codes, stdin/env, output kept, timeout kills the whole
- * process group, owner/mode checks, run-parts name filter. */
+ * process group, owner/mode checks, run-parts name filter; processes made
+ * off the loop thread (no fork there), in their own session with default
+ * signals, spawn errors through the callback, a kill while the spawn waits
+ * on the pool makes no process.  The pool has one thread (set in main) so
+ * that a test can hold it. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -224,6 +229,218 @@ static void test_names(void **state)
 	assert_false(exechook_name_ok(""));
 }
 
+/* ---- exechook_spawn on a loop ---- */
+
+struct spawned {
+	int calls;
+	struct exechook_result res; /* out/err copied */
+};
+
+static void spawned_cb(struct exechook_result *res, void *ctx)
+{
+	struct spawned *sp = ctx;
+
+	sp->calls++;
+	sp->res = *res;
+	sp->res.out = xstrndup(res->out, res->out_len);
+	sp->res.err = xstrndup(res->err, res->err_len);
+}
+
+static int spawn_on(uv_loop_t *loop, const char *path, struct spawned *sp,
+		    struct exechook_proc **p_r)
+{
+	const char *argv[] = { path, NULL };
+	struct exechook_opts o = { .argv = argv, .env = env,
+				   .timeout_ms = 5000 };
+	const char *error = NULL;
+
+	memset(sp, 0, sizeof(*sp));
+	return exechook_spawn(loop, &o, spawned_cb, sp, p_r, &error);
+}
+
+/* forks made by the main (loop) thread */
+static pthread_t main_thread;
+static int main_forks;
+
+static void count_fork(void)
+{
+	if (pthread_equal(pthread_self(), main_thread))
+		main_forks++;
+}
+
+static void test_spawn_off_loop(void **state)
+{
+	uv_loop_t loop;
+	struct spawned sp;
+	char *p;
+
+	(void)state;
+	p = script("quick", "echo out; echo err >&2; exit 3", 0755);
+	assert_int_equal(uv_loop_init(&loop), 0);
+	main_forks = 0;
+	assert_int_equal(spawn_on(&loop, p, &sp, NULL), 0);
+	/* uv_spawn forked right here; posix_spawn on the pool runs no
+	 * pthread_atfork handlers and not on this thread anyway */
+	assert_int_equal(main_forks, 0);
+	assert_int_equal(sp.calls, 0); /* cb never before spawn returns */
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(main_forks, 0);
+	assert_int_equal(sp.calls, 1);
+	assert_int_equal(sp.res.exit_status, 3);
+	assert_string_equal(sp.res.out, "out\n");
+	assert_string_equal(sp.res.err, "err\n");
+	exechook_result_clear(&sp.res);
+	assert_int_equal(uv_loop_close(&loop), 0);
+	free(p);
+}
+
+static void test_spawn_error_cb(void **state)
+{
+	uv_loop_t loop;
+	struct spawned sp;
+	char *p, *err = NULL;
+
+	(void)state;
+	assert_int_equal(uv_loop_init(&loop), 0);
+	/* the file is looked at on the pool: the error comes through cb */
+	assert_int_equal(spawn_on(&loop, "/nonexistent/hook", &sp, NULL), 0);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(sp.calls, 1);
+	assert_int_equal(sp.res.exit_status, EXECHOOK_EXIT_NOT_RUN);
+	assert_false(sp.res.timed_out);
+	assert_string_equal(sp.res.err, "exec /nonexistent/hook: No such file "
+					"or directory");
+	assert_int_equal(exechook_result_rc(&sp.res, 5000, &err), -EIO);
+	assert_string_equal(err, "exit 127: exec /nonexistent/hook: No such "
+				 "file or directory");
+	free(err);
+	exechook_result_clear(&sp.res);
+
+	/* not executable (EACCES); no "#!" line (ENOEXEC): never a shell */
+	p = script("noexec2", "exit 0", 0644);
+	assert_int_equal(spawn_on(&loop, p, &sp, NULL), 0);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(sp.calls, 1);
+	assert_non_null(strstr(sp.res.err, "Permission denied"));
+	assert_non_null(strstr(sp.res.err, "/noexec2"));
+	exechook_result_clear(&sp.res);
+	free(p);
+	p = xasprintf("%s/noshebang", tmpdir);
+	assert_int_equal(file_write_atomic(p, "exit 0\n", 7, 0755), 0);
+	assert_int_equal(spawn_on(&loop, p, &sp, NULL), 0);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(sp.res.exit_status, EXECHOOK_EXIT_NOT_RUN);
+	assert_non_null(strstr(sp.res.err, "Exec format error"));
+	exechook_result_clear(&sp.res);
+	free(p);
+
+	/* a name without '/' is looked up in the env's PATH */
+	assert_int_equal(spawn_on(&loop, "true", &sp, NULL), 0);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(sp.res.exit_status, 0);
+	exechook_result_clear(&sp.res);
+	assert_int_equal(spawn_on(&loop, "no-such-tool-here", &sp, NULL), 0);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_string_equal(sp.res.err, "exec no-such-tool-here: No such "
+					"file or directory");
+	exechook_result_clear(&sp.res);
+	assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static void test_session_signals(void **state)
+{
+	uv_loop_t loop;
+	struct spawned sp;
+	char *p;
+	int pid = 0, sid = -1;
+	char ign[32] = "", blk[32] = "";
+
+	(void)state;
+	/* this program ignores SIGPIPE; the hook must not inherit that */
+	p = script("sess", "set -- $(cat /proc/$$/stat); echo $$ $6; "
+			   "grep -E '^Sig(Ign|Blk):' /proc/$$/status | "
+			   "tr -d '\t'", 0755);
+	assert_int_equal(uv_loop_init(&loop), 0);
+	assert_int_equal(spawn_on(&loop, p, &sp, NULL), 0);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(sp.res.exit_status, 0);
+	assert_int_equal(sscanf(sp.res.out, "%d %d\nSigBlk:%31s\nSigIgn:%31s",
+				&pid, &sid, blk, ign), 4);
+	assert_true(pid > 0);
+	assert_int_equal(sid, pid); /* getsid(pid) == pid: own session */
+	assert_string_equal(blk, "0000000000000000");
+	assert_string_equal(ign, "0000000000000000");
+	exechook_result_clear(&sp.res);
+	assert_int_equal(uv_loop_close(&loop), 0);
+	free(p);
+}
+
+/* a work request that holds the pool's only thread until released */
+static int hold_fds[2];
+
+static void hold_work(uv_work_t *w)
+{
+	char c;
+
+	(void)w;
+	while (read(hold_fds[0], &c, 1) < 0 && errno == EINTR)
+		;
+}
+
+static void hold_done(uv_work_t *w, int status)
+{
+	(void)w;
+	(void)status;
+}
+
+static void test_kill_while_queued(void **state)
+{
+	uv_loop_t loop;
+	uv_work_t hold;
+	struct spawned sp;
+	struct exechook_proc *proc = NULL;
+	struct exechook_result res;
+	char *p, *pidfile, *body, *err = NULL;
+	struct stat st;
+
+	(void)state;
+	pidfile = xasprintf("%s/queued.pid", tmpdir);
+	body = xasprintf("echo $$ > %s; sleep 60", pidfile);
+	p = script("queued", body, 0755);
+	assert_int_equal(pipe(hold_fds), 0);
+	assert_int_equal(uv_loop_init(&loop), 0);
+	assert_int_equal(uv_queue_work(&loop, &hold, hold_work, hold_done), 0);
+
+	/* while the pool is held, exechook_run_sync still works (it makes
+	 * its process on the calling thread: hooks.test runs it on a pool
+	 * thread) */
+	assert_int_equal(run("/bin/true", 5000, NULL, &res,
+			     &err), 0);
+	exechook_result_clear(&res);
+
+	/* the spawn waits behind the held thread: killed, it is never made */
+	assert_int_equal(spawn_on(&loop, p, &sp, &proc), 0);
+	assert_non_null(proc);
+	exechook_kill(proc);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	assert_int_equal(sp.calls, 1);
+	assert_true(sp.res.timed_out);
+	assert_int_equal(sp.res.exit_status, -1);
+	assert_int_equal(exechook_result_rc(&sp.res, 5000, &err), -ETIMEDOUT);
+	free(err);
+	exechook_result_clear(&sp.res);
+
+	assert_int_equal(write(hold_fds[1], "x", 1), 1);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&loop), 0);
+	assert_int_equal(stat(pidfile, &st), -1); /* no process ran */
+	close(hold_fds[0]);
+	close(hold_fds[1]);
+	free(body);
+	free(p);
+	free(pidfile);
+}
+
 static void test_missing(void **state)
 {
 	const char *argv[] = { "/nonexistent/hook", NULL };
@@ -245,11 +462,20 @@ int main(void)
 		cmocka_unit_test(test_owner_mode),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_missing),
+		cmocka_unit_test(test_spawn_off_loop),
+		cmocka_unit_test(test_spawn_error_cb),
+		cmocka_unit_test(test_session_signals),
+		cmocka_unit_test(test_kill_while_queued),
 	};
 	char cmd[128];
 	int ret;
 
 	signal(SIGPIPE, SIG_IGN);
+	/* one pool thread (before the pool's first use), for
+	 * test_kill_while_queued */
+	setenv("UV_THREADPOOL_SIZE", "1", 1);
+	main_thread = pthread_self();
+	pthread_atfork(count_fork, NULL, NULL);
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_exechook.XXXXXX");
 	if (mkdtemp(tmpdir) == NULL)
 		return 1;
