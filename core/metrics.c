@@ -65,8 +65,13 @@ static uint64_t *metrics_counter(struct hmap *map, const char *key)
 void metrics_event(struct metrics *m, const char *type, const char *source)
 {
 	char key[160];
+	size_t tl = strnlen(type, 100), sl = strnlen(source, 50);
 
-	snprintf(key, sizeof(key), "%s\t%s", type, source);
+	/* "type\tsource" (snprintf cost 1% of an emitted event) */
+	memcpy(key, type, tl);
+	key[tl] = '\t';
+	memcpy(key + tl + 1, source, sl);
+	key[tl + 1 + sl] = '\0';
 	(*metrics_counter(m->events, key))++;
 }
 
