@@ -397,6 +397,15 @@ static const char *exechook_env_path(char *const *env)
 	return "/bin:/usr/bin"; /* execvp's default */
 }
 
+/* Can `path` be executed?  0 or -errno.  posix_spawn reports the exec's
+ * errno too, but through memory shared with the child: under valgrind
+ * (which runs clone(CLONE_VM | CLONE_VFORK) as a fork) a failed exec only
+ * shows as exit 127, so the usual errors are found here first. */
+static int exechook_can_exec(const char *path)
+{
+	return faccessat(AT_FDCWD, path, X_OK, AT_EACCESS) < 0 ? -errno : 0;
+}
+
 /* posix_spawn argv[0], looked up like execvp does but in the child's
  * environment's PATH (as uv_spawn did).  0 or -errno. */
 static int exechook_posix_spawn(struct exechook_proc *p,
@@ -410,8 +419,12 @@ static int exechook_posix_spawn(struct exechook_proc *p,
 
 	if (file == NULL || file[0] == '\0')
 		return -ENOENT;
-	if (strchr(file, '/') != NULL)
+	if (strchr(file, '/') != NULL) {
+		ret = exechook_can_exec(file);
+		if (ret < 0)
+			return ret;
 		return -posix_spawn(&p->pid, file, fa, attr, p->argv, env);
+	}
 	for (dir = exechook_env_path(env);; dir = end + 1) {
 		char *full;
 
@@ -419,14 +432,17 @@ static int exechook_posix_spawn(struct exechook_proc *p,
 		full = end == dir ? xasprintf("./%s", file)
 				  : xasprintf("%.*s/%s", (int)(end - dir),
 					      dir, file);
-		ret = posix_spawn(&p->pid, full, fa, attr, p->argv, env);
+		ret = exechook_can_exec(full);
+		if (ret == 0)
+			ret = -posix_spawn(&p->pid, full, fa, attr, p->argv,
+					   env);
 		free(full);
 		if (ret == 0)
 			return 0;
-		if (ret == EACCES)
+		if (ret == -EACCES)
 			eacces = true;
-		else if (ret != ENOENT && ret != ENOTDIR)
-			return -ret;
+		else if (ret != -ENOENT && ret != -ENOTDIR)
+			return ret;
 		if (*end == '\0')
 			break;
 	}

@@ -294,6 +294,13 @@ static void test_spawn_off_loop(void **state)
 	free(p);
 }
 
+static bool under_valgrind(void)
+{
+	const char *pre = getenv("LD_PRELOAD");
+
+	return pre != NULL && strstr(pre, "vgpreload") != NULL;
+}
+
 static void test_spawn_error_cb(void **state)
 {
 	uv_loop_t loop;
@@ -330,7 +337,10 @@ static void test_spawn_error_cb(void **state)
 	assert_int_equal(spawn_on(&loop, p, &sp, NULL), 0);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	assert_int_equal(sp.res.exit_status, EXECHOOK_EXIT_NOT_RUN);
-	assert_non_null(strstr(sp.res.err, "Exec format error"));
+	/* under valgrind posix_spawn cannot see the exec's error: the
+	 * child just exits 127 */
+	if (!under_valgrind())
+		assert_non_null(strstr(sp.res.err, "Exec format error"));
 	exechook_result_clear(&sp.res);
 	free(p);
 
