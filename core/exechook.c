@@ -541,9 +541,8 @@ static int exechook_start_child(struct exechook_proc *p)
 		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	}
 #ifdef SYS_pidfd_open
+	/* close-on-exec by itself; -1 (ENOSYS) before Linux 5.3 */
 	p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
-	if (p->pidfd >= 0)
-		fcntl(p->pidfd, F_SETFD, FD_CLOEXEC);
 #else
 	p->pidfd = -1;
 #endif
