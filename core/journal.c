@@ -135,6 +135,36 @@ static const char *const journal_stmt_sql[ST_COUNT] = {
 	[ST_COMMIT] = "COMMIT",
 };
 
+
+/* Rows written inside a transaction are kept and sent at commit (or before
+ * any other statement) in multi-row INSERTs of up to JOURNAL_MULTI_MAX
+ * rows: one statement per row cost ~5,000 instructions of SQLite's
+ * per-statement work per event and per delivery.  The event ids are given
+ * out at append time from max(id)+1, read once per transaction (the
+ * transaction is IMMEDIATE: nobody else writes meanwhile).  Text values
+ * are copied into the buffer's arena (the caller's strings may go). */
+#define JOURNAL_MULTI_SIZES 6 /* statements of 1, 2, 4 .. 32 rows */
+#define JOURNAL_MULTI_MAX (1u << (JOURNAL_MULTI_SIZES - 1))
+/* rows kept at most before they are sent (memory bound; a full disk shows
+ * in journal_append soon, not only at commit) */
+#define JOURNAL_BUF_ROWS 512
+
+enum journal_multi { JM_EVENTS, JM_DELIVERIES };
+
+static const unsigned journal_multi_cols[2] = { 7, 2 };
+
+struct journal_val {
+	int64_t i;      /* integer, or the text's offset in the arena */
+	int32_t len;    /* text length, -1 for an integer */
+};
+
+struct journal_buf {
+	struct journal_val *v;
+	size_t rows, cap_rows;
+	char *arena;
+	size_t used, cap;
+};
+
 struct journal {
 	sqlite3 *db;
 	char *path;
@@ -146,6 +176,11 @@ struct journal {
 	bool results_tx;  /* this transaction: delivery rows only, no sync */
 	sqlite3_stmt *st[ST_COUNT];
 	struct jmysql *mysql; /* backend mysql: every call goes there */
+	/* rows of the open transaction not sent yet (see journal_buf) */
+	struct journal_buf ev_buf, dl_buf;
+	int64_t next_id; /* the id of the next event appended, 0: unknown */
+	bool tx_failed;  /* a buffered write failed: the commit must not */
+	sqlite3_stmt *multi[2][JOURNAL_MULTI_SIZES];
 };
 
 static const char *const delivery_state_names[] = {
@@ -476,28 +511,6 @@ struct jmysql *journal_mysql(struct journal *j)
 	return j->mysql;
 }
 
-void journal_close(struct journal **jp)
-{
-	struct journal *j = *jp;
-
-	if (j == NULL)
-		return;
-	*jp = NULL;
-	jmysql_close(&j->mysql);
-	for (int i = 0; i < ST_COUNT; i++)
-		sqlite3_finalize(j->st[i]);
-	if (j->db != NULL) {
-		if (!sqlite3_get_autocommit(j->db))
-			sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
-		sqlite3_close(j->db);
-	}
-	free(j->error);
-	free(j->path);
-	free(j);
-}
-
-/* ---- transactions ---- */
-
 /* Step a cached insert/update statement once and reset it. */
 static int journal_step_reset(struct journal *j, sqlite3_stmt *st,
 			      const char *op, const char **error_r)
@@ -513,6 +526,181 @@ static int journal_step_reset(struct journal *j, sqlite3_stmt *st,
 	sqlite3_reset(st);
 	return 0;
 }
+
+/* ---- buffered rows ---- */
+
+static void journal_buf_clear(struct journal_buf *b)
+{
+	b->rows = 0;
+	b->used = 0;
+}
+
+static void journal_buf_free(struct journal_buf *b)
+{
+	free(b->v);
+	free(b->arena);
+	memset(b, 0, sizeof(*b));
+}
+
+/* Room for one more row of ncols values; returns its first value. */
+static struct journal_val *journal_buf_row(struct journal_buf *b,
+					   unsigned ncols)
+{
+	if (b->rows == b->cap_rows) {
+		b->cap_rows = b->cap_rows ? b->cap_rows * 2 : 256;
+		b->v = xrealloc(b->v, b->cap_rows * ncols * sizeof(*b->v));
+	}
+	return b->v + b->rows++ * ncols;
+}
+
+static void journal_buf_text(struct journal_buf *b, struct journal_val *v,
+			     const char *s)
+{
+	size_t len = strlen(s);
+
+	if (b->used + len + 1 > b->cap) {
+		b->cap = b->cap ? b->cap * 2 : 65536;
+		while (b->used + len + 1 > b->cap)
+			b->cap *= 2;
+		b->arena = xrealloc(b->arena, b->cap);
+	}
+	memcpy(b->arena + b->used, s, len + 1);
+	v->i = (int64_t)b->used;
+	v->len = (int32_t)len;
+	b->used += len + 1;
+}
+
+static void journal_buf_int(struct journal_val *v, int64_t i)
+{
+	v->i = i;
+	v->len = -1;
+}
+
+/* The multi-row INSERT of 2^k rows for `which`, prepared on first use. */
+static int journal_multi_stmt(struct journal *j, enum journal_multi which,
+			      unsigned k, sqlite3_stmt **st_r,
+			      const char **error_r)
+{
+	static const char *const head[2] = {
+		"INSERT INTO events (id, type, subject, source, node, time_ms,"
+		" payload) VALUES ",
+		"INSERT INTO deliveries (event_id, handler) VALUES ",
+	};
+	static const char *const row[2] = { "(?,?,?,?,?,?,?)", "(?,?)" };
+	char *sql;
+	size_t len, n = (size_t)1 << k;
+	int rc;
+
+	if (j->multi[which][k] != NULL) {
+		*st_r = j->multi[which][k];
+		return 0;
+	}
+	len = strlen(head[which]) + n * (strlen(row[which]) + 1) + 1;
+	sql = xmalloc(len);
+	strcpy(sql, head[which]);
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0)
+			strcat(sql, ",");
+		strcat(sql, row[which]);
+	}
+	rc = sqlite3_prepare_v3(j->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+				&j->multi[which][k], NULL);
+	free(sql);
+	if (rc != SQLITE_OK)
+		return journal_fail(j, error_r, "prepare", rc);
+	*st_r = j->multi[which][k];
+	return 0;
+}
+
+/* Send one buffer's rows. */
+static int journal_buf_send(struct journal *j, enum journal_multi which,
+			    const char *op, const char **error_r)
+{
+	struct journal_buf *b = which == JM_EVENTS ? &j->ev_buf : &j->dl_buf;
+	unsigned ncols = journal_multi_cols[which];
+	size_t done = 0;
+	int ret = 0;
+
+	while (ret == 0 && done < b->rows) {
+		unsigned k = JOURNAL_MULTI_SIZES - 1;
+		sqlite3_stmt *st = NULL;
+
+		while (((size_t)1 << k) > b->rows - done)
+			k--;
+		ret = journal_multi_stmt(j, which, k, &st, error_r);
+		if (ret < 0)
+			break;
+		size_t n = (size_t)1 << k;
+		const struct journal_val *v = b->v + done * ncols;
+
+		for (size_t i = 0; i < n * ncols; i++) {
+			if (v[i].len < 0)
+				sqlite3_bind_int64(st, (int)i + 1, v[i].i);
+			else
+				sqlite3_bind_text(st, (int)i + 1,
+						  b->arena + v[i].i, v[i].len,
+						  SQLITE_STATIC);
+		}
+		ret = journal_step_reset(j, st, op, error_r);
+		done += n;
+	}
+	journal_buf_clear(b);
+	return ret;
+}
+
+/* Send the transaction's buffered rows: events, then deliveries. */
+static int journal_flush(struct journal *j, const char **error_r)
+{
+	int ret = 0;
+
+	if (j->ev_buf.rows > 0)
+		ret = journal_buf_send(j, JM_EVENTS, "append", error_r);
+	if (ret == 0 && j->dl_buf.rows > 0)
+		ret = journal_buf_send(j, JM_DELIVERIES, "delivery add",
+				       error_r);
+	journal_buf_clear(&j->ev_buf);
+	journal_buf_clear(&j->dl_buf);
+	if (ret < 0)
+		j->tx_failed = true;
+	return ret;
+}
+
+/* Before a read inside a transaction: the buffered rows go first (an error
+ * fails the commit). */
+static void journal_flush_reads(struct journal *j)
+{
+	if (j->in_tx && (j->ev_buf.rows > 0 || j->dl_buf.rows > 0))
+		(void)journal_flush(j, NULL);
+}
+
+void journal_close(struct journal **jp)
+{
+	struct journal *j = *jp;
+
+	if (j == NULL)
+		return;
+	*jp = NULL;
+	jmysql_close(&j->mysql);
+	for (int i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(j->st[i]);
+	for (int w = 0; w < 2; w++)
+		for (int k = 0; k < JOURNAL_MULTI_SIZES; k++)
+			sqlite3_finalize(j->multi[w][k]);
+	journal_buf_free(&j->ev_buf);
+	journal_buf_free(&j->dl_buf);
+	if (j->db != NULL) {
+		if (!sqlite3_get_autocommit(j->db))
+			sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+		sqlite3_close(j->db);
+	}
+	free(j->error);
+	free(j->path);
+	free(j);
+}
+
+
+/* ---- transactions ---- */
+
 
 
 int journal_begin(struct journal *j, const char **error_r)
@@ -538,6 +726,10 @@ int journal_begin(struct journal *j, const char **error_r)
 	if (ret < 0)
 		return ret;
 	j->in_tx = true;
+	j->tx_failed = false;
+	j->next_id = 0;
+	journal_buf_clear(&j->ev_buf);
+	journal_buf_clear(&j->dl_buf);
 	return 0;
 }
 
@@ -575,9 +767,21 @@ int journal_commit(struct journal *j, const char **error_r)
 		return -EINVAL;
 	}
 	ret = journal_check_tx(j, error_r, "commit");
+	if (ret == 0)
+		ret = journal_flush(j, error_r);
+	if (ret == 0 && j->tx_failed) {
+		journal_set_error(j, error_r, "commit", "a write of the "
+				  "transaction failed");
+		ret = -EIO;
+	}
+	if (ret == 0)
+		ret = journal_check_tx(j, error_r, "commit");
 	if (ret < 0) {
-		j->in_tx = false;
-		j->results_tx = false;
+		/* SQLite may have ended the transaction (SQLITE_FULL): the
+		 * caller rolls back either way */
+		j->in_tx = !sqlite3_get_autocommit(j->db);
+		if (!j->in_tx)
+			j->results_tx = false;
 		return ret;
 	}
 	ret = journal_step_reset(j, j->st[ST_COMMIT], "commit", error_r);
@@ -600,6 +804,9 @@ void journal_rollback(struct journal *j)
 		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
 	j->in_tx = false;
 	j->results_tx = false;
+	j->tx_failed = false;
+	journal_buf_clear(&j->ev_buf);
+	journal_buf_clear(&j->dl_buf);
 }
 
 /* ---- the hot path ---- */
@@ -624,6 +831,33 @@ int journal_append(struct journal *j, struct journal_event *ev,
 		journal_set_error(j, error_r, "append", "an event in a "
 				  "transaction begun for results only");
 		return -EINVAL;
+	}
+	if (j->in_tx) {
+		struct journal_val *v;
+
+		if (j->next_id == 0 || j->ev_buf.rows >= JOURNAL_BUF_ROWS ||
+		    j->dl_buf.rows >= JOURNAL_BUF_ROWS) {
+			ret = journal_flush(j, error_r);
+			if (ret < 0)
+				return ret;
+		}
+		if (j->next_id == 0)
+			j->next_id = journal_last_id(j) + 1;
+		v = journal_buf_row(&j->ev_buf, journal_multi_cols[JM_EVENTS]);
+		ev->id = j->next_id++;
+		journal_buf_int(&v[0], ev->id);
+		journal_buf_text(&j->ev_buf, &v[1], ev->type);
+		journal_buf_text(&j->ev_buf, &v[2],
+				 ev->subject != NULL ? ev->subject : "");
+		journal_buf_text(&j->ev_buf, &v[3],
+				 ev->source != NULL ? ev->source : "");
+		journal_buf_text(&j->ev_buf, &v[4],
+				 ev->node != NULL ? ev->node : "");
+		journal_buf_int(&v[5], ev->time_ms != 0 ? ev->time_ms
+							: now_ms());
+		journal_buf_text(&j->ev_buf, &v[6],
+				 ev->payload != NULL ? ev->payload : "{}");
+		return 0;
 	}
 	sqlite3_bind_text(st, 1, ev->type, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, ev->subject != NULL ? ev->subject : "", -1,
@@ -652,6 +886,21 @@ int journal_delivery_add(struct journal *j, int64_t event_id,
 		return jmysql_delivery_add(j->mysql, event_id, handler, error_r);
 	if (ret < 0)
 		return ret;
+	if (j->in_tx) {
+		struct journal_val *v;
+
+		if (j->dl_buf.rows >= JOURNAL_BUF_ROWS) {
+			ret = journal_flush(j, error_r);
+			if (ret < 0)
+				return ret;
+		}
+		v = journal_buf_row(&j->dl_buf,
+				    journal_multi_cols[JM_DELIVERIES]);
+
+		journal_buf_int(&v[0], event_id);
+		journal_buf_text(&j->dl_buf, &v[1], handler);
+		return 0;
+	}
 	sqlite3_bind_int64(st, 1, event_id);
 	sqlite3_bind_text(st, 2, handler, -1, SQLITE_STATIC);
 	return journal_step_reset(j, st, "delivery add", error_r);
@@ -666,6 +915,8 @@ int journal_delivery_update(struct journal *j,
 	if (j->mysql)
 		return jmysql_delivery_update(j->mysql, d, error_r);
 
+	if (ret == 0)
+		ret = journal_flush(j, error_r);
 	if (ret < 0)
 		return ret;
 	sqlite3_bind_int64(st, 1, d->event_id);
@@ -788,6 +1039,7 @@ int journal_load_pending_from(struct journal *j, int64_t first_id,
 		return jmysql_load_pending_from(j->mysql, first_id, cb, ctx,
 						 error_r);
 	}
+	journal_flush_reads(j);
 
 	for (;;) {
 		size_t n = 0;
@@ -908,6 +1160,7 @@ int journal_get_event(struct journal *j, int64_t id, json_t **event_r,
 	int rc, ret;
 	if (j->mysql)
 		return jmysql_get_event(j->mysql, id, event_r, error_r);
+	journal_flush_reads(j);
 
 	sqlite3_bind_int64(st, 1, id);
 	rc = sqlite3_step(st);
@@ -981,6 +1234,7 @@ int journal_query(struct journal *j, const struct journal_filter *f,
 	size_t n;
 	if (j->mysql)
 		return jmysql_query(j->mysql, f, events_r, error_r);
+	journal_flush_reads(j);
 
 	if (f == NULL)
 		f = &no_filter;
@@ -1085,6 +1339,7 @@ int journal_counts(struct journal *j, json_t **counts_r,
 	int rc, ret;
 	if (j->mysql)
 		return jmysql_counts(j->mysql, counts_r, error_r);
+	journal_flush_reads(j);
 
 	ret = journal_int_query(j, "SELECT count(*) FROM events", "counts",
 				&events, error_r);
@@ -1192,6 +1447,7 @@ int journal_prune(struct journal *j, int64_t before_ms, unsigned *deleted_r,
 
 	if (j->mysql)
 		return jmysql_prune(j->mysql, before_ms, deleted_r, error_r);
+	journal_flush_reads(j);
 	own_tx = sqlite3_get_autocommit(j->db);
 
 	*deleted_r = 0;
@@ -1266,6 +1522,8 @@ int64_t journal_last_id(struct journal *j)
 	if (j->mysql)
 		return jmysql_last_id(j->mysql);
 
+	if (j->next_id != 0 && j->in_tx)
+		return j->next_id - 1; /* the buffered ones count */
 	if (sqlite3_step(st) == SQLITE_ROW)
 		id = sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
