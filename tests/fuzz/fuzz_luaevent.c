@@ -71,6 +71,21 @@ static int fuzz_utf8(const char *s)
 	return j != NULL;
 }
 
+/* Append `.. string.char(b1,b2,...)` for the bytes of s, at most 64
+ * bytes per call: a Lua call takes at most ~250 arguments (registers), and
+ * a 255-byte subject in one call does not compile. */
+static char *fuzz_lua_bytes(char *q, const char *s)
+{
+	for (size_t i = 0; s[i]; i++) {
+		if (i % 64 == 0)
+			q += sprintf(q, "%s .. string.char(", i ? ")" : "");
+		q += sprintf(q, "%s%u", i % 64 ? "," : "", (unsigned char)s[i]);
+	}
+	if (s[0] != '\0')
+		q += sprintf(q, ")");
+	return q;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *p = (const char *)data, *end = p + size, *nl;
@@ -127,18 +142,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* the expected type and subject as globals, built with string.char
 	 * so no byte needs escaping */
 	{
-		size_t cap = sizeof(hook_src) + 8 * (strlen(type) + strlen(subject)) + 128;
+		size_t cap = sizeof(hook_src) + 8 * (strlen(type) + strlen(subject)) + 256;
 		char *q;
 
 		code = malloc(cap);
 		q = code;
-		q += sprintf(q, "FUZZ_TYPE = string.char(");
-		for (size_t i = 0; type[i]; i++)
-			q += sprintf(q, "%s%u", i ? "," : "", (unsigned char)type[i]);
-		q += sprintf(q, ")\nFUZZ_SUBJECT = string.char(");
-		for (size_t i = 0; subject[i]; i++)
-			q += sprintf(q, "%s%u", i ? "," : "", (unsigned char)subject[i]);
-		q += sprintf(q, ")\n");
+		q += sprintf(q, "FUZZ_TYPE = ''");
+		q = fuzz_lua_bytes(q, type);
+		q += sprintf(q, "\nFUZZ_SUBJECT = ''");
+		q = fuzz_lua_bytes(q, subject);
+		q += sprintf(q, "\n");
 		memcpy(q, hook_src, sizeof(hook_src));
 	}
 	ret = luahook_load_string(code, strlen(code), "fuzz.lua", &lim, &host,
