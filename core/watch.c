@@ -800,7 +800,7 @@ static void watch_dirty_if_classified(struct watch *w, const char *path)
  * every folder newly watched (created before the watch landed). */
 static void watch_tree(struct watch *w, const char *path, bool scan)
 {
-	bool is_new;
+	bool is_new, here;
 	struct watch_dir *wdir = watch_add_dir(w, path, true, &is_new);
 	int fd;
 	DIR *d;
@@ -808,8 +808,12 @@ static void watch_tree(struct watch *w, const char *path, bool scan)
 
 	if (wdir == NULL)
 		return;
-	scan = scan && is_new;
-	if (scan)
+	/* a folder watched just now is read for what was made before its
+	 * watch landed; one watched already is only walked for new folders
+	 * below it (they are scanned: mkdir -p a/b/c may be walked from a's
+	 * event after c exists, and c's own event then finds it watched) */
+	here = scan && is_new;
+	if (here)
 		watch_dirty_if_classified(w, path);
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
@@ -826,7 +830,7 @@ static void watch_tree(struct watch *w, const char *path, bool scan)
 		if (strcmp(de->d_name, ".") == 0 ||
 		    strcmp(de->d_name, "..") == 0)
 			continue;
-		if (type != DT_DIR && !scan)
+		if (type != DT_DIR && !here)
 			continue;
 		full = path_join(path, de->d_name);
 		if (type == DT_UNKNOWN) {
@@ -837,7 +841,7 @@ static void watch_tree(struct watch *w, const char *path, bool scan)
 		}
 		if (type == DT_DIR)
 			watch_tree(w, full, scan);
-		else if (scan)
+		else if (here)
 			watch_dirty_if_classified(w, full);
 		free(full);
 	}

@@ -27,9 +27,13 @@ expect "zones folder created later: picked up" "dns.zone.changed example.com"
 is "$(field_of dns.zone.changed serial)" 7 "zone serial"
 
 # a folder tree made at once inside the root: every level watched, files
-# made before the watches landed are seen
-mkdir -p "$R/openpanel/core/users/erin" "$R/openpanel/core/users/fred"
-expect "nested folders made at once" "user.added user:erin" "user.added user:fred"
+# made before the watches landed are seen (many users at once: a folder
+# made while its parent's walk is under way was once watched unscanned)
+U=$R/openpanel/core/users
+MORE=$(seq -f 'u%02g' 1 30)
+mkdir -p "$U/erin" "$U/fred" $(for u in $MORE; do echo "$U/$u"; done)
+expect "nested folders made at once" "user.added user:erin" "user.added user:fred" \
+	"$(for u in $MORE; do echo "user.added user:$u"; done)"
 
 # the mail folder removed and made again
 rm -rf "$T/mail/docker-data"
@@ -46,7 +50,8 @@ printf 'b.example.com {\n reverse_proxy x\n}\n' > "$T/newroot/caddy/domains/b.ex
 mv "$R" "$T/oldroot"
 mv "$T/newroot" "$R"
 expect "root replaced: reconciled" "domain.removed a.example.com" \
-	"domain.added b.example.com" "user.removed user:erin" "user.removed user:fred"
+	"domain.added b.example.com" "user.removed user:erin" "user.removed user:fred" \
+	"$(for u in $MORE; do echo "user.removed user:$u"; done)"
 # the old tree is not watched any more
 echo x >> "$T/oldroot/caddy/domains/a.example.com.conf"
 printf 'c.example.com {\n reverse_proxy x\n}\n' > "$R/caddy/domains/c.example.com.conf"
