@@ -1,6 +1,7 @@
 # tests: unit tests (cmocka, TAP) and integration scripts (TAP).
 EXTRA_DIST += tests/testwrapper.sh tests/lib.sh
 EXTRA_DIST += tests/valgrind.supp
+EXTRA_DIST += tests/lsan.supp
 TESTS += tests/integration/hostile.sh
 TESTS += tests/integration/cluster.sh
 EXTRA_DIST += tests/integration/cluster.sh
