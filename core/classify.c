@@ -69,6 +69,11 @@ static bool ends_with(const char *s, const char *suffix)
 	return ls >= lx && strcmp(s + ls - lx, suffix) == 0;
 }
 
+/* ends_with for a string of known length and a literal suffix */
+#define ENDS_LIT(s, len, lit)                                                \
+	((len) >= sizeof(lit) - 1 &&                                         \
+	 memcmp((s) + (len) - (sizeof(lit) - 1), lit, sizeof(lit) - 1) == 0)
+
 bool classify_ignored_name(const char *b)
 {
 	size_t len = strlen(b);
@@ -84,18 +89,20 @@ bool classify_ignored_name(const char *b)
 		if (alnum)
 			return true;
 	}
-	if (strcmp(b, "4913") == 0 || b[len - 1] == '~')
+	if (b[len - 1] == '~' || (len == 4 && memcmp(b, "4913", 4) == 0))
 		return true;
-	if (ends_with(b, ".swp") || ends_with(b, ".swx") ||
-	    ends_with(b, ".swo") || ends_with(b, ".tmp") ||
-	    strstr(b, ".tmp.") != NULL || ends_with(b, ".bak") ||
-	    ends_with(b, ".dpkg-new") || ends_with(b, ".dpkg-old"))
+	if (ENDS_LIT(b, len, ".swp") || ENDS_LIT(b, len, ".swx") ||
+	    ENDS_LIT(b, len, ".swo") || ENDS_LIT(b, len, ".bak") ||
+	    ENDS_LIT(b, len, ".dpkg-new") || ENDS_LIT(b, len, ".dpkg-old"))
 		return true;
-	/* "name.tmp12345" (Go's os.CreateTemp with a "*.tmp*" pattern) */
-	const char *t = strstr(b, ".tmp");
+	/* "*.tmp", "*.tmp.*" and "name.tmp12345" (Go's os.CreateTemp with a
+	 * "*.tmp*" pattern); every ".tmp" is at or after the first one */
+	const char *t = memmem(b, len, ".tmp", 4);
 	if (t != NULL) {
 		const char *q = t + 4;
 
+		if (ENDS_LIT(b, len, ".tmp") || strstr(t, ".tmp.") != NULL)
+			return true;
 		while (*q >= '0' && *q <= '9')
 			q++;
 		if (*q == '\0')
@@ -104,17 +111,25 @@ bool classify_ignored_name(const char *b)
 	return false;
 }
 
-/* Split `rel` on '/' into parts (pointers into buf). */
+/* Split `rel` on '/' into parts (pointers into buf; empty parts skipped,
+ * as strtok would). */
 static size_t split_path(char *buf, char **parts, size_t max)
 {
 	size_t n = 0;
-	char *save = NULL;
+	char *p = buf;
 
-	for (char *p = strtok_r(buf, "/", &save); p != NULL;
-	     p = strtok_r(NULL, "/", &save)) {
+	for (;;) {
+		while (*p == '/')
+			p++;
+		if (*p == '\0')
+			break;
 		if (n == max)
 			return max + 1;
 		parts[n++] = p;
+		p = strchrnul(p, '/');
+		if (*p == '\0')
+			break;
+		*p++ = '\0';
 	}
 	return n;
 }
@@ -222,11 +237,11 @@ enum classify_kind classify_path(const char *root, const char *path,
 		return CLASSIFY_NONE;
 	if (strncmp(path, root, rl) == 0 && path[rl] == '/') {
 		char buf[4096], *parts[CLASSIFY_MAX_PARTS + 1];
-		size_t n;
+		size_t n, len = strlen(path + rl + 1);
 
-		if (strlen(path + rl + 1) >= sizeof(buf))
+		if (len >= sizeof(buf))
 			return CLASSIFY_NONE;
-		strcpy(buf, path + rl + 1);
+		memcpy(buf, path + rl + 1, len + 1);
 		n = split_path(buf, parts, CLASSIFY_MAX_PARTS);
 		if (n == 0 || n > CLASSIFY_MAX_PARTS)
 			return CLASSIFY_NONE;
@@ -314,6 +329,15 @@ static void add_event(struct classify_result *r, const char *type,
  * '?'. */
 static json_t *jstr(const char *s, size_t len)
 {
+	size_t k = 0;
+
+	/* printable ASCII (the common case) is valid UTF-8: no check */
+	while (k < len && (unsigned char)s[k] >= 0x20 &&
+	       (unsigned char)s[k] < 0x80)
+		k++;
+	if (k == len)
+		return json_stringn_nocheck(s, len);
+
 	json_t *j = json_stringn(s, len);
 
 	if (j != NULL) {
@@ -392,12 +416,16 @@ static bool line_next(struct line_iter *it, const char **s_r, size_t *len_r)
 static bool mem_has(const char *s, size_t len, const char *needle)
 {
 	size_t nl = strlen(needle);
+	const char *p = s, *end;
 
-	if (nl > len)
-		return false;
-	for (size_t i = 0; i + nl <= len; i++)
-		if (memcmp(s + i, needle, nl) == 0)
+	if (nl == 0 || nl > len)
+		return nl == 0;
+	end = s + len - nl + 1; /* last possible start + 1 */
+	while ((p = memchr(p, needle[0], (size_t)(end - p))) != NULL) {
+		if (memcmp(p, needle, nl) == 0)
 			return true;
+		p++;
+	}
 	return false;
 }
 
