@@ -1,8 +1,12 @@
-/* The snapshot: memory map + SQLite persistence with batched writes. */
+/* The snapshot: memory map + SQLite persistence with batched writes.
+ * snapshot_flush_async() hands the queued writes to a writer thread (the
+ * SQLite transaction off the loop); the connection is used by one thread
+ * at a time: the writer while it holds a batch, else the loop. */
 #define _GNU_SOURCE
 #include "snapshot.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +29,19 @@ struct snapshot {
 	struct hmap *queue;   /* path -> struct snapshot_write */
 	bool mark_baseline;
 	char err[256];
+
+	/* the writer thread (started at the first snapshot_flush_async) */
+	pthread_t thr;
+	bool thr_started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct hmap *batch;   /* handed to the writer, or failed there (kept
+				 for a retry); NULL: none.  Under mu. */
+	bool batch_baseline;  /* the batch carries the baseline mark */
+	bool busy;            /* the writer holds batch (and the db) */
+	bool failed;          /* batch failed: err_async says why */
+	bool quit;
+	char err_async[256];
 };
 
 static const char snapshot_schema[] =
@@ -113,6 +130,7 @@ static int snapshot_load(struct snapshot *s, bool *fresh_r,
 
 static int snapshot_open_once(const char *path, struct snapshot **s_r,
 			      bool *fresh_r, const char **error_r);
+static bool snapshot_writer_settle(struct snapshot *s, const char **error_r);
 
 int snapshot_open(const char *path, struct snapshot **s_r, bool *fresh_r,
 		  const char **error_r)
@@ -144,6 +162,8 @@ static int snapshot_open_once(const char *path, struct snapshot **s_r,
 	int ret;
 
 	*s_r = NULL;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
 	s->mem = hmap_new();
 	s->queue = hmap_new();
 	if (sqlite3_open_v2(path, &s->db,
@@ -193,8 +213,21 @@ void snapshot_close(struct snapshot **sp)
 
 	if (s == NULL)
 		return;
-	if (s->db != NULL && snapshot_pending(s) > 0)
-		(void)snapshot_flush(s, &err);
+	if (s->db != NULL) {
+		(void)snapshot_writer_settle(s, &err);
+		if (snapshot_pending(s) > 0)
+			(void)snapshot_flush(s, &err);
+	}
+	if (s->thr_started) {
+		pthread_mutex_lock(&s->mu);
+		s->quit = true;
+		pthread_cond_broadcast(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+		pthread_join(s->thr, NULL);
+	}
+	hmap_free(&s->batch, snapshot_write_free);
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
 	sqlite3_finalize(s->upsert);
 	sqlite3_finalize(s->del);
 	sqlite3_close(s->db);
@@ -277,6 +310,9 @@ struct flush_ctx {
 	int rc;
 };
 
+static int snapshot_write_batch(struct snapshot *s, struct hmap *batch,
+				bool baseline, const char **error_r);
+
 static bool snapshot_flush_one(const char *path, void *value, void *ctx)
 {
 	struct flush_ctx *fc = ctx;
@@ -303,16 +339,17 @@ static bool snapshot_flush_one(const char *path, void *value, void *ctx)
 	return fc->rc == SQLITE_DONE;
 }
 
-int snapshot_flush(struct snapshot *s, const char **error_r)
+/* Write batch (and the baseline mark) in one transaction.  0 or -EIO
+ * (*error_r: s->err).  The caller holds the db. */
+static int snapshot_write_batch(struct snapshot *s, struct hmap *batch,
+				bool baseline, const char **error_r)
 {
 	struct flush_ctx fc = { s, SQLITE_DONE };
 
-	if (hmap_count(s->queue) == 0 && !s->mark_baseline)
-		return 0;
 	if (sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
 		return snapshot_fail(s, "begin", error_r);
-	hmap_each(s->queue, snapshot_flush_one, &fc);
-	if (fc.rc == SQLITE_DONE && s->mark_baseline &&
+	hmap_each(batch, snapshot_flush_one, &fc);
+	if (fc.rc == SQLITE_DONE && baseline &&
 	    sqlite3_exec(s->db,
 			 "INSERT OR REPLACE INTO meta VALUES"
 			 " ('baseline', '1')", NULL, NULL,
@@ -325,10 +362,123 @@ int snapshot_flush(struct snapshot *s, const char **error_r)
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 		return ret;
 	}
+	return 0;
+}
+
+static bool merge_one(const char *path, void *value, void *ctx)
+{
+	struct hmap *queue = ctx;
+
+	if (hmap_get(queue, path) == NULL)
+		hmap_put(queue, path, value);
+	else
+		snapshot_write_free(value); /* a newer state is queued */
+	return true;
+}
+
+/* Wait until the writer is idle; a batch it failed goes back into the
+ * queue (behind newer states of the same paths).  True when one failed
+ * (*error_r: why, valid until the next call).  Loop thread. */
+static bool snapshot_writer_settle(struct snapshot *s, const char **error_r)
+{
+	bool failed = false;
+
+	if (!s->thr_started)
+		return false;
+	pthread_mutex_lock(&s->mu);
+	while (s->busy)
+		pthread_cond_wait(&s->cv, &s->mu);
+	if (s->batch != NULL) { /* failed: retry with the queue */
+		hmap_each(s->batch, merge_one, s->queue);
+		hmap_free(&s->batch, NULL);
+		s->mark_baseline |= s->batch_baseline;
+		s->batch_baseline = false;
+	}
+	if (s->failed) {
+		failed = true;
+		snprintf(s->err, sizeof(s->err), "%s", s->err_async);
+		*error_r = s->err;
+		s->failed = false;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return failed;
+}
+
+int snapshot_flush(struct snapshot *s, const char **error_r)
+{
+	(void)snapshot_writer_settle(s, error_r);
+	if (hmap_count(s->queue) == 0 && !s->mark_baseline)
+		return 0;
+	int ret = snapshot_write_batch(s, s->queue, s->mark_baseline,
+				       error_r);
+	if (ret < 0)
+		return ret;
 	s->mark_baseline = false;
 	hmap_free(&s->queue, snapshot_write_free);
 	s->queue = hmap_new();
 	return 0;
+}
+
+static void *snapshot_writer(void *arg)
+{
+	struct snapshot *s = arg;
+
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		while (!s->busy && !s->quit)
+			pthread_cond_wait(&s->cv, &s->mu);
+		if (!s->busy)
+			break; /* quit */
+		pthread_mutex_unlock(&s->mu);
+
+		const char *err = NULL;
+		int ret = snapshot_write_batch(s, s->batch, s->batch_baseline,
+					       &err);
+
+		pthread_mutex_lock(&s->mu);
+		if (ret < 0) {
+			s->failed = true;
+			snprintf(s->err_async, sizeof(s->err_async), "%s",
+				 err != NULL ? err : "snapshot: write failed");
+		} else {
+			hmap_free(&s->batch, snapshot_write_free);
+			s->batch_baseline = false;
+		}
+		s->busy = false;
+		pthread_cond_broadcast(&s->cv);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+int snapshot_flush_async(struct snapshot *s, const char **error_r)
+{
+	bool failed;
+	int ret = 0;
+
+	if (!s->thr_started) {
+		if (pthread_create(&s->thr, NULL, snapshot_writer, s) != 0)
+			return snapshot_flush(s, error_r); /* no thread */
+		s->thr_started = true;
+	}
+	pthread_mutex_lock(&s->mu);
+	failed = s->failed;
+	if (!s->busy && !failed && s->batch == NULL &&
+	    (hmap_count(s->queue) > 0 || s->mark_baseline)) {
+		s->batch = s->queue;
+		s->batch_baseline = s->mark_baseline;
+		s->queue = hmap_new();
+		s->mark_baseline = false;
+		s->busy = true;
+		pthread_cond_broadcast(&s->cv);
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (failed) {
+		/* report it, take the batch back; the next call retries */
+		if (snapshot_writer_settle(s, error_r))
+			ret = -EIO;
+	}
+	return ret;
 }
 
 size_t snapshot_count(const struct snapshot *s)

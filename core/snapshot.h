@@ -3,7 +3,8 @@
  * memory and persisted in its own SQLite file (WAL).  Persisted writes are
  * queued and flushed in one transaction; the watcher queues a path's write
  * only after its events are durable in the journal, so a crash can only
- * cause duplicates, never a lost event.  Loop thread only. */
+ * cause duplicates, never a lost event.  Loop thread only (the writer
+ * thread behind snapshot_flush_async() is internal). */
 #ifndef OPHOOK_SNAPSHOT_H
 #define OPHOOK_SNAPSHOT_H
 
@@ -47,8 +48,15 @@ void snapshot_persist(struct snapshot *s, const char *path,
 		      const struct snapshot_entry *e);
 /* Number of queued writes. */
 size_t snapshot_pending(const struct snapshot *s);
-/* Write the queued states in one transaction.  0 or -errno. */
+/* Write the queued states in one transaction (after waiting for the
+ * writer thread's batch, if any).  0 or -errno. */
 int snapshot_flush(struct snapshot *s, const char **error_r);
+/* Hand the queued states to the writer thread (one transaction there) and
+ * return at once; when it still writes the last batch, nothing is handed
+ * (snapshot_pending() stays > 0: call again later).  A batch that failed
+ * there gives -EIO here (*error_r) and goes back into the queue, retried
+ * by the next call. */
+int snapshot_flush_async(struct snapshot *s, const char **error_r);
 
 /* Record that a full baseline/reconcile completed (persisted at the next
  * flush). */

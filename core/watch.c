@@ -2,9 +2,10 @@
  * a settle window per path, the snapshot and the reconcile.
  *
  * Flow: inotify event -> path marked dirty (settle list, one timer for
- * all paths) -> settled: lstat + read (O_NOFOLLOW) + hash -> compare with
- * the snapshot -> classify -> engine_submit() -> once every event of the
- * change is journaled, the snapshot of the path is persisted.  A crash
+ * all paths) -> settled: open (O_NOFOLLOW) + fstat + read + hash ->
+ * compare with the snapshot -> classify -> engine_submit() -> once every
+ * event of the change is journaled, the snapshot of the path is queued
+ * and written in batches by the snapshot's writer thread.  A crash
  * between the two gives duplicates at the next start, never a loss.
  * Reconcile walks the trees on the thread pool (stat + hash), then compares
  * with the snapshot on the loop in chunks. */
@@ -47,11 +48,13 @@
 /* Deliveries queued in memory past which settled paths wait (as dirty
  * paths, ~100 B each) instead of becoming events: below the engine's
  * spill mark (8192), so a burst is never spilled to the journal and read
- * back, and the queue's memory stays bounded (1024, not 4096: a serial
- * handler's completion scans its queued lanes; 100k burst CPU per 1000
- * events 0.216 -> 0.129 s). */
-#define WATCH_QUEUE_HIGH 1024
-#define WATCH_QUEUE_RETRY_MS 5
+ * back, and the queue's memory stays bounded.  Short (256, was 1024):
+ * while a handler is past its share of the slots, every finished call
+ * walks the ready lanes (dispatch_pump): 20k burst, 33k -> 10k
+ * instructions per event there.  Waiting paths look again every 2 ms,
+ * so the queue does not run dry before 128k deliveries/s. */
+#define WATCH_QUEUE_HIGH 256
+#define WATCH_QUEUE_RETRY_MS 2
 /* ... but only while the queue drains: stuck that long (failing handlers
  * waiting for their retries), paths go on and the engine spills. */
 #define WATCH_QUEUE_STUCK_MS 1000
@@ -121,6 +124,8 @@ struct watch {
 	char *rbuf;
 	struct hmap *wd_map;   /* "wd" -> struct watch_dir */
 	struct hmap *path_map; /* path -> struct watch_dir */
+	struct watch_dir *last_wdir; /* of the last event (a burst comes
+					 from one folder), or NULL */
 	uint32_t move_cookie;  /* last unpaired IN_MOVED_FROM */
 	char *move_from;
 
@@ -177,7 +182,13 @@ static void recon_idle_cb(uv_idle_t *h);
 
 static char *path_join(const char *dir, const char *name)
 {
-	return xasprintf("%s/%s", dir, name);
+	size_t dl = strlen(dir), nl = strlen(name);
+	char *s = xmalloc(dl + 1 + nl + 1);
+
+	memcpy(s, dir, dl);
+	s[dl] = '/';
+	memcpy(s + dl + 1, name, nl + 1);
+	return s;
 }
 
 static char *path_normalize(const char *p)
@@ -256,6 +267,10 @@ static int watch_read(const char *path, char **data_r, size_t *len_r,
 		if (n == 0)
 			break;
 		len += (size_t)n;
+		/* a short read of a regular file is its end: no second read
+		 * for the 0 (unless it came short of the size fstat gave) */
+		if (len < cap && st.st_size > 0 && len >= (size_t)st.st_size)
+			break;
 	}
 	close(fd);
 	buf[len] = '\0';
@@ -330,6 +345,9 @@ static void watch_observe(const struct classify_target *t, const char *path,
 
 /* ---- snapshot writes ---- */
 
+static void watch_flush_cb(uv_timer_t *t);
+
+/* Write the queued snapshot states now (baseline, stop). */
 static void watch_flush(struct watch *w)
 {
 	const char *err;
@@ -340,9 +358,26 @@ static void watch_flush(struct watch *w)
 		log_error("watch: %s", err);
 }
 
+/* Hand the queued states to the snapshot's writer thread (the SQLite
+ * transaction off the loop); still queued (the writer busy, or failed):
+ * again in WATCH_FLUSH_MS. */
+static void watch_flush_async(struct watch *w)
+{
+	const char *err;
+
+	if (w->snap == NULL)
+		return;
+	if (snapshot_flush_async(w->snap, &err) < 0)
+		log_error("watch: %s", err);
+	if (snapshot_pending(w->snap) > 0 && !w->stopping &&
+	    !uv_is_active((uv_handle_t *)&w->flush_timer))
+		uv_timer_start(&w->flush_timer, watch_flush_cb, WATCH_FLUSH_MS,
+			       0);
+}
+
 static void watch_flush_cb(uv_timer_t *t)
 {
-	watch_flush(t->data);
+	watch_flush_async(t->data);
 }
 
 static void watch_persist(struct watch *w, const char *path,
@@ -350,7 +385,7 @@ static void watch_persist(struct watch *w, const char *path,
 {
 	snapshot_persist(w->snap, path, e);
 	if (snapshot_pending(w->snap) >= WATCH_FLUSH_BATCH)
-		watch_flush(w);
+		watch_flush_async(w);
 	else if (!w->stopping && !uv_is_active((uv_handle_t *)&w->flush_timer))
 		uv_timer_start(&w->flush_timer, watch_flush_cb, WATCH_FLUSH_MS,
 			       0);
@@ -714,7 +749,21 @@ static void settle_cb(uv_timer_t *t)
 
 static void wd_key(int wd, char *buf, size_t size)
 {
-	snprintf(buf, size, "%d", wd);
+	char tmp[16];
+	size_t n = 0;
+	unsigned v = wd < 0 ? 0u - (unsigned)wd : (unsigned)wd;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	if (wd < 0)
+		tmp[n++] = '-';
+	if (n >= size)
+		n = size - 1;
+	for (size_t i = 0; i < n; i++)
+		buf[i] = tmp[n - 1 - i];
+	buf[n] = '\0';
 }
 
 static struct watch_dir *watch_add_dir(struct watch *w, const char *path,
@@ -752,6 +801,8 @@ static struct watch_dir *watch_add_dir(struct watch *w, const char *path,
 		return other;
 	}
 	if (wdir != NULL) { /* stale entry for this path */
+		if (w->last_wdir == wdir)
+			w->last_wdir = NULL;
 		wd_key(wdir->wd, key, sizeof(key));
 		hmap_del(w->wd_map, key);
 		hmap_del(w->path_map, path);
@@ -774,6 +825,8 @@ static void watch_forget_dir(struct watch *w, struct watch_dir *wdir,
 {
 	char key[24];
 
+	if (w->last_wdir == wdir)
+		w->last_wdir = NULL;
 	wd_key(wdir->wd, key, sizeof(key));
 	if (hmap_get(w->wd_map, key) == wdir)
 		hmap_del(w->wd_map, key);
@@ -1011,8 +1064,15 @@ static void watch_dir_gone(struct watch *w, const char *path, bool rm)
 static void watch_file_changed(struct watch *w, const char *full)
 {
 	size_t n = strlen(full);
+	struct dirty *d = hmap_get(w->dirty, full);
 
-	watch_dirty_if_classified(w, full);
+	if (d != NULL) {
+		/* marked already (classified then): settle from now */
+		dirty_unlink(d);
+		dirty_append(w, &w->settle, d);
+	} else {
+		watch_dirty_if_classified(w, full);
+	}
 	/* a certificate's .crt written alone (older Caddy, or after the
 	 * .json): look at the certificate again */
 	if (n > 4 && strcmp(full + n - 4, ".crt") == 0) {
@@ -1038,10 +1098,15 @@ static void watch_handle(struct watch *w, const struct inotify_event *ev)
 		watch_roots_later(w, true);
 		return;
 	}
-	wd_key(ev->wd, key, sizeof(key));
-	wdir = hmap_get(w->wd_map, key);
-	if (wdir == NULL)
-		return;
+	if (w->last_wdir != NULL && w->last_wdir->wd == ev->wd) {
+		wdir = w->last_wdir;
+	} else {
+		wd_key(ev->wd, key, sizeof(key));
+		wdir = hmap_get(w->wd_map, key);
+		if (wdir == NULL)
+			return;
+		w->last_wdir = wdir;
+	}
 	if (ev->mask & (IN_IGNORED | IN_UNMOUNT)) {
 		bool root = watch_is_root(w, wdir->path) || !wdir->recursive;
 
@@ -1462,6 +1527,7 @@ static void free_dirty(void *p)
 
 static void watch_free(struct watch *w)
 {
+	w->last_wdir = NULL;
 	hmap_each(w->wd_map, free_wdir, NULL);
 	hmap_free(&w->wd_map, NULL);
 	hmap_free(&w->path_map, NULL);

@@ -1,5 +1,6 @@
 /* Unit tests for the snapshot: memory map, batched persistence, reload,
- * baseline mark. */
+ * baseline mark, the writer thread (snapshot_flush_async). */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
+#include <time.h>
 
 #include "snapshot.h"
 
@@ -125,6 +128,94 @@ static void test_many(void **state)
 	snapshot_close(&s);
 }
 
+/* Batches handed to the writer thread land in order: a state queued while
+ * the writer writes an older one wins; the baseline mark goes along. */
+static void test_async(void **state)
+{
+	struct snapshot *s;
+	struct snapshot_entry e = { .hash = 1 };
+	const char *err;
+	bool fresh;
+	char p[64];
+
+	(void)state;
+	teardown(NULL); /* a new database */
+	mkdir(dir, 0700);
+	assert_int_equal(snapshot_open(db, &s, &fresh, &err), 0);
+	assert_true(fresh);
+	for (int i = 0; i < 3000; i++) {
+		snprintf(p, sizeof(p), "/async/%d.com.conf", i);
+		snapshot_persist(s, p, &e);
+	}
+	snapshot_mark_baseline(s);
+	assert_int_equal(snapshot_flush_async(s, &err), 0);
+	e.hash = 2;
+	snapshot_persist(s, "/async/7.com.conf", &e); /* newer */
+	snapshot_persist(s, "/async/8.com.conf", NULL); /* gone */
+	/* handed at once, or still queued while the writer is busy */
+	assert_int_equal(snapshot_flush_async(s, &err), 0);
+	snapshot_close(&s); /* waits for the writer, flushes the rest */
+
+	assert_int_equal(snapshot_open(db, &s, &fresh, &err), 0);
+	assert_false(fresh);
+	assert_int_equal(snapshot_count(s), 2999);
+	assert_int_equal(snapshot_get(s, "/async/7.com.conf")->hash, 2);
+	assert_int_equal(snapshot_get(s, "/async/9.com.conf")->hash, 1);
+	assert_null(snapshot_get(s, "/async/8.com.conf"));
+	/* the sync flush waits for a batch in flight */
+	e.hash = 3;
+	snapshot_persist(s, "/async/1.com.conf", &e);
+	assert_int_equal(snapshot_flush_async(s, &err), 0);
+	assert_int_equal(snapshot_flush(s, &err), 0);
+	assert_int_equal(snapshot_pending(s), 0);
+	snapshot_close(&s);
+	assert_int_equal(snapshot_open(db, &s, NULL, &err), 0);
+	assert_int_equal(snapshot_get(s, "/async/1.com.conf")->hash, 3);
+	snapshot_close(&s);
+}
+
+/* A batch the writer cannot write (the database locked by another
+ * connection past the busy timeout) is reported and retried; newer
+ * states queued meanwhile win. */
+static void test_async_fail(void **state)
+{
+	struct snapshot *s;
+	struct snapshot_entry e = { .hash = 1 };
+	const char *err = NULL;
+	sqlite3 *other;
+	int ret = 0;
+
+	(void)state;
+	assert_int_equal(snapshot_open(db, &s, NULL, &err), 0);
+	assert_int_equal(sqlite3_open(db, &other), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL,
+				      NULL), SQLITE_OK);
+	snapshot_persist(s, "/f/a", &e);
+	snapshot_persist(s, "/f/b", &e);
+	assert_int_equal(snapshot_flush_async(s, &err), 0);
+	e.hash = 2;
+	snapshot_persist(s, "/f/a", &e);
+	/* the writer gives up after the busy timeout (5 s) */
+	for (int i = 0; i < 400 && ret == 0; i++) {
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+
+		nanosleep(&ts, NULL);
+		ret = snapshot_flush_async(s, &err);
+	}
+	assert_int_equal(ret, -EIO);
+	assert_non_null(strstr(err, "snapshot"));
+	assert_int_equal(snapshot_pending(s), 2); /* back in the queue */
+	assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(other);
+	assert_int_equal(snapshot_flush(s, &err), 0);
+	snapshot_close(&s);
+	assert_int_equal(snapshot_open(db, &s, NULL, &err), 0);
+	assert_int_equal(snapshot_get(s, "/f/a")->hash, 2);
+	assert_int_equal(snapshot_get(s, "/f/b")->hash, 1);
+	snapshot_close(&s);
+}
+
 static void test_bad_path(void **state)
 {
 	struct snapshot *s;
@@ -169,6 +260,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_persist_reload),
 		cmocka_unit_test(test_many),
+		cmocka_unit_test(test_async),
+		cmocka_unit_test(test_async_fail),
 		cmocka_unit_test(test_bad_path),
 		cmocka_unit_test(test_corrupt),
 	};
