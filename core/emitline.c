@@ -63,6 +63,11 @@ int emitline_parse(char *line, struct emitline *el, const char **why_r)
 		return -EINVAL;
 	if (n == 0 || words[0][0] == '#')
 		return 0;
+	if (words[0][0] == '\0') {
+		*why_r = "the line must start with an event type, not an "
+			 "empty word";
+		return -EINVAL;
+	}
 	if (strchr(words[0], '=') != NULL) {
 		snprintf(msg, sizeof(msg), "the line must start with an event "
 			 "type, not '%.200s'", words[0]);

@@ -40,6 +40,7 @@ target_srcs() {
 	classify) echo "core/classify.c core/util.c" ;;
 	control) echo "core/hmap.c core/util.c core/log.c" ;;
 	luaevent) echo "core/luahook.c core/exechook.c core/util.c core/log.c" ;;
+	emitline) echo "core/emitline.c" ;;
 	*) echo "" ;;
 	esac
 }
