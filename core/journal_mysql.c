@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include "journal_mysql.h"
 #include "hmap.h"
+#include "log.h"
 #include "util.h"
 
 #include <errmsg.h>
@@ -17,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <uv.h>
 
 #define JM_PAGE 512
 #define JM_PRUNE_CHUNK 500
@@ -68,6 +71,10 @@ static const char *const jm_schema[] = {
 	" version VARCHAR(32) NOT NULL DEFAULT '',"
 	" last_error TEXT NULL)"
 	" ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+	"CREATE TABLE IF NOT EXISTS commit_marks ("
+	" node VARCHAR(64) NOT NULL PRIMARY KEY,"
+	" token BIGINT NOT NULL)"
+	" ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
 	"CREATE TABLE IF NOT EXISTS seq ("
 	" k INT NOT NULL PRIMARY KEY, v BIGINT NOT NULL) ENGINE=InnoDB",
 	"INSERT IGNORE INTO seq (k, v) VALUES (1, 0)",
@@ -97,6 +104,8 @@ enum jm_stmt {
 	JS_RELEASE,
 	JS_HEARTBEAT,
 	JS_MAX_ID,
+	JS_MARK,
+	JS_MARK_GET,
 	JS_COUNT
 };
 
@@ -143,6 +152,12 @@ static const char *const jm_sql[JS_COUNT] = {
 	[JS_RELEASE] = "UPDATE deliveries SET lease_until = 0"
 		       " WHERE claimed_by = ? AND state IN (0, 2) AND node = ''",
 	[JS_MAX_ID] = "SELECT COALESCE(MAX(id), 0) FROM events",
+	/* written by every transaction just before its COMMIT: when the
+	 * answer to COMMIT is lost, the token read back after reconnecting
+	 * says whether it committed (jm_commit_resolve) */
+	[JS_MARK] = "INSERT INTO commit_marks (node, token) VALUES (?, ?)"
+		    " ON DUPLICATE KEY UPDATE token = VALUES(token)",
+	[JS_MARK_GET] = "SELECT token FROM commit_marks WHERE node = ?",
 	[JS_HEARTBEAT] = "INSERT INTO nodes (name, heartbeat_ms, started_ms,"
 			 " version, last_error) VALUES (?, ?, ?, ?, ?)"
 			 " ON DUPLICATE KEY UPDATE heartbeat_ms ="
@@ -204,6 +219,9 @@ struct jmysql {
 	char *error;
 	bool in_tx, seq_locked, broken;
 	struct hmap *modes; /* handler -> (void *)(mode + 1) */
+	int64_t token;        /* of the last commit mark written */
+	unsigned lose_commit; /* test fault: lose the answer of this commit */
+	unsigned commits;
 };
 
 /* ---- parameters and rows ---- */
@@ -912,6 +930,17 @@ int jmysql_open(const struct jmysql_settings *s, struct jmysql **jm_r,
 			goto fail;
 		}
 	}
+	{
+		uint32_t r = 0;
+		const char *lose = getenv("OPHOOK_TEST_LOSE_COMMIT");
+
+		/* tokens differ across restarts of a node */
+		if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+			r = (uint32_t)now_ms();
+		jm->token = (int64_t)r << 24;
+		if (lose != NULL)
+			jm->lose_commit = (unsigned)strtoul(lose, NULL, 10);
+	}
 	ret = jm_connect(jm, NULL);
 	for (size_t i = 0; ret == 0 && i < sizeof(jm_schema) /
 						     sizeof(jm_schema[0]);
@@ -1006,6 +1035,47 @@ int jmysql_begin(struct jmysql *jm, const char **error_r)
 	return 0;
 }
 
+#define JM_RESOLVE_TRIES 25 /* x 200 ms */
+
+/* The connection went while COMMIT was under way: did it commit?  Read
+ * this node's commit mark back on a new connection (the server may be
+ * restarting: a few seconds of tries).  0 when the transaction is in,
+ * -EPIPE when it is not (the caller retries it) or nobody can tell. */
+static int jm_commit_resolve(struct jmysql *jm, const char **error_r)
+{
+	struct jm_arg a[] = { AS(jm->node) };
+
+	for (int i = 0; i < JM_RESOLVE_TRIES; i++) {
+		struct jm_rows r = { 0 };
+
+		if (i > 0)
+			uv_sleep(200);
+		if (jm_connect(jm, NULL) < 0)
+			continue;
+		if (jm_run(jm, JS_MARK_GET, a, 1, &r, NULL, "commit",
+			   NULL) < 0)
+			continue;
+		bool in = r.n > 0 && jm_int(&r, 0, 0) == jm->token;
+
+		jm_rows_clear(&r);
+		if (in) {
+			log_warn("%s: the answer to COMMIT was lost, but the "
+				 "transaction is in (commit mark %" PRId64 ")",
+				 jm->where, jm->token);
+			return 0;
+		}
+		jm_set_error(jm, error_r, "commit", "the connection was lost "
+			     "in COMMIT and the transaction is not in (it is "
+			     "done again)");
+		return -EPIPE;
+	}
+	jm_set_error(jm, error_r, "commit", "the connection was lost in "
+		     "COMMIT and the server did not answer for %d s: whether "
+		     "the transaction is in is unknown (its events may be "
+		     "journaled twice)", JM_RESOLVE_TRIES / 5);
+	return -EPIPE;
+}
+
 int jmysql_commit(struct jmysql *jm, const char **error_r)
 {
 	int ret;
@@ -1020,6 +1090,12 @@ int jmysql_commit(struct jmysql *jm, const char **error_r)
 		jm_set_error(jm, error_r, "commit",
 			     "a write of the transaction failed");
 		ret = -EIO;
+	}
+	if (ret == 0 && !jm->broken) {
+		struct jm_arg ma[] = { AS(jm->node), AI(++jm->token) };
+
+		ret = jm_run(jm, JS_MARK, ma, 2, NULL, NULL, "commit",
+			     error_r);
 	}
 	jm->in_tx = false;
 	jm->seq_locked = false;
@@ -1036,9 +1112,17 @@ int jmysql_commit(struct jmysql *jm, const char **error_r)
 	}
 	if (mysql_commit(jm->m) != 0) {
 		ret = jm_fail(jm, NULL, error_r, "commit");
-		if (!jm->broken)
-			mysql_rollback(jm->m);
+		if (jm->broken)
+			return jm_commit_resolve(jm, error_r);
+		mysql_rollback(jm->m);
 		return ret;
+	}
+	if (jm->lose_commit != 0 && ++jm->commits == jm->lose_commit) {
+		/* OPHOOK_TEST_LOSE_COMMIT: committed, but the answer "lost" */
+		jm_disconnect(jm);
+		jm->broken = true;
+		jm_set_error(jm, error_r, "commit", "test: answer lost");
+		return jm_commit_resolve(jm, error_r);
 	}
 	return 0;
 }

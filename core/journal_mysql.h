@@ -9,7 +9,10 @@
  * handler, last_event_id), nodes (heartbeats), seq (one row locked by
  * every transaction that appends events, so event ids become visible in
  * id order and a fan-out cursor never steps over an id still being
- * committed by another node).
+ * committed by another node), commit_marks (node, token: written by
+ * each transaction just before its COMMIT; when the answer to a COMMIT is
+ * lost, the node reconnects and reads its token back to learn whether the
+ * transaction is in, so a retry does not journal its events twice).
  *
  * Errors: 0 or -errno, *error_r owned by the journal until its next call;
  * -EPIPE means the server connection was lost. */

@@ -210,4 +210,22 @@ has_error() { nctl F --json events "$id" | python3 -c 'import json,sys; d=json.l
 wait_for 20 has_error
 ok $? "failed deliveries: ophookctl events ID shows the error"
 stop_node F
+
+# ---- the answer to COMMIT lost (the server went between committing and
+# answering): the node reads its commit mark back and does not journal
+# the events a second time.  OPHOOK_TEST_LOSE_COMMIT=1 drops the
+# connection right after the node's first COMMIT went through. ----
+node_config L local "$T/L.log"
+OPHOOK_TEST_LOSE_COMMIT=1 start_node L || exit 1
+nctl L emit test.lose one.example seq=50000 >/dev/null
+ok $? "lost COMMIT answer: emit answered"
+wait_for 20 grep -q '"seq": *"50000"' "$T/L.log"
+is "$(sql "SELECT count(*) FROM events WHERE type = 'test.lose'")" 1 \
+	"lost COMMIT answer: the event journaled once (the commit mark said it was in)"
+grep -q 'the answer to COMMIT was lost, but the transaction is in' "$T/L/ophookd.log"
+ok $? "lost COMMIT answer: logged"
+nctl L emit test.lose two.example seq=50001 >/dev/null
+wait_for 20 grep -q '"seq": *"50001"' "$T/L.log"
+is "$(seqs "$T/L.log" | grep -c '^5000[01]$')" 2 "lost COMMIT answer: each event delivered once, the node goes on"
+stop_node L
 done_testing
