@@ -97,7 +97,11 @@ bool classify_ignored_name(const char *b)
 		return true;
 	/* "*.tmp", "*.tmp.*" and "name.tmp12345" (Go's os.CreateTemp with a
 	 * "*.tmp*" pattern); every ".tmp" is at or after the first one */
-	const char *t = memmem(b, len, ".tmp", 4);
+	const char *t = b;
+
+	while ((t = memchr(t, '.', len - (size_t)(t - b))) != NULL &&
+	       strncmp(t, ".tmp", 4) != 0)
+		t++;
 	if (t != NULL) {
 		const char *q = t + 4;
 
