@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -457,7 +458,15 @@ int snapshot_flush_async(struct snapshot *s, const char **error_r)
 	int ret = 0;
 
 	if (!s->thr_started) {
-		if (pthread_create(&s->thr, NULL, snapshot_writer, s) != 0)
+		sigset_t all, old;
+		int rc;
+
+		/* signals are the loop's business: none for the writer */
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		rc = pthread_create(&s->thr, NULL, snapshot_writer, s);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (rc != 0)
 			return snapshot_flush(s, error_r); /* no thread */
 		s->thr_started = true;
 	}
