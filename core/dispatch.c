@@ -28,6 +28,9 @@ struct dispatch {
 	dispatch_release_fn *release_fn;
 	void *ctx;
 	struct lane *ready_head, *ready_tail;
+	/* ready lanes, and those of handlers past their share: when all are
+	 * (one busy handler), the pump takes the head without a scan */
+	unsigned ready_n, ready_over;
 	struct lane *wait_head;           /* lanes waiting for a retry */
 	struct delivery *inflight_head;   /* for timeout sweeps */
 	unsigned inflight, queued;
@@ -55,12 +58,51 @@ static void dispatch_result(struct dispatch *dp, struct delivery *d,
 	dp->result_fn(&jd, dp->ctx);
 }
 
+static unsigned dispatch_handler_share(const struct dispatch *dp);
+
+static bool handler_over(const struct dispatch *dp, const struct handler *h)
+{
+	return h->inflight >= dispatch_handler_share(dp);
+}
+
+/* l->ready flips: keep the counts */
+static void ready_count(struct dispatch *dp, struct lane *l, bool on)
+{
+	bool over = handler_over(dp, l->h);
+
+	if (on) {
+		dp->ready_n++;
+		l->h->ready_n++;
+		dp->ready_over += over;
+	} else {
+		dp->ready_n--;
+		l->h->ready_n--;
+		dp->ready_over -= over;
+	}
+	l->ready = on;
+}
+
+/* h->inflight moves by one: its ready lanes may cross the share line */
+static void handler_inflight(struct dispatch *dp, struct handler *h, bool up)
+{
+	bool was = handler_over(dp, h);
+
+	if (up)
+		h->inflight++;
+	else
+		h->inflight--;
+	if (!was && handler_over(dp, h))
+		dp->ready_over += h->ready_n;
+	else if (was && !handler_over(dp, h))
+		dp->ready_over -= h->ready_n;
+}
+
 static void lane_ready(struct dispatch *dp, struct lane *l)
 {
 	if (l->ready || l->running || l->waiting || l->parked ||
 	    l->head == NULL)
 		return;
-	l->ready = true;
+	ready_count(dp, l, true);
 	l->ready_next = NULL;
 	if (dp->ready_tail != NULL)
 		dp->ready_tail->ready_next = l;
@@ -196,7 +238,7 @@ static void dispatch_start(struct dispatch *dp, struct lane *l)
 
 	l->running = true;
 	dp->inflight++;
-	h->inflight++;
+	handler_inflight(dp, h, true);
 	d->timed_out = false;
 	atomic_store(&d->started_ns, 0);
 	d->dispatched_ns = mono_ns();
@@ -269,15 +311,19 @@ static void dispatch_pump(struct dispatch *dp)
 		return;
 	dp->pumping = true;
 	while (dp->inflight < dp->set.concurrency && dp->ready_head != NULL) {
+		bool all_over = dp->ready_over == dp->ready_n;
 		struct lane *l = dispatch_ready_pop(dp);
 
 		if (l->h->serial && l->h->inflight > 0) {
 			/* busy serial handler: unparked when its call ends */
-			l->ready = false;
+			ready_count(dp, l, false);
 			lane_park(l);
 			continue;
 		}
-		if (l->h->inflight >= dispatch_handler_share(dp)) {
+		/* past its share: wait behind other handlers' lanes, unless
+		 * every ready lane is past its share (then nobody is
+		 * preferred, and no scan of them all per free slot) */
+		if (handler_over(dp, l->h) && !all_over) {
 			if (over_tail != NULL)
 				over_tail->ready_next = l;
 			else
@@ -285,7 +331,7 @@ static void dispatch_pump(struct dispatch *dp)
 			over_tail = l;
 			continue;
 		}
-		l->ready = false;
+		ready_count(dp, l, false);
 		dispatch_start(dp, l);
 	}
 	/* slots nobody else wanted go to the lanes past their share */
@@ -294,7 +340,7 @@ static void dispatch_pump(struct dispatch *dp)
 
 		over = l->ready_next;
 		l->ready_next = NULL;
-		l->ready = false;
+		ready_count(dp, l, false);
 		if (l->h->serial && l->h->inflight > 0) {
 			lane_park(l);
 			continue;
@@ -387,7 +433,7 @@ void dispatch_done(struct delivery *d, int rc, const char *error)
 	}
 	inflight_del(dp, d);
 	dp->inflight--;
-	h->inflight--;
+	handler_inflight(dp, h, false);
 	if (dp->set.call_fn != NULL)
 		dp->set.call_fn(d, false, dp->ctx);
 	if (h->removed) {
@@ -433,7 +479,7 @@ static void dispatch_timeout(struct dispatch *dp, struct delivery *d,
 	if (l->tail == d)
 		l->tail = copy;
 	dp->inflight--;
-	h->inflight--;
+	handler_inflight(dp, h, false);
 	if (h->ops->cancel != NULL)
 		h->ops->cancel(h, d);
 	snprintf(msg, sizeof(msg), "timed out after %u ms", timeout_ms);
@@ -554,7 +600,7 @@ static bool lane_drop(const char *key, void *value, void *ctx)
 				break;
 			}
 		}
-		l->ready = false;
+		ready_count(dp, l, false);
 	}
 	l->parked = false;
 	/* keep a running head: dispatch_done frees it */
@@ -595,6 +641,10 @@ void dispatch_handler_remove(struct dispatch *dp, struct handler *h)
 void dispatch_set_concurrency(struct dispatch *dp, unsigned n)
 {
 	dp->set.concurrency = n > 0 ? n : 1;
+	/* the share changed: count the ready lanes past it again */
+	dp->ready_over = 0;
+	for (struct lane *l = dp->ready_head; l != NULL; l = l->ready_next)
+		dp->ready_over += handler_over(dp, l->h);
 	dispatch_pump(dp);
 }
 

@@ -45,6 +45,7 @@ struct handler {
 	struct lane *parked_head, *parked_tail; /* serial: lanes waiting for
 						   the call in flight */
 	unsigned inflight;
+	unsigned ready_n;    /* lanes in the dispatcher's ready list */
 	bool removed;
 	unsigned refs;
 };
