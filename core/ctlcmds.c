@@ -961,41 +961,49 @@ static const char *ctl_batch_check(json_t *events)
 	return NULL;
 }
 
-/* Submit n prepared events (takes types, subjects, fields and the arrays;
- * answers reply once all are journaled or one failed). */
+/* One event of a batch emit, ready for engine_submit. */
+struct ctl_emit_item {
+	char *type, *subject;
+	json_t *fields; /* NULL once the engine took it */
+};
+
+static void ctl_emit_items_free(struct ctl_emit_item *items, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		json_decref(items[i].fields);
+		free(items[i].type);
+		free(items[i].subject);
+	}
+	free(items);
+}
+
+/* Submit n prepared events (takes the items; answers reply once all are
+ * journaled or one failed). */
 static void ctl_emit_submit(struct engine *e, struct control_reply *reply,
-			    size_t n, char **types, char **subjects,
-			    json_t **fields)
+			    struct ctl_emit_item *items, size_t n)
 {
 	struct ctl_batch *b = xcalloc(1, sizeof(*b));
 	const char *err = NULL;
-	size_t i;
 
 	b->e = e;
 	b->reply = reply;
 	b->n = n;
 	b->submitting = true;
-	for (i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		b->outstanding++;
-		int r = engine_submit(e, types[i], subjects[i], "socket",
-				      fields[i], ctl_batch_cb, b, &err);
-		fields[i] = NULL;
+		int r = engine_submit(e, items[i].type, items[i].subject,
+				      "socket", items[i].fields, ctl_batch_cb,
+				      b, &err);
+		items[i].fields = NULL;
 		if (r < 0) {
 			b->outstanding--;
 			b->error = xasprintf("events[%zu] (%s): %s", i,
-					     types[i], err != NULL ? err
+					     items[i].type, err != NULL ? err
 					     : strerror(-r));
 			break;
 		}
 	}
-	for (i = 0; i < n; i++) {
-		json_decref(fields[i]);
-		free(types[i]);
-		free(subjects[i]);
-	}
-	free(fields);
-	free(types);
-	free(subjects);
+	ctl_emit_items_free(items, n);
 	b->submitting = false;
 	if (b->outstanding == 0)
 		ctl_batch_finish(b);
@@ -1010,9 +1018,7 @@ static void ctl_emit_batch(struct engine *e, struct control_reply *reply,
 		return;
 	}
 	size_t n = json_array_size(events);
-	json_t **fields = xcalloc(n, sizeof(*fields));
-	char **types = xcalloc(n, sizeof(*types));
-	char **subjects = xcalloc(n, sizeof(*subjects));
+	struct ctl_emit_item *items = xcalloc(n, sizeof(*items));
 	json_t *ev;
 	size_t i;
 
@@ -1021,14 +1027,17 @@ static void ctl_emit_batch(struct engine *e, struct control_reply *reply,
 		json_t *f = json_object_get(ev, "fields");
 		/* the request is dropped after this command: the engine may
 		 * take the fields object itself (no deep copy) */
-		fields[i] = json_is_object(f) ? json_incref(f) : json_object();
+		json_t *fields = json_is_object(f) ? json_incref(f)
+						    : json_object();
 		const char *subject =
 			json_string_value(json_object_get(ev, "subject"));
-		types[i] = xstrdup(type);
-		subjects[i] = xstrdup(subject != NULL ? subject
-				      : ctl_default_subject(type, fields[i]));
+
+		items[i].fields = fields;
+		items[i].type = xstrdup(type);
+		items[i].subject = xstrdup(subject != NULL ? subject
+				   : ctl_default_subject(type, fields));
 	}
-	ctl_emit_submit(e, reply, n, types, subjects, fields);
+	ctl_emit_submit(e, reply, items, n);
 }
 
 /* The "lines" form: "TYPE [SUBJECT] key=value..." texts, as `ophookctl
@@ -1038,22 +1047,19 @@ static void ctl_emit_lines(struct engine *e, struct control_reply *reply,
 			   json_t *lines)
 {
 	size_t n = json_array_size(lines), cap = 0;
-	struct emitline *el = xmalloc(sizeof(*el));
+	struct emitline *el;
+	struct ctl_emit_item *items;
 	char *buf = NULL;
-	json_t **fields;
-	char **types, **subjects;
 	const char *why = NULL;
 	size_t i;
 
 	if (!json_is_array(lines) || n == 0 || n > CTL_BATCH_MAX) {
 		control_reply_error(&reply, 2, "emit: \"lines\" must be an "
 				    "array of 1 to %u strings", CTL_BATCH_MAX);
-		free(el);
 		return;
 	}
-	fields = xcalloc(n, sizeof(*fields));
-	types = xcalloc(n, sizeof(*types));
-	subjects = xcalloc(n, sizeof(*subjects));
+	el = xmalloc(sizeof(*el));
+	items = xcalloc(n, sizeof(*items));
 	for (i = 0; i < n; i++) {
 		json_t *l = json_array_get(lines, i);
 		size_t len = json_string_length(l);
@@ -1071,33 +1077,25 @@ static void ctl_emit_lines(struct engine *e, struct control_reply *reply,
 		r = emitline_parse(buf, el, &why);
 		if (r == 0)
 			why = "no event on the line";
-		if (r <= 0)
+		if (r <= 0 || event_type_valid(el->type, &why) < 0)
 			break;
-		if (event_type_valid(el->type, &why) < 0)
-			break;
-		fields[i] = emitline_fields(el);
-		why = ctl_fields_check(fields[i]);
+		items[i].fields = emitline_fields(el);
+		why = ctl_fields_check(items[i].fields);
 		if (why != NULL)
 			break;
-		types[i] = xstrdup(el->type);
-		subjects[i] = xstrdup(el->subject != NULL ? el->subject
-				      : ctl_default_subject(el->type, fields[i]));
+		items[i].type = xstrdup(el->type);
+		items[i].subject = xstrdup(el->subject != NULL ? el->subject
+				   : ctl_default_subject(el->type,
+							 items[i].fields));
 	}
 	free(buf);
 	free(el);
 	if (i < n) {
 		control_reply_error(&reply, 2, "emit: lines[%zu]: %s", i, why);
-		for (size_t k = 0; k <= i && k < n; k++) {
-			json_decref(fields[k]);
-			free(types[k]);
-			free(subjects[k]);
-		}
-		free(fields);
-		free(types);
-		free(subjects);
+		ctl_emit_items_free(items, n);
 		return;
 	}
-	ctl_emit_submit(e, reply, n, types, subjects, fields);
+	ctl_emit_submit(e, reply, items, n);
 }
 
 static void ctl_cmd_emit(struct control_reply *reply, json_t *args,
