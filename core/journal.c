@@ -172,7 +172,6 @@ struct journal {
 	bool in_tx;  /* between journal_begin and commit/rollback */
 	bool sync_full;   /* journal.sync: full */
 	bool sync_normal_now; /* the connection is at synchronous = NORMAL */
-	bool want_results;    /* journal_begin called by begin_results */
 	bool results_tx;  /* this transaction: delivery rows only, no sync */
 	sqlite3_stmt *st[ST_COUNT];
 	struct jmysql *mysql; /* backend mysql: every call goes there */
@@ -703,29 +702,35 @@ void journal_close(struct journal **jp)
 
 
 
-int journal_begin(struct journal *j, const char **error_r)
+/* BEGIN IMMEDIATE; a transaction of delivery results only (journal.sync
+ * full) runs at synchronous = NORMAL, any other at FULL again.  The pragma
+ * is set outside the transaction (inside, it does not change the commit)
+ * and not prepared (SQLite applies it when it compiles it). */
+static int journal_tx_begin(struct journal *j, bool results,
+			    const char **error_r)
 {
-	if (j->mysql)
-		return jmysql_begin(j->mysql, error_r);
 	int ret;
 
+	if (j->mysql)
+		return jmysql_begin(j->mysql, error_r);
 	if (j->in_tx || !sqlite3_get_autocommit(j->db)) {
 		journal_set_error(j, error_r, "begin",
 				  "a transaction is already open");
 		return -EINPROGRESS;
 	}
-	if (j->sync_normal_now && !j->want_results) {
-		/* events are never committed without the sync asked for */
-		ret = journal_exec(j, "PRAGMA synchronous = FULL", "begin",
-				   error_r);
+	if (j->sync_full && results != j->sync_normal_now) {
+		ret = journal_exec(j, results ? "PRAGMA synchronous = NORMAL"
+					      : "PRAGMA synchronous = FULL",
+				   "begin", error_r);
 		if (ret < 0)
 			return ret;
-		j->sync_normal_now = false;
+		j->sync_normal_now = results;
 	}
 	ret = journal_step_reset(j, j->st[ST_BEGIN], "begin", error_r);
 	if (ret < 0)
 		return ret;
 	j->in_tx = true;
+	j->results_tx = results && j->sync_full;
 	j->tx_failed = false;
 	j->next_id = 0;
 	journal_buf_clear(&j->ev_buf);
@@ -733,27 +738,14 @@ int journal_begin(struct journal *j, const char **error_r)
 	return 0;
 }
 
+int journal_begin(struct journal *j, const char **error_r)
+{
+	return journal_tx_begin(j, false, error_r);
+}
+
 int journal_begin_results(struct journal *j, const char **error_r)
 {
-	int ret;
-
-	if (j->mysql || !j->sync_full || j->in_tx)
-		return journal_begin(j, error_r);
-	if (!j->sync_normal_now) {
-		/* not a prepared statement: SQLite applies this pragma
-		 * when it compiles it, not when it runs */
-		ret = journal_exec(j, "PRAGMA synchronous = NORMAL", "begin",
-				   error_r);
-		if (ret < 0)
-			return ret;
-		j->sync_normal_now = true;
-	}
-	j->want_results = true;
-	ret = journal_begin(j, error_r);
-	j->want_results = false;
-	if (ret == 0)
-		j->results_tx = true;
-	return ret;
+	return journal_tx_begin(j, true, error_r);
 }
 
 int journal_commit(struct journal *j, const char **error_r)
