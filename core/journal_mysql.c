@@ -105,7 +105,6 @@ enum jm_stmt {
 	JS_HEARTBEAT,
 	JS_MAX_ID,
 	JS_MARK,
-	JS_MARK_GET,
 	JS_COUNT
 };
 
@@ -157,7 +156,6 @@ static const char *const jm_sql[JS_COUNT] = {
 	 * says whether it committed (jm_commit_resolve) */
 	[JS_MARK] = "INSERT INTO commit_marks (node, token) VALUES (?, ?)"
 		    " ON DUPLICATE KEY UPDATE token = VALUES(token)",
-	[JS_MARK_GET] = "SELECT token FROM commit_marks WHERE node = ?",
 	[JS_HEARTBEAT] = "INSERT INTO nodes (name, heartbeat_ms, started_ms,"
 			 " version, last_error) VALUES (?, ?, ?, ?, ?)"
 			 " ON DUPLICATE KEY UPDATE heartbeat_ms ="
@@ -1046,19 +1044,16 @@ static int jm_commit_resolve(struct jmysql *jm, const char **error_r)
 	struct jm_arg a[] = { AS(jm->node) };
 
 	for (int i = 0; i < JM_RESOLVE_TRIES; i++) {
-		struct jm_rows r = { 0 };
+		int64_t token;
 
 		if (i > 0)
 			uv_sleep(200);
-		if (jm_connect(jm, NULL) < 0)
+		if (jm_connect(jm, NULL) < 0 ||
+		    jm_int_query(jm, "SELECT token FROM commit_marks"
+				 " WHERE node = ?", a, 1, &token, "commit",
+				 NULL) < 0)
 			continue;
-		if (jm_run(jm, JS_MARK_GET, a, 1, &r, NULL, "commit",
-			   NULL) < 0)
-			continue;
-		bool in = r.n > 0 && jm_int(&r, 0, 0) == jm->token;
-
-		jm_rows_clear(&r);
-		if (in) {
+		if (token == jm->token) {
 			log_warn("%s: the answer to COMMIT was lost, but the "
 				 "transaction is in (commit mark %" PRId64 ")",
 				 jm->where, jm->token);
