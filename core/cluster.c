@@ -339,9 +339,7 @@ static void cluster_cmd_status(struct control_reply *reply, json_t *args,
 	free(text);
 }
 
-void cluster_register_commands(struct engine *e, struct cluster *c,
-			       struct control *ctl)
-{
-	(void)c;
-	control_register(ctl, "cluster.status", cluster_cmd_status, e);
-}
+const struct control_command cluster_commands[] = {
+	{"cluster.status", cluster_cmd_status},
+	{NULL, NULL},
+};

@@ -5,9 +5,9 @@
 #define OPHOOK_CLUSTER_H
 
 #include "config.h"
+#include "control.h"
 
 struct engine;
-struct control;
 struct jmysql;
 struct cluster;
 
@@ -22,8 +22,7 @@ void cluster_kick(struct cluster *c);
 enum config_mode cluster_mode(const struct cluster *c, const char *name);
 /* Stop the timers; the memory goes when libuv closed them.  NULLs *c. */
 void cluster_free(struct cluster **c);
-/* Register `cluster status` (works with both backends; c may be NULL). */
-void cluster_register_commands(struct engine *e, struct cluster *c,
-			       struct control *ctl);
+/* `cluster status` (works with both backends); ctx: the struct engine. */
+extern const struct control_command cluster_commands[];
 
 #endif

@@ -9,7 +9,6 @@
 #define _GNU_SOURCE
 #include "control.h"
 #include "ctlcmds.h"
-#include "engine.h"
 #include "hmap.h"
 #include "log.h"
 #include "util.h"
@@ -67,7 +66,7 @@ struct control_client {
 };
 
 struct control {
-	struct engine *e;
+	char *group_name;
 	uv_loop_t *loop;
 	uv_pipe_t server;
 	bool server_open;
@@ -413,6 +412,7 @@ static void control_handle_closed(struct control *c)
 		return;
 	hmap_free(&c->cmds, free);
 	free(c->path);
+	free(c->group_name);
 	free(c);
 }
 
@@ -773,7 +773,7 @@ static void control_connection_cb(uv_stream_t *server, int status)
 			control_client_fail(cl, "permission denied: uid %u is "
 					    "not root and not in group '%s'",
 					    (unsigned)cred.uid,
-					    engine_config(c->e)->socket_group);
+					    c->group_name);
 		else
 			control_client_fail(cl, "permission denied: uid %u is "
 					    "not root (no socket_group is "
@@ -855,14 +855,13 @@ static int control_resolve_group(struct control *c, const char *name,
 	}
 	c->has_group = true;
 	c->group = grp->gr_gid;
+	c->group_name = xstrdup(name);
 	return 0;
 }
 
-int control_start(struct engine *e, struct control **c_r,
-		  const char **error_r)
+int control_start(uv_loop_t *loop, const char *path, const char *socket_group,
+		  struct control **c_r, const char **error_r)
 {
-	const struct config *cfg = engine_config(e);
-	const char *path = cfg->socket != NULL ? cfg->socket : "/run/ophookd.sock";
 	struct sockaddr_un sa;
 	int r;
 
@@ -874,14 +873,14 @@ int control_start(struct engine *e, struct control **c_r,
 	}
 
 	struct control *c = xcalloc(1, sizeof(*c));
-	c->e = e;
-	c->loop = engine_loop(e);
+	c->loop = loop;
 	c->path = xstrdup(path);
 	c->cmds = hmap_new();
-	if ((r = control_resolve_group(c, cfg->socket_group, error_r)) < 0 ||
+	if ((r = control_resolve_group(c, socket_group, error_r)) < 0 ||
 	    (r = control_clear_path(path, error_r)) < 0) {
 		hmap_free(&c->cmds, free);
 		free(c->path);
+		free(c->group_name);
 		free(c);
 		return r;
 	}
@@ -907,7 +906,7 @@ int control_start(struct engine *e, struct control **c_r,
 	if (c->has_group && chown(path, (uid_t)-1, c->group) < 0) {
 		r = -errno;
 		*error_r = control_err("socket %s: chown to group '%s': %s",
-				       path, cfg->socket_group,
+				       path, socket_group,
 				       strerror(errno));
 		goto fail_unlink;
 	}
@@ -954,4 +953,13 @@ void control_register(struct control *c, const char *name, control_cmd_fn *fn,
 	cc->fn = fn;
 	cc->ctx = ctx;
 	free(hmap_put(c->cmds, name, cc));
+}
+
+void control_register_table(struct control *c,
+			    const struct control_command *cmds, void *ctx)
+{
+	if (c == NULL)
+		return;
+	for (; cmds->name != NULL; cmds++)
+		control_register(c, cmds->name, cmds->fn, ctx);
 }

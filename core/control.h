@@ -9,14 +9,17 @@
  * `args` are the words that followed the command on ophookctl's command
  * line; every command parses its own.  Streaming commands (tail) send one
  * {"event":{...}} line per event until the client closes.
- * Subsystems add commands with control_register(). */
+ * Each subsystem lists its commands in one table,
+ *   const struct control_command NAME_commands[] = {{"status", fn}, ..., {0}};
+ * next to the code they drive, and the daemon registers the tables with
+ * control_register_table() (grep '_commands\[\]' finds them all). */
 #ifndef OPHOOK_CONTROL_H
 #define OPHOOK_CONTROL_H
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <uv.h>
 
-struct engine;
 struct control;
 struct control_reply;
 
@@ -25,9 +28,16 @@ struct control_reply;
 typedef void control_cmd_fn(struct control_reply *reply, json_t *args,
 			    json_t *req, void *ctx);
 
-/* Listen on config->socket (replacing a stale socket file). */
-int control_start(struct engine *e, struct control **c_r,
-		  const char **error_r);
+/* One command of a subsystem's table; the table ends with {NULL, NULL}. */
+struct control_command {
+	const char *name;
+	control_cmd_fn *fn;
+};
+
+/* Listen on the Unix socket `path` on `loop` (replacing a stale socket
+ * file), open to root and to members of socket_group (NULL: root only). */
+int control_start(uv_loop_t *loop, const char *path, const char *socket_group,
+		  struct control **c_r, const char **error_r);
 /* Close the socket and every client; NULLs *c. */
 void control_stop(struct control **c);
 
@@ -37,6 +47,18 @@ void control_stop(struct control **c);
 void control_register(struct control *c, const char *name,
 		      control_cmd_fn *fn, void *ctx);
 
+/* Register every command of `cmds` with ctx.  Safe with c == NULL. */
+void control_register_table(struct control *c,
+			    const struct control_command *cmds, void *ctx);
+/* Called once (loop thread) when the client of a pending reply goes away
+ * (disconnect or control_stop).  The reply is detached: answering or ending
+ * it only frees it, and the callback should do so (or arrange it). */
+typedef void control_reply_gone_fn(struct control_reply *reply, void *ctx);
+/* Set (fn NULL: clear) the gone callback of a pending reply. */
+void control_reply_on_gone(struct control_reply *reply,
+			   control_reply_gone_fn *fn, void *ctx);
+/* True when the reply's client is gone or closing. */
+bool control_reply_gone(const struct control_reply *reply);
 /* Answer ok with result (reference stolen, may be NULL), human text (may be
  * NULL) and exit status.  Frees *reply. */
 void control_reply_ok(struct control_reply **reply, json_t *result,

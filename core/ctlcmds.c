@@ -1302,13 +1302,11 @@ static void ctl_cmd_replay(struct control_reply *reply, json_t *args,
 				    err != NULL ? err : strerror(-r));
 }
 
-void ctlcmds_register(struct engine *e, struct control *c)
-{
-	if (c == NULL)
-		return;
-	control_register(c, "status", ctl_cmd_status, e);
-	control_register(c, "events", ctl_cmd_events, e);
-	control_register(c, "emit", ctl_cmd_emit, e);
-	control_register(c, "tail", ctl_cmd_tail, e);
-	control_register(c, "replay", ctl_cmd_replay, e);
-}
+const struct control_command ctlcmds_commands[] = {
+	{"status", ctl_cmd_status},
+	{"events", ctl_cmd_events},
+	{"emit", ctl_cmd_emit},
+	{"tail", ctl_cmd_tail},
+	{"replay", ctl_cmd_replay},
+	{NULL, NULL},
+};

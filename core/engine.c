@@ -1118,16 +1118,16 @@ static void engine_cmd_reconcile(struct control_reply *reply, json_t *args,
 		control_reply_error(&reply, 2, "reconcile could not start");
 }
 
-static void engine_register_commands(struct engine *e)
-{
-	control_register(e->control, "metrics", engine_cmd_metrics, e);
-	control_register(e->control, "plugins.list", engine_cmd_plugins_list, e);
-	control_register(e->control, "plugins.enable", engine_cmd_plugins_enable, e);
-	control_register(e->control, "plugins.disable", engine_cmd_plugins_disable, e);
-	control_register(e->control, "plugins.reload", engine_cmd_plugins_reload, e);
-	control_register(e->control, "retry", engine_cmd_retry, e);
-	control_register(e->control, "reconcile", engine_cmd_reconcile, e);
-}
+static const struct control_command engine_commands[] = {
+	{"metrics", engine_cmd_metrics},
+	{"plugins.list", engine_cmd_plugins_list},
+	{"plugins.enable", engine_cmd_plugins_enable},
+	{"plugins.disable", engine_cmd_plugins_disable},
+	{"plugins.reload", engine_cmd_plugins_reload},
+	{"retry", engine_cmd_retry},
+	{"reconcile", engine_cmd_reconcile},
+	{NULL, NULL},
+};
 
 /* ---- lifecycle ---- */
 
@@ -1255,14 +1255,16 @@ int engine_start(struct engine *e, const char **error_r)
 	e->resumed = true;
 	if (e->cluster != NULL)
 		cluster_start(e->cluster);
-	ret = control_start(e, &e->control, error_r);
+	ret = control_start(e->loop, e->config->socket != NULL ?
+			    e->config->socket : "/run/ophookd.sock",
+			    e->config->socket_group, &e->control, error_r);
 	if (ret < 0)
 		return ret;
-	if (e->control != NULL) {
-		ctlcmds_register(e, e->control);
-		engine_register_commands(e);
-		cluster_register_commands(e, e->cluster, e->control);
-	}
+	control_register_table(e->control, ctlcmds_commands, e);
+	control_register_table(e->control, engine_commands, e);
+	control_register_table(e->control, cluster_commands, e);
+	if (e->hooks != NULL)
+		control_register_table(e->control, hooks_commands, e->hooks);
 	if (e->config->metrics_listen != NULL) {
 		ret = metrics_http_start(e->loop, e->config->metrics_listen,
 					 engine_metrics_text, e,

@@ -138,7 +138,6 @@ struct hooks {
 	uv_loop_t *loop;
 	unsigned refs;        /* the daemon, threads' posted jobs, works */
 	bool stopped;
-	bool registered;      /* control commands */
 	struct luahook_limits lim;
 	struct luahook_host host;
 
@@ -1827,18 +1826,13 @@ fail:
 
 /* ---- start / stop ----------------------------------------------------------- */
 
-static void hooks_register_commands(struct hooks *hk)
-{
-	struct control *c = engine_control(hk->e);
-
-	if (hk->registered || c == NULL)
-		return;
-	control_register(c, "check", hooks_cmd_check, hk);
-	control_register(c, "hooks.list", hooks_cmd_list, hk);
-	control_register(c, "hooks.lint", hooks_cmd_lint, hk);
-	control_register(c, "hooks.test", hooks_cmd_test, hk);
-	hk->registered = true;
-}
+const struct control_command hooks_commands[] = {
+	{"check", hooks_cmd_check},
+	{"hooks.list", hooks_cmd_list},
+	{"hooks.lint", hooks_cmd_lint},
+	{"hooks.test", hooks_cmd_test},
+	{NULL, NULL},
+};
 
 /* Fail the jobs still queued for a stuck file (loop thread). */
 static void luafile_drain(struct luafile *f)
@@ -1906,7 +1900,6 @@ static void hooks_timer_cb(uv_timer_t *t)
 {
 	struct hooks *hk = t->data;
 
-	hooks_register_commands(hk);
 	hmap_each(hk->lua, hooks_watch_lua, hk);
 	hooks_scan(hk);
 }

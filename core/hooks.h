@@ -4,13 +4,15 @@
 #ifndef OPHOOK_HOOKS_H
 #define OPHOOK_HOOKS_H
 
+#include "control.h"
+
 struct engine;
 struct hooks;
 
-/* Load hooks_dir, register one handler per hook, watch for changes, and
- * register the control commands (check, hooks.list, hooks.lint,
- * hooks.test). */
+/* Load hooks_dir, register one handler per hook, watch for changes. */
 int hooks_start(struct engine *e, struct hooks **h_r, const char **error_r);
 void hooks_stop(struct hooks **h);
+/* check, hooks.list, hooks.lint, hooks.test; ctx: the struct hooks. */
+extern const struct control_command hooks_commands[];
 
 #endif

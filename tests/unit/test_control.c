@@ -201,10 +201,10 @@ static int setup(void **state)
 			      "example.com", "time", "2026-01-02T03:04:05.000Z",
 			      "source", "socket", "deliveries", "handler",
 			      "plugin:log", "state", "done");
-	int r = control_start(&f->e, &f->c, &error);
+	int r = control_start(&f->e.loop, f->e.cfg.socket, f->e.cfg.socket_group, &f->c, &error);
 	if (r < 0)
 		fail_msg("control_start: %s", error);
-	ctlcmds_register(&f->e, f->c);
+	control_register_table(f->c, ctlcmds_commands, &f->e);
 	*state = f;
 	return 0;
 }
@@ -840,7 +840,7 @@ static void test_socket_path(void **state)
 	assert_int_equal(st.st_mode & 0777, 0660);
 
 	/* a live socket is not taken over */
-	assert_int_equal(control_start(&f->e, &c2, &error), -EADDRINUSE);
+	assert_int_equal(control_start(&f->e.loop, f->e.cfg.socket, f->e.cfg.socket_group, &c2, &error), -EADDRINUSE);
 	assert_non_null(strstr(error, "another process"));
 	control_stop(&f->c);
 	spin(f, 5);
@@ -851,20 +851,20 @@ static void test_socket_path(void **state)
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f->e.cfg.socket);
 	assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	close(s);
-	assert_int_equal(control_start(&f->e, &f->c, &error), 0);
+	assert_int_equal(control_start(&f->e.loop, f->e.cfg.socket, f->e.cfg.socket_group, &f->c, &error), 0);
 	control_stop(&f->c);
 	spin(f, 5);
 
 	/* anything else is refused */
 	int fd = open(f->e.cfg.socket, O_CREAT | O_WRONLY, 0600);
 	close(fd);
-	assert_int_equal(control_start(&f->e, &c2, &error), -EEXIST);
+	assert_int_equal(control_start(&f->e.loop, f->e.cfg.socket, f->e.cfg.socket_group, &c2, &error), -EEXIST);
 	assert_non_null(strstr(error, "not a socket"));
 	unlink(f->e.cfg.socket);
 
 	/* an unknown group */
 	f->e.cfg.socket_group = "no-such-group-ophook";
-	assert_int_equal(control_start(&f->e, &c2, &error), -ENOENT);
+	assert_int_equal(control_start(&f->e.loop, f->e.cfg.socket, f->e.cfg.socket_group, &c2, &error), -ENOENT);
 	assert_non_null(strstr(error, "no-such-group-ophook"));
 	f->e.cfg.socket_group = NULL;
 }
