@@ -1,4 +1,5 @@
 # bench: executables bench/NAME N (each prints a table and a result: line)
+EXTRA_DIST += bench/README.md
 EXTRA_DIST += bench/dispatch
 EXTRA_DIST += bench/cluster
 # bench/poll (paneldb): the DB poller's cost; the script runs bench/poll_bench

@@ -8,10 +8,10 @@
  * `ophookctl emit -` reads "TYPE [SUBJECT] key=value..." lines from stdin
  * and sends them in batches. */
 #define _GNU_SOURCE
-#include "../core/config.h" /* not the build's autoconf config.h */
-#include "../core/emitline.h"
-#include "../core/event.h"
-#include "../core/util.h"
+#include "../core/lib/config.h" /* not the build's autoconf config.h */
+#include "../core/lib/emitline.h"
+#include "../core/bus/event.h"
+#include "../core/lib/util.h"
 
 #include <errno.h>
 #include <getopt.h>

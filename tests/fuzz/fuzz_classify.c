@@ -1,6 +1,6 @@
 /* libFuzzer target for the classifier (not built by automake):
- *   clang -g -fsanitize=fuzzer,address,undefined -Icore -Iinclude \
- *     tests/fuzz/fuzz_classify.c core/classify.c core/util.c \
+ *   clang -g -fsanitize=fuzzer,address,undefined -Icore/lib -Icore/sources -Iinclude \
+ *     tests/fuzz/fuzz_classify.c core/sources/classify.c core/lib/util.c \
  *     $(pkg-config --cflags --libs jansson libcrypto) -o fuzz_classify
  * The first byte picks the kind of file (index into paths[]), the rest is
  * its content (and the .crt next to a certificate .json); then the same

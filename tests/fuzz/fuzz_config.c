@@ -1,9 +1,9 @@
-/* libFuzzer target for the config loader (core/config.c).  Not part of the
+/* libFuzzer target for the config loader (core/lib/config.c).  Not part of the
  * automake build: see README.md.  Feeds the input to config_parse_buffer()
  * and checks the loader's contract: either a config and no error, or no
  * config and an error "fuzz.yaml:LINE:COL: message" (LINE, COL >= 1) or
  * "fuzz.yaml: message". */
-#include "../../core/config.c"
+#include "../../core/lib/config.c"
 
 #include <stdio.h>
 

@@ -1,5 +1,5 @@
 /* libFuzzer target for the control socket's request handling
- * (core/control.c).  Not part of the automake build: see README.md.
+ * (core/lib/control.c).  Not part of the automake build: see README.md.
  *
  * Each input is the byte stream one client sends: it is put in a fresh
  * client's buffer and control_client_process() splits it into lines and
@@ -10,7 +10,7 @@
  * (or an "event" line of a stream).  Fake commands answer now, stream,
  * fail, or answer later (after the next lines, or after the client is
  * gone), so the ordering and detach paths run too. */
-#include "../../core/control.c"
+#include "../../core/lib/control.c"
 
 #include <fcntl.h>
 

@@ -1,5 +1,5 @@
 /* libFuzzer target: the "TYPE [SUBJECT] key=value..." lines of
- * `ophookctl emit -` as the daemon splits them (core/emitline.c), from a
+ * `ophookctl emit -` as the daemon splits them (core/lib/emitline.c), from a
  * root client's batch.  Checks: the split never reads or writes out of the
  * line, a parsed line has a type without '=', keys are non-empty and
  * without '=', and its fields object holds every key (the last value of a

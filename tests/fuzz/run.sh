@@ -31,16 +31,16 @@ if ! command -v "$cc" >/dev/null 2>&1; then
 	exit 1
 fi
 
-cflags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -std=gnu11 -I$top/core -I$top/include -DOPHOOK_PLUGINDIR=\"/usr/lib/ophook/plugins\""
+cflags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -std=gnu11 -I$top/include $(for d in lib journal bus sources handlers daemon; do printf -- "-I%s " "$top/core/$d"; done) -DOPHOOK_PLUGINDIR=\"/usr/lib/ophook/plugins\""
 
 # target: extra sources and pkg-config modules
 target_srcs() {
 	case $1 in
-	config) echo "core/util.c" ;;
-	classify) echo "core/classify.c core/util.c" ;;
-	control) echo "core/hmap.c core/util.c core/log.c" ;;
-	luaevent) echo "core/luahook.c core/exechook.c core/util.c core/log.c" ;;
-	emitline) echo "core/emitline.c" ;;
+	config) echo "core/lib/util.c" ;;
+	classify) echo "core/sources/classify.c core/lib/util.c" ;;
+	control) echo "core/lib/hmap.c core/lib/util.c core/lib/log.c" ;;
+	luaevent) (cd "$top" && echo core/handlers/luahook*.c) && echo "core/handlers/exechook.c core/lib/util.c core/lib/log.c" ;;
+	emitline) echo "core/lib/emitline.c" ;;
 	*) echo "" ;;
 	esac
 }

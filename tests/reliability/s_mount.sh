@@ -3,7 +3,7 @@
 # mount namespace), then unmounted: a conf written in the mount, and one
 # written after the unmount, must each become domain.added; the daemon
 # must serve throughout.  events = changes checked, lost = without event.
-# The watcher follows /proc/self/mountinfo (core/mountwatch.c): inotify
+# The watcher follows /proc/self/mountinfo (core/sources/mountwatch.c): inotify
 # alone learns of no mount, its watch stays on the covered folder.
 if [ "${REL_IN_NS:-0}" != 1 ]; then
 	if [ "$(id -u)" != 0 ] || ! command -v unshare >/dev/null 2>&1 ||

@@ -1,4 +1,4 @@
-/* Unit tests for core/config.c: the strict YAML loader.  Each error case
+/* Unit tests for core/lib/config.c: the strict YAML loader.  Each error case
  * writes its YAML to a temp file and checks the exact FILE:LINE:COL. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -16,7 +16,7 @@
 #include <cmocka.h>
 
 /* not "config.h": the build folder holds autoconf's config.h */
-#include "../../core/config.h"
+#include "../../core/lib/config.h"
 
 #ifndef OPHOOK_PLUGINDIR
 #define OPHOOK_PLUGINDIR "/usr/local/lib/ophook/plugins"

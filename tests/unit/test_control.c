@@ -1,9 +1,9 @@
-/* Unit tests for the control socket (core/control.c) and the built-in
- * commands (core/ctlcmds.c), against a fake engine and journal defined
+/* Unit tests for the control socket (core/lib/control.c) and the built-in
+ * commands (core/daemon/ctlcmds.c), against a fake engine and journal defined
  * here: the server runs on a private uv loop, the test talks to it through
  * a real Unix socket. */
-#include "../../core/control.c"
-#include "../../core/ctlcmds.c"
+#include "../../core/lib/control.c"
+#include "../../core/daemon/ctlcmds.c"
 
 #include <fcntl.h>
 #include <poll.h>

@@ -1,6 +1,6 @@
-/* Unit tests for core/journal.c.  The .c is included to reach the SQLite
+/* Unit tests for core/journal/journal.c.  The .c is included to reach the SQLite
  * handle (PRAGMA max_page_count stands in for a full disk). */
-#include "../../core/journal.c"
+#include "../../core/journal/journal.c"
 
 #include <dirent.h>
 #include <limits.h>

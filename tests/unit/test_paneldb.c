@@ -1,7 +1,7 @@
 /* Unit tests: panel DB snapshots, diff, enrichment, persistence, the
  * SQLite driver, OpenAdmin's users.db, and the whole poll cycle against a
  * fake engine (events are committed only once journaled). */
-#include "../../core/paneldb.c"
+#include "../../core/sources/paneldb.c"
 #include "hmap.h"
 
 #include <setjmp.h>

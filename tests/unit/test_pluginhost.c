@@ -1,5 +1,8 @@
 /* Plugin host: ABI mismatch refused naming both versions, duplicate names
- * refused, init failures reported, unsafe files refused. */
+ * refused, init failures reported, unsafe files refused, a delivery run
+ * through the plugin's on_event.  Against a fake bus (the engine_* and
+ * dispatch_* functions the plugin host calls are defined here), so no
+ * journal and no dispatcher are built. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,13 +16,106 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "dispatch.h"
 #include "engine.h"
 #include "pluginhost.h"
 #include "util.h"
 
+/* ---- fake bus ---- */
+
+#define FAKE_MAX_HANDLERS 8
+
+struct engine {
+	uv_loop_t *loop;
+	struct config *cfg;
+	struct handler *handlers[FAKE_MAX_HANDLERS];
+	size_t n_handlers;
+	unsigned submitted, own_writes;
+	int done_rc;                 /* last dispatch_done */
+	char done_error[256];
+	unsigned dones, starts;
+};
+
+static struct engine *fe;
+
+uv_loop_t *engine_loop(struct engine *e) { return e->loop; }
+const struct config *engine_config(struct engine *e) { return e->cfg; }
+
+int engine_submit(struct engine *e, const char *type, const char *subject,
+		  const char *source, json_t *payload, engine_submit_cb *cb,
+		  void *ctx, const char **error_r)
+{
+	(void)type, (void)subject, (void)source, (void)cb, (void)ctx,
+		(void)error_r;
+	json_decref(payload);
+	e->submitted++;
+	return 0;
+}
+
+void engine_own_write(struct engine *e, const char *path)
+{
+	(void)path;
+	e->own_writes++;
+}
+
+int engine_handler_add(struct engine *e, struct handler *h,
+		       const char **error_r)
+{
+	for (size_t i = 0; i < e->n_handlers; i++) {
+		if (strcmp(e->handlers[i]->name, h->name) == 0) {
+			*error_r = "a handler with this name is already "
+				   "registered";
+			return -EEXIST;
+		}
+	}
+	assert_true(e->n_handlers < FAKE_MAX_HANDLERS);
+	e->handlers[e->n_handlers++] = h;
+	return 0;
+}
+
+struct handler *engine_handler_find(struct engine *e, const char *name)
+{
+	for (size_t i = 0; i < e->n_handlers; i++) {
+		if (strcmp(e->handlers[i]->name, name) == 0)
+			return e->handlers[i];
+	}
+	return NULL;
+}
+
+void engine_handler_remove(struct engine *e, const char *name)
+{
+	for (size_t i = 0; i < e->n_handlers; i++) {
+		struct handler *h = e->handlers[i];
+
+		if (strcmp(h->name, name) != 0)
+			continue;
+		e->handlers[i] = e->handlers[--e->n_handlers];
+		handler_free_unowned(&h); /* nothing in flight here */
+		return;
+	}
+}
+
+void dispatch_done(struct delivery *d, int rc, const char *error)
+{
+	(void)d;
+	fe->dones++;
+	fe->done_rc = rc;
+	snprintf(fe->done_error, sizeof(fe->done_error), "%s",
+		 error != NULL ? error : "");
+}
+
+void delivery_started(struct delivery *d)
+{
+	(void)d;
+	fe->starts++;
+}
+
+/* ---- fixture ---- */
+
 struct fixture {
 	char dir[64];
 	uv_loop_t loop;
+	struct engine bus;
 	struct engine *e;
 	struct pluginhost *ph;
 };
@@ -36,8 +132,6 @@ static int setup(void **state)
 {
 	struct fixture *f = xcalloc(1, sizeof(*f));
 	struct config *c = config_new_default();
-	const char *err = NULL;
-
 	snprintf(f->dir, sizeof(f->dir), "/tmp/ophook-ph.XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	free(c->state_dir);
@@ -45,7 +139,9 @@ static int setup(void **state)
 	free(c->root);
 	c->root = xstrdup(f->dir);
 	uv_loop_init(&f->loop);
-	assert_int_equal(engine_new(&f->loop, c, &f->e, &err), 0);
+	f->bus.loop = &f->loop;
+	f->bus.cfg = c;
+	f->e = fe = &f->bus;
 	f->ph = pluginhost_new(f->e);
 	*state = f;
 	return 0;
@@ -57,10 +153,10 @@ static int teardown(void **state)
 	char *cmd;
 
 	pluginhost_free(&f->ph);
-	engine_stop(f->e, NULL, NULL);
 	uv_run(&f->loop, UV_RUN_DEFAULT);
-	engine_free(&f->e);
-	uv_loop_close(&f->loop);
+	assert_int_equal(f->bus.n_handlers, 0); /* every handler removed */
+	assert_int_equal(uv_loop_close(&f->loop), 0);
+	config_free(&f->bus.cfg);
 	cmd = xasprintf("rm -rf %s", f->dir);
 	assert_int_equal(system(cmd), 0);
 	free(cmd);
@@ -147,6 +243,51 @@ static void test_not_a_plugin(void **state)
 	free(path);
 }
 
+/* One event through the fake bus: the plugin's on_event runs (off the loop
+ * thread) and its result reaches dispatch_done, error text included. */
+static void deliver_one(struct fixture *f, struct handler *h, json_t *payload)
+{
+	const char *why = NULL;
+	struct delivery d = { 0 };
+	struct event *ev = event_new("test.one", "example.com", "socket",
+				     "node1", now_ms(), payload, &why);
+
+	assert_non_null(ev);
+	event_set_id(ev, 7);
+	d.ev = ev;
+	d.h = h;
+	event_view_init(&d.view, ev, 1);
+	f->bus.dones = 0;
+	h->ops->deliver(h, &d);
+	while (f->bus.dones == 0)
+		uv_run(&f->loop, UV_RUN_ONCE);
+	event_unref(&ev);
+}
+
+static void test_deliver(void **state)
+{
+	struct fixture *f = *state;
+	char *path = built("testgood"), *err = NULL;
+	struct handler *h;
+
+	assert_int_equal(pluginhost_load(f->ph, path, &err), 0);
+	h = engine_handler_find(f->e, "plugin:testgood");
+	assert_non_null(h);
+	assert_true(handler_matches(h, "test.one"));
+	assert_false(handler_matches(h, "domain.added"));
+	deliver_one(f, h, NULL);
+	assert_int_equal(f->bus.done_rc, 0);
+	assert_int_equal(f->bus.starts, 1);
+	deliver_one(f, h, json_pack("{s:s}", "fail", "told to fail"));
+	assert_int_equal(f->bus.done_rc, -EIO);
+	assert_non_null(strstr(f->bus.done_error, "told to fail"));
+	/* unload removes the handler from the bus */
+	assert_int_equal(pluginhost_unload(f->ph, "testgood"), 0);
+	while (engine_handler_find(f->e, "plugin:testgood") != NULL)
+		uv_run(&f->loop, UV_RUN_ONCE);
+	free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -155,6 +296,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_duplicate_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unsafe_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_a_plugin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deliver, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,7 @@
-/* Unit tests for core/watch.c's folder walk (watch_tree), driven step by
+/* Unit tests for core/sources/watch.c's folder walk (watch_tree), driven step by
  * step on a real inotify instance.  The .c is included to reach the
  * static functions. */
-#include "../../core/watch.c"
+#include "../../core/sources/watch.c"
 
 #include <setjmp.h>
 #include <stdarg.h>

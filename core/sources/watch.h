@@ -3,6 +3,8 @@
 #ifndef OPHOOK_WATCH_H
 #define OPHOOK_WATCH_H
 
+#include "control.h"
+
 struct engine;
 struct watch;
 
@@ -15,5 +17,9 @@ void watch_stop(struct watch **w);
  * the number of events it produced when done. */
 int watch_reconcile(struct watch *w, void (*cb)(unsigned events, void *ctx),
 		    void *ctx);
+
+/* reconcile; ctx: the struct watch, or NULL when the watcher is off (the
+ * command then says so). */
+extern const struct control_command watch_commands[];
 
 #endif

@@ -12,7 +12,8 @@ struct jmysql;
 struct cluster;
 
 /* Set up for engine e on journal jm: the handler modes of the plugins
- * configured fanout or shared (handler "plugin:NAME") go to jm. */
+ * configured fanout or shared (handler "plugin:NAME") go to jm, and the
+ * cluster becomes the engine's router (engine_set_router). */
 int cluster_new(struct engine *e, struct jmysql *jm, struct cluster **c_r);
 /* Give back this node's old claims; start the poll and heartbeat timers. */
 void cluster_start(struct cluster *c);
@@ -20,7 +21,8 @@ void cluster_start(struct cluster *c);
 void cluster_kick(struct cluster *c);
 /* The mode of handler `name` (local when c is NULL). */
 enum config_mode cluster_mode(const struct cluster *c, const char *name);
-/* Stop the timers; the memory goes when libuv closed them.  NULLs *c. */
+/* Stop the timers and detach from the engine; the memory goes when libuv
+ * closed them.  NULLs *c. */
 void cluster_free(struct cluster **c);
 /* `cluster status` (works with both backends); ctx: the struct engine. */
 extern const struct control_command cluster_commands[];

@@ -8,7 +8,6 @@
  * it only frees it. */
 #define _GNU_SOURCE
 #include "control.h"
-#include "ctlcmds.h"
 #include "hmap.h"
 #include "log.h"
 #include "util.h"

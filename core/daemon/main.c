@@ -1,7 +1,8 @@
 /* ophookd: the daemon. */
 #include "config.h"
-#include "engine.h"
+#include "daemon.h"
 #include "log.h"
+#include "ophook/plugin.h"
 #include "util.h"
 
 #include <errno.h>
@@ -16,8 +17,8 @@
 #include <systemd/sd-daemon.h>
 #endif
 
-struct daemon_state {
-	struct engine *engine;
+struct main_state {
+	struct daemon *daemon;
 	uv_signal_t sigterm, sigint, sighup;
 	uv_timer_t watchdog;
 	bool watchdog_on;
@@ -26,7 +27,7 @@ struct daemon_state {
 
 /* systemd: READY=1 once started, WATCHDOG=1 from the loop thread (a stuck
  * loop stops the keep-alives and systemd restarts us). */
-static void daemon_watchdog_cb(uv_timer_t *t)
+static void main_watchdog_cb(uv_timer_t *t)
 {
 	(void)t;
 #ifdef HAVE_SYSTEMD
@@ -34,7 +35,7 @@ static void daemon_watchdog_cb(uv_timer_t *t)
 #endif
 }
 
-static void daemon_notify_ready(struct daemon_state *st, uv_loop_t *loop)
+static void main_notify_ready(struct main_state *st, uv_loop_t *loop)
 {
 #ifdef HAVE_SYSTEMD
 	uint64_t usec = 0;
@@ -42,7 +43,7 @@ static void daemon_notify_ready(struct daemon_state *st, uv_loop_t *loop)
 	sd_notifyf(0, "READY=1\nSTATUS=watching, pid %d", (int)getpid());
 	if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
 		uv_timer_init(loop, &st->watchdog);
-		uv_timer_start(&st->watchdog, daemon_watchdog_cb,
+		uv_timer_start(&st->watchdog, main_watchdog_cb,
 			       usec / 2000, usec / 2000);
 		st->watchdog_on = true;
 	}
@@ -63,25 +64,25 @@ static void usage(FILE *f)
 		CONFIG_DEFAULT_PATH);
 }
 
-static void daemon_closed(uv_handle_t *h)
+static void main_closed(uv_handle_t *h)
 {
 	(void)h;
 }
 
-static void daemon_stopped(void *ctx)
+static void main_stopped(void *ctx)
 {
-	struct daemon_state *st = ctx;
+	struct main_state *st = ctx;
 
-	uv_close((uv_handle_t *)&st->sigterm, daemon_closed);
-	uv_close((uv_handle_t *)&st->sigint, daemon_closed);
-	uv_close((uv_handle_t *)&st->sighup, daemon_closed);
+	uv_close((uv_handle_t *)&st->sigterm, main_closed);
+	uv_close((uv_handle_t *)&st->sigint, main_closed);
+	uv_close((uv_handle_t *)&st->sighup, main_closed);
 	if (st->watchdog_on)
-		uv_close((uv_handle_t *)&st->watchdog, daemon_closed);
+		uv_close((uv_handle_t *)&st->watchdog, main_closed);
 }
 
 static void on_stop_signal(uv_signal_t *s, int signum)
 {
-	struct daemon_state *st = s->data;
+	struct main_state *st = s->data;
 
 	if (st->stopping) {
 		log_warn("second %s: exiting now", strsignal(signum));
@@ -92,19 +93,19 @@ static void on_stop_signal(uv_signal_t *s, int signum)
 #ifdef HAVE_SYSTEMD
 	sd_notify(0, "STOPPING=1");
 #endif
-	engine_stop(st->engine, daemon_stopped, st);
+	daemon_stop(st->daemon, main_stopped, st);
 }
 
 static void on_hup(uv_signal_t *s, int signum)
 {
-	struct daemon_state *st = s->data;
+	struct main_state *st = s->data;
 	const char *err = NULL;
 
 	(void)signum;
 #ifdef HAVE_SYSTEMD
 	sd_notify(0, "RELOADING=1");
 #endif
-	engine_reload(st->engine, &err);
+	daemon_reload(st->daemon, &err);
 #ifdef HAVE_SYSTEMD
 	sd_notify(0, "READY=1");
 #endif
@@ -140,7 +141,7 @@ int main(int argc, char **argv)
 	const char *path = CONFIG_DEFAULT_PATH, *err = NULL;
 	bool only_check = false;
 	struct config *config = NULL;
-	struct daemon_state st = { 0 };
+	struct main_state st = { 0 };
 	enum log_level lvl;
 	uv_loop_t loop;
 	char threads[16];
@@ -189,13 +190,12 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	uv_loop_init(&loop);
-	ret = engine_new(&loop, config, &st.engine, &err);
+	ret = daemon_new(&loop, config, &st.daemon, &err);
 	if (ret < 0) {
 		fprintf(stderr, "ophookd: %s\n", err);
-		config_free(&config);
 		return 1;
 	}
-	ret = engine_start(st.engine, &err);
+	ret = daemon_start(st.daemon, &err);
 	if (ret < 0) {
 		fprintf(stderr, "ophookd: %s\n", err);
 		return 1;
@@ -207,9 +207,9 @@ int main(int argc, char **argv)
 	uv_signal_start(&st.sigterm, on_stop_signal, SIGTERM);
 	uv_signal_start(&st.sigint, on_stop_signal, SIGINT);
 	uv_signal_start(&st.sighup, on_hup, SIGHUP);
-	daemon_notify_ready(&st, &loop);
+	main_notify_ready(&st, &loop);
 	uv_run(&loop, UV_RUN_DEFAULT);
-	engine_free(&st.engine);
+	daemon_free(&st.daemon);
 	ret = uv_loop_close(&loop);
 	if (ret != 0)
 		log_warn("loop closed with open handles: %s", uv_strerror(ret));

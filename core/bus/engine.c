@@ -1,19 +1,13 @@
+/* The event bus: see engine.h. */
 #include "engine.h"
-#include "cluster.h"
 #include "control.h"
-#include "ctlcmds.h"
 #include "dispatch.h"
 #include "hmap.h"
-#include "hooks.h"
 #include "journal.h"
-#include "journal_mysql.h"
 #include "ledger.h"
 #include "log.h"
 #include "metrics.h"
-#include "paneldb.h"
-#include "pluginhost.h"
 #include "util.h"
-#include "watch.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -53,15 +47,12 @@ struct result {
 
 struct engine {
 	uv_loop_t *loop;
-	struct config *config;
+	const struct config *config;
 	struct journal *journal;
 	struct dispatch *dispatch;
-	struct pluginhost *plugins;
-	struct control *control;
-	struct watch *watch;
-	struct hooks *hooks;
-	struct paneldb *paneldb;
-	struct cluster *cluster;        /* journal backend mysql only */
+	struct engine_router router;    /* mode NULL: every handler local */
+	engine_status_fn *status_extra;
+	void *status_ctx;
 
 	struct hmap *handlers;          /* name -> handler */
 	struct handler **hlist;         /* in registration order */
@@ -82,7 +73,6 @@ struct engine {
 	struct hmap *suspects;  /* "id\thandler" of deliveries that were running
 				   when the last process died: run one at a
 				   time until they end (safe mode) */
-	struct metrics_http *metrics_http;
 	engine_enrich_fn *enrich;
 	void *enrich_ctx;
 
@@ -102,7 +92,8 @@ struct engine {
 	struct drain_waiter *drain_head; /* engine_when_drained, in order */
 	int64_t last_commit_ns;
 	int64_t stop_deadline;
-	void (*stop_cb)(void *ctx);
+	bool (*busy_fn)(void *ctx);
+	void (*drained_cb)(void *ctx);
 	void *stop_ctx;
 };
 
@@ -245,21 +236,10 @@ static void engine_results_clear(struct engine *e, size_t n)
 	e->n_results -= n;
 }
 
-static void handler_destroy(struct handler *h)
-{
-	if (h->ops->free != NULL)
-		h->ops->free(h);
-	for (size_t i = 0; i < h->n_patterns; i++)
-		free(h->patterns[i]);
-	free(h->patterns);
-	free(h->name);
-	free(h);
-}
-
 static void engine_release(struct handler *h, void *ctx)
 {
 	(void)ctx;
-	handler_destroy(h);
+	handler_free_unowned(&h);
 }
 
 /* ---- in-flight ledger ---- */
@@ -470,7 +450,9 @@ static int engine_journal_event(struct engine *e, struct submit *s,
 			continue;
 		/* fan-out rows come from the cluster poller, shared ones are
 		 * claimed by whichever node gets them first */
-		mode = cluster_mode(e->cluster, h->name);
+		mode = e->router.mode != NULL
+			       ? e->router.mode(e->router.ctx, h->name)
+			       : CONFIG_MODE_LOCAL;
 		if (mode == CONFIG_MODE_FANOUT)
 			continue;
 		ret = journal_delivery_add(e->journal, je.id, h->name, err_r);
@@ -545,8 +527,8 @@ static void engine_flush(struct engine *e)
 		goto fail;
 	e->last_commit_ns = mono_ns();
 	e->journal_failing = false;
-	if (batch != NULL)
-		cluster_kick(e->cluster);
+	if (batch != NULL && e->router.committed != NULL)
+		e->router.committed(e->router.ctx);
 	engine_results_clear(e, n_res);
 	for (size_t i = 0; i < n_pd; i++) {
 		/* per event: once spilled, every later event stays in the
@@ -751,42 +733,6 @@ static void engine_resume(struct engine *e, struct handler *only)
 			 "are not loaded)", rc.count, rc.orphans);
 }
 
-struct handler *handler_new(const struct handler_ops *ops, const char *name)
-{
-	struct handler *h = xcalloc(1, sizeof(*h));
-
-	h->ops = ops;
-	h->name = xstrdup(name);
-	return h;
-}
-
-void handler_add_pattern(struct handler *h, const char *pattern)
-{
-	h->patterns = xrealloc(h->patterns,
-			       (h->n_patterns + 1) * sizeof(*h->patterns));
-	h->patterns[h->n_patterns++] = xstrdup(pattern);
-}
-
-bool handler_matches(const struct handler *h, const char *type)
-{
-	if (h->n_patterns == 0)
-		return true;
-	for (size_t i = 0; i < h->n_patterns; i++) {
-		if (pattern_match(h->patterns[i], type))
-			return true;
-	}
-	return false;
-}
-
-void handler_free_unowned(struct handler **hp)
-{
-	struct handler *h = *hp;
-
-	*hp = NULL;
-	if (h != NULL)
-		handler_destroy(h);
-}
-
 int engine_handler_add(struct engine *e, struct handler *h,
 		       const char **error_r)
 {
@@ -883,8 +829,8 @@ json_t *engine_status(struct engine *e)
 						    "inflight", h->inflight));
 	}
 	json_object_set_new(st, "handlers", hs);
-	if (e->plugins != NULL)
-		json_object_set_new(st, "plugins", pluginhost_list(e->plugins));
+	if (e->status_extra != NULL)
+		e->status_extra(st, e->status_ctx);
 	return st;
 }
 
@@ -895,7 +841,7 @@ void engine_metric_count(struct engine *e, const char *name, uint64_t n)
 	metrics_count(e->metrics, name, n);
 }
 
-static char *engine_metrics_text(void *ctx)
+char *engine_metrics_text(void *ctx)
 {
 	struct engine *e = ctx;
 	struct metrics_gauges g;
@@ -922,94 +868,11 @@ static void engine_cmd_metrics(struct control_reply *reply, json_t *args,
 	free(text);
 }
 
-/* ---- operating commands: plugins, retry, reconcile ---- */
+/* ---- operating commands: retry ---- */
 
 static const char *engine_arg(json_t *args, size_t i)
 {
 	return json_string_value(json_array_get(args, i));
-}
-
-static void engine_cmd_plugins_list(struct control_reply *reply, json_t *args,
-				    json_t *req, void *ctx)
-{
-	struct engine *e = ctx;
-	json_t *list = pluginhost_list(e->plugins);
-	size_t n = json_array_size(list);
-	char *text = xstrdup("NAME            ABI  FILE\n");
-
-	(void)args;
-	(void)req;
-	for (size_t i = 0; i < n; i++) {
-		json_t *p = json_array_get(list, i);
-		char *t = xasprintf("%s%-15s %-4lld %s\n", text,
-				    json_string_value(json_object_get(p, "name")),
-				    (long long)json_integer_value(json_object_get(p, "abi")),
-				    json_string_value(json_object_get(p, "file")));
-
-		free(text);
-		text = t;
-	}
-	control_reply_ok(&reply, list, text, 0);
-	free(text);
-}
-
-static void engine_cmd_plugins_op(struct control_reply *reply, json_t *args,
-				  const char *op, struct engine *e)
-{
-	const char *name = engine_arg(args, 0);
-	char *err = NULL;
-	int ret;
-
-	if (name == NULL || json_array_size(args) != 1) {
-		control_reply_error(&reply, 2, "usage: plugins %s NAME", op);
-		return;
-	}
-	if (strcmp(op, "disable") == 0) {
-		ret = pluginhost_unload(e->plugins, name);
-		if (ret < 0)
-			err = xasprintf("plugin %s is not loaded", name);
-	} else if (strcmp(op, "enable") == 0) {
-		ret = pluginhost_enable(e->plugins, name, &err);
-	} else {
-		ret = pluginhost_reload(e->plugins, name, &err);
-	}
-	if (ret < 0) {
-		control_reply_error(&reply, ret == -ENOENT ? 1 : 2, "%s",
-				    err != NULL ? err : strerror(-ret));
-	} else {
-		const char *done = strcmp(op, "disable") == 0 ? "disabled"
-				   : strcmp(op, "enable") == 0 ? "enabled"
-							       : "reloaded";
-		char *text = xasprintf("plugin %s: %s", name, done);
-
-		log_info("plugin %s: %s from the control socket", name, done);
-		control_reply_ok(&reply, json_pack("{s:s,s:s}", "plugin", name,
-						   "done", done),
-				 text, 0);
-		free(text);
-	}
-	free(err);
-}
-
-static void engine_cmd_plugins_enable(struct control_reply *r, json_t *a,
-				      json_t *q, void *ctx)
-{
-	(void)q;
-	engine_cmd_plugins_op(r, a, "enable", ctx);
-}
-
-static void engine_cmd_plugins_disable(struct control_reply *r, json_t *a,
-				       json_t *q, void *ctx)
-{
-	(void)q;
-	engine_cmd_plugins_op(r, a, "disable", ctx);
-}
-
-static void engine_cmd_plugins_reload(struct control_reply *r, json_t *a,
-				      json_t *q, void *ctx)
-{
-	(void)q;
-	engine_cmd_plugins_op(r, a, "reload", ctx);
 }
 
 /* Dead deliveries back to pending for handlers that are loaded. */
@@ -1093,39 +956,9 @@ static void engine_cmd_retry(struct control_reply *reply, json_t *args,
 	free(text);
 }
 
-static void engine_reconciled(unsigned events, void *ctx)
-{
-	struct control_reply *reply = ctx;
-	char *text = xasprintf("reconcile done: %u events", events);
-
-	control_reply_ok(&reply, json_pack("{s:i}", "events", events), text, 0);
-	free(text);
-}
-
-static void engine_cmd_reconcile(struct control_reply *reply, json_t *args,
-				 json_t *req, void *ctx)
-{
-	struct engine *e = ctx;
-
-	(void)args;
-	(void)req;
-	if (e->watch == NULL) {
-		control_reply_error(&reply, 2, "the watcher is off (watch.enabled: false)");
-		return;
-	}
-	engine_metric_count(e, "reconciles_requested", 1);
-	if (watch_reconcile(e->watch, engine_reconciled, reply) < 0)
-		control_reply_error(&reply, 2, "reconcile could not start");
-}
-
-static const struct control_command engine_commands[] = {
+const struct control_command engine_commands[] = {
 	{"metrics", engine_cmd_metrics},
-	{"plugins.list", engine_cmd_plugins_list},
-	{"plugins.enable", engine_cmd_plugins_enable},
-	{"plugins.disable", engine_cmd_plugins_disable},
-	{"plugins.reload", engine_cmd_plugins_reload},
 	{"retry", engine_cmd_retry},
-	{"reconcile", engine_cmd_reconcile},
 	{NULL, NULL},
 };
 
@@ -1144,7 +977,8 @@ static void engine_prune_cb(uv_timer_t *t)
 		log_info("journal: pruned %u old events", deleted);
 }
 
-int engine_new(uv_loop_t *loop, struct config *config, struct engine **e_r,
+int engine_new(uv_loop_t *loop, const struct config *config,
+	       struct journal *journal, struct engine **e_r,
 	       const char **error_r)
 {
 	struct engine *e = xcalloc(1, sizeof(*e));
@@ -1157,44 +991,11 @@ int engine_new(uv_loop_t *loop, struct config *config, struct engine **e_r,
 		.backoff_max_ms = config->journal.backoff_max_ms,
 	};
 	char *path;
-	int ret;
 
 	e->loop = loop;
-	uv_loop_set_data(loop, e);
 	e->config = config;
+	e->journal = journal;
 	e->started_ms = now_ms();
-	ret = mkdir_p(config->state_dir, 0700);
-	if (ret < 0) {
-		*error_r = "cannot create state_dir";
-		free(e);
-		return ret;
-	}
-	if (config->journal.backend != NULL &&
-	    strcmp(config->journal.backend, "mysql") == 0) {
-		struct jmysql_settings ms = {
-			.host = config->journal.host,
-			.port = config->journal.port,
-			.socket = config->journal.socket,
-			.user = config->journal.user,
-			.password_file = config->journal.password_file,
-			.database = config->journal.database,
-			.node = config->node,
-		};
-
-		ret = journal_open_mysql(&ms, &e->journal, error_r);
-		if (ret == 0)
-			cluster_new(e, journal_mysql(e->journal), &e->cluster);
-	} else {
-		path = xasprintf("%s/journal.db", config->state_dir);
-		ret = journal_open(path, config->journal.sync == NULL ||
-					 strcmp(config->journal.sync, "normal") != 0,
-				   &e->journal, error_r);
-		free(path);
-	}
-	if (ret < 0) {
-		free(e);
-		return ret;
-	}
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_mutex_init(&e->own_lock, NULL);
 	e->own_writes = hmap_new();
@@ -1218,25 +1019,13 @@ int engine_new(uv_loop_t *loop, struct config *config, struct engine **e_r,
 	if (ledger_open(path, 4096, &e->ledger, error_r) < 0)
 		log_warn("%s: %s (crash accounting off)", path, *error_r);
 	free(path);
-	e->plugins = pluginhost_new(e);
 	e->metrics = metrics_new();
 	*e_r = e;
 	return 0;
 }
 
-int engine_start(struct engine *e, const char **error_r)
+void engine_start(struct engine *e)
 {
-	unsigned loaded = 0;
-	int ret;
-
-	pluginhost_load_all(e->plugins, &loaded);
-	pluginhost_watch(e->plugins, 2000);
-	ret = hooks_start(e, &e->hooks, error_r);
-	if (ret < 0)
-		log_error("hooks: %s", *error_r);
-	ret = paneldb_start(e, &e->paneldb, error_r);
-	if (ret < 0)
-		log_error("panel db: %s", *error_r);
 	if (e->ledger != NULL) {
 		unsigned n = ledger_take_leftovers(e->ledger, engine_leftover, e);
 
@@ -1253,40 +1042,14 @@ int engine_start(struct engine *e, const char **error_r)
 	}
 	engine_resume(e, NULL);
 	e->resumed = true;
-	if (e->cluster != NULL)
-		cluster_start(e->cluster);
-	ret = control_start(e->loop, e->config->socket != NULL ?
-			    e->config->socket : "/run/ophookd.sock",
-			    e->config->socket_group, &e->control, error_r);
-	if (ret < 0)
-		return ret;
-	control_register_table(e->control, ctlcmds_commands, e);
-	control_register_table(e->control, engine_commands, e);
-	control_register_table(e->control, cluster_commands, e);
-	if (e->hooks != NULL)
-		control_register_table(e->control, hooks_commands, e->hooks);
-	if (e->config->metrics_listen != NULL) {
-		ret = metrics_http_start(e->loop, e->config->metrics_listen,
-					 engine_metrics_text, e,
-					 &e->metrics_http, error_r);
-		if (ret < 0)
-			log_error("metrics_listen %s: %s",
-				  e->config->metrics_listen, *error_r);
-		else
-			log_info("metrics on http://%s/metrics",
-				 e->config->metrics_listen);
-	}
-	if (e->config->watch.enabled) {
-		ret = watch_start(e, &e->watch, error_r);
-		if (ret < 0)
-			log_error("watch: %s", *error_r);
-	}
 	uv_timer_start(&e->prune_timer, engine_prune_cb, 60 * 1000,
 		       3600 * 1000);
 	uv_unref((uv_handle_t *)&e->prune_timer);
-	log_info("ophookd %s started: %u plugins, %zu handlers, node %s",
-		 OPHOOK_VERSION, loaded, e->n_hlist, e->config->node);
-	return 0;
+}
+
+size_t engine_handler_count(struct engine *e)
+{
+	return e->n_hlist;
 }
 
 static void engine_closed(uv_handle_t *h)
@@ -1325,11 +1088,42 @@ static void engine_flush_all(struct engine *e)
 		  ENGINE_STOP_JOURNAL_MS / 1000);
 }
 
-static void engine_stop_finish(struct engine *e)
+static void engine_stop_poll(uv_timer_t *t)
 {
+	struct engine *e = t->data;
+	bool busy;
+
+	engine_flush(e);
+	busy = !dispatch_idle(e->dispatch) ||
+	       (e->busy_fn != NULL && e->busy_fn(e->stop_ctx));
+	if (busy && mono_ms() < e->stop_deadline)
+		return;
+	if (busy)
+		log_warn("stopping with %u deliveries still running (they "
+			 "stay pending in the journal)",
+			 dispatch_inflight(e->dispatch));
+	uv_timer_stop(&e->stop_timer);
 	engine_flush_all(e);
-	hooks_stop(&e->hooks);
-	pluginhost_free(&e->plugins);
+	e->drained_cb(e->stop_ctx);
+}
+
+void engine_stop(struct engine *e, bool (*busy_fn)(void *ctx),
+		 void (*drained_cb)(void *ctx), void *ctx)
+{
+	if (e->stopping)
+		return;
+	e->stopping = true;
+	e->busy_fn = busy_fn;
+	e->drained_cb = drained_cb;
+	e->stop_ctx = ctx;
+	dispatch_pause(e->dispatch);
+	engine_drain_run(e, true); /* nothing drains from now on */
+	e->stop_deadline = mono_ms() + 10000;
+	uv_timer_start(&e->stop_timer, engine_stop_poll, 0, 20);
+}
+
+void engine_finish(struct engine *e)
+{
 	while (e->n_hlist > 0)
 		engine_handler_remove(e, e->hlist[0]->name);
 	engine_flush_all(e);
@@ -1341,79 +1135,9 @@ static void engine_stop_finish(struct engine *e)
 	uv_close((uv_handle_t *)&e->stop_timer, engine_closed);
 	uv_close((uv_handle_t *)&e->pace_timer, engine_closed);
 	uv_close((uv_handle_t *)&e->drain_timer, engine_closed);
-	cluster_free(&e->cluster);
 	dispatch_free(&e->dispatch);
 	journal_close(&e->journal);
 	ledger_close(&e->ledger);
-	log_info("ophookd stopped: journal closed");
-	if (e->stop_cb != NULL)
-		e->stop_cb(e->stop_ctx);
-}
-
-static void engine_stop_poll(uv_timer_t *t)
-{
-	struct engine *e = t->data;
-	bool busy;
-
-	engine_flush(e);
-	busy = !dispatch_idle(e->dispatch) ||
-	       (e->plugins != NULL && pluginhost_busy(e->plugins));
-	if (busy && mono_ms() < e->stop_deadline)
-		return;
-	if (busy)
-		log_warn("stopping with %u deliveries still running (they "
-			 "stay pending in the journal)",
-			 dispatch_inflight(e->dispatch));
-	engine_stop_finish(e);
-}
-
-void engine_stop(struct engine *e, void (*cb)(void *ctx), void *ctx)
-{
-	if (e->stopping)
-		return;
-	e->stopping = true;
-	e->stop_cb = cb;
-	e->stop_ctx = ctx;
-	log_info("stopping");
-	watch_stop(&e->watch);
-	paneldb_stop(&e->paneldb);
-	control_stop(&e->control);
-	metrics_http_stop(&e->metrics_http);
-	dispatch_pause(e->dispatch);
-	engine_drain_run(e, true); /* nothing drains from now on */
-	e->stop_deadline = mono_ms() + 10000;
-	uv_timer_start(&e->stop_timer, engine_stop_poll, 0, 20);
-}
-
-int engine_reload(struct engine *e, const char **error_r)
-{
-	struct config *nc = NULL;
-	char *err = NULL;
-	int ret;
-
-	ret = config_load(e->config->file, &nc, &err);
-	if (ret < 0) {
-		log_error("reload: %s (keeping the running config)", err);
-		free(err);
-		*error_r = "config has errors; see the log";
-		return ret;
-	}
-	/* Settings that can change live: log level, plugin enable flags
-	 * (new plugins get loaded by the drop-in scan). */
-	{
-		enum log_level lvl;
-
-		if (nc->log_level != NULL &&
-		    log_level_parse(nc->log_level, &lvl) == 0)
-			log_set_level(lvl);
-	}
-	for (size_t i = 0; i < nc->n_plugins; i++) {
-		if (!nc->plugins[i].enabled)
-			pluginhost_unload(e->plugins, nc->plugins[i].name);
-	}
-	log_info("config reloaded from %s", nc->file);
-	config_free(&nc);
-	return 0;
 }
 
 void engine_free(struct engine **ep)
@@ -1454,7 +1178,6 @@ void engine_free(struct engine **ep)
 	metrics_free(&e->metrics);
 	pthread_mutex_destroy(&e->lock);
 	pthread_mutex_destroy(&e->own_lock);
-	config_free(&e->config);
 	free(e);
 }
 
@@ -1463,12 +1186,23 @@ const struct config *engine_config(struct engine *e) { return e->config; }
 struct journal *engine_journal(struct engine *e) { return e->journal; }
 struct dispatch *engine_dispatch(struct engine *e) { return e->dispatch; }
 int64_t engine_started_ms(struct engine *e) { return e->started_ms; }
-struct control *engine_control(struct engine *e) { return e->control; }
-struct paneldb *engine_paneldb(struct engine *e) { return e->paneldb; }
-struct watch *engine_watch(struct engine *e) { return e->watch; }
 
 void engine_set_enricher(struct engine *e, engine_enrich_fn *fn, void *ctx)
 {
 	e->enrich = fn;
 	e->enrich_ctx = ctx;
+}
+
+void engine_set_router(struct engine *e, const struct engine_router *r)
+{
+	if (r != NULL)
+		e->router = *r;
+	else
+		e->router = (struct engine_router){ 0 };
+}
+
+void engine_set_status_fn(struct engine *e, engine_status_fn *fn, void *ctx)
+{
+	e->status_extra = fn;
+	e->status_ctx = ctx;
 }

@@ -1,4 +1,5 @@
 #include "pluginhost.h"
+#include "dispatch.h"
 #include "engine.h"
 #include "hmap.h"
 #include "log.h"
@@ -641,8 +642,7 @@ static int plugin_init(struct pluginhost *ph, struct plugin *p,
 	p->done_async.data = p;
 	p->async_ready = true;
 	/* one worker drains a plugin's queue unless it asks for more: worker
-	 * hand-offs cost more than a fast plugin's call (bench/dispatch:
-	 * 28.8 us/event with one worker, 50 us with two) */
+	 * hand-offs cost more than a fast plugin's call (bench/README.md) */
 	p->max_workers = (p->api->flags & OPHOOK_PLUGIN_PARALLEL) != 0 &&
 				 (p->api->flags & OPHOOK_PLUGIN_SERIAL) == 0
 				 ? (cfg->dispatch.threads > 2
@@ -963,3 +963,96 @@ void pluginhost_free(struct pluginhost **php)
 	uv_close((uv_handle_t *)&ph->async, pluginhost_closed);
 	uv_close((uv_handle_t *)&ph->scan_timer, pluginhost_closed);
 }
+
+/* ---- control commands: plugins list|enable|disable|reload ---- */
+
+static void pluginhost_cmd_list(struct control_reply *reply, json_t *args,
+				    json_t *req, void *ctx)
+{
+	struct pluginhost *ph = ctx;
+	json_t *list = pluginhost_list(ph);
+	size_t n = json_array_size(list);
+	char *text = xstrdup("NAME            ABI  FILE\n");
+
+	(void)args;
+	(void)req;
+	for (size_t i = 0; i < n; i++) {
+		json_t *p = json_array_get(list, i);
+		char *t = xasprintf("%s%-15s %-4lld %s\n", text,
+				    json_string_value(json_object_get(p, "name")),
+				    (long long)json_integer_value(json_object_get(p, "abi")),
+				    json_string_value(json_object_get(p, "file")));
+
+		free(text);
+		text = t;
+	}
+	control_reply_ok(&reply, list, text, 0);
+	free(text);
+}
+
+static void pluginhost_cmd_op(struct control_reply *reply, json_t *args,
+				  const char *op, struct pluginhost *ph)
+{
+	const char *name = json_string_value(json_array_get(args, 0));
+	char *err = NULL;
+	int ret;
+
+	if (name == NULL || json_array_size(args) != 1) {
+		control_reply_error(&reply, 2, "usage: plugins %s NAME", op);
+		return;
+	}
+	if (strcmp(op, "disable") == 0) {
+		ret = pluginhost_unload(ph, name);
+		if (ret < 0)
+			err = xasprintf("plugin %s is not loaded", name);
+	} else if (strcmp(op, "enable") == 0) {
+		ret = pluginhost_enable(ph, name, &err);
+	} else {
+		ret = pluginhost_reload(ph, name, &err);
+	}
+	if (ret < 0) {
+		control_reply_error(&reply, ret == -ENOENT ? 1 : 2, "%s",
+				    err != NULL ? err : strerror(-ret));
+	} else {
+		const char *done = strcmp(op, "disable") == 0 ? "disabled"
+				   : strcmp(op, "enable") == 0 ? "enabled"
+							       : "reloaded";
+		char *text = xasprintf("plugin %s: %s", name, done);
+
+		log_info("plugin %s: %s from the control socket", name, done);
+		control_reply_ok(&reply, json_pack("{s:s,s:s}", "plugin", name,
+						   "done", done),
+				 text, 0);
+		free(text);
+	}
+	free(err);
+}
+
+static void pluginhost_cmd_enable(struct control_reply *r, json_t *a,
+				      json_t *q, void *ctx)
+{
+	(void)q;
+	pluginhost_cmd_op(r, a, "enable", ctx);
+}
+
+static void pluginhost_cmd_disable(struct control_reply *r, json_t *a,
+				       json_t *q, void *ctx)
+{
+	(void)q;
+	pluginhost_cmd_op(r, a, "disable", ctx);
+}
+
+static void pluginhost_cmd_reload(struct control_reply *r, json_t *a,
+				      json_t *q, void *ctx)
+{
+	(void)q;
+	pluginhost_cmd_op(r, a, "reload", ctx);
+}
+
+const struct control_command pluginhost_commands[] = {
+	{"plugins.list", pluginhost_cmd_list},
+	{"plugins.enable", pluginhost_cmd_enable},
+	{"plugins.disable", pluginhost_cmd_disable},
+	{"plugins.reload", pluginhost_cmd_reload},
+	{NULL, NULL},
+};

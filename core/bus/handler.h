@@ -73,17 +73,11 @@ struct delivery {
 struct handler *handler_new(const struct handler_ops *ops, const char *name);
 /* Add a pattern (copied). */
 void handler_add_pattern(struct handler *h, const char *pattern);
-/* Free a handler that was never given to the engine (ops->free is called
- * when set). */
+/* Free a handler (ops->free is called when set): the engine does so when a
+ * removed handler's last call has ended; call it yourself only for a
+ * handler never given to the engine.  NULLs *h. */
 void handler_free_unowned(struct handler **h);
 /* True when the handler subscribes to `type`. */
 bool handler_matches(const struct handler *h, const char *type);
-
-/* Report a delivery's result (loop thread).  rc: 0 done, OPHOOK_RETRY (try
- * later, counts as an attempt), other -errno failed.  error may be NULL. */
-void dispatch_done(struct delivery *d, int rc, const char *error);
-/* Note that the call really starts now (any thread); timeouts count from
- * here. */
-void delivery_started(struct delivery *d);
 
 #endif

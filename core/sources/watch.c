@@ -46,17 +46,17 @@
 #define WATCH_FLUSH_MS 200
 #define WATCH_FLUSH_BATCH 4096
 #define WATCH_MAX_INFLIGHT 512     /* changes submitted, not yet journaled
-				      (each holds its events: memory; was
-				      1024: they reach the delivery queue
-				      at once when journaled) */
+				      (each holds its events: memory; they
+				      reach the delivery queue at once when
+				      journaled) */
 /* Deliveries queued in memory past which settled paths wait (as dirty
  * paths, ~100 B each) instead of becoming events: below the engine's
  * spill mark (8192), so a burst is never spilled to the journal and read
- * back, and the queue's memory stays bounded.  Short (256, was 1024):
- * while a handler is past its share of the slots, every finished call
- * walks the ready lanes (dispatch_pump): 20k burst, 34.7k -> 15.6k
- * instructions per event there.  Waiting paths look again every 2 ms,
- * so the queue does not run dry before 128k deliveries/s. */
+ * back, and the queue's memory stays bounded.  Short, because while a
+ * handler is past its share of the slots every finished call walks the
+ * ready lanes (dispatch_pump; bench/README.md has the figures).  Waiting
+ * paths look again every 2 ms, so the queue does not run dry before 128k
+ * deliveries/s. */
 #define WATCH_QUEUE_HIGH 256
 #define WATCH_QUEUE_RETRY_MS 2
 /* ... but only while the queue drains: stuck that long (failing handlers
@@ -1699,3 +1699,35 @@ void watch_stop(struct watch **wp)
 		}
 	}
 }
+
+/* ---- control command: reconcile ---- */
+
+static void watch_cmd_reconciled(unsigned events, void *ctx)
+{
+	struct control_reply *reply = ctx;
+	char *text = xasprintf("reconcile done: %u events", events);
+
+	control_reply_ok(&reply, json_pack("{s:i}", "events", events), text, 0);
+	free(text);
+}
+
+static void watch_cmd_reconcile(struct control_reply *reply, json_t *args,
+				 json_t *req, void *ctx)
+{
+	struct watch *w = ctx;
+
+	(void)args;
+	(void)req;
+	if (w == NULL) {
+		control_reply_error(&reply, 2, "the watcher is off (watch.enabled: false)");
+		return;
+	}
+	engine_metric_count(w->e, "reconciles_requested", 1);
+	if (watch_reconcile(w, watch_cmd_reconciled, reply) < 0)
+		control_reply_error(&reply, 2, "reconcile could not start");
+}
+
+const struct control_command watch_commands[] = {
+	{"reconcile", watch_cmd_reconcile},
+	{NULL, NULL},
+};

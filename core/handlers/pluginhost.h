@@ -6,6 +6,8 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "control.h"
+
 struct engine;
 struct pluginhost;
 
@@ -38,5 +40,9 @@ void pluginhost_free(struct pluginhost **ph);
  * owned by root or by us, not writable by group or others.  0 or -errno
  * with *why_r. */
 int pluginhost_check_file(const char *path, const char **why_r);
+
+/* plugins.list, plugins.enable, plugins.disable, plugins.reload; ctx: the
+ * struct pluginhost. */
+extern const struct control_command pluginhost_commands[];
 
 #endif

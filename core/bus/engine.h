@@ -1,6 +1,9 @@
-/* The engine: owns the loop, the config, the journal, the dispatcher, the
- * handlers and the sources.  Everything that produces events calls
- * engine_submit(); everything that consumes them is a struct handler. */
+/* The engine, as a bus only: events submitted from any thread are journaled
+ * in group commits, then handed to the dispatcher for every handler that
+ * subscribes to them.  Everything that produces events calls
+ * engine_submit(); everything that consumes them is a struct handler added
+ * with engine_handler_add().  It creates no source and no handler: the
+ * daemon (core/daemon/daemon.c) builds those around it. */
 #ifndef OPHOOK_ENGINE_H
 #define OPHOOK_ENGINE_H
 
@@ -10,6 +13,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "control.h"
 #include "event.h"
 #include "handler.h"
 
@@ -19,19 +23,27 @@ struct engine;
  * NULL and error set when it could not be journaled. */
 typedef void engine_submit_cb(struct event *ev, const char *error, void *ctx);
 
-/* Create the engine on `loop` with `config` (owned by the engine from now
- * on): opens the journal under state_dir.  Sources and handlers are added
- * by engine_start(). */
-int engine_new(uv_loop_t *loop, struct config *config, struct engine **e_r,
+/* Create the bus on `loop` with `config` (borrowed: it must outlive the
+ * engine) and `journal` (owned by the engine from now on).  Handlers are
+ * added with engine_handler_add(); nothing is resumed before
+ * engine_start(). */
+int engine_new(uv_loop_t *loop, const struct config *config,
+	       struct journal *journal, struct engine **e_r,
 	       const char **error_r);
-/* Load plugins and hooks, resume pending deliveries, start the sources
- * (watcher, db poller, control socket). */
-int engine_start(struct engine *e, const char **error_r);
-/* Stop sources, finish the journal (flush), unload handlers; the loop then
- * runs out. cb (may be NULL) runs when everything is closed. */
-void engine_stop(struct engine *e, void (*cb)(void *ctx), void *ctx);
-/* Reload the config file (SIGHUP): plugins enabled/disabled, settings. */
-int engine_reload(struct engine *e, const char **error_r);
+/* Count the deliveries that were running when the last process died (the
+ * in-flight ledger), resume every pending delivery of the journal, start
+ * the hourly prune. */
+void engine_start(struct engine *e);
+/* Stop dispatching; once no delivery runs and busy_fn(ctx) (may be NULL)
+ * says false, or after 10 s, journal what is in memory and call
+ * drained_cb(ctx) on the loop thread.  Handlers are still registered then:
+ * the caller stops them, then calls engine_finish(). */
+void engine_stop(struct engine *e, bool (*busy_fn)(void *ctx),
+		 void (*drained_cb)(void *ctx), void *ctx);
+/* After engine_stop's drained_cb: remove every handler, journal the last
+ * results, close the loop handles, the dispatcher, the journal and the
+ * ledger.  The loop then runs out. */
+void engine_finish(struct engine *e);
 void engine_free(struct engine **e);
 /* The journal was found working again by someone else (the cluster
  * poller): retry what waits for it now instead of at the next retry tick. */
@@ -81,9 +93,27 @@ void engine_handler_remove(struct engine *e, const char *name);
 /* The handler named `name`, or NULL. */
 struct handler *engine_handler_find(struct engine *e, const char *name);
 
-/* Status as JSON: version, node, uptime_s, queue depth, counts, handlers.
- * Caller owns the result. */
+/* Status as JSON: version, node, uptime_s, queue depth, counts, handlers,
+ * plus what the status function adds.  Caller owns the result. */
 json_t *engine_status(struct engine *e);
+/* Adds fields to engine_status's object (the daemon adds "plugins"). */
+typedef void engine_status_fn(json_t *status, void *ctx);
+void engine_set_status_fn(struct engine *e, engine_status_fn *fn, void *ctx);
+/* Number of handlers registered. */
+size_t engine_handler_count(struct engine *e);
+
+/* Who runs a handler's deliveries when several nodes share the journal
+ * (core/bus/cluster.c): local (this node, the default), fanout (every
+ * node, rows fetched by the cluster poller) or shared (one row that some
+ * node claims).  committed (may be NULL) is told after each local commit
+ * of events. */
+struct engine_router {
+	enum config_mode (*mode)(void *ctx, const char *handler);
+	void (*committed)(void *ctx);
+	void *ctx;
+};
+/* Set the router (copied); NULL: every handler local. */
+void engine_set_router(struct engine *e, const struct engine_router *r);
 
 /* Register a path a plugin is about to write, so the watcher ignores the
  * resulting change (no loops).  Thread-safe. */
@@ -102,10 +132,10 @@ void engine_set_enricher(struct engine *e, engine_enrich_fn *fn, void *ctx);
 /* Add n to the Prometheus counter ophook_<name>_total (loop thread), e.g.
  * "reconciles", "watch_overflows". */
 void engine_metric_count(struct engine *e, const char *name, uint64_t n);
+/* The Prometheus text of the metrics (ctx: the engine); caller frees. */
+char *engine_metrics_text(void *ctx);
 
-/* Subsystems, for each other (NULL when not started). */
-struct control *engine_control(struct engine *e);
-struct paneldb *engine_paneldb(struct engine *e);
-struct watch *engine_watch(struct engine *e);
+/* metrics, retry; ctx: the struct engine. */
+extern const struct control_command engine_commands[];
 
 #endif

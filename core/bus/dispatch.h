@@ -59,4 +59,11 @@ unsigned dispatch_inflight(const struct dispatch *dp);
 /* True when nothing is in flight. */
 bool dispatch_idle(const struct dispatch *dp);
 
+/* Report a delivery's result (loop thread).  rc: 0 done, OPHOOK_RETRY (try
+ * later, counts as an attempt), other -errno failed.  error may be NULL. */
+void dispatch_done(struct delivery *d, int rc, const char *error);
+/* Note that the call really starts now (any thread); timeouts count from
+ * here. */
+void delivery_started(struct delivery *d);
+
 #endif

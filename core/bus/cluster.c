@@ -149,6 +149,16 @@ static void cluster_beat_cb(uv_timer_t *t)
 	cluster_note(c, ret, "heartbeat", err);
 }
 
+static enum config_mode cluster_router_mode(void *ctx, const char *handler)
+{
+	return cluster_mode(ctx, handler);
+}
+
+static void cluster_router_committed(void *ctx)
+{
+	cluster_kick(ctx);
+}
+
 int cluster_new(struct engine *e, struct jmysql *jm, struct cluster **c_r)
 {
 	const struct config *cfg = engine_config(e);
@@ -175,6 +185,11 @@ int cluster_new(struct engine *e, struct jmysql *jm, struct cluster **c_r)
 	uv_timer_init(engine_loop(e), &c->beat);
 	c->beat.data = c;
 	c->open_handles = 2;
+	engine_set_router(e, &(struct engine_router){
+		.mode = cluster_router_mode,
+		.committed = cluster_router_committed,
+		.ctx = c,
+	});
 	*c_r = c;
 	return 0;
 }
@@ -240,6 +255,7 @@ void cluster_free(struct cluster **cp)
 	if (c == NULL)
 		return;
 	*cp = NULL;
+	engine_set_router(c->e, NULL);
 	c->freed = true;
 	c->jm = NULL;
 	uv_close((uv_handle_t *)&c->poll, cluster_closed);

@@ -1,0 +1,272 @@
+/* The daemon: see daemon.h.
+ *
+ * Start order: journal, bus, plugin host (plugins loaded), hooks, panel
+ * DB, bus resume (pending deliveries), cluster, control socket with every
+ * subsystem's command table, metrics endpoint, watcher.
+ * Stop order: watcher, panel DB, control socket, metrics endpoint (no new
+ * events or requests); the bus drains (running deliveries finish); hooks,
+ * plugins, cluster; the bus closes its handlers, dispatcher and journal. */
+#include "daemon.h"
+#include "cluster.h"
+#include "control.h"
+#include "ctlcmds.h"
+#include "engine.h"
+#include "hooks.h"
+#include "journal.h"
+#include "journal_mysql.h"
+#include "log.h"
+#include "metrics.h"
+#include "paneldb.h"
+#include "pluginhost.h"
+#include "util.h"
+#include "watch.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct daemon {
+	uv_loop_t *loop;
+	struct config *config;
+	struct engine *engine;
+	struct pluginhost *plugins;
+	struct hooks *hooks;
+	struct paneldb *paneldb;
+	struct watch *watch;
+	struct control *control;
+	struct cluster *cluster;        /* journal backend mysql only */
+	struct metrics_http *metrics_http;
+	bool stopping;
+	void (*stop_cb)(void *ctx);
+	void *stop_ctx;
+};
+
+static bool daemon_journal_is_mysql(const struct config *config)
+{
+	return config->journal.backend != NULL &&
+	       strcmp(config->journal.backend, "mysql") == 0;
+}
+
+static int daemon_open_journal(const struct config *config,
+			       struct journal **j_r, const char **error_r)
+{
+	char *path;
+	int ret;
+
+	if (daemon_journal_is_mysql(config)) {
+		struct jmysql_settings ms = {
+			.host = config->journal.host,
+			.port = config->journal.port,
+			.socket = config->journal.socket,
+			.user = config->journal.user,
+			.password_file = config->journal.password_file,
+			.database = config->journal.database,
+			.node = config->node,
+		};
+
+		return journal_open_mysql(&ms, j_r, error_r);
+	}
+	path = xasprintf("%s/journal.db", config->state_dir);
+	ret = journal_open(path, config->journal.sync == NULL ||
+				 strcmp(config->journal.sync, "normal") != 0,
+			   j_r, error_r);
+	free(path);
+	return ret;
+}
+
+int daemon_new(uv_loop_t *loop, struct config *config, struct daemon **d_r,
+	       const char **error_r)
+{
+	struct journal *journal = NULL;
+	struct daemon *d;
+	int ret;
+
+	ret = mkdir_p(config->state_dir, 0700);
+	if (ret < 0) {
+		*error_r = "cannot create state_dir";
+		config_free(&config);
+		return ret;
+	}
+	ret = daemon_open_journal(config, &journal, error_r);
+	if (ret < 0) {
+		config_free(&config);
+		return ret;
+	}
+	d = xcalloc(1, sizeof(*d));
+	d->loop = loop;
+	d->config = config;
+	ret = engine_new(loop, config, journal, &d->engine, error_r);
+	if (ret < 0) {
+		journal_close(&journal);
+		config_free(&d->config);
+		free(d);
+		return ret;
+	}
+	if (daemon_journal_is_mysql(config))
+		cluster_new(d->engine, journal_mysql(journal), &d->cluster);
+	d->plugins = pluginhost_new(d->engine);
+	*d_r = d;
+	return 0;
+}
+
+/* hooks_deps.db_query: the panel DB as it is when the hook asks (it
+ * connects after the hooks are loaded, and may be off). */
+static int daemon_db_query(void *ctx, const char *sql, json_t *params,
+			   json_t **rows_r, char **error_r)
+{
+	struct daemon *d = ctx;
+
+	if (d->paneldb == NULL) {
+		*error_r = xstrdup("no panel database");
+		return -ENOTCONN;
+	}
+	return paneldb_query(d->paneldb, sql, params, rows_r, error_r);
+}
+
+static void daemon_status(json_t *status, void *ctx)
+{
+	struct daemon *d = ctx;
+
+	if (d->plugins != NULL)
+		json_object_set_new(status, "plugins",
+				    pluginhost_list(d->plugins));
+}
+
+static int daemon_start_control(struct daemon *d, const char **error_r)
+{
+	const struct config *cfg = d->config;
+	int ret;
+
+	ret = control_start(d->loop, cfg->socket != NULL ? cfg->socket
+							 : "/run/ophookd.sock",
+			    cfg->socket_group, &d->control, error_r);
+	if (ret < 0)
+		return ret;
+	control_register_table(d->control, ctlcmds_commands, d->engine);
+	control_register_table(d->control, engine_commands, d->engine);
+	control_register_table(d->control, cluster_commands, d->engine);
+	control_register_table(d->control, pluginhost_commands, d->plugins);
+	if (d->hooks != NULL)
+		control_register_table(d->control, hooks_commands, d->hooks);
+	return 0;
+}
+
+int daemon_start(struct daemon *d, const char **error_r)
+{
+	const struct config *cfg = d->config;
+	struct hooks_deps deps = { .db_query = daemon_db_query, .db_ctx = d };
+	unsigned loaded = 0;
+	int ret;
+
+	engine_set_status_fn(d->engine, daemon_status, d);
+	pluginhost_load_all(d->plugins, &loaded);
+	pluginhost_watch(d->plugins, 2000);
+	ret = hooks_start(d->engine, &deps, &d->hooks, error_r);
+	if (ret < 0)
+		log_error("hooks: %s", *error_r);
+	ret = paneldb_start(d->engine, &d->paneldb, error_r);
+	if (ret < 0)
+		log_error("panel db: %s", *error_r);
+	engine_start(d->engine);
+	if (d->cluster != NULL)
+		cluster_start(d->cluster);
+	ret = daemon_start_control(d, error_r);
+	if (ret < 0)
+		return ret;
+	if (cfg->metrics_listen != NULL) {
+		ret = metrics_http_start(d->loop, cfg->metrics_listen,
+					 engine_metrics_text, d->engine,
+					 &d->metrics_http, error_r);
+		if (ret < 0)
+			log_error("metrics_listen %s: %s", cfg->metrics_listen,
+				  *error_r);
+		else
+			log_info("metrics on http://%s/metrics",
+				 cfg->metrics_listen);
+	}
+	if (cfg->watch.enabled) {
+		ret = watch_start(d->engine, &d->watch, error_r);
+		if (ret < 0)
+			log_error("watch: %s", *error_r);
+	}
+	/* NULL when the watcher is off: the command says so */
+	control_register_table(d->control, watch_commands, d->watch);
+	log_info("ophookd %s started: %u plugins, %zu handlers, node %s",
+		 OPHOOK_VERSION, loaded, engine_handler_count(d->engine),
+		 cfg->node);
+	return 0;
+}
+
+static bool daemon_busy(void *ctx)
+{
+	struct daemon *d = ctx;
+
+	return d->plugins != NULL && pluginhost_busy(d->plugins);
+}
+
+static void daemon_drained(void *ctx)
+{
+	struct daemon *d = ctx;
+
+	hooks_stop(&d->hooks);
+	pluginhost_free(&d->plugins);
+	cluster_free(&d->cluster);
+	engine_finish(d->engine);
+	log_info("ophookd stopped: journal closed");
+	if (d->stop_cb != NULL)
+		d->stop_cb(d->stop_ctx);
+}
+
+void daemon_stop(struct daemon *d, void (*cb)(void *ctx), void *ctx)
+{
+	if (d->stopping)
+		return;
+	d->stopping = true;
+	d->stop_cb = cb;
+	d->stop_ctx = ctx;
+	log_info("stopping");
+	watch_stop(&d->watch);
+	paneldb_stop(&d->paneldb);
+	control_stop(&d->control);
+	metrics_http_stop(&d->metrics_http);
+	engine_stop(d->engine, daemon_busy, daemon_drained, d);
+}
+
+int daemon_reload(struct daemon *d, const char **error_r)
+{
+	struct config *nc = NULL;
+	enum log_level lvl;
+	char *err = NULL;
+	int ret;
+
+	ret = config_load(d->config->file, &nc, &err);
+	if (ret < 0) {
+		log_error("reload: %s (keeping the running config)", err);
+		free(err);
+		*error_r = "config has errors; see the log";
+		return ret;
+	}
+	/* Settings that can change live: log level, plugin enable flags
+	 * (new plugins get loaded by the drop-in scan). */
+	if (nc->log_level != NULL && log_level_parse(nc->log_level, &lvl) == 0)
+		log_set_level(lvl);
+	for (size_t i = 0; i < nc->n_plugins; i++) {
+		if (!nc->plugins[i].enabled && d->plugins != NULL)
+			pluginhost_unload(d->plugins, nc->plugins[i].name);
+	}
+	log_info("config reloaded from %s", nc->file);
+	config_free(&nc);
+	return 0;
+}
+
+void daemon_free(struct daemon **dp)
+{
+	struct daemon *d = *dp;
+
+	if (d == NULL)
+		return;
+	*dp = NULL;
+	engine_free(&d->engine);
+	config_free(&d->config);
+	free(d);
+}

@@ -1,0 +1,39 @@
+# core/daemon: ophookd itself: main (options, signals), daemon.c (builds,
+# starts, stops and reloads every subsystem and owns the stop order), the
+# built-in control commands; and ophookctl, the client.  The only layer
+# that sees both sources and handlers.
+noinst_LTLIBRARIES += core/daemon/libophook-daemon.la
+core_daemon_libophook_daemon_la_SOURCES = \
+	core/daemon/daemon.c core/daemon/daemon.h \
+	core/daemon/ctlcmds.c core/daemon/ctlcmds.h
+core_daemon_libophook_daemon_la_CPPFLAGS = $(DAEMON_CPPFLAGS)
+core_daemon_libophook_daemon_la_CFLAGS = $(LAYER_CFLAGS)
+
+sbin_PROGRAMS += ophookd
+ophookd_SOURCES = core/daemon/main.c
+ophookd_CPPFLAGS = $(DAEMON_CPPFLAGS)
+ophookd_CFLAGS = $(AM_CFLAGS) $(DEPS_CFLAGS)
+ophookd_LDADD = core/libophookcore.la $(DEPS_LIBS)
+
+sbin_PROGRAMS += ophookctl
+ophookctl_SOURCES = ctl/ophookctl.c
+ophookctl_CPPFLAGS = $(BUS_CPPFLAGS)
+ophookctl_CFLAGS = $(AM_CFLAGS) $(DEPS_CFLAGS)
+ophookctl_LDADD = core/libophookcore.la $(DEPS_LIBS)
+
+check_PROGRAMS += tests/unit/test_control
+TESTS += tests/unit/test_control
+tests_unit_test_control_SOURCES = tests/unit/test_control.c
+tests_unit_test_control_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_control_LDADD = $(TEST_LIBS)
+
+TESTS += tests/integration/ctl.sh
+EXTRA_DIST += tests/integration/ctl.sh
+TESTS += tests/integration/ops.sh
+EXTRA_DIST += tests/integration/ops.sh
+TESTS += tests/integration/crash.sh
+EXTRA_DIST += tests/integration/crash.sh
+
+# bash completion for ophookctl (installed, and in the tarball)
+bashcompletiondir = $(datadir)/bash-completion/completions
+dist_bashcompletion_DATA = contrib/bash-completion/ophookctl

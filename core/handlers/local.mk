@@ -1,0 +1,56 @@
+# core/handlers: what takes deliveries: the C plugin host, admin hooks
+# (Lua, exec) and pre-stage checks.  Depends on core/lib, core/journal,
+# core/bus; never on core/sources.
+noinst_LTLIBRARIES += core/handlers/libophook-handlers.la
+core_handlers_libophook_handlers_la_SOURCES = \
+	core/handlers/pluginhost.c core/handlers/pluginhost.h \
+	core/handlers/hooks.c core/handlers/hooks.h \
+	core/handlers/luahook.c core/handlers/luahook.h \
+	core/handlers/exechook.c core/handlers/exechook.h
+core_handlers_libophook_handlers_la_CPPFLAGS = $(HANDLERS_CPPFLAGS)
+core_handlers_libophook_handlers_la_CFLAGS = $(LAYER_CFLAGS)
+
+# test plugins: a good one, a wrong ABI, a duplicate name
+TESTPLUG_LDFLAGS = -module -avoid-version -shared -rpath /nowhere $(SAN_CFLAGS)
+check_LTLIBRARIES += tests/unit/testgood.la tests/unit/testbadabi.la \
+	tests/unit/testdup.la
+tests_unit_testgood_la_SOURCES = tests/unit/plugins/testplug.c
+tests_unit_testgood_la_LDFLAGS = $(TESTPLUG_LDFLAGS)
+tests_unit_testbadabi_la_SOURCES = tests/unit/plugins/testplug.c
+tests_unit_testbadabi_la_CFLAGS = $(AM_CFLAGS) -DTEST_ABI=999u
+tests_unit_testbadabi_la_LDFLAGS = $(TESTPLUG_LDFLAGS)
+tests_unit_testdup_la_SOURCES = tests/unit/plugins/testplug.c
+tests_unit_testdup_la_CFLAGS = $(AM_CFLAGS) -DTEST_NAME='"testgood"'
+tests_unit_testdup_la_LDFLAGS = $(TESTPLUG_LDFLAGS)
+
+check_PROGRAMS += tests/unit/test_pluginhost
+TESTS += tests/unit/test_pluginhost
+tests_unit_test_pluginhost_SOURCES = tests/unit/test_pluginhost.c
+tests_unit_test_pluginhost_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_pluginhost_LDADD = $(TEST_LIBS)
+
+check_PROGRAMS += tests/unit/test_luahook tests/unit/test_exechook
+TESTS += tests/unit/test_luahook tests/unit/test_exechook
+tests_unit_test_luahook_SOURCES = tests/unit/test_luahook.c
+tests_unit_test_luahook_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_luahook_LDADD = $(TEST_LIBS)
+tests_unit_test_exechook_SOURCES = tests/unit/test_exechook.c
+tests_unit_test_exechook_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_exechook_LDADD = $(TEST_LIBS)
+
+TESTS += tests/integration/hooks_webhook.sh
+EXTRA_DIST += tests/integration/hooks_webhook.sh
+
+# Sample hooks (installed as documentation) and the man page.
+hooksexampledir = $(docdir)/hooks
+dist_hooksexample_DATA = hooks/README.md hooks/notify-slack.lua \
+	hooks/deny-reserved-domains.lua
+hooksexecexampledir = $(docdir)/hooks/domain.added.d
+dist_hooksexecexample_SCRIPTS = hooks/exec/domain.added.d/10-example
+dist_man7_MANS = doc/ophook-lua.7
+
+# opencli glue: asks `ophookctl check` before opencli commands.
+opencliprehookdir = $(pkglibexecdir)
+dist_opencliprehook_SCRIPTS = contrib/opencli-pre-hook
+TESTS += tests/integration/hooks_stuck.sh
+EXTRA_DIST += tests/integration/hooks_stuck.sh

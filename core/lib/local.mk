@@ -1,0 +1,33 @@
+# core/lib: the bottom layer: allocation and small helpers, hash map, log,
+# the `emit -` line splitter, the strict YAML config and the control socket
+# server.  Depends on nothing else of ophook.
+noinst_LTLIBRARIES += core/lib/libophook-lib.la
+core_lib_libophook_lib_la_SOURCES = \
+	core/lib/util.c core/lib/util.h \
+	core/lib/hmap.c core/lib/hmap.h \
+	core/lib/log.c core/lib/log.h \
+	core/lib/emitline.c core/lib/emitline.h \
+	core/lib/config.c core/lib/config.h \
+	core/lib/control.c core/lib/control.h
+core_lib_libophook_lib_la_CPPFLAGS = $(LIB_CPPFLAGS)
+core_lib_libophook_lib_la_CFLAGS = $(LAYER_CFLAGS)
+
+# Small helpers that plugins may link (they do not link the core):
+# name validation, atomic writes, mkdir -p.  plugins/common/ adds more.
+noinst_LTLIBRARIES += plugins/libplugutil.la
+plugins_libplugutil_la_SOURCES = core/lib/util.c core/lib/util.h
+plugins_libplugutil_la_CPPFLAGS = $(LIB_CPPFLAGS)
+plugins_libplugutil_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
+
+dist_ophookconf_DATA += etc/ophookd.yaml
+
+check_PROGRAMS += tests/unit/test_config
+TESTS += tests/unit/test_config
+tests_unit_test_config_SOURCES = tests/unit/test_config.c
+tests_unit_test_config_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_config_LDADD = $(TEST_LIBS)
+
+# The layer check: no layer includes one above it, no two files include
+# each other in a circle.
+TESTS += tests/layers.sh
+EXTRA_DIST += tests/layers.sh

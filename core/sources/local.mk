@@ -1,0 +1,63 @@
+# core/sources: what produces events: the inotify watcher, the classifier,
+# the snapshot and reconcile, the mount table watch; the panel DB (SQLite /
+# MySQL drivers), its poller, owner enrichment, OpenAdmin's users.db.
+# Depends on core/lib, core/journal, core/bus; never on core/handlers.
+noinst_LTLIBRARIES += core/sources/libophook-sources.la
+core_sources_libophook_sources_la_SOURCES = \
+	core/sources/watch.c core/sources/watch.h \
+	core/sources/classify.c core/sources/classify.h \
+	core/sources/snapshot.c core/sources/snapshot.h \
+	core/sources/mountwatch.c core/sources/mountwatch.h \
+	core/sources/paneldb.c core/sources/paneldb.h \
+	core/sources/paneldb_driver.h core/sources/paneldb_sqlite.c \
+	core/sources/paneldb_mysql.c core/sources/dbpoll.c core/sources/dbpoll.h
+core_sources_libophook_sources_la_CPPFLAGS = $(SOURCES_CPPFLAGS)
+core_sources_libophook_sources_la_CFLAGS = $(LAYER_CFLAGS)
+
+check_PROGRAMS += tests/unit/test_classify tests/unit/test_snapshot
+TESTS += tests/unit/test_classify tests/unit/test_snapshot
+tests_unit_test_classify_SOURCES = tests/unit/test_classify.c \
+	tests/unit/test_classify_certs.inc
+tests_unit_test_classify_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_classify_LDADD = $(TEST_LIBS)
+check_PROGRAMS += tests/unit/test_mountwatch
+TESTS += tests/unit/test_mountwatch
+tests_unit_test_mountwatch_SOURCES = tests/unit/test_mountwatch.c
+tests_unit_test_mountwatch_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_mountwatch_LDADD = $(TEST_LIBS)
+check_PROGRAMS += tests/unit/test_watchtree
+TESTS += tests/unit/test_watchtree
+tests_unit_test_watchtree_SOURCES = tests/unit/test_watchtree.c
+tests_unit_test_watchtree_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_watchtree_LDADD = $(TEST_LIBS)
+tests_unit_test_snapshot_SOURCES = tests/unit/test_snapshot.c
+tests_unit_test_snapshot_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_snapshot_LDADD = $(TEST_LIBS)
+
+TESTS += tests/integration/watch_openpanel.sh
+EXTRA_DIST += tests/integration/watch_openpanel.sh \
+	tests/integration/watch_lib.sh \
+	tests/integration/openpanel/domain.conf \
+	tests/integration/openpanel/suspended.conf \
+	tests/integration/openpanel/suspended_user.conf \
+	tests/integration/openpanel/zone_template.txt \
+	tests/integration/openpanel/openpanel.config
+TESTS += tests/integration/watch_restart.sh
+EXTRA_DIST += tests/integration/watch_restart.sh
+TESTS += tests/integration/watch_roots.sh
+EXTRA_DIST += tests/integration/watch_roots.sh
+
+check_PROGRAMS += tests/unit/test_paneldb
+TESTS += tests/unit/test_paneldb
+tests_unit_test_paneldb_SOURCES = tests/unit/test_paneldb.c
+tests_unit_test_paneldb_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DTOP_SRCDIR='"$(abs_top_srcdir)"'
+tests_unit_test_paneldb_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_paneldb_LDADD = $(TEST_LIBS)
+EXTRA_DIST += contrib/demo/panel.sql
+
+# Integration: the same scenarios on SQLite and on a real MariaDB server.
+TESTS += tests/integration/paneldb_sqlite.sh tests/integration/paneldb_mariadb.sh
+EXTRA_DIST += tests/integration/paneldb_sqlite.sh \
+	tests/integration/paneldb_mariadb.sh \
+	tests/integration/paneldb_common.sh
