@@ -16,12 +16,6 @@ ophookd_SOURCES = core/main.c
 ophookd_CFLAGS = $(AM_CFLAGS) $(DEPS_CFLAGS)
 ophookd_LDADD = core/libophookcore.la $(DEPS_LIBS)
 
-# Small helpers that plugins may link (they do not link the core):
-# name validation, atomic writes, mkdir -p.  plugins/common/ adds more.
-noinst_LTLIBRARIES += plugins/libplugutil.la
-plugins_libplugutil_la_SOURCES = core/util.c core/util.h
-plugins_libplugutil_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
-
 check_PROGRAMS += tests/unit/test_dispatch
 TESTS += tests/unit/test_dispatch
 tests_unit_test_dispatch_SOURCES = tests/unit/test_dispatch.c

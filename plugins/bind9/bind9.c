@@ -35,7 +35,7 @@
 #include <jansson.h>
 
 #include "ophook/plugin.h"
-#include "util.h"
+#include <ophook/safe.h>
 #include "../common/plugerr.h"
 #include "../common/run.h"
 #include "zone.h"
@@ -189,7 +189,7 @@ static char *bind9_ini_get(const char *path, const char *key)
 	char *data = NULL, *line, *save = NULL, *val = NULL;
 	size_t len, klen = strlen(key);
 
-	if (file_read_nofollow(path, BIND9_FILE_MAX, &data, &len) < 0)
+	if (ophook_file_read_nofollow(path, BIND9_FILE_MAX, &data, &len) < 0)
 		return NULL;
 	for (line = strtok_r(data, "\n", &save); line != NULL;
 	     line = strtok_r(NULL, "\n", &save)) {
@@ -255,7 +255,8 @@ static int bind9_state_load(struct bind9 *b, const char **error_r)
 	json_error_t jerr;
 	char *data = NULL;
 	size_t len;
-	int ret = file_read_nofollow(b->state_path, BIND9_FILE_MAX, &data, &len);
+	int ret = ophook_file_read_nofollow(b->state_path, BIND9_FILE_MAX,
+					    &data, &len);
 
 	if (ret == -ENOENT) {
 		b->state = json_pack("{s:{},s:{},s:{}}", "zones", "subs",
@@ -289,7 +290,7 @@ static int bind9_state_save(struct bind9 *b, const char **error_r)
 
 	if (text == NULL)
 		return plug_fail(error_r, -ENOMEM, "out of memory");
-	ret = file_write_atomic(b->state_path, text, strlen(text), 0600);
+	ret = ophook_file_write_atomic(b->state_path, text, strlen(text), 0600);
 	free(text);
 	if (ret < 0)
 		return plug_fail(error_r, ret, "%s: %s", b->state_path,
@@ -604,7 +605,7 @@ static int bind9_write(struct bind9 *b, const char *path, const char *text,
 	int ret;
 
 	b->host->own_write(b->ctx, path);
-	ret = file_write_atomic(path, text, strlen(text), 0644);
+	ret = ophook_file_write_atomic(path, text, strlen(text), 0644);
 	if (ret < 0)
 		return plug_fail(error_r, ret, "%s: %s", path, strerror(-ret));
 	return 0;
@@ -640,7 +641,8 @@ static int bind9_conf_edit(struct bind9 *b, const char *d, bool add,
 	int ret;
 
 	*changed_r = false;
-	ret = file_read_nofollow(b->conf_path, BIND9_FILE_MAX, &conf, &len);
+	ret = ophook_file_read_nofollow(b->conf_path, BIND9_FILE_MAX, &conf,
+					&len);
 	if (ret == -ENOENT && add) {
 		conf = strdup("");
 		ret = conf == NULL ? -ENOMEM : 0;
@@ -676,7 +678,8 @@ static bool bind9_conf_has(struct bind9 *b, const char *d)
 	size_t len, s, e;
 	bool has;
 
-	if (file_read_nofollow(b->conf_path, BIND9_FILE_MAX, &conf, &len) < 0)
+	if (ophook_file_read_nofollow(b->conf_path, BIND9_FILE_MAX, &conf,
+				      &len) < 0)
 		return false;
 	has = zone_conf_find(conf, d, &s, &e) == 0;
 	free(conf);
@@ -699,7 +702,7 @@ static int bind9_zone_records(struct bind9 *b, const char *zone,
 
 	if (path == NULL)
 		return plug_fail(error_r, -ENOMEM, "out of memory");
-	ret = file_read_nofollow(path, BIND9_FILE_MAX, &text, &len);
+	ret = ophook_file_read_nofollow(path, BIND9_FILE_MAX, &text, &len);
 	if (ret < 0) {
 		ret = plug_fail(error_r, ret, "%s: %s", path, strerror(-ret));
 		goto out;
@@ -845,7 +848,7 @@ static bool bind9_flush(struct bind9 *b)
 	}
 	fclose(f);
 	b->host->own_write(b->ctx, check);
-	ret = file_write_atomic(check, ctext, clen, 0644);
+	ret = ophook_file_write_atomic(check, ctext, clen, 0644);
 	/* the check runs unlocked: adds go on meanwhile; a staged zone
 	 * edited meanwhile (new hash) waits for the next batch */
 	pthread_mutex_unlock(&b->lock);
@@ -868,7 +871,8 @@ static bool bind9_flush(struct bind9 *b)
 		bind9_kick(b, 5000);
 		goto out;
 	}
-	ret = file_read_nofollow(b->conf_path, BIND9_FILE_MAX, &conf, &len);
+	ret = ophook_file_read_nofollow(b->conf_path, BIND9_FILE_MAX, &conf,
+					&len);
 	if (ret == -ENOENT)
 		conf = strdup("");
 	if (conf == NULL) {
@@ -1120,8 +1124,8 @@ static int bind9_render(struct bind9 *b, const char *d, uint32_t base,
 
 	*text_r = NULL;
 	if (b->template_path != NULL) {
-		ret = file_read_nofollow(b->template_path, BIND9_FILE_MAX,
-					 &tmpl, &len);
+		ret = ophook_file_read_nofollow(b->template_path,
+						BIND9_FILE_MAX, &tmpl, &len);
 		if (ret < 0)
 			return plug_fail(error_r, ret,
 					  "setting zone_template: %s: %s",
@@ -1172,7 +1176,8 @@ static int bind9_added(struct bind9 *b, const char *d, const char *user,
 		/* converge: the line and the owner record */
 		ret = bind9_conf_edit(b, d, true, &changed, error_r);
 		if (ret == 0 && bind9_state_zone(b, d) == NULL &&
-		    file_read_nofollow(path, BIND9_FILE_MAX, &text, &len) == 0) {
+		    ophook_file_read_nofollow(path, BIND9_FILE_MAX, &text,
+					      &len) == 0) {
 			if (bind9_state_zone_set(b, d, user != NULL ? user : "",
 						 text) < 0)
 				ret = plug_fail(error_r, -ENOMEM,
@@ -1251,7 +1256,7 @@ static int bind9_added(struct bind9 *b, const char *d, const char *user,
 	{
 		char *staged = bind9_staged_path(b, d);
 
-		ret = mkdir_p(b->staging_dir, 0755);
+		ret = ophook_mkdir_p(b->staging_dir, 0755);
 		if (ret < 0)
 			ret = plug_fail(error_r, ret, "%s: %s",
 					 b->staging_dir, strerror(-ret));
@@ -1301,7 +1306,7 @@ static int bind9_zone_retire(struct bind9 *b, const char *d, const char *path,
 					  strerror(errno));
 		return 0;
 	}
-	ret = mkdir_p(b->removed_dir, 0750);
+	ret = ophook_mkdir_p(b->removed_dir, 0750);
 	if (ret < 0)
 		return plug_fail(error_r, ret, "%s: %s", b->removed_dir,
 				  strerror(-ret));
@@ -1450,7 +1455,8 @@ static int bind9_changed(struct bind9 *b, const struct ophook_event *ev,
 	for (int attempt = 0;; attempt++) {
 		char *now = NULL;
 
-		ret = file_read_nofollow(path, BIND9_FILE_MAX, &text, &len);
+		ret = ophook_file_read_nofollow(path, BIND9_FILE_MAX, &text,
+						&len);
 		if (ret == -ENOENT) { /* gone: domain.removed does the rest */
 			ret = 0;
 			goto out_unlocked;
@@ -1468,7 +1474,8 @@ static int bind9_changed(struct bind9 *b, const struct ophook_event *ev,
 			goto out_unlocked;
 		}
 		pthread_mutex_lock(&b->lock);
-		if (file_read_nofollow(path, BIND9_FILE_MAX, &now, &len) == 0 &&
+		if (ophook_file_read_nofollow(path, BIND9_FILE_MAX, &now,
+					      &len) == 0 &&
 		    strcmp(now, text) == 0) {
 			free(now);
 			break;
@@ -1803,13 +1810,14 @@ static int bind9_secondary_added(struct bind9 *b, const char *d,
 			     d, parent, user);
 		goto out;
 	}
-	ret = mkdir_p(b->sec_dir, 0755);
+	ret = ophook_mkdir_p(b->sec_dir, 0755);
 	if (ret < 0) {
 		ret = plug_fail(error_r, ret, "%s: %s", b->sec_dir,
 				 strerror(-ret));
 		goto out;
 	}
-	ret = file_read_nofollow(b->conf_path, BIND9_FILE_MAX, &conf, &len);
+	ret = ophook_file_read_nofollow(b->conf_path, BIND9_FILE_MAX, &conf,
+					&len);
 	if (ret == -ENOENT) {
 		conf = strdup("");
 		ret = conf == NULL ? -ENOMEM : 0;
@@ -1955,7 +1963,7 @@ static int bind9_remote_event(struct bind9 *b, const struct ophook_event *ev,
 	if (ret < 0)
 		return ret;
 	user = b->host->event_get(ev, "user");
-	if (added && user != NULL && !name_valid_user(user, &why))
+	if (added && user != NULL && !ophook_name_valid_user(user, &why))
 		ret = plug_fail(error_r, -EINVAL, "%s: field user: %s",
 				 ev->type, why);
 	else if (added)
@@ -2021,7 +2029,7 @@ static int bind9_on_event(void *data, const struct ophook_event *ev,
 		const char *user = b->host->event_get(ev, "user");
 		const char *why = NULL;
 
-		if (user != NULL && !name_valid_user(user, &why))
+		if (user != NULL && !ophook_name_valid_user(user, &why))
 			ret = plug_fail(error_r, -EINVAL,
 					 "%s: field user: %s", ev->type, why);
 		else
@@ -2384,7 +2392,7 @@ static char *bind9_owner_of(const char *text)
 		return NULL;
 	p += 1 + strlen(BIND9_OWNER_TAG);
 	user = strndup(p, strcspn(p, "\r\n"));
-	if (user != NULL && !name_valid_user(user, &why)) {
+	if (user != NULL && !ophook_name_valid_user(user, &why)) {
 		free(user);
 		user = NULL;
 	}
@@ -2445,8 +2453,8 @@ static bool bind9_staging_scan(struct bind9 *b)
 		if (zone_domain_norm(name, &norm, &why) == 0 &&
 		    strcmp(norm, name) == 0 && !bind9_is_staged(b, name) &&
 		    (path = bind9_staged_path(b, name)) != NULL) {
-			if (file_read_nofollow(path, BIND9_FILE_MAX, &text,
-					       &len) == 0) {
+			if (ophook_file_read_nofollow(path, BIND9_FILE_MAX,
+						      &text, &len) == 0) {
 				user = bind9_owner_of(text);
 				if (bind9_state_zone_set(b, name,
 							 user != NULL ? user

@@ -21,7 +21,7 @@
 #include <jansson.h>
 
 #include "ophook/plugin.h"
-#include "util.h"
+#include <ophook/safe.h>
 #include "../common/run.h"
 
 #define FW_RUN_TIMEOUT_MS 30000u
@@ -337,7 +337,7 @@ static int fw_state_save(struct fw *f)
 
 	if (text == NULL)
 		return -ENOMEM;
-	ret = file_write_atomic(f->state_path, text, strlen(text), 0600);
+	ret = ophook_file_write_atomic(f->state_path, text, strlen(text), 0600);
 	free(text);
 	if (ret < 0)
 		f->host->log(f->ctx, OPHOOK_LOG_ERROR, "%s: %s", f->state_path,
@@ -352,7 +352,8 @@ static void fw_state_load(struct fw *f)
 	json_error_t jerr;
 
 	f->state = NULL;
-	if (file_read_nofollow(f->state_path, 1 << 24, &text, &len) == 0) {
+	if (ophook_file_read_nofollow(f->state_path, 1 << 24, &text,
+				      &len) == 0) {
 		f->state = json_loads(text, 0, &jerr);
 		if (!json_is_object(f->state)) {
 			f->host->log(f->ctx, OPHOOK_LOG_ERROR,
@@ -466,7 +467,7 @@ static char *fw_read_ini(struct fw *f)
 	char *text = NULL;
 	size_t len;
 
-	if (file_read_nofollow(f->op_config, 1 << 20, &text, &len) < 0)
+	if (ophook_file_read_nofollow(f->op_config, 1 << 20, &text, &len) < 0)
 		return NULL;
 	return text;
 }
@@ -572,7 +573,7 @@ static int fw_converge_csf(struct fw *f, json_t *want)
 	int ret;
 	bool changed = false;
 
-	ret = file_read_nofollow(f->csf_conf, 1 << 22, &text, &len);
+	ret = ophook_file_read_nofollow(f->csf_conf, 1 << 22, &text, &len);
 	if (ret < 0) {
 		f->host->log(f->ctx, OPHOOK_LOG_ERROR, "%s: %s", f->csf_conf,
 			     strerror(-ret));
@@ -645,7 +646,8 @@ static int fw_converge_csf(struct fw *f, json_t *want)
 	json_decref(wk);
 	if (ret == 0 && changed) {
 		f->host->own_write(f->ctx, f->csf_conf);
-		ret = file_write_atomic(f->csf_conf, text, strlen(text), 0600);
+		ret = ophook_file_write_atomic(f->csf_conf, text, strlen(text),
+					       0600);
 		if (ret == 0)
 			ret = fw_run(f, f->csf_argv,
 				     (const char *[]){ "-r", NULL }, NULL);

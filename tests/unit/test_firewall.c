@@ -24,14 +24,15 @@ static char *slurp(const char *path)
 	char *data = NULL;
 	size_t len;
 
-	if (file_read_nofollow(path, 1 << 24, &data, &len) < 0)
+	if (ophook_file_read_nofollow(path, 1 << 24, &data, &len) < 0)
 		return NULL;
 	return data;
 }
 
 static void spew(const char *path, const char *text, mode_t mode)
 {
-	assert_int_equal(file_write_atomic(path, text, strlen(text), mode), 0);
+	assert_int_equal(
+		ophook_file_write_atomic(path, text, strlen(text), mode), 0);
 	assert_int_equal(chmod(path, mode), 0);
 }
 
@@ -83,7 +84,7 @@ static void fx_op_config(struct fx *x, const char *text)
 
 	assert_true(asprintf(&dir, "%s/openpanel/conf",
 			     pluginmock_root(x->m)) > 0);
-	assert_int_equal(mkdir_p(dir, 0755), 0);
+	assert_int_equal(ophook_mkdir_p(dir, 0755), 0);
 	assert_true(asprintf(&path, "%s/openpanel.config", dir) > 0);
 	spew(path, text, 0644);
 	free(dir);
