@@ -1,7 +1,8 @@
 # plugins/bind9: zones for the panel's domains (render, named-checkzone,
 # named.conf.local, coalesced rndc).  See plugins/bind9/README.md.
 plugin_LTLIBRARIES += plugins/bind9/bind9.la
-plugins_bind9_bind9_la_SOURCES = plugins/bind9/bind9.c \
+plugins_bind9_bind9_la_SOURCES = plugins/bind9/bind9.c plugins/bind9/bind9.h \
+	plugins/bind9/secondary.c plugins/bind9/secondary.h \
 	plugins/bind9/zone.c plugins/bind9/zone.h
 plugins_bind9_bind9_la_CPPFLAGS = $(PLUGIN_CPPFLAGS)
 plugins_bind9_bind9_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)

@@ -20,6 +20,7 @@
 
 /* The plugin itself, to reach its statics. */
 #include "../../plugins/bind9/bind9.c"
+#include "../../plugins/bind9/secondary.c"
 #include "../../plugins/bind9/zone.c"
 
 /* 2026-11-28 12:00:00 UTC */
