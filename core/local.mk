@@ -8,6 +8,7 @@ core_libophookcore_la_SOURCES += \
 	core/engine.c core/engine.h \
 	core/dispatch.c core/dispatch.h \
 	core/pluginhost.c core/pluginhost.h \
+	core/plugsettings.c core/plugsettings.h \
 	core/metrics.c core/metrics.h \
 	core/ledger.c core/ledger.h
 
@@ -40,6 +41,12 @@ TESTS += tests/unit/test_pluginhost
 tests_unit_test_pluginhost_SOURCES = tests/unit/test_pluginhost.c
 tests_unit_test_pluginhost_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_pluginhost_LDADD = $(TEST_LIBS)
+
+check_PROGRAMS += tests/unit/test_plugsettings
+TESTS += tests/unit/test_plugsettings
+tests_unit_test_plugsettings_SOURCES = tests/unit/test_plugsettings.c
+tests_unit_test_plugsettings_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_plugsettings_LDADD = $(TEST_LIBS)
 
 check_PROGRAMS += tests/unit/test_metrics
 TESTS += tests/unit/test_metrics

@@ -26,7 +26,8 @@ plugins_caddy_caddy_la_LIBADD = plugins/common/libplugcommon.la \
 # Fake host table for plugin unit tests (collectd's libplugin_mock style).
 check_LTLIBRARIES += tests/unit/libpluginmock.la
 tests_unit_libpluginmock_la_SOURCES = \
-	tests/unit/pluginmock.c tests/unit/pluginmock.h
+	tests/unit/pluginmock.c tests/unit/pluginmock.h \
+	core/plugsettings.c core/plugsettings.h
 tests_unit_libpluginmock_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 tests_unit_libpluginmock_la_LIBADD = $(JANSSON_LIBS) -ldl
 

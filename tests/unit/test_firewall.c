@@ -554,6 +554,35 @@ static void test_bad_state_file(void **state)
 	fx_free(&x);
 }
 
+/* Settings are checked against fw_settings[]; a check-only load stops in
+ * init before any work. */
+static void test_settings_declared(void **state)
+{
+	struct pluginmock *m = pluginmock_new("{\"backend\":\"ufx\"}");
+	const char *err = NULL;
+
+	(void)state;
+	pluginmock_set_plugin(m, &ophook_plugin);
+	assert_int_equal(pluginmock_init(m, &err), -EINVAL);
+	assert_string_equal(err, "plugins.firewall.settings.backend: 'ufx' "
+				 "is not one of: ufw, csf");
+	pluginmock_free(&m);
+
+	m = pluginmock_new("{\"backend\":\"ufw\",\"ports\":[\"80\"]}");
+	pluginmock_set_plugin(m, &ophook_plugin);
+	assert_int_equal(pluginmock_init(m, &err), -EINVAL);
+	assert_non_null(strstr(err, "ports: want a mapping"));
+	pluginmock_free(&m);
+
+	m = pluginmock_new("{\"backend\":\"csf\",\"ssh_port\":2222}");
+	pluginmock_set_plugin(m, &ophook_plugin);
+	pluginmock_check_only(m, true);
+	assert_int_equal(pluginmock_init(m, &err), OPHOOK_SETTINGS_CHECKED);
+	assert_int_equal(pluginmock_action_requests(m, NULL), 0);
+	assert_null(pluginmock_data(m));
+	pluginmock_free(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -572,6 +601,7 @@ int main(void)
 		cmocka_unit_test(test_ufw_block_argv),
 		cmocka_unit_test(test_expiry_across_reinit),
 		cmocka_unit_test(test_bad_state_file),
+		cmocka_unit_test(test_settings_declared),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
