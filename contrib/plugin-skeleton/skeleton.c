@@ -4,7 +4,9 @@
  *
  * It counts the domain events it sees, writes one line per event to
  * settings.path (optional), and asks for a coalesced "summary" action that
- * logs how many events arrived in the last window. */
+ * logs how many events arrived in the last window.  Domain names are checked
+ * with <ophook/safe.h>, the daemon's own checks, defined in this file. */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -12,6 +14,10 @@
 #include <string.h>
 
 #include <ophook/plugin.h>
+/* One .c file of a plugin defines the helpers; STATIC keeps them local. */
+#define OPHOOK_SAFE_IMPLEMENTATION
+#define OPHOOK_SAFE_STATIC
+#include <ophook/safe.h>
 
 struct skeleton {
 	const struct ophook_host *host;
@@ -76,8 +82,12 @@ static int skeleton_on_event(void *data, const struct ophook_event *ev,
 {
 	struct skeleton *sk = data;
 	const char *domain = sk->host->event_get(ev, "domain");
+	const char *why;
 
-	(void)error_r;
+	if (domain != NULL && !ophook_name_valid_domain(domain, &why)) {
+		*error_r = why; /* a static string */
+		return -EINVAL;
+	}
 	pthread_mutex_lock(&sk->lock);
 	sk->seen++;
 	sk->since_summary++;

@@ -3,6 +3,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "ophook/plugin.h"
+#include "pluginhost.h"
 #include "util.h"
 
 #include <errno.h>
@@ -111,7 +112,10 @@ static void on_hup(uv_signal_t *s, int signum)
 #endif
 }
 
-static int check_config(const char *path, struct config **config_r)
+/* Load and check the config (and, for --check-config, the plugins'
+ * settings); print the error and return -errno on failure. */
+static int check_config(const char *path, bool check_plugins,
+			struct config **config_r)
 {
 	char *err = NULL;
 	int ret;
@@ -119,6 +123,8 @@ static int check_config(const char *path, struct config **config_r)
 	ret = config_load(path, config_r, &err);
 	if (ret == 0)
 		ret = config_check_paths(*config_r, &err);
+	if (ret == 0 && check_plugins)
+		ret = pluginhost_check_config(*config_r, &err);
 	if (ret < 0) {
 		fprintf(stderr, "%s\n", err != NULL ? err : strerror(-ret));
 		free(err);
@@ -173,7 +179,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (check_config(path, &config) < 0)
+	if (check_config(path, only_check, &config) < 0)
 		return 1;
 	if (only_check) {
 		printf("%s: ok\n", path);

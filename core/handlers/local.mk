@@ -4,6 +4,7 @@
 noinst_LTLIBRARIES += core/handlers/libophook-handlers.la
 core_handlers_libophook_handlers_la_SOURCES = \
 	core/handlers/pluginhost.c core/handlers/pluginhost.h \
+	core/handlers/plugsettings.c core/handlers/plugsettings.h \
 	core/handlers/hooks.c core/handlers/hooks.h \
 	core/handlers/luahook.c core/handlers/luahook.h \
 	core/handlers/exechook.c core/handlers/exechook.h
@@ -28,6 +29,12 @@ TESTS += tests/unit/test_pluginhost
 tests_unit_test_pluginhost_SOURCES = tests/unit/test_pluginhost.c
 tests_unit_test_pluginhost_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_pluginhost_LDADD = $(TEST_LIBS)
+
+check_PROGRAMS += tests/unit/test_plugsettings
+TESTS += tests/unit/test_plugsettings
+tests_unit_test_plugsettings_SOURCES = tests/unit/test_plugsettings.c
+tests_unit_test_plugsettings_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_plugsettings_LDADD = $(TEST_LIBS)
 
 check_PROGRAMS += tests/unit/test_luahook tests/unit/test_exechook
 TESTS += tests/unit/test_luahook tests/unit/test_exechook

@@ -3,6 +3,7 @@
 #include "engine.h"
 #include "hmap.h"
 #include "log.h"
+#include "plugsettings.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -39,6 +40,12 @@ struct ophook_ctx {
 	struct hmap *setting_text; /* key -> malloc'd JSON text */
 	struct hmap *actions;      /* name -> struct action */
 	char *state_dir;
+	/* declared settings (settings_declare) */
+	const struct config_plugin *cp; /* its config entry (file, positions)
+					   while init runs, or NULL */
+	struct plugsettings *ps;   /* checked values, NULL until declared */
+	char *settings_error;      /* the last settings_declare error */
+	bool check_only;           /* `ophookd --check-config` */
 };
 
 struct plugin {
@@ -125,6 +132,61 @@ static const char *host_setting(struct ophook_ctx *ctx, const char *key)
 	}
 	pthread_mutex_unlock(&ctx->ph->lock);
 	return text;
+}
+
+static int host_settings_declare(struct ophook_ctx *ctx,
+				 const struct ophook_setting_decl *decls,
+				 size_t n, const char **error_r)
+{
+	const struct config_plugin *cp = ctx->cp;
+	struct plugsettings_src src = {
+		.plugin = ctx->p->name,
+		.file = cp != NULL ? cp->file : NULL,
+		.pos = cp != NULL ? cp->settings_pos : NULL,
+		.line = cp != NULL ? cp->line : 0,
+		.column = cp != NULL ? cp->column : 0,
+	};
+	struct plugsettings *ps = NULL;
+	char *err = NULL;
+	int ret;
+
+	ret = plugsettings_new(&src, ctx->settings, decls, n, &ps, &err);
+	if (ret < 0) {
+		free(ctx->settings_error);
+		ctx->settings_error =
+			err != NULL ? err : xstrdup(strerror(-ret));
+		*error_r = ctx->settings_error;
+		return ret;
+	}
+	plugsettings_free(&ctx->ps);
+	ctx->ps = ps;
+	return ctx->check_only ? OPHOOK_SETTINGS_CHECKED : 0;
+}
+
+static const char *host_setting_str(struct ophook_ctx *ctx, const char *key)
+{
+	return plugsettings_str(ctx->ps, key);
+}
+
+static int64_t host_setting_int(struct ophook_ctx *ctx, const char *key)
+{
+	return plugsettings_int(ctx->ps, key);
+}
+
+static bool host_setting_bool(struct ophook_ctx *ctx, const char *key)
+{
+	return plugsettings_bool(ctx->ps, key);
+}
+
+static const char *const *host_setting_list(struct ophook_ctx *ctx,
+					    const char *key)
+{
+	return plugsettings_list(ctx->ps, key);
+}
+
+static bool host_setting_is_set(struct ophook_ctx *ctx, const char *key)
+{
+	return plugsettings_is_set(ctx->ps, key);
 }
 
 static int host_emit(struct ophook_ctx *ctx, const char *type,
@@ -296,6 +358,12 @@ static const struct ophook_host host_table = {
 	.event_get = event_get,
 	.own_write = host_own_write,
 	.node = host_node,
+	.settings_declare = host_settings_declare,
+	.setting_str = host_setting_str,
+	.setting_int = host_setting_int,
+	.setting_bool = host_setting_bool,
+	.setting_list = host_setting_list,
+	.setting_is_set = host_setting_is_set,
 };
 
 /* ---- handler ---- */
@@ -449,6 +517,8 @@ static void plugin_free_ctx(struct plugin *p)
 	hmap_free(&p->ctx.setting_text, free);
 	json_decref(p->ctx.settings);
 	free(p->ctx.state_dir);
+	plugsettings_free(&p->ctx.ps);
+	free(p->ctx.settings_error);
 }
 
 static void action_closed(uv_handle_t *h)
@@ -620,7 +690,9 @@ static int plugin_init(struct pluginhost *ph, struct plugin *p,
 				     p->ctx.state_dir, strerror(-ret));
 		return ret;
 	}
+	p->ctx.cp = cp;
 	ret = p->api->init(&p->ctx, &host_table, &p->data, &err);
+	p->ctx.cp = NULL; /* the config may be replaced on reload */
 	if (ret < 0) {
 		*error_r = xasprintf("plugin %s (%s): init failed: %s",
 				     p->name, p->file,
@@ -814,6 +886,110 @@ void pluginhost_load_all(struct pluginhost *ph, unsigned *loaded_r)
 	for (size_t i = 0; i < cfg->n_plugin_dirs; i++)
 		loaded += pluginhost_scan_dir(ph, cfg->plugin_dirs[i], false);
 	*loaded_r = loaded;
+}
+
+/* Check the settings of one plugin file in check-only mode.  0 (checked,
+ * or nothing to check), or -errno with *error_r (malloc'd). */
+static int pluginhost_check_one(const struct config *cfg, const char *path,
+				char **error_r)
+{
+	static struct pluginhost no_host = {
+		.lock = PTHREAD_MUTEX_INITIALIZER,
+	};
+	const struct config_plugin *cp;
+	const struct ophook_plugin *api;
+	struct plugin p = { 0 };
+	const char *why = NULL;
+	void *dl, *data = NULL;
+	int ret = 0;
+
+	if (pluginhost_check_file(path, &why) < 0) {
+		log_warn("plugin %s: %s (not checked)", path, why);
+		return 0;
+	}
+	dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (dl == NULL) {
+		log_warn("plugin %s: %s (not checked)", path, dlerror());
+		return 0;
+	}
+	api = dlsym(dl, "ophook_plugin");
+	if (api == NULL || api->abi != OPHOOK_ABI_VERSION ||
+	    api->name == NULL || !plugin_name_valid(api->name) ||
+	    api->init == NULL) {
+		log_warn("plugin %s: not a loadable ophook plugin (not "
+			 "checked)", path);
+		goto out;
+	}
+	cp = config_plugin_find(cfg, api->name);
+	if (cp != NULL && !cp->enabled)
+		goto out;
+	if ((api->flags & OPHOOK_PLUGIN_DECLARES_SETTINGS) == 0) {
+		if (cp != NULL && json_object_size(cp->settings) > 0)
+			log_warn("plugins.%s.settings: not checked (the "
+				 "plugin does not declare its settings)",
+				 api->name);
+		goto out;
+	}
+	/* a check-only load: settings_declare answers
+	 * OPHOOK_SETTINGS_CHECKED and init returns at once */
+	p.name = (char *)api->name;
+	p.file = (char *)path;
+	p.api = api;
+	p.ctx.ph = &no_host;
+	p.ctx.p = &p;
+	p.ctx.cp = cp;
+	p.ctx.check_only = true;
+	p.ctx.settings = cp != NULL ? json_deep_copy(cp->settings)
+				    : json_object();
+	ret = api->init(&p.ctx, &host_table, &data, &why);
+	if (ret == OPHOOK_SETTINGS_CHECKED) {
+		ret = 0;
+	} else if (ret < 0) {
+		*error_r = p.ctx.settings_error != NULL
+				   ? xstrdup(p.ctx.settings_error)
+				   : xasprintf("plugin %s (%s): %s", api->name,
+					       path,
+					       why != NULL ? why
+							   : strerror(-ret));
+	} else {
+		/* it went on with init: undo, and say so */
+		log_warn("plugin %s (%s): init did not stop at "
+			 "OPHOOK_SETTINGS_CHECKED", api->name, path);
+		if (api->fini != NULL)
+			api->fini(data);
+		ret = 0;
+	}
+	json_decref(p.ctx.settings);
+	plugsettings_free(&p.ctx.ps);
+	free(p.ctx.settings_error);
+out:
+	dlclose(dl);
+	return ret;
+}
+
+int pluginhost_check_config(const struct config *cfg, char **error_r)
+{
+	int ret = 0;
+
+	*error_r = NULL;
+	for (size_t i = 0; i < cfg->n_plugin_dirs && ret == 0; i++) {
+		struct dirent **list;
+		int n = scandir(cfg->plugin_dirs[i], &list, so_filter,
+				alphasort);
+
+		for (int j = 0; j < n; j++) {
+			char *path = xasprintf("%s/%s", cfg->plugin_dirs[i],
+					       list[j]->d_name);
+
+			if (ret == 0)
+				ret = pluginhost_check_one(cfg, path, error_r);
+			free(path);
+			free(list[j]);
+		}
+		if (n >= 0)
+			free(list);
+	}
+	return ret;
 }
 
 static void pluginhost_scan_cb(uv_timer_t *t)

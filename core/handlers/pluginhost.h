@@ -8,6 +8,7 @@
 
 #include "control.h"
 
+struct config;
 struct engine;
 struct pluginhost;
 
@@ -35,6 +36,14 @@ json_t *pluginhost_list(struct pluginhost *ph);
 bool pluginhost_busy(struct pluginhost *ph);
 /* Unload everything and free; NULLs *ph. */
 void pluginhost_free(struct pluginhost **ph);
+
+/* `ophookd --check-config`: load each enabled plugin of the plugin dirs
+ * that declares its settings (OPHOOK_PLUGIN_DECLARES_SETTINGS) in
+ * check-only mode, with no engine: its init() only declares its settings
+ * and returns, doing nothing else.  0, or -EINVAL with *error_r (malloc'd,
+ * "FILE:LINE:COL: plugins.NAME.settings.KEY: ...") for the first bad
+ * setting. */
+int pluginhost_check_config(const struct config *cfg, char **error_r);
 
 /* Validate a plugin file before dlopen: a regular file (not a symlink)
  * owned by root or by us, not writable by group or others.  0 or -errno

@@ -583,6 +583,7 @@ static void cfg_plugin_clear(struct config_plugin *pl)
 	free(pl->name);
 	free(pl->file);
 	json_decref(pl->settings);
+	json_decref(pl->settings_pos);
 	memset(pl, 0, sizeof(*pl));
 }
 
@@ -927,6 +928,14 @@ static int cfg_plugin_entry(struct cfg_load *l, struct config_plugin *pl,
 			r = cfg_json(l, val, &pl->settings);
 			if (pl->settings == NULL)
 				pl->settings = json_object();
+			/* where each setting is, for the plugin's checks */
+			for (size_t j = 0; r == 0 && j + 1 < val->n; j += 2)
+				json_object_set_new(
+					pl->settings_pos, val->items[j]->value,
+					json_pack("[iiii]", val->items[j]->line,
+						  val->items[j]->column,
+						  val->items[j + 1]->line,
+						  val->items[j + 1]->column));
 		} else {
 			r = cfg_error(l->p, key, "unknown key \"%.128s\"", sub);
 		}
@@ -961,6 +970,7 @@ static int cfg_plugins(struct cfg_load *l, const struct cfg_node *n)
 		pl->name = xstrdup(key->value);
 		pl->enabled = true;
 		pl->settings = json_object();
+		pl->settings_pos = json_object();
 		pl->file = xstrdup(l->p->file);
 		pl->line = key->line;
 		pl->column = key->column;

@@ -23,6 +23,8 @@ struct config_plugin {
 	enum config_mode mode; /* `mode:` local|fanout|shared (local) */
 	json_t *settings; /* `settings:` as a JSON object (scalars as strings,
 			     sequences as arrays, maps as objects); never NULL */
+	json_t *settings_pos; /* settings key -> [key line, key column, value
+				 line, value column]; never NULL */
 	char *file;       /* config file, line, column of the entry, for errors */
 	int line, column;
 };

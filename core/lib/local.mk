@@ -12,13 +12,6 @@ core_lib_libophook_lib_la_SOURCES = \
 core_lib_libophook_lib_la_CPPFLAGS = $(LIB_CPPFLAGS)
 core_lib_libophook_lib_la_CFLAGS = $(LAYER_CFLAGS)
 
-# Small helpers that plugins may link (they do not link the core):
-# name validation, atomic writes, mkdir -p.  plugins/common/ adds more.
-noinst_LTLIBRARIES += plugins/libplugutil.la
-plugins_libplugutil_la_SOURCES = core/lib/util.c core/lib/util.h
-plugins_libplugutil_la_CPPFLAGS = $(LIB_CPPFLAGS)
-plugins_libplugutil_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
-
 dist_ophookconf_DATA += etc/ophookd.yaml
 
 check_PROGRAMS += tests/unit/test_config

@@ -26,6 +26,12 @@
  * action callbacks (request_action) run on a worker thread, never two at
  * once for the same action name.
  *
+ * Settings: a plugin declares the keys of its plugins.NAME.settings
+ * (struct ophook_setting_decl, host->settings_declare() first thing in
+ * init(), flag OPHOOK_PLUGIN_DECLARES_SETTINGS); the host checks them and
+ * `ophookd --check-config` loads such plugins in a check-only mode where
+ * init() returns OPHOOK_SETTINGS_CHECKED before doing anything else.
+ *
  * Errors: functions return 0 or a negative errno.  A human-readable message
  * goes out through `const char **error_r`; the plugin owns that string and it
  * must stay valid until the next call into the plugin from the same thread
@@ -34,6 +40,7 @@
 #ifndef OPHOOK_PLUGIN_H
 #define OPHOOK_PLUGIN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -81,6 +88,54 @@ struct ophook_event {
 	const char *json;    /* the whole payload, one JSON object */
 	unsigned attempt;    /* 1 on the first delivery to this handler */
 };
+
+/* Plugin flag: init() calls host->settings_declare() before anything else
+ * and returns at once what it returns when that is not 0 (see
+ * OPHOOK_SETTINGS_CHECKED).  Only plugins with this flag are loaded by
+ * `ophookd --check-config`; the settings of the others are not checked. */
+#define OPHOOK_PLUGIN_DECLARES_SETTINGS 0x4u
+
+/* Settings schema (Knot DNS's module config schema): a plugin declares the
+ * keys of its `plugins.NAME.settings`, the host checks the config against
+ * them (unknown key, wrong type, out of bounds, value not allowed: an error
+ * naming FILE:LINE:COL of the YAML node) and hands out typed values. */
+enum ophook_setting_type {
+	OPHOOK_SETTING_STRING = 1, /* any scalar, as text */
+	OPHOOK_SETTING_PATH,       /* an absolute path */
+	OPHOOK_SETTING_INT,        /* a decimal integer in [min, max] */
+	OPHOOK_SETTING_MS,         /* a duration in ms in [min, max]: a
+				    * number (ms) or with a unit: 250ms, 5s,
+				    * 2m, 1h */
+	OPHOOK_SETTING_BOOL,       /* true/false, yes/no, on/off, 1/0 */
+	OPHOOK_SETTING_ENUM,       /* one of `values` */
+	OPHOOK_SETTING_LIST,       /* a sequence of scalars, or one scalar as
+				    * a list of one */
+	OPHOOK_SETTING_ARGV,       /* a command: a non-empty sequence of
+				    * strings, or a string of words split on
+				    * blanks (no shell) */
+	OPHOOK_SETTING_MAP,        /* a mapping of names to scalars */
+};
+
+/* Setting flags. */
+#define OPHOOK_SETTING_REQUIRED 0x1u /* no default: must be set */
+
+/* One declared setting. */
+struct ophook_setting_decl {
+	const char *name;              /* key under settings: */
+	enum ophook_setting_type type;
+	const char *def;               /* default in the config's own syntax
+					* ("22", "5s", "[\"ufw\"]" for a
+					* list or argv), NULL: none */
+	int64_t min, max;              /* INT, MS: bounds (both 0: any) */
+	const char *const *values;     /* ENUM: NULL-terminated */
+	const char *description;       /* one short line */
+	unsigned flags;                /* OPHOOK_SETTING_* */
+};
+
+/* settings_declare() result in a check-only load (`ophookd
+ * --check-config`): the settings are good and init() must return it at
+ * once, having done nothing else. */
+#define OPHOOK_SETTINGS_CHECKED 1
 
 /* Opaque handle identifying the calling plugin to the host. */
 struct ophook_ctx;
@@ -137,6 +192,34 @@ struct ophook_host {
 	/* This node's name (config `node`, default the host name): the
 	 * "node" field of the events this daemon journals. */
 	const char *(*node)(struct ophook_ctx *ctx);
+
+	/* Declare the plugin's settings (decls: n entries, kept by the host
+	 * until fini()).  Called first thing in init(), once.  The host
+	 * checks plugins.NAME.settings against them.  0: good, read them with
+	 * the setting_* calls below; OPHOOK_SETTINGS_CHECKED: good, but this
+	 * is a check-only load (init() returns it at once); -EINVAL: a bad
+	 * setting, or a bad declaration, with *error_r
+	 * ("FILE:LINE:COL: plugins.NAME.settings.KEY: ...", valid until
+	 * fini()): init() returns it.  Plugins set
+	 * OPHOOK_PLUGIN_DECLARES_SETTINGS and test
+	 * OPHOOK_HOST_HAS(host, settings_declare). */
+	int (*settings_declare)(struct ophook_ctx *ctx,
+				const struct ophook_setting_decl *decls,
+				size_t n, const char **error_r);
+	/* Typed values of declared settings: the checked value, else the
+	 * declared default.  STRING, PATH, ENUM: text, NULL when neither is
+	 * set.  INT, MS (ms): a number, 0 when neither.  BOOL: false when
+	 * neither.  LIST, ARGV: a NULL-terminated array; MAP: name, value,
+	 * name, value, ..., NULL; NULL when neither.  Owned by the host,
+	 * valid until fini(), thread-safe.  An undeclared key reads as
+	 * unset. */
+	const char *(*setting_str)(struct ophook_ctx *ctx, const char *key);
+	int64_t (*setting_int)(struct ophook_ctx *ctx, const char *key);
+	bool (*setting_bool)(struct ophook_ctx *ctx, const char *key);
+	const char *const *(*setting_list)(struct ophook_ctx *ctx,
+					   const char *key);
+	/* True when the config sets key (a default does not count). */
+	bool (*setting_is_set)(struct ophook_ctx *ctx, const char *key);
 };
 
 struct ophook_plugin {

@@ -17,7 +17,8 @@
  * Files and the state (zones.json under state_dir: zone -> owner, last good
  * serial and content hash; subdomain -> parent zone) are changed under one
  * mutex; named-checkzone of a new zone runs outside it so a burst of adds
- * runs in parallel.  rndc runs from one coalesced action ("rndc"). */
+ * runs in parallel.  rndc runs from one coalesced action ("rndc").
+ * Other nodes' domains (role secondary or both): secondary.c. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -35,66 +36,18 @@
 #include <jansson.h>
 
 #include "ophook/plugin.h"
-#include "util.h"
+#include <ophook/safe.h>
 #include "../common/plugerr.h"
 #include "../common/run.h"
+#include "bind9.h"
+#include "secondary.h"
 #include "zone.h"
-
-#define BIND9_FILE_MAX (16u * 1024u * 1024u)
-#define BIND9_RUN_TIMEOUT_MS 60000u
-#define BIND9_RNDC_RETRIES 10u
-/* Staged zones per named-checkconf run (its output stays far below
- * run_argv's 1 MiB cap). */
-#define BIND9_BATCH_MAX 2000u
-/* Default folder of the transferred zones of a secondary. */
-#define BIND9_SECONDARY_DIR "/var/cache/bind/secondary"
-/* Comment line naming a zone's owner, added at the end of new zones. */
-#define BIND9_OWNER_TAG "; ophook-owner: "
-
-struct bind9 {
-	struct ophook_ctx *ctx;
-	const struct ophook_host *host;
-
-	char *zones_dir;     /* where zone files live */
-	char *conf_path;     /* named.conf.local */
-	char *conf_file;     /* zone path in the zone line: folder or {domain} pattern */
-	char *template_path; /* NULL: built-in template */
-	char *server_ip;     /* NULL: adds fail */
-	char *ns1, *ns2, *rpemail; /* settings, NULL: openpanel.config */
-	char *state_path;    /* zones.json */
-	char *removed_dir;   /* NULL: delete removed zone files */
-	char *staging_dir;   /* new zones wait here for the batch check */
-	char *staging_named; /* the same folder as named sees it */
-	char **rndc_argv;
-	char **checkzone_argv;
-	char **checkconf_argv;
-	unsigned window_ms;
-	unsigned reload_all_max; /* more changed zones: one `rndc reload` */
-
-	pthread_mutex_t lock; /* files and state */
-	json_t *state;        /* {"zones": {d: {user, serial, hash}}, "subs": {d: parent}} */
-
-	pthread_mutex_t rlock; /* what the next rndc action does */
-	bool reconfig;
-	json_t *reload;        /* set of zones */
-	unsigned rndc_failures;
-	unsigned long reloads; /* rndc runs so far */
-
-	/* several nodes (README "Primary and secondary") */
-	bool primary;          /* role primary or both: this node's events */
-	bool secondary;        /* role secondary or both: other nodes' events */
-	char *node;            /* host node(), else setting, else hostname */
-	char *opts;            /* notify/allow-transfer for master zone lines */
-	json_t *primaries;     /* {node: "IP port N"} */
-	char *sec_dir;         /* secondary zone files (plugin's view) */
-	char *sec_named;       /* the same folder as named sees it */
-};
 
 /* --- settings ------------------------------------------------------------ */
 
 /* A copy of setting key, or of def when unset (NULL def: NULL). */
-static int bind9_setting(struct bind9 *b, const char *key, const char *def,
-			 char **out_r)
+int bind9_setting(struct bind9 *b, const char *key, const char *def,
+		  char **out_r)
 {
 	const char *v = b->host->setting(b->ctx, key);
 
@@ -131,8 +84,8 @@ static int bind9_setting_uint(struct bind9 *b, const char *key, unsigned def,
 
 /* A path setting that ends up quoted in named.conf: absolute, no quote,
  * backslash or control character. */
-static int bind9_path_ok(const char *key, const char *path,
-			 const char **error_r)
+int bind9_path_ok(const char *key, const char *path,
+		  const char **error_r)
 {
 	if (path[0] != '/')
 		return plug_fail(error_r, -EINVAL,
@@ -149,7 +102,7 @@ static int bind9_path_ok(const char *key, const char *path,
 }
 
 /* A host name for the SOA/NS fields: letters, digits, '-', '.', '_'. */
-static bool bind9_hostname_ok(const char *s)
+bool bind9_hostname_ok(const char *s)
 {
 	if (*s == '\0' || strlen(s) > 253)
 		return false;
@@ -189,7 +142,7 @@ static char *bind9_ini_get(const char *path, const char *key)
 	char *data = NULL, *line, *save = NULL, *val = NULL;
 	size_t len, klen = strlen(key);
 
-	if (file_read_nofollow(path, BIND9_FILE_MAX, &data, &len) < 0)
+	if (ophook_file_read_nofollow(path, BIND9_FILE_MAX, &data, &len) < 0)
 		return NULL;
 	for (line = strtok_r(data, "\n", &save); line != NULL;
 	     line = strtok_r(NULL, "\n", &save)) {
@@ -222,7 +175,7 @@ static char *bind9_ini_get(const char *path, const char *key)
 
 /* --- paths and state ----------------------------------------------------- */
 
-static char *bind9_zone_path(struct bind9 *b, const char *d)
+char *bind9_zone_path(struct bind9 *b, const char *d)
 {
 	return plug_fmt("%s/%s.zone", b->zones_dir, d);
 }
@@ -238,7 +191,7 @@ static char *bind9_conf_file(struct bind9 *b, const char *d)
 			 d, ph + 8);
 }
 
-static bool bind9_file_exists(const char *path)
+bool bind9_file_exists(const char *path)
 {
 	struct stat st;
 
@@ -255,7 +208,8 @@ static int bind9_state_load(struct bind9 *b, const char **error_r)
 	json_error_t jerr;
 	char *data = NULL;
 	size_t len;
-	int ret = file_read_nofollow(b->state_path, BIND9_FILE_MAX, &data, &len);
+	int ret = ophook_file_read_nofollow(b->state_path, BIND9_FILE_MAX,
+					    &data, &len);
 
 	if (ret == -ENOENT) {
 		b->state = json_pack("{s:{},s:{},s:{}}", "zones", "subs",
@@ -282,14 +236,14 @@ static int bind9_state_load(struct bind9 *b, const char **error_r)
 }
 
 /* Under b->lock. */
-static int bind9_state_save(struct bind9 *b, const char **error_r)
+int bind9_state_save(struct bind9 *b, const char **error_r)
 {
 	char *text = json_dumps(b->state, JSON_SORT_KEYS | JSON_INDENT(1));
 	int ret;
 
 	if (text == NULL)
 		return plug_fail(error_r, -ENOMEM, "out of memory");
-	ret = file_write_atomic(b->state_path, text, strlen(text), 0600);
+	ret = ophook_file_write_atomic(b->state_path, text, strlen(text), 0600);
 	free(text);
 	if (ret < 0)
 		return plug_fail(error_r, ret, "%s: %s", b->state_path,
@@ -297,7 +251,7 @@ static int bind9_state_save(struct bind9 *b, const char **error_r)
 	return 0;
 }
 
-static json_t *bind9_state_zone(struct bind9 *b, const char *d)
+json_t *bind9_state_zone(struct bind9 *b, const char *d)
 {
 	return json_object_get(json_object_get(b->state, "zones"), d);
 }
@@ -448,21 +402,6 @@ static int bind9_check(struct bind9 *b, const char *zone, const char *text,
 static void bind9_action(struct ophook_ctx *ctx, void *data);
 static bool bind9_flush(struct bind9 *b);
 
-/* Delete a secondary zone file and named's journal beside it. */
-static void bind9_secondary_unlink(struct bind9 *b, const char *path)
-{
-	char *jnl = path != NULL ? plug_fmt("%s.jnl", path) : NULL;
-
-	if (path == NULL)
-		return;
-	if (unlink(path) < 0 && errno != ENOENT)
-		b->host->log(b->ctx, OPHOOK_LOG_WARN, "%s: %s", path,
-			     strerror(errno));
-	if (jnl != NULL)
-		(void)unlink(jnl);
-	free(jnl);
-}
-
 /* Ask for the coalesced action (batch check of staged zones, rndc). */
 static void bind9_kick(struct bind9 *b, unsigned delay_ms)
 {
@@ -470,7 +409,7 @@ static void bind9_kick(struct bind9 *b, unsigned delay_ms)
 }
 
 /* Ask for `rndc reconfig` (zone NULL) or `rndc reload zone`. */
-static void bind9_reload_request(struct bind9 *b, const char *zone)
+void bind9_reload_request(struct bind9 *b, const char *zone)
 {
 	pthread_mutex_lock(&b->rlock);
 	if (zone == NULL)
@@ -568,7 +507,7 @@ static void bind9_action(struct ophook_ctx *ctx, void *data)
 		if (json_object_size(gone) > 0) {
 			json_object_foreach_safe(gone, tmp, zone, v)
 			{
-				bind9_secondary_unlink(b, json_string_value(v));
+				secondary_unlink(b, json_string_value(v));
 			}
 			json_object_clear(gone);
 			if (bind9_state_save(b, &err) < 0)
@@ -598,13 +537,13 @@ static void bind9_action(struct ophook_ctx *ctx, void *data)
 
 /* --- file edits ---------------------------------------------------------- */
 
-static int bind9_write(struct bind9 *b, const char *path, const char *text,
-		       const char **error_r)
+int bind9_write(struct bind9 *b, const char *path, const char *text,
+		const char **error_r)
 {
 	int ret;
 
 	b->host->own_write(b->ctx, path);
-	ret = file_write_atomic(path, text, strlen(text), 0644);
+	ret = ophook_file_write_atomic(path, text, strlen(text), 0644);
 	if (ret < 0)
 		return plug_fail(error_r, ret, "%s: %s", path, strerror(-ret));
 	return 0;
@@ -632,15 +571,16 @@ static int bind9_conf_master(struct bind9 *b, const char *conf, const char *d,
 
 /* Add (add) or remove the zone line of d in named.conf.local; *changed_r
  * says whether the file changed.  Under b->lock. */
-static int bind9_conf_edit(struct bind9 *b, const char *d, bool add,
-			   bool *changed_r, const char **error_r)
+int bind9_conf_edit(struct bind9 *b, const char *d, bool add,
+		    bool *changed_r, const char **error_r)
 {
 	char *conf = NULL, *out = NULL, *file = NULL;
 	size_t len;
 	int ret;
 
 	*changed_r = false;
-	ret = file_read_nofollow(b->conf_path, BIND9_FILE_MAX, &conf, &len);
+	ret = ophook_file_read_nofollow(b->conf_path, BIND9_FILE_MAX, &conf,
+					&len);
 	if (ret == -ENOENT && add) {
 		conf = strdup("");
 		ret = conf == NULL ? -ENOMEM : 0;
@@ -676,7 +616,8 @@ static bool bind9_conf_has(struct bind9 *b, const char *d)
 	size_t len, s, e;
 	bool has;
 
-	if (file_read_nofollow(b->conf_path, BIND9_FILE_MAX, &conf, &len) < 0)
+	if (ophook_file_read_nofollow(b->conf_path, BIND9_FILE_MAX, &conf,
+				      &len) < 0)
 		return false;
 	has = zone_conf_find(conf, d, &s, &e) == 0;
 	free(conf);
@@ -699,7 +640,7 @@ static int bind9_zone_records(struct bind9 *b, const char *zone,
 
 	if (path == NULL)
 		return plug_fail(error_r, -ENOMEM, "out of memory");
-	ret = file_read_nofollow(path, BIND9_FILE_MAX, &text, &len);
+	ret = ophook_file_read_nofollow(path, BIND9_FILE_MAX, &text, &len);
 	if (ret < 0) {
 		ret = plug_fail(error_r, ret, "%s: %s", path, strerror(-ret));
 		goto out;
@@ -845,7 +786,7 @@ static bool bind9_flush(struct bind9 *b)
 	}
 	fclose(f);
 	b->host->own_write(b->ctx, check);
-	ret = file_write_atomic(check, ctext, clen, 0644);
+	ret = ophook_file_write_atomic(check, ctext, clen, 0644);
 	/* the check runs unlocked: adds go on meanwhile; a staged zone
 	 * edited meanwhile (new hash) waits for the next batch */
 	pthread_mutex_unlock(&b->lock);
@@ -868,7 +809,8 @@ static bool bind9_flush(struct bind9 *b)
 		bind9_kick(b, 5000);
 		goto out;
 	}
-	ret = file_read_nofollow(b->conf_path, BIND9_FILE_MAX, &conf, &len);
+	ret = ophook_file_read_nofollow(b->conf_path, BIND9_FILE_MAX, &conf,
+					&len);
 	if (ret == -ENOENT)
 		conf = strdup("");
 	if (conf == NULL) {
@@ -977,8 +919,8 @@ out:
 
 /* The event's domain (field "domain", else the subject), validated and in
  * lower case. */
-static int bind9_event_domain(struct bind9 *b, const struct ophook_event *ev,
-			      char **d_r, const char **error_r)
+int bind9_event_domain(struct bind9 *b, const struct ophook_event *ev,
+		       char **d_r, const char **error_r)
 {
 	const char *s = b->host->event_get(ev, "domain"), *why = NULL;
 	int ret;
@@ -1120,8 +1062,8 @@ static int bind9_render(struct bind9 *b, const char *d, uint32_t base,
 
 	*text_r = NULL;
 	if (b->template_path != NULL) {
-		ret = file_read_nofollow(b->template_path, BIND9_FILE_MAX,
-					 &tmpl, &len);
+		ret = ophook_file_read_nofollow(b->template_path,
+						BIND9_FILE_MAX, &tmpl, &len);
 		if (ret < 0)
 			return plug_fail(error_r, ret,
 					  "setting zone_template: %s: %s",
@@ -1172,7 +1114,8 @@ static int bind9_added(struct bind9 *b, const char *d, const char *user,
 		/* converge: the line and the owner record */
 		ret = bind9_conf_edit(b, d, true, &changed, error_r);
 		if (ret == 0 && bind9_state_zone(b, d) == NULL &&
-		    file_read_nofollow(path, BIND9_FILE_MAX, &text, &len) == 0) {
+		    ophook_file_read_nofollow(path, BIND9_FILE_MAX, &text,
+					      &len) == 0) {
 			if (bind9_state_zone_set(b, d, user != NULL ? user : "",
 						 text) < 0)
 				ret = plug_fail(error_r, -ENOMEM,
@@ -1251,7 +1194,7 @@ static int bind9_added(struct bind9 *b, const char *d, const char *user,
 	{
 		char *staged = bind9_staged_path(b, d);
 
-		ret = mkdir_p(b->staging_dir, 0755);
+		ret = ophook_mkdir_p(b->staging_dir, 0755);
 		if (ret < 0)
 			ret = plug_fail(error_r, ret, "%s: %s",
 					 b->staging_dir, strerror(-ret));
@@ -1301,7 +1244,7 @@ static int bind9_zone_retire(struct bind9 *b, const char *d, const char *path,
 					  strerror(errno));
 		return 0;
 	}
-	ret = mkdir_p(b->removed_dir, 0750);
+	ret = ophook_mkdir_p(b->removed_dir, 0750);
 	if (ret < 0)
 		return plug_fail(error_r, ret, "%s: %s", b->removed_dir,
 				  strerror(-ret));
@@ -1450,7 +1393,8 @@ static int bind9_changed(struct bind9 *b, const struct ophook_event *ev,
 	for (int attempt = 0;; attempt++) {
 		char *now = NULL;
 
-		ret = file_read_nofollow(path, BIND9_FILE_MAX, &text, &len);
+		ret = ophook_file_read_nofollow(path, BIND9_FILE_MAX, &text,
+						&len);
 		if (ret == -ENOENT) { /* gone: domain.removed does the rest */
 			ret = 0;
 			goto out_unlocked;
@@ -1468,7 +1412,8 @@ static int bind9_changed(struct bind9 *b, const struct ophook_event *ev,
 			goto out_unlocked;
 		}
 		pthread_mutex_lock(&b->lock);
-		if (file_read_nofollow(path, BIND9_FILE_MAX, &now, &len) == 0 &&
+		if (ophook_file_read_nofollow(path, BIND9_FILE_MAX, &now,
+					      &len) == 0 &&
 		    strcmp(now, text) == 0) {
 			free(now);
 			break;
@@ -1656,321 +1601,11 @@ out:
 	return ret;
 }
 
-/* --- secondary role ------------------------------------------------------ */
-
-/* A node name: [A-Za-z0-9._-], 1..64 bytes (names go into logs and the
- * state only, never into a path or argv). */
-static bool bind9_node_ok(const char *s)
-{
-	return strlen(s) <= 64 && bind9_hostname_ok(s);
-}
-
-/* The node an event comes from: its "node" field (empty: this node).  An
- * event this node's socket took in (`ophookctl emit`) may name another
- * origin in "origin_node", so a test or a relay can deliver another
- * node's event before a shared journal does.  NULL when the name is not a
- * node name. */
-static const char *bind9_origin(struct bind9 *b, const struct ophook_event *ev)
-{
-	const char *n = b->host->event_get(ev, "node"), *o;
-
-	if (n == NULL || *n == '\0' || strcmp(n, b->node) == 0) {
-		/* this node's name is whatever the daemon calls itself */
-		if (ev->source != NULL && strcmp(ev->source, "socket") == 0 &&
-		    (o = b->host->event_get(ev, "origin_node")) != NULL)
-			return bind9_node_ok(o) ? o : NULL;
-		return b->node;
-	}
-	return bind9_node_ok(n) ? n : NULL;
-}
-
-/* The secondary zone file of d, as the plugin (named false) or named sees
- * it. */
-static char *bind9_secondary_path(struct bind9 *b, const char *d, bool named)
-{
-	return plug_fmt("%s/%s.db", named ? b->sec_named : b->sec_dir, d);
-}
-
-/* State "gone": secondary zone files to delete after the next reconfig.
- * Under b->lock; NULL on ENOMEM. */
-static json_t *bind9_state_gone(struct bind9 *b)
-{
-	json_t *gone = json_object_get(b->state, "gone");
-
-	if (!json_is_object(gone)) {
-		gone = json_object();
-		if (gone == NULL ||
-		    json_object_set_new(b->state, "gone", gone) < 0)
-			return NULL;
-	}
-	return gone;
-}
-
-static json_t *bind9_state_secondaries(struct bind9 *b)
-{
-	json_t *sec = json_object_get(b->state, "secondaries");
-
-	if (!json_is_object(sec)) {
-		sec = json_object();
-		if (sec == NULL ||
-		    json_object_set_new(b->state, "secondaries", sec) < 0)
-			return NULL;
-	}
-	return sec;
-}
-
-/* The node a secondary zone follows (state "secondaries": d -> {node,
- * user}), or NULL.  Under b->lock. */
-static const char *bind9_secondary_node(struct bind9 *b, const char *d,
-					const char **user_r)
-{
-	json_t *e = json_object_get(json_object_get(b->state, "secondaries"), d);
-
-	if (user_r != NULL)
-		*user_r = json_string_value(json_object_get(e, "user"));
-	return json_string_value(json_object_get(e, "node"));
-}
-
-/* The secondary zone, followed from node `from` and owned by the same
- * user, that subdomain d's records live in on the primary (the primary
- * puts a subdomain of the same user into the parent's zone: see
- * bind9_parent_zone), or NULL.  Under b->lock. */
-static const char *bind9_secondary_parent(struct bind9 *b, const char *d,
-					  const char *from, const char *user)
-{
-	if (user == NULL || *user == '\0')
-		return NULL;
-	for (const char *p = strchr(d, '.'); p != NULL;
-	     p = strchr(p + 1, '.')) {
-		const char *owner = NULL, *node;
-
-		if (strchr(p + 1, '.') == NULL)
-			break; /* a TLD */
-		node = bind9_secondary_node(b, p + 1, &owner);
-		if (node != NULL && strcmp(node, from) == 0 &&
-		    owner != NULL && strcmp(owner, user) == 0)
-			return p + 1;
-	}
-	return NULL;
-}
-
-/* domain.added from primary node `from` (address addr): a `type slave`
- * zone line for d, reconfig; named transfers the zone.  A zone this node
- * is the primary of is left alone (-EEXIST); a subdomain of a followed
- * zone of the same user needs none (its records come with the parent's
- * transfer). */
-static int bind9_secondary_added(struct bind9 *b, const char *d,
-				 const char *from, const char *addr,
-				 const char *user, const char **error_r)
-{
-	const char *parent;
-	json_t *entry;
-	char *file = bind9_secondary_path(b, d, true), *line = NULL;
-	char *path = bind9_zone_path(b, d), *conf = NULL, *out = NULL;
-	json_t *sec;
-	size_t len;
-	int ret;
-
-	if (file == NULL || path == NULL) {
-		ret = plug_fail(error_r, -ENOMEM, "out of memory");
-		goto out_unlocked;
-	}
-	ret = zone_slave_line(d, addr, file, &line);
-	if (ret < 0) {
-		ret = plug_fail(error_r, ret, "%s: cannot write a secondary "
-				 "zone line (primary \"%s\", file %s)",
-				 d, addr, file);
-		goto out_unlocked;
-	}
-	pthread_mutex_lock(&b->lock);
-	sec = bind9_state_secondaries(b);
-	if (sec == NULL) {
-		ret = plug_fail(error_r, -ENOMEM, "out of memory");
-		goto out;
-	}
-	if (bind9_state_zone(b, d) != NULL || bind9_file_exists(path)) {
-		ret = plug_fail(error_r, -EEXIST,
-				 "domain.added from %s: %s is a zone this "
-				 "node is the primary of; no secondary zone",
-				 from, d);
-		goto out;
-	}
-	if (bind9_secondary_node(b, d, NULL) == NULL &&
-	    (parent = bind9_secondary_parent(b, d, from, user)) != NULL) {
-		b->host->log(b->ctx, OPHOOK_LOG_INFO,
-			     "%s: a subdomain of %s (user %s): its records "
-			     "come with that zone's transfer",
-			     d, parent, user);
-		goto out;
-	}
-	ret = mkdir_p(b->sec_dir, 0755);
-	if (ret < 0) {
-		ret = plug_fail(error_r, ret, "%s: %s", b->sec_dir,
-				 strerror(-ret));
-		goto out;
-	}
-	ret = file_read_nofollow(b->conf_path, BIND9_FILE_MAX, &conf, &len);
-	if (ret == -ENOENT) {
-		conf = strdup("");
-		ret = conf == NULL ? -ENOMEM : 0;
-	}
-	if (ret < 0) {
-		ret = plug_fail(error_r, ret, "%s: %s", b->conf_path,
-				 strerror(-ret));
-		goto out;
-	}
-	ret = zone_conf_put(conf, d, line, &out);
-	if (ret < 0) {
-		ret = plug_fail(error_r, ret, "out of memory");
-		goto out;
-	}
-	if (out != NULL) {
-		ret = bind9_write(b, b->conf_path, out, error_r);
-		if (ret < 0)
-			goto out;
-	}
-	entry = json_pack("{s:s,s:s?}", "node", from, "user",
-			  user != NULL && *user != '\0' ? user : NULL);
-	if (entry == NULL) {
-		ret = plug_fail(error_r, -ENOMEM, "out of memory");
-		goto out;
-	}
-	if (json_equal(entry, json_object_get(sec, d)) &&
-	    json_object_get(json_object_get(b->state, "gone"), d) == NULL) {
-		json_decref(entry);
-	} else {
-		/* a zone added again is not deleted by an older removal's
-		 * cleanup */
-		json_object_del(json_object_get(b->state, "gone"), d);
-		if (json_object_set_new(sec, d, entry) < 0) {
-			ret = plug_fail(error_r, -ENOMEM, "out of memory");
-			goto out;
-		}
-		ret = bind9_state_save(b, error_r);
-	}
-out:
-	pthread_mutex_unlock(&b->lock);
-	if (ret == 0 && out != NULL) {
-		b->host->log(b->ctx, OPHOOK_LOG_INFO,
-			     "%s: secondary zone of %s (primary %s) added", d,
-			     from, addr);
-		bind9_reload_request(b, NULL);
-	}
-out_unlocked:
-	free(out);
-	free(conf);
-	free(line);
-	free(path);
-	free(file);
-	return ret;
-}
-
-/* domain.removed from node `from`: drop the secondary zone of d when it
- * came from that node (its line, then its file once named let go). */
-static int bind9_secondary_removed(struct bind9 *b, const char *d,
-				   const char *from, const char **error_r)
-{
-	const char *owner;
-	char *path = NULL;
-	bool changed = false;
-	json_t *sec;
-	int ret = 0;
-
-	pthread_mutex_lock(&b->lock);
-	sec = bind9_state_secondaries(b);
-	owner = bind9_secondary_node(b, d, NULL);
-	if (owner == NULL || strcmp(owner, from) != 0) {
-		pthread_mutex_unlock(&b->lock);
-		if (owner != NULL)
-			b->host->log(b->ctx, OPHOOK_LOG_INFO,
-				     "%s: domain.removed from %s, but the "
-				     "secondary zone follows %s: kept",
-				     d, from, owner);
-		return 0;
-	}
-	path = bind9_secondary_path(b, d, false);
-	ret = path == NULL ? plug_fail(error_r, -ENOMEM, "out of memory")
-			   : bind9_conf_edit(b, d, false, &changed, error_r);
-	/* the file goes now (the zone may never have loaded) and again after
-	 * the reconfig (named may write it until then): "gone" in the state
-	 * keeps that second step across a restart */
-	if (ret == 0 &&
-	    json_object_set_new(bind9_state_gone(b), d, json_string(path)) < 0)
-		ret = plug_fail(error_r, -ENOMEM, "out of memory");
-	if (ret == 0) {
-		json_object_del(sec, d);
-		ret = bind9_state_save(b, error_r);
-	}
-	if (ret == 0) {
-		b->host->own_write(b->ctx, path);
-		bind9_secondary_unlink(b, path);
-	}
-	pthread_mutex_unlock(&b->lock);
-	free(path);
-	if (ret < 0)
-		return ret;
-	b->host->log(b->ctx, OPHOOK_LOG_INFO,
-		     "%s: secondary zone of %s removed", d, from);
-	bind9_reload_request(b, NULL);
-	return ret;
-}
-
-/* True when d is a secondary zone here (a local add or remove must not
- * touch it). */
-static bool bind9_is_secondary(struct bind9 *b, const char *d)
-{
-	bool is;
-
-	pthread_mutex_lock(&b->lock);
-	is = json_object_get(json_object_get(b->state, "secondaries"), d) !=
-	     NULL;
-	pthread_mutex_unlock(&b->lock);
-	return is;
-}
-
-/* An event from another node: domain.added/removed from a node listed in
- * primaries make or drop a secondary zone; everything else is that
- * node's business. */
-static int bind9_remote_event(struct bind9 *b, const struct ophook_event *ev,
-			      const char *from, const char **error_r)
-{
-	const char *addr, *user, *why = NULL;
-	char *d = NULL;
-	bool added = strcmp(ev->type, "domain.added") == 0;
-	int ret;
-
-	if (!added && strcmp(ev->type, "domain.removed") != 0)
-		return 0;
-	addr = json_string_value(json_object_get(b->primaries, from));
-	if (!b->secondary || addr == NULL) {
-		b->host->log(b->ctx, OPHOOK_LOG_DEBUG,
-			     "%s %s from node %s: %s", ev->type, ev->subject,
-			     from,
-			     !b->secondary ? "role has no secondary: ignored"
-					   : "not one of the primaries: "
-					     "ignored");
-		return 0;
-	}
-	ret = bind9_event_domain(b, ev, &d, error_r);
-	if (ret < 0)
-		return ret;
-	user = b->host->event_get(ev, "user");
-	if (added && user != NULL && !name_valid_user(user, &why))
-		ret = plug_fail(error_r, -EINVAL, "%s: field user: %s",
-				 ev->type, why);
-	else if (added)
-		ret = bind9_secondary_added(b, d, from, addr, user, error_r);
-	else
-		ret = bind9_secondary_removed(b, d, from, error_r);
-	free(d);
-	return ret;
-}
-
 static int bind9_on_event(void *data, const struct ophook_event *ev,
 			  const char **error_r)
 {
 	struct bind9 *b = data;
-	const char *from = bind9_origin(b, ev);
+	const char *from = secondary_origin(b, ev);
 	char *d = NULL;
 	int ret;
 
@@ -1979,7 +1614,7 @@ static int bind9_on_event(void *data, const struct ophook_event *ev,
 				 "%s: field node/origin_node: not a node name",
 				 ev->type);
 	if (strcmp(from, b->node) != 0)
-		return bind9_remote_event(b, ev, from, error_r);
+		return secondary_event(b, ev, from, error_r);
 	if (!b->primary) {
 		/* role secondary: this node's zones are not served from
 		 * here; named's own config edited by hand still reconfigs */
@@ -2006,7 +1641,7 @@ static int bind9_on_event(void *data, const struct ophook_event *ev,
 	ret = bind9_event_domain(b, ev, &d, error_r);
 	if (ret < 0)
 		return ret;
-	if (bind9_is_secondary(b, d)) {
+	if (secondary_is_zone(b, d)) {
 		ret = strcmp(ev->type, "domain.added") == 0
 			      ? plug_fail(error_r, -EEXIST,
 					  "%s: %s is a secondary zone here "
@@ -2021,7 +1656,7 @@ static int bind9_on_event(void *data, const struct ophook_event *ev,
 		const char *user = b->host->event_get(ev, "user");
 		const char *why = NULL;
 
-		if (user != NULL && !name_valid_user(user, &why))
+		if (user != NULL && !ophook_name_valid_user(user, &why))
 			ret = plug_fail(error_r, -EINVAL,
 					 "%s: field user: %s", ev->type, why);
 		else
@@ -2151,229 +1786,6 @@ out:
 	return ret;
 }
 
-/* A list setting (JSON array of strings, or one string) as a
- * NULL-terminated array in *list_r (NULL when unset). */
-static int bind9_list_setting(struct bind9 *b, const char *key,
-			      char ***list_r, const char **error_r)
-{
-	const char *v = b->host->setting(b->ctx, key);
-	json_t *j;
-	size_t i, n;
-
-	*list_r = NULL;
-	if (v == NULL || *v == '\0')
-		return 0;
-	j = json_loads(v, JSON_DECODE_ANY, NULL);
-	if (j == NULL || json_is_string(j)) {
-		/* a scalar comes back as its text */
-		json_decref(j);
-		j = json_pack("[s]", v);
-		if (j == NULL)
-			return plug_fail(error_r, -ENOMEM, "out of memory");
-	}
-	if (!json_is_array(j)) {
-		json_decref(j);
-		return plug_fail(error_r, -EINVAL,
-				  "setting %s: want a list of addresses", key);
-	}
-	n = json_array_size(j);
-	*list_r = calloc(n + 1, sizeof(**list_r));
-	if (*list_r == NULL) {
-		json_decref(j);
-		return plug_fail(error_r, -ENOMEM, "out of memory");
-	}
-	for (i = 0; i < n; i++) {
-		const char *s = json_string_value(json_array_get(j, i));
-
-		if (s == NULL) {
-			json_decref(j);
-			argv_free(list_r);
-			return plug_fail(error_r, -EINVAL,
-					  "setting %s: item %zu is not a "
-					  "string",
-					  key, i + 1);
-		}
-		(*list_r)[i] = strdup(s);
-		if ((*list_r)[i] == NULL) {
-			json_decref(j);
-			argv_free(list_r);
-			return plug_fail(error_r, -ENOMEM, "out of memory");
-		}
-	}
-	json_decref(j);
-	return 0;
-}
-
-/* Each address of a list setting, checked for named.conf. */
-static int bind9_addrs_ok(const char *key, char **list, bool port,
-			  const char **error_r)
-{
-	for (size_t i = 0; list != NULL && list[i] != NULL; i++) {
-		char *norm = NULL;
-		const char *why = NULL;
-		int ret = zone_addr_norm(list[i], port, !port, &norm, &why);
-
-		free(norm);
-		if (ret == -EINVAL)
-			return plug_fail(error_r, ret,
-					  "setting %s: \"%s\": %s", key,
-					  list[i], why);
-		if (ret < 0)
-			return plug_fail(error_r, ret, "out of memory");
-	}
-	return 0;
-}
-
-/* role, node, notify, allow_transfer, primaries, secondary_dir(_in_conf). */
-static int bind9_init_cluster(struct bind9 *b, const char **error_r)
-{
-	char *role = NULL, **notify = NULL, **xfer = NULL, *sec_conf = NULL;
-	const char *v, *k;
-	json_t *map = NULL, *val;
-	int ret;
-
-	if ((ret = bind9_setting(b, "role", "primary", &role)) < 0 ||
-	    (ret = bind9_setting(b, "node", NULL, &b->node)) < 0 ||
-	    (ret = bind9_setting(b, "secondary_dir", BIND9_SECONDARY_DIR,
-				 &b->sec_dir)) < 0 ||
-	    (ret = bind9_setting(b, "secondary_dir_in_conf", b->sec_dir,
-				 &sec_conf)) < 0) {
-		ret = plug_fail(error_r, ret, "out of memory");
-		goto out;
-	}
-	b->primary = strcmp(role, "primary") == 0 || strcmp(role, "both") == 0;
-	b->secondary =
-		strcmp(role, "secondary") == 0 || strcmp(role, "both") == 0;
-	if (!b->primary && !b->secondary) {
-		ret = plug_fail(error_r, -EINVAL,
-				 "setting role: \"%s\" is not primary, "
-				 "secondary or both",
-				 role);
-		goto out;
-	}
-	if (b->node != NULL && !bind9_node_ok(b->node)) {
-		ret = plug_fail(error_r, -EINVAL,
-				 "setting node: \"%s\" is not a node name",
-				 b->node);
-		goto out;
-	}
-	if (OPHOOK_HOST_HAS(b->host, node) && b->host->node != NULL &&
-	    b->host->node(b->ctx) != NULL && *b->host->node(b->ctx) != '\0') {
-		/* the daemon's own name wins: its events carry it */
-		const char *hn = b->host->node(b->ctx);
-
-		if (b->node != NULL && strcmp(b->node, hn) != 0)
-			b->host->log(b->ctx, OPHOOK_LOG_WARN,
-				     "setting node \"%s\" ignored: the "
-				     "daemon's node is \"%s\"",
-				     b->node, hn);
-		free(b->node);
-		b->node = strdup(hn);
-		if (b->node == NULL) {
-			ret = plug_fail(error_r, -ENOMEM, "out of memory");
-			goto out;
-		}
-	}
-	if (b->node == NULL) {
-		char host[256] = "";
-
-		if (gethostname(host, sizeof(host) - 1) < 0 || host[0] == '\0')
-			strcpy(host, "localhost");
-		b->node = strdup(host);
-		if (b->node == NULL) {
-			ret = plug_fail(error_r, -ENOMEM, "out of memory");
-			goto out;
-		}
-	}
-	for (size_t l = strlen(b->sec_dir); l > 1 && b->sec_dir[l - 1] == '/';
-	     l--)
-		b->sec_dir[l - 1] = '\0';
-	for (size_t l = strlen(sec_conf); l > 1 && sec_conf[l - 1] == '/'; l--)
-		sec_conf[l - 1] = '\0';
-	b->sec_named = sec_conf;
-	sec_conf = NULL;
-	if ((ret = bind9_path_ok("secondary_dir", b->sec_dir, error_r)) < 0 ||
-	    (ret = bind9_path_ok("secondary_dir_in_conf", b->sec_named,
-				 error_r)) < 0 ||
-	    (ret = bind9_list_setting(b, "notify", &notify, error_r)) < 0 ||
-	    (ret = bind9_list_setting(b, "allow_transfer", &xfer, error_r)) <
-		    0 ||
-	    (ret = bind9_addrs_ok("notify", notify, true, error_r)) < 0 ||
-	    (ret = bind9_addrs_ok("allow_transfer", xfer, false, error_r)) < 0)
-		goto out;
-	ret = zone_conf_opts((const char *const *)notify,
-			     (const char *const *)xfer, &b->opts);
-	if (ret < 0) {
-		ret = plug_fail(error_r, ret, "setting notify/allow_transfer: "
-				 "%s", strerror(-ret));
-		goto out;
-	}
-	b->primaries = json_object();
-	if (b->primaries == NULL) {
-		ret = plug_fail(error_r, -ENOMEM, "out of memory");
-		goto out;
-	}
-	if (b->server_ip == NULL && b->primary)
-		b->host->log(b->ctx, OPHOOK_LOG_WARN,
-			     "setting server_ip is not set: domain.added "
-			     "will fail until it is");
-	v = b->host->setting(b->ctx, "primaries");
-	if (v == NULL || *v == '\0')
-		goto out;
-	map = json_loads(v, 0, NULL);
-	if (!json_is_object(map)) {
-		ret = plug_fail(error_r, -EINVAL,
-				 "setting primaries: want a map from node "
-				 "name to \"IP [port N]\"");
-		goto out;
-	}
-	json_object_foreach(map, k, val)
-	{
-		const char *addr = json_string_value(val), *why = NULL;
-		char *norm = NULL;
-
-		if (!bind9_node_ok(k)) {
-			ret = plug_fail(error_r, -EINVAL,
-					 "setting primaries: \"%s\" is not a "
-					 "node name",
-					 k);
-			goto out;
-		}
-		if (addr == NULL) {
-			ret = plug_fail(error_r, -EINVAL,
-					 "setting primaries.%s: want \"IP "
-					 "[port N]\"",
-					 k);
-			goto out;
-		}
-		ret = zone_addr_norm(addr, true, false, &norm, &why);
-		if (ret < 0) {
-			ret = plug_fail(error_r, ret,
-					 "setting primaries.%s: \"%s\": %s", k,
-					 addr, ret == -EINVAL ? why
-							      : strerror(-ret));
-			goto out;
-		}
-		if (json_object_set_new(b->primaries, k, json_string(norm)) < 0)
-			ret = plug_fail(error_r, -ENOMEM, "out of memory");
-		free(norm);
-		if (ret < 0)
-			goto out;
-	}
-	if (json_object_size(b->primaries) > 0 && !b->secondary)
-		b->host->log(b->ctx, OPHOOK_LOG_WARN,
-			     "setting primaries is set but role is %s: "
-			     "other nodes' domains get no secondary zones",
-			     role);
-out:
-	json_decref(map);
-	argv_free(&notify);
-	argv_free(&xfer);
-	free(sec_conf);
-	free(role);
-	return ret;
-}
-
 /* The owner named in a zone's BIND9_OWNER_TAG comment, or NULL. */
 static char *bind9_owner_of(const char *text)
 {
@@ -2384,7 +1796,7 @@ static char *bind9_owner_of(const char *text)
 		return NULL;
 	p += 1 + strlen(BIND9_OWNER_TAG);
 	user = strndup(p, strcspn(p, "\r\n"));
-	if (user != NULL && !name_valid_user(user, &why)) {
+	if (user != NULL && !ophook_name_valid_user(user, &why)) {
 		free(user);
 		user = NULL;
 	}
@@ -2445,8 +1857,8 @@ static bool bind9_staging_scan(struct bind9 *b)
 		if (zone_domain_norm(name, &norm, &why) == 0 &&
 		    strcmp(norm, name) == 0 && !bind9_is_staged(b, name) &&
 		    (path = bind9_staged_path(b, name)) != NULL) {
-			if (file_read_nofollow(path, BIND9_FILE_MAX, &text,
-					       &len) == 0) {
+			if (ophook_file_read_nofollow(path, BIND9_FILE_MAX,
+						      &text, &len) == 0) {
 				user = bind9_owner_of(text);
 				if (bind9_state_zone_set(b, name,
 							 user != NULL ? user
@@ -2495,7 +1907,7 @@ static int bind9_init(struct ophook_ctx *ctx, const struct ophook_host *host,
 	}
 	ret = bind9_init_settings(b, error_r);
 	if (ret == 0)
-		ret = bind9_init_cluster(b, error_r);
+		ret = secondary_init(b, error_r);
 	if (ret == 0)
 		ret = bind9_state_load(b, error_r);
 	if (ret < 0) {

@@ -1,12 +1,14 @@
 # plugins/bind9: zones for the panel's domains (render, named-checkzone,
 # named.conf.local, coalesced rndc).  See plugins/bind9/README.md.
 plugin_LTLIBRARIES += plugins/bind9/bind9.la
-plugins_bind9_bind9_la_SOURCES = plugins/bind9/bind9.c \
+plugins_bind9_bind9_la_SOURCES = plugins/bind9/bind9.c plugins/bind9/bind9.h \
+	plugins/bind9/secondary.c plugins/bind9/secondary.h \
 	plugins/bind9/zone.c plugins/bind9/zone.h
+plugins_bind9_bind9_la_CPPFLAGS = $(PLUGIN_CPPFLAGS)
 plugins_bind9_bind9_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 plugins_bind9_bind9_la_LDFLAGS = $(PLUGIN_LDFLAGS)
 plugins_bind9_bind9_la_LIBADD = plugins/common/libplugcommon.la \
-	plugins/libplugutil.la $(JANSSON_LIBS)
+	$(JANSSON_LIBS)
 dist_noinst_DATA += plugins/bind9/zone_template.txt
 EXTRA_DIST += plugins/bind9/README.md
 
@@ -15,7 +17,7 @@ TESTS += tests/unit/test_bind9
 tests_unit_test_bind9_SOURCES = tests/unit/test_bind9.c
 tests_unit_test_bind9_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_bind9_LDADD = tests/unit/libpluginmock.la \
-	plugins/common/libplugcommon.la plugins/libplugutil.la \
+	plugins/common/libplugcommon.la \
 	$(CMOCKA_LIBS) $(JANSSON_LIBS) -lpthread
 
 TESTS += tests/integration/bind9.sh

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "util.h"
+#include <ophook/safe.h>
 
 const char zone_default_template[] =
 	"$TTL 1h\n"
@@ -821,7 +821,7 @@ int zone_domain_norm(const char *s, char **out_r, const char **why_r)
 		*why_r = "missing";
 		return -EINVAL;
 	}
-	if (!name_valid_domain(s, why_r))
+	if (!ophook_name_valid_domain(s, why_r))
 		return -EINVAL;
 	d = strdup(s);
 	if (d == NULL)

@@ -111,7 +111,7 @@ bool zone_records_has(const char *text, const char *tag);
  * contents are joined first.  -EINVAL for control characters. */
 int zone_txt_strings(const char *value, char **out_r);
 
-/* A domain OpenPanel can have (see name_valid_domain), copied in lower
+/* A domain OpenPanel can have (see ophook_name_valid_domain), copied in lower
  * case to *out_r.  -EINVAL with *why_r otherwise. */
 int zone_domain_norm(const char *s, char **out_r, const char **why_r);
 /* True when s ends with "." + parent (both lower case). */

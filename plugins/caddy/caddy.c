@@ -25,7 +25,7 @@
 #include <jansson.h>
 
 #include "ophook/plugin.h"
-#include "util.h"
+#include <ophook/safe.h>
 #include "../common/run.h"
 
 #define CADDY_DEFAULT_CADDYFILE "/etc/openpanel/caddy/Caddyfile"
@@ -343,7 +343,7 @@ static int caddy_event_domain(struct caddy *c, const struct ophook_event *ev,
 		d = ev->subject;
 		field = "subject";
 	}
-	if (d == NULL || !name_valid_domain(d, &why)) {
+	if (d == NULL || !ophook_name_valid_domain(d, &why)) {
 		*error_r = caddy_err("%s event %lld: field \"%s\": not a valid "
 				     "domain name (%s)", ev->type,
 				     (long long)ev->id, field,
@@ -366,7 +366,7 @@ static int caddy_log_dir_create(struct caddy *c, const char *domain,
 	if (lstat(path, &st) == 0) {
 		ret = S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 	} else {
-		ret = mkdir_p(path, 0755);
+		ret = ophook_mkdir_p(path, 0755);
 		if (ret == 0)
 			c->host->log(c->ctx, OPHOOK_LOG_DEBUG,
 				     "created log folder %s", path);
@@ -572,7 +572,8 @@ static int caddy_admin_load(struct caddy *c, char **msg_r)
 	int ret;
 
 	*msg_r = NULL;
-	ret = file_read_nofollow(c->caddyfile, CADDY_CADDYFILE_MAX, &caddyfile, &len);
+	ret = ophook_file_read_nofollow(c->caddyfile, CADDY_CADDYFILE_MAX,
+					&caddyfile, &len);
 	if (ret < 0) {
 		if (asprintf(msg_r, "reading %s (setting caddyfile): %s",
 			     c->caddyfile, strerror(-ret)) < 0)
@@ -739,7 +740,7 @@ static int caddy_validate_prefix(struct caddy *c, const char *text,
 		o += sprintf(o, "import \"%s/%s\"\n", dir, confs[i]);
 	strcpy(o, end);
 	c->host->own_write(c->ctx, tmp_path);
-	ret = file_write_atomic(tmp_path, buf, strlen(buf), 0600);
+	ret = ophook_file_write_atomic(tmp_path, buf, strlen(buf), 0600);
 	free(buf);
 	if (ret < 0)
 		return ret;
@@ -769,7 +770,8 @@ static char *caddy_bisect(struct caddy *c, const char *msg)
 		has_token |= strstr(*a, "{caddyfile}") != NULL;
 	if (!has_token)
 		return NULL;
-	if (file_read_nofollow(c->caddyfile, CADDY_CADDYFILE_MAX, &text, &len) < 0)
+	if (ophook_file_read_nofollow(c->caddyfile, CADDY_CADDYFILE_MAX, &text,
+				      &len) < 0)
 		return NULL;
 	if (!caddy_find_import(c, text, &start, &end, &dir, &glob))
 		goto out;
@@ -854,9 +856,9 @@ static int caddy_move(const char *from, const char *to)
 		return 0;
 	if (errno != EXDEV)
 		return -errno;
-	ret = file_read_nofollow(from, CADDY_CADDYFILE_MAX, &data, &len);
+	ret = ophook_file_read_nofollow(from, CADDY_CADDYFILE_MAX, &data, &len);
 	if (ret == 0)
-		ret = file_write_atomic(to, data, len, 0644);
+		ret = ophook_file_write_atomic(to, data, len, 0644);
 	if (ret == 0 && unlink(from) < 0)
 		ret = -errno;
 	free(data);
@@ -886,7 +888,7 @@ static int caddy_quarantine(struct caddy *c, const char *name, const char *msg)
 	}
 	if (strlen(domain) > 5 && strcmp(domain + strlen(domain) - 5, ".conf") == 0)
 		domain[strlen(domain) - 5] = '\0';
-	ret = mkdir_p(c->quarantine_dir, 0755);
+	ret = ophook_mkdir_p(c->quarantine_dir, 0755);
 	if (ret < 0) {
 		c->host->log(c->ctx, OPHOOK_LOG_ERROR,
 			     "quarantine folder %s (setting quarantine_dir): %s",
@@ -902,12 +904,12 @@ static int caddy_quarantine(struct caddy *c, const char *name, const char *msg)
 			     to, strerror(-ret));
 		goto out;
 	}
-	(void)file_write_atomic(epath, msg, strlen(msg), 0644);
+	(void)ophook_file_write_atomic(epath, msg, strlen(msg), 0644);
 	c->rejected++;
 	c->host->log(c->ctx, OPHOOK_LOG_WARN,
 		     "rejected %s (moved to %s): %s", from, to, msg);
 
-	bool valid = name_valid_domain(domain, &why);
+	bool valid = ophook_name_valid_domain(domain, &why);
 
 	fields = json_pack("{s:s, s:s, s:s}", "path", from, "quarantined", to,
 			   "error", msg);
@@ -954,7 +956,8 @@ static uint64_t caddy_fingerprint(struct caddy *c)
 	DIR *d;
 	struct dirent *de;
 
-	if (file_read_nofollow(c->caddyfile, CADDY_CADDYFILE_MAX, &text, &len) < 0)
+	if (ophook_file_read_nofollow(c->caddyfile, CADDY_CADDYFILE_MAX, &text,
+				      &len) < 0)
 		return 0;
 	h = caddy_fnv(h, text, len);
 	free(text);
@@ -999,7 +1002,7 @@ static void caddy_write_stats(struct caddy *c, int64_t last_ms, bool ok)
 		     "\"skipped\":%lu,\"last_ms\":%lld,\"last_ok\":%s}\n",
 		     c->reloads, c->reload_failures, c->rejected, c->skipped,
 		     (long long)last_ms, ok ? "true" : "false") >= 0)
-		(void)file_write_atomic(path, text, strlen(text), 0644);
+		(void)ophook_file_write_atomic(path, text, strlen(text), 0644);
 	free(text);
 	free(path);
 }

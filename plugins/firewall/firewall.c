@@ -21,7 +21,7 @@
 #include <jansson.h>
 
 #include "ophook/plugin.h"
-#include "util.h"
+#include <ophook/safe.h>
 #include "../common/run.h"
 
 #define FW_RUN_TIMEOUT_MS 30000u
@@ -34,10 +34,12 @@ struct fw {
 	struct ophook_ctx *ctx;
 	const struct ophook_host *host;
 	enum fw_backend backend;
-	char **ufw_argv, **csf_argv;
-	char *csf_conf, *csf_deny, *op_config, *state_path;
-	char *ssh_port, *panel_port, *admin_port, *ftp_range;
-	const char *ports_json; /* extra ports, JSON object name -> "spec" */
+	/* settings, owned by the host until fini */
+	const char *const *ufw_argv, *const *csf_argv;
+	const char *csf_conf, *csf_deny;
+	const char *ssh_port, *panel_port, *admin_port, *ftp_range;
+	const char *const *ports; /* extra ports: name, spec, ..., NULL */
+	char *op_config, *state_path;
 	pthread_mutex_t lock;
 	json_t *state; /* {"blocks":{ip:{reason,expires}}, "csf_added":{KEY:[..]}} */
 	char err[512];
@@ -243,34 +245,12 @@ static int fw_wanted(struct fw *f, const char *ini, json_t **want_r,
 		for (size_t i = 0; fw_mail_ports[i] != NULL; i++)
 			fw_want_add(want, fw_mail_ports[i], "mail");
 	}
-	if (f->ports_json != NULL) {
-		json_t *p = json_loads(f->ports_json, 0, NULL);
-		const char *name;
-		json_t *v;
-
-		if (!json_is_object(p)) {
-			json_decref(p);
-			*error_r = "setting ports: not a JSON object name -> \"port/proto\"";
+	for (size_t i = 0; f->ports != NULL && f->ports[i] != NULL; i += 2) {
+		if (fw_want_add(want, f->ports[i + 1], f->ports[i]) < 0) {
+			*error_r = "setting ports: bad port spec";
 			ret = -EINVAL;
 			goto out;
 		}
-		json_object_foreach(p, name, v) {
-			char num[16];
-			const char *spec = json_string_value(v);
-
-			if (json_is_integer(v)) {
-				snprintf(num, sizeof(num), "%lld",
-					 (long long)json_integer_value(v));
-				spec = num;
-			}
-			if (spec == NULL || fw_want_add(want, spec, name) < 0) {
-				json_decref(p);
-				*error_r = "setting ports: bad port spec";
-				ret = -EINVAL;
-				goto out;
-			}
-		}
-		json_decref(p);
 	}
 out:
 	if (ret < 0)
@@ -282,7 +262,8 @@ out:
 
 /* ---- running commands ---------------------------------------------- */
 
-static int fw_run(struct fw *f, char *const *base, const char *const *args,
+static int fw_run(struct fw *f, const char *const *base,
+		  const char *const *args,
 		  char **out_r)
 {
 	const char *argv[64];
@@ -337,7 +318,7 @@ static int fw_state_save(struct fw *f)
 
 	if (text == NULL)
 		return -ENOMEM;
-	ret = file_write_atomic(f->state_path, text, strlen(text), 0600);
+	ret = ophook_file_write_atomic(f->state_path, text, strlen(text), 0600);
 	free(text);
 	if (ret < 0)
 		f->host->log(f->ctx, OPHOOK_LOG_ERROR, "%s: %s", f->state_path,
@@ -352,7 +333,8 @@ static void fw_state_load(struct fw *f)
 	json_error_t jerr;
 
 	f->state = NULL;
-	if (file_read_nofollow(f->state_path, 1 << 24, &text, &len) == 0) {
+	if (ophook_file_read_nofollow(f->state_path, 1 << 24, &text,
+				      &len) == 0) {
 		f->state = json_loads(text, 0, &jerr);
 		if (!json_is_object(f->state)) {
 			f->host->log(f->ctx, OPHOOK_LOG_ERROR,
@@ -466,7 +448,7 @@ static char *fw_read_ini(struct fw *f)
 	char *text = NULL;
 	size_t len;
 
-	if (file_read_nofollow(f->op_config, 1 << 20, &text, &len) < 0)
+	if (ophook_file_read_nofollow(f->op_config, 1 << 20, &text, &len) < 0)
 		return NULL;
 	return text;
 }
@@ -572,7 +554,7 @@ static int fw_converge_csf(struct fw *f, json_t *want)
 	int ret;
 	bool changed = false;
 
-	ret = file_read_nofollow(f->csf_conf, 1 << 22, &text, &len);
+	ret = ophook_file_read_nofollow(f->csf_conf, 1 << 22, &text, &len);
 	if (ret < 0) {
 		f->host->log(f->ctx, OPHOOK_LOG_ERROR, "%s: %s", f->csf_conf,
 			     strerror(-ret));
@@ -645,7 +627,8 @@ static int fw_converge_csf(struct fw *f, json_t *want)
 	json_decref(wk);
 	if (ret == 0 && changed) {
 		f->host->own_write(f->ctx, f->csf_conf);
-		ret = file_write_atomic(f->csf_conf, text, strlen(text), 0600);
+		ret = ophook_file_write_atomic(f->csf_conf, text, strlen(text),
+					       0600);
 		if (ret == 0)
 			ret = fw_run(f, f->csf_argv,
 				     (const char *[]){ "-r", NULL }, NULL);
@@ -884,82 +867,85 @@ static void fw_free(struct fw *f)
 {
 	if (f == NULL)
 		return;
-	argv_free(&f->ufw_argv);
-	argv_free(&f->csf_argv);
-	free(f->csf_conf);
-	free(f->csf_deny);
 	free(f->op_config);
 	free(f->state_path);
-	free(f->ssh_port);
-	free(f->panel_port);
-	free(f->admin_port);
-	free(f->ftp_range);
 	json_decref(f->state);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
 }
 
-static char *fw_setting_dup(struct fw *f, const char *key, const char *def)
-{
-	const char *v = f->host->setting(f->ctx, key);
-
-	return strdup(v != NULL ? v : def);
-}
+/* plugins.firewall.settings (README "Settings"). */
+static const char *const fw_backends[] = { "ufw", "csf", NULL };
+static const struct ophook_setting_decl fw_settings[] = {
+	{ .name = "backend", .type = OPHOOK_SETTING_ENUM,
+	  .values = fw_backends, .flags = OPHOOK_SETTING_REQUIRED,
+	  .description = "the firewall to drive" },
+	{ .name = "ufw_argv", .type = OPHOOK_SETTING_ARGV, .def = "ufw",
+	  .description = "ufw command (no shell)" },
+	{ .name = "csf_argv", .type = OPHOOK_SETTING_ARGV, .def = "csf",
+	  .description = "csf command (no shell)" },
+	{ .name = "csf_conf", .type = OPHOOK_SETTING_PATH,
+	  .def = "/etc/csf/csf.conf", .description = "csf.conf, edited" },
+	{ .name = "csf_deny", .type = OPHOOK_SETTING_PATH,
+	  .def = "/etc/csf/csf.deny", .description = "(reserved)" },
+	{ .name = "openpanel_config", .type = OPHOOK_SETTING_PATH,
+	  .description = "openpanel.config (default under root)" },
+	{ .name = "ssh_port", .type = OPHOOK_SETTING_STRING, .def = "22",
+	  .description = "SSH port" },
+	{ .name = "panel_port", .type = OPHOOK_SETTING_STRING, .def = "2083",
+	  .description = "OpenPanel user panel port" },
+	{ .name = "admin_port", .type = OPHOOK_SETTING_STRING, .def = "2087",
+	  .description = "OpenAdmin port" },
+	{ .name = "ftp_range", .type = OPHOOK_SETTING_STRING,
+	  .def = "21,40000:50000", .description = "FTP ports and ranges" },
+	{ .name = "ports", .type = OPHOOK_SETTING_MAP,
+	  .description = "extra ports: name -> port[/tcp|/udp]" },
+};
 
 static int fw_init(struct ophook_ctx *ctx, const struct ophook_host *host,
 		   void **data_r, const char **error_r)
 {
-	struct fw *f = calloc(1, sizeof(*f));
-	const char *backend, *v;
-	char *def_conf = NULL;
+	struct fw *f;
+	const char *conf;
 	int ret;
 
+	if (!OPHOOK_HOST_HAS(host, setting_is_set)) {
+		*error_r = "the host is too old (no settings_declare)";
+		return -ENOTSUP;
+	}
+	ret = host->settings_declare(ctx, fw_settings,
+				     sizeof(fw_settings) / sizeof(fw_settings[0]),
+				     error_r);
+	if (ret != 0)
+		return ret; /* a bad setting, or a check-only load */
+	f = calloc(1, sizeof(*f));
 	if (f == NULL)
 		return -ENOMEM;
 	pthread_mutex_init(&f->lock, NULL);
 	f->ctx = ctx;
 	f->host = host;
-	backend = host->setting(ctx, "backend");
-	if (backend == NULL || (strcmp(backend, "ufw") != 0 &&
-				strcmp(backend, "csf") != 0)) {
-		*error_r = "setting backend: required, ufw or csf";
-		fw_free(f);
-		return -EINVAL;
-	}
-	f->backend = strcmp(backend, "ufw") == 0 ? FW_UFW : FW_CSF;
-	v = host->setting(ctx, "ufw_argv");
-	if (argv_from_setting(v != NULL ? v : "[\"ufw\"]", &f->ufw_argv) < 0) {
-		*error_r = "setting ufw_argv: not a command";
-		fw_free(f);
-		return -EINVAL;
-	}
-	v = host->setting(ctx, "csf_argv");
-	if (argv_from_setting(v != NULL ? v : "[\"csf\"]", &f->csf_argv) < 0) {
-		*error_r = "setting csf_argv: not a command";
-		fw_free(f);
-		return -EINVAL;
-	}
-	if (asprintf(&def_conf, "%s/openpanel/conf/openpanel.config",
-		     host->root(ctx)) < 0) {
-		fw_free(f);
-		return -ENOMEM;
-	}
-	f->csf_conf = fw_setting_dup(f, "csf_conf", "/etc/csf/csf.conf");
-	f->csf_deny = fw_setting_dup(f, "csf_deny", "/etc/csf/csf.deny");
-	f->op_config = fw_setting_dup(f, "openpanel_config", def_conf);
-	free(def_conf);
-	f->ssh_port = fw_setting_dup(f, "ssh_port", "22");
-	f->panel_port = fw_setting_dup(f, "panel_port", "2083");
-	f->admin_port = fw_setting_dup(f, "admin_port", "2087");
-	f->ftp_range = fw_setting_dup(f, "ftp_range", "21,40000:50000");
-	f->ports_json = host->setting(ctx, "ports");
+	f->backend = strcmp(host->setting_str(ctx, "backend"), "ufw") == 0
+			     ? FW_UFW
+			     : FW_CSF;
+	f->ufw_argv = host->setting_list(ctx, "ufw_argv");
+	f->csf_argv = host->setting_list(ctx, "csf_argv");
+	f->csf_conf = host->setting_str(ctx, "csf_conf");
+	f->csf_deny = host->setting_str(ctx, "csf_deny");
+	conf = host->setting_str(ctx, "openpanel_config");
+	if (conf != NULL)
+		f->op_config = strdup(conf);
+	else if (asprintf(&f->op_config, "%s/openpanel/conf/openpanel.config",
+			  host->root(ctx)) < 0)
+		f->op_config = NULL;
+	f->ssh_port = host->setting_str(ctx, "ssh_port");
+	f->panel_port = host->setting_str(ctx, "panel_port");
+	f->admin_port = host->setting_str(ctx, "admin_port");
+	f->ftp_range = host->setting_str(ctx, "ftp_range");
+	f->ports = host->setting_list(ctx, "ports");
 	if (asprintf(&f->state_path, "%s/" FW_STATE_FILE,
 		     host->state_dir(ctx)) < 0)
 		f->state_path = NULL;
-	if (f->csf_conf == NULL || f->csf_deny == NULL || f->op_config == NULL ||
-	    f->ssh_port == NULL || f->panel_port == NULL ||
-	    f->admin_port == NULL || f->ftp_range == NULL ||
-	    f->state_path == NULL) {
+	if (f->op_config == NULL || f->state_path == NULL) {
 		fw_free(f);
 		return -ENOMEM;
 	}
@@ -1003,7 +989,7 @@ static int fw_on_event(void *data, const struct ophook_event *ev,
 OPHOOK_EXPORT const struct ophook_plugin ophook_plugin = {
 	OPHOOK_PLUGIN_HEADER("firewall"),
 	.description = "open ports (ufw/csf) and IP blocks with expiry",
-	.flags = OPHOOK_PLUGIN_SERIAL,
+	.flags = OPHOOK_PLUGIN_SERIAL | OPHOOK_PLUGIN_DECLARES_SETTINGS,
 	/* Never user.denylist.changed: per-user deny lists are Caddy's. */
 	.subscriptions = (const char *const[]){
 		"firewall.block", "firewall.unblock", "config.changed", NULL

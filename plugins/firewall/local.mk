@@ -2,10 +2,11 @@
 # firewall.block/unblock with expiry.  See plugins/firewall/README.md.
 plugin_LTLIBRARIES += plugins/firewall/firewall.la
 plugins_firewall_firewall_la_SOURCES = plugins/firewall/firewall.c
+plugins_firewall_firewall_la_CPPFLAGS = $(PLUGIN_CPPFLAGS)
 plugins_firewall_firewall_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 plugins_firewall_firewall_la_LDFLAGS = $(PLUGIN_LDFLAGS)
 plugins_firewall_firewall_la_LIBADD = plugins/common/libplugcommon.la \
-	plugins/libplugutil.la $(JANSSON_LIBS) -lpthread
+	$(JANSSON_LIBS) -lpthread
 EXTRA_DIST += plugins/firewall/README.md
 
 check_PROGRAMS += tests/unit/test_firewall
@@ -14,7 +15,7 @@ tests_unit_test_firewall_SOURCES = tests/unit/test_firewall.c
 tests_unit_test_firewall_CFLAGS = $(TEST_CFLAGS) \
 	-DTOP_SRCDIR='"$(abs_top_srcdir)"'
 tests_unit_test_firewall_LDADD = tests/unit/libpluginmock.la \
-	plugins/common/libplugcommon.la plugins/libplugutil.la \
+	plugins/common/libplugcommon.la \
 	$(CMOCKA_LIBS) $(JANSSON_LIBS) -lpthread
 EXTRA_DIST += tests/integration/fixtures/csf/csf.conf
 

@@ -35,7 +35,7 @@
 #include <jansson.h>
 
 #include "ophook/plugin.h"
-#include "util.h"
+#include <ophook/safe.h>
 #include "../common/plugerr.h"
 #include "../common/run.h"
 
@@ -246,7 +246,8 @@ static void ga_schedule_load(struct ga *g)
 		val = strdup(g->schedule_setting);
 		src = "setting schedule";
 	} else if (path != NULL &&
-		   file_read_nofollow(path, GA_FILE_MAX, &text, &len) == 0 &&
+		   ophook_file_read_nofollow(path, GA_FILE_MAX, &text,
+					     &len) == 0 &&
 		   (val = ga_ini_schedule(text)) != NULL) {
 		src = path;
 	}
@@ -285,7 +286,8 @@ static void ga_state_save(struct ga *g)
 	char *s = o != NULL ? json_dumps(o, JSON_SORT_KEYS | JSON_INDENT(1))
 			    : NULL;
 	int ret = s == NULL ? -ENOMEM
-			    : file_write_atomic(g->state_path, s, strlen(s), 0600);
+			    : ophook_file_write_atomic(g->state_path, s,
+						       strlen(s), 0600);
 
 	if (ret < 0)
 		g->host->log(g->ctx, OPHOOK_LOG_ERROR, "%s: %s", g->state_path,
@@ -301,7 +303,8 @@ static void ga_state_load(struct ga *g)
 	json_t *o = NULL, *d, *s;
 	json_error_t jerr;
 
-	if (file_read_nofollow(g->state_path, GA_FILE_MAX, &text, &len) == 0) {
+	if (ophook_file_read_nofollow(g->state_path, GA_FILE_MAX, &text,
+				      &len) == 0) {
 		o = json_loadb(text, len, 0, &jerr);
 		if (o == NULL)
 			g->host->log(g->ctx, OPHOOK_LOG_WARN,
@@ -347,7 +350,7 @@ static int ga_excluded(struct ga *g, const char *user, char ***argv)
 
 	if (path == NULL)
 		return -ENOMEM;
-	if (file_read_nofollow(path, GA_FILE_MAX, &text, &len) < 0) {
+	if (ophook_file_read_nofollow(path, GA_FILE_MAX, &text, &len) < 0) {
 		free(path);
 		return 0; /* optional */
 	}
@@ -470,7 +473,7 @@ static void ga_run_one(struct ga *g, const char *d, const char *user)
 		snprintf(msg, sizeof(msg), "%s: no access log", log);
 		goto out;
 	}
-	if ((ret = mkdir_p(dir, 0755)) < 0) {
+	if ((ret = ophook_mkdir_p(dir, 0755)) < 0) {
 		snprintf(msg, sizeof(msg), "%s: %s", dir, strerror(-ret));
 		goto out;
 	}
@@ -635,10 +638,10 @@ static int ga_stats_run(struct ga *g, const struct ophook_event *ev,
 	bool known = false;
 	int ret;
 
-	if (d != NULL && !name_valid_domain(d, &why))
+	if (d != NULL && !ophook_name_valid_domain(d, &why))
 		return plug_fail(error_r, -EINVAL, "%s: field domain: %s",
 			       ev->type, why);
-	if (u != NULL && !name_valid_user(u, &why))
+	if (u != NULL && !ophook_name_valid_user(u, &why))
 		return plug_fail(error_r, -EINVAL, "%s: field user: %s",
 			       ev->type, why);
 	ret = ga_queue_runs(g, d, d != NULL ? u : NULL, &n, &known);
@@ -680,10 +683,10 @@ static int ga_domain_event(struct ga *g, const struct ophook_event *ev,
 
 	if (d == NULL)
 		d = ev->subject;
-	if (d == NULL || !name_valid_domain(d, &why))
+	if (d == NULL || !ophook_name_valid_domain(d, &why))
 		return plug_fail(error_r, -EINVAL, "%s: field domain: %s",
 			       ev->type, d == NULL ? "missing" : why);
-	if (u != NULL && *u != '\0' && !name_valid_user(u, &why))
+	if (u != NULL && *u != '\0' && !ophook_name_valid_user(u, &why))
 		return plug_fail(error_r, -EINVAL, "%s: field user: %s",
 			       ev->type, why);
 	if (u != NULL && *u == '\0')
@@ -705,11 +708,12 @@ static int ga_domain_event(struct ga *g, const struct ophook_event *ev,
 
 	if (added) {
 		path = plug_fmt("%s/%s", g->log_base, d);
-		if (path != NULL && (ret = mkdir_p(path, 0755)) < 0)
+		if (path != NULL && (ret = ophook_mkdir_p(path, 0755)) < 0)
 			ret = plug_fail(error_r, ret, "%s: %s", path, strerror(-ret));
 		free(path);
 		path = user != NULL ? plug_fmt("%s/%s", g->stats_dir, user) : NULL;
-		if (ret == 0 && path != NULL && (ret = mkdir_p(path, 0755)) < 0)
+		if (ret == 0 && path != NULL &&
+		    (ret = ophook_mkdir_p(path, 0755)) < 0)
 			ret = plug_fail(error_r, ret, "%s: %s", path, strerror(-ret));
 	} else if (user != NULL) {
 		path = plug_fmt("%s/%s/%s.html", g->stats_dir, user, d);
@@ -737,7 +741,7 @@ static int ga_user_event(struct ga *g, const struct ophook_event *ev,
 	    strncmp(ev->subject, "user:", 5) == 0)
 		u = ev->subject + 5;
 	u = ga_user_name(u);
-	if (u == NULL || !name_valid_user(u, &why))
+	if (u == NULL || !ophook_name_valid_user(u, &why))
 		return plug_fail(error_r, -EINVAL, "%s: field user: %s", ev->type,
 			       u == NULL ? "missing" : why);
 	pthread_mutex_lock(&g->lock);

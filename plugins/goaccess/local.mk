@@ -2,10 +2,11 @@
 # See plugins/goaccess/README.md.
 plugin_LTLIBRARIES += plugins/goaccess/goaccess.la
 plugins_goaccess_goaccess_la_SOURCES = plugins/goaccess/goaccess.c
+plugins_goaccess_goaccess_la_CPPFLAGS = $(PLUGIN_CPPFLAGS)
 plugins_goaccess_goaccess_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 plugins_goaccess_goaccess_la_LDFLAGS = $(PLUGIN_LDFLAGS)
 plugins_goaccess_goaccess_la_LIBADD = plugins/common/libplugcommon.la \
-	plugins/libplugutil.la $(JANSSON_LIBS)
+	$(JANSSON_LIBS)
 EXTRA_DIST += plugins/goaccess/README.md
 
 check_PROGRAMS += tests/unit/test_goaccess
@@ -13,7 +14,7 @@ TESTS += tests/unit/test_goaccess
 tests_unit_test_goaccess_SOURCES = tests/unit/test_goaccess.c
 tests_unit_test_goaccess_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_goaccess_LDADD = tests/unit/libpluginmock.la \
-	plugins/common/libplugcommon.la plugins/libplugutil.la \
+	plugins/common/libplugcommon.la \
 	$(CMOCKA_LIBS) $(JANSSON_LIBS) -lpthread
 
 # Integration test with the real goaccess (skips when it is missing).

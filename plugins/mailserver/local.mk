@@ -4,11 +4,12 @@ plugin_LTLIBRARIES += plugins/mailserver/mailserver.la
 plugins_mailserver_mailserver_la_SOURCES = plugins/mailserver/mailserver.c \
 	plugins/mailserver/mailfile.c plugins/mailserver/mailfile.h \
 	plugins/mailserver/dkim.c plugins/mailserver/dkim.h
+plugins_mailserver_mailserver_la_CPPFLAGS = $(PLUGIN_CPPFLAGS)
 plugins_mailserver_mailserver_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) \
 	$(CRYPTO_CFLAGS)
 plugins_mailserver_mailserver_la_LDFLAGS = $(PLUGIN_LDFLAGS)
 plugins_mailserver_mailserver_la_LIBADD = plugins/common/libplugcommon.la \
-	plugins/libplugutil.la $(JANSSON_LIBS) $(CRYPTO_LIBS)
+	$(JANSSON_LIBS) $(CRYPTO_LIBS)
 EXTRA_DIST += plugins/mailserver/README.md
 
 check_PROGRAMS += tests/unit/test_mailserver
@@ -16,7 +17,7 @@ TESTS += tests/unit/test_mailserver
 tests_unit_test_mailserver_SOURCES = tests/unit/test_mailserver.c
 tests_unit_test_mailserver_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_mailserver_LDADD = tests/unit/libpluginmock.la \
-	plugins/common/libplugcommon.la plugins/libplugutil.la \
+	plugins/common/libplugcommon.la \
 	$(CMOCKA_LIBS) $(JANSSON_LIBS) $(CRYPTO_LIBS) -lpthread
 
 # Integration test: real postmap, named (with the bind9 plugin) and dig.

@@ -33,7 +33,7 @@
 #include <jansson.h>
 
 #include "ophook/plugin.h"
-#include "util.h"
+#include <ophook/safe.h>
 #include "../common/plugerr.h"
 #include "../common/run.h"
 #include "dkim.h"
@@ -64,7 +64,7 @@ struct ms {
 static int ms_read(const char *path, char **text_r, size_t *len_r,
 		   bool *exists_r, const char **error_r)
 {
-	int ret = file_read_nofollow(path, MS_FILE_MAX, text_r, len_r);
+	int ret = ophook_file_read_nofollow(path, MS_FILE_MAX, text_r, len_r);
 
 	*exists_r = ret == 0;
 	if (ret == -ENOENT) {
@@ -140,7 +140,7 @@ static int ms_backup(struct ms *m, const char *path, const char *text,
 	dir = plug_fmt("%s/ophook-backups", m->config_dir);
 	if (dir == NULL)
 		return plug_fail(error_r, -ENOMEM, "out of memory");
-	ret = mkdir_p(dir, 0700);
+	ret = ophook_mkdir_p(dir, 0700);
 	for (unsigned i = 0; ret == 0 && i < 1000; i++) {
 		free(bak);
 		bak = i == 0 ? plug_fmt("%s/%s.%s", dir, base, stamp)
@@ -154,7 +154,8 @@ static int ms_backup(struct ms *m, const char *path, const char *text,
 	}
 	if (ret == 0) {
 		m->host->own_write(m->ctx, bak);
-		ret = file_write_atomic(bak, text, len, st.st_mode & 07777);
+		ret = ophook_file_write_atomic(bak, text, len,
+					       st.st_mode & 07777);
 	}
 	if (ret == 0 && chown(bak, st.st_uid, st.st_gid) < 0 && errno != EPERM)
 		ret = -errno;
@@ -178,7 +179,7 @@ static int ms_replace(struct ms *m, const char *path, bool existed,
 	if (existed && (ret = ms_backup(m, path, old, old_len, error_r)) < 0)
 		return ret;
 	m->host->own_write(m->ctx, path);
-	ret = file_write_atomic(path, text, len, mode);
+	ret = ophook_file_write_atomic(path, text, len, mode);
 	if (ret < 0)
 		return plug_fail(error_r, ret, "%s: %s", path, strerror(-ret));
 	return 0;
@@ -245,7 +246,7 @@ static int ms_state_save(struct ms *m, const char **error_r)
 
 	if (s == NULL)
 		return plug_fail(error_r, -ENOMEM, "out of memory");
-	ret = file_write_atomic(m->state_path, s, strlen(s), 0600);
+	ret = ophook_file_write_atomic(m->state_path, s, strlen(s), 0600);
 	free(s);
 	if (ret < 0)
 		return plug_fail(error_r, ret, "%s: %s", m->state_path,
@@ -258,7 +259,8 @@ static int ms_state_load(struct ms *m, const char **error_r)
 	json_error_t jerr;
 	char *text = NULL;
 	size_t len;
-	int ret = file_read_nofollow(m->state_path, MS_FILE_MAX, &text, &len);
+	int ret = ophook_file_read_nofollow(m->state_path, MS_FILE_MAX, &text,
+					    &len);
 
 	if (ret == -ENOENT) {
 		m->owners = json_object();
@@ -323,7 +325,7 @@ static int ms_event_domain(struct ms *m, const struct ophook_event *ev,
 
 	if (d == NULL)
 		d = ev->subject;
-	if (d == NULL || !name_valid_domain(d, &why))
+	if (d == NULL || !ophook_name_valid_domain(d, &why))
 		return plug_fail(error_r, -EINVAL, "%s: field domain: %s",
 			       ev->type, d == NULL ? "missing" : why);
 	*d_r = strdup(d);
@@ -377,16 +379,17 @@ static int ms_dkim_key(struct ms *m, const char *d, char **txt_r,
 		ret = plug_fail(error_r, -ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((ret = mkdir_p(dir, 0755)) < 0) {
+	if ((ret = ophook_mkdir_p(dir, 0755)) < 0) {
 		ret = plug_fail(error_r, ret, "%s: %s", dir, strerror(-ret));
 		goto out;
 	}
-	ret = file_read_nofollow(priv, 1u << 20, &pem, &len);
+	ret = ophook_file_read_nofollow(priv, 1u << 20, &pem, &len);
 	if (ret == -ENOENT) {
 		ret = dkim_keygen(m->dkim_bits, &pem, error_r);
 		if (ret == 0) {
 			m->host->own_write(m->ctx, priv);
-			ret = file_write_atomic(priv, pem, strlen(pem), 0600);
+			ret = ophook_file_write_atomic(priv, pem, strlen(pem),
+						       0600);
 			if (ret < 0)
 				ret = plug_fail(error_r, ret, "%s: %s", priv,
 					      strerror(-ret));
@@ -411,7 +414,7 @@ static int ms_dkim_key(struct ms *m, const char *d, char **txt_r,
 		goto out;
 	}
 	m->host->own_write(m->ctx, txtp);
-	ret = file_write_atomic(txtp, rec, strlen(rec), 0644);
+	ret = ophook_file_write_atomic(txtp, rec, strlen(rec), 0644);
 	if (ret < 0)
 		ret = plug_fail(error_r, ret, "%s: %s", txtp, strerror(-ret));
 out:
@@ -440,7 +443,7 @@ static int ms_domain_added(struct ms *m, const struct ophook_event *ev,
 	int ret;
 
 	if (user != NULL && *user != '\0') {
-		if (!name_valid_user(user, &why))
+		if (!ophook_name_valid_user(user, &why))
 			return plug_fail(error_r, -EINVAL,
 				       "%s: field user: %s", ev->type, why);
 		json_t *cur = json_object_get(m->owners, d);
@@ -536,7 +539,7 @@ static int ms_event_user(struct ms *m, const struct ophook_event *ev,
 	if (u != NULL && strncmp(u, "SUSPENDED_", 10) == 0 &&
 	    strchr(u + 10, '_') != NULL)
 		u = strchr(u + 10, '_') + 1;
-	if (u == NULL || !name_valid_user(u, &why))
+	if (u == NULL || !ophook_name_valid_user(u, &why))
 		return plug_fail(error_r, -EINVAL, "%s: field user: %s",
 			       ev->type, u == NULL ? "missing" : why);
 	*user_r = u;
@@ -567,7 +570,7 @@ static int ms_user_domains(struct ms *m, const struct ophook_event *ev,
 		json_array_foreach(arr, i, v) {
 			const char *d = json_string_value(v);
 
-			if (d == NULL || !name_valid_domain(d, &why)) {
+			if (d == NULL || !ophook_name_valid_domain(d, &why)) {
 				ret = plug_fail(error_r, -EINVAL,
 					      "%s: field domains[%zu]: %s",
 					      ev->type, i,

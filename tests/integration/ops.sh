@@ -21,6 +21,31 @@ out=$("$OPHOOKD" --check-config -c "$T/bad.yaml" 2>&1); rc=$?
 is "$rc" 1 "--check-config exits 1 on an unknown key"
 case "$out" in "$T/bad.yaml:2:1:"*) ok 0 "error names FILE:LINE:COL" ;; *) ok 1 "error names FILE:LINE:COL"; diag "$out" ;; esac
 
+# a plugin's settings, checked against what the plugin declares (the
+# firewall plugin in check-only mode: it does nothing else)
+mkdir -p "$T/fwplug"
+cp "$PLUGIN_BUILD_DIRS/firewall/.libs/firewall.so" "$T/fwplug/"
+{
+	echo "root: $T/root"
+	echo "state_dir: $T/fwstate"
+	echo "hooks_dir: $T/hooks"
+	echo "plugin_dirs: [$T/fwplug]"
+	echo "plugins: {firewall: {settings: {backend: ufx}}}"
+} > "$T/fw.yaml"
+out=$("$OPHOOKD" --check-config -c "$T/fw.yaml" 2>&1); rc=$?
+is "$rc" 1 "--check-config exits 1 on a bad plugin setting"
+is "$out" "$T/fw.yaml:5:42: plugins.firewall.settings.backend: 'ufx' is not one of: ufw, csf" \
+	"the error names FILE:LINE:COL, the setting and the allowed values"
+[ ! -e "$T/fwstate" ]
+ok $? "the check-only load did no work (no state folder)"
+sed -i 's/backend: ufx/backend: ufw, ssh_port: "2222", bogus: 1/' "$T/fw.yaml"
+out=$("$OPHOOKD" --check-config -c "$T/fw.yaml" 2>&1); rc=$?
+is "$rc" 1 "--check-config exits 1 on an unknown plugin setting"
+case "$out" in "$T/fw.yaml:5:65: plugins.firewall.settings.bogus: unknown setting"*) ok 0 "unknown setting named with its position" ;; *) ok 1 "unknown setting named with its position"; diag "$out" ;; esac
+sed -i 's/, bogus: 1//' "$T/fw.yaml"
+"$OPHOOKD" --check-config -c "$T/fw.yaml" >/dev/null
+ok $? "--check-config accepts good plugin settings"
+
 start_ophookd || exit 1
 
 # plugins

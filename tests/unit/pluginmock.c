@@ -1,6 +1,7 @@
 /* A fake plugin host for unit tests.  See pluginmock.h. */
 #define _GNU_SOURCE
 #include "pluginmock.h"
+#include "plugsettings.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -41,6 +42,9 @@ struct pluginmock {
 	json_t *settings;
 	char **setting_texts; /* strings handed out by setting() */
 	size_t n_setting_texts;
+	struct plugsettings *ps; /* from settings_declare() */
+	char *settings_error;
+	bool check_only;
 
 	void *dl;
 	const struct ophook_plugin *plugin;
@@ -277,6 +281,69 @@ static void pm_own_write(struct ophook_ctx *ctx, const char *path)
 
 /* ---- life cycle ---- */
 
+static int pm_settings_declare(struct ophook_ctx *ctx,
+			       const struct ophook_setting_decl *decls,
+			       size_t n, const char **error_r)
+{
+	struct pluginmock *m = ctx->m;
+	struct plugsettings_src src = {
+		.plugin = m->plugin != NULL ? m->plugin->name : NULL,
+	};
+	struct plugsettings *ps = NULL;
+	char *err = NULL;
+	int ret;
+
+	pthread_mutex_lock(&m->lock);
+	ret = plugsettings_new(&src, m->settings, decls, n, &ps, &err);
+	if (ret < 0) {
+		free(m->settings_error);
+		m->settings_error = err != NULL ? err : pm_xstrdup(strerror(-ret));
+		*error_r = m->settings_error;
+	} else {
+		plugsettings_free(&m->ps);
+		m->ps = ps;
+		ret = m->check_only ? OPHOOK_SETTINGS_CHECKED : 0;
+	}
+	pthread_mutex_unlock(&m->lock);
+	return ret;
+}
+
+static const char *pm_setting_str(struct ophook_ctx *ctx, const char *key)
+{
+	return plugsettings_str(ctx->m->ps, key);
+}
+
+static int64_t pm_setting_int(struct ophook_ctx *ctx, const char *key)
+{
+	return plugsettings_int(ctx->m->ps, key);
+}
+
+static bool pm_setting_bool(struct ophook_ctx *ctx, const char *key)
+{
+	return plugsettings_bool(ctx->m->ps, key);
+}
+
+static const char *const *pm_setting_list(struct ophook_ctx *ctx,
+					  const char *key)
+{
+	return plugsettings_list(ctx->m->ps, key);
+}
+
+static bool pm_setting_is_set(struct ophook_ctx *ctx, const char *key)
+{
+	return plugsettings_is_set(ctx->m->ps, key);
+}
+
+void pluginmock_check_only(struct pluginmock *m, bool on)
+{
+	m->check_only = on;
+}
+
+const char *pluginmock_settings_error(struct pluginmock *m)
+{
+	return m->settings_error;
+}
+
 struct pluginmock *pluginmock_new(const char *settings_json)
 {
 	struct pluginmock *m = pm_xmalloc(sizeof(*m));
@@ -296,6 +363,12 @@ struct pluginmock *pluginmock_new(const char *settings_json)
 		.root = pm_root,
 		.event_get = pm_event_get,
 		.own_write = pm_own_write,
+		.settings_declare = pm_settings_declare,
+		.setting_str = pm_setting_str,
+		.setting_int = pm_setting_int,
+		.setting_bool = pm_setting_bool,
+		.setting_list = pm_setting_list,
+		.setting_is_set = pm_setting_is_set,
 	};
 	if (mkdtemp(tmpl) == NULL) {
 		perror("pluginmock: mkdtemp");
@@ -406,6 +479,8 @@ void pluginmock_free(struct pluginmock **mp)
 		free(m->own[i]);
 	free(m->own);
 	json_decref(m->settings);
+	plugsettings_free(&m->ps);
+	free(m->settings_error);
 	free(m->tmp);
 	free(m->root);
 	free(m->state);

@@ -17,8 +17,10 @@
  * request and keeps the action pending until pluginmock_run_actions();
  * state_dir() and root() are fresh folders under a temp folder removed by
  * pluginmock_free(); event_get() reads a top-level field of events made by
- * pluginmock_event(); own_write() records paths.  Host calls are
- * thread-safe (one mutex). */
+ * pluginmock_event(); own_write() records paths; settings_declare() and
+ * the typed setting_*() getters check the settings JSON with the host's own
+ * checker (core/plugsettings.c; messages without a file position).  Host
+ * calls are thread-safe (one mutex). */
 #ifndef OPHOOK_PLUGINMOCK_H
 #define OPHOOK_PLUGINMOCK_H
 
@@ -49,6 +51,12 @@ void pluginmock_set_settings(struct pluginmock *m, const char *settings_json);
  * "[\"a\"]"); NULL removes it. */
 void pluginmock_set_setting(struct pluginmock *m, const char *key,
 			    const char *value_json);
+
+/* A check-only load (`ophookd --check-config`): settings_declare() answers
+ * OPHOOK_SETTINGS_CHECKED when the settings are good. */
+void pluginmock_check_only(struct pluginmock *m, bool on);
+/* The last settings_declare() error, or NULL. */
+const char *pluginmock_settings_error(struct pluginmock *m);
 
 /* Load a plugin .so by path (dlopen RTLD_NOW|RTLD_LOCAL, dlsym
  * "ophook_plugin"); checks the ABI version.  0 or -errno with *error_r. */

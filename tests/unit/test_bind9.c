@@ -20,6 +20,7 @@
 
 /* The plugin itself, to reach its statics. */
 #include "../../plugins/bind9/bind9.c"
+#include "../../plugins/bind9/secondary.c"
 #include "../../plugins/bind9/zone.c"
 
 /* 2026-11-28 12:00:00 UTC */
@@ -30,14 +31,15 @@ static char *slurp(const char *path)
 	char *data = NULL;
 	size_t len;
 
-	if (file_read_nofollow(path, 1 << 24, &data, &len) < 0)
+	if (ophook_file_read_nofollow(path, 1 << 24, &data, &len) < 0)
 		return NULL;
 	return data;
 }
 
 static void spew(const char *path, const char *text)
 {
-	assert_int_equal(file_write_atomic(path, text, strlen(text), 0644), 0);
+	assert_int_equal(
+		ophook_file_write_atomic(path, text, strlen(text), 0644), 0);
 }
 
 static size_t count(const char *hay, const char *needle)
@@ -344,7 +346,7 @@ static int fx_setup(void **state)
 		     "[\"/bin/sh\",\"-c\",\"echo \\\"$*\\\" >> %s\",\"rndc\"]",
 		     f->rndc_log) < 0)
 		abort();
-	mkdir_p(f->zones, 0755);
+	ophook_mkdir_p(f->zones, 0755);
 	spew(f->conf, "// keep me\n"
 		      "zone \"other.test\" IN { type master; file \"/x/other.test.zone\"; };\n");
 	if (asprintf(&s, "\"%s\"", f->zones) < 0)
@@ -548,7 +550,7 @@ static void test_plugin_ns_from_config(void **state)
 
 	if (asprintf(&ini, "%s/openpanel/conf", pluginmock_root(f->m)) < 0)
 		abort();
-	mkdir_p(ini, 0755);
+	ophook_mkdir_p(ini, 0755);
 	free(ini);
 	if (asprintf(&ini, "%s/openpanel/conf/openpanel.config",
 		     pluginmock_root(f->m)) < 0)

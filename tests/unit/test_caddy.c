@@ -217,7 +217,7 @@ static struct pluginmock *caddy_mock(const char *validate_json,
 	char *p;
 
 	p = mkpath(m, "root/caddy/domains");
-	assert_int_equal(mkdir_p(p, 0755), 0);
+	assert_int_equal(ophook_mkdir_p(p, 0755), 0);
 	free(p);
 	p = mkpath(m, "root/caddy/Caddyfile");
 	write_file(p, "{\n\tadmin off\n}\nimport /srv/caddy/domains/*.conf\n");
@@ -450,7 +450,8 @@ static void test_caddy_burst(void **state)
 	assert_int_equal(count_lines(reloads), 1);
 	assert_int_equal(pluginmock_log_grep(m, "reload #1 done"), 1);
 	assert_true(asprintf(&stats, "%s/stats.json", pluginmock_state_dir(m)) > 0);
-	assert_int_equal(file_read_nofollow(stats, 4096, &text, &len), 0);
+	assert_int_equal(ophook_file_read_nofollow(stats, 4096, &text, &len),
+			 0);
 	assert_non_null(strstr(text, "\"reloads\":1,"));
 	/* nothing pending: no more reloads */
 	assert_int_equal(pluginmock_run_actions(m), 0);
@@ -477,7 +478,8 @@ static void test_caddy_burst(void **state)
 	assert_int_equal(count_lines(reloads), 3);
 	free(text);
 	text = NULL;
-	assert_int_equal(file_read_nofollow(stats, 4096, &text, &len), 0);
+	assert_int_equal(ophook_file_read_nofollow(stats, 4096, &text, &len),
+			 0);
 	assert_non_null(strstr(text, "\"reloads\":3,"));
 	assert_non_null(strstr(text, "\"skipped\":1,"));
 	free(text);
@@ -667,7 +669,7 @@ static void test_caddy_no_validate_first(void **state)
 
 	(void)state;
 	p = mkpath(m, "root/caddy/domains");
-	assert_int_equal(mkdir_p(p, 0755), 0);
+	assert_int_equal(ophook_mkdir_p(p, 0755), 0);
 	free(p);
 	/* the reload refuses while bad.test.conf is there, as /load would */
 	assert_true(asprintf(&settings,

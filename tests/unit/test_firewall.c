@@ -24,14 +24,15 @@ static char *slurp(const char *path)
 	char *data = NULL;
 	size_t len;
 
-	if (file_read_nofollow(path, 1 << 24, &data, &len) < 0)
+	if (ophook_file_read_nofollow(path, 1 << 24, &data, &len) < 0)
 		return NULL;
 	return data;
 }
 
 static void spew(const char *path, const char *text, mode_t mode)
 {
-	assert_int_equal(file_write_atomic(path, text, strlen(text), mode), 0);
+	assert_int_equal(
+		ophook_file_write_atomic(path, text, strlen(text), mode), 0);
 	assert_int_equal(chmod(path, mode), 0);
 }
 
@@ -83,7 +84,7 @@ static void fx_op_config(struct fx *x, const char *text)
 
 	assert_true(asprintf(&dir, "%s/openpanel/conf",
 			     pluginmock_root(x->m)) > 0);
-	assert_int_equal(mkdir_p(dir, 0755), 0);
+	assert_int_equal(ophook_mkdir_p(dir, 0755), 0);
 	assert_true(asprintf(&path, "%s/openpanel.config", dir) > 0);
 	spew(path, text, 0644);
 	free(dir);
@@ -553,6 +554,35 @@ static void test_bad_state_file(void **state)
 	fx_free(&x);
 }
 
+/* Settings are checked against fw_settings[]; a check-only load stops in
+ * init before any work. */
+static void test_settings_declared(void **state)
+{
+	struct pluginmock *m = pluginmock_new("{\"backend\":\"ufx\"}");
+	const char *err = NULL;
+
+	(void)state;
+	pluginmock_set_plugin(m, &ophook_plugin);
+	assert_int_equal(pluginmock_init(m, &err), -EINVAL);
+	assert_string_equal(err, "plugins.firewall.settings.backend: 'ufx' "
+				 "is not one of: ufw, csf");
+	pluginmock_free(&m);
+
+	m = pluginmock_new("{\"backend\":\"ufw\",\"ports\":[\"80\"]}");
+	pluginmock_set_plugin(m, &ophook_plugin);
+	assert_int_equal(pluginmock_init(m, &err), -EINVAL);
+	assert_non_null(strstr(err, "ports: want a mapping"));
+	pluginmock_free(&m);
+
+	m = pluginmock_new("{\"backend\":\"csf\",\"ssh_port\":2222}");
+	pluginmock_set_plugin(m, &ophook_plugin);
+	pluginmock_check_only(m, true);
+	assert_int_equal(pluginmock_init(m, &err), OPHOOK_SETTINGS_CHECKED);
+	assert_int_equal(pluginmock_action_requests(m, NULL), 0);
+	assert_null(pluginmock_data(m));
+	pluginmock_free(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -571,6 +601,7 @@ int main(void)
 		cmocka_unit_test(test_ufw_block_argv),
 		cmocka_unit_test(test_expiry_across_reinit),
 		cmocka_unit_test(test_bad_state_file),
+		cmocka_unit_test(test_settings_declared),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

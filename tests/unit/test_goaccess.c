@@ -33,9 +33,10 @@ static void spew(const char *path, const char *text, mode_t mode)
 	char *dir = strdup(path);
 
 	*strrchr(dir, '/') = '\0';
-	assert_int_equal(mkdir_p(dir, 0755), 0);
+	assert_int_equal(ophook_mkdir_p(dir, 0755), 0);
 	free(dir);
-	assert_int_equal(file_write_atomic(path, text, strlen(text), mode), 0);
+	assert_int_equal(
+		ophook_file_write_atomic(path, text, strlen(text), mode), 0);
 	assert_int_equal(chmod(path, mode), 0);
 }
 
@@ -44,7 +45,7 @@ static char *slurp(const char *path)
 	char *data = NULL;
 	size_t len;
 
-	if (file_read_nofollow(path, 1 << 24, &data, &len) < 0)
+	if (ophook_file_read_nofollow(path, 1 << 24, &data, &len) < 0)
 		return NULL;
 	return data;
 }

@@ -30,14 +30,15 @@ static char *slurp(const char *path)
 	char *data = NULL;
 	size_t len;
 
-	if (file_read_nofollow(path, 1 << 24, &data, &len) < 0)
+	if (ophook_file_read_nofollow(path, 1 << 24, &data, &len) < 0)
 		return NULL;
 	return data;
 }
 
 static void spew(const char *path, const char *text, mode_t mode)
 {
-	assert_int_equal(file_write_atomic(path, text, strlen(text), mode), 0);
+	assert_int_equal(
+		ophook_file_write_atomic(path, text, strlen(text), mode), 0);
 	assert_int_equal(chmod(path, mode), 0);
 }
 
@@ -260,7 +261,7 @@ static void fx_setup(struct fx *f, const char *extra)
 
 	f->m = pluginmock_new(NULL);
 	f->dir = join(pluginmock_tmp(f->m), "mail");
-	assert_int_equal(mkdir_p(f->dir, 0755), 0);
+	assert_int_equal(ophook_mkdir_p(f->dir, 0755), 0);
 	snprintf(settings, sizeof(settings), "{\"config_dir\": \"%s\"%s}",
 		 f->dir, extra != NULL ? extra : "");
 	pluginmock_set_settings(f->m, settings);
