@@ -1169,8 +1169,7 @@ int engine_new(uv_loop_t *loop, struct config *config, struct engine **e_r,
 		free(e);
 		return ret;
 	}
-	if (config->journal.backend != NULL &&
-	    strcmp(config->journal.backend, "mysql") == 0) {
+	{
 		struct jmysql_settings ms = {
 			.host = config->journal.host,
 			.port = config->journal.port,
@@ -1180,16 +1179,19 @@ int engine_new(uv_loop_t *loop, struct config *config, struct engine **e_r,
 			.database = config->journal.database,
 			.node = config->node,
 		};
+		struct journal_settings js = {
+			.backend = config->journal.backend,
+			.sync_full = config->journal.sync == NULL ||
+				     strcmp(config->journal.sync, "normal") != 0,
+			.mysql = &ms,
+		};
 
-		ret = journal_open_mysql(&ms, &e->journal, error_r);
-		if (ret == 0)
-			cluster_new(e, journal_mysql(e->journal), &e->cluster);
-	} else {
 		path = xasprintf("%s/journal.db", config->state_dir);
-		ret = journal_open(path, config->journal.sync == NULL ||
-					 strcmp(config->journal.sync, "normal") != 0,
-				   &e->journal, error_r);
+		js.path = path;
+		ret = journal_open(&js, &e->journal, error_r);
 		free(path);
+		if (ret == 0 && journal_mysql(e->journal) != NULL)
+			cluster_new(e, journal_mysql(e->journal), &e->cluster);
 	}
 	if (ret < 0) {
 		free(e);
