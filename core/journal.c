@@ -121,6 +121,38 @@ void journal_event_json_delivery(json_t *event,
 	json_array_append_new(json_object_get(event, "deliveries"), dj);
 }
 
+char *journal_row_copy(const struct journal_event *ev,
+		       const struct journal_delivery *d,
+		       struct journal_event *ev_r,
+		       struct journal_delivery *d_r)
+{
+	const char *src[7] = { ev->type, ev->subject, ev->source, ev->node,
+			       ev->payload, d->handler, d->last_error };
+	size_t len[7], total = 0;
+	char *strings, *p;
+
+	for (int i = 0; i < 7; i++) {
+		len[i] = src[i] != NULL ? strlen(src[i]) + 1 : 0;
+		total += len[i];
+	}
+	*ev_r = *ev;
+	*d_r = *d;
+	p = strings = xmalloc(total > 0 ? total : 1);
+	const char **dst[7] = { &ev_r->type, &ev_r->subject, &ev_r->source,
+				&ev_r->node, &ev_r->payload, &d_r->handler,
+				&d_r->last_error };
+	for (int i = 0; i < 7; i++) {
+		if (src[i] == NULL) {
+			*dst[i] = NULL;
+			continue;
+		}
+		memcpy(p, src[i], len[i]);
+		*dst[i] = p;
+		p += len[i];
+	}
+	return strings;
+}
+
 /* {"pending":0,"done":0,"failed":0,"dead":0} */
 static json_t *journal_state_counts(void)
 {

@@ -88,6 +88,14 @@ void journal_event_json_delivery(json_t *event,
 				 const struct journal_delivery *d,
 				 const char *node, const char *claimed_by);
 
+/* Copy ev and d into *ev_r and *d_r with their strings (NULL stays NULL)
+ * in one allocation, returned: the caller frees it when done with the
+ * copies.  For rows handed to callbacks that may use the journal. */
+char *journal_row_copy(const struct journal_event *ev,
+		       const struct journal_delivery *d,
+		       struct journal_event *ev_r,
+		       struct journal_delivery *d_r);
+
 /* The object of journal_counts with no deliveries yet; add them with
  * journal_counts_add.  Caller owns it. */
 json_t *journal_counts_new(int64_t events, int64_t last_id);

@@ -1629,24 +1629,9 @@ void jmysql_rows_free(struct jmysql_row **rows, size_t n)
 static void jm_row_copy(struct jmysql_row *row, const struct journal_event *ev,
 			const char *handler)
 {
-	const char *src[6] = { ev->type, ev->subject, ev->source, ev->node,
-			       ev->payload, handler };
-	size_t len[6], total = 0;
-	char *p;
+	struct journal_delivery d = { .event_id = ev->id, .handler = handler };
 
-	for (int i = 0; i < 6; i++)
-		total += len[i] = strlen(src[i]) + 1;
-	row->ev = *ev;
-	row->d = (struct journal_delivery){ .event_id = ev->id };
-	p = row->strings = xmalloc(total);
-	const char **dst[6] = { &row->ev.type, &row->ev.subject,
-				&row->ev.source, &row->ev.node,
-				&row->ev.payload, &row->d.handler };
-	for (int i = 0; i < 6; i++) {
-		memcpy(p, src[i], len[i]);
-		*dst[i] = p;
-		p += len[i];
-	}
+	row->strings = journal_row_copy(ev, &d, &row->ev, &row->d);
 }
 
 int jmysql_fanout_fetch(struct jmysql *jm, const char *handler,

@@ -882,37 +882,6 @@ struct journal_pending_row {
 	char *strings; /* all the strings above, one allocation */
 };
 
-static void journal_sqlite_pending_copy(struct journal_pending_row *row,
-					const struct journal_event *ev,
-					const struct journal_delivery *d)
-{
-	const char *src[7] = { ev->type, ev->subject, ev->source, ev->node,
-			       ev->payload, d->handler, d->last_error };
-	size_t len[7], total = 0;
-	char *p;
-
-	for (int i = 0; i < 7; i++) {
-		len[i] = src[i] != NULL ? strlen(src[i]) + 1 : 0;
-		total += len[i];
-	}
-	row->ev = *ev;
-	row->d = *d;
-	p = row->strings = xmalloc(total > 0 ? total : 1);
-	const char **dst[7] = { &row->ev.type, &row->ev.subject,
-				&row->ev.source, &row->ev.node,
-				&row->ev.payload, &row->d.handler,
-				&row->d.last_error };
-	for (int i = 0; i < 7; i++) {
-		if (src[i] == NULL) {
-			*dst[i] = NULL;
-			continue;
-		}
-		memcpy(p, src[i], len[i]);
-		*dst[i] = p;
-		p += len[i];
-	}
-}
-
 static int journal_sqlite_load_pending_from(struct journal *base,
 					    int64_t first_id,
 					    journal_pending_cb *cb, void *ctx,
@@ -948,7 +917,9 @@ static int journal_sqlite_load_pending_from(struct journal *base,
 			if (after_handler != NULL && ev.id == from_id &&
 			    strcmp(d.handler, after_handler) <= 0)
 				continue;
-			journal_sqlite_pending_copy(&rows[n++], &ev, &d);
+			rows[n].strings = journal_row_copy(&ev, &d, &rows[n].ev,
+							   &rows[n].d);
+			n++;
 		}
 		if (n == JOURNAL_PAGE)
 			rc = SQLITE_DONE;
