@@ -41,35 +41,29 @@ struct daemon {
 	void *stop_ctx;
 };
 
-static bool daemon_journal_is_mysql(const struct config *config)
-{
-	return config->journal.backend != NULL &&
-	       strcmp(config->journal.backend, "mysql") == 0;
-}
-
 static int daemon_open_journal(const struct config *config,
 			       struct journal **j_r, const char **error_r)
 {
-	char *path;
+	struct jmysql_settings ms = {
+		.host = config->journal.host,
+		.port = config->journal.port,
+		.socket = config->journal.socket,
+		.user = config->journal.user,
+		.password_file = config->journal.password_file,
+		.database = config->journal.database,
+		.node = config->node,
+	};
+	struct journal_settings js = {
+		.backend = config->journal.backend,
+		.sync_full = config->journal.sync == NULL ||
+			     strcmp(config->journal.sync, "normal") != 0,
+		.mysql = &ms,
+	};
+	char *path = xasprintf("%s/journal.db", config->state_dir);
 	int ret;
 
-	if (daemon_journal_is_mysql(config)) {
-		struct jmysql_settings ms = {
-			.host = config->journal.host,
-			.port = config->journal.port,
-			.socket = config->journal.socket,
-			.user = config->journal.user,
-			.password_file = config->journal.password_file,
-			.database = config->journal.database,
-			.node = config->node,
-		};
-
-		return journal_open_mysql(&ms, j_r, error_r);
-	}
-	path = xasprintf("%s/journal.db", config->state_dir);
-	ret = journal_open(path, config->journal.sync == NULL ||
-				 strcmp(config->journal.sync, "normal") != 0,
-			   j_r, error_r);
+	js.path = path;
+	ret = journal_open(&js, j_r, error_r);
 	free(path);
 	return ret;
 }
@@ -102,7 +96,7 @@ int daemon_new(uv_loop_t *loop, struct config *config, struct daemon **d_r,
 		free(d);
 		return ret;
 	}
-	if (daemon_journal_is_mysql(config))
+	if (journal_mysql(journal) != NULL)
 		cluster_new(d->engine, journal_mysql(journal), &d->cluster);
 	d->plugins = pluginhost_new(d->engine);
 	*d_r = d;

@@ -1,6 +1,8 @@
-/* The durable journal: SQLite in WAL mode.  An event row per event and a
- * delivery row per (event, handler).  Nothing is dispatched before its rows
- * are committed.  Used from the loop thread only.
+/* The durable journal: an event row per event and a delivery row per
+ * (event, handler).  Nothing is dispatched before its rows are committed.
+ * Used from the loop thread only.  A front (journal.c) over a backend:
+ * SQLite in WAL mode (journal_sqlite.c, the default) or MariaDB/MySQL
+ * (journal_mysql.c, which adds what a cluster of nodes needs).
  *
  * Errors: functions return 0 or -errno and set *error_r to a message owned by
  * the journal, valid until the next journal call. */
@@ -44,18 +46,25 @@ struct journal_delivery {
 	int64_t duration_us;  /* of the last attempt */
 };
 
-/* Open (create) the journal at path.  sync_full: PRAGMA synchronous=FULL
- * (every commit fsynced) instead of NORMAL. */
-int journal_open(const char *path, bool sync_full, struct journal **j_r,
-		 const char **error_r);
-/* Open the journal on MariaDB/MySQL instead (journal_mysql.h): every
- * function below then runs there. */
 struct jmysql_settings;
-struct jmysql;
-int journal_open_mysql(const struct jmysql_settings *s, struct journal **j_r,
-		       const char **error_r);
-/* The MariaDB backend of j, or NULL for SQLite. */
-struct jmysql *journal_mysql(struct journal *j);
+
+/* Which backend journal_open uses, and its settings. */
+struct journal_settings {
+	const char *backend; /* "sqlite" (also NULL) or "mysql" */
+	/* sqlite: the database file, created if missing */
+	const char *path;
+	/* sqlite: PRAGMA synchronous=FULL (every commit fsynced) instead of
+	 * NORMAL */
+	bool sync_full;
+	/* mysql: the server, database and node name (journal_mysql.h) */
+	const struct jmysql_settings *mysql;
+};
+
+/* Open (create) the journal on the backend s->backend names; -EINVAL for
+ * an unknown name.  On error *error_r is a message valid until the next
+ * journal_open of the thread. */
+int journal_open(const struct journal_settings *s, struct journal **j_r,
+		 const char **error_r);
 /* Close; NULLs *j.  Safe on NULL. */
 void journal_close(struct journal **j);
 

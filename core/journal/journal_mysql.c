@@ -1,10 +1,12 @@
-/* The journal on MariaDB/MySQL: see journal_mysql.h.
+/* The journal on MariaDB/MySQL: a backend of journal.c (see
+ * journal_backend.h) and the cluster calls of journal_mysql.h.
  *
  * Every statement is a server-side prepared statement; parameters never
  * enter the SQL text.  Results are fetched as strings into memory (the
  * queries carry LIMITs), so callbacks may use the journal again. */
 #define _GNU_SOURCE
 #include "journal_mysql.h"
+#include "journal_backend.h"
 #include "hmap.h"
 #include "log.h"
 #include "util.h"
@@ -23,7 +25,6 @@
 
 #define JM_PAGE 512
 #define JM_PRUNE_CHUNK 500
-#define JM_QUERY_DEFAULT_LIMIT 100
 /* multi-row statements: 1, 2, 4 .. 2^(JM_MULTI_SIZES-1) rows, each size
  * prepared once per connection; a statement carries at most JM_MULTI_BYTES
  * of parameter data (unless one row alone is larger) */
@@ -202,6 +203,7 @@ struct jm_buf {
 };
 
 struct jmysql {
+	struct journal j; /* first: the front's part */
 	MYSQL *m;
 	MYSQL_STMT *st[JS_COUNT];
 	MYSQL_STMT *multi[JM_MULTI_COUNT][JM_MULTI_SIZES];
@@ -213,8 +215,7 @@ struct jmysql {
 	bool flushing, flush_failed;
 	char *host, *socket, *user, *password, *database, *node;
 	unsigned port;
-	char *where;  /* "user@host:port/db", for messages */
-	char *error;
+	char *where;  /* "socket/db" or "host:port/db", for messages */
 	bool in_tx, seq_locked, broken;
 	struct hmap *modes; /* handler -> (void *)(mode + 1) */
 	int64_t token;        /* of the last commit mark written */
@@ -276,26 +277,6 @@ static bool jm_gone(unsigned e)
 	       e == 4031 /* ER_CLIENT_INTERACTION_TIMEOUT */;
 }
 
-static int jm_set_error(struct jmysql *jm, const char **error_r,
-			const char *op, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int jm_set_error(struct jmysql *jm, const char **error_r,
-			const char *op, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	free(jm->error);
-	jm->error = xasprintf("MySQL journal %s: %s: %s", jm->where, op, msg);
-	if (error_r != NULL)
-		*error_r = jm->error;
-	return 0;
-}
-
 /* Record the error of st (or the connection) and return its -errno. */
 static int jm_fail(struct jmysql *jm, MYSQL_STMT *st, const char **error_r,
 		   const char *op)
@@ -303,7 +284,7 @@ static int jm_fail(struct jmysql *jm, MYSQL_STMT *st, const char **error_r,
 	unsigned e = st != NULL ? mysql_stmt_errno(st) : mysql_errno(jm->m);
 	const char *text = st != NULL ? mysql_stmt_error(st) : mysql_error(jm->m);
 
-	jm_set_error(jm, error_r, op, "%s", text);
+	journal_set_error(&jm->j, error_r, op, "%s", text);
 	if (jm_gone(e)) {
 		jm->broken = true;
 		return -EPIPE;
@@ -368,7 +349,7 @@ static int jm_connect(struct jmysql *jm, const char **error_r)
 	jm->broken = false;
 	jm->m = mysql_init(NULL);
 	if (jm->m == NULL) {
-		jm_set_error(jm, error_r, "connect", "out of memory");
+		journal_set_error(&jm->j, error_r, "connect", "out of memory");
 		return -ENOMEM;
 	}
 	mysql_options(jm->m, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
@@ -378,7 +359,8 @@ static int jm_connect(struct jmysql *jm, const char **error_r)
 	if (mysql_real_connect(jm->m, jm->host, jm->user, jm->password,
 			       jm->database, jm->port, jm->socket,
 			       CLIENT_FOUND_ROWS) == NULL) {
-		jm_set_error(jm, error_r, "connect", "%s", mysql_error(jm->m));
+		journal_set_error(&jm->j, error_r, "connect", "%s",
+				  mysql_error(jm->m));
 		jm_disconnect(jm);
 		jm->broken = true;
 		return -ECONNREFUSED;
@@ -398,8 +380,8 @@ static int jm_ensure(struct jmysql *jm, const char **error_r)
 	if (jm->m != NULL && !jm->broken)
 		return 0;
 	if (jm->in_tx) {
-		jm_set_error(jm, error_r, "query",
-			     "the connection was lost in a transaction");
+		journal_set_error(&jm->j, error_r, "query",
+				  "the connection was lost in a transaction");
 		return -EPIPE;
 	}
 	return jm_connect(jm, error_r);
@@ -423,7 +405,8 @@ static int jm_exec_stmt(struct jmysql *jm, MYSQL_STMT *st,
 	int ret = 0, rc;
 
 	if (mysql_stmt_param_count(st) != nargs) {
-		jm_set_error(jm, error_r, op, "wrong parameter count");
+		journal_set_error(&jm->j, error_r, op,
+				  "wrong parameter count");
 		return -EINVAL;
 	}
 	if (nargs > 16)
@@ -889,13 +872,29 @@ static char *jm_read_password(const char *file, const char **why_r)
 	return data;
 }
 
-int jmysql_open(const struct jmysql_settings *s, struct jmysql **jm_r,
-		const char **error_r)
+/* The backend's struct of the front's j. */
+static struct jmysql *jm_of(struct journal *j)
 {
-	static _Thread_local char open_error[600];
-	struct jmysql *jm = xcalloc(1, sizeof(*jm));
+	return (struct jmysql *)j;
+}
+
+struct jmysql *journal_mysql(struct journal *j)
+{
+	return j->backend == &journal_mysql_backend ? jm_of(j) : NULL;
+}
+
+static int journal_mysql_open(struct journal *j,
+			      const struct journal_settings *js,
+			      const char **error_r)
+{
+	const struct jmysql_settings *s = js->mysql;
+	struct jmysql *jm = jm_of(j);
 	int ret = 0;
 
+	if (s == NULL) {
+		*error_r = j->error = xstrdup("MySQL journal: no settings");
+		return -EINVAL;
+	}
 	pthread_once(&jm_once, jm_lib_init);
 	jm->host = s->host != NULL ? xstrdup(s->host) : NULL;
 	jm->socket = s->socket != NULL ? xstrdup(s->socket) : NULL;
@@ -910,22 +909,21 @@ int jmysql_open(const struct jmysql_settings *s, struct jmysql **jm_r,
 		jm->where = xasprintf("%s:%u/%s",
 				      jm->host ? jm->host : "localhost",
 				      jm->port, jm->database);
+	j->name = xasprintf("MySQL journal %s", jm->where);
 	if (jm_init_rc != 0) {
-		snprintf(open_error, sizeof(open_error),
-			 "MySQL client library failed to initialize");
-		ret = -EIO;
-		goto fail;
+		*error_r = j->error = xstrdup("MySQL client library failed "
+					      "to initialize");
+		return -EIO;
 	}
 	if (s->password_file != NULL) {
 		const char *why = NULL;
 
 		jm->password = jm_read_password(s->password_file, &why);
 		if (jm->password == NULL) {
-			snprintf(open_error, sizeof(open_error),
-				 "journal.password_file %s: %s",
-				 s->password_file, why);
-			ret = -EACCES;
-			goto fail;
+			*error_r = j->error =
+				xasprintf("journal.password_file %s: %s",
+					  s->password_file, why);
+			return -EACCES;
 		}
 	}
 	{
@@ -939,30 +937,18 @@ int jmysql_open(const struct jmysql_settings *s, struct jmysql **jm_r,
 		if (lose != NULL)
 			jm->lose_commit = (unsigned)strtoul(lose, NULL, 10);
 	}
-	ret = jm_connect(jm, NULL);
+	ret = jm_connect(jm, error_r);
 	for (size_t i = 0; ret == 0 && i < sizeof(jm_schema) /
 						     sizeof(jm_schema[0]);
 	     i++)
-		ret = jm_query_plain(jm, jm_schema[i], "schema", NULL);
-	if (ret < 0) {
-		snprintf(open_error, sizeof(open_error), "%s", jm->error);
-		goto fail;
-	}
-	*jm_r = jm;
-	return 0;
-fail:
-	*error_r = open_error;
-	jmysql_close(&jm);
+		ret = jm_query_plain(jm, jm_schema[i], "schema", error_r);
 	return ret;
 }
 
-void jmysql_close(struct jmysql **jmp)
+static void journal_mysql_close(struct journal *j)
 {
-	struct jmysql *jm = *jmp;
+	struct jmysql *jm = jm_of(j);
 
-	if (jm == NULL)
-		return;
-	*jmp = NULL;
 	if (jm->in_tx && jm->m != NULL)
 		mysql_rollback(jm->m);
 	jm_disconnect(jm);
@@ -979,8 +965,6 @@ void jmysql_close(struct jmysql **jmp)
 	free(jm->database);
 	free(jm->node);
 	free(jm->where);
-	free(jm->error);
-	free(jm);
 }
 
 const char *jmysql_node(const struct jmysql *jm)
@@ -997,7 +981,9 @@ void jmysql_set_mode(struct jmysql *jm, const char *handler,
 		hmap_put(jm->modes, handler, (void *)(intptr_t)(mode + 1));
 }
 
-enum jmysql_mode jmysql_mode(const struct jmysql *jm, const char *handler)
+/* How deliveries to handler are keyed (jmysql_set_mode). */
+static enum jmysql_mode jmysql_mode(const struct jmysql *jm,
+				    const char *handler)
 {
 	intptr_t v = (intptr_t)hmap_get(jm->modes, handler);
 
@@ -1012,13 +998,13 @@ static const char *jm_row_node(const struct jmysql *jm, const char *handler)
 
 /* ---- transactions ---- */
 
-int jmysql_begin(struct jmysql *jm, const char **error_r)
+static int jmysql_begin(struct jmysql *jm, const char **error_r)
 {
 	int ret;
 
 	if (jm->in_tx) {
-		jm_set_error(jm, error_r, "begin",
-			     "a transaction is already open");
+		journal_set_error(&jm->j, error_r, "begin",
+				  "a transaction is already open");
 		return -EINPROGRESS;
 	}
 	ret = jm_ensure(jm, error_r);
@@ -1059,31 +1045,34 @@ static int jm_commit_resolve(struct jmysql *jm, const char **error_r)
 				 jm->where, jm->token);
 			return 0;
 		}
-		jm_set_error(jm, error_r, "commit", "the connection was lost "
-			     "in COMMIT and the transaction is not in (it is "
-			     "done again)");
+		journal_set_error(&jm->j, error_r, "commit",
+				  "the connection was lost in COMMIT and the "
+				  "transaction is not in (it is done again)");
 		return -EPIPE;
 	}
-	jm_set_error(jm, error_r, "commit", "the connection was lost in "
-		     "COMMIT and the server did not answer for %d s: whether "
-		     "the transaction is in is unknown (its events may be "
-		     "journaled twice)", JM_RESOLVE_TRIES / 5);
+	journal_set_error(&jm->j, error_r, "commit",
+			  "the connection was lost in COMMIT and the server "
+			  "did not answer for %d s: whether the transaction "
+			  "is in is unknown (its events may be journaled "
+			  "twice)",
+			  JM_RESOLVE_TRIES / 5);
 	return -EPIPE;
 }
 
-int jmysql_commit(struct jmysql *jm, const char **error_r)
+static int jmysql_commit(struct jmysql *jm, const char **error_r)
 {
 	int ret;
 
 	if (!jm->in_tx) {
-		jm_set_error(jm, error_r, "commit", "no transaction open");
+		journal_set_error(&jm->j, error_r, "commit",
+				  "no transaction open");
 		return -EINVAL;
 	}
 	ret = jm_pending(jm) && !jm->broken ? jm_pending_flush(jm, error_r) : 0;
 	jm_pending_clear(jm);
 	if (ret == 0 && jm->flush_failed) {
-		jm_set_error(jm, error_r, "commit",
-			     "a write of the transaction failed");
+		journal_set_error(&jm->j, error_r, "commit",
+				  "a write of the transaction failed");
 		ret = -EIO;
 	}
 	if (ret == 0 && !jm->broken) {
@@ -1101,8 +1090,8 @@ int jmysql_commit(struct jmysql *jm, const char **error_r)
 		return ret;
 	}
 	if (jm->broken) {
-		jm_set_error(jm, error_r, "commit",
-			     "the connection was lost in the transaction");
+		journal_set_error(&jm->j, error_r, "commit",
+				  "the connection was lost in the transaction");
 		return -EPIPE;
 	}
 	if (mysql_commit(jm->m) != 0) {
@@ -1116,13 +1105,14 @@ int jmysql_commit(struct jmysql *jm, const char **error_r)
 		/* OPHOOK_TEST_LOSE_COMMIT: committed, but the answer "lost" */
 		jm_disconnect(jm);
 		jm->broken = true;
-		jm_set_error(jm, error_r, "commit", "test: answer lost");
+		journal_set_error(&jm->j, error_r, "commit",
+				  "test: answer lost");
 		return jm_commit_resolve(jm, error_r);
 	}
 	return 0;
 }
 
-void jmysql_rollback(struct jmysql *jm)
+static void jmysql_rollback(struct jmysql *jm)
 {
 	if (jm->in_tx && jm->m != NULL && !jm->broken)
 		mysql_rollback(jm->m);
@@ -1132,18 +1122,33 @@ void jmysql_rollback(struct jmysql *jm)
 	jm_pending_clear(jm);
 }
 
+/* A transaction of results only is an ordinary one here. */
+static int journal_mysql_tx_begin(struct journal *j, bool results,
+				  const char **error_r)
+{
+	(void)results;
+	return jmysql_begin(jm_of(j), error_r);
+}
+
+static int journal_mysql_commit(struct journal *j, const char **error_r)
+{
+	return jmysql_commit(jm_of(j), error_r);
+}
+
+static void journal_mysql_rollback(struct journal *j)
+{
+	jmysql_rollback(jm_of(j));
+}
+
 /* ---- the hot path ---- */
 
-int jmysql_append(struct jmysql *jm, struct journal_event *ev,
-		  const char **error_r)
+static int journal_mysql_append(struct journal *j, struct journal_event *ev,
+				const char **error_r)
 {
+	struct jmysql *jm = jm_of(j);
 	struct jm_rows r = { 0 };
 	int ret;
 
-	if (ev->type == NULL || ev->type[0] == '\0') {
-		jm_set_error(jm, error_r, "append", "event without a type");
-		return -EINVAL;
-	}
 	if (!jm->seq_locked) {
 		/* ids are handed out and committed in order across nodes */
 		ret = jm_run(jm, JS_LOCK_SEQ, NULL, 0, &r, NULL, "append",
@@ -1190,9 +1195,11 @@ int jmysql_append(struct jmysql *jm, struct journal_event *ev,
 	return 0;
 }
 
-int jmysql_delivery_add(struct jmysql *jm, int64_t event_id,
-			const char *handler, const char **error_r)
+static int journal_mysql_delivery_add(struct journal *j, int64_t event_id,
+				      const char *handler,
+				      const char **error_r)
 {
+	struct jmysql *jm = jm_of(j);
 	struct jm_arg a[] = { AI(event_id), AS(handler),
 			      AS(jm_row_node(jm, handler)) };
 
@@ -1205,9 +1212,11 @@ int jmysql_delivery_add(struct jmysql *jm, int64_t event_id,
 		      error_r);
 }
 
-int jmysql_delivery_update(struct jmysql *jm, const struct journal_delivery *d,
-			   const char **error_r)
+static int journal_mysql_delivery_update(struct journal *j,
+					 const struct journal_delivery *d,
+					 const char **error_r)
 {
+	struct jmysql *jm = jm_of(j);
 	struct jm_arg a[] = {
 		AI(d->state), AI(d->attempts), AI(d->next_ms),
 		AS(d->last_error), AI(d->duration_us), AI(d->event_id),
@@ -1252,9 +1261,9 @@ int jmysql_delivery_update(struct jmysql *jm, const struct journal_delivery *d,
 	if (ret < 0)
 		return ret;
 	if (n == 0) {
-		jm_set_error(jm, error_r, "delivery update",
-			     "no delivery of event %" PRId64 " to handler %s",
-			     d->event_id, d->handler);
+		journal_set_error(&jm->j, error_r, "delivery update",
+				  "no delivery of event %" PRId64 " to handler %s",
+				  d->event_id, d->handler);
 		return -ENOENT;
 	}
 	return 0;
@@ -1286,10 +1295,12 @@ static void jm_row_delivery(const struct jm_rows *r, size_t i, size_t col,
 	d->duration_us = jm_int(r, i, col + 5);
 }
 
-int jmysql_load_pending_from(struct jmysql *jm, int64_t first_id,
-			     journal_pending_cb *cb, void *ctx,
-			     const char **error_r)
+static int journal_mysql_load_pending_from(struct journal *j,
+					   int64_t first_id,
+					   journal_pending_cb *cb, void *ctx,
+					   const char **error_r)
 {
+	struct jmysql *jm = jm_of(j);
 	int64_t from = first_id;
 	int ret = 0;
 
@@ -1332,14 +1343,15 @@ int jmysql_load_pending_from(struct jmysql *jm, int64_t first_id,
 	return ret > 0 ? 0 : ret;
 }
 
+/* The JSON object of the event in row i of r (EVENT_COLS), with its
+ * deliveries. */
 static int jm_event_json(struct jmysql *jm, const struct jm_rows *r,
 			 size_t i, json_t **obj_r, const char *op,
 			 const char **error_r)
 {
 	struct journal_event ev;
 	struct jm_rows dr = { 0 };
-	char tbuf[40];
-	json_t *obj, *payload, *deliveries;
+	json_t *obj;
 	int ret;
 
 	jm_row_event(r, i, 0, &ev);
@@ -1348,55 +1360,23 @@ static int jm_event_json(struct jmysql *jm, const struct jm_rows *r,
 	ret = jm_run(jm, JS_GET_DELIVERIES, a, 1, &dr, NULL, op, error_r);
 	if (ret < 0)
 		return ret;
-	time_format_ms(ev.time_ms, tbuf, sizeof(tbuf));
-	payload = json_loads(ev.payload, JSON_DECODE_ANY, NULL);
-	if (payload == NULL)
-		payload = json_string(ev.payload);
-	obj = json_object();
-	json_object_set_new(obj, "id", json_integer(ev.id));
-	json_object_set_new(obj, "type", json_string(ev.type));
-	json_object_set_new(obj, "subject", json_string(ev.subject));
-	json_object_set_new(obj, "source", json_string(ev.source));
-	json_object_set_new(obj, "node", json_string(ev.node));
-	json_object_set_new(obj, "time", json_string(tbuf));
-	json_object_set_new(obj, "time_ms", json_integer(ev.time_ms));
-	json_object_set_new(obj, "payload",
-			    payload != NULL ? payload : json_null());
-	deliveries = json_array();
-	json_object_set_new(obj, "deliveries", deliveries);
+	obj = journal_event_json(&ev);
 	for (size_t k = 0; k < dr.n; k++) {
 		struct journal_delivery d;
-		json_t *dj = json_object();
-		const char *node = jm_text(&dr, k, 6);
 
 		jm_row_delivery(&dr, k, 0, &d);
-		json_object_set_new(dj, "handler", json_string(d.handler));
-		json_object_set_new(dj, "node", json_string(node));
-		if (node[0] == '\0')
-			json_object_set_new(dj, "claimed_by",
-					    jm_cell(&dr, k, 7) != NULL
-						    ? json_string(jm_cell(&dr, k, 7))
-						    : json_null());
-		json_object_set_new(dj, "state",
-				    json_string(delivery_state_name(d.state)));
-		json_object_set_new(dj, "attempts", json_integer(d.attempts));
-		json_object_set_new(dj, "next_ms", json_integer(d.next_ms));
-		json_object_set_new(dj, "last_error",
-				    d.last_error != NULL
-					    ? json_string(d.last_error)
-					    : json_null());
-		json_object_set_new(dj, "duration_us",
-				    json_integer(d.duration_us));
-		json_array_append_new(deliveries, dj);
+		journal_event_json_delivery(obj, &d, jm_text(&dr, k, 6),
+					    jm_cell(&dr, k, 7));
 	}
 	jm_rows_clear(&dr);
 	*obj_r = obj;
 	return 0;
 }
 
-int jmysql_get_event(struct jmysql *jm, int64_t id, json_t **event_r,
-		     const char **error_r)
+static int journal_mysql_get_event(struct journal *j, int64_t id,
+				   json_t **event_r, const char **error_r)
 {
+	struct jmysql *jm = jm_of(j);
 	struct jm_rows r = { 0 };
 	struct jm_arg a[] = { AI(id) };
 	int ret = jm_run(jm, JS_GET_EVENT, a, 1, &r, NULL, "get event",
@@ -1405,7 +1385,8 @@ int jmysql_get_event(struct jmysql *jm, int64_t id, json_t **event_r,
 	if (ret < 0)
 		return ret;
 	if (r.n == 0) {
-		jm_set_error(jm, error_r, "get event", "no event %" PRId64, id);
+		journal_set_error(&jm->j, error_r, "get event",
+				  "no event %" PRId64, id);
 		ret = -ENOENT;
 	} else {
 		ret = jm_event_json(jm, &r, 0, event_r, "get event", error_r);
@@ -1432,11 +1413,12 @@ static char *jm_like(const char *pattern)
 	return out;
 }
 
-int jmysql_query(struct jmysql *jm, const struct journal_filter *f,
-		 json_t **events_r, const char **error_r)
+static int journal_mysql_query(struct journal *j,
+			       const struct journal_filter *f,
+			       enum delivery_state state, json_t **events_r,
+			       const char **error_r)
 {
-	static const struct journal_filter no_filter = { 0 };
-	enum delivery_state state = DELIVERY_PENDING;
+	struct jmysql *jm = jm_of(j);
 	struct jm_arg a[8];
 	struct jm_rows r = { 0 };
 	size_t n = 0;
@@ -1444,14 +1426,6 @@ int jmysql_query(struct jmysql *jm, const struct journal_filter *f,
 	json_t *events;
 	int ret = 0;
 
-	if (f == NULL)
-		f = &no_filter;
-	if (f->state != NULL && delivery_state_parse(f->state, &state) < 0) {
-		jm_set_error(jm, error_r, "query",
-			     "unknown delivery state \"%.40s\" (pending, done,"
-			     " failed, dead)", f->state);
-		return -EINVAL;
-	}
 	snprintf(sql, sizeof(sql),
 		 "SELECT * FROM (SELECT " EVENT_COLS " FROM events e WHERE 1%s%s%s%s%s"
 		 " ORDER BY e.id DESC LIMIT ?) t ORDER BY t.id",
@@ -1473,7 +1447,7 @@ int jmysql_query(struct jmysql *jm, const struct journal_filter *f,
 		a[n++] = AI(f->since_ms);
 	if (f->after_id != 0)
 		a[n++] = AI(f->after_id);
-	a[n++] = AI(f->limit != 0 ? f->limit : JM_QUERY_DEFAULT_LIMIT);
+	a[n++] = AI(f->limit);
 	ret = jm_run_sql(jm, sql, a, n, &r, NULL, "query", error_r);
 	free(like);
 	if (ret < 0)
@@ -1497,22 +1471,13 @@ int jmysql_query(struct jmysql *jm, const struct journal_filter *f,
 
 /* ---- status and maintenance ---- */
 
-static json_t *jm_state_counts(void)
+static int journal_mysql_counts(struct journal *j, json_t **counts_r,
+				const char **error_r)
 {
-	json_t *obj = json_object();
-
-	for (int i = DELIVERY_PENDING; i <= DELIVERY_DEAD; i++)
-		json_object_set_new(obj,
-				    delivery_state_name((enum delivery_state)i),
-				    json_integer(0));
-	return obj;
-}
-
-int jmysql_counts(struct jmysql *jm, json_t **counts_r, const char **error_r)
-{
+	struct jmysql *jm = jm_of(j);
 	struct jm_rows r = { 0 };
 	int64_t events, last_id;
-	json_t *counts, *states, *handlers;
+	json_t *counts;
 	int ret;
 
 	ret = jm_int_query(jm, "SELECT count(*) FROM events", NULL, 0, &events,
@@ -1531,40 +1496,19 @@ int jmysql_counts(struct jmysql *jm, json_t **counts_r, const char **error_r)
 				 a, 2, &r, NULL, "counts", error_r);
 	if (ret < 0)
 		return ret;
-	counts = json_object();
-	states = jm_state_counts();
-	handlers = json_object();
-	json_object_set_new(counts, "events", json_integer(events));
-	json_object_set_new(counts, "last_id", json_integer(last_id));
-	json_object_set_new(counts, "deliveries", states);
-	json_object_set_new(counts, "handlers", handlers);
-	for (size_t i = 0; i < r.n; i++) {
-		const char *handler = jm_text(&r, i, 0);
-		int64_t state = jm_int(&r, i, 1), n = jm_int(&r, i, 2);
-		const char *name;
-		json_t *h;
-
-		if (state < 0 || state > DELIVERY_DEAD)
-			continue;
-		name = delivery_state_name((enum delivery_state)state);
-		h = json_object_get(handlers, handler);
-		if (h == NULL) {
-			h = jm_state_counts();
-			json_object_set_new(handlers, handler, h);
-		}
-		json_object_set_new(h, name, json_integer(
-			json_integer_value(json_object_get(h, name)) + n));
-		json_object_set_new(states, name, json_integer(
-			json_integer_value(json_object_get(states, name)) + n));
-	}
+	counts = journal_counts_new(events, last_id);
+	for (size_t i = 0; i < r.n; i++)
+		journal_counts_add(counts, jm_text(&r, i, 0), jm_int(&r, i, 1),
+				   jm_int(&r, i, 2));
 	jm_rows_clear(&r);
 	*counts_r = counts;
 	return 0;
 }
 
-int jmysql_prune(struct jmysql *jm, int64_t before_ms, unsigned *deleted_r,
-		 const char **error_r)
+static int journal_mysql_prune(struct journal *j, int64_t before_ms,
+			       unsigned *deleted_r, const char **error_r)
 {
+	struct jmysql *jm = jm_of(j);
 	int64_t last_id = 0, min_cursor = 0, has_cursor = 0;
 	unsigned deleted = 0;
 	int ret;
@@ -1637,8 +1581,9 @@ int jmysql_prune(struct jmysql *jm, int64_t before_ms, unsigned *deleted_r,
 	return ret;
 }
 
-int64_t jmysql_last_id(struct jmysql *jm)
+static int64_t journal_mysql_last_id(struct journal *j)
 {
+	struct jmysql *jm = jm_of(j);
 	struct jm_rows r = { 0 };
 	int64_t id = 0;
 
@@ -1648,6 +1593,25 @@ int64_t jmysql_last_id(struct jmysql *jm)
 	jm_rows_clear(&r);
 	return id;
 }
+
+const struct journal_backend journal_mysql_backend = {
+	.name = "mysql",
+	.size = sizeof(struct jmysql),
+	.open = journal_mysql_open,
+	.close = journal_mysql_close,
+	.tx_begin = journal_mysql_tx_begin,
+	.commit = journal_mysql_commit,
+	.rollback = journal_mysql_rollback,
+	.append = journal_mysql_append,
+	.delivery_add = journal_mysql_delivery_add,
+	.delivery_update = journal_mysql_delivery_update,
+	.load_pending_from = journal_mysql_load_pending_from,
+	.get_event = journal_mysql_get_event,
+	.query = journal_mysql_query,
+	.counts = journal_mysql_counts,
+	.prune = journal_mysql_prune,
+	.last_id = journal_mysql_last_id,
+};
 
 /* ---- cluster ---- */
 
@@ -1665,24 +1629,9 @@ void jmysql_rows_free(struct jmysql_row **rows, size_t n)
 static void jm_row_copy(struct jmysql_row *row, const struct journal_event *ev,
 			const char *handler)
 {
-	const char *src[6] = { ev->type, ev->subject, ev->source, ev->node,
-			       ev->payload, handler };
-	size_t len[6], total = 0;
-	char *p;
+	struct journal_delivery d = { .event_id = ev->id, .handler = handler };
 
-	for (int i = 0; i < 6; i++)
-		total += len[i] = strlen(src[i]) + 1;
-	row->ev = *ev;
-	row->d = (struct journal_delivery){ .event_id = ev->id };
-	p = row->strings = xmalloc(total);
-	const char **dst[6] = { &row->ev.type, &row->ev.subject,
-				&row->ev.source, &row->ev.node,
-				&row->ev.payload, &row->d.handler };
-	for (int i = 0; i < 6; i++) {
-		memcpy(p, src[i], len[i]);
-		*dst[i] = p;
-		p += len[i];
-	}
+	row->strings = journal_row_copy(ev, &d, &row->ev, &row->d);
 }
 
 int jmysql_fanout_fetch(struct jmysql *jm, const char *handler,

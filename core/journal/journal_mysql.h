@@ -1,8 +1,16 @@
-/* The journal on MariaDB/MySQL (libmysqlclient, InnoDB): the journal.h API
- * for journal.c to dispatch to, plus what a cluster of nodes needs:
- * handler modes, fan-out cursors, shared-work claims with leases, node
- * heartbeats.  One connection, used by the loop thread only.  A lost
- * server is reconnected at the next call outside a transaction.
+/* The journal on MariaDB/MySQL (libmysqlclient, InnoDB): a backend of
+ * journal.c, opened by journal_open with backend "mysql" and these
+ * settings, plus what a cluster of nodes needs: handler modes, fan-out
+ * cursors, shared-work claims with leases, node heartbeats.  One
+ * connection, used by the loop thread only.  A lost server is reconnected
+ * at the next call outside a transaction.
+ *
+ * Inside a transaction, journal_append (ids allocated under the seq lock:
+ * the newest id + 1 on), journal_delivery_add and journal_delivery_update
+ * only buffer their rows; they are sent as multi-row statements at commit
+ * or before any other statement, so errors such as a duplicate row come
+ * from commit, and an update of a row that is gone is skipped there
+ * instead of returning -ENOENT.  Outside one, each call is sent at once.
  *
  * Tables: events, deliveries (key event_id, handler, node; node '' for a
  * shared delivery, claimed_by/lease_until for its claim), cursors (node,
@@ -43,46 +51,14 @@ enum jmysql_mode {
 	JMYSQL_SHARED = 2, /* one node runs each delivery (node '' rows) */
 };
 
-/* Connect, create missing tables.  Caller frees with jmysql_close. */
-int jmysql_open(const struct jmysql_settings *s, struct jmysql **jm_r,
-		const char **error_r);
-/* Close; NULLs *jm.  Safe on NULL. */
-void jmysql_close(struct jmysql **jm);
+/* The MariaDB journal behind j, or NULL when j is on another backend. */
+struct jmysql *journal_mysql(struct journal *j);
 /* This node's name. */
 const char *jmysql_node(const struct jmysql *jm);
-
-/* The journal.h API (see there).  Inside a transaction, append (ids
- * allocated under the seq lock: the newest id + 1 on), delivery_add and
- * delivery_update only buffer their rows; they are sent as multi-row
- * statements at commit or before any other statement, so errors such as a
- * duplicate row come from commit, and an update of a row that is gone is
- * skipped there instead of returning -ENOENT.  Outside one, each call is
- * sent at once as before. */
-int jmysql_begin(struct jmysql *jm, const char **error_r);
-int jmysql_commit(struct jmysql *jm, const char **error_r);
-void jmysql_rollback(struct jmysql *jm);
-int jmysql_append(struct jmysql *jm, struct journal_event *ev,
-		  const char **error_r);
-int jmysql_delivery_add(struct jmysql *jm, int64_t event_id,
-			const char *handler, const char **error_r);
-int jmysql_delivery_update(struct jmysql *jm, const struct journal_delivery *d,
-			   const char **error_r);
-int jmysql_load_pending_from(struct jmysql *jm, int64_t first_id,
-			     journal_pending_cb *cb, void *ctx,
-			     const char **error_r);
-int jmysql_get_event(struct jmysql *jm, int64_t id, json_t **event_r,
-		     const char **error_r);
-int jmysql_query(struct jmysql *jm, const struct journal_filter *f,
-		 json_t **events_r, const char **error_r);
-int jmysql_counts(struct jmysql *jm, json_t **counts_r, const char **error_r);
-int jmysql_prune(struct jmysql *jm, int64_t before_ms, unsigned *deleted_r,
-		 const char **error_r);
-int64_t jmysql_last_id(struct jmysql *jm);
 
 /* Set how deliveries to `handler` are keyed (default local). */
 void jmysql_set_mode(struct jmysql *jm, const char *handler,
 		     enum jmysql_mode mode);
-enum jmysql_mode jmysql_mode(const struct jmysql *jm, const char *handler);
 
 /* An event row handed out by the cluster calls, with its delivery state
  * (shared claims keep their attempts).  Free with jmysql_rows_free. */

@@ -3,6 +3,7 @@
 noinst_LTLIBRARIES += core/journal/libophook-journal.la
 core_journal_libophook_journal_la_SOURCES = \
 	core/journal/journal.c core/journal/journal.h \
+	core/journal/journal_backend.h core/journal/journal_sqlite.c \
 	core/journal/journal_mysql.c core/journal/journal_mysql.h
 core_journal_libophook_journal_la_CPPFLAGS = $(JOURNAL_CPPFLAGS)
 core_journal_libophook_journal_la_CFLAGS = $(LAYER_CFLAGS)

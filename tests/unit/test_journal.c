@@ -1,6 +1,8 @@
-/* Unit tests for core/journal/journal.c.  The .c is included to reach the SQLite
- * handle (PRAGMA max_page_count stands in for a full disk). */
+/* Unit tests for core/journal/journal.c on its SQLite backend.  The .c
+ * files are included to reach the SQLite handle (PRAGMA max_page_count
+ * stands in for a full disk). */
 #include "../../core/journal/journal.c"
+#include "../../core/journal/journal_sqlite.c"
 
 #include <dirent.h>
 #include <limits.h>
@@ -12,6 +14,17 @@
 #include <sys/wait.h>
 
 #include <cmocka.h>
+
+/* The SQLite handle of a journal opened by test_open. */
+#define DB(j) (journal_sqlite_of(j)->db)
+
+static int test_open(const char *path, bool sync_full, struct journal **j_r,
+		     const char **error_r)
+{
+	struct journal_settings s = { .path = path, .sync_full = sync_full };
+
+	return journal_open(&s, j_r, error_r);
+}
 
 struct fixture {
 	char dir[64];
@@ -57,7 +70,7 @@ static struct journal *open_ok(const struct fixture *fx, bool sync_full)
 {
 	struct journal *j = NULL;
 	const char *error = NULL;
-	int ret = journal_open(fx->path, sync_full, &j, &error);
+	int ret = test_open(fx->path, sync_full, &j, &error);
 
 	if (ret != 0)
 		fail_msg("journal_open: %s", error);
@@ -258,7 +271,7 @@ static void test_commit_reopen(void **state)
 	 * SQLITE_FULL or SQLITE_IOERR): nothing is committed piecemeal */
 	begin_ok(j);
 	append_ok(j, "domain.added", "c.example", 2500, "{}");
-	assert_int_equal(sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL),
+	assert_int_equal(sqlite3_exec(DB(j), "ROLLBACK", NULL, NULL, NULL),
 			 SQLITE_OK);
 	struct journal_event lost = { .type = "domain.added" };
 	assert_int_equal(journal_append(j, &lost, &error), -EIO);
@@ -298,7 +311,7 @@ static int sync_mode(struct journal *j)
 	sqlite3_stmt *st;
 	int mode = -1;
 
-	assert_int_equal(sqlite3_prepare_v2(j->db, "PRAGMA synchronous", -1,
+	assert_int_equal(sqlite3_prepare_v2(DB(j), "PRAGMA synchronous", -1,
 					    &st, NULL), SQLITE_OK);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		mode = sqlite3_column_int(st, 0);
@@ -793,7 +806,7 @@ static void test_disk_full(void **state)
 	payload[4000] = '\0';
 	append_ok(j, "a.b", "s", 1, "{}");
 	before = journal_last_id(j);
-	assert_int_equal(sqlite3_exec(j->db, "PRAGMA max_page_count = 40",
+	assert_int_equal(sqlite3_exec(DB(j), "PRAGMA max_page_count = 40",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
 	begin_ok(j);
@@ -816,7 +829,7 @@ static void test_disk_full(void **state)
 	while ((ret = journal_append(j, &ev, &error)) == 0)
 		;
 	assert_int_equal(ret, -ENOSPC);
-	assert_int_equal(sqlite3_exec(j->db, "PRAGMA max_page_count = 100000",
+	assert_int_equal(sqlite3_exec(DB(j), "PRAGMA max_page_count = 100000",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
 	begin_ok(j);
@@ -837,7 +850,7 @@ static void test_open_errors(void **state)
 	int fd;
 
 	p = xasprintf("%s/missing/journal.db", fx->dir);
-	assert_int_equal(journal_open(p, false, &j, &error), -ENOENT);
+	assert_int_equal(test_open(p, false, &j, &error), -ENOENT);
 	assert_null(j);
 	assert_non_null(strstr(error, p));
 	free(p);
@@ -850,7 +863,7 @@ static void test_open_errors(void **state)
 				       32),
 				 32);
 	close(fd);
-	assert_true(journal_open(fx->path, false, &j, &error) < 0);
+	assert_true(test_open(fx->path, false, &j, &error) < 0);
 	assert_null(j);
 	assert_non_null(strstr(error, fx->path));
 	assert_non_null(strstr(error, "not a database"));
@@ -858,11 +871,11 @@ static void test_open_errors(void **state)
 
 	/* a journal from a newer ophookd */
 	j = open_ok(fx, false);
-	assert_int_equal(sqlite3_exec(j->db, "PRAGMA user_version = 7", NULL,
+	assert_int_equal(sqlite3_exec(DB(j), "PRAGMA user_version = 7", NULL,
 				      NULL, NULL),
 			 SQLITE_OK);
 	journal_close(&j);
-	assert_int_equal(journal_open(fx->path, false, &j, &error), -ENOTSUP);
+	assert_int_equal(test_open(fx->path, false, &j, &error), -ENOTSUP);
 	assert_null(j);
 	assert_non_null(strstr(error, "schema version 7"));
 }
@@ -880,7 +893,7 @@ static void crash_child(const char *path, int wfd)
 	const char *error = NULL;
 	int64_t ids[CRASH_BATCH];
 
-	if (journal_open(path, true, &j, &error) != 0)
+	if (test_open(path, true, &j, &error) != 0)
 		_exit(2);
 	for (unsigned n = 0;; n++) {
 		if (journal_begin(j, &error) != 0)
@@ -975,7 +988,7 @@ static void test_crash(void **state)
 		const char *error = NULL;
 
 		assert_int_equal(
-			sqlite3_prepare_v2(j->db,
+			sqlite3_prepare_v2(DB(j),
 					   "SELECT state FROM deliveries WHERE"
 					   " event_id = ?1 AND handler = 'h'",
 					   -1, &st, NULL),
@@ -990,17 +1003,18 @@ static void test_crash(void **state)
 			sqlite3_reset(st);
 		}
 		sqlite3_finalize(st);
-		assert_int_equal(journal_int_query(j,
-						   "SELECT count(*) FROM events",
-						   "t", &events, &error),
-				 0);
 		assert_int_equal(
-			journal_int_query(j,
-					  "SELECT count(*) FROM events e WHERE"
-					  " NOT EXISTS (SELECT 1 FROM"
-					  " deliveries d WHERE"
-					  " d.event_id = e.id)",
-					  "t", &orphans, &error),
+			journal_sqlite_int_query(journal_sqlite_of(j),
+						 "SELECT count(*) FROM events",
+						 "t", &events, &error),
+			0);
+		assert_int_equal(
+			journal_sqlite_int_query(journal_sqlite_of(j),
+						 "SELECT count(*) FROM events e"
+						 " WHERE NOT EXISTS (SELECT 1"
+						 " FROM deliveries d WHERE"
+						 " d.event_id = e.id)",
+						 "t", &orphans, &error),
 			0);
 		/* whole transactions only; at most one batch per round
 		 * committed but not reported (killed between commit and
