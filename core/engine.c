@@ -1224,14 +1224,31 @@ int engine_new(uv_loop_t *loop, struct config *config, struct engine **e_r,
 	return 0;
 }
 
+/* The hooks' panel DB queries (hooks_query_fn); the DB starts after the
+ * hooks, so it is looked up at each query. */
+static int engine_hooks_db_query(void *ctx, const char *sql, json_t *params,
+				 json_t **rows_r, char **error_r)
+{
+	struct engine *e = ctx;
+
+	if (e->paneldb == NULL) {
+		*error_r = xstrdup("no panel database");
+		return -ENOTCONN;
+	}
+	return paneldb_query(e->paneldb, sql, params, rows_r, error_r);
+}
+
 int engine_start(struct engine *e, const char **error_r)
 {
+	const struct hooks_deps hdeps = {
+		.db_query = engine_hooks_db_query, .db_ctx = e,
+	};
 	unsigned loaded = 0;
 	int ret;
 
 	pluginhost_load_all(e->plugins, &loaded);
 	pluginhost_watch(e->plugins, 2000);
-	ret = hooks_start(e, &e->hooks, error_r);
+	ret = hooks_start(e, &hdeps, &e->hooks, error_r);
 	if (ret < 0)
 		log_error("hooks: %s", *error_r);
 	ret = paneldb_start(e, &e->paneldb, error_r);

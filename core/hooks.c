@@ -24,7 +24,6 @@
 #include "log.h"
 #include "luahook.h"
 #include "ophook/plugin.h"
-#include "paneldb.h"
 #include "util.h"
 
 #define HOOKS_POLL_MS 1000
@@ -140,6 +139,7 @@ struct hooks {
 	bool stopped;
 	struct luahook_limits lim;
 	struct luahook_host host;
+	struct hooks_deps deps;
 
 	struct hmap *lua;     /* name -> luafile */
 	struct hmap *exec;    /* rel -> execfile */
@@ -213,13 +213,13 @@ static int hooks_host_db_query(void *ctx, const char *sql, json_t *params,
 			       json_t **rows_r, char **error_r)
 {
 	struct hooks *hk = ctx;
-	struct paneldb *p = engine_paneldb(hk->e);
 
-	if (p == NULL) {
+	if (hk->deps.db_query == NULL) {
 		*error_r = xstrdup("no panel database");
 		return -ENOTCONN;
 	}
-	return paneldb_query(p, sql, params, rows_r, error_r);
+	return hk->deps.db_query(hk->deps.db_ctx, sql, params, rows_r,
+				 error_r);
 }
 
 static void hooks_host_own_write(void *ctx, const char *path)
@@ -1965,7 +1965,8 @@ static void hooks_wait_loads(struct hooks *hk)
 	}
 }
 
-int hooks_start(struct engine *e, struct hooks **h_r, const char **error_r)
+int hooks_start(struct engine *e, const struct hooks_deps *deps,
+		struct hooks **h_r, const char **error_r)
 {
 	const struct config *cfg = engine_config(e);
 	struct hooks *hk;
@@ -1981,6 +1982,8 @@ int hooks_start(struct engine *e, struct hooks **h_r, const char **error_r)
 	signal(SIGPIPE, SIG_IGN);
 	hk = xcalloc(1, sizeof(*hk));
 	hk->e = e;
+	if (deps != NULL)
+		hk->deps = *deps;
 	hk->cfg = cfg;
 	hk->loop = engine_loop(e);
 	hk->refs = 1;
