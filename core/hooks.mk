@@ -1,5 +1,7 @@
 # core/hooks: Lua hooks, exec hooks, pre-stage checks (issue 6).
-core_libophookcore_la_SOURCES += core/hooks.c core/hooks.h \
+core_libophookcore_la_SOURCES += core/hooks.c core/hooks.h core/hooks_int.h \
+	core/hooks_lua.c core/hooks_lua.h core/hooks_exec.c core/hooks_exec.h \
+	core/hooks_cmds.c core/hooks_cmds.h \
 	core/luahook.c core/luahook.h \
 	core/exechook.c core/exechook.h
 
