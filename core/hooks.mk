@@ -2,7 +2,11 @@
 core_libophookcore_la_SOURCES += core/hooks.c core/hooks.h core/hooks_int.h \
 	core/hooks_lua.c core/hooks_lua.h core/hooks_exec.c core/hooks_exec.h \
 	core/hooks_cmds.c core/hooks_cmds.h \
-	core/luahook.c core/luahook.h \
+	core/luahook.c core/luahook.h core/luahook_int.h \
+	core/luahook_sandbox.c core/luahook_sandbox.h \
+	core/luahook_json.c core/luahook_json.h \
+	core/luahook_api.c core/luahook_api.h \
+	core/luahook_http.c core/luahook_http.h \
 	core/exechook.c core/exechook.h
 
 check_PROGRAMS += tests/unit/test_luahook tests/unit/test_exechook

@@ -39,7 +39,7 @@ target_srcs() {
 	config) echo "core/util.c" ;;
 	classify) echo "core/classify.c core/util.c" ;;
 	control) echo "core/hmap.c core/util.c core/log.c" ;;
-	luaevent) echo "core/luahook.c core/exechook.c core/util.c core/log.c" ;;
+	luaevent) echo "core/luahook.c core/luahook_sandbox.c core/luahook_json.c core/luahook_api.c core/luahook_http.c core/exechook.c core/util.c core/log.c" ;;
 	emitline) echo "core/emitline.c" ;;
 	*) echo "" ;;
 	esac
