@@ -18,6 +18,15 @@ tests_unit_test_exechook_SOURCES = tests/unit/test_exechook.c
 tests_unit_test_exechook_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_exechook_LDADD = $(TEST_LIBS)
 
+# The hooks against a fake bus: the test defines the engine_*, handler_*,
+# dispatch_* and control_reply_* functions the hooks call, so the real
+# engine, dispatcher and control socket are not linked.
+check_PROGRAMS += tests/unit/test_hooks
+TESTS += tests/unit/test_hooks
+tests_unit_test_hooks_SOURCES = tests/unit/test_hooks.c
+tests_unit_test_hooks_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_hooks_LDADD = $(TEST_LIBS)
+
 TESTS += tests/integration/hooks_webhook.sh
 EXTRA_DIST += tests/integration/hooks_webhook.sh
 
