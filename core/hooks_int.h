@@ -156,6 +156,7 @@ bool hooks_pattern_ok(const char *p);
 /* The sorted names in dir, without dot files (NULL-terminated, free with
  * hooks_free_names()); NULL when dir cannot be opened. */
 char **hooks_list_dir(const char *dir);
+/* Free what hooks_list_dir() returned (NULL is fine). */
 void hooks_free_names(char **names);
 /* A load job of f came back: run the new version (register, re-register
  * or adjust its handler) or keep the previous one and log why not. */

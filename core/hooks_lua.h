@@ -21,9 +21,12 @@ void hooks_lua_host_init(struct hooks *hk);
  * the thread); on failure last_error says so and no thread runs. */
 struct luafile *hooks_lua_new(struct hooks *hk, const char *path,
 			      const char *name);
+/* Drop a reference to f; the last one frees it (and its ref on hk). */
 void hooks_lua_unref(struct luafile *f);
 /* Queue job on f's thread (ownership passes to the thread). */
 void hooks_lua_queue(struct luafile *f, struct hooks_job *job);
+/* Free a job and what it holds (its event reference, results); NULL is
+ * fine. */
 void hooks_lua_job_free(struct hooks_job *job);
 /* Register f's handler "lua:NAME" with its patterns on the bus / remove
  * it (its in-flight deliveries finish first). */
