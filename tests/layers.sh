@@ -2,8 +2,9 @@
 # The core's layers, from the #include lines (TAP):
 #   lib < journal < bus < sources | handlers < daemon
 # A file may include headers of its own folder and of the layers below it;
-# sources and handlers never include each other; no two modules (a .c, its
-# .h and its private headers) include each other in a circle.  The checker is first run on two
+# sources and handlers never include each other; no two subsystems (the
+# files named after one: hooks.c, hooks_lua.c, hooks_int.h) include each
+# other in a circle.  The checker is first run on two
 # small broken trees, which it must refuse, then on core/.
 set -u
 top=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -28,20 +29,21 @@ for d in sorted(os.listdir(root)):
                                 enumerate(fp) for m in
                                 [re.match(r'\s*#\s*include\s+"([^"]+)"', line)]
                                 if m]
-# A module is a .c and its .h; a header with no .c of its own that extends
-# a module's interface (journal_backend.h includes journal.h, hooks_int.h
-# includes hooks.h) belongs to that module.
+# Circles are looked for between subsystems: a subsystem is the family of
+# files named after it (hooks.c, hooks_lua.c, hooks_int.h; journal.c,
+# journal_sqlite.c, journal_backend.h), whose parts may share a private
+# header and call each other, as Dovecot's lib-lua parts do.  A header with
+# no .c that includes none of its family's headers (paneldb_driver.h, the
+# interface drivers and the poller share) is a subsystem of its own.
 cfiles = {f[:-2] for f in where if f.endswith(".c")}
 def module(f):
-    m = f.rsplit(".", 1)[0]
-    if f.endswith(".h") and m not in cfiles:
-        own = {os.path.basename(h) for _, h in incs.get((where[f], f), [])}
-        parts = m.split("_")
-        for k in range(len(parts) - 1, 0, -1):
-            p = "_".join(parts[:k])
-            if p in cfiles and p + ".h" in own:
-                return p
-    return m
+    name = f.rsplit(".", 1)[0]
+    fam = name.split("_")[0]
+    if f.endswith(".h") and name not in cfiles and name != fam:
+        own = [os.path.basename(h) for _, h in incs.get((where[f], f), [])]
+        if not any(h.split("_")[0].split(".")[0] == fam for h in own):
+            return name
+    return fam
 bad = 0
 graph = {}
 for (d, f), lst in sorted(incs.items()):

@@ -5,8 +5,16 @@ noinst_LTLIBRARIES += core/handlers/libophook-handlers.la
 core_handlers_libophook_handlers_la_SOURCES = \
 	core/handlers/pluginhost.c core/handlers/pluginhost.h \
 	core/handlers/plugsettings.c core/handlers/plugsettings.h \
-	core/handlers/hooks.c core/handlers/hooks.h \
+	core/handlers/hooks.c core/handlers/hooks.h core/handlers/hooks_int.h \
+	core/handlers/hooks_lua.c core/handlers/hooks_lua.h \
+	core/handlers/hooks_exec.c core/handlers/hooks_exec.h \
+	core/handlers/hooks_cmds.c core/handlers/hooks_cmds.h \
 	core/handlers/luahook.c core/handlers/luahook.h \
+	core/handlers/luahook_int.h \
+	core/handlers/luahook_sandbox.c core/handlers/luahook_sandbox.h \
+	core/handlers/luahook_json.c core/handlers/luahook_json.h \
+	core/handlers/luahook_api.c core/handlers/luahook_api.h \
+	core/handlers/luahook_http.c core/handlers/luahook_http.h \
 	core/handlers/exechook.c core/handlers/exechook.h
 core_handlers_libophook_handlers_la_CPPFLAGS = $(HANDLERS_CPPFLAGS)
 core_handlers_libophook_handlers_la_CFLAGS = $(LAYER_CFLAGS)
@@ -44,6 +52,15 @@ tests_unit_test_luahook_LDADD = $(TEST_LIBS)
 tests_unit_test_exechook_SOURCES = tests/unit/test_exechook.c
 tests_unit_test_exechook_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_exechook_LDADD = $(TEST_LIBS)
+
+# The hooks against a fake bus: the test defines the engine_*, handler_*,
+# dispatch_* and control_reply_* functions the hooks call, so the real
+# engine, dispatcher and control socket are not linked.
+check_PROGRAMS += tests/unit/test_hooks
+TESTS += tests/unit/test_hooks
+tests_unit_test_hooks_SOURCES = tests/unit/test_hooks.c
+tests_unit_test_hooks_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_hooks_LDADD = $(TEST_LIBS)
 
 TESTS += tests/integration/hooks_webhook.sh
 EXTRA_DIST += tests/integration/hooks_webhook.sh

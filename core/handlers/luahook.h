@@ -53,6 +53,7 @@ int luahook_load_string(const char *code, size_t len, const char *name,
 			const struct luahook_limits *limits,
 			const struct luahook_host *host, struct luahook **lh_r,
 			char **error_r);
+/* Close the state and free *lh; NULLs it (NULL is fine). */
 void luahook_free(struct luahook **lh);
 
 /* The name given at load. */

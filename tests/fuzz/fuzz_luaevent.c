@@ -1,4 +1,4 @@
-/* libFuzzer target for the Lua event bridge (core/handlers/luahook.c), not built by
+/* libFuzzer target for the Lua event bridge (core/handlers/luahook*.c), not built by
  * automake (see run.sh).  Input: "TYPE\nSUBJECT\nPAYLOAD": the payload is
  * parsed as JSON (anything else becomes {"raw": text}), type and subject
  * are set in it, and it goes through luahook_run_event() (the read-only

@@ -1,0 +1,768 @@
+/* The hooks' control commands: check (the pre hooks answer allow or deny
+ * for an intent), hooks.list, hooks.lint and hooks.test (these two on the
+ * thread pool). */
+#define _GNU_SOURCE
+#include "hooks_cmds.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "config.h"
+#include "control.h"
+#include "event.h"
+#include "exechook.h"
+#include "hmap.h"
+#include "hooks.h"
+#include "hooks_int.h"
+#include "hooks_lua.h"
+#include "log.h"
+#include "luahook.h"
+#include "ophook/plugin.h"
+#include "util.h"
+
+#define HOOKS_PAYLOAD_MAX (1u << 20)
+
+/* ---- control: check ------------------------------------------------------ */
+
+static void hooks_cmds_check_free(struct hooks_check *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		free(c->slots[i].file);
+		free(c->slots[i].reason);
+		free(c->slots[i].error);
+	}
+	free(c->slots);
+	free(c->intent);
+	json_decref(c->request);
+	hooks_unref(c->hk);
+	free(c);
+}
+
+static void hooks_cmds_check_reply(struct hooks_check *c)
+{
+	json_t *res = json_object(), *ran = json_array();
+	const char *reason = NULL, *hook = NULL;
+	bool allow = true;
+	char *text;
+
+	for (size_t i = 0; i < c->n; i++) {
+		struct hooks_check_slot *s = &c->slots[i];
+
+		json_array_append_new(ran, json_pack("{sssbss?ss?}", "file",
+						     s->file, "deny",
+						     s->deny || s->rc < 0,
+						     "reason", s->reason,
+						     "error", s->error));
+		if (!allow)
+			continue;
+		if (s->rc < 0) {
+			/* a check that cannot run cannot say yes */
+			allow = false;
+			reason = s->error != NULL ? s->error : "hook failed";
+			hook = s->file;
+		} else if (s->deny) {
+			allow = false;
+			reason = s->reason;
+			hook = s->file;
+		}
+	}
+	json_object_set_new(res, "allow", json_boolean(allow));
+	json_object_set_new(res, "intent", json_string(c->intent));
+	json_object_set_new(res, "reason", reason != NULL ? json_string(reason)
+							  : json_null());
+	json_object_set_new(res, "hook", hook != NULL ? json_string(hook)
+						      : json_null());
+	json_object_set_new(res, "hooks", ran);
+	if (allow)
+		text = xasprintf("allow: %s (%zu pre hook(s))", c->intent,
+				 c->n);
+	else
+		text = xasprintf("deny: %s: %s (%s)", c->intent,
+				 reason != NULL ? reason : "denied", hook);
+	control_reply_ok(&c->reply, res, text, allow ? 0 : 1);
+	free(text);
+	hooks_cmds_check_free(c);
+}
+
+void hooks_cmds_check_done(struct hooks_job *job)
+{
+	struct hooks_check *c = job->check;
+	struct hooks_check_slot *s = &c->slots[job->check_slot];
+
+	s->rc = job->rc;
+	s->deny = job->deny;
+	s->reason = job->reason;
+	job->reason = NULL;
+	s->error = job->error;
+	job->error = NULL;
+	if (--c->pending == 0)
+		hooks_cmds_check_reply(c);
+}
+
+static bool hooks_cmds_key_ok(const char *k, size_t n)
+{
+	if (n == 0 || n > 64)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (!((k[i] >= 'a' && k[i] <= 'z') ||
+		      (k[i] >= '0' && k[i] <= '9') || k[i] == '_'))
+			return false;
+	}
+	return true;
+}
+
+struct hooks_collect {
+	struct luafile **files;
+	size_t n;
+	const char *intent;
+};
+
+static bool hooks_cmds_collect_pre(const char *key, void *value, void *ctx)
+{
+	struct hooks_collect *c = ctx;
+	struct luafile *f = value;
+	size_t i;
+	json_t *v;
+
+	(void)key;
+	if (!f->loaded || f->intents == NULL)
+		return true;
+	json_array_foreach(f->intents, i, v) {
+		if (strcmp(json_string_value(v), c->intent) == 0) {
+			c->files = xrealloc(c->files,
+					    (c->n + 1) * sizeof(*c->files));
+			c->files[c->n++] = f;
+			break;
+		}
+	}
+	return true;
+}
+
+static int hooks_cmds_file_cmp(const void *a, const void *b)
+{
+	const struct luafile *x = *(struct luafile *const *)a;
+	const struct luafile *y = *(struct luafile *const *)b;
+
+	return strcmp(x->name, y->name);
+}
+
+static void hooks_cmds_check(struct control_reply *reply, json_t *args,
+			     json_t *req, void *ctx)
+{
+	struct hooks *hk = ctx;
+	struct hooks_collect col = { 0 };
+	struct hooks_check *c;
+	const char *intent;
+	json_t *request;
+	size_t i;
+	json_t *v;
+
+	(void)req;
+	intent = json_string_value(json_array_get(args, 0));
+	if (intent == NULL) {
+		control_reply_error(&reply, 2, "usage: check INTENT "
+				    "[key=value...]");
+		return;
+	}
+	if (!hooks_pattern_ok(intent) || strchr(intent, '*') != NULL) {
+		control_reply_error(&reply, 2, "check: invalid intent '%s' "
+				    "(1-64 of [a-z0-9_.])", intent);
+		return;
+	}
+	request = json_pack("{ss}", "intent", intent);
+	json_array_foreach(args, i, v) {
+		const char *a = json_string_value(v), *eq;
+
+		if (i == 0)
+			continue;
+		eq = a != NULL ? strchr(a, '=') : NULL;
+		if (eq == NULL || !hooks_cmds_key_ok(a, (size_t)(eq - a))) {
+			json_decref(request);
+			control_reply_error(&reply, 2, "check: argument %zu "
+					    "'%s' is not key=value (key: "
+					    "[a-z0-9_])", i, a != NULL ? a : "");
+			return;
+		}
+		{
+			char *k = xstrndup(a, (size_t)(eq - a));
+			json_t *val = json_string(eq + 1);
+
+			if (val == NULL) {
+				free(k);
+				json_decref(request);
+				control_reply_error(&reply, 2, "check: "
+						    "argument %zu is not "
+						    "UTF-8", i);
+				return;
+			}
+			json_object_set_new(request, k, val);
+			free(k);
+		}
+	}
+	col.intent = intent;
+	hmap_each(hk->lua, hooks_cmds_collect_pre, &col);
+	if (col.n > 1)
+		qsort(col.files, col.n, sizeof(*col.files),
+		      hooks_cmds_file_cmp);
+	c = xcalloc(1, sizeof(*c));
+	c->hk = hk;
+	hk->refs++;
+	c->reply = reply;
+	c->intent = xstrdup(intent);
+	c->request = request;
+	c->n = c->pending = col.n;
+	c->slots = xcalloc(col.n + 1, sizeof(*c->slots));
+	if (col.n == 0) {
+		free(col.files);
+		hooks_cmds_check_reply(c);
+		return;
+	}
+	for (i = 0; i < col.n; i++) {
+		struct hooks_job *job;
+
+		c->slots[i].file = xstrdup(col.files[i]->name);
+		if (col.files[i]->stuck || !col.files[i]->thread_running) {
+			c->slots[i].rc = -EIO;
+			c->slots[i].error = xasprintf(
+				"%s: disabled: a call never returned",
+				col.files[i]->name);
+			c->pending--;
+			continue;
+		}
+		job = xcalloc(1, sizeof(*job));
+		job->kind = HOOKS_JOB_PRE;
+		job->check = c;
+		job->check_slot = i;
+		atomic_init(&job->cancel, false);
+		hooks_lua_queue(col.files[i], job);
+	}
+	free(col.files);
+	if (c->pending == 0)
+		hooks_cmds_check_reply(c);
+}
+
+/* ---- control: hooks.list ------------------------------------------------- */
+
+struct hooks_list_ctx {
+	json_t *arr;
+	char *text;
+};
+
+static void hooks_cmds_text_add(char **text, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void hooks_cmds_text_add(char **text, const char *fmt, ...)
+{
+	va_list ap;
+	char *add, *old = *text;
+
+	va_start(ap, fmt);
+	if (vasprintf(&add, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	*text = xasprintf("%s%s", old != NULL ? old : "", add);
+	free(old);
+	free(add);
+}
+
+static bool hooks_cmds_list_lua(const char *key, void *value, void *ctx)
+{
+	struct hooks_list_ctx *l = ctx;
+	struct luafile *f = value;
+	const char *state = f->stuck ? "disabled" : f->loaded ? (f->last_error != NULL
+						 ? "loaded (newer version "
+						   "failed)"
+						 : "loaded")
+				      : (f->load_pending ? "loading" : "error");
+
+	json_array_append_new(l->arr, json_pack(
+		"{sssssssososiss?}", "file", key, "kind", "lua",
+		"state", state,
+		"patterns", f->patterns != NULL ? json_incref(f->patterns)
+						: json_array(),
+		"intents", f->intents != NULL ? json_incref(f->intents)
+					      : json_array(),
+		"priority", f->priority, "last_error", f->last_error));
+	hooks_cmds_text_add(&l->text, "%-32s lua   %-8s %s\n", key,
+			    f->loaded && !f->stuck ? "loaded" : state,
+			    f->last_error != NULL ? f->last_error : "");
+	return true;
+}
+
+static bool hooks_cmds_list_exec(const char *key, void *value, void *ctx)
+{
+	struct hooks_list_ctx *l = ctx;
+	struct execfile *x = value;
+
+	json_array_append_new(l->arr, json_pack(
+		"{sssssssss?}", "file", key, "kind", "exec",
+		"state", x->ok ? "ok" : "refused",
+		"pattern", x->pattern, "last_error", x->last_error));
+	hooks_cmds_text_add(&l->text, "%-32s exec  %-8s %s\n", key,
+			    x->ok ? "ok" : "refused",
+			    x->last_error != NULL ? x->last_error : "");
+	return true;
+}
+
+static void hooks_cmds_list(struct control_reply *reply, json_t *args,
+			    json_t *req, void *ctx)
+{
+	struct hooks *hk = ctx;
+	struct hooks_list_ctx l = { .arr = json_array() };
+
+	(void)args;
+	(void)req;
+	hooks_cmds_text_add(&l.text, "%-32s %-5s %-8s %s\n", "FILE", "KIND",
+			    "STATE", "LAST ERROR");
+	hmap_each(hk->lua, hooks_cmds_list_lua, &l);
+	hmap_each(hk->exec, hooks_cmds_list_exec, &l);
+	control_reply_ok(&reply, json_pack("{so}", "hooks", l.arr), l.text, 0);
+	free(l.text);
+}
+
+/* ---- control: hooks.lint, hooks.test (thread pool) ----------------------- */
+
+struct hooks_work {
+	uv_work_t req;
+	struct hooks *hk;
+	struct control_reply *reply;
+	bool test;
+	char **files;     /* lint: files to check */
+	size_t n_files;
+	char *file;       /* test */
+	char *type;
+	json_t *payload;
+	/* results */
+	json_t *result;
+	char *text;
+	int exit_status;
+};
+
+static void hooks_cmds_lint_one(struct hooks_work *w, const char *path,
+				json_t *out, bool *all_ok)
+{
+	const char *base = strrchr(path, '/') != NULL ? strrchr(path, '/') + 1
+						       : path;
+	struct luahook *lh = NULL;
+	char *err = NULL;
+	json_t *item;
+	int ret;
+
+	if (hooks_ends_with(path, ".lua")) {
+		ret = luahook_load(path, base, &w->hk->lim, NULL, &lh, &err);
+		item = json_pack("{sssssb}", "file", path, "kind", "lua", "ok",
+				 ret == 0);
+		if (ret == 0) {
+			json_object_set_new(item, "patterns",
+					    hooks_lua_list(lh, false));
+			json_object_set_new(item, "intents",
+					    hooks_lua_list(lh, true));
+			hooks_cmds_text_add(&w->text, "%s: ok (%zu event "
+					    "handler(s), %zu pre hook(s))\n",
+					    path, luahook_on_count(lh),
+					    luahook_pre_count(lh));
+		}
+		luahook_free(&lh);
+	} else {
+		ret = exechook_check_file(path, hooks_owner(), &err);
+		item = json_pack("{sssssb}", "file", path, "kind", "exec",
+				 "ok", ret == 0);
+		if (ret == 0)
+			hooks_cmds_text_add(&w->text, "%s: ok (exec hook)\n",
+					    path);
+	}
+	if (ret < 0) {
+		*all_ok = false;
+		json_object_set_new(item, "error", json_string(err));
+		hooks_cmds_text_add(&w->text, "%s\n", err);
+	}
+	free(err);
+	json_array_append_new(out, item);
+}
+
+/* hooks.test on an executable ("#!" first): run it like an exec hook. */
+static void hooks_cmds_test_exec(struct hooks_work *w)
+{
+	char id[64], type[128], subject[300];
+	const char *argv[2] = { w->file, NULL };
+	const char *env[] = { HOOKS_EXEC_PATH, id, type, subject,
+			      "OPHOOK_ATTEMPT=1", "LANG=C.UTF-8", NULL };
+	const char *serr = NULL, *subj;
+	struct exechook_opts o;
+	struct exechook_result res;
+	char *json, *err = NULL;
+	int ret;
+
+	subj = json_string_value(json_object_get(w->payload, "subject"));
+	snprintf(id, sizeof(id), "OPHOOK_ID=%lld", (long long)json_integer_value(
+			 json_object_get(w->payload, "id")));
+	snprintf(type, sizeof(type), "OPHOOK_EVENT=%s", w->type);
+	snprintf(subject, sizeof(subject), "OPHOOK_SUBJECT=%s",
+		 subj != NULL ? subj : "");
+	json = json_dumps(w->payload, JSON_COMPACT);
+	memset(&o, 0, sizeof(o));
+	o.argv = argv;
+	o.env = env;
+	o.cwd = "/";
+	o.stdin_data = json;
+	o.stdin_len = json != NULL ? strlen(json) : 0;
+	o.timeout_ms = w->hk->cfg->hooks.timeout_ms;
+	o.output_max = w->hk->cfg->hooks.output_max;
+	ret = exechook_run_sync(&o, &res, &serr);
+	free(json);
+	if (ret < 0) {
+		w->result = json_pack("{sssssssss}", "file", w->file, "event",
+				      w->type, "result", "failed", "error",
+				      serr);
+		hooks_cmds_text_add(&w->text, "%s: cannot run: %s\n", w->file,
+				    serr);
+		w->exit_status = 1;
+		return;
+	}
+	ret = exechook_result_rc(&res, o.timeout_ms, &err);
+	w->result = json_pack("{sssssssisssss?}", "file", w->file, "event",
+			      w->type, "result",
+			      ret == 0 ? "done"
+				       : (ret == OPHOOK_RETRY ? "retry"
+							      : "failed"),
+			      "exit", res.exit_status, "stdout", res.out,
+			      "stderr", res.err, "error", err);
+	hooks_cmds_text_add(&w->text, "stdout: %s\nstderr: %s\n%s: %s%s%s\n",
+			    res.out, res.err, w->file,
+			    ret == 0 ? "done"
+				: (ret == OPHOOK_RETRY ? "retry" : "failed"),
+			    err != NULL ? ": " : "", err != NULL ? err : "");
+	w->exit_status = ret == 0 ? 0 : 1;
+	free(err);
+	exechook_result_clear(&res);
+}
+
+static void hooks_cmds_test_run(struct hooks_work *w)
+{
+	const char *base = strrchr(w->file, '/') != NULL
+				   ? strrchr(w->file, '/') + 1 : w->file;
+	json_t *lines;
+	struct luahook *lh = NULL;
+	char *err = NULL, *head = NULL;
+	unsigned ran = 0;
+	size_t hlen = 0;
+	int ret;
+
+	if (file_read_nofollow(w->file, 1u << 20, &head, &hlen) == 0 &&
+	    hlen >= 2 && head[0] == '#' && head[1] == '!') {
+		free(head);
+		hooks_cmds_test_exec(w);
+		return;
+	}
+	free(head);
+	lines = json_array();
+
+	ret = luahook_load(w->file, base, &w->hk->lim, &w->hk->host, &lh, &err);
+	if (ret == 0) {
+		luahook_capture(lh, lines, true);
+		luahook_set_dry_run(lh, true);
+		ret = luahook_run_event(lh, w->type, w->payload, 1, NULL, &ran,
+					&err);
+	}
+	w->result = json_pack("{sssssisssOs?}", "file", w->file, "event",
+			      w->type, "handlers_run", (int)ran, "result",
+			      ret == 0 ? "done"
+				       : (ret == OPHOOK_RETRY ? "retry"
+							      : "failed"),
+			      "log", lines, "error", err);
+	for (size_t i = 0; i < json_array_size(lines); i++)
+		hooks_cmds_text_add(&w->text, "log: %s\n", json_string_value(
+					    json_array_get(lines, i)));
+	hooks_cmds_text_add(&w->text, "%s: %u handler(s) ran for %s: %s%s%s\n",
+			    base, ran, w->type,
+			    ret == 0 ? "done"
+				     : (ret == OPHOOK_RETRY ? "retry"
+							    : "failed"),
+			    err != NULL ? "\n" : "", err != NULL ? err : "");
+	w->exit_status = ret == 0 ? 0 : 1;
+	json_decref(lines);
+	luahook_free(&lh);
+	free(err);
+}
+
+static void hooks_cmds_work_cb(uv_work_t *req)
+{
+	struct hooks_work *w = req->data;
+
+	if (w->test) {
+		hooks_cmds_test_run(w);
+	} else {
+		json_t *out = json_array();
+		bool ok = true;
+
+		for (size_t i = 0; i < w->n_files; i++)
+			hooks_cmds_lint_one(w, w->files[i], out, &ok);
+		if (w->n_files == 0)
+			hooks_cmds_text_add(&w->text, "no hooks\n");
+		w->result = json_pack("{sosb}", "files", out, "ok", ok);
+		w->exit_status = ok ? 0 : 1;
+	}
+}
+
+static void hooks_cmds_after_work_cb(uv_work_t *req, int status)
+{
+	struct hooks_work *w = req->data;
+
+	(void)status;
+	control_reply_ok(&w->reply, w->result, w->text, w->exit_status);
+	w->result = NULL;
+	free(w->text);
+	for (size_t i = 0; i < w->n_files; i++)
+		free(w->files[i]);
+	free(w->files);
+	free(w->file);
+	free(w->type);
+	json_decref(w->payload);
+	hooks_unref(w->hk);
+	free(w);
+}
+
+static void hooks_cmds_queue_work(struct hooks *hk, struct hooks_work *w)
+{
+	w->hk = hk;
+	hk->refs++;
+	w->req.data = w;
+	uv_queue_work(hk->loop, &w->req, hooks_cmds_work_cb,
+		      hooks_cmds_after_work_cb);
+}
+
+/* Resolve a FILE argument: absolute, relative to the client's "cwd" when
+ * it sent one, else relative to hooks_dir.  Non-root peers may only name
+ * files inside hooks_dir or readable by everyone.  NULL with *why_r. */
+static char *hooks_cmds_resolve_arg(struct hooks *hk, const char *arg,
+				    json_t *req, unsigned uid, char **why_r)
+{
+	const char *cwd = json_string_value(json_object_get(req, "cwd"));
+	char *path, *real, *dir;
+	struct stat st;
+	size_t n;
+
+	if (arg[0] == '/')
+		path = xstrdup(arg);
+	else if (cwd != NULL && cwd[0] == '/')
+		path = xasprintf("%s/%s", cwd, arg);
+	else
+		path = xasprintf("%s/%s", hk->cfg->hooks_dir, arg);
+	real = realpath(path, NULL);
+	if (real == NULL) {
+		*why_r = xasprintf("%s: %s", path, strerror(errno));
+		free(path);
+		return NULL;
+	}
+	free(path);
+	if (uid == 0)
+		return real;
+	dir = realpath(hk->cfg->hooks_dir, NULL);
+	n = dir != NULL ? strlen(dir) : 0;
+	if ((dir != NULL && strncmp(real, dir, n) == 0 && real[n] == '/') ||
+	    (stat(real, &st) == 0 && (st.st_mode & S_IROTH) != 0)) {
+		free(dir);
+		return real;
+	}
+	free(dir);
+	*why_r = xasprintf("%s: not in hooks_dir and not readable by "
+			   "everyone (only root may name it)", real);
+	free(real);
+	return NULL;
+}
+
+static void hooks_cmds_lint(struct control_reply *reply, json_t *args,
+			    json_t *req, void *ctx)
+{
+	struct hooks *hk = ctx;
+	struct hooks_work *w = xcalloc(1, sizeof(*w));
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(args, i, v) {
+		const char *arg = json_string_value(v) != NULL
+					  ? json_string_value(v) : "";
+		char *why = NULL;
+		char *p = hooks_cmds_resolve_arg(hk, arg, req,
+						 control_reply_uid(reply),
+						 &why);
+
+		if (p == NULL) {
+			control_reply_error(&reply, 2, "hooks lint: %s", why);
+			free(why);
+			for (size_t k = 0; k < w->n_files; k++)
+				free(w->files[k]);
+			free(w->files);
+			free(w);
+			return;
+		}
+		w->files = xrealloc(w->files, (w->n_files + 1) *
+						      sizeof(*w->files));
+		w->files[w->n_files++] = p;
+	}
+	if (json_array_size(args) == 0) {
+		/* everything in hooks_dir */
+		char **names = hooks_list_dir(hk->cfg->hooks_dir);
+
+		for (size_t k = 0; names != NULL && names[k] != NULL; k++) {
+			char *path = xasprintf("%s/%s", hk->cfg->hooks_dir,
+					       names[k]);
+
+			if (hooks_ends_with(names[k], ".lua")) {
+				w->files = xrealloc(w->files,
+						    (w->n_files + 1) *
+							    sizeof(*w->files));
+				w->files[w->n_files++] = path;
+				continue;
+			}
+			if (hooks_ends_with(names[k], ".d")) {
+				char **sub = hooks_list_dir(path);
+
+				for (size_t j = 0; sub != NULL &&
+						   sub[j] != NULL; j++) {
+					if (!exechook_name_ok(sub[j]))
+						continue;
+					w->files = xrealloc(
+						w->files, (w->n_files + 1) *
+								  sizeof(*w->files));
+					w->files[w->n_files++] = xasprintf(
+						"%s/%s", path, sub[j]);
+				}
+				hooks_free_names(sub);
+			}
+			free(path);
+		}
+		hooks_free_names(names);
+	}
+	w->reply = reply;
+	hooks_cmds_queue_work(hk, w);
+}
+
+static void hooks_cmds_test(struct control_reply *reply, json_t *args,
+			    json_t *req, void *ctx)
+{
+	struct hooks *hk = ctx;
+	const char *file = NULL, *type = NULL, *payload = NULL;
+	const char *subject = NULL;
+	char *path, *ppath = NULL, *why = NULL, *data = NULL;
+	json_t *p = NULL;
+	json_error_t jerr;
+	struct hooks_work *w;
+	size_t len, n = json_array_size(args);
+	const char *twhy = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *a = json_string_value(json_array_get(args, i));
+		const char *next = i + 1 < n ? json_string_value(
+						       json_array_get(args, i + 1))
+					     : NULL;
+
+		if (a == NULL)
+			continue;
+		if (strcmp(a, "--event") == 0 && next != NULL) {
+			type = next;
+			i++;
+		} else if (strcmp(a, "--payload") == 0 && next != NULL) {
+			payload = next;
+			i++;
+		} else if (strcmp(a, "--subject") == 0 && next != NULL) {
+			subject = next;
+			i++;
+		} else if (file == NULL && a[0] != '-') {
+			file = a;
+		} else {
+			control_reply_error(&reply, 2, "hooks test: unexpected "
+					    "argument '%s'", a);
+			return;
+		}
+	}
+	if (file == NULL || type == NULL) {
+		control_reply_error(&reply, 2, "usage: hooks test FILE --event "
+				    "TYPE [--payload FILE.json] [--subject S]");
+		return;
+	}
+	if (event_type_valid(type, &twhy) < 0) {
+		control_reply_error(&reply, 2, "hooks test: event type '%s': "
+				    "%s", type, twhy);
+		return;
+	}
+	path = hooks_cmds_resolve_arg(hk, file, req, control_reply_uid(reply),
+				      &why);
+	if (path == NULL)
+		goto fail;
+	if (payload != NULL) {
+		ppath = hooks_cmds_resolve_arg(hk, payload, req,
+					       control_reply_uid(reply), &why);
+		if (ppath == NULL)
+			goto fail;
+		int r = file_read_nofollow(ppath, HOOKS_PAYLOAD_MAX, &data,
+					   &len);
+
+		if (r < 0) {
+			why = xasprintf("%s: %s", ppath, strerror(-r));
+			goto fail;
+		}
+		p = json_loadb(data, len, 0, &jerr);
+		free(data);
+		if (p == NULL || !json_is_object(p)) {
+			why = p == NULL ? xasprintf("%s:%d:%d: %s", ppath,
+						    jerr.line, jerr.column,
+						    jerr.text)
+					: xasprintf("%s: not a JSON object",
+						    ppath);
+			json_decref(p);
+			goto fail;
+		}
+	} else {
+		p = json_object();
+	}
+	/* the standard fields, where the payload has none */
+	if (json_object_get(p, "type") == NULL)
+		json_object_set_new(p, "type", json_string(type));
+	if (json_object_get(p, "id") == NULL)
+		json_object_set_new(p, "id", json_integer(0));
+	if (json_object_get(p, "source") == NULL)
+		json_object_set_new(p, "source", json_string("test"));
+	if (json_object_get(p, "node") == NULL && hk->cfg->node != NULL)
+		json_object_set_new(p, "node", json_string(hk->cfg->node));
+	if (json_object_get(p, "time") == NULL) {
+		char tbuf[40];
+
+		time_format_ms(now_ms(), tbuf, sizeof(tbuf));
+		json_object_set_new(p, "time", json_string(tbuf));
+	}
+	if (json_object_get(p, "subject") == NULL) {
+		const char *d = json_string_value(json_object_get(p, "domain"));
+
+		json_object_set_new(p, "subject",
+				    json_string(subject != NULL ? subject
+						: (d != NULL ? d : "test")));
+	}
+	w = xcalloc(1, sizeof(*w));
+	w->test = true;
+	w->file = path;
+	w->type = xstrdup(type);
+	w->payload = p;
+	w->reply = reply;
+	free(ppath);
+	hooks_cmds_queue_work(hk, w);
+	return;
+fail:
+	control_reply_error(&reply, 2, "hooks test: %s", why);
+	free(why);
+	free(path);
+	free(ppath);
+}
+
+const struct control_command hooks_commands[] = {
+	{"check", hooks_cmds_check},
+	{"hooks.list", hooks_cmds_list},
+	{"hooks.lint", hooks_cmds_lint},
+	{"hooks.test", hooks_cmds_test},
+	{NULL, NULL},
+};
