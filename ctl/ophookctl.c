@@ -12,6 +12,7 @@
 #include "../core/lib/emitline.h"
 #include "../core/bus/event.h"
 #include "../core/lib/util.h"
+#include "guard.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <pthread.h>
@@ -83,6 +85,11 @@ static void ctl_usage(FILE *f)
 		"heartbeat,\n"
 		"                                  alive/dead, lag, failed and "
 		"dead deliveries\n"
+		"  guard install|remove|status [--root DIR] [--fail-open]\n"
+		"                                  opencli pre hooks that can "
+		"stop a command\n"
+		"                                  ophookd's pre hooks deny "
+		"(see ophookctl(8))\n"
 		"Plugins and hooks may add more commands; an unknown command "
 		"lists them.\n");
 }
@@ -478,6 +485,49 @@ static int ctl_emit_stdin(struct ctl *ctl)
 	return 0;
 }
 
+/* ---- guard: ask ophookd on behalf of an opencli pre hook ---- */
+
+/* How long a guard hook waits for ophookd's pre hooks (opencli waits for
+ * the hook): past this, ophookd "cannot answer". */
+#define CTL_GUARD_TIMEOUT_S 30
+
+/* guard_ask_fn: one `check` request on a new connection. */
+static int ctl_guard_ask(void *vctx, json_t *args, json_t **result_r)
+{
+	struct ctl *ctl = vctx;
+	struct timeval tv = { .tv_sec = CTL_GUARD_TIMEOUT_S };
+	json_t *req, *ans;
+	bool eof;
+	int r;
+
+	*result_r = NULL;
+	if ((r = ctl_connect(ctl)) < 0)
+		return r;
+	(void)setsockopt(ctl->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	req = json_pack("{sssOsbsb}", "cmd", "check", "args", args, "json", 1,
+			"tty", 0);
+	r = req != NULL ? ctl_send(ctl, req) : -ENOMEM;
+	json_decref(req);
+	ans = r < 0 ? NULL : ctl_recv(ctl, &eof);
+	fclose(ctl->in);
+	close(ctl->fd);
+	ctl->in = NULL;
+	ctl->fd = -1;
+	if (r < 0)
+		return r;
+	if (ans == NULL)
+		return eof ? -ECONNRESET : -ETIMEDOUT;
+	json_t *res = json_object_get(ans, "result");
+
+	if (!json_is_true(json_object_get(ans, "ok")) || !json_is_object(res)) {
+		json_decref(ans);
+		return -EPROTO;
+	}
+	*result_r = json_incref(res);
+	json_decref(ans);
+	return 0;
+}
+
 /* ---- main ---- */
 
 /* The socket path: -s, else the config's, else the default.  *owned_r
@@ -575,18 +625,29 @@ int main(int argc, char **argv)
 		ctl_usage(stdout);
 		return 0;
 	}
+	int status;
+
 	ctl.tty = isatty(STDOUT_FILENO) == 1;
 	signal(SIGPIPE, SIG_IGN);
 
 	char *owned = NULL;
 	if (ctl_socket_path(sock_opt, config_opt, &ctl.socket, &owned) < 0)
 		return 2;
+	if (strcmp(cmd, "guard") == 0) {
+		/* connects only for `guard check`, once per question */
+		struct guard_env env = { .socket = ctl.socket,
+					 .ask = ctl_guard_ask,
+					 .ask_ctx = &ctl };
+
+		status = guard_main(&env, argc - optind, argv + optind);
+		free(owned);
+		return status;
+	}
 	if (ctl_connect(&ctl) < 0) {
 		free(owned);
 		return 2;
 	}
 
-	int status;
 	bool emit_stdin = strcmp(cmd, "emit") == 0 && argc - optind >= 2;
 	for (int i = optind + 1; emit_stdin && i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0)

@@ -5,7 +5,7 @@
 -- demo tree (contrib/demo/tree: alice-blog.example; the scenario adds
 -- shop.example, whose row OpenPanel inserts before it writes the files).
 --   sqlite3 panel.db < contrib/demo/panel.sql
---   mariadb --defaults-file=host_db.conf panel < contrib/demo/panel.sql
+--   mariadb --defaults-file=/etc/openpanel/mysql/host_my.cnf panel < contrib/demo/panel.sql
 -- Column shapes follow OpenPanel's mysql/initialize/1.1/plans.sql.
 
 CREATE TABLE plans (

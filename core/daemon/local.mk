@@ -16,7 +16,7 @@ ophookd_CFLAGS = $(AM_CFLAGS) $(DEPS_CFLAGS)
 ophookd_LDADD = core/libophookcore.la $(DEPS_LIBS)
 
 sbin_PROGRAMS += ophookctl
-ophookctl_SOURCES = ctl/ophookctl.c
+ophookctl_SOURCES = ctl/ophookctl.c ctl/guard.c ctl/guard.h
 ophookctl_CPPFLAGS = $(BUS_CPPFLAGS)
 ophookctl_CFLAGS = $(AM_CFLAGS) $(DEPS_CFLAGS)
 ophookctl_LDADD = core/libophookcore.la $(DEPS_LIBS)
@@ -28,6 +28,8 @@ tests_unit_test_control_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_control_LDADD = $(TEST_LIBS)
 
 TESTS += tests/integration/ctl.sh
+EXTRA_DIST += tests/integration/guard.sh
+TESTS += tests/integration/guard.sh
 EXTRA_DIST += tests/integration/ctl.sh
 TESTS += tests/integration/ops.sh
 EXTRA_DIST += tests/integration/ops.sh

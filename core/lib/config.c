@@ -401,6 +401,7 @@ enum cfg_type {
 #define CK_NULLABLE 0x1	 /* CT_STR: empty value / ~ / null sets NULL */
 #define CK_HOSTNAME 0x2	 /* default: gethostname() */
 #define CK_ROOT 0x4	 /* CT_PATHS default: [root] after loading */
+#define CK_WORDS 0x8	 /* CT_PATHS: items are patterns, not paths */
 
 struct cfg_key {
 	const char *path;	    /* "section.key" */
@@ -456,10 +457,13 @@ static const struct cfg_key cfg_keys[] = {
 	K_PATH("hooks_dir", hooks_dir, "/etc/openpanel/ophookd/hooks"),
 	K_ENUM("log_level", log_level, "info", cfg_log_levels),
 
+	K_PATHS("secrets.extra_keys", secrets.extra_keys, secrets.n_extra_keys,
+		cfg_none, CK_WORDS),
+
 	K_ENUM("panel_db.driver", panel_db.driver, "sqlite", cfg_drivers),
 	K_PATH("panel_db.path", panel_db.path, "/etc/openpanel/ophookd/panel.db"),
 	K_PATH("panel_db.option_file", panel_db.option_file,
-	       "/etc/openpanel/mysql/host_db.conf"),
+	       "/etc/openpanel/mysql/host_my.cnf"),
 	K_STR("panel_db.database", panel_db.database, "panel", 0),
 	K_PATH("panel_db.admin_db", panel_db.admin_db,
 	       "/etc/openpanel/openadmin/users.db"),
@@ -746,9 +750,12 @@ static int cfg_set_paths(struct cfg_load *l, const struct cfg_key *k,
 	char ***v = cfg_field_strv(l->c, k);
 	size_t *count = cfg_field_count(l->c, k);
 
+	bool words = (k->flags & CK_WORDS) != 0;
+
 	if (!cfg_is_null(n) && n->kind != CFG_SEQ)
 		return cfg_expected(l, n, k->path,
-				    "a sequence of absolute paths");
+				    words ? "a sequence of patterns"
+					  : "a sequence of absolute paths");
 	cfg_strv_free(v, count);
 	*v = xcalloc(n->n ? n->n : 1, sizeof(char *));
 	for (size_t i = 0; i < n->n; i++) {
@@ -756,9 +763,22 @@ static int cfg_set_paths(struct cfg_load *l, const struct cfg_key *k,
 		int r;
 
 		snprintf(item, sizeof(item), "%s[%zu]", k->path, i);
-		r = cfg_get_string(l, n->items[i], item, true);
+		r = cfg_get_string(l, n->items[i], item, !words);
 		if (r < 0)
 			return r;
+		if (words) {
+			const char *w = n->items[i]->value;
+
+			if (strlen(w) > 64 ||
+			    strspn(w, "abcdefghijklmnopqrstuvwxyz"
+				      "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				      "0123456789_.-*?") != strlen(w))
+				return cfg_error(l->p, n->items[i],
+						 "%s: invalid pattern (letters, "
+						 "digits, _ . - * ?, at most "
+						 "64)",
+						 item);
+		}
 		(*v)[(*count)++] = xstrdup(n->items[i]->value);
 	}
 	return 0;

@@ -46,10 +46,19 @@ struct config {
 	char *log_level;     /* `log_level`: debug|info|warn|error (info) */
 
 	struct {
+		char **extra_keys;   /* `secrets.extra_keys`: fnmatch patterns
+					of openpanel.config keys whose values
+					are secret, added to the built-in list
+					(classify_secret_defaults) */
+		size_t n_extra_keys;
+	} secrets;
+
+	struct {
 		char *driver;        /* `panel_db.driver`: sqlite|mysql (sqlite) */
 		char *path;          /* `panel_db.path`: SQLite file */
 		char *option_file;   /* `panel_db.option_file`: my.cnf-style
-					(/etc/openpanel/mysql/host_db.conf) */
+					(/etc/openpanel/mysql/host_my.cnf,
+					which /etc/my.cnf links to) */
 		char *database;      /* `panel_db.database` (panel) */
 		char *admin_db;      /* `panel_db.admin_db`: OpenAdmin users.db
 					(/etc/openpanel/openadmin/users.db) */

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include <openssl/asn1.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -179,9 +181,14 @@ static enum classify_kind classify_root_path(char **p, size_t n,
 			return CLASSIFY_NONE;
 		return t->kind = CLASSIFY_DENYLIST;
 	}
+	/* custom certificates: custom/<d>/fullchain.pem (+ key.pem) as
+	 * opencli domains-ssl writes them, and custom/<h>/<h>.crt (+ .key)
+	 * for the panel's own host name; the keys are never read */
 	if (n == 5 && strcmp(p[0], "caddy") == 0 &&
 	    strcmp(p[1], "ssl") == 0 && strcmp(p[2], "custom") == 0 &&
-	    strcmp(last, "fullchain.pem") == 0) {
+	    (strcmp(last, "fullchain.pem") == 0 ||
+	     (ll == strlen(p[3]) + 4 && ends_with(last, ".crt") &&
+	      strncmp(last, p[3], ll - 4) == 0))) {
 		if (!set_name(t, p[3], strlen(p[3]), true, why_r))
 			return CLASSIFY_NONE;
 		return t->kind = CLASSIFY_CUSTOM_CERT;
@@ -435,6 +442,10 @@ static bool mem_has(const char *s, size_t len, const char *needle)
 
 /* ---- Caddy domain conf ---- */
 
+/* What `opencli domains-suspend --comment=X` puts on the first line */
+#define CONF_COMMENT "# comment:"
+#define CONF_COMMENT_LEN (sizeof(CONF_COMMENT) - 1)
+
 bool classify_conf_suspended(const char *content, size_t len,
 			     const char **reason_r, char **comment_r)
 {
@@ -450,13 +461,21 @@ bool classify_conf_suspended(const char *content, size_t len,
 		if (l == 0)
 			continue;
 		if (s[0] == '#') {
-			if (*comment_r == NULL) {
-				size_t k = 1;
+			/* only the line opencli writes for --comment=X
+			 * (`# comment: X`); the templates' own comments
+			 * (`# auto ssl`) are no reason */
+			if (*comment_r == NULL && l > CONF_COMMENT_LEN &&
+			    memcmp(s, CONF_COMMENT, CONF_COMMENT_LEN) == 0) {
+				size_t k = CONF_COMMENT_LEN, e = l;
 
-				while (k < l && (s[k] == ' ' || s[k] == '#'))
+				while (k < e && (s[k] == ' ' || s[k] == '\t'))
 					k++;
-				if (k < l)
-					*comment_r = xstrndup(s + k, l - k);
+				while (e > k && (s[e - 1] == ' ' ||
+						 s[e - 1] == '\t' ||
+						 s[e - 1] == '\r'))
+					e--;
+				if (e > k)
+					*comment_r = xstrndup(s + k, e - k);
 			}
 			continue;
 		}
@@ -893,7 +912,12 @@ json_t *classify_mail_accounts(const char *content, size_t len,
 			continue;
 		}
 		char *addr = xstrndup(s, (size_t)(bar - s));
-		uint64_t h = classify_hash(bar, l - (size_t)(bar - s),
+		/* only the password hash (the second field) counts: opencli
+		 * appends `|<uid>` to the line with sed -i after
+		 * docker-mailserver added it, which changes no password */
+		const char *hs = bar + 1, *end = s + l;
+		const char *he = memchr(hs, '|', (size_t)(end - hs));
+		uint64_t h = classify_hash(hs, (size_t)((he ? he : end) - hs),
 					   CLASSIFY_HASH_SEED);
 		char hx[20];
 
@@ -1117,18 +1141,104 @@ static void classify_denylist(const struct classify_target *t,
 		json_decref(now);
 }
 
+/* ---- secrets ---- */
+
+const char *const classify_secret_defaults[] = {
+	"*_token", "token", "*password*", "*passwd*", "*secret*", "*_key",
+	"key", "*apikey*", "*api_key*", "*private*", NULL
+};
+
+static bool secret_match(const char *pat, const char *key)
+{
+	return fnmatch(pat, key, FNM_CASEFOLD) == 0;
+}
+
+bool classify_secret_key(const char *key, const char *const *extra,
+			 size_t n_extra)
+{
+	const char *dot = strrchr(key, '.');
+	const char *leaf = dot != NULL ? dot + 1 : key;
+
+	for (size_t i = 0; classify_secret_defaults[i] != NULL; i++)
+		if (secret_match(classify_secret_defaults[i], leaf) ||
+		    secret_match(classify_secret_defaults[i], key))
+			return true;
+	for (size_t i = 0; i < n_extra; i++)
+		if (secret_match(extra[i], leaf) || secret_match(extra[i], key))
+			return true;
+	return false;
+}
+
+void classify_fingerprint(const char *value, size_t len,
+			  char out[CLASSIFY_FP_SIZE])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	static const char hex[] = "0123456789abcdef";
+
+	if (EVP_Digest(value, len, md, &mdlen, EVP_sha256(), NULL) != 1 ||
+	    mdlen < 4) {
+		/* never the value, even when libcrypto fails */
+		snprintf(out, CLASSIFY_FP_SIZE, "sha256:????????");
+		return;
+	}
+	memcpy(out, "sha256:", 7);
+	for (unsigned i = 0; i < 4; i++) {
+		out[7 + 2 * i] = hex[md[i] >> 4];
+		out[8 + 2 * i] = hex[md[i] & 15];
+	}
+	out[15] = '\0';
+}
+
+/* A fingerprint as the facts keep it ("sha256:" + 8 hex) */
+static bool is_fingerprint(const char *v)
+{
+	if (v == NULL || strncmp(v, "sha256:", 7) != 0 || strlen(v) != 15)
+		return false;
+	for (size_t i = 7; i < 15; i++)
+		if (!isxdigit((unsigned char)v[i]))
+			return false;
+	return true;
+}
+
+/* A copy of an INI key set with the values of secret keys replaced by
+ * their fingerprints (facts written by older versions may hold values). */
+static json_t *secrets_masked(const json_t *set,
+			      const struct classify_input *in)
+{
+	json_t *copy = json_object();
+	const char *k;
+	json_t *v;
+
+	json_object_foreach ((json_t *)set, k, v) {
+		const char *sv = json_string_value(v);
+		char fp[CLASSIFY_FP_SIZE];
+
+		if (sv != NULL && !is_fingerprint(sv) &&
+		    classify_secret_key(k, in->secret_keys,
+					in->n_secret_keys)) {
+			classify_fingerprint(sv, json_string_length(v), fp);
+			json_object_set_new(copy, k, json_string(fp));
+		} else {
+			json_object_set(copy, k, v);
+		}
+	}
+	return copy;
+}
+
 static void classify_panel_config(const struct classify_input *in,
 				  struct classify_result *r)
 {
-	json_t *now = in->content != NULL ? classify_ini(in->content, in->len,
-							 r)
-					  : json_object();
-	json_t *old = set_of(in, "keys"), *empty = json_object();
+	json_t *parsed = in->content != NULL
+				 ? classify_ini(in->content, in->len, r)
+				 : json_object();
+	json_t *now = secrets_masked(parsed, in);
+	json_t *old_raw = set_of(in, "keys"), *old;
 	json_t *changes = json_array(), *lists[3];
 	size_t i, j;
 
-	if (old == NULL)
-		old = empty;
+	json_decref(parsed);
+	old = old_raw != NULL ? secrets_masked(old_raw, in) : json_object();
 	lists[0] = keys_minus(now, old);   /* added */
 	lists[1] = keys_minus(old, now);   /* removed */
 	lists[2] = keys_changed(now, old); /* changed */
@@ -1139,11 +1249,23 @@ static void classify_panel_config(const struct classify_input *in,
 			json_t *o = json_object_get(old, k);
 			json_t *n = json_object_get(now, k);
 
-			json_array_append_new(
-				changes,
-				json_pack("{s:s, s:O, s:O}", "key", k, "old",
-					  o ? o : json_null(), "new",
-					  n ? n : json_null()));
+			if (classify_secret_key(k, in->secret_keys,
+						in->n_secret_keys))
+				/* never the value: its fingerprint */
+				json_array_append_new(
+					changes,
+					json_pack("{s:s, s:b, s:O, s:O}", "key",
+						  k, "secret", 1,
+						  "old_fingerprint",
+						  o ? o : json_null(),
+						  "new_fingerprint",
+						  n ? n : json_null()));
+			else
+				json_array_append_new(
+					changes,
+					json_pack("{s:s, s:O, s:O}", "key", k,
+						  "old", o ? o : json_null(),
+						  "new", n ? n : json_null()));
 		}
 		json_decref(lists[i]);
 	}
@@ -1162,7 +1284,7 @@ static void classify_panel_config(const struct classify_input *in,
 	} else {
 		json_decref(changes);
 	}
-	json_decref(empty);
+	json_decref(old);
 	if (in->content != NULL)
 		r->facts = set_facts("keys", now);
 	else

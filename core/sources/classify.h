@@ -15,7 +15,8 @@ enum classify_kind {
 	CLASSIFY_DOMAIN_CONF,   /* ROOT/caddy/domains/<d>.conf */
 	CLASSIFY_CERT_JSON,     /* ROOT/caddy/ssl/.../<issuer>/<d>/<d>.json:
 				   completes a certificate (aux: <d>.crt) */
-	CLASSIFY_CUSTOM_CERT,   /* ROOT/caddy/ssl/custom/<d>/fullchain.pem */
+	CLASSIFY_CUSTOM_CERT,   /* ROOT/caddy/ssl/custom/<d>/fullchain.pem or
+				   ROOT/caddy/ssl/custom/<h>/<h>.crt */
 	CLASSIFY_USER_DIR,      /* ROOT/openpanel/core/users/<ctx> (folder) */
 	CLASSIFY_DENYLIST,      /* ROOT/caddy/deny/<ctx>.ips */
 	CLASSIFY_PANEL_CONFIG,  /* ROOT/openpanel/conf/openpanel.config */
@@ -75,6 +76,9 @@ struct classify_input {
 	size_t aux_len;
 	bool existed;        /* the snapshot knew the path */
 	const json_t *old_facts; /* facts from the last time (NULL: none) */
+	const char *const *secret_keys; /* patterns added to
+					   classify_secret_defaults */
+	size_t n_secret_keys;
 };
 
 struct classify_result {
@@ -98,8 +102,9 @@ void classify_result_clear(struct classify_result *r);
 
 /* Suspension facts of a Caddy domain conf: a file_server route serving
  * suspended_domain.html (reason "domain") or suspended_user.html (reason
- * "user") and no reverse_proxy.  *comment_r: the first comment line's text
- * (malloc'd) or NULL. */
+ * "user") and no reverse_proxy.  *comment_r: X from the first line
+ * `# comment: X` (what opencli domains-suspend --comment=X writes), malloc'd,
+ * or NULL; other comments (the templates' `# auto ssl`) are not reasons. */
 bool classify_conf_suspended(const char *content, size_t len,
 			     const char **reason_r, char **comment_r);
 
@@ -117,8 +122,10 @@ int64_t classify_zone_serial(const char *content, size_t len);
 
 /* Line sets: each returns a JSON object key -> value.
  * named.conf.local: zone name -> "" (names that are not valid domains are
- * warned about and skipped).  postfix-accounts.cf: address -> short digest
- * of the rest of the line (never the hash itself).  postfix-virtual.cf:
+ * warned about and skipped).  postfix-accounts.cf (`addr|hash[|uid...]`):
+ * address -> short digest of the password hash field only (never the hash
+ * itself; fields appended after it, such as opencli's `|uid`, do not
+ * count).  postfix-virtual.cf:
  * alias -> targets.  dovecot-quotas.cf (`addr:quota`): address -> quota.
  * deny .ips: ip -> "".  INI: "section.key" -> value. */
 json_t *classify_named_zones(const char *content, size_t len,
@@ -133,6 +140,27 @@ json_t *classify_deny_ips(const char *content, size_t len,
 			  struct classify_result *warn);
 json_t *classify_ini(const char *content, size_t len,
 		     struct classify_result *warn);
+
+/* Secret keys of openpanel.config: a key (`section.key` or `key`) is
+ * secret when it or its last part matches one of these fnmatch(3)
+ * patterns, case-insensitively: *_token, token, *password*, *passwd*,
+ * *secret*, *_key, key, *apikey*, *api_key*, *private* (NULL-terminated),
+ * or one of the admin's `secrets.extra_keys`.  The value of a secret key is
+ * never stored in the facts nor put in an event: config.changed carries
+ * `secret: true` and old_fingerprint / new_fingerprint instead of old /
+ * new. */
+extern const char *const classify_secret_defaults[];
+
+/* True when `key` is secret (defaults or one of extra[0..n_extra)). */
+bool classify_secret_key(const char *key, const char *const *extra,
+			 size_t n_extra);
+
+/* "sha256:" + the first 8 hex digits of the SHA-256 of value (OpenSSL
+ * libcrypto), NUL-terminated: tells a change apart, cannot give back a
+ * 64-character token. */
+#define CLASSIFY_FP_SIZE 16
+void classify_fingerprint(const char *value, size_t len,
+			  char out[CLASSIFY_FP_SIZE]);
 
 /* 64-bit FNV-1a of a buffer (content hash for the snapshot). */
 uint64_t classify_hash(const void *data, size_t len, uint64_t seed);

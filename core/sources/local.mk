@@ -35,6 +35,8 @@ tests_unit_test_snapshot_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_snapshot_LDADD = $(TEST_LIBS)
 
 TESTS += tests/integration/watch_openpanel.sh
+TESTS += tests/integration/openpanel_payloads.sh
+EXTRA_DIST += tests/integration/openpanel_payloads.sh
 EXTRA_DIST += tests/integration/watch_openpanel.sh \
 	tests/integration/watch_lib.sh \
 	tests/integration/openpanel/domain.conf \

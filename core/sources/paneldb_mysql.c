@@ -1,6 +1,6 @@
 /* Panel DB driver: MySQL/MariaDB through MariaDB Connector/C.  Credentials
  * come from a my.cnf-style option file ([client]: user, password, host,
- * port or socket), OpenPanel's /etc/openpanel/mysql/host_db.conf.  Every
+ * port or socket): OpenPanel 2.x's /etc/openpanel/mysql/host_my.cnf.  Every
  * statement is a server-side prepared statement (parameters never enter
  * the SQL text); the session is read-only. */
 #include "paneldb_driver.h"

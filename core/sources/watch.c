@@ -545,6 +545,10 @@ static void watch_process(struct watch *w, const char *path,
 			if (old != NULL && old->facts != NULL)
 				old_facts = json_loads(old->facts, 0, NULL);
 			in.old_facts = old_facts;
+			in.secret_keys = (const char *const *)
+				engine_config(w->e)->secrets.extra_keys;
+			in.n_secret_keys =
+				engine_config(w->e)->secrets.n_extra_keys;
 			classify_content(&t, &in, &r);
 		}
 		watch_record(w, path, &o, r.facts);
@@ -559,6 +563,9 @@ static void watch_process(struct watch *w, const char *path,
 	in.aux_len = o.aux_len;
 	in.existed = old != NULL;
 	in.old_facts = old_facts;
+	in.secret_keys =
+		(const char *const *)engine_config(w->e)->secrets.extra_keys;
+	in.n_secret_keys = engine_config(w->e)->secrets.n_extra_keys;
 	classify_content(&t, &in, &r);
 	for (size_t i = 0; i < r.n_warnings; i++)
 		log_warn("watch: %s: %s", path, r.warnings[i]);

@@ -36,17 +36,19 @@ db_setup() {
 		GRANT SELECT ON panel.* TO 'ophook'@'127.0.0.1';" || return 1
 	mariadb --no-defaults -uroot --socket="$T/db.sock" panel \
 		< "$top_srcdir/contrib/demo/panel.sql" || return 1
-	# the shape of OpenPanel's /etc/openpanel/mysql/host_db.conf
-	cat > "$T/host_db.conf" <<CNF
+	# the shape of OpenPanel 2.x's /etc/openpanel/mysql/host_my.cnf
+	cat > "$T/host_my.cnf" <<CNF
 [client]
 user = ophook
+database = panel
 password = $pw
 host = 127.0.0.1
+protocol = tcp
 port = $MDB_PORT
 CNF
-	chmod 600 "$T/host_db.conf"
+	chmod 600 "$T/host_my.cnf"
 	PANEL_YAML="  driver: mysql
-  option_file: $T/host_db.conf
+  option_file: $T/host_my.cnf
   database: panel"
 }
 db_sql() {

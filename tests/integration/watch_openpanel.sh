@@ -68,8 +68,8 @@ cp "$D/example.com.conf" "$R/caddy/suspended_domains/example.com.conf"
 render "$FIX/suspended_user.conf" example.com > "$D/example.com.conf"
 expect "user-suspend: domain.suspended" "domain.suspended example.com"
 is "$(field_of domain.suspended reason)" user "reason user"
-is "$(field_of domain.suspended comment)" \
-	"suspended user: all domains of the account show the notice" "comment line"
+is "$(field_of domain.suspended comment)" null \
+	"no comment from the template's own comment lines"
 # user-unsuspend: copy back; the suspended_domains copy stays
 cp "$R/caddy/suspended_domains/example.com.conf" "$D/example.com.conf"
 expect "user-unsuspend: domain.unsuspended" "domain.unsuspended example.com"

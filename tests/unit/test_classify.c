@@ -180,18 +180,38 @@ static const char conf_live[] =
 	"example.com, www.example.com {\n"
 	"    reverse_proxy http://127.0.0.1:8080\n"
 	"}\n";
+/* The real templates' shape (caddy/templates/suspended_user.conf and
+ * suspended.conf in OpenPanel 2.x): a route serving the notice, then an
+ * `# auto ssl` comment above the tls block.  domains-suspend --comment=X
+ * puts `# comment: X` on the first line. */
 static const char conf_susp_user[] =
-	"# suspended by admin: unpaid\n"
-	"example.com {\n"
-	"    root * /etc/openpanel/caddy/templates\n"
+	"example.com, *.example.com {\n"
+	"\n"
+	"  route {\n"
+	"    root * /etc/openpanel/caddy/templates/\n"
 	"    rewrite * /suspended_user.html\n"
 	"    file_server\n"
+	"  }\n"
+	"\n"
+	"  # auto ssl\n"
+	"  tls {\n"
+	"    on_demand\n"
+	"  }\n"
 	"}\n";
 static const char conf_susp_domain[] =
-	"example.com {\n"
-	"    root * /etc/openpanel/caddy/templates\n"
+	"# comment: unpaid invoice #42\n"
+	"example.com, *.example.com {\n"
+	"\n"
+	"  route {\n"
+	"    root * /etc/openpanel/caddy/templates/\n"
 	"    rewrite * /suspended_domain.html\n"
 	"    file_server\n"
+	"  }\n"
+	"\n"
+	"  # auto ssl\n"
+	"  tls {\n"
+	"    on_demand\n"
+	"  }\n"
 	"}\n";
 
 #define CONF ROOT "/caddy/domains/example.com.conf"
@@ -220,7 +240,8 @@ static void test_domain_lifecycle(void **state)
 	assert_int_equal(r.n_events, 1);
 	assert_string_equal(ev_type(&r, 0), "domain.suspended");
 	assert_string_equal(ev_str(&r, 0, "reason"), "user");
-	assert_string_equal(ev_str(&r, 0, "comment"), "suspended by admin: unpaid");
+	/* the template's `# auto ssl` is no reason */
+	assert_null(ev_str(&r, 0, "comment"));
 	f = facts_text(&r);
 	classify_result_clear(&r);
 
@@ -239,7 +260,7 @@ static void test_domain_lifecycle(void **state)
 	run(CONF, conf_susp_domain, NULL, true, NULL, &r);
 	assert_string_equal(ev_type(&r, 0), "domain.suspended");
 	assert_string_equal(ev_str(&r, 0, "reason"), "domain");
-	assert_null(ev_str(&r, 0, "comment"));
+	assert_string_equal(ev_str(&r, 0, "comment"), "unpaid invoice #42");
 	classify_result_clear(&r);
 
 	run(CONF, NULL, NULL, true, NULL, &r);
@@ -760,6 +781,256 @@ static void test_garbage_everywhere(void **state)
 	}
 }
 
+/* Only `# comment: X` is a suspension comment; other comments are not. */
+static void test_suspend_comment(void **state)
+{
+	const char *reason;
+	char *comment;
+	static const char page[] =
+		"x {\n route {\n  rewrite * /suspended_domain.html\n"
+		"  file_server\n }\n # auto ssl\n tls {\n  on_demand\n }\n}\n";
+	char buf[512];
+
+	(void)state;
+	assert_true(classify_conf_suspended(page, strlen(page), &reason,
+					    &comment));
+	assert_null(comment);
+	snprintf(buf, sizeof(buf), "# comment: late payment  \r\n%s", page);
+	assert_true(classify_conf_suspended(buf, strlen(buf), &reason,
+					    &comment));
+	assert_string_equal(comment, "late payment");
+	free(comment);
+	/* empty comment: none */
+	snprintf(buf, sizeof(buf), "# comment:   \n%s", page);
+	assert_true(classify_conf_suspended(buf, strlen(buf), &reason,
+					    &comment));
+	assert_null(comment);
+	/* other comments before it do not count, the first `# comment:`
+	 * does */
+	snprintf(buf, sizeof(buf), "# suspended\n# comment: a\n# comment: b\n%s",
+		 page);
+	assert_true(classify_conf_suspended(buf, strlen(buf), &reason,
+					    &comment));
+	assert_string_equal(comment, "a");
+	free(comment);
+	/* not a prefix match on other words */
+	snprintf(buf, sizeof(buf), "# commentary: x\n%s", page);
+	assert_true(classify_conf_suspended(buf, strlen(buf), &reason,
+					    &comment));
+	assert_null(comment);
+}
+
+/* A control character in a comment never reaches the payload raw. */
+static void test_suspend_comment_hostile(void **state)
+{
+	struct classify_result r;
+	char buf[600];
+	const char *c;
+
+	(void)state;
+	snprintf(buf, sizeof(buf), "# comment: a\x1b[31mred\x07\n%s",
+		 conf_susp_user);
+	run(CONF, buf, NULL, true, NULL, &r);
+	assert_int_equal(r.n_events, 1);
+	c = ev_str(&r, 0, "comment");
+	assert_non_null(c);
+	for (; *c; c++)
+		assert_true((unsigned char)*c >= 0x20);
+	classify_result_clear(&r);
+}
+
+/* opencli appends `|<uid>` to docker-mailserver's line with sed -i: no
+ * password changed, no event; a new hash is one mail.account.changed. */
+static void test_mail_uid_append(void **state)
+{
+	struct classify_result r;
+	char *f, *f2;
+
+	(void)state;
+	run("/dms/config/postfix-accounts.cf",
+	    "info@x.com|{SHA512-CRYPT}$6$s$AAAA\n", NULL, false, NULL, &r);
+	assert_int_equal(r.n_events, 1);
+	assert_string_equal(ev_type(&r, 0), "mail.account.added");
+	f = facts_text(&r);
+	classify_result_clear(&r);
+	run("/dms/config/postfix-accounts.cf",
+	    "info@x.com|{SHA512-CRYPT}$6$s$AAAA|1001\n", NULL, true, f, &r);
+	assert_int_equal(r.n_events, 0);
+	f2 = facts_text(&r);
+	classify_result_clear(&r);
+	/* uid changed (user-rename keeps it; a move would not): still no
+	 * password change */
+	run("/dms/config/postfix-accounts.cf",
+	    "info@x.com|{SHA512-CRYPT}$6$s$AAAA|1002\n", NULL, true, f2, &r);
+	assert_int_equal(r.n_events, 0);
+	classify_result_clear(&r);
+	run("/dms/config/postfix-accounts.cf",
+	    "info@x.com|{SHA512-CRYPT}$6$t$BBBB|1001\n", NULL, true, f2, &r);
+	assert_int_equal(r.n_events, 1);
+	assert_string_equal(ev_type(&r, 0), "mail.account.changed");
+	classify_result_clear(&r);
+	free(f);
+	free(f2);
+}
+
+static void run_secrets(const char *content, const char *old_facts,
+			const char *const *extra, size_t n_extra,
+			struct classify_result *r)
+{
+	struct classify_target t;
+	const char *why;
+	json_t *old = old_facts ? json_loads(old_facts, 0, NULL) : NULL;
+	struct classify_input in = {
+		.path = ROOT "/openpanel/conf/openpanel.config",
+		.content = content,
+		.len = strlen(content),
+		.existed = old != NULL,
+		.old_facts = old,
+		.secret_keys = extra,
+		.n_secret_keys = n_extra,
+	};
+
+	memset(r, 0, sizeof(*r));
+	assert_int_equal(kind_of(in.path, &t, &why), CLASSIFY_PANEL_CONFIG);
+	classify_content(&t, &in, r);
+	json_decref(old);
+}
+
+#define TOKEN1 "Q7m2Zp9LkX4vR8sT1wY6bN3cH5jD0fG2aE4iU7oP9qS1tV3xZ5yB8nM6kL2hJ4gF"
+#define TOKEN2 "a9B8c7D6e5F4g3H2i1J0kLmNoPqRsTuVwXyZ0123456789abcdefghijklmnopqr"
+
+/* mail_security_token rotates on every notification mail: config.changed
+ * with fingerprints, the token nowhere in the facts or the payload. */
+static void test_config_secrets(void **state)
+{
+	struct classify_result r;
+	char *f, *s;
+	char fp1[CLASSIFY_FP_SIZE], fp2[CLASSIFY_FP_SIZE];
+	static const char *const extra[] = { "webhook_*" };
+
+	(void)state;
+	classify_fingerprint(TOKEN1, strlen(TOKEN1), fp1);
+	classify_fingerprint(TOKEN2, strlen(TOKEN2), fp2);
+	assert_int_equal(strlen(fp1), 15);
+	assert_memory_equal(fp1, "sha256:", 7);
+	assert_string_not_equal(fp1, fp2);
+	run_secrets("[DEFAULT]\nns1=a\nmail_security_token=" TOKEN1 "\n"
+		    "webhook_url=https://hooks.example/secret-path\n", NULL,
+		    extra, 1, &r);
+	f = facts_text(&r);
+	assert_null(strstr(f, TOKEN1));
+	assert_null(strstr(f, "secret-path"));
+	assert_non_null(strstr(f, fp1));
+	classify_result_clear(&r);
+	run_secrets("[DEFAULT]\nns1=a\nmail_security_token=" TOKEN2 "\n"
+		    "webhook_url=https://hooks.example/secret-path\n", f,
+		    extra, 1, &r);
+	assert_int_equal(r.n_events, 1);
+	assert_string_equal(ev_type(&r, 0), "config.changed");
+	s = json_dumps(r.events[0].payload, JSON_COMPACT);
+	assert_null(strstr(s, TOKEN1));
+	assert_null(strstr(s, TOKEN2));
+	free(s);
+	s = json_dumps(json_object_get(r.events[0].payload, "changes"),
+		       JSON_COMPACT);
+	char want[300];
+
+	snprintf(want, sizeof(want),
+		 "[{\"key\":\"DEFAULT.mail_security_token\",\"secret\":true,"
+		 "\"old_fingerprint\":\"%s\",\"new_fingerprint\":\"%s\"}]",
+		 fp1, fp2);
+	assert_string_equal(s, want);
+	free(s);
+	classify_result_clear(&r);
+	/* facts of an older version held the value: compared by
+	 * fingerprint, the value never comes out */
+	run_secrets("[DEFAULT]\nmail_security_token=" TOKEN2 "\n",
+		    "{\"keys\":{\"DEFAULT.mail_security_token\":\"" TOKEN1
+		    "\"}}", NULL, 0, &r);
+	assert_int_equal(r.n_events, 1);
+	s = json_dumps(r.events[0].payload, JSON_COMPACT);
+	assert_null(strstr(s, TOKEN1));
+	assert_non_null(strstr(s, fp1));
+	free(s);
+	classify_result_clear(&r);
+	run_secrets("[DEFAULT]\nmail_security_token=" TOKEN2 "\n",
+		    "{\"keys\":{\"DEFAULT.mail_security_token\":\"" TOKEN2
+		    "\"}}", NULL, 0, &r);
+	assert_int_equal(r.n_events, 0);
+	classify_result_clear(&r);
+	free(f);
+}
+
+static void test_secret_keys(void **state)
+{
+	static const char *const extra[] = { "smtp_*", "DEFAULT.relay" };
+
+	(void)state;
+	assert_true(classify_secret_key("DEFAULT.mail_security_token", NULL, 0));
+	assert_true(classify_secret_key("MAIL.SMTP_PASSWORD", NULL, 0));
+	assert_true(classify_secret_key("api_key", NULL, 0));
+	assert_true(classify_secret_key("jwt_secret", NULL, 0));
+	assert_true(classify_secret_key("token", NULL, 0));
+	assert_false(classify_secret_key("ns1", NULL, 0));
+	assert_false(classify_secret_key("STATS.goaccess", NULL, 0));
+	assert_false(classify_secret_key("keyboard", NULL, 0));
+	assert_false(classify_secret_key("smtp_host", NULL, 0));
+	assert_true(classify_secret_key("smtp_host", extra, 2));
+	assert_true(classify_secret_key("DEFAULT.relay", extra, 2));
+	assert_false(classify_secret_key("OTHER.relay", extra, 2));
+}
+
+/* Custom certificates: custom/<d>/fullchain.pem (opencli) and
+ * custom/<h>/<h>.crt (the panel's host name); keys are never read. */
+static void test_custom_cert_shapes(void **state)
+{
+	struct classify_target t;
+	const char *why;
+
+	(void)state;
+	assert_int_equal(kind_of(ROOT "/caddy/ssl/custom/shop.com/fullchain.pem",
+				 &t, &why), CLASSIFY_CUSTOM_CERT);
+	assert_string_equal(t.name, "shop.com");
+	assert_int_equal(kind_of(ROOT "/caddy/ssl/custom/panel.host.com/"
+				      "panel.host.com.crt", &t, &why),
+			 CLASSIFY_CUSTOM_CERT);
+	assert_string_equal(t.name, "panel.host.com");
+	assert_int_equal(kind_of(ROOT "/caddy/ssl/custom/panel.host.com/"
+				      "panel.host.com.key", &t, &why),
+			 CLASSIFY_NONE);
+	assert_int_equal(kind_of(ROOT "/caddy/ssl/custom/shop.com/key.pem", &t,
+				 &why), CLASSIFY_NONE);
+	assert_int_equal(kind_of(ROOT "/caddy/ssl/custom/a.com/b.com.crt", &t,
+				 &why), CLASSIFY_NONE);
+	assert_int_equal(kind_of(ROOT "/caddy/ssl/custom/a.com/.crt", &t,
+				 &why), CLASSIFY_NONE);
+	assert_int_equal(kind_of(ROOT "/caddy/ssl/custom/a$(id).com/"
+				      "a$(id).com.crt", &t, &why),
+			 CLASSIFY_NONE);
+	assert_non_null(why);
+}
+
+/* Noise under core/users/<u>/ gives no kind: activity.log appends, login
+ * tokens, emails.yml rebuilds. */
+static void test_user_noise(void **state)
+{
+	struct classify_target t;
+	const char *why;
+	static const char *const files[] = {
+		"activity.log", "logintoken.txt", "emails.yml", "aliases.yml",
+		".lastlogin", "notifications.yaml", "favorites.json", "ip.json",
+	};
+	char path[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), ROOT "/openpanel/core/users/bob/%s",
+			 files[i]);
+		assert_int_equal(kind_of(path, &t, &why), CLASSIFY_NONE);
+		assert_null(why);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -779,6 +1050,13 @@ int main(void)
 		cmocka_unit_test(test_named),
 		cmocka_unit_test(test_mail),
 		cmocka_unit_test(test_garbage_everywhere),
+		cmocka_unit_test(test_suspend_comment),
+		cmocka_unit_test(test_suspend_comment_hostile),
+		cmocka_unit_test(test_mail_uid_append),
+		cmocka_unit_test(test_config_secrets),
+		cmocka_unit_test(test_secret_keys),
+		cmocka_unit_test(test_custom_cert_shapes),
+		cmocka_unit_test(test_user_noise),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

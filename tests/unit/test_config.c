@@ -220,7 +220,7 @@ static void check_defaults(const struct config *c)
 	assert_string_equal(c->panel_db.driver, "sqlite");
 	assert_string_equal(c->panel_db.path, "/etc/openpanel/ophookd/panel.db");
 	assert_string_equal(c->panel_db.option_file,
-			    "/etc/openpanel/mysql/host_db.conf");
+			    "/etc/openpanel/mysql/host_my.cnf");
 	assert_string_equal(c->panel_db.database, "panel");
 	assert_string_equal(c->panel_db.admin_db,
 			    "/etc/openpanel/openadmin/users.db");

@@ -1,0 +1,170 @@
+#!/bin/sh
+# ophookctl guard: a veto that stops a real opencli run.  $T/root/usr/local/
+# bin/opencli below is our own copy of how OpenPanel 2.x's wrapper runs a
+# command (written from reading it, not its text): the pre hook
+# pre_<cmd>.sh (or pre_<cmd>) from /etc/openpanel/openpanel/hooks is run as
+# `bash HOOK ARGS` with stdin/stdout/stderr on /dev/null and its exit status
+# ignored, then `bash /usr/local/opencli/<cmd with - as />.sh ARGS`, then the
+# post hook in the background.  Only the two folders are moved under $T.
+. "$top_srcdir/tests/lib.sh"
+need bash
+[ -x "$OPHOOKD" ] && [ -x "$OPHOOKCTL" ] || skip_all "ophookd/ophookctl not built"
+
+R=$T/root
+HOOKS=$R/etc/openpanel/openpanel/hooks
+SCRIPTS=$R/usr/local/opencli
+mkdir -p "$R/usr/local/bin" "$SCRIPTS/domains" "$SCRIPTS/user" "$SCRIPTS/misc"
+
+cat > "$R/usr/local/bin/opencli" <<EOF
+#!/bin/bash
+SCRIPTS_DIR="$SCRIPTS"
+HOOKS_DIR="$HOOKS"
+EOF
+cat >> "$R/usr/local/bin/opencli" <<'EOF'
+debug_flag=""
+run_hook() {
+	local type="$1" command="$2"; shift 2
+	local base="${HOOKS_DIR}/${type}_${command}" file=""
+	if [[ -f "${base}.sh" ]]; then file="${base}.sh"
+	elif [[ -f "${base}" ]]; then file="${base}"
+	else return 0; fi
+	case "$type" in
+	pre) bash ${debug_flag:+"$debug_flag"} "$file" "$@" </dev/null >/dev/null 2>&1 ;;
+	post) nohup bash "$file" "$@" </dev/null >/dev/null 2>&1 & ;;
+	esac
+}
+[[ "$1" == "-x" ]] && { debug_flag="-x"; shift; }
+command="$1"; shift
+script="${SCRIPTS_DIR}/${command//-//}.sh"
+[[ -f "$script" ]] || { echo "Error: Command '$command' not found." >&2; exit 1; }
+run_hook pre "$command" "$@"
+bash ${debug_flag:+"$debug_flag"} "$script" "$@"
+run_hook post "$command" "$@"
+EOF
+chmod 755 "$R/usr/local/bin/opencli"
+for s in domains/add domains/suspend user/add misc/thing; do
+	printf '#!/bin/bash\necho "%s $*" >> "%s/ran"\necho "%s done"\n' \
+		"$s" "$T" "$s" > "$SCRIPTS/$s.sh"
+done
+
+write_config
+cat > "$T/hooks/deny.lua" <<'EOF'
+ophook.pre("domain.add", function(req)
+	if req.domain:match("%.example$") then
+		return ophook.deny(req.domain .. " is reserved\n\27[31mred")
+	end
+end)
+ophook.pre("user.add", function(req)
+	if req.user == "root" then return ophook.deny("no user root") end
+end)
+EOF
+chmod 644 "$T/hooks/deny.lua"
+start_ophookd || { plan 1; ok 1 "ophookd starts"; exit 1; }
+wait_for 10 ctl check domain.add domain=x.com
+OPENCLI=$R/usr/local/bin/opencli
+# opencli ARGS: run it as a caller would, stdout to $T/out, stderr appended
+# to an emptied $T/err (a killed command's shell may print "Terminated"
+# there too); sets rc
+opencli() {
+	: > "$T/err"
+	"$OPENCLI" "$@" > "$T/out" 2>> "$T/err"
+	rc=$?
+}
+
+# the hook as OpenPanel runs it: no guard yet, a plain failing hook blocks
+# nothing (today's contrib/opencli-pre-hook behaviour)
+mkdir -p "$HOOKS"
+printf '#!/bin/bash\necho "denied" >&2\nexit 1\n' > "$HOOKS/pre_domains-add.sh"
+opencli domains-add shop.example bob
+ok "$(grep -q 'domains/add shop.example bob' "$T/ran"; echo $?)" \
+	"without the guard, a pre hook's exit status stops nothing"
+rm -f "$HOOKS/pre_domains-add.sh" "$T/ran"
+
+# install
+ctl guard install --root "$R" --log "$T/guard.log" > "$T/inst.out" 2>&1
+is "$?" 0 "guard install"
+ok "$([ -f "$HOOKS/pre_domains-add.sh" ] && [ -f "$HOOKS/pre_user-add.sh" ]; echo $?)" \
+	"pre hooks written into the hooks folder"
+ok "$([ -f "$HOOKS/pre_misc-thing.sh" ]; echo $?)" \
+	"an opencli script the table does not know gets a hook too (to be logged)"
+ok "$([ ! -e "$HOOKS/pre_sentinel.sh" ]; echo $?)" \
+	"commands that change nothing get no hook"
+ok "$(find "$R" -newer "$T/ophookd.yaml" -type f ! -path "$HOOKS/*" \
+	! -path "$SCRIPTS/*" ! -name opencli | grep -q .; [ $? -ne 0 ]; echo $?)" \
+	"nothing written outside the hooks folder"
+ctl guard status --root "$R" > "$T/st.out"
+is "$?" 0 "guard status: installed"
+
+# allowed: the script runs
+opencli domains-add shop.com bob
+is "$rc" 0 "an allowed command exits 0"
+ok "$(grep -q 'domains/add shop.com bob' "$T/ran"; echo $?)" "its script ran"
+is "$(cat "$T/out")" "domains/add done" "its output reaches the caller"
+
+# denied: the script does not run, the reason is on the caller's stderr
+: > "$T/ran"
+opencli domains-add shop.example bob
+ok "$([ "$rc" -ne 0 ]; echo $?)" "a denied command fails (exit $rc)"
+ok "$([ ! -s "$T/ran" ]; echo $?)" "the denied command's script did not run"
+ok "$(grep -q 'opencli domains-add refused: domain.add: shop.example is reserved' "$T/err"; echo $?)" \
+	"the reason reaches the caller's stderr"
+ok "$(grep -q "$(printf '\033')" "$T/err"; [ $? -ne 0 ]; echo $?)" \
+	"no control character of the reason reaches the caller raw"
+is "$(cat "$T/out")" "" "nothing on stdout"
+# the -x debug flag changes nothing
+: > "$T/ran"
+opencli -x user-add root pw a@b.c default
+ok "$([ ! -s "$T/ran" ] && grep -q 'no user root' "$T/err"; echo $?)" \
+	"opencli -x: denied too"
+# the password is never passed on
+"$OPENCLI" user-add carol s3cretPW a@b.c default > /dev/null 2>&1
+ok "$(grep -rq s3cretPW "$T/ophookd.log" "$T/guard.log" "$T/state" 2>/dev/null; [ $? -ne 0 ]; echo $?)" \
+	"user-add's password is not sent to ophookd"
+# unmapped: logged and allowed
+: > "$T/ran"
+"$OPENCLI" misc-thing a > /dev/null 2>&1
+ok "$(grep -q 'misc/thing a' "$T/ran" && grep -q 'opencli misc-thing: not in the guard' "$T/guard.log"; echo $?)" \
+	"an unmapped command is logged and allowed"
+
+# ophookd stopped: fail-closed
+stop_ophookd
+: > "$T/ran"
+opencli domains-add shop.com bob
+ok "$([ $rc -ne 0 ] && [ ! -s "$T/ran" ]; echo $?)" \
+	"ophookd stopped: refused (fail-closed)"
+ok "$(grep -q 'ophookd cannot answer' "$T/err"; echo $?)" \
+	"and the caller is told why"
+# reinstall fail-open
+ctl guard install --root "$R" --fail-open --log "$T/guard.log" > /dev/null 2>&1
+opencli domains-add shop.com bob
+ok "$([ $rc -eq 0 ] && grep -q 'domains/add shop.com' "$T/ran"; echo $?)" \
+	"ophookd stopped, fail-open: allowed"
+ok "$(grep -q 'allowed (fail-open)' "$T/guard.log"; echo $?)" \
+	"fail-open is logged"
+# where ophookctl cannot run (the openpanel container): the shim decides
+ctl guard install --root "$R" --ophookctl /nonexistent/ophookctl > /dev/null 2>&1
+: > "$T/ran"
+opencli domains-add shop.com bob
+ok "$([ $rc -ne 0 ] && [ ! -s "$T/ran" ] && grep -q 'cannot be asked from here' "$T/err"; echo $?)" \
+	"no ophookctl where opencli runs, fail-closed: refused"
+
+# an admin's own hook is left alone; remove takes only ours
+printf '#!/bin/bash\ntrue\n' > "$HOOKS/pre_user-suspend.sh"
+ctl guard install --root "$R" > /dev/null 2>&1
+is "$?" 1 "install reports a command that keeps the admin's own hook"
+ctl guard status --root "$R" > "$T/st.out"
+is "$?" 1 "status: partly installed"
+ok "$(grep -q 'not guarded (own hook): user-suspend' "$T/st.out"; echo $?)" \
+	"status names it"
+ctl guard remove --root "$R" > /dev/null
+is "$?" 0 "guard remove"
+is "$(ls "$HOOKS")" "pre_user-suspend.sh" "only the admin's hook is left"
+ctl guard status --root "$R" > /dev/null
+is "$?" 1 "status: not installed"
+: > "$T/ran"
+"$OPENCLI" domains-add shop.example bob > /dev/null 2>&1
+ok "$(grep -q 'domains/add shop.example' "$T/ran"; echo $?)" \
+	"after remove, opencli runs as before"
+ctl guard install --root "$R" --ophookctl "/bad path;rm" > /dev/null 2>&1
+is "$?" 2 "a path a shell would read specially is refused"
+done_testing
