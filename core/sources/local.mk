@@ -10,7 +10,8 @@ core_sources_libophook_sources_la_SOURCES = \
 	core/sources/mountwatch.c core/sources/mountwatch.h \
 	core/sources/paneldb.c core/sources/paneldb.h \
 	core/sources/paneldb_driver.h core/sources/paneldb_sqlite.c \
-	core/sources/paneldb_mysql.c core/sources/dbpoll.c core/sources/dbpoll.h
+	core/sources/paneldb_mysql.c core/sources/dbpoll.c core/sources/dbpoll.h \
+	core/sources/entity.c core/sources/entity.h
 core_sources_libophook_sources_la_CPPFLAGS = $(SOURCES_CPPFLAGS)
 core_sources_libophook_sources_la_CFLAGS = $(LAYER_CFLAGS)
 
@@ -46,6 +47,9 @@ TESTS += tests/integration/watch_restart.sh
 EXTRA_DIST += tests/integration/watch_restart.sh
 TESTS += tests/integration/watch_roots.sh
 EXTRA_DIST += tests/integration/watch_roots.sh
+# OpenPanel's lifecycle commands replayed (files and rows, in their order).
+TESTS += tests/integration/openpanel_replay.sh
+EXTRA_DIST += tests/integration/openpanel_replay.sh
 
 check_PROGRAMS += tests/unit/test_paneldb
 TESTS += tests/unit/test_paneldb
