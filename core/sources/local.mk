@@ -51,6 +51,12 @@ EXTRA_DIST += tests/integration/watch_roots.sh
 TESTS += tests/integration/openpanel_replay.sh
 EXTRA_DIST += tests/integration/openpanel_replay.sh
 
+check_PROGRAMS += tests/unit/test_entity
+TESTS += tests/unit/test_entity
+tests_unit_test_entity_SOURCES = tests/unit/test_entity.c
+tests_unit_test_entity_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_entity_LDADD = $(TEST_LIBS)
+
 check_PROGRAMS += tests/unit/test_paneldb
 TESTS += tests/unit/test_paneldb
 tests_unit_test_paneldb_SOURCES = tests/unit/test_paneldb.c
