@@ -3,7 +3,8 @@
  * Start order: journal, bus, plugin host (plugins loaded), hooks, panel
  * DB, bus resume (pending deliveries), cluster, control socket with every
  * subsystem's command table, metrics endpoint, watcher.
- * Stop order: watcher, panel DB, control socket, metrics endpoint (no new
+ * Stop order: watcher, panel DB, entity merger (what it held is submitted),
+ * control socket, metrics endpoint (no new
  * events or requests); the bus drains (running deliveries finish); hooks,
  * plugins, cluster; the bus closes its handlers, dispatcher and journal. */
 #include "daemon.h"
@@ -16,6 +17,7 @@
 #include "journal_mysql.h"
 #include "log.h"
 #include "metrics.h"
+#include "entity.h"
 #include "paneldb.h"
 #include "pluginhost.h"
 #include "util.h"
@@ -33,6 +35,7 @@ struct daemon {
 	struct hooks *hooks;
 	struct paneldb *paneldb;
 	struct watch *watch;
+	struct entity *entity; /* merges the watcher's and the DB's users */
 	struct control *control;
 	struct cluster *cluster;        /* journal backend mysql only */
 	struct metrics_http *metrics_http;
@@ -158,7 +161,10 @@ int daemon_start(struct daemon *d, const char **error_r)
 	ret = hooks_start(d->engine, &deps, &d->hooks, error_r);
 	if (ret < 0)
 		log_error("hooks: %s", *error_r);
-	ret = paneldb_start(d->engine, &d->paneldb, error_r);
+	ret = entity_new(d->engine, &d->entity, error_r);
+	if (ret < 0)
+		log_error("entities: %s", *error_r);
+	ret = paneldb_start(d->engine, d->entity, &d->paneldb, error_r);
 	if (ret < 0)
 		log_error("panel db: %s", *error_r);
 	engine_start(d->engine);
@@ -179,7 +185,7 @@ int daemon_start(struct daemon *d, const char **error_r)
 				 cfg->metrics_listen);
 	}
 	if (cfg->watch.enabled) {
-		ret = watch_start(d->engine, &d->watch, error_r);
+		ret = watch_start(d->engine, d->entity, &d->watch, error_r);
 		if (ret < 0)
 			log_error("watch: %s", *error_r);
 	}
@@ -221,6 +227,7 @@ void daemon_stop(struct daemon *d, void (*cb)(void *ctx), void *ctx)
 	log_info("stopping");
 	watch_stop(&d->watch);
 	paneldb_stop(&d->paneldb);
+	entity_free(&d->entity); /* what it held goes to the engine */
 	control_stop(&d->control);
 	metrics_http_stop(&d->metrics_http);
 	engine_stop(d->engine, daemon_busy, daemon_drained, d);

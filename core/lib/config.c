@@ -468,6 +468,8 @@ static const struct cfg_key cfg_keys[] = {
 	K_PATH("panel_db.admin_db", panel_db.admin_db,
 	       "/etc/openpanel/openadmin/users.db"),
 	K_UINT("panel_db.poll_ms", panel_db.poll_ms, 5000, 0, UINT_MAX),
+	K_UINT("panel_db.merge_wait_ms", panel_db.merge_wait_ms, 15000, 0,
+	       UINT_MAX),
 
 	K_UINT("journal.max_attempts", journal.max_attempts, 8, 1, UINT_MAX),
 	K_UINT("journal.backoff_ms", journal.backoff_ms, 1000, 0, UINT_MAX),

@@ -63,6 +63,9 @@ struct config {
 		char *admin_db;      /* `panel_db.admin_db`: OpenAdmin users.db
 					(/etc/openpanel/openadmin/users.db) */
 		unsigned poll_ms;    /* `panel_db.poll_ms` (5000); 0 = off */
+		unsigned merge_wait_ms; /* `panel_db.merge_wait_ms` (15000): a
+					   user's folder or row waits this
+					   long for the other */
 	} panel_db;
 
 	struct {

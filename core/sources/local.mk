@@ -10,7 +10,8 @@ core_sources_libophook_sources_la_SOURCES = \
 	core/sources/mountwatch.c core/sources/mountwatch.h \
 	core/sources/paneldb.c core/sources/paneldb.h \
 	core/sources/paneldb_driver.h core/sources/paneldb_sqlite.c \
-	core/sources/paneldb_mysql.c core/sources/dbpoll.c core/sources/dbpoll.h
+	core/sources/paneldb_mysql.c core/sources/dbpoll.c core/sources/dbpoll.h \
+	core/sources/entity.c core/sources/entity.h
 core_sources_libophook_sources_la_CPPFLAGS = $(SOURCES_CPPFLAGS)
 core_sources_libophook_sources_la_CFLAGS = $(LAYER_CFLAGS)
 
@@ -48,6 +49,15 @@ TESTS += tests/integration/watch_restart.sh
 EXTRA_DIST += tests/integration/watch_restart.sh
 TESTS += tests/integration/watch_roots.sh
 EXTRA_DIST += tests/integration/watch_roots.sh
+# OpenPanel's lifecycle commands replayed (files and rows, in their order).
+TESTS += tests/integration/openpanel_replay.sh
+EXTRA_DIST += tests/integration/openpanel_replay.sh
+
+check_PROGRAMS += tests/unit/test_entity
+TESTS += tests/unit/test_entity
+tests_unit_test_entity_SOURCES = tests/unit/test_entity.c
+tests_unit_test_entity_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_entity_LDADD = $(TEST_LIBS)
 
 check_PROGRAMS += tests/unit/test_paneldb
 TESTS += tests/unit/test_paneldb

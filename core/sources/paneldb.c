@@ -15,6 +15,8 @@
 #include "paneldb.h"
 #include "dbpoll.h"
 #include "engine.h"
+#include "entity.h"
+#include "hmap.h"
 #include "log.h"
 #include "util.h"
 
@@ -39,6 +41,8 @@ struct paneldb_job;
 
 struct paneldb {
 	struct engine *e;
+	struct entity *ent; /* user and domain events merge there (or NULL) */
+	bool kick_pending;  /* poll again as soon as this cycle ends */
 	uv_loop_t *loop;
 	atomic_int refs;
 	bool stopping, busy;
@@ -75,6 +79,8 @@ struct paneldb {
 struct paneldb_job {
 	struct paneldb *p;
 	int64_t now_ms;
+	int64_t mono_start_ms; /* when the poll started (mono) */
+	bool submitting;       /* back on the loop: panel readable there */
 	unsigned queries;
 	/* panel part */
 	bool panel_read, panel_dirty, panel_failed, panel_skipped;
@@ -97,6 +103,7 @@ struct paneldb_job {
 
 static void paneldb_unref(struct paneldb *p);
 static void paneldb_schedule(struct paneldb *p);
+static void paneldb_timer_cb(uv_timer_t *t);
 
 /* ---- read-only SQL check ---- */
 
@@ -417,6 +424,10 @@ static void paneldb_cycle_done(struct paneldb *p)
 		return;
 	}
 	paneldb_schedule(p);
+	if (p->kick_pending && !p->lost) {
+		p->kick_pending = false;
+		uv_timer_start(&p->timer, paneldb_timer_cb, 0, 0);
+	}
 	paneldb_unref(p);
 }
 
@@ -447,6 +458,7 @@ static void paneldb_commit(struct paneldb_job *job)
 			p->panel_sig = job->panel_sig;
 			p->panel_read_ms = job->now_ms;
 		}
+		entity_db_polled(p->ent, job->mono_start_ms);
 	}
 	if (job->admin_read) {
 		if (job->admin_failed) {
@@ -499,18 +511,18 @@ static void paneldb_event_done(struct paneldb_job *job, bool admin, bool ok)
 		paneldb_commit(job);
 }
 
-static void paneldb_submitted(struct event *ev, const char *error, void *ctx)
+static void paneldb_submitted(bool ok, const char *error, void *ctx)
 {
 	struct paneldb_submit *s = ctx;
 	struct paneldb_job *job = s->job;
 	bool admin = s->admin;
 
 	free(s);
-	if (ev == NULL)
+	if (!ok)
 		log_msg(LOG_ERROR_L, PANELDB_WHO,
 			"event not journaled (will retry at the next poll): %s",
 			error != NULL ? error : "unknown error");
-	paneldb_event_done(job, admin, ev != NULL);
+	paneldb_event_done(job, admin, ok);
 }
 
 static void paneldb_health(struct paneldb *p, struct paneldb_job *job)
@@ -566,6 +578,7 @@ static void paneldb_poll_after(uv_work_t *req, int status)
 	}
 	p->polls++;
 	p->queries += job->queries;
+	job->submitting = true;
 	paneldb_health(p, job);
 	if (n > 0)
 		log_msg(LOG_DEBUG_L, PANELDB_WHO, "poll: %zu events", n);
@@ -581,8 +594,8 @@ static void paneldb_poll_after(uv_work_t *req, int status)
 		s->admin = strncmp(ev->type, "admin.", 6) == 0;
 		ev->payload = NULL;
 		p->events++;
-		ret = engine_submit(p->e, ev->type, ev->subject, "db", payload,
-				    paneldb_submitted, s, &error);
+		ret = entity_submit(p->ent, p->e, ev->type, ev->subject, "db",
+				    payload, paneldb_submitted, s, &error);
 		if (ret < 0) {
 			/* Refused for good (a bad name): do not block the
 			 * snapshot on it forever. */
@@ -607,6 +620,7 @@ static void paneldb_timer_cb(uv_timer_t *t)
 	job = xcalloc(1, sizeof(*job));
 	job->p = p;
 	job->now_ms = now_ms();
+	job->mono_start_ms = mono_ms();
 	p->job = job;
 	p->work.data = job;
 	ret = uv_queue_work(p->loop, &p->work, paneldb_poll_work,
@@ -665,6 +679,82 @@ static void paneldb_enrich(json_t *payload, const char *type,
 	if (now - p->kick_ms < 1000)
 		return;
 	p->kick_ms = now;
+	uv_timer_start(&p->timer, paneldb_timer_cb, 0, 0);
+}
+
+/* ---- what the entity merger asks (loop thread) ---- */
+
+/* The newest panel snapshot: the one of the poll being committed, whose
+ * events are being submitted, else the committed one. */
+static const struct dbpoll_panel *paneldb_newest(const struct paneldb *p)
+{
+	const struct paneldb_job *job = p->job;
+
+	if (job != NULL && job->submitting && job->panel_read &&
+	    !job->panel_failed && job->panel != NULL)
+		return job->panel;
+	return p->panel;
+}
+
+static bool paneldb_ent_active(void *ctx)
+{
+	struct paneldb *p = ctx;
+
+	return p->panel != NULL && !p->lost && !p->stopping && p->timer_init;
+}
+
+static bool paneldb_ent_user_row(void *ctx, const char *name)
+{
+	const struct dbpoll_panel *panel = paneldb_newest(ctx);
+
+	return panel != NULL && hmap_get(panel->by_name, name) != NULL;
+}
+
+static bool paneldb_ent_domain_owned(void *ctx, const char *domain)
+{
+	const struct dbpoll_owner *o =
+		dbpoll_owner_find(paneldb_newest(ctx), domain);
+
+	return o != NULL && o->user != NULL && o->gone_ms == 0;
+}
+
+struct paneldb_owned {
+	const char *user;
+	void (*fn)(const char *domain, void *arg);
+	void *arg;
+};
+
+static bool paneldb_owned_each(const char *key, void *value, void *ctx)
+{
+	const struct dbpoll_owner *o = value;
+	struct paneldb_owned *po = ctx;
+
+	if (o->user != NULL && strcmp(o->user, po->user) == 0)
+		po->fn(key, po->arg);
+	return true;
+}
+
+static void paneldb_ent_user_domains(void *ctx, const char *user,
+				     void (*fn)(const char *domain, void *arg),
+				     void *arg)
+{
+	const struct dbpoll_panel *panel = paneldb_newest(ctx);
+	struct paneldb_owned po = { user, fn, arg };
+
+	if (panel != NULL)
+		hmap_each(panel->owners, paneldb_owned_each, &po);
+}
+
+static void paneldb_ent_kick(void *ctx)
+{
+	struct paneldb *p = ctx;
+
+	if (p->stopping || !p->timer_init || p->lost)
+		return;
+	if (p->busy) {
+		p->kick_pending = true;
+		return;
+	}
 	uv_timer_start(&p->timer, paneldb_timer_cb, 0, 0);
 }
 
@@ -748,7 +838,7 @@ static void paneldb_timer_closed(uv_handle_t *h)
 	paneldb_unref(h->data);
 }
 
-int paneldb_start(struct engine *e, struct paneldb **p_r,
+int paneldb_start(struct engine *e, struct entity *ent, struct paneldb **p_r,
 		  const char **error_r)
 {
 	const struct config *cfg = engine_config(e);
@@ -765,6 +855,7 @@ int paneldb_start(struct engine *e, struct paneldb **p_r,
 	p = xcalloc(1, sizeof(*p));
 	atomic_init(&p->refs, 1);
 	p->e = e;
+	p->ent = ent;
 	p->loop = engine_loop(e);
 	p->drv = drv;
 	p->path = paneldb_strdup0(cfg->panel_db.path);
@@ -785,6 +876,15 @@ int paneldb_start(struct engine *e, struct paneldb **p_r,
 	}
 	paneldb_load_state(p);
 	engine_set_enricher(e, paneldb_enrich, p);
+	{
+		const struct entity_db db = {
+			paneldb_ent_active, paneldb_ent_user_row,
+			paneldb_ent_domain_owned, paneldb_ent_user_domains,
+			paneldb_ent_kick, p
+		};
+
+		entity_set_db(ent, &db);
+	}
 	if (p->poll_ms > 0) {
 		uv_timer_init(p->loop, &p->timer);
 		p->timer.data = p;
@@ -811,6 +911,7 @@ void paneldb_stop(struct paneldb **pp)
 	*pp = NULL;
 	p->stopping = true;
 	engine_set_enricher(p->e, NULL, NULL);
+	entity_set_db(p->ent, NULL);
 	if (p->busy && p->job != NULL)
 		uv_cancel((uv_req_t *)&p->work); /* fails once running */
 	if (p->timer_init) {

@@ -7,11 +7,13 @@
 #include <jansson.h>
 
 struct engine;
+struct entity;
 struct paneldb;
 
 /* Connect (off the loop thread), load the domain -> user map, start the
- * poller, register the enricher (engine_set_enricher). */
-int paneldb_start(struct engine *e, struct paneldb **p_r,
+ * poller, register the enricher (engine_set_enricher) and what ent (may
+ * be NULL) asks of the DB; user events go through ent. */
+int paneldb_start(struct engine *e, struct entity *ent, struct paneldb **p_r,
 		  const char **error_r);
 void paneldb_stop(struct paneldb **p);
 

@@ -28,6 +28,7 @@
 #include "classify.h"
 #include "dispatch.h"
 #include "engine.h"
+#include "entity.h"
 #include "hmap.h"
 #include "log.h"
 #include "mountwatch.h"
@@ -35,7 +36,8 @@
 #include "util.h"
 
 #define WATCH_MASK                                                           \
-	(IN_CREATE | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO |          \
+	(IN_CREATE | IN_CLOSE_WRITE | IN_MODIFY | IN_MOVED_FROM |            \
+	 IN_MOVED_TO |                                                       \
 	 IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | IN_DONT_FOLLOW |        \
 	 IN_ONLYDIR | IN_EXCL_UNLINK)
 #define WATCH_READ_BUF (256 * 1024)
@@ -74,6 +76,8 @@ struct dirty {
 	struct dirty *prev, *next;
 	struct dlist *list;
 	int64_t deadline_ms;
+	bool replaced; /* a file created or renamed onto the path since it
+			  was last looked at (not a truncate in place) */
 	char *path; /* key in w->dirty too */
 };
 
@@ -116,6 +120,7 @@ struct recon_waiter {
 
 struct watch {
 	struct engine *e;
+	struct entity *ent; /* user and domain events merge there (or NULL) */
 	uv_loop_t *loop;
 	char *root;
 	struct mountwatch *mounts; /* mounts on, under or above the roots */
@@ -156,6 +161,8 @@ struct watch {
 	struct recon_waiter *waiters, *waiters_next;
 	uint32_t gen;
 
+	bool replaced;         /* the path being processed was replaced
+				  (struct dirty's flag) */
 	unsigned inflight;     /* changes whose events are not journaled */
 	unsigned handles_open;
 	bool stopping;
@@ -178,6 +185,7 @@ static void watch_process(struct watch *w, const char *path,
 			  const char *source, unsigned *events_r);
 static void watch_maybe_free(struct watch *w);
 static void watch_reconcile_begin(struct watch *w);
+static void watch_dirty(struct watch *w, const char *path);
 static void watch_drain(struct watch *w);
 static void dlist_schedule(struct watch *w, struct dlist *l);
 static void recon_idle_cb(uv_idle_t *h);
@@ -275,6 +283,21 @@ static int watch_read(const char *path, char **data_r, size_t *len_r,
 		 * for the 0 (unless it came short of the size fstat gave) */
 		if (len < cap && st.st_size > 0 && len >= (size_t)st.st_size)
 			break;
+	}
+	/* written while read (a truncate, a write): what was read may be a
+	 * state the file only passed through */
+	{
+		struct stat st2;
+
+		if (fstat(fd, &st2) == 0 &&
+		    (st2.st_size != st.st_size ||
+		     st2.st_mtim.tv_sec != st.st_mtim.tv_sec ||
+		     st2.st_mtim.tv_nsec != st.st_mtim.tv_nsec ||
+		     len != (size_t)st.st_size)) {
+			free(buf);
+			close(fd);
+			return -EAGAIN;
+		}
 	}
 	close(fd);
 	buf[len] = '\0';
@@ -439,11 +462,11 @@ static void change_done(struct change *c)
 	}
 }
 
-static void watch_submit_cb(struct event *ev, const char *error, void *ctx)
+static void watch_submit_cb(bool ok, const char *error, void *ctx)
 {
 	struct change *c = ctx;
 
-	if (ev == NULL) {
+	if (!ok) {
 		c->failed = true;
 		log_error("watch: journal: %s", error ? error : "failed");
 	}
@@ -515,12 +538,35 @@ static void watch_process(struct watch *w, const char *path,
 		observed_clear(&o);
 		return;
 	}
+	if (o.err == -EAGAIN) {
+		/* changed while read: read again once it settles */
+		log_debug("watch: %s changed while read: again", path);
+		observed_clear(&o);
+		if (!w->stopping)
+			watch_dirty(w, path);
+		return;
+	}
 	if (o.err < 0) {
 		log_warn("watch: %s: %s", path, strerror(-o.err));
 		observed_clear(&o);
 		return;
 	}
 	old = snapshot_get(w->snap, path);
+	if (o.exists && !o.is_dir && o.len == 0 && old != NULL &&
+	    !old->is_dir && old->size > 0 && !w->replaced &&
+	    strcmp(source, "inotify") == 0) {
+		/* emptied in place: a truncate before a rewrite (`template >
+		 * conf`, Go's os.WriteFile) whose write has not come yet; the
+		 * write brings the next change (a file left empty is seen by
+		 * the next reconcile; an empty file created or renamed over
+		 * it, as sed -i leaves it, goes on) */
+		log_debug("watch: %s is empty (had %llu bytes): waiting for "
+			  "its next change", path,
+			  (unsigned long long)old->size);
+		old->seen = w->gen;
+		observed_clear(&o);
+		return;
+	}
 	if (old != NULL)
 		old->seen = w->gen;
 	if (!o.exists && old == NULL) {
@@ -600,7 +646,7 @@ static void watch_process(struct watch *w, const char *path,
 		const char *err = NULL;
 
 		c->remaining++;
-		if (engine_submit(w->e, ev->type, ev->subject, source,
+		if (entity_submit(w->ent, w->e, ev->type, ev->subject, source,
 				  ev->payload, watch_submit_cb, c, &err) < 0) {
 			log_error("watch: %s: cannot submit %s for %s: %s",
 				  path, ev->type, ev->subject,
@@ -701,6 +747,7 @@ static void watch_dirty_created(struct watch *w, const char *path)
 		d->path = xstrdup(path);
 		hmap_put(w->dirty, path, d);
 	}
+	d->replaced = true;
 	dirty_append(w, &w->created, d);
 }
 
@@ -748,7 +795,9 @@ static void settle_cb(uv_timer_t *t)
 
 		dirty_unlink(d);
 		hmap_del(w->dirty, d->path);
+		w->replaced = d->replaced;
 		watch_process(w, d->path, "inotify", NULL);
+		w->replaced = false;
 		free(d->path);
 		free(d);
 		n++;
@@ -1098,6 +1147,20 @@ static void watch_file_changed(struct watch *w, const char *full)
 	}
 }
 
+/* A rename onto (or a creation of) a dirty path: what it holds is a new
+ * file, not one being rewritten in place. */
+static void watch_mark_replaced(struct watch *w, const char *full,
+				uint32_t mask)
+{
+	struct dirty *d;
+
+	if (!(mask & (IN_MOVED_TO | IN_CREATE)))
+		return;
+	d = hmap_get(w->dirty, full);
+	if (d != NULL)
+		d->replaced = true;
+}
+
 static void watch_handle(struct watch *w, const struct inotify_event *ev)
 {
 	char key[24];
@@ -1147,8 +1210,10 @@ static void watch_handle(struct watch *w, const struct inotify_event *ev)
 	full = path_join(wdir->path, ev->name);
 	if (!wdir->recursive) {
 		/* a parent watched for a root file or a missing root */
-		if (watch_is_root(w, full) && !(ev->mask & IN_ISDIR))
+		if (watch_is_root(w, full) && !(ev->mask & IN_ISDIR)) {
 			watch_dirty(w, full);
+			watch_mark_replaced(w, full, ev->mask);
+		}
 		if ((ev->mask & (IN_CREATE | IN_MOVED_TO | IN_DELETE |
 				 IN_MOVED_FROM)) &&
 		    ((ev->mask & IN_ISDIR) || !watch_is_root(w, full)) &&
@@ -1180,10 +1245,23 @@ static void watch_handle(struct watch *w, const struct inotify_event *ev)
 		/* classify_path() says CLASSIFY_NONE for ignored names */
 		if (classify_path(w->root, full, &t, &why) != CLASSIFY_NONE)
 			watch_dirty_created(w, full);
+	} else if (ev->mask & IN_MODIFY) {
+		/* a truncate or a write: a path waiting to settle waits from
+		 * now (its close, if any, comes later) */
+		struct dirty *d = hmap_get(w->dirty, full);
+
+		if (d != NULL) {
+			struct dlist *l = d->list;
+
+			dirty_unlink(d);
+			dirty_append(w, l, d);
+		}
 	} else if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM |
 			       IN_DELETE)) {
-		if (!classify_ignored_name(ev->name))
+		if (!classify_ignored_name(ev->name)) {
 			watch_file_changed(w, full);
+			watch_mark_replaced(w, full, ev->mask);
+		}
 	}
 	free(full);
 }
@@ -1587,7 +1665,15 @@ static void watch_init_timer(struct watch *w, uv_timer_t *t)
 	w->handles_open++;
 }
 
-int watch_start(struct engine *e, struct watch **w_r, const char **error_r)
+static bool watch_known(void *ctx, const char *path)
+{
+	struct watch *w = ctx;
+
+	return w->snap != NULL && snapshot_get(w->snap, path) != NULL;
+}
+
+int watch_start(struct engine *e, struct entity *ent, struct watch **w_r,
+		const char **error_r)
 {
 	const struct config *cfg = engine_config(e);
 	struct watch *w;
@@ -1597,6 +1683,7 @@ int watch_start(struct engine *e, struct watch **w_r, const char **error_r)
 	*w_r = NULL;
 	w = xcalloc(1, sizeof(*w));
 	w->e = e;
+	w->ent = ent;
 	w->loop = engine_loop(e);
 	w->root = path_normalize(cfg->root);
 	w->n_roots = 1 + cfg->n_watch_extra;
@@ -1668,6 +1755,11 @@ int watch_start(struct engine *e, struct watch **w_r, const char **error_r)
 		uv_timer_start(&w->periodic_timer, periodic_cb, ms, ms);
 		uv_unref((uv_handle_t *)&w->periodic_timer);
 	}
+	{
+		const struct entity_files files = { watch_known, w };
+
+		entity_set_files(ent, &files);
+	}
 	*w_r = w;
 	return 0;
 }
@@ -1680,6 +1772,7 @@ void watch_stop(struct watch **wp)
 		return;
 	*wp = NULL;
 	w->stopping = true;
+	entity_set_files(w->ent, NULL);
 	watch_flush(w);
 	mountwatch_stop(&w->mounts);
 	uv_poll_stop(&w->poll);

@@ -6,11 +6,14 @@
 #include "control.h"
 
 struct engine;
+struct entity;
 struct watch;
 
 /* Watch config->root and config->watch_extra; run a reconcile at start
- * (changes made while stopped become events with source "reconcile"). */
-int watch_start(struct engine *e, struct watch **w_r, const char **error_r);
+ * (changes made while stopped become events with source "reconcile").
+ * User and domain events go through ent (may be NULL: to the engine). */
+int watch_start(struct engine *e, struct entity *ent, struct watch **w_r,
+		const char **error_r);
 /* Stop watching; NULLs *w. */
 void watch_stop(struct watch **w);
 /* Run a full reconcile now (ophookctl reconcile).  cb (may be NULL) gets

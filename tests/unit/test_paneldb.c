@@ -653,7 +653,7 @@ static void rig_start(struct rig *r, unsigned poll_ms)
 	r->e.loop = &r->loop;
 	if (r->e.journal == NULL)
 		r->e.journal = json_array();
-	assert_int_equal(paneldb_start(&r->e, &r->p, &err), 0);
+	assert_int_equal(paneldb_start(&r->e, NULL, &r->p, &err), 0);
 }
 
 /* Run the loop until `polls` more polls completed (cycle finished). */
@@ -850,7 +850,7 @@ static void test_start_bad_driver(void **state)
 	r.cfg.state_dir = tmpdir;
 	r.e.cfg = &r.cfg;
 	r.e.loop = &r.loop;
-	assert_int_equal(paneldb_start(&r.e, &r.p, &err), -EINVAL);
+	assert_int_equal(paneldb_start(&r.e, NULL, &r.p, &err), -EINVAL);
 	assert_non_null(strstr(err, "panel_db.driver"));
 	assert_null(r.p);
 	assert_int_equal(uv_loop_close(&r.loop), 0);
