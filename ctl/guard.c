@@ -458,6 +458,11 @@ struct guard_opts {
 	char self[PATH_MAX];
 	const char *log_file;  /* --log */
 	bool fail_open;
+	/* where ophookctl cannot run at all (inside the openpanel container,
+	 * which has neither ophookctl nor ophookd's socket): allow, unless
+	 * --container-fail-closed; failing closed there refuses every action
+	 * of the user panel for good, not only while ophookd is down */
+	bool container_fail_closed;
 };
 
 /* Characters allowed in a path written into a hook: the hook is a shell
@@ -503,7 +508,7 @@ static char *guard_hook_text(const struct guard_opts *o, const char *socket)
 		     "%s",
 		     o->ctl, socket, o->fail_open ? "--fail-open" : "--fail-closed",
 		     logopt,
-		     o->fail_open
+		     !o->container_fail_closed
 			     ? "exit 0\n"
 			     : "p=$PPID\n"
 			       "if tr '\\0' '\\n' < /proc/$p/cmdline 2>/dev/null "
@@ -677,6 +682,15 @@ static int guard_install(const struct guard_opts *o, const char *socket)
 	printf("guard installed: %zu pre hook(s) in %s (%s)%s\n", done,
 	       o->hooks_dir, o->fail_open ? "fail-open" : "fail-closed",
 	       kept ? "; some commands keep their own hook" : "");
+	if (!o->container_fail_closed)
+		printf("note: where ophookctl cannot run (opencli inside the "
+		       "openpanel container, which the user panel uses), "
+		       "commands are allowed unchecked; "
+		       "--container-fail-closed refuses them instead\n");
+	else
+		printf("note: opencli run inside the openpanel container (the "
+		       "user panel) is refused, always: ophookd cannot be "
+		       "asked from there\n");
 	guard_free_list(v, n);
 	free(text);
 	return status;
@@ -756,7 +770,8 @@ static void guard_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: ophookctl [-s SOCKET] guard install [--root DIR] "
-		"[--fail-open] [--log FILE] [--ophookctl PATH]\n"
+		"[--fail-open] [--container-fail-closed] [--log FILE] "
+		"[--ophookctl PATH]\n"
 		"       ophookctl guard remove [--root DIR]\n"
 		"       ophookctl guard status [--root DIR]\n"
 		"       ophookctl [-s SOCKET] guard check [--fail-open] "
@@ -793,6 +808,10 @@ int guard_main(const struct guard_env *env, int argc, char **argv)
 			o.fail_open = true;
 		else if (strcmp(argv[i], "--fail-closed") == 0)
 			o.fail_open = false;
+		else if (strcmp(argv[i], "--container-fail-closed") == 0)
+			o.container_fail_closed = true;
+		else if (strcmp(argv[i], "--container-fail-open") == 0)
+			o.container_fail_closed = false;
 		else {
 			guard_usage(stderr);
 			return 2;

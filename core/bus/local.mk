@@ -31,3 +31,10 @@ TESTS += tests/unit/test_ledger
 tests_unit_test_ledger_SOURCES = tests/unit/test_ledger.c
 tests_unit_test_ledger_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_ledger_LDADD = $(TEST_LIBS)
+
+# The cluster against a fake bus and a fake MariaDB journal.
+check_PROGRAMS += tests/unit/test_cluster
+TESTS += tests/unit/test_cluster
+tests_unit_test_cluster_SOURCES = tests/unit/test_cluster.c
+tests_unit_test_cluster_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_cluster_LDADD = $(TEST_LIBS)

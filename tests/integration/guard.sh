@@ -141,12 +141,21 @@ ok "$([ $rc -eq 0 ] && grep -q 'domains/add shop.com' "$T/ran"; echo $?)" \
 	"ophookd stopped, fail-open: allowed"
 ok "$(grep -q 'allowed (fail-open)' "$T/guard.log"; echo $?)" \
 	"fail-open is logged"
-# where ophookctl cannot run (the openpanel container): the shim decides
-ctl guard install --root "$R" --ophookctl /nonexistent/ophookctl > /dev/null 2>&1
+# where ophookctl cannot run (the openpanel container): allowed unless
+# --container-fail-closed (failing closed there would refuse every action
+# of the user panel for good)
+ctl guard install --root "$R" --ophookctl /nonexistent/ophookctl > "$T/inst.out" 2>&1
+ok "$(grep -q 'allowed unchecked' "$T/inst.out"; echo $?)" \
+	"install says what happens where ophookctl cannot run"
+: > "$T/ran"
+opencli domains-add shop.com bob
+ok "$([ $rc -eq 0 ] && grep -q 'domains/add shop.com' "$T/ran"; echo $?)" \
+	"no ophookctl where opencli runs: allowed by default"
+ctl guard install --root "$R" --ophookctl /nonexistent/ophookctl --container-fail-closed > /dev/null 2>&1
 : > "$T/ran"
 opencli domains-add shop.com bob
 ok "$([ $rc -ne 0 ] && [ ! -s "$T/ran" ] && grep -q 'cannot be asked from here' "$T/err"; echo $?)" \
-	"no ophookctl where opencli runs, fail-closed: refused"
+	"no ophookctl where opencli runs, --container-fail-closed: refused"
 
 # an admin's own hook is left alone; remove takes only ours
 printf '#!/bin/bash\ntrue\n' > "$HOOKS/pre_user-suspend.sh"
