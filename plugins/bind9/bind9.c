@@ -45,11 +45,76 @@
 
 /* --- settings ------------------------------------------------------------ */
 
-/* A copy of setting key, or of def when unset (NULL def: NULL). */
-int bind9_setting(struct bind9 *b, const char *key, const char *def,
-		  char **out_r)
+/* plugins.bind9.settings (README "Settings"), bind9.c's and secondary.c's;
+ * the host checks them.  What the host cannot check (paths quoted in
+ * named.conf, IP addresses, node names) is checked in bind9_init_settings
+ * and secondary_init. */
+static const char *const bind9_removed_values[] = { "archive", "delete",
+						    NULL };
+static const char *const bind9_role_values[] = { "primary", "secondary",
+						 "both", NULL };
+static const struct ophook_setting_decl bind9_settings_decl[] = {
+	{ .name = "zones_dir", .type = OPHOOK_SETTING_PATH,
+	  .def = "/etc/bind/zones", .description = "zone files, <d>.zone" },
+	{ .name = "named_conf_local", .type = OPHOOK_SETTING_PATH,
+	  .def = "/etc/bind/named.conf.local",
+	  .description = "the file with one zone line per domain" },
+	{ .name = "zone_file_in_conf", .type = OPHOOK_SETTING_PATH,
+	  .description = "the zones folder as named sees it, or a {domain} "
+			 "pattern (default zones_dir)" },
+	{ .name = "zone_template", .type = OPHOOK_SETTING_PATH,
+	  .description = "zone template file (default built in)" },
+	{ .name = "server_ip", .type = OPHOOK_SETTING_STRING,
+	  .description = "IP for the A records; required for adds" },
+	{ .name = "ns1", .type = OPHOOK_SETTING_STRING,
+	  .description = "name server (default from openpanel.config)" },
+	{ .name = "ns2", .type = OPHOOK_SETTING_STRING,
+	  .description = "name server (default from openpanel.config)" },
+	{ .name = "rpemail", .type = OPHOOK_SETTING_STRING,
+	  .description = "SOA contact (default from openpanel.config)" },
+	{ .name = "rndc_argv", .type = OPHOOK_SETTING_ARGV, .def = "rndc",
+	  .description = "rndc command; arguments are appended" },
+	{ .name = "checkzone_argv", .type = OPHOOK_SETTING_ARGV,
+	  .def = "named-checkzone",
+	  .description = "gets <zone> - and the zone on stdin" },
+	{ .name = "checkconf_argv", .type = OPHOOK_SETTING_ARGV,
+	  .def = "named-checkconf -z",
+	  .description = "gets the batch conf's path" },
+	{ .name = "window_ms", .type = OPHOOK_SETTING_MS, .def = "500",
+	  .min = 0, .max = 3600000,
+	  .description = "coalescing window of the rndc action" },
+	{ .name = "reload_all_max", .type = OPHOOK_SETTING_INT, .def = "32",
+	  .min = 0, .max = 1000000,
+	  .description = "more changed zones in one run: one rndc reload" },
+	{ .name = "removed_zones", .type = OPHOOK_SETTING_ENUM,
+	  .def = "archive", .values = bind9_removed_values,
+	  .description = "what happens to a removed domain's zone file" },
+	/* secondary.c */
+	{ .name = "role", .type = OPHOOK_SETTING_ENUM, .def = "primary",
+	  .values = bind9_role_values,
+	  .description = "this node's domains, other nodes', or both" },
+	{ .name = "node", .type = OPHOOK_SETTING_STRING,
+	  .description = "this node's name on hosts without node()" },
+	{ .name = "notify", .type = OPHOOK_SETTING_LIST,
+	  .description = "primary: \"IP\" or \"IP port N\" to NOTIFY" },
+	{ .name = "allow_transfer", .type = OPHOOK_SETTING_LIST,
+	  .description = "primary: \"IP\" or \"IP/len\" allowed to transfer" },
+	{ .name = "primaries", .type = OPHOOK_SETTING_MAP,
+	  .description = "secondary: node name -> \"IP [port N]\"" },
+	{ .name = "secondary_dir", .type = OPHOOK_SETTING_PATH,
+	  .def = BIND9_SECONDARY_DIR,
+	  .description = "where named writes transferred zones" },
+	{ .name = "secondary_dir_in_conf", .type = OPHOOK_SETTING_PATH,
+	  .description = "secondary_dir as named sees it (default "
+			 "secondary_dir)" },
+};
+
+/* A copy of string setting key, or of def when unset or empty (NULL def:
+ * NULL). */
+int bind9_str(struct bind9 *b, const char *key, const char *def,
+	      char **out_r)
 {
-	const char *v = b->host->setting(b->ctx, key);
+	const char *v = b->host->setting_str(b->ctx, key);
 
 	*out_r = NULL;
 	if (v == NULL || *v == '\0')
@@ -58,28 +123,6 @@ int bind9_setting(struct bind9 *b, const char *key, const char *def,
 		return 0;
 	*out_r = strdup(v);
 	return *out_r == NULL ? -ENOMEM : 0;
-}
-
-static int bind9_setting_uint(struct bind9 *b, const char *key, unsigned def,
-			      unsigned max, unsigned *out_r,
-			      const char **error_r)
-{
-	const char *v = b->host->setting(b->ctx, key);
-	char *end;
-	unsigned long n;
-
-	*out_r = def;
-	if (v == NULL)
-		return 0;
-	errno = 0;
-	n = strtoul(v, &end, 10);
-	if (errno != 0 || end == v || *end != '\0' || n > max || v[0] == '-')
-		return plug_fail(error_r, -EINVAL,
-				  "setting %s: \"%s\" is not a number in "
-				  "0..%u",
-				  key, v, max);
-	*out_r = (unsigned)n;
-	return 0;
 }
 
 /* A path setting that ends up quoted in named.conf: absolute, no quote,
@@ -113,24 +156,6 @@ bool bind9_hostname_ok(const char *s)
 			return false;
 	}
 	return true;
-}
-
-static int bind9_argv_setting(struct bind9 *b, const char *key,
-			      const char *def, char ***argv_r,
-			      const char **error_r)
-{
-	const char *v = b->host->setting(b->ctx, key);
-	int ret = argv_from_setting(v != NULL ? v : def, argv_r);
-
-	if (ret == -EINVAL)
-		return plug_fail(error_r, ret,
-				  "setting %s: want a non-empty JSON array "
-				  "of strings",
-				  key);
-	if (ret < 0)
-		return plug_fail(error_r, ret, "setting %s: %s", key,
-				  strerror(-ret));
-	return 0;
 }
 
 /* --- openpanel.config ---------------------------------------------------- */
@@ -304,10 +329,11 @@ static int bind9_state_zone_set(struct bind9 *b, const char *d,
 
 /* Run base argv + extra args; 0 with *out_r (stdout and stderr joined,
  * trimmed) and *status_r, or -errno with *error_r. */
-static int bind9_run(char **base, const char *const *extra, const char *in,
-		     char **out_r, int *status_r, const char **error_r)
+static int bind9_run(const char *const *base, const char *const *extra,
+		     const char *in, char **out_r, int *status_r,
+		     const char **error_r)
 {
-	size_t n = argv_len((const char *const *)base), m = 0;
+	size_t n = argv_len(base), m = 0;
 	const char **argv;
 	char *out = NULL, *err = NULL;
 	int ret;
@@ -1688,9 +1714,6 @@ static void bind9_fini(void *data)
 	free(b->removed_dir);
 	free(b->staging_dir);
 	free(b->staging_named);
-	argv_free(&b->rndc_argv);
-	argv_free(&b->checkzone_argv);
-	argv_free(&b->checkconf_argv);
 	json_decref(b->state);
 	json_decref(b->reload);
 	json_decref(b->primaries);
@@ -1705,23 +1728,19 @@ static void bind9_fini(void *data)
 
 static int bind9_init_settings(struct bind9 *b, const char **error_r)
 {
-	char *removed = NULL;
+	const struct ophook_host *h = b->host;
 	int ret;
 
-	if ((ret = bind9_setting(b, "zones_dir", "/etc/bind/zones",
-				 &b->zones_dir)) < 0 ||
-	    (ret = bind9_setting(b, "named_conf_local",
-				 "/etc/bind/named.conf.local",
-				 &b->conf_path)) < 0 ||
-	    (ret = bind9_setting(b, "zone_file_in_conf", b->zones_dir,
-				 &b->conf_file)) < 0 ||
-	    (ret = bind9_setting(b, "zone_template", NULL,
-				 &b->template_path)) < 0 ||
-	    (ret = bind9_setting(b, "server_ip", NULL, &b->server_ip)) < 0 ||
-	    (ret = bind9_setting(b, "ns1", NULL, &b->ns1)) < 0 ||
-	    (ret = bind9_setting(b, "ns2", NULL, &b->ns2)) < 0 ||
-	    (ret = bind9_setting(b, "rpemail", NULL, &b->rpemail)) < 0 ||
-	    (ret = bind9_setting(b, "removed_zones", "archive", &removed)) < 0)
+	if ((ret = bind9_str(b, "zones_dir", NULL, &b->zones_dir)) < 0 ||
+	    (ret = bind9_str(b, "named_conf_local", NULL, &b->conf_path)) < 0 ||
+	    (ret = bind9_str(b, "zone_file_in_conf", b->zones_dir,
+			     &b->conf_file)) < 0 ||
+	    (ret = bind9_str(b, "zone_template", NULL,
+			     &b->template_path)) < 0 ||
+	    (ret = bind9_str(b, "server_ip", NULL, &b->server_ip)) < 0 ||
+	    (ret = bind9_str(b, "ns1", NULL, &b->ns1)) < 0 ||
+	    (ret = bind9_str(b, "ns2", NULL, &b->ns2)) < 0 ||
+	    (ret = bind9_str(b, "rpemail", NULL, &b->rpemail)) < 0)
 		return plug_fail(error_r, ret, "out of memory");
 	for (size_t l = strlen(b->zones_dir);
 	     l > 1 && b->zones_dir[l - 1] == '/'; l--)
@@ -1731,45 +1750,27 @@ static int bind9_init_settings(struct bind9 *b, const char **error_r)
 				 error_r)) < 0 ||
 	    (ret = bind9_path_ok("zone_file_in_conf", b->conf_file,
 				 error_r)) < 0)
-		goto out;
+		return ret;
 	if (b->server_ip != NULL) {
 		unsigned char addr[16];
 
 		if (inet_pton(AF_INET, b->server_ip, addr) != 1 &&
-		    inet_pton(AF_INET6, b->server_ip, addr) != 1) {
-			ret = plug_fail(error_r, -EINVAL,
+		    inet_pton(AF_INET6, b->server_ip, addr) != 1)
+			return plug_fail(error_r, -EINVAL,
 					 "setting server_ip: \"%s\" is not an "
 					 "IP address",
 					 b->server_ip);
-			goto out;
-		}
 	}
-	if (strcmp(removed, "archive") == 0) {
+	if (strcmp(h->setting_str(b->ctx, "removed_zones"), "archive") == 0) {
 		b->removed_dir = plug_fmt("%s/.removed", b->zones_dir);
-		if (b->removed_dir == NULL) {
-			ret = plug_fail(error_r, -ENOMEM, "out of memory");
-			goto out;
-		}
-	} else if (strcmp(removed, "delete") != 0) {
-		ret = plug_fail(error_r, -EINVAL,
-				 "setting removed_zones: \"%s\" is neither "
-				 "archive nor delete",
-				 removed);
-		goto out;
+		if (b->removed_dir == NULL)
+			return plug_fail(error_r, -ENOMEM, "out of memory");
 	}
-	if ((ret = bind9_setting_uint(b, "window_ms", 500, 3600000,
-				      &b->window_ms, error_r)) < 0 ||
-	    (ret = bind9_setting_uint(b, "reload_all_max", 32, 1000000,
-				      &b->reload_all_max, error_r)) < 0 ||
-	    (ret = bind9_argv_setting(b, "rndc_argv", "[\"rndc\"]",
-				      &b->rndc_argv, error_r)) < 0 ||
-	    (ret = bind9_argv_setting(b, "checkzone_argv",
-				      "[\"named-checkzone\"]",
-				      &b->checkzone_argv, error_r)) < 0 ||
-	    (ret = bind9_argv_setting(b, "checkconf_argv",
-				      "[\"named-checkconf\", \"-z\"]",
-				      &b->checkconf_argv, error_r)) < 0)
-		goto out;
+	b->window_ms = (unsigned)h->setting_int(b->ctx, "window_ms");
+	b->reload_all_max = (unsigned)h->setting_int(b->ctx, "reload_all_max");
+	b->rndc_argv = h->setting_list(b->ctx, "rndc_argv");
+	b->checkzone_argv = h->setting_list(b->ctx, "checkzone_argv");
+	b->checkconf_argv = h->setting_list(b->ctx, "checkconf_argv");
 	/* staged zones live beside the others, so that a named-checkconf in
 	 * named's container sees them under zone_file_in_conf */
 	b->staging_dir = plug_fmt("%s/.ophook-staging", b->zones_dir);
@@ -1777,13 +1778,9 @@ static int bind9_init_settings(struct bind9 *b, const char **error_r)
 		strstr(b->conf_file, "{domain}") != NULL
 			? plug_fmt("%s", b->staging_dir)
 			: plug_fmt("%s/.ophook-staging", b->conf_file);
-	if (b->staging_dir == NULL || b->staging_named == NULL) {
-		ret = plug_fail(error_r, -ENOMEM, "out of memory");
-		goto out;
-	}
-out:
-	free(removed);
-	return ret;
+	if (b->staging_dir == NULL || b->staging_named == NULL)
+		return plug_fail(error_r, -ENOMEM, "out of memory");
+	return 0;
 }
 
 /* The owner named in a zone's BIND9_OWNER_TAG comment, or NULL. */
@@ -1889,9 +1886,15 @@ static int bind9_init(struct ophook_ctx *ctx, const struct ophook_host *host,
 	struct bind9 *b;
 	int ret;
 
-	if (!OPHOOK_HOST_HAS(host, own_write))
+	if (!OPHOOK_HOST_HAS(host, setting_is_set))
 		return plug_fail(error_r, -ENOTSUP,
-				  "the host is too old (no own_write)");
+				  "the host is too old (no settings_declare)");
+	ret = host->settings_declare(ctx, bind9_settings_decl,
+				     sizeof(bind9_settings_decl) /
+					     sizeof(bind9_settings_decl[0]),
+				     error_r);
+	if (ret != 0)
+		return ret; /* a bad setting, or a check-only load */
 	b = calloc(1, sizeof(*b));
 	if (b == NULL)
 		return plug_fail(error_r, -ENOMEM, "out of memory");
@@ -1926,6 +1929,7 @@ const struct ophook_plugin ophook_plugin = {
 	OPHOOK_PLUGIN_HEADER("bind9"),
 	.description = "BIND9 zones for the panel's domains (render, check, "
 		       "named.conf.local, coalesced rndc)",
+	.flags = OPHOOK_PLUGIN_DECLARES_SETTINGS,
 	.subscriptions = (const char *const[]){ "domain.added",
 						"domain.removed",
 						"dns.zone.changed",

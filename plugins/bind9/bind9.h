@@ -36,9 +36,10 @@ struct bind9 {
 	char *removed_dir;   /* NULL: delete removed zone files */
 	char *staging_dir;   /* new zones wait here for the batch check */
 	char *staging_named; /* the same folder as named sees it */
-	char **rndc_argv;
-	char **checkzone_argv;
-	char **checkconf_argv;
+	/* commands, owned by the host until fini */
+	const char *const *rndc_argv;
+	const char *const *checkzone_argv;
+	const char *const *checkconf_argv;
 	unsigned window_ms;
 	unsigned reload_all_max; /* more changed zones: one `rndc reload` */
 
@@ -85,9 +86,10 @@ int bind9_path_ok(const char *key, const char *path,
 /* Ask for `rndc reconfig` (zone NULL) or `rndc reload zone`. */
 void bind9_reload_request(struct bind9 *b, const char *zone);
 
-/* A copy of setting key, or of def when unset (NULL def: NULL). */
-int bind9_setting(struct bind9 *b, const char *key, const char *def,
-		  char **out_r);
+/* A copy of string setting key, or of def when unset or empty (NULL def:
+ * NULL).  0 or -ENOMEM. */
+int bind9_str(struct bind9 *b, const char *key, const char *def,
+	      char **out_r);
 
 /* Write the state file.  Under b->lock. */
 int bind9_state_save(struct bind9 *b, const char **error_r);

@@ -344,62 +344,9 @@ int secondary_event(struct bind9 *b, const struct ophook_event *ev,
 	return ret;
 }
 
-/* A list setting (JSON array of strings, or one string) as a
- * NULL-terminated array in *list_r (NULL when unset). */
-static int secondary_list_setting(struct bind9 *b, const char *key,
-				  char ***list_r, const char **error_r)
-{
-	const char *v = b->host->setting(b->ctx, key);
-	json_t *j;
-	size_t i, n;
-
-	*list_r = NULL;
-	if (v == NULL || *v == '\0')
-		return 0;
-	j = json_loads(v, JSON_DECODE_ANY, NULL);
-	if (j == NULL || json_is_string(j)) {
-		/* a scalar comes back as its text */
-		json_decref(j);
-		j = json_pack("[s]", v);
-		if (j == NULL)
-			return plug_fail(error_r, -ENOMEM, "out of memory");
-	}
-	if (!json_is_array(j)) {
-		json_decref(j);
-		return plug_fail(error_r, -EINVAL,
-				  "setting %s: want a list of addresses", key);
-	}
-	n = json_array_size(j);
-	*list_r = calloc(n + 1, sizeof(**list_r));
-	if (*list_r == NULL) {
-		json_decref(j);
-		return plug_fail(error_r, -ENOMEM, "out of memory");
-	}
-	for (i = 0; i < n; i++) {
-		const char *s = json_string_value(json_array_get(j, i));
-
-		if (s == NULL) {
-			json_decref(j);
-			argv_free(list_r);
-			return plug_fail(error_r, -EINVAL,
-					  "setting %s: item %zu is not a "
-					  "string",
-					  key, i + 1);
-		}
-		(*list_r)[i] = strdup(s);
-		if ((*list_r)[i] == NULL) {
-			json_decref(j);
-			argv_free(list_r);
-			return plug_fail(error_r, -ENOMEM, "out of memory");
-		}
-	}
-	json_decref(j);
-	return 0;
-}
-
 /* Each address of a list setting, checked for named.conf. */
-static int secondary_addrs_ok(const char *key, char **list, bool port,
-			      const char **error_r)
+static int secondary_addrs_ok(const char *key, const char *const *list,
+			      bool port, const char **error_r)
 {
 	for (size_t i = 0; list != NULL && list[i] != NULL; i++) {
 		char *norm = NULL;
@@ -417,33 +364,29 @@ static int secondary_addrs_ok(const char *key, char **list, bool port,
 	return 0;
 }
 
-/* role, node, notify, allow_transfer, primaries, secondary_dir(_in_conf). */
+/* role, node, notify, allow_transfer, primaries, secondary_dir(_in_conf):
+ * declared with bind9.c's settings and checked by the host; the node
+ * names, addresses and paths for named.conf are checked here. */
 int secondary_init(struct bind9 *b, const char **error_r)
 {
-	char *role = NULL, **notify = NULL, **xfer = NULL, *sec_conf = NULL;
-	const char *v, *k;
-	json_t *map = NULL, *val;
+	const struct ophook_host *h = b->host;
+	const char *const *notify = h->setting_list(b->ctx, "notify");
+	const char *const *xfer = h->setting_list(b->ctx, "allow_transfer");
+	const char *const *map = h->setting_list(b->ctx, "primaries");
+	const char *role = h->setting_str(b->ctx, "role");
+	char *sec_conf = NULL;
 	int ret;
 
-	if ((ret = bind9_setting(b, "role", "primary", &role)) < 0 ||
-	    (ret = bind9_setting(b, "node", NULL, &b->node)) < 0 ||
-	    (ret = bind9_setting(b, "secondary_dir", BIND9_SECONDARY_DIR,
-				 &b->sec_dir)) < 0 ||
-	    (ret = bind9_setting(b, "secondary_dir_in_conf", b->sec_dir,
-				 &sec_conf)) < 0) {
+	if ((ret = bind9_str(b, "node", NULL, &b->node)) < 0 ||
+	    (ret = bind9_str(b, "secondary_dir", NULL, &b->sec_dir)) < 0 ||
+	    (ret = bind9_str(b, "secondary_dir_in_conf", b->sec_dir,
+			     &sec_conf)) < 0) {
 		ret = plug_fail(error_r, ret, "out of memory");
 		goto out;
 	}
 	b->primary = strcmp(role, "primary") == 0 || strcmp(role, "both") == 0;
 	b->secondary =
 		strcmp(role, "secondary") == 0 || strcmp(role, "both") == 0;
-	if (!b->primary && !b->secondary) {
-		ret = plug_fail(error_r, -EINVAL,
-				 "setting role: \"%s\" is not primary, "
-				 "secondary or both",
-				 role);
-		goto out;
-	}
 	if (b->node != NULL && !secondary_node_ok(b->node)) {
 		ret = plug_fail(error_r, -EINVAL,
 				 "setting node: \"%s\" is not a node name",
@@ -488,15 +431,11 @@ int secondary_init(struct bind9 *b, const char **error_r)
 	if ((ret = bind9_path_ok("secondary_dir", b->sec_dir, error_r)) < 0 ||
 	    (ret = bind9_path_ok("secondary_dir_in_conf", b->sec_named,
 				 error_r)) < 0 ||
-	    (ret = secondary_list_setting(b, "notify", &notify, error_r)) < 0 ||
-	    (ret = secondary_list_setting(b, "allow_transfer", &xfer,
-					  error_r)) < 0 ||
 	    (ret = secondary_addrs_ok("notify", notify, true, error_r)) < 0 ||
 	    (ret = secondary_addrs_ok("allow_transfer", xfer, false,
 				      error_r)) < 0)
 		goto out;
-	ret = zone_conf_opts((const char *const *)notify,
-			     (const char *const *)xfer, &b->opts);
+	ret = zone_conf_opts(notify, xfer, &b->opts);
 	if (ret < 0) {
 		ret = plug_fail(error_r, ret, "setting notify/allow_transfer: "
 				 "%s", strerror(-ret));
@@ -511,32 +450,14 @@ int secondary_init(struct bind9 *b, const char **error_r)
 		b->host->log(b->ctx, OPHOOK_LOG_WARN,
 			     "setting server_ip is not set: domain.added "
 			     "will fail until it is");
-	v = b->host->setting(b->ctx, "primaries");
-	if (v == NULL || *v == '\0')
-		goto out;
-	map = json_loads(v, 0, NULL);
-	if (!json_is_object(map)) {
-		ret = plug_fail(error_r, -EINVAL,
-				 "setting primaries: want a map from node "
-				 "name to \"IP [port N]\"");
-		goto out;
-	}
-	json_object_foreach(map, k, val)
-	{
-		const char *addr = json_string_value(val), *why = NULL;
+	for (size_t i = 0; map != NULL && map[i] != NULL; i += 2) {
+		const char *k = map[i], *addr = map[i + 1], *why = NULL;
 		char *norm = NULL;
 
 		if (!secondary_node_ok(k)) {
 			ret = plug_fail(error_r, -EINVAL,
 					 "setting primaries: \"%s\" is not a "
 					 "node name",
-					 k);
-			goto out;
-		}
-		if (addr == NULL) {
-			ret = plug_fail(error_r, -EINVAL,
-					 "setting primaries.%s: want \"IP "
-					 "[port N]\"",
 					 k);
 			goto out;
 		}
@@ -560,10 +481,6 @@ int secondary_init(struct bind9 *b, const char **error_r)
 			     "other nodes' domains get no secondary zones",
 			     role);
 out:
-	json_decref(map);
-	argv_free(&notify);
-	argv_free(&xfer);
 	free(sec_conf);
-	free(role);
 	return ret;
 }

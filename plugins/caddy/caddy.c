@@ -45,13 +45,14 @@ struct caddy {
 	const struct ophook_host *host;
 
 	/* settings, read-only after init */
-	char *caddyfile;
+	char *caddyfile;  /* paths: copies without a trailing slash */
 	char *domains_dir;
 	char *quarantine_dir;
-	char *admin;      /* "127.0.0.1:2019", "http://h:p", "unix//path" */
 	char *log_base;
-	char **reload_argv;
-	char **validate_argv; /* NULL: no separate validation */
+	/* owned by the host until fini */
+	const char *admin; /* "127.0.0.1:2019", "http://h:p", "unix//path" */
+	const char *const *reload_argv;
+	const char *const *validate_argv; /* NULL: no separate validation */
 	unsigned window_ms;
 	unsigned timeout_ms;
 	unsigned max_rounds;
@@ -94,110 +95,67 @@ static int64_t caddy_mono_ms(void)
 
 /* ---- settings ---- */
 
-static int caddy_setting_str(struct caddy *c, const char *key,
-			     const char *def, char **out_r,
-			     const char **error_r)
-{
-	const char *v = c->host->setting(c->ctx, key);
+/* plugins.caddy.settings (README "Settings"); the host checks them. */
+static const struct ophook_setting_decl caddy_settings_decl[] = {
+	{ .name = "caddyfile", .type = OPHOOK_SETTING_PATH,
+	  .def = CADDY_DEFAULT_CADDYFILE,
+	  .description = "the main Caddyfile, read and POSTed to the admin API" },
+	{ .name = "domains_dir", .type = OPHOOK_SETTING_PATH,
+	  .description = "the folder the Caddyfile imports (default "
+			 "<root>/caddy/domains)" },
+	{ .name = "quarantine_dir", .type = OPHOOK_SETTING_PATH,
+	  .description = "where rejected confs go (default "
+			 "<domains_dir>.rejected)" },
+	{ .name = "admin", .type = OPHOOK_SETTING_STRING,
+	  .description = "admin API: host:port, http://host:port or "
+			 "unix//path; unset: reload_argv" },
+	{ .name = "reload_argv", .type = OPHOOK_SETTING_ARGV,
+	  .def = CADDY_DEFAULT_RELOAD_ARGV,
+	  .description = "reload command when admin is unset (no shell)" },
+	{ .name = "validate_argv", .type = OPHOOK_SETTING_ARGV,
+	  .def = CADDY_DEFAULT_VALIDATE_ARGV,
+	  .description = "validate command ({caddyfile}), none: no "
+			 "separate validation" },
+	{ .name = "validate_first", .type = OPHOOK_SETTING_BOOL, .def = "true",
+	  .description = "validate before every reload" },
+	{ .name = "window_ms", .type = OPHOOK_SETTING_MS, .def = "500",
+	  .min = 0, .max = 3600000,
+	  .description = "coalescing window: events inside it give one reload" },
+	{ .name = "timeout_ms", .type = OPHOOK_SETTING_MS, .def = "120000",
+	  .min = 0, .max = 3600000,
+	  .description = "limit for each command and admin API call" },
+	{ .name = "max_rounds", .type = OPHOOK_SETTING_INT, .def = "32",
+	  .min = 0, .max = 10000,
+	  .description = "confs quarantined per action before it yields" },
+	{ .name = "log_base", .type = OPHOOK_SETTING_PATH,
+	  .def = CADDY_DEFAULT_LOG_BASE,
+	  .description = "per-domain log folders are <log_base>/<domain>/" },
+	{ .name = "remove_logs", .type = OPHOOK_SETTING_BOOL, .def = "false",
+	  .description = "on domain.removed, remove <log_base>/<domain>/" },
+};
 
-	if (v == NULL)
-		v = def;
-	if (v == NULL) {
-		*out_r = NULL;
-		return 0;
-	}
-	if (v[0] == '\0' && def != NULL) {
-		*error_r = caddy_err("setting %s: must not be empty", key);
-		return -EINVAL;
-	}
-	*out_r = strdup(v);
-	return *out_r != NULL ? 0 : -ENOMEM;
-}
-
-/* An absolute path setting, without a trailing slash. */
-static int caddy_setting_path(struct caddy *c, const char *key,
-			      const char *def, char **out_r,
-			      const char **error_r)
+/* A copy of path without its trailing slashes ("/" stays). */
+static char *caddy_path_dup(const char *path)
 {
-	int ret = caddy_setting_str(c, key, def, out_r, error_r);
+	char *p = strdup(path);
 	size_t len;
 
-	if (ret < 0)
-		return ret;
-	if ((*out_r)[0] != '/') {
-		*error_r = caddy_err("setting %s: must be an absolute path", key);
-		return -EINVAL;
-	}
-	len = strlen(*out_r);
-	while (len > 1 && (*out_r)[len - 1] == '/')
-		(*out_r)[--len] = '\0';
-	return 0;
+	if (p == NULL)
+		return NULL;
+	len = strlen(p);
+	while (len > 1 && p[len - 1] == '/')
+		p[--len] = '\0';
+	return p;
 }
 
-static int caddy_setting_uint(struct caddy *c, const char *key,
-			      unsigned def, unsigned max, unsigned *out_r,
-			      const char **error_r)
+/* A command, or NULL when it is the single word "none" or "false" (no
+ * separate validation). */
+static const char *const *caddy_argv_or_off(const char *const *argv)
 {
-	const char *v = c->host->setting(c->ctx, key);
-	char *end;
-	unsigned long n;
-
-	if (v == NULL) {
-		*out_r = def;
-		return 0;
-	}
-	errno = 0;
-	n = strtoul(v, &end, 10);
-	if (errno != 0 || end == v || *end != '\0' || v[0] == '-' || n > max) {
-		*error_r = caddy_err("setting %s: must be a whole number from 0 "
-				     "to %u", key, max);
-		return -EINVAL;
-	}
-	*out_r = (unsigned)n;
-	return 0;
-}
-
-static int caddy_setting_bool(struct caddy *c, const char *key, bool def,
-			      bool *out_r, const char **error_r)
-{
-	const char *v = c->host->setting(c->ctx, key);
-
-	if (v == NULL)
-		*out_r = def;
-	else if (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 ||
-		 strcmp(v, "1") == 0)
-		*out_r = true;
-	else if (strcmp(v, "false") == 0 || strcmp(v, "no") == 0 ||
-		 strcmp(v, "0") == 0)
-		*out_r = false;
-	else {
-		*error_r = caddy_err("setting %s: must be true or false", key);
-		return -EINVAL;
-	}
-	return 0;
-}
-
-/* A command setting; "none"/"false"/"" switch it off when allow_off. */
-static int caddy_setting_argv(struct caddy *c, const char *key,
-			      const char *def, bool allow_off, char ***out_r,
-			      const char **error_r)
-{
-	const char *v = c->host->setting(c->ctx, key);
-	int ret;
-
-	*out_r = NULL;
-	if (v == NULL)
-		v = def;
-	if (v == NULL)
-		return 0;
-	if (allow_off && (v[0] == '\0' || strcmp(v, "none") == 0 ||
-			  strcmp(v, "false") == 0 || strcmp(v, "[]") == 0))
-		return 0;
-	ret = argv_from_setting(v, out_r);
-	if (ret == -EINVAL)
-		*error_r = caddy_err("setting %s: must be a non-empty JSON array "
-				     "of strings (a command, no shell)", key);
-	return ret;
+	if (argv != NULL && argv[0] != NULL && argv[1] == NULL &&
+	    (strcmp(argv[0], "none") == 0 || strcmp(argv[0], "false") == 0))
+		return NULL;
+	return argv;
 }
 
 static void caddy_free(struct caddy **cp)
@@ -209,88 +167,70 @@ static void caddy_free(struct caddy **cp)
 	free(c->caddyfile);
 	free(c->domains_dir);
 	free(c->quarantine_dir);
-	free(c->admin);
 	free(c->log_base);
-	argv_free(&c->reload_argv);
-	argv_free(&c->validate_argv);
 	free(c);
 	*cp = NULL;
 }
 
+/* Read the checked settings into c; the checks the host cannot make
+ * (admin's characters, quarantine_dir != domains_dir) are made here. */
 static int caddy_settings(struct caddy *c, const char **error_r)
 {
-	const char *root = c->host->root(c->ctx);
-	char *def_domains = NULL, *def_quarantine = NULL;
-	const char *v;
-	int ret;
+	const struct ophook_host *h = c->host;
+	const char *root = h->root(c->ctx), *v;
+	char *def = NULL;
 
 	if (root == NULL)
 		root = "/etc/openpanel";
-	if (asprintf(&def_domains, "%s/caddy/domains", root) < 0)
-		return -ENOMEM;
-	ret = caddy_setting_path(c, "caddyfile", CADDY_DEFAULT_CADDYFILE,
-				 &c->caddyfile, error_r);
-	if (ret == 0)
-		ret = caddy_setting_path(c, "domains_dir", def_domains,
-					 &c->domains_dir, error_r);
-	if (ret == 0 && asprintf(&def_quarantine, "%s.rejected", c->domains_dir) < 0)
-		ret = -ENOMEM;
-	if (ret == 0)
-		ret = caddy_setting_path(c, "quarantine_dir", def_quarantine,
-					 &c->quarantine_dir, error_r);
-	if (ret == 0 && strcmp(c->quarantine_dir, c->domains_dir) == 0) {
+	c->caddyfile = caddy_path_dup(h->setting_str(c->ctx, "caddyfile"));
+	c->log_base = caddy_path_dup(h->setting_str(c->ctx, "log_base"));
+	v = h->setting_str(c->ctx, "domains_dir");
+	if (v != NULL)
+		c->domains_dir = caddy_path_dup(v);
+	else if (asprintf(&def, "%s/caddy/domains", root) >= 0) {
+		c->domains_dir = caddy_path_dup(def);
+		free(def);
+	}
+	if (c->caddyfile == NULL || c->log_base == NULL ||
+	    c->domains_dir == NULL)
+		goto nomem;
+	v = h->setting_str(c->ctx, "quarantine_dir");
+	if (v != NULL)
+		c->quarantine_dir = caddy_path_dup(v);
+	else if (asprintf(&def, "%s.rejected", c->domains_dir) >= 0) {
+		c->quarantine_dir = def;
+		def = NULL;
+	}
+	if (c->quarantine_dir == NULL)
+		goto nomem;
+	if (strcmp(c->quarantine_dir, c->domains_dir) == 0) {
 		*error_r = "setting quarantine_dir: must differ from domains_dir";
-		ret = -EINVAL;
+		return -EINVAL;
 	}
-	if (ret == 0)
-		ret = caddy_setting_path(c, "log_base", CADDY_DEFAULT_LOG_BASE,
-					 &c->log_base, error_r);
-	if (ret == 0)
-		ret = caddy_setting_str(c, "admin", NULL, &c->admin, error_r);
-	if (ret == 0 && c->admin != NULL && c->admin[0] == '\0') {
-		free(c->admin);
+	c->admin = h->setting_str(c->ctx, "admin");
+	if (c->admin != NULL && c->admin[0] == '\0')
 		c->admin = NULL;
-	}
-	if (ret == 0 && c->admin != NULL &&
-	    strpbrk(c->admin, " \t\r\n\"'<>\\") != NULL) {
+	if (c->admin != NULL && strpbrk(c->admin, " \t\r\n\"'<>\\") != NULL) {
 		*error_r = "setting admin: must be host:port, http://host:port "
 			   "or unix//path";
-		ret = -EINVAL;
+		return -EINVAL;
 	}
-	/* reload_argv is used when admin is not set. */
-	if (ret == 0) {
-		v = c->host->setting(c->ctx, "reload_argv");
-		ret = caddy_setting_argv(c, "reload_argv",
-					 c->admin == NULL || v != NULL ?
-						 CADDY_DEFAULT_RELOAD_ARGV : NULL,
-					 false, &c->reload_argv, error_r);
-	}
-	if (ret == 0)
-		ret = caddy_setting_argv(c, "validate_argv",
-					 CADDY_DEFAULT_VALIDATE_ARGV, true,
-					 &c->validate_argv, error_r);
-	if (ret == 0)
-		ret = caddy_setting_uint(c, "window_ms", 500, 3600000,
-					 &c->window_ms, error_r);
-	if (ret == 0)
-		ret = caddy_setting_uint(c, "timeout_ms", 120000, 3600000,
-					 &c->timeout_ms, error_r);
-	if (ret == 0)
-		ret = caddy_setting_uint(c, "max_rounds", 32, 10000,
-					 &c->max_rounds, error_r);
-	if (ret == 0 && c->max_rounds == 0)
+	/* reload_argv is used when admin is not set (or set both). */
+	if (c->admin == NULL || h->setting_is_set(c->ctx, "reload_argv"))
+		c->reload_argv = h->setting_list(c->ctx, "reload_argv");
+	c->validate_argv =
+		caddy_argv_or_off(h->setting_list(c->ctx, "validate_argv"));
+	c->window_ms = (unsigned)h->setting_int(c->ctx, "window_ms");
+	c->timeout_ms = (unsigned)h->setting_int(c->ctx, "timeout_ms");
+	c->max_rounds = (unsigned)h->setting_int(c->ctx, "max_rounds");
+	if (c->max_rounds == 0)
 		c->max_rounds = 1;
-	if (ret == 0)
-		ret = caddy_setting_bool(c, "remove_logs", false,
-					 &c->remove_logs, error_r);
-	if (ret == 0)
-		ret = caddy_setting_bool(c, "validate_first", true,
-					 &c->validate_first, error_r);
-	free(def_domains);
-	free(def_quarantine);
-	if (ret == -ENOMEM)
-		*error_r = "out of memory";
-	return ret;
+	c->remove_logs = h->setting_bool(c->ctx, "remove_logs");
+	c->validate_first = h->setting_bool(c->ctx, "validate_first");
+	return 0;
+nomem:
+	*error_r = "out of memory";
+	return -ENOMEM;
 }
 
 /* ---- small file helpers ---- */
@@ -504,10 +444,10 @@ static char *caddy_blamed_conf(struct caddy *c, const char *msg)
 
 /* Run a command with {caddyfile} replaced.  0 when it exited 0; 1 when it
  * ran and failed (*msg_r set); -errno when it could not run (*msg_r set). */
-static int caddy_run(struct caddy *c, char *const *argv_tmpl,
+static int caddy_run(struct caddy *c, const char *const *argv_tmpl,
 		     const char *caddyfile, char **msg_r)
 {
-	char **argv = argv_dup((const char *const *)argv_tmpl);
+	char **argv = argv_dup(argv_tmpl);
 	char *out = NULL, *err = NULL;
 	const char *error = NULL;
 	int status = 0, ret;
@@ -766,7 +706,7 @@ static char *caddy_bisect(struct caddy *c, const char *msg)
 		return NULL;
 	bool has_token = false;
 
-	for (char **a = c->validate_argv; *a != NULL; a++)
+	for (const char *const *a = c->validate_argv; *a != NULL; a++)
 		has_token |= strstr(*a, "{caddyfile}") != NULL;
 	if (!has_token)
 		return NULL;
@@ -1127,10 +1067,16 @@ static int caddy_init(struct ophook_ctx *ctx, const struct ophook_host *host,
 	struct caddy *c;
 	int ret;
 
-	if (!OPHOOK_HOST_HAS(host, own_write)) {
-		*error_r = "host too old (no own_write)";
+	if (!OPHOOK_HOST_HAS(host, setting_is_set)) {
+		*error_r = "the host is too old (no settings_declare)";
 		return -ENOTSUP;
 	}
+	ret = host->settings_declare(ctx, caddy_settings_decl,
+				     sizeof(caddy_settings_decl) /
+					     sizeof(caddy_settings_decl[0]),
+				     error_r);
+	if (ret != 0)
+		return ret; /* a bad setting, or a check-only load */
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
 		*error_r = "out of memory";
@@ -1213,6 +1159,7 @@ OPHOOK_EXPORT const struct ophook_plugin ophook_plugin = {
 	OPHOOK_PLUGIN_HEADER("caddy"),
 	.description = "validate and reload Caddy on domain changes, "
 		       "quarantine broken domain confs",
+	.flags = OPHOOK_PLUGIN_DECLARES_SETTINGS,
 	.subscriptions = caddy_subscriptions,
 	.init = caddy_init,
 	.fini = caddy_fini,

@@ -53,7 +53,7 @@ struct ga {
 	const struct ophook_host *host;
 	char *log_base, *log_name, *stats_dir, *geoip_db, *state_path;
 	char *schedule_setting; /* NULL: from openpanel.config */
-	char **goaccess_argv;
+	const char *const *goaccess_argv; /* owned by the host until fini */
 	unsigned max_procs;
 	unsigned timeout_ms;
 
@@ -386,7 +386,7 @@ static int ga_build_argv(struct ga *g, const char *user, const char *log,
 			 const char *html_out, const char *json_out,
 			 char ***argv_r)
 {
-	char **argv = argv_dup((const char *const *)g->goaccess_argv);
+	char **argv = argv_dup(g->goaccess_argv);
 	char *geo = NULL;
 	int ret = argv == NULL ? -ENOMEM : 0;
 	struct stat st;
@@ -801,7 +801,6 @@ static void ga_fini(void *data)
 	free(g->geoip_db);
 	free(g->state_path);
 	free(g->schedule_setting);
-	argv_free(&g->goaccess_argv);
 	json_decref(g->domains);
 	json_decref(g->suspended);
 	for (size_t i = 0; i < g->n_arms; i++)
@@ -814,63 +813,59 @@ static void ga_fini(void *data)
 	free(g);
 }
 
+/* plugins.goaccess.settings (README "Settings"); the host checks them. */
+static const struct ophook_setting_decl ga_settings_decl[] = {
+	{ .name = "log_base", .type = OPHOOK_SETTING_PATH,
+	  .def = "/var/log/caddy/domlogs",
+	  .description = "per-domain log folders" },
+	{ .name = "log_name", .type = OPHOOK_SETTING_STRING,
+	  .def = "access.log",
+	  .description = "the log file's name in <log_base>/<domain>/" },
+	{ .name = "stats_dir", .type = OPHOOK_SETTING_PATH,
+	  .def = "/var/log/caddy/stats",
+	  .description = "reports go to <stats_dir>/<user>/<domain>.html" },
+	{ .name = "goaccess_argv", .type = OPHOOK_SETTING_ARGV,
+	  .def = "goaccess", .description = "goaccess command (no shell)" },
+	{ .name = "geoip_db", .type = OPHOOK_SETTING_STRING,
+	  .def = "/usr/share/GeoIP/GeoLite2-City.mmdb",
+	  .description = "GeoIP database, used when the file exists" },
+	{ .name = "max_procs", .type = OPHOOK_SETTING_INT, .def = "2",
+	  .min = 1, .max = 64,
+	  .description = "goaccess processes at once" },
+	{ .name = "timeout_s", .type = OPHOOK_SETTING_INT, .def = "3600",
+	  .min = 1, .max = 86400,
+	  .description = "seconds per run, then SIGTERM/SIGKILL" },
+	{ .name = "schedule", .type = OPHOOK_SETTING_STRING,
+	  .description = "daily, hourly, off or N(s|m|h) (10 s..24 h); "
+			 "unset: openpanel.config [STATS]" },
+};
+
+/* A copy of a string setting; empty means the default (def, or NULL). */
 static int ga_str_setting(struct ga *g, const char *key, const char *def,
-			  bool path, char **out_r, const char **error_r)
+			  char **out_r)
 {
-	const char *v = g->host->setting(g->ctx, key);
+	const char *v = g->host->setting_str(g->ctx, key);
 
 	if (v == NULL || *v == '\0')
 		v = def;
 	*out_r = v != NULL ? strdup(v) : NULL;
-	if (v != NULL && *out_r == NULL)
-		return plug_fail(error_r, -ENOMEM, "out of memory");
-	if (path && v != NULL && v[0] != '/')
-		return plug_fail(error_r, -EINVAL,
-			       "setting %s: \"%s\" is not an absolute path", key,
-			       v);
-	return 0;
+	return v != NULL && *out_r == NULL ? -ENOMEM : 0;
 }
 
-static int ga_uint_setting(struct ga *g, const char *key, unsigned def,
-			   unsigned min, unsigned max, unsigned *out_r,
-			   const char **error_r)
-{
-	const char *v = g->host->setting(g->ctx, key);
-	char *end;
-	unsigned long n;
-
-	*out_r = def;
-	if (v == NULL)
-		return 0;
-	errno = 0;
-	n = strtoul(v, &end, 10);
-	if (errno != 0 || end == v || *end != '\0' || v[0] == '-' || n < min ||
-	    n > max)
-		return plug_fail(error_r, -EINVAL,
-			       "setting %s: \"%s\" is not a number in %u..%u",
-			       key, v, min, max);
-	*out_r = (unsigned)n;
-	return 0;
-}
-
+/* Read the checked settings into g; the checks the host cannot make
+ * (log_name a file name, schedule's syntax) are made here. */
 static int ga_settings(struct ga *g, const char **error_r)
 {
-	const char *v;
-	unsigned ms, timeout_s;
-	int ret;
+	unsigned ms;
 
-	if ((ret = ga_str_setting(g, "log_base", "/var/log/caddy/domlogs", true,
-				  &g->log_base, error_r)) < 0 ||
-	    (ret = ga_str_setting(g, "log_name", "access.log", false,
-				  &g->log_name, error_r)) < 0 ||
-	    (ret = ga_str_setting(g, "stats_dir", "/var/log/caddy/stats", true,
-				  &g->stats_dir, error_r)) < 0 ||
-	    (ret = ga_str_setting(g, "geoip_db",
-				  "/usr/share/GeoIP/GeoLite2-City.mmdb", false,
-				  &g->geoip_db, error_r)) < 0 ||
-	    (ret = ga_str_setting(g, "schedule", NULL, false,
-				  &g->schedule_setting, error_r)) < 0)
-		return ret;
+	if (ga_str_setting(g, "log_base", NULL, &g->log_base) < 0 ||
+	    ga_str_setting(g, "log_name", "access.log", &g->log_name) < 0 ||
+	    ga_str_setting(g, "stats_dir", NULL, &g->stats_dir) < 0 ||
+	    ga_str_setting(g, "geoip_db", "/usr/share/GeoIP/GeoLite2-City.mmdb",
+			   &g->geoip_db) < 0 ||
+	    ga_str_setting(g, "schedule", NULL, &g->schedule_setting) < 0 ||
+	    g->log_base == NULL || g->stats_dir == NULL)
+		return plug_fail(error_r, -ENOMEM, "out of memory");
 	if (strchr(g->log_name, '/') != NULL || strcmp(g->log_name, "..") == 0 ||
 	    strcmp(g->log_name, ".") == 0)
 		return plug_fail(error_r, -EINVAL,
@@ -881,19 +876,10 @@ static int ga_settings(struct ga *g, const char **error_r)
 			       "setting schedule: \"%s\" is not daily, hourly, "
 			       "off or N(s|m|h) (10 s..24 h)",
 			       g->schedule_setting);
-	if ((ret = ga_uint_setting(g, "max_procs", 2, 1, 64, &g->max_procs,
-				   error_r)) < 0 ||
-	    (ret = ga_uint_setting(g, "timeout_s", 3600, 1, 86400, &timeout_s,
-				   error_r)) < 0)
-		return ret;
-	g->timeout_ms = timeout_s * 1000u;
-	v = g->host->setting(g->ctx, "goaccess_argv");
-	ret = argv_from_setting(v != NULL ? v : "[\"goaccess\"]",
-				&g->goaccess_argv);
-	if (ret < 0)
-		return plug_fail(error_r, ret,
-			       "setting goaccess_argv: want a non-empty JSON "
-			       "array of strings");
+	g->max_procs = (unsigned)g->host->setting_int(g->ctx, "max_procs");
+	g->timeout_ms =
+		(unsigned)g->host->setting_int(g->ctx, "timeout_s") * 1000u;
+	g->goaccess_argv = g->host->setting_list(g->ctx, "goaccess_argv");
 	return 0;
 }
 
@@ -903,9 +889,15 @@ static int ga_init(struct ophook_ctx *ctx, const struct ophook_host *host,
 	struct ga *g;
 	int ret;
 
-	if (!OPHOOK_HOST_HAS(host, own_write))
+	if (!OPHOOK_HOST_HAS(host, setting_is_set))
 		return plug_fail(error_r, -ENOTSUP,
-			       "the host is too old (no own_write)");
+			       "the host is too old (no settings_declare)");
+	ret = host->settings_declare(ctx, ga_settings_decl,
+				     sizeof(ga_settings_decl) /
+					     sizeof(ga_settings_decl[0]),
+				     error_r);
+	if (ret != 0)
+		return ret; /* a bad setting, or a check-only load */
 	g = calloc(1, sizeof(*g));
 	if (g == NULL)
 		return plug_fail(error_r, -ENOMEM, "out of memory");
@@ -948,6 +940,7 @@ const struct ophook_plugin ophook_plugin = {
 	OPHOOK_PLUGIN_HEADER("goaccess"),
 	.description = "GoAccess reports from Caddy's JSON access logs, on a "
 		       "schedule and on stats.run",
+	.flags = OPHOOK_PLUGIN_DECLARES_SETTINGS,
 	.subscriptions = (const char *const[]){ "domain.added",
 						"domain.removed",
 						"user.suspended",

@@ -20,17 +20,33 @@ struct log_plugin {
 	bool fsync_each;
 };
 
+/* plugins.log.settings (README); the host checks them. */
+static const struct ophook_setting_decl log_settings[] = {
+	{ .name = "path", .type = OPHOOK_SETTING_PATH,
+	  .flags = OPHOOK_SETTING_REQUIRED,
+	  .description = "the file the lines are appended to" },
+	{ .name = "fsync", .type = OPHOOK_SETTING_BOOL, .def = "false",
+	  .description = "fdatasync after each line" },
+};
+
 static int log_init(struct ophook_ctx *ctx, const struct ophook_host *host,
 		    void **data_r, const char **error_r)
 {
-	const char *path = host->setting(ctx, "path");
-	const char *sync = host->setting(ctx, "fsync");
 	struct log_plugin *lp;
+	const char *path;
+	int ret;
 
-	if (path == NULL || path[0] != '/') {
-		*error_r = "settings.path must be an absolute file path";
-		return -EINVAL;
+	if (!OPHOOK_HOST_HAS(host, setting_is_set)) {
+		*error_r = "the host is too old (no settings_declare)";
+		return -ENOTSUP;
 	}
+	ret = host->settings_declare(ctx, log_settings,
+				     sizeof(log_settings) /
+					     sizeof(log_settings[0]),
+				     error_r);
+	if (ret != 0)
+		return ret; /* a bad setting, or a check-only load */
+	path = host->setting_str(ctx, "path");
 	lp = calloc(1, sizeof(*lp));
 	if (lp == NULL)
 		return -ENOMEM;
@@ -42,8 +58,7 @@ static int log_init(struct ophook_ctx *ctx, const struct ophook_host *host,
 	lp->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
 				    O_NOFOLLOW, 0640);
 	if (lp->fd < 0) {
-		int ret = -errno;
-
+		ret = -errno;
 		*error_r = "cannot open settings.path for appending";
 		host->log(ctx, OPHOOK_LOG_ERROR, "%s: %s", path,
 			  strerror(errno));
@@ -51,7 +66,7 @@ static int log_init(struct ophook_ctx *ctx, const struct ophook_host *host,
 		free(lp);
 		return ret;
 	}
-	lp->fsync_each = sync != NULL && strcmp(sync, "true") == 0;
+	lp->fsync_each = host->setting_bool(ctx, "fsync");
 	lp->host = host;
 	lp->ctx = ctx;
 	pthread_mutex_init(&lp->lock, NULL);
@@ -112,6 +127,7 @@ static int log_on_event(void *data, const struct ophook_event *ev,
 const struct ophook_plugin ophook_plugin = {
 	OPHOOK_PLUGIN_HEADER("log"),
 	.description = "one JSON line per delivered event (audit trail)",
+	.flags = OPHOOK_PLUGIN_DECLARES_SETTINGS,
 	.init = log_init,
 	.fini = log_fini,
 	.on_event = log_on_event,

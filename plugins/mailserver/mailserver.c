@@ -52,7 +52,7 @@ struct ms {
 	unsigned dkim_bits;
 	char *selector;
 	char *keys_path; /* key path prefix written in KeyTable */
-	char **reload_argv; /* NULL: none */
+	const char *const *reload_argv; /* NULL: none; the host's until fini */
 	unsigned backups_keep; /* per file */
 	char *state_path;
 	json_t *owners; /* domain -> user */
@@ -292,7 +292,7 @@ static void ms_reload_action(struct ophook_ctx *ctx, void *data)
 	int status = 0, ret;
 
 	(void)ctx;
-	ret = run_argv((const char *const *)m->reload_argv, NULL,
+	ret = run_argv(m->reload_argv, NULL,
 		       MS_RUN_TIMEOUT_MS, &out, &err, &status, &error);
 	if (ret < 0 && ret != -ETIMEDOUT)
 		m->host->log(m->ctx, OPHOOK_LOG_ERROR, "reload_argv: %s", error);
@@ -710,89 +710,61 @@ static void ms_fini(void *data)
 	free(m->config_dir);
 	free(m->selector);
 	free(m->keys_path);
-	argv_free(&m->reload_argv);
 	free(m->state_path);
 	json_decref(m->owners);
 	free(m);
 }
 
+/* plugins.mailserver.settings (README "Settings"); the host checks them. */
+static const struct ophook_setting_decl ms_settings_decl[] = {
+	{ .name = "config_dir", .type = OPHOOK_SETTING_PATH,
+	  .def = "/usr/local/mail/openmail/docker-data/dms/config",
+	  .description = "docker-mailserver's config folder" },
+	{ .name = "mail_enabled", .type = OPHOOK_SETTING_BOOL, .def = "true",
+	  .description = "false: no DKIM keys on domain.added" },
+	{ .name = "dkim_bits", .type = OPHOOK_SETTING_INT, .def = "2048",
+	  .min = 1024, .max = 8192, .description = "RSA key size" },
+	{ .name = "dkim_selector", .type = OPHOOK_SETTING_STRING,
+	  .def = "mail", .description = "DKIM selector ([A-Za-z0-9_-]{1,63})" },
+	{ .name = "dkim_keys_path", .type = OPHOOK_SETTING_STRING,
+	  .def = MS_KEYS_IN_CONTAINER,
+	  .description = "the keys folder as the container sees it" },
+	{ .name = "backups_keep", .type = OPHOOK_SETTING_INT, .def = "10",
+	  .min = 1, .max = 100000,
+	  .description = "backups kept per file in ophook-backups/" },
+	{ .name = "reload_argv", .type = OPHOOK_SETTING_ARGV,
+	  .description = "command run after changes (no shell); unset: none" },
+};
+
+/* A copy of a string setting; empty means def. */
+static char *ms_str_setting(struct ms *m, const char *key, const char *def)
+{
+	const char *v = m->host->setting_str(m->ctx, key);
+
+	return strdup(v != NULL && *v != '\0' ? v : def);
+}
+
+/* Read the checked settings into m; the checks the host cannot make
+ * (the selector's characters, keys_path's) are made here. */
 static int ms_settings(struct ms *m, const char **error_r)
 {
 	const struct ophook_host *h = m->host;
-	const char *v;
-	char *end;
-	unsigned long n;
-	int ret;
 
-	v = h->setting(m->ctx, "config_dir");
-	m->config_dir = strdup(v != NULL && *v != '\0'
-				       ? v
-				       : "/usr/local/mail/openmail/docker-data/"
-					 "dms/config");
-	v = h->setting(m->ctx, "dkim_selector");
-	m->selector = strdup(v != NULL && *v != '\0' ? v : "mail");
-	v = h->setting(m->ctx, "dkim_keys_path");
-	m->keys_path = strdup(v != NULL && *v != '\0' ? v : MS_KEYS_IN_CONTAINER);
+	m->config_dir = strdup(h->setting_str(m->ctx, "config_dir"));
+	m->selector = ms_str_setting(m, "dkim_selector", "mail");
+	m->keys_path = ms_str_setting(m, "dkim_keys_path", MS_KEYS_IN_CONTAINER);
 	if (m->config_dir == NULL || m->selector == NULL || m->keys_path == NULL)
 		return plug_fail(error_r, -ENOMEM, "out of memory");
-	if (m->config_dir[0] != '/')
-		return plug_fail(error_r, -EINVAL,
-			       "setting config_dir: \"%s\" is not an absolute path",
-			       m->config_dir);
 	if (!dkim_selector_valid(m->selector))
 		return plug_fail(error_r, -EINVAL,
 			       "setting dkim_selector: want 1-63 of [A-Za-z0-9_-]");
 	if (strpbrk(m->keys_path, " \t\n:") != NULL)
 		return plug_fail(error_r, -EINVAL,
 			       "setting dkim_keys_path: no blank or ':' allowed");
-	v = h->setting(m->ctx, "mail_enabled");
-	m->mail_enabled = true;
-	if (v != NULL) {
-		if (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 ||
-		    strcmp(v, "1") == 0)
-			m->mail_enabled = true;
-		else if (strcmp(v, "false") == 0 || strcmp(v, "no") == 0 ||
-			 strcmp(v, "0") == 0)
-			m->mail_enabled = false;
-		else
-			return plug_fail(error_r, -EINVAL,
-				       "setting mail_enabled: \"%s\" is not a "
-				       "boolean",
-				       v);
-	}
-	v = h->setting(m->ctx, "dkim_bits");
-	m->dkim_bits = 2048;
-	if (v != NULL) {
-		errno = 0;
-		n = strtoul(v, &end, 10);
-		if (errno != 0 || end == v || *end != '\0' || n < 1024 ||
-		    n > 8192)
-			return plug_fail(error_r, -EINVAL,
-				       "setting dkim_bits: \"%s\" is not a "
-				       "number in 1024..8192",
-				       v);
-		m->dkim_bits = (unsigned)n;
-	}
-	v = h->setting(m->ctx, "backups_keep");
-	m->backups_keep = 10;
-	if (v != NULL) {
-		errno = 0;
-		n = strtoul(v, &end, 10);
-		if (errno != 0 || end == v || *end != '\0' || n < 1 || n > 100000)
-			return plug_fail(error_r, -EINVAL,
-				       "setting backups_keep: \"%s\" is not a "
-				       "number in 1..100000",
-				       v);
-		m->backups_keep = (unsigned)n;
-	}
-	v = h->setting(m->ctx, "reload_argv");
-	if (v != NULL) {
-		ret = argv_from_setting(v, &m->reload_argv);
-		if (ret < 0)
-			return plug_fail(error_r, ret,
-				       "setting reload_argv: want a non-empty "
-				       "JSON array of strings");
-	}
+	m->mail_enabled = h->setting_bool(m->ctx, "mail_enabled");
+	m->dkim_bits = (unsigned)h->setting_int(m->ctx, "dkim_bits");
+	m->backups_keep = (unsigned)h->setting_int(m->ctx, "backups_keep");
+	m->reload_argv = h->setting_list(m->ctx, "reload_argv");
 	return 0;
 }
 
@@ -802,9 +774,15 @@ static int ms_init(struct ophook_ctx *ctx, const struct ophook_host *host,
 	struct ms *m;
 	int ret;
 
-	if (!OPHOOK_HOST_HAS(host, own_write))
+	if (!OPHOOK_HOST_HAS(host, setting_is_set))
 		return plug_fail(error_r, -ENOTSUP,
-			       "the host is too old (no own_write)");
+			       "the host is too old (no settings_declare)");
+	ret = host->settings_declare(ctx, ms_settings_decl,
+				     sizeof(ms_settings_decl) /
+					     sizeof(ms_settings_decl[0]),
+				     error_r);
+	if (ret != 0)
+		return ret; /* a bad setting, or a check-only load */
 	m = calloc(1, sizeof(*m));
 	if (m == NULL)
 		return plug_fail(error_r, -ENOMEM, "out of memory");
@@ -827,7 +805,7 @@ const struct ophook_plugin ophook_plugin = {
 	OPHOOK_PLUGIN_HEADER("mailserver"),
 	.description = "docker-mailserver: accounts, aliases and quotas of "
 		       "removed domains, suspensions, DKIM keys",
-	.flags = OPHOOK_PLUGIN_SERIAL,
+	.flags = OPHOOK_PLUGIN_SERIAL | OPHOOK_PLUGIN_DECLARES_SETTINGS,
 	.subscriptions = (const char *const[]){ "domain.added",
 						"domain.removed",
 						"user.suspended",

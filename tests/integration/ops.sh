@@ -46,6 +46,86 @@ sed -i 's/, bogus: 1//' "$T/fw.yaml"
 "$OPHOOKD" --check-config -c "$T/fw.yaml" >/dev/null
 ok $? "--check-config accepts good plugin settings"
 
+# a bad setting of each plugin that declares its settings: FILE:LINE:COL,
+# the setting and what it wants, exit 1, and no work done
+# bad_setting PLUGIN KEY VALUE WHY
+bad_setting() {
+	mkdir -p "$T/bad_$1"
+	cp "$PLUGIN_BUILD_DIRS/$1/.libs/$1.so" "$T/bad_$1/"
+	{
+		echo "root: $T/root"
+		echo "state_dir: $T/bad_$1/state"
+		echo "hooks_dir: $T/hooks"
+		echo "plugin_dirs: [$T/bad_$1]"
+		echo "plugins: {$1: {settings: {$2: $3}}}"
+	} > "$T/bad_$1.yaml"
+	out=$("$OPHOOKD" --check-config -c "$T/bad_$1.yaml" 2>&1); rc=$?
+	is "$rc" 1 "--check-config exits 1 on a bad $1 setting"
+	case "$out" in
+	"$T/bad_$1.yaml:5:"[0-9]*": plugins.$1.settings.$2: $4") ok 0 "$1: FILE:LINE:COL, the setting and what it wants" ;;
+	*) ok 1 "$1: FILE:LINE:COL, the setting and what it wants"; diag "$out" ;;
+	esac
+	[ ! -e "$T/bad_$1/state" ]
+	ok $? "$1: the check did no work"
+}
+bad_setting caddy window_ms 4000000 "'4000000' is out of range 0..3600000"
+bad_setting bind9 role boss "'boss' is not one of: primary, secondary, both"
+bad_setting bind9 removed_zones shred "'shred' is not one of: archive, delete"
+bad_setting mailserver dkim_bits 512 "'512' is out of range 1024..8192"
+bad_setting goaccess max_procs 0 "'0' is out of range 1..64"
+bad_setting log path events.log "'events.log' is not an absolute path"
+# the column is the value's
+case "$out" in "$T/bad_log.yaml:5:34: "*) ok 0 "the column is the value's" ;; *) ok 1 "the column is the value's"; diag "$out" ;; esac
+
+# the shipped config passes, as shipped (root moved here) and with every
+# plugin but the firewall (it needs a backend) enabled on its defaults
+mkdir -p "$T/allplug"
+for n in log caddy bind9 mailserver goaccess firewall; do
+	cp "$PLUGIN_BUILD_DIRS/$n/.libs/$n.so" "$T/allplug/"
+done
+sed -e "s|^#plugin_dirs:.*|plugin_dirs: [$T/allplug]|" \
+	-e "s|^root: .*|root: $T/root|" -e "s|^state_dir: .*|state_dir: $T/shipstate|" \
+	"$top_srcdir/etc/ophookd.yaml" > "$T/shipped.yaml"
+out=$("$OPHOOKD" --check-config -c "$T/shipped.yaml" 2>&1)
+ok $? "--check-config accepts the shipped etc/ophookd.yaml"; [ -n "${out#*: ok}" ] && diag "$out"
+awk '/^plugins:/ { p = 1 } /^  firewall:/ { fw = 1 }
+	p && !fw && /^    enabled: false$/ { sub(/false/, "true") } { print }' \
+	"$T/shipped.yaml" > "$T/shipped_on.yaml"
+is "$(grep -c '^    enabled: true$' "$T/shipped_on.yaml")" 5 "shipped config: 5 plugins enabled"
+out=$("$OPHOOKD" --check-config -c "$T/shipped_on.yaml" 2>&1)
+ok $? "--check-config accepts the shipped config with its plugins enabled"; [ -n "${out#*: ok}" ] && diag "$out"
+[ ! -e "$T/shipstate" ]
+ok $? "the shipped config's check did no work"
+
+# the plugin settings the plugins' integration tests run with (their
+# write_config / write_node blocks, with made-up ports and paths) pass
+mkdir -p "$T/itconf"
+for s in caddy bind9 bind9_burst bind9_secondary cluster_dns mailserver \
+	goaccess firewall_ufw firewall_csf; do
+	awk -v out="$T/itconf/$s" '/^write_(config|node [A-Z]) "/ { p = 1; n++ }
+		p { print > (out "." n ".sh") } p && /"$/ { p = 0 }' \
+		"$top_srcdir/tests/integration/$s.sh"
+done
+sed -i 's/^write_node [A-Z] "/write_config "  bind9:\n    settings:\n      server_ip: 192.0.2.1\n/' "$T/itconf"/*.sh
+nconf=0
+for f in "$T/itconf"/*.sh; do
+	nconf=$((nconf + 1))
+	out=$(
+		T="$f.d" CADDYFILE="$f.d/Caddyfile" ADMIN=2019 ZONES="$f.d/zones"
+		CONF_LOCAL="$f.d/named.conf.local" IP=192.0.2.1 RNDC=953
+		MAIL="$f.d/mail" LOGS="$f.d/logs" STATS="$f.d/stats"
+		DNS_A=5301 DNS_B=5302
+		# the plugins the block configures, and log
+		. "$f" && install_plugins log $(sed -n \
+			's/^\(write_config "\)\{0,1\}  \([a-z0-9_-]*\):$/\2/p' "$f") &&
+			"$OPHOOKD" --check-config -c "$T/ophookd.yaml" 2>&1
+	); rc=$?
+	ok $rc "--check-config accepts the settings of ${f##*/}"
+	[ "$rc" = 0 ] || { diag "$out"; sed 's/^/# /' "$f"; }
+done
+[ "$nconf" -ge 12 ]
+ok $? "the integration tests' plugin settings found ($nconf blocks)"
+
 start_ophookd || exit 1
 
 # plugins

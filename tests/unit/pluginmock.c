@@ -615,6 +615,35 @@ const char *pluginmock_tmp(struct pluginmock *m)
 	return m->tmp;
 }
 
+static size_t pm_tmp_entries_n; /* nftw has no user pointer */
+
+static int pm_tmp_entry(const char *path, const struct stat *st, int flag,
+			struct FTW *ftw)
+{
+	(void)path;
+	(void)st;
+	(void)flag;
+	if (ftw->level > 0)
+		pm_tmp_entries_n++;
+	return 0;
+}
+
+size_t pluginmock_tmp_entries(struct pluginmock *m)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	size_t n;
+
+	pthread_mutex_lock(&lock);
+	pm_tmp_entries_n = 0;
+	if (nftw(m->tmp, pm_tmp_entry, 16, FTW_PHYS) < 0) {
+		perror("pluginmock: nftw");
+		abort();
+	}
+	n = pm_tmp_entries_n - 2; /* root/ and state/ */
+	pthread_mutex_unlock(&lock);
+	return n;
+}
+
 const char *pluginmock_root(struct pluginmock *m)
 {
 	return m->root;

@@ -94,6 +94,10 @@ struct ophook_ctx *pluginmock_ctx(struct pluginmock *m);
 const char *pluginmock_tmp(struct pluginmock *m);
 const char *pluginmock_root(struct pluginmock *m);
 const char *pluginmock_state_dir(struct pluginmock *m);
+/* Files and folders under the temp folder besides root/ and state/
+ * themselves: 0 right after pluginmock_new() (a check-only init must leave
+ * it so). */
+size_t pluginmock_tmp_entries(struct pluginmock *m);
 
 /* Log lines recorded ("LEVEL message"; LEVEL is debug/info/warn/error). */
 size_t pluginmock_log_count(struct pluginmock *m);

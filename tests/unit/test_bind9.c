@@ -843,6 +843,10 @@ static void test_plugin_staged_restart(void **state)
 
 static void test_plugin_conf_paths(void **state)
 {
+	static const char *const fake_checkconf[] = {
+		"/bin/sh", "-c", "echo 'zone a.test/IN: loaded serial 1'", "x",
+		NULL
+	};
 	struct fx *f = *state;
 	struct bind9 *b;
 	char *conf, *log;
@@ -854,10 +858,7 @@ static void test_plugin_conf_paths(void **state)
 	b = pluginmock_data(f->m);
 	assert_string_equal(b->staging_named, "/var/named/zones/.ophook-staging");
 	/* the batch check cannot see /var/named here: the check is faked */
-	argv_free(&b->checkconf_argv);
-	assert_int_equal(argv_from_setting("[\"/bin/sh\", \"-c\", "
-					   "\"echo 'zone a.test/IN: loaded serial 1'\", \"x\"]",
-					   &b->checkconf_argv), 0);
+	b->checkconf_argv = fake_checkconf;
 	fx_added(f, "a.test", "bob");
 	conf = slurp(f->conf);
 	assert_non_null(strstr(conf, "zone \"a.test\" IN { type master; file "
@@ -1436,6 +1437,59 @@ static void test_plugin_bad_cluster_settings(void **state)
 	}
 }
 
+/* Settings are checked by the host against bind9_settings_decl[]: the
+ * error names the setting and the allowed values or bounds; a check-only
+ * init does nothing (no state, no staging folder, no rndc). */
+static void test_plugin_settings_declared(void **state)
+{
+	struct fx *f = *state;
+	const struct {
+		const char *key, *value, *error;
+	} bad[] = {
+		{ "removed_zones", "\"shred\"",
+		  "plugins.bind9.settings.removed_zones: 'shred' is not one of: "
+		  "archive, delete" },
+		{ "role", "\"boss\"",
+		  "plugins.bind9.settings.role: 'boss' is not one of: primary, "
+		  "secondary, both" },
+		{ "window_ms", "\"2h\"",
+		  "plugins.bind9.settings.window_ms: '2h' is out of range "
+		  "0..3600000" },
+		{ "reload_all_max", "-1",
+		  "plugins.bind9.settings.reload_all_max: '-1' is out of range "
+		  "0..1000000" },
+		{ "zones_dir", "\"zones\"",
+		  "plugins.bind9.settings.zones_dir: 'zones' is not an absolute "
+		  "path" },
+		{ "primaries", "[\"127.0.0.1\"]",
+		  "plugins.bind9.settings.primaries: want a mapping of names to "
+		  "values" },
+		{ "checkconf_argv", "[]",
+		  "plugins.bind9.settings.checkconf_argv: want a command (a list "
+		  "of strings, or words)" },
+	};
+	size_t entries = pluginmock_tmp_entries(f->m);
+	const char *err = NULL;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		pluginmock_set_setting(f->m, bad[i].key, bad[i].value);
+		assert_int_equal(pluginmock_init(f->m, &err), -EINVAL);
+		assert_string_equal(err, bad[i].error);
+		pluginmock_set_setting(f->m, bad[i].key, NULL);
+	}
+	assert_int_equal(pluginmock_tmp_entries(f->m), entries);
+
+	pluginmock_set_setting(f->m, "role", "\"both\"");
+	pluginmock_set_setting(f->m, "primaries", "{\"nodeB\": \"192.0.2.2\"}");
+	pluginmock_check_only(f->m, true);
+	assert_int_equal(pluginmock_init(f->m, &err), OPHOOK_SETTINGS_CHECKED);
+	assert_null(pluginmock_data(f->m));
+	assert_int_equal(pluginmock_tmp_entries(f->m), entries);
+	assert_int_equal(pluginmock_action_requests(f->m, NULL), 0);
+	assert_int_equal(pluginmock_log_count(f->m), 0);
+	assert_false(bind9_file_exists(f->rndc_log));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1470,6 +1524,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_plugin_role_secondary, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_plugin_host_node, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_plugin_bad_cluster_settings, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_plugin_settings_declared, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -324,15 +324,88 @@ static void test_caddy_bad_settings(void **state)
 	(void)state;
 	expect_bad_setting("{\"window_ms\": \"soon\"}", "window_ms");
 	expect_bad_setting("{\"window_ms\": -1}", "window_ms");
-	expect_bad_setting("{\"reload_argv\": [\"caddy\", 5]}", "reload_argv");
+	expect_bad_setting("{\"reload_argv\": [\"caddy\", [5]]}", "reload_argv");
 	expect_bad_setting("{\"reload_argv\": []}", "reload_argv");
 	expect_bad_setting("{\"validate_argv\": [\"a\", {}]}", "validate_argv");
 	expect_bad_setting("{\"caddyfile\": \"Caddyfile\"}", "caddyfile");
-	expect_bad_setting("{\"log_base\": \"\"}", "log_base");
+	expect_bad_setting("{\"log_base\": \"logs\"}", "log_base");
 	expect_bad_setting("{\"remove_logs\": \"maybe\"}", "remove_logs");
 	expect_bad_setting("{\"admin\": \"1.2.3.4:1 -X\"}", "admin");
 	expect_bad_setting("{\"domains_dir\": \"/a\", \"quarantine_dir\": \"/a/\"}",
 			   "quarantine_dir");
+}
+
+/* Settings are checked by the host against caddy_settings_decl[]: the
+ * error names the setting and the bounds or the type; a check-only init
+ * does nothing at all. */
+static void test_caddy_settings_declared(void **state)
+{
+	struct pluginmock *m = pluginmock_new("{\"window_ms\": 4000000}");
+	const char *error = NULL;
+	struct caddy *c;
+	char *settings = NULL;
+
+	(void)state;
+	pluginmock_set_plugin(m, &ophook_plugin);
+	assert_int_equal(pluginmock_init(m, &error), -EINVAL);
+	assert_string_equal(error, "plugins.caddy.settings.window_ms: "
+				   "'4000000' is out of range 0..3600000");
+	pluginmock_free(&m);
+
+	m = pluginmock_new("{\"max_rounds\": 10001}");
+	pluginmock_set_plugin(m, &ophook_plugin);
+	assert_int_equal(pluginmock_init(m, &error), -EINVAL);
+	assert_string_equal(error, "plugins.caddy.settings.max_rounds: "
+				   "'10001' is out of range 0..10000");
+	pluginmock_free(&m);
+
+	m = pluginmock_new("{\"validate_first\": \"maybe\"}");
+	pluginmock_set_plugin(m, &ophook_plugin);
+	assert_int_equal(pluginmock_init(m, &error), -EINVAL);
+	assert_string_equal(error, "plugins.caddy.settings.validate_first: "
+				   "'maybe' is not a boolean (true or false)");
+	pluginmock_free(&m);
+
+	m = pluginmock_new("{\"reload_argv\": \"caddy\", \"windows_ms\": 5}");
+	pluginmock_set_plugin(m, &ophook_plugin);
+	assert_int_equal(pluginmock_init(m, &error), -EINVAL);
+	assert_non_null(strstr(error, "plugins.caddy.settings.windows_ms: "
+				      "unknown setting (known: caddyfile, "));
+	pluginmock_free(&m);
+
+	/* units, words, "false" switches validation off */
+	m = pluginmock_new("{\"window_ms\": \"2s\", \"timeout_ms\": \"1m\","
+			   " \"reload_argv\": \"caddy reload --force\","
+			   " \"validate_argv\": false, \"max_rounds\": 0}");
+	pluginmock_set_plugin(m, &ophook_plugin);
+	assert_int_equal(pluginmock_init(m, &error), 0);
+	c = pluginmock_data(m);
+	assert_int_equal(c->window_ms, 2000);
+	assert_int_equal(c->timeout_ms, 60000);
+	assert_int_equal(c->max_rounds, 1);
+	assert_string_equal(c->reload_argv[2], "--force");
+	assert_null(c->reload_argv[3]);
+	assert_null(c->validate_argv);
+	pluginmock_free(&m);
+
+	/* check-only: good settings, nothing done, nothing written */
+	m = pluginmock_new(NULL);
+	assert_true(asprintf(&settings,
+			     "{\"caddyfile\": \"%s/root/caddy/Caddyfile\","
+			     " \"domains_dir\": \"%s/root/caddy/domains\","
+			     " \"log_base\": \"%s/logs\", \"remove_logs\": true}",
+			     pluginmock_tmp(m), pluginmock_tmp(m),
+			     pluginmock_tmp(m)) > 0);
+	pluginmock_set_settings(m, settings);
+	free(settings);
+	pluginmock_set_plugin(m, &ophook_plugin);
+	pluginmock_check_only(m, true);
+	assert_int_equal(pluginmock_init(m, &error), OPHOOK_SETTINGS_CHECKED);
+	assert_null(pluginmock_data(m));
+	assert_int_equal(pluginmock_tmp_entries(m), 0);
+	assert_int_equal(pluginmock_action_requests(m, NULL), 0);
+	assert_int_equal(pluginmock_log_count(m), 0);
+	pluginmock_free(&m);
 }
 
 static void test_caddy_hostile_names(void **state)
@@ -720,6 +793,7 @@ int main(void)
 		cmocka_unit_test(test_caddy_defaults),
 		cmocka_unit_test(test_caddy_settings),
 		cmocka_unit_test(test_caddy_bad_settings),
+		cmocka_unit_test(test_caddy_settings_declared),
 		cmocka_unit_test(test_caddy_hostile_names),
 		cmocka_unit_test(test_caddy_log_folder),
 		cmocka_unit_test(test_caddy_remove_logs),

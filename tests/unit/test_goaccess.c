@@ -484,6 +484,53 @@ static void test_settings(void **state)
 	pluginmock_free(&m);
 }
 
+/* Settings are checked by the host against ga_settings_decl[]: the error
+ * names the setting and the bounds; a check-only init does nothing (no
+ * state file, no thread, no schedule). */
+static void test_settings_declared(void **state)
+{
+	struct pluginmock *m;
+	const char *err = NULL;
+	char *settings = NULL;
+
+	(void)state;
+	m = pluginmock_new("{\"max_procs\": 65}");
+	pluginmock_set_plugin(m, &ophook_plugin);
+	assert_int_equal(pluginmock_init(m, &err), -EINVAL);
+	assert_string_equal(err, "plugins.goaccess.settings.max_procs: "
+				 "'65' is out of range 1..64");
+	pluginmock_free(&m);
+	m = pluginmock_new("{\"timeout_s\": \"1h\"}");
+	pluginmock_set_plugin(m, &ophook_plugin);
+	assert_int_equal(pluginmock_init(m, &err), -EINVAL);
+	assert_string_equal(err, "plugins.goaccess.settings.timeout_s: "
+				 "'1h' is not an integer");
+	pluginmock_free(&m);
+	m = pluginmock_new("{\"stats_dir\": \"stats\"}");
+	pluginmock_set_plugin(m, &ophook_plugin);
+	assert_int_equal(pluginmock_init(m, &err), -EINVAL);
+	assert_string_equal(err, "plugins.goaccess.settings.stats_dir: "
+				 "'stats' is not an absolute path");
+	pluginmock_free(&m);
+
+	m = pluginmock_new(NULL);
+	assert_true(asprintf(&settings,
+			     "{\"log_base\": \"%s/logs\", \"stats_dir\": "
+			     "\"%s/stats\", \"schedule\": \"10s\", "
+			     "\"goaccess_argv\": \"goaccess --no-global-config\"}",
+			     pluginmock_tmp(m), pluginmock_tmp(m)) > 0);
+	pluginmock_set_settings(m, settings);
+	free(settings);
+	pluginmock_set_plugin(m, &ophook_plugin);
+	pluginmock_check_only(m, true);
+	assert_int_equal(pluginmock_init(m, &err), OPHOOK_SETTINGS_CHECKED);
+	assert_null(pluginmock_data(m));
+	assert_int_equal(pluginmock_tmp_entries(m), 0);
+	assert_int_equal(pluginmock_action_requests(m, NULL), 0);
+	assert_int_equal(pluginmock_log_count(m), 0);
+	pluginmock_free(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -495,6 +542,7 @@ int main(void)
 		cmocka_unit_test(test_argv),
 		cmocka_unit_test(test_schedule_actions),
 		cmocka_unit_test(test_settings),
+		cmocka_unit_test(test_settings_declared),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

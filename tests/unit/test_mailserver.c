@@ -701,6 +701,56 @@ static void test_settings_bad(void **state)
 	pluginmock_free(&m);
 }
 
+/* Settings are checked by the host against ms_settings_decl[]: the error
+ * names the setting and the bounds; a check-only init does nothing (no
+ * state file, no DKIM key, no folder). */
+static void test_settings_declared(void **state)
+{
+	struct pluginmock *m = pluginmock_new("{\"dkim_bits\": 16384}");
+	const char *err = NULL;
+	char *settings = NULL;
+
+	(void)state;
+	pluginmock_set_plugin(m, &ophook_plugin);
+	assert_int_equal(pluginmock_init(m, &err), -EINVAL);
+	assert_string_equal(err, "plugins.mailserver.settings.dkim_bits: "
+				 "'16384' is out of range 1024..8192");
+	pluginmock_free(&m);
+	m = pluginmock_new("{\"backups_keep\": 0}");
+	pluginmock_set_plugin(m, &ophook_plugin);
+	assert_int_equal(pluginmock_init(m, &err), -EINVAL);
+	assert_string_equal(err, "plugins.mailserver.settings.backups_keep: "
+				 "'0' is out of range 1..100000");
+	pluginmock_free(&m);
+	m = pluginmock_new("{\"mail_enabled\": \"sometimes\"}");
+	pluginmock_set_plugin(m, &ophook_plugin);
+	assert_int_equal(pluginmock_init(m, &err), -EINVAL);
+	assert_string_equal(err, "plugins.mailserver.settings.mail_enabled: "
+				 "'sometimes' is not a boolean (true or false)");
+	pluginmock_free(&m);
+	m = pluginmock_new("{\"config_dir\": \"dms/config\"}");
+	pluginmock_set_plugin(m, &ophook_plugin);
+	assert_int_equal(pluginmock_init(m, &err), -EINVAL);
+	assert_string_equal(err, "plugins.mailserver.settings.config_dir: "
+				 "'dms/config' is not an absolute path");
+	pluginmock_free(&m);
+
+	m = pluginmock_new(NULL);
+	assert_true(asprintf(&settings,
+			     "{\"config_dir\": \"%s/config\", \"reload_argv\": "
+			     "\"true\", \"dkim_bits\": 1024}",
+			     pluginmock_tmp(m)) > 0);
+	pluginmock_set_settings(m, settings);
+	free(settings);
+	pluginmock_set_plugin(m, &ophook_plugin);
+	pluginmock_check_only(m, true);
+	assert_int_equal(pluginmock_init(m, &err), OPHOOK_SETTINGS_CHECKED);
+	assert_null(pluginmock_data(m));
+	assert_int_equal(pluginmock_tmp_entries(m), 0);
+	assert_int_equal(pluginmock_log_count(m), 0);
+	pluginmock_free(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -714,6 +764,7 @@ int main(void)
 		cmocka_unit_test(test_dkim_added),
 		cmocka_unit_test(test_backups_keep_and_reload),
 		cmocka_unit_test(test_settings_bad),
+		cmocka_unit_test(test_settings_declared),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
