@@ -31,3 +31,9 @@ TESTS += tests/unit/test_ledger
 tests_unit_test_ledger_SOURCES = tests/unit/test_ledger.c
 tests_unit_test_ledger_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_ledger_LDADD = $(TEST_LIBS)
+
+check_PROGRAMS += tests/unit/test_backlog
+TESTS += tests/unit/test_backlog
+tests_unit_test_backlog_SOURCES = tests/unit/test_backlog.c
+tests_unit_test_backlog_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_backlog_LDADD = $(TEST_LIBS)
