@@ -31,6 +31,13 @@
 #define ENGINE_QUEUE_TOTAL 16384
 #define ENGINE_WINDOW_MIN 512
 #define ENGINE_WINDOW_MAX 8192
+/* A bulk producer held back (engine_when_drained) waits at most this long
+ * for one handler to drain to a quarter of its window: past it, the
+ * handler is taken as slower than the producer and put behind at once
+ * (its next deliveries wait in the journal), so it no longer holds the
+ * producer, and so every other handler, to its pace.  The log plugin
+ * drains a quarter window in a few ms; a 20 ms exec hook never does. */
+#define ENGINE_HOLD_MS 50
 
 struct submit {
 	struct event *ev;
@@ -95,10 +102,12 @@ struct engine {
 	 * the next flush (see handler->spill_from) */
 	bool refill_pending;
 	unsigned window_max; /* engine_set_window, 0: none */
+	int64_t last_id;     /* newest event id journaled by this engine */
 	uint64_t journaled, journal_errors;
 	bool journal_failing, resumed, stopping;
 	uv_timer_t retry_timer, prune_timer, stop_timer, pace_timer;
 	uv_timer_t drain_timer;
+	int64_t hold_until; /* mono ms: ENGINE_HOLD_MS for the waiters */
 	struct drain_waiter *drain_head; /* engine_when_drained, in order */
 	int64_t last_commit_ns;
 	int64_t stop_deadline;
@@ -196,11 +205,17 @@ static void engine_drain_run(struct engine *e, bool all)
 			pp = &w->next;
 		}
 	}
-	if (e->drain_head == NULL)
+	if (e->drain_head == NULL) {
 		uv_timer_stop(&e->drain_timer);
-	else
+		e->hold_until = 0;
+	} else {
+		if (e->hold_until == 0)
+			e->hold_until = now + ENGINE_HOLD_MS;
+		if (e->hold_until > now && e->hold_until < next)
+			next = e->hold_until;
 		uv_timer_start(&e->drain_timer, engine_drain_cb,
-			       (uint64_t)(next - now), 0);
+			       (uint64_t)(next > now ? next - now : 0), 0);
+	}
 	/* callbacks last: they may add waiters */
 	while (run != NULL) {
 		struct drain_waiter *w = run;
@@ -211,9 +226,37 @@ static void engine_drain_run(struct engine *e, bool all)
 	}
 }
 
+/* Put every handler that holds the producers back behind (see
+ * ENGINE_HOLD_MS): its deliveries from the next event on wait in the
+ * journal, read back as its window drains. */
+static void engine_hold_expired(struct engine *e)
+{
+	unsigned low = engine_window_low(e);
+
+	for (size_t i = 0; i < e->n_hlist; i++) {
+		struct handler *h = e->hlist[i];
+
+		if (h->spill_from != 0 || dispatch_handler_queued(h) <= low)
+			continue;
+		h->spill_from = e->last_id + 1;
+		log_debug("%s: slower than the producers: its deliveries from "
+			  "event %lld wait in the journal", h->name,
+			  (long long)h->spill_from);
+	}
+}
+
 static void engine_drain_cb(uv_timer_t *t)
 {
-	engine_drain_run(t->data, false);
+	struct engine *e = t->data;
+
+	if (e->drain_head != NULL && mono_ms() >= e->hold_until) {
+		engine_hold_expired(e);
+		if (engine_drained(e)) {
+			engine_drain_run(e, true);
+			return;
+		}
+	}
+	engine_drain_run(e, false);
 }
 
 void engine_when_drained(struct engine *e, unsigned max_ms,
@@ -233,8 +276,12 @@ void engine_when_drained(struct engine *e, unsigned max_ms,
 	for (pp = &e->drain_head; *pp != NULL; pp = &(*pp)->next)
 		;
 	*pp = w;
-	if (!uv_is_active((uv_handle_t *)&e->drain_timer))
-		uv_timer_start(&e->drain_timer, engine_drain_cb, max_ms, 0);
+	if (!uv_is_active((uv_handle_t *)&e->drain_timer)) {
+		e->hold_until = mono_ms() + ENGINE_HOLD_MS;
+		uv_timer_start(&e->drain_timer, engine_drain_cb,
+			       max_ms < ENGINE_HOLD_MS ? max_ms : ENGINE_HOLD_MS,
+			       0);
+	}
 }
 
 /* ---- results from the dispatcher ---- */
@@ -514,6 +561,8 @@ static int engine_journal_event(struct engine *e, struct submit *s,
 		return ret;
 	}
 	event_set_id_text(ev, je.id, text);
+	if (je.id > e->last_id)
+		e->last_id = je.id;
 	free(text);
 	for (size_t i = 0; i < e->n_hlist; i++) {
 		struct handler *h = e->hlist[i];
