@@ -2,6 +2,7 @@
 EXTRA_DIST += bench/README.md
 EXTRA_DIST += bench/dispatch
 EXTRA_DIST += bench/cluster
+EXTRA_DIST += bench/isolation
 # bench/poll (paneldb): the DB poller's cost; the script runs bench/poll_bench
 check_PROGRAMS += bench/poll_bench
 bench_poll_bench_SOURCES = bench/poll.c

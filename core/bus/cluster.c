@@ -29,7 +29,9 @@
 
 #define CLUSTER_FANOUT_PAGE 1000
 #define CLUSTER_CLAIM_BATCH 64
-#define CLUSTER_QUEUE_MAX 4096 /* do not fetch more while this many wait */
+/* do not fetch more for a handler while this many of its deliveries wait
+ * in memory (per handler: a slow handler never stops another's fetch) */
+#define CLUSTER_QUEUE_MAX 4096
 #define CLUSTER_BEAT_MS 1000
 #define CLUSTER_DEAD_AFTER_MS 5000
 
@@ -92,7 +94,6 @@ static void cluster_poll_cb(uv_timer_t *t)
 {
 	struct cluster *c = t->data;
 	const struct config *cfg = engine_config(c->e);
-	struct dispatch *dp = engine_dispatch(c->e);
 	bool again = false;
 
 	c->kicked = false;
@@ -107,14 +108,18 @@ static void cluster_poll_cb(uv_timer_t *t)
 		if (h == NULL)
 			continue;
 		if (c->modes[i] == CONFIG_MODE_FANOUT) {
-			if (dispatch_queued(dp) >= CLUSTER_QUEUE_MAX)
+			/* behind: its rows of this node are read back by the
+			 * engine's refill first, in id order */
+			if (dispatch_handler_queued(h) >= CLUSTER_QUEUE_MAX ||
+			    engine_handler_behind(h))
 				continue;
 			ret = jmysql_fanout_fetch(c->jm, h->name,
 						  CLUSTER_FANOUT_PAGE,
 						  cluster_match, h, &rows, &n,
 						  &more, &err);
 		} else {
-			if (dispatch_queued(dp) >= CLUSTER_CLAIM_BATCH * 4)
+			if (dispatch_handler_queued(h) >=
+			    CLUSTER_CLAIM_BATCH * 4)
 				continue;
 			ret = jmysql_shared_claim(c->jm, h->name,
 						  CLUSTER_CLAIM_BATCH,

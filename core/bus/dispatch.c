@@ -407,6 +407,7 @@ static void dispatch_finish(struct dispatch *dp, struct delivery *d, int rc,
 		if (l->head == NULL)
 			l->tail = NULL;
 		dp->queued--;
+		h->queued--;
 		delivery_free(&d);
 		if (h->serial && h->parked_head != NULL && l->head != NULL)
 			lane_park(l); /* behind the lanes already waiting */
@@ -440,6 +441,7 @@ void dispatch_done(struct delivery *d, int rc, const char *error)
 		struct lane *l = d->lane;
 
 		dp->queued--;
+		h->queued--;
 		delivery_free(&d);
 		free(l->subject);
 		free(l);
@@ -571,6 +573,7 @@ void dispatch_enqueue(struct dispatch *dp, struct handler *h, struct event *ev,
 		l->head = d;
 	l->tail = d;
 	dp->queued++;
+	h->queued++;
 	if (l->head == d && state == DELIVERY_FAILED && next_ms > now_ms()) {
 		wait_add(dp, l);
 		dispatch_arm_retry(dp, next_ms);
@@ -610,6 +613,7 @@ static bool lane_drop(const char *key, void *value, void *ctx)
 	for (; d != NULL; d = next) {
 		next = d->next;
 		dp->queued--;
+		l->h->queued--;
 		delivery_free(&d);
 	}
 	if (!l->running) {
@@ -672,6 +676,11 @@ void dispatch_pause(struct dispatch *dp)
 unsigned dispatch_queued(const struct dispatch *dp)
 {
 	return dp->queued;
+}
+
+unsigned dispatch_handler_queued(const struct handler *h)
+{
+	return h->queued;
 }
 
 unsigned dispatch_inflight(const struct dispatch *dp)

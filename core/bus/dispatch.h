@@ -54,7 +54,10 @@ void dispatch_set_concurrency(struct dispatch *dp, unsigned n);
 /* Make every delivery waiting for a retry runnable now; returns how many. */
 unsigned dispatch_retry_now(struct dispatch *dp);
 
+/* Deliveries held in memory (queued and in flight): all handlers'. */
 unsigned dispatch_queued(const struct dispatch *dp);
+/* Deliveries of h held in memory (queued and in flight). */
+unsigned dispatch_handler_queued(const struct handler *h);
 unsigned dispatch_inflight(const struct dispatch *dp);
 /* True when nothing is in flight. */
 bool dispatch_idle(const struct dispatch *dp);

@@ -17,9 +17,27 @@
 #include <unistd.h>
 
 
-/* Memory bound on deliveries held in memory (see spill_from). */
-#define ENGINE_QUEUE_HIGH 8192
-#define ENGINE_QUEUE_LOW 2048
+/* Memory bound: each handler holds at most a window of deliveries in
+ * memory; past it, its new deliveries stay in the journal only and are
+ * read back (that handler's rows only) as its window drains below a
+ * quarter (engine_window).  A handler's backlog, however large, thus
+ * costs one window of memory, and never holds back another handler: a
+ * handler 20 ms an event behind 100,000 events leaves the others'
+ * deliveries flowing straight from the group commit.  The window is
+ * ENGINE_QUEUE_TOTAL shared among the handlers, between
+ * ENGINE_WINDOW_MIN (many handlers: the total then grows by MIN per
+ * handler) and ENGINE_WINDOW_MAX (a lone handler: as much as the old
+ * shared queue). */
+#define ENGINE_QUEUE_TOTAL 16384
+#define ENGINE_WINDOW_MIN 512
+#define ENGINE_WINDOW_MAX 8192
+/* A bulk producer held back (engine_when_drained) waits at most this long
+ * for one handler to drain to a quarter of its window: past it, the
+ * handler is taken as slower than the producer and put behind at once
+ * (its next deliveries wait in the journal), so it no longer holds the
+ * producer, and so every other handler, to its pace.  The log plugin
+ * drains a quarter window in a few ms; a 20 ms exec hook never does. */
+#define ENGINE_HOLD_MS 50
 
 struct submit {
 	struct event *ev;
@@ -80,15 +98,16 @@ struct engine {
 	struct hmap *own_writes;        /* path -> expiry (mono ms) */
 
 	int64_t started_ms;
-	/* Memory bound: past ENGINE_QUEUE_HIGH queued deliveries, new events
-	 * stay in the journal only ("spilled"), from event id spill_from on;
-	 * they are loaded back in id order when the queue drains. */
-	int64_t spill_from;
+	/* some handler's refill_pending is set: engine_refill at the end of
+	 * the next flush (see handler->spill_from) */
 	bool refill_pending;
+	unsigned window_max; /* engine_set_window, 0: none */
+	int64_t last_id;     /* newest event id journaled by this engine */
 	uint64_t journaled, journal_errors;
 	bool journal_failing, resumed, stopping;
 	uv_timer_t retry_timer, prune_timer, stop_timer, pace_timer;
 	uv_timer_t drain_timer;
+	int64_t hold_until; /* mono ms: ENGINE_HOLD_MS for the waiters */
 	struct drain_waiter *drain_head; /* engine_when_drained, in order */
 	int64_t last_commit_ns;
 	int64_t stop_deadline;
@@ -122,6 +141,50 @@ static void engine_schedule_flush(struct engine *e)
 
 /* ---- backpressure ---- */
 
+/* A handler's window (most deliveries it holds in memory) and the mark
+ * below which a spilled handler is refilled. */
+unsigned engine_window(const struct engine *e)
+{
+	size_t n = e->n_hlist > 0 ? e->n_hlist : 1;
+	size_t w = ENGINE_QUEUE_TOTAL / n;
+
+	if (w < ENGINE_WINDOW_MIN)
+		w = ENGINE_WINDOW_MIN;
+	if (w > ENGINE_WINDOW_MAX)
+		w = ENGINE_WINDOW_MAX;
+	if (e->window_max != 0 && w > e->window_max)
+		w = e->window_max;
+	return (unsigned)w;
+}
+
+void engine_set_window(struct engine *e, unsigned max)
+{
+	e->window_max = max;
+}
+
+static unsigned engine_window_low(const struct engine *e)
+{
+	return engine_window(e) / 4;
+}
+
+/* True when a bulk producer may go on: every handler that keeps up (its
+ * deliveries all in memory) is down to a quarter of its window.  A
+ * handler that is behind (its backlog in the journal) is not waited for:
+ * it would hold every producer, and so every other handler, to its
+ * pace; more events for it only lengthen its backlog in the journal. */
+static bool engine_drained(const struct engine *e)
+{
+	unsigned low = engine_window_low(e);
+
+	for (size_t i = 0; i < e->n_hlist; i++) {
+		const struct handler *h = e->hlist[i];
+
+		if (h->spill_from == 0 && dispatch_handler_queued(h) > low)
+			return false;
+	}
+	return true;
+}
+
 /* Run the drain waiters: all of them, or those past their deadline. */
 static void engine_drain_run(struct engine *e, bool all)
 {
@@ -142,11 +205,17 @@ static void engine_drain_run(struct engine *e, bool all)
 			pp = &w->next;
 		}
 	}
-	if (e->drain_head == NULL)
+	if (e->drain_head == NULL) {
 		uv_timer_stop(&e->drain_timer);
-	else
+		e->hold_until = 0;
+	} else {
+		if (e->hold_until == 0)
+			e->hold_until = now + ENGINE_HOLD_MS;
+		if (e->hold_until > now && e->hold_until < next)
+			next = e->hold_until;
 		uv_timer_start(&e->drain_timer, engine_drain_cb,
-			       (uint64_t)(next - now), 0);
+			       (uint64_t)(next > now ? next - now : 0), 0);
+	}
 	/* callbacks last: they may add waiters */
 	while (run != NULL) {
 		struct drain_waiter *w = run;
@@ -157,9 +226,37 @@ static void engine_drain_run(struct engine *e, bool all)
 	}
 }
 
+/* Put every handler that holds the producers back behind (see
+ * ENGINE_HOLD_MS): its deliveries from the next event on wait in the
+ * journal, read back as its window drains. */
+static void engine_hold_expired(struct engine *e)
+{
+	unsigned low = engine_window_low(e);
+
+	for (size_t i = 0; i < e->n_hlist; i++) {
+		struct handler *h = e->hlist[i];
+
+		if (h->spill_from != 0 || dispatch_handler_queued(h) <= low)
+			continue;
+		h->spill_from = e->last_id + 1;
+		log_debug("%s: slower than the producers: its deliveries from "
+			  "event %lld wait in the journal", h->name,
+			  (long long)h->spill_from);
+	}
+}
+
 static void engine_drain_cb(uv_timer_t *t)
 {
-	engine_drain_run(t->data, false);
+	struct engine *e = t->data;
+
+	if (e->drain_head != NULL && mono_ms() >= e->hold_until) {
+		engine_hold_expired(e);
+		if (engine_drained(e)) {
+			engine_drain_run(e, true);
+			return;
+		}
+	}
+	engine_drain_run(e, false);
 }
 
 void engine_when_drained(struct engine *e, unsigned max_ms,
@@ -167,8 +264,8 @@ void engine_when_drained(struct engine *e, unsigned max_ms,
 {
 	struct drain_waiter *w, **pp;
 
-	if (e->stopping || e->dispatch == NULL ||
-	    dispatch_queued(e->dispatch) <= ENGINE_QUEUE_LOW || max_ms == 0) {
+	if (e->stopping || e->dispatch == NULL || engine_drained(e) ||
+	    max_ms == 0) {
 		fn(ctx);
 		return;
 	}
@@ -179,8 +276,12 @@ void engine_when_drained(struct engine *e, unsigned max_ms,
 	for (pp = &e->drain_head; *pp != NULL; pp = &(*pp)->next)
 		;
 	*pp = w;
-	if (!uv_is_active((uv_handle_t *)&e->drain_timer))
-		uv_timer_start(&e->drain_timer, engine_drain_cb, max_ms, 0);
+	if (!uv_is_active((uv_handle_t *)&e->drain_timer)) {
+		e->hold_until = mono_ms() + ENGINE_HOLD_MS;
+		uv_timer_start(&e->drain_timer, engine_drain_cb,
+			       max_ms < ENGINE_HOLD_MS ? max_ms : ENGINE_HOLD_MS,
+			       0);
+	}
 }
 
 /* ---- results from the dispatcher ---- */
@@ -188,6 +289,7 @@ void engine_when_drained(struct engine *e, unsigned max_ms,
 static void engine_result(const struct journal_delivery *jd, void *ctx)
 {
 	struct engine *e = ctx;
+	struct handler *h;
 	struct result *r;
 
 	if (e->n_results == e->cap_results) {
@@ -196,9 +298,12 @@ static void engine_result(const struct journal_delivery *jd, void *ctx)
 				      e->cap_results * sizeof(*e->results));
 	}
 	metrics_delivery(e->metrics, jd->handler, jd->state, jd->duration_us);
-	if (e->spill_from != 0 && !e->refill_pending &&
-	    dispatch_queued(e->dispatch) <= ENGINE_QUEUE_LOW)
+	h = hmap_get(e->handlers, jd->handler);
+	if (h != NULL && h->spill_from != 0 && !h->refill_pending &&
+	    dispatch_handler_queued(h) <= engine_window_low(e)) {
+		h->refill_pending = true;
 		e->refill_pending = true;
+	}
 	if (e->suspects != NULL) {
 		char key[160];
 
@@ -213,8 +318,7 @@ static void engine_result(const struct journal_delivery *jd, void *ctx)
 				 "running at the last crash have all ended");
 		}
 	}
-	if (e->drain_head != NULL &&
-	    dispatch_queued(e->dispatch) <= ENGINE_QUEUE_LOW)
+	if (e->drain_head != NULL && engine_drained(e))
 		engine_drain_run(e, true);
 	r = &e->results[e->n_results++];
 	r->jd = *jd;
@@ -312,13 +416,14 @@ static void engine_leftover(int64_t event_id, const char *handler, void *ctx)
 	json_decref(ev);
 }
 
-/* ---- memory bound: spill to the journal, refill in order ---- */
+/* ---- memory bound: each handler's backlog, refilled in order ---- */
 
+static void engine_retry_cb(uv_timer_t *t);
 
 struct refill_ctx {
 	struct engine *e;
-	struct event *last;
-	unsigned count;
+	struct handler *h;
+	unsigned window, count;
 	bool stopped;
 };
 
@@ -326,51 +431,66 @@ static int engine_refill_row(const struct journal_event *je,
 			     const struct journal_delivery *jd, void *ctx)
 {
 	struct refill_ctx *rc = ctx;
-	struct handler *h = hmap_get(rc->e->handlers, jd->handler);
+	struct event *ev;
 
-	if (rc->last == NULL || rc->last->pub.id != je->id) {
-		/* stop at an event boundary */
-		if (dispatch_queued(rc->e->dispatch) >= ENGINE_QUEUE_HIGH) {
-			rc->e->spill_from = je->id;
-			rc->stopped = true;
-			return 1;
-		}
-		event_unref(&rc->last);
-		rc->last = event_from_row(je->id, je->type, je->subject,
-					  je->source, je->node, je->time_ms,
-					  je->payload);
-		if (rc->last == NULL)
-			return 0;
+	/* one row per event for a handler: stop at a full window */
+	if (dispatch_handler_queued(rc->h) >= rc->window) {
+		rc->h->spill_from = je->id;
+		rc->stopped = true;
+		return 1;
 	}
-	if (h == NULL)
+	ev = event_from_row(je->id, je->type, je->subject, je->source,
+			    je->node, je->time_ms, je->payload);
+	if (ev == NULL) {
+		log_error("journal: event %lld has a payload that is not "
+			  "JSON; skipped", (long long)je->id);
 		return 0;
-	dispatch_enqueue(rc->e->dispatch, h, rc->last, jd->attempts, jd->state,
+	}
+	dispatch_enqueue(rc->e->dispatch, rc->h, ev, jd->attempts, jd->state,
 			 jd->next_ms);
+	event_unref(&ev);
 	rc->count++;
 	return 0;
 }
 
-/* Load spilled deliveries back from the journal (loop thread). */
+/* Load h's deliveries that wait in the journal only, from h->spill_from on
+ * in id order, up to its window (loop thread).  Returns how many. */
+static unsigned engine_refill_handler(struct engine *e, struct handler *h)
+{
+	struct refill_ctx rc = { .e = e, .h = h, .window = engine_window(e) };
+	const char *err = NULL;
+	int64_t from = h->spill_from;
+
+	h->refill_pending = false;
+	if (from == 0)
+		return 0;
+	if (journal_load_pending_handler(e->journal, h->name, from,
+					 engine_refill_row, &rc, &err) < 0) {
+		log_error("journal: loading the backlog of %s: %s", h->name,
+			  err);
+		/* tried again after its next result, or in a second when
+		 * none is coming */
+		if (dispatch_handler_queued(h) == 0) {
+			h->refill_pending = e->refill_pending = true;
+			uv_timer_start(&e->retry_timer, engine_retry_cb, 1000, 0);
+		}
+		return rc.count;
+	}
+	if (!rc.stopped)
+		h->spill_from = 0;
+	log_debug("%s: refilled %u deliveries from event %lld%s", h->name,
+		  rc.count, (long long)from,
+		  rc.stopped ? " (more wait in the journal)" : "");
+	return rc.count;
+}
+
+/* Refill every handler that asked for it (end of a flush). */
 static void engine_refill(struct engine *e)
 {
-	struct refill_ctx rc = { .e = e };
-	const char *err = NULL;
-	int64_t from = e->spill_from;
-
 	e->refill_pending = false;
-	if (from == 0)
-		return;
-	if (journal_load_pending_from(e->journal, from, engine_refill_row, &rc,
-				      &err) < 0) {
-		log_error("journal: loading spilled deliveries: %s", err);
-		e->refill_pending = true;
-		return;
-	}
-	event_unref(&rc.last);
-	if (!rc.stopped)
-		e->spill_from = 0;
-	log_debug("refilled %u deliveries from event %lld%s", rc.count,
-		  (long long)from, rc.stopped ? " (more spilled)" : "");
+	for (size_t i = 0; i < e->n_hlist; i++)
+		if (e->hlist[i]->refill_pending)
+			engine_refill_handler(e, e->hlist[i]);
 }
 
 /* ---- group commit ---- */
@@ -441,6 +561,8 @@ static int engine_journal_event(struct engine *e, struct submit *s,
 		return ret;
 	}
 	event_set_id_text(ev, je.id, text);
+	if (je.id > e->last_id)
+		e->last_id = je.id;
 	free(text);
 	for (size_t i = 0; i < e->n_hlist; i++) {
 		struct handler *h = e->hlist[i];
@@ -475,7 +597,7 @@ static void engine_flush(struct engine *e)
 	struct pending_delivery *pd = NULL;
 	size_t n_pd = 0, cap_pd = 0, n_res = e->n_results, count = 0;
 	unsigned max = e->config->journal.batch ? e->config->journal.batch
-						: 4096;
+						: 4096, window;
 	const char *err = NULL;
 	bool more;
 
@@ -498,8 +620,11 @@ static void engine_flush(struct engine *e)
 	}
 	more = e->in_head != NULL;
 	pthread_mutex_unlock(&e->lock);
-	if (batch == NULL && n_res == 0)
+	if (batch == NULL && n_res == 0) {
+		if (e->refill_pending)
+			engine_refill(e);
 		return;
+	}
 
 	if ((batch != NULL ? journal_begin(e->journal, &err)
 			   : journal_begin_results(e->journal, &err)) < 0) {
@@ -530,19 +655,23 @@ static void engine_flush(struct engine *e)
 	if (batch != NULL && e->router.committed != NULL)
 		e->router.committed(e->router.ctx);
 	engine_results_clear(e, n_res);
+	window = engine_window(e);
 	for (size_t i = 0; i < n_pd; i++) {
-		/* per event: once spilled, every later event stays in the
-		 * journal until refilled, so order per subject holds */
-		if (e->spill_from == 0 && (i == 0 || pd[i].ev != pd[i - 1].ev) &&
-		    dispatch_queued(e->dispatch) >= ENGINE_QUEUE_HIGH) {
-			e->spill_from = pd[i].ev->pub.id;
-			log_debug("queue full: events from %lld stay in the "
-				  "journal until the queue drains",
-				  (long long)e->spill_from);
+		struct handler *h = pd[i].h;
+
+		/* per handler: once its window is full, every later event
+		 * of it stays in the journal until refilled, so its order
+		 * per subject holds; the other handlers go on */
+		if (h->spill_from == 0 &&
+		    dispatch_handler_queued(h) >= window) {
+			h->spill_from = pd[i].ev->pub.id;
+			log_debug("%s: window full: its deliveries from event "
+				  "%lld wait in the journal", h->name,
+				  (long long)h->spill_from);
 		}
-		if (e->spill_from != 0 && pd[i].ev->pub.id >= e->spill_from)
+		if (h->spill_from != 0 && pd[i].ev->pub.id >= h->spill_from)
 			continue;
-		dispatch_enqueue(e->dispatch, pd[i].h, pd[i].ev, 0,
+		dispatch_enqueue(e->dispatch, h, pd[i].ev, 0,
 				 DELIVERY_PENDING, 0);
 	}
 	free(pd);
@@ -670,67 +799,26 @@ void engine_unlisten(struct engine *e, void **handle)
 
 /* ---- handlers ---- */
 
-struct resume_ctx {
-	struct engine *e;
-	struct handler *only; /* NULL: every handler */
-	struct event *last;
-	unsigned count, orphans;
-};
-
-static int engine_resume_row(const struct journal_event *je,
-			     const struct journal_delivery *jd, void *ctx)
-{
-	struct resume_ctx *rc = ctx;
-	struct handler *h = hmap_get(rc->e->handlers, jd->handler);
-
-	if (h == NULL || (rc->only != NULL && h != rc->only)) {
-		if (h == NULL)
-			rc->orphans++;
-		return 0;
-	}
-	/* spilled rows come back through engine_refill for every handler */
-	if (rc->e->spill_from != 0 && je->id >= rc->e->spill_from)
-		return 1;
-	if (rc->last == NULL || rc->last->pub.id != je->id) {
-		event_unref(&rc->last);
-		rc->last = event_from_row(je->id, je->type, je->subject,
-					  je->source, je->node, je->time_ms,
-					  je->payload);
-		if (rc->last == NULL) {
-			log_error("journal: event %lld has a payload that is "
-				  "not JSON; skipped", (long long)je->id);
-			return 0;
-		}
-	}
-	dispatch_enqueue(rc->e->dispatch, h, rc->last, jd->attempts, jd->state,
-			 jd->next_ms);
-	rc->count++;
-	return 0;
-}
-
+/* Resume the pending deliveries of h (NULL: of every handler) from the
+ * journal, in id order, up to each handler's window; the rest is read as
+ * the window drains. */
 static void engine_resume(struct engine *e, struct handler *only)
 {
-	struct resume_ctx rc = { .e = e, .only = only };
-	const char *err = NULL;
+	unsigned count = 0, behind = 0;
 
-	if (only == NULL) {
-		/* everything pending, in id order, up to the memory bound; the
-		 * rest is loaded as the queue drains */
-		e->spill_from = 1;
-		engine_refill(e);
-		if (dispatch_queued(e->dispatch) > 0 || e->spill_from != 0)
-			log_info("resumed %u pending deliveries%s",
-				 dispatch_queued(e->dispatch),
-				 e->spill_from != 0 ? " (more are loaded as "
-						      "these finish)" : "");
-		return;
+	for (size_t i = 0; i < e->n_hlist; i++) {
+		struct handler *h = e->hlist[i];
+
+		if (only != NULL && h != only)
+			continue;
+		h->spill_from = 1;
+		count += engine_refill_handler(e, h);
+		behind += h->spill_from != 0;
 	}
-	if (journal_load_pending(e->journal, engine_resume_row, &rc, &err) < 0)
-		log_error("journal: resume: %s", err);
-	event_unref(&rc.last);
-	if (only == NULL && (rc.count > 0 || rc.orphans > 0))
-		log_info("resumed %u pending deliveries (%u for handlers that "
-			 "are not loaded)", rc.count, rc.orphans);
+	if (count > 0 || behind > 0)
+		log_info("resumed %u pending deliveries%s", count,
+			 behind > 0 ? " (more are loaded as these finish)"
+				    : "");
 }
 
 int engine_handler_add(struct engine *e, struct handler *h,
@@ -824,9 +912,12 @@ json_t *engine_status(struct engine *e)
 
 		for (size_t j = 0; j < h->n_patterns; j++)
 			json_array_append_new(pats, json_string(h->patterns[j]));
-		json_array_append_new(hs, json_pack("{s:s, s:o, s:i}", "name",
-						    h->name, "patterns", pats,
-						    "inflight", h->inflight));
+		json_array_append_new(
+			hs, json_pack("{s:s, s:o, s:i, s:i, s:b}", "name",
+				      h->name, "patterns", pats, "inflight",
+				      h->inflight, "queued",
+				      dispatch_handler_queued(h), "behind",
+				      h->spill_from != 0));
 	}
 	json_object_set_new(st, "handlers", hs);
 	if (e->status_extra != NULL)
@@ -920,8 +1011,11 @@ static unsigned engine_retry_dead(struct engine *e, const char **err_r)
 			};
 			if (journal_delivery_update(e->journal, &jd, err_r) < 0)
 				continue;
-			dispatch_enqueue(e->dispatch, h, row, 0, DELIVERY_PENDING, 0);
 			n++;
+			/* behind: its refill reads the row, now pending */
+			if (h->spill_from != 0 && row->pub.id >= h->spill_from)
+				continue;
+			dispatch_enqueue(e->dispatch, h, row, 0, DELIVERY_PENDING, 0);
 		}
 		event_unref(&row);
 	}
@@ -1045,6 +1139,11 @@ void engine_start(struct engine *e)
 	uv_timer_start(&e->prune_timer, engine_prune_cb, 60 * 1000,
 		       3600 * 1000);
 	uv_unref((uv_handle_t *)&e->prune_timer);
+}
+
+bool engine_handler_behind(const struct handler *h)
+{
+	return h->spill_from != 0;
 }
 
 size_t engine_handler_count(struct engine *e)

@@ -99,6 +99,16 @@ json_t *engine_status(struct engine *e);
 /* Adds fields to engine_status's object (the daemon adds "plugins"). */
 typedef void engine_status_fn(json_t *status, void *ctx);
 void engine_set_status_fn(struct engine *e, engine_status_fn *fn, void *ctx);
+/* True while some of h's pending deliveries wait in the journal only (its
+ * backlog is past its in-memory window): they are read back in id order as
+ * the window drains, so nobody else may hand h newer ones meanwhile. */
+bool engine_handler_behind(const struct handler *h);
+/* Cap each handler's in-memory window (deliveries it holds in memory
+ * before its backlog stays in the journal) at max instead of the default
+ * (0): for tests that want a spill with few events. */
+void engine_set_window(struct engine *e, unsigned max);
+/* The current window of each handler. */
+unsigned engine_window(const struct engine *e);
 /* Number of handlers registered. */
 size_t engine_handler_count(struct engine *e);
 

@@ -46,8 +46,16 @@ struct handler {
 						   the call in flight */
 	unsigned inflight;
 	unsigned ready_n;    /* lanes in the dispatcher's ready list */
+	unsigned queued;     /* deliveries held in memory (lanes + in flight) */
 	bool removed;
 	unsigned refs;
+
+	/* engine-private: the handler's backlog (core/bus/engine.c).  Past
+	 * its in-memory window, the handler's deliveries from event id
+	 * spill_from on stay in the journal only, and are read back in id
+	 * order (a query of this handler's rows) as its window drains. */
+	int64_t spill_from;  /* 0: nothing of it waits in the journal only */
+	bool refill_pending;
 };
 
 struct delivery {

@@ -38,3 +38,9 @@ TESTS += tests/unit/test_cluster
 tests_unit_test_cluster_SOURCES = tests/unit/test_cluster.c
 tests_unit_test_cluster_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_cluster_LDADD = $(TEST_LIBS)
+
+check_PROGRAMS += tests/unit/test_backlog
+TESTS += tests/unit/test_backlog
+tests_unit_test_backlog_SOURCES = tests/unit/test_backlog.c
+tests_unit_test_backlog_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_backlog_LDADD = $(TEST_LIBS)

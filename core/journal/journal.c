@@ -317,6 +317,19 @@ int journal_load_pending_from(struct journal *j, int64_t first_id,
 	return j->backend->load_pending_from(j, first_id, cb, ctx, error_r);
 }
 
+int journal_load_pending_handler(struct journal *j, const char *handler,
+				 int64_t first_id, journal_pending_cb *cb,
+				 void *ctx, const char **error_r)
+{
+	if (handler == NULL || handler[0] == '\0') {
+		journal_set_error(j, error_r, "load pending",
+				  "no handler named");
+		return -EINVAL;
+	}
+	return j->backend->load_pending_handler(j, handler, first_id, cb, ctx,
+						error_r);
+}
+
 int journal_get_event(struct journal *j, int64_t id, json_t **event_r,
 		      const char **error_r)
 {

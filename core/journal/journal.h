@@ -104,6 +104,16 @@ int journal_load_pending_from(struct journal *j, int64_t first_id,
 			      journal_pending_cb *cb, void *ctx,
 			      const char **error_r);
 
+/* The backlog of one handler: call cb for each of its deliveries in state
+ * pending or failed (the MariaDB journal: this node's rows), with its
+ * event, in event id order from event id first_id on; cb returning > 0
+ * stops (not an error).  The engine refills each handler's in-memory
+ * window with it, so a handler's backlog is read without walking the
+ * rows of the others.  -EINVAL when handler is NULL or empty. */
+int journal_load_pending_handler(struct journal *j, const char *handler,
+				 int64_t first_id, journal_pending_cb *cb,
+				 void *ctx, const char **error_r);
+
 /* One event as a JSON object {id,type,subject,source,node,time,payload:{..},
  * deliveries:[{handler,state,attempts,next_ms,last_error,duration_us}]}.
  * -ENOENT when there is no such id.  Caller owns *event_r. */

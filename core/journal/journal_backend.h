@@ -52,6 +52,10 @@ struct journal_backend {
 	int (*load_pending_from)(struct journal *j, int64_t first_id,
 				 journal_pending_cb *cb, void *ctx,
 				 const char **error_r);
+	/* handler is not NULL nor empty. */
+	int (*load_pending_handler)(struct journal *j, const char *handler,
+				    int64_t first_id, journal_pending_cb *cb,
+				    void *ctx, const char **error_r);
 	/* Objects from journal_event_json. */
 	int (*get_event)(struct journal *j, int64_t id, json_t **event_r,
 			 const char **error_r);

@@ -93,6 +93,7 @@ enum jm_stmt {
 	JS_GET_EVENT,
 	JS_GET_DELIVERIES,
 	JS_PENDING_PAGE,
+	JS_PENDING_HANDLER_PAGE,
 	JS_LAST_ID,
 	JS_CURSOR_GET,
 	JS_CURSOR_INIT,
@@ -127,6 +128,14 @@ static const char *const jm_sql[JS_COUNT] = {
 			    " WHERE d.node = ? AND d.state IN (0, 2)"
 			    " AND d.event_id >= ?"
 			    " ORDER BY d.event_id, d.handler LIMIT ?",
+	/* one state at a time: deliveries_claim (handler, node, state,
+	 * event_id) then gives the rows in order with no sort of the
+	 * backlog (state IN (0, 2) would sort all of it for every page) */
+	[JS_PENDING_HANDLER_PAGE] = "SELECT " EVENT_COLS ", " DELIVERY_COLS
+			    " FROM deliveries d JOIN events e ON e.id = d.event_id"
+			    " WHERE d.handler = ? AND d.node = ? AND d.state = ?"
+			    " AND d.event_id >= ?"
+			    " ORDER BY d.event_id LIMIT ?",
 	[JS_LAST_ID] = "SELECT COALESCE(MAX(id), 0) FROM events",
 	[JS_CURSOR_GET] = "SELECT last_event_id FROM cursors"
 			  " WHERE node = ? AND handler = ? FOR UPDATE",
@@ -1343,6 +1352,74 @@ static int journal_mysql_load_pending_from(struct journal *j,
 	return ret > 0 ? 0 : ret;
 }
 
+static int journal_mysql_load_pending_handler(struct journal *j,
+					      const char *handler,
+					      int64_t first_id,
+					      journal_pending_cb *cb, void *ctx,
+					      const char **error_r)
+{
+	struct jmysql *jm = jm_of(j);
+	int64_t from = first_id;
+	int ret = 0;
+
+	for (;;) {
+		/* a page of pending (0) and one of failed (2) rows, merged in
+		 * id order up to where a full page's knowledge ends */
+		struct jm_rows r[2] = { { 0 }, { 0 } };
+		static const int states[2] = { DELIVERY_PENDING,
+					       DELIVERY_FAILED };
+		int64_t upto = INT64_MAX;
+		size_t i[2] = { 0, 0 };
+		bool full = false;
+
+		for (int k = 0; ret == 0 && k < 2; k++) {
+			struct jm_arg a[] = { AS(handler), AS(jm->node),
+					      AI(states[k]), AI(from),
+					      AI(JM_PAGE) };
+
+			ret = jm_run(jm, JS_PENDING_HANDLER_PAGE, a, 5, &r[k],
+				     NULL, "load pending", error_r);
+			if (ret == 0 && r[k].n == JM_PAGE) {
+				int64_t last = jm_int(&r[k], r[k].n - 1, 0);
+
+				full = true;
+				if (last < upto)
+					upto = last;
+			}
+		}
+		while (ret == 0) {
+			int k;
+
+			if (i[0] < r[0].n && i[1] < r[1].n)
+				k = jm_int(&r[0], i[0], 0) < jm_int(&r[1], i[1], 0)
+					    ? 0 : 1;
+			else if (i[0] < r[0].n)
+				k = 0;
+			else if (i[1] < r[1].n)
+				k = 1;
+			else
+				break;
+			if (jm_int(&r[k], i[k], 0) > upto)
+				break;
+
+			struct journal_event ev;
+			struct journal_delivery d;
+
+			jm_row_event(&r[k], i[k], 0, &ev);
+			jm_row_delivery(&r[k], i[k], 7, &d);
+			d.event_id = ev.id;
+			ret = cb(&ev, &d, ctx);
+			from = ev.id + 1;
+			i[k]++;
+		}
+		jm_rows_clear(&r[0]);
+		jm_rows_clear(&r[1]);
+		if (ret != 0 || !full)
+			break;
+	}
+	return ret > 0 ? 0 : ret;
+}
+
 /* The JSON object of the event in row i of r (EVENT_COLS), with its
  * deliveries. */
 static int jm_event_json(struct jmysql *jm, const struct jm_rows *r,
@@ -1606,6 +1683,7 @@ const struct journal_backend journal_mysql_backend = {
 	.delivery_add = journal_mysql_delivery_add,
 	.delivery_update = journal_mysql_delivery_update,
 	.load_pending_from = journal_mysql_load_pending_from,
+	.load_pending_handler = journal_mysql_load_pending_handler,
 	.get_event = journal_mysql_get_event,
 	.query = journal_mysql_query,
 	.counts = journal_mysql_counts,

@@ -1,7 +1,7 @@
 /* The journal on SQLite in WAL mode: the default backend of journal.c
  * (see journal.h, journal_backend.h).
  *
- * Schema (PRAGMA user_version 2):
+ * Schema (PRAGMA user_version 3):
  *   events(id INTEGER PRIMARY KEY, type, subject, source, node, time_ms,
  *          payload)      indexes: (id >> 12, subject), time_ms
  *   (no index on type: a type query wants the newest matches, which a
@@ -11,6 +11,8 @@
  *              index deliveries_open: (event_id, handler) of the
  *              rows not done (a partial index: marking a delivery done
  *              only deletes its entry)
+ *              index deliveries_backlog: (handler, event_id) of the
+ *              same rows (one handler's backlog in order)
  * The node column is there for multi-node cursors.
  *
  * The subject index is bucketed by id (JOURNAL_SUBJECT_SHIFT): a plain
@@ -35,7 +37,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define JOURNAL_SCHEMA_VERSION 2
+#define JOURNAL_SCHEMA_VERSION 3
 #define JOURNAL_BUSY_TIMEOUT_MS 5000
 /* Rows per page in journal_load_pending, events per chunk in prune. */
 #define JOURNAL_PAGE 512
@@ -48,6 +50,14 @@
  * partial index only when the query repeats its WHERE term). */
 #define JOURNAL_OPEN_INDEX \
 	"CREATE INDEX deliveries_open ON deliveries(event_id, handler)" \
+	" WHERE state <> 1"
+
+/* One handler's deliveries not done, in event id order: the engine refills
+ * each handler's in-memory window from it (journal_load_pending_handler),
+ * reading that handler's backlog only, not every open row behind a slow
+ * handler's 100,000.  Same partial WHERE as deliveries_open. */
+#define JOURNAL_BACKLOG_INDEX \
+	"CREATE INDEX deliveries_backlog ON deliveries(handler, event_id)" \
 	" WHERE state <> 1"
 
 static const char *const journal_schema[] = {
@@ -71,6 +81,7 @@ static const char *const journal_schema[] = {
 	" duration_us INTEGER NOT NULL DEFAULT 0,"
 	" PRIMARY KEY (event_id, handler)) WITHOUT ROWID",
 	JOURNAL_OPEN_INDEX,
+	JOURNAL_BACKLOG_INDEX,
 };
 
 /* Version 1 -> 2: the deliveries index becomes partial, the type index
@@ -79,6 +90,11 @@ static const char *const journal_migrate_2[] = {
 	"DROP INDEX IF EXISTS deliveries_state",
 	"DROP INDEX IF EXISTS events_type",
 	JOURNAL_OPEN_INDEX,
+};
+
+/* Version 2 -> 3: the per-handler backlog index. */
+static const char *const journal_migrate_3[] = {
+	JOURNAL_BACKLOG_INDEX,
 };
 
 #define EVENT_COLS "e.id, e.type, e.subject, e.source, e.node, e.time_ms, e.payload"
@@ -97,6 +113,7 @@ enum journal_stmt {
 	ST_GET_EVENT,
 	ST_GET_DELIVERIES,
 	ST_PENDING_PAGE,
+	ST_PENDING_HANDLER_PAGE,
 	ST_LAST_ID,
 	ST_BEGIN,
 	ST_COMMIT,
@@ -122,6 +139,13 @@ static const char *const journal_stmt_sql[ST_COUNT] = {
 		" FROM deliveries d JOIN events e ON e.id = d.event_id"
 		" WHERE d.state <> 1 AND d.state <> 3 AND d.event_id >= ?1"
 		" ORDER BY d.event_id, d.handler LIMIT ?2",
+	/* deliveries_backlog gives the rows in order: one handler's
+	 * backlog, never a scan of the others' */
+	[ST_PENDING_HANDLER_PAGE] =
+		"SELECT " PENDING_COLS
+		" FROM deliveries d JOIN events e ON e.id = d.event_id"
+		" WHERE d.handler = ?1 AND d.state <> 1 AND d.state <> 3"
+		" AND d.event_id >= ?2 ORDER BY d.event_id LIMIT ?3",
 	[ST_LAST_ID] = "SELECT max(id) FROM events",
 	/* prepared once: they run at every group commit (sqlite3_exec would
 	 * parse them each time) */
@@ -325,8 +349,9 @@ static int journal_sqlite_migrate(struct journal_sqlite *j,
 			if (ret < 0)
 				goto fail;
 		}
-	} else if (version == 1) {
-		for (size_t i = 0; i < sizeof(journal_migrate_2) /
+	} else {
+		for (size_t i = 0; version < 2 &&
+				   i < sizeof(journal_migrate_2) /
 					       sizeof(journal_migrate_2[0]);
 		     i++) {
 			ret = journal_sqlite_exec(j, journal_migrate_2[i],
@@ -334,9 +359,18 @@ static int journal_sqlite_migrate(struct journal_sqlite *j,
 			if (ret < 0)
 				goto fail;
 		}
+		for (size_t i = 0; version < 3 &&
+				   i < sizeof(journal_migrate_3) /
+					       sizeof(journal_migrate_3[0]);
+		     i++) {
+			ret = journal_sqlite_exec(j, journal_migrate_3[i],
+						  "schema", error_r);
+			if (ret < 0)
+				goto fail;
+		}
 	}
 	if (version < JOURNAL_SCHEMA_VERSION) {
-		ret = journal_sqlite_exec(j, "PRAGMA user_version = 2",
+		ret = journal_sqlite_exec(j, "PRAGMA user_version = 3",
 					  "schema", error_r);
 		if (ret < 0)
 			goto fail;
@@ -954,6 +988,59 @@ static int journal_sqlite_load_pending_from(struct journal *base,
 	return ret;
 }
 
+static int journal_sqlite_load_pending_handler(struct journal *base,
+					       const char *handler,
+					       int64_t first_id,
+					       journal_pending_cb *cb,
+					       void *ctx, const char **error_r)
+{
+	struct journal_sqlite *j = journal_sqlite_of(base);
+	struct journal_pending_row *rows =
+		xcalloc(JOURNAL_PAGE, sizeof(*rows));
+	sqlite3_stmt *st = j->st[ST_PENDING_HANDLER_PAGE];
+	int64_t from_id = first_id;
+	int ret = 0;
+
+	journal_sqlite_flush_reads(j);
+	for (;;) {
+		size_t n = 0;
+		int rc;
+
+		/* one row per event for a handler: the next page starts
+		 * after the last id */
+		sqlite3_bind_text(st, 1, handler, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, from_id);
+		sqlite3_bind_int64(st, 3, JOURNAL_PAGE);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			struct journal_event ev;
+			struct journal_delivery d;
+
+			journal_sqlite_row_event(st, 0, &ev);
+			journal_sqlite_row_delivery(st, 7, &d);
+			d.event_id = ev.id;
+			rows[n].strings = journal_row_copy(&ev, &d, &rows[n].ev,
+							   &rows[n].d);
+			n++;
+		}
+		if (rc != SQLITE_DONE)
+			ret = journal_sqlite_fail(j, error_r, "load pending",
+						  rc);
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+		if (n > 0)
+			from_id = rows[n - 1].ev.id + 1;
+		for (size_t i = 0; i < n; i++) {
+			if (ret == 0)
+				ret = cb(&rows[i].ev, &rows[i].d, ctx);
+			free(rows[i].strings);
+		}
+		if (ret != 0 || n < JOURNAL_PAGE)
+			break;
+	}
+	free(rows);
+	return ret > 0 ? 0 : ret;
+}
+
 /* The JSON object of the event in st at EVENT_COLS, with its deliveries. */
 static int journal_sqlite_event_json(struct journal_sqlite *j,
 				     sqlite3_stmt *st, json_t **obj_r,
@@ -1331,6 +1418,7 @@ const struct journal_backend journal_sqlite_backend = {
 	.delivery_add = journal_sqlite_delivery_add,
 	.delivery_update = journal_sqlite_delivery_update,
 	.load_pending_from = journal_sqlite_load_pending_from,
+	.load_pending_handler = journal_sqlite_load_pending_handler,
 	.get_event = journal_sqlite_get_event,
 	.query = journal_sqlite_query,
 	.counts = journal_sqlite_counts,

@@ -68,10 +68,16 @@ void engine_set_router(struct engine *e, const struct engine_router *r)
 		e->router = *r;
 }
 
-unsigned dispatch_queued(const struct dispatch *dp)
+unsigned dispatch_handler_queued(const struct handler *h)
 {
-	(void)dp;
+	(void)h;
 	return 0;
+}
+
+bool engine_handler_behind(const struct handler *h)
+{
+	(void)h;
+	return false;
 }
 
 void dispatch_enqueue(struct dispatch *dp, struct handler *h, struct event *ev,

@@ -394,6 +394,84 @@ static int pending_cb(const struct journal_event *ev,
 	return 0;
 }
 
+/* One handler's backlog: its rows only, pending and failed (not done,
+ * not dead), in id order from first_id on, across pages, with callbacks
+ * that write to the journal; a callback's stop; the query uses the
+ * backlog index. */
+static void test_load_pending_handler(void **state)
+{
+	struct fixture *fx = *state;
+	struct journal *j = open_ok(fx, false);
+	struct pending_seen *s = xcalloc(1, sizeof(*s));
+	const char *error = NULL;
+	int64_t first = 0, mid = 0;
+	sqlite3_stmt *st;
+	bool indexed = false;
+
+	begin_ok(j);
+	for (int i = 0; i < 1500; i++) {
+		int64_t e = append_ok(j, "user.added", "u", 5000 + i, "{}");
+
+		if (i == 0)
+			first = e;
+		if (i == 700)
+			mid = e;
+		add_ok(j, e, "slow");
+		add_ok(j, e, "fast");
+	}
+	commit_ok(j);
+	update_ok(j, first, "slow", DELIVERY_DONE, 1, NULL);
+	update_ok(j, first + 1, "slow", DELIVERY_DEAD, 8, "gave up");
+	update_ok(j, first + 2, "slow", DELIVERY_FAILED, 2, "boom");
+	update_ok(j, first + 3, "fast", DELIVERY_DONE, 1, NULL);
+
+	s->update = j;
+	assert_int_equal(journal_load_pending_handler(j, "slow", 0, pending_cb,
+						      s, &error), 0);
+	assert_int_equal(s->n, 1498);
+	assert_int_equal(s->ids[0], first + 2);
+	assert_int_equal(s->states[0], DELIVERY_FAILED);
+	for (size_t i = 0; i < s->n; i++) {
+		assert_string_equal(s->handlers[i], "slow");
+		if (i > 0 && s->ids[i] <= s->ids[i - 1])
+			fail_msg("row %zu out of order", i);
+	}
+	/* the callback marked them done; fast's rows are all there */
+	memset(s, 0, sizeof(*s));
+	assert_int_equal(journal_load_pending_handler(j, "slow", 0, pending_cb,
+						      s, &error), 0);
+	assert_int_equal(s->n, 0);
+	assert_int_equal(journal_load_pending_handler(j, "fast", mid,
+						      pending_cb, s, &error),
+			 0);
+	assert_int_equal(s->n, 800);
+	assert_int_equal(s->ids[0], mid);
+	memset(s, 0, sizeof(*s));
+	s->stop_after = 3;
+	assert_int_equal(journal_load_pending_handler(j, "fast", 0, pending_cb,
+						      s, &error), 0);
+	assert_int_equal(s->n, 3);
+	assert_int_equal(journal_load_pending_handler(j, "", 0, pending_cb, s,
+						      &error), -EINVAL);
+
+	/* one handler's rows through the backlog index, not a walk of all */
+	assert_int_equal(sqlite3_prepare_v2(DB(j),
+		"EXPLAIN QUERY PLAN "
+		"SELECT d.event_id FROM deliveries d JOIN events e"
+		" ON e.id = d.event_id WHERE d.handler = 'x'"
+		" AND d.state <> 1 AND d.state <> 3 AND d.event_id >= 1"
+		" ORDER BY d.event_id LIMIT 10", -1, &st, NULL), SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		if (strstr((const char *)sqlite3_column_text(st, 3),
+			   "deliveries_backlog") != NULL)
+			indexed = true;
+	sqlite3_finalize(st);
+	assert_true(indexed);
+
+	free(s);
+	journal_close(&j);
+}
+
 static void test_load_pending_order(void **state)
 {
 	struct fixture *fx = *state;
@@ -869,6 +947,32 @@ static void test_open_errors(void **state)
 	assert_non_null(strstr(error, "not a database"));
 	unlink(fx->path);
 
+	/* a version 2 journal gains the backlog index */
+	j = open_ok(fx, false);
+	assert_int_equal(sqlite3_exec(DB(j), "DROP INDEX deliveries_backlog;"
+				      " PRAGMA user_version = 2", NULL, NULL,
+				      NULL),
+			 SQLITE_OK);
+	journal_close(&j);
+	j = open_ok(fx, false);
+	{
+		int64_t n = 0;
+
+		assert_int_equal(journal_sqlite_int_query(
+					 journal_sqlite_of(j),
+					 "SELECT count(*) FROM sqlite_master"
+					 " WHERE name = 'deliveries_backlog'",
+					 "test", &n, &error), 0);
+		assert_int_equal(n, 1);
+		assert_int_equal(journal_sqlite_int_query(
+					 journal_sqlite_of(j),
+					 "PRAGMA user_version", "test", &n,
+					 &error), 0);
+		assert_int_equal(n, 3);
+	}
+	journal_close(&j);
+	unlink(fx->path);
+
 	/* a journal from a newer ophookd */
 	j = open_ok(fx, false);
 	assert_int_equal(sqlite3_exec(DB(j), "PRAGMA user_version = 7", NULL,
@@ -1039,6 +1143,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_results_tx, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_load_pending_handler,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load_pending_order, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_update_counts, setup,
