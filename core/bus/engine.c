@@ -1146,6 +1146,19 @@ bool engine_handler_behind(const struct handler *h)
 	return h->spill_from != 0;
 }
 
+unsigned engine_queue_least(struct engine *e)
+{
+	unsigned least = 0;
+
+	for (size_t i = 0; i < e->n_hlist; i++) {
+		unsigned q = dispatch_handler_queued(e->hlist[i]);
+
+		if (i == 0 || q < least)
+			least = q;
+	}
+	return least;
+}
+
 size_t engine_handler_count(struct engine *e)
 {
 	return e->n_hlist;

@@ -103,6 +103,11 @@ void engine_set_status_fn(struct engine *e, engine_status_fn *fn, void *ctx);
  * backlog is past its in-memory window): they are read back in id order as
  * the window drains, so nobody else may hand h newer ones meanwhile. */
 bool engine_handler_behind(const struct handler *h);
+/* The fewest deliveries any handler holds in memory (0 without handlers):
+ * a producer that waits while this is high waits only while every handler
+ * is busy, never for one slow handler (that one falls behind and reads its
+ * backlog from the journal). */
+unsigned engine_queue_least(struct engine *e);
 /* Cap each handler's in-memory window (deliveries it holds in memory
  * before its backlog stays in the journal) at max instead of the default
  * (0): for tests that want a spill with few events. */

@@ -51,10 +51,10 @@
 				      (each holds its events: memory; they
 				      reach the delivery queue at once when
 				      journaled) */
-/* Deliveries queued in memory past which settled paths wait (as dirty
- * paths, ~100 B each) instead of becoming events: below the engine's
- * spill mark (8192), so a burst is never spilled to the journal and read
- * back, and the queue's memory stays bounded.  Short, because while a
+/* Deliveries every handler holds in memory past which settled paths wait
+ * (as dirty paths, ~100 B each) instead of becoming events: below a
+ * handler's window, so a burst is not spilled to the journal and read back
+ * when all handlers are busy.  Short, because while a
  * handler is past its share of the slots every finished call walks the
  * ready lanes (dispatch_pump; bench/README.md has the figures).  Waiting
  * paths look again every 2 ms, so the queue does not run dry before 128k
@@ -751,12 +751,13 @@ static void watch_dirty_created(struct watch *w, const char *path)
 	dirty_append(w, &w->created, d);
 }
 
-/* True while settled paths should wait for the delivery queue to drain
- * (see WATCH_QUEUE_HIGH and WATCH_QUEUE_STUCK_MS). */
+/* True while settled paths should wait for the handlers to drain (see
+ * WATCH_QUEUE_HIGH and WATCH_QUEUE_STUCK_MS): only while every handler
+ * holds many deliveries; one slow handler falls behind instead (its
+ * backlog waits in the journal) and does not pace the watcher. */
 static bool watch_queue_full(struct watch *w, int64_t now)
 {
-	struct dispatch *dp = engine_dispatch(w->e);
-	unsigned q = dp != NULL ? dispatch_queued(dp) : 0;
+	unsigned q = engine_queue_least(w->e);
 
 	if (q < WATCH_QUEUE_HIGH) {
 		w->qwait_ms = 0;
