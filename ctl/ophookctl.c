@@ -575,6 +575,36 @@ static int ctl_socket_path(const char *sock_opt, const char *config_opt,
 	return 0;
 }
 
+/* `hooks test --payload FILE`: FILE's text as a JSON string (at most
+ * 1 MiB), or NULL after a message. */
+static json_t *ctl_payload_arg(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+	size_t n;
+	json_t *s;
+
+	if (f == NULL) {
+		fprintf(stderr, "ophookctl: %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	buf = xmalloc((1u << 20) + 1);
+	n = fread(buf, 1, 1u << 20, f);
+	if (ferror(f) || !feof(f)) {
+		fprintf(stderr, "ophookctl: %s: %s\n", path,
+			ferror(f) ? "read error" : "larger than 1 MiB");
+		fclose(f);
+		free(buf);
+		return NULL;
+	}
+	fclose(f);
+	s = json_stringn(buf, n);
+	free(buf);
+	if (s == NULL)
+		fprintf(stderr, "ophookctl: %s: not UTF-8 text\n", path);
+	return s;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -660,6 +690,9 @@ int main(int argc, char **argv)
 	} else {
 		json_t *args = json_array();
 		bool dashdash = false;
+		bool hooks_test = strcmp(cmd, "hooks") == 0 &&
+				  optind + 1 < argc &&
+				  strcmp(argv[optind + 1], "test") == 0;
 		for (int i = optind + 1; i < argc; i++) {
 			/* --json may also follow the command ("events
 			 * --json"); after "--" every word is the command's */
@@ -667,6 +700,22 @@ int main(int argc, char **argv)
 				dashdash = true;
 			} else if (!dashdash && strcmp(argv[i], "--json") == 0) {
 				ctl.json = true;
+				continue;
+			}
+			if (!dashdash && hooks_test &&
+			    strcmp(argv[i], "--payload") == 0 && i + 1 < argc) {
+				/* read here, with the caller's own rights: the
+				 * daemon (root) reads no file for a client */
+				json_t *pj = ctl_payload_arg(argv[++i]);
+
+				if (pj == NULL) {
+					json_decref(args);
+					status = 2;
+					goto out;
+				}
+				json_array_append_new(args,
+						      json_string("--payload-json"));
+				json_array_append_new(args, pj);
 				continue;
 			}
 			json_t *a = json_string(argv[i]);

@@ -37,7 +37,7 @@ static const char *ctl_err(const char *fmt, ...)
 	return ctl_errbuf;
 }
 
-static bool ctl_field_reserved(const char *k);
+static bool ctl_field_std(const char *k);
 
 /* ---- a growing string ---- */
 
@@ -664,7 +664,7 @@ static char *ctl_event_text(json_t *ev)
 	if (json_is_object(payload)) {
 		ctl_buf_printf(&b, "payload:\n");
 		json_object_foreach(payload, k, v) {
-			if (ctl_field_reserved(k))
+			if (ctl_field_std(k))
 				continue; /* shown above */
 			ctl_buf_printf(&b, "  %-16s ", k);
 			ctl_scalar(&b, v);
@@ -734,8 +734,9 @@ static void ctl_cmd_events(struct control_reply *reply, json_t *args,
 
 /* ---- emit ---- */
 
-/* Fields the engine sets itself. */
-static bool ctl_field_reserved(const char *k)
+/* The standard fields of every event (event.c), shown in the header of
+ * `events ID`. */
+static bool ctl_field_std(const char *k)
 {
 	static const char *const std[] = { "id", "type", "time", "source",
 					   "subject", "node", NULL };
@@ -744,6 +745,16 @@ static bool ctl_field_reserved(const char *k)
 			return true;
 	}
 	return false;
+}
+
+/* Fields the engine sets itself, refused from every client in every emit
+ * form: the standard ones, emitted_by (ophook.emit: a hook never sees the
+ * events it emitted itself, so a forged one would hide an event from that
+ * hook) and replay_of (engine_replay). */
+static bool ctl_field_reserved(const char *k)
+{
+	return ctl_field_std(k) || strcmp(k, "emitted_by") == 0 ||
+	       strcmp(k, "replay_of") == 0;
 }
 
 /* Check the fields of an emitted event: no standard field, and a domain or
@@ -946,6 +957,19 @@ static const char *ctl_batch_check(json_t *events)
 		if (!json_is_string(json_object_get(ev, "type")))
 			return ctl_err("emit: events[%zu] has no \"type\" "
 				       "string", i);
+		const char *key;
+		json_t *kv;
+		json_object_foreach(ev, key, kv) {
+			if (strcmp(key, "type") != 0 &&
+			    strcmp(key, "subject") != 0 &&
+			    strcmp(key, "fields") != 0)
+				return ctl_err("emit: events[%zu]: key '%.64s' "
+					       "%s (only type, subject, "
+					       "fields)", i, key,
+					       ctl_field_reserved(key)
+						       ? "is set by the engine"
+						       : "is unknown");
+		}
 		json_t *s = json_object_get(ev, "subject");
 		if (s != NULL && !json_is_null(s) && !json_is_string(s))
 			return ctl_err("emit: events[%zu]: \"subject\" must be "

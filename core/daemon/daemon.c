@@ -129,6 +129,19 @@ static void daemon_status(json_t *status, void *ctx)
 				    pluginhost_list(d->plugins));
 }
 
+/* The socket_group trust model (ophookd.yaml(5) socket_group, ophookctl(8)
+ * PERMISSIONS): a member who is not root may look (status, events, tail,
+ * metrics, cluster status, hooks and plugins lists), ask the pre hooks
+ * (check) and lint or test the admin's own hooks (hooks.c refuses any file
+ * that is not root's, inside hooks_dir, writable by root only).  Nothing
+ * that journals, delivers or changes the daemon: emit, replay, retry,
+ * reconcile, plugins enable/disable/reload are root's. */
+static const char *const daemon_group_commands[] = {
+	"status", "events", "tail", "metrics", "cluster.status",
+	"hooks.list", "plugins.list", "check", "hooks.lint", "hooks.test",
+	NULL,
+};
+
 static int daemon_start_control(struct daemon *d, const char **error_r)
 {
 	const struct config *cfg = d->config;
@@ -145,6 +158,7 @@ static int daemon_start_control(struct daemon *d, const char **error_r)
 	control_register_table(d->control, pluginhost_commands, d->plugins);
 	if (d->hooks != NULL)
 		control_register_table(d->control, hooks_commands, d->hooks);
+	control_allow_group(d->control, daemon_group_commands);
 	return 0;
 }
 

@@ -327,10 +327,14 @@ static void hooks_cmds_list(struct control_reply *reply, json_t *args,
 
 /* ---- control: hooks.lint, hooks.test (thread pool) ----------------------- */
 
+static int hooks_cmds_trusted(struct hooks *hk, const char *real,
+			      char **why_r);
+
 struct hooks_work {
 	uv_work_t req;
 	struct hooks *hk;
 	struct control_reply *reply;
+	unsigned uid;     /* the peer's */
 	bool test;
 	char **files;     /* lint: files to check */
 	size_t n_files;
@@ -353,7 +357,12 @@ static void hooks_cmds_lint_one(struct hooks_work *w, const char *path,
 	json_t *item;
 	int ret;
 
-	if (hooks_ends_with(path, ".lua")) {
+	if (w->uid != 0 && (ret = hooks_cmds_trusted(w->hk, path, &err)) < 0) {
+		/* hooks_dir with no FILE: the files a member may not lint */
+		item = json_pack("{sssssb}", "file", path, "kind",
+				 hooks_ends_with(path, ".lua") ? "lua" : "exec",
+				 "ok", false);
+	} else if (hooks_ends_with(path, ".lua")) {
 		ret = luahook_load(path, base, &w->hk->lim, NULL, &lh, &err);
 		item = json_pack("{sssssb}", "file", path, "kind", "lua", "ok",
 				 ret == 0);
@@ -536,16 +545,67 @@ static void hooks_cmds_queue_work(struct hooks *hk, struct hooks_work *w)
 		      hooks_cmds_after_work_cb);
 }
 
+/* May a peer who is not root have the daemon (root) load or run `real`
+ * (a realpath)?  Only the admin's own hooks: a regular file inside
+ * hooks_dir, it and every folder from hooks_dir down to it owned by root
+ * (or our uid) and writable by nobody else, so that what was checked is
+ * what runs.  0, or -EPERM with *why_r (malloc'd). */
+static int hooks_cmds_trusted(struct hooks *hk, const char *real,
+			      char **why_r)
+{
+	char *dir = realpath(hk->cfg->hooks_dir, NULL);
+	size_t n = dir != NULL ? strlen(dir) : 0;
+	char *p;
+	int ret = 0;
+
+	if (dir == NULL || strncmp(real, dir, n) != 0 || real[n] != '/') {
+		*why_r = xasprintf("%s: not inside hooks_dir %s (a socket_group "
+				   "member may only lint or test the "
+				   "installed hooks)", real,
+				   hk->cfg->hooks_dir);
+		free(dir);
+		return -EPERM;
+	}
+	p = xstrdup(real);
+	for (char *end = p + strlen(p); ret == 0;) {
+		struct stat st;
+
+		*end = '\0';
+		if (lstat(p, &st) < 0) {
+			*why_r = xasprintf("%s: %s", p, strerror(errno));
+			ret = -EPERM;
+		} else if (end == p + strlen(real) && !S_ISREG(st.st_mode)) {
+			*why_r = xasprintf("%s: not a regular file", p);
+			ret = -EPERM;
+		} else if ((st.st_uid != 0 && st.st_uid != hooks_owner()) ||
+			   (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+			*why_r = xasprintf("%s: owned by uid %u, mode %04o: a "
+					   "socket_group member may only lint "
+					   "or test hooks that root owns and "
+					   "only root can write",
+					   p, (unsigned)st.st_uid,
+					   (unsigned)(st.st_mode & 07777));
+			ret = -EPERM;
+		}
+		if (ret < 0 || (size_t)(end - p) <= n)
+			break; /* hooks_dir itself was the last one */
+		end = strrchr(p, '/');
+		if (end == NULL || (size_t)(end - p) < n)
+			break;
+	}
+	free(p);
+	free(dir);
+	return ret;
+}
+
 /* Resolve a FILE argument: absolute, relative to the client's "cwd" when
- * it sent one, else relative to hooks_dir.  Non-root peers may only name
- * files inside hooks_dir or readable by everyone.  NULL with *why_r. */
+ * it sent one, else relative to hooks_dir.  A peer who is not root may
+ * only name the admin's hooks (hooks_cmds_trusted).  NULL with *why_r. */
 static char *hooks_cmds_resolve_arg(struct hooks *hk, const char *arg,
 				    json_t *req, unsigned uid, char **why_r)
 {
 	const char *cwd = json_string_value(json_object_get(req, "cwd"));
-	char *path, *real, *dir;
-	struct stat st;
-	size_t n;
+	char *path, *real;
 
 	if (arg[0] == '/')
 		path = xstrdup(arg);
@@ -560,18 +620,8 @@ static char *hooks_cmds_resolve_arg(struct hooks *hk, const char *arg,
 		return NULL;
 	}
 	free(path);
-	if (uid == 0)
+	if (uid == 0 || hooks_cmds_trusted(hk, real, why_r) == 0)
 		return real;
-	dir = realpath(hk->cfg->hooks_dir, NULL);
-	n = dir != NULL ? strlen(dir) : 0;
-	if ((dir != NULL && strncmp(real, dir, n) == 0 && real[n] == '/') ||
-	    (stat(real, &st) == 0 && (st.st_mode & S_IROTH) != 0)) {
-		free(dir);
-		return real;
-	}
-	free(dir);
-	*why_r = xasprintf("%s: not in hooks_dir and not readable by "
-			   "everyone (only root may name it)", real);
 	free(real);
 	return NULL;
 }
@@ -640,6 +690,7 @@ static void hooks_cmds_lint(struct control_reply *reply, json_t *args,
 		hooks_free_names(names);
 	}
 	w->reply = reply;
+	w->uid = control_reply_uid(reply);
 	hooks_cmds_queue_work(hk, w);
 }
 
@@ -648,8 +699,8 @@ static void hooks_cmds_test(struct control_reply *reply, json_t *args,
 {
 	struct hooks *hk = ctx;
 	const char *file = NULL, *type = NULL, *payload = NULL;
-	const char *subject = NULL;
-	char *path, *ppath = NULL, *why = NULL, *data = NULL;
+	const char *subject = NULL, *payload_json = NULL;
+	char *path = NULL, *ppath = NULL, *why = NULL, *data = NULL;
 	json_t *p = NULL;
 	json_error_t jerr;
 	struct hooks_work *w;
@@ -669,6 +720,11 @@ static void hooks_cmds_test(struct control_reply *reply, json_t *args,
 			i++;
 		} else if (strcmp(a, "--payload") == 0 && next != NULL) {
 			payload = next;
+			i++;
+		} else if (strcmp(a, "--payload-json") == 0 && next != NULL) {
+			/* the payload's text: ophookctl reads --payload FILE
+			 * with the caller's own rights and sends this */
+			payload_json = next;
 			i++;
 		} else if (strcmp(a, "--subject") == 0 && next != NULL) {
 			subject = next;
@@ -700,6 +756,16 @@ static void hooks_cmds_test(struct control_reply *reply, json_t *args,
 					       control_reply_uid(reply), &why);
 		if (ppath == NULL)
 			goto fail;
+		struct stat pst;
+
+		if (control_reply_uid(reply) != 0 &&
+		    (stat(ppath, &pst) < 0 || (pst.st_mode & S_IROTH) == 0)) {
+			/* its parse errors would quote a root-only file */
+			why = xasprintf("%s: not readable by everyone (send "
+					"its content with --payload-json)",
+					ppath);
+			goto fail;
+		}
 		int r = file_read_nofollow(ppath, HOOKS_PAYLOAD_MAX, &data,
 					   &len);
 
@@ -715,6 +781,16 @@ static void hooks_cmds_test(struct control_reply *reply, json_t *args,
 						    jerr.text)
 					: xasprintf("%s: not a JSON object",
 						    ppath);
+			json_decref(p);
+			goto fail;
+		}
+	} else if (payload_json != NULL) {
+		p = json_loads(payload_json, 0, &jerr);
+		if (p == NULL || !json_is_object(p)) {
+			why = p == NULL ? xasprintf("payload:%d:%d: %s",
+						    jerr.line, jerr.column,
+						    jerr.text)
+					: xstrdup("payload: not a JSON object");
 			json_decref(p);
 			goto fail;
 		}
@@ -749,6 +825,7 @@ static void hooks_cmds_test(struct control_reply *reply, json_t *args,
 	w->type = xstrdup(type);
 	w->payload = p;
 	w->reply = reply;
+	w->uid = control_reply_uid(reply);
 	free(ppath);
 	hooks_cmds_queue_work(hk, w);
 	return;

@@ -270,11 +270,13 @@ static int luahook_api_exec(lua_State *L)
 					   NULL };
 	struct exechook_opts o;
 	struct exechook_result res;
-	unsigned timeout = luahook_sandbox_remaining_ms(lh);
+	unsigned timeout;
 	const char *error;
 	char **argv;
 	int ret;
 
+	luahook_sandbox_check_deadline(L); /* past it: fail at once */
+	timeout = luahook_sandbox_remaining_ms(lh);
 	memset(&o, 0, sizeof(o));
 	if (lua_type(L, 2) == LUA_TTABLE) {
 		unsigned t = luahook_api_opt_timeout(L, 2, timeout);
@@ -327,10 +329,12 @@ static int luahook_api_db_query(lua_State *L)
 	struct luahook *lh = luahook_of(L);
 	const char *sql = luaL_checkstring(L, 1);
 	int n = lua_gettop(L);
-	json_t *params = json_array(), *rows = NULL;
+	json_t *params, *rows = NULL;
 	char *error = NULL;
 	int ret;
 
+	luahook_sandbox_check_deadline(L); /* past it: fail at once */
+	params = json_array();
 	luahook_tmp_json(lh, params);
 	for (int i = 2; i <= n; i++) {
 		json_t *p;
@@ -597,6 +601,10 @@ void luahook_api_open(lua_State *L)
 	lua_pushcfunction(L, luahook_api_log_info);
 	lua_setglobal(L, "print");
 	luaL_newmetatable(L, LUAHOOK_DENY_MT);
+	/* hidden from getmetatable: an __gc added to it would make every
+	 * later ophook.deny() value a finalizer */
+	lua_pushboolean(L, 0);
+	lua_setfield(L, -2, "__metatable");
 	lua_pop(L, 1);
 
 	lua_newtable(L); /* ophook */

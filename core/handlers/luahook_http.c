@@ -107,7 +107,7 @@ static int luahook_http_request(lua_State *L, bool post)
 	size_t body_len = 0;
 	const char *body = post ? luaL_optlstring(L, 2, "", &body_len) : NULL;
 	int opts = post ? 3 : 2;
-	unsigned timeout = luahook_sandbox_remaining_ms(lh);
+	unsigned timeout;
 	struct curl_slist *headers = NULL;
 	struct luahook_http_body b = { .max = LUAHOOK_HTTP_MAX };
 	bool has_ct = false;
@@ -117,6 +117,8 @@ static int luahook_http_request(lua_State *L, bool post)
 	CURLcode rc;
 	CURL *c;
 
+	luahook_sandbox_check_deadline(L); /* past it: fail at once */
+	timeout = luahook_sandbox_remaining_ms(lh);
 	if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
 		return luahook_api_fail(L, "ophook.http: only http:// and "
 				       "https:// URLs");

@@ -60,19 +60,26 @@ const char *luahook_sandbox_abort_text(struct luahook *lh, char *buf,
 	return buf;
 }
 
-/* Raise the abort error with the current Lua position. */
-static int luahook_sandbox_raise_abort(lua_State *L, struct luahook *lh)
+/* Raise the abort error with the position of the first Lua function at
+ * stack level `level` or above (0: the running function, 1: its caller;
+ * C functions such as pcall in between are skipped). */
+static int luahook_sandbox_raise_abort(lua_State *L, struct luahook *lh,
+				       int level)
 {
 	char buf[128];
 	lua_Debug ar;
 
 	luahook_sandbox_abort_text(lh, buf, sizeof(buf));
-	if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "Sl", &ar) &&
-	    ar.currentline > 0)
-		lua_pushfstring(L, "%s:%d: %s", ar.short_src, ar.currentline,
-				buf);
-	else
-		lua_pushstring(L, buf);
+	for (int i = level; i < level + 4 && lua_getstack(L, i, &ar); i++) {
+		if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
+			lua_pushfstring(L, "%s:%d: %s", ar.short_src,
+					ar.currentline, buf);
+			return lua_error(L);
+		}
+		if (level == 0)
+			break; /* the count hook: the running function only */
+	}
+	lua_pushstring(L, buf);
 	return lua_error(L);
 }
 
@@ -89,7 +96,25 @@ static void luahook_sandbox_count_hook(lua_State *L, lua_Debug *ar)
 		else
 			return;
 	}
-	luahook_sandbox_raise_abort(L, lh);
+	luahook_sandbox_raise_abort(L, lh, 0);
+}
+
+/* Called by the functions that wait (exec, http, db): past the deadline
+ * (or once cancelled, or outside any call), the call ends at once with the
+ * abort error, which pcall cannot swallow; else returns. */
+void luahook_sandbox_check_deadline(lua_State *L)
+{
+	struct luahook *lh = luahook_of(L);
+
+	if (lh->abort == LUAHOOK_ABORT_NONE) {
+		if (lh->cancel != NULL && atomic_load(lh->cancel))
+			lh->abort = LUAHOOK_ABORT_CANCEL;
+		else if (mono_ns() >= lh->deadline_ns)
+			lh->abort = LUAHOOK_ABORT_TIMEOUT;
+		else
+			return;
+	}
+	luahook_sandbox_raise_abort(L, lh, 1); /* where the hook called */
 }
 
 /* Milliseconds left before the current call's deadline (at least 1). */
@@ -140,6 +165,34 @@ static int luahook_sandbox_xpcall(lua_State *L)
 		return 2;
 	}
 	return lua_gettop(L) - 2;
+}
+
+/* setmetatable() without finalizers: Lua 5.4 runs a __gc metamethod with
+ * the hooks off, so a finalizer that loops would escape the deadline (and
+ * could run at any allocation, or at lua_close).  Refused where it is set;
+ * an __gc added to a metatable afterwards is never honoured by Lua. */
+static int luahook_sandbox_setmetatable(lua_State *L)
+{
+	int t = lua_type(L, 2);
+
+	/* lbaselib's checks, then the finalizer's */
+	luaL_checktype(L, 1, LUA_TTABLE);
+	luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2,
+			 "nil or table");
+	if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
+		return luaL_error(L, "cannot change a protected metatable");
+	if (t == LUA_TTABLE) {
+		lua_pushliteral(L, "__gc");       /* (sp += 1) */
+		if (lua_rawget(L, 2) != LUA_TNIL) /* (sp -= 1; sp += 1) */
+			return luaL_error(L, "setmetatable: __gc finalizers "
+					     "are not allowed in hooks (Lua "
+					     "runs them without the "
+					     "deadline)");
+		lua_pop(L, 1);                    /* (sp -= 1) */
+	}
+	lua_settop(L, 2);
+	lua_setmetatable(L, 1);                   /* (sp -= 1) */
+	return 1;
 }
 
 /* load() for text chunks only. */
@@ -211,6 +264,8 @@ void luahook_sandbox_open(lua_State *L)
 	lua_getglobal(L, "load");
 	lua_pushcclosure(L, luahook_sandbox_load, 1);
 	lua_setglobal(L, "load");
+	lua_pushcfunction(L, luahook_sandbox_setmetatable);
+	lua_setglobal(L, "setmetatable");
 	lua_pushcfunction(L, luahook_sandbox_pcall);
 	lua_setglobal(L, "pcall");
 	lua_pushcfunction(L, luahook_sandbox_xpcall);

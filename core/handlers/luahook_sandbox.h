@@ -17,12 +17,17 @@ struct luahook;
 lua_State *luahook_sandbox_newstate(struct luahook *lh);
 /* Open the safe libraries (base without dofile/loadfile/collectgarbage,
  * string without dump, table, math, utf8, os clock functions only) and
- * replace load (text only), pcall and xpcall (they do not swallow the
- * sandbox's own timeout, memory and cancel errors).  Stack unchanged. */
+ * replace load (text only), setmetatable (no __gc: finalizers run without
+ * the deadline hook), pcall and xpcall (they do not swallow the sandbox's
+ * own timeout, memory and cancel errors).  Stack unchanged. */
 void luahook_sandbox_open(lua_State *L);
 /* Why the current call was aborted, in buf (returned). */
 const char *luahook_sandbox_abort_text(struct luahook *lh, char *buf,
 				       size_t size);
+/* For the functions that wait (exec, http, db): raise the abort error at
+ * once when the call is past its deadline or cancelled (pcall cannot
+ * swallow it); return when there is time left. */
+void luahook_sandbox_check_deadline(lua_State *L);
 /* Milliseconds left before the current call's deadline (at least 1). */
 unsigned luahook_sandbox_remaining_ms(struct luahook *lh);
 

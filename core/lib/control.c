@@ -73,6 +73,7 @@ struct control {
 	bool has_group;
 	gid_t group;
 	struct hmap *cmds;        /* name -> struct control_cmd */
+	struct hmap *group_cmds;  /* what a non-root peer may run: name -> c */
 	struct control_client *clients;
 	unsigned handles;         /* open uv handles (server + clients) */
 	bool stopping;
@@ -410,6 +411,7 @@ static void control_handle_closed(struct control *c)
 	if (--c->handles > 0 || !c->stopping)
 		return;
 	hmap_free(&c->cmds, free);
+	hmap_free(&c->group_cmds, NULL);
 	free(c->path);
 	free(c->group_name);
 	free(c);
@@ -631,6 +633,27 @@ static void control_client_line(struct control_client *cl, const char *line,
 		free(list);
 		json_decref(req);
 		return;
+	}
+	if (r->uid != 0) {
+		/* the daemon's trust model: a socket_group member runs only
+		 * what control_allow_group() named */
+		const char *name = skip != 0
+			? json_string_value(json_array_get(args, 0)) : NULL;
+		char *full = name != NULL ? xasprintf("%s.%s", cmd, name)
+					  : xstrdup(cmd);
+
+		if (hmap_get(c->group_cmds, full) == NULL) {
+			log_warn("control: refused '%s' to uid %u (pid %d): "
+				 "root only", full, r->uid, (int)cl->pid);
+			control_reply_error(&r, 2, "permission denied: '%s' is "
+					    "for root only (uid %u is a "
+					    "socket_group member)", full,
+					    r->uid);
+			free(full);
+			json_decref(req);
+			return;
+		}
+		free(full);
 	}
 	json_t *a = json_array();
 	for (size_t i = skip; i < json_array_size(args); i++)
@@ -875,9 +898,11 @@ int control_start(uv_loop_t *loop, const char *path, const char *socket_group,
 	c->loop = loop;
 	c->path = xstrdup(path);
 	c->cmds = hmap_new();
+	c->group_cmds = hmap_new();
 	if ((r = control_resolve_group(c, socket_group, error_r)) < 0 ||
 	    (r = control_clear_path(path, error_r)) < 0) {
 		hmap_free(&c->cmds, free);
+		hmap_free(&c->group_cmds, NULL);
 		free(c->path);
 		free(c->group_name);
 		free(c);
@@ -961,4 +986,12 @@ void control_register_table(struct control *c,
 		return;
 	for (; cmds->name != NULL; cmds++)
 		control_register(c, cmds->name, cmds->fn, ctx);
+}
+
+void control_allow_group(struct control *c, const char *const *names)
+{
+	if (c == NULL)
+		return;
+	for (; *names != NULL; names++)
+		hmap_put(c->group_cmds, *names, c);
 }

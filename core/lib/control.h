@@ -50,6 +50,13 @@ void control_register(struct control *c, const char *name,
 /* Register every command of `cmds` with ctx.  Safe with c == NULL. */
 void control_register_table(struct control *c,
 			    const struct control_command *cmds, void *ctx);
+/* The commands (registered names: "status", "hooks.test") that a peer who
+ * is not root (a socket_group member) may run; every other command answers
+ * such a peer "permission denied".  None by default; the daemon decides
+ * (its table is the trust model of ophookd.yaml(5)).  A command that lets
+ * members in may still refuse them some arguments (control_reply_uid()).
+ * Safe with c == NULL. */
+void control_allow_group(struct control *c, const char *const *names);
 /* Called once (loop thread) when the client of a pending reply goes away
  * (disconnect or control_stop).  The reply is detached: answering or ending
  * it only frees it, and the callback should do so (or arrange it). */

@@ -482,6 +482,84 @@ static void test_event_after_call(void **state)
 	luahook_free(&lh);
 }
 
+/* Finding 6 (issue 16): Lua 5.4 runs finalizers with the hooks off, so a
+ * __gc that loops would escape the deadline; the sandbox refuses them,
+ * naming the file and line, and ophook.deny()'s metatable is hidden. */
+static void test_no_finalizers(void **state)
+{
+	struct luahook_limits l = lim();
+	struct luahook *lh = NULL;
+	const char *code =
+		"local t = {}\n"
+		"setmetatable(t, {__gc = function() while true do end end})\n";
+	char *err = NULL;
+
+	(void)state;
+	assert_int_equal(luahook_load_string(code, strlen(code), "gc.lua", &l,
+					     NULL, &lh, &err), -EIO);
+	assert_null(lh);
+	assert_non_null(err);
+	assert_non_null(strstr(err, "gc.lua:2:"));
+	assert_non_null(strstr(err, "__gc"));
+	free(err);
+	err = NULL;
+	/* in a call too, and pcall does not hide it from the hook's author;
+	 * an ordinary metatable still works */
+	lh = load("gc2.lua",
+		"ophook.on('a.b', function(ev)\n"
+		"  local ok, e = pcall(setmetatable, {}, {__gc = print})\n"
+		"  if ok then return false, 'accepted' end\n"
+		"  local v = setmetatable({}, {__index = function() return 7 end})\n"
+		"  if v.x ~= 7 then return false, 'index' end\n"
+		"  if getmetatable(ophook.deny('x')) ~= false then\n"
+		"    return false, 'deny metatable visible' end\n"
+		"  return false, e\n"
+		"end)\n");
+	assert_int_equal(run(lh, "a.b", &err), -EIO);
+	assert_non_null(strstr(err, "__gc finalizers are not allowed"));
+	free(err);
+	luahook_free(&lh);
+}
+
+/* Finding 7 (issue 16): once a call is past its deadline, exec, http and
+ * db fail at once (pcall cannot catch it), instead of each exec waiting
+ * its own timeout and kill grace. */
+static void test_past_deadline(void **state)
+{
+	struct luahook *lh = load("late.lua",
+		"ophook.on('a.exec', {timeout = 300}, function(ev)\n"
+		"  for i = 1, 8 do\n"
+		"    pcall(ophook.exec, {'/bin/sh', '-c', 'trap \"\" TERM; sleep 10'})\n"
+		"  end\n"
+		"end)\n"
+		"ophook.on('a.db', {timeout = 200}, function(ev)\n"
+		"  ophook.exec({'/bin/sleep', '5'})\n"
+		"  local ok, r, e = pcall(ophook.db.query, 'select 1')\n"
+		"  return false, 'db answered: ' .. tostring(e)\n"
+		"end)\n"
+		"ophook.on('a.http', {timeout = 200}, function(ev)\n"
+		"  ophook.exec({'/bin/sleep', '5'})\n"
+		"  local ok, r, e = pcall(ophook.http.get, 'http://127.0.0.1:9/')\n"
+		"  return false, 'http answered: ' .. tostring(e)\n"
+		"end)\n");
+	char *err = NULL;
+	int64_t t0 = mono_ms();
+
+	(void)state;
+	assert_int_equal(run(lh, "a.exec", &err), -ETIMEDOUT);
+	assert_non_null(strstr(err, "timeout"));
+	free(err);
+	/* one exec's timeout and kill grace, not eight */
+	assert_true(mono_ms() - t0 < 6000);
+	assert_int_equal(run(lh, "a.db", &err), -ETIMEDOUT);
+	assert_non_null(strstr(err, "late.lua:8: timeout"));
+	free(err);
+	assert_int_equal(run(lh, "a.http", &err), -ETIMEDOUT);
+	assert_non_null(strstr(err, "late.lua:13: timeout"));
+	free(err);
+	luahook_free(&lh);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -496,6 +574,8 @@ int main(void)
 		cmocka_unit_test(test_api),
 		cmocka_unit_test(test_cancel_and_loop_guard),
 		cmocka_unit_test(test_event_after_call),
+		cmocka_unit_test(test_no_finalizers),
+		cmocka_unit_test(test_past_deadline),
 	};
 	char cmd[128];
 	int ret;
