@@ -24,3 +24,9 @@ tests_unit_test_config_LDADD = $(TEST_LIBS)
 # each other in a circle.
 TESTS += tests/layers.sh
 EXTRA_DIST += tests/layers.sh
+
+check_PROGRAMS += tests/unit/test_log
+TESTS += tests/unit/test_log
+tests_unit_test_log_SOURCES = tests/unit/test_log.c
+tests_unit_test_log_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_log_LDADD = $(TEST_LIBS)
