@@ -152,6 +152,8 @@ static int daemon_start_control(struct daemon *d, const char **error_r)
 			    cfg->socket_group, &d->control, error_r);
 	if (ret < 0)
 		return ret;
+	control_set_limits(d->control, cfg->socket_max_clients,
+			   cfg->socket_idle_ms, cfg->socket_request_ms);
 	control_register_table(d->control, ctlcmds_commands, d->engine);
 	control_register_table(d->control, engine_commands, d->engine);
 	control_register_table(d->control, cluster_commands, d->engine);

@@ -38,6 +38,13 @@ struct config {
 	char *state_dir;     /* `state_dir` (/var/lib/ophookd) */
 	char *socket;        /* `socket` (/run/ophookd.sock) */
 	char *socket_group;  /* `socket_group`: group also allowed (NULL) */
+	unsigned socket_max_clients; /* `socket_max_clients`: clients at once
+					(64) */
+	unsigned socket_idle_ms;     /* `socket_idle_ms`: an idle client is
+					closed after (300000) */
+	unsigned socket_request_ms;  /* `socket_request_ms`: a request line
+					finished, replies read within
+					(30000) */
 	char *metrics_listen; /* `metrics_listen`: loopback ADDR:PORT serving
 				 GET /metrics (NULL = off) */
 	char **plugin_dirs;  /* `plugin_dirs` (system dir, admin drop-in dir) */

@@ -28,7 +28,14 @@
 #define CONTROL_LINE_MAX (1024u * 1024u)   /* bytes in one request line */
 #define CONTROL_READ_CHUNK (64u * 1024u)   /* read at most this at once */
 #define CONTROL_PENDING_MAX 256u           /* replies queued per client */
-#define CONTROL_OUT_MAX (64u * 1024u * 1024u) /* bytes waiting per client */
+#define CONTROL_OUT_MAX (64u * 1024u * 1024u) /* bytes waiting per client,
+						 queued replies and unwritten
+						 bytes together */
+#define CONTROL_MAX_CLIENTS_DEF 64u       /* clients at once */
+#define CONTROL_ROOT_RESERVE 4u           /* more for root, over the limit */
+#define CONTROL_IDLE_MS_DEF (300u * 1000u) /* no request, nothing pending */
+#define CONTROL_REQUEST_MS_DEF (30u * 1000u) /* a request line in full; a
+						reply read by the client */
 
 struct control_cmd {
 	control_cmd_fn *fn;
@@ -62,6 +69,9 @@ struct control_client {
 	bool closing;             /* uv_close called or shutdown pending */
 	bool paused;              /* reading stopped: too many replies queued */
 	bool processing;          /* inside client_process() */
+	uint64_t active_ms;       /* last read or write progress */
+	uint64_t partial_ms;      /* first byte of an unfinished line (0) */
+	size_t queued;            /* bytes in replies' out, not yet written */
 };
 
 struct control {
@@ -77,6 +87,12 @@ struct control {
 	struct control_client *clients;
 	unsigned handles;         /* open uv handles (server + clients) */
 	bool stopping;
+	unsigned n_clients;       /* accepted and not closed */
+	unsigned max_clients, idle_ms, request_ms;
+	bool refusing;            /* over the limit: logged once an episode */
+	unsigned n_refused;       /* in this episode */
+	bool accept_failing;      /* accept fails (EMFILE): logged once */
+	uv_timer_t timer;         /* idle and request timeouts */
 };
 
 struct control_write {
@@ -148,9 +164,11 @@ static void control_client_close(struct control_client *cl);
 static void control_write_cb(uv_write_t *req, int status)
 {
 	struct control_write *w = (struct control_write *)req;
+	struct control_client *cl = req->handle->data;
 
+	if (status == 0)
+		cl->active_ms = uv_now(cl->c->loop);
 	if (status < 0 && status != UV_ECANCELED) {
-		struct control_client *cl = req->handle->data;
 		log_debug("control: write to client pid %d: %s",
 			  (int)cl->pid, uv_strerror(status));
 		control_client_close(cl);
@@ -167,7 +185,8 @@ static void control_client_write(struct control_client *cl, char *data,
 		free(data);
 		return;
 	}
-	if (uv_stream_get_write_queue_size((uv_stream_t *)&cl->pipe) >
+	if (uv_stream_get_write_queue_size((uv_stream_t *)&cl->pipe) + len +
+		    cl->queued >
 	    CONTROL_OUT_MAX) {
 		log_warn("control: client pid %d does not read its replies; "
 			 "closing it", (int)cl->pid);
@@ -235,6 +254,7 @@ static void control_client_flush(struct control_client *cl)
 
 	while ((r = cl->head) != NULL) {
 		if (r->out_len > 0) {
+			cl->queued -= r->out_len;
 			control_client_write(cl, r->out, r->out_len);
 			r->out = NULL;
 			r->out_len = r->out_cap = 0;
@@ -262,12 +282,16 @@ static void control_reply_put(struct control_reply *r, json_t *obj)
 	if (r->client->head == r && r->out_len == 0) {
 		control_client_write(r->client, line, len);
 		return;
-	} else if (r->out_len + len > CONTROL_OUT_MAX) {
+	} else if (r->client->queued + len +
+			   uv_stream_get_write_queue_size(
+				   (uv_stream_t *)&r->client->pipe) >
+		   CONTROL_OUT_MAX) {
 		log_warn("control: client pid %d: too much output queued; "
 			 "closing it", (int)r->client->pid);
 		control_client_close(r->client);
 	} else {
 		control_reply_append(r, line, len);
+		r->client->queued += len;
 	}
 	free(line);
 }
@@ -391,6 +415,7 @@ static void control_client_detach(struct control_client *cl)
 
 	cl->head = cl->tail = NULL;
 	cl->n_pending = 0;
+	cl->queued = 0;
 	while (r != NULL) {
 		struct control_reply *next = r->next;
 		r->next = NULL;
@@ -422,6 +447,13 @@ static void control_client_close_cb(uv_handle_t *h)
 	struct control_client *cl = h->data;
 	struct control *c = cl->c;
 
+	if (--c->n_clients < c->max_clients && c->refusing) {
+		log_info("control: %u clients, under the limit of %u again "
+			 "(%u refused meanwhile)", c->n_clients,
+			 c->max_clients, c->n_refused);
+		c->refusing = false;
+		c->n_refused = 0;
+	}
 	control_client_detach(cl);
 	free(cl->buf);
 	free(cl);
@@ -696,6 +728,11 @@ static void control_client_process(struct control_client *cl)
 				    CONTROL_LINE_MAX);
 		return;
 	}
+	/* an unfinished request line must be finished in request_ms */
+	if (cl->len == 0)
+		cl->partial_ms = 0;
+	else if (cl->partial_ms == 0 || start > 0)
+		cl->partial_ms = uv_now(cl->c->loop);
 	if (cl->cap > 4 * CONTROL_READ_CHUNK && cl->len < CONTROL_READ_CHUNK) {
 		cl->cap = CONTROL_READ_CHUNK;
 		cl->buf = xrealloc(cl->buf, cl->cap);
@@ -745,6 +782,7 @@ static void control_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 	if (cl->closing)
 		return;
 	cl->len += (size_t)nread;
+	cl->active_ms = uv_now(cl->c->loop);
 	control_client_process(cl);
 }
 
@@ -753,15 +791,22 @@ static void control_connection_cb(uv_stream_t *server, int status)
 	struct control *c = server->data;
 
 	if (status < 0) {
-		log_warn("control: accept on %s: %s", c->path,
-			 uv_strerror(status));
+		/* out of descriptors (libuv drops the waiting connections
+		 * then): said once until an accept works again */
+		if (!c->accept_failing)
+			log_error("control: accept on %s: %s (said once until "
+				  "an accept works again)", c->path,
+				  uv_strerror(status));
+		c->accept_failing = true;
 		return;
 	}
 	struct control_client *cl = xcalloc(1, sizeof(*cl));
 	cl->c = c;
 	uv_pipe_init(c->loop, &cl->pipe, 0);
 	cl->pipe.data = cl;
+	cl->active_ms = uv_now(c->loop);
 	c->handles++;
+	c->n_clients++;
 	cl->next = c->clients;
 	if (c->clients != NULL)
 		c->clients->prev = cl;
@@ -769,9 +814,17 @@ static void control_connection_cb(uv_stream_t *server, int status)
 
 	int r = uv_accept(server, (uv_stream_t *)&cl->pipe);
 	if (r < 0) {
-		log_warn("control: accept on %s: %s", c->path, uv_strerror(r));
+		if (!c->accept_failing)
+			log_error("control: accept on %s: %s (said once until "
+				  "an accept works again)", c->path,
+				  uv_strerror(r));
+		c->accept_failing = true;
 		control_client_close(cl);
 		return;
+	}
+	if (c->accept_failing) {
+		log_info("control: accept on %s works again", c->path);
+		c->accept_failing = false;
 	}
 
 	uv_os_fd_t fd;
@@ -787,6 +840,26 @@ static void control_connection_cb(uv_stream_t *server, int status)
 	cl->uid = cred.uid;
 	cl->gid = cred.gid;
 	cl->pid = cred.pid;
+	/* root keeps a few places of its own: members of socket_group
+	 * cannot lock the admin out */
+	if (c->n_clients > c->max_clients +
+				   (cred.uid == 0 ? CONTROL_ROOT_RESERVE : 0)) {
+		/* one line an episode, not one per client: a flood of idle
+		 * clients must not flood the log either */
+		if (!c->refusing)
+			log_error("control: %u clients connected, the limit "
+				  "(socket_max_clients) is %u: refusing new "
+				  "clients (first: uid %u, pid %d) until one "
+				  "leaves", c->n_clients - 1, c->max_clients,
+				  (unsigned)cred.uid, (int)cred.pid);
+		c->refusing = true;
+		c->n_refused++;
+		control_client_fail(cl, "too many clients: the control socket "
+				    "serves at most %u at once "
+				    "(socket_max_clients); try again later",
+				    c->max_clients);
+		return;
+	}
 	if (!control_peer_allowed(cred.uid, cred.gid, c->has_group, c->group)) {
 		log_warn("control: refused uid %u (pid %d): not root%s",
 			 (unsigned)cred.uid, (int)cred.pid,
@@ -811,6 +884,74 @@ static void control_start_read(struct control_client *cl)
 			      control_read_cb);
 	if (r < 0)
 		control_client_close(cl);
+}
+
+/* ---- timeouts ---- */
+
+/* Close the clients that sent nothing for idle_ms with nothing pending,
+ * that left a request line unfinished for request_ms, or that read none of
+ * their replies for request_ms. */
+static void control_timer_cb(uv_timer_t *t)
+{
+	struct control *c = t->data;
+	uint64_t now = uv_now(c->loop);
+	struct control_client *cl, *next;
+
+	for (cl = c->clients; cl != NULL; cl = next) {
+		size_t unwritten = uv_stream_get_write_queue_size(
+			(uv_stream_t *)&cl->pipe);
+
+		next = cl->next;
+		if (cl->closing)
+			continue;
+		if (unwritten > 0 && now - cl->active_ms >= c->request_ms) {
+			log_warn("control: client pid %d read none of its "
+				 "replies for %u ms (%zu bytes waiting): "
+				 "closing it", (int)cl->pid, c->request_ms,
+				 unwritten);
+			control_client_close(cl);
+		} else if (cl->partial_ms != 0 &&
+			   now - cl->partial_ms >= c->request_ms) {
+			log_warn("control: client pid %d did not finish its "
+				 "request in %u ms: closing it", (int)cl->pid,
+				 c->request_ms);
+			control_client_fail(cl, "request not finished within "
+					    "%u ms", c->request_ms);
+		} else if (cl->head == NULL && cl->len == 0 &&
+			   unwritten == 0 &&
+			   now - cl->active_ms >= c->idle_ms) {
+			log_debug("control: client pid %d idle for %u ms: "
+				  "closing it", (int)cl->pid, c->idle_ms);
+			control_client_fail(cl, "idle for %u ms: closing",
+					    c->idle_ms);
+		}
+	}
+}
+
+/* Check every quarter of the shorter timeout (at most once a second). */
+static void control_timer_arm(struct control *c)
+{
+	unsigned every = c->idle_ms < c->request_ms ? c->idle_ms
+						     : c->request_ms;
+
+	every /= 4;
+	if (every > 1000)
+		every = 1000;
+	if (every < 10)
+		every = 10;
+	uv_timer_start(&c->timer, control_timer_cb, every, every);
+}
+
+void control_set_limits(struct control *c, unsigned max_clients,
+			unsigned idle_ms, unsigned request_ms)
+{
+	if (c == NULL)
+		return;
+	c->max_clients = max_clients > 0 ? max_clients
+					 : CONTROL_MAX_CLIENTS_DEF;
+	c->idle_ms = idle_ms > 0 ? idle_ms : CONTROL_IDLE_MS_DEF;
+	c->request_ms = request_ms > 0 ? request_ms : CONTROL_REQUEST_MS_DEF;
+	control_timer_arm(c);
 }
 
 /* ---- start / stop ---- */
@@ -912,7 +1053,13 @@ int control_start(uv_loop_t *loop, const char *path, const char *socket_group,
 	uv_pipe_init(c->loop, &c->server, 0);
 	c->server.data = c;
 	c->server_open = true;
-	c->handles = 1;
+	c->handles = 2; /* the server and the timer */
+	uv_timer_init(c->loop, &c->timer);
+	c->timer.data = c;
+	c->max_clients = CONTROL_MAX_CLIENTS_DEF;
+	c->idle_ms = CONTROL_IDLE_MS_DEF;
+	c->request_ms = CONTROL_REQUEST_MS_DEF;
+	control_timer_arm(c);
 
 	/* not reachable before listen(): set mode and owner first */
 	r = uv_pipe_bind(&c->server, path);
@@ -948,6 +1095,7 @@ fail_unlink:
 	unlink(path);
 fail:
 	c->stopping = true;
+	uv_close((uv_handle_t *)&c->timer, control_server_close_cb);
 	uv_close((uv_handle_t *)&c->server, control_server_close_cb);
 	return r;
 }
@@ -966,6 +1114,7 @@ void control_stop(struct control **cp)
 		control_client_detach(cl); /* gone callbacks run now */
 	}
 	unlink(c->path);
+	uv_close((uv_handle_t *)&c->timer, control_server_close_cb);
 	uv_close((uv_handle_t *)&c->server, control_server_close_cb);
 }
 

@@ -38,6 +38,14 @@ struct control_command {
  * file), open to root and to members of socket_group (NULL: root only). */
 int control_start(uv_loop_t *loop, const char *path, const char *socket_group,
 		  struct control **c_r, const char **error_r);
+/* Limits against clients that hold descriptors or memory: at most
+ * max_clients at once (a client over it gets an error line and is
+ * closed; one log line an episode; root has 4 places more), a client with nothing pending that
+ * sends nothing for idle_ms is closed, and so is one that leaves a request
+ * line unfinished, or its replies unread, for request_ms.  0 keeps the
+ * default (64 clients, 300 s, 30 s).  Safe with c == NULL. */
+void control_set_limits(struct control *c, unsigned max_clients,
+			unsigned idle_ms, unsigned request_ms);
 /* Close the socket and every client; NULLs *c. */
 void control_stop(struct control **c);
 

@@ -24,3 +24,9 @@ tests_unit_test_config_LDADD = $(TEST_LIBS)
 # each other in a circle.
 TESTS += tests/layers.sh
 EXTRA_DIST += tests/layers.sh
+
+check_PROGRAMS += tests/unit/test_logline
+TESTS += tests/unit/test_logline
+tests_unit_test_logline_SOURCES = tests/unit/test_logline.c
+tests_unit_test_logline_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_logline_LDADD = $(TEST_LIBS)

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -26,19 +27,92 @@ int log_level_parse(const char *s, enum log_level *level_r)
 	return -EINVAL;
 }
 
+/* Length of the valid UTF-8 sequence at s (at most len bytes), 0 when the
+ * bytes there are not one: overlong forms, surrogates and code points above
+ * U+10FFFF are refused, as are the C1 controls U+0080..U+009F (a terminal
+ * acts on them as on ESC). */
+static size_t log_utf8_len(const unsigned char *s, size_t len)
+{
+	size_t n;
+	uint32_t cp;
+
+	if (s[0] < 0xc2 || s[0] > 0xf4)
+		return 0;
+	n = s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : 4;
+	if (len < n)
+		return 0;
+	cp = s[0] & (0x7f >> n);
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff || cp < 0xa0)
+		return 0;
+	return n;
+}
+
+size_t log_escape(char *dst, size_t size, const void *src, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *s = src;
+	size_t o = 0;
+
+	if (size == 0)
+		return 0;
+	for (size_t i = 0; i < len;) {
+		size_t n = 1;
+
+		if (s[i] >= 0x80)
+			n = log_utf8_len(s + i, len - i);
+		if (n == 0 || s[i] < 0x20 || s[i] == 0x7f) {
+			if (o + 4 >= size)
+				break;
+			dst[o++] = '\\';
+			dst[o++] = 'x';
+			dst[o++] = hex[s[i] >> 4];
+			dst[o++] = hex[s[i] & 15];
+			i++;
+			continue;
+		}
+		if (o + n >= size)
+			break;
+		memcpy(dst + o, s + i, n);
+		o += n;
+		i += n;
+	}
+	dst[o] = '\0';
+	return o;
+}
+
 void log_msgv(enum log_level level, const char *who, const char *fmt,
 	      va_list ap)
 {
-	char buf[4096];
+	char buf[4096], who_buf[256];
+	/* every byte may become \xNN */
+	char out[4 * sizeof(buf)];
+	int n;
 
 	if (level < log_min)
 		return;
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	if (n < 0)
+		n = 0;
+	else if ((size_t)n >= sizeof(buf))
+		n = sizeof(buf) - 1;
+	/* one call, one line: names and file text reach the message
+	 * unescaped, so the whole line is escaped here (a file name with a
+	 * newline cannot forge a second line) */
+	log_escape(out, sizeof(out), buf, (size_t)n);
 	pthread_mutex_lock(&log_lock);
-	if (who != NULL)
-		fprintf(stderr, "%s: %s: %s\n", log_names[level], who, buf);
-	else
-		fprintf(stderr, "%s: %s\n", log_names[level], buf);
+	if (who != NULL) {
+		log_escape(who_buf, sizeof(who_buf), who, strlen(who));
+		fprintf(stderr, "%s: %s: %s\n", log_names[level], who_buf,
+			out);
+	} else {
+		fprintf(stderr, "%s: %s\n", log_names[level], out);
+	}
 	pthread_mutex_unlock(&log_lock);
 }
 

@@ -3,6 +3,7 @@
 #define OPHOOK_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 enum log_level { LOG_DEBUG_L = 0, LOG_INFO_L, LOG_WARN_L, LOG_ERROR_L };
 
@@ -10,7 +11,14 @@ enum log_level { LOG_DEBUG_L = 0, LOG_INFO_L, LOG_WARN_L, LOG_ERROR_L };
 void log_set_level(enum log_level level);
 /* Parse "debug|info|warn|error"; returns 0 or -EINVAL. */
 int log_level_parse(const char *s, enum log_level *level_r);
-/* Print one line "LEVEL: [who: ]message" to stderr; thread-safe. */
+/* Copy len bytes of src into dst (size bytes, always NUL-terminated) with
+ * control characters, DEL, C1 controls and bytes that are not valid UTF-8
+ * written as \xNN; stops before a character that would not fit.  Returns
+ * the length written.  For anything taken from a file name or file
+ * content. */
+size_t log_escape(char *dst, size_t size, const void *src, size_t len);
+/* Print one line "LEVEL: [who: ]message" to stderr; thread-safe.  The
+ * whole line goes through log_escape (names and file text may be in it). */
 void log_msg(enum log_level level, const char *who, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void log_msgv(enum log_level level, const char *who, const char *fmt,

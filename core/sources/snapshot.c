@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -29,6 +30,12 @@ struct snapshot {
 	struct hmap *mem;     /* path -> struct snapshot_entry */
 	struct hmap *queue;   /* path -> struct snapshot_write */
 	bool mark_baseline;
+	int64_t jmark;        /* journal mark to write with the next batch
+				 (0: none) */
+	int64_t jmark_loaded; /* the mark found at open (0: none) */
+	char *aside;          /* where an unreadable file was kept aside */
+	char *aside_why;      /* what was wrong with it */
+	bool created;         /* the file did not exist before open */
 	char err[256];
 
 	/* the writer thread (started at the first snapshot_flush_async) */
@@ -39,6 +46,7 @@ struct snapshot {
 	struct hmap *batch;   /* handed to the writer, or failed there (kept
 				 for a retry); NULL: none.  Under mu. */
 	bool batch_baseline;  /* the batch carries the baseline mark */
+	int64_t batch_jmark;  /* and this journal mark (0: none) */
 	bool busy;            /* the writer holds batch (and the db) */
 	bool failed;          /* batch failed: err_async says why */
 	bool quit;
@@ -126,6 +134,14 @@ static int snapshot_load(struct snapshot *s, bool *fresh_r,
 			*fresh_r = false;
 		sqlite3_finalize(st);
 	}
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT value FROM meta WHERE"
+			       " key='journal_last_id'", -1, &st,
+			       NULL) != SQLITE_OK)
+		return snapshot_fail(s, "load meta", error_r);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		s->jmark_loaded = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
 	return 0;
 }
 
@@ -133,27 +149,84 @@ static int snapshot_open_once(const char *path, struct snapshot **s_r,
 			      bool *fresh_r, const char **error_r);
 static bool snapshot_writer_settle(struct snapshot *s, const char **error_r);
 
+/* Move path and its -wal and -shm files to aside (+ the same suffixes). */
+static int snapshot_set_aside(const char *path, const char *aside)
+{
+	static const char *const sfx[] = { "-wal", "-shm" };
+
+	if (rename(path, aside) < 0)
+		return -errno;
+	for (size_t i = 0; i < 2; i++) {
+		char *from = xasprintf("%s%s", path, sfx[i]);
+		char *to = xasprintf("%s%s", aside, sfx[i]);
+
+		if (rename(from, to) < 0 && errno == ENOENT)
+			(void)0; /* none: fine */
+		free(from);
+		free(to);
+	}
+	return 0;
+}
+
 int snapshot_open(const char *path, struct snapshot **s_r, bool *fresh_r,
 		  const char **error_r)
 {
+	bool existed = access(path, F_OK) == 0;
 	int ret = snapshot_open_once(path, s_r, fresh_r, error_r);
-	char *aside;
+	char *aside, *why;
 
+	if (ret == 0) {
+		(*s_r)->created = !existed;
+		return 0;
+	}
 	if (ret != -EIO || access(path, F_OK) != 0)
 		return ret;
 	/* The snapshot is a cache (written with synchronous=OFF): when it is
-	 * unreadable, move it aside and start empty, NOT as a first run, so
-	 * that every file gives its event again (duplicates, never a loss). */
-	aside = xasprintf("%s.corrupt", path);
-	if (rename(path, aside) < 0) {
+	 * unreadable, keep it aside (never overwritten: named by the time)
+	 * and start empty, NOT as a first run; snapshot_recovered() says so,
+	 * and the caller names it in an error and rebuilds what it can. */
+	why = xstrdup(*error_r != NULL ? *error_r : "unreadable");
+	aside = xasprintf("%s.corrupt-%lld", path, (long long)time(NULL));
+	if (snapshot_set_aside(path, aside) < 0) {
 		free(aside);
+		free(why);
 		return ret;
 	}
-	free(aside);
 	ret = snapshot_open_once(path, s_r, NULL, error_r);
-	if (ret == 0 && fresh_r != NULL)
+	if (ret < 0) {
+		free(aside);
+		free(why);
+		return ret;
+	}
+	if (fresh_r != NULL)
 		*fresh_r = false;
-	return ret;
+	(*s_r)->aside = aside;
+	(*s_r)->aside_why = why;
+	(*s_r)->created = true;
+	return 0;
+}
+
+const char *snapshot_recovered(const struct snapshot *s, const char **why_r)
+{
+	if (why_r != NULL)
+		*why_r = s->aside_why;
+	return s->aside;
+}
+
+bool snapshot_created(const struct snapshot *s)
+{
+	return s->created;
+}
+
+int64_t snapshot_journal_mark(const struct snapshot *s)
+{
+	return s->jmark_loaded;
+}
+
+void snapshot_set_journal_mark(struct snapshot *s, int64_t last_id)
+{
+	if (last_id > s->jmark)
+		s->jmark = last_id;
 }
 
 static int snapshot_open_once(const char *path, struct snapshot **s_r,
@@ -232,6 +305,8 @@ void snapshot_close(struct snapshot **sp)
 	sqlite3_finalize(s->upsert);
 	sqlite3_finalize(s->del);
 	sqlite3_close(s->db);
+	free(s->aside);
+	free(s->aside_why);
 	hmap_free(&s->mem, snapshot_entry_free);
 	hmap_free(&s->queue, snapshot_write_free);
 	free(s);
@@ -312,7 +387,8 @@ struct flush_ctx {
 };
 
 static int snapshot_write_batch(struct snapshot *s, struct hmap *batch,
-				bool baseline, const char **error_r);
+				bool baseline, int64_t jmark,
+				const char **error_r);
 
 static bool snapshot_flush_one(const char *path, void *value, void *ctx)
 {
@@ -343,9 +419,11 @@ static bool snapshot_flush_one(const char *path, void *value, void *ctx)
 /* Write batch (and the baseline mark) in one transaction.  0 or -EIO
  * (*error_r: s->err).  The caller holds the db. */
 static int snapshot_write_batch(struct snapshot *s, struct hmap *batch,
-				bool baseline, const char **error_r)
+				bool baseline, int64_t jmark,
+				const char **error_r)
 {
 	struct flush_ctx fc = { s, SQLITE_DONE };
+	char sql[128];
 
 	if (sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
 		return snapshot_fail(s, "begin", error_r);
@@ -355,6 +433,12 @@ static int snapshot_write_batch(struct snapshot *s, struct hmap *batch,
 			 "INSERT OR REPLACE INTO meta VALUES"
 			 " ('baseline', '1')", NULL, NULL,
 			 NULL) != SQLITE_OK)
+		fc.rc = SQLITE_ERROR;
+	snprintf(sql, sizeof(sql),
+		 "INSERT OR REPLACE INTO meta VALUES ('journal_last_id', %lld)",
+		 (long long)jmark);
+	if (fc.rc == SQLITE_DONE && jmark > 0 &&
+	    sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
 		fc.rc = SQLITE_ERROR;
 	if (fc.rc != SQLITE_DONE ||
 	    sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
@@ -394,6 +478,9 @@ static bool snapshot_writer_settle(struct snapshot *s, const char **error_r)
 		hmap_free(&s->batch, NULL);
 		s->mark_baseline |= s->batch_baseline;
 		s->batch_baseline = false;
+		if (s->batch_jmark > s->jmark)
+			s->jmark = s->batch_jmark;
+		s->batch_jmark = 0;
 	}
 	if (s->failed) {
 		failed = true;
@@ -411,10 +498,11 @@ int snapshot_flush(struct snapshot *s, const char **error_r)
 	if (hmap_count(s->queue) == 0 && !s->mark_baseline)
 		return 0;
 	int ret = snapshot_write_batch(s, s->queue, s->mark_baseline,
-				       error_r);
+				       s->jmark, error_r);
 	if (ret < 0)
 		return ret;
 	s->mark_baseline = false;
+	s->jmark = 0;
 	hmap_free(&s->queue, snapshot_write_free);
 	s->queue = hmap_new();
 	return 0;
@@ -434,7 +522,7 @@ static void *snapshot_writer(void *arg)
 
 		const char *err = NULL;
 		int ret = snapshot_write_batch(s, s->batch, s->batch_baseline,
-					       &err);
+					       s->batch_jmark, &err);
 
 		pthread_mutex_lock(&s->mu);
 		if (ret < 0) {
@@ -444,6 +532,7 @@ static void *snapshot_writer(void *arg)
 		} else {
 			hmap_free(&s->batch, snapshot_write_free);
 			s->batch_baseline = false;
+			s->batch_jmark = 0;
 		}
 		s->busy = false;
 		pthread_cond_broadcast(&s->cv);
@@ -476,8 +565,10 @@ int snapshot_flush_async(struct snapshot *s, const char **error_r)
 	    (hmap_count(s->queue) > 0 || s->mark_baseline)) {
 		s->batch = s->queue;
 		s->batch_baseline = s->mark_baseline;
+		s->batch_jmark = s->jmark;
 		s->queue = hmap_new();
 		s->mark_baseline = false;
+		s->jmark = 0;
 		s->busy = true;
 		pthread_cond_broadcast(&s->cv);
 	}

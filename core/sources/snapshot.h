@@ -31,6 +31,20 @@ struct snapshot_entry {
  * 0 or -errno with *error_r (static or valid until the next call). */
 int snapshot_open(const char *path, struct snapshot **s_r, bool *fresh_r,
 		  const char **error_r);
+/* When the file was unreadable at open (corrupt): where it was kept aside
+ * (path.corrupt-TIME, with its -wal and -shm) and, in *why_r (may be
+ * NULL), what was wrong; NULL when it was read.  The snapshot then starts
+ * empty: the caller says so in an error and rebuilds it. */
+const char *snapshot_recovered(const struct snapshot *s, const char **why_r);
+/* True when the file was made by this open (missing, or set aside). */
+bool snapshot_created(const struct snapshot *s);
+/* The journal's last event id recorded with the last batch written before
+ * this open (0: none); a journal whose last id is below it was emptied or
+ * replaced. */
+int64_t snapshot_journal_mark(const struct snapshot *s);
+/* Record last_id (the journal's last event id, every queued state being
+ * journaled) with the next batch written. */
+void snapshot_set_journal_mark(struct snapshot *s, int64_t last_id);
 /* Flush queued writes and close; NULLs *s.  Safe on NULL. */
 void snapshot_close(struct snapshot **s);
 

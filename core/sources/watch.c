@@ -30,6 +30,7 @@
 #include "engine.h"
 #include "entity.h"
 #include "hmap.h"
+#include "journal.h"
 #include "log.h"
 #include "mountwatch.h"
 #include "snapshot.h"
@@ -64,6 +65,11 @@
 /* ... but only while the queue drains: stuck that long (failing handlers
  * waiting for their retries), paths go on and the engine spills. */
 #define WATCH_QUEUE_STUCK_MS 1000
+/* Out of descriptors (EMFILE, ENFILE) or of inotify watches (ENOSPC):
+ * every this long the paths that could not be read are read again, the
+ * folders that could not be watched are polled (stat and scan) and their
+ * watch tried again (the limit may have been raised). */
+#define WATCH_TROUBLE_MS 1000
 
 struct watch_dir {
 	int wd;
@@ -105,6 +111,9 @@ struct recon_job {
 	struct recon_item *items;
 	size_t n_items, cap_items;
 	char **gone; /* phase 2: snapshot paths not seen */
+	char **skipped; /* folders the walk could not open (EMFILE): what
+			   is below them is not "gone" */
+	size_t n_skipped, cap_skipped;
 	size_t n_gone, next;
 	uint32_t gen;
 	unsigned events;
@@ -167,7 +176,20 @@ struct watch {
 	unsigned handles_open;
 	bool stopping;
 	uint64_t n_events, n_changes;
+
+	/* descriptors short: path -> WATCH_RETRY_FILE or _DIR, read again
+	 * (folders scanned again) by the trouble timer */
+	struct hmap *retry;
+	bool fd_short;         /* an episode is on (logged once) */
+	unsigned fd_hits;      /* shortages since the last tick */
+	/* the inotify watch limit: folders without a watch, polled */
+	struct hmap *unwatched; /* path -> (void *)1 */
+	bool limit_hit;        /* an episode is on (logged once) */
+	uv_timer_t trouble_timer;
 };
+
+#define WATCH_RETRY_FILE ((void *)1)
+#define WATCH_RETRY_DIR ((void *)2)
 
 /* A change whose events are being journaled. */
 struct change {
@@ -189,6 +211,9 @@ static void watch_dirty(struct watch *w, const char *path);
 static void watch_drain(struct watch *w);
 static void dlist_schedule(struct watch *w, struct dlist *l);
 static void recon_idle_cb(uv_idle_t *h);
+static void watch_fd_short(struct watch *w, const char *path, bool is_dir,
+			   int err);
+static void watch_trouble_start(struct watch *w);
 
 /* ---- file access ---- */
 
@@ -374,6 +399,16 @@ static void watch_observe(const struct classify_target *t, const char *path,
 
 static void watch_flush_cb(uv_timer_t *t);
 
+/* Record the journal's last id with the next snapshot batch. */
+static void watch_mark_journal(struct watch *w)
+{
+	struct journal *j = engine_journal(w->e);
+
+	/* every queued state is journaled: the journal reaches this id */
+	if (j != NULL && snapshot_pending(w->snap) > 0)
+		snapshot_set_journal_mark(w->snap, journal_last_id(j));
+}
+
 /* Write the queued snapshot states now (baseline, stop). */
 static void watch_flush(struct watch *w)
 {
@@ -381,6 +416,7 @@ static void watch_flush(struct watch *w)
 
 	if (w->snap == NULL)
 		return;
+	watch_mark_journal(w);
 	if (snapshot_flush(w->snap, &err) < 0)
 		log_error("watch: %s", err);
 }
@@ -394,6 +430,7 @@ static void watch_flush_async(struct watch *w)
 
 	if (w->snap == NULL)
 		return;
+	watch_mark_journal(w);
 	if (snapshot_flush_async(w->snap, &err) < 0)
 		log_error("watch: %s", err);
 	if (snapshot_pending(w->snap) > 0 && !w->stopping &&
@@ -497,6 +534,221 @@ static void entry_copy_into(struct snapshot_entry *dst,
 	dst->facts = src->facts != NULL ? xstrdup(src->facts) : NULL;
 }
 
+static bool str_ends(const char *s, const char *end)
+{
+	size_t n = strlen(s), m = strlen(end);
+
+	return n >= m && strcmp(s + n - m, end) == 0;
+}
+
+/* The first look at a path seeded from the journal: keep the events its
+ * seeded facts can tell (suspended, unsuspended), drop the ones that
+ * would only repeat what the journal has (added, updated, issued). */
+static void watch_seeded_filter(struct classify_result *r)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < r->n_events; i++) {
+		struct classify_event *ev = &r->events[i];
+
+		if (str_ends(ev->type, ".suspended") ||
+		    str_ends(ev->type, ".unsuspended")) {
+			r->events[k++] = *ev;
+			continue;
+		}
+		free(ev->type);
+		free(ev->subject);
+		json_decref(ev->payload);
+	}
+	r->n_events = k;
+}
+
+/* ---- corrupt or missing state ---- */
+
+/* What the journal last said of one path. */
+struct seed {
+	bool exists;
+	bool suspended;
+	char *reason;
+};
+
+static void seed_free(void *p)
+{
+	struct seed *sd = p;
+
+	free(sd->reason);
+	free(sd);
+}
+
+/* The types whose subject is the path itself: their removal means the
+ * path is gone (a mail.account.removed leaves its file in place). */
+static bool seed_removes(const char *type)
+{
+	return strcmp(type, "domain.removed") == 0 ||
+	       strcmp(type, "user.removed") == 0 ||
+	       strcmp(type, "cert.removed") == 0;
+}
+
+static void seed_event(struct hmap *seeds, const char *type,
+		       json_t *payload)
+{
+	const char *path = json_string_value(json_object_get(payload, "path"));
+	const char *reason =
+		json_string_value(json_object_get(payload, "reason"));
+	struct seed *sd;
+
+	if (path == NULL || path[0] != '/')
+		return;
+	sd = hmap_get(seeds, path);
+	if (sd == NULL) {
+		sd = xcalloc(1, sizeof(*sd));
+		hmap_put(seeds, path, sd);
+	}
+	if (seed_removes(type)) {
+		sd->exists = sd->suspended = false;
+		return;
+	}
+	sd->exists = true;
+	if (strncmp(type, "domain.", 7) != 0)
+		return;
+	if (strcmp(type, "domain.unsuspended") == 0) {
+		sd->suspended = false;
+		return;
+	}
+	if (strcmp(type, "domain.suspended") == 0 ||
+	    json_is_true(json_object_get(payload, "suspended"))) {
+		sd->suspended = true;
+		if (reason != NULL) {
+			free(sd->reason);
+			sd->reason = xstrdup(reason);
+		}
+	} else if (strcmp(type, "domain.added") == 0 ||
+		   strcmp(type, "domain.updated") == 0) {
+		sd->suspended = false;
+	}
+}
+
+struct seed_ctx {
+	struct watch *w;
+	size_t n;
+};
+
+static bool seed_put(const char *path, void *value, void *ctx)
+{
+	struct seed_ctx *sc = ctx;
+	struct seed *sd = value;
+	struct snapshot_entry e = { 0 };
+	struct classify_target t;
+	const char *why;
+	json_t *facts;
+
+	if (!sd->exists ||
+	    classify_path(sc->w->root, path, &t, &why) == CLASSIFY_NONE)
+		return true;
+	e.is_dir = classify_kind_is_dir(t.kind);
+	e.hash = 0; /* unknown: never equal to what is read */
+	if (sd->suspended) {
+		facts = json_object();
+		json_object_set_new(facts, "suspended", json_true());
+		if (sd->reason != NULL)
+			json_object_set_new(facts, "reason",
+					    json_string(sd->reason));
+		e.facts = json_dumps(facts, JSON_COMPACT | JSON_SORT_KEYS);
+		json_decref(facts);
+	}
+	snapshot_put(sc->w->snap, path, &e);
+	watch_persist(sc->w, path, &e);
+	snapshot_entry_clear(&e);
+	sc->n++;
+	return true;
+}
+
+/* The newest events the seed reads from the journal (the rest are older
+ * than any path's last word in all but odd cases). */
+#define WATCH_SEED_MAX 1000000u
+
+/* Rebuild an emptied snapshot from the journal's last word on each path:
+ * the paths that existed are put back (content unknown) so that the
+ * reconcile gives *.removed for those gone while the daemon was down and
+ * no *.added for the others.  Returns the number of paths put back. */
+static size_t watch_seed(struct watch *w, struct journal *j, int64_t last)
+{
+	struct journal_filter f = { 0 };
+	struct hmap *seeds = hmap_new();
+	struct seed_ctx sc = { w, 0 };
+	const char *err = NULL;
+	json_t *events = NULL, *ev;
+	size_t i;
+
+	f.limit = last > (int64_t)WATCH_SEED_MAX ? WATCH_SEED_MAX
+						 : (unsigned)last;
+	if (journal_query(j, &f, &events, &err) < 0) {
+		log_error("watch: the snapshot cannot be rebuilt from the "
+			  "journal: %s", err != NULL ? err : "query failed");
+		hmap_free(&seeds, seed_free);
+		return 0;
+	}
+	json_array_foreach(events, i, ev) {
+		const char *type =
+			json_string_value(json_object_get(ev, "type"));
+		json_t *payload = json_object_get(ev, "payload");
+
+		if (type != NULL && json_is_object(payload))
+			seed_event(seeds, type, payload);
+	}
+	json_decref(events);
+	hmap_each(seeds, seed_put, &sc);
+	hmap_free(&seeds, seed_free);
+	snapshot_mark_baseline(w->snap);
+	watch_flush(w);
+	return sc.n;
+}
+
+/* Corrupt or missing state is never silent: a snapshot set aside, or
+ * missing while the journal has events, is named in an error line and
+ * rebuilt from the journal; a journal whose last id is below the mark the
+ * snapshot kept was emptied or replaced, and is named too. */
+static void watch_state_check(struct watch *w, const char *dbpath)
+{
+	struct journal *j = engine_journal(w->e);
+	int64_t last = j != NULL ? journal_last_id(j) : 0;
+	int64_t mark = snapshot_journal_mark(w->snap);
+	const char *why = NULL;
+	const char *aside = snapshot_recovered(w->snap, &why);
+	size_t n;
+
+	if (j != NULL && mark > last)
+		log_error("watch: the journal ends at event %lld but the "
+			  "snapshot %s recorded events up to %lld as "
+			  "journaled: the journal was emptied or replaced; "
+			  "events %lld..%lld and their pending deliveries "
+			  "are lost (changes made from now on are "
+			  "journaled)", (long long)last, dbpath,
+			  (long long)mark, (long long)last + 1,
+			  (long long)mark);
+	if (aside != NULL) {
+		n = j != NULL && last > 0 ? watch_seed(w, j, last) : 0;
+		log_error("watch: snapshot %s was unreadable (%s): kept aside "
+			  "as %s; rebuilt from the journal's last known state "
+			  "of each path (%zu paths, up to event %lld): paths "
+			  "removed meanwhile give *.removed, the others no "
+			  "*.added (their changes meanwhile are taken as "
+			  "none but suspensions)", dbpath,
+			  why != NULL ? why : "?", aside, n,
+			  (long long)last);
+		w->fresh = false;
+	} else if (snapshot_created(w->snap) && last > 0) {
+		n = watch_seed(w, j, last);
+		log_error("watch: snapshot %s was missing while the journal "
+			  "holds events up to %lld: rebuilt from the "
+			  "journal's last known state of each path (%zu "
+			  "paths): paths removed meanwhile give *.removed, "
+			  "the others no *.added", dbpath, (long long)last,
+			  n);
+		w->fresh = false;
+	}
+}
+
 /* Record the new state silently (own write, baseline, no events). */
 static void watch_record(struct watch *w, const char *path,
 			 const struct observed *o, json_t *facts)
@@ -525,6 +777,7 @@ static void watch_process(struct watch *w, const char *path,
 	json_t *old_facts = NULL;
 	const char *why;
 	struct change *c;
+	bool seeded;
 
 	if (classify_path(w->root, path, &t, &why) == CLASSIFY_NONE) {
 		if (why != NULL)
@@ -544,6 +797,15 @@ static void watch_process(struct watch *w, const char *path,
 		observed_clear(&o);
 		if (!w->stopping)
 			watch_dirty(w, path);
+		return;
+	}
+	if (o.err == -EMFILE || o.err == -ENFILE) {
+		/* no descriptor to read it: read again later, never lost */
+		watch_fd_short(w, path, false, -o.err);
+		old = snapshot_get(w->snap, path);
+		if (old != NULL)
+			old->seen = w->gen;
+		observed_clear(&o);
 		return;
 	}
 	if (o.err < 0) {
@@ -569,6 +831,10 @@ static void watch_process(struct watch *w, const char *path,
 	}
 	if (old != NULL)
 		old->seen = w->gen;
+	/* known only from the journal (the snapshot was rebuilt): its
+	 * content is unknown, so only a change of state that its facts tell
+	 * (a suspension) gives an event; it is not added again */
+	seeded = old != NULL && old->hash == 0 && o.exists;
 	if (!o.exists && old == NULL) {
 		observed_clear(&o);
 		return;
@@ -615,6 +881,8 @@ static void watch_process(struct watch *w, const char *path,
 	classify_content(&t, &in, &r);
 	for (size_t i = 0; i < r.n_warnings; i++)
 		log_warn("watch: %s: %s", path, r.warnings[i]);
+	if (seeded)
+		watch_seeded_filter(&r);
 	if (r.n_events == 0) {
 		watch_record(w, path, &o, r.facts);
 		goto out;
@@ -827,6 +1095,42 @@ static void wd_key(int wd, char *buf, size_t size)
 	buf[n] = '\0';
 }
 
+/* The value of a /proc/sys file, or -1. */
+static long watch_sysctl(const char *file)
+{
+	FILE *f = fopen(file, "re");
+	long v = -1;
+
+	if (f == NULL)
+		return -1;
+	if (fscanf(f, "%ld", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
+/* No inotify watch for path (ENOSPC): polled until one can be had.  One
+ * error line an episode, not one per folder. */
+static void watch_limit_hit(struct watch *w, const char *path)
+{
+	if (hmap_get(w->unwatched, path) == NULL)
+		hmap_put(w->unwatched, path, (void *)1);
+	if (!w->limit_hit) {
+		log_error("watch: inotify watch limit reached at %s "
+			  "(fs.inotify.max_user_watches = %ld, %zu folders "
+			  "watched): it and any other folder without a watch "
+			  "are polled every %u ms, and watched again once "
+			  "the limit allows (raise fs.inotify."
+			  "max_user_watches)",
+			  path,
+			  watch_sysctl("/proc/sys/fs/inotify/"
+				       "max_user_watches"),
+			  hmap_count(w->wd_map), WATCH_TROUBLE_MS);
+		w->limit_hit = true;
+	}
+	watch_trouble_start(w);
+}
+
 static struct watch_dir *watch_add_dir(struct watch *w, const char *path,
 				       bool recursive, bool *new_r)
 {
@@ -838,9 +1142,7 @@ static struct watch_dir *watch_add_dir(struct watch *w, const char *path,
 	wd = inotify_add_watch(w->ifd, path, WATCH_MASK);
 	if (wd < 0) {
 		if (errno == ENOSPC)
-			log_error("watch: %s: inotify watch limit reached "
-				  "(raise fs.inotify.max_user_watches)",
-				  path);
+			watch_limit_hit(w, path);
 		else if (errno != ENOENT && errno != ENOTDIR)
 			log_warn("watch: cannot watch %s: %s", path,
 				 strerror(errno));
@@ -910,9 +1212,20 @@ static void watch_dirty_if_classified(struct watch *w, const char *path)
 		log_warn("watch: %s: ignored: %s", path, why);
 }
 
+static void watch_tree_scan(struct watch *w, const char *path, bool scan,
+			    bool force);
+
 /* Watch path and every folder below; when scan, mark dirty the files of
  * every folder newly watched (created before the watch landed). */
 static void watch_tree(struct watch *w, const char *path, bool scan)
+{
+	watch_tree_scan(w, path, scan, false);
+}
+
+/* watch_tree; force: path's files are marked dirty even when it was
+ * watched already (a folder read again after a shortage). */
+static void watch_tree_scan(struct watch *w, const char *path, bool scan,
+			    bool force)
 {
 	bool is_new, here;
 	struct watch_dir *wdir = watch_add_dir(w, path, true, &is_new);
@@ -922,6 +1235,8 @@ static void watch_tree(struct watch *w, const char *path, bool scan)
 
 	if (wdir == NULL)
 		return;
+	if (force)
+		is_new = true;
 	/* a folder watched just now is read for what was made before its
 	 * watch landed; one watched already is only walked for new folders
 	 * below it (they are scanned: mkdir -p a/b/c may be walked from a's
@@ -930,8 +1245,11 @@ static void watch_tree(struct watch *w, const char *path, bool scan)
 	if (here)
 		watch_dirty_if_classified(w, path);
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
+	if (fd < 0) {
+		if (errno == EMFILE || errno == ENFILE)
+			watch_fd_short(w, path, true, errno);
 		return;
+	}
 	d = fdopendir(fd);
 	if (d == NULL) {
 		close(fd);
@@ -954,7 +1272,7 @@ static void watch_tree(struct watch *w, const char *path, bool scan)
 				type = DT_DIR;
 		}
 		if (type == DT_DIR)
-			watch_tree(w, full, scan);
+			watch_tree_scan(w, full, scan, false);
 		else if (here)
 			watch_dirty_if_classified(w, full);
 		free(full);
@@ -1120,6 +1438,238 @@ static void watch_dir_gone(struct watch *w, const char *path, bool rm)
 	for (size_t i = 0; i < pc.n; i++)
 		watch_forget_dir(w, (struct watch_dir *)pc.paths[i], rm);
 	free(pc.paths);
+}
+
+/* ---- shortages: descriptors (EMFILE) and inotify watches (ENOSPC) ---- */
+
+/* Path (a file, or a folder to scan again when is_dir) could not be read
+ * for want of a descriptor: read again by the trouble timer.  One error
+ * line an episode. */
+static void watch_fd_short(struct watch *w, const char *path, bool is_dir,
+			   int err)
+{
+	void *kind = is_dir ? WATCH_RETRY_DIR : WATCH_RETRY_FILE;
+
+	if (w->stopping)
+		return;
+	if (hmap_get(w->retry, path) != WATCH_RETRY_DIR)
+		hmap_put(w->retry, path, kind);
+	w->fd_hits++;
+	if (!w->fd_short) {
+		log_error("watch: out of file descriptors (%s) reading %s: it "
+			  "and any other path hit meanwhile are read again "
+			  "every %u ms until descriptors are free (no change "
+			  "lost)", strerror(err), path, WATCH_TROUBLE_MS);
+		w->fd_short = true;
+	}
+	watch_trouble_start(w);
+}
+
+static void watch_trouble_cb(uv_timer_t *t);
+
+static void watch_trouble_start(struct watch *w)
+{
+	if (!w->stopping &&
+	    !uv_is_active((uv_handle_t *)&w->trouble_timer))
+		uv_timer_start(&w->trouble_timer, watch_trouble_cb,
+			       WATCH_TROUBLE_MS, WATCH_TROUBLE_MS);
+}
+
+static bool collect_key(const char *key, void *value, void *ctx)
+{
+	struct prefix_ctx *pc = ctx;
+
+	if (pc->n == pc->cap) {
+		pc->cap = pc->cap ? pc->cap * 2 : 16;
+		pc->paths = xrealloc(pc->paths, pc->cap * sizeof(*pc->paths));
+	}
+	/* the kind rides in front of the path: '1' file, '2' folder */
+	pc->paths[pc->n++] = xasprintf("%c%s",
+				       value == WATCH_RETRY_DIR ? '2' : '1',
+				       key);
+	return true;
+}
+
+/* Everything the snapshot knows below folder path is looked at again (a
+ * folder read again after a shortage: what went away meanwhile). */
+static void watch_dirty_below(struct watch *w, const char *path)
+{
+	struct prefix_ctx pc = { path, strlen(path), NULL, 0, 0 };
+
+	snapshot_each(w->snap, collect_prefix, &pc);
+	for (size_t i = 0; i < pc.n; i++) {
+		watch_dirty(w, pc.paths[i]);
+		free(pc.paths[i]);
+	}
+	free(pc.paths);
+}
+
+struct poll_ctx {
+	struct watch *w;
+	char **paths;
+	size_t n, cap;
+};
+
+/* Snapshot entries in a polled folder whose file went away. */
+static bool collect_poll_gone(const char *path, struct snapshot_entry *e,
+			      void *ctx)
+{
+	struct poll_ctx *pc = ctx;
+	const char *slash = strrchr(path, '/');
+	struct stat st;
+	char *dir;
+	bool polled;
+
+	(void)e;
+	if (slash == NULL || slash == path)
+		return true;
+	dir = xstrndup(path, (size_t)(slash - path));
+	polled = hmap_get(pc->w->unwatched, dir) != NULL;
+	free(dir);
+	if (!polled || lstat(path, &st) == 0)
+		return true;
+	if (pc->n == pc->cap) {
+		pc->cap = pc->cap ? pc->cap * 2 : 16;
+		pc->paths = xrealloc(pc->paths, pc->cap * sizeof(*pc->paths));
+	}
+	pc->paths[pc->n++] = xstrdup(path);
+	return true;
+}
+
+/* Poll one folder that has no watch: its files whose inode, size or mtime
+ * differ from the snapshot are marked dirty, its folders watched (or
+ * polled in turn). */
+static void watch_poll_dir(struct watch *w, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct dirent *de;
+	DIR *d;
+
+	if (fd < 0) {
+		if (errno == EMFILE || errno == ENFILE)
+			watch_fd_short(w, path, true, errno);
+		return;
+	}
+	d = fdopendir(fd);
+	if (d == NULL) {
+		close(fd);
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		struct snapshot_entry *e;
+		struct stat st;
+		char *full;
+
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0 ||
+		    classify_ignored_name(de->d_name))
+			continue;
+		full = path_join(path, de->d_name);
+		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			free(full);
+			continue;
+		}
+		if (S_ISDIR(st.st_mode) &&
+		    hmap_get(w->path_map, full) == NULL &&
+		    hmap_get(w->unwatched, full) == NULL) {
+			watch_tree_scan(w, full, true, false);
+			if (hmap_get(w->unwatched, full) != NULL)
+				watch_dirty_if_classified(w, full);
+		} else if (!S_ISDIR(st.st_mode)) {
+			e = snapshot_get(w->snap, full);
+			if (e == NULL || e->is_dir ||
+			    e->ino != (uint64_t)st.st_ino ||
+			    e->size != (uint64_t)st.st_size ||
+			    e->mtime_ns != (int64_t)st.st_mtim.tv_sec *
+							   1000000000LL +
+						   st.st_mtim.tv_nsec)
+				watch_dirty_if_classified(w, full);
+		}
+		free(full);
+	}
+	closedir(d);
+}
+
+/* The trouble timer: read again what a descriptor shortage left unread,
+ * try the watch of every unwatched folder again (then reconcile it) or
+ * poll it; stops when there is nothing left. */
+static void watch_trouble_cb(uv_timer_t *t)
+{
+	struct watch *w = t->data;
+	struct prefix_ctx pc = { NULL, 0, NULL, 0, 0 };
+	struct poll_ctx gc = { w, NULL, 0, 0 };
+	size_t rewatched = 0;
+
+	if (w->stopping)
+		return;
+	/* descriptors: each path once a tick; a new shortage puts it back */
+	if (w->fd_short && w->fd_hits == 0 && hmap_count(w->retry) == 0) {
+		log_info("watch: file descriptors available again: the paths "
+			 "left unread were read");
+		w->fd_short = false;
+	}
+	w->fd_hits = 0;
+	hmap_each(w->retry, collect_key, &pc);
+	for (size_t i = 0; i < pc.n; i++) {
+		const char *path = pc.paths[i] + 1;
+
+		hmap_del(w->retry, path);
+		if (pc.paths[i][0] == '2') {
+			watch_tree_scan(w, path, true, true);
+			watch_dirty_below(w, path);
+		} else {
+			watch_dirty(w, path);
+		}
+		free(pc.paths[i]);
+	}
+	free(pc.paths);
+
+	/* watches: try again, else poll */
+	memset(&pc, 0, sizeof(pc));
+	hmap_each(w->unwatched, collect_key, &pc);
+	for (size_t i = 0; i < pc.n; i++) {
+		const char *path = pc.paths[i] + 1;
+		struct stat st;
+		bool is_new;
+
+		if (lstat(path, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			/* gone: its parent (watched or polled) or the
+			 * snapshot entries below tell */
+			hmap_del(w->unwatched, path);
+			watch_dirty_below(w, path);
+			watch_dirty_if_classified(w, path);
+		} else if (watch_add_dir(w, path, true, &is_new) != NULL) {
+			hmap_del(w->unwatched, path);
+			watch_tree_scan(w, path, true, true);
+			watch_dirty_below(w, path);
+			rewatched++;
+		}
+		free(pc.paths[i]);
+	}
+	free(pc.paths);
+	snapshot_each(w->snap, collect_poll_gone, &gc);
+	for (size_t i = 0; i < gc.n; i++) {
+		watch_dirty(w, gc.paths[i]);
+		free(gc.paths[i]);
+	}
+	free(gc.paths);
+	memset(&pc, 0, sizeof(pc));
+	hmap_each(w->unwatched, collect_key, &pc);
+	for (size_t i = 0; i < pc.n; i++) {
+		watch_poll_dir(w, pc.paths[i] + 1);
+		free(pc.paths[i]);
+	}
+	free(pc.paths);
+	if (w->limit_hit && hmap_count(w->unwatched) == 0) {
+		log_info("watch: inotify watches available again: every "
+			 "folder is watched (%zu; %zu watched again and "
+			 "reconciled this time)", hmap_count(w->wd_map),
+			 rewatched);
+		w->limit_hit = false;
+	}
+	if (!w->fd_short && !w->limit_hit && hmap_count(w->retry) == 0 &&
+	    hmap_count(w->unwatched) == 0)
+		uv_timer_stop(t);
 }
 
 static void watch_file_changed(struct watch *w, const char *full)
@@ -1335,7 +1885,20 @@ static void job_observe(struct recon_job *j, const char *path)
 	watch_observe(&t, path, &o);
 	if (!o.symlink && o.err == 0 && o.exists)
 		job_add(j, path, o.hash, true);
+	else if (o.err == -EMFILE || o.err == -ENFILE)
+		job_add(j, path, 0, false); /* unknown: read again later */
 	observed_clear(&o);
+}
+
+/* The walk could not open folder path (descriptors short). */
+static void job_skip(struct recon_job *j, const char *path)
+{
+	if (j->n_skipped == j->cap_skipped) {
+		j->cap_skipped = j->cap_skipped ? j->cap_skipped * 2 : 8;
+		j->skipped = xrealloc(j->skipped,
+				      j->cap_skipped * sizeof(*j->skipped));
+	}
+	j->skipped[j->n_skipped++] = xstrdup(path);
 }
 
 static void job_walk(struct recon_job *j, const char *path, unsigned depth)
@@ -1348,8 +1911,11 @@ static void job_walk(struct recon_job *j, const char *path, unsigned depth)
 		return;
 	job_observe(j, path); /* folders that classify (user dirs) */
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
+	if (fd < 0) {
+		if (errno == EMFILE || errno == ENFILE)
+			job_skip(j, path);
 		return;
+	}
 	d = fdopendir(fd);
 	if (d == NULL) {
 		close(fd);
@@ -1405,6 +1971,9 @@ static void job_free(struct recon_job *j)
 	for (size_t i = 0; i < j->n_gone; i++)
 		free(j->gone[i]);
 	free(j->gone);
+	for (size_t i = 0; i < j->n_skipped; i++)
+		free(j->skipped[i]);
+	free(j->skipped);
 	for (size_t i = 0; i < j->n_roots; i++)
 		free(j->roots[i]);
 	free(j->roots);
@@ -1425,6 +1994,11 @@ static bool collect_unseen(const char *path, struct snapshot_entry *e,
 
 	if (e->seen == j->gen)
 		return true;
+	/* below a folder the walk could not open: not known to be gone */
+	for (size_t i = 0; i < j->n_skipped; i++) {
+		if (path_under(path, j->skipped[i]))
+			return true;
+	}
 	if (j->n_gone == gc->cap) {
 		gc->cap = gc->cap ? gc->cap * 2 : 64;
 		j->gone = xrealloc(j->gone, gc->cap * sizeof(*j->gone));
@@ -1491,6 +2065,11 @@ static void recon_idle_cb(uv_idle_t *h)
 			if (it->exists && e->hash == it->hash)
 				continue;
 		}
+		if (!it->exists && it->hash == 0 && e != NULL) {
+			/* could not be read (descriptors short) */
+			watch_fd_short(w, it->path, false, EMFILE);
+			continue;
+		}
 		watch_process(w, it->path, "reconcile", &j->events);
 	}
 	if (j->next < j->n_items)
@@ -1510,8 +2089,11 @@ static void recon_idle_cb(uv_idle_t *h)
 		n++;
 		j->next++;
 	}
-	if (gi >= j->n_gone)
+	if (gi >= j->n_gone) {
+		for (size_t i = 0; i < j->n_skipped; i++)
+			watch_fd_short(w, j->skipped[i], true, EMFILE);
 		recon_finish(w);
+	}
 }
 
 static void recon_after(uv_work_t *req, int status)
@@ -1622,6 +2204,8 @@ static void watch_free(struct watch *w)
 	hmap_free(&w->wd_map, NULL);
 	hmap_free(&w->path_map, NULL);
 	hmap_free(&w->dirty, free_dirty);
+	hmap_free(&w->retry, NULL);
+	hmap_free(&w->unwatched, NULL);
 	snapshot_close(&w->snap);
 	for (size_t i = 0; i < w->n_roots; i++)
 		free(w->roots[i]);
@@ -1696,16 +2280,19 @@ int watch_start(struct engine *e, struct entity *ent, struct watch **w_r,
 	w->wd_map = hmap_new();
 	w->path_map = hmap_new();
 	w->dirty = hmap_new();
+	w->retry = hmap_new();
+	w->unwatched = hmap_new();
 	w->ifd = -1;
 
 	(void)mkdir_p(cfg->state_dir, 0700);
 	dbpath = xasprintf("%s/snapshot.db", cfg->state_dir);
 	ret = snapshot_open(dbpath, &w->snap, &w->fresh, error_r);
-	free(dbpath);
 	if (ret < 0) {
+		free(dbpath);
 		watch_free(w);
 		return ret;
 	}
+	free(dbpath);
 	w->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (w->ifd < 0) {
 		ret = -errno;
@@ -1733,10 +2320,15 @@ int watch_start(struct engine *e, struct entity *ent, struct watch **w_r,
 	watch_init_timer(w, &w->flush_timer);
 	watch_init_timer(w, &w->periodic_timer);
 	watch_init_timer(w, &w->lost_timer);
+	watch_init_timer(w, &w->trouble_timer);
 	uv_idle_init(w->loop, &w->recon_idle);
 	w->recon_idle.data = w;
 	w->handles_open++;
 	uv_poll_start(&w->poll, UV_READABLE, watch_poll_cb);
+	/* the timers are ready (the seed persists states) */
+	dbpath = xasprintf("%s/snapshot.db", cfg->state_dir);
+	watch_state_check(w, dbpath);
+	free(dbpath);
 
 	watch_roots_setup(w, false);
 	const char *err = NULL;
@@ -1784,6 +2376,7 @@ void watch_stop(struct watch **wp)
 	uv_close((uv_handle_t *)&w->flush_timer, watch_handle_closed);
 	uv_close((uv_handle_t *)&w->periodic_timer, watch_handle_closed);
 	uv_close((uv_handle_t *)&w->lost_timer, watch_handle_closed);
+	uv_close((uv_handle_t *)&w->trouble_timer, watch_handle_closed);
 	uv_close((uv_handle_t *)&w->recon_idle, watch_handle_closed);
 	if (w->job != NULL && w->job->in_pool) {
 		uv_cancel((uv_req_t *)&w->job->req);

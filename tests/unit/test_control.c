@@ -571,6 +571,69 @@ static void test_bad_requests(void **state)
 	close(fd);
 }
 
+/* Run the loop for about ms milliseconds. */
+static void spin_ms(struct fixture *f, int ms)
+{
+	for (int i = 0; i < ms / 5; i++) {
+		usleep(5000);
+		uv_run(&f->e.loop, UV_RUN_NOWAIT);
+	}
+}
+
+/* Issue 16, finding 5: a client limit (root has 4 places more), idle and
+ * request timeouts. */
+static void test_limits(void **state)
+{
+	struct fixture *f = *state;
+	int fd[7];
+	json_t *o;
+
+	control_set_limits(f->c, 2, 400, 250);
+	for (int i = 0; i < 7; i++)
+		fd[i] = client_connect(f);
+	/* 2 + 4 for root served; the seventh refused with a clear error */
+	for (int i = 0; i < 6; i++)
+		assert_true(client_quiet(f, fd[i]));
+	o = client_json(f, fd[6]);
+	assert_non_null(o);
+	assert_non_null(strstr(jstr(o, "error"), "too many clients"));
+	json_decref(o);
+	assert_null(client_line(f, fd[6])); /* closed */
+	close(fd[6]);
+	assert_true(f->c->refusing);
+	assert_int_equal(f->c->n_refused, 1);
+
+	/* a request line left unfinished: closed after request_ms */
+	client_send(f, fd[0], "{\"cmd\":", 7);
+	/* a client that keeps asking stays */
+	for (int t = 0; t < 3; t++) {
+		spin_ms(f, 150);
+		o = request(f, fd[1], "{\"cmd\":\"status\"}\n");
+		assert_true(json_is_true(json_object_get(o, "ok")));
+		json_decref(o);
+	}
+	o = client_json(f, fd[0]);
+	assert_non_null(o);
+	assert_string_equal(jstr(o, "error"),
+			    "request not finished within 250 ms");
+	json_decref(o);
+	/* the idle ones: closed after idle_ms, with a line saying so */
+	spin_ms(f, 500);
+	for (int i = 2; i < 6; i++) {
+		o = client_json(f, fd[i]);
+		assert_non_null(o);
+		assert_string_equal(jstr(o, "error"),
+				    "idle for 400 ms: closing");
+		json_decref(o);
+		assert_null(client_line(f, fd[i]));
+	}
+	for (int i = 0; i < 6; i++)
+		close(fd[i]);
+	spin_ms(f, 50);
+	assert_false(f->c->refusing);
+	assert_int_equal(f->c->n_clients, 0);
+}
+
 static void test_long_line(void **state)
 {
 	struct fixture *f = *state;
@@ -941,6 +1004,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_requests, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_long_line, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_order_async, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_client_gone, setup,

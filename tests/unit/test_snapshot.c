@@ -247,12 +247,60 @@ static void test_corrupt(void **state)
 	      f);
 	fclose(f);
 	assert_int_equal(snapshot_open(db, &s, &fresh, &err), 0);
-	assert_false(fresh); /* not a first run: every file gives events */
+	assert_false(fresh); /* not a first run: the caller rebuilds it */
 	assert_int_equal(snapshot_count(s), 0);
+	/* never silent: where it was kept and what was wrong (issue 16, 4) */
+	const char *why = NULL;
+	const char *kept = snapshot_recovered(s, &why);
+	assert_non_null(kept);
+	assert_non_null(why);
+	assert_non_null(strstr(why, "not a database"));
+	snprintf(aside, sizeof(aside), "%s.corrupt-", db);
+	assert_memory_equal(kept, aside, strlen(aside));
+	assert_true(snapshot_created(s));
+	snprintf(aside, sizeof(aside), "%s", kept);
 	snapshot_close(&s);
-	snprintf(aside, sizeof(aside), "%s.corrupt", db);
 	assert_int_equal(access(aside, F_OK), 0);
 	unlink(aside);
+	/* read back: nothing to say */
+	assert_int_equal(snapshot_open(db, &s, &fresh, &err), 0);
+	assert_null(snapshot_recovered(s, NULL));
+	assert_false(snapshot_created(s));
+	snapshot_close(&s);
+}
+
+/* The journal mark is written with a batch and read back at open. */
+static void test_journal_mark(void **state)
+{
+	struct snapshot *s;
+	struct snapshot_entry e = { .ino = 1, .size = 2, .hash = 3 };
+	const char *err;
+	bool fresh;
+
+	(void)state;
+	teardown(NULL);
+	mkdir(dir, 0700);
+	assert_int_equal(snapshot_open(db, &s, &fresh, &err), 0);
+	assert_true(fresh);
+	assert_true(snapshot_created(s));
+	assert_int_equal(snapshot_journal_mark(s), 0);
+	/* alone it writes nothing */
+	snapshot_set_journal_mark(s, 41);
+	assert_int_equal(snapshot_pending(s), 0);
+	snapshot_persist(s, "/a", &e);
+	snapshot_set_journal_mark(s, 42);
+	assert_int_equal(snapshot_flush(s, &err), 0);
+	snapshot_close(&s);
+	assert_int_equal(snapshot_open(db, &s, &fresh, &err), 0);
+	assert_int_equal(snapshot_journal_mark(s), 42);
+	/* the async writer carries it too */
+	snapshot_persist(s, "/b", &e);
+	snapshot_set_journal_mark(s, 50);
+	assert_int_equal(snapshot_flush_async(s, &err), 0);
+	snapshot_close(&s);
+	assert_int_equal(snapshot_open(db, &s, &fresh, &err), 0);
+	assert_int_equal(snapshot_journal_mark(s), 50);
+	snapshot_close(&s);
 }
 
 int main(void)
@@ -264,6 +312,7 @@ int main(void)
 		cmocka_unit_test(test_async_fail),
 		cmocka_unit_test(test_bad_path),
 		cmocka_unit_test(test_corrupt),
+		cmocka_unit_test(test_journal_mark),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

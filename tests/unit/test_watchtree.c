@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -176,12 +177,93 @@ static void test_walk_new_and_old(void **state)
 	assert_false(fx_dirty(fx, "openpanel/core/users/ann"));
 }
 
+static void fx_write(struct fixture *fx, const char *rel)
+{
+	char *p = fx_path(fx, rel);
+	FILE *f = fopen(p, "w");
+
+	assert_non_null(f);
+	fputs("x.example.com {\n    reverse_proxy http://127.0.0.1:1\n}\n", f);
+	fclose(f);
+	free(p);
+}
+
+/* Issue 16, findings 5 and 9: a folder that cannot be opened for want of
+ * a descriptor is scanned again by the trouble timer (nothing lost); a
+ * folder without a watch (ENOSPC) is polled, and watched again (then
+ * reconciled) once a watch can be had. */
+static void test_shortages(void **state)
+{
+	struct fixture *fx = *state;
+	struct watch *w = fx->w;
+	char *db = xasprintf("%s/snapshot.db", fx->dir);
+	char *dom = fx_path(fx, "caddy/domains");
+	struct rlimit rl, low;
+	const char *err;
+	bool fresh;
+	int probe;
+
+	fx_mkdir(fx, "caddy");
+	fx_mkdir(fx, "caddy/domains");
+	fx_write(fx, "caddy/domains/a.example.com.conf");
+	w->retry = hmap_new();
+	w->unwatched = hmap_new();
+	uv_timer_init(&fx->loop, &w->trouble_timer);
+	w->trouble_timer.data = w;
+	assert_int_equal(snapshot_open(db, &w->snap, &fresh, &err), 0);
+
+	/* every descriptor taken: the lowest free one is the limit */
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	probe = dup(0);
+	assert_true(probe >= 0);
+	close(probe);
+	low = rl;
+	low.rlim_cur = (rlim_t)probe;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	watch_tree(w, fx->root, true);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	assert_true(w->fd_short);
+	assert_ptr_equal(hmap_get(w->retry, fx->root), WATCH_RETRY_DIR);
+	assert_true(uv_is_active((uv_handle_t *)&w->trouble_timer));
+	assert_false(fx_dirty(fx, "caddy/domains/a.example.com.conf"));
+	watch_trouble_cb(&w->trouble_timer); /* descriptors back */
+	assert_int_equal(hmap_count(w->retry), 0);
+	assert_true(fx_dirty(fx, "caddy/domains/a.example.com.conf"));
+	watch_trouble_cb(&w->trouble_timer); /* nothing hit since: over */
+	assert_false(w->fd_short);
+	assert_false(uv_is_active((uv_handle_t *)&w->trouble_timer));
+
+	/* caddy/domains loses its watch to the limit: polled */
+	watch_forget_dir(w, hmap_get(w->path_map, dom), true);
+	watch_limit_hit(w, dom);
+	assert_true(w->limit_hit);
+	assert_non_null(hmap_get(w->unwatched, dom));
+	fx_write(fx, "caddy/domains/b.example.com.conf");
+	assert_false(fx_dirty(fx, "caddy/domains/b.example.com.conf"));
+	watch_poll_dir(w, dom);
+	assert_true(fx_dirty(fx, "caddy/domains/b.example.com.conf"));
+	/* a watch can be had again (no real limit here): watched and over */
+	watch_trouble_cb(&w->trouble_timer);
+	assert_non_null(hmap_get(w->path_map, dom));
+	assert_int_equal(hmap_count(w->unwatched), 0);
+	assert_false(w->limit_hit);
+
+	uv_close((uv_handle_t *)&w->trouble_timer, NULL);
+	snapshot_close(&w->snap);
+	hmap_free(&w->retry, NULL);
+	hmap_free(&w->unwatched, NULL);
+	free(dom);
+	free(db);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_walk_race, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_walk_new_and_old, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_shortages, setup,
 						teardown),
 	};
 
