@@ -1285,11 +1285,22 @@ int pluginhost_load(struct pluginhost *ph, const char *path, char **error_r)
 		 * here, nothing else will */
 		dlclose(dl);
 		dl = NULL;
+		ret = pluginproc_spawn(engine_loop(ph->e), ph->runner, path,
+				       cfg->dispatch.timeout_ms, &probe,
+				       &p->hello, error_r);
+		if (ret < 0) {
+			free(p);
+			return ret;
+		}
+		pluginproc_kill(&probe);
 		p->isolated = true;
-		p->hello.name = xstrdup(api->name);
 		p->proc_api = (struct ophook_plugin){
-			.abi = OPHOOK_ABI_VERSION,
+			.abi = p->hello.abi,
 			.name = p->hello.name,
+			.description = p->hello.description,
+			.flags = p->hello.flags,
+			.subscriptions =
+				(const char *const *)p->hello.subscriptions,
 		};
 		api = &p->proc_api;
 	}
