@@ -1331,6 +1331,10 @@ load:
 			dlclose(dl);
 		return ret;
 	}
+	/* the drop-in scan knows this build now (no second reload) */
+	free(hmap_put(ph->seen, path,
+		      xasprintf("%llu:%llu", (unsigned long long)st.st_dev,
+				(unsigned long long)st.st_ino)));
 	log_info("plugin %s loaded from %s (%s, inode %llu)", api->name, path,
 		 p->isolated ? "isolated: own process" : "inline",
 		 (unsigned long long)p->ino);
@@ -1362,6 +1366,7 @@ static unsigned pluginhost_scan_dir(struct pluginhost *ph, const char *dir,
 		char *err = NULL, *id;
 		const char *old;
 		struct stat st;
+		bool replaced;
 		int ret;
 
 		if (stat(path, &st) < 0) {
@@ -1372,6 +1377,7 @@ static unsigned pluginhost_scan_dir(struct pluginhost *ph, const char *dir,
 		id = xasprintf("%llu:%llu", (unsigned long long)st.st_dev,
 			       (unsigned long long)st.st_ino);
 		old = hmap_get(ph->seen, path);
+		replaced = old != NULL;
 		if (old != NULL && strcmp(old, id) == 0) {
 			free(id);
 			free(path);
@@ -1379,7 +1385,7 @@ static unsigned pluginhost_scan_dir(struct pluginhost *ph, const char *dir,
 			continue;
 		}
 		free(hmap_put(ph->seen, path, id));
-		if (old != NULL) {
+		if (replaced) {
 			/* replaced (a new inode): the new build replaces the
 			 * old one once its calls are over */
 			struct plugin *p = NULL;

@@ -35,7 +35,9 @@ print([p for p in json.load(sys.stdin) if p["name"] == "crashplug"][0]["pid"])')
 	! grep "crashplug.so" "/proc/$pid/maps" | grep -q deleted
 	ok $? "$iso: no deleted (old) build mapped"
 	# the drop-in scan may reload it once more meanwhile: allow a moment
-	[ $iso = process ] && pid=$(grep 'build 2' "$T/crash.out" | tail -n 1 | sed 's/.* pid //')
+	[ $iso = process ] && pid=$(ctl --json plugins list | python3 -c '
+import json, sys
+print([p for p in json.load(sys.stdin) if p["name"] == "crashplug"][0]["pid"])')
 	wait_for 5 sh -c "grep crashplug.so /proc/$pid/maps | grep -q ' $ino '"
 	ok $? "$iso: the new inode ($ino) is mapped"
 	ctl --json plugins list | python3 -c "
