@@ -85,3 +85,9 @@ tests_unit_crashplug2_la_LDFLAGS = $(TESTPLUG_LDFLAGS)
 
 TESTS += tests/integration/isolation.sh tests/integration/reload.sh
 EXTRA_DIST += tests/integration/isolation.sh tests/integration/reload.sh
+
+check_PROGRAMS += tests/unit/test_pluginwire
+TESTS += tests/unit/test_pluginwire
+tests_unit_test_pluginwire_SOURCES = tests/unit/test_pluginwire.c
+tests_unit_test_pluginwire_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_pluginwire_LDADD = $(TEST_LIBS)
