@@ -12,6 +12,9 @@ set -u
 OPHOOKD="$top_builddir/ophookd"
 OPHOOKCTL="$top_builddir/ophookctl"
 PLUGIN_BUILD_DIRS="$top_builddir/plugins"
+# isolated plugins run in the build tree's runner
+OPHOOK_PLUGIN_RUNNER="$top_builddir/ophook-plugin-runner"
+export OPHOOK_PLUGIN_RUNNER
 
 T=$(mktemp -d /tmp/ophook-test.XXXXXX)
 _tap_n=0

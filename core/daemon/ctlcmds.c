@@ -406,8 +406,13 @@ static char *ctl_status_text(json_t *st)
 		if (json_array_size(plugins) == 0)
 			ctl_buf_printf(&b, " none");
 		json_array_foreach(plugins, i, v) {
+			const char *state = json_string_value(
+				json_object_get(v, "state"));
+
 			ctl_buf_printf(&b, "%s ", i > 0 ? "," : "");
 			ctl_scalar(&b, json_object_get(v, "name"));
+			if (state != NULL && strcmp(state, "running") != 0)
+				ctl_buf_printf(&b, " (%s)", state);
 		}
 		ctl_buf_printf(&b, "\n");
 	}

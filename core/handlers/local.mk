@@ -78,3 +78,33 @@ opencliprehookdir = $(pkglibexecdir)
 dist_opencliprehook_SCRIPTS = contrib/opencli-pre-hook
 TESTS += tests/integration/hooks_stuck.sh
 EXTRA_DIST += tests/integration/hooks_stuck.sh
+
+# the plugin host's side of isolation (pluginproc.c) and the runner, a
+# program of its own that loads one plugin out of ophookd's process
+core_handlers_libophook_handlers_la_SOURCES += \
+	core/handlers/pluginproc.c core/handlers/pluginproc.h \
+	core/handlers/pluginwire.c core/handlers/pluginwire.h
+pkglibexec_PROGRAMS += ophook-plugin-runner
+ophook_plugin_runner_SOURCES = core/handlers/pluginrunner.c \
+	core/handlers/pluginwire.c core/handlers/pluginwire.h \
+	core/handlers/plugsettings.c core/handlers/plugsettings.h
+ophook_plugin_runner_CPPFLAGS = $(HANDLERS_CPPFLAGS)
+ophook_plugin_runner_CFLAGS = $(AM_CFLAGS) $(DEPS_CFLAGS)
+ophook_plugin_runner_LDADD = core/lib/libophook-lib.la $(DEPS_LIBS)
+
+# test plugins for isolation and reload: crashplug (build 1 and build 2)
+check_LTLIBRARIES += tests/unit/crashplug.la tests/unit/crashplug2.la
+tests_unit_crashplug_la_SOURCES = tests/unit/plugins/crashplug.c
+tests_unit_crashplug_la_LDFLAGS = $(TESTPLUG_LDFLAGS)
+tests_unit_crashplug2_la_SOURCES = tests/unit/plugins/crashplug.c
+tests_unit_crashplug2_la_CFLAGS = $(AM_CFLAGS) -DCRASHPLUG_BUILD=2
+tests_unit_crashplug2_la_LDFLAGS = $(TESTPLUG_LDFLAGS)
+
+TESTS += tests/integration/isolation.sh tests/integration/reload.sh
+EXTRA_DIST += tests/integration/isolation.sh tests/integration/reload.sh
+
+check_PROGRAMS += tests/unit/test_pluginwire
+TESTS += tests/unit/test_pluginwire
+tests_unit_test_pluginwire_SOURCES = tests/unit/test_pluginwire.c
+tests_unit_test_pluginwire_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_pluginwire_LDADD = $(TEST_LIBS)

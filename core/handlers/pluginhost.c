@@ -3,13 +3,16 @@
 #include "engine.h"
 #include "hmap.h"
 #include "log.h"
+#include "pluginproc.h"
 #include "plugsettings.h"
 #include "util.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +61,20 @@ struct plugin {
 	unsigned running_actions;
 	bool unloading;
 	struct plugin *next;
+	/* the build that runs: the file's identity when it was loaded */
+	dev_t dev;
+	ino_t ino;
+	int64_t mtime_ms;
+	/* isolation: process */
+	bool isolated;
+	struct pluginproc *pp;          /* the runner, NULL between runs */
+	struct ophook_plugin proc_api;  /* what the runner said (HELLO) */
+	struct pluginproc_hello hello;
+	char *init_json;                /* INIT for each (re)start */
+	unsigned crash_limit, crash_window_ms;
+	int64_t *crash_ms;              /* the last crash_limit crashes */
+	unsigned n_crashes;             /* crashes since loaded */
+	unsigned calls_inside;          /* inline calls past their timeout */
 
 	/* deliveries waiting for a worker; workers drain it one call at a
 	 * time, so a hung call holds only its own worker */
@@ -85,6 +102,10 @@ struct pluginhost {
 	struct hmap *seen;         /* files tried in the drop-in dir */
 	struct hmap *files;        /* plugin name -> file it was loaded from */
 	bool force;                /* load even when the config disables it */
+	char *runner;              /* ophook-plugin-runner */
+	char *qdir;                /* state_dir/plugins/.quarantine */
+	struct hmap *quarantined;  /* name -> malloc'd reason */
+	struct hmap *reload_after; /* names to load again once unloaded */
 	bool closing;
 	unsigned closed; /* handles closed (free at 2) */
 };
@@ -366,6 +387,310 @@ static const struct ophook_host host_table = {
 	.setting_is_set = host_setting_is_set,
 };
 
+/* ---- an inline plugin's fatal signal ---- */
+
+/* The call this worker thread runs (inline plugins), for the fatal signal
+ * handler: it names the plugin and the event, and leaves the quarantine
+ * file that keeps the plugin out at the next start. */
+static _Thread_local struct plugin_call *volatile ph_tls_call;
+static char ph_sig_qdir[1024];
+
+static size_t ph_sig_cat(char *buf, size_t len, size_t cap, const char *s)
+{
+	while (*s != '\0' && len + 1 < cap)
+		buf[len++] = *s++;
+	buf[len] = '\0';
+	return len;
+}
+
+static size_t ph_sig_num(char *buf, size_t len, size_t cap, long long v)
+{
+	char tmp[24];
+	int i = 0;
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v
+				     : (unsigned long long)v;
+
+	do {
+		tmp[i++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0 && i < 23);
+	if (v < 0)
+		tmp[i++] = '-';
+	while (i > 0 && len + 1 < cap)
+		buf[len++] = tmp[--i];
+	buf[len] = '\0';
+	return len;
+}
+
+/* Async-signal-safe: only write(2), open(2), close(2) and stack buffers. */
+static void ph_fatal_signal(int sig)
+{
+	struct plugin_call *c = ph_tls_call;
+
+	if (c != NULL && c->p != NULL && c->p->name != NULL) {
+		char why[256], line[512], path[1100];
+		size_t n = 0, m = 0, k = 0;
+		int fd;
+
+		n = ph_sig_cat(why, n, sizeof(why), pluginproc_signame(sig));
+		n = ph_sig_cat(why, n, sizeof(why), " in on_event, event ");
+		n = ph_sig_num(why, n, sizeof(why), c->d->view.pub.id);
+		n = ph_sig_cat(why, n, sizeof(why), ", attempt ");
+		n = ph_sig_num(why, n, sizeof(why), c->d->view.pub.attempt);
+		n = ph_sig_cat(why, n, sizeof(why), " (it took ophookd down)");
+		m = ph_sig_cat(line, m, sizeof(line), "ophookd: fatal: plugin ");
+		m = ph_sig_cat(line, m, sizeof(line), c->p->name);
+		m = ph_sig_cat(line, m, sizeof(line), ": ");
+		m = ph_sig_cat(line, m, sizeof(line), why);
+		m = ph_sig_cat(line, m, sizeof(line),
+			       "; it is quarantined at the next start\n");
+		(void)!write(2, line, m);
+		if (ph_sig_qdir[0] != '\0') {
+			k = ph_sig_cat(path, k, sizeof(path), ph_sig_qdir);
+			k = ph_sig_cat(path, k, sizeof(path), "/");
+			k = ph_sig_cat(path, k, sizeof(path), c->p->name);
+			fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+				  0600);
+			if (fd >= 0) {
+				(void)!write(fd, why, n);
+				close(fd);
+			}
+		}
+	}
+	/* SA_RESETHAND|SA_NODEFER: this dies of sig as it would have */
+	raise(sig);
+}
+
+static void ph_fatal_install(const char *qdir)
+{
+	static const int sigs[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT };
+	struct sigaction sa = { 0 };
+
+	if (strlen(qdir) >= sizeof(ph_sig_qdir))
+		return;
+	memcpy(ph_sig_qdir, qdir, strlen(qdir) + 1);
+	sa.sa_handler = ph_fatal_signal;
+	sa.sa_flags = (int)(SA_RESETHAND | SA_NODEFER);
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
+}
+
+/* ---- quarantine ---- */
+
+static void ph_quarantine_announce(struct pluginhost *ph, const char *name,
+				   const char *reason, unsigned crashes);
+
+/* Why name is quarantined (from memory or the file an inline crash left),
+ * or NULL. */
+static const char *ph_quarantine_reason(struct pluginhost *ph,
+					const char *name)
+{
+	char *reason = hmap_get(ph->quarantined, name);
+	char *path, buf[512];
+	ssize_t n;
+	int fd;
+
+	if (reason != NULL)
+		return reason;
+	path = xasprintf("%s/%s", ph->qdir, name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	free(path);
+	if (fd < 0)
+		return NULL;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	reason = xstrdup(n > 0 ? buf : "quarantined");
+	hmap_put(ph->quarantined, name, reason);
+	/* left by a crash of an earlier ophookd: say it once now */
+	ph_quarantine_announce(ph, name, reason, 1);
+	return reason;
+}
+
+static void ph_quarantine_clear(struct pluginhost *ph, const char *name)
+{
+	char *path = xasprintf("%s/%s", ph->qdir, name);
+
+	unlink(path);
+	free(path);
+	free(hmap_del(ph->quarantined, name));
+}
+
+/* Announce a quarantine: log, metric, plugin.quarantined event. */
+static void ph_quarantine_announce(struct pluginhost *ph, const char *name,
+				   const char *reason, unsigned crashes)
+{
+	char *subject = xasprintf("plugin:%s", name);
+	const char *err = NULL;
+
+	log_error("plugin %s: quarantined (%s): `ophookctl plugins enable "
+		  "%s` brings it back", name, reason, name);
+	engine_metric_count(ph->e, "plugins_quarantined", 1);
+	if (engine_submit(ph->e, "plugin.quarantined", subject, "plugin",
+			  json_pack("{s:s, s:s, s:i}", "plugin", name,
+				    "reason", reason, "crashes", crashes),
+			  NULL, NULL, &err) < 0)
+		log_warn("plugin %s: plugin.quarantined: %s", name, err);
+	free(subject);
+}
+
+static void ph_quarantine(struct pluginhost *ph, struct plugin *p,
+			  const char *reason)
+{
+	char *path = xasprintf("%s/%s", ph->qdir, p->name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	if (fd >= 0) {
+		(void)!write(fd, reason, strlen(reason));
+		close(fd);
+	}
+	free(path);
+	free(hmap_put(ph->quarantined, p->name, xstrdup(reason)));
+	ph_quarantine_announce(ph, p->name, reason, p->n_crashes);
+	pluginhost_unload(ph, p->name);
+}
+
+/* ---- isolated plugins (pluginproc.c runs the runner) ---- */
+
+static void proc_result(void *ctx, struct delivery *d, int rc,
+			const char *error)
+{
+	(void)ctx;
+	dispatch_done(d, rc, error);
+}
+
+static void proc_log(void *ctx, int level, const char *msg)
+{
+	struct plugin *p = ctx;
+	char who[64];
+
+	snprintf(who, sizeof(who), "plugin %s", p->name);
+	log_msg((enum log_level)level, who, "%s", msg);
+}
+
+static void proc_emit(void *ctx, const char *type, const char *subject,
+		      const char *fields_json)
+{
+	struct plugin *p = ctx;
+	const char *err = NULL;
+
+	if (host_emit(&p->ctx, type, subject, fields_json, &err) < 0)
+		log_warn("plugin %s: emit %s: %s", p->name, type, err);
+}
+
+static void proc_own_write(void *ctx, const char *path)
+{
+	struct plugin *p = ctx;
+
+	engine_own_write(p->ph->e, path);
+}
+
+static void proc_died(void *ctx, struct pluginproc *pp, bool crashed,
+		      const char *what)
+{
+	struct plugin *p = ctx;
+	int64_t now = mono_ms();
+	unsigned within = 0;
+
+	if (p->pp == pp)
+		p->pp = NULL;
+	if (!crashed || p->unloading)
+		return;
+	log_error("%s", what);
+	engine_metric_count(p->ph->e, "plugin_crashes", 1);
+	memmove(p->crash_ms + 1, p->crash_ms,
+		(p->crash_limit - 1) * sizeof(*p->crash_ms));
+	p->crash_ms[0] = now;
+	p->n_crashes++;
+	for (unsigned i = 0; i < p->crash_limit && i < p->n_crashes; i++)
+		if (now - p->crash_ms[i] <= (int64_t)p->crash_window_ms)
+			within++;
+	if (within >= p->crash_limit) {
+		char *reason = xasprintf("%u crashes within %u s, the last: %s",
+					 within, p->crash_window_ms / 1000,
+					 what);
+
+		ph_quarantine(p->ph, p, reason);
+		free(reason);
+	}
+}
+
+static void proc_deliver(struct plugin *p, struct delivery *d);
+
+static void proc_requeue(void *ctx, struct delivery *d)
+{
+	struct plugin *p = ctx;
+
+	if (p->unloading)
+		dispatch_done(d, OPHOOK_RETRY, "the plugin was stopped");
+	else
+		proc_deliver(p, d);
+}
+
+static const struct pluginproc_cbs proc_cbs = {
+	.requeue = proc_requeue,
+	.result = proc_result,
+	.log = proc_log,
+	.emit = proc_emit,
+	.own_write = proc_own_write,
+	.died = proc_died,
+};
+
+/* Start the plugin's runner (again): HELLO, INIT, init().  0 or -errno
+ * with *error_r (malloc'd). */
+static int proc_start(struct plugin *p, char **error_r)
+{
+	struct pluginproc_hello hello = { 0 };
+	unsigned to = engine_config(p->ph->e)->dispatch.timeout_ms;
+	int ret;
+
+	ret = pluginproc_spawn(engine_loop(p->ph->e), p->ph->runner, p->file,
+			       to, &p->pp, &hello, error_r);
+	if (ret < 0)
+		return ret;
+	if (strcmp(hello.name, p->name) != 0) {
+		*error_r = xasprintf("%s: now says it is plugin %s, not %s",
+				     p->file, hello.name, p->name);
+		pluginproc_hello_clear(&hello);
+		pluginproc_kill(&p->pp);
+		return -EEXIST;
+	}
+	pluginproc_hello_clear(&hello);
+	ret = pluginproc_init(p->pp, p->init_json, to, &proc_cbs, p, error_r);
+	if (ret < 0)
+		p->pp = NULL;
+	else
+		log_info("plugin %s: runner started (pid %d)", p->name,
+			 (int)pluginproc_pid(p->pp));
+	return ret;
+}
+
+static void proc_deliver(struct plugin *p, struct delivery *d)
+{
+	char *err = NULL;
+
+	if (p->pp == NULL && proc_start(p, &err) < 0) {
+		dispatch_done(d, -EIO, err);
+		free(err);
+		return;
+	}
+	pluginproc_deliver(p->pp, d);
+}
+
+static void plugin_cancel(struct handler *h, struct delivery *d)
+{
+	struct plugin *p = h->data;
+
+	if (p->isolated) {
+		if (p->pp != NULL)
+			pluginproc_cancel(p->pp, d);
+	} else {
+		/* inline: the call goes on in its worker; keep the .so */
+		p->calls_inside++;
+	}
+}
+
 /* ---- handler ---- */
 
 /* How long a worker whose queue ran dry waits for more before it gives
@@ -427,7 +752,9 @@ static void plugin_worker_run(uv_work_t *w)
 		pthread_mutex_unlock(&p->qlock);
 
 		delivery_started(c->d);
+		ph_tls_call = c;
 		c->rc = p->api->on_event(p->data, &c->d->view.pub, &err);
+		ph_tls_call = NULL;
 		if (c->rc != 0 && err != NULL)
 			c->error = strdup(err);
 
@@ -483,6 +810,10 @@ static void plugin_deliver(struct handler *h, struct delivery *d)
 	struct plugin_call *c = p->free_calls;
 	struct plugin_worker *pw = NULL;
 
+	if (p->isolated) {
+		proc_deliver(p, d);
+		return;
+	}
 	if (c != NULL)
 		p->free_calls = c->next;
 	else
@@ -519,6 +850,11 @@ static void plugin_free_ctx(struct plugin *p)
 	free(p->ctx.state_dir);
 	plugsettings_free(&p->ctx.ps);
 	free(p->ctx.settings_error);
+	pluginproc_hello_clear(&p->hello);
+	free(p->init_json);
+	free(p->crash_ms);
+	p->init_json = NULL;
+	p->crash_ms = NULL;
 }
 
 static void action_closed(uv_handle_t *h)
@@ -574,9 +910,24 @@ static void plugin_workers_stop(struct plugin *p)
 
 static void plugin_destroy(struct plugin *p)
 {
-	if (p->api != NULL && p->api->fini != NULL && p->data != NULL)
+	struct pluginhost *ph = p->ph;
+	char *again = NULL;
+
+	if (p->pp != NULL)
+		pluginproc_stop(&p->pp);
+	if (!p->isolated && p->api != NULL && p->api->fini != NULL &&
+	    p->data != NULL)
 		p->api->fini(p->data);
 	p->data = NULL;
+	/* the old code goes once its calls are over, so that a reload maps
+	 * the new file; a call stuck past its timeout keeps it mapped */
+	if (p->dl != NULL && p->calls_inside == 0) {
+		dlclose(p->dl);
+		p->dl = NULL;
+	}
+	if (p->name != NULL && !ph->closing &&
+	    hmap_del(ph->reload_after, p->name) != NULL)
+		again = xstrdup(p->name);
 	if (p->ctx.actions != NULL) {
 		hmap_each(p->ctx.actions, action_close, NULL);
 		hmap_free(&p->ctx.actions, NULL);
@@ -592,6 +943,17 @@ static void plugin_destroy(struct plugin *p)
 	}
 	else
 		plugin_async_closed((uv_handle_t *)&(uv_async_t){ .data = p });
+	if (again != NULL) {
+		char *err = NULL;
+
+		if (pluginhost_enable(ph, again, &err) < 0) {
+			log_error("plugin %s: reload: %s", again, err);
+			free(err);
+		} else {
+			log_info("plugin %s: reloaded", again);
+		}
+		free(again);
+	}
 }
 
 static void plugin_handler_free(struct handler *h)
@@ -612,6 +974,7 @@ static void plugin_handler_free(struct handler *h)
 
 static const struct handler_ops plugin_handler_ops = {
 	.deliver = plugin_deliver,
+	.cancel = plugin_cancel,
 	.free = plugin_handler_free,
 };
 
@@ -669,6 +1032,55 @@ static struct plugin *pluginhost_find(struct pluginhost *ph, const char *name)
 	return NULL;
 }
 
+/* True when path is in the admin's drop-in folder (the last of two or
+ * more plugin_dirs). */
+static bool ph_dropin(struct pluginhost *ph, const char *path)
+{
+	const struct config *cfg = engine_config(ph->e);
+	const char *dir;
+	size_t len;
+
+	if (cfg->n_plugin_dirs < 2)
+		return false;
+	dir = cfg->plugin_dirs[cfg->n_plugin_dirs - 1];
+	len = strlen(dir);
+	while (len > 1 && dir[len - 1] == '/')
+		len--;
+	return strncmp(path, dir, len) == 0 && path[len] == '/' &&
+	       strchr(path + len + 1, '/') == NULL;
+}
+
+/* Checks before a plugin named name from path is set up: not loaded
+ * twice, enabled, not quarantined.  *cp_r: its config entry. */
+static int ph_load_checks(struct pluginhost *ph, const char *path,
+			  const char *name, const struct config_plugin **cp_r,
+			  char **error_r)
+{
+	const struct config_plugin *cp;
+	struct plugin *other = pluginhost_find(ph, name);
+	const char *q;
+
+	if (other != NULL) {
+		*error_r = xasprintf("%s: a plugin named '%s' is already "
+				     "loaded from %s", path, name,
+				     other->file);
+		return -EEXIST;
+	}
+	cp = config_plugin_find(engine_config(ph->e), name);
+	*cp_r = cp;
+	free(hmap_put(ph->files, name, xstrdup(path)));
+	if (cp != NULL && !cp->enabled && !ph->force)
+		return -ECANCELED;
+	q = ph->force ? NULL : ph_quarantine_reason(ph, name);
+	if (q != NULL) {
+		*error_r = xasprintf("%s: plugin %s is quarantined (%s): "
+				     "`ophookctl plugins enable %s` brings "
+				     "it back", path, name, q, name);
+		return -EPERM;
+	}
+	return 0;
+}
+
 static int plugin_init(struct pluginhost *ph, struct plugin *p,
 		       const struct config_plugin *cp, char **error_r)
 {
@@ -690,7 +1102,33 @@ static int plugin_init(struct pluginhost *ph, struct plugin *p,
 				     p->ctx.state_dir, strerror(-ret));
 		return ret;
 	}
+	p->crash_limit = cp != NULL ? cp->crash_limit : CONFIG_CRASH_LIMIT_DEF;
+	p->crash_window_ms = cp != NULL ? cp->crash_window_ms
+					: CONFIG_CRASH_WINDOW_DEF_MS;
+	p->crash_ms = xcalloc(p->crash_limit, sizeof(*p->crash_ms));
 	p->ctx.cp = cp;
+	if (p->isolated) {
+		json_t *init = json_pack(
+			"{s:s, s:s, s:s, s:s, s:O, s:O, s:s?, s:i, s:i}",
+			"name", p->name, "state_dir", p->ctx.state_dir, "root",
+			cfg->root, "node", cfg->node, "settings",
+			p->ctx.settings, "settings_pos",
+			cp != NULL ? cp->settings_pos : json_object(), "file",
+			cp != NULL ? cp->file : NULL, "line",
+			cp != NULL ? cp->line : 0, "column",
+			cp != NULL ? cp->column : 0);
+		char *perr = NULL;
+
+		p->init_json = json_dumps(init, JSON_COMPACT);
+		json_decref(init);
+		p->ctx.cp = NULL;
+		ret = proc_start(p, &perr);
+		if (ret < 0) {
+			*error_r = perr;
+			return ret;
+		}
+		goto handler;
+	}
 	ret = p->api->init(&p->ctx, &host_table, &p->data, &err);
 	p->ctx.cp = NULL; /* the config may be replaced on reload */
 	if (ret < 0) {
@@ -710,6 +1148,7 @@ static int plugin_init(struct pluginhost *ph, struct plugin *p,
 		pthread_cond_init(&p->qcond, &ca);
 		pthread_condattr_destroy(&ca);
 	}
+handler:
 	uv_async_init(engine_loop(ph->e), &p->done_async, plugin_done_cb);
 	p->done_async.data = p;
 	p->async_ready = true;
@@ -751,15 +1190,57 @@ int pluginhost_load(struct pluginhost *ph, const char *path, char **error_r)
 	const struct config *cfg = engine_config(ph->e);
 	const struct config_plugin *cp;
 	const struct ophook_plugin *api;
-	struct plugin *p, *other;
+	struct plugin *p;
 	const char *why;
-	void *dl;
+	void *dl = NULL;
 	int ret;
+
+	struct pluginproc *probe = NULL;
+	struct pluginproc_hello hello = { 0 };
+	struct stat st;
+	bool isolated = false;
 
 	if (pluginhost_check_file(path, &why) < 0) {
 		*error_r = xasprintf("%s: %s", path, why);
 		return -EPERM;
 	}
+	if (stat(path, &st) < 0) {
+		*error_r = xasprintf("%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (ph_dropin(ph, path)) {
+		/* a drop-in plugin: no code of it runs in ophookd unless its
+		 * config says inline */
+		ret = pluginproc_spawn(engine_loop(ph->e), ph->runner, path,
+				       cfg->dispatch.timeout_ms, &probe,
+				       &hello, error_r);
+		if (ret < 0)
+			return ret;
+		pluginproc_kill(&probe);
+		cp = config_plugin_find(cfg, hello.name);
+		isolated = cp == NULL ||
+			   cp->isolation != CONFIG_ISOLATION_INLINE;
+	}
+	if (isolated) {
+		ret = ph_load_checks(ph, path, hello.name, &cp, error_r);
+		if (ret < 0) {
+			pluginproc_hello_clear(&hello);
+			return ret;
+		}
+		p = xcalloc(1, sizeof(*p));
+		p->isolated = true;
+		p->hello = hello;
+		p->proc_api = (struct ophook_plugin){
+			.abi = hello.abi,
+			.name = hello.name,
+			.description = hello.description,
+			.flags = hello.flags,
+			.subscriptions = (const char *const *)hello.subscriptions,
+		};
+		p->api = &p->proc_api;
+		goto load;
+	}
+	pluginproc_hello_clear(&hello);
 	dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	if (dl == NULL) {
 		*error_r = xasprintf("%s: %s", path, dlerror());
@@ -793,26 +1274,47 @@ int pluginhost_load(struct pluginhost *ph, const char *path, char **error_r)
 		dlclose(dl);
 		return -EINVAL;
 	}
-	other = pluginhost_find(ph, api->name);
-	if (other != NULL) {
-		*error_r = xasprintf("%s: a plugin named '%s' is already "
-				     "loaded from %s", path, api->name,
-				     other->file);
+	ret = ph_load_checks(ph, path, api->name, &cp, error_r);
+	if (ret < 0) {
 		dlclose(dl);
-		return -EEXIST;
-	}
-	cp = config_plugin_find(cfg, api->name);
-	free(hmap_put(ph->files, api->name, xstrdup(path)));
-	if (cp != NULL && !cp->enabled && !ph->force) {
-		dlclose(dl);
-		return -ECANCELED;
+		return ret;
 	}
 	p = xcalloc(1, sizeof(*p));
-	p->ph = ph;
-	p->name = xstrdup(api->name);
-	p->file = xstrdup(path);
+	if (cp != NULL && cp->isolation == CONFIG_ISOLATION_PROCESS) {
+		/* a shipped plugin its config isolates: its constructors ran
+		 * here, nothing else will */
+		dlclose(dl);
+		dl = NULL;
+		ret = pluginproc_spawn(engine_loop(ph->e), ph->runner, path,
+				       cfg->dispatch.timeout_ms, &probe,
+				       &p->hello, error_r);
+		if (ret < 0) {
+			free(p);
+			return ret;
+		}
+		pluginproc_kill(&probe);
+		p->isolated = true;
+		p->proc_api = (struct ophook_plugin){
+			.abi = p->hello.abi,
+			.name = p->hello.name,
+			.description = p->hello.description,
+			.flags = p->hello.flags,
+			.subscriptions =
+				(const char *const *)p->hello.subscriptions,
+		};
+		api = &p->proc_api;
+	}
 	p->dl = dl;
 	p->api = api;
+load:
+	p->ph = ph;
+	p->name = xstrdup(p->api->name);
+	p->file = xstrdup(path);
+	p->dev = st.st_dev;
+	p->ino = st.st_ino;
+	p->mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 +
+		      st.st_mtim.tv_nsec / 1000000;
+	api = p->api;
 	ret = plugin_init(ph, p, cp, error_r);
 	if (ret < 0) {
 		if (p->ctx.actions != NULL)
@@ -825,10 +1327,17 @@ int pluginhost_load(struct pluginhost *ph, const char *path, char **error_r)
 				 plugin_async_closed);
 		else
 			free(p);
-		dlclose(dl);
+		if (dl != NULL)
+			dlclose(dl);
 		return ret;
 	}
-	log_info("plugin %s loaded from %s", api->name, path);
+	/* the drop-in scan knows this build now (no second reload) */
+	free(hmap_put(ph->seen, path,
+		      xasprintf("%llu:%llu", (unsigned long long)st.st_dev,
+				(unsigned long long)st.st_ino)));
+	log_info("plugin %s loaded from %s (%s, inode %llu)", api->name, path,
+		 p->isolated ? "isolated: own process" : "inline",
+		 (unsigned long long)p->ino);
 	return 0;
 }
 
@@ -854,15 +1363,52 @@ static unsigned pluginhost_scan_dir(struct pluginhost *ph, const char *dir,
 	}
 	for (int i = 0; i < n; i++) {
 		char *path = xasprintf("%s/%s", dir, list[i]->d_name);
-		char *err = NULL;
+		char *err = NULL, *id;
+		const char *old;
+		struct stat st;
+		bool replaced;
 		int ret;
 
-		if (hmap_get(ph->seen, path) != NULL) {
+		if (stat(path, &st) < 0) {
 			free(path);
 			free(list[i]);
 			continue;
 		}
-		hmap_put(ph->seen, path, (void *)1);
+		id = xasprintf("%llu:%llu", (unsigned long long)st.st_dev,
+			       (unsigned long long)st.st_ino);
+		old = hmap_get(ph->seen, path);
+		replaced = old != NULL;
+		if (old != NULL && strcmp(old, id) == 0) {
+			free(id);
+			free(path);
+			free(list[i]);
+			continue;
+		}
+		free(hmap_put(ph->seen, path, id));
+		if (replaced) {
+			/* replaced (a new inode): the new build replaces the
+			 * old one once its calls are over */
+			struct plugin *p = NULL;
+
+			for (struct plugin *q = ph->plugins; q != NULL;
+			     q = q->next)
+				if (!q->unloading && strcmp(q->file, path) == 0)
+					p = q;
+			if (p != NULL) {
+				char *name = xstrdup(p->name);
+
+				log_info("plugin %s: %s was replaced: "
+					 "reloading", name, path);
+				if (pluginhost_reload(ph, name, &err) < 0) {
+					log_error("plugin %s: %s", name, err);
+					free(err);
+				}
+				free(name);
+				free(path);
+				free(list[i]);
+				continue;
+			}
+		}
 		ret = pluginhost_load(ph, path, &err);
 		if (ret == 0)
 			loaded++;
@@ -1017,6 +1563,17 @@ struct pluginhost *pluginhost_new(struct engine *e)
 	pthread_mutex_init(&ph->lock, NULL);
 	ph->seen = hmap_new();
 	ph->files = hmap_new();
+	ph->quarantined = hmap_new();
+	ph->reload_after = hmap_new();
+	ph->runner = xstrdup(getenv("OPHOOK_PLUGIN_RUNNER") != NULL
+				     ? getenv("OPHOOK_PLUGIN_RUNNER")
+				     : OPHOOK_PLUGIN_RUNNER);
+	ph->qdir = xasprintf("%s/plugins/.quarantine",
+			     engine_config(e)->state_dir);
+	if (mkdir_p(ph->qdir, 0700) < 0)
+		log_warn("%s: cannot create it: quarantines will not "
+			 "survive a restart", ph->qdir);
+	ph_fatal_install(ph->qdir);
 	uv_async_init(engine_loop(e), &ph->async, pluginhost_async_cb);
 	ph->async.data = ph;
 	uv_unref((uv_handle_t *)&ph->async);
@@ -1048,6 +1605,10 @@ int pluginhost_enable(struct pluginhost *ph, const char *name, char **error_r)
 		*error_r = xasprintf("plugin %s is already loaded", name);
 		return -EALREADY;
 	}
+	if (ph_quarantine_reason(ph, name) != NULL) {
+		log_info("plugin %s: out of quarantine", name);
+		ph_quarantine_clear(ph, name);
+	}
 	if (path == NULL) {
 		*error_r = xasprintf("no plugin named %s was ever loaded "
 				     "(drop its .so into a plugin dir)", name);
@@ -1067,11 +1628,31 @@ int pluginhost_enable(struct pluginhost *ph, const char *name, char **error_r)
 
 int pluginhost_reload(struct pluginhost *ph, const char *name, char **error_r)
 {
-	if (pluginhost_unload(ph, name) < 0) {
+	if (pluginhost_find(ph, name) == NULL) {
 		*error_r = xasprintf("plugin %s is not loaded", name);
 		return -ENOENT;
 	}
-	return pluginhost_enable(ph, name, error_r);
+	/* loaded again from plugin_destroy, once the old code's calls are
+	 * over (at once when none is in flight) */
+	hmap_put(ph->reload_after, name, (void *)1);
+	pluginhost_unload(ph, name);
+	if (pluginhost_find(ph, name) == NULL &&
+	    hmap_get(ph->reload_after, name) != NULL)
+		return 1; /* pending */
+	return 0;
+}
+
+static bool ph_list_quarantined(const char *name, void *value, void *ctx)
+{
+	const char *file = NULL;
+	json_t *arr = ctx;
+
+	(void)file;
+	json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s}", "name",
+					     name, "state", "quarantined",
+					     "reason", (const char *)value,
+					     "description", ""));
+	return true;
 }
 
 json_t *pluginhost_list(struct pluginhost *ph)
@@ -1079,16 +1660,27 @@ json_t *pluginhost_list(struct pluginhost *ph)
 	json_t *arr = json_array();
 
 	for (struct plugin *p = ph->plugins; p != NULL; p = p->next) {
+		json_t *o;
+
 		if (p->unloading)
 			continue;
-		json_array_append_new(
-			arr, json_pack("{s:s, s:s, s:s, s:I}", "name", p->name,
-				       "file", p->file, "description",
-				       p->api->description != NULL
-					       ? p->api->description
-					       : "",
-				       "abi", (json_int_t)p->api->abi));
+		o = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:I, s:I, s:I}",
+			      "name", p->name, "file", p->file, "description",
+			      p->api->description != NULL
+				      ? p->api->description
+				      : "",
+			      "abi", (json_int_t)p->api->abi, "state",
+			      "running", "isolation",
+			      p->isolated ? "process" : "inline", "inode",
+			      (json_int_t)p->ino, "mtime_ms",
+			      (json_int_t)p->mtime_ms, "crashes",
+			      (json_int_t)p->n_crashes);
+		if (p->isolated && p->pp != NULL)
+			json_object_set_new(o, "pid",
+					    json_integer(pluginproc_pid(p->pp)));
+		json_array_append_new(arr, o);
 	}
+	hmap_each(ph->quarantined, ph_list_quarantined, arr);
 	return arr;
 }
 
@@ -1134,8 +1726,12 @@ void pluginhost_free(struct pluginhost **php)
 		ph->plugins = p->next;
 		plugin_destroy(p);
 	}
-	hmap_free(&ph->seen, NULL);
+	hmap_free(&ph->seen, free);
 	hmap_free(&ph->files, free);
+	hmap_free(&ph->quarantined, free);
+	hmap_free(&ph->reload_after, NULL);
+	free(ph->runner);
+	free(ph->qdir);
 	uv_close((uv_handle_t *)&ph->async, pluginhost_closed);
 	uv_close((uv_handle_t *)&ph->scan_timer, pluginhost_closed);
 }
@@ -1148,17 +1744,40 @@ static void pluginhost_cmd_list(struct control_reply *reply, json_t *args,
 	struct pluginhost *ph = ctx;
 	json_t *list = pluginhost_list(ph);
 	size_t n = json_array_size(list);
-	char *text = xstrdup("NAME            ABI  FILE\n");
+	char *text = xstrdup("NAME            STATE        ISOLATION PID     "
+			     "INODE      MTIME                FILE\n");
 
 	(void)args;
 	(void)req;
 	for (size_t i = 0; i < n; i++) {
 		json_t *p = json_array_get(list, i);
-		char *t = xasprintf("%s%-15s %-4lld %s\n", text,
-				    json_string_value(json_object_get(p, "name")),
-				    (long long)json_integer_value(json_object_get(p, "abi")),
-				    json_string_value(json_object_get(p, "file")));
+		const char *state = json_string_value(json_object_get(p, "state"));
+		char when[32] = "-", *t;
+		json_t *mt = json_object_get(p, "mtime_ms");
 
+		if (mt != NULL) {
+			time_t sec = (time_t)(json_integer_value(mt) / 1000);
+			struct tm tm;
+
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S",
+				 localtime_r(&sec, &tm));
+		}
+		if (strcmp(state, "quarantined") == 0)
+			t = xasprintf("%s%-15s %-12s %-9s %-7s %-10s %-20s %s\n",
+				      text,
+				      json_string_value(json_object_get(p, "name")),
+				      state, "-", "-", "-", "-",
+				      json_string_value(json_object_get(p, "reason")));
+		else
+			t = xasprintf("%s%-15s %-12s %-9s %-7lld %-10lld %-20s %s\n",
+				      text,
+				      json_string_value(json_object_get(p, "name")),
+				      state,
+				      json_string_value(json_object_get(p, "isolation")),
+				      (long long)json_integer_value(json_object_get(p, "pid")),
+				      (long long)json_integer_value(json_object_get(p, "inode")),
+				      when,
+				      json_string_value(json_object_get(p, "file")));
 		free(text);
 		text = t;
 	}
@@ -1192,7 +1811,9 @@ static void pluginhost_cmd_op(struct control_reply *reply, json_t *args,
 	} else {
 		const char *done = strcmp(op, "disable") == 0 ? "disabled"
 				   : strcmp(op, "enable") == 0 ? "enabled"
-							       : "reloaded";
+				   : ret == 1 ? "reloading once its calls "
+						"in flight are over"
+					      : "reloaded";
 		char *text = xasprintf("plugin %s: %s", name, done);
 
 		log_info("plugin %s: %s from the control socket", name, done);

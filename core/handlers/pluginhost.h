@@ -28,9 +28,14 @@ int pluginhost_unload(struct pluginhost *ph, const char *name);
 /* Load again a plugin that was loaded once (by name), even when the config
  * disables it.  -EALREADY when loaded, -ENOENT when never seen. */
 int pluginhost_enable(struct pluginhost *ph, const char *name, char **error_r);
-/* fini + unload, then load again with the config's current settings. */
+/* Load the plugin's file again (the new build when it was replaced) with
+ * the config's current settings, once the old code's calls are over:
+ * 0 when done now, 1 when it happens after the calls in flight, -ENOENT
+ * with *error_r when not loaded.  Isolated plugins get a new runner. */
 int pluginhost_reload(struct pluginhost *ph, const char *name, char **error_r);
-/* [{"name":..,"file":..,"description":..,"handler":..}] */
+/* [{"name", "file", "description", "abi", "state": "running",
+ * "isolation": "inline"|"process", "pid" (isolated), "inode", "mtime_ms",
+ * "crashes"}, ..., {"name", "state": "quarantined", "reason"}] */
 json_t *pluginhost_list(struct pluginhost *ph);
 /* True while a plugin action runs on the thread pool. */
 bool pluginhost_busy(struct pluginhost *ph);

@@ -897,6 +897,38 @@ static int cfg_json(struct cfg_load *l, const struct cfg_node *n,
 	return 0;
 }
 
+/* A duration: ms, or a number with a unit (250ms, 5s, 2m, 1h), from 1 s
+ * to 1 day. */
+static int cfg_get_duration(struct cfg_load *l, const struct cfg_node *n,
+			    const char *path, unsigned *ms_r)
+{
+	unsigned long long v, mul = 1;
+	char *end;
+
+	if (n->kind != CFG_SCALAR || !n->plain || n->len == 0 ||
+	    n->value[0] < '0' || n->value[0] > '9')
+		return cfg_expected(l, n, path,
+				    "a duration (ms, or 5s, 2m, 1h)");
+	errno = 0;
+	v = strtoull(n->value, &end, 10);
+	if (strcmp(end, "ms") == 0 || *end == '\0')
+		mul = 1;
+	else if (strcmp(end, "s") == 0)
+		mul = 1000;
+	else if (strcmp(end, "m") == 0)
+		mul = 60000;
+	else if (strcmp(end, "h") == 0)
+		mul = 3600000;
+	else
+		return cfg_expected(l, n, path,
+				    "a duration (ms, or 5s, 2m, 1h)");
+	if (errno == ERANGE || v > 86400000ULL / mul || v * mul < 1000)
+		return cfg_error(l->p, n, "%s: %.64s is out of range (1s..24h)",
+				 path, n->value);
+	*ms_r = (unsigned)(v * mul);
+	return 0;
+}
+
 /* A plugin name: [a-z0-9_-]{1,32}. */
 static bool cfg_plugin_name_valid(const struct cfg_node *n)
 {
@@ -943,6 +975,24 @@ static int cfg_plugin_entry(struct cfg_load *l, struct config_plugin *pl,
 			if (r < 0)
 				return cfg_expected(l, val, sub,
 						    "local, fanout or shared");
+		} else if (strcmp(key->value, "isolation") == 0) {
+			if (val->kind == CFG_SCALAR &&
+			    strcmp(val->value, "process") == 0)
+				pl->isolation = CONFIG_ISOLATION_PROCESS;
+			else if (val->kind == CFG_SCALAR &&
+				 strcmp(val->value, "inline") == 0)
+				pl->isolation = CONFIG_ISOLATION_INLINE;
+			else
+				return cfg_expected(l, val, sub,
+						    "process or inline");
+			r = 0;
+		} else if (strcmp(key->value, "crash_limit") == 0) {
+			const struct cfg_key k = { .path = sub, .min = 1,
+						   .max = 1000 };
+
+			r = cfg_get_uint(l, val, &k, &pl->crash_limit);
+		} else if (strcmp(key->value, "crash_window") == 0) {
+			r = cfg_get_duration(l, val, sub, &pl->crash_window_ms);
 		} else if (strcmp(key->value, "settings") == 0) {
 			if (cfg_is_null(val))
 				continue;
@@ -994,6 +1044,8 @@ static int cfg_plugins(struct cfg_load *l, const struct cfg_node *n)
 		pl = &c->plugins[c->n_plugins++];
 		pl->name = xstrdup(key->value);
 		pl->enabled = true;
+		pl->crash_limit = CONFIG_CRASH_LIMIT_DEF;
+		pl->crash_window_ms = CONFIG_CRASH_WINDOW_DEF_MS;
 		pl->settings = json_object();
 		pl->settings_pos = json_object();
 		pl->file = xstrdup(l->p->file);

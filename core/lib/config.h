@@ -17,9 +17,25 @@ enum config_mode {
 	CONFIG_MODE_SHARED = 2, /* every node's events, once in the cluster */
 };
 
+/* `plugins.NAME.isolation`: where a C plugin runs. */
+enum config_isolation {
+	CONFIG_ISOLATION_DEFAULT = 0, /* unset: process for a plugin of the
+					 admin's drop-in folder (the last of
+					 plugin_dirs), inline for the others */
+	CONFIG_ISOLATION_INLINE,      /* inside ophookd */
+	CONFIG_ISOLATION_PROCESS,     /* in its own ophook-plugin-runner */
+};
+
+#define CONFIG_CRASH_LIMIT_DEF 3u
+#define CONFIG_CRASH_WINDOW_DEF_MS 600000u
+
 struct config_plugin {
 	char *name;       /* key under `plugins:` */
 	bool enabled;     /* `enabled:` (default true) */
+	enum config_isolation isolation; /* `isolation:` process|inline */
+	unsigned crash_limit;     /* `crash_limit:` crashes (1..1000, 3) ... */
+	unsigned crash_window_ms; /* `crash_window:` ... within this (10m)
+				     before the plugin is quarantined */
 	enum config_mode mode; /* `mode:` local|fanout|shared (local) */
 	json_t *settings; /* `settings:` as a JSON object (scalars as strings,
 			     sequences as arrays, maps as objects); never NULL */

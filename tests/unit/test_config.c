@@ -486,6 +486,35 @@ static void test_plugin_names(void **state)
 	expect_error("plugins:\n  \"\": {}\n", "2:3", "invalid plugin name");
 }
 
+static void test_plugin_isolation(void **state)
+{
+	struct config *c =
+		load_ok("plugins:\n  a:\n    isolation: process\n"
+			"    crash_limit: 5\n    crash_window: 2m\n"
+			"  b:\n    isolation: inline\n  c: {}\n");
+	const struct config_plugin *a = config_plugin_find(c, "a");
+	const struct config_plugin *b = config_plugin_find(c, "b");
+	const struct config_plugin *cp = config_plugin_find(c, "c");
+
+	(void)state;
+	assert_int_equal(a->isolation, CONFIG_ISOLATION_PROCESS);
+	assert_int_equal(a->crash_limit, 5);
+	assert_int_equal(a->crash_window_ms, 120000);
+	assert_int_equal(b->isolation, CONFIG_ISOLATION_INLINE);
+	assert_int_equal(cp->isolation, CONFIG_ISOLATION_DEFAULT);
+	assert_int_equal(cp->crash_limit, CONFIG_CRASH_LIMIT_DEF);
+	assert_int_equal(cp->crash_window_ms, CONFIG_CRASH_WINDOW_DEF_MS);
+	config_free(&c);
+	expect_error("plugins:\n  a:\n    isolation: thread\n", "3:16",
+		     "plugins.a.isolation");
+	expect_error("plugins:\n  a:\n    crash_limit: 0\n", "3:18",
+		     "out of range");
+	expect_error("plugins:\n  a:\n    crash_window: 5x\n", "3:19",
+		     "a duration");
+	expect_error("plugins:\n  a:\n    crash_window: 500ms\n", "3:19",
+		     "out of range");
+}
+
 static void test_anchors_aliases(void **state)
 {
 	expect_error("root: &r /a\nsocket: /s\n", "1:7",
@@ -729,6 +758,7 @@ int main(void)
 		cmocka_unit_test(test_settings),
 		cmocka_unit_test(test_nullable),
 		cmocka_unit_test(test_depth),
+		cmocka_unit_test(test_plugin_isolation),
 		cmocka_unit_test(test_check_paths),
 		cmocka_unit_test(test_shipped_config),
 		cmocka_unit_test(test_error_r_null),

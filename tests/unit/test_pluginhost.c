@@ -95,6 +95,13 @@ void engine_handler_remove(struct engine *e, const char *name)
 	}
 }
 
+void engine_metric_count(struct engine *e, const char *name, uint64_t n)
+{
+	(void)e;
+	(void)name;
+	(void)n;
+}
+
 void dispatch_done(struct delivery *d, int rc, const char *error)
 {
 	(void)d;
