@@ -78,3 +78,5 @@ opencliprehookdir = $(pkglibexecdir)
 dist_opencliprehook_SCRIPTS = contrib/opencli-pre-hook
 TESTS += tests/integration/hooks_stuck.sh
 EXTRA_DIST += tests/integration/hooks_stuck.sh
+TESTS += tests/integration/hooks_testpool.sh
+EXTRA_DIST += tests/integration/hooks_testpool.sh
