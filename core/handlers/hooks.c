@@ -580,6 +580,7 @@ void hooks_stop(struct hooks **hp)
 	job = hk->done_head;
 	hk->done_head = hk->done_tail = NULL;
 	pthread_mutex_unlock(&hk->done_mu);
+	hooks_cmds_pool_stop(hk);
 	for (; job != NULL; job = next) {
 		next = job->next;
 		if (job->kind == HOOKS_JOB_QUIT) {

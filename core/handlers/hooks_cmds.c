@@ -1,12 +1,13 @@
 /* The hooks' control commands: check (the pre hooks answer allow or deny
  * for an intent), hooks.list, hooks.lint and hooks.test (these two on the
- * thread pool). */
+ * test pool of their own, hooks_cmds_queue_work). */
 #define _GNU_SOURCE
 #include "hooks_cmds.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -325,15 +326,40 @@ static void hooks_cmds_list(struct control_reply *reply, json_t *args,
 	free(l.text);
 }
 
-/* ---- control: hooks.lint, hooks.test (thread pool) ----------------------- */
+/* ---- control: hooks.lint, hooks.test (their own pool) -------------------- */
 
 static int hooks_cmds_trusted(struct hooks *hk, const char *real,
 			      char **why_r);
 
+/* hooks.test and hooks.lint run on a small pool of their own, never on
+ * libuv's (which runs plugin deliveries and exec hook spawns): a test stuck
+ * in a C function (a pathological string.find, which the Lua deadline hook
+ * cannot interrupt) then holds one of these threads, not a delivery's.  Past
+ * HOOKS_POOL_THREADS + HOOKS_POOL_QUEUE jobs (stuck ones included) a request
+ * is answered "busy" at once.  Each job has a watchdog on the loop: past
+ * hooks.timeout_ms + HOOKS_POOL_GRACE_MS its client is answered and the job
+ * abandoned; its thread keeps its slot until the call really returns, then
+ * drops the result.  The threads are detached: stop never waits for them. */
+#define HOOKS_POOL_THREADS 2
+#define HOOKS_POOL_QUEUE 4
+#define HOOKS_POOL_GRACE_MS 2000
+
+enum hooks_work_state {
+	HOOKS_WORK_QUEUED,
+	HOOKS_WORK_RUNNING,
+	HOOKS_WORK_DONE,
+};
+
 struct hooks_work {
-	uv_work_t req;
 	struct hooks *hk;
-	struct control_reply *reply;
+	struct control_reply *reply; /* loop thread; NULL once answered */
+	uv_timer_t *timer;           /* loop thread: the watchdog */
+	struct hooks_work *lprev, *lnext; /* loop thread: pool->live */
+	/* pool->mu */
+	struct hooks_work *next;     /* in pool->q or pool->done */
+	enum hooks_work_state state;
+	bool abandoned;              /* the thread frees it when done */
+	/* the request (read by the thread) */
 	unsigned uid;     /* the peer's */
 	bool test;
 	char **files;     /* lint: files to check */
@@ -345,6 +371,21 @@ struct hooks_work {
 	json_t *result;
 	char *text;
 	int exit_status;
+};
+
+/* Shared by the loop thread and the pool's threads; mu guards every field
+ * but async and live.  Freed by whoever drops the last reference. */
+struct hooks_pool {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	unsigned refs;          /* the loop's (until async closed), threads' */
+	unsigned n_threads, n_idle;
+	unsigned n_jobs;        /* queued, running or abandoned and running */
+	bool closing;
+	struct hooks_work *q_head, *q_tail;       /* waiting for a thread */
+	struct hooks_work *done_head, *done_tail; /* results for the loop */
+	uv_async_t async;
+	struct hooks_work *live; /* loop thread: jobs with a reply pending */
 };
 
 static void hooks_cmds_lint_one(struct hooks_work *w, const char *path,
@@ -499,10 +540,9 @@ static void hooks_cmds_test_run(struct hooks_work *w)
 	free(err);
 }
 
-static void hooks_cmds_work_cb(uv_work_t *req)
+/* Pool thread: run one job. */
+static void hooks_cmds_work_run(struct hooks_work *w)
 {
-	struct hooks_work *w = req->data;
-
 	if (w->test) {
 		hooks_cmds_test_run(w);
 	} else {
@@ -518,13 +558,10 @@ static void hooks_cmds_work_cb(uv_work_t *req)
 	}
 }
 
-static void hooks_cmds_after_work_cb(uv_work_t *req, int status)
+/* Free what the request and its result hold (not hk's reference). */
+static void hooks_cmds_work_free(struct hooks_work *w)
 {
-	struct hooks_work *w = req->data;
-
-	(void)status;
-	control_reply_ok(&w->reply, w->result, w->text, w->exit_status);
-	w->result = NULL;
+	json_decref(w->result);
 	free(w->text);
 	for (size_t i = 0; i < w->n_files; i++)
 		free(w->files[i]);
@@ -532,17 +569,336 @@ static void hooks_cmds_after_work_cb(uv_work_t *req, int status)
 	free(w->file);
 	free(w->type);
 	json_decref(w->payload);
-	hooks_unref(w->hk);
 	free(w);
 }
 
+static void hooks_cmds_pool_unref_locked(struct hooks_pool *pool)
+{
+	if (--pool->refs > 0) {
+		pthread_mutex_unlock(&pool->mu);
+		return;
+	}
+	pthread_mutex_unlock(&pool->mu);
+	pthread_mutex_destroy(&pool->mu);
+	pthread_cond_destroy(&pool->cond);
+	free(pool);
+}
+
+static void *hooks_cmds_pool_thread(void *arg)
+{
+	struct hooks_pool *pool = arg;
+	struct hooks_work *w;
+
+	pthread_mutex_lock(&pool->mu);
+	for (;;) {
+		while (!pool->closing && pool->q_head == NULL) {
+			pool->n_idle++;
+			pthread_cond_wait(&pool->cond, &pool->mu);
+			pool->n_idle--;
+		}
+		if (pool->closing)
+			break;
+		w = pool->q_head;
+		pool->q_head = w->next;
+		if (pool->q_head == NULL)
+			pool->q_tail = NULL;
+		w->next = NULL;
+		w->state = HOOKS_WORK_RUNNING;
+		pthread_mutex_unlock(&pool->mu);
+		hooks_cmds_work_run(w);
+		pthread_mutex_lock(&pool->mu);
+		if (w->abandoned) {
+			/* its client was answered: the late result is
+			 * dropped and the slot freed */
+			pool->n_jobs--;
+			hooks_cmds_work_free(w);
+			continue;
+		}
+		w->state = HOOKS_WORK_DONE;
+		if (pool->done_tail != NULL)
+			pool->done_tail->next = w;
+		else
+			pool->done_head = w;
+		pool->done_tail = w;
+		if (!pool->closing) /* else stop takes it */
+			uv_async_send(&pool->async);
+	}
+	pool->n_threads--;
+	hooks_cmds_pool_unref_locked(pool);
+	return NULL;
+}
+
+static void hooks_cmds_timer_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+/* Loop thread: answer (if not yet) and forget w on the loop side; the
+ * caller then frees w or leaves it to its thread. */
+static void hooks_cmds_work_detach(struct hooks_pool *pool,
+				   struct hooks_work *w)
+{
+	if (w->timer != NULL) {
+		uv_close((uv_handle_t *)w->timer, hooks_cmds_timer_closed);
+		w->timer = NULL;
+	}
+	if (w->lprev != NULL)
+		w->lprev->lnext = w->lnext;
+	else
+		pool->live = w->lnext;
+	if (w->lnext != NULL)
+		w->lnext->lprev = w->lprev;
+	w->lprev = w->lnext = NULL;
+	hooks_unref(w->hk);
+}
+
+/* Loop thread: give up on w with `why`; a queued job is freed, a running
+ * one is left to its thread.  A finished one is left to the async callback,
+ * or answered with its result when `take_done` (at stop). */
+static void hooks_cmds_work_abandon(struct hooks_pool *pool,
+				    struct hooks_work *w, const char *why,
+				    bool take_done)
+{
+	const char *what = w->test ? "hooks test " : "hooks lint";
+	bool mine;
+
+	pthread_mutex_lock(&pool->mu);
+	if (w->state == HOOKS_WORK_DONE && !take_done) {
+		pthread_mutex_unlock(&pool->mu);
+		return; /* its result is on the way */
+	}
+	if (w->state == HOOKS_WORK_DONE) {
+		struct hooks_work **pp = &pool->done_head, *prev = NULL;
+
+		while (*pp != w) {
+			prev = *pp;
+			pp = &(*pp)->next;
+		}
+		*pp = w->next;
+		if (pool->done_tail == w)
+			pool->done_tail = prev;
+		pool->n_jobs--;
+		pthread_mutex_unlock(&pool->mu);
+		control_reply_ok(&w->reply, w->result, w->text,
+				 w->exit_status);
+		w->result = NULL;
+		hooks_cmds_work_detach(pool, w);
+		hooks_cmds_work_free(w);
+		return;
+	}
+	mine = w->state == HOOKS_WORK_QUEUED;
+	if (mine) {
+		struct hooks_work **pp = &pool->q_head, *prev = NULL;
+
+		while (*pp != w) {
+			prev = *pp;
+			pp = &(*pp)->next;
+		}
+		*pp = w->next;
+		if (pool->q_tail == w)
+			pool->q_tail = prev;
+		pool->n_jobs--;
+	} else {
+		w->abandoned = true;
+	}
+	pthread_mutex_unlock(&pool->mu);
+	control_reply_error(&w->reply, 1, "%s%s: %s", what,
+			    w->test ? w->file : "", why);
+	w->reply = NULL;
+	hooks_cmds_work_detach(pool, w);
+	if (mine)
+		hooks_cmds_work_free(w);
+}
+
+static void hooks_cmds_watchdog_cb(uv_timer_t *t)
+{
+	struct hooks_work *w = t->data;
+	struct hooks_pool *pool = w->hk->pool;
+	unsigned ms = w->hk->cfg->hooks.timeout_ms + HOOKS_POOL_GRACE_MS;
+	enum hooks_work_state state;
+	char *why;
+
+	pthread_mutex_lock(&pool->mu);
+	state = w->state;
+	pthread_mutex_unlock(&pool->mu);
+	why = state == HOOKS_WORK_QUEUED
+		      ? xasprintf("still waiting for a free test thread after "
+				  "%u ms (other tests stuck?); abandoned", ms)
+		      : xasprintf("still running after %u ms (stuck in a C "
+				  "function?); abandoned", ms);
+	if (state != HOOKS_WORK_DONE)
+		log_msg(LOG_WARN_L, "hooks", "%s%s: %s",
+			w->test ? "hooks test " : "hooks lint",
+			w->test ? w->file : "", why);
+	hooks_cmds_work_abandon(pool, w, why, false);
+	free(why);
+}
+
+static void hooks_cmds_pool_async_cb(uv_async_t *a)
+{
+	struct hooks_pool *pool = a->data;
+	struct hooks_work *w, *next;
+
+	pthread_mutex_lock(&pool->mu);
+	w = pool->done_head;
+	pool->done_head = pool->done_tail = NULL;
+	for (next = w; next != NULL; next = next->next)
+		pool->n_jobs--;
+	pthread_mutex_unlock(&pool->mu);
+	for (; w != NULL; w = next) {
+		next = w->next;
+		control_reply_ok(&w->reply, w->result, w->text,
+				 w->exit_status);
+		w->result = NULL;
+		hooks_cmds_work_detach(pool, w);
+		hooks_cmds_work_free(w);
+	}
+}
+
+static void hooks_cmds_pool_closed(uv_handle_t *h)
+{
+	struct hooks_pool *pool = h->data;
+
+	pthread_mutex_lock(&pool->mu);
+	hooks_cmds_pool_unref_locked(pool);
+}
+
+void hooks_cmds_pool_stop(struct hooks *hk)
+{
+	struct hooks_pool *pool = hk->pool;
+	struct hooks_work *q;
+
+	if (pool == NULL)
+		return;
+	pthread_mutex_lock(&pool->mu);
+	pool->closing = true;
+	q = pool->q_head;
+	pool->q_head = pool->q_tail = NULL;
+	for (struct hooks_work *w = q; w != NULL; w = w->next)
+		pool->n_jobs--;
+	if (pool->n_jobs > 0) {
+		/* a thread still runs a job that reads hk: never free it */
+		hk->leak = true;
+	}
+	pthread_cond_broadcast(&pool->cond);
+	pthread_mutex_unlock(&pool->mu);
+	/* results already back are answered; later ones come with closing
+	 * set (no async sent) and are taken below */
+	hooks_cmds_pool_async_cb(&pool->async);
+	for (struct hooks_work *next; q != NULL; q = next) {
+		next = q->next;
+		control_reply_error(&q->reply, 2, "%s: the daemon is stopping",
+				    q->test ? "hooks test" : "hooks lint");
+		hooks_cmds_work_detach(pool, q);
+		hooks_cmds_work_free(q);
+	}
+	while (pool->live != NULL)
+		hooks_cmds_work_abandon(pool, pool->live,
+					"the daemon is stopping; abandoned",
+					true);
+	hk->pool = NULL;
+	uv_close((uv_handle_t *)&pool->async, hooks_cmds_pool_closed);
+}
+
+/* The pool, made at the first test or lint; NULL if it cannot be. */
+static struct hooks_pool *hooks_cmds_pool(struct hooks *hk)
+{
+	struct hooks_pool *pool;
+
+	if (hk->pool != NULL)
+		return hk->pool;
+	pool = xcalloc(1, sizeof(*pool));
+	pthread_mutex_init(&pool->mu, NULL);
+	pthread_cond_init(&pool->cond, NULL);
+	pool->refs = 1;
+	if (uv_async_init(hk->loop, &pool->async,
+			  hooks_cmds_pool_async_cb) < 0) {
+		pthread_mutex_destroy(&pool->mu);
+		pthread_cond_destroy(&pool->cond);
+		free(pool);
+		return NULL;
+	}
+	pool->async.data = pool;
+	hk->pool = pool;
+	return pool;
+}
+
+/* Submit w (which owns its request) and answer its client once done; or
+ * answer "busy" at once when the pool is full. */
 static void hooks_cmds_queue_work(struct hooks *hk, struct hooks_work *w)
 {
-	w->hk = hk;
+	struct hooks_pool *pool = hooks_cmds_pool(hk);
+	unsigned busy = 0;
+	int ret = 0;
+
+	w->hk = hk; /* before a thread can see it */
+
+	if (pool == NULL) {
+		control_reply_error(&w->reply, 2, "%s: cannot make the test "
+				    "threads", w->test ? "hooks test"
+						       : "hooks lint");
+		hooks_cmds_work_free(w);
+		return;
+	}
+	pthread_mutex_lock(&pool->mu);
+	if (pool->n_jobs >= HOOKS_POOL_THREADS + HOOKS_POOL_QUEUE) {
+		busy = pool->n_jobs;
+	} else {
+		if (pool->n_idle == 0 &&
+		    pool->n_threads < HOOKS_POOL_THREADS) {
+			pthread_t t;
+			pthread_attr_t attr;
+
+			pthread_attr_init(&attr);
+			pthread_attr_setdetachstate(&attr,
+						    PTHREAD_CREATE_DETACHED);
+			ret = pthread_create(&t, &attr, hooks_cmds_pool_thread,
+					     pool);
+			pthread_attr_destroy(&attr);
+			if (ret == 0) {
+				pool->n_threads++;
+				pool->refs++;
+			}
+		}
+		if (pool->n_threads == 0) {
+			ret = ret != 0 ? ret : EAGAIN;
+		} else {
+			ret = 0;
+			w->state = HOOKS_WORK_QUEUED;
+			if (pool->q_tail != NULL)
+				pool->q_tail->next = w;
+			else
+				pool->q_head = w;
+			pool->q_tail = w;
+			pool->n_jobs++;
+			pthread_cond_signal(&pool->cond);
+		}
+	}
+	pthread_mutex_unlock(&pool->mu);
+	if (busy > 0 || ret != 0) {
+		if (busy > 0)
+			control_reply_error(&w->reply, 2, "busy: %u hook tests "
+					    "already running, try again", busy);
+		else
+			control_reply_error(&w->reply, 2, "%s: cannot start a "
+					    "test thread: %s", w->test
+					    ? "hooks test" : "hooks lint",
+					    strerror(ret));
+		hooks_cmds_work_free(w);
+		return;
+	}
+	/* loop side: hk's reference, the live list, the watchdog */
 	hk->refs++;
-	w->req.data = w;
-	uv_queue_work(hk->loop, &w->req, hooks_cmds_work_cb,
-		      hooks_cmds_after_work_cb);
+	w->lnext = pool->live;
+	if (pool->live != NULL)
+		pool->live->lprev = w;
+	pool->live = w;
+	w->timer = xmalloc(sizeof(*w->timer));
+	uv_timer_init(hk->loop, w->timer);
+	w->timer->data = w;
+	uv_timer_start(w->timer, hooks_cmds_watchdog_cb,
+		       (uint64_t)hk->cfg->hooks.timeout_ms +
+			       HOOKS_POOL_GRACE_MS, 0);
 }
 
 /* May a peer who is not root have the daemon (root) load or run `real`

@@ -141,7 +141,16 @@ struct hooks {
 	pthread_cond_t done_cond; /* signalled with each posted job */
 	struct hooks_job *done_head, *done_tail;
 	bool leak;            /* a thread would not stop: never free */
+	struct hooks_pool *pool; /* hooks.test/lint threads (hooks_cmds.c) */
 };
+
+/* ---- hooks_cmds.c ------------------------------------------------------- */
+
+struct hooks_pool;
+/* At stop: answer the pending hooks.test/lint requests, let the pool's
+ * threads go (never waited for: one may be stuck in a C function; then hk
+ * is leaked, not freed under it).  Loop thread. */
+void hooks_cmds_pool_stop(struct hooks *hk);
 
 /* ---- hooks.c ------------------------------------------------------------ */
 

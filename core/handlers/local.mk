@@ -108,3 +108,5 @@ TESTS += tests/unit/test_pluginwire
 tests_unit_test_pluginwire_SOURCES = tests/unit/test_pluginwire.c
 tests_unit_test_pluginwire_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_pluginwire_LDADD = $(TEST_LIBS)
+TESTS += tests/integration/hooks_testpool.sh
+EXTRA_DIST += tests/integration/hooks_testpool.sh
