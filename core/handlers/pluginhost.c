@@ -60,6 +60,7 @@ struct plugin {
 	struct ophook_ctx ctx;
 	unsigned running_actions;
 	bool unloading;
+	bool destroying;        /* plugin_destroy running */
 	struct plugin *next;
 	/* the build that runs: the file's identity when it was loaded */
 	dev_t dev;
@@ -913,6 +914,11 @@ static void plugin_destroy(struct plugin *p)
 	struct pluginhost *ph = p->ph;
 	char *again = NULL;
 
+	/* stopping a runner fails its calls in flight, which may release the
+	 * handler, whose free comes back here: the outer call finishes */
+	if (p->destroying)
+		return;
+	p->destroying = true;
 	if (p->pp != NULL)
 		pluginproc_stop(&p->pp);
 	if (!p->isolated && p->api != NULL && p->api->fini != NULL &&
