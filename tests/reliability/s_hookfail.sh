@@ -66,6 +66,7 @@ ok "$([ "$maxa" -le "$allow" ] && echo 0 || echo 1)" \
 	"attempt counts grow slowly: at most $maxa after $elapsed s (backoff allows $allow)"
 bad=$(awk -v now="$now" '$2 == "failed" && ($3 < now - 1000 || $3 > now + 4400) { n++ } END { print n + 0 }' "$T/att.txt")
 is "$bad" 0 "next_ms of every waiting delivery within one capped delay (4.4 s) from now"
+c6_late=$bad
 # spacing: each retry delay in the log against the backoff of its attempt
 grep -o 'attempt [0-9]* failed, retry in [0-9]* ms' "$T/ophookd.log" |
 	awk '{ a = $2; x = $6; d = 500 * 2 ^ (a - 1); if (d > 4000) d = 4000;
@@ -85,4 +86,11 @@ total=$(( $(total_subjects test.fail f) + $(total_subjects test.ok o) ))
 is "$got" $((NFAIL + NOK)) "every event reached the log plugin"
 stop_ophookd
 row $((NFAIL + NOK)) $((NFAIL + NOK - got)) $((total - got))
+# Known bug, found 2026-12-05 (after the per-handler backlog and the other
+# changes of that day): some due retries of this hook run seconds late (47
+# of 1,000 more than 1 s late on a quiet machine, all of them 3.5 to 8.5 s
+# late under ASan).  Reported as TODO only when that is the one failure.
+if [ "$c6_late" != 0 ] && [ "$_tap_fail" = 1 ]; then
+	echo "todo: due retries of a failing exec hook run late ($c6_late of $NFAIL more than 1 s late at check 6)"
+fi
 done_testing
