@@ -1191,6 +1191,20 @@ handler:
 	return 0;
 }
 
+/* An isolated plugin is described by what its runner said (p->hello). */
+static void plugin_use_hello(struct plugin *p)
+{
+	p->isolated = true;
+	p->proc_api = (struct ophook_plugin){
+		.abi = p->hello.abi,
+		.name = p->hello.name,
+		.description = p->hello.description,
+		.flags = p->hello.flags,
+		.subscriptions = (const char *const *)p->hello.subscriptions,
+	};
+	p->api = &p->proc_api;
+}
+
 int pluginhost_load(struct pluginhost *ph, const char *path, char **error_r)
 {
 	const struct config *cfg = engine_config(ph->e);
@@ -1234,16 +1248,8 @@ int pluginhost_load(struct pluginhost *ph, const char *path, char **error_r)
 			return ret;
 		}
 		p = xcalloc(1, sizeof(*p));
-		p->isolated = true;
 		p->hello = hello;
-		p->proc_api = (struct ophook_plugin){
-			.abi = hello.abi,
-			.name = hello.name,
-			.description = hello.description,
-			.flags = hello.flags,
-			.subscriptions = (const char *const *)hello.subscriptions,
-		};
-		p->api = &p->proc_api;
+		plugin_use_hello(p);
 		goto load;
 	}
 	pluginproc_hello_clear(&hello);
@@ -1299,16 +1305,8 @@ int pluginhost_load(struct pluginhost *ph, const char *path, char **error_r)
 			return ret;
 		}
 		pluginproc_kill(&probe);
-		p->isolated = true;
-		p->proc_api = (struct ophook_plugin){
-			.abi = p->hello.abi,
-			.name = p->hello.name,
-			.description = p->hello.description,
-			.flags = p->hello.flags,
-			.subscriptions =
-				(const char *const *)p->hello.subscriptions,
-		};
-		api = &p->proc_api;
+		plugin_use_hello(p);
+		api = p->api;
 	}
 	p->dl = dl;
 	p->api = api;
