@@ -397,7 +397,13 @@ static void engine_leftover(int64_t event_id, const char *handler, void *ctx)
 				   ? DELIVERY_DEAD
 				   : DELIVERY_FAILED;
 		jd.next_ms = now_ms();
-		if (jd.state == DELIVERY_FAILED) {
+		struct handler *h = hmap_get(e->handlers, handler);
+
+		/* a call made in a process of its own cannot have crashed
+		 * ophookd: only in-process calls are suspects (and a handler
+		 * not registered yet, to be safe) */
+		if (jd.state == DELIVERY_FAILED &&
+		    (h == NULL || !h->out_of_process)) {
 			char key[160];
 
 			if (e->suspects == NULL)
