@@ -259,11 +259,6 @@ static void run_child(const char *exe, const char *const *argv,
 	step = 1;
 	if (sigprocmask(SIG_SETMASK, &none, NULL) < 0 || setpgid(0, 0) < 0)
 		goto fail;
-	step = 2;
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-		goto fail;
-	if (getppid() != parent) /* the parent died before prctl */
-		_exit(127);
 	step = 3;
 	if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
 		goto fail;
@@ -293,6 +288,12 @@ static void run_child(const char *exe, const char *const *argv,
 	if (o->drop && (setgroups(0, NULL) < 0 || setgid(o->gid) < 0 ||
 			setuid(o->uid) < 0))
 		goto fail;
+	/* after the uid change, which clears the parent-death signal */
+	step = 2;
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		goto fail;
+	if (getppid() != parent) /* the parent died before prctl */
+		_exit(127);
 	step = 7;
 	execv(exe, (char *const *)argv);
 fail:

@@ -57,8 +57,9 @@ struct run_opts {
 
 /* run_argv() with opts (NULL: as run_argv): the child is forked (not
  * posix_spawn'd) so that it can set, before exec and in this order: its
- * own process group, PR_SET_PDEATHSIG SIGKILL (it dies when the calling
- * thread, so the daemon, dies), stdin, the limits, the cwd and the uid.
+ * own process group, stdin, the limits, the cwd, the uid, then
+ * PR_SET_PDEATHSIG SIGKILL (it dies when the calling thread, so the
+ * daemon, dies; set last since a uid change clears it).
  * A failure in the child before exec is reported as -errno with
  * *error_r naming the step.  Other results as run_argv(). */
 int run_argv_ex(const char *const *argv, const struct run_opts *opts,
