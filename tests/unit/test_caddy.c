@@ -564,6 +564,41 @@ static void test_caddy_log_folder(void **state)
 	pluginmock_free(&m);
 }
 
+/* Issue 16, finding 2: a symlink planted as a domain's log folder is
+ * refused (named in the error), nothing is made where it points. */
+static void test_caddy_log_folder_symlink(void **state)
+{
+	struct pluginmock *m = caddy_mock(NULL, NULL);
+	const char *error = NULL;
+	char *logs = mkpath(m, "logs");
+	char *dir = mkpath(m, "logs/example.test");
+	char *outside = mkpath(m, "outside");
+	char *made = mkpath(m, "outside/made");
+	char *dangling = mkpath(m, "logs/dangling.test");
+
+	(void)state;
+	assert_int_equal(mkdir(logs, 0755), 0);
+	assert_int_equal(mkdir(outside, 0755), 0);
+	assert_int_equal(symlink(outside, dir), 0);
+	assert_int_equal(pluginmock_send(m, "domain.added", "example.test",
+					 "{\"domain\":\"example.test\"}", &error),
+			 -ELOOP);
+	assert_non_null(strstr(error, "example.test"));
+	assert_non_null(strstr(error, "logs/example.test: a symlink, refused"));
+	/* a dangling one: not made through */
+	assert_int_equal(symlink(made, dangling), 0);
+	assert_int_equal(pluginmock_send(m, "domain.added", "dangling.test",
+					 "{\"domain\":\"dangling.test\"}", &error),
+			 -ELOOP);
+	assert_false(exists(made));
+	free(logs);
+	free(dir);
+	free(outside);
+	free(made);
+	free(dangling);
+	pluginmock_free(&m);
+}
+
 static void test_caddy_remove_logs(void **state)
 {
 	struct pluginmock *m = caddy_mock(NULL, "\"remove_logs\": true");
@@ -900,6 +935,7 @@ int main(void)
 		cmocka_unit_test(test_caddy_settings_declared),
 		cmocka_unit_test(test_caddy_hostile_names),
 		cmocka_unit_test(test_caddy_log_folder),
+		cmocka_unit_test(test_caddy_log_folder_symlink),
 		cmocka_unit_test(test_caddy_remove_logs),
 		cmocka_unit_test(test_caddy_burst),
 		cmocka_unit_test(test_caddy_quarantine),
