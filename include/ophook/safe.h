@@ -43,11 +43,16 @@ OPHOOK_SAFE_DEF bool ophook_name_valid_domain(const char *s,
  * On false, *why_r says what is wrong (a static string). */
 OPHOOK_SAFE_DEF bool ophook_name_valid_user(const char *s, const char **why_r);
 
-/* mkdir -p with mode; 0 or -errno. */
+/* mkdir -p with mode (follows symlinks: for root's own folders; below a
+ * folder others can write to use ophook_dir_open_under() with
+ * OPHOOK_DIR_CREATE); 0 or -errno. */
 OPHOOK_SAFE_DEF int ophook_mkdir_p(const char *path, mode_t mode);
 /* Write data to path atomically (temp file in the same folder, fsync,
  * rename).  mode is used for a new file; an existing file's mode and owner
- * are kept.  0 or -errno. */
+ * are kept.  A symlink at path is replaced, never written through, but
+ * symlinks in its folders are followed: for folders only root can write
+ * to; elsewhere use ophook_dir_open_under() + ophook_file_write_atomic_at().
+ * 0 or -errno. */
 OPHOOK_SAFE_DEF int ophook_file_write_atomic(const char *path,
 					     const void *data, size_t len,
 					     mode_t mode);
