@@ -474,6 +474,7 @@ static void test_hostile_folders(void **state)
 	assert_non_null(strstr(report_error(&f, "a.example"), "hard link"));
 	assert_int_equal(pluginmock_log_grep(f.m, "leaked"), 0);
 	assert_int_equal(unlink(p), 0);
+	free(q);
 	free(p);
 	/* 4. the log folder is a symlink */
 	p = join(f.logs, "a.example");
