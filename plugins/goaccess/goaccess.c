@@ -1071,7 +1071,9 @@ static int ga_settings(struct ga *g, const char **error_r)
 						 "named \"%s\" (root: run "
 						 "goaccess as root)",
 						 ru);
-			g->drop = pw.pw_uid != 0;
+			/* only root can drop (a daemon run unprivileged
+			 * runs goaccess as itself) */
+			g->drop = pw.pw_uid != 0 && geteuid() == 0;
 			g->run_uid = pw.pw_uid;
 			g->run_gid = pw.pw_gid;
 		}
