@@ -166,6 +166,7 @@ slow_pid() { pgrep -f '^sleep 317$' | head -n 1; }
 slow_running() { [ -n "$(slow_pid)" ]; }
 ok "$(wait_for 30 slow_running; echo $?)" "a slow goaccess is running"
 P=$(slow_pid)
+[ -n "$P" ] && cleanup_cmd "kill -KILL $P"
 is "$(stat -c %u "/proc/$P" 2>/dev/null)" "$NOBODY" "goaccess runs as nobody"
 ok "$(awk '/^Max address space/ { exit !($4 == 2147483648) }' "/proc/$P/limits"; echo $?)" \
 	"goaccess has the address space limit (2048 MiB)"
