@@ -298,27 +298,36 @@ static int caddy_event_domain(struct caddy *c, const struct ophook_event *ev,
 	return 0;
 }
 
+/* <log_base>/<domain>/, made when missing.  Caddy writes there and the
+ * folder may be shared with the domain's owner: it is opened (or made)
+ * with O_NOFOLLOW below log_base, so a symlink planted as it is refused,
+ * never followed by root. */
 static int caddy_log_dir_create(struct caddy *c, const char *domain,
 				const char **error_r)
 {
-	char *path = NULL;
 	struct stat st;
-	int ret;
+	size_t bad = 0;
+	int fd = -1, ret;
+	char *path = NULL;
 
 	if (asprintf(&path, "%s/%s", c->log_base, domain) < 0)
 		return -ENOMEM;
-	if (lstat(path, &st) == 0) {
-		ret = S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
-	} else {
-		ret = ophook_mkdir_p(path, 0755);
-		if (ret == 0)
+	bool existed = lstat(path, &st) == 0;
+
+	ret = ophook_dir_open_under(c->log_base, domain, OPHOOK_DIR_CREATE,
+				    0755, &fd, &bad);
+	if (ret == 0) {
+		close(fd);
+		if (!existed)
 			c->host->log(c->ctx, OPHOOK_LOG_DEBUG,
 				     "created log folder %s", path);
-	}
-	if (ret < 0)
+	} else {
 		*error_r = caddy_err("log folder for %s under %s (setting "
-				     "log_base): %s", domain, c->log_base,
-				     strerror(-ret));
+				     "log_base): %s: %s", domain, c->log_base,
+				     bad > 0 ? path : c->log_base,
+				     ret == -ELOOP ? "a symlink, refused"
+						   : strerror(-ret));
+	}
 	free(path);
 	return ret;
 }
@@ -341,26 +350,36 @@ static int caddy_log_dir_remove(struct caddy *c, const char *domain,
 	return ret;
 }
 
-/* A stale quarantined conf of a removed domain goes too. */
+/* A stale quarantined conf of a removed domain goes too (unlinkat in the
+ * quarantine folder's descriptor: nothing is followed). */
 static void caddy_quarantine_forget(struct caddy *c, const char *domain)
 {
-	char *path = NULL, *epath = NULL;
+	char *path = NULL, *name = NULL, *ename = NULL;
+	int qfd = open(c->quarantine_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-	if (asprintf(&path, "%s/%s.conf", c->quarantine_dir, domain) < 0 ||
-	    asprintf(&epath, "%s/%s.conf.error", c->quarantine_dir, domain) < 0) {
-		free(path);
+	if (qfd < 0)
 		return;
-	}
-	if (access(path, F_OK) == 0) {
+	if (asprintf(&name, "%s.conf", domain) < 0)
+		name = NULL;
+	if (asprintf(&ename, "%s.conf.error", domain) < 0)
+		ename = NULL;
+	if (asprintf(&path, "%s/%s.conf", c->quarantine_dir, domain) < 0)
+		path = NULL;
+	if (name != NULL && ename != NULL && path != NULL &&
+	    faccessat(qfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
 		c->host->own_write(c->ctx, path);
-		if (unlink(path) == 0)
+		if (unlinkat(qfd, name, 0) == 0)
 			c->host->log(c->ctx, OPHOOK_LOG_INFO,
 				     "removed quarantined %s (domain removed)", path);
 	}
-	unlink(epath);
+	if (ename != NULL)
+		(void)unlinkat(qfd, ename, 0);
+	close(qfd);
 	free(path);
-	free(epath);
+	free(name);
+	free(ename);
 }
+
 
 /* ---- Caddy messages ---- */
 
@@ -719,20 +738,23 @@ static int caddy_subset_validate(void *ud, const bool *include, char **msg_r)
 
 /* ---- quarantine ---- */
 
-static int caddy_move(const char *from, const char *to)
+/* Move name from the folder sfd to the folder dfd (renameat; across file
+ * systems a copy made in dfd, then unlinkat in sfd). */
+static int caddy_move(int sfd, int dfd, const char *name)
 {
 	char *data = NULL;
 	size_t len;
 	int ret;
 
-	if (rename(from, to) == 0)
+	if (renameat(sfd, name, dfd, name) == 0)
 		return 0;
 	if (errno != EXDEV)
 		return -errno;
-	ret = ophook_file_read_nofollow(from, CADDY_CADDYFILE_MAX, &data, &len);
+	ret = ophook_file_read_at(sfd, name, CADDY_CADDYFILE_MAX, &data, &len);
 	if (ret == 0)
-		ret = ophook_file_write_atomic(to, data, len, 0644);
-	if (ret == 0 && unlink(from) < 0)
+		ret = ophook_file_write_atomic_at(dfd, name, data, len, 0644,
+						  (uid_t)-1, (gid_t)-1);
+	if (ret == 0 && unlinkat(sfd, name, 0) < 0)
 		ret = -errno;
 	free(data);
 	return ret;
@@ -747,10 +769,11 @@ static int caddy_quarantine(struct caddy *c, const char *name, const char *msg,
 			    const char *owner)
 {
 	char *from = NULL, *to = NULL, *epath = NULL, *domain = NULL;
+	char *ename = NULL;
 	const char *why = NULL, *error = NULL;
 	json_t *fields;
 	char *fj;
-	int ret;
+	int ret, qfd = -1, sfd = -1;
 
 	if (asprintf(&from, "%s/%s", c->domains_dir, name) < 0)
 		from = NULL;
@@ -758,30 +781,43 @@ static int caddy_quarantine(struct caddy *c, const char *name, const char *msg,
 		to = NULL;
 	if (asprintf(&epath, "%s/%s.error", c->quarantine_dir, name) < 0)
 		epath = NULL;
+	if (asprintf(&ename, "%s.error", name) < 0)
+		ename = NULL;
 	domain = strdup(name);
-	if (from == NULL || to == NULL || epath == NULL || domain == NULL) {
+	if (from == NULL || to == NULL || epath == NULL || domain == NULL ||
+	    ename == NULL) {
 		ret = -ENOMEM;
 		goto out;
 	}
 	if (strlen(domain) > 5 && strcmp(domain + strlen(domain) - 5, ".conf") == 0)
 		domain[strlen(domain) - 5] = '\0';
-	ret = ophook_mkdir_p(c->quarantine_dir, 0755);
+	ret = ophook_dir_open_under(c->quarantine_dir, "", OPHOOK_DIR_CREATE,
+				    0755, &qfd, NULL);
 	if (ret < 0) {
 		c->host->log(c->ctx, OPHOOK_LOG_ERROR,
 			     "quarantine folder %s (setting quarantine_dir): %s",
 			     c->quarantine_dir, strerror(-ret));
 		goto out;
 	}
+	sfd = open(c->domains_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (sfd < 0 || strchr(name, '/') != NULL) {
+		ret = sfd < 0 ? -errno : -EINVAL;
+		c->host->log(c->ctx, OPHOOK_LOG_ERROR, "moving %s to %s: %s", from,
+			     to, strerror(-ret));
+		goto out;
+	}
 	c->host->own_write(c->ctx, from);
 	c->host->own_write(c->ctx, to);
 	c->host->own_write(c->ctx, epath);
-	ret = caddy_move(from, to);
+	ret = caddy_move(sfd, qfd, name);
 	if (ret < 0) {
 		c->host->log(c->ctx, OPHOOK_LOG_ERROR, "moving %s to %s: %s", from,
 			     to, strerror(-ret));
 		goto out;
 	}
-	(void)ophook_file_write_atomic(epath, msg, strlen(msg), 0644);
+	if (ename != NULL)
+		(void)ophook_file_write_atomic_at(qfd, ename, msg, strlen(msg),
+						  0644, (uid_t)-1, (gid_t)-1);
 	c->rejected++;
 	c->host->log(c->ctx, OPHOOK_LOG_WARN,
 		     "rejected %s (moved to %s): %s", from, to, msg);
@@ -808,9 +844,14 @@ static int caddy_quarantine(struct caddy *c, const char *name, const char *msg,
 			     error != NULL ? error : "out of memory");
 	free(fj);
 out:
+	if (qfd >= 0)
+		close(qfd);
+	if (sfd >= 0)
+		close(sfd);
 	free(from);
 	free(to);
 	free(epath);
+	free(ename);
 	free(domain);
 	return ret;
 }

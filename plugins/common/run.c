@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -239,6 +242,120 @@ static int run_spawn(const char *const *argv, int in_fd, int out_fd,
 	return -ret;
 }
 
+/* The child of run_fork(): everything before exec; on a failure it
+ * writes {step, errno} to errfd and exits 127. */
+static void run_child(const char *exe, const char *const *argv,
+		      const struct run_opts *o, int in_fd, int out_fd,
+		      int err_fd, int errfd, pid_t parent)
+{
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	sigset_t none;
+	int step = 0, e;
+
+	sigemptyset(&dfl.sa_mask);
+	for (int sig = 1; sig < NSIG; sig++)
+		(void)sigaction(sig, &dfl, NULL);
+	sigemptyset(&none);
+	step = 1;
+	if (sigprocmask(SIG_SETMASK, &none, NULL) < 0 || setpgid(0, 0) < 0)
+		goto fail;
+	step = 3;
+	if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
+		goto fail;
+#ifdef SYS_close_range
+	/* nothing else the daemon has open reaches the program (errfd is
+	 * close-on-exec already) */
+	(void)syscall(SYS_close_range, 3u, ~0u, 4u /* CLOSE_RANGE_CLOEXEC */);
+#endif
+	step = 4;
+	if (o->mem_max > 0) {
+		struct rlimit rl = { o->mem_max, o->mem_max };
+
+		if (setrlimit(RLIMIT_AS, &rl) < 0)
+			goto fail;
+	}
+	if (o->cpu_max_s > 0) {
+		/* SIGXCPU at the soft limit, SIGKILL a second later */
+		struct rlimit rl = { o->cpu_max_s, o->cpu_max_s + 1 };
+
+		if (setrlimit(RLIMIT_CPU, &rl) < 0)
+			goto fail;
+	}
+	step = 5;
+	if (o->cwd != NULL && chdir(o->cwd) < 0)
+		goto fail;
+	step = 6;
+	if (o->drop && (setgroups(0, NULL) < 0 || setgid(o->gid) < 0 ||
+			setuid(o->uid) < 0))
+		goto fail;
+	/* after the uid change, which clears the parent-death signal */
+	step = 2;
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		goto fail;
+	if (getppid() != parent) /* the parent died before prctl */
+		_exit(127);
+	step = 7;
+	execv(exe, (char *const *)argv);
+fail:
+	e = errno;
+	{
+		int msg[2] = { step, e };
+
+		(void)!write(errfd, msg, sizeof(msg));
+	}
+	_exit(127);
+}
+
+/* Fork the child with opts (see run_argv_ex); -errno and *what_r on a
+ * failure before exec (the child is reaped then). */
+static int run_fork(const char *const *argv, const struct run_opts *o,
+		    int in_fd, int out_fd, int err_fd, pid_t *pid_r,
+		    const char **what_r)
+{
+	static const char *const steps[] = { "signals", "process group",
+					     "PR_SET_PDEATHSIG", "stdio",
+					     "limits", "cwd", "dropping to the uid",
+					     "exec" };
+	char *exe = NULL;
+	int ep[2], ret, msg[2];
+	pid_t parent = getpid(), pid;
+	ssize_t n;
+
+	*what_r = NULL;
+	if ((ret = run_resolve(argv[0], &exe)) < 0)
+		return ret;
+	if (pipe2(ep, O_CLOEXEC) < 0) {
+		ret = -errno;
+		free(exe);
+		return ret;
+	}
+	pid = fork();
+	if (pid == 0) {
+		close(ep[0]);
+		run_child(exe, argv, o, in_fd, out_fd, err_fd, ep[1], parent);
+	}
+	ret = pid < 0 ? -errno : 0;
+	close(ep[1]);
+	free(exe);
+	if (ret == 0) {
+		while ((n = read(ep[0], msg, sizeof(msg))) < 0 && errno == EINTR)
+			;
+		if (n == (ssize_t)sizeof(msg)) {
+			int ws;
+
+			while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
+				;
+			ret = msg[1] > 0 ? -msg[1] : -EIO;
+			if (msg[0] >= 0 && msg[0] <= 7)
+				*what_r = steps[msg[0]];
+		} else {
+			*pid_r = pid;
+		}
+	}
+	close(ep[0]);
+	return ret;
+}
+
 static int run_pidfd(pid_t pid)
 {
 #ifdef SYS_pidfd_open
@@ -255,7 +372,8 @@ static int run_pidfd(pid_t pid)
 }
 
 struct run_io {
-	int in, out, err, pidfd;
+	int in, out, err, pidfd, cancel;
+	bool cancelled;
 	const char *in_data;
 	size_t in_len, in_off;
 	struct run_buf ob, eb;
@@ -297,6 +415,12 @@ static bool run_pump(struct run_io *io, pid_t pid, int64_t deadline_ms,
 		}
 		if (!reaped && io->pidfd >= 0)
 			pf[n++] = (struct pollfd){ .fd = io->pidfd, .events = POLLIN };
+		int i_cancel = -1;
+
+		if (!reaped && io->cancel >= 0) {
+			pf[n] = (struct pollfd){ .fd = io->cancel, .events = POLLIN };
+			i_cancel = n++;
+		}
 
 		int wait_ms = -1;
 
@@ -325,6 +449,10 @@ static bool run_pump(struct run_io *io, pid_t pid, int64_t deadline_ms,
 			if (reaped)
 				return true;
 			continue;
+		}
+		if (i_cancel >= 0 && pf[i_cancel].revents) {
+			io->cancelled = true;
+			return false;
 		}
 		if (i_in >= 0 && pf[i_in].revents) {
 			if (pf[i_in].revents & (POLLERR | POLLHUP)) {
@@ -355,6 +483,7 @@ static int run_kill(struct run_io *io, pid_t pid)
 {
 	int wstatus = 0;
 
+	io->cancel = -1;
 	kill(-pid, SIGTERM);
 	kill(pid, SIGTERM);
 	if (run_pump(io, pid, run_mono_ms() + RUN_KILL_GRACE_MS, &wstatus))
@@ -370,7 +499,18 @@ int run_argv(const char *const *argv, const char *stdin_data,
 	     unsigned timeout_ms, char **out_r, char **err_r, int *status_r,
 	     const char **error_r)
 {
-	struct run_io io = { .in = -1, .out = -1, .err = -1, .pidfd = -1 };
+	return run_argv_ex(argv, NULL, stdin_data, timeout_ms, out_r, err_r,
+			   status_r, error_r);
+}
+
+int run_argv_ex(const char *const *argv, const struct run_opts *opts,
+		const char *stdin_data, unsigned timeout_ms, char **out_r,
+		char **err_r, int *status_r, const char **error_r)
+{
+	struct run_io io = { .in = -1, .out = -1, .err = -1, .pidfd = -1,
+			     .cancel = -1 };
+	const char *what = NULL;
+	bool in_fd = opts != NULL && opts->stdin_fd >= 0;
 	int inpair[2] = { -1, -1 }, outp[2] = { -1, -1 }, errp[2] = { -1, -1 };
 	int devnull = -1, ret, wstatus = 0;
 	pid_t pid;
@@ -389,7 +529,9 @@ int run_argv(const char *const *argv, const char *stdin_data,
 
 	/* stdin is a socket so that writing to a child that closed it gives
 	 * EPIPE (MSG_NOSIGNAL) and never SIGPIPE in the daemon. */
-	if (stdin_data != NULL) {
+	if (in_fd) {
+		stdin_data = NULL;
+	} else if (stdin_data != NULL) {
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, inpair) < 0 ||
 		    shutdown(inpair[1], SHUT_WR) < 0 || shutdown(inpair[0], SHUT_RD) < 0) {
 			ret = -errno;
@@ -406,16 +548,23 @@ int run_argv(const char *const *argv, const char *stdin_data,
 		*error_r = run_err(argv[0], "pipe", -ret);
 		goto out;
 	}
-	ret = run_spawn(argv, stdin_data != NULL ? inpair[1] : devnull,
-			outp[1], errp[1], &pid);
+	int child_in = in_fd ? opts->stdin_fd
+		       : stdin_data != NULL ? inpair[1] : devnull;
+
+	if (opts != NULL)
+		ret = run_fork(argv, opts, child_in, outp[1], errp[1], &pid,
+			       &what);
+	else
+		ret = run_spawn(argv, child_in, outp[1], errp[1], &pid);
 	run_close(&inpair[1]);
 	run_close(&outp[1]);
 	run_close(&errp[1]);
 	run_close(&devnull);
 	if (ret < 0) {
-		*error_r = run_err(argv[0], NULL, -ret);
+		*error_r = run_err(argv[0], what, -ret);
 		goto out;
 	}
+	io.cancel = opts != NULL ? opts->cancel_fd : -1;
 	io.in = inpair[0];
 	io.out = outp[0];
 	io.err = errp[0];
@@ -435,10 +584,17 @@ int run_argv(const char *const *argv, const char *stdin_data,
 	if (run_pump(&io, pid, deadline, &wstatus)) {
 		ret = 0;
 	} else {
+		bool cancelled = io.cancelled;
+
 		wstatus = run_kill(&io, pid);
-		ret = -ETIMEDOUT;
-		snprintf(run_errbuf, sizeof(run_errbuf),
-			 "%s: killed after the %u ms timeout", argv[0], timeout_ms);
+		ret = cancelled ? -ECANCELED : -ETIMEDOUT;
+		if (cancelled)
+			snprintf(run_errbuf, sizeof(run_errbuf),
+				 "%s: killed (stopping)", argv[0]);
+		else
+			snprintf(run_errbuf, sizeof(run_errbuf),
+				 "%s: killed after the %u ms timeout", argv[0],
+				 timeout_ms);
 		*error_r = run_errbuf;
 	}
 	*status_r = run_status(wstatus);

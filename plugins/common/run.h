@@ -7,7 +7,9 @@
 #ifndef OPHOOK_PLUGIN_RUN_H
 #define OPHOOK_PLUGIN_RUN_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 /* Bytes of stdout and of stderr kept by run_argv(); the rest is read and
  * dropped, and "\n[output truncated]\n" is appended. */
@@ -31,6 +33,38 @@
 int run_argv(const char *const *argv, const char *stdin_data,
 	     unsigned timeout_ms, char **out_r, char **err_r, int *status_r,
 	     const char **error_r);
+
+/* Extra care for a child that works on customer input (run_argv_ex). */
+struct run_opts {
+	/* >= 0: the child's stdin is this descriptor (a file the caller
+	 * opened safely), instead of stdin_data */
+	int stdin_fd;
+	/* >= 0: readable means "stop": the child is killed as on a timeout
+	 * (a pipe the caller writes to on shutdown); run_argv_ex() then
+	 * returns -ECANCELED */
+	int cancel_fd;
+	/* drop to this uid/gid (no supplementary groups) before exec when
+	 * drop is true */
+	bool drop;
+	uid_t uid;
+	gid_t gid;
+	/* RLIMIT_AS in bytes and RLIMIT_CPU in seconds; 0: unchanged */
+	unsigned long long mem_max;
+	unsigned cpu_max_s;
+	/* chdir here before exec; NULL: unchanged */
+	const char *cwd;
+};
+
+/* run_argv() with opts (NULL: as run_argv): the child is forked (not
+ * posix_spawn'd) so that it can set, before exec and in this order: its
+ * own process group, stdin, the limits, the cwd, the uid, then
+ * PR_SET_PDEATHSIG SIGKILL (it dies when the calling thread, so the
+ * daemon, dies; set last since a uid change clears it).
+ * A failure in the child before exec is reported as -errno with
+ * *error_r naming the step.  Other results as run_argv(). */
+int run_argv_ex(const char *const *argv, const struct run_opts *opts,
+		const char *stdin_data, unsigned timeout_ms, char **out_r,
+		char **err_r, int *status_r, const char **error_r);
 
 /* Parse a command setting into a NULL-terminated argv.  Preferred form: a
  * JSON array of strings (`["podman","exec","caddy","caddy","reload"]`);

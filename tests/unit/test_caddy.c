@@ -147,6 +147,105 @@ static void test_run_grandchild(void **state)
 	free(out);
 }
 
+/* run_argv_ex: stdin from a file descriptor, limits, the uid drop, the
+ * parent-death signal, cancel (issue 16, finding 2). */
+static void test_run_ex_stdin_fd_limits(void **state)
+{
+	const char *argv[] = { "sh", "-c",
+			       "cat; ulimit -v; ulimit -t; pwd",
+			       NULL };
+	struct run_opts o = { .stdin_fd = -1, .cancel_fd = -1,
+			      .mem_max = 512ull << 20, .cpu_max_s = 7,
+			      .cwd = "/" };
+	const char *error = NULL;
+	char path[] = "/tmp/test_run_ex.XXXXXX", *out;
+	int fd = mkstemp(path), status;
+
+	(void)state;
+	assert_true(fd >= 0);
+	unlink(path);
+	assert_int_equal(write(fd, "from the file\n", 14), 14);
+	lseek(fd, 0, SEEK_SET);
+	o.stdin_fd = fd;
+	assert_int_equal(run_argv_ex(argv, &o, "ignored", 5000, &out, NULL,
+				     &status, &error), 0);
+	assert_int_equal(status, 0);
+	/* ulimit -v is in KiB */
+	assert_string_equal(out, "from the file\n524288\n7\n/\n");
+	free(out);
+	close(fd);
+}
+
+static void test_run_ex_drop(void **state)
+{
+	const char *argv[] = { "id", "-u", NULL };
+	struct run_opts o = { .stdin_fd = -1, .cancel_fd = -1, .drop = true,
+			      .uid = 65534, .gid = 65534 };
+	const char *error = NULL;
+	char *out;
+	int status;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	assert_int_equal(run_argv_ex(argv, &o, NULL, 5000, &out, NULL, &status,
+				     &error), 0);
+	assert_string_equal(out, "65534\n");
+	free(out);
+}
+
+/* A failure in the child before exec names its step. */
+static void test_run_ex_child_fail(void **state)
+{
+	const char *argv[] = { "true", NULL };
+	struct run_opts o = { .stdin_fd = -1, .cancel_fd = -1,
+			      .cwd = "/nonexistent/ophook" };
+	const char *error = NULL;
+	char *out = NULL;
+	int status;
+
+	(void)state;
+	assert_int_equal(run_argv_ex(argv, &o, NULL, 5000, &out, NULL, &status,
+				     &error), -ENOENT);
+	assert_null(out);
+	assert_non_null(strstr(error, "cwd"));
+}
+
+static void test_run_ex_cancel(void **state)
+{
+	const char *argv[] = { "sleep", "30", NULL };
+	int p[2];
+	struct run_opts o = { .stdin_fd = -1 };
+	const char *error = NULL;
+	int status;
+	time_t t0 = time(NULL);
+
+	(void)state;
+	assert_int_equal(pipe(p), 0);
+	o.cancel_fd = p[0];
+	assert_int_equal(write(p[1], "x", 1), 1);
+	assert_int_equal(run_argv_ex(argv, &o, NULL, 20000, NULL, NULL, &status,
+				     &error), -ECANCELED);
+	assert_int_equal(status, 128 + SIGTERM);
+	assert_true(time(NULL) - t0 < 5);
+	close(p[0]);
+	close(p[1]);
+}
+
+/* RLIMIT_CPU stops a spinning child. */
+static void test_run_ex_cpu(void **state)
+{
+	const char *argv[] = { "sh", "-c", "while :; do :; done", NULL };
+	struct run_opts o = { .stdin_fd = -1, .cancel_fd = -1, .cpu_max_s = 1 };
+	const char *error = NULL;
+	int status;
+
+	(void)state;
+	assert_int_equal(run_argv_ex(argv, &o, NULL, 20000, NULL, NULL, &status,
+				     &error), 0);
+	assert_true(status == 128 + SIGXCPU || status == 128 + SIGKILL);
+}
+
 static void test_argv_setting(void **state)
 {
 	char **argv;
@@ -462,6 +561,41 @@ static void test_caddy_log_folder(void **state)
 					 "{\"domain\":\"example.test\"}", &error), 0);
 	assert_true(exists(dir));
 	free(dir);
+	pluginmock_free(&m);
+}
+
+/* Issue 16, finding 2: a symlink planted as a domain's log folder is
+ * refused (named in the error), nothing is made where it points. */
+static void test_caddy_log_folder_symlink(void **state)
+{
+	struct pluginmock *m = caddy_mock(NULL, NULL);
+	const char *error = NULL;
+	char *logs = mkpath(m, "logs");
+	char *dir = mkpath(m, "logs/example.test");
+	char *outside = mkpath(m, "outside");
+	char *made = mkpath(m, "outside/made");
+	char *dangling = mkpath(m, "logs/dangling.test");
+
+	(void)state;
+	assert_int_equal(mkdir(logs, 0755), 0);
+	assert_int_equal(mkdir(outside, 0755), 0);
+	assert_int_equal(symlink(outside, dir), 0);
+	assert_int_equal(pluginmock_send(m, "domain.added", "example.test",
+					 "{\"domain\":\"example.test\"}", &error),
+			 -ELOOP);
+	assert_non_null(strstr(error, "example.test"));
+	assert_non_null(strstr(error, "logs/example.test: a symlink, refused"));
+	/* a dangling one: not made through */
+	assert_int_equal(symlink(made, dangling), 0);
+	assert_int_equal(pluginmock_send(m, "domain.added", "dangling.test",
+					 "{\"domain\":\"dangling.test\"}", &error),
+			 -ELOOP);
+	assert_false(exists(made));
+	free(logs);
+	free(dir);
+	free(outside);
+	free(made);
+	free(dangling);
 	pluginmock_free(&m);
 }
 
@@ -885,6 +1019,11 @@ int main(void)
 		cmocka_unit_test(test_run_timeout_kill),
 		cmocka_unit_test(test_run_cap),
 		cmocka_unit_test(test_run_grandchild),
+		cmocka_unit_test(test_run_ex_stdin_fd_limits),
+		cmocka_unit_test(test_run_ex_drop),
+		cmocka_unit_test(test_run_ex_child_fail),
+		cmocka_unit_test(test_run_ex_cancel),
+		cmocka_unit_test(test_run_ex_cpu),
 		cmocka_unit_test(test_argv_setting),
 		cmocka_unit_test(test_caddy_defaults),
 		cmocka_unit_test(test_caddy_settings),
@@ -892,6 +1031,7 @@ int main(void)
 		cmocka_unit_test(test_caddy_settings_declared),
 		cmocka_unit_test(test_caddy_hostile_names),
 		cmocka_unit_test(test_caddy_log_folder),
+		cmocka_unit_test(test_caddy_log_folder_symlink),
 		cmocka_unit_test(test_caddy_remove_logs),
 		cmocka_unit_test(test_caddy_burst),
 		cmocka_unit_test(test_caddy_quarantine),
