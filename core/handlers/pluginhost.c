@@ -638,26 +638,30 @@ static const struct pluginproc_cbs proc_cbs = {
 	.died = proc_died,
 };
 
-/* Start the plugin's runner (again): HELLO, INIT, init().  0 or -errno
- * with *error_r (malloc'd). */
+/* Start the plugin's runner (again): HELLO, INIT, init().  A runner
+ * already up (the one pluginhost_load asked for its HELLO) is only sent
+ * INIT.  0 or -errno with *error_r (malloc'd). */
 static int proc_start(struct plugin *p, char **error_r)
 {
 	struct pluginproc_hello hello = { 0 };
 	unsigned to = engine_config(p->ph->e)->dispatch.timeout_ms;
 	int ret;
 
-	ret = pluginproc_spawn(engine_loop(p->ph->e), p->ph->runner, p->file,
-			       to, &p->pp, &hello, error_r);
-	if (ret < 0)
-		return ret;
-	if (strcmp(hello.name, p->name) != 0) {
-		*error_r = xasprintf("%s: now says it is plugin %s, not %s",
-				     p->file, hello.name, p->name);
+	if (p->pp == NULL) {
+		ret = pluginproc_spawn(engine_loop(p->ph->e), p->ph->runner,
+				       p->file, to, &p->pp, &hello, error_r);
+		if (ret < 0)
+			return ret;
+		if (strcmp(hello.name, p->name) != 0) {
+			*error_r = xasprintf("%s: now says it is plugin %s, "
+					     "not %s", p->file, hello.name,
+					     p->name);
+			pluginproc_hello_clear(&hello);
+			pluginproc_kill(&p->pp);
+			return -EEXIST;
+		}
 		pluginproc_hello_clear(&hello);
-		pluginproc_kill(&p->pp);
-		return -EEXIST;
 	}
-	pluginproc_hello_clear(&hello);
 	ret = pluginproc_init(p->pp, p->init_json, to, &proc_cbs, p, error_r);
 	if (ret < 0)
 		p->pp = NULL;
@@ -1237,19 +1241,22 @@ int pluginhost_load(struct pluginhost *ph, const char *path, char **error_r)
 				       &hello, error_r);
 		if (ret < 0)
 			return ret;
-		pluginproc_kill(&probe);
 		cp = config_plugin_find(cfg, hello.name);
 		isolated = cp == NULL ||
 			   cp->isolation != CONFIG_ISOLATION_INLINE;
+		if (!isolated)
+			pluginproc_kill(&probe);
 	}
 	if (isolated) {
 		ret = ph_load_checks(ph, path, hello.name, &cp, error_r);
 		if (ret < 0) {
+			pluginproc_kill(&probe);
 			pluginproc_hello_clear(&hello);
 			return ret;
 		}
 		p = xcalloc(1, sizeof(*p));
 		p->hello = hello;
+		p->pp = probe; /* the runner that said HELLO gets the INIT */
 		plugin_use_hello(p);
 		goto load;
 	}
@@ -1305,7 +1312,7 @@ int pluginhost_load(struct pluginhost *ph, const char *path, char **error_r)
 			free(p);
 			return ret;
 		}
-		pluginproc_kill(&probe);
+		p->pp = probe; /* the runner that said HELLO gets the INIT */
 		plugin_use_hello(p);
 		api = p->api;
 	}
@@ -1322,6 +1329,8 @@ load:
 	api = p->api;
 	ret = plugin_init(ph, p, cp, error_r);
 	if (ret < 0) {
+		if (p->pp != NULL) /* its HELLO runner, never sent INIT */
+			pluginproc_kill(&p->pp);
 		if (p->ctx.actions != NULL)
 			hmap_free(&p->ctx.actions, NULL);
 		plugin_free_ctx(p);
