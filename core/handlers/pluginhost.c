@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -396,6 +397,35 @@ static const struct ophook_host host_table = {
 static _Thread_local struct plugin_call *volatile ph_tls_call;
 static char ph_sig_qdir[1024];
 
+/* Each thread that runs inline plugin code gets an alternate signal
+ * stack (SA_ONSTACK), so that ph_fatal_signal runs also when a plugin
+ * overflowed its stack (no stack is left for the handler then).  A fixed
+ * set of them, in bss: pool threads live as long as the daemon. */
+#define PH_ALTSTACKS 64
+#define PH_ALTSTACK_SIZE (64 * 1024)
+static char ph_altstack_mem[PH_ALTSTACKS][PH_ALTSTACK_SIZE];
+static atomic_uint ph_altstack_next;
+static _Thread_local bool ph_tls_altstack;
+
+static void ph_altstack_ensure(void)
+{
+	stack_t old, ss = { 0 };
+	unsigned i;
+
+	if (ph_tls_altstack)
+		return;
+	ph_tls_altstack = true;
+	/* one set already (a sanitizer's): keep it */
+	if (sigaltstack(NULL, &old) == 0 && !(old.ss_flags & SS_DISABLE))
+		return;
+	i = atomic_fetch_add(&ph_altstack_next, 1);
+	if (i >= PH_ALTSTACKS)
+		return;
+	ss.ss_sp = ph_altstack_mem[i];
+	ss.ss_size = PH_ALTSTACK_SIZE;
+	(void)sigaltstack(&ss, NULL);
+}
+
 static size_t ph_sig_cat(char *buf, size_t len, size_t cap, const char *s)
 {
 	while (*s != '\0' && len + 1 < cap)
@@ -471,7 +501,7 @@ static void ph_fatal_install(const char *qdir)
 		return;
 	memcpy(ph_sig_qdir, qdir, strlen(qdir) + 1);
 	sa.sa_handler = ph_fatal_signal;
-	sa.sa_flags = (int)(SA_RESETHAND | SA_NODEFER);
+	sa.sa_flags = (int)(SA_RESETHAND | SA_NODEFER | SA_ONSTACK);
 	sigemptyset(&sa.sa_mask);
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		sigaction(sigs[i], &sa, NULL);
@@ -757,6 +787,7 @@ static void plugin_worker_run(uv_work_t *w)
 		pthread_mutex_unlock(&p->qlock);
 
 		delivery_started(c->d);
+		ph_altstack_ensure();
 		ph_tls_call = c;
 		c->rc = p->api->on_event(p->data, &c->d->view.pub, &err);
 		ph_tls_call = NULL;
