@@ -8,7 +8,8 @@ core_lib_libophook_lib_la_SOURCES = \
 	core/lib/log.c core/lib/log.h \
 	core/lib/emitline.c core/lib/emitline.h \
 	core/lib/config.c core/lib/config.h \
-	core/lib/control.c core/lib/control.h
+	core/lib/control.c core/lib/control.h \
+	core/lib/catalogue.c core/lib/catalogue.h
 core_lib_libophook_lib_la_CPPFLAGS = $(LIB_CPPFLAGS)
 core_lib_libophook_lib_la_CFLAGS = $(LAYER_CFLAGS)
 
