@@ -39,3 +39,11 @@ TESTS += tests/unit/test_safe
 tests_unit_test_safe_SOURCES = tests/unit/test_safe.c
 tests_unit_test_safe_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_safe_LDADD = $(TEST_LIBS)
+
+# The catalogue of event types and intents: consistent, and every intent
+# ophookctl guard maps is in it.
+check_PROGRAMS += tests/unit/test_catalogue
+TESTS += tests/unit/test_catalogue
+tests_unit_test_catalogue_SOURCES = tests/unit/test_catalogue.c ctl/guard.c
+tests_unit_test_catalogue_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_catalogue_LDADD = $(TEST_LIBS)
