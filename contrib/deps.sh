@@ -8,7 +8,8 @@ libyaml-dev liblua5.4-dev libsqlite3-dev libmariadb-dev libjansson-dev
 libcurl4-openssl-dev libssl-dev libcmocka-dev libsystemd-dev sqlite3 openssl"
 TEST="$BUILD caddy bind9 bind9-utils bind9-dnsutils mariadb-server
 mariadb-client goaccess ufw iptables inotify-tools postfix python3 curl
-valgrind clang libclang-rt-14-dev procps util-linux iproute2 jq"
+valgrind clang libclang-rt-14-dev procps util-linux iproute2 jq
+python3-jsonschema"
 case "${1:-build}" in
 build) PKGS=$BUILD ;;
 test) PKGS=$TEST ;;

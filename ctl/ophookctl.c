@@ -13,6 +13,7 @@
 #include "../core/bus/event.h"
 #include "../core/lib/util.h"
 #include "guard.h"
+#include "types.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -85,6 +86,14 @@ static void ctl_usage(FILE *f)
 		"heartbeat,\n"
 		"                                  alive/dead, lag, failed and "
 		"dead deliveries\n"
+		"  types [TYPE|INTENT] [--json]    the event types and the "
+		"intents of\n"
+		"                                  pre checks: fields, "
+		"examples, schemas\n"
+		"                                  (no daemon needed; "
+		"ophook-events(7))\n"
+		"  check INTENT key=value...       ask the pre hooks: allow "
+		"(0) or deny (1)\n"
 		"  guard install|remove|status [--root DIR] [--fail-open]\n"
 		"                                  opencli pre hooks that can "
 		"stop a command\n"
@@ -663,6 +672,8 @@ int main(int argc, char **argv)
 		ctl_usage(stdout);
 		return 0;
 	}
+	if (strcmp(cmd, "types") == 0) /* the catalogue: no daemon */
+		return types_main(argc - optind, argv + optind, ctl.json);
 	int status;
 
 	ctl.tty = isatty(STDOUT_FILENO) == 1;

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "catalogue.h"
 #include "config.h"
 #include "engine.h"
 #include "exechook.h"
@@ -111,6 +112,32 @@ static bool hooks_json_strs_equal(json_t *a, json_t *b)
 	return a != NULL && b != NULL && json_equal(a, b);
 }
 
+json_t *hooks_intents_warn(const char *name, const json_t *intents,
+			   bool log)
+{
+	json_t *out = json_array(), *v;
+	size_t i;
+
+	json_array_foreach(intents, i, v) {
+		const char *in = json_string_value(v);
+		const char *near;
+		char *w;
+
+		if (in == NULL || catalogue_intent_find(in) != NULL)
+			continue;
+		near = catalogue_intent_suggest(in);
+		w = xasprintf("ophook.pre('%s'): unknown intent, `ophookctl "
+			      "check` never asks it%s%s%s", in,
+			      near != NULL ? " (did you mean " : "",
+			      near != NULL ? near : "", near != NULL ? "?)" : "");
+		if (log)
+			log_msg(LOG_WARN_L, "hooks", "%s: %s", name, w);
+		json_array_append_new(out, json_string(w));
+		free(w);
+	}
+	return out;
+}
+
 void hooks_apply_load(struct luafile *f, struct hooks_job *job)
 {
 	bool same;
@@ -148,6 +175,7 @@ void hooks_apply_load(struct luafile *f, struct hooks_job *job)
 	log_msg(LOG_INFO_L, "hooks", "%s: %s: %zu event handler(s), %zu pre "
 		"hook(s)", f->name, f->loaded ? "reloaded" : "loaded",
 		json_array_size(f->patterns), json_array_size(f->intents));
+	json_decref(hooks_intents_warn(f->name, f->intents, true));
 	f->loaded = true;
 	f->loaded_ms = now_ms();
 	if (f->removed)

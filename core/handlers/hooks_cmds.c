@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "catalogue.h"
 #include "config.h"
 #include "control.h"
 #include "event.h"
@@ -215,6 +216,20 @@ static void hooks_cmds_check(struct control_reply *reply, json_t *args,
 	if (!hooks_pattern_ok(intent) || strchr(intent, '*') != NULL) {
 		control_reply_error(&reply, 2, "check: invalid intent '%s' "
 				    "(1-64 of [a-z0-9_.])", intent);
+		return;
+	}
+	if (catalogue_intent_find(intent) == NULL) {
+		/* a typo must not allow silently (ophook-events(7), INTENTS) */
+		const char *near = catalogue_intent_suggest(intent);
+
+		if (near != NULL)
+			control_reply_error(&reply, 2, "check: unknown intent "
+					    "'%s' (did you mean %s?)", intent,
+					    near);
+		else
+			control_reply_error(&reply, 2, "check: unknown intent "
+					    "'%s' (`ophookctl types` lists the "
+					    "intents)", intent);
 		return;
 	}
 	request = json_pack("{ss}", "intent", intent);
@@ -468,6 +483,22 @@ static void hooks_cmds_lint_one(struct hooks_work *w, const char *path,
 					    "handler(s), %zu pre hook(s))\n",
 					    path, luahook_on_count(lh),
 					    luahook_pre_count(lh));
+			{
+				json_t *warns = hooks_intents_warn(
+					path, json_object_get(item, "intents"),
+					false);
+				size_t k;
+				json_t *wv;
+
+				json_array_foreach(warns, k, wv)
+					hooks_cmds_text_add(
+						&w->text, "%s: warning: %s\n",
+						path, json_string_value(wv));
+				if (json_array_size(warns) > 0)
+					json_object_set(item, "warnings",
+							warns);
+				json_decref(warns);
+			}
 		}
 		luahook_free(&lh);
 	} else {

@@ -173,5 +173,10 @@ void hooks_free_names(char **names);
 /* A load job of f came back: run the new version (register, re-register
  * or adjust its handler) or keep the previous one and log why not. */
 void hooks_apply_load(struct luafile *f, struct hooks_job *job);
+/* The intents of `intents` (a Lua file's ophook.pre) that are not in the
+ * catalogue, as warnings ("ophook.pre('domian.add'): unknown intent ...
+ * (did you mean domain.add?)"), logged with name when log.  New array. */
+json_t *hooks_intents_warn(const char *name, const json_t *intents,
+			   bool log);
 
 #endif
