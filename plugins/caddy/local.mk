@@ -47,3 +47,11 @@ EXTRA_DIST += plugins/caddy/README.md
 
 # bench/reload N (caddy + bind9 plugins against real Caddy and named).
 EXTRA_DIST += bench/reload
+
+# plugins/common/run.c: the limits of run_argv_limited()
+check_PROGRAMS += tests/unit/test_run
+TESTS += tests/unit/test_run
+tests_unit_test_run_SOURCES = tests/unit/test_run.c
+tests_unit_test_run_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_run_LDADD = plugins/common/libplugcommon.la \
+	$(CMOCKA_LIBS) $(JANSSON_LIBS) -lpthread

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdbool.h>
@@ -12,6 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -239,6 +244,121 @@ static int run_spawn(const char *const *argv, int in_fd, int out_fd,
 	return -ret;
 }
 
+/* The child side of run_spawn_limited(): only async-signal-safe calls
+ * (raw syscalls for the credentials: this process has one thread). */
+static void __attribute__((noreturn))
+run_child(const char *exe, const char *const *argv, int in_fd, int out_fd,
+	  int err_fd, int rep_fd, const struct run_limits *lim,
+	  pid_t parent)
+{
+	struct sigaction dfl;
+	sigset_t none;
+	struct rlimit rl;
+	int e, rfd;
+
+	setpgid(0, 0);
+	/* move the report pipe out of the way of 0..2, then to 3 */
+	rfd = fcntl(rep_fd, F_DUPFD_CLOEXEC, 10);
+	if (rfd < 0 || dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 ||
+	    dup2(err_fd, 2) < 0 || dup3(rfd, 3, O_CLOEXEC) < 0)
+		goto fail;
+#ifdef SYS_close_range
+	if (syscall(SYS_close_range, 4u, ~0u, 0u) < 0)
+#endif
+		for (int fd = 4; fd < 65536; fd++)
+			close(fd);
+	rep_fd = 3;
+	rl.rlim_cur = rl.rlim_max = 0;
+	if (setrlimit(RLIMIT_CORE, &rl) < 0)
+		goto fail;
+	if (lim->as_bytes > 0) {
+		rl.rlim_cur = rl.rlim_max = (rlim_t)lim->as_bytes;
+		if (setrlimit(RLIMIT_AS, &rl) < 0)
+			goto fail;
+	}
+	if (lim->cpu_s > 0) {
+		rl.rlim_cur = lim->cpu_s;
+		rl.rlim_max = (rlim_t)lim->cpu_s + 1;
+		if (setrlimit(RLIMIT_CPU, &rl) < 0)
+			goto fail;
+	}
+	if (lim->drop) {
+		if (syscall(SYS_setgroups, 0, NULL) < 0 ||
+		    syscall(SYS_setresgid, lim->gid, lim->gid, lim->gid) < 0 ||
+		    syscall(SYS_setresuid, lim->uid, lim->uid, lim->uid) < 0)
+			goto fail;
+	}
+	/* after the uid change, which clears it */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		goto fail;
+	if (getppid() != parent)
+		_exit(127); /* the daemon is gone already */
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	for (int sig = 1; sig < NSIG; sig++)
+		sigaction(sig, &dfl, NULL); /* EINVAL for KILL/STOP: fine */
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	execve(exe, (char *const *)argv, environ);
+fail:
+	e = errno;
+	if (write(rep_fd, &e, sizeof(e)) < 0) {
+		/* nothing more to say */
+	}
+	_exit(127);
+}
+
+/* Start the child with fork() and the limits; *pid_r is its pid, which
+ * leads its own process group.  0 or -errno (the child's own errno when
+ * the exec or a limit failed). */
+static int run_spawn_limited(const char *const *argv, int in_fd, int out_fd,
+			     int err_fd, const struct run_limits *lim,
+			     pid_t *pid_r)
+{
+	char *exe = NULL;
+	int rep[2], e = 0, ret;
+	pid_t pid, parent = getpid();
+	ssize_t n;
+
+	if ((ret = run_resolve(argv[0], &exe)) < 0)
+		return ret;
+	if (pipe2(rep, O_CLOEXEC) < 0) {
+		ret = -errno;
+		free(exe);
+		return ret;
+	}
+	/* no handler of the daemon's may run in the child before it resets
+	 * them (libuv's would write to the daemon's own signal pipe) */
+	sigset_t all, old;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pid = fork();
+	if (pid == 0)
+		run_child(exe, argv, in_fd, out_fd, err_fd, rep[1], lim,
+			  parent);
+	ret = pid < 0 ? -errno : 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	free(exe);
+	close(rep[1]);
+	if (ret == 0) {
+		/* the child's group exists before we kill it by group */
+		setpgid(pid, pid);
+		do
+			n = read(rep[0], &e, sizeof(e));
+		while (n < 0 && errno == EINTR);
+		if (n == (ssize_t)sizeof(e) && e != 0) {
+			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+				;
+			ret = -e;
+		}
+	}
+	close(rep[0]);
+	if (ret == 0)
+		*pid_r = pid;
+	return ret;
+}
+
 static int run_pidfd(pid_t pid)
 {
 #ifdef SYS_pidfd_open
@@ -256,6 +376,8 @@ static int run_pidfd(pid_t pid)
 
 struct run_io {
 	int in, out, err, pidfd;
+	const struct run_limits *lim;
+	bool cancelled;
 	const char *in_data;
 	size_t in_len, in_off;
 	struct run_buf ob, eb;
@@ -309,6 +431,14 @@ static bool run_pump(struct run_io *io, pid_t pid, int64_t deadline_ms,
 		} else if (io->pidfd < 0) {
 			wait_ms = 10;
 		}
+		if (!reaped && io->lim != NULL && io->lim->cancel != NULL) {
+			if (io->lim->cancel(io->lim->cancel_arg)) {
+				io->cancelled = true;
+				return false;
+			}
+			if (wait_ms < 0 || wait_ms > RUN_CANCEL_POLL_MS)
+				wait_ms = RUN_CANCEL_POLL_MS;
+		}
 		if (deadline_ms > 0) {
 			int64_t left = deadline_ms - run_mono_ms();
 
@@ -350,11 +480,19 @@ static bool run_pump(struct run_io *io, pid_t pid, int64_t deadline_ms,
 	}
 }
 
-/* Kill the child's process group: SIGTERM, then SIGKILL after a grace. */
+/* Kill the child's process group: SIGTERM, then SIGKILL after a grace
+ * (at once when cancelled). */
 static int run_kill(struct run_io *io, pid_t pid)
 {
 	int wstatus = 0;
 
+	if (io->cancelled) {
+		kill(-pid, SIGKILL);
+		kill(pid, SIGKILL);
+		while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
+			;
+		return wstatus;
+	}
 	kill(-pid, SIGTERM);
 	kill(pid, SIGTERM);
 	if (run_pump(io, pid, run_mono_ms() + RUN_KILL_GRACE_MS, &wstatus))
@@ -366,11 +504,13 @@ static int run_kill(struct run_io *io, pid_t pid)
 	return wstatus;
 }
 
-int run_argv(const char *const *argv, const char *stdin_data,
-	     unsigned timeout_ms, char **out_r, char **err_r, int *status_r,
-	     const char **error_r)
+static int run_common(const char *const *argv, const char *stdin_data,
+		      unsigned timeout_ms, const struct run_limits *lim,
+		      char **out_r, char **err_r, int *status_r,
+		      const char **error_r)
 {
-	struct run_io io = { .in = -1, .out = -1, .err = -1, .pidfd = -1 };
+	struct run_io io = { .in = -1, .out = -1, .err = -1, .pidfd = -1,
+			     .lim = lim };
 	int inpair[2] = { -1, -1 }, outp[2] = { -1, -1 }, errp[2] = { -1, -1 };
 	int devnull = -1, ret, wstatus = 0;
 	pid_t pid;
@@ -406,8 +546,13 @@ int run_argv(const char *const *argv, const char *stdin_data,
 		*error_r = run_err(argv[0], "pipe", -ret);
 		goto out;
 	}
-	ret = run_spawn(argv, stdin_data != NULL ? inpair[1] : devnull,
-			outp[1], errp[1], &pid);
+	if (lim != NULL)
+		ret = run_spawn_limited(argv,
+					stdin_data != NULL ? inpair[1] : devnull,
+					outp[1], errp[1], lim, &pid);
+	else
+		ret = run_spawn(argv, stdin_data != NULL ? inpair[1] : devnull,
+				outp[1], errp[1], &pid);
 	run_close(&inpair[1]);
 	run_close(&outp[1]);
 	run_close(&errp[1]);
@@ -436,9 +581,17 @@ int run_argv(const char *const *argv, const char *stdin_data,
 		ret = 0;
 	} else {
 		wstatus = run_kill(&io, pid);
-		ret = -ETIMEDOUT;
-		snprintf(run_errbuf, sizeof(run_errbuf),
-			 "%s: killed after the %u ms timeout", argv[0], timeout_ms);
+		if (io.cancelled) {
+			ret = -ECANCELED;
+			snprintf(run_errbuf, sizeof(run_errbuf),
+				 "%s: killed: the daemon is stopping",
+				 argv[0]);
+		} else {
+			ret = -ETIMEDOUT;
+			snprintf(run_errbuf, sizeof(run_errbuf),
+				 "%s: killed after the %u ms timeout",
+				 argv[0], timeout_ms);
+		}
 		*error_r = run_errbuf;
 	}
 	*status_r = run_status(wstatus);
@@ -475,6 +628,52 @@ out:
 	free(io.ob.data);
 	free(io.eb.data);
 	return ret;
+}
+
+int run_argv(const char *const *argv, const char *stdin_data,
+	     unsigned timeout_ms, char **out_r, char **err_r, int *status_r,
+	     const char **error_r)
+{
+	return run_common(argv, stdin_data, timeout_ms, NULL, out_r, err_r,
+			  status_r, error_r);
+}
+
+int run_argv_limited(const char *const *argv, const char *stdin_data,
+		     unsigned timeout_ms, const struct run_limits *lim,
+		     char **out_r, char **err_r, int *status_r,
+		     const char **error_r)
+{
+	static const struct run_limits none;
+
+	return run_common(argv, stdin_data, timeout_ms,
+			  lim != NULL ? lim : &none, out_r, err_r, status_r,
+			  error_r);
+}
+
+int run_limits_user(struct run_limits *lim, const char *user,
+		    const char **error_r)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+	int ret;
+
+	lim->drop = false;
+	if (user == NULL || user[0] == '\0' || strcmp(user, "root") == 0 ||
+	    geteuid() != 0)
+		return 0;
+	ret = getpwnam_r(user, &pw, buf, sizeof(buf), &res);
+	if (res == NULL) {
+		snprintf(run_errbuf, sizeof(run_errbuf), "no user %s%s%s", user,
+			 ret != 0 ? ": " : "", ret != 0 ? strerror(ret) : "");
+		*error_r = run_errbuf;
+		return ret != 0 ? -ret : -ENOENT;
+	}
+	if (pw.pw_uid == 0)
+		return 0;
+	lim->uid = pw.pw_uid;
+	lim->gid = pw.pw_gid;
+	lim->drop = true;
+	return 0;
 }
 
 /* ---- argv helpers ---- */

@@ -7,7 +7,10 @@
 #ifndef OPHOOK_PLUGIN_RUN_H
 #define OPHOOK_PLUGIN_RUN_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 /* Bytes of stdout and of stderr kept by run_argv(); the rest is read and
  * dropped, and "\n[output truncated]\n" is appended. */
@@ -31,6 +34,43 @@
 int run_argv(const char *const *argv, const char *stdin_data,
 	     unsigned timeout_ms, char **out_r, char **err_r, int *status_r,
 	     const char **error_r);
+
+/* What a program run on customer input may use (run_argv_limited()).  A
+ * zero field sets no limit. */
+struct run_limits {
+	uint64_t as_bytes; /* RLIMIT_AS: address space */
+	unsigned cpu_s;    /* RLIMIT_CPU: SIGXCPU at cpu_s, SIGKILL 1 s on */
+	bool drop;         /* run as uid/gid, no supplementary groups */
+	uid_t uid;
+	gid_t gid;
+	/* Polled at least every RUN_CANCEL_POLL_MS while the child runs
+	 * (from the calling thread): true kills the child's process group
+	 * at once (SIGKILL) and run_argv_limited() returns -ECANCELED. */
+	bool (*cancel)(void *arg);
+	void *cancel_arg;
+};
+
+#define RUN_CANCEL_POLL_MS 100
+
+/* run_argv() with limits (lim may be NULL: none).  Whatever lim says, the
+ * child gets PR_SET_PDEATHSIG(SIGKILL) (set after any change of uid, so
+ * that it holds: the child dies with the calling thread, hence with the
+ * daemon, even after SIGKILL), its own process group, no core dumps and
+ * no descriptor but 0, 1 and 2.  Started with fork() and execve(); only
+ * async-signal-safe calls in between.  Returns as run_argv(), and
+ * -ECANCELED when lim->cancel said so (*status_r, *out_r, *err_r set, as
+ * for -ETIMEDOUT). */
+int run_argv_limited(const char *const *argv, const char *stdin_data,
+		     unsigned timeout_ms, const struct run_limits *lim,
+		     char **out_r, char **err_r, int *status_r,
+		     const char **error_r);
+
+/* Fill lim->uid/gid/drop from a user name: "" or "root" (or uid 0)
+ * leaves lim->drop false; when the daemon is not root nothing can be
+ * dropped either (lim->drop false, 0).  -ENOENT: no such user (*error_r
+ * names it). */
+int run_limits_user(struct run_limits *lim, const char *user,
+		    const char **error_r);
 
 /* Parse a command setting into a NULL-terminated argv.  Preferred form: a
  * JSON array of strings (`["podman","exec","caddy","caddy","reload"]`);
