@@ -93,7 +93,7 @@ static const struct ophook_setting_decl bind9_settings_decl[] = {
 	  .def = "20000", .min = 100, .max = 600000,
 	  .description = "named-checkzone wall clock limit" },
 	{ .name = "generate_max", .type = OPHOOK_SETTING_INT, .def = "65536",
-	  .min = 1, .max = 16777216,
+	  .min = 1, .max = 4294967296LL,
 	  .description = "most steps of one $GENERATE in a zone" },
 	{ .name = "window_ms", .type = OPHOOK_SETTING_MS, .def = "500",
 	  .min = 0, .max = 3600000,
