@@ -82,6 +82,14 @@ struct ga {
 	unsigned n_workers;
 };
 
+/* host->stopping(), for run_limits.cancel. */
+static bool ga_cancel(void *arg)
+{
+	struct ga *g = arg;
+
+	return OPHOOK_HOST_HAS(g->host, stopping) && g->host->stopping(g->ctx);
+}
+
 static int64_t ga_mono_ms(void)
 {
 	struct timespec ts;
@@ -481,8 +489,16 @@ static void ga_run_one(struct ga *g, const char *d, const char *user)
 		snprintf(msg, sizeof(msg), "out of memory");
 		goto out;
 	}
-	ret = run_argv((const char *const *)argv, NULL, g->timeout_ms, NULL,
-		       &err_out, &status, &error);
+	{
+		/* over a customer's access log: killed at the daemon's stop,
+		 * dies with it (PDEATHSIG) */
+		const struct run_limits lim = { .cancel = ga_cancel,
+						.cancel_arg = g };
+
+		ret = run_argv_limited((const char *const *)argv, NULL,
+				       g->timeout_ms, &lim, NULL, &err_out,
+				       &status, &error);
+	}
 	if (ret < 0 && ret != -ETIMEDOUT) {
 		snprintf(msg, sizeof(msg), "%s", error);
 	} else if (ret == -ETIMEDOUT) {
