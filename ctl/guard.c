@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util.h"
+
 /* Where OpenPanel 2.x looks for hooks (the wrapper's HOOKS_DIR) and keeps
  * the scripts (SCRIPTS_DIR), below --root. */
 #define GUARD_HOOKS_DIR "/etc/openpanel/openpanel/hooks"
@@ -24,6 +26,8 @@
 /* First lines of every hook the guard writes: remove and status touch
  * only files that carry it. */
 #define GUARD_MARK "# ophook-guard 1"
+/* most fail-open intent patterns a hook carries */
+#define GUARD_FO_MAX 16
 
 /* The one table: every opencli 2.x command.  Rows with an intent are
  * asked; rows without change nothing a hook should stop (lists, status,
@@ -362,16 +366,35 @@ static int guard_hook_cmd(const char *hook, char *buf, size_t size)
 	return 0;
 }
 
-/* guard check [--fail-open|--fail-closed] [--log FILE] --hook PATH -- ARGS */
+/* An intent pattern as checks.fail_open takes it, safe to write into a
+ * hook between single quotes. */
+static bool guard_intent_pat_ok(const char *p)
+{
+	size_t l = strlen(p);
+
+	return l > 0 && l <= 64 &&
+	       strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789_.*?-") == l;
+}
+
+/* guard check [--fail-open|--fail-closed] [--fail-open-intent PAT]...
+ * [--log FILE] --hook PATH -- ARGS */
 static int guard_check(const struct guard_env *env, int argc, char **argv)
 {
 	bool fail_open = false;
 	const char *log_file = NULL, *hook = NULL;
+	const char *fo[GUARD_FO_MAX];
+	size_t n_fo = 0;
 	char cmd[128];
 	int i;
 
+	(void)env;
 	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--fail-open") == 0)
+		if (strcmp(argv[i], "--fail-open-intent") == 0 &&
+		    i + 1 < argc) {
+			if (n_fo < GUARD_FO_MAX)
+				fo[n_fo++] = argv[i + 1];
+			i++;
+		} else if (strcmp(argv[i], "--fail-open") == 0)
 			fail_open = true;
 		else if (strcmp(argv[i], "--fail-closed") == 0)
 			fail_open = false;
@@ -424,15 +447,22 @@ static int guard_check(const struct guard_env *env, int argc, char **argv)
 	json_decref(args);
 	if (r < 0) {
 		char why[256];
+		const char *pat = NULL;
 
-		if (fail_open) {
+		for (size_t k = 0; pat == NULL && k < n_fo; k++) {
+			if (pattern_match(fo[k], g->intent))
+				pat = fo[k];
+		}
+		if (fail_open || pat != NULL) {
 			guard_log(log_file, "opencli %s: ophookd cannot "
-				  "answer (%s): allowed (fail-open)", c_cmd,
-				  strerror(-r));
+				  "answer (%s): allowed (fail-open%s%s)", c_cmd,
+				  strerror(-r), pat != NULL ? " for " : "",
+				  pat != NULL ? pat : "");
 			return 0;
 		}
 		snprintf(why, sizeof(why), "ophookd cannot answer (%s) and "
-			 "the guard fails closed", strerror(-r));
+			 "the guard fails closed for %s", strerror(-r),
+			 g->intent);
 		return guard_stop(cmd, why, log_file);
 	}
 	if (json_is_true(json_object_get(res, "allow"))) {
@@ -458,6 +488,10 @@ struct guard_opts {
 	char self[PATH_MAX];
 	const char *log_file;  /* --log */
 	bool fail_open;
+	/* intents allowed when ophookd cannot answer: the config's
+	 * checks.fail_open and each --fail-open-intent */
+	const char *fo_intents[GUARD_FO_MAX];
+	size_t n_fo;
 	/* where ophookctl cannot run at all (inside the openpanel container,
 	 * which has neither ophookctl nor ophookd's socket): allow, unless
 	 * --container-fail-closed; failing closed there refuses every action
@@ -484,10 +518,15 @@ static bool guard_cmd_ok(const char *c)
 static char *guard_hook_text(const struct guard_opts *o, const char *socket)
 {
 	char *t = NULL;
-	char logopt[1100] = "";
+	char logopt[1100] = "", foopt[GUARD_FO_MAX * 90] = "";
+	size_t used = 0;
 
 	if (o->log_file != NULL)
 		snprintf(logopt, sizeof(logopt), " --log '%s'", o->log_file);
+	for (size_t i = 0; i < o->n_fo; i++)
+		used += (size_t)snprintf(foopt + used, sizeof(foopt) - used,
+					 " --fail-open-intent '%s'",
+					 o->fo_intents[i]);
 	/* opencli runs this as `bash FILE ARGS...` with stdout and stderr on
 	 * /dev/null and ignores the exit status (see ctl/guard.h). */
 	if (asprintf(&t,
@@ -500,14 +539,14 @@ static char *guard_hook_text(const struct guard_opts *o, const char *socket)
 		     "parent of this hook).\n"
 		     "ctl='%s'\n"
 		     "if [ -x \"$ctl\" ]; then\n"
-		     "\texec \"$ctl\" -s '%s' guard check %s%s --hook \"$0\" "
+		     "\texec \"$ctl\" -s '%s' guard check %s%s%s --hook \"$0\" "
 		     "-- \"$@\"\n"
 		     "fi\n"
 		     "# ophookctl cannot run here (inside the openpanel "
 		     "container, say)\n"
 		     "%s",
 		     o->ctl, socket, o->fail_open ? "--fail-open" : "--fail-closed",
-		     logopt,
+		     foopt, logopt,
 		     !o->container_fail_closed
 			     ? "exit 0\n"
 			     : "p=$PPID\n"
@@ -682,6 +721,9 @@ static int guard_install(const struct guard_opts *o, const char *socket)
 	printf("guard installed: %zu pre hook(s) in %s (%s)%s\n", done,
 	       o->hooks_dir, o->fail_open ? "fail-open" : "fail-closed",
 	       kept ? "; some commands keep their own hook" : "");
+	for (size_t i = 0; i < o->n_fo && !o->fail_open; i++)
+		printf("fail-open when ophookd cannot answer: %s\n",
+		       o->fo_intents[i]);
 	if (!o->container_fail_closed)
 		printf("note: where ophookctl cannot run (opencli inside the "
 		       "openpanel container, which the user panel uses), "
@@ -770,8 +812,8 @@ static void guard_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: ophookctl [-s SOCKET] guard install [--root DIR] "
-		"[--fail-open] [--container-fail-closed] [--log FILE] "
-		"[--ophookctl PATH]\n"
+		"[--fail-open] [--fail-open-intent PATTERN]... "
+		"[--container-fail-closed] [--log FILE] [--ophookctl PATH]\n"
 		"       ophookctl guard remove [--root DIR]\n"
 		"       ophookctl guard status [--root DIR]\n"
 		"       ophookctl [-s SOCKET] guard check [--fail-open] "
@@ -780,6 +822,24 @@ static void guard_usage(FILE *f)
 		"ROOT" GUARD_HOOKS_DIR " (the folder opencli\n"
 		"reads hooks from) for every opencli command; remove takes "
 		"them away again.\n");
+}
+
+/* Add an intent pattern allowed when ophookd cannot answer; -1 after a
+ * message. */
+static int guard_fo_add(struct guard_opts *o, const char *pat)
+{
+	if (!guard_intent_pat_ok(pat)) {
+		fprintf(stderr, "ophookctl guard: fail-open intent '%s': "
+			"1-64 of [a-z0-9_.*?-]\n", pat);
+		return -1;
+	}
+	if (o->n_fo == GUARD_FO_MAX) {
+		fprintf(stderr, "ophookctl guard: more than %d fail-open "
+			"intents\n", GUARD_FO_MAX);
+		return -1;
+	}
+	o->fo_intents[o->n_fo++] = pat;
+	return 0;
 }
 
 int guard_main(const struct guard_env *env, int argc, char **argv)
@@ -795,6 +855,10 @@ int guard_main(const struct guard_env *env, int argc, char **argv)
 	sub = argv[1];
 	if (strcmp(sub, "check") == 0)
 		return guard_check(env, argc - 1, argv + 1);
+	for (size_t i = 0; i < env->n_fail_open; i++) {
+		if (guard_fo_add(&o, env->fail_open[i]) < 0)
+			return 2;
+	}
 	for (int i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "--root") == 0 && i + 1 < argc)
 			o.root = argv[++i];
@@ -808,7 +872,11 @@ int guard_main(const struct guard_env *env, int argc, char **argv)
 			o.fail_open = true;
 		else if (strcmp(argv[i], "--fail-closed") == 0)
 			o.fail_open = false;
-		else if (strcmp(argv[i], "--container-fail-closed") == 0)
+		else if (strcmp(argv[i], "--fail-open-intent") == 0 &&
+			 i + 1 < argc) {
+			if (guard_fo_add(&o, argv[++i]) < 0)
+				return 2;
+		} else if (strcmp(argv[i], "--container-fail-closed") == 0)
 			o.container_fail_closed = true;
 		else if (strcmp(argv[i], "--container-fail-open") == 0)
 			o.container_fail_closed = false;

@@ -30,6 +30,10 @@ struct guard_env {
 	const char *socket;     /* the control socket the hooks will ask */
 	guard_ask_fn *ask;
 	void *ask_ctx;
+	/* the config's checks.fail_open (intent patterns allowed when
+	 * ophookd cannot answer), written into the hooks by install */
+	const char *const *fail_open;
+	size_t n_fail_open;
 };
 
 /* One row of the table. */

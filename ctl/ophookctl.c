@@ -576,9 +576,12 @@ static int ctl_guard_ask(void *vctx, json_t *args, json_t **result_r)
 /* The socket path: -s, else the config's, else the default.  *owned_r
  * gets what the caller frees. */
 static int ctl_socket_path(const char *sock_opt, const char *config_opt,
-			   const char **path_r, char **owned_r)
+			   const char **path_r, char **owned_r,
+			   char ***fail_open_r, size_t *n_fail_open_r)
 {
 	*owned_r = NULL;
+	*fail_open_r = NULL;
+	*n_fail_open_r = 0;
 	if (sock_opt != NULL) {
 		*path_r = sock_opt;
 		return 0;
@@ -610,6 +613,11 @@ static int ctl_socket_path(const char *sock_opt, const char *config_opt,
 	} else {
 		*path_r = CTL_DEFAULT_SOCKET;
 	}
+	/* checks.fail_open, for `guard install` */
+	*fail_open_r = cfg->checks.fail_open;
+	*n_fail_open_r = cfg->checks.n_fail_open;
+	cfg->checks.fail_open = NULL;
+	cfg->checks.n_fail_open = 0;
 	config_free(&cfg);
 	if (*path_r == NULL) {
 		fprintf(stderr, "ophookctl: out of memory\n");
@@ -703,19 +711,29 @@ int main(int argc, char **argv)
 	ctl.tty = isatty(STDOUT_FILENO) == 1;
 	signal(SIGPIPE, SIG_IGN);
 
-	char *owned = NULL;
-	if (ctl_socket_path(sock_opt, config_opt, &ctl.socket, &owned) < 0)
+	char *owned = NULL, **fail_open = NULL;
+	size_t n_fail_open = 0;
+	if (ctl_socket_path(sock_opt, config_opt, &ctl.socket, &owned,
+			    &fail_open, &n_fail_open) < 0)
 		return 2;
 	if (strcmp(cmd, "guard") == 0) {
 		/* connects only for `guard check`, once per question */
 		struct guard_env env = { .socket = ctl.socket,
 					 .ask = ctl_guard_ask,
-					 .ask_ctx = &ctl };
+					 .ask_ctx = &ctl,
+					 .fail_open = (const char *const *)fail_open,
+					 .n_fail_open = n_fail_open };
 
 		status = guard_main(&env, argc - optind, argv + optind);
+		for (size_t i = 0; i < n_fail_open; i++)
+			free(fail_open[i]);
+		free(fail_open);
 		free(owned);
 		return status;
 	}
+	for (size_t i = 0; i < n_fail_open; i++)
+		free(fail_open[i]);
+	free(fail_open);
 	if (ctl_connect(&ctl) < 0) {
 		free(owned);
 		return 2;

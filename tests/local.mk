@@ -18,4 +18,5 @@ EXTRA_DIST += tests/reliability/run.sh tests/reliability/lib.sh \
 	tests/reliability/README.md \
 	tests/reliability/s_kill9.sh tests/reliability/s_diskfull.sh \
 	tests/reliability/s_crash.sh tests/reliability/s_roots.sh \
-	tests/reliability/s_mount.sh tests/reliability/s_hookfail.sh
+	tests/reliability/s_mount.sh tests/reliability/s_hookfail.sh \
+	tests/reliability/s_kill9slow.sh

@@ -683,6 +683,31 @@ unsigned dispatch_handler_queued(const struct handler *h)
 	return h->queued;
 }
 
+const char *dispatch_delivery_live(const struct handler *h,
+				   const char *subject, int64_t id,
+				   const struct delivery **d_r)
+{
+	const struct lane *l;
+	const struct delivery *d;
+
+	if (h->lanes == NULL || subject == NULL ||
+	    (l = hmap_get(h->lanes, subject)) == NULL)
+		return NULL;
+	for (d = l->head; d != NULL && d->ev->pub.id != id; d = d->next)
+		;
+	if (d == NULL)
+		return NULL;
+	if (d_r != NULL)
+		*d_r = d;
+	if (d != l->head)
+		return "queued";
+	if (l->running)
+		return "running";
+	if (l->waiting)
+		return "backoff";
+	return "ready"; /* on the ready list, or parked (serial) */
+}
+
 unsigned dispatch_inflight(const struct dispatch *dp)
 {
 	return dp->inflight;

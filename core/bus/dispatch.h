@@ -59,6 +59,15 @@ unsigned dispatch_queued(const struct dispatch *dp);
 /* Deliveries of h held in memory (queued and in flight). */
 unsigned dispatch_handler_queued(const struct handler *h);
 unsigned dispatch_inflight(const struct dispatch *dp);
+/* What h's delivery of event `id` on `subject` is doing now: "running",
+ * "ready" (due, waits for a free slot), "backoff" (waits for its next_ms),
+ * "queued" (behind an earlier event of its subject), or NULL when it is
+ * not held in memory (done, dead, or still in the journal).  *d_r (may be
+ * NULL) is set to the delivery, whose state, attempts and next_ms are
+ * newer than the journal's until the next flush. */
+const char *dispatch_delivery_live(const struct handler *h,
+				   const char *subject, int64_t id,
+				   const struct delivery **d_r);
 /* True when nothing is in flight. */
 bool dispatch_idle(const struct dispatch *dp);
 

@@ -397,7 +397,13 @@ static void engine_leftover(int64_t event_id, const char *handler, void *ctx)
 				   ? DELIVERY_DEAD
 				   : DELIVERY_FAILED;
 		jd.next_ms = now_ms();
-		if (jd.state == DELIVERY_FAILED) {
+		struct handler *h = hmap_get(e->handlers, handler);
+
+		/* a call made in a process of its own cannot have crashed
+		 * ophookd: only in-process calls are suspects (and a handler
+		 * not registered yet, to be safe) */
+		if (jd.state == DELIVERY_FAILED &&
+		    (h == NULL || !h->out_of_process)) {
 			char key[160];
 
 			if (e->suspects == NULL)
@@ -856,6 +862,29 @@ void engine_handler_remove(struct engine *e, const char *name)
 struct handler *engine_handler_find(struct engine *e, const char *name)
 {
 	return hmap_get(e->handlers, name);
+}
+
+const char *engine_delivery_live(struct engine *e, const char *handler,
+				 const char *node, const char *subject,
+				 int64_t id, struct journal_delivery *d_r)
+{
+	const struct delivery *d = NULL;
+	struct handler *h = handler != NULL ? engine_handler_find(e, handler)
+					    : NULL;
+	const char *live;
+
+	if (h == NULL ||
+	    (node != NULL && node[0] != '\0' && strcmp(node, e->config->node) != 0))
+		return NULL;
+	live = dispatch_delivery_live(h, subject, id, &d);
+	if (d != NULL && d_r != NULL) {
+		d_r->state = d->state;
+		d_r->attempts = d->attempts;
+		d_r->next_ms = d->next_ms;
+	}
+	if (live == NULL && h->spill_from != 0 && id >= h->spill_from)
+		live = "backlog";
+	return live;
 }
 
 /* ---- own writes (no loops) ---- */

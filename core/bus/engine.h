@@ -92,6 +92,14 @@ int engine_handler_add(struct engine *e, struct handler *h,
 void engine_handler_remove(struct engine *e, const char *name);
 /* The handler named `name`, or NULL. */
 struct handler *engine_handler_find(struct engine *e, const char *name);
+/* What handler's delivery of event `id` on `subject` is doing now (see
+ * dispatch_delivery_live), "backlog" when it waits in the journal behind
+ * the handler's window, or NULL (not pending here, no such handler, or a
+ * row of another node: `node`, may be NULL, is the row's node).  When it
+ * is held in memory, *d_r (may be NULL) is set to its newer state. */
+const char *engine_delivery_live(struct engine *e, const char *handler,
+				 const char *node, const char *subject,
+				 int64_t id, struct journal_delivery *d_r);
 
 /* Status as JSON: version, node, uptime_s, queue depth, counts, handlers,
  * plus what the status function adds.  Caller owns the result. */

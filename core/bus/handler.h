@@ -38,6 +38,9 @@ struct handler {
 	int priority;        /* lower runs first when a subject has several
 				events ready for different handlers (hint) */
 	bool serial;         /* at most one delivery in flight */
+	bool out_of_process; /* its calls run in a process of their own (exec
+				hooks, isolated plugins): a crash of ophookd
+				during one is not blamed on it (no safe mode) */
 	void *data;          /* the handler's own */
 
 	/* dispatcher-private */

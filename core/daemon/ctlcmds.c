@@ -683,12 +683,49 @@ static char *ctl_event_text(json_t *ev)
 			       json_string_value(json_object_get(v, "handler")) ?: "-",
 			       json_string_value(json_object_get(v, "state")) ?: "-");
 		ctl_scalar(&b, json_object_get(v, "attempts"));
+		const char *live = json_string_value(json_object_get(v, "live"));
+		if (live != NULL)
+			ctl_buf_printf(&b, " (%s)", live);
 		const char *err = json_string_value(json_object_get(v, "last_error"));
 		if (err != NULL && err[0] != '\0')
 			ctl_buf_printf(&b, "  error: %s", err);
 		ctl_buf_printf(&b, "\n");
 	}
 	return ctl_buf_take(&b);
+}
+
+/* Add "live" (what the engine is doing with it now: running, ready,
+ * backoff, queued, backlog) to each pending or failed delivery of ev: the
+ * journal row says when a retry is due, not whether it waits for a slot. */
+static void ctl_event_live(struct engine *e, json_t *ev)
+{
+	const char *subject = json_string_value(json_object_get(ev, "subject"));
+	json_int_t id = json_integer_value(json_object_get(ev, "id"));
+	size_t i;
+	json_t *d;
+
+	json_array_foreach(json_object_get(ev, "deliveries"), i, d) {
+		const char *state = json_string_value(json_object_get(d, "state"));
+		struct journal_delivery jd = { .state = DELIVERY_PENDING };
+		const char *live;
+
+		if (state == NULL || (strcmp(state, "pending") != 0 &&
+				      strcmp(state, "failed") != 0))
+			continue;
+		live = engine_delivery_live(
+			e, json_string_value(json_object_get(d, "handler")),
+			json_string_value(json_object_get(d, "node")), subject,
+			id, &jd);
+		if (live == NULL)
+			continue;
+		json_object_set_new(d, "live", json_string(live));
+		if (strcmp(live, "backlog") == 0)
+			continue;
+		/* the journal is written in batches: memory is newer */
+		json_object_set_new(d, "state", json_string(delivery_state_name(jd.state)));
+		json_object_set_new(d, "attempts", json_integer(jd.attempts));
+		json_object_set_new(d, "next_ms", json_integer(jd.next_ms));
+	}
 }
 
 static void ctl_cmd_events(struct control_reply *reply, json_t *args,
@@ -718,6 +755,7 @@ static void ctl_cmd_events(struct control_reply *reply, json_t *args,
 			control_reply_error(&reply, 2, "journal: %s",
 					    jerr != NULL ? jerr : strerror(-r));
 		} else {
+			ctl_event_live(e, ev);
 			char *text = ctl_event_text(ev);
 			control_reply_ok(&reply, ev, text, 0);
 			free(text);
@@ -732,6 +770,10 @@ static void ctl_cmd_events(struct control_reply *reply, json_t *args,
 				    jerr != NULL ? jerr : strerror(-r));
 		return;
 	}
+	size_t i;
+	json_t *ev;
+	json_array_foreach(rows, i, ev)
+		ctl_event_live(e, ev);
 	char *text = ctl_events_text(rows);
 	control_reply_ok(&reply, rows, text, 0);
 	free(text);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdatomic.h>
@@ -78,7 +79,10 @@ struct exechook_proc {
 	int spawn_errno;           /* 0, or why no process was made */
 	atomic_bool cancel;        /* killed while queued: do not spawn */
 
-	bool queued;     /* the spawn is on the pool */
+	bool queued;     /* the spawn is on the pool, or waits for the gate */
+	struct spawn_gate *gate;     /* set while queued */
+	struct exechook_proc *gate_next; /* waiting for a pool slot */
+	bool gated;      /* waits at the gate, not on the pool yet */
 	bool exited, finished, timed_out, kill_pending;
 	int64_t exit_status;
 	int term_signal;
@@ -247,9 +251,11 @@ void exechook_kill(struct exechook_proc *p)
 	p->timed_out = true;
 	if (p->queued) {
 		/* not made yet: the pool thread skips the spawn if it did
-		 * not start it; if it did, exechook_after_work_cb kills it */
+		 * not start it; if it did, exechook_after_work_cb kills it;
+		 * one still at the gate is dropped when its turn comes */
 		atomic_store(&p->cancel, true);
-		uv_cancel((uv_req_t *)&p->work);
+		if (!p->gated)
+			uv_cancel((uv_req_t *)&p->work);
 		return;
 	}
 	exechook_terminate(p);
@@ -636,13 +642,105 @@ static void exechook_started(struct exechook_proc *p)
 			       0);
 }
 
+/* ---- the spawn gate ---------------------------------------------------
+ *
+ * Each spawn holds its pool thread until the child has called exec (a few
+ * ms on a loaded machine).  A burst of failing hooks (64 retries due at
+ * once) would fill libuv's queue, and an inline plugin's next call would
+ * wait behind all of them: 200 log-plugin deliveries took 4 to 6 s beside
+ * 1,000 retrying exec hooks.  So at most EXECHOOK_POOL_SPAWNS spawns of a
+ * loop are on the pool at once; the others wait here, in order.  A gate
+ * is per loop (spawns are made from the loop's own thread), kept in a
+ * short list while it has work. */
+#define EXECHOOK_POOL_SPAWNS 2
+
+struct spawn_gate {
+	uv_loop_t *loop;
+	unsigned running;                 /* spawns on the pool */
+	struct exechook_proc *head, *tail; /* waiting, in order */
+	struct spawn_gate *next;
+};
+
+static pthread_mutex_t spawn_gates_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct spawn_gate *spawn_gates;
+
+static struct spawn_gate *spawn_gate_get(uv_loop_t *loop)
+{
+	struct spawn_gate *g;
+
+	pthread_mutex_lock(&spawn_gates_lock);
+	for (g = spawn_gates; g != NULL && g->loop != loop; g = g->next)
+		;
+	if (g == NULL) {
+		g = xcalloc(1, sizeof(*g));
+		g->loop = loop;
+		g->next = spawn_gates;
+		spawn_gates = g;
+	}
+	pthread_mutex_unlock(&spawn_gates_lock);
+	return g;
+}
+
+static void spawn_gate_put(struct spawn_gate *g)
+{
+	struct spawn_gate **pp;
+
+	if (g->running > 0 || g->head != NULL)
+		return;
+	pthread_mutex_lock(&spawn_gates_lock);
+	for (pp = &spawn_gates; *pp != NULL && *pp != g; pp = &(*pp)->next)
+		;
+	if (*pp == g)
+		*pp = g->next;
+	pthread_mutex_unlock(&spawn_gates_lock);
+	free(g);
+}
+
+static void exechook_after_work_cb(uv_work_t *w, int status);
+
+/* Put p's spawn on the pool. */
+static int spawn_gate_submit(struct spawn_gate *g, struct exechook_proc *p)
+{
+	int ret = uv_queue_work(g->loop, &p->work, exechook_work_cb,
+				exechook_after_work_cb);
+
+	if (ret == 0)
+		g->running++;
+	return ret;
+}
+
+/* A spawn left the pool: the next waiting ones go on (loop thread). */
+static void spawn_gate_pump(struct spawn_gate *g)
+{
+	while (g->head != NULL && g->running < EXECHOOK_POOL_SPAWNS) {
+		struct exechook_proc *p = g->head;
+
+		g->head = p->gate_next;
+		if (g->head == NULL)
+			g->tail = NULL;
+		p->gate_next = NULL;
+		p->gated = false;
+		if (atomic_load(&p->cancel) || spawn_gate_submit(g, p) < 0) {
+			/* killed while it waited, or no pool: not made */
+			p->gate = NULL;
+			p->spawn_errno = ECANCELED;
+			exechook_started(p);
+		}
+	}
+	spawn_gate_put(g);
+}
+
 static void exechook_after_work_cb(uv_work_t *w, int status)
 {
 	struct exechook_proc *p = w->data;
+	struct spawn_gate *g = p->gate;
 
+	p->gate = NULL;
 	if (status == UV_ECANCELED)
 		p->spawn_errno = ECANCELED;
+	g->running--;
 	exechook_started(p);
+	spawn_gate_pump(g);
 }
 
 static struct exechook_proc *exechook_new(uv_loop_t *loop,
@@ -699,13 +797,26 @@ int exechook_spawn(uv_loop_t *loop, const struct exechook_opts *opts,
 	struct exechook_proc *p = exechook_new(loop, opts, cb, ctx);
 	int ret;
 
+	struct spawn_gate *g = spawn_gate_get(loop);
+
 	p->queued = true;
-	ret = uv_queue_work(loop, &p->work, exechook_work_cb,
-			    exechook_after_work_cb);
-	if (ret < 0) {
-		*error_r = uv_strerror(ret);
-		exechook_discard(p);
-		return ret;
+	p->gate = g;
+	if (g->running < EXECHOOK_POOL_SPAWNS && g->head == NULL) {
+		ret = spawn_gate_submit(g, p);
+		if (ret < 0) {
+			*error_r = uv_strerror(ret);
+			p->gate = NULL;
+			exechook_discard(p);
+			spawn_gate_put(g);
+			return ret;
+		}
+	} else {
+		p->gated = true;
+		if (g->tail != NULL)
+			g->tail->gate_next = p;
+		else
+			g->head = p;
+		g->tail = p;
 	}
 	if (p_r != NULL)
 		*p_r = p;

@@ -122,6 +122,11 @@ void hooks_apply_load(struct luafile *f, struct hooks_job *job)
 
 		free(f->last_error);
 		f->last_error = xstrdup(job->error);
+		if (!f->loaded) {
+			/* its pre checks fail until a version loads */
+			json_decref(f->pre_named);
+			f->pre_named = json_incref(job->intents);
+		}
 		if (again)
 			log_msg(LOG_ERROR_L, "hooks",
 				"%s%s", job->error,
@@ -131,6 +136,8 @@ void hooks_apply_load(struct luafile *f, struct hooks_job *job)
 	}
 	free(f->last_error);
 	f->last_error = NULL;
+	json_decref(f->pre_named);
+	f->pre_named = NULL;
 	same = f->h != NULL && hooks_json_strs_equal(f->patterns, job->patterns);
 	json_decref(f->patterns);
 	json_decref(f->intents);

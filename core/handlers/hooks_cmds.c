@@ -44,11 +44,26 @@ static void hooks_cmds_check_free(struct hooks_check *c)
 	free(c);
 }
 
+/* Does a check of intent allow when a pre hook cannot answer
+ * (checks.fail_open)? */
+static bool hooks_cmds_fail_open(const struct hooks *hk, const char *intent)
+{
+	const struct config *cfg = hk->cfg;
+
+	for (size_t i = 0; i < cfg->checks.n_fail_open; i++) {
+		if (pattern_match(cfg->checks.fail_open[i], intent))
+			return true;
+	}
+	return false;
+}
+
 static void hooks_cmds_check_reply(struct hooks_check *c)
 {
 	json_t *res = json_object(), *ran = json_array();
 	const char *reason = NULL, *hook = NULL;
-	bool allow = true;
+	bool allow = true, open = hooks_cmds_fail_open(c->hk, c->intent);
+	bool by_failure = false; /* denied because a hook failed */
+	size_t failed = 0;
 	char *text;
 
 	for (size_t i = 0; i < c->n; i++) {
@@ -59,11 +74,16 @@ static void hooks_cmds_check_reply(struct hooks_check *c)
 						     s->deny || s->rc < 0,
 						     "reason", s->reason,
 						     "error", s->error));
+		failed += s->rc < 0;
 		if (!allow)
 			continue;
 		if (s->rc < 0) {
-			/* a check that cannot run cannot say yes */
+			/* a check that cannot run cannot say yes, unless
+			 * the admin said so for this intent */
+			if (open)
+				continue;
 			allow = false;
+			by_failure = true;
 			reason = s->error != NULL ? s->error : "hook failed";
 			hook = s->file;
 		} else if (s->deny) {
@@ -79,12 +99,22 @@ static void hooks_cmds_check_reply(struct hooks_check *c)
 	json_object_set_new(res, "hook", hook != NULL ? json_string(hook)
 						      : json_null());
 	json_object_set_new(res, "hooks", ran);
-	if (allow)
+	/* what a check of this intent does when it cannot be answered */
+	json_object_set_new(res, "on_failure",
+			    json_string(open ? "open" : "closed"));
+	json_object_set_new(res, "failed", json_integer((json_int_t)failed));
+	if (allow && failed > 0)
+		text = xasprintf("allow: %s (%zu pre hook(s), %zu failed: "
+				 "allowed, checks.fail_open)", c->intent,
+				 c->n, failed);
+	else if (allow)
 		text = xasprintf("allow: %s (%zu pre hook(s))", c->intent,
 				 c->n);
 	else
-		text = xasprintf("deny: %s: %s (%s)", c->intent,
-				 reason != NULL ? reason : "denied", hook);
+		text = xasprintf("deny: %s: %s (%s)%s", c->intent,
+				 reason != NULL ? reason : "denied", hook,
+				 by_failure ? "; a failing check fails closed"
+					    : "");
 	control_reply_ok(&c->reply, res, text, allow ? 0 : 1);
 	free(text);
 	hooks_cmds_check_free(c);
@@ -131,6 +161,18 @@ static bool hooks_cmds_collect_pre(const char *key, void *value, void *ctx)
 	json_t *v;
 
 	(void)key;
+	if (!f->loaded && f->pre_named != NULL) {
+		/* failed to load: a failing pre hook of what it names */
+		json_array_foreach(f->pre_named, i, v) {
+			if (strcmp(json_string_value(v), c->intent) == 0) {
+				c->files = xrealloc(c->files, (c->n + 1) *
+							      sizeof(*c->files));
+				c->files[c->n++] = f;
+				break;
+			}
+		}
+		return true;
+	}
 	if (!f->loaded || f->intents == NULL)
 		return true;
 	json_array_foreach(f->intents, i, v) {
@@ -227,6 +269,16 @@ static void hooks_cmds_check(struct control_reply *reply, json_t *args,
 		struct hooks_job *job;
 
 		c->slots[i].file = xstrdup(col.files[i]->name);
+		if (!col.files[i]->loaded) {
+			c->slots[i].rc = -ENOENT;
+			c->slots[i].error = xasprintf(
+				"%s: not loaded: %s", col.files[i]->name,
+				col.files[i]->last_error != NULL
+					? col.files[i]->last_error
+					: "load failed");
+			c->pending--;
+			continue;
+		}
 		if (col.files[i]->stuck || !col.files[i]->thread_running) {
 			c->slots[i].rc = -EIO;
 			c->slots[i].error = xasprintf(

@@ -157,6 +157,7 @@ void hooks_exec_register(struct execfile *x, unsigned order)
 	char *name = xasprintf("exec:%s", x->rel);
 
 	h = handler_new(&hooks_exec_ops, name);
+	h->out_of_process = true; /* a process per call */
 	free(name);
 	handler_add_pattern(h, x->pattern);
 	h->priority = (int)order; /* run-parts order, as a hint */

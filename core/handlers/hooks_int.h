@@ -89,6 +89,9 @@ struct luafile {
 	bool removed;
 
 	json_t *patterns, *intents; /* of the running version */
+	json_t *pre_named;    /* no version runs (the load failed): the
+				 intents its text names in ophook.pre(...),
+				 whose checks count it as a failing hook */
 	int priority;
 	unsigned timeout_sum;
 	bool loaded;          /* a version is running */

@@ -8,11 +8,13 @@
 #include "dispatch.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "engine.h"
 #include "event.h"
@@ -171,6 +173,8 @@ static void hooks_lua_run_job(struct luafile *f, struct hooks_job *job)
 			job->intents = hooks_lua_list(lh, true);
 			job->priority = luahook_priority(lh);
 			job->timeout_sum = luahook_timeout_sum(lh);
+		} else {
+			job->intents = hooks_lua_pre_named(f->path);
 		}
 		break;
 	}
@@ -264,6 +268,7 @@ void hooks_lua_unref(struct luafile *f)
 		return;
 	json_decref(f->patterns);
 	json_decref(f->intents);
+	json_decref(f->pre_named);
 	free(f->last_error);
 	free(f->path);
 	free(f->name);
@@ -381,6 +386,51 @@ void hooks_lua_unregister(struct luafile *f)
 	f->h = NULL;
 	engine_handler_remove(f->hk->e, name);
 	free(name);
+}
+
+/* The intents a Lua file's text names in ophook.pre("INTENT", ...): what
+ * a file that does not load would have checked (a text scan, so an intent
+ * made at run time is not seen).  Read without following a symlink, at
+ * most HOOKS_LUA_SCAN_MAX bytes. */
+#define HOOKS_LUA_SCAN_MAX (1u << 20)
+
+json_t *hooks_lua_pre_named(const char *path)
+{
+	json_t *out = json_array();
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	char *buf;
+	ssize_t n;
+
+	if (fd < 0)
+		return out;
+	buf = xmalloc(HOOKS_LUA_SCAN_MAX + 1);
+	n = read(fd, buf, HOOKS_LUA_SCAN_MAX);
+	close(fd);
+	if (n < 0)
+		n = 0;
+	buf[n] = '\0';
+	for (char *p = buf; (p = strstr(p, "ophook.pre")) != NULL;) {
+		char q, *end;
+
+		p += strlen("ophook.pre");
+		p += strspn(p, " \t\r\n");
+		if (*p != '(')
+			continue;
+		p++;
+		p += strspn(p, " \t\r\n");
+		q = *p;
+		if (q != '"' && q != '\'')
+			continue;
+		end = strchr(p + 1, q);
+		if (end == NULL || end - p - 1 > 64)
+			continue;
+		*end = '\0';
+		if (hooks_pattern_ok(p + 1) && strchr(p + 1, '*') == NULL)
+			json_array_append_new(out, json_string(p + 1));
+		p = end + 1;
+	}
+	free(buf);
+	return out;
 }
 
 /* ---- completions on the loop thread -------------------------------------- */

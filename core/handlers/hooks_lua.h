@@ -35,6 +35,10 @@ void hooks_lua_unregister(struct luafile *f);
 /* The ophook.on patterns (pre false) or ophook.pre intents (pre true) of
  * lh without duplicates: a new JSON array of strings. */
 json_t *hooks_lua_list(struct luahook *lh, bool pre);
+/* The intents the text of the Lua file at path names in
+ * ophook.pre("INTENT", ...) (a new array, empty when none or unreadable):
+ * for a file that failed to load. */
+json_t *hooks_lua_pre_named(const char *path);
 /* hk->async's callback: complete the jobs the threads posted. */
 void hooks_lua_async_cb(uv_async_t *a);
 /* hmap_each callbacks over hk->lua (ctx: the struct hooks):

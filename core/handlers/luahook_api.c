@@ -508,20 +508,47 @@ static char *luahook_api_resolve(struct luahook *lh, const char *path,
 	return real;
 }
 
+/* Open the folder of real (a resolved absolute path: no symlink in it)
+ * walking each component from / with O_NOFOLLOW, so that a folder a
+ * customer can write to, swapped for a symlink after the check against
+ * the roots, is refused (-ELOOP) instead of followed; *base_r points
+ * into real.  0 or -errno. */
+static int luahook_api_open_parent(char *real, int *dfd_r,
+				   const char **base_r)
+{
+	char *slash = strrchr(real, '/');
+	int ret;
+
+	*dfd_r = -1;
+	if (slash == NULL || slash[1] == '\0')
+		return -EINVAL;
+	*slash = '\0';
+	ret = ophook_dir_open_under("/", real[0] == '\0' ? "" : real + 1, 0, 0,
+				    dfd_r, NULL);
+	*slash = '/';
+	*base_r = slash + 1;
+	return ret;
+}
+
 static int luahook_api_read_file(lua_State *L)
 {
 	struct luahook *lh = luahook_of(L);
 	const char *path = luaL_checkstring(L, 1);
 	char why[PATH_MAX + 64], *real, *data = NULL;
+	const char *base = NULL;
 	size_t len = 0, max = LUAHOOK_FILE_MAX;
-	int ret;
+	int ret, dfd = -1;
 
 	real = luahook_api_resolve(lh, path, false, why, sizeof(why));
 	if (real == NULL)
 		return luahook_api_fail(L, why);
 	if (lh->mem_max > lh->mem_used && lh->mem_max - lh->mem_used < max)
 		max = lh->mem_max - lh->mem_used;
-	ret = file_read_nofollow(real, max, &data, &len);
+	ret = luahook_api_open_parent(real, &dfd, &base);
+	if (ret == 0)
+		ret = ophook_file_read_at(dfd, base, max, &data, &len);
+	if (dfd >= 0)
+		close(dfd);
 	free(real);
 	if (ret < 0) {
 		snprintf(why, sizeof(why), "%s: %s", path,
@@ -541,7 +568,8 @@ static int luahook_api_write_file(lua_State *L)
 	size_t len;
 	const char *data = luaL_checklstring(L, 2, &len);
 	char why[PATH_MAX + 64], *real;
-	int ret;
+	const char *base = NULL;
+	int ret, dfd = -1;
 
 	real = luahook_api_resolve(lh, path, true, why, sizeof(why));
 	if (real == NULL)
@@ -549,7 +577,12 @@ static int luahook_api_write_file(lua_State *L)
 	luahook_tmp_add(lh, real);
 	if (lh->host.own_write != NULL)
 		lh->host.own_write(lh->host.ctx, real);
-	ret = file_write_atomic(real, data, len, 0644);
+	ret = luahook_api_open_parent(real, &dfd, &base);
+	if (ret == 0)
+		ret = ophook_file_write_atomic_at(dfd, base, data, len, 0644,
+						  (uid_t)-1, (gid_t)-1);
+	if (dfd >= 0)
+		close(dfd);
 	luahook_tmp_free(lh, real);
 	if (ret < 0) {
 		snprintf(why, sizeof(why), "%s: %s", path, strerror(-ret));

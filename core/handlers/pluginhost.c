@@ -1185,6 +1185,7 @@ handler:
 	h->name = xasprintf("plugin:%s", p->name);
 	h->data = p;
 	h->serial = (p->api->flags & OPHOOK_PLUGIN_SERIAL) != 0;
+	h->out_of_process = p->isolated;
 	if (p->api->subscriptions != NULL) {
 		for (const char *const *s = p->api->subscriptions; *s != NULL;
 		     s++)

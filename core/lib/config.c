@@ -462,6 +462,8 @@ static const struct cfg_key cfg_keys[] = {
 
 	K_PATHS("secrets.extra_keys", secrets.extra_keys, secrets.n_extra_keys,
 		cfg_none, CK_WORDS),
+	K_PATHS("checks.fail_open", checks.fail_open, checks.n_fail_open,
+		cfg_none, CK_WORDS),
 
 	K_ENUM("panel_db.driver", panel_db.driver, "sqlite", cfg_drivers),
 	K_PATH("panel_db.path", panel_db.path, "/etc/openpanel/ophookd/panel.db"),

@@ -69,6 +69,15 @@ struct config {
 	char *log_level;     /* `log_level`: debug|info|warn|error (info) */
 
 	struct {
+		char **fail_open;    /* `checks.fail_open`: patterns of the
+					intents a check allows when it cannot
+					be answered (a pre hook fails, is not
+					loaded, or ophookd is down); others
+					fail closed (none) */
+		size_t n_fail_open;
+	} checks;
+
+	struct {
 		char **extra_keys;   /* `secrets.extra_keys`: fnmatch patterns
 					of openpanel.config keys whose values
 					are secret, added to the built-in list

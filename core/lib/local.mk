@@ -30,3 +30,11 @@ TESTS += tests/unit/test_logline
 tests_unit_test_logline_SOURCES = tests/unit/test_logline.c
 tests_unit_test_logline_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_logline_LDADD = $(TEST_LIBS)
+
+# <ophook/safe.h>: folder walks without symlinks, files made in a folder fd
+# (issue 16, finding 2).
+check_PROGRAMS += tests/unit/test_safe
+TESTS += tests/unit/test_safe
+tests_unit_test_safe_SOURCES = tests/unit/test_safe.c
+tests_unit_test_safe_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_safe_LDADD = $(TEST_LIBS)

@@ -498,11 +498,114 @@ bool classify_conf_suspended(const char *content, size_t len,
 	return false;
 }
 
+/* Is the line (blanks stripped) the directive `name`, alone or followed
+ * by a blank or a brace? */
+static bool line_directive(const char *s, size_t l, const char *name)
+{
+	size_t nl = strlen(name);
+
+	return l >= nl && memcmp(s, name, nl) == 0 &&
+	       (l == nl || s[nl] == ' ' || s[nl] == '\t' || s[nl] == '{');
+}
+
+void classify_conf_modes(const char *content, size_t len,
+			 const char **ssl_r, const char **waf_r)
+{
+	struct line_iter it = { content, content + len, 0 };
+	const char *s;
+	size_t l;
+	int depth = -1; /* the tls block's nesting, -1 outside it */
+
+	*ssl_r = NULL;
+	*waf_r = NULL;
+	while (line_next(&it, &s, &l)) {
+		if (l == 0 || s[0] == '#')
+			continue;
+		if (depth >= 0) {
+			if (mem_has(s, l, "on_demand") && *ssl_r == NULL)
+				*ssl_r = "auto";
+			if (line_directive(s, l, "issuer") &&
+			    mem_has(s, l, "internal"))
+				*ssl_r = "internal";
+			for (size_t i = 0; i < l; i++)
+				depth += s[i] == '{' ? 1 : s[i] == '}' ? -1 : 0;
+			if (depth <= 0)
+				depth = -1;
+		} else if (*ssl_r == NULL && line_directive(s, l, "tls")) {
+			/* `tls <cert> <key>` (opencli domains-ssl custom),
+			 * `tls internal`, or a block: `tls {` ... `}` */
+			const char *a = s + 3, *e = s + l;
+			unsigned args = 0;
+
+			while (a < e) {
+				while (a < e && (*a == ' ' || *a == '\t'))
+					a++;
+				if (a == e || *a == '{')
+					break;
+				if (args == 0 && (size_t)(e - a) >= 8 &&
+				    memcmp(a, "internal", 8) == 0 &&
+				    (e - a == 8 || a[8] == ' ' || a[8] == '\t'))
+					*ssl_r = "internal";
+				args++;
+				while (a < e && *a != ' ' && *a != '\t')
+					a++;
+			}
+			if (*ssl_r == NULL && args >= 2)
+				*ssl_r = "custom";
+			if (a < e && *a == '{') {
+				depth = 0;
+				for (; a < e; a++)
+					depth += *a == '{' ? 1
+						: *a == '}' ? -1 : 0;
+				if (depth <= 0)
+					depth = -1;
+			}
+		}
+		/* Coraza's `SecRuleEngine On|Off|DetectionOnly` (the first
+		 * one: opencli and the Go panel set every one alike) */
+		if (*waf_r == NULL && line_directive(s, l, "SecRuleEngine")) {
+			const char *v = s + 13, *e = s + l;
+
+			while (v < e && (*v == ' ' || *v == '\t'))
+				v++;
+			if ((size_t)(e - v) >= 2 && strncasecmp(v, "on", 2) == 0 &&
+			    (e - v == 2 || v[2] == ' ' || v[2] == '\t'))
+				*waf_r = "on";
+			else if ((size_t)(e - v) >= 3 &&
+				 strncasecmp(v, "off", 3) == 0)
+				*waf_r = "off";
+			else if ((size_t)(e - v) >= 13 &&
+				 strncasecmp(v, "DetectionOnly", 13) == 0)
+				*waf_r = "detection_only";
+		}
+	}
+}
+
+/* ssl and waf (classify_conf_modes) into the payload, and old_ssl /
+ * old_waf when the facts knew another value */
+static void conf_modes_payload(json_t *p, const json_t *old_facts,
+			       const char *ssl, const char *waf)
+{
+	static const char *const keys[2][2] = { { "ssl", "old_ssl" },
+						{ "waf", "old_waf" } };
+	const char *now[2] = { ssl, waf };
+
+	for (int i = 0; i < 2; i++) {
+		const char *old = fact_str(old_facts, keys[i][0]);
+
+		if (now[i] != NULL)
+			json_object_set_new(p, keys[i][0],
+					    json_string(now[i]));
+		if (old != NULL && (now[i] == NULL || strcmp(old, now[i]) != 0))
+			json_object_set_new(p, keys[i][1], json_string(old));
+	}
+}
+
 static void classify_domain_conf(const struct classify_target *t,
 				 const struct classify_input *in,
 				 struct classify_result *r)
 {
-	const char *reason = NULL;
+	const char *reason = NULL, *ssl, *waf;
 	char *comment = NULL;
 	bool was = json_is_true(json_object_get(in->old_facts, "suspended"));
 	bool now;
@@ -516,15 +619,22 @@ static void classify_domain_conf(const struct classify_target *t,
 	}
 	now = classify_conf_suspended(in->content, in->len, &reason,
 				      &comment);
-	if (now) {
+	classify_conf_modes(in->content, in->len, &ssl, &waf);
+	if (now || ssl != NULL || waf != NULL)
 		r->facts = json_object();
+	if (now) {
 		json_object_set_new(r->facts, "suspended", json_true());
 		json_object_set_new(r->facts, "reason", json_string(reason));
 		if (comment != NULL)
 			json_object_set_new(r->facts, "comment",
 					    jstr(comment, strlen(comment)));
 	}
+	if (ssl != NULL)
+		json_object_set_new(r->facts, "ssl", json_string(ssl));
+	if (waf != NULL)
+		json_object_set_new(r->facts, "waf", json_string(waf));
 	p = payload_domain(t, in->path);
+	conf_modes_payload(p, in->existed ? in->old_facts : NULL, ssl, waf);
 	if (!in->existed) {
 		if (now) {
 			json_object_set_new(p, "suspended", json_true());

@@ -108,6 +108,15 @@ void classify_result_clear(struct classify_result *r);
 bool classify_conf_suspended(const char *content, size_t len,
 			     const char **reason_r, char **comment_r);
 
+/* The TLS and WAF modes a Caddy domain conf sets, as static strings or
+ * NULL when it sets none: *ssl_r "auto" (a tls block with on_demand, the
+ * template's and `opencli domains-ssl auto`'s), "custom" (`tls <cert>
+ * <key>`, domains-ssl custom), "internal" (`tls internal` or `issuer
+ * internal`); *waf_r "on", "off" or "detection_only" from the first
+ * Coraza `SecRuleEngine` line. */
+void classify_conf_modes(const char *content, size_t len,
+			 const char **ssl_r, const char **waf_r);
+
 struct classify_cert {
 	char serial[130];    /* upper-case hex */
 	char not_after[40];  /* RFC 3339 */

@@ -51,7 +51,12 @@ TESTS += tests/integration/watch_roots.sh
 EXTRA_DIST += tests/integration/watch_roots.sh
 # OpenPanel's lifecycle commands replayed (files and rows, in their order).
 TESTS += tests/integration/openpanel_replay.sh
-EXTRA_DIST += tests/integration/openpanel_replay.sh
+EXTRA_DIST += tests/integration/openpanel_replay.sh \
+	tests/integration/openpanel/replay/domain.conf \
+	tests/integration/openpanel/replay/zone_template.txt \
+	tests/integration/openpanel/replay/skeleton/activity.log \
+	tests/integration/openpanel/replay/skeleton/notifications.yaml \
+	tests/integration/openpanel/replay/skeleton/domains/.gitkeep
 
 check_PROGRAMS += tests/unit/test_entity
 TESTS += tests/unit/test_entity

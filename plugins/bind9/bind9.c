@@ -342,7 +342,7 @@ static int bind9_state_zone_set(struct bind9 *b, const char *d,
 
 /* --- running tools ------------------------------------------------------- */
 
-/* host->stopping(), for run_limits.cancel. */
+/* host->stopping(), for run_opts.cancel. */
 static bool bind9_cancel(void *arg)
 {
 	struct bind9 *b = arg;
@@ -355,7 +355,7 @@ static bool bind9_cancel(void *arg)
  * -ETIMEDOUT, OPHOOK_RETRY when the daemon is stopping (the child was
  * killed). */
 static int bind9_run(const char *const *base, const char *const *extra,
-		     const char *in, const struct run_limits *lim,
+		     const char *in, const struct run_opts *lim,
 		     unsigned timeout_ms, char **out_r, int *status_r,
 		     const char **error_r)
 {
@@ -373,8 +373,8 @@ static int bind9_run(const char *const *base, const char *const *extra,
 		argv[i] = base[i];
 	for (size_t i = 0; i < m; i++)
 		argv[n + i] = extra[i];
-	ret = run_argv_limited(argv, in, timeout_ms, lim, &out, &err,
-			       status_r, error_r);
+	ret = run_argv_ex(argv, lim, in, timeout_ms, &out, &err, status_r,
+			  error_r);
 	free(argv);
 	if (ret == -ECANCELED) {
 		free(out);
@@ -454,11 +454,12 @@ static int bind9_check(struct bind9 *b, const char *zone, const char *text,
 	if (status > 128)
 		*msg_r = plug_fmt("%s: named-checkzone killed by signal %d "
 				  "(%s), over a checker limit "
-				  "(checker_memory_mb %" PRIu64
-				  ", checker_cpu_s %u)%s%s",
+				  "(checker_memory_mb %llu, checker_cpu_s "
+				  "%u)%s%s",
 				  path, status - 128, strsignal(status - 128),
-				  b->check_lim.as_bytes >> 20,
-				  b->check_lim.cpu_s, *diag != '\0' ? "\n" : "",
+				  b->check_lim.mem_max >> 20,
+				  b->check_lim.cpu_max_s,
+				  *diag != '\0' ? "\n" : "",
 				  diag);
 	else if (*diag == '\0')
 		*msg_r = plug_fmt("%s: named-checkzone exited with %d", path,
@@ -1819,9 +1820,11 @@ static int bind9_init_settings(struct bind9 *b, const char **error_r)
 	b->window_ms = (unsigned)h->setting_int(b->ctx, "window_ms");
 	b->reload_all_max = (unsigned)h->setting_int(b->ctx, "reload_all_max");
 	b->rndc_argv = h->setting_list(b->ctx, "rndc_argv");
-	b->check_lim.as_bytes =
-		(uint64_t)h->setting_int(b->ctx, "checker_memory_mb") << 20;
-	b->check_lim.cpu_s = (unsigned)h->setting_int(b->ctx, "checker_cpu_s");
+	b->check_lim.mem_max =
+		(unsigned long long)h->setting_int(b->ctx, "checker_memory_mb")
+		<< 20;
+	b->check_lim.cpu_max_s =
+		(unsigned)h->setting_int(b->ctx, "checker_cpu_s");
 	b->check_timeout_ms =
 		(unsigned)h->setting_int(b->ctx, "checker_timeout_ms");
 	b->generate_max = (uint64_t)h->setting_int(b->ctx, "generate_max");
@@ -1829,7 +1832,7 @@ static int bind9_init_settings(struct bind9 *b, const char **error_r)
 	b->check_lim.cancel_arg = b->tool_lim.cancel_arg = b;
 	{
 		const char *why = NULL;
-		int r = run_limits_user(&b->check_lim,
+		int r = run_opts_user(&b->check_lim,
 					h->setting_str(b->ctx, "checker_user"),
 					&why);
 

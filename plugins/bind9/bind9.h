@@ -45,10 +45,10 @@ struct bind9 {
 	unsigned reload_all_max; /* more changed zones: one `rndc reload` */
 	/* named-checkzone on customer zones (README "Checking customer
 	 * zones"): memory, CPU, uid, wall clock; cancelled at stop */
-	struct run_limits check_lim;
+	struct run_opts check_lim;
 	unsigned check_timeout_ms;
 	uint64_t generate_max;
-	struct run_limits tool_lim; /* rndc, named-checkconf: cancel only */
+	struct run_opts tool_lim; /* rndc, named-checkconf: cancel only */
 
 	pthread_mutex_t lock; /* files and state */
 	json_t *state;        /* {"zones": {d: {user, serial, hash}}, "subs": {d: parent}} */

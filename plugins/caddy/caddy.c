@@ -11,7 +11,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,6 +26,7 @@
 #include "ophook/plugin.h"
 #include <ophook/safe.h>
 #include "../common/run.h"
+#include "blame.h"
 
 #define CADDY_DEFAULT_CADDYFILE "/etc/openpanel/caddy/Caddyfile"
 #define CADDY_DEFAULT_LOG_BASE "/var/log/caddy/domlogs"
@@ -44,8 +44,8 @@ struct caddy {
 	struct ophook_ctx *ctx;
 	const struct ophook_host *host;
 	/* caddy validate/reload on customer confs: dies with the daemon,
-	 * killed at stop, bounded (caddy_run_limits) */
-	struct run_limits run_lim;
+	 * killed at stop, bounded (caddy_run_opts) */
+	struct run_opts run_lim;
 
 	/* settings, read-only after init */
 	char *caddyfile;  /* paths: copies without a trailing slash */
@@ -67,6 +67,8 @@ struct caddy {
 
 	/* action state (one action runs at a time) */
 	uint64_t loaded_fp; /* fingerprint of the last good reload, 0: none */
+	struct blame_set *good; /* the confs Caddy last accepted, NULL: none */
+	char *good_path;	/* <state_dir>/lastgood.json, NULL: not kept */
 	unsigned long skipped;
 	unsigned long reloads;
 	unsigned long reload_failures;
@@ -171,6 +173,8 @@ static void caddy_free(struct caddy **cp)
 	free(c->domains_dir);
 	free(c->quarantine_dir);
 	free(c->log_base);
+	free(c->good_path);
+	blame_set_free(&c->good);
 	free(c);
 	*cp = NULL;
 }
@@ -297,27 +301,36 @@ static int caddy_event_domain(struct caddy *c, const struct ophook_event *ev,
 	return 0;
 }
 
+/* <log_base>/<domain>/, made when missing.  Caddy writes there and the
+ * folder may be shared with the domain's owner: it is opened (or made)
+ * with O_NOFOLLOW below log_base, so a symlink planted as it is refused,
+ * never followed by root. */
 static int caddy_log_dir_create(struct caddy *c, const char *domain,
 				const char **error_r)
 {
-	char *path = NULL;
 	struct stat st;
-	int ret;
+	size_t bad = 0;
+	int fd = -1, ret;
+	char *path = NULL;
 
 	if (asprintf(&path, "%s/%s", c->log_base, domain) < 0)
 		return -ENOMEM;
-	if (lstat(path, &st) == 0) {
-		ret = S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
-	} else {
-		ret = ophook_mkdir_p(path, 0755);
-		if (ret == 0)
+	bool existed = lstat(path, &st) == 0;
+
+	ret = ophook_dir_open_under(c->log_base, domain, OPHOOK_DIR_CREATE,
+				    0755, &fd, &bad);
+	if (ret == 0) {
+		close(fd);
+		if (!existed)
 			c->host->log(c->ctx, OPHOOK_LOG_DEBUG,
 				     "created log folder %s", path);
-	}
-	if (ret < 0)
+	} else {
 		*error_r = caddy_err("log folder for %s under %s (setting "
-				     "log_base): %s", domain, c->log_base,
-				     strerror(-ret));
+				     "log_base): %s: %s", domain, c->log_base,
+				     bad > 0 ? path : c->log_base,
+				     ret == -ELOOP ? "a symlink, refused"
+						   : strerror(-ret));
+	}
 	free(path);
 	return ret;
 }
@@ -340,26 +353,36 @@ static int caddy_log_dir_remove(struct caddy *c, const char *domain,
 	return ret;
 }
 
-/* A stale quarantined conf of a removed domain goes too. */
+/* A stale quarantined conf of a removed domain goes too (unlinkat in the
+ * quarantine folder's descriptor: nothing is followed). */
 static void caddy_quarantine_forget(struct caddy *c, const char *domain)
 {
-	char *path = NULL, *epath = NULL;
+	char *path = NULL, *name = NULL, *ename = NULL;
+	int qfd = open(c->quarantine_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-	if (asprintf(&path, "%s/%s.conf", c->quarantine_dir, domain) < 0 ||
-	    asprintf(&epath, "%s/%s.conf.error", c->quarantine_dir, domain) < 0) {
-		free(path);
+	if (qfd < 0)
 		return;
-	}
-	if (access(path, F_OK) == 0) {
+	if (asprintf(&name, "%s.conf", domain) < 0)
+		name = NULL;
+	if (asprintf(&ename, "%s.conf.error", domain) < 0)
+		ename = NULL;
+	if (asprintf(&path, "%s/%s.conf", c->quarantine_dir, domain) < 0)
+		path = NULL;
+	if (name != NULL && ename != NULL && path != NULL &&
+	    faccessat(qfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
 		c->host->own_write(c->ctx, path);
-		if (unlink(path) == 0)
+		if (unlinkat(qfd, name, 0) == 0)
 			c->host->log(c->ctx, OPHOOK_LOG_INFO,
 				     "removed quarantined %s (domain removed)", path);
 	}
-	unlink(epath);
+	if (ename != NULL)
+		(void)unlinkat(qfd, ename, 0);
+	close(qfd);
 	free(path);
-	free(epath);
+	free(name);
+	free(ename);
 }
+
 
 /* ---- Caddy messages ---- */
 
@@ -401,51 +424,9 @@ static char *caddy_message(const char *err, const char *out)
 	return strndup(best, len);
 }
 
-/* Find the domain conf a Caddy message blames: a "<path>:<line>" whose
- * file name is a *.conf in domains_dir (Caddy may name it by another
- * mount path, so only the file name is compared).  Returns the file name
- * (malloc'd) or NULL. */
-static char *caddy_blamed_conf(struct caddy *c, const char *msg)
-{
-	for (const char *p = strchr(msg, ':'); p != NULL; p = strchr(p + 1, ':')) {
-		if (!isdigit((unsigned char)p[1]))
-			continue;
-		const char *start = p;
-
-		while (start > msg && !isspace((unsigned char)start[-1]) &&
-		       start[-1] != '"' && start[-1] != '\'' && start[-1] != '(' &&
-		       start[-1] != ',')
-			start--;
-		const char *base = start;
-
-		for (const char *q = start; q < p; q++) {
-			if (*q == '/')
-				base = q + 1;
-		}
-		size_t len = (size_t)(p - base);
-
-		if (len < 6 || len > 255 || strncmp(p - 5, ".conf", 5) != 0)
-			continue;
-		char *name = strndup(base, len);
-		char *path = NULL;
-		struct stat st;
-
-		if (name == NULL)
-			return NULL;
-		if (asprintf(&path, "%s/%s", c->domains_dir, name) >= 0 &&
-		    lstat(path, &st) == 0 && S_ISREG(st.st_mode)) {
-			free(path);
-			return name;
-		}
-		free(path);
-		free(name);
-	}
-	return NULL;
-}
-
 /* ---- running Caddy ---- */
 
-/* host->stopping(), for run_limits.cancel. */
+/* host->stopping(), for run_opts.cancel. */
 static bool caddy_cancel(void *arg)
 {
 	struct caddy *c = arg;
@@ -459,12 +440,12 @@ static bool caddy_cancel(void *arg)
 #define CADDY_RUN_AS_BYTES (4ull << 30)
 #define CADDY_RUN_CPU_S 120u
 
-static void caddy_run_limits(struct caddy *c)
+static void caddy_run_opts(struct caddy *c)
 {
-	c->run_lim = (struct run_limits){ .as_bytes = CADDY_RUN_AS_BYTES,
-					  .cpu_s = CADDY_RUN_CPU_S,
-					  .cancel = caddy_cancel,
-					  .cancel_arg = c };
+	c->run_lim = (struct run_opts){ .mem_max = CADDY_RUN_AS_BYTES,
+					.cpu_max_s = CADDY_RUN_CPU_S,
+					.cancel = caddy_cancel,
+					.cancel_arg = c };
 }
 
 /* Run a command with {caddyfile} replaced.  0 when it exited 0; 1 when it
@@ -483,8 +464,8 @@ static int caddy_run(struct caddy *c, const char *const *argv_tmpl,
 		*msg_r = strdup("out of memory");
 		return -ENOMEM;
 	}
-	ret = run_argv_limited((const char *const *)argv, NULL, c->timeout_ms,
-			       &c->run_lim, &out, &err, &status, &error);
+	ret = run_argv_ex((const char *const *)argv, &c->run_lim, NULL,
+			  c->timeout_ms, &out, &err, &status, &error);
 	if (ret < 0 && ret != -ETIMEDOUT) {
 		*msg_r = strdup(error);
 	} else if (ret == -ETIMEDOUT) {
@@ -626,12 +607,7 @@ static int caddy_validate(struct caddy *c, const char *caddyfile, char **msg_r)
 	return caddy_run(c, c->validate_argv, caddyfile, msg_r);
 }
 
-/* ---- bisection, for errors that name no file ---- */
-
-static int caddy_strcmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
+/* ---- validating subsets of the domain confs, for the blame ---- */
 
 /* The domain import line of the Caddyfile: "import DIR/GLOB" where DIR
  * ends with the same folder name as domains_dir.  Sets *start_r and *end_r to
@@ -683,162 +659,146 @@ static bool caddy_find_import(struct caddy *c, const char *text,
 	return false;
 }
 
-/* Validate the Caddyfile with only confs[0..n) imported.  0/1/-errno. */
-static int caddy_validate_prefix(struct caddy *c, const char *text,
-				 const char *start, const char *end,
-				 const char *dir, char **confs, size_t n,
-				 const char *tmp_path)
+/* The main Caddyfile and its domain import line, for scanning the confs
+ * Caddy imports and validating subsets of them. */
+struct caddy_imports {
+	char *text;		/* the Caddyfile */
+	const char *start, *end; /* its import line, when found */
+	char *dir;		/* the import's folder as Caddy names it */
+	char *glob;		/* the import's file pattern ("*.conf") */
+	char *dir_abs;		/* dir, made absolute from the Caddyfile's */
+	bool found;
+};
+
+static void caddy_imports_free(struct caddy_imports *im)
 {
-	size_t cap = strlen(text) + 64;
-	char *buf, *o, *msg = NULL;
+	free(im->text);
+	free(im->dir);
+	free(im->glob);
+	free(im->dir_abs);
+	memset(im, 0, sizeof(*im));
+}
+
+/* Read the Caddyfile and find its import line; without one the confs are
+ * the *.conf files of domains_dir and no subset can be validated.  0 or -errno. */
+static int caddy_imports_load(struct caddy *c, struct caddy_imports *im)
+{
+	size_t len;
 	int ret;
 
-	for (size_t i = 0; i < n; i++)
-		cap += strlen(dir) + strlen(confs[i]) + 16;
+	memset(im, 0, sizeof(*im));
+	ret = ophook_file_read_nofollow(c->caddyfile, CADDY_CADDYFILE_MAX,
+					&im->text, &len);
+	if (ret < 0)
+		return ret;
+	im->found = caddy_find_import(c, im->text, &im->start, &im->end,
+				      &im->dir, &im->glob);
+	if (!im->found) {
+		free(im->dir);
+		free(im->glob);
+		im->dir = NULL;
+		im->glob = strdup("*.conf");
+		return im->glob != NULL ? 0 : -ENOMEM;
+	}
+	if (im->dir[0] == '/')
+		im->dir_abs = strdup(im->dir);
+	else if (asprintf(&im->dir_abs, "%.*s/%s",
+			  (int)(strrchr(c->caddyfile, '/') - c->caddyfile),
+			  c->caddyfile, im->dir) < 0)
+		im->dir_abs = NULL;
+	return im->dir_abs != NULL ? 0 : -ENOMEM;
+}
+
+/* The confs Caddy imports now, marked against the last good set. */
+static int caddy_scan(struct caddy *c, const struct caddy_imports *im,
+		      struct blame_set **cur_r, const char **error_r)
+{
+	int ret = blame_scan(c->domains_dir, im->glob, cur_r, error_r);
+
+	if (ret == 0)
+		blame_mark_changed(*cur_r, c->good);
+	return ret;
+}
+
+struct caddy_subset {
+	struct caddy *c;
+	const struct caddy_imports *im;
+	const struct blame_set *cur;
+	char *tmp_path;
+};
+
+/* blame_validate_fn: validate the Caddyfile with its import line replaced
+ * by one import per included conf, written beside it (the same folder, so
+ * relative paths in it mean the same). */
+static int caddy_subset_validate(void *ud, const bool *include, char **msg_r)
+{
+	struct caddy_subset *s = ud;
+	const struct caddy_imports *im = s->im;
+	size_t cap = strlen(im->text) + 64;
+	char *buf, *o;
+	int ret;
+
+	*msg_r = NULL;
+	for (size_t i = 0; i < s->cur->n; i++)
+		cap += strlen(im->dir) + strlen(s->cur->confs[i].name) + 16;
 	buf = malloc(cap);
 	if (buf == NULL)
 		return -ENOMEM;
 	o = buf;
-	memcpy(o, text, (size_t)(start - text));
-	o += start - text;
-	for (size_t i = 0; i < n; i++)
-		o += sprintf(o, "import \"%s/%s\"\n", dir, confs[i]);
-	strcpy(o, end);
-	c->host->own_write(c->ctx, tmp_path);
-	ret = ophook_file_write_atomic(tmp_path, buf, strlen(buf), 0600);
+	memcpy(o, im->text, (size_t)(im->start - im->text));
+	o += im->start - im->text;
+	for (size_t i = 0; i < s->cur->n; i++) {
+		if (include[i])
+			o += sprintf(o, "import \"%s/%s\"\n", im->dir,
+				     s->cur->confs[i].name);
+	}
+	strcpy(o, im->end);
+	s->c->host->own_write(s->c->ctx, s->tmp_path);
+	ret = ophook_file_write_atomic(s->tmp_path, buf, strlen(buf), 0600);
 	free(buf);
 	if (ret < 0)
 		return ret;
-	ret = caddy_validate(c, tmp_path, &msg);
-	free(msg);
-	return ret;
-}
-
-/* Find the first conf (in import order) that makes validation fail, by
- * bisecting over prefixes of the import list.  Needs {caddyfile} in
- * validate_argv.  Returns the file name or NULL. */
-static char *caddy_bisect(struct caddy *c, const char *msg)
-{
-	const char *start, *end;
-	char *text = NULL, *dir = NULL, *glob = NULL, *tmp_path = NULL;
-	char **confs = NULL, *blamed = NULL;
-	size_t n = 0, cap = 0, len;
-	DIR *d = NULL;
-	struct dirent *de;
-	int r;
-
-	if (c->validate_argv == NULL)
-		return NULL;
-	bool has_token = false;
-
-	for (const char *const *a = c->validate_argv; *a != NULL; a++)
-		has_token |= strstr(*a, "{caddyfile}") != NULL;
-	if (!has_token)
-		return NULL;
-	if (ophook_file_read_nofollow(c->caddyfile, CADDY_CADDYFILE_MAX, &text,
-				      &len) < 0)
-		return NULL;
-	if (!caddy_find_import(c, text, &start, &end, &dir, &glob))
-		goto out;
-	c->host->log(c->ctx, OPHOOK_LOG_INFO,
-		     "caddy's error names no domain conf, bisecting: %s", msg);
-	if ((d = opendir(c->domains_dir)) == NULL)
-		goto out;
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.' && (de->d_name[1] == '\0' ||
-					     strcmp(de->d_name, "..") == 0))
-			continue;
-		if (fnmatch(glob, de->d_name, 0) != 0)
-			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 64;
-			char **p = realloc(confs, cap * sizeof(*p));
-
-			if (p == NULL)
-				goto out;
-			confs = p;
-		}
-		if ((confs[n] = strdup(de->d_name)) == NULL)
-			goto out;
-		n++;
-	}
-	if (n == 0)
-		goto out;
-	qsort(confs, n, sizeof(*confs), caddy_strcmp);
-	{
-		char *slash = strrchr(c->caddyfile, '/');
-
-		if (asprintf(&tmp_path, "%.*s/.ophook-caddy-bisect.Caddyfile",
-			     (int)(slash - c->caddyfile), c->caddyfile) < 0) {
-			tmp_path = NULL;
-			goto out;
-		}
-	}
-	/* With no conf at all it must pass, else the fault is elsewhere. */
-	r = caddy_validate_prefix(c, text, start, end, dir, confs, 0, tmp_path);
-	if (r != 0)
-		goto out;
-	size_t lo = 0, hi = n; /* prefix lo passes, prefix hi fails */
-
-	while (hi - lo > 1) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		r = caddy_validate_prefix(c, text, start, end, dir, confs, mid,
-					  tmp_path);
-		if (r < 0)
-			goto out;
-		if (r == 0)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	blamed = strdup(confs[hi - 1]);
-out:
-	if (tmp_path != NULL) {
-		unlink(tmp_path);
-		free(tmp_path);
-	}
-	if (d != NULL)
-		closedir(d);
-	for (size_t i = 0; i < n; i++)
-		free(confs[i]);
-	free(confs);
-	free(text);
-	free(dir);
-	free(glob);
-	return blamed;
+	return caddy_validate(s->c, s->tmp_path, msg_r);
 }
 
 /* ---- quarantine ---- */
 
-static int caddy_move(const char *from, const char *to)
+/* Move name from the folder sfd to the folder dfd (renameat; across file
+ * systems a copy made in dfd, then unlinkat in sfd). */
+static int caddy_move(int sfd, int dfd, const char *name)
 {
 	char *data = NULL;
 	size_t len;
 	int ret;
 
-	if (rename(from, to) == 0)
+	if (renameat(sfd, name, dfd, name) == 0)
 		return 0;
 	if (errno != EXDEV)
 		return -errno;
-	ret = ophook_file_read_nofollow(from, CADDY_CADDYFILE_MAX, &data, &len);
+	ret = ophook_file_read_at(sfd, name, CADDY_CADDYFILE_MAX, &data, &len);
 	if (ret == 0)
-		ret = ophook_file_write_atomic(to, data, len, 0644);
-	if (ret == 0 && unlink(from) < 0)
+		ret = ophook_file_write_atomic_at(dfd, name, data, len, 0644,
+						  (uid_t)-1, (gid_t)-1);
+	if (ret == 0 && unlinkat(sfd, name, 0) < 0)
 		ret = -errno;
 	free(data);
 	return ret;
 }
 
 /* Move domains_dir/name to the quarantine and emit domain.config_rejected
- * with Caddy's message.  0 or -errno (logged). */
-static int caddy_quarantine(struct caddy *c, const char *name, const char *msg)
+ * with msg; how, and for a duplicate site address the address and the
+ * path of the conf that keeps it (owner), go in the event too (NULL:
+ * left out).  0 or -errno (logged). */
+static int caddy_quarantine(struct caddy *c, const char *name, const char *msg,
+			    const char *how, const char *address,
+			    const char *owner)
 {
 	char *from = NULL, *to = NULL, *epath = NULL, *domain = NULL;
+	char *ename = NULL;
 	const char *why = NULL, *error = NULL;
 	json_t *fields;
 	char *fj;
-	int ret;
+	int ret, qfd = -1, sfd = -1;
 
 	if (asprintf(&from, "%s/%s", c->domains_dir, name) < 0)
 		from = NULL;
@@ -846,30 +806,43 @@ static int caddy_quarantine(struct caddy *c, const char *name, const char *msg)
 		to = NULL;
 	if (asprintf(&epath, "%s/%s.error", c->quarantine_dir, name) < 0)
 		epath = NULL;
+	if (asprintf(&ename, "%s.error", name) < 0)
+		ename = NULL;
 	domain = strdup(name);
-	if (from == NULL || to == NULL || epath == NULL || domain == NULL) {
+	if (from == NULL || to == NULL || epath == NULL || domain == NULL ||
+	    ename == NULL) {
 		ret = -ENOMEM;
 		goto out;
 	}
 	if (strlen(domain) > 5 && strcmp(domain + strlen(domain) - 5, ".conf") == 0)
 		domain[strlen(domain) - 5] = '\0';
-	ret = ophook_mkdir_p(c->quarantine_dir, 0755);
+	ret = ophook_dir_open_under(c->quarantine_dir, "", OPHOOK_DIR_CREATE,
+				    0755, &qfd, NULL);
 	if (ret < 0) {
 		c->host->log(c->ctx, OPHOOK_LOG_ERROR,
 			     "quarantine folder %s (setting quarantine_dir): %s",
 			     c->quarantine_dir, strerror(-ret));
 		goto out;
 	}
+	sfd = open(c->domains_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (sfd < 0 || strchr(name, '/') != NULL) {
+		ret = sfd < 0 ? -errno : -EINVAL;
+		c->host->log(c->ctx, OPHOOK_LOG_ERROR, "moving %s to %s: %s", from,
+			     to, strerror(-ret));
+		goto out;
+	}
 	c->host->own_write(c->ctx, from);
 	c->host->own_write(c->ctx, to);
 	c->host->own_write(c->ctx, epath);
-	ret = caddy_move(from, to);
+	ret = caddy_move(sfd, qfd, name);
 	if (ret < 0) {
 		c->host->log(c->ctx, OPHOOK_LOG_ERROR, "moving %s to %s: %s", from,
 			     to, strerror(-ret));
 		goto out;
 	}
-	(void)ophook_file_write_atomic(epath, msg, strlen(msg), 0644);
+	if (ename != NULL)
+		(void)ophook_file_write_atomic_at(qfd, ename, msg, strlen(msg),
+						  0644, (uid_t)-1, (gid_t)-1);
 	c->rejected++;
 	c->host->log(c->ctx, OPHOOK_LOG_WARN,
 		     "rejected %s (moved to %s): %s", from, to, msg);
@@ -880,6 +853,12 @@ static int caddy_quarantine(struct caddy *c, const char *name, const char *msg)
 			   "error", msg);
 	if (fields != NULL && valid)
 		json_object_set_new(fields, "domain", json_string(domain));
+	if (fields != NULL && how != NULL)
+		json_object_set_new(fields, "blame", json_string(how));
+	if (fields != NULL && address != NULL)
+		json_object_set_new(fields, "address", json_string(address));
+	if (fields != NULL && owner != NULL)
+		json_object_set_new(fields, "owner", json_string(owner));
 	fj = fields != NULL ? json_dumps(fields, JSON_COMPACT) : NULL;
 	json_decref(fields);
 	if (fj == NULL ||
@@ -890,9 +869,14 @@ static int caddy_quarantine(struct caddy *c, const char *name, const char *msg)
 			     error != NULL ? error : "out of memory");
 	free(fj);
 out:
+	if (qfd >= 0)
+		close(qfd);
+	if (sfd >= 0)
+		close(sfd);
 	free(from);
 	free(to);
 	free(epath);
+	free(ename);
 	free(domain);
 	return ret;
 }
@@ -972,20 +956,122 @@ static void caddy_write_stats(struct caddy *c, int64_t last_ms, bool ok)
 	free(path);
 }
 
-/* Quarantine the conf a failure blames (by message, else by bisection).
- * Returns true when one was moved. */
-static bool caddy_blame(struct caddy *c, const char *msg, bool may_bisect)
+static const char *const caddy_blame_how[] = {
+	[BLAME_DUPLICATE] = "duplicate",
+	[BLAME_MESSAGE] = "message",
+	[BLAME_MESSAGE_UNCONFIRMED] = "message-unconfirmed",
+	[BLAME_NEWEST] = "newest",
+	[BLAME_BISECT] = "bisection",
+};
+
+/* Quarantine the conf a failure blames (README "Blame"): only confs new
+ * or changed since the last good set; may_validate: subsets may be
+ * validated to confirm it; full_fails: msg came from validating the whole
+ * config.  Returns true when one was moved. */
+static bool caddy_blame(struct caddy *c, const char *msg, bool may_validate,
+			bool full_fails)
 {
-	char *name = caddy_blamed_conf(c, msg);
+	struct caddy_imports im;
+	struct caddy_subset sub = { .c = c, .im = &im };
+	struct blame_set *cur = NULL;
+	struct blame_result res;
+	const char *prefixes[3] = { c->domains_dir, NULL, NULL };
+	const char *error = NULL;
+	char *why = NULL;
+	bool moved = false;
+	int ret;
 
-	if (name == NULL && may_bisect)
-		name = caddy_bisect(c, msg);
-	if (name == NULL)
+	ret = caddy_imports_load(c, &im);
+	if (ret < 0) {
+		c->host->log(c->ctx, OPHOOK_LOG_ERROR, "reading %s (setting "
+			     "caddyfile): %s", c->caddyfile, strerror(-ret));
 		return false;
-	bool moved = caddy_quarantine(c, name, msg) == 0;
+	}
+	if (caddy_scan(c, &im, &cur, &error) < 0) {
+		c->host->log(c->ctx, OPHOOK_LOG_ERROR, "%s", error);
+		goto out;
+	}
+	if (im.found) {
+		prefixes[1] = im.dir_abs;
+		bool has_token = false;
 
-	free(name);
+		for (const char *const *a = c->validate_argv;
+		     a != NULL && *a != NULL; a++)
+			has_token |= strstr(*a, "{caddyfile}") != NULL;
+		char *slash = strrchr(c->caddyfile, '/');
+
+		if (may_validate && has_token &&
+		    asprintf(&sub.tmp_path, "%.*s/.ophook-caddy-bisect.Caddyfile",
+			     (int)(slash - c->caddyfile), c->caddyfile) < 0)
+			sub.tmp_path = NULL;
+	}
+	sub.cur = cur;
+	ret = blame_find(cur, c->good, msg, prefixes,
+			 sub.tmp_path != NULL ? caddy_subset_validate : NULL,
+			 &sub, full_fails, &res, &error);
+	if (sub.tmp_path != NULL)
+		unlink(sub.tmp_path);
+	if (ret < 0) {
+		c->host->log(c->ctx, OPHOOK_LOG_ERROR, "no domain conf to blame "
+			     "for caddy's error: %s", error);
+		goto out;
+	}
+	const struct blame_conf *cf = &cur->confs[res.conf];
+
+	if (res.how == BLAME_DUPLICATE) {
+		if (asprintf(&why, "site address %s of %s is already served by "
+			     "%s, which had it first (caddy: %s)", res.addr,
+			     cf->path, cur->confs[res.owner].path, msg) < 0)
+			why = NULL;
+	} else if (asprintf(&why, "%s", msg) < 0) {
+		why = NULL;
+	}
+	if (why == NULL)
+		goto out;
+	c->host->log(c->ctx, OPHOOK_LOG_INFO, "blaming %s (%s, %u validation(s))",
+		     cf->path, caddy_blame_how[res.how], res.validations);
+	moved = caddy_quarantine(c, cf->name, why, caddy_blame_how[res.how],
+				 res.how == BLAME_DUPLICATE ? res.addr : NULL,
+				 res.how == BLAME_DUPLICATE ?
+					 cur->confs[res.owner].path : NULL) == 0;
+out:
+	free(why);
+	free(sub.tmp_path);
+	blame_set_free(&cur);
+	caddy_imports_free(&im);
 	return moved;
+}
+
+/* The confs as they are just before a reload: what Caddy accepts if it
+ * succeeds.  NULL when they cannot be read (the record is then kept). */
+static struct blame_set *caddy_snapshot(struct caddy *c)
+{
+	struct caddy_imports im;
+	struct blame_set *cur = NULL;
+	const char *error = NULL;
+
+	if (caddy_imports_load(c, &im) < 0)
+		return NULL;
+	if (caddy_scan(c, &im, &cur, &error) < 0)
+		c->host->log(c->ctx, OPHOOK_LOG_WARN, "%s", error);
+	caddy_imports_free(&im);
+	return cur;
+}
+
+/* Caddy accepted snap: it is the last good set from now on, kept in the
+ * state folder so that it survives a restart. */
+static void caddy_good_update(struct caddy *c, struct blame_set **snapp)
+{
+	const char *error = NULL;
+
+	if (*snapp == NULL)
+		return;
+	blame_set_free(&c->good);
+	c->good = *snapp;
+	*snapp = NULL;
+	if (c->good_path != NULL &&
+	    blame_record_save(c->good_path, c->good, &error) < 0)
+		c->host->log(c->ctx, OPHOOK_LOG_ERROR, "last good set: %s", error);
 }
 
 static void caddy_action(struct ophook_ctx *ctx, void *data)
@@ -993,6 +1079,7 @@ static void caddy_action(struct ophook_ctx *ctx, void *data)
 	struct caddy *c = data;
 	int64_t t0 = caddy_mono_ms(), tv;
 	unsigned rounds = 0, rejected0 = (unsigned)c->rejected;
+	struct blame_set *snap = NULL;
 	char *msg = NULL;
 	int ret;
 
@@ -1033,7 +1120,7 @@ static void caddy_action(struct ophook_ctx *ctx, void *data)
 						caddy_action, c);
 			goto out;
 		}
-		if (!caddy_blame(c, msg, true)) {
+		if (!caddy_blame(c, msg, true, true)) {
 			c->reload_failures++;
 			c->loaded_fp = 0; /* whatever changed is not loaded */
 			c->host->log(c->ctx, OPHOOK_LOG_ERROR,
@@ -1055,11 +1142,13 @@ static void caddy_action(struct ophook_ctx *ctx, void *data)
 	 * refusal that names a conf (or, without validate_first, one found
 	 * by bisection) quarantines it too */
 	for (;;) {
+		blame_set_free(&snap);
+		snap = caddy_snapshot(c);
 		ret = caddy_reload(c, &msg);
 		if (ret == 0)
 			break;
 		if (ret < 0 || ++rounds > c->max_rounds ||
-		    !caddy_blame(c, msg, !c->validate_first)) {
+		    !caddy_blame(c, msg, !c->validate_first, false)) {
 			c->reload_failures++;
 			c->loaded_fp = 0;
 			c->host->log(c->ctx, OPHOOK_LOG_ERROR, "reload failed: %s",
@@ -1073,6 +1162,7 @@ static void caddy_action(struct ophook_ctx *ctx, void *data)
 	}
 	c->reloads++;
 	c->loaded_fp = fp;
+	caddy_good_update(c, &snap);
 	int64_t t1 = caddy_mono_ms();
 
 	c->host->log(c->ctx, OPHOOK_LOG_INFO,
@@ -1081,10 +1171,35 @@ static void caddy_action(struct ophook_ctx *ctx, void *data)
 		     (long long)(tv - t0), (unsigned)c->rejected - rejected0);
 	caddy_write_stats(c, t1 - t0, true);
 out:
+	blame_set_free(&snap);
 	free(msg);
 }
 
 /* ---- plugin callbacks ---- */
+
+/* The last good set from the state folder.  A record that cannot be read
+ * is logged and set aside: every conf then counts as changed until the
+ * next good reload.  0 or -ENOMEM. */
+static int caddy_good_load(struct caddy *c)
+{
+	const char *dir = c->host->state_dir(c->ctx), *error = NULL;
+
+	if (dir == NULL)
+		return 0;
+	if (asprintf(&c->good_path, "%s/lastgood.json", dir) < 0) {
+		c->good_path = NULL;
+		return -ENOMEM;
+	}
+	if (blame_record_load(c->good_path, &c->good, &error) < 0)
+		c->host->log(c->ctx, OPHOOK_LOG_WARN, "last good set: %s; every "
+			     "domain conf counts as changed until the next "
+			     "good reload", error);
+	else if (c->good == NULL)
+		c->host->log(c->ctx, OPHOOK_LOG_INFO, "no last good set yet (%s): "
+			     "every domain conf counts as changed until the "
+			     "first good reload", c->good_path);
+	return 0;
+}
 
 static int caddy_init(struct ophook_ctx *ctx, const struct ophook_host *host,
 		      void **data_r, const char **error_r)
@@ -1109,10 +1224,16 @@ static int caddy_init(struct ophook_ctx *ctx, const struct ophook_host *host,
 	}
 	c->ctx = ctx;
 	c->host = host;
-	caddy_run_limits(c);
+	caddy_run_opts(c);
 	ret = caddy_settings(c, error_r);
 	if (ret < 0) {
 		caddy_free(&c);
+		return ret;
+	}
+	ret = caddy_good_load(c);
+	if (ret < 0) {
+		caddy_free(&c);
+		*error_r = "out of memory";
 		return ret;
 	}
 	if (c->admin != NULL && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {

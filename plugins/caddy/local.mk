@@ -16,7 +16,8 @@ plugins_common_libplugcommon_la_LIBADD = $(JANSSON_LIBS)
 
 # The caddy plugin.
 plugin_LTLIBRARIES += plugins/caddy/caddy.la
-plugins_caddy_caddy_la_SOURCES = plugins/caddy/caddy.c
+plugins_caddy_caddy_la_SOURCES = plugins/caddy/caddy.c \
+	plugins/caddy/blame.c plugins/caddy/blame.h
 plugins_caddy_caddy_la_CPPFLAGS = $(PLUGIN_CPPFLAGS)
 plugins_caddy_caddy_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(CURL_CFLAGS)
 plugins_caddy_caddy_la_LDFLAGS = $(PLUGIN_LDFLAGS)
@@ -33,10 +34,18 @@ tests_unit_libpluginmock_la_LIBADD = $(JANSSON_LIBS) -ldl
 
 check_PROGRAMS += tests/unit/test_caddy
 TESTS += tests/unit/test_caddy
-tests_unit_test_caddy_SOURCES = tests/unit/test_caddy.c
+tests_unit_test_caddy_SOURCES = tests/unit/test_caddy.c plugins/caddy/blame.c
 tests_unit_test_caddy_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_caddy_LDADD = tests/unit/libpluginmock.la \
 	plugins/common/libplugcommon.la $(TEST_LIBS)
+
+# The blame rules (plugins/caddy/blame.c) on their own.
+check_PROGRAMS += tests/unit/test_caddy_blame
+TESTS += tests/unit/test_caddy_blame
+tests_unit_test_caddy_blame_SOURCES = tests/unit/test_caddy_blame.c
+tests_unit_test_caddy_blame_CFLAGS = $(TEST_CFLAGS) $(JANSSON_CFLAGS)
+tests_unit_test_caddy_blame_LDADD = plugins/common/libplugcommon.la \
+	$(JANSSON_LIBS) $(TEST_LIBS)
 
 # Integration test with a real Caddy (skips when caddy is missing).
 TESTS += tests/integration/caddy.sh
@@ -48,7 +57,7 @@ EXTRA_DIST += plugins/caddy/README.md
 # bench/reload N (caddy + bind9 plugins against real Caddy and named).
 EXTRA_DIST += bench/reload
 
-# plugins/common/run.c: the limits of run_argv_limited()
+# plugins/common/run.c: run_argv() and run_argv_ex()
 check_PROGRAMS += tests/unit/test_run
 TESTS += tests/unit/test_run
 tests_unit_test_run_SOURCES = tests/unit/test_run.c

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <grp.h>
 #include <pwd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -244,118 +243,199 @@ static int run_spawn(const char *const *argv, int in_fd, int out_fd,
 	return -ret;
 }
 
-/* The child side of run_spawn_limited(): only async-signal-safe calls
- * (raw syscalls for the credentials: this process has one thread). */
+/* ---- run_argv_ex(): fork, the child's care, cancellation ---- */
+
+/* What the child was doing when it failed before exec (its report to the
+ * parent: {step, errno}). */
+enum run_step {
+	RUN_STEP_PGROUP,
+	RUN_STEP_STDIO,
+	RUN_STEP_FDS,
+	RUN_STEP_LIMITS,
+	RUN_STEP_CWD,
+	RUN_STEP_UID,
+	RUN_STEP_PDEATHSIG,
+	RUN_STEP_SIGNALS,
+	RUN_STEP_EXEC,
+	RUN_STEP_N
+};
+
+static const char *const run_steps[RUN_STEP_N] = {
+	[RUN_STEP_PGROUP] = "process group",
+	[RUN_STEP_STDIO] = "stdio",
+	[RUN_STEP_FDS] = "closing descriptors",
+	[RUN_STEP_LIMITS] = "limits",
+	[RUN_STEP_CWD] = "cwd",
+	[RUN_STEP_UID] = "dropping to the uid",
+	[RUN_STEP_PDEATHSIG] = "PR_SET_PDEATHSIG",
+	[RUN_STEP_SIGNALS] = "signals",
+	[RUN_STEP_EXEC] = "exec",
+};
+
+/* the 32-bit id calls where the plain ones take 16-bit ids (i386) */
+#ifdef SYS_setresuid32
+#define RUN_SYS_SETGROUPS SYS_setgroups32
+#define RUN_SYS_SETRESGID SYS_setresgid32
+#define RUN_SYS_SETRESUID SYS_setresuid32
+#else
+#define RUN_SYS_SETGROUPS SYS_setgroups
+#define RUN_SYS_SETRESGID SYS_setresgid
+#define RUN_SYS_SETRESUID SYS_setresuid
+#endif
+
+/* Close every descriptor from lowfd up (really closed, not only marked
+ * close-on-exec).  Async-signal-safe. */
+static void run_close_from(int lowfd)
+{
+	struct rlimit rl;
+	long max = 65536;
+
+#ifdef SYS_close_range
+	if (syscall(SYS_close_range, (unsigned)lowfd, ~0u, 0u) == 0)
+		return;
+#endif
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur > (rlim_t)max && rl.rlim_cur <= (rlim_t)(1l << 20))
+		max = (long)rl.rlim_cur;
+	for (long fd = lowfd; fd < max; fd++)
+		(void)close((int)fd);
+}
+
+/* The child of run_fork(), which forked it with every signal blocked:
+ * everything before exec, with async-signal-safe calls only (raw
+ * syscalls for the credentials: glibc's setuid() would try to reach the
+ * daemon's other threads, which this process does not have).  On a
+ * failure it writes {step, errno} to rep_fd and exits 127. */
 static void __attribute__((noreturn))
-run_child(const char *exe, const char *const *argv, int in_fd, int out_fd,
-	  int err_fd, int rep_fd, const struct run_limits *lim,
-	  pid_t parent)
+run_child(const char *exe, const char *const *argv, const struct run_opts *o,
+	  int in_fd, int out_fd, int err_fd, int rep_fd, pid_t parent)
 {
 	struct sigaction dfl;
-	sigset_t none;
 	struct rlimit rl;
-	int e, rfd;
+	sigset_t none;
+	int step, fds[4] = { in_fd, out_fd, err_fd, rep_fd };
 
-	setpgid(0, 0);
-	/* move the report pipe out of the way of 0..2, then to 3 */
-	rfd = fcntl(rep_fd, F_DUPFD_CLOEXEC, 10);
-	if (rfd < 0 || dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 ||
-	    dup2(err_fd, 2) < 0 || dup3(rfd, 3, O_CLOEXEC) < 0)
+	step = RUN_STEP_PGROUP;
+	if (setpgid(0, 0) < 0)
 		goto fail;
-#ifdef SYS_close_range
-	if (syscall(SYS_close_range, 4u, ~0u, 0u) < 0)
-#endif
-		for (int fd = 4; fd < 65536; fd++)
-			close(fd);
+	/* every descriptor the child keeps goes out of the way of 0..3 first
+	 * (a daemon started with 0..2 closed may have a pipe of ours there),
+	 * then into place: 0..2, and the report pipe at 3 until exec */
+	step = RUN_STEP_STDIO;
+	for (int i = 0; i < 4; i++)
+		if ((fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 10)) < 0)
+			goto fail;
+	rep_fd = fds[3];
+	if (dup2(fds[0], 0) < 0 || dup2(fds[1], 1) < 0 ||
+	    dup2(fds[2], 2) < 0 || dup3(fds[3], 3, O_CLOEXEC) < 0)
+		goto fail;
 	rep_fd = 3;
+	/* nothing else the daemon has open reaches the program */
+	step = RUN_STEP_FDS;
+	run_close_from(4);
+	step = RUN_STEP_LIMITS;
 	rl.rlim_cur = rl.rlim_max = 0;
 	if (setrlimit(RLIMIT_CORE, &rl) < 0)
 		goto fail;
-	if (lim->as_bytes > 0) {
-		rl.rlim_cur = rl.rlim_max = (rlim_t)lim->as_bytes;
+	if (o->mem_max > 0) {
+		rl.rlim_cur = rl.rlim_max = (rlim_t)o->mem_max;
 		if (setrlimit(RLIMIT_AS, &rl) < 0)
 			goto fail;
 	}
-	if (lim->cpu_s > 0) {
-		rl.rlim_cur = lim->cpu_s;
-		rl.rlim_max = (rlim_t)lim->cpu_s + 1;
+	if (o->cpu_max_s > 0) {
+		/* SIGXCPU at the soft limit, SIGKILL a second later */
+		rl.rlim_cur = o->cpu_max_s;
+		rl.rlim_max = (rlim_t)o->cpu_max_s + 1;
 		if (setrlimit(RLIMIT_CPU, &rl) < 0)
 			goto fail;
 	}
-	if (lim->drop) {
-		if (syscall(SYS_setgroups, 0, NULL) < 0 ||
-		    syscall(SYS_setresgid, lim->gid, lim->gid, lim->gid) < 0 ||
-		    syscall(SYS_setresuid, lim->uid, lim->uid, lim->uid) < 0)
-			goto fail;
-	}
-	/* after the uid change, which clears it */
+	step = RUN_STEP_CWD;
+	if (o->cwd != NULL && chdir(o->cwd) < 0)
+		goto fail;
+	step = RUN_STEP_UID;
+	if (o->drop &&
+	    (syscall(RUN_SYS_SETGROUPS, 0, NULL) < 0 ||
+	     syscall(RUN_SYS_SETRESGID, o->gid, o->gid, o->gid) < 0 ||
+	     syscall(RUN_SYS_SETRESUID, o->uid, o->uid, o->uid) < 0))
+		goto fail;
+	/* after the uid change, which clears the parent-death signal */
+	step = RUN_STEP_PDEATHSIG;
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
 		goto fail;
 	if (getppid() != parent)
-		_exit(127); /* the daemon is gone already */
+		_exit(127); /* the daemon died before prctl: nobody to report to */
+	/* the daemon's handlers go (still blocked, so none ran here), then
+	 * the mask: what was sent meanwhile (a SIGTERM at a timeout) now
+	 * acts as it would on the program */
+	step = RUN_STEP_SIGNALS;
 	memset(&dfl, 0, sizeof(dfl));
 	dfl.sa_handler = SIG_DFL;
+	sigemptyset(&dfl.sa_mask);
 	for (int sig = 1; sig < NSIG; sig++)
-		sigaction(sig, &dfl, NULL); /* EINVAL for KILL/STOP: fine */
+		(void)sigaction(sig, &dfl, NULL); /* EINVAL for KILL/STOP */
 	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
+		goto fail;
+	step = RUN_STEP_EXEC;
 	execve(exe, (char *const *)argv, environ);
 fail:
-	e = errno;
-	if (write(rep_fd, &e, sizeof(e)) < 0) {
-		/* nothing more to say */
+	{
+		int msg[2] = { step, errno };
+
+		(void)!write(rep_fd, msg, sizeof(msg));
 	}
 	_exit(127);
 }
 
-/* Start the child with fork() and the limits; *pid_r is its pid, which
- * leads its own process group.  0 or -errno (the child's own errno when
- * the exec or a limit failed). */
-static int run_spawn_limited(const char *const *argv, int in_fd, int out_fd,
-			     int err_fd, const struct run_limits *lim,
-			     pid_t *pid_r)
+/* Fork the child with opts (see run_argv_ex()); *pid_r leads its own
+ * process group.  -errno and *what_r (the step) on a failure before exec
+ * (the child is reaped then). */
+static int run_fork(const char *const *argv, const struct run_opts *o,
+		    int in_fd, int out_fd, int err_fd, pid_t *pid_r,
+		    const char **what_r)
 {
 	char *exe = NULL;
-	int rep[2], e = 0, ret;
-	pid_t pid, parent = getpid();
+	int ep[2], ret, msg[2];
+	sigset_t all, old;
+	pid_t parent = getpid(), pid;
 	ssize_t n;
 
+	*what_r = NULL;
 	if ((ret = run_resolve(argv[0], &exe)) < 0)
 		return ret;
-	if (pipe2(rep, O_CLOEXEC) < 0) {
+	if (pipe2(ep, O_CLOEXEC) < 0) {
 		ret = -errno;
 		free(exe);
 		return ret;
 	}
 	/* no handler of the daemon's may run in the child before it resets
 	 * them (libuv's would write to the daemon's own signal pipe) */
-	sigset_t all, old;
-
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pid = fork();
 	if (pid == 0)
-		run_child(exe, argv, in_fd, out_fd, err_fd, rep[1], lim,
-			  parent);
+		run_child(exe, argv, o, in_fd, out_fd, err_fd, ep[1], parent);
 	ret = pid < 0 ? -errno : 0;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	close(ep[1]);
 	free(exe);
-	close(rep[1]);
 	if (ret == 0) {
-		/* the child's group exists before we kill it by group */
-		setpgid(pid, pid);
-		do
-			n = read(rep[0], &e, sizeof(e));
-		while (n < 0 && errno == EINTR);
-		if (n == (ssize_t)sizeof(e) && e != 0) {
+		/* the group exists before anything is sent to it (EACCES
+		 * once the child has exec'd: it made the group itself) */
+		(void)setpgid(pid, pid);
+		while ((n = read(ep[0], msg, sizeof(msg))) < 0 && errno == EINTR)
+			;
+		if (n == (ssize_t)sizeof(msg)) {
 			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 				;
-			ret = -e;
+			ret = msg[1] > 0 ? -msg[1] : -EIO;
+			if (msg[0] >= 0 && msg[0] < RUN_STEP_N)
+				*what_r = run_steps[msg[0]];
+		} else {
+			*pid_r = pid;
 		}
 	}
-	close(rep[0]);
-	if (ret == 0)
-		*pid_r = pid;
+	close(ep[0]);
 	return ret;
 }
 
@@ -376,7 +456,9 @@ static int run_pidfd(pid_t pid)
 
 struct run_io {
 	int in, out, err, pidfd;
-	const struct run_limits *lim;
+	int cancel_fd;                /* -1: none */
+	bool (*cancel)(void *arg);    /* NULL: none */
+	void *cancel_arg;
 	bool cancelled;
 	const char *in_data;
 	size_t in_len, in_off;
@@ -384,8 +466,9 @@ struct run_io {
 };
 
 /* Feed stdin and collect output until the child exits and its pipes close,
- * or until deadline_ms (monotonic, 0 = none).  Returns true when the child
- * was reaped (status in *wstatus_r). */
+ * or until deadline_ms (monotonic, 0 = none), or until cancelled
+ * (io->cancelled).  Returns true when the child was reaped (status in
+ * *wstatus_r). */
 static bool run_pump(struct run_io *io, pid_t pid, int64_t deadline_ms,
 		     int *wstatus_r)
 {
@@ -402,8 +485,8 @@ static bool run_pump(struct run_io *io, pid_t pid, int64_t deadline_ms,
 		if (reaped && io->out < 0 && io->err < 0)
 			return true;
 
-		struct pollfd pf[4];
-		int n = 0, i_in = -1, i_out = -1, i_err = -1;
+		struct pollfd pf[5];
+		int n = 0, i_in = -1, i_out = -1, i_err = -1, i_cancel = -1;
 
 		if (io->in >= 0) {
 			pf[n] = (struct pollfd){ .fd = io->in, .events = POLLOUT };
@@ -419,6 +502,11 @@ static bool run_pump(struct run_io *io, pid_t pid, int64_t deadline_ms,
 		}
 		if (!reaped && io->pidfd >= 0)
 			pf[n++] = (struct pollfd){ .fd = io->pidfd, .events = POLLIN };
+		if (!reaped && io->cancel_fd >= 0) {
+			pf[n] = (struct pollfd){ .fd = io->cancel_fd,
+						 .events = POLLIN };
+			i_cancel = n++;
+		}
 
 		int wait_ms = -1;
 
@@ -431,8 +519,8 @@ static bool run_pump(struct run_io *io, pid_t pid, int64_t deadline_ms,
 		} else if (io->pidfd < 0) {
 			wait_ms = 10;
 		}
-		if (!reaped && io->lim != NULL && io->lim->cancel != NULL) {
-			if (io->lim->cancel(io->lim->cancel_arg)) {
+		if (!reaped && io->cancel != NULL) {
+			if (io->cancel(io->cancel_arg)) {
 				io->cancelled = true;
 				return false;
 			}
@@ -455,6 +543,10 @@ static bool run_pump(struct run_io *io, pid_t pid, int64_t deadline_ms,
 			if (reaped)
 				return true;
 			continue;
+		}
+		if (i_cancel >= 0 && pf[i_cancel].revents) {
+			io->cancelled = true;
+			return false;
 		}
 		if (i_in >= 0 && pf[i_in].revents) {
 			if (pf[i_in].revents & (POLLERR | POLLHUP)) {
@@ -480,23 +572,20 @@ static bool run_pump(struct run_io *io, pid_t pid, int64_t deadline_ms,
 	}
 }
 
-/* Kill the child's process group: SIGTERM, then SIGKILL after a grace
- * (at once when cancelled). */
+/* Kill the child's process group.  Cancelled: SIGKILL at once.  Timed
+ * out: SIGTERM, then SIGKILL after a grace (at once if a cancel comes
+ * during it). */
 static int run_kill(struct run_io *io, pid_t pid)
 {
 	int wstatus = 0;
 
-	if (io->cancelled) {
-		kill(-pid, SIGKILL);
-		kill(pid, SIGKILL);
-		while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
-			;
-		return wstatus;
+	if (!io->cancelled) {
+		kill(-pid, SIGTERM);
+		kill(pid, SIGTERM);
+		if (run_pump(io, pid, run_mono_ms() + RUN_KILL_GRACE_MS,
+			     &wstatus))
+			return wstatus;
 	}
-	kill(-pid, SIGTERM);
-	kill(pid, SIGTERM);
-	if (run_pump(io, pid, run_mono_ms() + RUN_KILL_GRACE_MS, &wstatus))
-		return wstatus;
 	kill(-pid, SIGKILL);
 	kill(pid, SIGKILL);
 	while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
@@ -504,13 +593,22 @@ static int run_kill(struct run_io *io, pid_t pid)
 	return wstatus;
 }
 
-static int run_common(const char *const *argv, const char *stdin_data,
-		      unsigned timeout_ms, const struct run_limits *lim,
-		      char **out_r, char **err_r, int *status_r,
-		      const char **error_r)
+int run_argv(const char *const *argv, const char *stdin_data,
+	     unsigned timeout_ms, char **out_r, char **err_r, int *status_r,
+	     const char **error_r)
+{
+	return run_argv_ex(argv, NULL, stdin_data, timeout_ms, out_r, err_r,
+			   status_r, error_r);
+}
+
+int run_argv_ex(const char *const *argv, const struct run_opts *opts,
+		const char *stdin_data, unsigned timeout_ms, char **out_r,
+		char **err_r, int *status_r, const char **error_r)
 {
 	struct run_io io = { .in = -1, .out = -1, .err = -1, .pidfd = -1,
-			     .lim = lim };
+			     .cancel_fd = -1 };
+	const char *what = NULL;
+	bool in_fd = opts != NULL && opts->use_stdin_fd;
 	int inpair[2] = { -1, -1 }, outp[2] = { -1, -1 }, errp[2] = { -1, -1 };
 	int devnull = -1, ret, wstatus = 0;
 	pid_t pid;
@@ -524,12 +622,23 @@ static int run_common(const char *const *argv, const char *stdin_data,
 		*error_r = "run: empty command";
 		return -EINVAL;
 	}
+	if (opts != NULL && ((opts->use_stdin_fd && opts->stdin_fd < 0) ||
+			     (opts->use_cancel_fd && opts->cancel_fd < 0))) {
+		*error_r = run_err(argv[0], opts->use_stdin_fd &&
+						    opts->stdin_fd < 0
+					    ? "stdin_fd"
+					    : "cancel_fd",
+				   EBADF);
+		return -EBADF;
+	}
 	io.ob.keep = out_r != NULL;
 	io.eb.keep = err_r != NULL;
 
 	/* stdin is a socket so that writing to a child that closed it gives
 	 * EPIPE (MSG_NOSIGNAL) and never SIGPIPE in the daemon. */
-	if (stdin_data != NULL) {
+	if (in_fd) {
+		stdin_data = NULL;
+	} else if (stdin_data != NULL) {
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, inpair) < 0 ||
 		    shutdown(inpair[1], SHUT_WR) < 0 || shutdown(inpair[0], SHUT_RD) < 0) {
 			ret = -errno;
@@ -546,20 +655,26 @@ static int run_common(const char *const *argv, const char *stdin_data,
 		*error_r = run_err(argv[0], "pipe", -ret);
 		goto out;
 	}
-	if (lim != NULL)
-		ret = run_spawn_limited(argv,
-					stdin_data != NULL ? inpair[1] : devnull,
-					outp[1], errp[1], lim, &pid);
+	int child_in = in_fd ? opts->stdin_fd
+		       : stdin_data != NULL ? inpair[1] : devnull;
+
+	if (opts != NULL)
+		ret = run_fork(argv, opts, child_in, outp[1], errp[1], &pid,
+			       &what);
 	else
-		ret = run_spawn(argv, stdin_data != NULL ? inpair[1] : devnull,
-				outp[1], errp[1], &pid);
+		ret = run_spawn(argv, child_in, outp[1], errp[1], &pid);
 	run_close(&inpair[1]);
 	run_close(&outp[1]);
 	run_close(&errp[1]);
 	run_close(&devnull);
 	if (ret < 0) {
-		*error_r = run_err(argv[0], NULL, -ret);
+		*error_r = run_err(argv[0], what, -ret);
 		goto out;
+	}
+	if (opts != NULL) {
+		io.cancel_fd = opts->use_cancel_fd ? opts->cancel_fd : -1;
+		io.cancel = opts->cancel;
+		io.cancel_arg = opts->cancel_arg;
 	}
 	io.in = inpair[0];
 	io.out = outp[0];
@@ -580,18 +695,19 @@ static int run_common(const char *const *argv, const char *stdin_data,
 	if (run_pump(&io, pid, deadline, &wstatus)) {
 		ret = 0;
 	} else {
+		/* a cancel during a timeout's grace hastens the kill but
+		 * leaves it a timeout */
+		bool cancelled = io.cancelled;
+
 		wstatus = run_kill(&io, pid);
-		if (io.cancelled) {
-			ret = -ECANCELED;
+		ret = cancelled ? -ECANCELED : -ETIMEDOUT;
+		if (cancelled)
 			snprintf(run_errbuf, sizeof(run_errbuf),
-				 "%s: killed: the daemon is stopping",
-				 argv[0]);
-		} else {
-			ret = -ETIMEDOUT;
+				 "%s: killed: stopping (cancelled)", argv[0]);
+		else
 			snprintf(run_errbuf, sizeof(run_errbuf),
-				 "%s: killed after the %u ms timeout",
-				 argv[0], timeout_ms);
-		}
+				 "%s: killed after the %u ms timeout", argv[0],
+				 timeout_ms);
 		*error_r = run_errbuf;
 	}
 	*status_r = run_status(wstatus);
@@ -630,34 +746,13 @@ out:
 	return ret;
 }
 
-int run_argv(const char *const *argv, const char *stdin_data,
-	     unsigned timeout_ms, char **out_r, char **err_r, int *status_r,
-	     const char **error_r)
-{
-	return run_common(argv, stdin_data, timeout_ms, NULL, out_r, err_r,
-			  status_r, error_r);
-}
-
-int run_argv_limited(const char *const *argv, const char *stdin_data,
-		     unsigned timeout_ms, const struct run_limits *lim,
-		     char **out_r, char **err_r, int *status_r,
-		     const char **error_r)
-{
-	static const struct run_limits none;
-
-	return run_common(argv, stdin_data, timeout_ms,
-			  lim != NULL ? lim : &none, out_r, err_r, status_r,
-			  error_r);
-}
-
-int run_limits_user(struct run_limits *lim, const char *user,
-		    const char **error_r)
+int run_opts_user(struct run_opts *o, const char *user, const char **error_r)
 {
 	struct passwd pw, *res = NULL;
 	char buf[4096];
 	int ret;
 
-	lim->drop = false;
+	o->drop = false;
 	if (user == NULL || user[0] == '\0' || strcmp(user, "root") == 0 ||
 	    geteuid() != 0)
 		return 0;
@@ -670,9 +765,9 @@ int run_limits_user(struct run_limits *lim, const char *user,
 	}
 	if (pw.pw_uid == 0)
 		return 0;
-	lim->uid = pw.pw_uid;
-	lim->gid = pw.pw_gid;
-	lim->drop = true;
+	o->uid = pw.pw_uid;
+	o->gid = pw.pw_gid;
+	o->drop = true;
 	return 0;
 }
 

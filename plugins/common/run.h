@@ -9,7 +9,6 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
 #include <sys/types.h>
 
 /* Bytes of stdout and of stderr kept by run_argv(); the rest is read and
@@ -35,42 +34,67 @@ int run_argv(const char *const *argv, const char *stdin_data,
 	     unsigned timeout_ms, char **out_r, char **err_r, int *status_r,
 	     const char **error_r);
 
-/* What a program run on customer input may use (run_argv_limited()).  A
- * zero field sets no limit. */
-struct run_limits {
-	uint64_t as_bytes; /* RLIMIT_AS: address space */
-	unsigned cpu_s;    /* RLIMIT_CPU: SIGXCPU at cpu_s, SIGKILL 1 s on */
-	bool drop;         /* run as uid/gid, no supplementary groups */
-	uid_t uid;
-	gid_t gid;
-	/* Polled at least every RUN_CANCEL_POLL_MS while the child runs
-	 * (from the calling thread): true kills the child's process group
-	 * at once (SIGKILL) and run_argv_limited() returns -ECANCELED. */
+/* Extra care for a child that works on customer input (run_argv_ex()).
+ * A zero-initialised struct is safe: it asks for none of the optional
+ * parts (the descriptors only count when their use_ flag is set, since 0
+ * is a valid descriptor), and still gets what run_argv_ex() always does. */
+struct run_opts {
+	/* use_stdin_fd: the child's stdin is stdin_fd (a file the caller
+	 * opened safely) and stdin_data is ignored */
+	bool use_stdin_fd;
+	int stdin_fd;
+	/* use_cancel_fd: cancel_fd readable means "stop" (a pipe the caller
+	 * writes to when it stops) */
+	bool use_cancel_fd;
+	int cancel_fd;
+	/* when set, polled from the calling thread at least every
+	 * RUN_CANCEL_POLL_MS while the child runs; true means "stop"
+	 * (host->stopping()) */
 	bool (*cancel)(void *arg);
 	void *cancel_arg;
+	/* drop to uid/gid, no supplementary groups, before exec (real,
+	 * effective and saved ids) when drop is true; see run_opts_user() */
+	bool drop;
+	uid_t uid;
+	gid_t gid;
+	/* RLIMIT_AS in bytes; RLIMIT_CPU in seconds (SIGXCPU then, SIGKILL
+	 * a second later); 0: unchanged */
+	unsigned long long mem_max;
+	unsigned cpu_max_s;
+	/* chdir here before exec; NULL: unchanged */
+	const char *cwd;
 };
 
 #define RUN_CANCEL_POLL_MS 100
 
-/* run_argv() with limits (lim may be NULL: none).  Whatever lim says, the
- * child gets PR_SET_PDEATHSIG(SIGKILL) (set after any change of uid, so
- * that it holds: the child dies with the calling thread, hence with the
- * daemon, even after SIGKILL), its own process group, no core dumps and
- * no descriptor but 0, 1 and 2.  Started with fork() and execve(); only
- * async-signal-safe calls in between.  Returns as run_argv(), and
- * -ECANCELED when lim->cancel said so (*status_r, *out_r, *err_r set, as
- * for -ETIMEDOUT). */
-int run_argv_limited(const char *const *argv, const char *stdin_data,
-		     unsigned timeout_ms, const struct run_limits *lim,
-		     char **out_r, char **err_r, int *status_r,
-		     const char **error_r);
+/* run_argv() with opts (NULL: exactly run_argv()).  With opts the child
+ * is forked (not posix_spawn'd), with every signal blocked across the
+ * fork so that no handler of the daemon's runs in it, and before exec,
+ * with only async-signal-safe calls and in this order: its own process
+ * group (set by the parent too, so it exists before anything is sent to
+ * it), stdin/stdout/stderr, every other descriptor closed, RLIMIT_CORE 0
+ * and the limits, the cwd, the uid/gid (raw setgroups/setresgid/setresuid
+ * syscalls), then PR_SET_PDEATHSIG(SIGKILL) (it dies with the calling
+ * thread, so with the daemon, even after a SIGKILL of it; set after the
+ * uid change, which clears it, and followed by a check that the parent is
+ * still there), then default signal dispositions and an empty mask.
+ * A failure in the child before exec is -errno with *error_r naming the
+ * step ("cannot run PROG: cwd: No such file or directory").
+ *
+ * Cancelled (cancel_fd readable or cancel() true): the child's process
+ * group is killed at once (SIGKILL), and -ECANCELED is returned with
+ * *status_r, *out_r and *err_r set as for -ETIMEDOUT.  Other results as
+ * run_argv(); use_stdin_fd or use_cancel_fd with a negative descriptor is
+ * -EBADF. */
+int run_argv_ex(const char *const *argv, const struct run_opts *opts,
+		const char *stdin_data, unsigned timeout_ms, char **out_r,
+		char **err_r, int *status_r, const char **error_r);
 
-/* Fill lim->uid/gid/drop from a user name: "" or "root" (or uid 0)
- * leaves lim->drop false; when the daemon is not root nothing can be
- * dropped either (lim->drop false, 0).  -ENOENT: no such user (*error_r
- * names it). */
-int run_limits_user(struct run_limits *lim, const char *user,
-		    const char **error_r);
+/* Fill o->drop/uid/gid from a user name: "" or "root" (or an account
+ * with uid 0) leaves o->drop false; when the daemon is not root nothing
+ * can be dropped either (o->drop false, 0).  -ENOENT: no such user
+ * (*error_r names it). */
+int run_opts_user(struct run_opts *o, const char *user, const char **error_r);
 
 /* Parse a command setting into a NULL-terminated argv.  Preferred form: a
  * JSON array of strings (`["podman","exec","caddy","caddy","reload"]`);

@@ -21,8 +21,11 @@
  * schedule generation so a changed schedule takes over at once.
  * The map and the suspended set live in state_dir/goaccess.json. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +43,7 @@
 #include "../common/run.h"
 
 #define GA_FILE_MAX (16u * 1024u * 1024u)
+#define GA_REPORT_MAX (1024u * 1024u * 1024u) /* an HTML report, copied */
 #define GA_DAY_MS 86400000u
 
 /* One armed schedule action: its generation. */
@@ -56,6 +60,11 @@ struct ga {
 	const char *const *goaccess_argv; /* owned by the host until fini */
 	unsigned max_procs;
 	unsigned timeout_ms;
+	unsigned long long mem_max; /* RLIMIT_AS of a goaccess run, bytes */
+	bool drop;                  /* run goaccess as run_uid/run_gid */
+	uid_t run_uid;
+	gid_t run_gid;
+	int cancel[2];              /* written at fini: running goaccess die */
 
 	pthread_mutex_t lock; /* state, schedule */
 	json_t *domains;      /* domain -> user */
@@ -81,14 +90,6 @@ struct ga {
 	pthread_t *workers;
 	unsigned n_workers;
 };
-
-/* host->stopping(), for run_limits.cancel. */
-static bool ga_cancel(void *arg)
-{
-	struct ga *g = arg;
-
-	return OPHOOK_HOST_HAS(g->host, stopping) && g->host->stopping(g->ctx);
-}
 
 static int64_t ga_mono_ms(void)
 {
@@ -418,21 +419,6 @@ static int ga_build_argv(struct ga *g, const char *user, const char *log,
 	return ret;
 }
 
-/* valid_requests of a goaccess JSON report, or -1; *total_r gets
- * total_requests (with excluded and failed lines), or -1. */
-static long long ga_json_hits(const char *path, long long *total_r)
-{
-	json_t *o = json_load_file(path, 0, NULL);
-	json_t *gen = json_object_get(o, "general");
-	json_t *v = json_object_get(gen, "valid_requests");
-	json_t *t = json_object_get(gen, "total_requests");
-	long long n = json_is_integer(v) ? json_integer_value(v) : -1;
-
-	*total_r = json_is_integer(t) ? json_integer_value(t) : -1;
-	json_decref(o);
-	return n;
-}
-
 static void ga_report(struct ga *g, const char *d, const char *user, bool ok,
 		      long long hits, long long total, const char *error)
 {
@@ -457,53 +443,174 @@ static void ga_report(struct ga *g, const char *d, const char *user, bool ok,
 	json_decref(o);
 }
 
-/* Run goaccess for one domain; the outcome goes out as stats.report. */
+/* Remove the private work folder name in dirfd (its files, then it). */
+static void ga_workdir_remove(int parent, const char *name)
+{
+	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+					     O_CLOEXEC);
+	DIR *dh = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+
+	if (dh == NULL && fd >= 0)
+		close(fd);
+	while (dh != NULL && (de = readdir(dh)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			(void)unlinkat(dirfd(dh), de->d_name, 0);
+	if (dh != NULL)
+		closedir(dh);
+	(void)unlinkat(parent, name, AT_REMOVEDIR);
+}
+
+/* Work folders a killed daemon left in state_dir go at start. */
+static void ga_workdirs_clean(struct ga *g)
+{
+	DIR *dh = opendir(g->host->state_dir(g->ctx));
+	struct dirent *de;
+
+	while (dh != NULL && (de = readdir(dh)) != NULL)
+		if (strncmp(de->d_name, "work-", 5) == 0)
+			ga_workdir_remove(dirfd(dh), de->d_name);
+	if (dh != NULL)
+		closedir(dh);
+}
+
+/* "what it is" for an error of ophook_dir_open_* / ophook_file_open_at. */
+static const char *ga_why(int ret)
+{
+	return ret == -ELOOP	? "a symlink, refused"
+	       : ret == -ENOTDIR ? "not a folder, refused"
+	       : ret == -EMLINK	? "more than one hard link, refused"
+	       : ret == -EINVAL	? "not a regular file, refused"
+				: strerror(-ret);
+}
+
+/* Open the folder <base>/<rel> without following a symlink below base;
+ * on failure msg says which component and why. */
+static int ga_dir_open(const char *base, const char *rel, bool create,
+		       int *fd_r, char *msg, size_t msg_size)
+{
+	size_t bad = 0;
+	int ret = ophook_dir_open_under(base, rel,
+					create ? OPHOOK_DIR_CREATE : 0, 0755,
+					fd_r, &bad);
+
+	if (ret < 0 && bad == 0)
+		snprintf(msg, msg_size, "%s: %s", base, strerror(-ret));
+	else if (ret < 0)
+		snprintf(msg, msg_size, "%s/%.*s: %s", base, (int)bad, rel,
+			 ga_why(ret));
+	return ret;
+}
+
+/* May the stats folder (fstat'ed) take a report for user?  It must belong
+ * to root, to the owner of stats_dir or to the user's own account. */
+static bool ga_owner_ok(struct ga *g, const char *user, const struct stat *st)
+{
+	struct stat bst;
+	struct passwd pw, *res = NULL;
+	char buf[1024];
+
+	if (st->st_uid == 0)
+		return true;
+	if (stat(g->stats_dir, &bst) == 0 && st->st_uid == bst.st_uid)
+		return true;
+	return getpwnam_r(user, &pw, buf, sizeof(buf), &res) == 0 &&
+	       res != NULL && pw.pw_uid == st->st_uid;
+}
+
+/* Run goaccess for one domain; the outcome goes out as stats.report.
+ *
+ * No path a customer may write to is ever handed to goaccess, and root
+ * never opens one by name: the log is opened here (its folder walked
+ * without symlinks, the file O_NOFOLLOW, one link) and given to goaccess
+ * as stdin; goaccess (as run_user, with limits) writes into a private
+ * work folder under the plugin's state_dir (0700, reached only through
+ * its cwd); the report is then copied into the stats folder, opened the
+ * same way, as an O_EXCL temp file renamed over <d>.html through the
+ * folder's descriptor. */
 static void ga_run_one(struct ga *g, const char *d, const char *user)
 {
-	char *log = plug_fmt("%s/%s/%s", g->log_base, d, g->log_name);
-	char *dir = plug_fmt("%s/%s", g->stats_dir, user);
-	char *html = plug_fmt("%s/%s.html", dir != NULL ? dir : "", d);
-	char *tmp = plug_fmt("%s/.ophook-%s.html", dir != NULL ? dir : "", d);
-	char *json = plug_fmt("%s/.ophook-%s.json", dir != NULL ? dir : "", d);
-	char **argv = NULL, *err_out = NULL, msg[512];
-	const char *error = NULL;
+	char *html = plug_fmt("%s/%s/%s.html", g->stats_dir, user, d);
+	char *hname = plug_fmt("%s.html", d);
+	char wname[] = "work-XXXXXX", *wpath = NULL, *text = NULL;
+	char **argv = NULL, *err_out = NULL, msg[768];
+	const char *error = NULL, *state = g->host->state_dir(g->ctx);
 	long long hits = -1, total = -1;
-	int status = 0, ret;
+	int status = 0, ret, logdir = -1, logfd = -1, sdir = -1, wdir = -1;
+	int hfd = -1, statefd = -1;
 	struct stat st;
+	size_t len;
 
 	msg[0] = '\0';
-	if (log == NULL || dir == NULL || html == NULL || tmp == NULL ||
-	    json == NULL) {
+	if (html == NULL || hname == NULL) {
 		snprintf(msg, sizeof(msg), "out of memory");
 		goto out;
 	}
-	if (lstat(log, &st) < 0 || !S_ISREG(st.st_mode)) {
-		snprintf(msg, sizeof(msg), "%s: no access log", log);
+	/* the log: <log_base>/<d>/<log_name>, no symlink anywhere below
+	 * log_base */
+	if ((ret = ga_dir_open(g->log_base, d, false, &logdir, msg,
+			       sizeof(msg))) < 0) {
+		if (ret == -ENOENT)
+			snprintf(msg, sizeof(msg), "%s/%s/%s: no access log",
+				 g->log_base, d, g->log_name);
 		goto out;
 	}
-	if ((ret = ophook_mkdir_p(dir, 0755)) < 0) {
-		snprintf(msg, sizeof(msg), "%s: %s", dir, strerror(-ret));
+	ret = ophook_file_open_at(logdir, g->log_name, true, &logfd);
+	if (ret < 0) {
+		snprintf(msg, sizeof(msg), "%s/%s/%s: %s", g->log_base, d,
+			 g->log_name,
+			 ret == -ENOENT ? "no access log" : ga_why(ret));
 		goto out;
 	}
-	if (ga_build_argv(g, user, log, tmp, json, &argv) < 0) {
+	/* the stats folder: <stats_dir>/<user>, made when missing */
+	if (ga_dir_open(g->stats_dir, user, true, &sdir, msg, sizeof(msg)) < 0)
+		goto out;
+	if (fstat(sdir, &st) < 0 || !ga_owner_ok(g, user, &st)) {
+		snprintf(msg, sizeof(msg),
+			 "%s/%s: owned by uid %u, not root, the owner of %s or "
+			 "%s: refused",
+			 g->stats_dir, user, (unsigned)st.st_uid, g->stats_dir,
+			 user);
+		goto out;
+	}
+	/* the private work folder */
+	statefd = open(state, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (statefd < 0 || (wpath = plug_fmt("%s/%s", state, wname)) == NULL ||
+	    mkdtemp(wpath) == NULL) {
+		snprintf(msg, sizeof(msg), "%s: cannot make a work folder: %s",
+			 state, strerror(errno));
+		goto out;
+	}
+	memcpy(wname, wpath + strlen(wpath) - strlen(wname), sizeof(wname));
+	wdir = openat(statefd, wname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+					      O_CLOEXEC);
+	if (wdir < 0 || (g->drop && fchown(wdir, g->run_uid, g->run_gid) < 0)) {
+		snprintf(msg, sizeof(msg), "%s: %s", wpath, strerror(errno));
+		goto out;
+	}
+	if (ga_build_argv(g, user, "-", "report.html", "report.json",
+			  &argv) < 0) {
 		snprintf(msg, sizeof(msg), "out of memory");
 		goto out;
 	}
-	{
-		/* over a customer's access log: killed at the daemon's stop,
-		 * dies with it (PDEATHSIG) */
-		const struct run_limits lim = { .cancel = ga_cancel,
-						.cancel_arg = g };
+	/* over a customer's access log: killed when the plugin stops
+	 * (cancel[0], written at fini: also at a reload or an unload, and in
+	 * an isolated runner, where host->stopping() is always false), dies
+	 * with the daemon (PDEATHSIG) */
+	struct run_opts ro = { .use_stdin_fd = true, .stdin_fd = logfd,
+			       .use_cancel_fd = true, .cancel_fd = g->cancel[0],
+			       .drop = g->drop, .uid = g->run_uid,
+			       .gid = g->run_gid, .mem_max = g->mem_max,
+			       .cpu_max_s = g->timeout_ms / 1000u,
+			       .cwd = wpath };
 
-		ret = run_argv_limited((const char *const *)argv, NULL,
-				       g->timeout_ms, &lim, NULL, &err_out,
-				       &status, &error);
-	}
-	if (ret < 0 && ret != -ETIMEDOUT) {
-		snprintf(msg, sizeof(msg), "%s", error);
-	} else if (ret == -ETIMEDOUT) {
+	ret = run_argv_ex((const char *const *)argv, &ro, NULL, g->timeout_ms,
+			  NULL, &err_out, &status, &error);
+	if (ret == -ETIMEDOUT) {
 		snprintf(msg, sizeof(msg), "goaccess timed out after %u ms",
 			 g->timeout_ms);
+	} else if (ret < 0) {
+		snprintf(msg, sizeof(msg), "%s", error);
 	} else if (status != 0) {
 		size_t n = err_out != NULL ? strlen(err_out) : 0;
 
@@ -511,29 +618,55 @@ static void ga_run_one(struct ga *g, const char *d, const char *user)
 			err_out[--n] = '\0';
 		snprintf(msg, sizeof(msg), "goaccess exit status %d: %.400s",
 			 status, err_out != NULL ? err_out : "");
+	} else if ((ret = ophook_file_read_at(wdir, "report.json", GA_FILE_MAX,
+					      &text, &len)) < 0 ||
+		   (ret = ophook_file_open_at(wdir, "report.html", true,
+					      &hfd)) < 0) {
+		snprintf(msg, sizeof(msg), "goaccess output: %s", ga_why(ret));
 	} else {
-		hits = ga_json_hits(json, &total);
+		json_t *o = json_loadb(text, len, 0, NULL);
+		json_t *gen = json_object_get(o, "general");
+		json_t *v = json_object_get(gen, "valid_requests");
+		json_t *t = json_object_get(gen, "total_requests");
+
+		hits = json_is_integer(v) ? json_integer_value(v) : -1;
+		total = json_is_integer(t) ? json_integer_value(t) : -1;
+		json_decref(o);
 		g->host->own_write(g->ctx, html);
-		if (rename(tmp, html) < 0)
+		/* a report in a customer's own folder is theirs */
+		ret = ophook_file_copy_atomic_at(
+			sdir, hname, hfd, GA_REPORT_MAX, 0644,
+			st.st_uid != 0 ? st.st_uid : (uid_t)-1,
+			st.st_uid != 0 ? st.st_gid : (gid_t)-1);
+		if (ret < 0)
 			snprintf(msg, sizeof(msg), "%s: %s", html,
-				 strerror(errno));
+				 ga_why(ret));
 	}
-	if (tmp != NULL)
-		unlink(tmp);
-	if (json != NULL)
-		unlink(json);
 out:
+	if (wdir >= 0)
+		close(wdir);
+	if (wpath != NULL && statefd >= 0 && strstr(wpath, "XXXXXX") == NULL)
+		ga_workdir_remove(statefd, wname);
 	if (msg[0] != '\0')
 		g->host->log(g->ctx, OPHOOK_LOG_WARN, "%s: %s", d, msg);
 	ga_report(g, d, user, msg[0] == '\0', hits, total,
 		  msg[0] != '\0' ? msg : NULL);
+	if (hfd >= 0)
+		close(hfd);
+	if (sdir >= 0)
+		close(sdir);
+	if (logfd >= 0)
+		close(logfd);
+	if (logdir >= 0)
+		close(logdir);
+	if (statefd >= 0)
+		close(statefd);
 	argv_free(&argv);
 	free(err_out);
-	free(json);
-	free(tmp);
+	free(text);
+	free(wpath);
+	free(hname);
 	free(html);
-	free(dir);
-	free(log);
 }
 
 /* Queue a run of d for user unless d is queued already (qlock held).
@@ -693,7 +826,7 @@ static int ga_domain_event(struct ga *g, const struct ophook_event *ev,
 {
 	const char *d = g->host->event_get(ev, "domain"), *why = NULL;
 	const char *u = ga_user_name(g->host->event_get(ev, "user"));
-	char *user = NULL, *path = NULL;
+	char *user = NULL, *path = NULL, msg[600];
 	json_t *cur;
 	int ret = 0;
 
@@ -723,22 +856,47 @@ static int ga_domain_event(struct ga *g, const struct ophook_event *ev,
 	pthread_mutex_unlock(&g->lock);
 
 	if (added) {
-		path = plug_fmt("%s/%s", g->log_base, d);
-		if (path != NULL && (ret = ophook_mkdir_p(path, 0755)) < 0)
-			ret = plug_fail(error_r, ret, "%s: %s", path, strerror(-ret));
-		free(path);
-		path = user != NULL ? plug_fmt("%s/%s", g->stats_dir, user) : NULL;
-		if (ret == 0 && path != NULL &&
-		    (ret = ophook_mkdir_p(path, 0755)) < 0)
-			ret = plug_fail(error_r, ret, "%s: %s", path, strerror(-ret));
+		/* both folders made without following a symlink below the
+		 * settings' folders (a customer's own stats folder may hold
+		 * one) */
+		int fd = -1;
+
+		ret = ga_dir_open(g->log_base, d, true, &fd, msg, sizeof(msg));
+		if (ret == 0) {
+			close(fd);
+			if (user != NULL)
+				ret = ga_dir_open(g->stats_dir, user, true, &fd,
+						  msg, sizeof(msg));
+			if (ret == 0 && user != NULL)
+				close(fd);
+		}
+		if (ret < 0)
+			ret = plug_fail(error_r, ret, "%s: %s", d, msg);
 	} else if (user != NULL) {
-		path = plug_fmt("%s/%s/%s.html", g->stats_dir, user, d);
-		if (path != NULL && unlink(path) < 0 && errno != ENOENT)
-			ret = plug_fail(error_r, -errno, "%s: %s", path,
-				      strerror(errno));
-		else if (path != NULL)
+		/* unlinkat through the folder's descriptor: a symlinked
+		 * folder is refused, a symlink as the report is removed
+		 * itself */
+		int fd = -1;
+
+		path = plug_fmt("%s.html", d);
+		ret = path == NULL ? -ENOMEM
+				   : ga_dir_open(g->stats_dir, user, false, &fd,
+						 msg, sizeof(msg));
+		if (ret == -ENOENT) {
+			ret = 0;
+		} else if (ret < 0) {
+			ret = plug_fail(error_r, ret, "%s: %s", d,
+					path == NULL ? "out of memory" : msg);
+		} else if (unlinkat(fd, path, 0) < 0 && errno != ENOENT) {
+			ret = plug_fail(error_r, -errno, "%s: %s/%s/%s: %s", d,
+					g->stats_dir, user, path,
+					strerror(errno));
+		} else {
 			g->host->log(g->ctx, OPHOOK_LOG_INFO,
 				     "%s: report removed", d);
+		}
+		if (fd >= 0)
+			close(fd);
 	} else {
 		g->host->log(g->ctx, OPHOOK_LOG_WARN,
 			     "%s: owner unknown, no report to remove", d);
@@ -804,8 +962,14 @@ static void ga_fini(void *data)
 	g->stop = true;
 	pthread_cond_broadcast(&g->qwork);
 	pthread_mutex_unlock(&g->qlock);
+	/* running goaccess processes are killed, not waited for */
+	if (g->cancel[1] >= 0)
+		(void)!write(g->cancel[1], "x", 1);
 	for (unsigned i = 0; i < g->n_workers; i++)
 		pthread_join(g->workers[i], NULL);
+	for (int i = 0; i < 2; i++)
+		if (g->cancel[i] >= 0)
+			close(g->cancel[i]);
 	free(g->workers);
 	for (size_t i = 2 * g->qhead; i < 2 * g->qn; i++)
 		free(g->queue[i]);
@@ -851,6 +1015,11 @@ static const struct ophook_setting_decl ga_settings_decl[] = {
 	{ .name = "timeout_s", .type = OPHOOK_SETTING_INT, .def = "3600",
 	  .min = 1, .max = 86400,
 	  .description = "seconds per run, then SIGTERM/SIGKILL" },
+	{ .name = "run_user", .type = OPHOOK_SETTING_STRING, .def = "nobody",
+	  .description = "account goaccess runs as (root: no drop)" },
+	{ .name = "mem_max_mb", .type = OPHOOK_SETTING_INT, .def = "2048",
+	  .min = 64, .max = 1048576,
+	  .description = "address space limit of a goaccess run (MiB)" },
 	{ .name = "schedule", .type = OPHOOK_SETTING_STRING,
 	  .description = "daily, hourly, off or N(s|m|h) (10 s..24 h); "
 			 "unset: openpanel.config [STATS]" },
@@ -892,6 +1061,31 @@ static int ga_settings(struct ga *g, const char **error_r)
 			       "setting schedule: \"%s\" is not daily, hourly, "
 			       "off or N(s|m|h) (10 s..24 h)",
 			       g->schedule_setting);
+	{
+		const char *ru = g->host->setting_str(g->ctx, "run_user");
+		struct passwd pw, *res = NULL;
+		char buf[1024];
+
+		if (ru == NULL || *ru == '\0')
+			ru = "nobody";
+		if (strcmp(ru, "root") != 0) {
+			if (getpwnam_r(ru, &pw, buf, sizeof(buf), &res) != 0 ||
+			    res == NULL)
+				return plug_fail(error_r, -ENOENT,
+						 "setting run_user: no account "
+						 "named \"%s\" (root: run "
+						 "goaccess as root)",
+						 ru);
+			/* only root can drop (a daemon run unprivileged
+			 * runs goaccess as itself) */
+			g->drop = pw.pw_uid != 0 && geteuid() == 0;
+			g->run_uid = pw.pw_uid;
+			g->run_gid = pw.pw_gid;
+		}
+	}
+	g->mem_max = (unsigned long long)g->host->setting_int(g->ctx,
+							      "mem_max_mb")
+		     << 20;
 	g->max_procs = (unsigned)g->host->setting_int(g->ctx, "max_procs");
 	g->timeout_ms =
 		(unsigned)g->host->setting_int(g->ctx, "timeout_s") * 1000u;
@@ -919,6 +1113,7 @@ static int ga_init(struct ophook_ctx *ctx, const struct ophook_host *host,
 		return plug_fail(error_r, -ENOMEM, "out of memory");
 	g->ctx = ctx;
 	g->host = host;
+	g->cancel[0] = g->cancel[1] = -1;
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_mutex_init(&g->qlock, NULL);
 	pthread_cond_init(&g->qwork, NULL);
@@ -932,6 +1127,12 @@ static int ga_init(struct ophook_ctx *ctx, const struct ophook_host *host,
 		return ret;
 	}
 	ga_state_load(g);
+	ga_workdirs_clean(g);
+	if (pipe2(g->cancel, O_CLOEXEC | O_NONBLOCK) < 0) {
+		ret = -errno;
+		ga_fini(g);
+		return plug_fail(error_r, ret, "pipe: %s", strerror(-ret));
+	}
 	g->workers = calloc(g->max_procs, sizeof(*g->workers));
 	if (g->domains == NULL || g->suspended == NULL || g->queued == NULL ||
 	    g->workers == NULL) {

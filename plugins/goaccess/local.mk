@@ -17,8 +17,9 @@ tests_unit_test_goaccess_LDADD = tests/unit/libpluginmock.la \
 	plugins/common/libplugcommon.la \
 	$(CMOCKA_LIBS) $(JANSSON_LIBS) -lpthread
 
-# Integration test with the real goaccess (skips when it is missing).
-TESTS += tests/integration/goaccess.sh
+# Integration tests with the real goaccess (skip when it is missing).
+TESTS += tests/integration/goaccess.sh tests/integration/goaccess_hostile.sh
 EXTRA_DIST += tests/integration/goaccess.sh \
+	tests/integration/goaccess_hostile.sh \
 	tests/integration/fixtures/caddy-logs/a.example.jsonl \
 	tests/integration/fixtures/caddy-logs/b.example.jsonl

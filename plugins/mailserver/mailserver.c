@@ -22,6 +22,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,16 +84,21 @@ static int ms_strcmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Delete the oldest backups of base in dir beyond backups_keep. */
-static void ms_backup_prune(struct ms *m, const char *dir, const char *base)
+/* Delete the oldest backups of base in the folder dfd beyond
+ * backups_keep (unlinkat: nothing followed). */
+static void ms_backup_prune(struct ms *m, int dfd, const char *base)
 {
-	DIR *dh = opendir(dir);
+	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dh = fd >= 0 ? fdopendir(fd) : NULL;
 	struct dirent *de;
-	char **names = NULL, **tmp, *path;
+	char **names = NULL, **tmp;
 	size_t n = 0, blen = strlen(base);
 
-	if (dh == NULL)
+	if (dh == NULL) {
+		if (fd >= 0)
+			close(fd);
 		return;
+	}
 	while ((de = readdir(dh)) != NULL) {
 		if (strncmp(de->d_name, base, blen) != 0 ||
 		    de->d_name[blen] != '.' || de->d_name[blen + 1] < '0' ||
@@ -110,28 +116,27 @@ static void ms_backup_prune(struct ms *m, const char *dir, const char *base)
 	if (n > 1)
 		qsort(names, n, sizeof(*names), ms_strcmp);
 	for (size_t i = 0; i < n; i++) {
-		if (i + m->backups_keep < n &&
-		    (path = plug_fmt("%s/%s", dir, names[i])) != NULL) {
-			unlink(path);
-			free(path);
-		}
+		if (i + m->backups_keep < n)
+			(void)unlinkat(dfd, names[i], 0);
 		free(names[i]);
 	}
 	free(names);
 }
 
 /* Copy the current file to <config_dir>/ophook-backups/<name>.<stamp>
- * with its owner and mode. */
+ * with its owner and mode.  The backup folder is opened (made) without
+ * following a symlink and the backup made in it O_EXCL (a name planted
+ * there is never written through). */
 static int ms_backup(struct ms *m, const char *path, const char *text,
 		     size_t len, const char **error_r)
 {
 	const char *base = strrchr(path, '/') != NULL ? strrchr(path, '/') + 1
 						      : path;
-	char stamp[32], *dir, *bak = NULL;
+	char stamp[32], *dir, *bak = NULL, *bname = NULL;
 	struct stat st;
 	time_t now = time(NULL);
 	struct tm tm;
-	int ret;
+	int ret, dfd = -1;
 
 	if (lstat(path, &st) < 0)
 		return 0; /* nothing to back up */
@@ -140,31 +145,38 @@ static int ms_backup(struct ms *m, const char *path, const char *text,
 	dir = plug_fmt("%s/ophook-backups", m->config_dir);
 	if (dir == NULL)
 		return plug_fail(error_r, -ENOMEM, "out of memory");
-	ret = ophook_mkdir_p(dir, 0700);
+	ret = ophook_dir_open_under(m->config_dir, "ophook-backups",
+				    OPHOOK_DIR_CREATE, 0700, &dfd, NULL);
 	for (unsigned i = 0; ret == 0 && i < 1000; i++) {
-		free(bak);
-		bak = i == 0 ? plug_fmt("%s/%s.%s", dir, base, stamp)
-			     : plug_fmt("%s/%s.%s-%u", dir, base, stamp, i);
-		if (bak == NULL) {
+		free(bname);
+		bname = i == 0 ? plug_fmt("%s.%s", base, stamp)
+			       : plug_fmt("%s.%s-%u", base, stamp, i);
+		if (bname == NULL) {
 			ret = -ENOMEM;
 			break;
 		}
-		if (access(bak, F_OK) != 0)
+		if (faccessat(dfd, bname, F_OK, AT_SYMLINK_NOFOLLOW) != 0)
 			break;
 	}
+	if (ret == 0 && (bak = plug_fmt("%s/%s", dir, bname)) == NULL)
+		ret = -ENOMEM;
 	if (ret == 0) {
 		m->host->own_write(m->ctx, bak);
-		ret = ophook_file_write_atomic(bak, text, len,
-					       st.st_mode & 07777);
+		ret = ophook_file_write_atomic_at(dfd, bname, text, len,
+						  st.st_mode & 07777, st.st_uid,
+						  st.st_gid);
 	}
-	if (ret == 0 && chown(bak, st.st_uid, st.st_gid) < 0 && errno != EPERM)
-		ret = -errno;
 	if (ret < 0)
-		ret = plug_fail(error_r, ret, "backup of %s: %s", path,
-			      strerror(-ret));
+		ret = plug_fail(error_r, ret, "backup of %s: %s%s", path,
+				ret == -ELOOP ? dir : "",
+				ret == -ELOOP ? ": a symlink, refused"
+					      : strerror(-ret));
 	else
-		ms_backup_prune(m, dir, base);
+		ms_backup_prune(m, dfd, base);
+	if (dfd >= 0)
+		close(dfd);
 	free(bak);
+	free(bname);
 	free(dir);
 	return ret;
 }
@@ -363,33 +375,47 @@ static int ms_table_ensure(struct ms *m, const char *rel, const char *key,
 }
 
 /* Make sure <keys>/<d>/<sel>.private exists (generate it), rewrite
- * <sel>.txt; the TXT value in *txt_r. */
+ * <sel>.txt; the TXT value in *txt_r.  The key folder is opened (made)
+ * with O_NOFOLLOW per component below config_dir and both files are
+ * read and written through its descriptor (O_NOFOLLOW, O_EXCL temp +
+ * renameat): a symlink planted as the folder or a file is refused or
+ * replaced, never followed by root. */
 static int ms_dkim_key(struct ms *m, const char *d, char **txt_r,
 		       const char **error_r)
 {
+	char *rel = plug_fmt("opendkim/keys/%s", d);
 	char *dir = plug_fmt("%s/opendkim/keys/%s", m->config_dir, d);
+	char *pname = plug_fmt("%s.private", m->selector);
+	char *tname = plug_fmt("%s.txt", m->selector);
 	char *priv = plug_fmt("%s/%s.private", dir != NULL ? dir : "", m->selector);
 	char *txtp = plug_fmt("%s/%s.txt", dir != NULL ? dir : "", m->selector);
 	char *pem = NULL, *b64 = NULL, *rec = NULL;
-	size_t len;
-	int ret = 0;
+	size_t len, bad = 0;
+	int ret = 0, kfd = -1;
 
 	*txt_r = NULL;
-	if (dir == NULL || priv == NULL || txtp == NULL) {
+	if (rel == NULL || dir == NULL || pname == NULL || tname == NULL ||
+	    priv == NULL || txtp == NULL) {
 		ret = plug_fail(error_r, -ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((ret = ophook_mkdir_p(dir, 0755)) < 0) {
-		ret = plug_fail(error_r, ret, "%s: %s", dir, strerror(-ret));
+	ret = ophook_dir_open_under(m->config_dir, rel, OPHOOK_DIR_CREATE, 0755,
+				    &kfd, &bad);
+	if (ret < 0) {
+		ret = plug_fail(error_r, ret, "%s: DKIM key folder %s/%.*s: %s",
+				d, m->config_dir, (int)bad, rel,
+				ret == -ELOOP ? "a symlink, refused"
+					      : strerror(-ret));
 		goto out;
 	}
-	ret = ophook_file_read_nofollow(priv, 1u << 20, &pem, &len);
+	ret = ophook_file_read_at(kfd, pname, 1u << 20, &pem, &len);
 	if (ret == -ENOENT) {
 		ret = dkim_keygen(m->dkim_bits, &pem, error_r);
 		if (ret == 0) {
 			m->host->own_write(m->ctx, priv);
-			ret = ophook_file_write_atomic(priv, pem, strlen(pem),
-						       0600);
+			ret = ophook_file_write_atomic_at(kfd, pname, pem,
+							  strlen(pem), 0600,
+							  (uid_t)-1, (gid_t)-1);
 			if (ret < 0)
 				ret = plug_fail(error_r, ret, "%s: %s", priv,
 					      strerror(-ret));
@@ -399,7 +425,10 @@ static int ms_dkim_key(struct ms *m, const char *d, char **txt_r,
 					     m->dkim_bits);
 		}
 	} else if (ret < 0) {
-		ret = plug_fail(error_r, ret, "%s: %s", priv, strerror(-ret));
+		ret = plug_fail(error_r, ret, "%s: %s: %s", d, priv,
+				ret == -ELOOP ? "a symlink, refused"
+				: ret == -EINVAL ? "not a regular file, refused"
+						 : strerror(-ret));
 	}
 	if (ret < 0)
 		goto out;
@@ -414,7 +443,8 @@ static int ms_dkim_key(struct ms *m, const char *d, char **txt_r,
 		goto out;
 	}
 	m->host->own_write(m->ctx, txtp);
-	ret = ophook_file_write_atomic(txtp, rec, strlen(rec), 0644);
+	ret = ophook_file_write_atomic_at(kfd, tname, rec, strlen(rec), 0644,
+					  (uid_t)-1, (gid_t)-1);
 	if (ret < 0)
 		ret = plug_fail(error_r, ret, "%s: %s", txtp, strerror(-ret));
 out:
@@ -422,6 +452,8 @@ out:
 		free(*txt_r);
 		*txt_r = NULL;
 	}
+	if (kfd >= 0)
+		close(kfd);
 	if (pem != NULL)
 		memset(pem, 0, strlen(pem));
 	free(pem);
@@ -429,7 +461,10 @@ out:
 	free(rec);
 	free(txtp);
 	free(priv);
+	free(tname);
+	free(pname);
 	free(dir);
+	free(rel);
 	return ret;
 }
 

@@ -242,6 +242,112 @@ ok $? "a hostile domain name is refused with an error naming the field"
 [ ! -e "$T/evil" ] && [ ! -e "$T/logs/../../evil" ]
 ok $? "nothing created for the hostile name"
 
+# 10. issue 16, finding 10: one customer's conf repeats six served sites.
+# Only confs changed since the last good config can be blamed, and a site
+# stays with the conf that had it first: the customer's conf goes (it sorts
+# before the six, which old bisection blamed one by one), the six stay
+# served, and the event names the address and the conf that keeps it.
+VICTIMS="v1.test v2.test v3.test v4.test v5.test v6.test"
+for d in $VICTIMS; do
+	render_domain "$d"
+done
+for d in $VICTIMS; do
+	drive domain.added "$d"
+done
+for d in $VICTIMS; do
+	wait_for 30 serves "$d" "site $d"
+	ok $? "victim $d is served"
+done
+{
+	printf 'a-cust.test {\n\ttls internal\n\trespond "customer"\n}\n'
+	for d in $VICTIMS; do
+		printf '%s {\n\ttls internal\n\trespond "taken by a customer"\n}\n' "$d"
+	done
+} > "$T/cust.tmp"
+mv "$T/cust.tmp" "$DOMAINS/a-cust.test.conf"
+drive domain.added a-cust.test
+wait_for 60 test -f "$REJECTED/a-cust.test.conf"
+ok $? "the customer's conf repeating six sites is quarantined"
+wait_for 10 has_event domain.config_rejected a-cust.test
+ok $? "domain.config_rejected for a-cust.test"
+rej_line() { grep '"type": *"domain.config_rejected"' "$T/events.log" | grep "\"subject\": *\"$1\"" | tail -n 1; }
+line=$(rej_line a-cust.test)
+case "$line" in
+*'"address": "v1.test"'*|*'"address":"v1.test"'*) r=0 ;;
+*) r=1; diag "event: $line" ;;
+esac
+ok $r "the event names the address (v1.test)"
+case "$line" in
+*"\"owner\": \"$DOMAINS/v1.test.conf\""*|*"\"owner\":\"$DOMAINS/v1.test.conf\""*) r=0 ;;
+*) r=1 ;;
+esac
+ok $r "the event names the conf that keeps it ($DOMAINS/v1.test.conf)"
+n=0
+for d in $VICTIMS; do
+	[ -f "$DOMAINS/$d.conf" ] && [ ! -e "$REJECTED/$d.conf" ] && n=$((n + 1))
+done
+is "$n" 6 "none of the six victims' confs is quarantined"
+for d in $VICTIMS; do
+	serves "$d" "site $d"
+	ok $? "victim $d still serves its own site"
+done
+count_event domain.config_rejected v1.test | grep -qx 0
+ok $? "no domain.config_rejected for a victim"
+
+# 11. Caddy's message is matched by full path only.  A site address that
+# looks like a location ("victim.test.conf:12", ambiguous within the
+# customer's own conf) once got victim.test.conf blamed by its base name;
+# a directive named by the victim's full path does not get it blamed
+# either: the victim did not change since the last good config.
+render_domain victim.test
+drive domain.added victim.test
+wait_for 30 serves victim.test "site victim.test"
+ok $? "victim.test is served"
+printf 'trick.test {\n\ttls internal\n\trespond "trick"\n}\nvictim.test.conf:12 {\n\trespond "x"\n}\nvictim.test.conf:12 {\n\trespond "y"\n}\n' > "$T/trick.tmp"
+mv "$T/trick.tmp" "$DOMAINS/trick.test.conf"
+drive domain.added trick.test
+wait_for 60 test -f "$REJECTED/trick.test.conf"
+ok $? "the conf with a site address shaped like victim.test.conf:12 is quarantined"
+[ -f "$DOMAINS/victim.test.conf" ] && [ ! -e "$REJECTED/victim.test.conf" ]
+ok $? "victim.test.conf is not (its base name was in Caddy's message)"
+printf 'trick2.test {\n\ttls internal\n\t%s/victim.test.conf:3 on\n}\n' "$DOMAINS" > "$T/trick2.tmp"
+mv "$T/trick2.tmp" "$DOMAINS/trick2.test.conf"
+drive domain.added trick2.test
+wait_for 60 test -f "$REJECTED/trick2.test.conf"
+ok $? "the conf naming victim.test.conf's full path as a directive is quarantined"
+[ -f "$DOMAINS/victim.test.conf" ] && [ ! -e "$REJECTED/victim.test.conf" ]
+ok $? "victim.test.conf is not (unchanged since the last good config)"
+wait_for 30 serves victim.test "site victim.test"
+ok $? "victim.test still served"
+
+# 12. The last good set survives a restart: a conf that appears while the
+# daemon is down and repeats v2.test's site still loses it, even though
+# v2.test.conf was touched after it (newer change time).
+record=$(find "$T/state" -name lastgood.json | head -n 1)
+[ -n "$record" ] && grep -q v2.test.conf "$record"
+ok $? "the last good set is kept in the state folder (${record:-none})"
+stop_ophookd
+printf 'aa-late.test {\n\ttls internal\n\trespond "late"\n}\nv2.test {\n\ttls internal\n\trespond "taken after a restart"\n}\n' > "$T/late.tmp"
+mv "$T/late.tmp" "$DOMAINS/aa-late.test.conf"
+sleep 0.2
+touch "$DOMAINS/v2.test.conf"
+start_ophookd || { echo "Bail out! ophookd did not restart"; exit 1; }
+WATCHER_BEFORE=$WATCHER
+drive domain.added aa-late.test
+WATCHER=$WATCHER_BEFORE
+wait_for 60 test -f "$REJECTED/aa-late.test.conf"
+ok $? "after a restart, the new conf repeating v2.test is quarantined"
+[ -f "$DOMAINS/v2.test.conf" ] && [ ! -e "$REJECTED/v2.test.conf" ]
+ok $? "v2.test.conf (touched, unchanged) is not"
+line=$(rej_line aa-late.test)
+case "$line" in
+*"$DOMAINS/v2.test.conf"*) r=0 ;;
+*) r=1; diag "event: $line" ;;
+esac
+ok $r "the event names v2.test.conf as the owner"
+wait_for 30 serves v2.test "site v2.test"
+ok $? "v2.test still serves its own site after the restart"
+
 reloads=$(sed -n 's/.*"reloads":\([0-9]*\).*/\1/p' "$T/state/plugins/caddy/stats.json" 2>/dev/null ||
 	sed -n 's/.*"reloads":\([0-9]*\).*/\1/p' "$T"/state/*/caddy/stats.json 2>/dev/null)
 diag "caddy reloads: ${reloads:-?}"

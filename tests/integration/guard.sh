@@ -42,12 +42,14 @@ bash ${debug_flag:+"$debug_flag"} "$script" "$@"
 run_hook post "$command" "$@"
 EOF
 chmod 755 "$R/usr/local/bin/opencli"
-for s in domains/add domains/suspend user/add misc/thing; do
+for s in domains/add domains/suspend user/add user/suspend misc/thing; do
 	printf '#!/bin/bash\necho "%s $*" >> "%s/ran"\necho "%s done"\n' \
 		"$s" "$T" "$s" > "$SCRIPTS/$s.sh"
 done
 
 write_config
+# user.* checks allow when they cannot be answered; the rest fail closed
+printf 'checks:\n  fail_open: [ "user.*" ]\n' >> "$T/ophookd.yaml"
 cat > "$T/hooks/deny.lua" <<'EOF'
 ophook.pre("domain.add", function(req)
 	if req.domain:match("%.example$") then
@@ -126,6 +128,38 @@ ok "$(grep -rq s3cretPW "$T/ophookd.log" "$T/guard.log" "$T/state" 2>/dev/null; 
 ok "$(grep -q 'misc/thing a' "$T/ran" && grep -q 'opencli misc-thing: not in the guard' "$T/guard.log"; echo $?)" \
 	"an unmapped command is logged and allowed"
 
+# a pre hook file that does not load fails the checks of the intents it
+# names in ophook.pre(...): closed by default, open for user.* (the config)
+cat > "$T/hooks/broken.lua" <<'EOF'
+ophook.pre("domain.suspend", function(req)
+	return ophook.deny("nope"
+end)
+ophook.pre( 'user.suspend', function(req) end)
+EOF
+chmod 644 "$T/hooks/broken.lua"
+_broken_denies() { ! ctl check domain.suspend domain=shop.com > "$T/chk.out" 2>&1; }
+wait_for 10 _broken_denies
+ok $? "a check of an intent named by a Lua file that does not load: deny"
+ok "$(grep -q 'broken.lua: not loaded' "$T/chk.out" && grep -q 'a failing check fails closed' "$T/chk.out"; echo $?)" \
+	"the answer names the file, why, and that it failed closed: $(cat "$T/chk.out")"
+ctl --json check domain.suspend domain=shop.com > "$T/chk.json"
+is "$(jq -r '"\(.allow) \(.on_failure) \(.failed)"' "$T/chk.json")" "false closed 1" \
+	"--json: allow false, on_failure closed, failed 1"
+ctl check user.suspend user=bob > "$T/chk.out" 2>&1
+is "$?" 0 "user.suspend (checks.fail_open: user.*) is allowed though its hook fails"
+ok "$(grep -q '1 failed: allowed, checks.fail_open' "$T/chk.out"; echo $?)" \
+	"and says so: $(cat "$T/chk.out")"
+is "$(ctl --json check user.suspend user=bob | jq -r .on_failure)" open \
+	"--json: on_failure open"
+: > "$T/ran"
+opencli domains-suspend shop.com
+ok "$([ $rc -ne 0 ] && [ ! -s "$T/ran" ] && grep -q 'broken.lua: not loaded' "$T/err"; echo $?)" \
+	"opencli domains-suspend is refused while the file does not load"
+rm -f "$T/hooks/broken.lua"
+_broken_gone() { ctl check domain.suspend domain=shop.com > /dev/null 2>&1; }
+wait_for 10 _broken_gone
+ok $? "the file removed: domain.suspend allowed again"
+
 # ophookd stopped: fail-closed
 stop_ophookd
 : > "$T/ran"
@@ -134,8 +168,26 @@ ok "$([ $rc -ne 0 ] && [ ! -s "$T/ran" ]; echo $?)" \
 	"ophookd stopped: refused (fail-closed)"
 ok "$(grep -q 'ophookd cannot answer' "$T/err"; echo $?)" \
 	"and the caller is told why"
+# reinstalled with the config (-c): its checks.fail_open is written into the
+# hooks: user.* allowed while ophookd is down, the rest refused
+"$OPHOOKCTL" -c "$T/ophookd.yaml" guard install --root "$R" --log "$T/guard.log" > "$T/inst.out" 2>&1
+ok "$(grep -q 'fail-open when ophookd cannot answer: user\.\*' "$T/inst.out"; echo $?)" \
+	"install shows the intents that fail open: $(tail -n 1 "$T/inst.out")"
+: > "$T/ran"
+opencli user-suspend bob
+ok "$([ $rc -eq 0 ] && grep -q 'user/suspend bob' "$T/ran"; echo $?)" \
+	"ophookd stopped, user.suspend (fail_open user.*): allowed"
+ok "$(grep -q 'allowed (fail-open for user\.\*)' "$T/guard.log"; echo $?)" \
+	"logged with the pattern that allowed it"
+: > "$T/ran"
+opencli domains-add shop.com bob
+ok "$([ $rc -ne 0 ] && [ ! -s "$T/ran" ]; echo $?)" \
+	"ophookd stopped, domain.add: still refused"
+ok "$(grep -q 'fails closed for domain.add' "$T/err"; echo $?)" \
+	"the caller is told which intent failed closed"
 # reinstall fail-open
 ctl guard install --root "$R" --fail-open --log "$T/guard.log" > /dev/null 2>&1
+: > "$T/ran"
 opencli domains-add shop.com bob
 ok "$([ $rc -eq 0 ] && grep -q 'domains/add shop.com' "$T/ran"; echo $?)" \
 	"ophookd stopped, fail-open: allowed"

@@ -12,7 +12,7 @@
 export top_srcdir top_builddir
 sh=${SHELL:-/bin/sh}
 dir=$top_srcdir/tests/reliability
-order="kill9 diskfull crash roots mount hookfail"
+order="kill9 kill9slow diskfull crash roots mount hookfail"
 
 if [ $# -gt 0 ]; then names="$*"; else
 	names=

@@ -273,6 +273,101 @@ static void test_domain_lifecycle(void **state)
 	classify_result_clear(&r);
 }
 
+/* OpenPanel 2.x's domain template shape: a Coraza block with
+ * SecRuleEngine in each site, a reverse_proxy whose transport has
+ * tls_insecure_skip_verify, then `tls { on_demand }`; domains-ssl custom
+ * replaces the tls block with one `tls <cert> <key>` line. */
+#define CONF_MODES(waf, tls)                                                 \
+	"https://example.com, https://www.example.com {\n"                   \
+	"  route {\n"                                                        \
+	"    coraza_waf {\n"                                                 \
+	"        load_owasp_crs\n"                                           \
+	"        directives `\n"                                             \
+	"            SecRuleEngine " waf "\n"                                \
+	"            SecAuditEngine RelevantOnly\n"                          \
+	"        `\n"                                                        \
+	"    }\n"                                                            \
+	"    reverse_proxy https://127.0.0.1:32775 {\n"                      \
+	"      transport http {\n"                                           \
+	"        tls_insecure_skip_verify\n"                                 \
+	"      }\n"                                                          \
+	"    }\n"                                                            \
+	"  }\n"                                                              \
+	"  # certificate\n" tls "}\n"
+#define TLS_AUTO "  tls {\n    on_demand\n  }\n"
+#define TLS_CUSTOM                                                           \
+	"tls /data/caddy/certificates/custom/example.com/fullchain.pem "     \
+	"/data/caddy/certificates/custom/example.com/key.pem\n"
+
+static void test_conf_modes(void **state)
+{
+	struct classify_result r;
+	const char *ssl, *waf;
+	char *f, *f2;
+
+	(void)state;
+	classify_conf_modes(conf_live, strlen(conf_live), &ssl, &waf);
+	assert_null(ssl);
+	assert_null(waf);
+	classify_conf_modes(conf_susp_user, strlen(conf_susp_user), &ssl,
+			    &waf);
+	assert_string_equal(ssl, "auto");
+	assert_null(waf);
+	const char *in = "x {\n  tls internal\n}\n";
+	classify_conf_modes(in, strlen(in), &ssl, &waf);
+	assert_string_equal(ssl, "internal");
+	in = "x {\n  tls {\n    issuer internal\n  }\n"
+	     "  # SecRuleEngine On\n  SecRuleEngine DetectionOnly\n}\n";
+	classify_conf_modes(in, strlen(in), &ssl, &waf);
+	assert_string_equal(ssl, "internal");
+	assert_string_equal(waf, "detection_only");
+
+	/* domains-add: the template (WAF off, auto SSL) */
+	run(CONF, CONF_MODES("Off", TLS_AUTO), NULL, false, NULL, &r);
+	assert_string_equal(ev_type(&r, 0), "domain.added");
+	assert_string_equal(ev_str(&r, 0, "ssl"), "auto");
+	assert_string_equal(ev_str(&r, 0, "waf"), "off");
+	f = facts_text(&r);
+	assert_string_equal(f, "{\"ssl\":\"auto\",\"waf\":\"off\"}");
+	classify_result_clear(&r);
+	/* domains-ssl custom: ssl custom, was auto; the WAF unchanged */
+	run(CONF, CONF_MODES("Off", TLS_CUSTOM), NULL, true, f, &r);
+	assert_int_equal(r.n_events, 1);
+	assert_string_equal(ev_type(&r, 0), "domain.updated");
+	assert_string_equal(ev_str(&r, 0, "ssl"), "custom");
+	assert_string_equal(ev_str(&r, 0, "old_ssl"), "auto");
+	assert_string_equal(ev_str(&r, 0, "waf"), "off");
+	assert_null(ev_str(&r, 0, "old_waf"));
+	f2 = facts_text(&r);
+	classify_result_clear(&r);
+	free(f);
+	/* the Go panel's WAF switch */
+	run(CONF, CONF_MODES("On", TLS_CUSTOM), NULL, true, f2, &r);
+	assert_string_equal(ev_type(&r, 0), "domain.updated");
+	assert_string_equal(ev_str(&r, 0, "waf"), "on");
+	assert_string_equal(ev_str(&r, 0, "old_waf"), "off");
+	assert_null(ev_str(&r, 0, "old_ssl"));
+	f = facts_text(&r);
+	classify_result_clear(&r);
+	free(f2);
+	/* suspended: the template has auto SSL and no WAF */
+	run(CONF, conf_susp_user, NULL, true, f, &r);
+	assert_string_equal(ev_type(&r, 0), "domain.suspended");
+	assert_string_equal(ev_str(&r, 0, "ssl"), "auto");
+	assert_string_equal(ev_str(&r, 0, "old_ssl"), "custom");
+	assert_string_equal(ev_str(&r, 0, "old_waf"), "on");
+	f2 = facts_text(&r);
+	assert_non_null(strstr(f2, "\"suspended\":true"));
+	classify_result_clear(&r);
+	free(f);
+	run(CONF, CONF_MODES("Off", TLS_AUTO), NULL, true, f2, &r);
+	assert_string_equal(ev_type(&r, 0), "domain.unsuspended");
+	assert_string_equal(ev_str(&r, 0, "waf"), "off");
+	assert_null(ev_str(&r, 0, "old_ssl"));
+	classify_result_clear(&r);
+	free(f2);
+}
+
 static void test_suspended_parser(void **state)
 {
 	const char *reason;
@@ -1039,6 +1134,7 @@ int main(void)
 		cmocka_unit_test(test_ignored),
 		cmocka_unit_test(test_domain_lifecycle),
 		cmocka_unit_test(test_suspended_parser),
+		cmocka_unit_test(test_conf_modes),
 		cmocka_unit_test(test_cert),
 		cmocka_unit_test(test_cert_removed),
 		cmocka_unit_test(test_cert_wildcard),

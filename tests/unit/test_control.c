@@ -48,6 +48,23 @@ struct journal *engine_journal(struct engine *e)
 	return (struct journal *)e;
 }
 
+/* exec:slow's delivery of event 1 is due and waits for a slot, at its
+ * third attempt by now (the journal row says one) */
+const char *engine_delivery_live(struct engine *e, const char *handler,
+				 const char *node, const char *subject,
+				 int64_t id, struct journal_delivery *d_r)
+{
+	(void)e;
+	(void)node;
+	if (strcmp(handler, "exec:slow") != 0 || id != 1 ||
+	    strcmp(subject, "example.com") != 0)
+		return NULL;
+	d_r->state = DELIVERY_FAILED;
+	d_r->attempts = 3;
+	d_r->next_ms = 999;
+	return "ready";
+}
+
 json_t *engine_status(struct engine *e)
 {
 	(void)e;
@@ -130,9 +147,17 @@ void engine_unlisten(struct engine *e, void **handle)
 	e->unlistens++;
 }
 
+static const char *const state_names[] = { "pending", "done", "failed",
+					    "dead" };
+
+const char *delivery_state_name(enum delivery_state st)
+{
+	return (unsigned)st < 4 ? state_names[st] : "?";
+}
+
 int delivery_state_parse(const char *s, enum delivery_state *st_r)
 {
-	static const char *const n[] = { "pending", "done", "failed", "dead" };
+	const char *const *n = state_names;
 	for (unsigned i = 0; i < 4; i++) {
 		if (strcmp(s, n[i]) == 0) {
 			*st_r = (enum delivery_state)i;
@@ -196,11 +221,13 @@ static int setup(void **state)
 	snprintf(f->e.dir, sizeof(f->e.dir), "/tmp/test_control.XXXXXX");
 	assert_non_null(mkdtemp(f->e.dir));
 	f->e.cfg.socket = xasprintf("%s/ctl.sock", f->e.dir);
-	f->e.rows = json_pack("[{sIssssssss s[{ssss}]}]", "id",
+	f->e.rows = json_pack("[{sIssssssss s[{ssss}{sssssIsI}]}]", "id",
 			      (json_int_t)1, "type", "domain.added", "subject",
 			      "example.com", "time", "2026-01-02T03:04:05.000Z",
 			      "source", "socket", "deliveries", "handler",
-			      "plugin:log", "state", "done");
+			      "plugin:log", "state", "done", "handler",
+			      "exec:slow", "state", "failed", "attempts",
+			      (json_int_t)1, "next_ms", (json_int_t)5);
 	int r = control_start(&f->e.loop, f->e.cfg.socket, f->e.cfg.socket_group, &f->c, &error);
 	if (r < 0)
 		fail_msg("control_start: %s", error);
@@ -819,6 +846,14 @@ static void test_events_replay(void **state)
 	o = request(f, fd, "{\"cmd\":\"events\",\"args\":[\"1\"]}\n");
 	assert_true(json_is_true(json_object_get(o, "ok")));
 	assert_non_null(strstr(jstr(o, "text"), "plugin:log"));
+	/* the live state of a failed delivery, with the engine's newer
+	 * attempts and next_ms; a done one has none */
+	assert_non_null(strstr(jstr(o, "text"), "attempts 3 (ready)"));
+	json_t *ds = json_object_get(json_object_get(o, "result"), "deliveries");
+	assert_null(json_object_get(json_array_get(ds, 0), "live"));
+	assert_string_equal(jstr(json_array_get(ds, 1), "live"), "ready");
+	assert_int_equal(jint(json_array_get(ds, 1), "attempts"), 3);
+	assert_int_equal(jint(json_array_get(ds, 1), "next_ms"), 999);
 	json_decref(o);
 	o = request(f, fd, "{\"cmd\":\"events\",\"args\":[\"2\"]}\n");
 	assert_int_equal(jint(o, "exit"), 1);

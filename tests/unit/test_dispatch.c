@@ -379,6 +379,72 @@ static void test_retry_then_done(void **state)
 	finish(&loop, &dp, &h, 1);
 }
 
+/* What `events` shows as live: the head of a lane in flight is running,
+ * the next event of its subject queued, a due lane with no free slot
+ * ready, a failed head waiting for its next_ms backoff (with the newer
+ * attempts and next_ms); an id the dispatcher does not hold is NULL. */
+static void test_delivery_live(void **state)
+{
+	uv_loop_t loop;
+	/* "hung": calls that last a second, longer than the checks */
+	struct fake hung = { .loop = &loop, .delay_ms = 1000 };
+	struct fake failing = { .loop = &loop, .fail_times = 5 };
+	struct dispatch_settings set = {
+		.concurrency = 2, .timeout_ms = 60000, .max_attempts = 5,
+		.backoff_ms = 60000, .backoff_max_ms = 60000,
+	};
+	struct handler *hs[2];
+	const struct delivery *d = NULL;
+	struct event *ev;
+	unsigned want = 1;
+
+	(void)state;
+	uv_loop_init(&loop);
+	n_results = 0;
+	released = 0;
+	struct dispatch *dp = dispatch_new(&loop, &set, on_result, on_release,
+					   NULL);
+	hs[0] = fake_handler("hung", &hung);
+	hs[1] = fake_handler("failing", &failing);
+	/* failing: one attempt, then 60 s of backoff */
+	ev = mkev(1, "f.com");
+	dispatch_enqueue(dp, hs[1], ev, 0, DELIVERY_PENDING, 0);
+	event_unref(&ev);
+	run_until(&loop, results_at_least, &want);
+	assert_string_equal(dispatch_delivery_live(hs[1], "f.com", 1, &d),
+			    "backoff");
+	assert_non_null(d);
+	assert_int_equal(d->attempts, 1);
+	assert_int_equal(d->state, DELIVERY_FAILED);
+	assert_true(d->next_ms > now_ms() + 30000);
+	/* hung: x.com:2 runs, x.com:3 waits behind it, y.com:4 runs in the
+	 * second slot, z.com:5 has no slot */
+	const int64_t ids[] = { 2, 3, 4, 5 };
+	const char *subj[] = { "x.com", "x.com", "y.com", "z.com" };
+	for (int i = 0; i < 4; i++) {
+		ev = mkev(ids[i], subj[i]);
+		dispatch_enqueue(dp, hs[0], ev, 0, DELIVERY_PENDING, 0);
+		event_unref(&ev);
+	}
+	run_until(&loop, fake_called, &hung);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	assert_string_equal(dispatch_delivery_live(hs[0], "x.com", 2, NULL),
+			    "running");
+	assert_string_equal(dispatch_delivery_live(hs[0], "x.com", 3, NULL),
+			    "queued");
+	assert_string_equal(dispatch_delivery_live(hs[0], "y.com", 4, NULL),
+			    "running");
+	assert_string_equal(dispatch_delivery_live(hs[0], "z.com", 5, NULL),
+			    "ready");
+	assert_null(dispatch_delivery_live(hs[0], "x.com", 9, NULL));
+	assert_null(dispatch_delivery_live(hs[0], "nowhere.com", 2, NULL));
+	assert_null(dispatch_delivery_live(hs[1], "x.com", 2, NULL));
+	want = 5; /* the four calls of "hung" end */
+	run_until(&loop, results_at_least, &want);
+	assert_null(dispatch_delivery_live(hs[0], "z.com", 5, NULL));
+	finish(&loop, &dp, hs, 2);
+}
+
 /* After max attempts the delivery is dead and the lane moves on; another
  * handler of the same events is not held back by the failing one. */
 static void test_dead_and_isolation(void **state)
@@ -582,6 +648,7 @@ int main(void)
 		cmocka_unit_test(test_handler_share),
 		cmocka_unit_test(test_serial_many),
 		cmocka_unit_test(test_retry_then_done),
+		cmocka_unit_test(test_delivery_live),
 		cmocka_unit_test(test_dead_and_isolation),
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_resume_failed),

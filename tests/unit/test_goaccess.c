@@ -3,6 +3,7 @@
  * use a fake goaccess (a script writing its arguments and the two
  * outputs). */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -104,7 +105,9 @@ static const char fake_goaccess[] =
 	"  fi\n"
 	"  prev=$a\n"
 	"done\n"
-	"case \"$1\" in *fail*) echo 'bad log' >&2; exit 1 ;; esac\n"
+	"log=$(cat)\n"
+	"case \"$log\" in *fail*) echo 'bad log' >&2; exit 1 ;; esac\n"
+	"case \"$log\" in *SECRET*) echo 'leaked' >&2; exit 1 ;; esac\n"
 	"d=$(dirname \"$0\")\n"
 	"if [ -e \"$d/slow\" ]; then\n"
 	"  mkdir -p \"$d/running\"; touch \"$d/running/$$\"\n"
@@ -132,7 +135,8 @@ static void fx_setup(struct fx *f, const char *extra)
 	spew(f->fake, fake_goaccess, 0755);
 	snprintf(settings, sizeof(settings),
 		 "{\"log_base\": \"%s\", \"stats_dir\": \"%s\", "
-		 "\"goaccess_argv\": [\"%s\"], \"geoip_db\": \"%s/none.mmdb\"%s}",
+		 "\"goaccess_argv\": [\"%s\"], \"geoip_db\": \"%s/none.mmdb\", "
+		 "\"run_user\": \"root\"%s}",
 		 f->logs, f->stats, f->fake, tmp, extra != NULL ? extra : "");
 	pluginmock_set_settings(f->m, settings);
 	pluginmock_set_plugin(f->m, &ophook_plugin);
@@ -251,7 +255,9 @@ static void test_runs_and_suspended(void **state)
 	free(p);
 	p = join(pluginmock_tmp(f.m), "bin/calls");
 	calls = slurp(p);
-	assert_non_null(strstr(calls, "/a.example/access.log --log-format=CADDY -o "));
+	/* the log comes as stdin, the outputs go to the work folder */
+	assert_non_null(strstr(calls, "- --log-format=CADDY -o report.html -o "
+				      "report.json "));
 	assert_non_null(strstr(calls, " --no-global-config --no-progress"));
 	assert_null(strstr(calls, "b.example"));
 	assert_null(strstr(calls, "--geoip-database")); /* db missing */
@@ -349,6 +355,9 @@ static void test_failure_reported(void **state)
 	fx_setup(&f, NULL);
 	fx_init(&f);
 	fx_domain(&f, "fail.example", "bob", true);
+	p = join(f.logs, "fail.example/access.log");
+	spew(p, "{\"fail\": 1}\n", 0644);
+	free(p);
 	assert_int_equal(run_stats(&f, "fail.example",
 					 "{\"domain\":\"fail.example\"}", &err),
 			 0);
@@ -357,6 +366,144 @@ static void test_failure_reported(void **state)
 	p = join(f.stats, "bob/fail.example.html");
 	assert_int_not_equal(access(p, F_OK), 0);
 	free(p);
+	fx_free(&f);
+}
+
+/* The error of the last stats.report for domain (static copy). */
+static const char *report_error(struct fx *f, const char *domain)
+{
+	static char buf[1024];
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < pluginmock_emitted_count(f->m, NULL); i++) {
+		const struct pluginmock_emitted *e = pluginmock_emitted(f->m, i);
+		json_t *o;
+
+		if (strcmp(e->type, "stats.report") != 0 ||
+		    strcmp(e->subject, domain) != 0)
+			continue;
+		o = json_loads(e->fields, 0, NULL);
+		snprintf(buf, sizeof(buf), "%s",
+			 json_string_value(json_object_get(o, "error")) != NULL
+				 ? json_string_value(json_object_get(o, "error"))
+				 : "");
+		json_decref(o);
+	}
+	return buf;
+}
+
+/* Issue 16, finding 2: symlinks a customer plants in their stats folder or
+ * log folder never make root write or read outside it. */
+static void test_hostile_folders(void **state)
+{
+	struct fx f;
+	const char *err = NULL, *tmp;
+	char *outside, *victim, *p, *q, *s;
+	struct stat st0, st1;
+
+	(void)state;
+	fx_setup(&f, NULL);
+	fx_init(&f);
+	tmp = pluginmock_tmp(f.m);
+	outside = join(tmp, "outside");
+	victim = join(outside, "a.example.html");
+	spew(victim, "precious\n", 0644);
+	p = join(outside, "secret");
+	spew(p, "SECRET\n", 0600);
+	free(p);
+	assert_int_equal(stat(victim, &st0), 0);
+
+	/* 1. the stats folder is a symlink to another folder */
+	fx_domain(&f, "a.example", "bob", true);
+	p = join(f.stats, "bob");
+	q = join(f.stats, "bob.real");
+	assert_int_equal(rename(p, q), 0);
+	assert_int_equal(symlink(outside, p), 0);
+	assert_int_equal(run_stats(&f, "a.example", "{\"domain\":\"a.example\"}",
+				   &err), 0);
+	assert_int_equal(reports(&f, "a.example", false), 1);
+	assert_non_null(strstr(report_error(&f, "a.example"), "/bob: a symlink"));
+	assert_int_equal(pluginmock_log_grep(f.m, "a.example: "), 1);
+	assert_int_equal(stat(victim, &st1), 0);
+	assert_int_equal(st1.st_mtim.tv_nsec, st0.st_mtim.tv_nsec);
+	assert_string_equal(s = slurp(victim), "precious\n");
+	free(s);
+	/* domain.removed does not unlink through it either */
+	assert_int_equal(pluginmock_send(f.m, "domain.removed", "a.example",
+					 "{\"domain\":\"a.example\",\"user\":\"bob\"}",
+					 &err), -ELOOP);
+	assert_non_null(strstr(err, "a.example: "));
+	assert_non_null(strstr(err, "/bob: a symlink"));
+	assert_int_equal(access(victim, F_OK), 0);
+	/* domain.added refuses to make folders through it */
+	assert_int_equal(pluginmock_send(f.m, "domain.added", "a.example",
+					 "{\"domain\":\"a.example\",\"user\":\"bob\"}",
+					 &err), -ELOOP);
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(rename(q, p), 0);
+	free(q);
+
+	/* 2. the report's name is a symlink: replaced, the target untouched */
+	q = join(p, "a.example.html");
+	assert_int_equal(symlink(victim, q), 0);
+	assert_int_equal(run_stats(&f, "a.example", "{\"domain\":\"a.example\"}",
+				   &err), 0);
+	assert_int_equal(reports(&f, "a.example", true), 1);
+	assert_int_equal(lstat(q, &st1), 0);
+	assert_true(S_ISREG(st1.st_mode));
+	assert_string_equal(s = slurp(victim), "precious\n");
+	free(s);
+	free(q);
+	free(p);
+
+	/* 3. the log is a symlink to a root-only file: not read */
+	p = join(f.logs, "a.example/access.log");
+	assert_int_equal(unlink(p), 0);
+	q = join(outside, "secret");
+	assert_int_equal(symlink(q, p), 0);
+	assert_int_equal(run_stats(&f, "a.example", "{\"domain\":\"a.example\"}",
+				   &err), 0);
+	assert_non_null(strstr(report_error(&f, "a.example"),
+			       "/a.example/access.log: a symlink, refused"));
+	assert_int_equal(pluginmock_log_grep(f.m, "leaked"), 0);
+	/* a hard link to it: refused too */
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(link(q, p), 0);
+	assert_int_equal(run_stats(&f, "a.example", "{\"domain\":\"a.example\"}",
+				   &err), 0);
+	assert_non_null(strstr(report_error(&f, "a.example"), "hard link"));
+	assert_int_equal(pluginmock_log_grep(f.m, "leaked"), 0);
+	assert_int_equal(unlink(p), 0);
+	free(q);
+	free(p);
+	/* 4. the log folder is a symlink */
+	p = join(f.logs, "a.example");
+	assert_int_equal(rmdir(p), 0);
+	assert_int_equal(symlink(outside, p), 0);
+	spew(victim, "SECRET\n", 0644);
+	q = join(outside, "access.log");
+	assert_int_equal(symlink("a.example.html", q), 0);
+	assert_int_equal(run_stats(&f, "a.example", "{\"domain\":\"a.example\"}",
+				   &err), 0);
+	assert_non_null(strstr(report_error(&f, "a.example"),
+			       "/a.example: a symlink, refused"));
+	assert_int_equal(pluginmock_log_grep(f.m, "leaked"), 0);
+	free(q);
+	free(p);
+	/* no work folder left in state_dir */
+	p = join(pluginmock_state_dir(f.m), "");
+	{
+		DIR *dh = opendir(pluginmock_state_dir(f.m));
+		struct dirent *de;
+
+		assert_non_null(dh);
+		while ((de = readdir(dh)) != NULL)
+			assert_int_not_equal(strncmp(de->d_name, "work-", 5), 0);
+		closedir(dh);
+	}
+	free(p);
+	free(victim);
+	free(outside);
 	fx_free(&f);
 }
 
@@ -541,6 +688,7 @@ int main(void)
 		cmocka_unit_test(test_max_procs),
 		cmocka_unit_test(test_argv),
 		cmocka_unit_test(test_schedule_actions),
+		cmocka_unit_test(test_hostile_folders),
 		cmocka_unit_test(test_settings),
 		cmocka_unit_test(test_settings_declared),
 	};

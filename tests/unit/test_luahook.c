@@ -372,7 +372,7 @@ static void test_pre(void **state)
 
 static void test_api(void **state)
 {
-	char code[2048], inside[128], outside[] = "/etc/hostname";
+	char code[4096], inside[128], outside[] = "/etc/hostname";
 	struct luahook *lh;
 	char *err = NULL;
 
@@ -403,6 +403,10 @@ static void test_api(void **state)
 		"  if v or not e:find('outside') then return false, 'dotdot' end\n"
 		"  v, e = ophook.read_file('%s/link')\n"
 		"  if v then return false, 'symlink followed out' end\n"
+		"  assert(ophook.write_file('%s/wl', 'replaced'))\n"
+		"  assert(ophook.write_file('%s/dirlink/f', 'through'))\n"
+		"  if ophook.read_file('%s/dirlink/f') ~= 'through' then\n"
+		"    return false, 'folder symlink inside the roots' end\n"
 		"end)\n"
 		"ophook.on('api.retry', function(ev) return ophook.retry, 'later' end)\n"
 		"ophook.on('api.emit', function(ev)\n"
@@ -411,13 +415,25 @@ static void test_api(void **state)
 		"  local rows, e2 = ophook.db.query('SELECT 1')\n"
 		"  if rows or not e2:find('no panel database') then return false, 'db' end\n"
 		"end)\n",
-		inside, inside, outside, tmpdir, tmpdir);
+		inside, inside, outside, tmpdir, tmpdir, tmpdir, tmpdir,
+		tmpdir);
 	{
-		char link[128];
+		char link[128], victim[128], sub[128];
 
 		snprintf(link, sizeof(link), "%s/link", tmpdir);
 		unlink(link);
 		assert_int_equal(symlink("/etc/hostname", link), 0);
+		/* a symlink as the name written: replaced, never followed */
+		snprintf(victim, sizeof(victim), "%s/victim", tmpdir);
+		assert_int_equal(file_write_atomic(victim, "precious", 8, 0644), 0);
+		snprintf(link, sizeof(link), "%s/wl", tmpdir);
+		unlink(link);
+		assert_int_equal(symlink(victim, link), 0);
+		snprintf(sub, sizeof(sub), "%s/sub", tmpdir);
+		(void)mkdir(sub, 0755);
+		snprintf(link, sizeof(link), "%s/dirlink", tmpdir);
+		unlink(link);
+		assert_int_equal(symlink(sub, link), 0);
 	}
 	lh = load("api.lua", code);
 	assert_int_equal(run(lh, "api.json", &err), 0);
@@ -426,6 +442,19 @@ static void test_api(void **state)
 	assert_null(err);
 	if (run(lh, "api.files", &err) != 0)
 		fail_msg("%s", err);
+	{
+		char p[128], *data = NULL;
+		size_t len;
+		struct stat st;
+
+		snprintf(p, sizeof(p), "%s/victim", tmpdir);
+		assert_int_equal(file_read_nofollow(p, 100, &data, &len), 0);
+		assert_string_equal(data, "precious");
+		free(data);
+		snprintf(p, sizeof(p), "%s/wl", tmpdir);
+		assert_int_equal(lstat(p, &st), 0);
+		assert_true(S_ISREG(st.st_mode));
+	}
 	assert_int_equal(run(lh, "api.retry", &err), OPHOOK_RETRY);
 	assert_non_null(strstr(err, "later"));
 	free(err);

@@ -394,6 +394,88 @@ static void test_backup_content(void **state)
 	fx_free(&f);
 }
 
+/* Issue 16, finding 2: symlinks planted as the DKIM key folder, as a key
+ * file or as the backup folder make root write nothing outside. */
+static void test_hostile_symlinks(void **state)
+{
+	struct fx f;
+	const char *err = NULL;
+	char *outside, *victim, *p, *q, *got;
+	struct stat st0, st1;
+
+	(void)state;
+	fx_setup(&f, NULL);
+	fx_file(&f, "dovecot-quotas.cf", quotas, 0640);
+	fx_init(&f);
+	outside = join(pluginmock_tmp(f.m), "outside");
+	assert_int_equal(mkdir(outside, 0755), 0);
+	victim = join(outside, "mail.txt");
+	spew(victim, "precious\n", 0644);
+	assert_int_equal(stat(victim, &st0), 0);
+
+	/* the key folder is a symlink */
+	p = join(f.dir, "opendkim/keys");
+	assert_int_equal(ophook_mkdir_p(p, 0755), 0);
+	free(p);
+	p = join(f.dir, "opendkim/keys/a.example");
+	assert_int_equal(symlink(outside, p), 0);
+	assert_int_equal(pluginmock_send(f.m, "domain.added", "a.example",
+					 "{\"domain\":\"a.example\",\"user\":\"bob\"}",
+					 &err),
+			 -ELOOP);
+	assert_non_null(strstr(err, "a.example: DKIM key folder "));
+	assert_non_null(strstr(err, "opendkim/keys/a.example: a symlink, refused"));
+	assert_int_equal(count_dir(outside), 1);
+	free(p);
+
+	/* the key's .txt is a symlink: replaced, the target untouched; the
+	 * .private is a symlink: refused */
+	p = join(f.dir, "opendkim/keys/b.example");
+	assert_int_equal(mkdir(p, 0755), 0);
+	q = join(p, "mail.txt");
+	assert_int_equal(symlink(victim, q), 0);
+	assert_int_equal(pluginmock_send(f.m, "domain.added", "b.example",
+					 "{\"domain\":\"b.example\",\"user\":\"bob\"}",
+					 &err),
+			 0);
+	assert_int_equal(lstat(q, &st1), 0);
+	assert_true(S_ISREG(st1.st_mode));
+	free(q);
+	free(p);
+	p = join(f.dir, "opendkim/keys/c.example");
+	assert_int_equal(mkdir(p, 0755), 0);
+	q = join(p, "mail.private");
+	assert_int_equal(symlink(victim, q), 0);
+	assert_int_equal(pluginmock_send(f.m, "domain.added", "c.example",
+					 "{\"domain\":\"c.example\",\"user\":\"bob\"}",
+					 &err),
+			 -ELOOP);
+	assert_non_null(strstr(err, "mail.private: a symlink, refused"));
+	free(q);
+	free(p);
+
+	/* the backup folder is a symlink: refused, nothing changed */
+	p = join(f.dir, "ophook-backups");
+	assert_int_equal(symlink(outside, p), 0);
+	assert_int_not_equal(pluginmock_send(f.m, "domain.removed",
+					     "gone.example", NULL, &err),
+			     0);
+	assert_non_null(strstr(err, "ophook-backups: a symlink, refused"));
+	assert_int_equal(count_dir(outside), 1);
+	fx_expect(&f, "dovecot-quotas.cf", quotas);
+	free(p);
+
+	assert_int_equal(stat(victim, &st1), 0);
+	assert_int_equal(st1.st_mtim.tv_sec, st0.st_mtim.tv_sec);
+	assert_int_equal(st1.st_mtim.tv_nsec, st0.st_mtim.tv_nsec);
+	got = slurp(victim);
+	assert_string_equal(got, "precious\n");
+	free(got);
+	free(victim);
+	free(outside);
+	fx_free(&f);
+}
+
 static void test_suspend_roundtrip(void **state)
 {
 	static const char send0[] = "# sender access\nspam@x.example REJECT\n";
@@ -759,6 +841,7 @@ int main(void)
 		cmocka_unit_test(test_access_roundtrip_pure),
 		cmocka_unit_test(test_domain_removed),
 		cmocka_unit_test(test_backup_content),
+		cmocka_unit_test(test_hostile_symlinks),
 		cmocka_unit_test(test_suspend_roundtrip),
 		cmocka_unit_test(test_hostile_names),
 		cmocka_unit_test(test_dkim_added),
