@@ -241,6 +241,7 @@ void daemon_stop(struct daemon *d, void (*cb)(void *ctx), void *ctx)
 	d->stop_cb = cb;
 	d->stop_ctx = ctx;
 	log_info("stopping");
+	pluginhost_stopping(d->plugins);
 	watch_stop(&d->watch);
 	paneldb_stop(&d->paneldb);
 	entity_free(&d->entity); /* what it held goes to the engine */

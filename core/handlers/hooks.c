@@ -488,6 +488,12 @@ static void hooks_timer_cb(uv_timer_t *t)
 
 static void hooks_free(struct hooks *hk)
 {
+	for (size_t i = 0; hk->file_roots != NULL && hk->file_roots[i] != NULL;
+	     i++)
+		free(hk->file_roots[i]);
+	free(hk->file_roots);
+	free(hk->hooks_dir);
+	pthread_rwlock_destroy(&hk->host_gate);
 	hmap_free(&hk->lua, NULL);
 	hmap_free(&hk->exec, NULL);
 	pthread_mutex_destroy(&hk->done_mu);
@@ -572,8 +578,16 @@ int hooks_start(struct engine *e, const struct hooks_deps *deps,
 	hk->lim.memory_max = (size_t)cfg->hooks.memory_kb * 1024;
 	hk->lim.timeout_ms = cfg->hooks.timeout_ms;
 	hk->lim.output_max = cfg->hooks.output_max;
-	hk->lim.file_roots = cfg->hooks.file_roots;
+	hk->hooks_dir = cfg->hooks_dir != NULL ? xstrdup(cfg->hooks_dir) : NULL;
+	hk->timeout_ms = cfg->hooks.timeout_ms;
+	hk->output_max = cfg->hooks.output_max;
+	hk->file_roots = xcalloc(cfg->hooks.n_file_roots + 1,
+				 sizeof(*hk->file_roots));
+	for (size_t i = 0; i < cfg->hooks.n_file_roots; i++)
+		hk->file_roots[i] = xstrdup(cfg->hooks.file_roots[i]);
+	hk->lim.file_roots = hk->file_roots;
 	hk->lim.n_file_roots = cfg->hooks.n_file_roots;
+	pthread_rwlock_init(&hk->host_gate, NULL);
 	hooks_lua_host_init(hk);
 	hk->lua = hmap_new();
 	hk->exec = hmap_new();
@@ -610,6 +624,11 @@ void hooks_stop(struct hooks **hp)
 	if (hk == NULL)
 		return;
 	*hp = NULL;
+	/* no host function runs from now on (a hooks.test thread that is
+	 * never waited for may still call one) */
+	pthread_rwlock_wrlock(&hk->host_gate);
+	hk->host_gone = true;
+	pthread_rwlock_unlock(&hk->host_gate);
 	pthread_mutex_lock(&hk->done_mu);
 	hk->stopped = true;
 	job = hk->done_head;

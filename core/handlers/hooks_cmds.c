@@ -544,8 +544,8 @@ static void hooks_cmds_test_exec(struct hooks_work *w)
 	o.cwd = "/";
 	o.stdin_data = json;
 	o.stdin_len = json != NULL ? strlen(json) : 0;
-	o.timeout_ms = w->hk->cfg->hooks.timeout_ms;
-	o.output_max = w->hk->cfg->hooks.output_max;
+	o.timeout_ms = w->hk->timeout_ms; /* never cfg: see struct hooks */
+	o.output_max = w->hk->output_max;
 	ret = exechook_run_sync(&o, &res, &serr);
 	free(json);
 	if (ret < 0) {
@@ -992,7 +992,8 @@ static void hooks_cmds_queue_work(struct hooks *hk, struct hooks_work *w)
 static int hooks_cmds_trusted(struct hooks *hk, const char *real,
 			      char **why_r)
 {
-	char *dir = realpath(hk->cfg->hooks_dir, NULL);
+	/* hk's copy: a pool thread may run this after the daemon freed cfg */
+	char *dir = hk->hooks_dir != NULL ? realpath(hk->hooks_dir, NULL) : NULL;
 	size_t n = dir != NULL ? strlen(dir) : 0;
 	char *p;
 	int ret = 0;
@@ -1001,7 +1002,7 @@ static int hooks_cmds_trusted(struct hooks *hk, const char *real,
 		*why_r = xasprintf("%s: not inside hooks_dir %s (a socket_group "
 				   "member may only lint or test the "
 				   "installed hooks)", real,
-				   hk->cfg->hooks_dir);
+				   hk->hooks_dir != NULL ? hk->hooks_dir : "");
 		free(dir);
 		return -EPERM;
 	}

@@ -109,6 +109,7 @@ struct pluginhost {
 	struct hmap *quarantined;  /* name -> malloc'd reason */
 	struct hmap *reload_after; /* names to load again once unloaded */
 	bool closing;
+	atomic_bool stopping; /* the daemon is stopping: host->stopping() */
 	unsigned closed; /* handles closed (free at 2) */
 };
 
@@ -368,6 +369,17 @@ static const char *host_node(struct ophook_ctx *ctx)
 	return engine_config(ctx->ph->e)->node;
 }
 
+static bool host_stopping(struct ophook_ctx *ctx)
+{
+	return atomic_load(&ctx->ph->stopping);
+}
+
+void pluginhost_stopping(struct pluginhost *ph)
+{
+	if (ph != NULL)
+		atomic_store(&ph->stopping, true);
+}
+
 static const struct ophook_host host_table = {
 	.size = sizeof(struct ophook_host),
 	.abi = OPHOOK_ABI_VERSION,
@@ -387,6 +399,7 @@ static const struct ophook_host host_table = {
 	.setting_bool = host_setting_bool,
 	.setting_list = host_setting_list,
 	.setting_is_set = host_setting_is_set,
+	.stopping = host_stopping,
 };
 
 /* ---- an inline plugin's fatal signal ---- */
