@@ -920,6 +920,18 @@ static void containers_listen_cb(struct event *ev, void *arg)
 				c->recent[i].mono_ms = INT64_MIN / 2;
 		return;
 	}
+	/* opencli user-suspend rewrites the user's Caddy confs first, stops
+	 * the containers next and renames the row last: a domain suspended
+	 * for its user (owner enriched) is the first sign of it */
+	if (strcmp(ev->type, "domain.suspended") == 0) {
+		const char *why = json_string_value(json_object_get(ev->payload,
+								    "reason"));
+
+		ctx = json_string_value(json_object_get(ev->payload, "context"));
+		if (why != NULL && strcmp(why, "user") == 0)
+			containers_recent_add(c, ctx, "user.suspended");
+		return;
+	}
 	if (strcmp(ev->type, "user.suspended") != 0 &&
 	    strcmp(ev->type, "user.removed") != 0)
 		return;
