@@ -518,6 +518,7 @@ static const struct cfg_key cfg_keys[] = {
 	       containers.restart_loop_window_s, 300, 1, 86400),
 	K_UINT("containers.reason_window_s", containers.reason_window_s, 120,
 	       0, 86400),
+	K_BOOL("containers.peer_check", containers.peer_check, true),
 
 	K_UINT("hooks.lua_memory_kb", hooks.memory_kb, 16384, 64, UINT_MAX),
 	K_UINT("hooks.timeout_ms", hooks.timeout_ms, 5000, 1, UINT_MAX),

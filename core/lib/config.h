@@ -177,6 +177,9 @@ struct config {
 		unsigned restart_loop_deaths;   /* (5) */
 		unsigned restart_loop_window_s; /* (300) */
 		unsigned reason_window_s; /* `containers.reason_window_s` (120) */
+		bool peer_check;         /* `containers.peer_check` (true): a
+					    socket found under run_user_dir
+					    must be served by its uid */
 	} containers;
 
 	struct config_plugin *plugins; /* `plugins:` map NAME -> {...} */

@@ -1,4 +1,7 @@
 /* The container source: see containers.h. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* struct ucred */
+#endif
 #include "containers.h"
 #include "ctrevent.h"
 #include "engine.h"
@@ -15,6 +18,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,6 +27,9 @@
 #define CTR_RECENT_MAX 256        /* user.suspended/removed remembered */
 #define CTR_OOM_MAX 4096          /* kernel OOM kills remembered */
 #define CTR_EXIT_OOM 137          /* SIGKILL: what an OOM kill exits with */
+#define CTR_QUEUE_MAX 4096        /* a stream's events waiting for the loop;
+				     past it the thread stops reading (a
+				     user's socket may be anything) */
 
 struct containers;
 
@@ -46,6 +53,7 @@ struct cstream {
 
 	/* shared with the thread */
 	atomic_llong since_s;  /* since= for the next connection */
+	atomic_uint queued;    /* items posted, not yet handled */
 	atomic_bool stop;
 	pthread_t thread;
 	bool thread_started;
@@ -53,6 +61,7 @@ struct cstream {
 	/* the thread's own */
 	CURLM *multi;
 	CURL *easy;            /* the stream's transfer */
+	curl_socket_t fd;      /* its socket (CURLOPT_SOCKOPTFUNCTION) */
 	CURL *inspect;
 	char *buf;
 	size_t len, cap;
@@ -121,6 +130,7 @@ static void cstream_post(struct cstream *st, enum cq_kind kind,
 
 	it->st = st;
 	it->kind = kind;
+	atomic_fetch_add(&st->queued, 1);
 	if (ev != NULL)
 		it->ev = *ev;
 	if (msg != NULL)
@@ -206,7 +216,37 @@ static void cstream_line(struct cstream *st, const char *line, size_t len)
 		return; /* gone already: no status to tell */
 	if (ev.time_ns < st->connect_ns)
 		st->catchup++;
+	while (atomic_load(&st->queued) >= CTR_QUEUE_MAX &&
+	       !atomic_load(&st->stop))
+		usleep(10000); /* the loop is behind: read no more for now */
 	cstream_post(st, CQ_EVENT, &ev, NULL);
+}
+
+/* A socket found under run_user_dir must be served by its uid (a user's
+ * own Podman): a user who swaps a folder of his for a link to another
+ * user's socket between the scan and the connect gets nothing. */
+static bool cstream_peer_ok(struct cstream *st)
+{
+	curl_socket_t fd = st->fd;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (!st->scanned || !st->c->cfg->containers.peer_check)
+		return true;
+	if (fd == CURL_SOCKET_BAD ||
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+		snprintf(st->errbody, sizeof(st->errbody),
+			 "no peer credentials");
+		st->http_code = -1;
+		return false;
+	}
+	if (cred.uid == st->uid)
+		return true;
+	snprintf(st->errbody, sizeof(st->errbody),
+		 "served by uid %u, not %u (containers.peer_check)",
+		 (unsigned)cred.uid, st->uid);
+	st->http_code = -1;
+	return false;
 }
 
 static size_t cstream_write(char *data, size_t size, size_t n, void *arg)
@@ -214,9 +254,12 @@ static size_t cstream_write(char *data, size_t size, size_t n, void *arg)
 	struct cstream *st = arg;
 	size_t len = size * n;
 
-	if (st->http_code == 0)
+	if (st->http_code == 0) {
 		curl_easy_getinfo(st->easy, CURLINFO_RESPONSE_CODE,
 				  &st->http_code);
+		if (st->http_code == 200 && !cstream_peer_ok(st))
+			return 0; /* CURLE_WRITE_ERROR: reconnect later */
+	}
 	if (st->http_code != 200) {
 		size_t have = strlen(st->errbody);
 		size_t room = sizeof(st->errbody) - 1 - have;
@@ -251,6 +294,16 @@ static size_t cstream_write(char *data, size_t size, size_t n, void *arg)
 		st->buf[st->len++] = ch;
 	}
 	return len;
+}
+
+/* CURLOPT_SOCKOPTFUNCTION: remember the transfer's socket */
+static int cstream_sockopt(void *arg, curl_socket_t fd, curlsocktype purpose)
+{
+	struct cstream *st = arg;
+
+	(void)purpose;
+	st->fd = fd;
+	return CURL_SOCKOPT_OK;
 }
 
 static int cstream_header_done(CURL *h)
@@ -291,7 +344,11 @@ static void *cstream_thread(void *arg)
 		curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 0L);
 		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, cstream_write);
 		curl_easy_setopt(h, CURLOPT_WRITEDATA, st);
+		curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, cstream_sockopt);
+		curl_easy_setopt(h, CURLOPT_SOCKOPTDATA, st);
+		curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
 		st->easy = h;
+		st->fd = CURL_SOCKET_BAD;
 		st->len = 0;
 		st->skipping = false;
 		st->http_code = 0;
@@ -306,7 +363,11 @@ static void *cstream_thread(void *arg)
 
 				if (code != 0)
 					st->http_code = code;
+				if (code == 200)
+					cstream_peer_ok(st);
 			}
+			if (st->http_code == -1)
+				break; /* refused: see cstream_peer_ok */
 			if (!told && st->http_code == 200) {
 				told = true;
 				cstream_post(st, CQ_CONNECTED, NULL, NULL);
@@ -329,6 +390,8 @@ static void *cstream_thread(void *arg)
 			if (result != CURLE_OK)
 				snprintf(why, sizeof(why), "%s",
 					 curl_easy_strerror(result));
+			else if (st->http_code == -1)
+				snprintf(why, sizeof(why), "%s", st->errbody);
 			else if (st->http_code != 200)
 				snprintf(why, sizeof(why), "HTTP %ld: %.120s",
 					 st->http_code, st->errbody);
@@ -608,6 +671,7 @@ static void containers_drain(struct containers *c)
 		struct cstream *st = it->st;
 
 		next = it->next;
+		atomic_fetch_sub(&st->queued, 1);
 		switch (it->kind) {
 		case CQ_EVENT:
 			cstream_handle(st, &it->ev);

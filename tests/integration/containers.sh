@@ -74,6 +74,17 @@ containers:
   sockets:
     - { path: $T/u2.sock, uid: $U2 }
 YAML
+cp "$T/ophookd.yaml" "$T/peer.yaml"
+
+# peer_check (the default): a socket found under run_user_dir must be served
+# by its uid; these services run as root, so alice's is refused
+start_ophookd || exit 1
+wait_for 10 grep -q "podman.sock: served by uid 0, not $U1" "$T/ophookd.log"
+ok $? "peer_check: alice's socket served by root is refused"
+stop_ophookd
+# from here on the rootful services stand for the users' rootless ones
+sed 's/^  scan_ms: 200$/  scan_ms: 200\n  peer_check: false/' "$T/peer.yaml" > "$T/ophookd.yaml"
+grep -q 'peer_check: false' "$T/ophookd.yaml" || echo "# config edit failed"
 start_ophookd || exit 1
 
 # evc TYPE [KEY=VALUE...]: events of TYPE in the log whose fields match
