@@ -651,6 +651,11 @@ static void cstream_handle(struct cstream *st, const struct ctrevent *ev)
 		json_object_set_new(p, "health", json_string(ev->health));
 		if (was != NULL)
 			json_object_set_new(p, "previous", json_string(was));
+		if (was == NULL && hmap_count(st->health) >= CTR_OOM_MAX) {
+			/* ids of long-gone containers: start over */
+			hmap_free(&st->health, free);
+			st->health = hmap_new();
+		}
 		free(hmap_put(st->health, ev->id, xstrdup(ev->health)));
 		containers_submit(st, "container.health_changed", ev, p, true);
 		containers_dirty(c);
