@@ -72,7 +72,7 @@ struct cstream {
 	int64_t connect_ns;
 };
 
-enum cq_kind { CQ_EVENT, CQ_CONNECTED, CQ_DISCONNECTED, CQ_BAD };
+enum cq_kind { CQ_EVENT, CQ_CONNECTED, CQ_DISCONNECTED, CQ_BAD, CQ_WARN };
 
 struct cqitem {
 	struct cqitem *next;
@@ -214,8 +214,10 @@ static void cstream_line(struct cstream *st, const char *line, size_t len)
 	if (ev.kind == CTR_HEALTH && ev.health[0] == '\0' &&
 	    !cstream_inspect_health(st, ev.id, ev.health))
 		return; /* gone already: no status to tell */
-	if (ev.time_ns < st->connect_ns)
-		st->catchup++;
+	if (ev.time_ns < st->connect_ns && ++st->catchup == 1000 && st->docker)
+		cstream_post(st, CQ_WARN, NULL,
+			     "the catch-up reached Docker's 1,000 event limit: "
+			     "older events may be lost");
 	while (atomic_load(&st->queued) >= CTR_QUEUE_MAX &&
 	       !atomic_load(&st->stop))
 		usleep(10000); /* the loop is behind: read no more for now */
@@ -397,10 +399,6 @@ static void *cstream_thread(void *arg)
 					 st->http_code, st->errbody);
 			else
 				snprintf(why, sizeof(why), "stream ended");
-			if (told && st->catchup >= 1000)
-				snprintf(why + strlen(why),
-					 sizeof(why) - strlen(why),
-					 " (catch-up %u)", st->catchup);
 			cstream_post(st, CQ_DISCONNECTED, NULL, why);
 		}
 		/* wait, unless woken to stop */
@@ -696,14 +694,13 @@ static void containers_drain(struct containers *c)
 			    strcmp(st->last_error, it->msg) != 0)
 				log_warn("containers: %s: %s; reconnecting",
 					 st->path, it->msg);
-			if (strstr(it->msg, "(catch-up") != NULL && st->docker)
-				log_warn("containers: %s: the catch-up reached "
-					 "Docker's 1,000 event limit: events "
-					 "older than those are lost", st->path);
 			st->connected = false;
 			st->errors++;
 			free(st->last_error);
 			st->last_error = xstrdup(it->msg);
+			break;
+		case CQ_WARN:
+			log_warn("containers: %s: %s", st->path, it->msg);
 			break;
 		case CQ_BAD:
 			st->errors++;
