@@ -4,6 +4,9 @@
 # of the same name under each, every event attributed to its user: a
 # container that exits 3, one OOM-killed, one whose health check fails, one
 # restarted in a loop, one stopped right after its user's suspension.
+# alice also has a Docker socket (OpenPanel 1.x) served by a fake Docker
+# API (python3: GET /events?since=, the lines of a file, kept open) that
+# streams kill/die/stop, a health status and hostile lines.
 # The sample hook hooks/notify-containers.lua posts the OOM and the loop to
 # a webhook (python3 on loopback).  Then ophookd is killed (-9) while containers die, and alice's API service
 # is stopped and started again: every event exactly once (checked against
@@ -55,6 +58,56 @@ EOF
 python3 "$T/server.py" >"$T/server.log" 2>&1 &
 cleanup_pid $!
 
+# the fake Docker API: every line of docker-events.jsonl whose time is at
+# or after since=, then new lines as they are appended
+: > "$T/docker-events.jsonl"
+cat > "$T/docker.py" <<'EOF'
+import http.server, json, os, socketserver, sys, time, urllib.parse
+sock, events = sys.argv[1], sys.argv[2]
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+    def do_GET(self):
+        u = urllib.parse.urlparse(self.path)
+        if u.path != "/events":
+            self.send_response(404); self.end_headers(); return
+        since = int(urllib.parse.parse_qs(u.query).get("since", ["0"])[0])
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        done = 0
+        try:
+            while True:
+                lines = open(events).read().split("\n")[:-1]
+                for l in lines[done:]:
+                    try: t = json.loads(l).get("time", 0)
+                    except ValueError: t = since
+                    if t >= since:
+                        self.wfile.write((l + "\n").encode())
+                self.wfile.flush()
+                done = len(lines)
+                time.sleep(0.1)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+    def log_message(self, *a):
+        pass
+class S(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    def get_request(self):
+        r, _ = super().get_request()
+        return r, ("local", 0)
+if os.path.exists(sock): os.unlink(sock)
+S(sock, H).serve_forever()
+EOF
+python3 "$T/docker.py" "$T/docker.sock" "$T/docker-events.jsonl" >"$T/docker.log" 2>&1 &
+cleanup_pid $!
+# dev NOW_S ACTION NAME [EXTRA_ATTRS]: a Docker event line
+DID=4f1c0e2a9b8d7c6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e
+dev() {
+	printf '{"status":"%s","id":"%s","from":"nginx:1.27","Type":"container","Action":"%s","Actor":{"ID":"%s","Attributes":{"image":"nginx:1.27","name":"%s"%s}},"scope":"local","time":%s,"timeNano":%s%09d}\n' \
+		"$2" "$DID" "$2" "$DID" "$3" "${4:-}" "$1" "$1" "$(( $(date +%N | sed 's/^0*//;s/^$/0/') ))" \
+		>> "$T/docker-events.jsonl"
+}
+
 PANEL_POLL_MS=200 write_config
 install_plugins log
 sed "s|https://hooks.slack.com/services/CHANGE/ME|http://127.0.0.1:$PORT/hook|" \
@@ -73,6 +126,7 @@ containers:
   restart_loop_window_s: 60
   sockets:
     - { path: $T/u2.sock, uid: $U2 }
+    - { path: $T/docker.sock, uid: $U1, api: docker }
 YAML
 cp "$T/ophookd.yaml" "$T/peer.yaml"
 
@@ -202,6 +256,32 @@ wait_ev 1 container.died ctx=alice container=cron
 is "$(evc container.died ctx=alice container=cron reason=user.suspended)" 1 \
 	"a stop after the user's domain.suspended (reason user) has reason user.suspended"
 
+# ---- alice's Docker (1.x): kill, die, stop; health; hostile lines ----
+now=$(date +%s)
+dev "$now" start nginx ',"com.docker.compose.service":"nginx"'
+dev "$now" kill nginx ',"signal":"15"'
+dev "$now" die nginx ',"exitCode":"0","com.docker.compose.service":"nginx"'
+dev "$now" stop nginx
+dev "$now" "health_status: unhealthy" nginx
+dev "$now" start 'x;rm -rf /'
+dev "$now" start "evil" ',"com.docker.compose.service":"$(reboot)","com.docker.compose.project":"a\\nb"'
+printf 'not json at all\n' >> "$T/docker-events.jsonl"
+wait_ev 1 container.started api=docker container=evil
+wait_ev 1 container.health_changed api=docker
+sleep 0.5
+is "$(evc container.stopped ctx=alice api=docker container=nginx service=None)" 1 \
+	"Docker's stop: container.stopped for alice"
+is "$(evc container.died ctx=alice api=docker container=nginx exit_code=0 service=nginx)" 1 \
+	"Docker's die: container.died, exitCode 0, compose service"
+is "$(evc container.health_changed ctx=alice api=docker container=nginx health=unhealthy)" 1 \
+	"Docker's health_status: unhealthy (the status from the action)"
+is "$(evc container.started api=docker container=evil service=None project=None)" 1 \
+	"hostile compose labels left out, the event kept"
+is "$(grep -c 'docker.sock: event dropped' "$T/ophookd.log")" 2 \
+	"a hostile name and a line that is not JSON: dropped and logged"
+grep -q 'Docker keeps only its last 1,000 events' "$T/ophookd.log"
+ok $? "the Docker API's limit is logged"
+
 # ---- kill -9 while containers die ----
 for i in 1 2 3 4 5 6; do
 	pm u1 run -d --name "k$i" localhost/bb sh -c "sleep 0.$i; exit $i" >/dev/null
@@ -232,7 +312,8 @@ mine = {}
 for line in open(sys.argv[1]):
     try: e = json.loads(line)
     except ValueError: continue
-    if e.get("type") in ("container.started", "container.died", "container.stopped"):
+    if e.get("type") in ("container.started", "container.died", "container.stopped") \
+       and e.get("api") == "libpod":
         k = (e["container_id"], e["action"], e["time_nano"])
         mine[k] = mine.get(k, 0) + 1
 theirs = set()
@@ -257,6 +338,9 @@ is "$dups" 0 "no event twice"
 is "$missing" 0 "no event lost"
 is "$extra" 0 "no event that Podman did not log"
 [ "$n_theirs" -ge 30 ]; ok $? "enough events to mean something ($n_theirs)"
-is "$(grep -c 'not journaled\|event dropped' "$T/ophookd.log")" 0 "no event dropped or unjournaled"
+is "$(grep -v 'docker.sock: event dropped' "$T/ophookd.log" | grep -c 'not journaled\|event dropped')" 0 \
+	"no event dropped or unjournaled (but the hostile ones)"
+is "$(evc container.stopped api=docker)$(evc container.died api=docker)$(evc container.started api=docker)" 112 \
+	"the Docker stream after a kill -9: nothing twice"
 
 done_testing
