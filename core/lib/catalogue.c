@@ -104,6 +104,57 @@ const struct catalogue_field catalogue_envelope[] = {
 const char *const catalogue_free_sources[] = { "socket", "hook", "replay",
 					       NULL };
 
+/* What every container.* event carries (core/sources/containers.c, the
+ * panel fields from core/sources/dbpoll.c). */
+#define F_CONTAINER                                                          \
+	{ "container", "string", true, NULL,                                 \
+	  "the container's name (the same names repeat for every user)" },   \
+	{ "container_id", "string", true, NULL, "its id, hex" },             \
+	{ "image", "string", false, NULL, "its image, when valid" },         \
+	{ "service", "string", false, NULL,                                  \
+	  "label com.docker.compose.service" },                              \
+	{ "project", "string", false, NULL,                                  \
+	  "label com.docker.compose.project" },                              \
+	{ "uid", "integer", true, NULL,                                      \
+	  "the uid the API socket belongs to (0: root's Podman)" },          \
+	{ "ctx", "string", false, NULL,                                      \
+	  "the user's context: the /home folder that uid owns" },           \
+	{ "user", "string", false, NULL,                                     \
+	  "the panel's current name of the user with that context (the "    \
+	  "real one while suspended), else the context" },                   \
+	{ "user_id", "integer", false, NULL, "that user's users.id" },      \
+	{ "plan", "string", false, NULL, "that user's plan name" },         \
+	{ "suspended", "boolean", false, NULL,                               \
+	  "the user is suspended (from the panel DB)" },                     \
+	{ "system", "boolean", false, NULL,                                  \
+	  "root's Podman: a system container" },                             \
+	{ "socket", "string", true, NULL, "the API socket" },                \
+	{ "api", "string", true, "libpod|docker", "the API it speaks" },    \
+	{ "action", "string", true, NULL,                                    \
+	  "the API's action (start, died, die, stop, oom, health_status)" }, \
+	{ "time_nano", "integer", true, NULL,                                \
+	  "the API's event time, ns since the epoch" },                      \
+	{ "container_time", "string", true, NULL,                            \
+	  "the same as RFC 3339 (ms)" }
+
+/* A stop or death right after the user's suspension or removal. */
+#define F_CREASON                                                            \
+	{ "reason", "string", false, "user.suspended|user.removed",          \
+	  "the user's suspension or removal (within "                        \
+	  "containers.reason_window_s) stopped it" }
+
+#define CTR_EXAMPLE(id, type, extra)                                         \
+	"{\"id\":" #id ",\"type\":\"" type "\",\"subject\":"                 \
+	"\"container:alice/mysql\",\"source\":\"container\",\"node\":\"\","   \
+	"\"time\":\"2025-05-03T10:00:00.120Z\",\"container\":\"mysql\","     \
+	"\"container_id\":\"9779b670ea43125e3dc6d677a3e2ea935e9218e663da57de" \
+	"ae3be839d9b5f296\",\"image\":\"docker.io/library/mysql:8\","        \
+	"\"service\":\"mysql\",\"project\":\"alice\",\"uid\":1001,\"ctx\":"   \
+	"\"alice\",\"user\":\"alice\",\"user_id\":1,\"plan\":\"Standard\","   \
+	"\"suspended\":false,\"socket\":\"/run/user/1001/podman/podman.sock\"," \
+	"\"api\":\"libpod\",\"time_nano\":1746266400000000000,"              \
+	"\"container_time\":\"2025-05-03T10:00:00.000Z\"" extra "}"
+
 /* Sorted by name (the unit test checks). */
 static const struct catalogue_type catalogue_type_table[] = {
 	{
@@ -250,6 +301,89 @@ static const struct catalogue_type catalogue_type_table[] = {
 		"openpanel/conf/openpanel.config\",\"keys\":[\"DEFAULT.ns1\"],"
 		"\"changes\":[{\"key\":\"DEFAULT.ns1\",\"old\":"
 		"\"ns1.old.example\",\"new\":\"ns1.example\"}]}",
+	},
+	{
+		"container.died", "container:CTX/NAME (container:system/NAME "
+		"for root's)", "^container:[^/]+/.+$", "containers",
+		"a user's container exited (also after a stop)",
+		"From Podman's died or Docker's die.  Podman 4.3 logs no stop "
+		"for a `podman stop`: a stop is this with exit code 137 or 143. "
+		"Deaths without a reason count towards container.restart_loop.",
+		(const struct catalogue_field[]){
+			F_CONTAINER,
+			{ "exit_code", "integer", false, NULL,
+			  "the exit code, when the API gives it" },
+			F_CREASON, END },
+		CTR_EXAMPLE(120, "container.died",
+			    ",\"action\":\"died\",\"exit_code\":3"),
+	},
+	{
+		"container.health_changed", "container:CTX/NAME",
+		"^container:[^/]+/.+$", "containers",
+		"a container's health check status changed",
+		"Only changes: a check that gives the same status again sends "
+		"nothing.  Podman 4.3 does not put the status in the event; it "
+		"is read from the container then.",
+		(const struct catalogue_field[]){
+			F_CONTAINER,
+			{ "health", "string", true, "healthy|unhealthy|starting",
+			  "the new status" },
+			{ "previous", "string", false,
+			  "healthy|unhealthy|starting", "the one before" },
+			END },
+		CTR_EXAMPLE(121, "container.health_changed",
+			    ",\"action\":\"health_status\",\"health\":"
+			    "\"unhealthy\",\"previous\":\"healthy\""),
+	},
+	{
+		"container.oom", "container:CTX/NAME", "^container:[^/]+/.+$",
+		"containers", "a container was killed for lack of memory",
+		"oom_source api: the API's oom event (Docker); kernel: it died "
+		"with 137 and the kernel log (/dev/kmsg) has an OOM kill in its "
+		"memory cgroup (Podman with runc on cgroup v1 says nothing).",
+		(const struct catalogue_field[]){
+			F_CONTAINER,
+			{ "oom_source", "string", true, "api|kernel",
+			  "who said so" },
+			END },
+		CTR_EXAMPLE(122, "container.oom",
+			    ",\"action\":\"died\",\"oom_source\":\"kernel\""),
+	},
+	{
+		"container.restart_loop", "container:CTX/NAME",
+		"^container:[^/]+/.+$", "containers",
+		"a container died restart_loop_deaths times within "
+		"restart_loop_window_s",
+		"Sent with the death that completes the count (the same "
+		"time_nano and action); the next one needs as many new deaths.",
+		(const struct catalogue_field[]){
+			F_CONTAINER,
+			{ "deaths", "integer", true, NULL,
+			  "deaths within the window" },
+			{ "window_s", "integer", true, NULL, "the window" },
+			{ "exit_code", "integer", false, NULL,
+			  "the last death's exit code" },
+			END },
+		CTR_EXAMPLE(123, "container.restart_loop",
+			    ",\"action\":\"died\",\"deaths\":5,\"window_s\":300,"
+			    "\"exit_code\":1"),
+	},
+	{
+		"container.started", "container:CTX/NAME",
+		"^container:[^/]+/.+$", "containers",
+		"a user's container started", NULL,
+		(const struct catalogue_field[]){ F_CONTAINER, END },
+		CTR_EXAMPLE(124, "container.started", ",\"action\":\"start\""),
+	},
+	{
+		"container.stopped", "container:CTX/NAME",
+		"^container:[^/]+/.+$", "containers",
+		"a user's container was stopped",
+		"From the API's stop (Docker, newer Podman); its death comes "
+		"as container.died too.",
+		(const struct catalogue_field[]){ F_CONTAINER, F_CREASON, END },
+		CTR_EXAMPLE(125, "container.stopped",
+			    ",\"action\":\"stop\",\"reason\":\"user.suspended\""),
 	},
 	{
 		"dns.config.changed", "dns", "^dns$", "files",
