@@ -240,7 +240,7 @@ static char *ctl_join(json_t *arr)
 	return ctl_buf_take(&b);
 }
 
-#define CTL_HCOLS 7
+#define CTL_HCOLS 8
 
 /* The handler table: the engine's handlers (name, patterns, inflight) with
  * the journal's delivery counts per handler; handlers the journal knows
@@ -250,10 +250,10 @@ static void ctl_status_handlers(struct ctl_buf *b, json_t *handlers,
 {
 	static const char *const head[CTL_HCOLS] = {
 		"NAME", "PATTERNS", "INFLIGHT", "PENDING", "DONE", "FAILED",
-		"DEAD"
+		"DEAD", "DISCARDED"
 	};
-	static const char *const states[4] = { "pending", "done", "failed",
-					       "dead" };
+	static const char *const states[5] = { "pending", "done", "failed",
+					       "dead", "discarded" };
 	size_t n = json_array_size(handlers) + json_object_size(counts);
 	char *(*cell)[CTL_HCOLS] = xcalloc(n + 1, sizeof(*cell));
 	size_t width[CTL_HCOLS], rows = 0;
@@ -267,7 +267,7 @@ static void ctl_status_handlers(struct ctl_buf *b, json_t *handlers,
 		cell[rows][0] = xstrdup(name != NULL ? name : "-");
 		cell[rows][1] = ctl_join(json_object_get(h, "patterns"));
 		cell[rows][2] = ctl_scalar_str(json_object_get(h, "inflight"));
-		for (unsigned s = 0; s < 4; s++)
+		for (unsigned s = 0; s < 5; s++)
 			cell[rows][3 + s] = c != NULL
 				? ctl_scalar_str(json_object_get(c, states[s]))
 				: xstrdup("0");
@@ -286,7 +286,7 @@ static void ctl_status_handlers(struct ctl_buf *b, json_t *handlers,
 		cell[rows][0] = xasprintf("%s (not loaded)", k);
 		cell[rows][1] = xstrdup("-");
 		cell[rows][2] = xstrdup("-");
-		for (unsigned s = 0; s < 4; s++)
+		for (unsigned s = 0; s < 5; s++)
 			cell[rows][3 + s] =
 				ctl_scalar_str(json_object_get(h, states[s]));
 		rows++;
@@ -509,7 +509,8 @@ static const char *ctl_events_parse(json_t *args, int64_t now,
 			enum delivery_state st;
 			if (delivery_state_parse(val, &st) < 0)
 				return ctl_err("events: --state '%s': not one "
-					       "of pending, done, failed, dead",
+					       "of pending, done, failed, dead, "
+					       "discarded",
 					       val);
 			o->f.state = val;
 		} else if (strcmp(opt, "--since") == 0) {
@@ -555,8 +556,8 @@ static void ctl_time_text(json_t *row, char *buf, size_t size)
 static void ctl_states_text(json_t *row, struct ctl_buf *b)
 {
 	static const char *const names[] = { "pending", "done", "failed",
-					     "dead" };
-	unsigned count[4] = { 0 }, other = 0;
+					     "dead", "discarded" };
+	unsigned count[5] = { 0 }, other = 0;
 	json_t *d;
 	size_t i;
 
@@ -564,13 +565,13 @@ static void ctl_states_text(json_t *row, struct ctl_buf *b)
 		enum delivery_state st;
 		const char *s = json_string_value(json_object_get(d, "state"));
 		if (s != NULL && delivery_state_parse(s, &st) == 0 &&
-		    (unsigned)st < 4)
+		    (unsigned)st < 5)
 			count[st]++;
 		else
 			other++;
 	}
 	unsigned kinds = 0, total = other;
-	for (unsigned k = 0; k < 4; k++) {
+	for (unsigned k = 0; k < 5; k++) {
 		kinds += count[k] > 0;
 		total += count[k];
 	}
@@ -579,14 +580,14 @@ static void ctl_states_text(json_t *row, struct ctl_buf *b)
 		return;
 	}
 	if (kinds == 1 && other == 0) {
-		for (unsigned k = 0; k < 4; k++) {
+		for (unsigned k = 0; k < 5; k++) {
 			if (count[k] > 0)
 				ctl_buf_printf(b, "%s", names[k]);
 		}
 		return;
 	}
 	bool first = true;
-	for (unsigned k = 0; k < 4; k++) {
+	for (unsigned k = 0; k < 5; k++) {
 		if (count[k] == 0)
 			continue;
 		ctl_buf_printf(b, "%s%u %s", first ? "" : ", ", count[k],

@@ -28,6 +28,7 @@ static const char *const delivery_state_names[] = {
 	[DELIVERY_DONE] = "done",
 	[DELIVERY_FAILED] = "failed",
 	[DELIVERY_DEAD] = "dead",
+	[DELIVERY_DISCARDED] = "discarded",
 };
 #define DELIVERY_STATES \
 	(sizeof(delivery_state_names) / sizeof(delivery_state_names[0]))
@@ -347,7 +348,7 @@ int journal_query(struct journal *j, const struct journal_filter *f,
 	if (q.state != NULL && delivery_state_parse(q.state, &state) < 0) {
 		journal_set_error(j, error_r, "query",
 				  "unknown delivery state \"%.40s\" (pending, "
-				  "done, failed, dead)",
+				  "done, failed, dead, discarded)",
 				  q.state);
 		return -EINVAL;
 	}

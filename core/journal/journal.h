@@ -18,9 +18,13 @@ enum delivery_state {
 	DELIVERY_DONE = 1,    /* handler succeeded */
 	DELIVERY_FAILED = 2,  /* failed; retried at next_ms */
 	DELIVERY_DEAD = 3,    /* gave up after max attempts */
+	DELIVERY_DISCARDED = 4, /* given up by hand (ophookctl discard): kept
+				   for the record, never retried, pruned
+				   like a done one */
 };
 
-/* "pending" "done" "failed" "dead"; parse returns -EINVAL on others. */
+/* "pending" "done" "failed" "dead" "discarded"; parse returns -EINVAL on
+ * others. */
 const char *delivery_state_name(enum delivery_state st);
 int delivery_state_parse(const char *s, enum delivery_state *st_r);
 
@@ -139,8 +143,8 @@ int journal_query(struct journal *j, const struct journal_filter *f,
 int journal_counts(struct journal *j, json_t **counts_r,
 		   const char **error_r);
 
-/* Delete events older than before_ms whose deliveries are all done (or
- * that have none); *deleted_r gets the number of events removed. */
+/* Delete events older than before_ms whose deliveries are all done or
+ * discarded (or that have none); *deleted_r gets the number of events removed. */
 int journal_prune(struct journal *j, int64_t before_ms, unsigned *deleted_r,
 		  const char **error_r);
 

@@ -1615,7 +1615,8 @@ static int journal_mysql_prune(struct journal *j, int64_t before_ms,
 		ret = jm_run_sql(jm, "SELECT e.id FROM events e WHERE"
 				     " e.time_ms < ? AND e.id <= ? AND NOT EXISTS"
 				     " (SELECT 1 FROM deliveries d WHERE"
-				     " d.event_id = e.id AND d.state <> 1)"
+				     " d.event_id = e.id AND d.state <> 1"
+				     " AND d.state <> 4)"
 				     " ORDER BY e.id LIMIT ?",
 				 a, 3, &r, NULL, "prune", error_r);
 		if (ret < 0)

@@ -137,7 +137,8 @@ static const char *const journal_stmt_sql[ST_COUNT] = {
 	[ST_PENDING_PAGE] =
 		"SELECT " PENDING_COLS
 		" FROM deliveries d JOIN events e ON e.id = d.event_id"
-		" WHERE d.state <> 1 AND d.state <> 3 AND d.event_id >= ?1"
+		" WHERE d.state <> 1 AND d.state <> 3 AND d.state <> 4"
+		" AND d.event_id >= ?1"
 		" ORDER BY d.event_id, d.handler LIMIT ?2",
 	/* deliveries_backlog gives the rows in order: one handler's
 	 * backlog, never a scan of the others' */
@@ -145,6 +146,7 @@ static const char *const journal_stmt_sql[ST_COUNT] = {
 		"SELECT " PENDING_COLS
 		" FROM deliveries d JOIN events e ON e.id = d.event_id"
 		" WHERE d.handler = ?1 AND d.state <> 1 AND d.state <> 3"
+		" AND d.state <> 4"
 		" AND d.event_id >= ?2 ORDER BY d.event_id LIMIT ?3",
 	[ST_LAST_ID] = "SELECT max(id) FROM events",
 	/* prepared once: they run at every group commit (sqlite3_exec would
@@ -1336,7 +1338,8 @@ static int journal_sqlite_prune(struct journal *base, int64_t before_ms,
 	rc = sqlite3_prepare_v2(
 		j->db,
 		"SELECT e.id, e.time_ms, NOT EXISTS (SELECT 1 FROM deliveries"
-		" d WHERE d.event_id = e.id AND d.state <> 1)"
+		" d WHERE d.event_id = e.id AND d.state <> 1"
+		" AND d.state <> 4)"
 		" FROM events e WHERE (e.time_ms, e.id) > (?1, ?2)"
 		" AND e.time_ms < ?3 AND e.id < ?4"
 		" ORDER BY e.time_ms, e.id LIMIT ?5",

@@ -156,7 +156,7 @@ static void test_state_names(void **state)
 	enum delivery_state st;
 
 	(void)state;
-	for (int i = DELIVERY_PENDING; i <= DELIVERY_DEAD; i++) {
+	for (int i = DELIVERY_PENDING; i <= DELIVERY_DISCARDED; i++) {
 		assert_int_equal(delivery_state_parse(
 					 delivery_state_name(
 						 (enum delivery_state)i),
@@ -165,6 +165,8 @@ static void test_state_names(void **state)
 		assert_int_equal(st, i);
 	}
 	assert_string_equal(delivery_state_name(DELIVERY_FAILED), "failed");
+	assert_string_equal(delivery_state_name(DELIVERY_DISCARDED),
+			    "discarded");
 	assert_int_equal(delivery_state_parse("Done", &st), -EINVAL);
 	assert_int_equal(delivery_state_parse("", &st), -EINVAL);
 }
@@ -834,6 +836,69 @@ static void test_prune(void **state)
 	journal_close(&j);
 }
 
+static int count_pending(const struct journal_event *ev,
+			 const struct journal_delivery *d, void *ctx)
+{
+	(void)ev;
+	(void)d;
+	(*(unsigned *)ctx)++;
+	return 0;
+}
+
+/* A discarded delivery is kept, counted, never loaded again, and pruned
+ * like a done one. */
+static void test_discarded(void **state)
+{
+	struct fixture *fx = *state;
+	struct journal *j = open_ok(fx, false);
+	const char *error = NULL;
+	unsigned deleted = 99, n = 0;
+	int64_t a, b, last;
+	json_t *c = NULL, *ev = NULL, *evs = NULL;
+	struct journal_filter f = { .state = "discarded" };
+
+	begin_ok(j);
+	a = append_ok(j, "a.b", "s", 1000, "{}");
+	add_ok(j, a, "h1");
+	add_ok(j, a, "h2");
+	b = append_ok(j, "a.b", "s", 1001, "{}");
+	add_ok(j, b, "h1");
+	last = append_ok(j, "a.b", "s", 9000, "{}");
+	commit_ok(j);
+	update_ok(j, a, "h1", DELIVERY_DONE, 1, NULL);
+	update_ok(j, a, "h2", DELIVERY_DISCARDED, 3, "gave up");
+	update_ok(j, b, "h1", DELIVERY_DISCARDED, 0, NULL);
+
+	assert_int_equal(journal_load_pending(j, count_pending, &n, &error), 0);
+	assert_int_equal(n, 0);
+	n = 0;
+	assert_int_equal(journal_load_pending_handler(j, "h2", 1, count_pending,
+						      &n, &error),
+			 0);
+	assert_int_equal(n, 0);
+	ev = get_ok(j, a);
+	assert_string_equal(json_string_value(json_object_get(
+				    json_array_get(json_object_get(ev,
+								   "deliveries"),
+						   1),
+				    "state")),
+			    "discarded");
+	json_decref(ev);
+	assert_int_equal(journal_query(j, &f, &evs, &error), 0);
+	assert_int_equal(json_array_size(evs), 2);
+	json_decref(evs);
+	assert_int_equal(journal_counts(j, &c, &error), 0);
+	assert_int_equal(counts_get(c, "deliveries", "discarded", NULL), 2);
+	assert_int_equal(counts_get(c, "handlers", "h2", "discarded"), 1);
+	json_decref(c);
+
+	assert_int_equal(journal_prune(j, 5000, &deleted, &error), 0);
+	assert_int_equal(deleted, 2);
+	assert_int_equal(journal_get_event(j, a, &ev, &error), -ENOENT);
+	json_decref(get_ok(j, last));
+	journal_close(&j);
+}
+
 static void test_backoff(void **state)
 {
 	(void)state;
@@ -1156,6 +1221,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_get_event_enoent, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_discarded, setup,
+						teardown),
 		cmocka_unit_test(test_backoff),
 		cmocka_unit_test_setup_teardown(test_disk_full, setup,
 						teardown),
