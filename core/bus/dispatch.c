@@ -668,6 +668,22 @@ unsigned dispatch_retry_now(struct dispatch *dp)
 	return n;
 }
 
+bool dispatch_retry_delivery(struct dispatch *dp, struct handler *h,
+			     const char *subject, int64_t id)
+{
+	struct lane *l;
+
+	if (h->lanes == NULL || subject == NULL ||
+	    (l = hmap_get(h->lanes, subject)) == NULL || !l->waiting ||
+	    l->head == NULL || l->head->ev->pub.id != id)
+		return false;
+	wait_del(dp, l);
+	l->head->next_ms = 0;
+	lane_ready(dp, l);
+	dispatch_pump(dp);
+	return true;
+}
+
 void dispatch_pause(struct dispatch *dp)
 {
 	dp->paused = true;
