@@ -53,8 +53,11 @@ static void dispatch_result(struct dispatch *dp, struct delivery *d,
 		.next_ms = d->next_ms,
 		.last_error = error,
 		.duration_us = duration_us,
+		.started_ms = now_ms() - duration_us / 1000,
 	};
 
+	if (jd.started_ms <= 0)
+		jd.started_ms = 1;
 	dp->result_fn(&jd, dp->ctx);
 }
 

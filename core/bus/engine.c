@@ -392,6 +392,7 @@ static void engine_leftover(int64_t event_id, const char *handler, void *ctx)
 					    json_object_get(d, "attempts")) + 1,
 			.last_error = "ophookd died during this call (a crash, "
 				      "kill -9 or power loss)",
+			.started_ms = now_ms(), /* when it was found */
 		};
 		jd.state = jd.attempts >= e->config->journal.max_attempts
 				   ? DELIVERY_DEAD
@@ -873,9 +874,11 @@ const char *engine_delivery_live(struct engine *e, const char *handler,
 					    : NULL;
 	const char *live;
 
-	if (h == NULL ||
+	if (handler == NULL ||
 	    (node != NULL && node[0] != '\0' && strcmp(node, e->config->node) != 0))
 		return NULL;
+	if (h == NULL)
+		return "orphaned";
 	live = dispatch_delivery_live(h, subject, id, &d);
 	if (d != NULL && d_r != NULL) {
 		d_r->state = d->state;
@@ -908,6 +911,39 @@ bool engine_own_write_take(struct engine *e, const char *path)
 
 /* ---- status ---- */
 
+/* "orphaned": {"deliveries": N, "handlers": [..]}: the open deliveries
+ * (pending, failed, dead) of handlers the journal knows but that no
+ * longer exist (a removed hook file, a disabled plugin), when any. */
+static void engine_status_orphans(struct engine *e, json_t *st,
+				  json_t *handlers)
+{
+	static const char *const open_states[] = { "pending", "failed",
+						   "dead" };
+	json_t *names = json_array(), *c;
+	json_int_t n = 0;
+	const char *k;
+
+	json_object_foreach(handlers, k, c) {
+		json_int_t hn = 0;
+
+		if (hmap_get(e->handlers, k) != NULL)
+			continue;
+		for (size_t i = 0; i < 3; i++)
+			hn += json_integer_value(
+				json_object_get(c, open_states[i]));
+		if (hn == 0)
+			continue;
+		n += hn;
+		json_array_append_new(names, json_string(k));
+	}
+	if (n > 0)
+		json_object_set_new(st, "orphaned",
+				    json_pack("{s:I,s:o}", "deliveries", n,
+					      "handlers", names));
+	else
+		json_decref(names);
+}
+
 json_t *engine_status(struct engine *e)
 {
 	json_t *st = json_object(), *hs = json_array(), *counts = NULL;
@@ -931,10 +967,13 @@ json_t *engine_status(struct engine *e)
 	json_object_set_new(st, "journal_ok", json_boolean(!e->journal_failing));
 	json_object_set_new(st, "journal_errors",
 			    json_integer((json_int_t)e->journal_errors));
-	if (journal_counts(e->journal, &counts, &err) == 0)
+	if (journal_counts(e->journal, &counts, &err) == 0) {
 		json_object_set_new(st, "journal", counts);
-	else
+		engine_status_orphans(e, st, json_object_get(counts,
+							     "handlers"));
+	} else {
 		json_object_set_new(st, "journal_error", json_string(err));
+	}
 	for (size_t i = 0; i < e->n_hlist; i++) {
 		struct handler *h = e->hlist[i];
 		json_t *pats = json_array();

@@ -330,7 +330,8 @@ static bool ctl_status_known(const char *k)
 	static const char *const known[] = {
 		"version", "node", "pid", "uptime_s", "incoming", "queued",
 		"inflight", "journaled", "journal_ok", "journal_errors",
-		"journal", "journal_error", "handlers", "plugins", NULL
+		"journal", "journal_error", "handlers", "plugins",
+		"orphaned", NULL
 	};
 	for (unsigned i = 0; known[i] != NULL; i++) {
 		if (strcmp(k, known[i]) == 0)
@@ -415,6 +416,22 @@ static char *ctl_status_text(json_t *st)
 				ctl_buf_printf(&b, " (%s)", state);
 		}
 		ctl_buf_printf(&b, "\n");
+	}
+	json_t *orph = json_object_get(st, "orphaned");
+	if (orph != NULL) {
+		json_t *names = json_object_get(orph, "handlers");
+		ctl_buf_printf(&b, "orphaned:    %" JSON_INTEGER_FORMAT
+			       " deliveries of %zu handler%s that no longer "
+			       "exist: ",
+			       json_integer_value(json_object_get(orph,
+								  "deliveries")),
+			       json_array_size(names),
+			       json_array_size(names) == 1 ? "" : "s");
+		json_array_foreach(names, i, v) {
+			ctl_buf_printf(&b, "%s", i > 0 ? ", " : "");
+			ctl_scalar(&b, v);
+		}
+		ctl_buf_printf(&b, " (discard --handler H)\n");
 	}
 	/* anything newer versions add */
 	json_object_foreach(st, k, v) {
@@ -691,6 +708,25 @@ static char *ctl_event_text(json_t *ev)
 		if (err != NULL && err[0] != '\0')
 			ctl_buf_printf(&b, "  error: %s", err);
 		ctl_buf_printf(&b, "\n");
+		size_t ai;
+		json_t *at;
+		json_array_foreach(json_object_get(v, "attempts_log"), ai, at) {
+			char abuf[40];
+			const char *aerr = json_string_value(
+				json_object_get(at, "error"));
+
+			time_format_ms(json_integer_value(json_object_get(
+					       at, "started_ms")),
+				       abuf, sizeof(abuf));
+			ctl_buf_printf(&b, "    attempt %" JSON_INTEGER_FORMAT
+				       "  %s  %" JSON_INTEGER_FORMAT " us  %s\n",
+				       json_integer_value(json_object_get(
+					       at, "attempt")),
+				       abuf,
+				       json_integer_value(json_object_get(
+					       at, "duration_us")),
+				       aerr != NULL ? aerr : "ok");
+		}
 	}
 	return ctl_buf_take(&b);
 }
@@ -710,17 +746,21 @@ static void ctl_event_live(struct engine *e, json_t *ev)
 		struct journal_delivery jd = { .state = DELIVERY_PENDING };
 		const char *live;
 
-		if (state == NULL || (strcmp(state, "pending") != 0 &&
-				      strcmp(state, "failed") != 0))
+		if (state == NULL || strcmp(state, "done") == 0 ||
+		    strcmp(state, "discarded") == 0)
 			continue;
 		live = engine_delivery_live(
 			e, json_string_value(json_object_get(d, "handler")),
 			json_string_value(json_object_get(d, "node")), subject,
 			id, &jd);
-		if (live == NULL)
+		/* a dead delivery is never live, but may be orphaned */
+		if (live == NULL ||
+		    (strcmp(state, "dead") == 0 &&
+		     strcmp(live, "orphaned") != 0))
 			continue;
 		json_object_set_new(d, "live", json_string(live));
-		if (strcmp(live, "backlog") == 0)
+		if (strcmp(live, "backlog") == 0 ||
+		    strcmp(live, "orphaned") == 0)
 			continue;
 		/* the journal is written in batches: memory is newer */
 		json_object_set_new(d, "state", json_string(delivery_state_name(jd.state)));

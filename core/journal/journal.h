@@ -48,7 +48,15 @@ struct journal_delivery {
 	int64_t next_ms;      /* when a failed delivery may run again */
 	const char *last_error;
 	int64_t duration_us;  /* of the last attempt */
+	/* journal_delivery_update: the wall clock ms this attempt started,
+	 * or 0 when the update is no attempt (retry, discard): an attempt
+	 * also goes to the delivery's history of attempts */
+	int64_t started_ms;
 };
+
+/* The history kept per delivery: its last JOURNAL_ATTEMPTS_KEEP attempts
+ * (failed ones; the attempt that succeeded may make it one more). */
+#define JOURNAL_ATTEMPTS_KEEP 20
 
 struct jmysql_settings;
 
@@ -89,7 +97,9 @@ int journal_append(struct journal *j, struct journal_event *ev,
 int journal_delivery_add(struct journal *j, int64_t event_id,
 			 const char *handler, const char **error_r);
 /* Update a delivery row's state, attempts, next_ms, last_error (NULL keeps
- * none), duration_us. */
+ * none), duration_us; with d->started_ms, add the attempt (number
+ * d->attempts, started_ms, duration_us, last_error) to the delivery's
+ * history, in the same transaction. */
 int journal_delivery_update(struct journal *j,
 			    const struct journal_delivery *d,
 			    const char **error_r);
@@ -119,7 +129,9 @@ int journal_load_pending_handler(struct journal *j, const char *handler,
 				 void *ctx, const char **error_r);
 
 /* One event as a JSON object {id,type,subject,source,node,time,payload:{..},
- * deliveries:[{handler,state,attempts,next_ms,last_error,duration_us}]}.
+ * deliveries:[{handler,state,attempts,next_ms,last_error,duration_us,
+ * attempts_log:[{attempt,started_ms,duration_us,error}]}]} (attempts_log
+ * oldest first; attempt numbers start again at 1 after a retry).
  * -ENOENT when there is no such id.  Caller owns *event_r. */
 int journal_get_event(struct journal *j, int64_t id, json_t **event_r,
 		      const char **error_r);

@@ -11,7 +11,8 @@ H="$T/hooks"
 write_config
 sed -i 's/^journal:/journal:\n  max_attempts: 2/' "$T/ophookd.yaml"
 install_plugins log
-printf '%s\n' 'ophook.on("test.thing", function(ev) error("boom " .. ev.subject) end)' \
+printf '%s\n' 'local n = 0' \
+	'ophook.on("test.thing", function(ev) n = n + 1; error("boom " .. ev.subject .. " #" .. n) end)' \
 	> "$H/fail.lua"
 printf '%s\n' 'ophook.on("test.gone", function(ev) error("gone") end)' > "$H/gone.lua"
 chmod 0644 "$H/fail.lua" "$H/gone.lua"
@@ -35,6 +36,19 @@ for id in $A $B $C; do
 	ok $? "event $id: the failing hook's delivery is dead"
 done
 is "$(state "$A" plugin:log)" done "the log plugin's delivery of the same event is done"
+# log ID HANDLER: "attempt:error" of each attempt kept, oldest first
+log() {
+	ctl --json events "$1" | python3 -c '
+import json, sys
+ev = json.load(sys.stdin)
+d = [d for d in ev["deliveries"] if d["handler"] == sys.argv[1]][0]
+print(" ".join("%d:%s" % (a["attempt"], (a["error"] or "ok").split("\n")[0].split(": ")[-1]) for a in d["attempts_log"]))' "$2"
+}
+is "$(log "$A" lua:fail.lua)" "1:boom a.example #1 2:boom a.example #2" \
+	"the history keeps both attempts with their own errors"
+is "$(log "$A" plugin:log)" "1:ok" "and the log plugin's one attempt"
+ctl events "$A" | grep -q '^    attempt 2 .* boom a.example #2$'
+ok $? "events ID shows one line per attempt under its delivery"
 
 # the hook fixed: a new version of the file, same handler
 printf '%s\n' 'ophook.on("test.thing", function(ev) end)' > "$H/fail.lua"
@@ -46,6 +60,8 @@ is "$rc" 0 "retry ID --handler H exits 0"
 is "$out" "requeued 1 deliveries" "retry ID --handler H says how many"
 wait_for 20 is_state "$A" lua:fail.lua done
 ok $? "the retried delivery is done"
+is "$(log "$A" lua:fail.lua)" "1:boom a.example #1 2:boom a.example #2 1:ok" \
+	"retry keeps the old attempts and errors; the new round counts from 1"
 is "$(state "$B" lua:fail.lua)" dead "the others stay dead"
 out=$(ctl retry "$A" --handler plugin:log)
 is "$out" "requeued 0 deliveries" "a done delivery is not requeued"
@@ -81,6 +97,13 @@ rm -f "$H/gone.lua"
 wait_for 20 grep -q "gone.lua: removed" "$T/ophookd.log"
 ok $? "the hook file is removed"
 sleep 0.3
+ctl status | grep -q '^orphaned: *1 deliveries of 1 handler that no longer exist: lua:gone.lua'
+ok $? "status: the orphaned deliveries and their handler"
+ctl --json events "$D" | python3 -c '
+import json, sys
+ev = json.load(sys.stdin)
+sys.exit([d.get("live") for d in ev["deliveries"] if d["handler"] == "lua:gone.lua"] != ["orphaned"])'
+ok $? "events: the orphan's delivery is live orphaned"
 out=$(ctl retry --failed); rc=$?
 is "$rc" 0 "retry --failed exits 0"
 case "$out" in
@@ -90,6 +113,8 @@ esac
 out=$(ctl discard --handler lua:gone.lua)
 is "$out" "discarded 1 deliveries of lua:gone.lua" "discard --handler H of a handler that no longer exists"
 is "$(state "$D" lua:gone.lua)" discarded "the orphan's delivery is discarded"
+ctl status | grep -q '^orphaned'
+ok "$([ $? -ne 0 ] && echo 0 || echo 1)" "status: no orphaned line once discarded"
 out=$(ctl discard --handler lua:fail.lua 2>&1)
 is "$?" 2 "discard --handler of a loaded handler needs --dead or an ID"
 out=$(ctl discard --handler lua:fail.lua --dead)
