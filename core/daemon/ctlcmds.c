@@ -331,7 +331,7 @@ static bool ctl_status_known(const char *k)
 		"version", "node", "pid", "uptime_s", "incoming", "queued",
 		"inflight", "journaled", "journal_ok", "journal_errors",
 		"journal", "journal_error", "handlers", "plugins",
-		"orphaned", NULL
+		"orphaned", "handlers_in_error", NULL
 	};
 	for (unsigned i = 0; known[i] != NULL; i++) {
 		if (strcmp(k, known[i]) == 0)
@@ -416,6 +416,26 @@ static char *ctl_status_text(json_t *st)
 				ctl_buf_printf(&b, " (%s)", state);
 		}
 		ctl_buf_printf(&b, "\n");
+	}
+	json_t *herr = json_object_get(st, "handlers_in_error");
+	if (json_array_size(herr) > 0) {
+		ctl_buf_printf(&b, "in error:    %zu handler%s:\n",
+			       json_array_size(herr),
+			       json_array_size(herr) == 1 ? "" : "s");
+		json_array_foreach(herr, i, v) {
+			const char *err = json_string_value(
+				json_object_get(v, "error"));
+			char line[200];
+
+			/* the first line of the message */
+			snprintf(line, sizeof(line), "%s", err != NULL ? err : "");
+			line[strcspn(line, "\n")] = '\0';
+			ctl_buf_printf(&b, "  ");
+			ctl_scalar(&b, json_object_get(v, "name"));
+			ctl_buf_printf(&b, " (");
+			ctl_scalar(&b, json_object_get(v, "state"));
+			ctl_buf_printf(&b, ")%s%s\n", line[0] ? ": " : "", line);
+		}
 	}
 	json_t *orph = json_object_get(st, "orphaned");
 	if (orph != NULL) {

@@ -15,8 +15,22 @@ printf '%s\n' 'local n = 0' \
 	'ophook.on("test.thing", function(ev) n = n + 1; error("boom " .. ev.subject .. " #" .. n) end)' \
 	> "$H/fail.lua"
 printf '%s\n' 'ophook.on("test.gone", function(ev) error("gone") end)' > "$H/gone.lua"
-chmod 0644 "$H/fail.lua" "$H/gone.lua"
+printf 'this is not Lua\n' > "$H/broken.lua"
+mkdir -p "$H/test.other.d"
+printf '#!/bin/sh\nexit 0\n' > "$H/test.other.d/loose"
+chmod 0644 "$H/fail.lua" "$H/gone.lua" "$H/broken.lua"
+chmod 0757 "$H/test.other.d/loose"
 start_ophookd || exit 1
+
+# handlers in error: a hook that fails to load, an exec file refused
+ctl status > "$T/status.txt"
+grep -q '^in error: *2 handlers:$' "$T/status.txt"
+ok $? "status: two handlers in error"
+grep -q '^  lua:broken.lua (error): ' "$T/status.txt"
+ok $? "status: the Lua file that failed to load, with its error"
+grep -q '^  exec:test.other.d/loose (refused): .*writable' "$T/status.txt" ||
+	{ diag "$(cat "$T/status.txt")"; false; }
+ok $? "status: the exec file refused, with the reason"
 
 emit() { ctl --json emit "$@" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
 # state ID HANDLER: the state of that delivery
