@@ -53,8 +53,11 @@ static void dispatch_result(struct dispatch *dp, struct delivery *d,
 		.next_ms = d->next_ms,
 		.last_error = error,
 		.duration_us = duration_us,
+		.started_ms = now_ms() - duration_us / 1000,
 	};
 
+	if (jd.started_ms <= 0)
+		jd.started_ms = 1;
 	dp->result_fn(&jd, dp->ctx);
 }
 
@@ -666,6 +669,22 @@ unsigned dispatch_retry_now(struct dispatch *dp)
 	}
 	dispatch_pump(dp);
 	return n;
+}
+
+bool dispatch_retry_delivery(struct dispatch *dp, struct handler *h,
+			     const char *subject, int64_t id)
+{
+	struct lane *l;
+
+	if (h->lanes == NULL || subject == NULL ||
+	    (l = hmap_get(h->lanes, subject)) == NULL || !l->waiting ||
+	    l->head == NULL || l->head->ev->pub.id != id)
+		return false;
+	wait_del(dp, l);
+	l->head->next_ms = 0;
+	lane_ready(dp, l);
+	dispatch_pump(dp);
+	return true;
 }
 
 void dispatch_pause(struct dispatch *dp)

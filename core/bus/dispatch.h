@@ -54,6 +54,12 @@ void dispatch_set_concurrency(struct dispatch *dp, unsigned n);
 /* Make every delivery waiting for a retry runnable now; returns how many. */
 unsigned dispatch_retry_now(struct dispatch *dp);
 
+/* Make h's delivery of event id on subject runnable now when it waits
+ * for its backoff; false when it does not (not held, queued behind an
+ * earlier one, ready or running). */
+bool dispatch_retry_delivery(struct dispatch *dp, struct handler *h,
+			     const char *subject, int64_t id);
+
 /* Deliveries held in memory (queued and in flight): all handlers'. */
 unsigned dispatch_queued(const struct dispatch *dp);
 /* Deliveries of h held in memory (queued and in flight). */

@@ -392,6 +392,7 @@ static void engine_leftover(int64_t event_id, const char *handler, void *ctx)
 					    json_object_get(d, "attempts")) + 1,
 			.last_error = "ophookd died during this call (a crash, "
 				      "kill -9 or power loss)",
+			.started_ms = now_ms(), /* when it was found */
 		};
 		jd.state = jd.attempts >= e->config->journal.max_attempts
 				   ? DELIVERY_DEAD
@@ -873,9 +874,11 @@ const char *engine_delivery_live(struct engine *e, const char *handler,
 					    : NULL;
 	const char *live;
 
-	if (h == NULL ||
+	if (handler == NULL ||
 	    (node != NULL && node[0] != '\0' && strcmp(node, e->config->node) != 0))
 		return NULL;
+	if (h == NULL)
+		return "orphaned";
 	live = dispatch_delivery_live(h, subject, id, &d);
 	if (d != NULL && d_r != NULL) {
 		d_r->state = d->state;
@@ -908,6 +911,39 @@ bool engine_own_write_take(struct engine *e, const char *path)
 
 /* ---- status ---- */
 
+/* "orphaned": {"deliveries": N, "handlers": [..]}: the open deliveries
+ * (pending, failed, dead) of handlers the journal knows but that no
+ * longer exist (a removed hook file, a disabled plugin), when any. */
+static void engine_status_orphans(struct engine *e, json_t *st,
+				  json_t *handlers)
+{
+	static const char *const open_states[] = { "pending", "failed",
+						   "dead" };
+	json_t *names = json_array(), *c;
+	json_int_t n = 0;
+	const char *k;
+
+	json_object_foreach(handlers, k, c) {
+		json_int_t hn = 0;
+
+		if (hmap_get(e->handlers, k) != NULL)
+			continue;
+		for (size_t i = 0; i < 3; i++)
+			hn += json_integer_value(
+				json_object_get(c, open_states[i]));
+		if (hn == 0)
+			continue;
+		n += hn;
+		json_array_append_new(names, json_string(k));
+	}
+	if (n > 0)
+		json_object_set_new(st, "orphaned",
+				    json_pack("{s:I,s:o}", "deliveries", n,
+					      "handlers", names));
+	else
+		json_decref(names);
+}
+
 json_t *engine_status(struct engine *e)
 {
 	json_t *st = json_object(), *hs = json_array(), *counts = NULL;
@@ -931,10 +967,13 @@ json_t *engine_status(struct engine *e)
 	json_object_set_new(st, "journal_ok", json_boolean(!e->journal_failing));
 	json_object_set_new(st, "journal_errors",
 			    json_integer((json_int_t)e->journal_errors));
-	if (journal_counts(e->journal, &counts, &err) == 0)
+	if (journal_counts(e->journal, &counts, &err) == 0) {
 		json_object_set_new(st, "journal", counts);
-	else
+		engine_status_orphans(e, st, json_object_get(counts,
+							     "handlers"));
+	} else {
 		json_object_set_new(st, "journal_error", json_string(err));
+	}
 	for (size_t i = 0; i < e->n_hlist; i++) {
 		struct handler *h = e->hlist[i];
 		json_t *pats = json_array();
@@ -1004,93 +1043,368 @@ static const char *engine_arg(json_t *args, size_t i)
 	return json_string_value(json_array_get(args, i));
 }
 
-/* Dead deliveries back to pending for handlers that are loaded. */
-static unsigned engine_retry_dead(struct engine *e, const char **err_r)
+/* What retry and discard act on, and what they did. */
+struct engine_requeue {
+	int64_t id;          /* one event, or 0: every event */
+	const char *handler; /* one handler, or NULL: every handler */
+	bool discard;        /* discard instead of retry */
+	bool failed_too;     /* retry: failed as well as dead */
+	bool dead_only;      /* discard: only dead rows, even of orphans */
+	unsigned done, now, skipped;
+	json_t *orphans;     /* handler names skipped: not loaded */
+	struct pending_delivery *pd; /* to enqueue after the commit */
+	size_t n_pd, cap_pd;
+};
+
+static struct event *engine_row_event(json_t *ev)
 {
-	struct journal_filter f = { .state = "dead", .limit = 100000 };
-	json_t *events = NULL, *ev;
-	unsigned n = 0;
-	size_t i;
+	char *text = json_dumps(json_object_get(ev, "payload"), JSON_COMPACT);
+	struct event *row = event_from_row(
+		json_integer_value(json_object_get(ev, "id")),
+		json_string_value(json_object_get(ev, "type")),
+		json_string_value(json_object_get(ev, "subject")),
+		json_string_value(json_object_get(ev, "source")),
+		json_string_value(json_object_get(ev, "node")),
+		json_integer_value(json_object_get(ev, "time_ms")),
+		text != NULL ? text : "{}");
 
-	if (journal_query(e->journal, &f, &events, err_r) < 0)
-		return 0;
-	json_array_foreach(events, i, ev) {
-		json_t *dels = json_object_get(ev, "deliveries"), *d;
-		struct event *row = NULL;
-		size_t j;
+	free(text);
+	return row;
+}
 
-		json_array_foreach(dels, j, d) {
-			const char *hn = json_string_value(json_object_get(d, "handler"));
-			const char *st = json_string_value(json_object_get(d, "state"));
-			struct handler *h = hn ? hmap_get(e->handlers, hn) : NULL;
-			struct journal_delivery jd;
+/* Retry or discard the deliveries of one event row (a journal_get_event
+ * object) that rq selects.  Within a results transaction. */
+static int engine_requeue_event(struct engine *e, struct engine_requeue *rq,
+				json_t *ev, const char **err_r)
+{
+	json_t *dels = json_object_get(ev, "deliveries"), *d;
+	int64_t id = json_integer_value(json_object_get(ev, "id"));
+	const char *subject = json_string_value(json_object_get(ev, "subject"));
+	struct event *row = NULL;
+	size_t j;
+	int ret = 0;
 
-			if (h == NULL || st == NULL || strcmp(st, "dead") != 0)
+	json_array_foreach(dels, j, d) {
+		const char *hn = json_string_value(json_object_get(d, "handler"));
+		const char *sn = json_string_value(json_object_get(d, "state"));
+		const char *node = json_string_value(json_object_get(d, "node"));
+		struct handler *h = hn ? hmap_get(e->handlers, hn) : NULL;
+		enum delivery_state st;
+		struct journal_delivery jd;
+
+		if (hn == NULL || sn == NULL ||
+		    delivery_state_parse(sn, &st) < 0 ||
+		    (rq->handler != NULL && strcmp(hn, rq->handler) != 0))
+			continue;
+		/* another node's row (MariaDB fan-out): its node's to run */
+		if (node != NULL && node[0] != '\0' &&
+		    strcmp(node, e->config->node) != 0)
+			continue;
+		if (rq->discard) {
+			/* a loaded handler's failed or pending rows may be
+			 * in memory: only dead ones are discarded; an
+			 * orphan's rows are never run, so any open one */
+			if (st != DELIVERY_DEAD &&
+			    (h != NULL || rq->dead_only ||
+			     st == DELIVERY_DONE || st == DELIVERY_DISCARDED))
 				continue;
-			if (row == NULL) {
-				char *text = json_dumps(json_object_get(ev, "payload"),
-							JSON_COMPACT);
-
-				row = event_from_row(
-					json_integer_value(json_object_get(ev, "id")),
-					json_string_value(json_object_get(ev, "type")),
-					json_string_value(json_object_get(ev, "subject")),
-					json_string_value(json_object_get(ev, "source")),
-					json_string_value(json_object_get(ev, "node")),
-					json_integer_value(json_object_get(ev, "time_ms")),
-					text != NULL ? text : "{}");
-				free(text);
-				if (row == NULL)
-					break;
+		} else {
+			if (st != DELIVERY_DEAD &&
+			    !(rq->failed_too && st == DELIVERY_FAILED))
+				continue;
+			if (h == NULL) {
+				rq->skipped++;
+				if (json_object_get(rq->orphans, hn) == NULL)
+					json_object_set_new(rq->orphans, hn,
+							    json_true());
+				continue;
 			}
-			jd = (struct journal_delivery){
-				.event_id = row->pub.id, .handler = h->name,
-				.state = DELIVERY_PENDING,
-			};
-			if (journal_delivery_update(e->journal, &jd, err_r) < 0)
+			if (st == DELIVERY_FAILED &&
+			    dispatch_delivery_live(h, subject, id, NULL) !=
+				    NULL) {
+				/* held in memory: run now if it waits */
+				if (dispatch_retry_delivery(e->dispatch, h,
+							    subject, id))
+					rq->now++;
 				continue;
-			n++;
-			/* behind: its refill reads the row, now pending */
-			if (h->spill_from != 0 && row->pub.id >= h->spill_from)
-				continue;
-			dispatch_enqueue(e->dispatch, h, row, 0, DELIVERY_PENDING, 0);
+			}
 		}
-		event_unref(&row);
+		jd = (struct journal_delivery){
+			.event_id = id, .handler = hn,
+			.state = rq->discard ? DELIVERY_DISCARDED
+					     : DELIVERY_PENDING,
+			.attempts = rq->discard
+				? (unsigned)json_integer_value(
+					  json_object_get(d, "attempts"))
+				: 0,
+			.last_error = json_string_value(
+				json_object_get(d, "last_error")),
+			.duration_us = json_integer_value(
+				json_object_get(d, "duration_us")),
+		};
+		ret = journal_delivery_update(e->journal, &jd, err_r);
+		if (ret == -ENOENT) /* pruned meanwhile */
+			continue;
+		if (ret < 0)
+			break;
+		rq->done++;
+		/* behind: its refill reads the row, now pending */
+		if (rq->discard || (h->spill_from != 0 && id >= h->spill_from))
+			continue;
+		if (row == NULL && (row = engine_row_event(ev)) == NULL)
+			continue;
+		if (rq->n_pd == rq->cap_pd) {
+			rq->cap_pd = rq->cap_pd ? rq->cap_pd * 2 : 16;
+			rq->pd = xrealloc(rq->pd, rq->cap_pd * sizeof(*rq->pd));
+		}
+		event_ref(row);
+		rq->pd[rq->n_pd++] = (struct pending_delivery){ h, row };
 	}
+	event_unref(&row);
+	return ret;
+}
+
+/* Retry or discard what rq selects, in one results transaction; the
+ * requeued deliveries of handlers not behind go to the dispatcher after
+ * the commit.  0 or -errno with *err_r. */
+static int engine_requeue(struct engine *e, struct engine_requeue *rq,
+			  const char **err_r)
+{
+	json_t *events = NULL, *ev;
+	size_t i;
+	int ret;
+
+	/* results not yet journaled first: a dead result flushed after the
+	 * update would undo it */
+	if (!e->journal_failing && e->n_results > 0)
+		engine_flush(e);
+	if (e->journal_failing) {
+		*err_r = "the journal is failing; try again";
+		return -EAGAIN;
+	}
+	if (rq->id != 0) {
+		ret = journal_get_event(e->journal, rq->id, &ev, err_r);
+		if (ret < 0)
+			return ret;
+		events = json_array();
+		json_array_append_new(events, ev);
+	} else {
+		const char *states[3] = { "dead", NULL, NULL };
+
+		if (rq->failed_too)
+			states[1] = "failed";
+		if (rq->discard && !rq->dead_only) {
+			states[1] = "failed";
+			states[2] = "pending";
+		}
+		events = json_array();
+		for (size_t k = 0; k < 3 && states[k] != NULL; k++) {
+			struct journal_filter f = { .state = states[k],
+						    .limit = 100000 };
+			json_t *part = NULL;
+
+			ret = journal_query(e->journal, &f, &part, err_r);
+			if (ret < 0) {
+				json_decref(events);
+				return ret;
+			}
+			json_array_extend(events, part);
+			json_decref(part);
+		}
+	}
+	ret = journal_begin_results(e->journal, err_r);
+	if (ret < 0) {
+		json_decref(events);
+		return ret;
+	}
+	json_array_foreach(events, i, ev) {
+		ret = engine_requeue_event(e, rq, ev, err_r);
+		if (ret < 0)
+			break;
+	}
+	if (ret == 0)
+		ret = journal_commit(e->journal, err_r);
+	if (ret < 0) {
+		journal_rollback(e->journal);
+		rq->done = 0;
+	}
+	for (size_t k = 0; k < rq->n_pd; k++) {
+		if (ret == 0)
+			dispatch_enqueue(e->dispatch, rq->pd[k].h, rq->pd[k].ev,
+					 0, DELIVERY_PENDING, 0);
+		event_unref(&rq->pd[k].ev);
+	}
+	free(rq->pd);
+	rq->pd = NULL;
+	rq->n_pd = rq->cap_pd = 0;
 	json_decref(events);
-	return n;
+	return ret;
+}
+
+/* "exec:x, plugin:y" of rq->orphans, or NULL when none. */
+static char *engine_orphans_text(json_t *orphans)
+{
+	char *text = NULL;
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(orphans, k, v) {
+		char *t = xasprintf("%s%s%s", text ? text : "",
+				    text ? ", " : "", k);
+
+		free(text);
+		text = t;
+	}
+	return text;
+}
+
+/* Parse "[ID] [--handler H] [extra]"; extra (may be NULL) is the one flag
+ * allowed besides.  0, or -EINVAL. */
+static int engine_requeue_args(json_t *args, const char *extra,
+			       int64_t *id_r, const char **handler_r,
+			       bool *extra_r)
+{
+	*id_r = 0;
+	*handler_r = NULL;
+	*extra_r = false;
+	for (size_t i = 0; i < json_array_size(args); i++) {
+		const char *a = engine_arg(args, i);
+		char *end;
+		long long v;
+
+		if (a == NULL)
+			return -EINVAL;
+		if (strcmp(a, "--handler") == 0) {
+			*handler_r = engine_arg(args, ++i);
+			if (*handler_r == NULL || (*handler_r)[0] == '\0')
+				return -EINVAL;
+		} else if (extra != NULL && strcmp(a, extra) == 0) {
+			*extra_r = true;
+		} else if (*id_r == 0 && a[0] >= '0' && a[0] <= '9') {
+			errno = 0;
+			v = strtoll(a, &end, 10);
+			if (errno != 0 || *end != '\0' || v <= 0)
+				return -EINVAL;
+			*id_r = v;
+		} else {
+			return -EINVAL;
+		}
+	}
+	return 0;
 }
 
 static void engine_cmd_retry(struct control_reply *reply, json_t *args,
 			     json_t *req, void *ctx)
 {
 	struct engine *e = ctx;
-	const char *a = engine_arg(args, 0), *err = NULL;
-	unsigned waiting, dead;
+	struct engine_requeue rq = { .orphans = json_object() };
+	const char *err = NULL;
+	unsigned waiting = 0;
+	bool failed;
+	char *text, *orphans;
+	json_t *res;
+
+	(void)req;
+	if (engine_requeue_args(args, "--failed", &rq.id, &rq.handler,
+				&failed) < 0 ||
+	    (failed && (rq.id != 0 || rq.handler != NULL)) ||
+	    (!failed && rq.id == 0 && rq.handler == NULL)) {
+		json_decref(rq.orphans);
+		control_reply_error(&reply, 2,
+				    "usage: retry --failed | retry ID "
+				    "[--handler H] | retry --handler H");
+		return;
+	}
+	if (failed)
+		waiting = dispatch_retry_now(e->dispatch);
+	else
+		rq.failed_too = true;
+	if (!failed && rq.handler != NULL &&
+	    hmap_get(e->handlers, rq.handler) == NULL) {
+		json_decref(rq.orphans);
+		control_reply_error(&reply, 1,
+				    "retry: no handler %s is loaded (discard "
+				    "its deliveries with discard --handler %s)",
+				    rq.handler, rq.handler);
+		return;
+	}
+	if (engine_requeue(e, &rq, &err) < 0) {
+		json_decref(rq.orphans);
+		control_reply_error(&reply, rq.id != 0 ? 1 : 2, "retry: %s",
+				    err);
+		return;
+	}
+	orphans = engine_orphans_text(rq.orphans);
+	if (failed && rq.skipped > 0)
+		text = xasprintf("retrying now: %u failed (waiting for "
+				 "backoff), %u dead; skipped %u of handlers "
+				 "that no longer exist: %s (discard them with "
+				 "discard --handler H)",
+				 waiting, rq.done, rq.skipped, orphans);
+	else if (failed)
+		text = xasprintf("retrying now: %u failed (waiting for "
+				 "backoff), %u dead", waiting, rq.done);
+	else if (rq.now > 0)
+		text = xasprintf("requeued %u deliveries (%u failed ones "
+				 "waiting for backoff run now)",
+				 rq.done + rq.now, rq.now);
+	else
+		text = xasprintf("requeued %u deliveries", rq.done);
+	free(orphans);
+	if (failed) {
+		res = json_pack("{s:i,s:i,s:i,s:o}", "failed", waiting, "dead",
+				rq.done, "skipped", rq.skipped, "orphans",
+				rq.orphans);
+	} else {
+		res = json_pack("{s:i,s:i}", "requeued", rq.done + rq.now,
+				"now", rq.now);
+		json_decref(rq.orphans);
+	}
+	control_reply_ok(&reply, res, text, 0);
+	free(text);
+}
+
+static void engine_cmd_discard(struct control_reply *reply, json_t *args,
+			       json_t *req, void *ctx)
+{
+	struct engine *e = ctx;
+	struct engine_requeue rq = { .discard = true };
+	const char *err = NULL;
 	char *text;
 
 	(void)req;
-	if (a == NULL || strcmp(a, "--failed") != 0 || json_array_size(args) != 1) {
-		control_reply_error(&reply, 2, "usage: retry --failed");
+	if (engine_requeue_args(args, "--dead", &rq.id, &rq.handler,
+				&rq.dead_only) < 0 ||
+	    rq.handler == NULL || (rq.id != 0 && rq.dead_only)) {
+		control_reply_error(&reply, 2,
+				    "usage: discard ID --handler H | discard "
+				    "--handler H [--dead]");
 		return;
 	}
-	waiting = dispatch_retry_now(e->dispatch);
-	dead = engine_retry_dead(e, &err);
-	if (err != NULL) {
-		control_reply_error(&reply, 2, "journal: %s", err);
+	if (rq.id == 0 && !rq.dead_only &&
+	    hmap_get(e->handlers, rq.handler) != NULL) {
+		control_reply_error(&reply, 2,
+				    "discard: %s is loaded: give --dead (its "
+				    "dead deliveries) or an event ID",
+				    rq.handler);
 		return;
 	}
-	text = xasprintf("retrying now: %u failed (waiting for backoff), %u dead",
-			 waiting, dead);
-	control_reply_ok(&reply, json_pack("{s:i,s:i}", "failed", waiting,
-					   "dead", dead),
-			 text, 0);
+	if (engine_requeue(e, &rq, &err) < 0) {
+		control_reply_error(&reply, rq.id != 0 ? 1 : 2, "discard: %s",
+				    err);
+		return;
+	}
+	text = xasprintf("discarded %u deliveries of %s", rq.done,
+			 rq.handler);
+	control_reply_ok(&reply, json_pack("{s:i}", "discarded", rq.done),
+			 text, rq.done > 0 || rq.id == 0 ? 0 : 1);
 	free(text);
 }
 
 const struct control_command engine_commands[] = {
 	{"metrics", engine_cmd_metrics},
 	{"retry", engine_cmd_retry},
+	{"discard", engine_cmd_discard},
 	{NULL, NULL},
 };
 

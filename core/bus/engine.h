@@ -94,8 +94,10 @@ void engine_handler_remove(struct engine *e, const char *name);
 struct handler *engine_handler_find(struct engine *e, const char *name);
 /* What handler's delivery of event `id` on `subject` is doing now (see
  * dispatch_delivery_live), "backlog" when it waits in the journal behind
- * the handler's window, or NULL (not pending here, no such handler, or a
- * row of another node: `node`, may be NULL, is the row's node).  When it
+ * the handler's window, "orphaned" when no handler of that name exists
+ * (a removed hook file, a disabled plugin: nothing runs it), or NULL (not
+ * pending here, or a row of another node: `node`, may be NULL, is the
+ * row's node).  When it
  * is held in memory, *d_r (may be NULL) is set to its newer state. */
 const char *engine_delivery_live(struct engine *e, const char *handler,
 				 const char *node, const char *subject,

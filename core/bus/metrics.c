@@ -259,17 +259,20 @@ static const char *counter_help(const char *name)
  * restart. */
 static void render_journal(struct buf *b, const json_t *handlers)
 {
-	static const char *const states[] = { "pending", "failed", "dead" };
+	static const char *const states[] = { "pending", "failed", "dead",
+					      "discarded" };
 	const char *name;
 	json_t *h;
 
 	if (handlers == NULL)
 		return;
 	buf_printf(b, "# HELP ophook_journal_deliveries Deliveries in the journal "
-		      "not done, by handler and state (read from the journal).\n"
+		      "not done, by handler and state (discarded: given up by "
+		      "hand, kept until pruned) (read from the journal).\n"
 		      "# TYPE ophook_journal_deliveries gauge\n");
 	json_object_foreach((json_t *)handlers, name, h) {
-		for (size_t i = 0; i < 3; i++) {
+		for (size_t i = 0; i < sizeof(states) / sizeof(states[0]);
+		     i++) {
 			buf_printf(b, "ophook_journal_deliveries{handler=\"");
 			buf_label(b, name);
 			buf_printf(b, "\",state=\"%s\"} %lld\n", states[i],

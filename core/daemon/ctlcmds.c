@@ -240,7 +240,7 @@ static char *ctl_join(json_t *arr)
 	return ctl_buf_take(&b);
 }
 
-#define CTL_HCOLS 7
+#define CTL_HCOLS 8
 
 /* The handler table: the engine's handlers (name, patterns, inflight) with
  * the journal's delivery counts per handler; handlers the journal knows
@@ -250,10 +250,10 @@ static void ctl_status_handlers(struct ctl_buf *b, json_t *handlers,
 {
 	static const char *const head[CTL_HCOLS] = {
 		"NAME", "PATTERNS", "INFLIGHT", "PENDING", "DONE", "FAILED",
-		"DEAD"
+		"DEAD", "DISCARDED"
 	};
-	static const char *const states[4] = { "pending", "done", "failed",
-					       "dead" };
+	static const char *const states[5] = { "pending", "done", "failed",
+					       "dead", "discarded" };
 	size_t n = json_array_size(handlers) + json_object_size(counts);
 	char *(*cell)[CTL_HCOLS] = xcalloc(n + 1, sizeof(*cell));
 	size_t width[CTL_HCOLS], rows = 0;
@@ -267,7 +267,7 @@ static void ctl_status_handlers(struct ctl_buf *b, json_t *handlers,
 		cell[rows][0] = xstrdup(name != NULL ? name : "-");
 		cell[rows][1] = ctl_join(json_object_get(h, "patterns"));
 		cell[rows][2] = ctl_scalar_str(json_object_get(h, "inflight"));
-		for (unsigned s = 0; s < 4; s++)
+		for (unsigned s = 0; s < 5; s++)
 			cell[rows][3 + s] = c != NULL
 				? ctl_scalar_str(json_object_get(c, states[s]))
 				: xstrdup("0");
@@ -286,7 +286,7 @@ static void ctl_status_handlers(struct ctl_buf *b, json_t *handlers,
 		cell[rows][0] = xasprintf("%s (not loaded)", k);
 		cell[rows][1] = xstrdup("-");
 		cell[rows][2] = xstrdup("-");
-		for (unsigned s = 0; s < 4; s++)
+		for (unsigned s = 0; s < 5; s++)
 			cell[rows][3 + s] =
 				ctl_scalar_str(json_object_get(h, states[s]));
 		rows++;
@@ -330,7 +330,8 @@ static bool ctl_status_known(const char *k)
 	static const char *const known[] = {
 		"version", "node", "pid", "uptime_s", "incoming", "queued",
 		"inflight", "journaled", "journal_ok", "journal_errors",
-		"journal", "journal_error", "handlers", "plugins", NULL
+		"journal", "journal_error", "handlers", "plugins",
+		"orphaned", "handlers_in_error", NULL
 	};
 	for (unsigned i = 0; known[i] != NULL; i++) {
 		if (strcmp(k, known[i]) == 0)
@@ -415,6 +416,42 @@ static char *ctl_status_text(json_t *st)
 				ctl_buf_printf(&b, " (%s)", state);
 		}
 		ctl_buf_printf(&b, "\n");
+	}
+	json_t *herr = json_object_get(st, "handlers_in_error");
+	if (json_array_size(herr) > 0) {
+		ctl_buf_printf(&b, "in error:    %zu handler%s:\n",
+			       json_array_size(herr),
+			       json_array_size(herr) == 1 ? "" : "s");
+		json_array_foreach(herr, i, v) {
+			const char *err = json_string_value(
+				json_object_get(v, "error"));
+			char line[200];
+
+			/* the first line of the message */
+			snprintf(line, sizeof(line), "%s", err != NULL ? err : "");
+			line[strcspn(line, "\n")] = '\0';
+			ctl_buf_printf(&b, "  ");
+			ctl_scalar(&b, json_object_get(v, "name"));
+			ctl_buf_printf(&b, " (");
+			ctl_scalar(&b, json_object_get(v, "state"));
+			ctl_buf_printf(&b, ")%s%s\n", line[0] ? ": " : "", line);
+		}
+	}
+	json_t *orph = json_object_get(st, "orphaned");
+	if (orph != NULL) {
+		json_t *names = json_object_get(orph, "handlers");
+		ctl_buf_printf(&b, "orphaned:    %" JSON_INTEGER_FORMAT
+			       " deliveries of %zu handler%s that no longer "
+			       "exist: ",
+			       json_integer_value(json_object_get(orph,
+								  "deliveries")),
+			       json_array_size(names),
+			       json_array_size(names) == 1 ? "" : "s");
+		json_array_foreach(names, i, v) {
+			ctl_buf_printf(&b, "%s", i > 0 ? ", " : "");
+			ctl_scalar(&b, v);
+		}
+		ctl_buf_printf(&b, " (discard --handler H)\n");
 	}
 	/* anything newer versions add */
 	json_object_foreach(st, k, v) {
@@ -509,7 +546,8 @@ static const char *ctl_events_parse(json_t *args, int64_t now,
 			enum delivery_state st;
 			if (delivery_state_parse(val, &st) < 0)
 				return ctl_err("events: --state '%s': not one "
-					       "of pending, done, failed, dead",
+					       "of pending, done, failed, dead, "
+					       "discarded",
 					       val);
 			o->f.state = val;
 		} else if (strcmp(opt, "--since") == 0) {
@@ -555,8 +593,8 @@ static void ctl_time_text(json_t *row, char *buf, size_t size)
 static void ctl_states_text(json_t *row, struct ctl_buf *b)
 {
 	static const char *const names[] = { "pending", "done", "failed",
-					     "dead" };
-	unsigned count[4] = { 0 }, other = 0;
+					     "dead", "discarded" };
+	unsigned count[5] = { 0 }, other = 0;
 	json_t *d;
 	size_t i;
 
@@ -564,13 +602,13 @@ static void ctl_states_text(json_t *row, struct ctl_buf *b)
 		enum delivery_state st;
 		const char *s = json_string_value(json_object_get(d, "state"));
 		if (s != NULL && delivery_state_parse(s, &st) == 0 &&
-		    (unsigned)st < 4)
+		    (unsigned)st < 5)
 			count[st]++;
 		else
 			other++;
 	}
 	unsigned kinds = 0, total = other;
-	for (unsigned k = 0; k < 4; k++) {
+	for (unsigned k = 0; k < 5; k++) {
 		kinds += count[k] > 0;
 		total += count[k];
 	}
@@ -579,14 +617,14 @@ static void ctl_states_text(json_t *row, struct ctl_buf *b)
 		return;
 	}
 	if (kinds == 1 && other == 0) {
-		for (unsigned k = 0; k < 4; k++) {
+		for (unsigned k = 0; k < 5; k++) {
 			if (count[k] > 0)
 				ctl_buf_printf(b, "%s", names[k]);
 		}
 		return;
 	}
 	bool first = true;
-	for (unsigned k = 0; k < 4; k++) {
+	for (unsigned k = 0; k < 5; k++) {
 		if (count[k] == 0)
 			continue;
 		ctl_buf_printf(b, "%s%u %s", first ? "" : ", ", count[k],
@@ -690,6 +728,25 @@ static char *ctl_event_text(json_t *ev)
 		if (err != NULL && err[0] != '\0')
 			ctl_buf_printf(&b, "  error: %s", err);
 		ctl_buf_printf(&b, "\n");
+		size_t ai;
+		json_t *at;
+		json_array_foreach(json_object_get(v, "attempts_log"), ai, at) {
+			char abuf[40];
+			const char *aerr = json_string_value(
+				json_object_get(at, "error"));
+
+			time_format_ms(json_integer_value(json_object_get(
+					       at, "started_ms")),
+				       abuf, sizeof(abuf));
+			ctl_buf_printf(&b, "    attempt %" JSON_INTEGER_FORMAT
+				       "  %s  %" JSON_INTEGER_FORMAT " us  %s\n",
+				       json_integer_value(json_object_get(
+					       at, "attempt")),
+				       abuf,
+				       json_integer_value(json_object_get(
+					       at, "duration_us")),
+				       aerr != NULL ? aerr : "ok");
+		}
 	}
 	return ctl_buf_take(&b);
 }
@@ -709,17 +766,21 @@ static void ctl_event_live(struct engine *e, json_t *ev)
 		struct journal_delivery jd = { .state = DELIVERY_PENDING };
 		const char *live;
 
-		if (state == NULL || (strcmp(state, "pending") != 0 &&
-				      strcmp(state, "failed") != 0))
+		if (state == NULL || strcmp(state, "done") == 0 ||
+		    strcmp(state, "discarded") == 0)
 			continue;
 		live = engine_delivery_live(
 			e, json_string_value(json_object_get(d, "handler")),
 			json_string_value(json_object_get(d, "node")), subject,
 			id, &jd);
-		if (live == NULL)
+		/* a dead delivery is never live, but may be orphaned */
+		if (live == NULL ||
+		    (strcmp(state, "dead") == 0 &&
+		     strcmp(live, "orphaned") != 0))
 			continue;
 		json_object_set_new(d, "live", json_string(live));
-		if (strcmp(live, "backlog") == 0)
+		if (strcmp(live, "backlog") == 0 ||
+		    strcmp(live, "orphaned") == 0)
 			continue;
 		/* the journal is written in batches: memory is newer */
 		json_object_set_new(d, "state", json_string(delivery_state_name(jd.state)));

@@ -125,13 +125,35 @@ static int daemon_db_query(void *ctx, const char *sql, json_t *params,
 static void daemon_status(json_t *status, void *ctx)
 {
 	struct daemon *d = ctx;
+	json_t *errs = hooks_errors(d->hooks), *p;
+	size_t i;
 
-	if (d->plugins != NULL)
-		json_object_set_new(status, "plugins",
-				    pluginhost_list(d->plugins));
+	if (d->plugins != NULL) {
+		json_t *plugins = pluginhost_list(d->plugins);
+
+		/* quarantined (or any plugin not running) */
+		json_array_foreach(plugins, i, p) {
+			const char *st = json_string_value(
+				json_object_get(p, "state"));
+			const char *name = json_string_value(
+				json_object_get(p, "name"));
+
+			if (st == NULL || name == NULL ||
+			    strcmp(st, "running") == 0)
+				continue;
+			json_array_append_new(
+				errs, json_pack("{s:s+,s:s,s:O?}", "name",
+						"plugin:", name, "state", st,
+						"error",
+						json_object_get(p, "reason")));
+		}
+		json_object_set_new(status, "plugins", plugins);
+	}
 	if (d->containers != NULL)
 		json_object_set_new(status, "containers",
 				    containers_status(d->containers));
+	/* the handlers that should run and do not */
+	json_object_set_new(status, "handlers_in_error", errs);
 }
 
 /* The socket_group trust model (ophookd.yaml(5) socket_group, ophookctl(8)

@@ -34,6 +34,12 @@ int hooks_start(struct engine *e, const struct hooks_deps *deps,
 /* Unregister every hook's handler, stop the hook threads and processes;
  * NULLs *h. */
 void hooks_stop(struct hooks **h);
+/* The hooks in error, for status: [{"name":"lua:x.lua","state":"error"|
+ * "disabled"|"refused","error":".."}]: a Lua file with no version running
+ * (it failed to load, or was disabled), an exec file refused.  A Lua file
+ * whose newer version failed while the older one runs is not in error.
+ * Caller owns it; safe on NULL (an empty array). */
+json_t *hooks_errors(struct hooks *h);
 /* check, hooks.list, hooks.lint, hooks.test; ctx: the struct hooks. */
 extern const struct control_command hooks_commands[];
 

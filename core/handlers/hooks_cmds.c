@@ -377,6 +377,41 @@ static bool hooks_cmds_list_exec(const char *key, void *value, void *ctx)
 	return true;
 }
 
+static bool hooks_errors_lua(const char *key, void *value, void *ctx)
+{
+	struct luafile *f = value;
+
+	if ((f->loaded && !f->stuck) || f->load_pending)
+		return true;
+	json_array_append_new(ctx, json_pack(
+		"{s:s+,s:s,s:s?}", "name", "lua:", key, "state",
+		f->stuck ? "disabled" : "error", "error", f->last_error));
+	return true;
+}
+
+static bool hooks_errors_exec(const char *key, void *value, void *ctx)
+{
+	struct execfile *x = value;
+
+	if (x->ok)
+		return true;
+	json_array_append_new(ctx, json_pack(
+		"{s:s+,s:s,s:s?}", "name", "exec:", key, "state", "refused",
+		"error", x->last_error));
+	return true;
+}
+
+json_t *hooks_errors(struct hooks *hk)
+{
+	json_t *arr = json_array();
+
+	if (hk == NULL)
+		return arr;
+	hmap_each(hk->lua, hooks_errors_lua, arr);
+	hmap_each(hk->exec, hooks_errors_exec, arr);
+	return arr;
+}
+
 static void hooks_cmds_list(struct control_reply *reply, json_t *args,
 			    json_t *req, void *ctx)
 {

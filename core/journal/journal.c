@@ -28,6 +28,7 @@ static const char *const delivery_state_names[] = {
 	[DELIVERY_DONE] = "done",
 	[DELIVERY_FAILED] = "failed",
 	[DELIVERY_DEAD] = "dead",
+	[DELIVERY_DISCARDED] = "discarded",
 };
 #define DELIVERY_STATES \
 	(sizeof(delivery_state_names) / sizeof(delivery_state_names[0]))
@@ -118,7 +119,33 @@ void journal_event_json_delivery(json_t *event,
 			    d->last_error != NULL ? json_string(d->last_error)
 						  : json_null());
 	json_object_set_new(dj, "duration_us", json_integer(d->duration_us));
+	json_object_set_new(dj, "attempts_log", json_array());
 	json_array_append_new(json_object_get(event, "deliveries"), dj);
+}
+
+void journal_event_json_attempt(json_t *event, const char *handler,
+				int64_t attempt, int64_t started_ms,
+				int64_t duration_us, const char *error)
+{
+	json_t *dels = json_object_get(event, "deliveries"), *dj = NULL;
+
+	for (size_t i = json_array_size(dels); i > 0; i--) {
+		json_t *d = json_array_get(dels, i - 1);
+		const char *h = json_string_value(json_object_get(d, "handler"));
+
+		if (h != NULL && strcmp(h, handler) == 0) {
+			dj = d;
+			break;
+		}
+	}
+	if (dj == NULL)
+		return;
+	json_array_append_new(
+		json_object_get(dj, "attempts_log"),
+		json_pack("{s:I,s:I,s:I,s:o}", "attempt", (json_int_t)attempt,
+			  "started_ms", (json_int_t)started_ms, "duration_us",
+			  (json_int_t)duration_us, "error",
+			  error != NULL ? json_string(error) : json_null()));
 }
 
 char *journal_row_copy(const struct journal_event *ev,
@@ -347,7 +374,7 @@ int journal_query(struct journal *j, const struct journal_filter *f,
 	if (q.state != NULL && delivery_state_parse(q.state, &state) < 0) {
 		journal_set_error(j, error_r, "query",
 				  "unknown delivery state \"%.40s\" (pending, "
-				  "done, failed, dead)",
+				  "done, failed, dead, discarded)",
 				  q.state);
 		return -EINVAL;
 	}

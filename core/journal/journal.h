@@ -18,9 +18,13 @@ enum delivery_state {
 	DELIVERY_DONE = 1,    /* handler succeeded */
 	DELIVERY_FAILED = 2,  /* failed; retried at next_ms */
 	DELIVERY_DEAD = 3,    /* gave up after max attempts */
+	DELIVERY_DISCARDED = 4, /* given up by hand (ophookctl discard): kept
+				   for the record, never retried, pruned
+				   like a done one */
 };
 
-/* "pending" "done" "failed" "dead"; parse returns -EINVAL on others. */
+/* "pending" "done" "failed" "dead" "discarded"; parse returns -EINVAL on
+ * others. */
 const char *delivery_state_name(enum delivery_state st);
 int delivery_state_parse(const char *s, enum delivery_state *st_r);
 
@@ -44,7 +48,15 @@ struct journal_delivery {
 	int64_t next_ms;      /* when a failed delivery may run again */
 	const char *last_error;
 	int64_t duration_us;  /* of the last attempt */
+	/* journal_delivery_update: the wall clock ms this attempt started,
+	 * or 0 when the update is no attempt (retry, discard): an attempt
+	 * also goes to the delivery's history of attempts */
+	int64_t started_ms;
 };
+
+/* The history kept per delivery: its last JOURNAL_ATTEMPTS_KEEP attempts
+ * (failed ones; the attempt that succeeded may make it one more). */
+#define JOURNAL_ATTEMPTS_KEEP 20
 
 struct jmysql_settings;
 
@@ -85,7 +97,9 @@ int journal_append(struct journal *j, struct journal_event *ev,
 int journal_delivery_add(struct journal *j, int64_t event_id,
 			 const char *handler, const char **error_r);
 /* Update a delivery row's state, attempts, next_ms, last_error (NULL keeps
- * none), duration_us. */
+ * none), duration_us; with d->started_ms, add the attempt (number
+ * d->attempts, started_ms, duration_us, last_error) to the delivery's
+ * history, in the same transaction. */
 int journal_delivery_update(struct journal *j,
 			    const struct journal_delivery *d,
 			    const char **error_r);
@@ -115,7 +129,9 @@ int journal_load_pending_handler(struct journal *j, const char *handler,
 				 void *ctx, const char **error_r);
 
 /* One event as a JSON object {id,type,subject,source,node,time,payload:{..},
- * deliveries:[{handler,state,attempts,next_ms,last_error,duration_us}]}.
+ * deliveries:[{handler,state,attempts,next_ms,last_error,duration_us,
+ * attempts_log:[{attempt,started_ms,duration_us,error}]}]} (attempts_log
+ * oldest first; attempt numbers start again at 1 after a retry).
  * -ENOENT when there is no such id.  Caller owns *event_r. */
 int journal_get_event(struct journal *j, int64_t id, json_t **event_r,
 		      const char **error_r);
@@ -139,8 +155,8 @@ int journal_query(struct journal *j, const struct journal_filter *f,
 int journal_counts(struct journal *j, json_t **counts_r,
 		   const char **error_r);
 
-/* Delete events older than before_ms whose deliveries are all done (or
- * that have none); *deleted_r gets the number of events removed. */
+/* Delete events older than before_ms whose deliveries are all done or
+ * discarded (or that have none); *deleted_r gets the number of events removed. */
 int journal_prune(struct journal *j, int64_t before_ms, unsigned *deleted_r,
 		  const char **error_r);
 

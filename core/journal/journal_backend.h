@@ -92,6 +92,12 @@ void journal_event_json_delivery(json_t *event,
 				 const struct journal_delivery *d,
 				 const char *node, const char *claimed_by);
 
+/* Append one attempt to the "attempts_log" of event's delivery to handler
+ * (the last one of that handler: call after journal_event_json_delivery). */
+void journal_event_json_attempt(json_t *event, const char *handler,
+				int64_t attempt, int64_t started_ms,
+				int64_t duration_us, const char *error);
+
 /* Copy ev and d into *ev_r and *d_r with their strings (NULL stays NULL)
  * in one allocation, returned: the caller frees it when done with the
  * copies.  For rows handed to callbacks that may use the journal. */

@@ -59,6 +59,19 @@ static const char *const jm_schema[] = {
 	" KEY deliveries_claim (handler, node, state, event_id),"
 	" KEY deliveries_claimed (claimed_by, state))"
 	" ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+	/* the history of attempts (journal_delivery_update with
+	 * started_ms); an older journal gets it here */
+	"CREATE TABLE IF NOT EXISTS attempts ("
+	" id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,"
+	" event_id BIGINT NOT NULL,"
+	" handler VARCHAR(160) NOT NULL,"
+	" node VARCHAR(64) NOT NULL DEFAULT '',"
+	" attempt INT NOT NULL,"
+	" started_ms BIGINT NOT NULL,"
+	" duration_us BIGINT NOT NULL DEFAULT 0,"
+	" error TEXT NULL,"
+	" KEY attempts_delivery (event_id, handler, node, id))"
+	" ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
 	"CREATE TABLE IF NOT EXISTS cursors ("
 	" node VARCHAR(64) NOT NULL,"
 	" handler VARCHAR(160) NOT NULL,"
@@ -107,6 +120,9 @@ enum jm_stmt {
 	JS_HEARTBEAT,
 	JS_MAX_ID,
 	JS_MARK,
+	JS_ATTEMPT_ADD,
+	JS_ATTEMPT_TRIM,
+	JS_GET_ATTEMPTS,
 	JS_COUNT
 };
 
@@ -166,6 +182,20 @@ static const char *const jm_sql[JS_COUNT] = {
 	 * says whether it committed (jm_commit_resolve) */
 	[JS_MARK] = "INSERT INTO commit_marks (node, token) VALUES (?, ?)"
 		    " ON DUPLICATE KEY UPDATE token = VALUES(token)",
+	[JS_ATTEMPT_ADD] = "INSERT INTO attempts (event_id, handler, node,"
+			   " attempt, started_ms, duration_us, error)"
+			   " VALUES (?, ?, ?, ?, ?, ?, ?)",
+	/* all but the last JOURNAL_ATTEMPTS_KEEP (20) of a delivery's
+	 * attempts; the derived table lets MariaDB read the table it
+	 * deletes from */
+	[JS_ATTEMPT_TRIM] = "DELETE FROM attempts WHERE event_id = ?"
+			    " AND handler = ? AND node = ? AND id <= (SELECT"
+			    " t.id FROM (SELECT id FROM attempts"
+			    " WHERE event_id = ? AND handler = ? AND node = ?"
+			    " ORDER BY id DESC LIMIT 1 OFFSET 20) t)",
+	[JS_GET_ATTEMPTS] = "SELECT handler, attempt, started_ms, duration_us,"
+			    " error FROM attempts WHERE event_id = ?"
+			    " ORDER BY handler, node, id",
 	[JS_HEARTBEAT] = "INSERT INTO nodes (name, heartbeat_ms, started_ms,"
 			 " version, last_error) VALUES (?, ?, ?, ?, ?)"
 			 " ON DUPLICATE KEY UPDATE heartbeat_ms ="
@@ -182,6 +212,8 @@ enum jm_multi {
 	JM_DUPDATE,     /* delivery updates without last_error: one UPDATE
 			 * per handler with CASE over event ids */
 	JM_DUPDATE_ERR, /* delivery updates with last_error (failures) */
+	JM_ATTEMPTS,    /* attempts rows */
+	JM_ATTEMPT_TRIM, /* deliveries whose history to trim after them */
 	JM_MULTI_COUNT
 };
 
@@ -201,6 +233,12 @@ static const struct {
 	[JM_DUPDATE] = { NULL, NULL, NULL, NULL, 7 },
 	/* sent one by one (JS_DELIVERY_UPDATE) */
 	[JM_DUPDATE_ERR] = { NULL, NULL, NULL, NULL, 8 },
+	[JM_ATTEMPTS] = { "INSERT INTO attempts (event_id, handler, node,"
+			  " attempt, started_ms, duration_us, error) VALUES ",
+			  "(?, ?, ?, ?, ?, ?, ?)", ", (?, ?, ?, ?, ?, ?, ?)",
+			  "", 7 },
+	/* sent one by one (JS_ATTEMPT_TRIM) */
+	[JM_ATTEMPT_TRIM] = { NULL, NULL, NULL, NULL, 3 },
 };
 
 /* Rows of one multi-row statement kind waiting for the commit; strings
@@ -780,6 +818,18 @@ static int jm_pending_flush(struct jmysql *jm, const char **error_r)
 	}
 	if (ret == 0)
 		ret = jm_update_flush(jm, error_r);
+	if (ret == 0 && jm->buf[JM_ATTEMPTS].rows > 0)
+		ret = jm_multi_exec(jm, JM_ATTEMPTS, jm->buf[JM_ATTEMPTS].a,
+				    jm->buf[JM_ATTEMPTS].rows, NULL, "commit",
+				    error_r);
+	for (size_t i = 0; ret == 0 && i < jm->buf[JM_ATTEMPT_TRIM].rows;
+	     i++) {
+		const struct jm_arg *r = jm->buf[JM_ATTEMPT_TRIM].a + i * 3;
+		struct jm_arg two[] = { r[0], r[1], r[2], r[0], r[1], r[2] };
+
+		ret = jm_run(jm, JS_ATTEMPT_TRIM, two, 6, NULL, NULL,
+			     "attempt trim", error_r);
+	}
 	jm->flushing = false;
 	jm_pending_clear(jm);
 	if (ret < 0)
@@ -1221,11 +1271,56 @@ static int journal_mysql_delivery_add(struct journal *j, int64_t event_id,
 		      error_r);
 }
 
+static int jm_delivery_update(struct jmysql *jm,
+			      const struct journal_delivery *d,
+			      const char **error_r);
+
+/* The attempt of d (d->started_ms set) into the history: with the
+ * transaction's other rows at commit, or now. */
+static int jm_attempt_add(struct jmysql *jm, const struct journal_delivery *d,
+			  const char **error_r)
+{
+	struct jm_arg row[] = {
+		AI(d->event_id), AS(d->handler),
+		AS(jm_row_node(jm, d->handler)), AI(d->attempts),
+		AI(d->started_ms), AI(d->duration_us), AS(d->last_error),
+	};
+	int ret;
+
+	if (jm->in_tx && !jm->broken) {
+		jm_buf_row(&jm->buf[JM_ATTEMPTS], row, 7);
+		if (d->state != DELIVERY_DONE)
+			jm_buf_row(&jm->buf[JM_ATTEMPT_TRIM], row, 3);
+		return 0;
+	}
+	ret = jm_run(jm, JS_ATTEMPT_ADD, row, 7, NULL, NULL, "attempt add",
+		     error_r);
+	if (ret == 0 && d->state != DELIVERY_DONE) {
+		struct jm_arg two[] = { row[0], row[1], row[2],
+					row[0], row[1], row[2] };
+
+		ret = jm_run(jm, JS_ATTEMPT_TRIM, two, 6, NULL, NULL,
+			     "attempt trim", error_r);
+	}
+	return ret;
+}
+
 static int journal_mysql_delivery_update(struct journal *j,
 					 const struct journal_delivery *d,
 					 const char **error_r)
 {
 	struct jmysql *jm = jm_of(j);
+	int ret = jm_delivery_update(jm, d, error_r);
+
+	if (ret == 0 && d->started_ms != 0)
+		ret = jm_attempt_add(jm, d, error_r);
+	return ret;
+}
+
+static int jm_delivery_update(struct jmysql *jm,
+			      const struct journal_delivery *d,
+			      const char **error_r)
+{
 	struct jm_arg a[] = {
 		AI(d->state), AI(d->attempts), AI(d->next_ms),
 		AS(d->last_error), AI(d->duration_us), AI(d->event_id),
@@ -1423,8 +1518,8 @@ static int journal_mysql_load_pending_handler(struct journal *j,
 /* The JSON object of the event in row i of r (EVENT_COLS), with its
  * deliveries. */
 static int jm_event_json(struct jmysql *jm, const struct jm_rows *r,
-			 size_t i, json_t **obj_r, const char *op,
-			 const char **error_r)
+			 size_t i, bool get_attempts, json_t **obj_r,
+			 const char *op, const char **error_r)
 {
 	struct journal_event ev;
 	struct jm_rows dr = { 0 };
@@ -1446,6 +1541,20 @@ static int jm_event_json(struct jmysql *jm, const struct jm_rows *r,
 					    jm_cell(&dr, k, 7));
 	}
 	jm_rows_clear(&dr);
+	if (get_attempts) {
+		ret = jm_run(jm, JS_GET_ATTEMPTS, a, 1, &dr, NULL, op, error_r);
+		if (ret < 0) {
+			json_decref(obj);
+			return ret;
+		}
+		for (size_t k = 0; k < dr.n; k++)
+			journal_event_json_attempt(obj, jm_text(&dr, k, 0),
+						   jm_int(&dr, k, 1),
+						   jm_int(&dr, k, 2),
+						   jm_int(&dr, k, 3),
+						   jm_cell(&dr, k, 4));
+		jm_rows_clear(&dr);
+	}
 	*obj_r = obj;
 	return 0;
 }
@@ -1466,7 +1575,8 @@ static int journal_mysql_get_event(struct journal *j, int64_t id,
 				  "no event %" PRId64, id);
 		ret = -ENOENT;
 	} else {
-		ret = jm_event_json(jm, &r, 0, event_r, "get event", error_r);
+		ret = jm_event_json(jm, &r, 0, true, event_r, "get event",
+				    error_r);
 	}
 	jm_rows_clear(&r);
 	return ret;
@@ -1533,7 +1643,7 @@ static int journal_mysql_query(struct journal *j,
 	for (size_t i = 0; ret == 0 && i < r.n; i++) {
 		json_t *obj;
 
-		ret = jm_event_json(jm, &r, i, &obj, "query", error_r);
+		ret = jm_event_json(jm, &r, i, false, &obj, "query", error_r);
 		if (ret == 0)
 			json_array_append_new(events, obj);
 	}
@@ -1615,7 +1725,8 @@ static int journal_mysql_prune(struct journal *j, int64_t before_ms,
 		ret = jm_run_sql(jm, "SELECT e.id FROM events e WHERE"
 				     " e.time_ms < ? AND e.id <= ? AND NOT EXISTS"
 				     " (SELECT 1 FROM deliveries d WHERE"
-				     " d.event_id = e.id AND d.state <> 1)"
+				     " d.event_id = e.id AND d.state <> 1"
+				     " AND d.state <> 4)"
 				     " ORDER BY e.id LIMIT ?",
 				 a, 3, &r, NULL, "prune", error_r);
 		if (ret < 0)
@@ -1634,6 +1745,11 @@ static int journal_mysql_prune(struct journal *j, int64_t before_ms,
 			ret = jm_run_sql(jm, "DELETE FROM deliveries WHERE"
 					     " event_id = ?", id, 1, NULL, NULL,
 					 "prune", error_r);
+			if (ret == 0)
+				ret = jm_run_sql(jm, "DELETE FROM attempts"
+						     " WHERE event_id = ?", id,
+						 1, NULL, NULL, "prune",
+						 error_r);
 			if (ret == 0)
 				ret = jm_run_sql(jm, "DELETE FROM events WHERE"
 						     " id = ?", id, 1, NULL,

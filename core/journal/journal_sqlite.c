@@ -1,7 +1,7 @@
 /* The journal on SQLite in WAL mode: the default backend of journal.c
  * (see journal.h, journal_backend.h).
  *
- * Schema (PRAGMA user_version 3):
+ * Schema (PRAGMA user_version 4):
  *   events(id INTEGER PRIMARY KEY, type, subject, source, node, time_ms,
  *          payload)      indexes: (id >> 12, subject), time_ms
  *   (no index on type: a type query wants the newest matches, which a
@@ -13,6 +13,10 @@
  *              only deletes its entry)
  *              index deliveries_backlog: (handler, event_id) of the
  *              same rows (one handler's backlog in order)
+ *   attempts(id INTEGER PRIMARY KEY, event_id, handler, attempt,
+ *            started_ms, duration_us, error)   index (event_id, handler, id)
+ *            every attempt of a delivery, its last JOURNAL_ATTEMPTS_KEEP
+ *            kept; deleted with the event (version 3 -> 4 adds it)
  * The node column is there for multi-node cursors.
  *
  * The subject index is bucketed by id (JOURNAL_SUBJECT_SHIFT): a plain
@@ -37,7 +41,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define JOURNAL_SCHEMA_VERSION 3
+#define JOURNAL_SCHEMA_VERSION 4
 #define JOURNAL_BUSY_TIMEOUT_MS 5000
 /* Rows per page in journal_load_pending, events per chunk in prune. */
 #define JOURNAL_PAGE 512
@@ -59,6 +63,20 @@
 #define JOURNAL_BACKLOG_INDEX \
 	"CREATE INDEX deliveries_backlog ON deliveries(handler, event_id)" \
 	" WHERE state <> 1"
+
+/* The history of attempts, one row per attempt (journal_delivery_update
+ * with started_ms), in id order per delivery. */
+#define JOURNAL_ATTEMPTS_TABLE \
+	"CREATE TABLE attempts (" \
+	" id INTEGER PRIMARY KEY," \
+	" event_id INTEGER NOT NULL," \
+	" handler TEXT NOT NULL," \
+	" attempt INTEGER NOT NULL," \
+	" started_ms INTEGER NOT NULL," \
+	" duration_us INTEGER NOT NULL DEFAULT 0," \
+	" error TEXT)"
+#define JOURNAL_ATTEMPTS_INDEX \
+	"CREATE INDEX attempts_delivery ON attempts(event_id, handler, id)"
 
 static const char *const journal_schema[] = {
 	"CREATE TABLE events ("
@@ -82,6 +100,8 @@ static const char *const journal_schema[] = {
 	" PRIMARY KEY (event_id, handler)) WITHOUT ROWID",
 	JOURNAL_OPEN_INDEX,
 	JOURNAL_BACKLOG_INDEX,
+	JOURNAL_ATTEMPTS_TABLE,
+	JOURNAL_ATTEMPTS_INDEX,
 };
 
 /* Version 1 -> 2: the deliveries index becomes partial, the type index
@@ -95,6 +115,13 @@ static const char *const journal_migrate_2[] = {
 /* Version 2 -> 3: the per-handler backlog index. */
 static const char *const journal_migrate_3[] = {
 	JOURNAL_BACKLOG_INDEX,
+};
+
+/* Version 3 -> 4: the history of attempts (empty: the attempts made
+ * before show only in their delivery's last_error). */
+static const char *const journal_migrate_4[] = {
+	JOURNAL_ATTEMPTS_TABLE,
+	JOURNAL_ATTEMPTS_INDEX,
 };
 
 #define EVENT_COLS "e.id, e.type, e.subject, e.source, e.node, e.time_ms, e.payload"
@@ -115,6 +142,9 @@ enum journal_stmt {
 	ST_PENDING_PAGE,
 	ST_PENDING_HANDLER_PAGE,
 	ST_LAST_ID,
+	ST_ATTEMPT_ADD,
+	ST_ATTEMPT_TRIM,
+	ST_GET_ATTEMPTS,
 	ST_BEGIN,
 	ST_COMMIT,
 	ST_COUNT
@@ -137,7 +167,8 @@ static const char *const journal_stmt_sql[ST_COUNT] = {
 	[ST_PENDING_PAGE] =
 		"SELECT " PENDING_COLS
 		" FROM deliveries d JOIN events e ON e.id = d.event_id"
-		" WHERE d.state <> 1 AND d.state <> 3 AND d.event_id >= ?1"
+		" WHERE d.state <> 1 AND d.state <> 3 AND d.state <> 4"
+		" AND d.event_id >= ?1"
 		" ORDER BY d.event_id, d.handler LIMIT ?2",
 	/* deliveries_backlog gives the rows in order: one handler's
 	 * backlog, never a scan of the others' */
@@ -145,8 +176,20 @@ static const char *const journal_stmt_sql[ST_COUNT] = {
 		"SELECT " PENDING_COLS
 		" FROM deliveries d JOIN events e ON e.id = d.event_id"
 		" WHERE d.handler = ?1 AND d.state <> 1 AND d.state <> 3"
+		" AND d.state <> 4"
 		" AND d.event_id >= ?2 ORDER BY d.event_id LIMIT ?3",
 	[ST_LAST_ID] = "SELECT max(id) FROM events",
+	[ST_ATTEMPT_ADD] = "INSERT INTO attempts (event_id, handler, attempt,"
+			   " started_ms, duration_us, error)"
+			   " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	/* all but the last ?3 of the delivery's attempts */
+	[ST_ATTEMPT_TRIM] = "DELETE FROM attempts WHERE event_id = ?1"
+			    " AND handler = ?2 AND id <= (SELECT id FROM"
+			    " attempts WHERE event_id = ?1 AND handler = ?2"
+			    " ORDER BY id DESC LIMIT 1 OFFSET ?3)",
+	[ST_GET_ATTEMPTS] = "SELECT handler, attempt, started_ms, duration_us,"
+			    " error FROM attempts WHERE event_id = ?1"
+			    " ORDER BY handler, id",
 	/* prepared once: they run at every group commit (sqlite3_exec would
 	 * parse them each time) */
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -368,9 +411,18 @@ static int journal_sqlite_migrate(struct journal_sqlite *j,
 			if (ret < 0)
 				goto fail;
 		}
+		for (size_t i = 0; version < 4 &&
+				   i < sizeof(journal_migrate_4) /
+					       sizeof(journal_migrate_4[0]);
+		     i++) {
+			ret = journal_sqlite_exec(j, journal_migrate_4[i],
+						  "schema", error_r);
+			if (ret < 0)
+				goto fail;
+		}
 	}
 	if (version < JOURNAL_SCHEMA_VERSION) {
-		ret = journal_sqlite_exec(j, "PRAGMA user_version = 3",
+		ret = journal_sqlite_exec(j, "PRAGMA user_version = 4",
 					  "schema", error_r);
 		if (ret < 0)
 			goto fail;
@@ -871,7 +923,28 @@ static int journal_sqlite_delivery_update(struct journal *base,
 				  d->event_id, d->handler);
 		return -ENOENT;
 	}
-	return 0;
+	if (d->started_ms == 0)
+		return 0;
+	st = j->st[ST_ATTEMPT_ADD];
+	sqlite3_bind_int64(st, 1, d->event_id);
+	sqlite3_bind_text(st, 2, d->handler, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, d->attempts);
+	sqlite3_bind_int64(st, 4, d->started_ms);
+	sqlite3_bind_int64(st, 5, d->duration_us);
+	if (d->last_error != NULL)
+		sqlite3_bind_text(st, 6, d->last_error, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 6);
+	ret = journal_sqlite_step_reset(j, st, "attempt add", error_r);
+	/* a first attempt that succeeded cannot make the history too long
+	 * but by one (after a retry): the trim is for failures */
+	if (ret < 0 || d->state == DELIVERY_DONE)
+		return ret;
+	st = j->st[ST_ATTEMPT_TRIM];
+	sqlite3_bind_int64(st, 1, d->event_id);
+	sqlite3_bind_text(st, 2, d->handler, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, JOURNAL_ATTEMPTS_KEEP);
+	return journal_sqlite_step_reset(j, st, "attempt trim", error_r);
 }
 
 /* ---- reading back ---- */
@@ -1043,8 +1116,9 @@ static int journal_sqlite_load_pending_handler(struct journal *base,
 
 /* The JSON object of the event in st at EVENT_COLS, with its deliveries. */
 static int journal_sqlite_event_json(struct journal_sqlite *j,
-				     sqlite3_stmt *st, json_t **obj_r,
-				     const char *op, const char **error_r)
+				     sqlite3_stmt *st, bool get_attempts,
+				     json_t **obj_r, const char *op,
+				     const char **error_r)
 {
 	struct journal_event ev;
 	sqlite3_stmt *dst = j->st[ST_GET_DELIVERIES];
@@ -1068,6 +1142,25 @@ static int journal_sqlite_event_json(struct journal_sqlite *j,
 		return ret;
 	}
 	sqlite3_reset(dst);
+	if (get_attempts) {
+		sqlite3_stmt *ast = j->st[ST_GET_ATTEMPTS];
+
+		sqlite3_bind_int64(ast, 1, ev.id);
+		while ((rc = sqlite3_step(ast)) == SQLITE_ROW)
+			journal_event_json_attempt(
+				obj, journal_sqlite_col_text(ast, 0),
+				sqlite3_column_int64(ast, 1),
+				sqlite3_column_int64(ast, 2),
+				sqlite3_column_int64(ast, 3),
+				sqlite3_column_type(ast, 4) == SQLITE_NULL
+					? NULL
+					: journal_sqlite_col_text(ast, 4));
+		sqlite3_reset(ast);
+		if (rc != SQLITE_DONE) {
+			json_decref(obj);
+			return journal_sqlite_fail(j, error_r, op, rc);
+		}
+	}
 	*obj_r = obj;
 	return 0;
 }
@@ -1083,8 +1176,8 @@ static int journal_sqlite_get_event(struct journal *base, int64_t id,
 	sqlite3_bind_int64(st, 1, id);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		ret = journal_sqlite_event_json(j, st, event_r, "get event",
-						error_r);
+		ret = journal_sqlite_event_json(j, st, true, event_r,
+						"get event", error_r);
 	} else if (rc == SQLITE_DONE) {
 		journal_set_error(&j->j, error_r, "get event",
 				  "no event %" PRId64, id);
@@ -1128,7 +1221,8 @@ static int journal_sqlite_query_run(struct journal_sqlite *j,
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		json_t *obj;
 
-		ret = journal_sqlite_event_json(j, st, &obj, "query", error_r);
+		ret = journal_sqlite_event_json(j, st, false, &obj, "query",
+						 error_r);
 		if (ret < 0)
 			break;
 		json_array_append_new(arr, obj);
@@ -1273,7 +1367,7 @@ static int journal_sqlite_counts(struct journal *base, json_t **counts_r,
  * *more_r is false when the scan reached its end. */
 static int journal_sqlite_prune_chunk(struct journal_sqlite *j,
 				      sqlite3_stmt *sel, sqlite3_stmt *del_d,
-				      sqlite3_stmt *del_e,
+				      sqlite3_stmt *del_a, sqlite3_stmt *del_e,
 				      int64_t *cur_time, int64_t *cur_id,
 				      unsigned *deleted, bool *more_r,
 				      const char **error_r)
@@ -1299,6 +1393,10 @@ static int journal_sqlite_prune_chunk(struct journal_sqlite *j,
 		ret = journal_sqlite_step_reset(j, del_d, "prune", error_r);
 		if (ret < 0)
 			break;
+		sqlite3_bind_int64(del_a, 1, ids[i]);
+		ret = journal_sqlite_step_reset(j, del_a, "prune", error_r);
+		if (ret < 0)
+			break;
 		sqlite3_bind_int64(del_e, 1, ids[i]);
 		ret = journal_sqlite_step_reset(j, del_e, "prune", error_r);
 		if (ret == 0)
@@ -1312,7 +1410,7 @@ static int journal_sqlite_prune(struct journal *base, int64_t before_ms,
 				unsigned *deleted_r, const char **error_r)
 {
 	struct journal_sqlite *j = journal_sqlite_of(base);
-	sqlite3_stmt *sel = NULL, *del_d = NULL, *del_e = NULL;
+	sqlite3_stmt *sel = NULL, *del_d = NULL, *del_a = NULL, *del_e = NULL;
 	/* Inside the caller's transaction, prune within it; otherwise one
 	 * short transaction per chunk, so the write lock is never held
 	 * long. */
@@ -1336,7 +1434,8 @@ static int journal_sqlite_prune(struct journal *base, int64_t before_ms,
 	rc = sqlite3_prepare_v2(
 		j->db,
 		"SELECT e.id, e.time_ms, NOT EXISTS (SELECT 1 FROM deliveries"
-		" d WHERE d.event_id = e.id AND d.state <> 1)"
+		" d WHERE d.event_id = e.id AND d.state <> 1"
+		" AND d.state <> 4)"
 		" FROM events e WHERE (e.time_ms, e.id) > (?1, ?2)"
 		" AND e.time_ms < ?3 AND e.id < ?4"
 		" ORDER BY e.time_ms, e.id LIMIT ?5",
@@ -1346,6 +1445,11 @@ static int journal_sqlite_prune(struct journal *base, int64_t before_ms,
 					"DELETE FROM deliveries"
 					" WHERE event_id = ?1",
 					-1, &del_d, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(j->db,
+					"DELETE FROM attempts"
+					" WHERE event_id = ?1",
+					-1, &del_a, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v2(j->db,
 					"DELETE FROM events WHERE id = ?1",
@@ -1364,7 +1468,7 @@ static int journal_sqlite_prune(struct journal *base, int64_t before_ms,
 			if (ret < 0)
 				break;
 		}
-		ret = journal_sqlite_prune_chunk(j, sel, del_d, del_e,
+		ret = journal_sqlite_prune_chunk(j, sel, del_d, del_a, del_e,
 						 &cur_time, &cur_id, &deleted,
 						 &more, error_r);
 		if (own_tx) {
@@ -1388,6 +1492,7 @@ static int journal_sqlite_prune(struct journal *base, int64_t before_ms,
 out:
 	sqlite3_finalize(sel);
 	sqlite3_finalize(del_d);
+	sqlite3_finalize(del_a);
 	sqlite3_finalize(del_e);
 	return ret;
 }

@@ -209,6 +209,22 @@ id=$(nctl F --json events --type test.fail -n 1 | python3 -c 'import json,sys; p
 has_error() { nctl F --json events "$id" | python3 -c 'import json,sys; d=json.load(sys.stdin)["deliveries"][0]; sys.exit(0 if d["state"] in ("failed","dead") and d["last_error"] else 1)'; }
 wait_for 20 has_error
 ok $? "failed deliveries: ophookctl events ID shows the error"
+# every attempt kept, with its error, in the attempts table
+attempt_rows() { sql "SELECT count(*) FROM attempts a JOIN events e ON e.id = a.event_id WHERE e.type = 'test.fail' AND a.node = 'F' AND a.attempt >= 1 AND a.error IS NOT NULL AND a.error <> ''"; }
+[ "$(attempt_rows)" -ge 6 ]
+ok $? "failed deliveries: each attempt in the attempts table with its error"
+has_log() { nctl F --json events "$id" | python3 -c 'import json,sys; d=json.load(sys.stdin)["deliveries"][0]; sys.exit(0 if d["attempts_log"] and d["attempts_log"][0]["error"] else 1)'; }
+has_log
+ok $? "failed deliveries: events ID shows the attempts_log"
+# the history is capped: the trim keeps the last 20 (run by hand here on 25
+# rows, as each failed attempt runs it)
+for n in $(seq 1 25); do
+	sql "INSERT INTO attempts (event_id, handler, node, attempt, started_ms, error) VALUES (999999, 'x', 'F', $n, $n, 'e$n')" >/dev/null
+done
+sql "DELETE FROM attempts WHERE event_id = 999999 AND handler = 'x' AND node = 'F' AND id <= (SELECT t.id FROM (SELECT id FROM attempts WHERE event_id = 999999 AND handler = 'x' AND node = 'F' ORDER BY id DESC LIMIT 1 OFFSET 20) t)" >/dev/null
+is "$(sql "SELECT count(*), MIN(attempt) FROM attempts WHERE event_id = 999999" | tr '\t' ' ')" "20 6" \
+	"the attempts trim keeps the last 20 on MariaDB"
+sql "DELETE FROM attempts WHERE event_id = 999999" >/dev/null
 stop_node F
 
 # ---- the answer to COMMIT lost (the server went between committing and

@@ -156,7 +156,7 @@ static void test_state_names(void **state)
 	enum delivery_state st;
 
 	(void)state;
-	for (int i = DELIVERY_PENDING; i <= DELIVERY_DEAD; i++) {
+	for (int i = DELIVERY_PENDING; i <= DELIVERY_DISCARDED; i++) {
 		assert_int_equal(delivery_state_parse(
 					 delivery_state_name(
 						 (enum delivery_state)i),
@@ -165,6 +165,8 @@ static void test_state_names(void **state)
 		assert_int_equal(st, i);
 	}
 	assert_string_equal(delivery_state_name(DELIVERY_FAILED), "failed");
+	assert_string_equal(delivery_state_name(DELIVERY_DISCARDED),
+			    "discarded");
 	assert_int_equal(delivery_state_parse("Done", &st), -EINVAL);
 	assert_int_equal(delivery_state_parse("", &st), -EINVAL);
 }
@@ -834,6 +836,260 @@ static void test_prune(void **state)
 	journal_close(&j);
 }
 
+static int count_pending(const struct journal_event *ev,
+			 const struct journal_delivery *d, void *ctx)
+{
+	(void)ev;
+	(void)d;
+	(*(unsigned *)ctx)++;
+	return 0;
+}
+
+/* A discarded delivery is kept, counted, never loaded again, and pruned
+ * like a done one. */
+static void test_discarded(void **state)
+{
+	struct fixture *fx = *state;
+	struct journal *j = open_ok(fx, false);
+	const char *error = NULL;
+	unsigned deleted = 99, n = 0;
+	int64_t a, b, last;
+	json_t *c = NULL, *ev = NULL, *evs = NULL;
+	struct journal_filter f = { .state = "discarded" };
+
+	begin_ok(j);
+	a = append_ok(j, "a.b", "s", 1000, "{}");
+	add_ok(j, a, "h1");
+	add_ok(j, a, "h2");
+	b = append_ok(j, "a.b", "s", 1001, "{}");
+	add_ok(j, b, "h1");
+	last = append_ok(j, "a.b", "s", 9000, "{}");
+	commit_ok(j);
+	update_ok(j, a, "h1", DELIVERY_DONE, 1, NULL);
+	update_ok(j, a, "h2", DELIVERY_DISCARDED, 3, "gave up");
+	update_ok(j, b, "h1", DELIVERY_DISCARDED, 0, NULL);
+
+	assert_int_equal(journal_load_pending(j, count_pending, &n, &error), 0);
+	assert_int_equal(n, 0);
+	n = 0;
+	assert_int_equal(journal_load_pending_handler(j, "h2", 1, count_pending,
+						      &n, &error),
+			 0);
+	assert_int_equal(n, 0);
+	ev = get_ok(j, a);
+	assert_string_equal(json_string_value(json_object_get(
+				    json_array_get(json_object_get(ev,
+								   "deliveries"),
+						   1),
+				    "state")),
+			    "discarded");
+	json_decref(ev);
+	assert_int_equal(journal_query(j, &f, &evs, &error), 0);
+	assert_int_equal(json_array_size(evs), 2);
+	json_decref(evs);
+	assert_int_equal(journal_counts(j, &c, &error), 0);
+	assert_int_equal(counts_get(c, "deliveries", "discarded", NULL), 2);
+	assert_int_equal(counts_get(c, "handlers", "h2", "discarded"), 1);
+	json_decref(c);
+
+	assert_int_equal(journal_prune(j, 5000, &deleted, &error), 0);
+	assert_int_equal(deleted, 2);
+	assert_int_equal(journal_get_event(j, a, &ev, &error), -ENOENT);
+	json_decref(get_ok(j, last));
+	journal_close(&j);
+}
+
+/* An attempt result: update_ok with started_ms and an error of its own. */
+static void attempt_ok(struct journal *j, int64_t id, const char *handler,
+		       enum delivery_state st, unsigned attempt,
+		       int64_t started_ms, const char *err)
+{
+	struct journal_delivery d = {
+		.event_id = id, .handler = handler, .state = st,
+		.attempts = attempt, .last_error = err, .duration_us = attempt,
+		.started_ms = started_ms,
+	};
+	const char *error = NULL;
+
+	if (journal_delivery_update(j, &d, &error) != 0)
+		fail_msg("journal_delivery_update: %s", error);
+}
+
+static json_t *attempts_log(json_t *ev, const char *handler)
+{
+	size_t i;
+	json_t *d;
+
+	json_array_foreach(json_object_get(ev, "deliveries"), i, d) {
+		if (strcmp(json_string_value(json_object_get(d, "handler")),
+			   handler) == 0)
+			return json_object_get(d, "attempts_log");
+	}
+	fail_msg("no delivery to %s", handler);
+	return NULL;
+}
+
+/* Every attempt is kept with its own error, the last
+ * JOURNAL_ATTEMPTS_KEEP per delivery, written in the results transaction
+ * (a rollback drops it), and pruned with its event; an update that is no
+ * attempt (started_ms 0: retry, discard) adds none. */
+static void test_attempts(void **state)
+{
+	struct fixture *fx = *state;
+	struct journal *j = open_ok(fx, false);
+	const char *error = NULL;
+	unsigned deleted = 0;
+	int64_t a, last;
+	json_t *ev, *log, *at;
+	char msg[32];
+
+	begin_ok(j);
+	a = append_ok(j, "a.b", "s", 1000, "{}");
+	add_ok(j, a, "h1");
+	add_ok(j, a, "h2");
+	last = append_ok(j, "a.b", "s", 9000, "{}");
+	commit_ok(j);
+	assert_int_equal(journal_begin_results(j, &error), 0);
+	attempt_ok(j, a, "h1", DELIVERY_FAILED, 1, 5000, "first");
+	attempt_ok(j, a, "h1", DELIVERY_DEAD, 2, 6000, "second");
+	commit_ok(j);
+	/* a retry: back to pending, no attempt */
+	update_ok(j, a, "h1", DELIVERY_PENDING, 0, "second");
+	/* rolled back with its transaction */
+	assert_int_equal(journal_begin_results(j, &error), 0);
+	attempt_ok(j, a, "h1", DELIVERY_FAILED, 1, 6500, "lost");
+	journal_rollback(j);
+	attempt_ok(j, a, "h1", DELIVERY_DONE, 1, 7000, NULL);
+
+	ev = get_ok(j, a);
+	log = attempts_log(ev, "h1");
+	assert_int_equal(json_array_size(log), 3);
+	at = json_array_get(log, 0);
+	assert_int_equal(json_integer_value(json_object_get(at, "attempt")), 1);
+	assert_int_equal(json_integer_value(json_object_get(at, "started_ms")),
+			 5000);
+	assert_string_equal(json_string_value(json_object_get(at, "error")),
+			    "first");
+	at = json_array_get(log, 1);
+	assert_string_equal(json_string_value(json_object_get(at, "error")),
+			    "second");
+	at = json_array_get(log, 2);
+	assert_int_equal(json_integer_value(json_object_get(at, "attempt")), 1);
+	assert_true(json_is_null(json_object_get(at, "error")));
+	assert_int_equal(json_array_size(attempts_log(ev, "h2")), 0);
+	json_decref(ev);
+
+	/* the cap: the last JOURNAL_ATTEMPTS_KEEP of h2's 30 */
+	for (unsigned i = 1; i <= 30; i++) {
+		snprintf(msg, sizeof(msg), "fail %u", i);
+		attempt_ok(j, a, "h2", DELIVERY_FAILED, i, 10000 + i, msg);
+	}
+	ev = get_ok(j, a);
+	log = attempts_log(ev, "h2");
+	assert_int_equal(json_array_size(log), JOURNAL_ATTEMPTS_KEEP);
+	assert_string_equal(json_string_value(json_object_get(
+				    json_array_get(log, 0), "error")),
+			    "fail 11");
+	assert_string_equal(json_string_value(json_object_get(
+				    json_array_get(log, JOURNAL_ATTEMPTS_KEEP - 1),
+				    "error")),
+			    "fail 30");
+	json_decref(ev);
+
+	/* pruned with the event */
+	update_ok(j, a, "h2", DELIVERY_DISCARDED, 30, "fail 30");
+	assert_int_equal(journal_prune(j, 5000, &deleted, &error), 0);
+	assert_int_equal(deleted, 1);
+	{
+		int64_t n = -1;
+
+		assert_int_equal(journal_sqlite_int_query(
+					 journal_sqlite_of(j),
+					 "SELECT count(*) FROM attempts", "t",
+					 &n, NULL),
+				 0);
+		assert_int_equal(n, 0);
+	}
+	json_decref(get_ok(j, last));
+	journal_close(&j);
+}
+
+/* A journal made at schema version 3 (by hand, as ophookd wrote it) opens
+ * at version 4 with its rows kept, and records attempts from then on. */
+static void test_migrate_3(void **state)
+{
+	struct fixture *fx = *state;
+	static const char *const v3[] = {
+		"CREATE TABLE events (id INTEGER PRIMARY KEY, type TEXT NOT"
+		" NULL, subject TEXT NOT NULL DEFAULT '', source TEXT NOT NULL"
+		" DEFAULT '', node TEXT NOT NULL DEFAULT '', time_ms INTEGER"
+		" NOT NULL, payload TEXT NOT NULL DEFAULT '{}')",
+		"CREATE INDEX events_subject ON events(id >> 12, subject)",
+		"CREATE INDEX events_time ON events(time_ms)",
+		"CREATE TABLE deliveries (event_id INTEGER NOT NULL, handler"
+		" TEXT NOT NULL, state INTEGER NOT NULL DEFAULT 0, attempts"
+		" INTEGER NOT NULL DEFAULT 0, next_ms INTEGER NOT NULL DEFAULT"
+		" 0, last_error TEXT, duration_us INTEGER NOT NULL DEFAULT 0,"
+		" PRIMARY KEY (event_id, handler)) WITHOUT ROWID",
+		"CREATE INDEX deliveries_open ON deliveries(event_id, handler)"
+		" WHERE state <> 1",
+		"CREATE INDEX deliveries_backlog ON deliveries(handler,"
+		" event_id) WHERE state <> 1",
+		"INSERT INTO events (id, type, subject, time_ms, payload)"
+		" VALUES (7, 'domain.added', 'x.com', 1000,"
+		" '{\"domain\":\"x.com\"}')",
+		"INSERT INTO deliveries VALUES (7, 'exec:a', 3, 5, 0, 'gone',"
+		" 12)",
+		"INSERT INTO deliveries VALUES (7, 'plugin:log', 1, 1, 0, NULL,"
+		" 3)",
+		"PRAGMA user_version = 3",
+	};
+	struct journal *j;
+	sqlite3 *db = NULL;
+	json_t *ev, *d;
+	int64_t version = 0;
+
+	assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+	for (size_t i = 0; i < sizeof(v3) / sizeof(v3[0]); i++)
+		assert_int_equal(sqlite3_exec(db, v3[i], NULL, NULL, NULL),
+				 SQLITE_OK);
+	sqlite3_close(db);
+
+	j = open_ok(fx, false);
+	assert_int_equal(journal_sqlite_int_query(journal_sqlite_of(j),
+						  "PRAGMA user_version", "t",
+						  &version, NULL),
+			 0);
+	assert_int_equal(version, 4);
+	ev = get_ok(j, 7);
+	assert_string_equal(json_string_value(json_object_get(ev, "subject")),
+			    "x.com");
+	d = json_array_get(json_object_get(ev, "deliveries"), 0);
+	assert_string_equal(json_string_value(json_object_get(d, "handler")),
+			    "exec:a");
+	assert_string_equal(json_string_value(json_object_get(d, "state")),
+			    "dead");
+	assert_int_equal(json_integer_value(json_object_get(d, "attempts")), 5);
+	assert_string_equal(json_string_value(json_object_get(d, "last_error")),
+			    "gone");
+	assert_int_equal(json_array_size(json_object_get(d, "attempts_log")), 0);
+	json_decref(ev);
+	attempt_ok(j, 7, "exec:a", DELIVERY_DONE, 1, 2000, NULL);
+	journal_close(&j);
+
+	/* reopened at version 4: no migration again, the rows still there */
+	j = open_ok(fx, false);
+	ev = get_ok(j, 7);
+	d = json_array_get(json_object_get(ev, "deliveries"), 0);
+	assert_string_equal(json_string_value(json_object_get(d, "state")),
+			    "done");
+	assert_int_equal(json_array_size(json_object_get(d, "attempts_log")), 1);
+	assert_int_equal(json_array_size(json_object_get(ev, "deliveries")), 2);
+	json_decref(ev);
+	assert_int_equal(journal_last_id(j), 7);
+	journal_close(&j);
+}
+
 static void test_backoff(void **state)
 {
 	(void)state;
@@ -947,9 +1203,11 @@ static void test_open_errors(void **state)
 	assert_non_null(strstr(error, "not a database"));
 	unlink(fx->path);
 
-	/* a version 2 journal gains the backlog index */
+	/* a version 2 journal gains the backlog index (and the attempts
+	 * table of version 4) */
 	j = open_ok(fx, false);
 	assert_int_equal(sqlite3_exec(DB(j), "DROP INDEX deliveries_backlog;"
+				      " DROP TABLE attempts;"
 				      " PRAGMA user_version = 2", NULL, NULL,
 				      NULL),
 			 SQLITE_OK);
@@ -968,7 +1226,7 @@ static void test_open_errors(void **state)
 					 journal_sqlite_of(j),
 					 "PRAGMA user_version", "test", &n,
 					 &error), 0);
-		assert_int_equal(n, 3);
+		assert_int_equal(n, 4);
 	}
 	journal_close(&j);
 	unlink(fx->path);
@@ -1156,6 +1414,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_get_event_enoent, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_discarded, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_attempts, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_3, setup,
+						teardown),
 		cmocka_unit_test(test_backoff),
 		cmocka_unit_test_setup_teardown(test_disk_full, setup,
 						teardown),
