@@ -28,6 +28,7 @@ EXTRA_DIST += tests/integration/install.sh
 # the Debian packaging (dpkg-buildpackage -us -uc -b) and its test
 EXTRA_DIST += debian/changelog debian/control debian/copyright debian/rules \
 	debian/source/format debian/ophook.install debian/ophook-dev.install \
-	debian/ophook.dirs debian/ophook.postinst debian/ophook.postrm
+	debian/ophook.dirs debian/ophook.postinst debian/ophook.postrm \
+	debian/ophook.lintian-overrides
 TESTS += tests/integration/package.sh
 EXTRA_DIST += tests/integration/package.sh

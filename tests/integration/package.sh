@@ -80,8 +80,8 @@ for f in /usr/sbin/ophookd /usr/sbin/ophookctl \
 	grep -qxF "$f" "$T/ophook.list"
 	ok $? "ophook ships $f"
 done
-grep -q '/ophookd.service$' "$T/ophook.list"
-ok $? "ophook ships the systemd unit"
+grep -qxF /lib/systemd/system/ophookd.service "$T/ophook.list"
+ok $? "ophook ships the systemd unit in /lib/systemd/system"
 for f in /usr/include/ophook/plugin.h /usr/share/man/man3/ophook-plugin.3.gz \
 	/usr/share/doc/ophook-dev/examples/plugin-skeleton/skeleton.c \
 	/usr/share/doc/ophook-dev/examples/plugin-skeleton/Makefile; do
@@ -95,11 +95,15 @@ ok $? "no libtool .la files shipped"
 dpkg-deb -e "$DEB1" "$T/ctrl1"
 grep -qx /etc/openpanel/ophookd/ophookd.yaml "$T/ctrl1/conffiles"
 ok $? "the default config is a conffile"
+grep -q 'deb-systemd-helper' "$T/ctrl1/postinst"
+ok $? "postinst enables the unit (dh_installsystemd)"
 
 # ---- lintian ---------------------------------------------------------------
-lintian --no-tag-display-limit "$T/src/"*.changes >"$T/lintian.log" 2>&1
+lintian --tag-display-limit 0 --show-overrides "$T/src/"*.changes \
+	>"$T/lintian.log" 2>&1
 is "$(grep -c '^E: ' "$T/lintian.log")" 0 "lintian: no errors"
-grep '^[EW]: ' "$T/lintian.log" | sed 's/^/# lintian /'
+diag "lintian: $(grep -c '^W: ' "$T/lintian.log") warning(s), overrides (debian/ophook.lintian-overrides) shown as O:"
+grep '^[EWO]: ' "$T/lintian.log" | sed 's/^/# lintian /'
 
 # Paths of the packages that exist before the install (/usr, /etc, ...):
 # only the others must be gone after the purge.
