@@ -3,6 +3,8 @@ EXTRA_DIST += bench/README.md
 EXTRA_DIST += bench/dispatch
 EXTRA_DIST += bench/cluster
 EXTRA_DIST += bench/isolation
+# bench/containers (containers): Podman -> container source -> exec hook
+EXTRA_DIST += bench/containers
 # bench/poll (paneldb): the DB poller's cost; the script runs bench/poll_bench
 check_PROGRAMS += bench/poll_bench
 bench_poll_bench_SOURCES = bench/poll.c

@@ -146,6 +146,12 @@ static const struct guard_cmd guard_table[] = {
 };
 #define GUARD_N (sizeof(guard_table) / sizeof(guard_table[0]))
 
+const struct guard_cmd *guard_table_get(size_t *n_r)
+{
+	*n_r = GUARD_N;
+	return guard_table;
+}
+
 /* Options passed on as key=value (never the secret key options). */
 static const char *const guard_opt_keys[] = {
 	"comment", "docroot", "php_version", "reseller", "webserver", "sql",

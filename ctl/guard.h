@@ -47,6 +47,10 @@ struct guard_cmd {
 				   are never passed on), NULL ends */
 };
 
+/* The whole table (for the test that every intent is in the catalogue);
+ * *n_r rows. */
+const struct guard_cmd *guard_table_get(size_t *n_r);
+
 /* Find the row for an opencli argv (argv[0] the command).  NULL when the
  * command is not in the table. */
 const struct guard_cmd *guard_lookup(int argc, char *const *argv);

@@ -10,9 +10,11 @@
 #define _GNU_SOURCE
 #include "../core/lib/config.h" /* not the build's autoconf config.h */
 #include "../core/lib/emitline.h"
+#include "../core/lib/log.h"
 #include "../core/bus/event.h"
 #include "../core/lib/util.h"
 #include "guard.h"
+#include "types.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -85,6 +87,14 @@ static void ctl_usage(FILE *f)
 		"heartbeat,\n"
 		"                                  alive/dead, lag, failed and "
 		"dead deliveries\n"
+		"  types [TYPE|INTENT] [--json]    the event types and the "
+		"intents of\n"
+		"                                  pre checks: fields, "
+		"examples, schemas\n"
+		"                                  (no daemon needed; "
+		"ophook-events(7))\n"
+		"  check INTENT key=value...       ask the pre hooks: allow "
+		"(0) or deny (1)\n"
 		"  guard install|remove|status [--root DIR] [--fail-open]\n"
 		"                                  opencli pre hooks that can "
 		"stop a command\n"
@@ -199,6 +209,37 @@ static json_t *ctl_recv(struct ctl *ctl, bool *eof_r)
 	return o;
 }
 
+/* Write s to f.  On a terminal (tty) everything that could drive it
+ * (control characters, DEL, C1 controls, bytes that are not UTF-8: file
+ * names, domains and error texts come from events) is written as \xNN
+ * with log_escape(); line breaks and tabs stay when keep_nl.  Elsewhere
+ * (a pipe, a file) s is written as it is. */
+static void ctl_out(FILE *f, bool tty, const char *s, bool keep_nl)
+{
+	size_t len = strlen(s);
+	char *buf;
+
+	if (!tty) {
+		fputs(s, f);
+		return;
+	}
+	buf = malloc(4 * len + 1);
+	if (buf == NULL) {
+		fputs("?", f);
+		return;
+	}
+	while (*s != '\0') {
+		size_t seg = keep_nl ? strcspn(s, "\n\t") : strlen(s);
+		size_t n = log_escape(buf, 4 * len + 1, s, seg);
+
+		fwrite(buf, 1, n, f);
+		s += seg;
+		if (*s != '\0')
+			fputc(*s++, f);
+	}
+	free(buf);
+}
+
 /* Print a value as JSON (pretty). */
 static void ctl_print_json(json_t *v, bool compact)
 {
@@ -223,22 +264,30 @@ static void ctl_print_event(struct ctl *ctl, json_t *ev)
 		fflush(stdout);
 		return;
 	}
-	printf("%" JSON_INTEGER_FORMAT "  %s  %s  %s",
-	       json_integer_value(json_object_get(ev, "id")),
-	       json_string_value(json_object_get(ev, "time")) ?: "-",
-	       json_string_value(json_object_get(ev, "type")) ?: "-",
-	       json_string_value(json_object_get(ev, "subject")) ?: "-");
+	printf("%" JSON_INTEGER_FORMAT "  ",
+	       json_integer_value(json_object_get(ev, "id")));
+	ctl_out(stdout, ctl->tty,
+		json_string_value(json_object_get(ev, "time")) ?: "-", false);
+	fputs("  ", stdout);
+	ctl_out(stdout, ctl->tty,
+		json_string_value(json_object_get(ev, "type")) ?: "-", false);
+	fputs("  ", stdout);
+	ctl_out(stdout, ctl->tty,
+		json_string_value(json_object_get(ev, "subject")) ?: "-", false);
 	json_object_foreach(ev, k, v) {
 		bool skip = false;
 		for (unsigned i = 0; std[i] != NULL; i++)
 			skip = skip || strcmp(k, std[i]) == 0;
 		if (skip)
 			continue;
+		putchar(' ');
+		ctl_out(stdout, ctl->tty, k, false);
+		putchar('=');
 		if (json_is_string(v)) {
-			printf(" %s=%s", k, json_string_value(v));
+			ctl_out(stdout, ctl->tty, json_string_value(v), false);
 		} else {
 			char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-			printf(" %s=%s", k, s != NULL ? s : "?");
+			ctl_out(stdout, ctl->tty, s != NULL ? s : "?", false);
 			free(s);
 		}
 	}
@@ -254,7 +303,10 @@ static int ctl_print_answer(struct ctl *ctl, json_t *ans)
 
 	if (!json_is_true(json_object_get(ans, "ok"))) {
 		const char *err = json_string_value(json_object_get(ans, "error"));
-		fprintf(stderr, "ophookctl: %s\n", err != NULL ? err : "failed");
+		fputs("ophookctl: ", stderr);
+		ctl_out(stderr, isatty(STDERR_FILENO) == 1,
+			err != NULL ? err : "failed", true);
+		fputc('\n', stderr);
 		if (status == 0)
 			status = 2;
 		return status;
@@ -265,7 +317,7 @@ static int ctl_print_answer(struct ctl *ctl, json_t *ans)
 		const char *text = json_string_value(json_object_get(ans, "text"));
 		if (text != NULL) {
 			size_t len = strlen(text);
-			fputs(text, stdout);
+			ctl_out(stdout, ctl->tty, text, true);
 			if (len > 0 && text[len - 1] != '\n')
 				putchar('\n');
 		} else {
@@ -663,6 +715,8 @@ int main(int argc, char **argv)
 		ctl_usage(stdout);
 		return 0;
 	}
+	if (strcmp(cmd, "types") == 0) /* the catalogue: no daemon */
+		return types_main(argc - optind, argv + optind, ctl.json);
 	int status;
 
 	ctl.tty = isatty(STDOUT_FILENO) == 1;

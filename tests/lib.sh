@@ -26,6 +26,36 @@ cleanup_pid() { _cleanup_pids="$_cleanup_pids $1"; }
 cleanup_cmd() { _cleanup_cmds="$_cleanup_cmds
 $1"; }
 
+# With OPHOOK_JOURNALS_DIR set (contrib/run-tests.sh sets it), the events
+# of every SQLite journal the test made (each daemon's state_dir/journal.db
+# below $T) are written to $OPHOOK_JOURNALS_DIR/<test>.jsonl, one payload a
+# line, when the test ends: tests/integration/catalogue.sh then checks them
+# against the schemas of the catalogue.
+_collect_journals() {
+	mkdir -p "$OPHOOK_JOURNALS_DIR" || return 0
+	find "$T" -name journal.db -type f 2>/dev/null |
+		python3 -c '
+import json, sqlite3, sys
+out = open(sys.argv[1], "w")
+for db in sys.stdin.read().split("\n"):
+    if not db:
+        continue
+    try:
+        c = sqlite3.connect(db, timeout=5)
+        rows = c.execute("SELECT id, payload FROM events ORDER BY id")
+        for i, p in rows:
+            try:
+                o = json.loads(p)
+            except ValueError:
+                o = {"unparsable_payload": p}
+            o["id"] = i
+            out.write(json.dumps(o, sort_keys=True) + "\n")
+        c.close()
+    except sqlite3.Error as e:
+        sys.stderr.write("# %s: %s\n" % (db, e))
+' "$OPHOOK_JOURNALS_DIR/$(basename "$0" .sh).jsonl" >/dev/null 2>&1
+}
+
 _cleanup() {
 	rc=$?
 	set +e
@@ -37,6 +67,7 @@ _cleanup() {
 		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
 		kill -KILL "$p" 2>/dev/null
 	done
+	[ -n "${OPHOOK_JOURNALS_DIR:-}" ] && _collect_journals
 	if [ "${KEEP_TMP:-0}" = 1 ] || [ "$_tap_fail" -ne 0 ]; then
 		echo "# test folder kept: $T"
 		if [ -f "$T/ophookd.log" ]; then

@@ -23,3 +23,7 @@ EXTRA_DIST += tests/reliability/run.sh tests/reliability/lib.sh \
 	tests/reliability/s_crash.sh tests/reliability/s_roots.sh \
 	tests/reliability/s_mount.sh tests/reliability/s_hookfail.sh \
 	tests/reliability/s_kill9slow.sh
+# the catalogue against the journals (with OPHOOK_CATALOGUE_ALL=1, after
+# the suite: contrib/run-tests.sh)
+TESTS += tests/integration/catalogue.sh
+EXTRA_DIST += tests/integration/catalogue.sh

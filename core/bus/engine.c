@@ -974,7 +974,16 @@ char *engine_metrics_text(void *ctx)
 	g.journal_errors = e->journal_errors;
 	g.journal_ok = !e->journal_failing;
 	g.uptime_s = (now_ms() - e->started_ms) / 1000;
-	return metrics_render(e->metrics, &g);
+	json_t *counts = NULL;
+	const char *err = NULL;
+
+	g.journal_handlers = NULL;
+	if (e->journal != NULL && journal_counts(e->journal, &counts, &err) == 0)
+		g.journal_handlers = json_object_get(counts, "handlers");
+	char *text = metrics_render(e->metrics, &g);
+
+	json_decref(counts);
+	return text;
 }
 
 static void engine_cmd_metrics(struct control_reply *reply, json_t *args,

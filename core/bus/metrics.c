@@ -237,6 +237,48 @@ static void render_handlers(struct buf *b, const struct metrics *m)
 	free(ks.k);
 }
 
+/* HELP text of the named counters (metrics_count); others get a generic
+ * one. */
+static const char *counter_help(const char *name)
+{
+	static const char *const help[][2] = {
+		{ "plugins_quarantined", "Plugins quarantined since the start." },
+		{ "plugin_crashes", "Isolated plugin runners that died in a call." },
+		{ "reconciles_requested", "Reconciles asked for (ophookctl reconcile)." },
+	};
+
+	for (size_t i = 0; i < sizeof(help) / sizeof(help[0]); i++) {
+		if (strcmp(help[i][0], name) == 0)
+			return help[i][1];
+	}
+	return "Count since the daemon started.";
+}
+
+/* The journal's deliveries by handler and state: gauges read from the
+ * journal at each scrape, so pending, failed and dead are right after a
+ * restart. */
+static void render_journal(struct buf *b, const json_t *handlers)
+{
+	static const char *const states[] = { "pending", "failed", "dead" };
+	const char *name;
+	json_t *h;
+
+	if (handlers == NULL)
+		return;
+	buf_printf(b, "# HELP ophook_journal_deliveries Deliveries in the journal "
+		      "not done, by handler and state (read from the journal).\n"
+		      "# TYPE ophook_journal_deliveries gauge\n");
+	json_object_foreach((json_t *)handlers, name, h) {
+		for (size_t i = 0; i < 3; i++) {
+			buf_printf(b, "ophook_journal_deliveries{handler=\"");
+			buf_label(b, name);
+			buf_printf(b, "\",state=\"%s\"} %lld\n", states[i],
+				   (long long)json_integer_value(
+					   json_object_get(h, states[i])));
+		}
+	}
+}
+
 char *metrics_render(const struct metrics *m, const struct metrics_gauges *g)
 {
 	struct buf b = { xmalloc(4096), 0, 4096 };
@@ -247,8 +289,9 @@ char *metrics_render(const struct metrics *m, const struct metrics_gauges *g)
 	render_handlers(&b, m);
 	ks = sorted_keys(m->counters);
 	for (size_t i = 0; i < ks.n; i++) {
-		buf_printf(&b, "# TYPE ophook_%s_total counter\nophook_%s_total %llu\n",
-			   ks.k[i], ks.k[i],
+		buf_printf(&b, "# HELP ophook_%s_total %s\n"
+			   "# TYPE ophook_%s_total counter\nophook_%s_total %llu\n",
+			   ks.k[i], counter_help(ks.k[i]), ks.k[i], ks.k[i],
 			   (unsigned long long)*(uint64_t *)hmap_get(m->counters, ks.k[i]));
 	}
 	free(ks.k);
@@ -257,15 +300,20 @@ char *metrics_render(const struct metrics *m, const struct metrics_gauges *g)
 		   "# TYPE ophook_queue_depth gauge\n"
 		   "ophook_queue_depth{stage=\"incoming\"} %llu\n"
 		   "ophook_queue_depth{stage=\"queued\"} %llu\n"
+		   "# HELP ophook_inflight Handler calls running now.\n"
 		   "# TYPE ophook_inflight gauge\nophook_inflight %llu\n"
+		   "# HELP ophook_journal_errors_total Journal writes that failed since the start.\n"
 		   "# TYPE ophook_journal_errors_total counter\n"
 		   "ophook_journal_errors_total %llu\n"
+		   "# HELP ophook_journal_ok 1 when the journal takes writes, 0 while it fails.\n"
 		   "# TYPE ophook_journal_ok gauge\nophook_journal_ok %d\n"
+		   "# HELP ophook_uptime_seconds Seconds since the daemon started.\n"
 		   "# TYPE ophook_uptime_seconds gauge\nophook_uptime_seconds %lld\n",
 		   (unsigned long long)g->incoming, (unsigned long long)g->queued,
 		   (unsigned long long)g->inflight,
 		   (unsigned long long)g->journal_errors, g->journal_ok,
 		   (long long)g->uptime_s);
+	render_journal(&b, g->journal_handlers);
 	return b.s;
 }
 

@@ -6,6 +6,7 @@
 #ifndef OPHOOK_METRICS_H
 #define OPHOOK_METRICS_H
 
+#include <jansson.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -28,6 +29,10 @@ struct metrics_gauges {
 	uint64_t incoming, queued, inflight, journal_errors;
 	int64_t uptime_s;
 	int journal_ok;
+	/* journal_counts()'s "handlers" object ({"h":{"pending":N,..}}), or
+	 * NULL: the deliveries in the journal by handler and state, which
+	 * survive a restart (the counters above start from zero) */
+	const json_t *journal_handlers;
 };
 /* The whole exposition text; caller frees. */
 char *metrics_render(const struct metrics *m, const struct metrics_gauges *g);

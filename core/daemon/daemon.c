@@ -2,13 +2,14 @@
  *
  * Start order: journal, bus, plugin host (plugins loaded), hooks, panel
  * DB, bus resume (pending deliveries), cluster, control socket with every
- * subsystem's command table, metrics endpoint, watcher.
- * Stop order: watcher, panel DB, entity merger (what it held is submitted),
+ * subsystem's command table, metrics endpoint, watcher, containers.
+ * Stop order: containers, watcher, panel DB, entity merger (what it held is submitted),
  * control socket, metrics endpoint (no new
  * events or requests); the bus drains (running deliveries finish); hooks,
  * plugins, cluster; the bus closes its handlers, dispatcher and journal. */
 #include "daemon.h"
 #include "cluster.h"
+#include "containers.h"
 #include "control.h"
 #include "ctlcmds.h"
 #include "engine.h"
@@ -35,6 +36,7 @@ struct daemon {
 	struct hooks *hooks;
 	struct paneldb *paneldb;
 	struct watch *watch;
+	struct containers *containers; /* Podman/Docker API streams */
 	struct entity *entity; /* merges the watcher's and the DB's users */
 	struct control *control;
 	struct cluster *cluster;        /* journal backend mysql only */
@@ -127,6 +129,9 @@ static void daemon_status(json_t *status, void *ctx)
 	if (d->plugins != NULL)
 		json_object_set_new(status, "plugins",
 				    pluginhost_list(d->plugins));
+	if (d->containers != NULL)
+		json_object_set_new(status, "containers",
+				    containers_status(d->containers));
 }
 
 /* The socket_group trust model (ophookd.yaml(5) socket_group, ophookctl(8)
@@ -205,6 +210,9 @@ int daemon_start(struct daemon *d, const char **error_r)
 		if (ret < 0)
 			log_error("watch: %s", *error_r);
 	}
+	ret = containers_start(d->engine, &d->containers, error_r);
+	if (ret < 0)
+		log_error("containers: %s", *error_r);
 	/* NULL when the watcher is off: the command says so */
 	control_register_table(d->control, watch_commands, d->watch);
 	log_info("ophookd %s started: %u plugins, %zu handlers, node %s",
@@ -241,6 +249,8 @@ void daemon_stop(struct daemon *d, void (*cb)(void *ctx), void *ctx)
 	d->stop_cb = cb;
 	d->stop_ctx = ctx;
 	log_info("stopping");
+	pluginhost_stopping(d->plugins);
+	containers_stop(&d->containers);
 	watch_stop(&d->watch);
 	paneldb_stop(&d->paneldb);
 	entity_free(&d->entity); /* what it held goes to the engine */

@@ -16,7 +16,8 @@ ophookd_CFLAGS = $(AM_CFLAGS) $(DEPS_CFLAGS)
 ophookd_LDADD = core/libophookcore.la $(DEPS_LIBS)
 
 sbin_PROGRAMS += ophookctl
-ophookctl_SOURCES = ctl/ophookctl.c ctl/guard.c ctl/guard.h
+ophookctl_SOURCES = ctl/ophookctl.c ctl/guard.c ctl/guard.h \
+	ctl/types.c ctl/types.h
 ophookctl_CPPFLAGS = $(BUS_CPPFLAGS)
 ophookctl_CFLAGS = $(AM_CFLAGS) $(DEPS_CFLAGS)
 ophookctl_LDADD = core/libophookcore.la $(DEPS_LIBS)

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "catalogue.h"
 #include "config.h"
 #include "engine.h"
 #include "exechook.h"
@@ -111,6 +112,32 @@ static bool hooks_json_strs_equal(json_t *a, json_t *b)
 	return a != NULL && b != NULL && json_equal(a, b);
 }
 
+json_t *hooks_intents_warn(const char *name, const json_t *intents,
+			   bool log)
+{
+	json_t *out = json_array(), *v;
+	size_t i;
+
+	json_array_foreach(intents, i, v) {
+		const char *in = json_string_value(v);
+		const char *near;
+		char *w;
+
+		if (in == NULL || catalogue_intent_find(in) != NULL)
+			continue;
+		near = catalogue_intent_suggest(in);
+		w = xasprintf("ophook.pre('%s'): unknown intent, `ophookctl "
+			      "check` never asks it%s%s%s", in,
+			      near != NULL ? " (did you mean " : "",
+			      near != NULL ? near : "", near != NULL ? "?)" : "");
+		if (log)
+			log_msg(LOG_WARN_L, "hooks", "%s: %s", name, w);
+		json_array_append_new(out, json_string(w));
+		free(w);
+	}
+	return out;
+}
+
 void hooks_apply_load(struct luafile *f, struct hooks_job *job)
 {
 	bool same;
@@ -148,6 +175,7 @@ void hooks_apply_load(struct luafile *f, struct hooks_job *job)
 	log_msg(LOG_INFO_L, "hooks", "%s: %s: %zu event handler(s), %zu pre "
 		"hook(s)", f->name, f->loaded ? "reloaded" : "loaded",
 		json_array_size(f->patterns), json_array_size(f->intents));
+	json_decref(hooks_intents_warn(f->name, f->intents, true));
 	f->loaded = true;
 	f->loaded_ms = now_ms();
 	if (f->removed)
@@ -460,6 +488,12 @@ static void hooks_timer_cb(uv_timer_t *t)
 
 static void hooks_free(struct hooks *hk)
 {
+	for (size_t i = 0; hk->file_roots != NULL && hk->file_roots[i] != NULL;
+	     i++)
+		free(hk->file_roots[i]);
+	free(hk->file_roots);
+	free(hk->hooks_dir);
+	pthread_rwlock_destroy(&hk->host_gate);
 	hmap_free(&hk->lua, NULL);
 	hmap_free(&hk->exec, NULL);
 	pthread_mutex_destroy(&hk->done_mu);
@@ -544,8 +578,16 @@ int hooks_start(struct engine *e, const struct hooks_deps *deps,
 	hk->lim.memory_max = (size_t)cfg->hooks.memory_kb * 1024;
 	hk->lim.timeout_ms = cfg->hooks.timeout_ms;
 	hk->lim.output_max = cfg->hooks.output_max;
-	hk->lim.file_roots = cfg->hooks.file_roots;
+	hk->hooks_dir = cfg->hooks_dir != NULL ? xstrdup(cfg->hooks_dir) : NULL;
+	hk->timeout_ms = cfg->hooks.timeout_ms;
+	hk->output_max = cfg->hooks.output_max;
+	hk->file_roots = xcalloc(cfg->hooks.n_file_roots + 1,
+				 sizeof(*hk->file_roots));
+	for (size_t i = 0; i < cfg->hooks.n_file_roots; i++)
+		hk->file_roots[i] = xstrdup(cfg->hooks.file_roots[i]);
+	hk->lim.file_roots = hk->file_roots;
 	hk->lim.n_file_roots = cfg->hooks.n_file_roots;
+	pthread_rwlock_init(&hk->host_gate, NULL);
 	hooks_lua_host_init(hk);
 	hk->lua = hmap_new();
 	hk->exec = hmap_new();
@@ -582,6 +624,11 @@ void hooks_stop(struct hooks **hp)
 	if (hk == NULL)
 		return;
 	*hp = NULL;
+	/* no host function runs from now on (a hooks.test thread that is
+	 * never waited for may still call one) */
+	pthread_rwlock_wrlock(&hk->host_gate);
+	hk->host_gone = true;
+	pthread_rwlock_unlock(&hk->host_gate);
 	pthread_mutex_lock(&hk->done_mu);
 	hk->stopped = true;
 	job = hk->done_head;

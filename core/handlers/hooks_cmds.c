@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "catalogue.h"
 #include "config.h"
 #include "control.h"
 #include "event.h"
@@ -215,6 +216,20 @@ static void hooks_cmds_check(struct control_reply *reply, json_t *args,
 	if (!hooks_pattern_ok(intent) || strchr(intent, '*') != NULL) {
 		control_reply_error(&reply, 2, "check: invalid intent '%s' "
 				    "(1-64 of [a-z0-9_.])", intent);
+		return;
+	}
+	if (catalogue_intent_find(intent) == NULL) {
+		/* a typo must not allow silently (ophook-events(7), INTENTS) */
+		const char *near = catalogue_intent_suggest(intent);
+
+		if (near != NULL)
+			control_reply_error(&reply, 2, "check: unknown intent "
+					    "'%s' (did you mean %s?)", intent,
+					    near);
+		else
+			control_reply_error(&reply, 2, "check: unknown intent "
+					    "'%s' (`ophookctl types` lists the "
+					    "intents)", intent);
 		return;
 	}
 	request = json_pack("{ss}", "intent", intent);
@@ -468,6 +483,22 @@ static void hooks_cmds_lint_one(struct hooks_work *w, const char *path,
 					    "handler(s), %zu pre hook(s))\n",
 					    path, luahook_on_count(lh),
 					    luahook_pre_count(lh));
+			{
+				json_t *warns = hooks_intents_warn(
+					path, json_object_get(item, "intents"),
+					false);
+				size_t k;
+				json_t *wv;
+
+				json_array_foreach(warns, k, wv)
+					hooks_cmds_text_add(
+						&w->text, "%s: warning: %s\n",
+						path, json_string_value(wv));
+				if (json_array_size(warns) > 0)
+					json_object_set(item, "warnings",
+							warns);
+				json_decref(warns);
+			}
 		}
 		luahook_free(&lh);
 	} else {
@@ -513,8 +544,8 @@ static void hooks_cmds_test_exec(struct hooks_work *w)
 	o.cwd = "/";
 	o.stdin_data = json;
 	o.stdin_len = json != NULL ? strlen(json) : 0;
-	o.timeout_ms = w->hk->cfg->hooks.timeout_ms;
-	o.output_max = w->hk->cfg->hooks.output_max;
+	o.timeout_ms = w->hk->timeout_ms; /* never cfg: see struct hooks */
+	o.output_max = w->hk->output_max;
 	ret = exechook_run_sync(&o, &res, &serr);
 	free(json);
 	if (ret < 0) {
@@ -961,7 +992,8 @@ static void hooks_cmds_queue_work(struct hooks *hk, struct hooks_work *w)
 static int hooks_cmds_trusted(struct hooks *hk, const char *real,
 			      char **why_r)
 {
-	char *dir = realpath(hk->cfg->hooks_dir, NULL);
+	/* hk's copy: a pool thread may run this after the daemon freed cfg */
+	char *dir = hk->hooks_dir != NULL ? realpath(hk->hooks_dir, NULL) : NULL;
 	size_t n = dir != NULL ? strlen(dir) : 0;
 	char *p;
 	int ret = 0;
@@ -970,7 +1002,7 @@ static int hooks_cmds_trusted(struct hooks *hk, const char *real,
 		*why_r = xasprintf("%s: not inside hooks_dir %s (a socket_group "
 				   "member may only lint or test the "
 				   "installed hooks)", real,
-				   hk->cfg->hooks_dir);
+				   hk->hooks_dir != NULL ? hk->hooks_dir : "");
 		free(dir);
 		return -EPERM;
 	}

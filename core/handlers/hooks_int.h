@@ -145,6 +145,17 @@ struct hooks {
 	struct hooks_job *done_head, *done_tail;
 	bool leak;            /* a thread would not stop: never free */
 	struct hooks_pool *pool; /* hooks.test/lint threads (hooks_cmds.c) */
+	/* What threads that may outlive the daemon's stop (a hooks.test or
+	 * lint stuck in a C function; the pool never waits for them) read:
+	 * hk's own copies, never the config, which the daemon frees. */
+	char *hooks_dir;      /* cfg->hooks_dir */
+	unsigned timeout_ms, output_max;
+	char **file_roots;    /* cfg->hooks.file_roots; lim.file_roots */
+	/* Host functions (emit, db_query, own_write) reach the engine and the
+	 * daemon: hooks_stop sets host_gone under the write lock, so that
+	 * none runs once it returns (the daemon then frees them). */
+	pthread_rwlock_t host_gate;
+	bool host_gone;
 };
 
 /* ---- hooks_cmds.c ------------------------------------------------------- */
@@ -173,5 +184,10 @@ void hooks_free_names(char **names);
 /* A load job of f came back: run the new version (register, re-register
  * or adjust its handler) or keep the previous one and log why not. */
 void hooks_apply_load(struct luafile *f, struct hooks_job *job);
+/* The intents of `intents` (a Lua file's ophook.pre) that are not in the
+ * catalogue, as warnings ("ophook.pre('domian.add'): unknown intent ...
+ * (did you mean domain.add?)"), logged with name when log.  New array. */
+json_t *hooks_intents_warn(const char *name, const json_t *intents,
+			   bool log);
 
 #endif

@@ -49,8 +49,15 @@ static int hooks_lua_host_emit(void *ctx, const char *type, const char *subject,
 	const char *err = NULL;
 	int ret;
 
+	pthread_rwlock_rdlock(&hk->host_gate);
+	if (hk->host_gone) {
+		pthread_rwlock_unlock(&hk->host_gate);
+		*error_r = xstrdup("ophookd is stopping");
+		return -ESHUTDOWN;
+	}
 	ret = engine_submit(hk->e, type, subject, "hook", fields, NULL, NULL,
 			    &err);
+	pthread_rwlock_unlock(&hk->host_gate);
 	if (ret < 0)
 		*error_r = xstrdup(err != NULL ? err : strerror(-ret));
 	return ret;
@@ -60,20 +67,31 @@ static int hooks_lua_host_db_query(void *ctx, const char *sql, json_t *params,
 				   json_t **rows_r, char **error_r)
 {
 	struct hooks *hk = ctx;
+	int ret;
 
 	if (hk->deps.db_query == NULL) {
 		*error_r = xstrdup("no panel database");
 		return -ENOTCONN;
 	}
-	return hk->deps.db_query(hk->deps.db_ctx, sql, params, rows_r,
-				 error_r);
+	pthread_rwlock_rdlock(&hk->host_gate);
+	if (hk->host_gone) {
+		pthread_rwlock_unlock(&hk->host_gate);
+		*error_r = xstrdup("ophookd is stopping");
+		return -ESHUTDOWN;
+	}
+	ret = hk->deps.db_query(hk->deps.db_ctx, sql, params, rows_r, error_r);
+	pthread_rwlock_unlock(&hk->host_gate);
+	return ret;
 }
 
 static void hooks_lua_host_own_write(void *ctx, const char *path)
 {
 	struct hooks *hk = ctx;
 
-	engine_own_write(hk->e, path);
+	pthread_rwlock_rdlock(&hk->host_gate);
+	if (!hk->host_gone)
+		engine_own_write(hk->e, path);
+	pthread_rwlock_unlock(&hk->host_gate);
 }
 
 void hooks_lua_host_init(struct hooks *hk)

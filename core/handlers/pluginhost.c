@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,6 +123,7 @@ struct pluginhost {
 	struct hmap *quarantined;  /* name -> malloc'd reason */
 	struct hmap *reload_after; /* names to load again once unloaded */
 	bool closing;
+	atomic_bool stopping; /* the daemon is stopping: host->stopping() */
 	unsigned closed; /* handles closed (free at 2) */
 };
 
@@ -382,6 +384,17 @@ static const char *host_node(struct ophook_ctx *ctx)
 	return engine_config(ctx->ph->e)->node;
 }
 
+static bool host_stopping(struct ophook_ctx *ctx)
+{
+	return atomic_load(&ctx->ph->stopping);
+}
+
+void pluginhost_stopping(struct pluginhost *ph)
+{
+	if (ph != NULL)
+		atomic_store(&ph->stopping, true);
+}
+
 static const struct ophook_host host_table = {
 	.size = sizeof(struct ophook_host),
 	.abi = OPHOOK_ABI_VERSION,
@@ -401,6 +414,7 @@ static const struct ophook_host host_table = {
 	.setting_bool = host_setting_bool,
 	.setting_list = host_setting_list,
 	.setting_is_set = host_setting_is_set,
+	.stopping = host_stopping,
 };
 
 /* ---- an inline plugin's fatal signal ---- */
@@ -410,6 +424,35 @@ static const struct ophook_host host_table = {
  * file that keeps the plugin out at the next start. */
 static _Thread_local struct plugin_call *volatile ph_tls_call;
 static char ph_sig_qdir[1024];
+
+/* Each thread that runs inline plugin code gets an alternate signal
+ * stack (SA_ONSTACK), so that ph_fatal_signal runs also when a plugin
+ * overflowed its stack (no stack is left for the handler then).  A fixed
+ * set of them, in bss: pool threads live as long as the daemon. */
+#define PH_ALTSTACKS 64
+#define PH_ALTSTACK_SIZE (64 * 1024)
+static char ph_altstack_mem[PH_ALTSTACKS][PH_ALTSTACK_SIZE];
+static atomic_uint ph_altstack_next;
+static _Thread_local bool ph_tls_altstack;
+
+static void ph_altstack_ensure(void)
+{
+	stack_t old, ss = { 0 };
+	unsigned i;
+
+	if (ph_tls_altstack)
+		return;
+	ph_tls_altstack = true;
+	/* one set already (a sanitizer's): keep it */
+	if (sigaltstack(NULL, &old) == 0 && !(old.ss_flags & SS_DISABLE))
+		return;
+	i = atomic_fetch_add(&ph_altstack_next, 1);
+	if (i >= PH_ALTSTACKS)
+		return;
+	ss.ss_sp = ph_altstack_mem[i];
+	ss.ss_size = PH_ALTSTACK_SIZE;
+	(void)sigaltstack(&ss, NULL);
+}
 
 static size_t ph_sig_cat(char *buf, size_t len, size_t cap, const char *s)
 {
@@ -486,7 +529,7 @@ static void ph_fatal_install(const char *qdir)
 		return;
 	memcpy(ph_sig_qdir, qdir, strlen(qdir) + 1);
 	sa.sa_handler = ph_fatal_signal;
-	sa.sa_flags = (int)(SA_RESETHAND | SA_NODEFER);
+	sa.sa_flags = (int)(SA_RESETHAND | SA_NODEFER | SA_ONSTACK);
 	sigemptyset(&sa.sa_mask);
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		sigaction(sigs[i], &sa, NULL);
@@ -653,26 +696,30 @@ static const struct pluginproc_cbs proc_cbs = {
 	.died = proc_died,
 };
 
-/* Start the plugin's runner (again): HELLO, INIT, init().  0 or -errno
- * with *error_r (malloc'd). */
+/* Start the plugin's runner (again): HELLO, INIT, init().  A runner
+ * already up (the one pluginhost_load asked for its HELLO) is only sent
+ * INIT.  0 or -errno with *error_r (malloc'd). */
 static int proc_start(struct plugin *p, char **error_r)
 {
 	struct pluginproc_hello hello = { 0 };
 	unsigned to = engine_config(p->ph->e)->dispatch.timeout_ms;
 	int ret;
 
-	ret = pluginproc_spawn(engine_loop(p->ph->e), p->ph->runner, p->file,
-			       to, &p->pp, &hello, error_r);
-	if (ret < 0)
-		return ret;
-	if (strcmp(hello.name, p->name) != 0) {
-		*error_r = xasprintf("%s: now says it is plugin %s, not %s",
-				     p->file, hello.name, p->name);
+	if (p->pp == NULL) {
+		ret = pluginproc_spawn(engine_loop(p->ph->e), p->ph->runner,
+				       p->file, to, &p->pp, &hello, error_r);
+		if (ret < 0)
+			return ret;
+		if (strcmp(hello.name, p->name) != 0) {
+			*error_r = xasprintf("%s: now says it is plugin %s, "
+					     "not %s", p->file, hello.name,
+					     p->name);
+			pluginproc_hello_clear(&hello);
+			pluginproc_kill(&p->pp);
+			return -EEXIST;
+		}
 		pluginproc_hello_clear(&hello);
-		pluginproc_kill(&p->pp);
-		return -EEXIST;
 	}
-	pluginproc_hello_clear(&hello);
 	ret = pluginproc_init(p->pp, p->init_json, to, &proc_cbs, p, error_r);
 	if (ret < 0)
 		p->pp = NULL;
@@ -768,6 +815,7 @@ static void plugin_worker_run(uv_work_t *w)
 		pthread_mutex_unlock(&p->qlock);
 
 		delivery_started(c->d);
+		ph_altstack_ensure();
 		ph_tls_call = c;
 		c->rc = p->api->on_event(p->data, &c->d->view.pub, &err);
 		ph_tls_call = NULL;
@@ -1279,19 +1327,22 @@ int pluginhost_load(struct pluginhost *ph, const char *path, char **error_r)
 				       &hello, error_r);
 		if (ret < 0)
 			return ret;
-		pluginproc_kill(&probe);
 		cp = config_plugin_find(cfg, hello.name);
 		isolated = cp == NULL ||
 			   cp->isolation != CONFIG_ISOLATION_INLINE;
+		if (!isolated)
+			pluginproc_kill(&probe);
 	}
 	if (isolated) {
 		ret = ph_load_checks(ph, path, hello.name, &cp, error_r);
 		if (ret < 0) {
+			pluginproc_kill(&probe);
 			pluginproc_hello_clear(&hello);
 			return ret;
 		}
 		p = xcalloc(1, sizeof(*p));
 		p->hello = hello;
+		p->pp = probe; /* the runner that said HELLO gets the INIT */
 		plugin_use_hello(p);
 		goto load;
 	}
@@ -1347,7 +1398,7 @@ int pluginhost_load(struct pluginhost *ph, const char *path, char **error_r)
 			free(p);
 			return ret;
 		}
-		pluginproc_kill(&probe);
+		p->pp = probe; /* the runner that said HELLO gets the INIT */
 		plugin_use_hello(p);
 		api = p->api;
 	}
@@ -1364,6 +1415,8 @@ load:
 	api = p->api;
 	ret = plugin_init(ph, p, cp, error_r);
 	if (ret < 0) {
+		if (p->pp != NULL) /* its HELLO runner, never sent INIT */
+			pluginproc_kill(&p->pp);
 		if (p->ctx.actions != NULL)
 			hmap_free(&p->ctx.actions, NULL);
 		plugin_free_ctx(p);

@@ -39,6 +39,10 @@ int pluginhost_reload(struct pluginhost *ph, const char *name, char **error_r);
 json_t *pluginhost_list(struct pluginhost *ph);
 /* True while a plugin action runs on the thread pool. */
 bool pluginhost_busy(struct pluginhost *ph);
+
+/* The daemon is stopping: from now on host->stopping() says true, so that
+ * plugins give up long work (their checkers are killed) at once. */
+void pluginhost_stopping(struct pluginhost *ph);
 /* Unload everything and free; NULLs *ph. */
 void pluginhost_free(struct pluginhost **ph);
 

@@ -254,6 +254,13 @@ out:
 	return ret;
 }
 
+/* The runner is ended at stop (its children die with it: PDEATHSIG). */
+static bool runner_stopping(struct ophook_ctx *ctx)
+{
+	(void)ctx;
+	return false;
+}
+
 static const char *runner_state_dir(struct ophook_ctx *ctx)
 {
 	return ctx->state_dir;
@@ -384,6 +391,7 @@ static const struct ophook_host runner_host = {
 	.setting_bool = runner_setting_bool,
 	.setting_list = runner_setting_list,
 	.setting_is_set = runner_setting_is_set,
+	.stopping = runner_stopping,
 };
 
 static void *runner_flusher(void *arg)

@@ -516,6 +516,26 @@ static const struct cfg_key cfg_keys[] = {
 	K_UINT("watch.reconcile_s", watch.reconcile_s, 3600, 0, UINT_MAX),
 	K_BOOL("watch.enabled", watch.enabled, true),
 
+	K_BOOL("containers.enabled", containers.enabled, false),
+	K_STR("containers.root_socket", containers.root_socket,
+	      "/run/podman/podman.sock", CK_NULLABLE),
+	K_STR("containers.run_user_dir", containers.run_user_dir, "/run/user",
+	      CK_NULLABLE),
+	K_PATH("containers.home_dir", containers.home_dir, "/home"),
+	K_STR("containers.kmsg", containers.kmsg, "/dev/kmsg", CK_NULLABLE),
+	K_UINT("containers.scan_ms", containers.scan_ms, 2000, 100, UINT_MAX),
+	K_UINT("containers.reconnect_ms", containers.reconnect_ms, 1000, 10,
+	       UINT_MAX),
+	K_UINT("containers.catchup_slack_s", containers.catchup_slack_s, 10, 1,
+	       86400),
+	K_UINT("containers.restart_loop_deaths",
+	       containers.restart_loop_deaths, 5, 2, 1000),
+	K_UINT("containers.restart_loop_window_s",
+	       containers.restart_loop_window_s, 300, 1, 86400),
+	K_UINT("containers.reason_window_s", containers.reason_window_s, 120,
+	       0, 86400),
+	K_BOOL("containers.peer_check", containers.peer_check, true),
+
 	K_UINT("hooks.lua_memory_kb", hooks.memory_kb, 16384, 64, UINT_MAX),
 	K_UINT("hooks.timeout_ms", hooks.timeout_ms, 5000, 1, UINT_MAX),
 	K_UINT("hooks.output_max", hooks.output_max, 4096, 0, UINT_MAX),
@@ -614,6 +634,15 @@ static void cfg_plugin_clear(struct config_plugin *pl)
 	memset(pl, 0, sizeof(*pl));
 }
 
+static void cfg_csockets_free(struct config *c)
+{
+	for (size_t i = 0; i < c->containers.n_sockets; i++)
+		free(c->containers.sockets[i].path);
+	free(c->containers.sockets);
+	c->containers.sockets = NULL;
+	c->containers.n_sockets = 0;
+}
+
 void config_free(struct config **cp)
 {
 	struct config *c = *cp;
@@ -631,6 +660,7 @@ void config_free(struct config **cp)
 	for (size_t i = 0; i < c->n_plugins; i++)
 		cfg_plugin_clear(&c->plugins[i]);
 	free(c->plugins);
+	cfg_csockets_free(c);
 	free(c->file);
 	free(c);
 	*cp = NULL;
@@ -1077,6 +1107,77 @@ static int cfg_plugins(struct cfg_load *l, const struct cfg_node *n)
 	return 0;
 }
 
+/* `containers.sockets`: a sequence of {path: ABS, uid: N, api: libpod|docker}. */
+static int cfg_csockets(struct cfg_load *l, const struct cfg_node *seq)
+{
+	struct config *c = l->c;
+
+	cfg_csockets_free(c);
+	if (cfg_is_null(seq))
+		return 0;
+	if (seq->kind != CFG_SEQ)
+		return cfg_expected(l, seq, "containers.sockets",
+				    "a sequence of {path, uid, api}");
+	c->containers.sockets = xcalloc(seq->n ? seq->n : 1,
+					sizeof(*c->containers.sockets));
+	for (size_t i = 0; i < seq->n; i++) {
+		const struct cfg_node *m = seq->items[i];
+		struct config_csocket *cs =
+			&c->containers.sockets[c->containers.n_sockets++];
+		bool has_uid = false;
+
+		if (m->kind != CFG_MAP)
+			return cfg_expected(l, m, "containers.sockets[]",
+					    "a mapping (path, uid, api)");
+		for (size_t j = 0; j + 1 < m->n; j += 2) {
+			const struct cfg_node *k = m->items[j], *v = m->items[j + 1];
+			int r;
+
+			if (strcmp(k->value, "path") == 0) {
+				r = cfg_get_string(l, v, "containers.sockets[].path",
+						   true);
+				if (r < 0)
+					return r;
+				free(cs->path);
+				cs->path = xstrdup(v->value);
+			} else if (strcmp(k->value, "uid") == 0) {
+				char *end;
+				unsigned long u;
+
+				if (v->kind != CFG_SCALAR || v->len == 0 ||
+				    v->value[0] < '0' || v->value[0] > '9')
+					return cfg_expected(l, v,
+						"containers.sockets[].uid",
+						"a uid (0 to 4294967294)");
+				errno = 0;
+				u = strtoul(v->value, &end, 10);
+				if (errno != 0 || *end != '\0' || u >= UINT_MAX)
+					return cfg_expected(l, v,
+						"containers.sockets[].uid",
+						"a uid (0 to 4294967294)");
+				cs->uid = (unsigned)u;
+				has_uid = true;
+			} else if (strcmp(k->value, "api") == 0) {
+				if (v->kind != CFG_SCALAR ||
+				    (strcmp(v->value, "libpod") != 0 &&
+				     strcmp(v->value, "docker") != 0))
+					return cfg_expected(l, v,
+						"containers.sockets[].api",
+						"libpod|docker");
+				cs->docker = strcmp(v->value, "docker") == 0;
+			} else {
+				return cfg_error(l->p, k,
+						 "unknown key \"containers.sockets[]."
+						 "%.64s\"", k->value);
+			}
+		}
+		if (cs->path == NULL || !has_uid)
+			return cfg_error(l->p, m, "containers.sockets[]: path "
+					 "and uid are required");
+	}
+	return 0;
+}
+
 static int cfg_walk_map(struct cfg_load *l, const struct cfg_node *map,
 			const char *prefix)
 {
@@ -1100,6 +1201,8 @@ static int cfg_walk_map(struct cfg_load *l, const struct cfg_node *map,
 			r = cfg_set(l, k, val);
 		else if (simple && prefix == NULL && strcmp(full, "plugins") == 0)
 			r = cfg_plugins(l, val);
+		else if (simple && strcmp(full, "containers.sockets") == 0)
+			r = cfg_csockets(l, val);
 		else if (simple && cfg_is_section(full))
 			r = cfg_walk_map(l, val, full);
 		else

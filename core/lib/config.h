@@ -47,6 +47,13 @@ struct config_plugin {
 	int line, column;
 };
 
+/* One `containers.sockets` entry: an API socket and whose it is. */
+struct config_csocket {
+	char *path;   /* absolute */
+	unsigned uid; /* the user it belongs to (0: root's, the system's) */
+	bool docker;  /* `api: docker` (Docker's /events), else libpod */
+};
+
 struct config {
 	char *file;          /* the file this was loaded from */
 	char *node;          /* `node`: this server's name (default hostname) */
@@ -159,6 +166,33 @@ struct config {
 					    write_file may go (root) */
 		size_t n_file_roots;
 	} hooks;
+
+	struct {
+		bool enabled;            /* `containers.enabled` (false) */
+		char *root_socket;       /* `containers.root_socket`: root's
+					    Podman (/run/podman/podman.sock);
+					    NULL = none */
+		char *run_user_dir;      /* `containers.run_user_dir`: each
+					    user's <uid>/podman/podman.sock
+					    and <uid>/docker.sock (/run/user);
+					    NULL = no scan */
+		char *home_dir;          /* `containers.home_dir`: uid -> ctx
+					    by the owner of <home_dir>/<ctx>
+					    (/home) */
+		char *kmsg;              /* `containers.kmsg`: kernel log for
+					    OOM kills (/dev/kmsg); NULL = off */
+		struct config_csocket *sockets; /* `containers.sockets` */
+		size_t n_sockets;
+		unsigned scan_ms;        /* `containers.scan_ms` (2000) */
+		unsigned reconnect_ms;   /* `containers.reconnect_ms` (1000) */
+		unsigned catchup_slack_s; /* `containers.catchup_slack_s` (10) */
+		unsigned restart_loop_deaths;   /* (5) */
+		unsigned restart_loop_window_s; /* (300) */
+		unsigned reason_window_s; /* `containers.reason_window_s` (120) */
+		bool peer_check;         /* `containers.peer_check` (true): a
+					    socket found under run_user_dir
+					    must be served by its uid */
+	} containers;
 
 	struct config_plugin *plugins; /* `plugins:` map NAME -> {...} */
 	size_t n_plugins;

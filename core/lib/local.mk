@@ -8,7 +8,8 @@ core_lib_libophook_lib_la_SOURCES = \
 	core/lib/log.c core/lib/log.h \
 	core/lib/emitline.c core/lib/emitline.h \
 	core/lib/config.c core/lib/config.h \
-	core/lib/control.c core/lib/control.h
+	core/lib/control.c core/lib/control.h \
+	core/lib/catalogue.c core/lib/catalogue.h
 core_lib_libophook_lib_la_CPPFLAGS = $(LIB_CPPFLAGS)
 core_lib_libophook_lib_la_CFLAGS = $(LAYER_CFLAGS)
 
@@ -38,3 +39,11 @@ TESTS += tests/unit/test_safe
 tests_unit_test_safe_SOURCES = tests/unit/test_safe.c
 tests_unit_test_safe_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_safe_LDADD = $(TEST_LIBS)
+
+# The catalogue of event types and intents: consistent, and every intent
+# ophookctl guard maps is in it.
+check_PROGRAMS += tests/unit/test_catalogue
+TESTS += tests/unit/test_catalogue
+tests_unit_test_catalogue_SOURCES = tests/unit/test_catalogue.c ctl/guard.c
+tests_unit_test_catalogue_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_catalogue_LDADD = $(TEST_LIBS)

@@ -975,6 +975,46 @@ static json_t *dbpoll_str_or_nothing(const char *s)
 	return s != NULL ? json_string(s) : NULL;
 }
 
+struct dbpoll_ctx_find {
+	const char *ctx;
+	const struct dbpoll_user *found;
+};
+
+static bool dbpoll_ctx_find_one(const char *key, void *value, void *arg)
+{
+	struct dbpoll_ctx_find *f = arg;
+	const struct dbpoll_user *u = value;
+	const char *ctx = u->context != NULL ? u->context : u->name;
+
+	(void)key;
+	if (ctx == NULL || strcmp(ctx, f->ctx) != 0)
+		return true;
+	f->found = u;
+	return false;
+}
+
+/* container.*: the source knows the ctx (the owner of /home/<ctx>), the
+ * row with that `server` gives the current name (the real one while
+ * suspended), its id, plan and whether it is suspended. */
+static void dbpoll_enrich_container(const struct dbpoll_panel *p,
+				    json_t *payload)
+{
+	struct dbpoll_ctx_find f = { 0 };
+
+	f.ctx = json_string_value(json_object_get(payload, "ctx"));
+	if (f.ctx == NULL || p->users == NULL)
+		return;
+	hmap_each(p->users, dbpoll_ctx_find_one, &f);
+	if (f.found == NULL)
+		return;
+	json_object_set_new(payload, "user", json_string(f.found->name));
+	json_object_set_new(payload, "user_id", json_integer(f.found->id));
+	json_object_set_new(payload, "suspended",
+			    json_boolean(f.found->suspended_at != NULL));
+	dbpoll_enrich_set(payload, "plan", dbpoll_str_or_nothing(
+		dbpoll_plan_name(p, f.found->plan_id)));
+}
+
 void dbpoll_enrich(const struct dbpoll_panel *p, json_t *payload,
 		   const char *type, const char *subject)
 {
@@ -1000,6 +1040,10 @@ void dbpoll_enrich(const struct dbpoll_panel *p, json_t *payload,
 		dbpoll_enrich_set(payload, "plan", dbpoll_str_or_nothing(o->plan));
 		dbpoll_enrich_set(payload, "context",
 				  dbpoll_str_or_nothing(o->context));
+		return;
+	}
+	if (dbpoll_has_prefix(type, "container.")) {
+		dbpoll_enrich_container(p, payload);
 		return;
 	}
 	if (dbpoll_has_prefix(type, "user.")) {

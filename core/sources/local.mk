@@ -11,7 +11,9 @@ core_sources_libophook_sources_la_SOURCES = \
 	core/sources/paneldb.c core/sources/paneldb.h \
 	core/sources/paneldb_driver.h core/sources/paneldb_sqlite.c \
 	core/sources/paneldb_mysql.c core/sources/dbpoll.c core/sources/dbpoll.h \
-	core/sources/entity.c core/sources/entity.h
+	core/sources/entity.c core/sources/entity.h \
+	core/sources/ctrevent.c core/sources/ctrevent.h \
+	core/sources/containers.c core/sources/containers.h
 core_sources_libophook_sources_la_CPPFLAGS = $(SOURCES_CPPFLAGS)
 core_sources_libophook_sources_la_CFLAGS = $(LAYER_CFLAGS)
 
@@ -78,3 +80,13 @@ TESTS += tests/integration/paneldb_sqlite.sh tests/integration/paneldb_mariadb.s
 EXTRA_DIST += tests/integration/paneldb_sqlite.sh \
 	tests/integration/paneldb_mariadb.sh \
 	tests/integration/paneldb_common.sh
+
+# Containers: Podman/Docker API events per user (ctrevent: parsing, the
+# catch-up window, restart loops, kernel OOM lines).
+check_PROGRAMS += tests/unit/test_containers
+TESTS += tests/unit/test_containers
+tests_unit_test_containers_SOURCES = tests/unit/test_containers.c
+tests_unit_test_containers_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_containers_LDADD = $(TEST_LIBS)
+TESTS += tests/integration/containers.sh
+EXTRA_DIST += tests/integration/containers.sh tests/integration/containers_lib.sh

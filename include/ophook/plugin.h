@@ -229,6 +229,13 @@ struct ophook_host {
 					   const char *key);
 	/* True when the config sets key (a default does not count). */
 	bool (*setting_is_set)(struct ophook_ctx *ctx, const char *key);
+
+	/* True once the daemon is stopping: long work in a call or an action
+	 * (a checker on customer input, a slow tool) should give up and
+	 * return OPHOOK_RETRY, so that the event stays pending and the stop
+	 * is prompt.  Thread-safe and cheap: poll it.  (An isolated plugin's
+	 * runner always says false: its process is ended at stop.) */
+	bool (*stopping)(struct ophook_ctx *ctx);
 };
 
 struct ophook_plugin {

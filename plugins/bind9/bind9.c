@@ -80,6 +80,21 @@ static const struct ophook_setting_decl bind9_settings_decl[] = {
 	{ .name = "checkconf_argv", .type = OPHOOK_SETTING_ARGV,
 	  .def = "named-checkconf -z",
 	  .description = "gets the batch conf's path" },
+	{ .name = "checker_user", .type = OPHOOK_SETTING_STRING,
+	  .def = "nobody",
+	  .description = "user named-checkzone runs as (root: no change)" },
+	{ .name = "checker_memory_mb", .type = OPHOOK_SETTING_INT,
+	  .def = "256", .min = 0, .max = 65536,
+	  .description = "named-checkzone address space, MiB (0: none)" },
+	{ .name = "checker_cpu_s", .type = OPHOOK_SETTING_INT, .def = "10",
+	  .min = 0, .max = 3600,
+	  .description = "named-checkzone CPU seconds (0: none)" },
+	{ .name = "checker_timeout_ms", .type = OPHOOK_SETTING_MS,
+	  .def = "20000", .min = 100, .max = 600000,
+	  .description = "named-checkzone wall clock limit" },
+	{ .name = "generate_max", .type = OPHOOK_SETTING_INT, .def = "65536",
+	  .min = 1, .max = 4294967296LL,
+	  .description = "most steps of one $GENERATE in a zone" },
 	{ .name = "window_ms", .type = OPHOOK_SETTING_MS, .def = "500",
 	  .min = 0, .max = 3600000,
 	  .description = "coalescing window of the rndc action" },
@@ -327,10 +342,21 @@ static int bind9_state_zone_set(struct bind9 *b, const char *d,
 
 /* --- running tools ------------------------------------------------------- */
 
-/* Run base argv + extra args; 0 with *out_r (stdout and stderr joined,
- * trimmed) and *status_r, or -errno with *error_r. */
+/* host->stopping(), for run_opts.cancel. */
+static bool bind9_cancel(void *arg)
+{
+	struct bind9 *b = arg;
+
+	return OPHOOK_HOST_HAS(b->host, stopping) && b->host->stopping(b->ctx);
+}
+
+/* Run base argv + extra args with lim, timeout_ms; 0 with *out_r (stdout
+ * and stderr joined, trimmed) and *status_r, or -errno with *error_r:
+ * -ETIMEDOUT, OPHOOK_RETRY when the daemon is stopping (the child was
+ * killed). */
 static int bind9_run(const char *const *base, const char *const *extra,
-		     const char *in, char **out_r, int *status_r,
+		     const char *in, const struct run_opts *lim,
+		     unsigned timeout_ms, char **out_r, int *status_r,
 		     const char **error_r)
 {
 	size_t n = argv_len(base), m = 0;
@@ -347,9 +373,17 @@ static int bind9_run(const char *const *base, const char *const *extra,
 		argv[i] = base[i];
 	for (size_t i = 0; i < m; i++)
 		argv[n + i] = extra[i];
-	ret = run_argv(argv, in, BIND9_RUN_TIMEOUT_MS, &out, &err, status_r,
-		       error_r);
+	ret = run_argv_ex(argv, lim, in, timeout_ms, &out, &err, status_r,
+			  error_r);
 	free(argv);
+	if (ret == -ECANCELED) {
+		free(out);
+		free(err);
+		return plug_fail(error_r, OPHOOK_RETRY,
+				 "%s: killed, the daemon is stopping (the "
+				 "event stays pending)",
+				 base[0]);
+	}
 	if (ret < 0 && ret != -ETIMEDOUT)
 		return plug_fail(error_r, ret, "%s: %s", base[0], *error_r);
 	*out_r = plug_fmt("%s%s%s", out != NULL ? out : "",
@@ -369,57 +403,73 @@ static int bind9_run(const char *const *base, const char *const *extra,
 		free(*out_r);
 		*out_r = NULL;
 		return plug_fail(error_r, ret, "%s: timed out after %u ms",
-				  base[0], BIND9_RUN_TIMEOUT_MS);
+				  base[0], timeout_ms);
 	}
 	return 0;
 }
 
-/* named-checkzone zone - < text.  0 when good, 1 when rejected (*msg_r:
- * its message, naming path where it says "stream-0x...:" or "(null)" for
- * stdin), -errno when it could not run. */
+/* named-checkzone zone - < text, as checker_user with the checker
+ * limits, after the directives a customer may not use are refused.  0 when
+ * good, 1 when rejected (*msg_r: why, naming path; only the checker's
+ * lines about this zone, escaped: never text of another file), -errno
+ * when it could not run (OPHOOK_RETRY when the daemon is stopping). */
 static int bind9_check(struct bind9 *b, const char *zone, const char *text,
 		       const char *path, char **msg_r, const char **error_r)
 {
 	const char *extra[] = { zone, "-", NULL };
-	char *out = NULL, *msg;
+	char *out = NULL, *diag = NULL, *why = NULL;
 	int status = 0, ret;
-	size_t plen = strlen(path), n = 0;
 
 	*msg_r = NULL;
-	ret = bind9_run(b->checkzone_argv, extra, text, &out, &status, error_r);
+	ret = zone_directives_check(text, b->zones_dir, b->generate_max, &why);
+	if (ret == -EINVAL) {
+		*msg_r = plug_fmt("%s: %s", path, why);
+		free(why);
+		return *msg_r != NULL ? 1
+				      : plug_fail(error_r, -ENOMEM,
+						  "out of memory");
+	}
+	if (ret < 0)
+		return plug_fail(error_r, ret, "out of memory");
+	ret = bind9_run(b->checkzone_argv, extra, text, &b->check_lim,
+			b->check_timeout_ms, &out, &status, error_r);
+	if (ret == -ETIMEDOUT) {
+		*msg_r = plug_fmt("%s: named-checkzone stopped after %u ms "
+				  "(limit checker_timeout_ms)",
+				  path, b->check_timeout_ms);
+		return *msg_r != NULL ? 1
+				      : plug_fail(error_r, -ENOMEM,
+						  "out of memory");
+	}
 	if (ret < 0)
 		return ret;
 	if (status == 0) {
 		free(out);
 		return 0;
 	}
-	/* name the file instead of stdin */
-	msg = malloc(strlen(out) * (plen + 1) + 64);
-	if (msg == NULL) {
-		free(out);
-		return plug_fail(error_r, -ENOMEM, "out of memory");
-	}
-	for (const char *p = out; *p != '\0'; p++) {
-		size_t skip = 0;
-
-		if (strncmp(p, "stream-0x", 9) == 0)
-			skip = 9 + strspn(p + 9, "0123456789abcdefABCDEF");
-		else if (strncmp(p, "(null)", 6) == 0)
-			skip = 6;
-		if (skip > 0) {
-			memcpy(msg + n, path, plen);
-			n += plen;
-			p += skip - 1;
-			continue;
-		}
-		msg[n++] = *p;
-	}
-	if (n == 0)
-		n = (size_t)sprintf(msg, "named-checkzone exited with %d",
-				    status);
-	msg[n] = '\0';
+	ret = zone_diag_filter(out, zone, path, &diag);
 	free(out);
-	*msg_r = msg;
+	if (ret < 0)
+		return plug_fail(error_r, ret, "out of memory");
+	if (status > 128)
+		*msg_r = plug_fmt("%s: named-checkzone killed by signal %d "
+				  "(%s), over a checker limit "
+				  "(checker_memory_mb %llu, checker_cpu_s "
+				  "%u)%s%s",
+				  path, status - 128, strsignal(status - 128),
+				  b->check_lim.mem_max >> 20,
+				  b->check_lim.cpu_max_s,
+				  *diag != '\0' ? "\n" : "",
+				  diag);
+	else if (*diag == '\0')
+		*msg_r = plug_fmt("%s: named-checkzone exited with %d", path,
+				  status);
+	else
+		*msg_r = diag;
+	if (*msg_r != diag)
+		free(diag);
+	if (*msg_r == NULL)
+		return plug_fail(error_r, -ENOMEM, "out of memory");
 	return 1;
 }
 
@@ -453,7 +503,8 @@ static int bind9_rndc(struct bind9 *b, const char *const *args)
 	char *out = NULL;
 	int status = 0, ret;
 
-	ret = bind9_run(b->rndc_argv, args, NULL, &out, &status, &err);
+	ret = bind9_run(b->rndc_argv, args, NULL, &b->tool_lim,
+			BIND9_RUN_TIMEOUT_MS, &out, &status, &err);
 	b->reloads++;
 	if (ret < 0) {
 		b->host->log(b->ctx, OPHOOK_LOG_ERROR, "rndc %s%s%s: %s",
@@ -819,8 +870,8 @@ static bool bind9_flush(struct bind9 *b)
 	if (ret == 0) {
 		const char *extra[] = { check_named, NULL };
 
-		ret = bind9_run(b->checkconf_argv, extra, NULL, &out, &status,
-				&err);
+		ret = bind9_run(b->checkconf_argv, extra, NULL, &b->tool_lim,
+				BIND9_RUN_TIMEOUT_MS, &out, &status, &err);
 	} else {
 		err = strerror(-ret);
 	}
@@ -1769,6 +1820,26 @@ static int bind9_init_settings(struct bind9 *b, const char **error_r)
 	b->window_ms = (unsigned)h->setting_int(b->ctx, "window_ms");
 	b->reload_all_max = (unsigned)h->setting_int(b->ctx, "reload_all_max");
 	b->rndc_argv = h->setting_list(b->ctx, "rndc_argv");
+	b->check_lim.mem_max =
+		(unsigned long long)h->setting_int(b->ctx, "checker_memory_mb")
+		<< 20;
+	b->check_lim.cpu_max_s =
+		(unsigned)h->setting_int(b->ctx, "checker_cpu_s");
+	b->check_timeout_ms =
+		(unsigned)h->setting_int(b->ctx, "checker_timeout_ms");
+	b->generate_max = (uint64_t)h->setting_int(b->ctx, "generate_max");
+	b->check_lim.cancel = b->tool_lim.cancel = bind9_cancel;
+	b->check_lim.cancel_arg = b->tool_lim.cancel_arg = b;
+	{
+		const char *why = NULL;
+		int r = run_opts_user(&b->check_lim,
+					h->setting_str(b->ctx, "checker_user"),
+					&why);
+
+		if (r < 0)
+			return plug_fail(error_r, r, "setting checker_user: %s",
+					 why);
+	}
 	b->checkzone_argv = h->setting_list(b->ctx, "checkzone_argv");
 	b->checkconf_argv = h->setting_list(b->ctx, "checkconf_argv");
 	/* staged zones live beside the others, so that a named-checkconf in

@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "ophook/plugin.h"
+#include "../common/run.h"
 
 #define BIND9_FILE_MAX (16u * 1024u * 1024u)
 #define BIND9_RUN_TIMEOUT_MS 60000u
@@ -42,6 +43,12 @@ struct bind9 {
 	const char *const *checkconf_argv;
 	unsigned window_ms;
 	unsigned reload_all_max; /* more changed zones: one `rndc reload` */
+	/* named-checkzone on customer zones (README "Checking customer
+	 * zones"): memory, CPU, uid, wall clock; cancelled at stop */
+	struct run_opts check_lim;
+	unsigned check_timeout_ms;
+	uint64_t generate_max;
+	struct run_opts tool_lim; /* rndc, named-checkconf: cancel only */
 
 	pthread_mutex_t lock; /* files and state */
 	json_t *state;        /* {"zones": {d: {user, serial, hash}}, "subs": {d: parent}} */

@@ -1,4 +1,5 @@
 /* bind9 plugin: pure zone and named.conf text functions (see zone.h). */
+#define _GNU_SOURCE
 #include "zone.h"
 
 #include <arpa/inet.h>
@@ -838,4 +839,224 @@ bool zone_is_subdomain(const char *s, const char *parent)
 
 	return n > m + 1 && s[n - m - 1] == '.' &&
 	       strcmp(s + n - m, parent) == 0;
+}
+
+/* --- customer zones: directives and the checker's diagnosis ------------- */
+
+/* The first token of a directive's arguments at *p (quoted or bare), in
+ * buf; p moves past it.  False when there is none. */
+static bool zone_dir_token(const char **p, const char *end, char *buf,
+			   size_t cap)
+{
+	const char *s = *p;
+	size_t n = 0;
+
+	while (s < end && (*s == ' ' || *s == '\t'))
+		s++;
+	if (s >= end || *s == ';')
+		return false;
+	if (*s == '"') {
+		for (s++; s < end && *s != '"'; s++) {
+			if (*s == '\\' && s + 1 < end)
+				s++;
+			if (n + 1 < cap)
+				buf[n++] = *s;
+		}
+		if (s < end)
+			s++;
+	} else {
+		for (; s < end && *s != ' ' && *s != '\t' && *s != ';'; s++)
+			if (n + 1 < cap)
+				buf[n++] = *s;
+	}
+	buf[n] = '\0';
+	*p = s;
+	return true;
+}
+
+/* An $INCLUDE target inside dir: absolute, under dir + "/", with no "."
+ * or ".." component and no empty one. */
+static bool zone_include_inside(const char *file, const char *dir)
+{
+	size_t dl = strlen(dir);
+
+	while (dl > 1 && dir[dl - 1] == '/')
+		dl--;
+	if (file[0] != '/' || strncmp(file, dir, dl) != 0 || file[dl] != '/' ||
+	    file[dl + 1] == '\0')
+		return false;
+	for (const char *c = file + dl + 1; *c != '\0';) {
+		size_t l = strcspn(c, "/");
+
+		if (l == 0 || (l == 1 && c[0] == '.') ||
+		    (l == 2 && c[0] == '.' && c[1] == '.'))
+			return false;
+		c += l;
+		if (*c == '/')
+			c++;
+		else
+			break;
+	}
+	return file[strlen(file) - 1] != '/';
+}
+
+/* The printable form of a directive argument for a message. */
+static void zone_printable(char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+			*s = '?';
+}
+
+int zone_directives_check(const char *text, const char *zones_dir,
+			  uint64_t generate_max, char **msg_r)
+{
+	const char *line = text;
+	size_t lineno = 1;
+	char arg[512];
+
+	*msg_r = NULL;
+	for (; *line != '\0'; lineno++) {
+		const char *nl = strchr(line, '\n');
+		const char *end = nl != NULL ? nl : line + strlen(line);
+		const char *p = line + 9;
+		int n = 0;
+
+		if (end - line >= 8 && strncasecmp(line, "$INCLUDE", 8) == 0 &&
+		    (end - line == 8 || line[8] == ' ' || line[8] == '\t')) {
+			p = line + 8;
+			if (!zone_dir_token(&p, end, arg, sizeof(arg)))
+				n = asprintf(msg_r, "line %zu: $INCLUDE without "
+						    "a file", lineno);
+			else if (!zone_include_inside(arg, zones_dir)) {
+				zone_printable(arg);
+				n = asprintf(msg_r,
+					     "line %zu: $INCLUDE %s: only "
+					     "files inside %s may be "
+					     "included",
+					     lineno, arg, zones_dir);
+			}
+		} else if (end - line >= 9 &&
+			   strncasecmp(line, "$GENERATE", 9) == 0 &&
+			   (line[9] == ' ' || line[9] == '\t')) {
+			unsigned long long a, b, step = 1;
+			char *e;
+
+			if (!zone_dir_token(&p, end, arg, sizeof(arg)))
+				goto next;
+			errno = 0;
+			a = strtoull(arg, &e, 10);
+			if (e == arg || *e != '-' || !isdigit((unsigned char)e[1]))
+				goto next; /* the checker says what is wrong */
+			b = strtoull(e + 1, &e, 10);
+			if (*e == '/' && isdigit((unsigned char)e[1]))
+				step = strtoull(e + 1, &e, 10);
+			if (errno != 0 || *e != '\0' || step == 0 || b < a ||
+			    (b - a) / step >= generate_max) {
+				zone_printable(arg);
+				n = asprintf(msg_r,
+					     "line %zu: $GENERATE %s: more "
+					     "than the %llu steps allowed "
+					     "(limit generate_max)",
+					     lineno, arg,
+					     (unsigned long long)generate_max);
+			}
+		}
+next:
+		if (n < 0) {
+			*msg_r = NULL;
+			return -ENOMEM;
+		}
+		if (*msg_r != NULL)
+			return -EINVAL;
+		if (nl == NULL)
+			break;
+		line = nl + 1;
+	}
+	return 0;
+}
+
+/* Length of a "stream-0x<hex>" or "(null)" name at p, else 0. */
+static size_t zone_stream_len(const char *p)
+{
+	if (strncmp(p, "stream-0x", 9) == 0)
+		return 9 + strspn(p + 9, "0123456789abcdefABCDEF");
+	if (strncmp(p, "(null)", 6) == 0)
+		return 6;
+	return 0;
+}
+
+int zone_diag_filter(const char *out, const char *zone, const char *path,
+		     char **out_r)
+{
+	size_t zl = strlen(zone), kept = 0, cap, n = 0;
+	char *res;
+
+	cap = ZONE_DIAG_LINES * (ZONE_DIAG_LINE_MAX + 16) + 1;
+	res = malloc(cap);
+	if (res == NULL)
+		return -ENOMEM;
+	for (const char *l = out; *l != '\0' && kept < ZONE_DIAG_LINES;) {
+		const char *nl = strchr(l, '\n');
+		size_t len = nl != NULL ? (size_t)(nl - l) : strlen(l);
+		const char *loc = l;
+		bool keep = false;
+
+		/* "dns_master_load: stream-0x...:5: ..." */
+		for (size_t i = 0; i < len && i < 40; i++) {
+			if (l[i] == ' ')
+				break;
+			if (l[i] == ':' && i + 2 < len && l[i + 1] == ' ') {
+				loc = l + i + 2;
+				break;
+			}
+		}
+		if (zone_stream_len(l) > 0 && l[zone_stream_len(l)] == ':')
+			loc = l;
+		if (zone_stream_len(loc) > 0 &&
+		    loc[zone_stream_len(loc)] == ':')
+			keep = true;
+		else if (len > 5 + zl + 4 && strncmp(l, "zone ", 5) == 0 &&
+			 strncasecmp(l + 5, zone, zl) == 0 &&
+			 strncmp(l + 5 + zl, "/IN:", 4) == 0)
+			keep = true;
+		if (keep) {
+			size_t ln = 0;
+
+			if (kept > 0)
+				res[n++] = '\n';
+			for (size_t i = 0; i < len; i++) {
+				unsigned char c = (unsigned char)l[i];
+				size_t sl = zone_stream_len(l + i);
+				char tmp[ZONE_DIAG_LINE_MAX + 1];
+				const char *add = tmp;
+				size_t al;
+
+				if (sl > 0) {
+					add = path;
+					al = strlen(path);
+					i += sl - 1;
+				} else if (c >= 0x20 && c < 0x7f) {
+					tmp[0] = (char)c;
+					al = 1;
+				} else {
+					snprintf(tmp, sizeof(tmp), "\\x%02x", c);
+					al = 4;
+				}
+				if (ln + al > ZONE_DIAG_LINE_MAX) {
+					memcpy(res + n, "...", 3);
+					n += 3;
+					break;
+				}
+				memcpy(res + n, add, al);
+				n += al;
+				ln += al;
+			}
+			kept++;
+		}
+		l += len + (nl != NULL);
+	}
+	res[n] = '\0';
+	*out_r = res;
+	return 0;
 }

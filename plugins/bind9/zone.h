@@ -111,6 +111,28 @@ bool zone_records_has(const char *text, const char *tag);
  * contents are joined first.  -EINVAL for control characters. */
 int zone_txt_strings(const char *value, char **out_r);
 
+/* Directives a customer's zone may not use, refused before any checker
+ * runs: `$INCLUDE` of a file outside zones_dir (a relative path, a `..`
+ * or `.` component, anything not under zones_dir + "/"), and `$GENERATE`
+ * ranges of more than generate_max steps (or stop < start).  Directive
+ * names compare without case.  0, or -EINVAL with *msg_r ("line N:
+ * $INCLUDE /x: ...", malloc'ed), or -ENOMEM. */
+int zone_directives_check(const char *text, const char *zones_dir,
+			  uint64_t generate_max, char **msg_r);
+
+/* What a checker printed about the customer's zone (fed on stdin), kept
+ * for events and logs: only the lines whose location is the zone's stream
+ * ("stream-0x...:N:", "(null)", with or without a "word: " prefix, the
+ * stream name replaced by path) and the lines "zone <zone>/IN: ..."; every
+ * other line (another file's text, a backtrace) is dropped.  Bytes outside
+ * printable ASCII become \xNN; at most ZONE_DIAG_LINE_MAX bytes a line and
+ * ZONE_DIAG_LINES lines.  *out_r is "" when nothing was kept.  0 or
+ * -ENOMEM. */
+#define ZONE_DIAG_LINE_MAX 240u
+#define ZONE_DIAG_LINES 8u
+int zone_diag_filter(const char *out, const char *zone, const char *path,
+		     char **out_r);
+
 /* A domain OpenPanel can have (see ophook_name_valid_domain), copied in lower
  * case to *out_r.  -EINVAL with *why_r otherwise. */
 int zone_domain_norm(const char *s, char **out_r, const char **why_r);

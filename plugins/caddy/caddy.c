@@ -44,6 +44,9 @@
 struct caddy {
 	struct ophook_ctx *ctx;
 	const struct ophook_host *host;
+	/* caddy validate/reload on customer confs: dies with the daemon,
+	 * killed at stop, bounded (caddy_run_opts) */
+	struct run_opts run_lim;
 
 	/* settings, read-only after init */
 	char *caddyfile;  /* paths: copies without a trailing slash */
@@ -424,6 +427,28 @@ static char *caddy_message(const char *err, const char *out)
 
 /* ---- running Caddy ---- */
 
+/* host->stopping(), for run_opts.cancel. */
+static bool caddy_cancel(void *arg)
+{
+	struct caddy *c = arg;
+
+	return OPHOOK_HOST_HAS(c->host, stopping) && c->host->stopping(c->ctx);
+}
+
+/* Caddy is a Go program: it reserves far more address space than it uses
+ * (under 2 GiB it does not start), hence the wide RLIMIT_AS.  It keeps
+ * the daemon's uid: it must read the Caddyfile's imports. */
+#define CADDY_RUN_AS_BYTES (4ull << 30)
+#define CADDY_RUN_CPU_S 120u
+
+static void caddy_run_opts(struct caddy *c)
+{
+	c->run_lim = (struct run_opts){ .mem_max = CADDY_RUN_AS_BYTES,
+					.cpu_max_s = CADDY_RUN_CPU_S,
+					.cancel = caddy_cancel,
+					.cancel_arg = c };
+}
+
 /* Run a command with {caddyfile} replaced.  0 when it exited 0; 1 when it
  * ran and failed (*msg_r set); -errno when it could not run (*msg_r set). */
 static int caddy_run(struct caddy *c, const char *const *argv_tmpl,
@@ -440,8 +465,8 @@ static int caddy_run(struct caddy *c, const char *const *argv_tmpl,
 		*msg_r = strdup("out of memory");
 		return -ENOMEM;
 	}
-	ret = run_argv((const char *const *)argv, NULL, c->timeout_ms, &out, &err,
-		       &status, &error);
+	ret = run_argv_ex((const char *const *)argv, &c->run_lim, NULL,
+			  c->timeout_ms, &out, &err, &status, &error);
 	if (ret < 0 && ret != -ETIMEDOUT) {
 		*msg_r = strdup(error);
 	} else if (ret == -ETIMEDOUT) {
@@ -1200,6 +1225,7 @@ static int caddy_init(struct ophook_ctx *ctx, const struct ophook_host *host,
 	}
 	c->ctx = ctx;
 	c->host = host;
+	caddy_run_opts(c);
 	ret = caddy_settings(c, error_r);
 	if (ret < 0) {
 		caddy_free(&c);

@@ -58,3 +58,11 @@ dist_plugincaddydoc_DATA = plugins/caddy/README.md
 
 # bench/reload N (caddy + bind9 plugins against real Caddy and named).
 EXTRA_DIST += bench/reload
+
+# plugins/common/run.c: run_argv() and run_argv_ex()
+check_PROGRAMS += tests/unit/test_run
+TESTS += tests/unit/test_run
+tests_unit_test_run_SOURCES = tests/unit/test_run.c
+tests_unit_test_run_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_run_LDADD = plugins/common/libplugcommon.la \
+	$(CMOCKA_LIBS) $(JANSSON_LIBS) -lpthread

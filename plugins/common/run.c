@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdbool.h>
@@ -12,7 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <grp.h>
+#include <pwd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -242,82 +243,160 @@ static int run_spawn(const char *const *argv, int in_fd, int out_fd,
 	return -ret;
 }
 
-/* The child of run_fork(): everything before exec; on a failure it
- * writes {step, errno} to errfd and exits 127. */
-static void run_child(const char *exe, const char *const *argv,
-		      const struct run_opts *o, int in_fd, int out_fd,
-		      int err_fd, int errfd, pid_t parent)
-{
-	struct sigaction dfl = { .sa_handler = SIG_DFL };
-	sigset_t none;
-	int step = 0, e;
+/* ---- run_argv_ex(): fork, the child's care, cancellation ---- */
 
-	sigemptyset(&dfl.sa_mask);
-	for (int sig = 1; sig < NSIG; sig++)
-		(void)sigaction(sig, &dfl, NULL);
-	sigemptyset(&none);
-	step = 1;
-	if (sigprocmask(SIG_SETMASK, &none, NULL) < 0 || setpgid(0, 0) < 0)
-		goto fail;
-	step = 3;
-	if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
-		goto fail;
-#ifdef SYS_close_range
-	/* nothing else the daemon has open reaches the program (errfd is
-	 * close-on-exec already) */
-	(void)syscall(SYS_close_range, 3u, ~0u, 4u /* CLOSE_RANGE_CLOEXEC */);
+/* What the child was doing when it failed before exec (its report to the
+ * parent: {step, errno}). */
+enum run_step {
+	RUN_STEP_PGROUP,
+	RUN_STEP_STDIO,
+	RUN_STEP_FDS,
+	RUN_STEP_LIMITS,
+	RUN_STEP_CWD,
+	RUN_STEP_UID,
+	RUN_STEP_PDEATHSIG,
+	RUN_STEP_SIGNALS,
+	RUN_STEP_EXEC,
+	RUN_STEP_N
+};
+
+static const char *const run_steps[RUN_STEP_N] = {
+	[RUN_STEP_PGROUP] = "process group",
+	[RUN_STEP_STDIO] = "stdio",
+	[RUN_STEP_FDS] = "closing descriptors",
+	[RUN_STEP_LIMITS] = "limits",
+	[RUN_STEP_CWD] = "cwd",
+	[RUN_STEP_UID] = "dropping to the uid",
+	[RUN_STEP_PDEATHSIG] = "PR_SET_PDEATHSIG",
+	[RUN_STEP_SIGNALS] = "signals",
+	[RUN_STEP_EXEC] = "exec",
+};
+
+/* the 32-bit id calls where the plain ones take 16-bit ids (i386) */
+#ifdef SYS_setresuid32
+#define RUN_SYS_SETGROUPS SYS_setgroups32
+#define RUN_SYS_SETRESGID SYS_setresgid32
+#define RUN_SYS_SETRESUID SYS_setresuid32
+#else
+#define RUN_SYS_SETGROUPS SYS_setgroups
+#define RUN_SYS_SETRESGID SYS_setresgid
+#define RUN_SYS_SETRESUID SYS_setresuid
 #endif
-	step = 4;
-	if (o->mem_max > 0) {
-		struct rlimit rl = { o->mem_max, o->mem_max };
 
+/* Close every descriptor from lowfd up (really closed, not only marked
+ * close-on-exec).  Async-signal-safe. */
+static void run_close_from(int lowfd)
+{
+	struct rlimit rl;
+	long max = 65536;
+
+#ifdef SYS_close_range
+	if (syscall(SYS_close_range, (unsigned)lowfd, ~0u, 0u) == 0)
+		return;
+#endif
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur > (rlim_t)max && rl.rlim_cur <= (rlim_t)(1l << 20))
+		max = (long)rl.rlim_cur;
+	for (long fd = lowfd; fd < max; fd++)
+		(void)close((int)fd);
+}
+
+/* The child of run_fork(), which forked it with every signal blocked:
+ * everything before exec, with async-signal-safe calls only (raw
+ * syscalls for the credentials: glibc's setuid() would try to reach the
+ * daemon's other threads, which this process does not have).  On a
+ * failure it writes {step, errno} to rep_fd and exits 127. */
+static void __attribute__((noreturn))
+run_child(const char *exe, const char *const *argv, const struct run_opts *o,
+	  int in_fd, int out_fd, int err_fd, int rep_fd, pid_t parent)
+{
+	struct sigaction dfl;
+	struct rlimit rl;
+	sigset_t none;
+	int step, fds[4] = { in_fd, out_fd, err_fd, rep_fd };
+
+	step = RUN_STEP_PGROUP;
+	if (setpgid(0, 0) < 0)
+		goto fail;
+	/* every descriptor the child keeps goes out of the way of 0..3 first
+	 * (a daemon started with 0..2 closed may have a pipe of ours there),
+	 * then into place: 0..2, and the report pipe at 3 until exec */
+	step = RUN_STEP_STDIO;
+	for (int i = 0; i < 4; i++)
+		if ((fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 10)) < 0)
+			goto fail;
+	rep_fd = fds[3];
+	if (dup2(fds[0], 0) < 0 || dup2(fds[1], 1) < 0 ||
+	    dup2(fds[2], 2) < 0 || dup3(fds[3], 3, O_CLOEXEC) < 0)
+		goto fail;
+	rep_fd = 3;
+	/* nothing else the daemon has open reaches the program */
+	step = RUN_STEP_FDS;
+	run_close_from(4);
+	step = RUN_STEP_LIMITS;
+	rl.rlim_cur = rl.rlim_max = 0;
+	if (setrlimit(RLIMIT_CORE, &rl) < 0)
+		goto fail;
+	if (o->mem_max > 0) {
+		rl.rlim_cur = rl.rlim_max = (rlim_t)o->mem_max;
 		if (setrlimit(RLIMIT_AS, &rl) < 0)
 			goto fail;
 	}
 	if (o->cpu_max_s > 0) {
 		/* SIGXCPU at the soft limit, SIGKILL a second later */
-		struct rlimit rl = { o->cpu_max_s, o->cpu_max_s + 1 };
-
+		rl.rlim_cur = o->cpu_max_s;
+		rl.rlim_max = (rlim_t)o->cpu_max_s + 1;
 		if (setrlimit(RLIMIT_CPU, &rl) < 0)
 			goto fail;
 	}
-	step = 5;
+	step = RUN_STEP_CWD;
 	if (o->cwd != NULL && chdir(o->cwd) < 0)
 		goto fail;
-	step = 6;
-	if (o->drop && (setgroups(0, NULL) < 0 || setgid(o->gid) < 0 ||
-			setuid(o->uid) < 0))
+	step = RUN_STEP_UID;
+	if (o->drop &&
+	    (syscall(RUN_SYS_SETGROUPS, 0, NULL) < 0 ||
+	     syscall(RUN_SYS_SETRESGID, o->gid, o->gid, o->gid) < 0 ||
+	     syscall(RUN_SYS_SETRESUID, o->uid, o->uid, o->uid) < 0))
 		goto fail;
 	/* after the uid change, which clears the parent-death signal */
-	step = 2;
+	step = RUN_STEP_PDEATHSIG;
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
 		goto fail;
-	if (getppid() != parent) /* the parent died before prctl */
-		_exit(127);
-	step = 7;
-	execv(exe, (char *const *)argv);
+	if (getppid() != parent)
+		_exit(127); /* the daemon died before prctl: nobody to report to */
+	/* the daemon's handlers go (still blocked, so none ran here), then
+	 * the mask: what was sent meanwhile (a SIGTERM at a timeout) now
+	 * acts as it would on the program */
+	step = RUN_STEP_SIGNALS;
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	sigemptyset(&dfl.sa_mask);
+	for (int sig = 1; sig < NSIG; sig++)
+		(void)sigaction(sig, &dfl, NULL); /* EINVAL for KILL/STOP */
+	sigemptyset(&none);
+	if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
+		goto fail;
+	step = RUN_STEP_EXEC;
+	execve(exe, (char *const *)argv, environ);
 fail:
-	e = errno;
 	{
-		int msg[2] = { step, e };
+		int msg[2] = { step, errno };
 
-		(void)!write(errfd, msg, sizeof(msg));
+		(void)!write(rep_fd, msg, sizeof(msg));
 	}
 	_exit(127);
 }
 
-/* Fork the child with opts (see run_argv_ex); -errno and *what_r on a
- * failure before exec (the child is reaped then). */
+/* Fork the child with opts (see run_argv_ex()); *pid_r leads its own
+ * process group.  -errno and *what_r (the step) on a failure before exec
+ * (the child is reaped then). */
 static int run_fork(const char *const *argv, const struct run_opts *o,
 		    int in_fd, int out_fd, int err_fd, pid_t *pid_r,
 		    const char **what_r)
 {
-	static const char *const steps[] = { "signals", "process group",
-					     "PR_SET_PDEATHSIG", "stdio",
-					     "limits", "cwd", "dropping to the uid",
-					     "exec" };
 	char *exe = NULL;
 	int ep[2], ret, msg[2];
+	sigset_t all, old;
 	pid_t parent = getpid(), pid;
 	ssize_t n;
 
@@ -329,25 +408,29 @@ static int run_fork(const char *const *argv, const struct run_opts *o,
 		free(exe);
 		return ret;
 	}
+	/* no handler of the daemon's may run in the child before it resets
+	 * them (libuv's would write to the daemon's own signal pipe) */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pid = fork();
-	if (pid == 0) {
-		close(ep[0]);
+	if (pid == 0)
 		run_child(exe, argv, o, in_fd, out_fd, err_fd, ep[1], parent);
-	}
 	ret = pid < 0 ? -errno : 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	close(ep[1]);
 	free(exe);
 	if (ret == 0) {
+		/* the group exists before anything is sent to it (EACCES
+		 * once the child has exec'd: it made the group itself) */
+		(void)setpgid(pid, pid);
 		while ((n = read(ep[0], msg, sizeof(msg))) < 0 && errno == EINTR)
 			;
 		if (n == (ssize_t)sizeof(msg)) {
-			int ws;
-
-			while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
+			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 				;
 			ret = msg[1] > 0 ? -msg[1] : -EIO;
-			if (msg[0] >= 0 && msg[0] <= 7)
-				*what_r = steps[msg[0]];
+			if (msg[0] >= 0 && msg[0] < RUN_STEP_N)
+				*what_r = run_steps[msg[0]];
 		} else {
 			*pid_r = pid;
 		}
@@ -372,7 +455,10 @@ static int run_pidfd(pid_t pid)
 }
 
 struct run_io {
-	int in, out, err, pidfd, cancel;
+	int in, out, err, pidfd;
+	int cancel_fd;                /* -1: none */
+	bool (*cancel)(void *arg);    /* NULL: none */
+	void *cancel_arg;
 	bool cancelled;
 	const char *in_data;
 	size_t in_len, in_off;
@@ -380,8 +466,9 @@ struct run_io {
 };
 
 /* Feed stdin and collect output until the child exits and its pipes close,
- * or until deadline_ms (monotonic, 0 = none).  Returns true when the child
- * was reaped (status in *wstatus_r). */
+ * or until deadline_ms (monotonic, 0 = none), or until cancelled
+ * (io->cancelled).  Returns true when the child was reaped (status in
+ * *wstatus_r). */
 static bool run_pump(struct run_io *io, pid_t pid, int64_t deadline_ms,
 		     int *wstatus_r)
 {
@@ -398,8 +485,8 @@ static bool run_pump(struct run_io *io, pid_t pid, int64_t deadline_ms,
 		if (reaped && io->out < 0 && io->err < 0)
 			return true;
 
-		struct pollfd pf[4];
-		int n = 0, i_in = -1, i_out = -1, i_err = -1;
+		struct pollfd pf[5];
+		int n = 0, i_in = -1, i_out = -1, i_err = -1, i_cancel = -1;
 
 		if (io->in >= 0) {
 			pf[n] = (struct pollfd){ .fd = io->in, .events = POLLOUT };
@@ -415,10 +502,9 @@ static bool run_pump(struct run_io *io, pid_t pid, int64_t deadline_ms,
 		}
 		if (!reaped && io->pidfd >= 0)
 			pf[n++] = (struct pollfd){ .fd = io->pidfd, .events = POLLIN };
-		int i_cancel = -1;
-
-		if (!reaped && io->cancel >= 0) {
-			pf[n] = (struct pollfd){ .fd = io->cancel, .events = POLLIN };
+		if (!reaped && io->cancel_fd >= 0) {
+			pf[n] = (struct pollfd){ .fd = io->cancel_fd,
+						 .events = POLLIN };
 			i_cancel = n++;
 		}
 
@@ -432,6 +518,14 @@ static bool run_pump(struct run_io *io, pid_t pid, int64_t deadline_ms,
 			wait_ms = 0;
 		} else if (io->pidfd < 0) {
 			wait_ms = 10;
+		}
+		if (!reaped && io->cancel != NULL) {
+			if (io->cancel(io->cancel_arg)) {
+				io->cancelled = true;
+				return false;
+			}
+			if (wait_ms < 0 || wait_ms > RUN_CANCEL_POLL_MS)
+				wait_ms = RUN_CANCEL_POLL_MS;
 		}
 		if (deadline_ms > 0) {
 			int64_t left = deadline_ms - run_mono_ms();
@@ -478,16 +572,20 @@ static bool run_pump(struct run_io *io, pid_t pid, int64_t deadline_ms,
 	}
 }
 
-/* Kill the child's process group: SIGTERM, then SIGKILL after a grace. */
+/* Kill the child's process group.  Cancelled: SIGKILL at once.  Timed
+ * out: SIGTERM, then SIGKILL after a grace (at once if a cancel comes
+ * during it). */
 static int run_kill(struct run_io *io, pid_t pid)
 {
 	int wstatus = 0;
 
-	io->cancel = -1;
-	kill(-pid, SIGTERM);
-	kill(pid, SIGTERM);
-	if (run_pump(io, pid, run_mono_ms() + RUN_KILL_GRACE_MS, &wstatus))
-		return wstatus;
+	if (!io->cancelled) {
+		kill(-pid, SIGTERM);
+		kill(pid, SIGTERM);
+		if (run_pump(io, pid, run_mono_ms() + RUN_KILL_GRACE_MS,
+			     &wstatus))
+			return wstatus;
+	}
 	kill(-pid, SIGKILL);
 	kill(pid, SIGKILL);
 	while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
@@ -508,9 +606,9 @@ int run_argv_ex(const char *const *argv, const struct run_opts *opts,
 		char **err_r, int *status_r, const char **error_r)
 {
 	struct run_io io = { .in = -1, .out = -1, .err = -1, .pidfd = -1,
-			     .cancel = -1 };
+			     .cancel_fd = -1 };
 	const char *what = NULL;
-	bool in_fd = opts != NULL && opts->stdin_fd >= 0;
+	bool in_fd = opts != NULL && opts->use_stdin_fd;
 	int inpair[2] = { -1, -1 }, outp[2] = { -1, -1 }, errp[2] = { -1, -1 };
 	int devnull = -1, ret, wstatus = 0;
 	pid_t pid;
@@ -523,6 +621,15 @@ int run_argv_ex(const char *const *argv, const struct run_opts *opts,
 	if (argv == NULL || argv[0] == NULL || argv[0][0] == '\0') {
 		*error_r = "run: empty command";
 		return -EINVAL;
+	}
+	if (opts != NULL && ((opts->use_stdin_fd && opts->stdin_fd < 0) ||
+			     (opts->use_cancel_fd && opts->cancel_fd < 0))) {
+		*error_r = run_err(argv[0], opts->use_stdin_fd &&
+						    opts->stdin_fd < 0
+					    ? "stdin_fd"
+					    : "cancel_fd",
+				   EBADF);
+		return -EBADF;
 	}
 	io.ob.keep = out_r != NULL;
 	io.eb.keep = err_r != NULL;
@@ -564,7 +671,11 @@ int run_argv_ex(const char *const *argv, const struct run_opts *opts,
 		*error_r = run_err(argv[0], what, -ret);
 		goto out;
 	}
-	io.cancel = opts != NULL ? opts->cancel_fd : -1;
+	if (opts != NULL) {
+		io.cancel_fd = opts->use_cancel_fd ? opts->cancel_fd : -1;
+		io.cancel = opts->cancel;
+		io.cancel_arg = opts->cancel_arg;
+	}
 	io.in = inpair[0];
 	io.out = outp[0];
 	io.err = errp[0];
@@ -584,13 +695,15 @@ int run_argv_ex(const char *const *argv, const struct run_opts *opts,
 	if (run_pump(&io, pid, deadline, &wstatus)) {
 		ret = 0;
 	} else {
+		/* a cancel during a timeout's grace hastens the kill but
+		 * leaves it a timeout */
 		bool cancelled = io.cancelled;
 
 		wstatus = run_kill(&io, pid);
 		ret = cancelled ? -ECANCELED : -ETIMEDOUT;
 		if (cancelled)
 			snprintf(run_errbuf, sizeof(run_errbuf),
-				 "%s: killed (stopping)", argv[0]);
+				 "%s: killed: stopping (cancelled)", argv[0]);
 		else
 			snprintf(run_errbuf, sizeof(run_errbuf),
 				 "%s: killed after the %u ms timeout", argv[0],
@@ -631,6 +744,31 @@ out:
 	free(io.ob.data);
 	free(io.eb.data);
 	return ret;
+}
+
+int run_opts_user(struct run_opts *o, const char *user, const char **error_r)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+	int ret;
+
+	o->drop = false;
+	if (user == NULL || user[0] == '\0' || strcmp(user, "root") == 0 ||
+	    geteuid() != 0)
+		return 0;
+	ret = getpwnam_r(user, &pw, buf, sizeof(buf), &res);
+	if (res == NULL) {
+		snprintf(run_errbuf, sizeof(run_errbuf), "no user %s%s%s", user,
+			 ret != 0 ? ": " : "", ret != 0 ? strerror(ret) : "");
+		*error_r = run_errbuf;
+		return ret != 0 ? -ret : -ENOENT;
+	}
+	if (pw.pw_uid == 0)
+		return 0;
+	o->uid = pw.pw_uid;
+	o->gid = pw.pw_gid;
+	o->drop = true;
+	return 0;
 }
 
 /* ---- argv helpers ---- */

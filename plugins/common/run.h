@@ -34,37 +34,67 @@ int run_argv(const char *const *argv, const char *stdin_data,
 	     unsigned timeout_ms, char **out_r, char **err_r, int *status_r,
 	     const char **error_r);
 
-/* Extra care for a child that works on customer input (run_argv_ex). */
+/* Extra care for a child that works on customer input (run_argv_ex()).
+ * A zero-initialised struct is safe: it asks for none of the optional
+ * parts (the descriptors only count when their use_ flag is set, since 0
+ * is a valid descriptor), and still gets what run_argv_ex() always does. */
 struct run_opts {
-	/* >= 0: the child's stdin is this descriptor (a file the caller
-	 * opened safely), instead of stdin_data */
+	/* use_stdin_fd: the child's stdin is stdin_fd (a file the caller
+	 * opened safely) and stdin_data is ignored */
+	bool use_stdin_fd;
 	int stdin_fd;
-	/* >= 0: readable means "stop": the child is killed as on a timeout
-	 * (a pipe the caller writes to on shutdown); run_argv_ex() then
-	 * returns -ECANCELED */
+	/* use_cancel_fd: cancel_fd readable means "stop" (a pipe the caller
+	 * writes to when it stops) */
+	bool use_cancel_fd;
 	int cancel_fd;
-	/* drop to this uid/gid (no supplementary groups) before exec when
-	 * drop is true */
+	/* when set, polled from the calling thread at least every
+	 * RUN_CANCEL_POLL_MS while the child runs; true means "stop"
+	 * (host->stopping()) */
+	bool (*cancel)(void *arg);
+	void *cancel_arg;
+	/* drop to uid/gid, no supplementary groups, before exec (real,
+	 * effective and saved ids) when drop is true; see run_opts_user() */
 	bool drop;
 	uid_t uid;
 	gid_t gid;
-	/* RLIMIT_AS in bytes and RLIMIT_CPU in seconds; 0: unchanged */
+	/* RLIMIT_AS in bytes; RLIMIT_CPU in seconds (SIGXCPU then, SIGKILL
+	 * a second later); 0: unchanged */
 	unsigned long long mem_max;
 	unsigned cpu_max_s;
 	/* chdir here before exec; NULL: unchanged */
 	const char *cwd;
 };
 
-/* run_argv() with opts (NULL: as run_argv): the child is forked (not
- * posix_spawn'd) so that it can set, before exec and in this order: its
- * own process group, stdin, the limits, the cwd, the uid, then
- * PR_SET_PDEATHSIG SIGKILL (it dies when the calling thread, so the
- * daemon, dies; set last since a uid change clears it).
- * A failure in the child before exec is reported as -errno with
- * *error_r naming the step.  Other results as run_argv(). */
+#define RUN_CANCEL_POLL_MS 100
+
+/* run_argv() with opts (NULL: exactly run_argv()).  With opts the child
+ * is forked (not posix_spawn'd), with every signal blocked across the
+ * fork so that no handler of the daemon's runs in it, and before exec,
+ * with only async-signal-safe calls and in this order: its own process
+ * group (set by the parent too, so it exists before anything is sent to
+ * it), stdin/stdout/stderr, every other descriptor closed, RLIMIT_CORE 0
+ * and the limits, the cwd, the uid/gid (raw setgroups/setresgid/setresuid
+ * syscalls), then PR_SET_PDEATHSIG(SIGKILL) (it dies with the calling
+ * thread, so with the daemon, even after a SIGKILL of it; set after the
+ * uid change, which clears it, and followed by a check that the parent is
+ * still there), then default signal dispositions and an empty mask.
+ * A failure in the child before exec is -errno with *error_r naming the
+ * step ("cannot run PROG: cwd: No such file or directory").
+ *
+ * Cancelled (cancel_fd readable or cancel() true): the child's process
+ * group is killed at once (SIGKILL), and -ECANCELED is returned with
+ * *status_r, *out_r and *err_r set as for -ETIMEDOUT.  Other results as
+ * run_argv(); use_stdin_fd or use_cancel_fd with a negative descriptor is
+ * -EBADF. */
 int run_argv_ex(const char *const *argv, const struct run_opts *opts,
 		const char *stdin_data, unsigned timeout_ms, char **out_r,
 		char **err_r, int *status_r, const char **error_r);
+
+/* Fill o->drop/uid/gid from a user name: "" or "root" (or an account
+ * with uid 0) leaves o->drop false; when the daemon is not root nothing
+ * can be dropped either (o->drop false, 0).  -ENOENT: no such user
+ * (*error_r names it). */
+int run_opts_user(struct run_opts *o, const char *user, const char **error_r);
 
 /* Parse a command setting into a NULL-terminated argv.  Preferred form: a
  * JSON array of strings (`["podman","exec","caddy","caddy","reload"]`);

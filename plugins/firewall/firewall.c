@@ -11,6 +11,10 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <ifaddrs.h>
+#include <inttypes.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -22,11 +26,22 @@
 
 #include "ophook/plugin.h"
 #include <ophook/safe.h>
+#include "../common/plugerr.h"
 #include "../common/run.h"
 
 #define FW_RUN_TIMEOUT_MS 30000u
 #define FW_REASON_MAX 64
 #define FW_STATE_FILE "firewall.json"
+#define FW_PROC_MAX (4u << 20) /* bytes of /proc/net/tcp{,6} read */
+
+/* An address or network: family AF_INET/AF_INET6, the address in
+ * network order (4 or 16 bytes), the prefix length.  IPv4-mapped IPv6
+ * addresses are kept as IPv4. */
+struct fw_net {
+	int family;
+	unsigned char a[16];
+	unsigned plen;
+};
 
 enum fw_backend { FW_UFW, FW_CSF };
 
@@ -44,6 +59,18 @@ struct fw {
 	pthread_mutex_t lock;
 	json_t *state; /* {"blocks":{ip:{reason,expires}}, "csf_added":{KEY:[..]}} */
 	char err[512];
+	/* refusals (README "What is never blocked") */
+	const char *const *admin_networks;
+	unsigned min_prefix4, min_prefix6;
+	int64_t max_ttl;
+	const char *proc_tcp[2]; /* /proc/net/tcp and tcp6 (tests change them) */
+	/* expiry: a thread sleeps until the earliest block's expiry (every
+	 * block's own; a shorter one re-arms it), then asks for "expire" */
+	pthread_t timer;
+	bool timer_on, timer_stop;
+	pthread_mutex_t tlock;
+	pthread_cond_t tcond; /* CLOCK_MONOTONIC */
+	int64_t due_ms;       /* wall clock ms, 0: nothing due */
 };
 
 static const char *const fw_mail_ports[] = {
@@ -99,6 +126,315 @@ static bool fw_ip_valid(const char *s, const char **why_r)
 		}
 	}
 	return true;
+}
+
+/* Parse an address or CIDR checked by fw_ip_valid into *n (no prefix:
+ * the full length). */
+static int fw_net_parse(const char *s, struct fw_net *n, const char **why_r)
+{
+	char buf[INET6_ADDRSTRLEN + 8];
+	const char *slash;
+	size_t len;
+
+	if (!fw_ip_valid(s, why_r))
+		return -EINVAL;
+	memset(n, 0, sizeof(*n));
+	slash = strchr(s, '/');
+	len = slash != NULL ? (size_t)(slash - s) : strlen(s);
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	if (inet_pton(AF_INET, buf, n->a) == 1) {
+		n->family = AF_INET;
+		n->plen = 32;
+	} else {
+		inet_pton(AF_INET6, buf, n->a);
+		n->family = AF_INET6;
+		n->plen = 128;
+	}
+	if (slash != NULL)
+		n->plen = (unsigned)strtoul(slash + 1, NULL, 10);
+	if (n->family == AF_INET6 &&
+	    memcmp(n->a, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0 &&
+	    n->plen >= 96) {
+		memmove(n->a, n->a + 12, 4);
+		memset(n->a + 4, 0, 12);
+		n->family = AF_INET;
+		n->plen -= 96;
+	}
+	return 0;
+}
+
+/* Do the two networks share an address (one holds the other)? */
+static bool fw_net_overlap(const struct fw_net *x, const struct fw_net *y)
+{
+	unsigned plen = x->plen < y->plen ? x->plen : y->plen;
+	unsigned full = plen / 8, rest = plen % 8;
+
+	if (x->family != y->family)
+		return false;
+	if (memcmp(x->a, y->a, full) != 0)
+		return false;
+	if (rest == 0)
+		return true;
+	unsigned char mask = (unsigned char)(0xff << (8 - rest));
+
+	return (x->a[full] & mask) == (y->a[full] & mask);
+}
+
+/* "ADDR/LEN" of n. */
+static void fw_net_str(const struct fw_net *n, char *buf, size_t cap)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	inet_ntop(n->family, n->a, a, sizeof(a));
+	snprintf(buf, cap, "%s/%u", a, n->plen);
+}
+
+/* ttl text: absent or "0": permanent (0); else 1..max_s seconds (the
+ * expiry is computed in 64-bit ms).  -EINVAL with *why_r. */
+static int fw_ttl_parse(const char *s, int64_t max_s, int64_t *ttl_r,
+			char *why, size_t cap)
+{
+	char *end = NULL;
+	long long v;
+
+	*ttl_r = 0;
+	if (s == NULL)
+		return 0;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (end == s || *end != '\0' || errno != 0 || v < 0 || v > max_s) {
+		snprintf(why, cap,
+			 "field ttl: '%.32s' is not 0 (permanent) or 1..%" PRId64
+			 " seconds (max_ttl)",
+			 s, max_s);
+		return -EINVAL;
+	}
+	*ttl_r = v;
+	return 0;
+}
+
+/* The peers of established TCP connections to one of ports in the text
+ * of /proc/net/tcp (v6 false) or /proc/net/tcp6, appended to *peers_r
+ * (*n_r entries).  0 or -ENOMEM. */
+static int fw_proc_tcp_peers(const char *text, bool v6, const unsigned *ports,
+			     size_t nports, struct fw_net **peers_r,
+			     size_t *n_r)
+{
+	const char *line = strchr(text, '\n'); /* the header */
+
+	while (line != NULL && *++line != '\0') {
+		char local[40], remote[40];
+		unsigned lport = 0, rport = 0, st = 0;
+		bool ours = false;
+		struct fw_net peer = { 0 };
+		struct fw_net *p;
+
+		if (sscanf(line, " %*u: %39[0-9A-Fa-f]:%x %39[0-9A-Fa-f]:%x %x",
+			   local, &lport, remote, &rport, &st) == 5 &&
+		    st == 1 && strlen(remote) == (v6 ? 32u : 8u)) {
+			for (size_t i = 0; i < nports; i++)
+				ours = ours || ports[i] == lport;
+		}
+		if (ours) {
+			/* each 32-bit word as the kernel printed it, in host
+			 * order: its bytes in memory are the address's */
+			for (size_t w = 0; w < (v6 ? 4u : 1u); w++) {
+				char word[9];
+				uint32_t val;
+
+				memcpy(word, remote + 8 * w, 8);
+				word[8] = '\0';
+				val = (uint32_t)strtoul(word, NULL, 16);
+				memcpy(peer.a + 4 * w, &val, 4);
+			}
+			peer.family = v6 ? AF_INET6 : AF_INET;
+			peer.plen = v6 ? 128 : 32;
+			if (v6 && memcmp(peer.a, "\0\0\0\0\0\0\0\0\0\0\xff\xff",
+					 12) == 0) {
+				memmove(peer.a, peer.a + 12, 4);
+				memset(peer.a + 4, 0, 12);
+				peer.family = AF_INET;
+				peer.plen = 32;
+			}
+			p = realloc(*peers_r, (*n_r + 1) * sizeof(*p));
+			if (p == NULL)
+				return -ENOMEM;
+			p[(*n_r)++] = peer;
+			*peers_r = p;
+		}
+		line = strchr(line, '\n');
+	}
+	return 0;
+}
+
+/* Refuse a block that would cut the server off: shorter than the minimum
+ * prefix, or holding (or inside) loopback, one of the server's own
+ * addresses, an admin network, or the peer of an SSH connection open now.
+ * 0, or -EINVAL with the reason in why. */
+static int fw_block_allowed(struct fw *f, const struct fw_net *blk, char *why,
+			    size_t cap)
+{
+	static const char *const loopback[] = { "127.0.0.0/8", "::1/128",
+						"0.0.0.0/32", "::/128", NULL };
+	unsigned minp = blk->family == AF_INET ? f->min_prefix4 : f->min_prefix6;
+	struct fw_net n, *peers = NULL;
+	struct ifaddrs *ifa = NULL;
+	size_t npeers = 0;
+	const char *dummy;
+	char nb[INET6_ADDRSTRLEN + 8];
+	int ret = 0;
+
+	if (blk->plen < minp) {
+		snprintf(why, cap,
+			 "field ip: a /%u block is wider than min_prefix_%s "
+			 "(/%u)",
+			 blk->plen, blk->family == AF_INET ? "v4" : "v6", minp);
+		return -EINVAL;
+	}
+	for (size_t i = 0; loopback[i] != NULL; i++) {
+		fw_net_parse(loopback[i], &n, &dummy);
+		if (fw_net_overlap(blk, &n)) {
+			snprintf(why, cap, "field ip: covers %s (loopback)",
+				 loopback[i]);
+			return -EINVAL;
+		}
+	}
+	for (size_t i = 0; f->admin_networks != NULL &&
+			   f->admin_networks[i] != NULL; i++) {
+		if (fw_net_parse(f->admin_networks[i], &n, &dummy) == 0 &&
+		    fw_net_overlap(blk, &n)) {
+			snprintf(why, cap,
+				 "field ip: overlaps %s (admin_networks)",
+				 f->admin_networks[i]);
+			return -EINVAL;
+		}
+	}
+	if (getifaddrs(&ifa) == 0) {
+		for (struct ifaddrs *i = ifa; i != NULL && ret == 0;
+		     i = i->ifa_next) {
+			if (i->ifa_addr == NULL ||
+			    (i->ifa_addr->sa_family != AF_INET &&
+			     i->ifa_addr->sa_family != AF_INET6))
+				continue;
+			memset(&n, 0, sizeof(n));
+			n.family = i->ifa_addr->sa_family;
+			if (n.family == AF_INET) {
+				memcpy(n.a, &((struct sockaddr_in *)(void *)
+						      i->ifa_addr)->sin_addr, 4);
+				n.plen = 32;
+			} else {
+				memcpy(n.a, &((struct sockaddr_in6 *)(void *)
+						      i->ifa_addr)->sin6_addr, 16);
+				n.plen = 128;
+			}
+			if (fw_net_overlap(blk, &n)) {
+				fw_net_str(&n, nb, sizeof(nb));
+				snprintf(why, cap,
+					 "field ip: covers %s, an address of "
+					 "this server (%s)",
+					 nb, i->ifa_name);
+				ret = -EINVAL;
+			}
+		}
+		freeifaddrs(ifa);
+		if (ret < 0)
+			return ret;
+	}
+	{
+		unsigned port = (unsigned)strtoul(f->ssh_port, NULL, 10);
+
+		for (int v = 0; v < 2; v++) {
+			char *text = NULL;
+			size_t len;
+
+			if (f->proc_tcp[v] == NULL ||
+			    ophook_file_read_nofollow(f->proc_tcp[v], FW_PROC_MAX,
+						      &text, &len) < 0)
+				continue;
+			if (fw_proc_tcp_peers(text, v == 1, &port, 1, &peers,
+					      &npeers) < 0) {
+				free(text);
+				free(peers);
+				snprintf(why, cap, "out of memory");
+				return -ENOMEM;
+			}
+			free(text);
+		}
+	}
+	for (size_t i = 0; i < npeers && ret == 0; i++) {
+		if (fw_net_overlap(blk, &peers[i])) {
+			fw_net_str(&peers[i], nb, sizeof(nb));
+			snprintf(why, cap,
+				 "field ip: covers %s, connected to SSH now",
+				 nb);
+			ret = -EINVAL;
+		}
+	}
+	free(peers);
+	return ret;
+}
+
+/* ---- expiry timer ------------------------------------------------------ */
+
+static int64_t fw_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void fw_expire_action(struct ophook_ctx *ctx, void *data);
+
+/* Wake the expiry thread at wall clock at_ms unless it wakes earlier. */
+static void fw_timer_arm(struct fw *f, int64_t at_ms)
+{
+	pthread_mutex_lock(&f->tlock);
+	if (f->due_ms == 0 || at_ms < f->due_ms) {
+		f->due_ms = at_ms;
+		pthread_cond_signal(&f->tcond);
+	}
+	pthread_mutex_unlock(&f->tlock);
+}
+
+static void *fw_timer_main(void *arg)
+{
+	struct fw *f = arg;
+
+	pthread_mutex_lock(&f->tlock);
+	while (!f->timer_stop) {
+		int64_t now = fw_wall_ms(), wait;
+		struct timespec ts;
+
+		if (f->due_ms == 0) {
+			pthread_cond_wait(&f->tcond, &f->tlock);
+			continue;
+		}
+		if (now >= f->due_ms) {
+			f->due_ms = 0;
+			pthread_mutex_unlock(&f->tlock);
+			/* fw_expire re-arms for the next one */
+			f->host->request_action(f->ctx, "expire", 0,
+						fw_expire_action, f);
+			pthread_mutex_lock(&f->tlock);
+			continue;
+		}
+		/* at most a minute: the wall clock may be set meanwhile */
+		wait = f->due_ms - now;
+		if (wait > 60000)
+			wait = 60000;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += (time_t)(wait / 1000);
+		ts.tv_nsec += (long)(wait % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&f->tcond, &f->tlock, &ts);
+	}
+	pthread_mutex_unlock(&f->tlock);
+	return NULL;
 }
 
 /* Printable ASCII without quotes/backslash/'#', at most FW_REASON_MAX. */
@@ -740,7 +1076,8 @@ static void fw_expire_action(struct ophook_ctx *ctx, void *data)
 
 static void fw_expire(struct fw *f)
 {
-	time_t now = time(NULL);
+	/* the clock the timer uses (time() may lag it by a tick) */
+	time_t now = (time_t)(fw_wall_ms() / 1000);
 	long long next = 0;
 	json_t *blocks, *expired = json_array(), *v;
 	const char *ip;
@@ -784,16 +1121,8 @@ static void fw_expire(struct fw *f)
 		json_decref(o);
 	}
 	json_decref(expired);
-	if (next > 0) {
-		long long ms = (next - (long long)time(NULL)) * 1000 + 100;
-
-		if (ms < 100)
-			ms = 100;
-		if (ms > 3600000)
-			ms = 3600000;
-		f->host->request_action(f->ctx, "expire", (unsigned)ms,
-					fw_expire_action, f);
-	}
+	if (next > 0)
+		fw_timer_arm(f, (int64_t)next * 1000);
 }
 
 static int fw_on_block(struct fw *f, const struct ophook_event *ev,
@@ -803,37 +1132,41 @@ static int fw_on_block(struct fw *f, const struct ophook_event *ev,
 	const char *ttl_s = f->host->event_get(ev, "ttl");
 	const char *why = NULL;
 	char reason[FW_REASON_MAX + 1];
-	char *end = NULL;
-	long ttl = 0;
+	int64_t ttl = 0, expires = 0;
+	struct fw_net net;
+	char why2[256];
 	json_t *blocks, *rec;
 	int ret;
 
-	if (!fw_ip_valid(ip, &why)) {
+	if (fw_net_parse(ip, &net, &why) < 0) {
 		snprintf(f->err, sizeof(f->err), "%s: %s", ev->type, why);
 		*error_r = f->err;
 		return -EINVAL;
 	}
-	if (ttl_s != NULL) {
-		errno = 0;
-		ttl = strtol(ttl_s, &end, 10);
-		if (errno != 0 || *end != '\0' || ttl < 0 || ttl > 31536000) {
-			snprintf(f->err, sizeof(f->err),
-				 "%s: field ttl: not 0..31536000 seconds",
-				 ev->type);
+	if (block) {
+		ret = fw_ttl_parse(ttl_s, f->max_ttl, &ttl, why2, sizeof(why2));
+		if (ret == 0)
+			ret = fw_block_allowed(f, &net, why2, sizeof(why2));
+		if (ret < 0) {
+			snprintf(f->err, sizeof(f->err), "%s %s refused: %s",
+				 ev->type, ip, why2);
 			*error_r = f->err;
-			return -EINVAL;
+			f->host->log(f->ctx, OPHOOK_LOG_WARN, "%s", f->err);
+			return ret;
 		}
+		if (ttl > 0)
+			expires = (fw_wall_ms() + ttl * 1000 + 999) / 1000;
 	}
 	fw_reason_sanitize(f->host->event_get(ev, "reason"), reason);
 	pthread_mutex_lock(&f->lock);
 	blocks = fw_state_obj(f, "blocks");
 	rec = json_object_get(blocks, ip);
 	if (block) {
-		ret = fw_block_apply(f, ip, reason, ttl);
+		ret = fw_block_apply(f, ip, reason, (long)ttl);
 		if (ret == 0) {
 			json_object_set_new(blocks, ip, json_pack(
 				"{s:s, s:I}", "reason", reason, "expires",
-				ttl > 0 ? (json_int_t)time(NULL) + ttl : 0));
+				(json_int_t)expires));
 			fw_state_save(f);
 		}
 	} else {
@@ -855,10 +1188,8 @@ static int fw_on_block(struct fw *f, const struct ophook_event *ev,
 		*error_r = f->err;
 		return ret;
 	}
-	if (block && ttl > 0)
-		f->host->request_action(f->ctx, "expire",
-					(unsigned)ttl * 1000u + 100u,
-					fw_expire_action, f);
+	if (block && expires > 0)
+		fw_timer_arm(f, expires * 1000);
 	return 0;
 }
 
@@ -868,6 +1199,15 @@ static void fw_free(struct fw *f)
 {
 	if (f == NULL)
 		return;
+	if (f->timer_on) {
+		pthread_mutex_lock(&f->tlock);
+		f->timer_stop = true;
+		pthread_cond_signal(&f->tcond);
+		pthread_mutex_unlock(&f->tlock);
+		pthread_join(f->timer, NULL);
+	}
+	pthread_cond_destroy(&f->tcond);
+	pthread_mutex_destroy(&f->tlock);
 	free(f->op_config);
 	free(f->state_path);
 	json_decref(f->state);
@@ -901,6 +1241,17 @@ static const struct ophook_setting_decl fw_settings[] = {
 	  .def = "21,40000:50000", .description = "FTP ports and ranges" },
 	{ .name = "ports", .type = OPHOOK_SETTING_MAP,
 	  .description = "extra ports: name -> port[/tcp|/udp]" },
+	{ .name = "admin_networks", .type = OPHOOK_SETTING_LIST,
+	  .description = "IPs or CIDRs never blocked" },
+	{ .name = "min_prefix_v4", .type = OPHOOK_SETTING_INT, .def = "24",
+	  .min = 0, .max = 32,
+	  .description = "wider IPv4 blocks are refused" },
+	{ .name = "min_prefix_v6", .type = OPHOOK_SETTING_INT, .def = "64",
+	  .min = 0, .max = 128,
+	  .description = "wider IPv6 blocks are refused" },
+	{ .name = "max_ttl", .type = OPHOOK_SETTING_INT, .def = "31536000",
+	  .min = 1, .max = 3153600000LL,
+	  .description = "longest temporary block, seconds" },
 	{ .name = "manage_ports", .type = OPHOOK_SETTING_BOOL, .def = "false",
 	  .description = "converge the open ports (off: blocks only)" },
 };
@@ -925,6 +1276,15 @@ static int fw_init(struct ophook_ctx *ctx, const struct ophook_host *host,
 	if (f == NULL)
 		return -ENOMEM;
 	pthread_mutex_init(&f->lock, NULL);
+	pthread_mutex_init(&f->tlock, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&f->tcond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	f->ctx = ctx;
 	f->host = host;
 	f->backend = strcmp(host->setting_str(ctx, "backend"), "ufw") == 0
@@ -945,6 +1305,25 @@ static int fw_init(struct ophook_ctx *ctx, const struct ophook_host *host,
 	f->admin_port = host->setting_str(ctx, "admin_port");
 	f->ftp_range = host->setting_str(ctx, "ftp_range");
 	f->ports = host->setting_list(ctx, "ports");
+	f->admin_networks = host->setting_list(ctx, "admin_networks");
+	f->min_prefix4 = (unsigned)host->setting_int(ctx, "min_prefix_v4");
+	f->min_prefix6 = (unsigned)host->setting_int(ctx, "min_prefix_v6");
+	f->max_ttl = host->setting_int(ctx, "max_ttl");
+	f->proc_tcp[0] = "/proc/net/tcp";
+	f->proc_tcp[1] = "/proc/net/tcp6";
+	for (size_t i = 0; f->admin_networks != NULL &&
+			   f->admin_networks[i] != NULL; i++) {
+		struct fw_net n;
+		const char *why = NULL;
+
+		if (fw_net_parse(f->admin_networks[i], &n, &why) < 0) {
+			ret = plug_fail(error_r, -EINVAL,
+					"setting admin_networks: '%s': %s",
+					f->admin_networks[i], why);
+			fw_free(f);
+			return ret;
+		}
+	}
 	if (asprintf(&f->state_path, "%s/" FW_STATE_FILE,
 		     host->state_dir(ctx)) < 0)
 		f->state_path = NULL;
@@ -963,6 +1342,12 @@ static int fw_init(struct ophook_ctx *ctx, const struct ophook_host *host,
 		}
 	}
 	fw_state_load(f);
+	if (pthread_create(&f->timer, NULL, fw_timer_main, f) != 0) {
+		*error_r = "cannot start the expiry thread";
+		fw_free(f);
+		return -EAGAIN;
+	}
+	f->timer_on = true;
 	/* ports are opened and closed only when asked for: enabling the
 	 * plugin to block IPs changes no port rule */
 	f->manage_ports = host->setting_bool(ctx, "manage_ports");

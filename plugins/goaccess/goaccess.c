@@ -593,7 +593,12 @@ static void ga_run_one(struct ga *g, const char *d, const char *user)
 		snprintf(msg, sizeof(msg), "out of memory");
 		goto out;
 	}
-	struct run_opts ro = { .stdin_fd = logfd, .cancel_fd = g->cancel[0],
+	/* over a customer's access log: killed when the plugin stops
+	 * (cancel[0], written at fini: also at a reload or an unload, and in
+	 * an isolated runner, where host->stopping() is always false), dies
+	 * with the daemon (PDEATHSIG) */
+	struct run_opts ro = { .use_stdin_fd = true, .stdin_fd = logfd,
+			       .use_cancel_fd = true, .cancel_fd = g->cancel[0],
 			       .drop = g->drop, .uid = g->run_uid,
 			       .gid = g->run_gid, .mem_max = g->mem_max,
 			       .cpu_max_s = g->timeout_ms / 1000u,

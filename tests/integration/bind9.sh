@@ -149,6 +149,55 @@ ok "$(answers edited.example.test 192.0.2.55; echo $?)" "broken zone: old edit s
 is "$(serial example.test)" "$S3" "broken zone: old serial still served"
 cp "$T/good.zone" "$ZONES/example.test.zone"
 
+# --- a customer zone cannot read other files (issue 16, finding 11) --------
+# $INCLUDE of a root-only file outside the zones folder is refused before any
+# checker runs; one inside the folder is read by the checker as nobody,
+# which cannot open it.  The secret's words reach no event, journal or log.
+cp "$ZONES/other.test.zone" "$T/other.good"
+mkdir -p "$T/secret" && chmod 700 "$T/secret"
+printf 'topsecretalpha topsecretbeta\n' > "$T/secret/words"
+printf 'topsecretgamma topsecretdelta\n' > "$ZONES/words.inc"
+chmod 600 "$T/secret/words" "$ZONES/words.inc"
+no_secret() { ! grep -rqa topsecret "$T/events.log" "$T/ophookd.log" "$T/state"; }
+N_BEFORE=$(count_event dns.zone.changed other.test)
+R_BEFORE=$(count_event dns.zone_rejected other.test)
+printf '$INCLUDE %s\n' "$T/secret/words" >> "$ZONES/other.test.zone"
+zone_edited other.test
+ok "$(wait_for 30 more_events dns.zone_rejected other.test "$R_BEFORE"; echo $?)" \
+	"\$INCLUDE outside the zones folder: dns.zone_rejected"
+ok "$(grep dns.zone_rejected "$T/events.log" | grep -q "\$INCLUDE $T/secret/words: only files inside"; echo $?)" \
+	"the event names the file and says why"
+ok "$(no_secret; echo $?)" "no word of the file in events, journal or logs"
+if [ "$(id -u)" = 0 ]; then
+	cp "$T/other.good" "$ZONES/other.test.zone"
+	N_BEFORE=$(count_event dns.zone.changed other.test)
+	R_BEFORE=$(count_event dns.zone_rejected other.test)
+	printf '$INCLUDE %s\n' "$ZONES/words.inc" >> "$ZONES/other.test.zone"
+	zone_edited other.test
+	ok "$(wait_for 30 more_events dns.zone_rejected other.test "$R_BEFORE"; echo $?)" \
+		"\$INCLUDE of a root-only file inside the folder: rejected (checker runs as nobody)"
+	ok "$(grep dns.zone_rejected "$T/events.log" | grep -q 'permission denied'; echo $?)" \
+		"the checker could not open it"
+	ok "$(no_secret; echo $?)" "no word of the file in events, journal or logs"
+else
+	for _i in 1 2 3; do
+		_tap_n=$((_tap_n + 1))
+		echo "ok $_tap_n # SKIP not root: the checker runs as the daemon's user"
+	done
+fi
+cp "$T/other.good" "$ZONES/other.test.zone"
+N_BEFORE=$(count_event dns.zone.changed other.test)
+R_BEFORE=$(count_event dns.zone_rejected other.test)
+printf '$GENERATE 0-2147483646 h$ A 192.0.2.1\n' >> "$ZONES/other.test.zone"
+zone_edited other.test
+ok "$(wait_for 30 more_events dns.zone_rejected other.test "$R_BEFORE"; echo $?)" \
+	"\$GENERATE 0-2147483646: dns.zone_rejected"
+ok "$(grep dns.zone_rejected "$T/events.log" | grep -q 'more than the 65536 steps allowed'; echo $?)" \
+	"with the limit (generate_max) named"
+ok "$(answers other.test $IP; echo $?)" "the old zone still answers"
+cp "$T/other.good" "$ZONES/other.test.zone"
+rm -f "$ZONES/words.inc"
+
 # --- a removed domain is no longer answered ----------------------------------
 grep -v "^zone \"example.test\" " "$CONF_LOCAL" > "$T/conf.expected"
 ctl emit domain.removed example.test domain=example.test >/dev/null
@@ -170,5 +219,64 @@ is "$(cat "$CONF_LOCAL"; ls -a "$ZONES")" "$before" "hostile names change no fil
 
 ok "$(grep -q 'reloads=' "$T/ophookd.log"; echo $?)" "reloads are counted in the log"
 diag "$(grep -o 'rndc [a-z]*[^[]*\[reloads=[0-9]*\]' "$T/ophookd.log" | tail -n 1)"
+
+# --- the checker's limits, and it never outlives the daemon ------------------
+# A $GENERATE of identical records burns CPU in little memory.  With
+# generate_max raised, the real checker runs: checker_cpu_s stops it; with
+# no CPU limit it runs until SIGTERM, which ophookd honours at once (the
+# checker is killed, the event stays pending); after a SIGKILL of ophookd
+# the checker dies too (PR_SET_PDEATHSIG).  The checker is started through
+# a symlink under $T so that pgrep finds only this test's.
+stop_ophookd
+chmod 711 "$T"
+mkdir -p "$T/bin" && chmod 755 "$T/bin"
+ln -sf "$(command -v named-checkzone)" "$T/bin/named-checkzone"
+checkers() { pgrep -f "^$T/bin/named-checkzone" >/dev/null; }
+limits_config() { # CPU_S
+	write_config "  bind9:
+    settings:
+      zones_dir: $ZONES
+      named_conf_local: $CONF_LOCAL
+      server_ip: $IP
+      window_ms: 200
+      generate_max: 4294967296
+      checker_cpu_s: $1
+      checker_timeout_ms: 600000
+      checkzone_argv: [\"$T/bin/named-checkzone\"]
+      rndc_argv: [\"rndc\", \"-s\", \"127.0.0.1\", \"-p\", \"$RNDC\", \"-k\", \"$T/rndc.key\"]"
+}
+limits_config 2
+start_ophookd || { echo "Bail out! ophookd did not restart"; exit 1; }
+cp "$T/other.good" "$ZONES/other.test.zone"
+N_BEFORE=$(count_event dns.zone.changed other.test)
+R_BEFORE=$(count_event dns.zone_rejected other.test)
+printf '$GENERATE 0-2147483646 x A 192.0.2.1\n' >> "$ZONES/other.test.zone"
+WATCHER=unknown
+zone_edited other.test
+ok "$(wait_for 30 more_events dns.zone_rejected other.test "$R_BEFORE"; echo $?)" \
+	"CPU-bound zone with checker_cpu_s 2: dns.zone_rejected"
+ok "$(grep dns.zone_rejected "$T/events.log" | tail -n 1 | grep -q 'over a checker limit'; echo $?)" \
+	"the event says a checker limit stopped it"
+stop_ophookd
+limits_config 0
+start_ophookd || { echo "Bail out! ophookd did not restart"; exit 1; }
+ctl emit dns.zone.changed other.test domain=other.test path="$ZONES/other.test.zone" >/dev/null
+ok "$(wait_for 20 checkers; echo $?)" "no CPU limit: the checker runs"
+ok "$(ctl status >/dev/null; echo $?)" "the daemon answers while it runs"
+t0=$(date +%s)
+kill -TERM "$OPHOOKD_PID"
+ok "$(wait_for 8 sh -c "! kill -0 $OPHOOKD_PID 2>/dev/null"; echo $?)" \
+	"SIGTERM while the checker runs: ophookd stops ($(( $(date +%s) - t0 )) s)"
+wait "$OPHOOKD_PID" 2>/dev/null
+ok "$(wait_for 5 sh -c "! pgrep -f '^$T/bin/named-checkzone' >/dev/null"; echo $?)" \
+	"and no checker remains"
+start_ophookd || { echo "Bail out! ophookd did not restart"; exit 1; }
+ok "$(wait_for 20 checkers; echo $?)" "the pending event runs the checker again after a restart"
+kill -KILL "$OPHOOKD_PID"
+wait "$OPHOOKD_PID" 2>/dev/null
+ok "$(wait_for 5 sh -c "! pgrep -f '^$T/bin/named-checkzone' >/dev/null"; echo $?)" \
+	"SIGKILL of ophookd: no checker outlives it"
+pkill -KILL -f "^$T/bin/named-checkzone" 2>/dev/null
+cp "$T/other.good" "$ZONES/other.test.zone"
 
 done_testing

@@ -339,6 +339,8 @@ wait_for 60 test -f "$REJECTED/aa-late.test.conf"
 ok $? "after a restart, the new conf repeating v2.test is quarantined"
 [ -f "$DOMAINS/v2.test.conf" ] && [ ! -e "$REJECTED/v2.test.conf" ]
 ok $? "v2.test.conf (touched, unchanged) is not"
+# the event follows the move into the quarantine: wait for it, as above
+wait_for 10 has_event domain.config_rejected aa-late.test
 line=$(rej_line aa-late.test)
 case "$line" in
 *"$DOMAINS/v2.test.conf"*) r=0 ;;

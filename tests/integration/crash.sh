@@ -55,5 +55,26 @@ wait_for 10 grep -q '"subject":"c.example"' "$T/events.log"
 ok $? "events after it are delivered"
 grep -q '"subject":"a.example"' "$T/events.log"
 ok $? "the event before it was delivered"
+
+# a plugin that overflows its stack: the handler runs on a stack of its
+# own, so the crash is still named and the plugin quarantined (a fresh
+# state dir: the boom event would be retried first otherwise)
+stop_ophookd
+rm -rf "$T/state" && mkdir -p "$T/state"
+start_ophookd
+ok $? "started again on a fresh state dir"
+ctl emit test.deep d.example overflow=yes >/dev/null
+wait_for 20 sh -c "! kill -0 $OPHOOKD_PID 2>/dev/null"
+ok $? "the stack overflow takes the daemon down"
+wait "$OPHOOKD_PID" 2>/dev/null
+grep -q 'fatal: plugin testgood: SIGSEGV in on_event, event [0-9]*, attempt 1' "$T/ophookd.log"
+ok $? "the overflow was logged at that moment, naming the plugin and the event"
+"$OPHOOKD" -f -c "$T/ophookd.yaml" >>"$T/ophookd.log" 2>&1 &
+OPHOOKD_PID=$!
+cleanup_pid "$OPHOOKD_PID"
+wait_for 20 ctl status
+ok $? "restarted, it stays up"
+ctl plugins list | grep -q 'testgood *quarantined'
+ok $? "the plugin is quarantined again"
 stop_ophookd
 done_testing

@@ -245,5 +245,27 @@ else
 	echo "ok $_tap_n # SKIP peer credential tests need root and group 65534"
 fi
 
+# ---- what events carry is escaped on a terminal ----
+# A field with escape sequences (clear screen, set title, a C1 CSI): on a
+# terminal (script(1) gives ophookctl a pty) they come
+# out as \xNN; into a pipe, as they are.
+if command -v script >/dev/null 2>&1; then
+	EVIL=$(printf 'a\033[2J\033]0;pwned\007b\302\2332Jc')
+	EID=$(ctl emit test.esc esc.example note="$EVIL" | grep -o '[0-9][0-9]*' | head -n 1)
+	script -qec "$OPHOOKCTL -s $T/ophookd.sock events $EID" /dev/null > "$T/tty.out" 2>&1
+	grep -qF 'a\x1b[2J\x1b]0;pwned\x07b\xc2\x9b2Jc' "$T/tty.out"
+	ok $? "on a terminal: control characters (C0, C1) as \\xNN"
+	! grep -q "$(printf '\033')" "$T/tty.out"
+	ok $? "on a terminal: no raw escape byte"
+	ctl events "$EID" > "$T/pipe.out" 2>&1
+	grep -q "$(printf '\033')\\[2J" "$T/pipe.out"
+	ok $? "into a pipe: the text as it is"
+else
+	for _i in 1 2 3; do
+		_tap_n=$((_tap_n + 1))
+		echo "ok $_tap_n # SKIP script(1) not installed"
+	done
+fi
+
 stop_ophookd
 done_testing

@@ -89,15 +89,36 @@ grep -q '^TCP_IN = "20,21,22,25,53,80,110,143,443,465,587,993,995,8443,2083,2087
 ok $? "TCP_IN keeps ophook's wanted ports and the admin's"
 
 ctl emit firewall.block 192.0.2.10 ip=192.0.2.10 reason=brute ttl=3600 >/dev/null
-ctl emit firewall.block 2001:db8::/32 ip=2001:db8::/32 reason='spam "net"' >/dev/null
+ctl emit firewall.block 2001:db8::/64 ip=2001:db8::/64 reason='spam "net"' >/dev/null
 ctl emit firewall.block evil ip='$(id)' reason=x >/dev/null
-ctl emit firewall.unblock 2001:db8::/32 ip=2001:db8::/32 >/dev/null
-wait_for 20 grep -q -- "-dr|2001:db8::/32" "$T/csf.argv"
+ctl emit firewall.unblock 2001:db8::/64 ip=2001:db8::/64 >/dev/null
+wait_for 20 grep -q -- "-dr|2001:db8::/64" "$T/csf.argv"
 ok $? "unblock ran"
 is "$(grep -v -- '^-r$' "$T/csf.argv")" '-td|192.0.2.10|3600|ophook: brute
--d|2001:db8::/32|ophook: spam _net_
--dr|2001:db8::/32' "csf argv for temp block, permanent block, unblock; hostile ip never reached csf"
+-d|2001:db8::/64|ophook: spam _net_
+-dr|2001:db8::/64' "csf argv for temp block, permanent block, unblock; hostile ip never reached csf"
 grep -q "field ip" "$T/ophookd.log"
 ok $? "hostile ip refused naming the field"
+
+# Lockouts refused (issue 16, finding 12); each block's own expiry.
+: > "$T/csf.argv"
+ctl emit firewall.block all ip=0.0.0.0/0 reason=all >/dev/null
+ctl emit firewall.block lo ip=127.0.0.1 reason=lo >/dev/null
+ctl emit firewall.block v6 ip=2001:db8::/32 reason=wide >/dev/null
+ctl emit firewall.block huge ip=192.0.2.99 reason=huge ttl=31536001 >/dev/null
+ctl emit firewall.block 192.0.2.11 ip=192.0.2.11 reason=short ttl=2 >/dev/null
+wait_for 20 grep -q -- "-td|192.0.2.11|2|" "$T/csf.argv"
+ok $? "ttl 2 block applied after the ttl 3600 one"
+grep -q "firewall.block 0.0.0.0/0 refused: field ip: a /0 block" "$T/ophookd.log" &&
+	grep -q "firewall.block 127.0.0.1 refused: field ip: covers 127.0.0.0/8 (loopback)" "$T/ophookd.log" &&
+	grep -q "firewall.block 2001:db8::/32 refused: field ip: a /32 block is wider than min_prefix_v6 (/64)" "$T/ophookd.log" &&
+	grep -q "firewall.block 192.0.2.99 refused: field ttl:" "$T/ophookd.log"
+ok $? "0.0.0.0/0, loopback, a /32 IPv6 and a huge ttl refused naming the field"
+is "$(grep -c -e '0.0.0.0' -e '127.0.0.1' -e '2001:db8::/32' -e '192.0.2.99' "$T/csf.argv")" 0 \
+	"none of them reached csf"
+wait_for 15 grep -q -- "-tr|192.0.2.11" "$T/csf.argv"
+ok $? "the ttl 2 block is removed within 15 s"
+grep -q -- "-tr|192.0.2.10" "$T/csf.argv"
+ok $([ $? -ne 0 ] && echo 0 || echo 1) "the ttl 3600 block stays"
 
 done_testing

@@ -146,8 +146,10 @@ ok $? "hostile ip not applied"
 grep -q "field ip" "$T/ophookd.log"
 ok $? "hostile ip refused naming the field (daemon log)"
 
-# A temporary block expires by itself.
-ctl emit firewall.block 198.51.100.7 ip=198.51.100.7 reason=flood ttl=2 >/dev/null
+# A temporary block expires by itself.  (ttl 6, not 2: the ttl runs from
+# the event, before ufw applies the rule, and `ufw status` polls are slow
+# on a loaded machine: a 2 s rule could come and go between two polls.)
+ctl emit firewall.block 198.51.100.7 ip=198.51.100.7 reason=flood ttl=6 >/dev/null
 wait_for 20 has_rule "Anywhere DENY 198.51.100.7 # ophook: block: flood"
 ok $? "temporary block applied"
 $NS iptables -S | grep -q -- "-A ufw-user-input -s 198.51.100.7/32 -j DROP"
@@ -160,6 +162,40 @@ grep '"firewall.unblocked"' "$T/events.log" | grep -q '"expired"'
 ok $? "firewall.unblocked says expired"
 has_rule "Anywhere DENY 203.0.113.9"
 ok $? "permanent block still there"
+
+# Blocks that would lock the server out are refused (issue 16, finding 12):
+# everything, the server's own address (an address on the
+# namespace's veth), a /8 under the default min_prefix_v4 24, a ttl past
+# max_ttl.
+$NS ip link add ophd0 type veth peer name ophd1 &&
+	$NS ip addr add 10.99.0.1/24 dev ophd0 && $NS ip link set ophd0 up
+ok $? "veth with 10.99.0.1 in the namespace"
+ctl emit firewall.block all ip=0.0.0.0/0 reason=all >/dev/null
+ctl emit firewall.block own ip=10.99.0.1 reason=own >/dev/null
+ctl emit firewall.block wide ip=10.0.0.0/8 reason=wide >/dev/null
+ctl emit firewall.block huge ip=192.0.2.99 reason=huge ttl=99999999999 >/dev/null
+wait_for 20 grep -q "firewall.block 0.0.0.0/0 refused: field ip: a /0 block is wider than min_prefix_v4" "$T/ophookd.log"
+ok $? "0.0.0.0/0 refused, naming the field and the minimum"
+wait_for 20 grep -q "firewall.block 10.99.0.1 refused: field ip: covers 10.99.0.1/32, an address of this server (ophd0)" "$T/ophookd.log"
+ok $? "the server's own address refused"
+wait_for 20 grep -q "firewall.block 10.0.0.0/8 refused: field ip: a /8 block" "$T/ophookd.log"
+ok $? "/8 refused under the default min_prefix_v4"
+wait_for 20 grep -q "firewall.block 192.0.2.99 refused: field ttl: '99999999999'" "$T/ophookd.log"
+ok $? "huge ttl refused"
+no_rule "0.0.0.0" && no_rule "10.99.0.1" && no_rule "10.0.0.0/8" && no_rule "192.0.2.99"
+ok $? "none of them reached ufw"
+
+# Each block keeps its own expiry: ttl 3600, then ttl 6 (see above).
+ctl emit firewall.block 192.0.2.50 ip=192.0.2.50 reason=long ttl=3600 >/dev/null
+wait_for 20 has_rule "Anywhere DENY 192.0.2.50"
+ok $? "block with ttl 3600 applied"
+ctl emit firewall.block 192.0.2.51 ip=192.0.2.51 reason=short ttl=6 >/dev/null
+wait_for 20 has_rule "Anywhere DENY 192.0.2.51"
+ok $? "block with ttl 6 applied after it"
+wait_for 20 no_rule "192.0.2.51"
+ok $? "the ttl 6 block is gone within 20 s"
+has_rule "Anywhere DENY 192.0.2.50"
+ok $? "the ttl 3600 block stays"
 
 ctl emit firewall.unblock 203.0.113.9 ip=203.0.113.9 >/dev/null
 wait_for 20 no_rule "203.0.113.9"

@@ -159,13 +159,19 @@ done_ok() { ctl --json events --subject r.example | python3 -c 'import json,sys;
 wait_for 20 done_ok
 ok $? "after the retry every delivery of the event is done"
 
+# a second dead delivery, kept dead for the restart below
+touch "$T/failing"
+id=$(ctl --json emit test.thing d.example | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+wait_for 20 dead
+ok $? "a second delivery is dead"
+
 # metrics
 ctl --json metrics > "$T/m.json"
 python3 - "$T/m.json" <<'PY'
 import json, sys
 text = json.load(open(sys.argv[1]))
-need = ['ophook_events_total{type="test.thing",source="socket"} 1',
-        'ophook_deliveries_total{handler="plugin:testgood",state="dead"} 1',
+need = ['ophook_events_total{type="test.thing",source="socket"} 2',
+        'ophook_deliveries_total{handler="plugin:testgood",state="dead"} 2',
         'ophook_deliveries_total{handler="plugin:testgood",state="done"} 1',
         'ophook_delivery_duration_seconds_count{handler="plugin:log"}',
         'ophook_queue_depth{stage="queued"}']
@@ -176,8 +182,10 @@ PY
 ok $? "metrics: events by type, deliveries by handler and state, histograms, queue depth"
 curl -sf "http://127.0.0.1:$PORT/metrics" > "$T/http.txt"
 ok $? "GET /metrics on the loopback listener"
-grep -q '^ophook_events_total{type="test.thing",source="socket"} 1$' "$T/http.txt"
+grep -q '^ophook_events_total{type="test.thing",source="socket"} 2$' "$T/http.txt"
 ok $? "HTTP metrics carry the same counters"
+grep -q '^ophook_journal_deliveries{handler="plugin:testgood",state="dead"} 1$' "$T/http.txt"
+ok $? "the journal's dead deliveries as a gauge"
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/other")
 is "$code" 404 "other paths get 404"
 
@@ -195,4 +203,14 @@ ok $? "still serving after SIGHUP"
 stop_ophookd
 grep -q "journal closed" "$T/ophookd.log"
 ok $? "SIGTERM stops cleanly with the journal closed"
+
+# right after a restart the counters start from zero, the journal's gauges
+# do not
+start_ophookd || exit 1
+curl -sf "http://127.0.0.1:$PORT/metrics" > "$T/http2.txt"
+grep -q '^ophook_journal_deliveries{handler="plugin:testgood",state="dead"} 1$' "$T/http2.txt"
+ok $? "after a restart the dead gauge still shows the dead delivery"
+grep -q 'ophook_deliveries_total{handler="plugin:testgood",state="dead"}' "$T/http2.txt"
+ok "$([ $? -ne 0 ] && echo 0 || echo 1)" "while the counters started again from zero"
+stop_ophookd
 done_testing

@@ -8,6 +8,7 @@
 #include <ftw.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,7 @@ struct ophook_ctx {
 };
 
 struct pluginmock {
+	atomic_bool stopping;
 	struct ophook_ctx ctx;
 	struct ophook_host host;
 	pthread_mutex_t lock;
@@ -358,6 +360,16 @@ static bool pm_setting_is_set(struct ophook_ctx *ctx, const char *key)
 	return plugsettings_is_set(ctx->m->ps, key);
 }
 
+static bool pm_stopping(struct ophook_ctx *ctx)
+{
+	return atomic_load(&ctx->m->stopping);
+}
+
+void pluginmock_stopping(struct pluginmock *m, bool on)
+{
+	atomic_store(&m->stopping, on);
+}
+
 void pluginmock_check_only(struct pluginmock *m, bool on)
 {
 	m->check_only = on;
@@ -393,6 +405,7 @@ struct pluginmock *pluginmock_new(const char *settings_json)
 		.setting_bool = pm_setting_bool,
 		.setting_list = pm_setting_list,
 		.setting_is_set = pm_setting_is_set,
+		.stopping = pm_stopping,
 	};
 	if (mkdtemp(tmpl) == NULL) {
 		perror("pluginmock: mkdtemp");

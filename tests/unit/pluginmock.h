@@ -55,6 +55,10 @@ void pluginmock_set_setting(struct pluginmock *m, const char *key,
 /* A check-only load (`ophookd --check-config`): settings_declare() answers
  * OPHOOK_SETTINGS_CHECKED when the settings are good. */
 void pluginmock_check_only(struct pluginmock *m, bool on);
+
+/* What host->stopping() says from now on (default false). */
+void pluginmock_stopping(struct pluginmock *m, bool on);
+
 /* The last settings_declare() error, or NULL. */
 const char *pluginmock_settings_error(struct pluginmock *m);
 

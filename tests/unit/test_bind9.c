@@ -1490,9 +1490,109 @@ static void test_plugin_settings_declared(void **state)
 	assert_false(bind9_file_exists(f->rndc_log));
 }
 
+/* $INCLUDE outside zones_dir and huge $GENERATE ranges are refused with
+ * the line; what is inside the folder or small passes. */
+static void test_directives_check(void **state)
+{
+	const char *dir = "/etc/bind/zones";
+	char *msg = NULL;
+
+	(void)state;
+	assert_int_equal(zone_directives_check("$TTL 1h\n@ IN A 1.2.3.4\n",
+					       dir, 65536, &msg),
+			 0);
+	assert_null(msg);
+	assert_int_equal(zone_directives_check(
+				 "$TTL 1h\n$INCLUDE /etc/bind/zones/x.inc\n"
+				 "$INCLUDE \"/etc/bind/zones/sub/y\" o.test.\n"
+				 "$GENERATE 1-100 h$ A 192.0.2.1\n",
+				 dir, 65536, &msg),
+			 0);
+	static const char *const bad[] = {
+		"$INCLUDE /root/secret\n",
+		"$include /etc/bind/zones/../../shadow\n",
+		"$INCLUDE etc/shadow\n",
+		"$INCLUDE /etc/bind/zonesX/a\n",
+		"$INCLUDE /etc/bind/zones/\n",
+		"$INCLUDE /etc/bind/zones/./a\n",
+		"$INCLUDE\n",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *text = NULL;
+
+		assert_true(asprintf(&text, "$TTL 1h\n%s", bad[i]) > 0);
+		assert_int_equal(zone_directives_check(text, dir, 65536, &msg),
+				 -EINVAL);
+		assert_non_null(strstr(msg, "line 2: $INCLUDE"));
+		free(msg);
+		free(text);
+	}
+	assert_int_equal(zone_directives_check(
+				 "$TTL 1h\n\n$GENERATE 0-2147483646 h$ A "
+				 "192.0.2.1\n",
+				 dir, 65536, &msg),
+			 -EINVAL);
+	assert_string_equal(msg, "line 3: $GENERATE 0-2147483646: more than "
+				 "the 65536 steps allowed (limit "
+				 "generate_max)");
+	free(msg);
+	/* 65536 steps pass, 65537 do not; a step counts; stop < start */
+	assert_int_equal(zone_directives_check("$GENERATE 0-65535 h$ A 1.2.3.4",
+					       dir, 65536, &msg), 0);
+	assert_int_equal(zone_directives_check("$GENERATE 0-65536 h$ A 1.2.3.4",
+					       dir, 65536, &msg), -EINVAL);
+	free(msg);
+	assert_int_equal(zone_directives_check(
+				 "$GENERATE 0-655350/10 h$ A 1.2.3.4", dir,
+				 65536, &msg), 0);
+	assert_int_equal(zone_directives_check("$GENERATE 9-1 h$ A 1.2.3.4",
+					       dir, 65536, &msg), -EINVAL);
+	free(msg);
+}
+
+/* Only the checker's lines about the zone's own stream or the zone stay,
+ * escaped and capped; another file's words never do. */
+static void test_diag_filter(void **state)
+{
+	const char *out =
+		"/tmp/secret:1: unknown RR type 'secretword2'\n"
+		"dns_rdata_fromtext: stream-0x7fc3741f1a80:6: near 'zzz\x01\xff': "
+		"bad IPv6 address\n"
+		"stream-0x7f:7: something\n"
+		"zone ex.test/IN: loading from master file (null) failed: x\n"
+		"zone other.test/IN: not ours\n"
+		"named-checkzone(_start+0x21)[0x563a4ed36421]\n";
+	char *res = NULL, *longline = NULL;
+
+	(void)state;
+	assert_int_equal(zone_diag_filter(out, "ex.test", "/z/ex.test.zone",
+					  &res),
+			 0);
+	assert_string_equal(res,
+			    "dns_rdata_fromtext: /z/ex.test.zone:6: near "
+			    "'zzz\\x01\\xff': bad IPv6 address\n"
+			    "/z/ex.test.zone:7: something\n"
+			    "zone ex.test/IN: loading from master file "
+			    "/z/ex.test.zone failed: x");
+	assert_null(strstr(res, "secretword"));
+	free(res);
+	assert_true(asprintf(&longline, "stream-0x1:1: %0500d\n", 0) > 0);
+	assert_int_equal(zone_diag_filter(longline, "ex.test", "/p", &res), 0);
+	assert_int_equal(strlen(res), ZONE_DIAG_LINE_MAX + 3);
+	free(res);
+	free(longline);
+	assert_int_equal(zone_diag_filter("/etc/shadow:1: root\n", "ex.test",
+					  "/p", &res),
+			 0);
+	assert_string_equal(res, "");
+	free(res);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_directives_check),
+		cmocka_unit_test(test_diag_filter),
 		cmocka_unit_test(test_serial_next),
 		cmocka_unit_test(test_serial_find),
 		cmocka_unit_test(test_hash_ignores_serial),

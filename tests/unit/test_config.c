@@ -649,6 +649,50 @@ static void test_nullable(void **state)
 	config_free(&c);
 }
 
+/* containers: off by default, the real paths as defaults, the sockets
+ * sequence checked item by item with positions */
+static void test_containers(void **state)
+{
+	struct config *c;
+
+	(void)state;
+	c = config_new_default();
+	assert_false(c->containers.enabled);
+	assert_string_equal(c->containers.root_socket, "/run/podman/podman.sock");
+	assert_string_equal(c->containers.run_user_dir, "/run/user");
+	assert_true(c->containers.peer_check);
+	assert_int_equal(c->containers.n_sockets, 0);
+	config_free(&c);
+	c = load_ok("containers:\n  enabled: true\n  root_socket: ~\n"
+		    "  kmsg: ~\n  sockets:\n"
+		    "    - { path: /t/u1.sock, uid: 1001 }\n"
+		    "    - path: /t/d.sock\n      uid: 0\n      api: docker\n");
+	assert_true(c->containers.enabled);
+	assert_null(c->containers.root_socket);
+	assert_null(c->containers.kmsg);
+	assert_int_equal(c->containers.n_sockets, 2);
+	assert_string_equal(c->containers.sockets[0].path, "/t/u1.sock");
+	assert_int_equal(c->containers.sockets[0].uid, 1001);
+	assert_false(c->containers.sockets[0].docker);
+	assert_int_equal(c->containers.sockets[1].uid, 0);
+	assert_true(c->containers.sockets[1].docker);
+	config_free(&c);
+	expect_error("containers:\n  sockets:\n    - { path: rel.sock, uid: 1 }\n",
+		     "3:15", "containers.sockets[].path: must be an absolute path");
+	expect_error("containers:\n  sockets:\n    - { path: /a, uid: -1 }\n",
+		     "3:24", "containers.sockets[].uid: expected a uid");
+	expect_error("containers:\n  sockets:\n    - { path: /a, uid: 1, api: rest }\n",
+		     "3:32", "containers.sockets[].api: expected libpod|docker");
+	expect_error("containers:\n  sockets:\n    - { path: /a, gid: 1 }\n",
+		     "3:19", "unknown key \"containers.sockets[].gid\"");
+	expect_error("containers:\n  sockets:\n    - { path: /a }\n",
+		     "3:7", "path and uid are required");
+	expect_error("containers:\n  sockets: /a\n", "2:12",
+		     "containers.sockets: expected a sequence");
+	expect_error("containers:\n  restart_loop_deaths: 1\n", "2:24",
+		     "containers.restart_loop_deaths");
+}
+
 static void test_depth(void **state)
 {
 	char yaml[512] = "plugins:\n  log:\n    settings:\n      a: ";
@@ -805,6 +849,7 @@ int main(void)
 		cmocka_unit_test(test_settings),
 		cmocka_unit_test(test_nullable),
 		cmocka_unit_test(test_depth),
+		cmocka_unit_test(test_containers),
 		cmocka_unit_test(test_plugin_isolation),
 		cmocka_unit_test(test_check_paths),
 		cmocka_unit_test(test_shipped_config),

@@ -6,6 +6,8 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,6 +50,70 @@ static void test_render(void **state)
 	assert_null(m);
 }
 
+/* Every metric family has HELP and TYPE before its first sample (what
+ * `promtool check metrics` asks), and the journal's deliveries by handler
+ * and state are gauges (right after a restart, unlike the counters). */
+static void test_help_and_journal(void **state)
+{
+	struct metrics *m = metrics_new();
+	json_t *handlers = json_pack("{s{sIsIsIsI}}", "exec:x.d/10-y", "pending",
+				     (json_int_t)4, "done", (json_int_t)9,
+				     "failed", (json_int_t)2, "dead",
+				     (json_int_t)7);
+	struct metrics_gauges g = { .journal_ok = 1,
+				    .journal_handlers = handlers };
+	char *text, *line, *save = NULL;
+	char seen_help[64][96], seen_type[64][96];
+	size_t nh = 0, nt = 0;
+
+	(void)state;
+	metrics_event(m, "domain.added", "inotify");
+	metrics_delivery(m, "plugin:log", DELIVERY_DONE, 5);
+	metrics_count(m, "plugin_crashes", 1);
+	metrics_count(m, "something_new", 3);
+	text = metrics_render(m, &g);
+	assert_non_null(strstr(text, "ophook_journal_deliveries{handler=\"exec:x.d/10-y\",state=\"dead\"} 7\n"));
+	assert_non_null(strstr(text, "ophook_journal_deliveries{handler=\"exec:x.d/10-y\",state=\"pending\"} 4\n"));
+	assert_non_null(strstr(text, "ophook_journal_deliveries{handler=\"exec:x.d/10-y\",state=\"failed\"} 2\n"));
+	for (line = strtok_r(text, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char name[96];
+		size_t n;
+
+		if (strncmp(line, "# HELP ", 7) == 0) {
+			sscanf(line + 7, "%95s", seen_help[nh++]);
+			continue;
+		}
+		if (strncmp(line, "# TYPE ", 7) == 0) {
+			sscanf(line + 7, "%95s", seen_type[nt++]);
+			continue;
+		}
+		n = strcspn(line, "{ ");
+		snprintf(name, sizeof(name), "%.*s", (int)n, line);
+		/* a histogram's samples belong to its family */
+		for (const char *suf = "_bucket\0_sum\0_count\0"; *suf != '\0';
+		     suf += strlen(suf) + 1) {
+			size_t l = strlen(name), k = strlen(suf);
+
+			if (l > k && strcmp(name + l - k, suf) == 0 &&
+			    strncmp(name, "ophook_delivery_duration_seconds", 32) == 0)
+				name[l - k] = '\0';
+		}
+		bool help = false, type = false;
+
+		for (size_t i = 0; i < nh; i++)
+			help |= strcmp(seen_help[i], name) == 0;
+		for (size_t i = 0; i < nt; i++)
+			type |= strcmp(seen_type[i], name) == 0;
+		if (!help || !type)
+			fail_msg("%s: no %s before its sample", name,
+				 help ? "TYPE" : "HELP");
+	}
+	free(text);
+	json_decref(handlers);
+	metrics_free(&m);
+}
+
 static char *render_nothing(void *ctx)
 {
 	(void)ctx;
@@ -85,6 +151,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_render),
+		cmocka_unit_test(test_help_and_journal),
 		cmocka_unit_test(test_loopback_only),
 	};
 

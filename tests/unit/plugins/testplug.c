@@ -1,6 +1,7 @@
 /* Test plugins for test_pluginhost, built three times with -D switches:
  * a good one, one with a wrong ABI version, one reusing the good name. */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -34,6 +35,22 @@ static void tp_fini(void *data)
 	(void)data;
 }
 
+#if !defined(__SANITIZE_ADDRESS__)
+/* Recursion that overflows the thread's stack (not a tail call: the
+ * frame is used after the call; small frames, so that one lands in the
+ * guard page rather than past it). */
+static unsigned tp_deep(volatile char *prev, unsigned n)
+{
+	volatile char buf[256];
+
+	if (n > (1u << 30))
+		return 0; /* never: the stack ends long before */
+	buf[0] = (char)n;
+	buf[1] = prev != NULL ? prev[0] : 0;
+	return tp_deep(buf, n + 1) + (unsigned)buf[1];
+}
+#endif
+
 static int tp_on_event(void *data, const struct ophook_event *ev,
 		       const char **error_r)
 {
@@ -45,6 +62,16 @@ static int tp_on_event(void *data, const struct ophook_event *ev,
 	 * tests: such an event must go dead, not crash-loop) */
 	if (host->event_get(ev, "crash") != NULL)
 		abort();
+	/* "overflow": the plugin overflows its stack (the fatal signal
+	 * handler needs its own stack to say so); sanitizer builds catch
+	 * the overflow themselves and exit, so they raise the signal */
+	if (host->event_get(ev, "overflow") != NULL) {
+#if defined(__SANITIZE_ADDRESS__)
+		raise(SIGSEGV);
+#else
+		(void)tp_deep(NULL, 0);
+#endif
+	}
 	/* settings.fail_if_exists: fail while that file exists */
 	if (flag != NULL && access(flag, F_OK) == 0) {
 		*error_r = "fail_if_exists file is present";
