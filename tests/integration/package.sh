@@ -76,6 +76,8 @@ for f in /usr/sbin/ophookd /usr/sbin/ophookctl \
 	/usr/share/doc/ophook/examples/hooks/exec/domain.added.d/10-example \
 	/usr/share/doc/ophook/plugins/caddy/README.md \
 	/usr/share/doc/ophook/plugins/firewall/README.md \
+	/usr/share/man/man7/ophook-events.7.gz \
+	/usr/share/ophook/schemas/domain.added.json \
 	/var/lib/ophookd; do
 	grep -qxF "$f" "$T/ophook.list"
 	ok $? "ophook ships $f"
