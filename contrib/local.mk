@@ -17,7 +17,18 @@ logrotatedir = $(sysconfdir)/logrotate.d
 dist_logrotate_DATA = contrib/logrotate/ophookd
 EXTRA_DIST += contrib/systemd/ophookd.service.in
 
-EXTRA_DIST += contrib/plugin-skeleton/skeleton.c \
+# the plugin skeleton (ophook-plugin(3)) and the README, as documentation
+skeletondir = $(docdir)/examples/plugin-skeleton
+dist_skeleton_DATA = contrib/plugin-skeleton/skeleton.c \
 	contrib/plugin-skeleton/Makefile contrib/plugin-skeleton/README.md
+dist_doc_DATA = README.md
 TESTS += tests/integration/install.sh
 EXTRA_DIST += tests/integration/install.sh
+
+# the Debian packaging (dpkg-buildpackage -us -uc -b) and its test
+EXTRA_DIST += debian/changelog debian/control debian/copyright debian/rules \
+	debian/source/format debian/ophook.install debian/ophook-dev.install \
+	debian/ophook.dirs debian/ophook.postinst debian/ophook.postrm \
+	debian/ophook.lintian-overrides
+TESTS += tests/integration/package.sh
+EXTRA_DIST += tests/integration/package.sh

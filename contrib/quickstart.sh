@@ -43,6 +43,7 @@ watch:
   settle_ms: 50
 plugins:
   log:
+    enabled: true
     settings:
       path: $D/events.log
 YAML

@@ -155,6 +155,67 @@ write_config() {
 	} > "$T/ophookd.yaml"
 }
 
+# enable_plugins [FILE]: plugins of a system folder are opt-in (they load
+# only with `enabled: true`), and tests install the ones they use into one:
+# every plugins.NAME entry of FILE ($T/ophookd.yaml) that does not say
+# `enabled:` gets `enabled: true`, and the shipped and test plugins with no
+# entry get one.  An entry that says `enabled: false` stays off.
+# Idempotent; start_ophookd runs it, call it before starting ophookd some
+# other way.
+OPHOOK_TEST_PLUGINS="log caddy bind9 mailserver goaccess firewall testgood"
+enable_plugins() {
+	_f=${1:-$T/ophookd.yaml}
+	awk -v names="$OPHOOK_TEST_PLUGINS" '
+	function flush_missing(   i, n, a) {
+		if (done) return
+		done = 1
+		n = split(names, a, " ")
+		for (i = 1; i <= n; i++)
+			if (!(a[i] in seen)) {
+				if (!inplug) { print "plugins:"; inplug = 1 }
+				print "  " a[i] ":"
+				print "    enabled: true"
+			}
+	}
+	function close_entry() {
+		if (cur != "" && !(cur in has)) print "    enabled: true"
+		cur = ""
+	}
+	# first pass: which entries say enabled:
+	FNR == NR {
+		if ($0 ~ /^[A-Za-z_]/) { top = $0; sub(/:.*/, "", top); e = "" }
+		else if (top == "plugins" && $0 ~ /^  [a-z0-9_-]+:[ \t]*$/) {
+			e = $0; sub(/^  /, "", e); sub(/:.*/, "", e); seen[e] = 1
+		} else if (top == "plugins" && $0 ~ /^  [a-z0-9_-]+:/) {
+			e = $0; sub(/^  /, "", e); sub(/:.*/, "", e)
+			seen[e] = 1; has[e] = 1   # flow style: left alone
+		} else if (top == "plugins" && e != "" && $0 ~ /^    enabled:/)
+			has[e] = 1
+		next
+	}
+	{
+		if ($0 ~ /^[A-Za-z_]/) {
+			if (inplug) { close_entry(); flush_missing(); inplug = 0 }
+			top = $0; sub(/:.*/, "", top)
+			print
+			if (top == "plugins") { inplug = 1; done = 0 }
+			next
+		}
+		if (inplug && $0 ~ /^  [a-z0-9_-]+:[ \t]*$/) {
+			close_entry()
+			print
+			cur = $0; sub(/^  /, "", cur); sub(/:.*/, "", cur)
+			if (!(cur in has)) { print "    enabled: true"; has[cur] = 1 }
+			cur = ""
+			next
+		}
+		print
+	}
+	END { if (inplug || !sawplug()) flush_missing() }
+	function sawplug(   k) { for (k in seen) return 1; return 0 }
+	' "$_f" "$_f" > "$_f.tmp" && mv "$_f.tmp" "$_f"
+}
+
 # install_plugins NAME...: copy built plugins into $T/plugins.
 install_plugins() {
 	mkdir -p "$T/plugins"
@@ -166,6 +227,7 @@ install_plugins() {
 # start_ophookd [ARGS]: start the daemon in the foreground (background job),
 # wait for its socket.
 start_ophookd() {
+	enable_plugins "$T/ophookd.yaml"
 	"$OPHOOKD" -f -c "$T/ophookd.yaml" "$@" >>"$T/ophookd.log" 2>&1 &
 	OPHOOKD_PID=$!
 	cleanup_pid "$OPHOOKD_PID"

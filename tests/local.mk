@@ -3,6 +3,9 @@ EXTRA_DIST += tests/testwrapper.sh tests/lib.sh
 EXTRA_DIST += tests/valgrind.supp
 EXTRA_DIST += tests/lsan.supp
 TESTS += tests/integration/hostile.sh
+# every plugin enabled at its default paths writes only in the trees (#20)
+TESTS += tests/integration/confined.sh
+EXTRA_DIST += tests/integration/confined.sh
 TESTS += tests/integration/hostile_hooks.sh
 EXTRA_DIST += tests/integration/hostile_hooks.sh
 TESTS += tests/integration/hostile_state.sh

@@ -66,10 +66,10 @@ TESTS += tests/integration/hooks_webhook.sh
 EXTRA_DIST += tests/integration/hooks_webhook.sh
 
 # Sample hooks (installed as documentation) and the man page.
-hooksexampledir = $(docdir)/hooks
+hooksexampledir = $(docdir)/examples/hooks
 dist_hooksexample_DATA = hooks/README.md hooks/notify-slack.lua \
 	hooks/deny-reserved-domains.lua hooks/notify-containers.lua
-hooksexecexampledir = $(docdir)/hooks/domain.added.d
+hooksexecexampledir = $(docdir)/examples/hooks/exec/domain.added.d
 dist_hooksexecexample_SCRIPTS = hooks/exec/domain.added.d/10-example
 dist_man7_MANS = doc/ophook-lua.7
 

@@ -50,7 +50,21 @@ struct ophook_ctx {
 	struct plugsettings *ps;   /* checked values, NULL until declared */
 	char *settings_error;      /* the last settings_declare error */
 	bool check_only;           /* `ophookd --check-config` */
+	json_t *vars;              /* ${NAME} of declared defaults: root,
+				      state_dir, paths.* */
 };
+
+/* What ${NAME} stands for in a plugin's declared defaults: the config's
+ * trees, so that a plugin's default paths follow root and paths. */
+static json_t *ph_vars(const struct config *cfg)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "root",
+			 cfg->root, "state_dir", cfg->state_dir, "paths.bind",
+			 cfg->paths.bind, "paths.bind_cache",
+			 cfg->paths.bind_cache, "paths.mail", cfg->paths.mail,
+			 "paths.log", cfg->paths.log, "paths.csf",
+			 cfg->paths.csf);
+}
 
 struct plugin {
 	struct pluginhost *ph;
@@ -169,6 +183,7 @@ static int host_settings_declare(struct ophook_ctx *ctx,
 		.pos = cp != NULL ? cp->settings_pos : NULL,
 		.line = cp != NULL ? cp->line : 0,
 		.column = cp != NULL ? cp->column : 0,
+		.vars = ctx->vars,
 	};
 	struct plugsettings *ps = NULL;
 	char *err = NULL;
@@ -896,6 +911,8 @@ static void plugin_free_ctx(struct plugin *p)
 {
 	hmap_free(&p->ctx.setting_text, free);
 	json_decref(p->ctx.settings);
+	json_decref(p->ctx.vars);
+	p->ctx.vars = NULL;
 	free(p->ctx.state_dir);
 	plugsettings_free(&p->ctx.ps);
 	free(p->ctx.settings_error);
@@ -1088,9 +1105,8 @@ static struct plugin *pluginhost_find(struct pluginhost *ph, const char *name)
 
 /* True when path is in the admin's drop-in folder (the last of two or
  * more plugin_dirs). */
-static bool ph_dropin(struct pluginhost *ph, const char *path)
+static bool ph_cfg_dropin(const struct config *cfg, const char *path)
 {
-	const struct config *cfg = engine_config(ph->e);
 	const char *dir;
 	size_t len;
 
@@ -1102,6 +1118,23 @@ static bool ph_dropin(struct pluginhost *ph, const char *path)
 		len--;
 	return strncmp(path, dir, len) == 0 && path[len] == '/' &&
 	       strchr(path + len + 1, '/') == NULL;
+}
+
+static bool ph_dropin(struct pluginhost *ph, const char *path)
+{
+	return ph_cfg_dropin(engine_config(ph->e), path);
+}
+
+/* Plugins are opt-in: one from a system plugin folder loads only when its
+ * entry says `enabled: true`; one dropped into the admin's drop-in folder
+ * loads unless its entry says `enabled: false` (dropping it there is the
+ * admin's choice). */
+static bool ph_cfg_enabled(const struct config *cfg, const char *path,
+			   const struct config_plugin *cp)
+{
+	if (ph_cfg_dropin(cfg, path))
+		return cp == NULL || cp->enabled;
+	return cp != NULL && cp->enabled_set && cp->enabled;
 }
 
 /* Checks before a plugin named name from path is set up: not loaded
@@ -1123,8 +1156,16 @@ static int ph_load_checks(struct pluginhost *ph, const char *path,
 	cp = config_plugin_find(engine_config(ph->e), name);
 	*cp_r = cp;
 	free(hmap_put(ph->files, name, xstrdup(path)));
-	if (cp != NULL && !cp->enabled && !ph->force)
+	if (!ph->force && !ph_cfg_enabled(engine_config(ph->e), path, cp)) {
+		*error_r = xasprintf("%s: plugin %s: %s", path, name,
+				     cp != NULL && cp->enabled_set
+					     ? "disabled in the config"
+					     : "not enabled (a plugin of the "
+					       "system plugin folder loads "
+					       "only when plugins.NAME says "
+					       "`enabled: true`)");
 		return -ECANCELED;
+	}
 	q = ph->force ? NULL : ph_quarantine_reason(ph, name);
 	if (q != NULL) {
 		*error_r = xasprintf("%s: plugin %s is quarantined (%s): "
@@ -1149,6 +1190,7 @@ static int plugin_init(struct pluginhost *ph, struct plugin *p,
 				     : json_object();
 	p->ctx.setting_text = hmap_new();
 	p->ctx.actions = hmap_new();
+	p->ctx.vars = ph_vars(cfg);
 	p->ctx.state_dir = xasprintf("%s/plugins/%s", cfg->state_dir, p->name);
 	ret = mkdir_p(p->ctx.state_dir, 0700);
 	if (ret < 0) {
@@ -1163,14 +1205,14 @@ static int plugin_init(struct pluginhost *ph, struct plugin *p,
 	p->ctx.cp = cp;
 	if (p->isolated) {
 		json_t *init = json_pack(
-			"{s:s, s:s, s:s, s:s, s:O, s:O, s:s?, s:i, s:i}",
+			"{s:s, s:s, s:s, s:s, s:O, s:O, s:s?, s:i, s:i, s:O}",
 			"name", p->name, "state_dir", p->ctx.state_dir, "root",
 			cfg->root, "node", cfg->node, "settings",
 			p->ctx.settings, "settings_pos",
 			cp != NULL ? cp->settings_pos : json_object(), "file",
 			cp != NULL ? cp->file : NULL, "line",
 			cp != NULL ? cp->line : 0, "column",
-			cp != NULL ? cp->column : 0);
+			cp != NULL ? cp->column : 0, "vars", p->ctx.vars);
 		char *perr = NULL;
 
 		p->init_json = json_dumps(init, JSON_COMPACT);
@@ -1393,9 +1435,13 @@ load:
 	free(hmap_put(ph->seen, path,
 		      xasprintf("%llu:%llu", (unsigned long long)st.st_dev,
 				(unsigned long long)st.st_ino)));
-	log_info("plugin %s loaded from %s (%s, inode %llu)", api->name, path,
-		 p->isolated ? "isolated: own process" : "inline",
-		 (unsigned long long)p->ino);
+	log_info("plugin %s loaded from %s (%s, inode %llu)%s", api->name,
+		 path, p->isolated ? "isolated: own process" : "inline",
+		 (unsigned long long)p->ino,
+		 ph_dropin(ph, path) ? ": the admins' drop-in folder, which "
+				       "loads what is dropped there unless "
+				       "its entry says `enabled: false`"
+				     : "");
 	return 0;
 }
 
@@ -1471,7 +1517,7 @@ static unsigned pluginhost_scan_dir(struct pluginhost *ph, const char *dir,
 		if (ret == 0)
 			loaded++;
 		else if (ret == -ECANCELED)
-			log_info("plugin %s: disabled in the config", path);
+			log_info("%s", err);
 		else
 			log_error("plugin %s", err);
 		free(err);
@@ -1525,7 +1571,7 @@ static int pluginhost_check_one(const struct config *cfg, const char *path,
 		goto out;
 	}
 	cp = config_plugin_find(cfg, api->name);
-	if (cp != NULL && !cp->enabled)
+	if (!ph_cfg_enabled(cfg, path, cp))
 		goto out;
 	if ((api->flags & OPHOOK_PLUGIN_DECLARES_SETTINGS) == 0) {
 		if (cp != NULL && json_object_size(cp->settings) > 0)
@@ -1543,6 +1589,7 @@ static int pluginhost_check_one(const struct config *cfg, const char *path,
 	p.ctx.p = &p;
 	p.ctx.cp = cp;
 	p.ctx.check_only = true;
+	p.ctx.vars = ph_vars(cfg);
 	p.ctx.settings = cp != NULL ? json_deep_copy(cp->settings)
 				    : json_object();
 	ret = api->init(&p.ctx, &host_table, &data, &why);
@@ -1564,6 +1611,7 @@ static int pluginhost_check_one(const struct config *cfg, const char *path,
 		ret = 0;
 	}
 	json_decref(p.ctx.settings);
+	json_decref(p.ctx.vars);
 	plugsettings_free(&p.ctx.ps);
 	free(p.ctx.settings_error);
 out:

@@ -327,6 +327,7 @@ static int runner_settings_declare(struct ophook_ctx *ctx,
 		.pos = json_object_get(in, "settings_pos"),
 		.line = (int)json_integer_value(json_object_get(in, "line")),
 		.column = (int)json_integer_value(json_object_get(in, "column")),
+		.vars = json_object_get(in, "vars"),
 	};
 	struct plugsettings *ps = NULL;
 	char *err = NULL;

@@ -338,15 +338,97 @@ plugsettings_decl(const struct ophook_setting_decl *decls, size_t n,
 	return NULL;
 }
 
-/* The default text of d as the JSON value the config would give. */
-static json_t *plugsettings_default(const struct ophook_setting_decl *d)
+/* The config's trees a declared default may name as ${NAME}, and what
+ * they are when the host gives none (the config's own defaults). */
+static const char *const plugsettings_var_def[] = {
+	"root", "/etc/openpanel", "state_dir", "/var/lib/ophookd",
+	"paths.bind", "/etc/bind", "paths.mail", "/usr/local/mail/openmail",
+	"paths.log", "/var/log", "paths.csf", "/etc/csf",
+	"paths.bind_cache", "/var/cache/bind", NULL
+};
+
+static const char *plugsettings_var(const struct plugsettings_src *src,
+				    const char *name, size_t len)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach((json_t *)src->vars, key, v)
+	{
+		if (strlen(key) == len && strncmp(key, name, len) == 0 &&
+		    json_is_string(v))
+			return json_string_value(v);
+	}
+	for (size_t i = 0; plugsettings_var_def[i] != NULL; i += 2)
+		if (strlen(plugsettings_var_def[i]) == len &&
+		    strncmp(plugsettings_var_def[i], name, len) == 0)
+			return plugsettings_var_def[i + 1];
+	return NULL;
+}
+
+/* d->def with every ${NAME} replaced (JSON-escaped when json); malloc'd,
+ * NULL on an unknown name or no memory. */
+static char *plugsettings_expand(const struct plugsettings_src *src,
+				 const char *def, bool json)
+{
+	size_t cap = strlen(def) + 1, len = 0;
+	char *out = malloc(cap);
+
+	for (const char *p = def; out != NULL && *p != '\0';) {
+		const char *val = NULL, *end;
+		char one[2] = { *p, '\0' };
+		size_t vlen;
+
+		if (p[0] == '$' && p[1] == '{' &&
+		    (end = strchr(p + 2, '}')) != NULL) {
+			val = plugsettings_var(src, p + 2, (size_t)(end - p - 2));
+			if (val == NULL) {
+				free(out);
+				return NULL;
+			}
+			p = end + 1;
+		} else {
+			val = one;
+			p++;
+		}
+		vlen = strlen(val);
+		if (len + 2 * vlen + 1 > cap) {
+			char *n = realloc(out, cap = 2 * (len + 2 * vlen + 1));
+
+			if (n == NULL) {
+				free(out);
+				return NULL;
+			}
+			out = n;
+		}
+		for (size_t i = 0; i < vlen; i++) {
+			if (json && val != one &&
+			    (val[i] == '"' || val[i] == '\\'))
+				out[len++] = '\\';
+			out[len++] = val[i];
+		}
+	}
+	if (out != NULL)
+		out[len] = '\0';
+	return out;
+}
+
+/* The default text of d as the JSON value the config would give, its
+ * ${NAME} placeholders filled in; NULL when it is not valid. */
+static json_t *plugsettings_default(const struct plugsettings_src *src,
+				    const struct ophook_setting_decl *d)
 {
 	const char *s = d->def + strspn(d->def, " \t\r\n");
+	bool json = (*s == '[' && d->type != OPHOOK_SETTING_STRING) ||
+		    (*s == '{' && d->type == OPHOOK_SETTING_MAP);
+	char *text = plugsettings_expand(src, json ? s : d->def, json);
+	json_t *v;
 
-	if ((*s == '[' && d->type != OPHOOK_SETTING_STRING) ||
-	    (*s == '{' && d->type == OPHOOK_SETTING_MAP))
-		return json_loads(s, 0, NULL);
-	return json_string(d->def);
+	if (text == NULL)
+		return NULL;
+	v = json ? json_loads(text, 0, NULL) : json_string(text);
+	free(text);
+	return v;
 }
 
 int plugsettings_new(const struct plugsettings_src *src,
@@ -412,8 +494,11 @@ int plugsettings_new(const struct plugsettings_src *src,
 				ret = plugsettings_fail(src, d->name, true,
 							error_r, "%s", why);
 		} else if (d->def != NULL) {
-			json_t *def = plugsettings_default(d);
+			json_t *def = plugsettings_default(src, d);
 
+			if (def == NULL)
+				why = strdup("an unknown ${NAME} in it, or no "
+					     "memory");
 			ret = def == NULL ? -EINVAL
 					  : plugsettings_parse(d, def, val, &why);
 			json_decref(def);

@@ -20,6 +20,11 @@ struct plugsettings_src {
 	const json_t *pos;  /* key -> [key line, key col, value line, value
 			       col] (config_plugin.settings_pos) */
 	int line, column;   /* the plugin's entry, for a missing setting */
+	const json_t *vars; /* name -> path: what ${root}, ${state_dir},
+			       ${paths.bind|bind_cache|mail|log|
+			       csf} in a declared
+			       default stand for (NULL, or a name missing:
+			       the config's built-in default) */
 };
 
 /* Check settings (a JSON object as the config gives it: scalars as

@@ -23,6 +23,7 @@
 #define OPHOOK_PLUGINDIR "/usr/local/lib/ophook/plugins"
 #endif
 #define CFG_DROPIN_PLUGINDIR "/etc/openpanel/ophookd/plugins"
+#define CFG_ROOT_DEF "/etc/openpanel"
 
 #define CFG_MAX_SIZE (1024 * 1024) /* bytes of YAML we read */
 #define CFG_MAX_DEPTH 64	   /* nesting of sequences and mappings */
@@ -402,6 +403,9 @@ enum cfg_type {
 #define CK_HOSTNAME 0x2	 /* default: gethostname() */
 #define CK_ROOT 0x4	 /* CT_PATHS default: [root] after loading */
 #define CK_WORDS 0x8	 /* CT_PATHS: items are patterns, not paths */
+#define CK_IN_ROOT 0x10	 /* CT_PATH: default under `root` (the /etc/openpanel
+			    of `def` replaced by root after loading) */
+#define CK_EXTRA 0x20	 /* CT_PATHS: default from `paths` after loading */
 
 struct cfg_key {
 	const char *path;	    /* "section.key" */
@@ -421,6 +425,8 @@ struct cfg_key {
 	{ .path = p, .type = CT_STR, .off = CFG_OFF(m), .def = d, .flags = f }
 #define K_PATH(p, m, d) \
 	{ .path = p, .type = CT_PATH, .off = CFG_OFF(m), .def = d }
+#define K_PATHF(p, m, d, f) \
+	{ .path = p, .type = CT_PATH, .off = CFG_OFF(m), .def = d, .flags = f }
 #define K_ENUM(p, m, d, c) \
 	{ .path = p, .type = CT_ENUM, .off = CFG_OFF(m), .def = d, .choices = c }
 #define K_UINT(p, m, d, lo, hi)                                         \
@@ -447,8 +453,16 @@ static const char *const cfg_backends[] = { "sqlite", "mysql", NULL };
 
 static const struct cfg_key cfg_keys[] = {
 	K_STR("node", node, NULL, CK_HOSTNAME),
-	K_PATH("root", root, "/etc/openpanel"),
-	K_PATHS("watch_extra", watch_extra, n_watch_extra, cfg_watch_extra_def, 0),
+	K_PATH("root", root, CFG_ROOT_DEF),
+	K_PATHS("watch_extra", watch_extra, n_watch_extra, cfg_watch_extra_def,
+		CK_EXTRA),
+	/* the host's trees outside root, for watch_extra and the plugins'
+	 * default paths (${paths.NAME} in a declared default) */
+	K_PATH("paths.bind", paths.bind, "/etc/bind"),
+	K_PATH("paths.bind_cache", paths.bind_cache, "/var/cache/bind"),
+	K_PATH("paths.mail", paths.mail, "/usr/local/mail/openmail"),
+	K_PATH("paths.log", paths.log, "/var/log"),
+	K_PATH("paths.csf", paths.csf, "/etc/csf"),
 	K_PATH("state_dir", state_dir, "/var/lib/ophookd"),
 	K_PATH("socket", socket, "/run/ophookd.sock"),
 	K_STR("socket_group", socket_group, NULL, CK_NULLABLE),
@@ -457,7 +471,8 @@ static const struct cfg_key cfg_keys[] = {
 	K_UINT("socket_request_ms", socket_request_ms, 30000, 100, UINT_MAX),
 	K_STR("metrics_listen", metrics_listen, NULL, CK_NULLABLE),
 	K_PATHS("plugin_dirs", plugin_dirs, n_plugin_dirs, cfg_plugin_dirs_def, 0),
-	K_PATH("hooks_dir", hooks_dir, "/etc/openpanel/ophookd/hooks"),
+	K_PATHF("hooks_dir", hooks_dir, "/etc/openpanel/ophookd/hooks",
+		CK_IN_ROOT),
 	K_ENUM("log_level", log_level, "info", cfg_log_levels),
 
 	K_PATHS("secrets.extra_keys", secrets.extra_keys, secrets.n_extra_keys,
@@ -466,12 +481,13 @@ static const struct cfg_key cfg_keys[] = {
 		cfg_none, CK_WORDS),
 
 	K_ENUM("panel_db.driver", panel_db.driver, "sqlite", cfg_drivers),
-	K_PATH("panel_db.path", panel_db.path, "/etc/openpanel/ophookd/panel.db"),
-	K_PATH("panel_db.option_file", panel_db.option_file,
-	       "/etc/openpanel/mysql/host_my.cnf"),
+	K_PATHF("panel_db.path", panel_db.path, "/etc/openpanel/ophookd/panel.db",
+		CK_IN_ROOT),
+	K_PATHF("panel_db.option_file", panel_db.option_file,
+		"/etc/openpanel/mysql/host_my.cnf", CK_IN_ROOT),
 	K_STR("panel_db.database", panel_db.database, "panel", 0),
-	K_PATH("panel_db.admin_db", panel_db.admin_db,
-	       "/etc/openpanel/openadmin/users.db"),
+	K_PATHF("panel_db.admin_db", panel_db.admin_db,
+		"/etc/openpanel/openadmin/users.db", CK_IN_ROOT),
 	K_UINT("panel_db.poll_ms", panel_db.poll_ms, 5000, 0, UINT_MAX),
 	K_UINT("panel_db.merge_wait_ms", panel_db.merge_wait_ms, 15000, 0,
 	       UINT_MAX),
@@ -995,6 +1011,7 @@ static int cfg_plugin_entry(struct cfg_load *l, struct config_plugin *pl,
 		snprintf(sub, sizeof(sub), "%s.%s", path, key->value);
 		if (strcmp(key->value, "enabled") == 0) {
 			r = cfg_get_bool(l, val, sub, &pl->enabled);
+			pl->enabled_set = r == 0;
 		} else if (strcmp(key->value, "mode") == 0) {
 			static const char *const modes[] = { "local", "fanout",
 							     "shared" };
@@ -1076,6 +1093,7 @@ static int cfg_plugins(struct cfg_load *l, const struct cfg_node *n)
 		pl = &c->plugins[c->n_plugins++];
 		pl->name = xstrdup(key->value);
 		pl->enabled = true;
+		pl->enabled_set = false;
 		pl->crash_limit = CONFIG_CRASH_LIMIT_DEF;
 		pl->crash_window_ms = CONFIG_CRASH_WINDOW_DEF_MS;
 		pl->settings = json_object();
@@ -1201,9 +1219,36 @@ static int cfg_finish(struct cfg_load *l)
 {
 	struct config *c = l->c;
 
-	for (size_t i = 0; i < CFG_N_KEYS; i++)
-		if ((cfg_keys[i].flags & CK_ROOT) && l->seen[i] == NULL)
-			cfg_set_default(c, &cfg_keys[i]);
+	for (size_t i = 0; i < CFG_N_KEYS; i++) {
+		const struct cfg_key *k = &cfg_keys[i];
+
+		if (l->seen[i] != NULL)
+			continue;
+		if (k->flags & CK_ROOT)
+			cfg_set_default(c, k);
+		if ((k->flags & CK_IN_ROOT) && strcmp(c->root, CFG_ROOT_DEF) != 0) {
+			char **s = cfg_field_str(c, k);
+			char *v = xasprintf("%s%s", c->root,
+					    k->def + strlen(CFG_ROOT_DEF));
+
+			free(*s);
+			*s = v;
+		}
+		if (k->flags & CK_EXTRA) {
+			/* BIND's zones and its zone list, docker-mailserver's
+			 * config: the trees of paths.bind and paths.mail */
+			char ***v = cfg_field_strv(c, k);
+			size_t *n = cfg_field_count(c, k);
+
+			cfg_strv_free(v, n);
+			*v = xcalloc(3, sizeof(char *));
+			(*v)[0] = xasprintf("%s/zones", c->paths.bind);
+			(*v)[1] = xasprintf("%s/named.conf.local", c->paths.bind);
+			(*v)[2] = xasprintf("%s/docker-data/dms/config",
+					    c->paths.mail);
+			*n = 3;
+		}
+	}
 	if (c->journal.backoff_max_ms < c->journal.backoff_ms) {
 		const struct cfg_key *k = cfg_key_find("journal.backoff_max_ms");
 		const struct cfg_node *n = l->seen[k - cfg_keys];

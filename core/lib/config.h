@@ -31,7 +31,9 @@ enum config_isolation {
 
 struct config_plugin {
 	char *name;       /* key under `plugins:` */
-	bool enabled;     /* `enabled:` (default true) */
+	bool enabled;     /* `enabled:` (default true: not disabled) */
+	bool enabled_set; /* `enabled:` is written: a plugin of a system
+			     plugin folder loads only with `enabled: true` */
 	enum config_isolation isolation; /* `isolation:` process|inline */
 	unsigned crash_limit;     /* `crash_limit:` crashes (1..1000, 3) ... */
 	unsigned crash_window_ms; /* `crash_window:` ... within this (10m)
@@ -70,6 +72,16 @@ struct config {
 					(30000) */
 	char *metrics_listen; /* `metrics_listen`: loopback ADDR:PORT serving
 				 GET /metrics (NULL = off) */
+	struct {
+		char *bind;  /* `paths.bind`: BIND's folder (/etc/bind) */
+		char *bind_cache; /* `paths.bind_cache`: named's working
+				     folder (/var/cache/bind) */
+		char *mail;  /* `paths.mail`: docker-mailserver's tree
+				(/usr/local/mail/openmail) */
+		char *log;   /* `paths.log`: the logs (/var/log) */
+		char *csf;   /* `paths.csf`: csf's config (/etc/csf) */
+	} paths;             /* the host's trees outside root: watch_extra's
+				default and the plugins' default paths */
 	char **plugin_dirs;  /* `plugin_dirs` (system dir, admin drop-in dir) */
 	size_t n_plugin_dirs;
 	char *hooks_dir;     /* `hooks_dir` (/etc/openpanel/ophookd/hooks) */

@@ -125,7 +125,16 @@ struct ophook_setting_decl {
 	enum ophook_setting_type type;
 	const char *def;               /* default in the config's own syntax
 					* ("22", "5s", "[\"ufw\"]" for a
-					* list or argv), NULL: none */
+					* list or argv), NULL: none.  A
+					* path default names the config's
+					* trees, never a fixed system path:
+					* ${root}, ${state_dir},
+					* ${paths.bind}, ${paths.bind_cache},
+					* ${paths.mail}, ${paths.log},
+					* ${paths.csf} are replaced by them
+					* ("${paths.log}/caddy/domlogs");
+					* an older host refuses such a
+					* default as not absolute */
 	int64_t min, max;              /* INT, MS: bounds (both 0: any) */
 	const char *const *values;     /* ENUM: NULL-terminated */
 	const char *description;       /* one short line */

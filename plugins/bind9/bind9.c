@@ -55,9 +55,9 @@ static const char *const bind9_role_values[] = { "primary", "secondary",
 						 "both", NULL };
 static const struct ophook_setting_decl bind9_settings_decl[] = {
 	{ .name = "zones_dir", .type = OPHOOK_SETTING_PATH,
-	  .def = "/etc/bind/zones", .description = "zone files, <d>.zone" },
+	  .def = "${paths.bind}/zones", .description = "zone files, <d>.zone" },
 	{ .name = "named_conf_local", .type = OPHOOK_SETTING_PATH,
-	  .def = "/etc/bind/named.conf.local",
+	  .def = "${paths.bind}/named.conf.local",
 	  .description = "the file with one zone line per domain" },
 	{ .name = "zone_file_in_conf", .type = OPHOOK_SETTING_PATH,
 	  .description = "the zones folder as named sees it, or a {domain} "

@@ -19,7 +19,7 @@
  * run_argv's 1 MiB cap). */
 #define BIND9_BATCH_MAX 2000u
 /* Default folder of the transferred zones of a secondary. */
-#define BIND9_SECONDARY_DIR "/var/cache/bind/secondary"
+#define BIND9_SECONDARY_DIR "${paths.bind_cache}/secondary"
 /* Comment line naming a zone's owner, added at the end of new zones. */
 #define BIND9_OWNER_TAG "; ophook-owner: "
 

@@ -10,7 +10,9 @@ plugins_bind9_bind9_la_LDFLAGS = $(PLUGIN_LDFLAGS)
 plugins_bind9_bind9_la_LIBADD = plugins/common/libplugcommon.la \
 	$(JANSSON_LIBS)
 dist_noinst_DATA += plugins/bind9/zone_template.txt
-EXTRA_DIST += plugins/bind9/README.md
+# the README is installed as documentation: $(docdir)/plugins/bind9/
+pluginbind9docdir = $(docdir)/plugins/bind9
+dist_pluginbind9doc_DATA = plugins/bind9/README.md
 
 check_PROGRAMS += tests/unit/test_bind9
 TESTS += tests/unit/test_bind9

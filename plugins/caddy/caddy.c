@@ -28,8 +28,9 @@
 #include "../common/run.h"
 #include "blame.h"
 
-#define CADDY_DEFAULT_CADDYFILE "/etc/openpanel/caddy/Caddyfile"
-#define CADDY_DEFAULT_LOG_BASE "/var/log/caddy/domlogs"
+/* under the config's trees (root, paths.log), never a fixed system path */
+#define CADDY_DEFAULT_CADDYFILE "${root}/caddy/Caddyfile"
+#define CADDY_DEFAULT_LOG_BASE "${paths.log}/caddy/domlogs"
 #define CADDY_DEFAULT_RELOAD_ARGV \
 	"[\"podman\",\"exec\",\"caddy\",\"caddy\",\"reload\",\"--config\"," \
 	"\"/etc/caddy/Caddyfile\"]"

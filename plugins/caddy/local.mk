@@ -52,7 +52,9 @@ TESTS += tests/integration/caddy.sh
 EXTRA_DIST += tests/integration/caddy.sh \
 	plugins/caddy/templates/test-domain.conf \
 	plugins/caddy/templates/test-suspended.conf
-EXTRA_DIST += plugins/caddy/README.md
+# the README is installed as documentation: $(docdir)/plugins/caddy/
+plugincaddydocdir = $(docdir)/plugins/caddy
+dist_plugincaddydoc_DATA = plugins/caddy/README.md
 
 # bench/reload N (caddy + bind9 plugins against real Caddy and named).
 EXTRA_DIST += bench/reload

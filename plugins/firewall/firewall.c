@@ -54,6 +54,7 @@ struct fw {
 	const char *csf_conf, *csf_deny;
 	const char *ssh_port, *panel_port, *admin_port, *ftp_range;
 	const char *const *ports; /* extra ports: name, spec, ..., NULL */
+	bool manage_ports;        /* converge the ports (manage_ports) */
 	char *op_config, *state_path;
 	pthread_mutex_t lock;
 	json_t *state; /* {"blocks":{ip:{reason,expires}}, "csf_added":{KEY:[..]}} */
@@ -1225,9 +1226,9 @@ static const struct ophook_setting_decl fw_settings[] = {
 	{ .name = "csf_argv", .type = OPHOOK_SETTING_ARGV, .def = "csf",
 	  .description = "csf command (no shell)" },
 	{ .name = "csf_conf", .type = OPHOOK_SETTING_PATH,
-	  .def = "/etc/csf/csf.conf", .description = "csf.conf, edited" },
+	  .def = "${paths.csf}/csf.conf", .description = "csf.conf, edited" },
 	{ .name = "csf_deny", .type = OPHOOK_SETTING_PATH,
-	  .def = "/etc/csf/csf.deny", .description = "(reserved)" },
+	  .def = "${paths.csf}/csf.deny", .description = "(reserved)" },
 	{ .name = "openpanel_config", .type = OPHOOK_SETTING_PATH,
 	  .description = "openpanel.config (default under root)" },
 	{ .name = "ssh_port", .type = OPHOOK_SETTING_STRING, .def = "22",
@@ -1251,6 +1252,8 @@ static const struct ophook_setting_decl fw_settings[] = {
 	{ .name = "max_ttl", .type = OPHOOK_SETTING_INT, .def = "31536000",
 	  .min = 1, .max = 3153600000LL,
 	  .description = "longest temporary block, seconds" },
+	{ .name = "manage_ports", .type = OPHOOK_SETTING_BOOL, .def = "false",
+	  .description = "converge the open ports (off: blocks only)" },
 };
 
 static int fw_init(struct ophook_ctx *ctx, const struct ophook_host *host,
@@ -1345,7 +1348,11 @@ static int fw_init(struct ophook_ctx *ctx, const struct ophook_host *host,
 		return -EAGAIN;
 	}
 	f->timer_on = true;
-	host->request_action(ctx, "converge", 0, fw_converge_action, f);
+	/* ports are opened and closed only when asked for: enabling the
+	 * plugin to block IPs changes no port rule */
+	f->manage_ports = host->setting_bool(ctx, "manage_ports");
+	if (f->manage_ports)
+		host->request_action(ctx, "converge", 0, fw_converge_action, f);
 	host->request_action(ctx, "expire", 0, fw_expire_action, f);
 	*data_r = f;
 	return 0;
@@ -1365,7 +1372,7 @@ static int fw_on_event(void *data, const struct ophook_event *ev,
 		return fw_on_block(f, ev, true, error_r);
 	if (strcmp(ev->type, "firewall.unblock") == 0)
 		return fw_on_block(f, ev, false, error_r);
-	if (strcmp(ev->type, "config.changed") == 0)
+	if (strcmp(ev->type, "config.changed") == 0 && f->manage_ports)
 		f->host->request_action(f->ctx, "converge", 200,
 					fw_converge_action, f);
 	return 0;

@@ -7,7 +7,9 @@ plugins_firewall_firewall_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 plugins_firewall_firewall_la_LDFLAGS = $(PLUGIN_LDFLAGS)
 plugins_firewall_firewall_la_LIBADD = plugins/common/libplugcommon.la \
 	$(JANSSON_LIBS) -lpthread
-EXTRA_DIST += plugins/firewall/README.md
+# the README is installed as documentation: $(docdir)/plugins/firewall/
+pluginfirewalldocdir = $(docdir)/plugins/firewall
+dist_pluginfirewalldoc_DATA = plugins/firewall/README.md
 
 check_PROGRAMS += tests/unit/test_firewall
 TESTS += tests/unit/test_firewall

@@ -996,13 +996,13 @@ static void ga_fini(void *data)
 /* plugins.goaccess.settings (README "Settings"); the host checks them. */
 static const struct ophook_setting_decl ga_settings_decl[] = {
 	{ .name = "log_base", .type = OPHOOK_SETTING_PATH,
-	  .def = "/var/log/caddy/domlogs",
+	  .def = "${paths.log}/caddy/domlogs",
 	  .description = "per-domain log folders" },
 	{ .name = "log_name", .type = OPHOOK_SETTING_STRING,
 	  .def = "access.log",
 	  .description = "the log file's name in <log_base>/<domain>/" },
 	{ .name = "stats_dir", .type = OPHOOK_SETTING_PATH,
-	  .def = "/var/log/caddy/stats",
+	  .def = "${paths.log}/caddy/stats",
 	  .description = "reports go to <stats_dir>/<user>/<domain>.html" },
 	{ .name = "goaccess_argv", .type = OPHOOK_SETTING_ARGV,
 	  .def = "goaccess", .description = "goaccess command (no shell)" },

@@ -7,7 +7,9 @@ plugins_goaccess_goaccess_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 plugins_goaccess_goaccess_la_LDFLAGS = $(PLUGIN_LDFLAGS)
 plugins_goaccess_goaccess_la_LIBADD = plugins/common/libplugcommon.la \
 	$(JANSSON_LIBS)
-EXTRA_DIST += plugins/goaccess/README.md
+# the README is installed as documentation: $(docdir)/plugins/goaccess/
+plugingoaccessdocdir = $(docdir)/plugins/goaccess
+dist_plugingoaccessdoc_DATA = plugins/goaccess/README.md
 
 check_PROGRAMS += tests/unit/test_goaccess
 TESTS += tests/unit/test_goaccess

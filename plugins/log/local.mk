@@ -3,7 +3,9 @@ plugin_LTLIBRARIES += plugins/log/log.la
 plugins_log_log_la_SOURCES = plugins/log/log.c
 plugins_log_log_la_CPPFLAGS = $(PLUGIN_CPPFLAGS)
 plugins_log_log_la_LDFLAGS = $(PLUGIN_LDFLAGS)
-EXTRA_DIST += plugins/log/README.md
+# the README is installed as documentation: $(docdir)/plugins/log/
+pluginlogdocdir = $(docdir)/plugins/log
+dist_pluginlogdoc_DATA = plugins/log/README.md
 
 check_PROGRAMS += tests/unit/test_log
 TESTS += tests/unit/test_log

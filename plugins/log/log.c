@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ophook/plugin.h"
@@ -23,11 +24,33 @@ struct log_plugin {
 /* plugins.log.settings (README); the host checks them. */
 static const struct ophook_setting_decl log_settings[] = {
 	{ .name = "path", .type = OPHOOK_SETTING_PATH,
-	  .flags = OPHOOK_SETTING_REQUIRED,
+	  .def = "${paths.log}/ophookd/events.log",
 	  .description = "the file the lines are appended to" },
 	{ .name = "fsync", .type = OPHOOK_SETTING_BOOL, .def = "false",
 	  .description = "fdatasync after each line" },
 };
+
+/* Open path for appending; its folder (the default's ophookd/ under
+ * paths.log) is made when missing, one level only. */
+static int log_open(const char *path)
+{
+	int flags = O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW;
+	int fd = open(path, flags, 0640);
+	char *dir, *slash;
+
+	if (fd >= 0 || errno != ENOENT || (dir = strdup(path)) == NULL)
+		return fd;
+	slash = strrchr(dir, '/');
+	if (slash != NULL && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0750) == 0 || errno == EEXIST)
+			fd = open(path, flags, 0640);
+		else
+			errno = ENOENT;
+	}
+	free(dir);
+	return fd;
+}
 
 static int log_init(struct ophook_ctx *ctx, const struct ophook_host *host,
 		    void **data_r, const char **error_r)
@@ -55,8 +78,7 @@ static int log_init(struct ophook_ctx *ctx, const struct ophook_host *host,
 		free(lp);
 		return -ENOMEM;
 	}
-	lp->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
-				    O_NOFOLLOW, 0640);
+	lp->fd = log_open(path);
 	if (lp->fd < 0) {
 		ret = -errno;
 		*error_r = "cannot open settings.path for appending";

@@ -10,7 +10,9 @@ plugins_mailserver_mailserver_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) \
 plugins_mailserver_mailserver_la_LDFLAGS = $(PLUGIN_LDFLAGS)
 plugins_mailserver_mailserver_la_LIBADD = plugins/common/libplugcommon.la \
 	$(JANSSON_LIBS) $(CRYPTO_LIBS)
-EXTRA_DIST += plugins/mailserver/README.md
+# the README is installed as documentation: $(docdir)/plugins/mailserver/
+pluginmailserverdocdir = $(docdir)/plugins/mailserver
+dist_pluginmailserverdoc_DATA = plugins/mailserver/README.md
 
 check_PROGRAMS += tests/unit/test_mailserver
 TESTS += tests/unit/test_mailserver

@@ -753,7 +753,7 @@ static void ms_fini(void *data)
 /* plugins.mailserver.settings (README "Settings"); the host checks them. */
 static const struct ophook_setting_decl ms_settings_decl[] = {
 	{ .name = "config_dir", .type = OPHOOK_SETTING_PATH,
-	  .def = "/usr/local/mail/openmail/docker-data/dms/config",
+	  .def = "${paths.mail}/docker-data/dms/config",
 	  .description = "docker-mailserver's config folder" },
 	{ .name = "mail_enabled", .type = OPHOOK_SETTING_BOOL, .def = "true",
 	  .description = "false: no DKIM keys on domain.added" },

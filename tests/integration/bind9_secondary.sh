@@ -59,6 +59,7 @@ EOF
 }
 
 start_node() {
+	enable_plugins "$T/$1/ophookd.yaml"
 	"$OPHOOKD" -f -c "$T/$1/ophookd.yaml" >>"$T/$1/ophookd.log" 2>&1 &
 	cleanup_pid $!
 	if ! wait_for 20 "$OPHOOKCTL" -s "$T/$1/ophookd.sock" status; then

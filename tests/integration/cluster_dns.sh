@@ -84,6 +84,7 @@ EOF2
 }
 
 start_node() {
+	enable_plugins "$T/$1/ophookd.yaml"
 	"$OPHOOKD" -f -c "$T/$1/ophookd.yaml" >>"$T/$1/ophookd.log" 2>&1 &
 	eval "PID_$1=\$!"
 	cleanup_pid $!

@@ -25,6 +25,7 @@ while [ $starts -le 6 ]; do
 		break
 	fi
 	wait "$OPHOOKD_PID" 2>/dev/null
+	enable_plugins "$T/ophookd.yaml"
 	"$OPHOOKD" -f -c "$T/ophookd.yaml" >>"$T/ophookd.log" 2>&1 &
 	OPHOOKD_PID=$!
 	cleanup_pid "$OPHOOKD_PID"

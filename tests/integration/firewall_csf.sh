@@ -17,6 +17,8 @@ printf '#!/bin/sh\n(IFS="|"; echo "$*") >> "%s/csf.argv"\nexit 0\n' "$T" > "$T/f
 chmod +x "$T/fakecsf"
 printf '[DEFAULT]\nenabled_modules = domains,dns\n' > "$T/root/openpanel/conf/openpanel.config"
 
+# manage_ports off (the default): block and unblock go through csf, and
+# no port changes: csf.conf stays byte for byte, csf -r never runs.
 write_config "  firewall:
     settings:
       backend: csf
@@ -26,7 +28,28 @@ write_config "  firewall:
       ports: {\"dns-alt\": \"5353/udp\"}"
 install_plugins log firewall
 start_ophookd
-ok $? "ophookd is up"
+ok $? "ophookd is up (manage_ports off)"
+ctl emit firewall.block 192.0.2.20 ip=192.0.2.20 reason=scan >/dev/null
+ctl emit firewall.unblock 192.0.2.20 ip=192.0.2.20 >/dev/null
+wait_for 20 grep -q -- "-dr|192.0.2.20" "$T/csf.argv"
+ok $? "manage_ports off: block and unblock ran"
+is "$(cat "$T/csf.argv")" '-d|192.0.2.20|ophook: scan
+-dr|192.0.2.20' "manage_ports off: only the block and the unblock reached csf (no -r)"
+cmp -s "$FIX" "$T/csf/csf.conf"
+ok $? "manage_ports off: csf.conf unchanged"
+stop_ophookd
+: > "$T/csf.argv"
+
+write_config "  firewall:
+    settings:
+      backend: csf
+      manage_ports: true
+      csf_argv: [\"$T/fakecsf\"]
+      csf_conf: $T/csf/csf.conf
+      csf_deny: $T/csf/csf.deny
+      ports: {\"dns-alt\": \"5353/udp\"}"
+start_ophookd
+ok $? "ophookd is up (manage_ports: true)"
 
 wait_for 20 grep -qx -- "-r" "$T/csf.argv"
 ok $? "csf -r after the csf.conf edit"
@@ -53,6 +76,7 @@ stop_ophookd
 write_config "  firewall:
     settings:
       backend: csf
+      manage_ports: true
       csf_argv: [\"$T/fakecsf\"]
       csf_conf: $T/csf/csf.conf
       csf_deny: $T/csf/csf.deny"

@@ -47,19 +47,6 @@ ok $? "admin rule 12345/tcp added by hand"
 mkdir -p "$T/root/openpanel/conf"
 printf '[DEFAULT]\nenabled_modules = domains,dns,ssl\n' > "$T/root/openpanel/conf/openpanel.config"
 
-write_config "  firewall:
-    settings:
-      backend: ufw
-      ports: {\"extra\": \"8443/tcp\"}"
-install_plugins log firewall
-
-# Start the daemon inside the namespace.
-$NS "$OPHOOKD" -f -c "$T/ophookd.yaml" >>"$T/ophookd.log" 2>&1 &
-OPHOOKD_PID=$!
-cleanup_pid "$OPHOOKD_PID"
-wait_for 20 ctl status
-ok $? "ophookd is up in the namespace"
-
 # `ufw status` rule lines, normalized: "SPEC ACTION FROM # COMMENT".
 rules() {
 	$NS ufw status 2>/dev/null | awk '
@@ -68,6 +55,44 @@ rules() {
 }
 has_rule() { rules | grep -qF -- "$1"; }
 no_rule() { ! rules | grep -qF -- "$1"; }
+
+# Start the daemon inside the namespace.
+start_ns_ophookd() {
+	enable_plugins "$T/ophookd.yaml"
+	$NS "$OPHOOKD" -f -c "$T/ophookd.yaml" >>"$T/ophookd.log" 2>&1 &
+	OPHOOKD_PID=$!
+	cleanup_pid "$OPHOOKD_PID"
+	wait_for 20 ctl status
+}
+
+# manage_ports off (the default): block and unblock work, and no port rule
+# is added or removed: before, during and after, only the admin's rule and
+# the block.
+write_config "  firewall:
+    settings:
+      backend: ufw
+      ports: {\"extra\": \"8443/tcp\"}"
+install_plugins log firewall
+start_ns_ophookd
+ok $? "ophookd is up in the namespace (manage_ports off)"
+ctl emit firewall.block 192.0.2.30 ip=192.0.2.30 reason=scan >/dev/null
+wait_for 20 has_rule "Anywhere DENY 192.0.2.30 # ophook: block: scan"
+ok $? "manage_ports off: block applied"
+is "$(rules)" "12345/tcp ALLOW Anywhere
+Anywhere DENY 192.0.2.30 # ophook: block: scan" "manage_ports off: no port rule added"
+ctl emit firewall.unblock 192.0.2.30 ip=192.0.2.30 >/dev/null
+wait_for 20 no_rule "192.0.2.30"
+ok $? "manage_ports off: unblock removes it"
+is "$(rules)" "12345/tcp ALLOW Anywhere" "manage_ports off: only the admin's rule left"
+kill -TERM "$OPHOOKD_PID" 2>/dev/null; wait "$OPHOOKD_PID" 2>/dev/null
+
+write_config "  firewall:
+    settings:
+      backend: ufw
+      manage_ports: true
+      ports: {\"extra\": \"8443/tcp\"}"
+start_ns_ophookd
+ok $? "ophookd is up in the namespace (manage_ports: true)"
 
 wait_for 30 has_rule "53/udp ALLOW Anywhere # ophook: dns"
 ok $? "converge at start opened 53/udp"

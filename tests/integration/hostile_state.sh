@@ -225,6 +225,7 @@ rm -rf "$T/state"/* "$T/events.log"
 sed -i '/^socket_group:/d' "$T/ophookd.yaml"
 for i in $(seq 1 20); do mkdir -p "$R/openpanel/core/users/u$i/files"; done
 conf before9.example.com
+enable_plugins "$T/ophookd.yaml"
 unshare -U -r sh -c 'echo 1 > /proc/sys/user/max_inotify_watches &&
 	exec "$0" -f -c "$1"' "$OPHOOKD" "$T/ophookd.yaml" >>"$LOG" 2>&1 &
 OPHOOKD_PID=$!

@@ -30,7 +30,8 @@ cp "$PLUGIN_BUILD_DIRS/firewall/.libs/firewall.so" "$T/fwplug/"
 	echo "state_dir: $T/fwstate"
 	echo "hooks_dir: $T/hooks"
 	echo "plugin_dirs: [$T/fwplug]"
-	echo "plugins: {firewall: {settings: {backend: ufx}}}"
+	# opt-in: enabled last, so the columns below stay the settings'
+	echo "plugins: {firewall: {settings: {backend: ufx}, enabled: true}}"
 } > "$T/fw.yaml"
 out=$("$OPHOOKD" --check-config -c "$T/fw.yaml" 2>&1); rc=$?
 is "$rc" 1 "--check-config exits 1 on a bad plugin setting"
@@ -57,7 +58,7 @@ bad_setting() {
 		echo "state_dir: $T/bad_$1/state"
 		echo "hooks_dir: $T/hooks"
 		echo "plugin_dirs: [$T/bad_$1]"
-		echo "plugins: {$1: {settings: {$2: $3}}}"
+		echo "plugins: {$1: {settings: {$2: $3}, enabled: true}}"
 	} > "$T/bad_$1.yaml"
 	out=$("$OPHOOKD" --check-config -c "$T/bad_$1.yaml" 2>&1); rc=$?
 	is "$rc" 1 "--check-config exits 1 on a bad $1 setting"
@@ -118,6 +119,7 @@ for f in "$T/itconf"/*.sh; do
 		# the plugins the block configures, and log
 		. "$f" && install_plugins log $(sed -n \
 			's/^\(write_config "\)\{0,1\}  \([a-z0-9_-]*\):$/\2/p' "$f") &&
+			enable_plugins "$T/ophookd.yaml" &&
 			"$OPHOOKD" --check-config -c "$T/ophookd.yaml" 2>&1
 	); rc=$?
 	ok $rc "--check-config accepts the settings of ${f##*/}"

@@ -33,6 +33,7 @@ while [ $starts -le 8 ]; do
 	wait_for 10 sh -c "! kill -0 $OPHOOKD_PID 2>/dev/null"
 	kill -0 "$OPHOOKD_PID" 2>/dev/null && break
 	wait "$OPHOOKD_PID" 2>/dev/null
+	enable_plugins "$T/ophookd.yaml"
 	"$OPHOOKD" -f -c "$T/ophookd.yaml" >>"$T/ophookd.log" 2>&1 &
 	OPHOOKD_PID=$!
 	cleanup_pid "$OPHOOKD_PID"

@@ -288,8 +288,31 @@ static int pm_settings_declare(struct ophook_ctx *ctx,
 			       size_t n, const char **error_r)
 {
 	struct pluginmock *m = ctx->m;
+	/* ${NAME} of declared defaults: the mock's root and state, the
+	 * host's trees under <tmp>/host (a default never reaches the real
+	 * /etc, /var or /usr) */
+	char *bind = NULL, *bcache = NULL, *mail = NULL, *log = NULL,
+	     *csf = NULL;
+	json_t *vars;
+
+	if (asprintf(&bind, "%s/host/etc/bind", m->tmp) < 0 ||
+	    asprintf(&bcache, "%s/host/var/cache/bind", m->tmp) < 0 ||
+	    asprintf(&mail, "%s/host/usr/local/mail/openmail", m->tmp) < 0 ||
+	    asprintf(&log, "%s/host/var/log", m->tmp) < 0 ||
+	    asprintf(&csf, "%s/host/etc/csf", m->tmp) < 0)
+		abort();
+	vars = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "root",
+			 m->root, "state_dir", m->state, "paths.bind", bind,
+			 "paths.bind_cache", bcache, "paths.mail", mail,
+			 "paths.log", log, "paths.csf", csf);
+	free(bind);
+	free(bcache);
+	free(mail);
+	free(log);
+	free(csf);
 	struct plugsettings_src src = {
 		.plugin = m->plugin != NULL ? m->plugin->name : NULL,
+		.vars = vars,
 	};
 	struct plugsettings *ps = NULL;
 	char *err = NULL;
@@ -307,6 +330,7 @@ static int pm_settings_declare(struct ophook_ctx *ctx,
 		ret = m->check_only ? OPHOOK_SETTINGS_CHECKED : 0;
 	}
 	pthread_mutex_unlock(&m->lock);
+	json_decref(vars);
 	return ret;
 }
 

@@ -103,14 +103,19 @@ static void test_caddy_defaults(void **state)
 	pluginmock_set_plugin(m, &ophook_plugin);
 	assert_int_equal(pluginmock_init(m, &error), 0);
 	c = pluginmock_data(m);
-	assert_string_equal(c->caddyfile, "/etc/openpanel/caddy/Caddyfile");
+	/* defaults follow the trees: ${root}/caddy/Caddyfile */
+	want = mkpath(m, "root/caddy/Caddyfile");
+	assert_string_equal(c->caddyfile, want);
+	free(want);
 	want = mkpath(m, "root/caddy/domains");
 	assert_string_equal(c->domains_dir, want);
 	free(want);
 	want = mkpath(m, "root/caddy/domains.rejected");
 	assert_string_equal(c->quarantine_dir, want);
 	free(want);
-	assert_string_equal(c->log_base, "/var/log/caddy/domlogs");
+	want = mkpath(m, "host/var/log/caddy/domlogs"); /* ${paths.log} */
+	assert_string_equal(c->log_base, want);
+	free(want);
 	assert_null(c->admin);
 	assert_int_equal(c->window_ms, 500);
 	assert_false(c->remove_logs);

@@ -486,6 +486,51 @@ static void test_plugin_names(void **state)
 	expect_error("plugins:\n  \"\": {}\n", "2:3", "invalid plugin name");
 }
 
+/* `enabled:` written or not: a system-folder plugin needs it said. */
+static void test_plugin_enabled_set(void **state)
+{
+	struct config *c = load_ok("plugins:\n  a: {}\n  b:\n    enabled: true\n"
+				   "  c:\n    enabled: false\n");
+
+	(void)state;
+	assert_true(config_plugin_find(c, "a")->enabled);
+	assert_false(config_plugin_find(c, "a")->enabled_set);
+	assert_true(config_plugin_find(c, "b")->enabled_set);
+	assert_true(config_plugin_find(c, "b")->enabled);
+	assert_true(config_plugin_find(c, "c")->enabled_set);
+	assert_false(config_plugin_find(c, "c")->enabled);
+	config_free(&c);
+}
+
+/* paths: watch_extra and the root-relative files follow the trees. */
+static void test_paths(void **state)
+{
+	struct config *c = load_ok("root: /t/op\npaths:\n  bind: /t/bind\n"
+				   "  mail: /t/mail\n");
+
+	(void)state;
+	assert_string_equal(c->paths.bind, "/t/bind");
+	assert_string_equal(c->paths.log, "/var/log");
+	assert_string_equal(c->paths.bind_cache, "/var/cache/bind");
+	assert_int_equal(c->n_watch_extra, 3);
+	assert_string_equal(c->watch_extra[0], "/t/bind/zones");
+	assert_string_equal(c->watch_extra[1], "/t/bind/named.conf.local");
+	assert_string_equal(c->watch_extra[2], "/t/mail/docker-data/dms/config");
+	assert_string_equal(c->hooks_dir, "/t/op/ophookd/hooks");
+	assert_string_equal(c->panel_db.path, "/t/op/ophookd/panel.db");
+	assert_string_equal(c->panel_db.admin_db, "/t/op/openadmin/users.db");
+	assert_string_equal(c->panel_db.option_file, "/t/op/mysql/host_my.cnf");
+	config_free(&c);
+	c = load_ok("paths:\n  bind: /t/bind\nwatch_extra: [/w]\n"
+		    "hooks_dir: /h\n");
+	assert_int_equal(c->n_watch_extra, 1);
+	assert_string_equal(c->watch_extra[0], "/w");
+	assert_string_equal(c->hooks_dir, "/h");
+	assert_string_equal(c->panel_db.path, "/etc/openpanel/ophookd/panel.db");
+	config_free(&c);
+	expect_error("paths:\n  www: /x\n", "2:3", "unknown key \"paths.www\"");
+}
+
 static void test_plugin_isolation(void **state)
 {
 	struct config *c =
@@ -797,6 +842,8 @@ int main(void)
 		cmocka_unit_test(test_enums),
 		cmocka_unit_test(test_cluster),
 		cmocka_unit_test(test_plugin_names),
+		cmocka_unit_test(test_plugin_enabled_set),
+		cmocka_unit_test(test_paths),
 		cmocka_unit_test(test_anchors_aliases),
 		cmocka_unit_test(test_relative_paths),
 		cmocka_unit_test(test_settings),

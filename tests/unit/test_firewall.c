@@ -296,6 +296,7 @@ static void test_ufw_converge(void **state)
 	char *calls;
 
 	(void)state;
+	pluginmock_set_setting(x->m, "manage_ports", "\"true\"");
 	fx_op_config(x, "[DEFAULT]\nenabled_modules = dns\n");
 	/* ophook opened 2083 and 9999 before; the admin opened 12345 */
 	spew(x->status,
@@ -375,6 +376,7 @@ static void test_csf_converge(void **state)
 	char fixture[4096];
 
 	(void)state;
+	pluginmock_set_setting(x->m, "manage_ports", "\"true\"");
 	snprintf(fixture, sizeof(fixture), "%s/tests/integration/fixtures/csf/csf.conf",
 		 getenv("top_srcdir") ? getenv("top_srcdir") : TOP_SRCDIR);
 	orig = slurp(fixture);
@@ -419,6 +421,7 @@ static void test_csf_remove_own_only(void **state)
 	char *now, *path;
 
 	(void)state;
+	pluginmock_set_setting(x->m, "manage_ports", "\"true\"");
 	spew(x->conf, "TCP_IN = \"22,8443,2087,9999\"\nTCP_OUT = \"22\"\nX = \"1\"\n", 0600);
 	assert_true(asprintf(&path, "%s/firewall.json",
 			     pluginmock_state_dir(x->m)) > 0);
@@ -479,6 +482,32 @@ static void test_ufw_block_argv(void **state)
 	assert_string_equal(calls,
 		"insert|1|deny|from|2001:db8::1|comment|ophook: block: scan\n"
 		"delete|deny|from|2001:db8::1\n");
+	free(calls);
+	fx_free(&x);
+}
+
+/* manage_ports off (the default): no converge at start nor on
+ * config.changed; blocks still work and open no port. */
+static void test_manage_ports_off(void **state)
+{
+	struct fx *x = fx_new("ufw");
+	const char *err = NULL;
+	char *calls;
+
+	(void)state;
+	fx_op_config(x, "[DEFAULT]\nenabled_modules = dns,mail\n");
+	assert_int_equal(pluginmock_init(x->m, &err), 0);
+	assert_false(pluginmock_action_pending(x->m, "converge"));
+	assert_int_equal(pluginmock_send(x->m, "config.changed", "openpanel",
+					 NULL, &err), 0);
+	assert_false(pluginmock_action_pending(x->m, "converge"));
+	assert_int_equal(pluginmock_send(x->m, "firewall.block", "192.0.2.7",
+		"{\"ip\":\"192.0.2.7\",\"reason\":\"scan\"}", &err), 0);
+	pluginmock_run_actions(x->m);
+	assert_int_equal(pluginmock_action_calls(x->m, "converge"), 0);
+	calls = fx_calls(x);
+	assert_string_equal(calls,
+		"insert|1|deny|from|192.0.2.7|comment|ophook: block: scan\n");
 	free(calls);
 	fx_free(&x);
 }
@@ -818,6 +847,7 @@ int main(void)
 		cmocka_unit_test(test_proc_tcp_peers),
 		cmocka_unit_test(test_block_refusals),
 		cmocka_unit_test(test_expiry_earliest),
+		cmocka_unit_test(test_manage_ports_off),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -93,10 +93,24 @@ static void test_settings_declared(void **state)
 				 "not an absolute path");
 	pluginmock_free(&m);
 
+	/* no path: ${paths.log}/ophookd/events.log, its folder made */
 	m = pluginmock_new("{}");
 	pluginmock_set_plugin(m, &ophook_plugin);
-	assert_int_equal(pluginmock_init(m, &err), -EINVAL);
-	assert_string_equal(err, "plugins.log.settings.path: required");
+	assert_true(asprintf(&path, "%s/host", pluginmock_tmp(m)) > 0);
+	assert_int_equal(mkdir(path, 0755), 0);
+	free(path);
+	assert_true(asprintf(&path, "%s/host/var", pluginmock_tmp(m)) > 0);
+	assert_int_equal(mkdir(path, 0755), 0);
+	free(path);
+	assert_true(asprintf(&path, "%s/host/var/log", pluginmock_tmp(m)) > 0);
+	assert_int_equal(mkdir(path, 0755), 0);
+	free(path);
+	assert_int_equal(pluginmock_init(m, &err), 0);
+	assert_true(asprintf(&path, "%s/host/var/log/ophookd/events.log",
+			     pluginmock_tmp(m)) > 0);
+	assert_int_equal(access(path, F_OK), 0);
+	free(path);
+	path = NULL;
 	pluginmock_free(&m);
 
 	m = log_mock("\"fsync\": \"always\"", &path);

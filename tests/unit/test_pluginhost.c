@@ -135,6 +135,26 @@ static char *built(const char *name)
 			 name);
 }
 
+/* plugins.NAME: { enabled: true } (a system-folder plugin is opt-in);
+ * written says whether `enabled:` is in the entry at all. */
+static void cfg_plugin(struct config *c, const char *name, bool enabled,
+		       bool written)
+{
+	struct config_plugin *pl;
+
+	c->plugins = realloc(c->plugins, (c->n_plugins + 1) * sizeof(*pl));
+	assert_non_null(c->plugins);
+	pl = &c->plugins[c->n_plugins++];
+	memset(pl, 0, sizeof(*pl));
+	pl->name = xstrdup(name);
+	pl->enabled = enabled;
+	pl->enabled_set = written;
+	pl->crash_limit = CONFIG_CRASH_LIMIT_DEF;
+	pl->crash_window_ms = CONFIG_CRASH_WINDOW_DEF_MS;
+	pl->settings = json_object();
+	pl->settings_pos = json_object();
+}
+
 static int setup(void **state)
 {
 	struct fixture *f = xcalloc(1, sizeof(*f));
@@ -145,6 +165,7 @@ static int setup(void **state)
 	c->state_dir = xasprintf("%s/state", f->dir);
 	free(c->root);
 	c->root = xstrdup(f->dir);
+	cfg_plugin(c, "testgood", true, true);
 	uv_loop_init(&f->loop);
 	f->bus.loop = &f->loop;
 	f->bus.cfg = c;
@@ -169,6 +190,27 @@ static int teardown(void **state)
 	free(cmd);
 	free(f);
 	return 0;
+}
+
+/* Opt-in: a plugin outside the drop-in folder with no entry, or an entry
+ * without `enabled: true`, is not loaded. */
+static void test_opt_in(void **state)
+{
+	struct fixture *f = *state;
+	struct config *c = (struct config *)f->bus.cfg;
+	char *path = built("testgood"), *err = NULL;
+
+	free(c->plugins[0].name);
+	c->plugins[0].name = xstrdup("other");
+	assert_int_equal(pluginhost_load(f->ph, path, &err), -ECANCELED);
+	assert_non_null(strstr(err, "not enabled"));
+	free(err);
+	err = NULL;
+	cfg_plugin(c, "testgood", true, false); /* settings only */
+	assert_int_equal(pluginhost_load(f->ph, path, &err), -ECANCELED);
+	assert_null(engine_handler_find(f->e, "plugin:testgood"));
+	free(err);
+	free(path);
 }
 
 static void test_load_good(void **state)
@@ -299,6 +341,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_load_good, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_opt_in, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_abi_mismatch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicate_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unsafe_file, setup, teardown),

@@ -209,10 +209,50 @@ static void test_bad_declaration(void **state)
 	json_decref(empty);
 }
 
+/* ${NAME} in a declared default: the host's trees, the built-in ones
+ * when the host gives none, an error for an unknown name. */
+static void test_default_vars(void **state)
+{
+	static const struct ophook_setting_decl d[] = {
+		{ .name = "dir", .type = OPHOOK_SETTING_PATH,
+		  .def = "${paths.bind}/zones" },
+		{ .name = "argv", .type = OPHOOK_SETTING_ARGV,
+		  .def = "[\"tool\", \"${root}/x\"]" },
+	};
+	static const struct ophook_setting_decl unknown[] = {
+		{ .name = "dir", .type = OPHOOK_SETTING_PATH,
+		  .def = "${nope}/zones" },
+	};
+	json_t *vars = json_pack("{s:s, s:s}", "paths.bind", "/tmp/t \"q\"/bind",
+				 "root", "/tmp/t/root");
+	struct plugsettings_src src = { .plugin = "p", .vars = vars };
+	struct plugsettings *ps = NULL;
+	json_t *empty = json_object();
+	char *err = NULL;
+
+	(void)state;
+	assert_int_equal(plugsettings_new(&src, empty, d, 2, &ps, &err), 0);
+	assert_string_equal(plugsettings_str(ps, "dir"), "/tmp/t \"q\"/bind/zones");
+	assert_string_equal(plugsettings_list(ps, "argv")[1], "/tmp/t/root/x");
+	assert_false(plugsettings_is_set(ps, "dir"));
+	plugsettings_free(&ps);
+	src.vars = NULL;
+	assert_int_equal(plugsettings_new(&src, empty, d, 2, &ps, &err), 0);
+	assert_string_equal(plugsettings_str(ps, "dir"), "/etc/bind/zones");
+	plugsettings_free(&ps);
+	assert_int_equal(plugsettings_new(&src, empty, unknown, 1, &ps, &err),
+			 -EINVAL);
+	assert_non_null(strstr(err, "unknown ${NAME}"));
+	free(err);
+	json_decref(empty);
+	json_decref(vars);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_good_and_defaults),
+		cmocka_unit_test(test_default_vars),
 		cmocka_unit_test(test_unknown_key),
 		cmocka_unit_test(test_enum_values),
 		cmocka_unit_test(test_required),
