@@ -765,6 +765,10 @@ int main(int argc, char **argv)
 		bool hooks_test = strcmp(cmd, "hooks") == 0 &&
 				  optind + 1 < argc &&
 				  strcmp(argv[optind + 1], "test") == 0;
+		bool hooks_file = strcmp(cmd, "hooks") == 0 &&
+				  optind + 1 < argc &&
+				  (strcmp(argv[optind + 1], "test") == 0 ||
+				   strcmp(argv[optind + 1], "lint") == 0);
 		for (int i = optind + 1; i < argc; i++) {
 			/* --json may also follow the command ("events
 			 * --json"); after "--" every word is the command's */
@@ -790,7 +794,20 @@ int main(int argc, char **argv)
 				json_array_append_new(args, pj);
 				continue;
 			}
-			json_t *a = json_string(argv[i]);
+			json_t *a;
+			if (!dashdash && hooks_file && argv[i][0] == '.' &&
+			    (strncmp(argv[i], "./", 2) == 0 ||
+			     strncmp(argv[i], "../", 3) == 0)) {
+				/* a name in the working folder, said so: the
+				 * daemon takes other relative names in
+				 * hooks_dir */
+				char *abs = realpath(argv[i], NULL);
+
+				a = json_string(abs != NULL ? abs : argv[i]);
+				free(abs);
+			} else {
+				a = json_string(argv[i]);
+			}
 			if (a == NULL) {
 				fprintf(stderr, "ophookctl: argument %d is not "
 					"valid UTF-8\n", i - optind);
@@ -802,11 +819,6 @@ int main(int argc, char **argv)
 		}
 		json_t *req = json_pack("{sssosbsb}", "cmd", cmd, "args", args,
 					"json", ctl.json, "tty", ctl.tty);
-		char cwd[4096];
-
-		/* relative FILE arguments (hooks lint x.lua) are the client's */
-		if (getcwd(cwd, sizeof(cwd)) != NULL)
-			json_object_set_new(req, "cwd", json_string(cwd));
 		struct ctl_spinner sp = { .what = "reconciling" };
 		bool spin = strcmp(cmd, "reconcile") == 0 && !ctl.json &&
 			    isatty(STDERR_FILENO);
