@@ -441,6 +441,7 @@ static const char *const cfg_plugin_dirs_def[] = { OPHOOK_PLUGINDIR,
 static const char *const cfg_none[] = { NULL };
 static const char *const cfg_log_levels[] = { "debug", "info", "warn",
 					      "error", NULL };
+static const char *const cfg_log_targets[] = { "stderr", "syslog", NULL };
 static const char *const cfg_drivers[] = { "sqlite", "mysql", NULL };
 static const char *const cfg_syncs[] = { "full", "normal", NULL };
 static const char *const cfg_backends[] = { "sqlite", "mysql", NULL };
@@ -459,6 +460,7 @@ static const struct cfg_key cfg_keys[] = {
 	K_PATHS("plugin_dirs", plugin_dirs, n_plugin_dirs, cfg_plugin_dirs_def, 0),
 	K_PATH("hooks_dir", hooks_dir, "/etc/openpanel/ophookd/hooks"),
 	K_ENUM("log_level", log_level, "info", cfg_log_levels),
+	K_ENUM("log", log, "stderr", cfg_log_targets),
 
 	K_PATHS("secrets.extra_keys", secrets.extra_keys, secrets.n_extra_keys,
 		cfg_none, CK_WORDS),
