@@ -48,6 +48,79 @@ struct ctl {
 	bool tty;
 };
 
+/* Every command the daemon has (its `commands` answer) and ophookctl's
+ * own: the synopsis for --help and the text for `help COMMAND`.  Keep in
+ * step with ophookctl(8); tests/integration/help.sh checks all three. */
+struct ctl_help {
+	const char *name;  /* as typed: "hooks test" */
+	const char *usage; /* after "ophookctl " */
+	const char *text;  /* what it does */
+};
+
+static const struct ctl_help ctl_helps[] = {
+	{ "status", "status",
+	  "The daemon's version, node, uptime, queue, deliveries by state,\n"
+	  "handlers and plugins." },
+	{ "events", "events [ID] [--type T] [--subject S] [--state STATE]\n"
+	  "       [--since TIME|AGE] [--limit|-n N] [--after ID]",
+	  "Journaled events with their deliveries (STATE: pending, done,\n"
+	  "failed, dead, discarded; AGE: 90, 30s, 10m, 2h, 7d).  events ID\n"
+	  "shows every attempt (time, duration, error)." },
+	{ "emit", "emit TYPE [SUBJECT] key=value... | emit -",
+	  "Journal and deliver an event; prints its id once durable.  With -,\n"
+	  "one \"TYPE [SUBJECT] key=value...\" a line from stdin." },
+	{ "tail", "tail [--type PATTERN] [--after ID] [-n N]",
+	  "Follow events as they are journaled, until interrupted." },
+	{ "replay", "replay ID",
+	  "Deliver event ID again to every matching handler, as a new event." },
+	{ "retry", "retry --failed | retry ID [--handler H] | retry --handler H",
+	  "Deliver failed deliveries now and dead ones again: all of them,\n"
+	  "event ID's (or only handler H's), or all of handler H's.  A retried\n"
+	  "delivery gets max_attempts more tries; its history is kept." },
+	{ "discard", "discard ID --handler H | discard --handler H [--dead]",
+	  "Give up dead deliveries (kept in the journal as discarded): event\n"
+	  "ID's for H, or all of H's (all open ones when H no longer exists)." },
+	{ "metrics", "metrics",
+	  "The daemon's metrics: queue, deliveries, handlers, plugins." },
+	{ "cluster status", "cluster status",
+	  "Nodes sharing the journal: heartbeat, alive/dead, lag, failed and\n"
+	  "dead deliveries." },
+	{ "reconcile", "reconcile",
+	  "Compare the watched files and the panel database with the last\n"
+	  "baseline now and emit the events for what changed." },
+	{ "check", "check INTENT key=value...",
+	  "Ask the pre hooks: exit 0 when allowed, 1 when denied (with the\n"
+	  "reason), 2 for an unknown intent." },
+	{ "types", "types [TYPE|INTENT] [--json] [--names|--intents]",
+	  "The catalogue of event types and intents: fields, examples,\n"
+	  "schemas (no daemon needed; ophook-events(7))." },
+	{ "guard", "guard install|remove|status [--root DIR] [--fail-open]\n"
+	  "       [--fail-open-intent PATTERN]... [--container-fail-closed]\n"
+	  "       [--log FILE] [--ophookctl PATH]",
+	  "opencli pre hooks that stop a command ophookd's pre hooks deny." },
+	{ "plugins list", "plugins list",
+	  "The plugins: state, version, deliveries, last error." },
+	{ "plugins enable", "plugins enable NAME",
+	  "Load plugin NAME (one the config has) again." },
+	{ "plugins disable", "plugins disable NAME",
+	  "Unload plugin NAME; its deliveries wait in the journal." },
+	{ "plugins reload", "plugins reload NAME",
+	  "Reload plugin NAME, once its calls in flight are over." },
+	{ "hooks list", "hooks list",
+	  "Every hook file with its kind, state, patterns and last error." },
+	{ "hooks lint", "hooks lint [FILE...]",
+	  "Check hooks as delivery would, without running them (relative\n"
+	  "names in hooks_dir; without FILE every hook there)." },
+	{ "hooks test", "hooks test FILE --event TYPE [--payload FILE.json]\n"
+	  "       [--subject S] [--live]",
+	  "Run a hook on a made-up event.  A dry run by default: what it would\n"
+	  "post, run, write, emit or query is printed, not done; --live does\n"
+	  "it (ophook-lua(7))." },
+	{ "commands", "commands",
+	  "The commands the running daemon has, one a line." },
+	{ "help", "help [COMMAND]", "This help, or one command's." },
+};
+
 static void ctl_usage(FILE *f)
 {
 	fprintf(f,
@@ -64,56 +137,42 @@ static void ctl_usage(FILE *f)
 		"  -h, --help          this help\n"
 		"  -V, --version       print the version\n"
 		"\n"
-		"commands:\n"
-		"  status                          the daemon's state and "
-		"handlers\n"
-		"  events [ID] [--type T] [--subject S] [--state STATE]\n"
-		"         [--since TIME|AGE] [--limit|-n N] [--after ID]\n"
-		"                                  journaled events (STATE: "
-		"pending, done,\n"
-		"                                  failed, dead, discarded; AGE: "
-		"90, 30s,\n"
-		"                                  10m, 2h, 7d)\n"
-		"  emit TYPE [SUBJECT] key=value...  submit an event\n"
-		"  emit -                          submit events read from stdin, "
-		"one\n"
-		"                                  \"TYPE [SUBJECT] key=value...\" "
-		"a line\n"
-		"  tail [--type PATTERN] [--after ID] [-n N]\n"
-		"                                  follow events as they are "
-		"journaled\n"
-		"  replay ID                       deliver event ID again as a "
-		"new event\n"
-		"  retry --failed                  run failed deliveries now, "
-		"dead ones again\n"
-		"  retry ID [--handler H]          retry the failed/dead "
-		"deliveries of event ID\n"
-		"  retry --handler H               retry all of H's failed/dead "
-		"deliveries\n"
-		"  discard ID --handler H          give up a dead delivery "
-		"(state discarded)\n"
-		"  discard --handler H [--dead]    all of H's dead deliveries "
-		"(all open ones\n"
-		"                                  when H no longer exists)\n"
-		"  cluster status                  nodes sharing the journal: "
-		"heartbeat,\n"
-		"                                  alive/dead, lag, failed and "
-		"dead deliveries\n"
-		"  types [TYPE|INTENT] [--json]    the event types and the "
-		"intents of\n"
-		"                                  pre checks: fields, "
-		"examples, schemas\n"
-		"                                  (no daemon needed; "
-		"ophook-events(7))\n"
-		"  check INTENT key=value...       ask the pre hooks: allow "
-		"(0) or deny (1)\n"
-		"  guard install|remove|status [--root DIR] [--fail-open]\n"
-		"                                  opencli pre hooks that can "
-		"stop a command\n"
-		"                                  ophookd's pre hooks deny "
-		"(see ophookctl(8))\n"
-		"Plugins and hooks may add more commands; an unknown command "
-		"lists them.\n");
+		"commands (`ophookctl help COMMAND` for one):\n");
+	for (size_t i = 0; i < sizeof(ctl_helps) / sizeof(ctl_helps[0]); i++)
+		fprintf(f, "  %s\n", ctl_helps[i].usage);
+	fprintf(f, "Plugins may add more commands; `ophookctl commands` lists "
+		"the daemon's.\n");
+}
+
+/* `help WORD [WORD]`: the commands named so ("plugins": all of them).
+ * 0, or 2 when none. */
+static int ctl_help_command(int argc, char **argv)
+{
+	char name[128] = "";
+	size_t len, found = 0;
+
+	for (int i = 0; i < argc; i++) {
+		len = strlen(name);
+		snprintf(name + len, sizeof(name) - len, "%s%s",
+			 i > 0 ? " " : "", argv[i]);
+	}
+	len = strlen(name);
+	for (size_t i = 0; i < sizeof(ctl_helps) / sizeof(ctl_helps[0]); i++) {
+		const char *n = ctl_helps[i].name;
+
+		if (strcmp(n, name) != 0 &&
+		    !(strncmp(n, name, len) == 0 && n[len] == ' '))
+			continue;
+		printf("%susage: ophookctl %s\n\n%s\n", found > 0 ? "\n" : "",
+		       ctl_helps[i].usage, ctl_helps[i].text);
+		found++;
+	}
+	if (found == 0) {
+		fprintf(stderr, "ophookctl: help: no command '%s' "
+			"(`ophookctl --help` lists them)\n", name);
+		return 2;
+	}
+	return 0;
 }
 
 static int ctl_write_all(int fd, const char *p, size_t len)
@@ -724,6 +783,9 @@ int main(int argc, char **argv)
 	}
 	const char *cmd = argv[optind];
 	if (strcmp(cmd, "help") == 0) {
+		if (optind + 1 < argc)
+			return ctl_help_command(argc - optind - 1,
+						argv + optind + 1);
 		ctl_usage(stdout);
 		return 0;
 	}
@@ -777,6 +839,10 @@ int main(int argc, char **argv)
 		bool hooks_test = strcmp(cmd, "hooks") == 0 &&
 				  optind + 1 < argc &&
 				  strcmp(argv[optind + 1], "test") == 0;
+		bool hooks_file = strcmp(cmd, "hooks") == 0 &&
+				  optind + 1 < argc &&
+				  (strcmp(argv[optind + 1], "test") == 0 ||
+				   strcmp(argv[optind + 1], "lint") == 0);
 		for (int i = optind + 1; i < argc; i++) {
 			/* --json may also follow the command ("events
 			 * --json"); after "--" every word is the command's */
@@ -802,7 +868,20 @@ int main(int argc, char **argv)
 				json_array_append_new(args, pj);
 				continue;
 			}
-			json_t *a = json_string(argv[i]);
+			json_t *a;
+			if (!dashdash && hooks_file && argv[i][0] == '.' &&
+			    (strncmp(argv[i], "./", 2) == 0 ||
+			     strncmp(argv[i], "../", 3) == 0)) {
+				/* a name in the working folder, said so: the
+				 * daemon takes other relative names in
+				 * hooks_dir */
+				char *abs = realpath(argv[i], NULL);
+
+				a = json_string(abs != NULL ? abs : argv[i]);
+				free(abs);
+			} else {
+				a = json_string(argv[i]);
+			}
 			if (a == NULL) {
 				fprintf(stderr, "ophookctl: argument %d is not "
 					"valid UTF-8\n", i - optind);
@@ -814,11 +893,6 @@ int main(int argc, char **argv)
 		}
 		json_t *req = json_pack("{sssosbsb}", "cmd", cmd, "args", args,
 					"json", ctl.json, "tty", ctl.tty);
-		char cwd[4096];
-
-		/* relative FILE arguments (hooks lint x.lua) are the client's */
-		if (getcwd(cwd, sizeof(cwd)) != NULL)
-			json_object_set_new(req, "cwd", json_string(cwd));
 		struct ctl_spinner sp = { .what = "reconciling" };
 		bool spin = strcmp(cmd, "reconcile") == 0 && !ctl.json &&
 			    isatty(STDERR_FILENO);

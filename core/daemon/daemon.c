@@ -299,6 +299,12 @@ int daemon_reload(struct daemon *d, const char **error_r)
 	 * (new plugins get loaded by the drop-in scan). */
 	if (nc->log_level != NULL && log_level_parse(nc->log_level, &lvl) == 0)
 		log_set_level(lvl);
+	if (nc->log != NULL) {
+		const char *why = NULL;
+
+		if (log_set_target(nc->log, &why) < 0)
+			log_error("reload: %s", why);
+	}
 	for (size_t i = 0; i < nc->n_plugins; i++) {
 		if (!nc->plugins[i].enabled && d->plugins != NULL)
 			pluginhost_unload(d->plugins, nc->plugins[i].name);

@@ -189,6 +189,12 @@ int main(int argc, char **argv)
 	if (config->log_level != NULL &&
 	    log_level_parse(config->log_level, &lvl) == 0)
 		log_set_level(lvl);
+	if (config->log != NULL &&
+	    log_set_target(config->log, &err) < 0) {
+		fprintf(stderr, "ophookd: %s\n", err);
+		config_free(&config);
+		return 1;
+	}
 	/* worker threads for plugins, hooks and actions */
 	snprintf(threads, sizeof(threads), "%u",
 		 config->dispatch.threads ? config->dispatch.threads : 8);

@@ -5,6 +5,7 @@
 #include "hooks_cmds.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <pthread.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "catalogue.h"
 #include "config.h"
@@ -464,6 +466,7 @@ struct hooks_work {
 	/* the request (read by the thread) */
 	unsigned uid;     /* the peer's */
 	bool test;
+	bool live;        /* test: do what the hook does (--live) */
 	char **files;     /* lint: files to check */
 	size_t n_files;
 	char *file;       /* test */
@@ -490,6 +493,31 @@ struct hooks_pool {
 	struct hooks_work *live; /* loop thread: jobs with a reply pending */
 };
 
+/* Can execve() run path: "#!" or an ELF binary first?  0, or -ENOEXEC
+ * with *why_r (malloc'd). */
+static int hooks_cmds_lint_interpreter(const char *path, char **why_r)
+{
+	char head[4] = "";
+	ssize_t n = -1;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+
+	if (fd >= 0) {
+		n = read(fd, head, sizeof(head));
+		close(fd);
+	}
+	if (n < 0) {
+		*why_r = xasprintf("%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if ((n >= 2 && head[0] == '#' && head[1] == '!') ||
+	    (n == 4 && memcmp(head, "\177ELF", 4) == 0))
+		return 0;
+	*why_r = xasprintf("%s: refused: no \"#!\" line (an exec hook must "
+			   "start with one, e.g. #!/bin/sh, or be a binary)",
+			   path);
+	return -ENOEXEC;
+}
+
 static void hooks_cmds_lint_one(struct hooks_work *w, const char *path,
 				json_t *out, bool *all_ok)
 {
@@ -505,8 +533,23 @@ static void hooks_cmds_lint_one(struct hooks_work *w, const char *path,
 		item = json_pack("{sssssb}", "file", path, "kind",
 				 hooks_ends_with(path, ".lua") ? "lua" : "exec",
 				 "ok", false);
+	} else if (!exechook_name_ok(base)) {
+		/* what delivery would never see */
+		ret = -EINVAL;
+		err = xasprintf("%s: refused: the hooks scan skips this name "
+				"(a dotfile, a character outside "
+				"[A-Za-z0-9_.-], or a backup such as *~, "
+				"*.bak, *.disabled, *.dpkg-*)", path);
+		item = json_pack("{sssssb}", "file", path, "kind",
+				 hooks_ends_with(path, ".lua") ? "lua" : "exec",
+				 "ok", false);
 	} else if (hooks_ends_with(path, ".lua")) {
-		ret = luahook_load(path, base, &w->hk->lim, NULL, &lh, &err);
+		/* the top level runs: dry, as in hooks test */
+		json_t *rec = json_array();
+		struct luahook_host dry = { .record = rec };
+
+		ret = luahook_load(path, base, &w->hk->lim, &dry, &lh, &err);
+		json_decref(rec);
 		item = json_pack("{sssssb}", "file", path, "kind", "lua", "ok",
 				 ret == 0);
 		if (ret == 0) {
@@ -538,6 +581,8 @@ static void hooks_cmds_lint_one(struct hooks_work *w, const char *path,
 		luahook_free(&lh);
 	} else {
 		ret = exechook_check_file(path, hooks_owner(), &err);
+		if (ret == 0)
+			ret = hooks_cmds_lint_interpreter(path, &err);
 		item = json_pack("{sssssb}", "file", path, "kind", "exec",
 				 "ok", ret == 0);
 		if (ret == 0)
@@ -573,6 +618,26 @@ static void hooks_cmds_test_exec(struct hooks_work *w)
 	snprintf(subject, sizeof(subject), "OPHOOK_SUBJECT=%s",
 		 subj != NULL ? subj : "");
 	json = json_dumps(w->payload, JSON_COMPACT);
+	if (!w->live) {
+		/* a dry run: what it would get, not run */
+		json_t *jenv = json_array();
+
+		for (size_t i = 0; env[i] != NULL; i++)
+			json_array_append_new(jenv, json_string(env[i]));
+		w->result = json_pack("{sssssssbs[s]sosssss}", "file", w->file,
+				      "event", w->type, "result", "dry",
+				      "dry_run", true, "argv", w->file,
+				      "env", jenv, "cwd", "/", "stdin",
+				      json != NULL ? json : "");
+		hooks_cmds_text_add(&w->text, "would run %s\n", w->file);
+		for (size_t i = 0; env[i] != NULL; i++)
+			hooks_cmds_text_add(&w->text, "  env: %s\n", env[i]);
+		hooks_cmds_text_add(&w->text, "  cwd: /\n  stdin: %s\n"
+				    "%s: dry run, not run (--live runs it)\n",
+				    json != NULL ? json : "", w->file);
+		free(json);
+		return;
+	}
 	memset(&o, 0, sizeof(o));
 	o.argv = argv;
 	o.env = env;
@@ -593,7 +658,7 @@ static void hooks_cmds_test_exec(struct hooks_work *w)
 		return;
 	}
 	ret = exechook_result_rc(&res, o.timeout_ms, &err);
-	w->result = json_pack("{sssssssisssss?}", "file", w->file, "event",
+	w->result = json_pack("{sssssssissssss?}", "file", w->file, "event",
 			      w->type, "result",
 			      ret == 0 ? "done"
 				       : (ret == OPHOOK_RETRY ? "retry"
@@ -614,11 +679,12 @@ static void hooks_cmds_test_run(struct hooks_work *w)
 {
 	const char *base = strrchr(w->file, '/') != NULL
 				   ? strrchr(w->file, '/') + 1 : w->file;
-	json_t *lines;
+	json_t *lines, *calls = NULL;
+	struct luahook_host host = w->hk->host;
 	struct luahook *lh = NULL;
 	char *err = NULL, *head = NULL;
 	unsigned ran = 0;
-	size_t hlen = 0;
+	size_t hlen = 0, next_call = 0;
 	int ret;
 
 	if (file_read_nofollow(w->file, 1u << 20, &head, &hlen) == 0 &&
@@ -629,31 +695,56 @@ static void hooks_cmds_test_run(struct hooks_work *w)
 	}
 	free(head);
 	lines = json_array();
+	if (!w->live) {
+		/* a dry run from the first line on: the top level too */
+		calls = json_array();
+		host.record = calls;
+	}
 
-	ret = luahook_load(w->file, base, &w->hk->lim, &w->hk->host, &lh, &err);
+	ret = luahook_load(w->file, base, &w->hk->lim, &host, &lh, &err);
 	if (ret == 0) {
 		luahook_capture(lh, lines, true);
 		luahook_set_dry_run(lh, true);
 		ret = luahook_run_event(lh, w->type, w->payload, 1, NULL, &ran,
 					&err);
 	}
-	w->result = json_pack("{sssssisssOs?}", "file", w->file, "event",
+	w->result = json_pack("{sssssisssOss*}", "file", w->file, "event",
 			      w->type, "handlers_run", (int)ran, "result",
 			      ret == 0 ? "done"
 				       : (ret == OPHOOK_RETRY ? "retry"
 							      : "failed"),
 			      "log", lines, "error", err);
-	for (size_t i = 0; i < json_array_size(lines); i++)
-		hooks_cmds_text_add(&w->text, "log: %s\n", json_string_value(
-					    json_array_get(lines, i)));
-	hooks_cmds_text_add(&w->text, "%s: %u handler(s) ran for %s: %s%s%s\n",
+	json_object_set_new(w->result, "dry_run", json_boolean(!w->live));
+	if (calls != NULL)
+		json_object_set(w->result, "calls", calls);
+	/* the log lines and the calls, in the order they came */
+	for (size_t i = 0; i <= json_array_size(lines); i++) {
+		for (; next_call < json_array_size(calls); next_call++) {
+			json_t *c = json_array_get(calls, next_call);
+
+			if ((size_t)json_integer_value(json_object_get(
+				    c, "log_index")) > i)
+				break;
+			hooks_cmds_text_add(&w->text, "%s\n",
+					    json_string_value(json_object_get(
+						    c, "text")));
+		}
+		if (i < json_array_size(lines))
+			hooks_cmds_text_add(&w->text, "log: %s\n",
+					    json_string_value(
+						    json_array_get(lines, i)));
+	}
+	hooks_cmds_text_add(&w->text, "%s: %u handler(s) ran for %s: %s%s%s%s\n",
 			    base, ran, w->type,
 			    ret == 0 ? "done"
 				     : (ret == OPHOOK_RETRY ? "retry"
 							    : "failed"),
+			    w->live ? "" : " (dry run: nothing sent, run or "
+					   "written; --live does it)",
 			    err != NULL ? "\n" : "", err != NULL ? err : "");
 	w->exit_status = ret == 0 ? 0 : 1;
 	json_decref(lines);
+	json_decref(calls);
 	luahook_free(&lh);
 	free(err);
 }
@@ -1073,19 +1164,17 @@ static int hooks_cmds_trusted(struct hooks *hk, const char *real,
 	return ret;
 }
 
-/* Resolve a FILE argument: absolute, relative to the client's "cwd" when
- * it sent one, else relative to hooks_dir.  A peer who is not root may
+/* Resolve a FILE argument: absolute, else relative to hooks_dir (never
+ * the client's working folder: ophookctl makes ./x and ../x absolute).  A peer who is not root may
  * only name the admin's hooks (hooks_cmds_trusted).  NULL with *why_r. */
 static char *hooks_cmds_resolve_arg(struct hooks *hk, const char *arg,
 				    json_t *req, unsigned uid, char **why_r)
 {
-	const char *cwd = json_string_value(json_object_get(req, "cwd"));
 	char *path, *real;
 
+	(void)req;
 	if (arg[0] == '/')
 		path = xstrdup(arg);
-	else if (cwd != NULL && cwd[0] == '/')
-		path = xasprintf("%s/%s", cwd, arg);
 	else
 		path = xasprintf("%s/%s", hk->cfg->hooks_dir, arg);
 	real = realpath(path, NULL);
@@ -1181,6 +1270,7 @@ static void hooks_cmds_test(struct control_reply *reply, json_t *args,
 	struct hooks_work *w;
 	size_t len, n = json_array_size(args);
 	const char *twhy = NULL;
+	bool live = false;
 
 	for (size_t i = 0; i < n; i++) {
 		const char *a = json_string_value(json_array_get(args, i));
@@ -1204,6 +1294,8 @@ static void hooks_cmds_test(struct control_reply *reply, json_t *args,
 		} else if (strcmp(a, "--subject") == 0 && next != NULL) {
 			subject = next;
 			i++;
+		} else if (strcmp(a, "--live") == 0) {
+			live = true;
 		} else if (file == NULL && a[0] != '-') {
 			file = a;
 		} else {
@@ -1214,7 +1306,8 @@ static void hooks_cmds_test(struct control_reply *reply, json_t *args,
 	}
 	if (file == NULL || type == NULL) {
 		control_reply_error(&reply, 2, "usage: hooks test FILE --event "
-				    "TYPE [--payload FILE.json] [--subject S]");
+				    "TYPE [--payload FILE.json] [--subject S] "
+				    "[--live]");
 		return;
 	}
 	if (event_type_valid(type, &twhy) < 0) {
@@ -1296,6 +1389,7 @@ static void hooks_cmds_test(struct control_reply *reply, json_t *args,
 	}
 	w = xcalloc(1, sizeof(*w));
 	w->test = true;
+	w->live = live;
 	w->file = path;
 	w->type = xstrdup(type);
 	w->payload = p;

@@ -62,8 +62,8 @@ tests_unit_test_hooks_SOURCES = tests/unit/test_hooks.c
 tests_unit_test_hooks_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_hooks_LDADD = $(TEST_LIBS)
 
-TESTS += tests/integration/hooks_webhook.sh
-EXTRA_DIST += tests/integration/hooks_webhook.sh
+TESTS += tests/integration/hooks_webhook.sh tests/integration/hooks_dryrun.sh
+EXTRA_DIST += tests/integration/hooks_webhook.sh tests/integration/hooks_dryrun.sh
 
 # Sample hooks (installed as documentation) and the man page.
 hooksexampledir = $(docdir)/examples/hooks

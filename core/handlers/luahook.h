@@ -38,6 +38,12 @@ struct luahook_host {
 	/* A path the hook is about to write (so the watcher ignores it). */
 	void (*own_write)(void *ctx, const char *path);
 	void *ctx;
+	/* A dry run (hooks.test without --live) when not NULL: a JSON array
+	 * (borrowed) that receives, in order, one object per side-effecting
+	 * call (http.post/get, exec, write_file, emit, db.query) instead of
+	 * doing it: {"call", ..., "text": "would ..."}.  The calls return
+	 * plausible values and ophook.dry_run is true. */
+	json_t *record;
 };
 
 /* Load `path` into a fresh sandbox and run its top level (which registers

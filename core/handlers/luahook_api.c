@@ -9,6 +9,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <lua.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,6 +192,29 @@ int luahook_api_fail(lua_State *L, const char *msg)
 	return 2;
 }
 
+bool luahook_api_record(struct luahook *lh, json_t *call, const char *fmt,
+			...)
+{
+	va_list ap;
+	char *text;
+
+	if (lh->host.record == NULL) {
+		json_decref(call);
+		return false;
+	}
+	va_start(ap, fmt);
+	if (vasprintf(&text, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	json_object_set_new(call, "text", json_string(text));
+	json_object_set_new(call, "log_index", json_integer((json_int_t)(
+		lh->capture != NULL ? json_array_size(lh->capture) : 0)));
+	json_object_set_new(call, "dry", json_true());
+	json_array_append_new(lh->host.record, call);
+	free(text);
+	return true;
+}
+
 static int luahook_api_json_encode(lua_State *L)
 {
 	struct luahook *lh = luahook_of(L);
@@ -289,6 +313,32 @@ static int luahook_api_exec(lua_State *L)
 		lua_pop(L, 1);
 	}
 	argv = luahook_api_check_argv(L, 1, "ophook.exec");
+	if (lh->host.record != NULL) {
+		/* dry run: say what would run; rc 0, no output */
+		json_t *a = json_array();
+		char *line = xstrdup("");
+
+		for (size_t i = 0; argv[i] != NULL; i++) {
+			char *old = line;
+
+			json_array_append_new(a, json_string(argv[i]));
+			line = xasprintf("%s%s%s", old, i > 0 ? " " : "",
+					 argv[i]);
+			free(old);
+		}
+		luahook_api_record(lh, json_pack("{sssosI}", "call", "exec",
+						 "argv", a, "stdin_bytes",
+						 (json_int_t)o.stdin_len),
+				   "would run %s%s", line,
+				   o.stdin_len > 0 ? " (with stdin)" : "");
+		free(line);
+		free(argv);
+		lua_pushinteger(L, 0);
+		lua_pushliteral(L, "");
+		lua_pushliteral(L, "");
+		lua_pushnil(L);
+		return 4;
+	}
 	o.argv = (const char *const *)argv;
 	o.env = env;
 	o.timeout_ms = timeout;
@@ -348,6 +398,17 @@ static int luahook_api_db_query(lua_State *L)
 		p = luahook_json_check(L, i, "ophook.db.query");
 		json_array_append_new(params, p);
 	}
+	if (lh->host.record != NULL) {
+		/* dry run: no query, no rows */
+		luahook_tmp_json_forget(lh, params);
+		luahook_api_record(lh, json_pack("{sssssO}", "call", "db.query",
+						 "sql", sql, "params", params),
+				   "would query %s (%zu parameter(s))", sql,
+				   json_array_size(params));
+		json_decref(params);
+		lua_newtable(L);
+		return 1;
+	}
 	if (lh->host.db_query == NULL) {
 		luahook_tmp_json_free(lh, params);
 		return luahook_api_fail(L, "ophook.db.query: no panel "
@@ -404,10 +465,15 @@ static int luahook_api_emit(lua_State *L)
 	else
 		subject = type;
 	json_object_set_new(fields, "emitted_by", json_string(lh->who));
-	if (lh->dry_run || lh->host.emit == NULL) {
+	if (lh->dry_run || lh->host.emit == NULL ||
+	    lh->host.record != NULL) {
 		char *s = json_dumps(fields, JSON_COMPACT | JSON_SORT_KEYS);
 
-		if (lh->capture != NULL)
+		luahook_api_record(lh, json_pack("{sssssssO}", "call", "emit",
+						 "type", type, "subject",
+						 subject, "fields", fields),
+				   "would emit %s %s %s", type, subject, s);
+		if (lh->capture != NULL && lh->host.record == NULL)
 			json_array_append_new(lh->capture,
 					      json_sprintf("emit (not sent): "
 							   "%s %s %s", type,
@@ -415,7 +481,8 @@ static int luahook_api_emit(lua_State *L)
 		free(s);
 		free(subj_buf);
 		luahook_tmp_json_free(lh, fields);
-		if (lh->host.emit == NULL && !lh->dry_run)
+		if (lh->host.emit == NULL && !lh->dry_run &&
+		    lh->host.record == NULL)
 			return luahook_api_fail(L, "ophook.emit: not "
 						   "available");
 		lua_pushboolean(L, 1);
@@ -574,6 +641,16 @@ static int luahook_api_write_file(lua_State *L)
 	real = luahook_api_resolve(lh, path, true, why, sizeof(why));
 	if (real == NULL)
 		return luahook_api_fail(L, why);
+	if (lh->host.record != NULL) {
+		/* dry run: the path is checked, nothing written */
+		luahook_api_record(lh, json_pack("{sssssI}", "call",
+						 "write_file", "path", real,
+						 "bytes", (json_int_t)len),
+				   "would write %s (%zu bytes)", real, len);
+		free(real);
+		lua_pushboolean(L, 1);
+		return 1;
+	}
 	luahook_tmp_add(lh, real);
 	if (lh->host.own_write != NULL)
 		lh->host.own_write(lh->host.ctx, real);
@@ -658,5 +735,8 @@ void luahook_api_open(lua_State *L)
 	lua_setfield(L, -2, "version");
 	lua_pushstring(L, luahook_of(L)->name);
 	lua_setfield(L, -2, "name");
+	/* true in a dry run (hooks test without --live) */
+	lua_pushboolean(L, luahook_of(L)->host.record != NULL);
+	lua_setfield(L, -2, "dry_run");
 	lua_setglobal(L, "ophook");
 }

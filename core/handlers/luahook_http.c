@@ -4,6 +4,7 @@
 #include "luahook_http.h"
 
 #include <curl/curl.h>
+#include <jansson.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <pthread.h>
@@ -133,6 +134,23 @@ static int luahook_http_request(lua_State *L, bool post)
 	if (!luahook_http_headers(L, opts, &headers, &has_ct, &bad)) {
 		curl_slist_free_all(headers);
 		return luahook_api_fail(L, bad);
+	}
+	if (lh->host.record != NULL) {
+		/* dry run: checked as for real, not sent; 200 and "" */
+		curl_slist_free_all(headers);
+		json_t *call = json_pack("{sssssI}", "call",
+					 post ? "http.post" : "http.get",
+					 "url", url, "bytes",
+					 (json_int_t)body_len);
+
+		if (post)
+			luahook_api_record(lh, call, "would POST %s (%zu "
+					   "bytes)", url, body_len);
+		else
+			luahook_api_record(lh, call, "would GET %s", url);
+		lua_pushinteger(L, 200);
+		lua_pushliteral(L, "");
+		return 2;
 	}
 	if (post && !has_ct)
 		headers = curl_slist_append(headers,

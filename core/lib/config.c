@@ -447,6 +447,7 @@ static const char *const cfg_plugin_dirs_def[] = { OPHOOK_PLUGINDIR,
 static const char *const cfg_none[] = { NULL };
 static const char *const cfg_log_levels[] = { "debug", "info", "warn",
 					      "error", NULL };
+static const char *const cfg_log_targets[] = { "stderr", "syslog", NULL };
 static const char *const cfg_drivers[] = { "sqlite", "mysql", NULL };
 static const char *const cfg_syncs[] = { "full", "normal", NULL };
 static const char *const cfg_backends[] = { "sqlite", "mysql", NULL };
@@ -474,6 +475,7 @@ static const struct cfg_key cfg_keys[] = {
 	K_PATHF("hooks_dir", hooks_dir, "/etc/openpanel/ophookd/hooks",
 		CK_IN_ROOT),
 	K_ENUM("log_level", log_level, "info", cfg_log_levels),
+	K_ENUM("log", log, "stderr", cfg_log_targets),
 
 	K_PATHS("secrets.extra_keys", secrets.extra_keys, secrets.n_extra_keys,
 		cfg_none, CK_WORDS),

@@ -86,6 +86,7 @@ struct config {
 	size_t n_plugin_dirs;
 	char *hooks_dir;     /* `hooks_dir` (/etc/openpanel/ophookd/hooks) */
 	char *log_level;     /* `log_level`: debug|info|warn|error (info) */
+	char *log;           /* `log`: stderr|syslog (stderr) */
 
 	struct {
 		char **fail_open;    /* `checks.fail_open`: patterns of the

@@ -565,6 +565,38 @@ static char *control_command_list(struct control *c)
 	return s;
 }
 
+/* `commands`: every registered command, as ophookctl spells it ("hooks
+ * test", not "hooks.test"), sorted; the source of truth for its help. */
+static void control_cmd_commands(struct control_reply *reply, json_t *args,
+				 json_t *req, void *ctx)
+{
+	struct control *c = ctx;
+	struct control_names names = {
+		.v = xcalloc(hmap_count(c->cmds) + 1, sizeof(char *)),
+	};
+	json_t *arr = json_array();
+	char *text = xstrdup("");
+
+	(void)args;
+	(void)req;
+	hmap_each(c->cmds, control_names_add, &names);
+	qsort(names.v, names.n, sizeof(char *), control_names_cmp);
+	for (size_t i = 0; i < names.n; i++) {
+		char *name = xstrdup(names.v[i]), *old = text;
+
+		for (char *k = name; *k != '\0'; k++)
+			if (*k == '.')
+				*k = ' ';
+		json_array_append_new(arr, json_string(name));
+		text = xasprintf("%s%s\n", old, name);
+		free(old);
+		free(name);
+	}
+	free(names.v);
+	control_reply_ok(&reply, json_pack("{so}", "commands", arr), text, 0);
+	free(text);
+}
+
 /* Find the command for (cmd, args): "cmd.args[0]" when registered (then
  * *skip_r = 1), else "cmd". */
 static const struct control_cmd *control_lookup(struct control *c,
@@ -1040,6 +1072,8 @@ int control_start(uv_loop_t *loop, const char *path, const char *socket_group,
 	c->path = xstrdup(path);
 	c->cmds = hmap_new();
 	c->group_cmds = hmap_new();
+	control_register(c, "commands", control_cmd_commands, c);
+	hmap_put(c->group_cmds, "commands", c);
 	if ((r = control_resolve_group(c, socket_group, error_r)) < 0 ||
 	    (r = control_clear_path(path, error_r)) < 0) {
 		hmap_free(&c->cmds, free);

@@ -1,15 +1,65 @@
+#define _GNU_SOURCE
 #include "log.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <string.h>
+#include <syslog.h>
+#include <sys/time.h>
 #include <time.h>
 
 static enum log_level log_min = LOG_INFO_L;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static const char *const log_names[] = { "debug", "info", "warn", "error" };
+static const int log_prios[] = { LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR };
+static bool log_syslog; /* set before threads start, or under log_lock */
+
+int log_set_target(const char *name, const char **error_r)
+{
+	bool to_syslog;
+
+	if (strcmp(name, "stderr") == 0) {
+		to_syslog = false;
+	} else if (strcmp(name, "syslog") == 0) {
+		to_syslog = true;
+	} else {
+		*error_r = "log: must be stderr or syslog";
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&log_lock);
+	if (to_syslog && !log_syslog)
+		openlog("ophookd", LOG_PID, LOG_DAEMON);
+	else if (!to_syslog && log_syslog)
+		closelog();
+	log_syslog = to_syslog;
+	pthread_mutex_unlock(&log_lock);
+	return 0;
+}
+
+/* The local time as RFC 3339 with milliseconds: 2026-01-31T13:05:09.123+01:00 */
+static void log_time(char *buf, size_t size)
+{
+	struct timespec ts;
+	struct tm tm;
+	char date[32];
+	long off;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (localtime_r(&ts.tv_sec, &tm) == NULL) {
+		snprintf(buf, size, "-");
+		return;
+	}
+	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
+	off = tm.tm_gmtoff / 60;
+	if (off < 0)
+		off = -off;
+	snprintf(buf, size, "%.20s.%03d%c%02d:%02d", date,
+		 (int)(ts.tv_nsec / 1000000), tm.tm_gmtoff < 0 ? '-' : '+',
+		 (int)(off / 60 % 24), (int)(off % 60));
+}
 
 void log_set_level(enum log_level level)
 {
@@ -105,13 +155,24 @@ void log_msgv(enum log_level level, const char *who, const char *fmt,
 	 * unescaped, so the whole line is escaped here (a file name with a
 	 * newline cannot forge a second line) */
 	log_escape(out, sizeof(out), buf, (size_t)n);
-	pthread_mutex_lock(&log_lock);
-	if (who != NULL) {
+	if (who != NULL)
 		log_escape(who_buf, sizeof(who_buf), who, strlen(who));
-		fprintf(stderr, "%s: %s: %s\n", log_names[level], who_buf,
-			out);
+	pthread_mutex_lock(&log_lock);
+	if (log_syslog) {
+		if (who != NULL)
+			syslog(log_prios[level], "%s: %s", who_buf, out);
+		else
+			syslog(log_prios[level], "%s", out);
 	} else {
-		fprintf(stderr, "%s: %s\n", log_names[level], out);
+		char now[48];
+
+		log_time(now, sizeof(now));
+		if (who != NULL)
+			fprintf(stderr, "%s %s: %s: %s\n", now,
+				log_names[level], who_buf, out);
+		else
+			fprintf(stderr, "%s %s: %s\n", now, log_names[level],
+				out);
 	}
 	pthread_mutex_unlock(&log_lock);
 }

@@ -1,4 +1,5 @@
-/* Levelled logging to stderr (journald picks it up). */
+/* Levelled logging: to stderr, each line with the local time (RFC 3339,
+ * milliseconds) and the level; or to syslog (config `log: syslog`). */
 #ifndef OPHOOK_LOG_H
 #define OPHOOK_LOG_H
 
@@ -9,6 +10,10 @@ enum log_level { LOG_DEBUG_L = 0, LOG_INFO_L, LOG_WARN_L, LOG_ERROR_L };
 
 /* Set the lowest level printed. */
 void log_set_level(enum log_level level);
+/* Where lines go: "stderr" (the default) or "syslog" (openlog("ophookd",
+ * LOG_PID, LOG_DAEMON), levels mapped to LOG_DEBUG, LOG_INFO, LOG_WARNING,
+ * LOG_ERR).  0, or -EINVAL with *error_r (static). */
+int log_set_target(const char *name, const char **error_r);
 /* Parse "debug|info|warn|error"; returns 0 or -EINVAL. */
 int log_level_parse(const char *s, enum log_level *level_r);
 /* Copy len bytes of src into dst (size bytes, always NUL-terminated) with
@@ -17,7 +22,9 @@ int log_level_parse(const char *s, enum log_level *level_r);
  * the length written.  For anything taken from a file name or file
  * content. */
 size_t log_escape(char *dst, size_t size, const void *src, size_t len);
-/* Print one line "LEVEL: [who: ]message" to stderr; thread-safe.  The
+/* Print one line "TIME LEVEL: [who: ]message" to stderr (TIME:
+ * 2026-01-31T13:05:09.123+01:00), or "[who: ]message" to syslog at the
+ * level's priority; thread-safe.  The
  * whole line goes through log_escape (names and file text may be in it). */
 void log_msg(enum log_level level, const char *who, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

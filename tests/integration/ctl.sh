@@ -267,5 +267,10 @@ else
 	done
 fi
 
+# every line of the foreground log starts with the local time (RFC 3339,
+# milliseconds), then the level
+bad=$(grep -avcE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}[+-][0-9]{2}:[0-9]{2} (debug|info|warn|error): ' "$T/ophookd.log")
+is "$bad" 0 "every ophookd log line starts with its time and level"
+
 stop_ophookd
 done_testing

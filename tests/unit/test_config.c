@@ -97,6 +97,7 @@ static const char full_yaml[] =
 	"plugin_dirs: [/srv/plugins, /srv/dropin]\n"
 	"hooks_dir: /srv/hooks\n"
 	"log_level: debug\n"
+	"log: syslog\n"
 	"panel_db:\n"
 	"  driver: mysql\n"
 	"  path: /srv/panel.db\n"
@@ -150,6 +151,7 @@ static void test_full(void **state)
 	assert_string_equal(c->plugin_dirs[1], "/srv/dropin");
 	assert_string_equal(c->hooks_dir, "/srv/hooks");
 	assert_string_equal(c->log_level, "debug");
+	assert_string_equal(c->log, "syslog");
 	assert_string_equal(c->panel_db.driver, "mysql");
 	assert_string_equal(c->panel_db.path, "/srv/panel.db");
 	assert_string_equal(c->panel_db.option_file, "/srv/my.cnf");
@@ -183,7 +185,7 @@ static void test_full(void **state)
 							      "path")),
 			    "/srv/events.log");
 	assert_string_equal(pl->file, c->file);
-	assert_int_equal(pl->line, 41);
+	assert_int_equal(pl->line, 42);
 	assert_int_equal(pl->column, 3);
 	pl = config_plugin_find(c, "caddy");
 	assert_non_null(pl);
@@ -191,7 +193,7 @@ static void test_full(void **state)
 	assert_non_null(pl->settings);
 	assert_true(json_is_object(pl->settings));
 	assert_int_equal(json_object_size(pl->settings), 0);
-	assert_int_equal(pl->line, 44);
+	assert_int_equal(pl->line, 45);
 	assert_null(config_plugin_find(c, "bind9"));
 	config_free(&c);
 	assert_null(c);
@@ -217,6 +219,7 @@ static void check_defaults(const struct config *c)
 	assert_string_equal(c->plugin_dirs[1], "/etc/openpanel/ophookd/plugins");
 	assert_string_equal(c->hooks_dir, "/etc/openpanel/ophookd/hooks");
 	assert_string_equal(c->log_level, "info");
+	assert_string_equal(c->log, "stderr");
 	assert_string_equal(c->panel_db.driver, "sqlite");
 	assert_string_equal(c->panel_db.path, "/etc/openpanel/ophookd/panel.db");
 	assert_string_equal(c->panel_db.option_file,
@@ -412,6 +415,8 @@ static void test_enums(void **state)
 	expect_error("log_level: verbose\n", "1:12",
 		     "log_level: invalid value \"verbose\" "
 		     "(expected debug|info|warn|error)");
+	expect_error("log: file\n", "1:6",
+		     "log: invalid value \"file\" (expected stderr|syslog)");
 	expect_error("panel_db:\n  driver: postgres\n", "2:11",
 		     "panel_db.driver: invalid value \"postgres\" "
 		     "(expected sqlite|mysql)");

@@ -584,7 +584,7 @@ static void test_bad_requests(void **state)
 	json_decref(o);
 	o = request(f, fd, "{\"cmd\":\"nope\"}\n");
 	assert_string_equal(jstr(o, "error"), "unknown command 'nope' (try: "
-			    "emit, events, replay, status, tail)");
+			    "commands, emit, events, replay, status, tail)");
 	assert_int_equal(jint(o, "exit"), 2);
 	json_decref(o);
 	/* binary junk, an empty line, CRLF: the connection stays usable */
