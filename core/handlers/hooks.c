@@ -214,6 +214,7 @@ static void hooks_remove_lua(struct luafile *f)
 	if (f->thread_running) {
 		job = xcalloc(1, sizeof(*job));
 		job->kind = HOOKS_JOB_QUIT;
+		f->hk->quitting++;
 		hooks_lua_queue(f, job);
 	}
 	hooks_lua_unref(f); /* hk->lua's */
@@ -616,6 +617,26 @@ static bool hooks_stop_exec(const char *key, void *value, void *ctx)
 	return true;
 }
 
+/* done_mu held: wait (at most 3 s) until the QUIT job of every removed
+ * file's thread is on the done list: posted once `stopped` is set it would
+ * be dropped, and the file (and hk) with it. */
+static void hooks_stop_wait_quits(struct hooks *hk)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 3;
+	for (;;) {
+		unsigned n = 0;
+
+		for (struct hooks_job *j = hk->done_head; j != NULL; j = j->next)
+			n += j->kind == HOOKS_JOB_QUIT && j->f->removed;
+		if (n >= hk->quitting ||
+		    pthread_cond_timedwait(&hk->done_cond, &hk->done_mu, &ts) != 0)
+			return;
+	}
+}
+
 void hooks_stop(struct hooks **hp)
 {
 	struct hooks *hk = *hp;
@@ -630,6 +651,7 @@ void hooks_stop(struct hooks **hp)
 	hk->host_gone = true;
 	pthread_rwlock_unlock(&hk->host_gate);
 	pthread_mutex_lock(&hk->done_mu);
+	hooks_stop_wait_quits(hk);
 	hk->stopped = true;
 	job = hk->done_head;
 	hk->done_head = hk->done_tail = NULL;
@@ -640,6 +662,8 @@ void hooks_stop(struct hooks **hp)
 		if (job->kind == HOOKS_JOB_QUIT) {
 			pthread_join(job->f->thread, NULL);
 			job->f->thread_running = false;
+			if (job->f->removed && hk->quitting > 0)
+				hk->quitting--;
 			hooks_lua_unref(job->f);
 		}
 		hooks_lua_job_free(job);

@@ -142,6 +142,8 @@ struct hooks {
 	uv_async_t async;
 	pthread_mutex_t done_mu;
 	pthread_cond_t done_cond; /* signalled with each posted job */
+	unsigned quitting;    /* loop thread: QUIT jobs of removed files not
+				 yet taken back (hooks_stop waits for them) */
 	struct hooks_job *done_head, *done_tail;
 	bool leak;            /* a thread would not stop: never free */
 	struct hooks_pool *pool; /* hooks.test/lint threads (hooks_cmds.c) */

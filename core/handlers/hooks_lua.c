@@ -453,6 +453,8 @@ static void hooks_lua_job_done(struct hooks *hk, struct hooks_job *job)
 	case HOOKS_JOB_QUIT:
 		pthread_join(f->thread, NULL);
 		f->thread_running = false;
+		if (f->removed && hk->quitting > 0)
+			hk->quitting--;
 		hooks_lua_job_free(job);
 		hooks_lua_unref(f);
 		return;

@@ -387,7 +387,9 @@ int blame_scan(const char *dir, const char *glob, struct blame_set **set_r,
 		*error_r = "out of memory";
 		return ret;
 	}
-	qsort(set->confs, set->n, sizeof(*set->confs), blame_conf_cmp_path);
+	if (set->n > 1)
+		qsort(set->confs, set->n, sizeof(*set->confs),
+		      blame_conf_cmp_path);
 	*set_r = set;
 	return 0;
 }
@@ -884,7 +886,9 @@ int blame_record_load(const char *path, struct blame_set **set_r,
 			cf->n_addrs++;
 		}
 	}
-	qsort(set->confs, set->n, sizeof(*set->confs), blame_conf_cmp_path);
+	if (set->n > 1)
+		qsort(set->confs, set->n, sizeof(*set->confs),
+		      blame_conf_cmp_path);
 	*set_r = set;
 	set = NULL;
 	ret = 0;
