@@ -93,6 +93,16 @@ ok() {
 		echo "not ok $_tap_n - $2"
 	fi
 }
+# known_bug RC NAME REASON: as ok, but a failure is reported as a TAP
+# TODO (a known, reported bug: XFAIL, not a failure); a pass is a pass
+known_bug() {
+	_tap_n=$((_tap_n + 1))
+	if [ "$1" = 0 ] || [ "$1" = true ]; then
+		echo "ok $_tap_n - $2"
+	else
+		echo "not ok $_tap_n - $2 # TODO $3"
+	fi
+}
 # is GOT WANT NAME
 is() {
 	if [ "$1" = "$2" ]; then ok 0 "$3"; else
