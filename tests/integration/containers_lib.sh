@@ -64,7 +64,12 @@ CONF
 		touch "$_d/imported"
 		cleanup_cmd "pm_local $_n rm -af -t 0"
 	fi
-	pm_local "$_n" system service --time=0 "unix://$_sock" \
+	# exec: $! is podman itself, so the cleanup's kill reaches it (a
+	# shell function in the background left the service running)
+	(CONTAINERS_CONF="$_d/containers.conf" exec podman \
+		--root "$_d/root" --runroot "$_d/run" --tmpdir "$_d/tmp" \
+		--storage-driver vfs --cgroup-manager cgroupfs --runtime runc \
+		system service --time=0 "unix://$_sock") \
 		>>"$_d/service.log" 2>&1 &
 	echo $! > "$_d/pid"
 	cleanup_pid "$(cat "$_d/pid")"
