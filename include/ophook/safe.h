@@ -252,72 +252,6 @@ out:
 	return ret;
 }
 
-OPHOOK_SAFE_DEF int ophook_file_write_atomic(const char *path,
-					     const void *data, size_t len,
-					     mode_t mode)
-{
-	static const char suffix[] = ".ophook-tmp.XXXXXX";
-	size_t plen = strlen(path);
-	char *tmp = (char *)malloc(plen + sizeof(suffix));
-	struct stat st;
-	bool have_st = lstat(path, &st) == 0 && S_ISREG(st.st_mode);
-	const char *p = (const char *)data;
-	int fd, ret = 0;
-
-	if (tmp == NULL)
-		return -ENOMEM;
-	memcpy(tmp, path, plen);
-	memcpy(tmp + plen, suffix, sizeof(suffix));
-	fd = mkstemp(tmp);
-	if (fd < 0) {
-		ret = -errno;
-		free(tmp);
-		return ret;
-	}
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			ret = -errno;
-			goto fail;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	if (fchmod(fd, have_st ? (st.st_mode & 07777) : mode) < 0) {
-		ret = -errno;
-		goto fail;
-	}
-	if (have_st && fchown(fd, st.st_uid, st.st_gid) < 0 && errno != EPERM) {
-		ret = -errno;
-		goto fail;
-	}
-	if (fsync(fd) < 0) {
-		ret = -errno;
-		goto fail;
-	}
-	if (close(fd) < 0) {
-		fd = -1;
-		ret = -errno;
-		goto fail;
-	}
-	fd = -1;
-	if (rename(tmp, path) < 0) {
-		ret = -errno;
-		goto fail;
-	}
-	free(tmp);
-	return 0;
-fail:
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
-	free(tmp);
-	return ret;
-}
-
 /* Read all of fd (a regular file, checked) into *data_r; closes fd. */
 static __attribute__((unused)) int ophook_safe_read_fd(int fd, size_t max, char **data_r,
 			       size_t *len_r)
@@ -605,6 +539,37 @@ fail:
 	if (fd >= 0)
 		close(fd);
 	unlinkat(dirfd, tmp, 0);
+	return ret;
+}
+
+/* The path form: the folder opened by path (its symlinks followed, as
+ * documented), then the same temp file, fsync and renameat. */
+OPHOOK_SAFE_DEF int ophook_file_write_atomic(const char *path,
+					     const void *data, size_t len,
+					     mode_t mode)
+{
+	const char *slash = strrchr(path, '/');
+	size_t dlen;
+	char *dir;
+	int dfd, ret;
+
+	if (slash == NULL)
+		return ophook_safe_write_at(AT_FDCWD, path, data, len, -1, 0,
+					    mode, (uid_t)-1, (gid_t)-1);
+	dlen = slash == path ? 1 : (size_t)(slash - path);
+	dir = (char *)malloc(dlen + 1);
+	if (dir == NULL)
+		return -ENOMEM;
+	memcpy(dir, path, dlen);
+	dir[dlen] = '\0';
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ret = dfd < 0 ? -errno : 0;
+	free(dir);
+	if (ret < 0)
+		return ret;
+	ret = ophook_safe_write_at(dfd, slash + 1, data, len, -1, 0, mode,
+				   (uid_t)-1, (gid_t)-1);
+	close(dfd);
 	return ret;
 }
 
