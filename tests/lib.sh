@@ -133,6 +133,34 @@ free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# start_post_receiver PORT: an HTTP server on 127.0.0.1:PORT that writes
+# each POST body to $T/posts/NNNN.json and answers 200 "ok"; stopped at exit.
+start_post_receiver() {
+	mkdir -p "$T/posts"
+	cat > "$T/server.py" <<EOF
+import http.server, os
+n = 0
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        global n
+        body = self.rfile.read(int(self.headers.get('Content-Length', 0)))
+        n += 1
+        with open(os.path.join('$T/posts', '%04d.json' % n), 'wb') as f:
+            f.write(body)
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b'ok')
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(('127.0.0.1', $1), H).serve_forever()
+EOF
+	python3 "$T/server.py" >"$T/server.log" 2>&1 &
+	cleanup_pid $!
+	_recv_port=$1
+	_recv_open() { python3 -c "import socket; socket.create_connection(('127.0.0.1', $_recv_port), 1)"; }
+	wait_for 10 _recv_open || { echo "# http server did not start"; return 1; }
+}
+
 # write_config [EXTRA_YAML]: a config for a daemon rooted in $T/root with
 # state in $T/state, the build tree's plugins, the log plugin writing
 # $T/events.log.  EXTRA_YAML is appended under `plugins:` (indent 2).

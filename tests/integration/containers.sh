@@ -39,24 +39,7 @@ pm_service u2 "$U2" "$T/u2.sock" || skip_all "second podman service"
 # the sample hook, pointed at a webhook receiver on loopback
 PORT=$(free_port)
 mkdir -p "$T/posts"
-cat > "$T/server.py" <<EOF
-import http.server, os
-n = 0
-class H(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        global n
-        body = self.rfile.read(int(self.headers.get('Content-Length', 0)))
-        n += 1
-        with open(os.path.join('$T/posts', '%04d.json' % n), 'wb') as f:
-            f.write(body)
-        self.send_response(200)
-        self.end_headers()
-    def log_message(self, *a):
-        pass
-http.server.HTTPServer(('127.0.0.1', $PORT), H).serve_forever()
-EOF
-python3 "$T/server.py" >"$T/server.log" 2>&1 &
-cleanup_pid $!
+start_post_receiver "$PORT" || exit 1
 
 # the fake Docker API: every line of docker-events.jsonl whose time is at
 # or after since=, then new lines as they are appended

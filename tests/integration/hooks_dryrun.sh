@@ -22,27 +22,7 @@ hooks:
     - $T/out
 EOF
 
-cat > "$T/server.py" <<EOF
-import http.server, os
-n = 0
-class H(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        global n
-        body = self.rfile.read(int(self.headers.get('Content-Length', 0)))
-        n += 1
-        with open(os.path.join('$T/posts', '%04d.json' % n), 'wb') as f:
-            f.write(body)
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b'ok')
-    def log_message(self, *a):
-        pass
-http.server.HTTPServer(('127.0.0.1', $PORT), H).serve_forever()
-EOF
-python3 "$T/server.py" >"$T/server.log" 2>&1 &
-cleanup_pid $!
-port_open() { python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT), 1)"; }
-wait_for 10 port_open || { echo "# http server did not start"; exit 1; }
+start_post_receiver "$PORT" || exit 1
 posts() { ls "$T/posts" | wc -l; }
 
 cat > "$T/touch.sh" <<EOF
