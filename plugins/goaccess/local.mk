@@ -22,6 +22,6 @@ tests_unit_test_goaccess_LDADD = tests/unit/libpluginmock.la \
 # Integration tests with the real goaccess (skip when it is missing).
 TESTS += tests/integration/goaccess.sh tests/integration/goaccess_hostile.sh
 EXTRA_DIST += tests/integration/goaccess.sh \
-	tests/integration/goaccess_hostile.sh \
+	tests/integration/goaccess_hostile.sh tests/integration/goaccess_lib.sh \
 	tests/integration/fixtures/caddy-logs/a.example.jsonl \
 	tests/integration/fixtures/caddy-logs/b.example.jsonl

@@ -7,6 +7,7 @@
 # suspended user's domains are skipped; domain.removed takes the report
 # away; the schedule from openpanel.config [STATS] emits stats.run.
 . "$top_srcdir/tests/lib.sh"
+. "$top_srcdir/tests/integration/goaccess_lib.sh"
 
 need goaccess python3
 [ -x "$OPHOOKD" ] && [ -x "$OPHOOKCTL" ] || skip_all "ophookd/ophookctl not built"
@@ -31,17 +32,6 @@ write_config "  goaccess:
 install_plugins goaccess log
 start_ophookd || { echo "Bail out! ophookd did not start"; exit 1; }
 
-# report_count D: number of stats.report events of D
-report_count() {
-	grep '"type": *"stats.report"' "$T/events.log" 2>/dev/null |
-		grep -c "\"subject\": *\"$1\"" || true
-}
-more_reports() { [ "$(report_count "$1")" -gt "$2" ]; }
-# last_report D FIELD: FIELD of D's last stats.report
-last_report() {
-	grep '"type": *"stats.report"' "$T/events.log" | grep "\"subject\": *\"$1\"" |
-		tail -n 1 | python3 -c 'import json,sys; print(json.loads(sys.stdin.read()).get(sys.argv[1]))' "$2"
-}
 
 ctl emit domain.added a.example domain=a.example user=bob >/dev/null
 ctl emit domain.added b.example domain=b.example user=carol >/dev/null

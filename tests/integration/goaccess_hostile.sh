@@ -10,6 +10,7 @@
 # and a normal folder next to it still gets its report.  Then: goaccess
 # runs as nobody, and a goaccess still running dies with a killed daemon.
 . "$top_srcdir/tests/lib.sh"
+. "$top_srcdir/tests/integration/goaccess_lib.sh"
 
 need goaccess python3 setpriv
 need_root
@@ -45,15 +46,6 @@ write_config "  goaccess:
 install_plugins goaccess log
 start_ophookd || { echo "Bail out! ophookd did not start"; exit 1; }
 
-report_count() {
-	grep '"type": *"stats.report"' "$T/events.log" 2>/dev/null |
-		grep -c "\"subject\": *\"$1\"" || true
-}
-more_reports() { [ "$(report_count "$1")" -gt "$2" ]; }
-last_report() {
-	grep '"type": *"stats.report"' "$T/events.log" | grep "\"subject\": *\"$1\"" |
-		tail -n 1 | python3 -c 'import json,sys; print(json.loads(sys.stdin.read()).get(sys.argv[1]))' "$2"
-}
 # run D: one stats.run for D, wait for its report
 run() {
 	_n=$(report_count "$1")
