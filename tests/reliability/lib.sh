@@ -36,6 +36,24 @@ restart_ophookd() {
 	start_ophookd
 }
 
+# burst_writer DIR PREFIX N: in the background, N caddy confs
+# DIR/PREFIX<i>.example.org.conf in chunks of 500 with a 0.1 s pause (so
+# the burst lasts a few seconds and kills land while files still arrive);
+# WRITER is its pid, stopped at exit
+burst_writer() {
+	(
+		i=0
+		while [ $i -lt "$3" ]; do
+			echo "$2$i.example.org { reverse_proxy http://127.0.0.1:80 }" \
+				> "$1/$2$i.example.org.conf"
+			i=$((i + 1))
+			[ $((i % 500)) = 0 ] && sleep 0.1
+		done
+	) &
+	WRITER=$!
+	cleanup_pid $WRITER
+}
+
 # rand_ms SEED N LO HI: N pseudo-random integers in [LO, HI], one a line
 rand_ms() {
 	awk -v s="$1" -v n="$2" -v lo="$3" -v hi="$4" \

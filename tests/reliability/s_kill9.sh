@@ -19,19 +19,7 @@ D=$T/root/caddy/domains
 mkdir -p "$D"
 start_ophookd || { ok 1 "ophookd starts"; row "$BURST" "$BURST" 0; exit 1; }
 
-# the writer: chunks of 500 files, a short pause between chunks, so the
-# burst lasts a few seconds and kills land while files still arrive
-(
-	i=0
-	while [ $i -lt "$BURST" ]; do
-		echo "k$i.example.org { reverse_proxy http://127.0.0.1:80 }" \
-			> "$D/k$i.example.org.conf"
-		i=$((i + 1))
-		[ $((i % 500)) = 0 ] && sleep 0.1
-	done
-) &
-WRITER=$!
-cleanup_pid $WRITER
+burst_writer "$D" k "$BURST"
 
 # kill moments: 150..1500 ms after the daemon is up again
 n=0

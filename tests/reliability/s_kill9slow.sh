@@ -31,19 +31,7 @@ _hook() { ctl status | grep -q 'exec:domain.added.d/10-slow'; }
 wait_for 10 _hook
 ok $? "the slow exec hook is loaded"
 
-# the writer: chunks of 500 files with a short pause, so the kill lands
-# while files still arrive
-(
-	i=0
-	while [ $i -lt "$BURST" ]; do
-		echo "s$i.example.org { reverse_proxy http://127.0.0.1:80 }" \
-			> "$D/s$i.example.org.conf"
-		i=$((i + 1))
-		[ $((i % 500)) = 0 ] && sleep 0.1
-	done
-) &
-WRITER=$!
-cleanup_pid $WRITER
+burst_writer "$D" s "$BURST"
 ms=$(rand_ms "$SEED" 1 500 2500)
 sleep "$(awk -v m="$ms" 'BEGIN { printf "%.3f", m / 1000 }')"
 got=$(distinct_subjects domain.added s)
