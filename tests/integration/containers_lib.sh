@@ -18,9 +18,17 @@ PM_BUSYBOX=${PM_BUSYBOX:-/bin/busybox}
 
 pm_dir() { echo "$T/pm/$1"; }
 
+# Podman 4.3 (as root) keeps its blob-info cache in /var/lib/containers
+# whatever --root says: podman runs in a mount namespace of its own with a
+# tmpfs on /var/lib, so nothing is written outside $T
+pm_ns() {
+	unshare -m --propagation private sh -c \
+		'mount -t tmpfs ophook-test /var/lib && exec "$@"' sh "$@"
+}
+
 pm_local() {
 	_n=$1; shift
-	CONTAINERS_CONF="$T/pm/$_n/containers.conf" podman \
+	CONTAINERS_CONF="$T/pm/$_n/containers.conf" pm_ns podman \
 		--root "$T/pm/$_n/root" --runroot "$T/pm/$_n/run" \
 		--tmpdir "$T/pm/$_n/tmp" --storage-driver vfs \
 		--cgroup-manager cgroupfs --runtime runc "$@"
@@ -66,7 +74,9 @@ CONF
 	fi
 	# exec: $! is podman itself, so the cleanup's kill reaches it (a
 	# shell function in the background left the service running)
-	(CONTAINERS_CONF="$_d/containers.conf" exec podman \
+	(CONTAINERS_CONF="$_d/containers.conf" exec unshare -m \
+		--propagation private sh -c \
+		'mount -t tmpfs ophook-test /var/lib && exec "$@"' sh podman \
 		--root "$_d/root" --runroot "$_d/run" --tmpdir "$_d/tmp" \
 		--storage-driver vfs --cgroup-manager cgroupfs --runtime runc \
 		system service --time=0 "unix://$_sock") \
