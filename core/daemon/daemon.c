@@ -39,6 +39,7 @@ struct daemon {
 	struct containers *containers; /* Podman/Docker API streams */
 	struct entity *entity; /* merges the watcher's and the DB's users */
 	struct control *control;
+	struct control *relay; /* checks.relay_socket: `check` only */
 	struct cluster *cluster;        /* journal backend mysql only */
 	struct metrics_http *metrics_http;
 	bool stopping;
@@ -191,6 +192,41 @@ static int daemon_start_control(struct daemon *d, const char **error_r)
 	return 0;
 }
 
+/* The guard's relay (checks.relay_socket): a second socket, root only,
+ * that answers `check` and nothing else.  The guard's hooks inside the
+ * openpanel container reach it through its /etc/openpanel mount (they
+ * see neither /run nor ophookctl).  A failure is logged: the control
+ * socket and the hooks on the host still work. */
+static void daemon_start_relay(struct daemon *d)
+{
+	const struct config *cfg = d->config;
+	const char *path = cfg->checks.relay_socket, *err = NULL;
+	char *dir;
+	int ret;
+
+	if (!cfg->checks.relay || path == NULL || d->hooks == NULL)
+		return;
+	dir = xstrdup(path);
+	*strrchr(dir, '/') = '\0';
+	ret = dir[0] != '\0' ? mkdir_p(dir, 0755) : 0;
+	free(dir);
+	if (ret == 0)
+		ret = control_start(d->loop, path, NULL, &d->relay, &err);
+	else
+		err = strerror(-ret);
+	if (ret < 0) {
+		log_error("checks.relay_socket %s: %s (opencli run inside the "
+			  "openpanel container cannot be vetoed)", path,
+			  err != NULL ? err : "error");
+		return;
+	}
+	control_set_limits(d->relay, cfg->socket_max_clients,
+			   cfg->socket_idle_ms, cfg->socket_request_ms);
+	for (const struct control_command *c = hooks_commands; c->name; c++)
+		if (strcmp(c->name, "check") == 0)
+			control_register(d->relay, c->name, c->fn, d->hooks);
+}
+
 int daemon_start(struct daemon *d, const char **error_r)
 {
 	const struct config *cfg = d->config;
@@ -216,6 +252,7 @@ int daemon_start(struct daemon *d, const char **error_r)
 	ret = daemon_start_control(d, error_r);
 	if (ret < 0)
 		return ret;
+	daemon_start_relay(d);
 	if (cfg->metrics_listen != NULL) {
 		ret = metrics_http_start(d->loop, cfg->metrics_listen,
 					 engine_metrics_text, d->engine,
@@ -277,6 +314,7 @@ void daemon_stop(struct daemon *d, void (*cb)(void *ctx), void *ctx)
 	paneldb_stop(&d->paneldb);
 	entity_free(&d->entity); /* what it held goes to the engine */
 	control_stop(&d->control);
+	control_stop(&d->relay);
 	metrics_http_stop(&d->metrics_http);
 	engine_stop(d->engine, daemon_busy, daemon_drained, d);
 }

@@ -481,6 +481,9 @@ static const struct cfg_key cfg_keys[] = {
 		cfg_none, CK_WORDS),
 	K_PATHS("checks.fail_open", checks.fail_open, checks.n_fail_open,
 		cfg_none, CK_WORDS),
+	K_BOOL("checks.relay", checks.relay, true),
+	K_PATHF("checks.relay_socket", checks.relay_socket,
+		"/etc/openpanel/ophookd/guard.sock", CK_IN_ROOT),
 
 	K_ENUM("panel_db.driver", panel_db.driver, "sqlite", cfg_drivers),
 	K_PATHF("panel_db.path", panel_db.path, "/etc/openpanel/ophookd/panel.db",

@@ -95,6 +95,14 @@ struct config {
 					loaded, or ophookd is down); others
 					fail closed (none) */
 		size_t n_fail_open;
+		bool relay;          /* `checks.relay` (true): listen on
+					relay_socket too */
+		char *relay_socket;  /* `checks.relay_socket`
+					(/etc/openpanel/ophookd/guard.sock):
+					a second socket that answers only
+					`check`, for the guard's hooks inside
+					the openpanel container, which sees
+					/etc/openpanel but not /run */
 	} checks;
 
 	struct {
