@@ -147,6 +147,8 @@ struct watch {
 	struct hmap *contexts; /* the panel's contexts -> (void *)1 */
 	bool rebaseline; /* contexts came during the first baseline: the
 			    next reconcile is a baseline too */
+	bool started_fresh; /* no baseline when started */
+	bool contexts_told; /* watch_set_contexts was called */
 	unsigned settle_ms;
 
 	int ifd;
@@ -805,6 +807,18 @@ static void watch_process(struct watch *w, const char *path,
 		return;
 	}
 	watch_observe(&t, path, &o);
+	if (classify_kind_is_customer(t.kind) && o.exists &&
+	    w->contexts_told && hmap_get(w->contexts, t.name) == NULL) {
+		/* the file of a context the panel no longer has (or never
+		 * had): forgotten, not read (a removal still gives its
+		 * event) */
+		if (snapshot_get(w->snap, path) != NULL) {
+			snapshot_del(w->snap, path);
+			watch_persist(w, path, NULL);
+		}
+		observed_clear(&o);
+		return;
+	}
 	if (o.symlink) {
 		log_warn("watch: %s is a symlink: not read (the watched tree "
 			 "is never read through symlinks)", path);
@@ -2357,10 +2371,12 @@ void watch_set_contexts(struct watch *w, const char *const *contexts,
 {
 	struct hmap *now;
 	const char *why;
-	bool added = false;
+	bool added = false, first;
 
 	if (w == NULL || w->stopping || w->home == NULL)
 		return;
+	first = !w->contexts_told;
+	w->contexts_told = true;
 	now = hmap_new();
 	for (size_t i = 0; i < n; i++) {
 		if (!name_valid_user(contexts[i], &why)) {
@@ -2416,6 +2432,10 @@ void watch_set_contexts(struct watch *w, const char *const *contexts,
 	 * "reconcile"); during the first baseline, silently */
 	if (w->job != NULL && w->job->baseline)
 		w->rebaseline = true;
+	else if (w->started_fresh && first)
+		/* the first run's baseline went before the panel DB told
+		 * its contexts: their files are part of the baseline */
+		w->fresh = true;
 	watch_reconcile_begin(w);
 }
 
@@ -2512,6 +2532,7 @@ int watch_start(struct engine *e, struct entity *ent, struct watch **w_r,
 	watch_state_check(w, dbpath);
 	free(dbpath);
 
+	w->started_fresh = w->fresh;
 	watch_roots_setup(w, false);
 	const char *err = NULL;
 
