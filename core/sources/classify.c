@@ -2222,17 +2222,14 @@ static void note_key(const struct classify_note *n, char out[17])
 static void classify_notifications(const struct classify_input *in,
 				   struct classify_result *r)
 {
-	json_t *old = set_of(in, "seen"), *left, *now = json_object();
+	json_t *old = set_of(in, "seen"), *left, *now;
 	struct line_iter it;
 	const char *s;
 	size_t l, total = 0, skip;
 
-	if (in->content == NULL) {
-		if (in->existed)
-			r->facts = NULL; /* gone: nothing to announce */
-		json_decref(now);
-		return;
-	}
+	if (in->content == NULL)
+		return; /* gone (rotated away): nothing to announce */
+	now = json_object();
 	left = old != NULL ? json_deep_copy(old) : json_object();
 	it = (struct line_iter){ in->content, in->content + in->len, 0 };
 	while (line_next(&it, &s, &l))

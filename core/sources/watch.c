@@ -84,6 +84,8 @@ struct dirty {
 	int64_t deadline_ms;
 	bool replaced; /* a file created or renamed onto the path since it
 			  was last looked at (not a truncate in place) */
+	bool empty_again; /* a customer's file found emptied in place a
+			     second ago: empty is now its content */
 	char *path; /* key in w->dirty too */
 };
 
@@ -186,6 +188,7 @@ struct watch {
 
 	bool replaced;         /* the path being processed was replaced
 				  (struct dirty's flag) */
+	bool empty_again;      /* ... was seen emptied before (idem) */
 	unsigned inflight;     /* changes whose events are not journaled */
 	unsigned handles_open;
 	bool stopping;
@@ -219,6 +222,7 @@ struct change {
 
 static void watch_process(struct watch *w, const char *path,
 			  const char *source, unsigned *events_r);
+static void watch_dirty_empty_again(struct watch *w, const char *path);
 static void watch_maybe_free(struct watch *w);
 static void watch_reconcile_begin(struct watch *w);
 static void watch_dirty(struct watch *w, const char *path);
@@ -861,7 +865,7 @@ static void watch_process(struct watch *w, const char *path,
 	old = snapshot_get(w->snap, path);
 	if (o.exists && !o.is_dir && o.len == 0 && old != NULL &&
 	    !old->is_dir && old->size > 0 && !w->replaced &&
-	    strcmp(source, "inotify") == 0) {
+	    !w->empty_again && strcmp(source, "inotify") == 0) {
 		/* emptied in place: a truncate before a rewrite (`template >
 		 * conf`, Go's os.WriteFile) whose write has not come yet; the
 		 * write brings the next change (a file left empty is seen by
@@ -872,6 +876,11 @@ static void watch_process(struct watch *w, const char *path,
 			  (unsigned long long)old->size);
 		old->seen = w->gen;
 		observed_clear(&o);
+		/* a customer's file is emptied for good when its last job
+		 * or setting is deleted (the Go panel writes nothing): one
+		 * more look a second later takes empty as its content */
+		if (classify_kind_is_customer(t.kind))
+			watch_dirty_empty_again(w, path);
 		return;
 	}
 	if (old != NULL)
@@ -1110,8 +1119,10 @@ static void settle_cb(uv_timer_t *t)
 		dirty_unlink(d);
 		hmap_del(w->dirty, d->path);
 		w->replaced = d->replaced;
+		w->empty_again = d->empty_again;
 		watch_process(w, d->path, "inotify", NULL);
 		w->replaced = false;
+		w->empty_again = false;
 		free(d->path);
 		free(d);
 		n++;
@@ -1325,46 +1336,45 @@ static void watch_tree_scan(struct watch *w, const char *path, bool scan,
 	closedir(d);
 }
 
+/* Watch root i: a folder recursively (configured roots only), a file
+ * through its parent, a missing root through its nearest existing
+ * ancestor. */
+static void watch_root_setup(struct watch *w, size_t i, bool scan)
+{
+	const char *r = w->roots[i];
+	struct stat st;
+	bool is_new, exists_file;
+	char *anc;
+
+	/* a customer's file made a folder is not walked (i >= n_static) */
+	if (lstat(r, &st) == 0 && S_ISDIR(st.st_mode) && i < w->n_static) {
+		watch_tree(w, r, scan);
+		return;
+	}
+	if (lstat(r, &st) == 0 && S_ISLNK(st.st_mode))
+		log_warn("watch: root %s is a symlink: not followed", r);
+	exists_file = lstat(r, &st) == 0 && S_ISREG(st.st_mode);
+	anc = xstrdup(r);
+	for (;;) {
+		char *slash = strrchr(anc, '/');
+
+		if (slash == NULL || slash == anc) {
+			strcpy(anc, "/");
+			break;
+		}
+		*slash = '\0';
+		if (lstat(anc, &st) == 0 && S_ISDIR(st.st_mode))
+			break;
+	}
+	watch_add_dir(w, anc, false, &is_new);
+	if (exists_file && scan)
+		watch_dirty(w, r); /* compared with the snapshot */
+	free(anc);
+}
+
 /* (Re)establish the watches for every root: a folder is watched
  * recursively, a file through its parent, a missing root through its
  * nearest existing ancestor (picked up when it appears). */
-static void watch_root_setup(struct watch *w, size_t i, bool scan)
-{
-	{
-		const char *r = w->roots[i];
-		struct stat st;
-		bool is_new;
-
-		/* a customer's file made a folder is not walked */
-		if (lstat(r, &st) == 0 && S_ISDIR(st.st_mode) &&
-		    i < w->n_static) {
-			watch_tree(w, r, scan);
-			return;
-		}
-		if (lstat(r, &st) == 0 && S_ISLNK(st.st_mode))
-			log_warn("watch: root %s is a symlink: not followed",
-				 r);
-		bool exists_file = lstat(r, &st) == 0 && S_ISREG(st.st_mode);
-		char *anc = xstrdup(r);
-
-		for (;;) {
-			char *slash = strrchr(anc, '/');
-
-			if (slash == NULL || slash == anc) {
-				strcpy(anc, "/");
-				break;
-			}
-			*slash = '\0';
-			if (lstat(anc, &st) == 0 && S_ISDIR(st.st_mode))
-				break;
-		}
-		watch_add_dir(w, anc, false, &is_new);
-		if (exists_file && scan)
-			watch_dirty(w, r); /* compared with the snapshot */
-		free(anc);
-	}
-}
-
 static void watch_roots_setup(struct watch *w, bool scan)
 {
 	for (size_t i = 0; i < w->n_roots; i++)
@@ -1866,6 +1876,21 @@ static void watch_handle(struct watch *w, const struct inotify_event *ev)
 		}
 	}
 	free(full);
+}
+
+/* Look at path again in a second, an empty content then being its
+ * content (unless a change came meanwhile: it brings the next look). */
+static void watch_dirty_empty_again(struct watch *w, const char *path)
+{
+	struct dirty *d;
+
+	if (w->stopping || hmap_get(w->dirty, path) != NULL)
+		return;
+	d = xcalloc(1, sizeof(*d));
+	d->path = xstrdup(path);
+	d->empty_again = true;
+	hmap_put(w->dirty, path, d);
+	dirty_append(w, &w->created, d);
 }
 
 /* Read and handle what inotify has queued (non-blocking). */
@@ -2417,7 +2442,8 @@ void watch_set_contexts(struct watch *w, const char *const *contexts,
 				watch_dirty(w, f);
 			free(f);
 		}
-		if (wdir != NULL && !wdir->recursive)
+		if (wdir != NULL && !wdir->recursive &&
+		    !watch_is_root_ancestor(w, dir))
 			watch_forget_dir(w, wdir, true);
 		hmap_del(w->contexts, gone[i]);
 		free(dir);

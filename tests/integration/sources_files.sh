@@ -155,6 +155,11 @@ mv "$H/alice/crons.ini.saved" "$H/alice/crons.ini"
 expect "the saved file back: same jobs, no event"
 ok "$(kill -0 "$OPHOOKD_PID"; echo $?)" \
 	"the daemon still runs"
+# the Go panel deletes the last job: the file written empty in place
+: | go_write "$H/alice/crons.ini"
+expect "last job deleted (emptied in place)" "cron.changed user:alice"
+is "$(fld cron.changed user:alice '[.removed[].name]')" '["backup-db"]' \
+	"cron.changed: backup-db removed"
 
 # ---- backup.env ----
 SECRET1=AwsSecretNeverLogged0001
