@@ -426,7 +426,10 @@ static const struct catalogue_type catalogue_type_table[] = {
 		"panel's cron page rewrites (os.WriteFile) and the cron "
 		"container runs.  Watched for every context the panel DB "
 		"knows (paths.home).  A customer can write this file: "
-		"values are cut at 4096 bytes, control bytes become '?'.",
+		"values are cut at 4096 bytes, control bytes become '?', and "
+		"what looks like a password in a command (--password=X, "
+		"DB_PASSWORD=X, token=X, --password X, mysql's -pX) becomes "
+		"***.",
 		(const struct catalogue_field[]){
 			F_CTXFILE("HOME/CTX/crons.ini"),
 			{ "added", "object[]", true, NULL,

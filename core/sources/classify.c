@@ -1844,6 +1844,76 @@ static char *ascii_copy(const char *s, size_t len)
 	return c;
 }
 
+static bool cron_word_char(char c)
+{
+	return isalnum((unsigned char)c) || c == '_' || c == '-';
+}
+
+/* Mask what looks like a password in a cron command, in place: the value
+ * of `WORD=VALUE` when WORD is a secret key (classify_secret_key:
+ * --password=, DB_PASSWORD=, token=, ...), of `--password VALUE`, and
+ * mysql's glued `-pVALUE` in a mysql / mysqldump / mariadb command.  A
+ * value ends at a blank or a quote; it becomes "***". */
+static void cron_mask(char *c)
+{
+	bool mysql = strstr(c, "mysql") != NULL || strstr(c, "mariadb") != NULL;
+	char *p = c;
+
+	while (*p != '\0') {
+		char *w = p, *v = NULL;
+
+		while (*p != '\0' && !cron_word_char(*p))
+			p++;
+		w = p;
+		while (cron_word_char(*p))
+			p++;
+		if (p == w)
+			continue;
+		char save = *p;
+
+		*p = '\0';
+		if (save == '=' && classify_secret_key(w, NULL, 0))
+			v = p + 1;
+		else if (save == ' ' && (strcmp(w, "--password") == 0 ||
+					 strcmp(w, "--pass") == 0))
+			v = p + 1;
+		else if (mysql && w > c && w[-1] == ' ' && w[0] == '-' &&
+			 w[1] == 'p' && w[2] != '\0' && w[2] != '-')
+			v = w + 2;
+		*p = save;
+		if (v == NULL)
+			continue;
+		char *e = v;
+
+		if (*e == '"' || *e == '\'')
+			e++;
+		while (*e != '\0' && *e != ' ' && *e != '\t' && *e != '"' &&
+		       *e != '\'')
+			e++;
+		if (e == v || (e == v + 1 && (*v == '"' || *v == '\'')))
+			continue;
+		if (*v == '"' || *v == '\'')
+			v++;
+		memmove(v + 3, e, strlen(e) + 1);
+		memcpy(v, "***", 3);
+		p = v + 3;
+	}
+}
+
+static json_t *cron_command(const char *s, size_t len)
+{
+	char *c = xmalloc(3 * len + 4); /* "***" for a 1-byte value grows */
+	json_t *j;
+
+	memcpy(c, s, len);
+	c[len] = '\0';
+	/* a NUL inside: the rest is not a command */
+	cron_mask(c);
+	j = jstr(c, strlen(c));
+	free(c);
+	return j;
+}
+
 /* `[job-exec "NAME"]`: NAME (malloc'd, printable ASCII), or NULL with
  * *other_r true when the line is another section. */
 static char *cron_header(const char *s, size_t l, bool *other_r)
@@ -1939,7 +2009,8 @@ json_t *classify_cron_jobs(const char *content, size_t len,
 			json_object_set_new(job, "container",
 					    jstr(s + vs, vl));
 		else if (kl == 7 && memcmp(s, "command", 7) == 0)
-			json_object_set_new(job, "command", jstr(s + vs, vl));
+			json_object_set_new(job, "command",
+					    cron_command(s + vs, vl));
 		else if (kl == 10 && memcmp(s, "no-overlap", 10) == 0)
 			json_object_set_new(job, "no_overlap",
 					    json_boolean(vl == 4 &&

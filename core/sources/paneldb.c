@@ -448,10 +448,15 @@ static void paneldb_persist_after(uv_work_t *req, int status)
 	paneldb_cycle_done(p);
 }
 
+struct paneldb_ctx_list {
+	char **v; /* not owned: the snapshot's strings */
+	size_t n;
+};
+
 static bool paneldb_collect_ctx(const char *key, void *value, void *ctx)
 {
 	const struct dbpoll_user *u = value;
-	struct { char **v; size_t n; } *acc = ctx;
+	struct paneldb_ctx_list *acc = ctx;
 
 	(void)key;
 	if (u->context != NULL && u->context[0] != '\0') {
@@ -470,7 +475,7 @@ static int paneldb_cmp_str(const void *a, const void *b)
  * when force). */
 static void paneldb_tell_contexts(struct paneldb *p, bool force)
 {
-	struct { char **v; size_t n; } acc = { NULL, 0 };
+	struct paneldb_ctx_list acc = { NULL, 0 };
 	size_t k = 0;
 	bool same;
 

@@ -117,16 +117,17 @@ is "$(fld ftp.account.removed user:alice .account)" '"web@w.example"' \
 
 # ---- crons.ini (a known context: alice) ----
 { job php-cron "@every 1h" php-fpm-8.3 "php /var/www/html/cron.php"
-  job backup-db "0 0 3 * * *" mysql "sh /backup.sh"; } | go_write "$H/alice/crons.ini"
+  job backup-db "0 0 3 * * *" mysql "mysqldump --password=CronPassNeverLogged db"; } | go_write "$H/alice/crons.ini"
 expect "Go cron add (os.WriteFile)" "cron.changed user:alice"
-is "$(fld cron.changed user:alice '[.added[].name, (.removed|length), (.changed|length)]')" \
-	'["backup-db",0,0]' "cron.changed: backup-db added"
+is "$(fld cron.changed user:alice '[.added[].name, .added[].command, (.removed|length), (.changed|length)]')" \
+	'["backup-db","mysqldump --password=*** db",0,0]' \
+	"cron.changed: backup-db added, its password masked"
 { job php-cron "@every 5m" php-fpm-8.3 "php /var/www/html/cron.php"
-  job backup-db "0 0 3 * * *" mysql "sh /backup.sh"; } | go_write "$H/alice/crons.ini"
+  job backup-db "0 0 3 * * *" mysql "mysqldump --password=CronPassNeverLogged db"; } | go_write "$H/alice/crons.ini"
 expect "Go cron edit" "cron.changed user:alice"
 is "$(fld cron.changed user:alice '[.changed[0].name, .changed[0].schedule, .changed[0].old.schedule]')" \
 	'["php-cron","@every 5m","@every 1h"]' "cron.changed: schedule changed"
-job backup-db "0 0 3 * * *" mysql "sh /backup.sh" | go_write "$H/alice/crons.ini"
+job backup-db "0 0 3 * * *" mysql "mysqldump --password=CronPassNeverLogged db" | go_write "$H/alice/crons.ini"
 expect "Go cron delete" "cron.changed user:alice"
 is "$(fld cron.changed user:alice '[.removed[].name]')" '["php-cron"]' \
 	"cron.changed: php-cron removed"
@@ -228,7 +229,8 @@ expect "restart without changes: no event"
 
 # ---- no secret anywhere ----
 leaks=0
-for s in "$SECRET1" "$SECRET2" "$SECRET3" FtpHashNeverInEvents secret-of-root; do
+for s in "$SECRET1" "$SECRET2" "$SECRET3" FtpHashNeverInEvents secret-of-root \
+	CronPassNeverLogged; do
 	if grep -rqa -- "$s" "$T/events.log" "$T/ophookd.log" "$T/state"; then
 		diag "leaked: $s"
 		leaks=$((leaks + 1))

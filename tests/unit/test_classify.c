@@ -1396,6 +1396,20 @@ static void test_crons_hostile(void **state)
 			 CLASSIFY_CRON_MAX);
 	assert_int_equal(r.n_warnings, 1);
 	classify_result_clear(&r);
+	/* passwords in commands are masked */
+	static const char pw[] =
+		"[job-exec \"p\"]\ncommand = mysqldump -uroot -pS3cr3tA db "
+		"--password=S3cr3tB DB_PASSWORD='S3cr3tC' x=1 --password S3cr3tD "
+		"token=a mkdir -p /x\n";
+	run_in(CRONS, pw, sizeof(pw) - 1, false, NULL, &r);
+	a = json_object_get(r.events[0].payload, "added");
+	assert_string_equal(json_string_value(json_object_get(
+				    json_array_get(a, 0), "command")),
+			    "mysqldump -uroot -p*** db --password=*** "
+			    "DB_PASSWORD='***' x=1 --password *** token=*** "
+			    "mkdir -p /x");
+	assert_nowhere(&r, "S3cr3t");
+	classify_result_clear(&r);
 	/* a long command is cut */
 	memset(big, 'x', 10000);
 	memcpy(big, "[job-exec \"l\"]\ncommand = ", 25);
