@@ -227,6 +227,14 @@ static void daemon_start_relay(struct daemon *d)
 			control_register(d->relay, c->name, c->fn, d->hooks);
 }
 
+/* The panel DB's contexts changed: the watcher follows their files. */
+static void daemon_contexts(const char *const *contexts, size_t n, void *ctx)
+{
+	struct daemon *d = ctx;
+
+	watch_set_contexts(d->watch, contexts, n);
+}
+
 int daemon_start(struct daemon *d, const char **error_r)
 {
 	const struct config *cfg = d->config;
@@ -269,6 +277,9 @@ int daemon_start(struct daemon *d, const char **error_r)
 		if (ret < 0)
 			log_error("watch: %s", *error_r);
 	}
+	/* the panel's contexts: whose crons.ini and backup.env to watch */
+	if (d->watch != NULL)
+		paneldb_on_contexts(d->paneldb, daemon_contexts, d);
 	ret = containers_start(d->engine, &d->containers, error_r);
 	if (ret < 0)
 		log_error("containers: %s", *error_r);
@@ -310,6 +321,7 @@ void daemon_stop(struct daemon *d, void (*cb)(void *ctx), void *ctx)
 	log_info("stopping");
 	pluginhost_stopping(d->plugins);
 	containers_stop(&d->containers);
+	paneldb_on_contexts(d->paneldb, NULL, NULL);
 	watch_stop(&d->watch);
 	paneldb_stop(&d->paneldb);
 	entity_free(&d->entity); /* what it held goes to the engine */

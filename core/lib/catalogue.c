@@ -155,6 +155,12 @@ const char *const catalogue_free_sources[] = { "socket", "hook", "replay",
 	"\"api\":\"libpod\",\"time_nano\":1746266400000000000,"              \
 	"\"container_time\":\"2025-05-03T10:00:00.000Z\"" extra "}"
 
+#define F_CTXFILE(what)                                                      \
+	{ "user", "string", true, NULL,                                      \
+	  "the user's context (users.server: the Linux user and its "       \
+	  "/home folder; the username unless renamed)" },                    \
+	{ "path", "string", true, NULL, what }
+
 /* Sorted by name (the unit test checks). */
 static const struct catalogue_type catalogue_type_table[] = {
 	{
@@ -207,6 +213,34 @@ static const struct catalogue_type catalogue_type_table[] = {
 		"\"2025-05-01T10:09:00.000Z\",\"admin\":\"carol\","
 		"\"admin_id\":3,\"role\":\"reseller\",\"is_active\":false,"
 		"\"totp_enabled\":false}",
+	},
+	{
+		"backup.config_changed", "user:CTX", "^user:", "files",
+		"a user's backup settings changed (backup.env)",
+		"HOME/CTX/backup.env, the docker-volume-backup settings the "
+		"Go panel's backup pages rewrite (os.WriteFile).  Watched "
+		"for every context the panel DB knows (paths.home).  The "
+		"value of a secret key (passwords, access keys, tokens, "
+		"passphrases, connection strings, and secrets.extra_keys) is "
+		"never sent, only a short fingerprint.",
+		(const struct catalogue_field[]){
+			F_CTXFILE("HOME/CTX/backup.env"),
+			{ "keys", "string[]", true, NULL,
+			  "the keys that changed" },
+			{ "changes", "object[]", true, NULL,
+			  "one {key, old, new} per key (null: absent), or "
+			  "{key, secret: true, old_fingerprint, "
+			  "new_fingerprint}" },
+			END },
+		"{\"id\":140,\"type\":\"backup.config_changed\",\"subject\":"
+		"\"user:bob\",\"source\":\"inotify\",\"node\":\"\",\"time\":"
+		"\"2025-05-01T10:20:00.000Z\",\"path\":\"/home/bob/backup.env\","
+		"\"user\":\"bob\",\"keys\":[\"AWS_SECRET_ACCESS_KEY\","
+		"\"BACKUP_CRON_EXPRESSION\"],\"changes\":[{\"key\":"
+		"\"AWS_SECRET_ACCESS_KEY\",\"secret\":true,\"old_fingerprint\":"
+		"\"sha256:1f2e3d4c\",\"new_fingerprint\":\"sha256:9a8b7c6d\"},"
+		"{\"key\":\"BACKUP_CRON_EXPRESSION\",\"old\":\"@daily\","
+		"\"new\":\"0 3 * * *\"}]}",
 	},
 	{
 		"cert.installed", "DOMAIN", NULL, "files",
@@ -386,6 +420,39 @@ static const struct catalogue_type catalogue_type_table[] = {
 			    ",\"action\":\"stop\",\"reason\":\"user.suspended\""),
 	},
 	{
+		"cron.changed", "user:CTX", "^user:", "files",
+		"a user's cron jobs were added, removed or changed (crons.ini)",
+		"HOME/CTX/crons.ini, the [job-exec \"NAME\"] blocks the Go "
+		"panel's cron page rewrites (os.WriteFile) and the cron "
+		"container runs.  Watched for every context the panel DB "
+		"knows (paths.home).  A customer can write this file: "
+		"values are cut at 4096 bytes, control bytes become '?', and "
+		"what looks like a password in a command (--password=X, "
+		"DB_PASSWORD=X, token=X, --password X, mysql's -pX) becomes "
+		"***.",
+		(const struct catalogue_field[]){
+			F_CTXFILE("HOME/CTX/crons.ini"),
+			{ "added", "object[]", true, NULL,
+			  "jobs added: {name, schedule, container, command, "
+			  "no_overlap}" },
+			{ "removed", "object[]", true, NULL,
+			  "jobs removed, as they were" },
+			{ "changed", "object[]", true, NULL,
+			  "jobs changed: the job now, and \"old\": the job "
+			  "before" },
+			END },
+		"{\"id\":141,\"type\":\"cron.changed\",\"subject\":"
+		"\"user:bob\",\"source\":\"inotify\",\"node\":\"\",\"time\":"
+		"\"2025-05-01T10:25:00.000Z\",\"path\":\"/home/bob/crons.ini\","
+		"\"user\":\"bob\",\"added\":[{\"name\":\"backup-db\","
+		"\"schedule\":\"0 0 3 * * *\",\"container\":\"mysql\","
+		"\"command\":\"sh /backup.sh\"}],\"removed\":[],\"changed\":"
+		"[{\"name\":\"php\",\"schedule\":\"@every 5m\",\"container\":"
+		"\"php-fpm-8.3\",\"command\":\"php /var/www/html/cron.php\","
+		"\"old\":{\"schedule\":\"@every 1h\",\"container\":"
+		"\"php-fpm-8.3\",\"command\":\"php /var/www/html/cron.php\"}}]}",
+	},
+	{
 		"dns.config.changed", "dns", "^dns$", "files",
 		"named.conf.local changed without adding or removing a zone",
 		"The bind9 plugin runs `rndc reconfig`.",
@@ -559,6 +626,26 @@ static const struct catalogue_type catalogue_type_table[] = {
 		"\"old_ssl\":\"auto\",\"user\":\"bob\"}",
 	},
 	{
+		"domain.waf_changed", "DOMAIN", NULL, "files",
+		"a domain's WAF was switched on or off",
+		"The SecRuleEngine line of the domain's Caddy conf changed "
+		"(opencli waf's sed -i, the Go panel's WAF page); sent besides "
+		"the conf's domain.updated.",
+		(const struct catalogue_field[]){
+			F_DOMAIN, F_CONFPATH,
+			{ "waf", "string", true, "on|off|detection_only",
+			  "the WAF mode now" },
+			{ "old_waf", "string", true, "on|off|detection_only",
+			  "the WAF mode before" },
+			F_OWNER, END },
+		"{\"id\":45,\"type\":\"domain.waf_changed\",\"subject\":"
+		"\"shop.example\",\"source\":\"inotify\",\"node\":\"\","
+		"\"time\":\"2025-05-01T08:31:00.000Z\",\"path\":"
+		"\"/etc/openpanel/caddy/domains/shop.example.conf\",\"domain\":"
+		"\"shop.example\",\"waf\":\"on\",\"old_waf\":\"off\","
+		"\"user\":\"bob\"}",
+	},
+	{
 		"firewall.block", "the address", NULL, "sent (ophookctl emit, a "
 		"hook); the firewall plugin acts on it",
 		"a request to block an address in the firewall (ufw or csf)",
@@ -601,6 +688,46 @@ static const struct catalogue_type catalogue_type_table[] = {
 		"\"203.0.113.9\",\"source\":\"plugin\",\"node\":\"\",\"time\":"
 		"\"2025-05-01T13:00:00.000Z\",\"ip\":\"203.0.113.9\","
 		"\"reason\":\"expired\"}",
+	},
+	{
+		"ftp.account.added", "user:CTX", "^user:", "files",
+		"an FTP account was added (opencli ftp-add)",
+		"A line account|hash|directory|uid|gid appeared in "
+		"ROOT/ftp/users/CTX/users.list.  The password hash is never "
+		"sent.",
+		(const struct catalogue_field[]){
+			F_CTXFILE("ROOT/ftp/users/CTX/users.list"),
+			{ "account", "string", true, NULL,
+			  "the FTP account (name@domain)" },
+			{ "directory", "string", true, NULL,
+			  "its folder (in the user's containers: "
+			  "/var/www/html/...)" },
+			END },
+		"{\"id\":150,\"type\":\"ftp.account.added\",\"subject\":"
+		"\"user:bob\",\"source\":\"inotify\",\"node\":\"\",\"time\":"
+		"\"2025-05-01T10:30:00.000Z\",\"path\":\"/etc/openpanel/ftp/"
+		"users/bob/users.list\",\"user\":\"bob\",\"account\":"
+		"\"web@shop.example\",\"directory\":\"/var/www/html/"
+		"shop.example\"}",
+	},
+	{
+		"ftp.account.removed", "user:CTX", "^user:", "files",
+		"an FTP account was removed (opencli ftp-delete, user-delete)",
+		"Its line left ROOT/ftp/users/CTX/users.list (sed -i), or the "
+		"file went.",
+		(const struct catalogue_field[]){
+			F_CTXFILE("ROOT/ftp/users/CTX/users.list"),
+			{ "account", "string", true, NULL,
+			  "the FTP account (name@domain)" },
+			{ "directory", "string", true, NULL,
+			  "the folder it had" },
+			END },
+		"{\"id\":151,\"type\":\"ftp.account.removed\",\"subject\":"
+		"\"user:bob\",\"source\":\"inotify\",\"node\":\"\",\"time\":"
+		"\"2025-05-01T10:40:00.000Z\",\"path\":\"/etc/openpanel/ftp/"
+		"users/bob/users.list\",\"user\":\"bob\",\"account\":"
+		"\"web@shop.example\",\"directory\":\"/var/www/html/"
+		"shop.example\"}",
 	},
 	{
 		"mail.account.added", "DOMAIN", NULL, "files",
@@ -722,6 +849,31 @@ static const struct catalogue_type catalogue_type_table[] = {
 		"/mailserver/config/dovecot-quotas.cf\",\"address\":"
 		"\"info@shop.example\",\"domain\":\"shop.example\",\"quota\":"
 		"\"2G\",\"old_quota\":null}",
+	},
+	{
+		"panel.notification", "notifications", "^notifications$",
+		"files",
+		"a new unread admin notification (opencli sentinel)",
+		"A line `TIME UNREAD TITLE MESSAGE: TEXT` appended to "
+		"OpenAdmin's notifications.log (paths.admin_notifications).  "
+		"Once per line: marking it READ (sed -i) or rewriting the "
+		"file sends nothing again, nor does a restart.",
+		(const struct catalogue_field[]){
+			{ "path", "string", true, NULL,
+			  "the notification log" },
+			{ "logged_at", "string", true, NULL,
+			  "the line's time, YYYY-mm-dd HH:MM:SS (the server's "
+			  "local time)" },
+			{ "title", "string", true, NULL, "the title" },
+			{ "message", "string", true, NULL,
+			  "the message (cut at 4096 bytes)" },
+			END },
+		"{\"id\":160,\"type\":\"panel.notification\",\"subject\":"
+		"\"notifications\",\"source\":\"inotify\",\"node\":\"\","
+		"\"time\":\"2025-05-01T10:50:00.000Z\",\"path\":\"/var/log/"
+		"openpanel/admin/notifications.log\",\"logged_at\":"
+		"\"2025-05-01 12:50:00\",\"title\":\"High Load Average\","
+		"\"message\":\"Load average is 9.1\"}",
 	},
 	{
 		"plugin.quarantined", "plugin:NAME", "^plugin:", "engine",

@@ -399,6 +399,7 @@ enum cfg_type {
 	CT_PATHS, /* char **, size_t: sequence of absolute paths */
 };
 
+#define CFG_LOG_DEF "/var/log"
 #define CK_NULLABLE 0x1	 /* CT_STR: empty value / ~ / null sets NULL */
 #define CK_HOSTNAME 0x2	 /* default: gethostname() */
 #define CK_ROOT 0x4	 /* CT_PATHS default: [root] after loading */
@@ -406,6 +407,8 @@ enum cfg_type {
 #define CK_IN_ROOT 0x10	 /* CT_PATH: default under `root` (the /etc/openpanel
 			    of `def` replaced by root after loading) */
 #define CK_EXTRA 0x20	 /* CT_PATHS: default from `paths` after loading */
+#define CK_IN_LOG 0x40	 /* CT_PATH: default under `paths.log` (the /var/log
+			    prefix of the declared default replaced) */
 
 struct cfg_key {
 	const char *path;	    /* "section.key" */
@@ -462,8 +465,13 @@ static const struct cfg_key cfg_keys[] = {
 	K_PATH("paths.bind", paths.bind, "/etc/bind"),
 	K_PATH("paths.bind_cache", paths.bind_cache, "/var/cache/bind"),
 	K_PATH("paths.mail", paths.mail, "/usr/local/mail/openmail"),
-	K_PATH("paths.log", paths.log, "/var/log"),
+	K_PATH("paths.log", paths.log, CFG_LOG_DEF),
 	K_PATH("paths.csf", paths.csf, "/etc/csf"),
+	/* the users' homes: <home>/<ctx>/crons.ini and backup.env */
+	K_PATH("paths.home", paths.home, "/home"),
+	/* OpenAdmin's notification log (opencli sentinel appends to it) */
+	K_PATHF("paths.admin_notifications", paths.admin_notifications,
+		"/var/log/openpanel/admin/notifications.log", CK_IN_LOG),
 	K_PATH("state_dir", state_dir, "/var/lib/ophookd"),
 	K_PATH("socket", socket, "/run/ophookd.sock"),
 	K_STR("socket_group", socket_group, NULL, CK_NULLABLE),
@@ -1235,6 +1243,15 @@ static int cfg_finish(struct cfg_load *l)
 			char **s = cfg_field_str(c, k);
 			char *v = xasprintf("%s%s", c->root,
 					    k->def + strlen(CFG_ROOT_DEF));
+
+			free(*s);
+			*s = v;
+		}
+		if ((k->flags & CK_IN_LOG) &&
+		    strcmp(c->paths.log, CFG_LOG_DEF) != 0) {
+			char **s = cfg_field_str(c, k);
+			char *v = xasprintf("%s%s", c->paths.log,
+					    k->def + strlen(CFG_LOG_DEF));
 
 			free(*s);
 			*s = v;

@@ -80,6 +80,12 @@ struct config {
 				(/usr/local/mail/openmail) */
 		char *log;   /* `paths.log`: the logs (/var/log) */
 		char *csf;   /* `paths.csf`: csf's config (/etc/csf) */
+		char *home;  /* `paths.home`: the users' homes, <home>/<ctx>
+				holds crons.ini and backup.env (/home) */
+		char *admin_notifications; /* `paths.admin_notifications`:
+					      OpenAdmin's notification log
+					      (<paths.log>/openpanel/admin/
+					      notifications.log) */
 	} paths;             /* the host's trees outside root: watch_extra's
 				default and the plugins' default paths */
 	char **plugin_dirs;  /* `plugin_dirs` (system dir, admin drop-in dir) */

@@ -59,6 +59,9 @@ EXTRA_DIST += tests/integration/openpanel_replay.sh \
 	tests/integration/openpanel/replay/skeleton/activity.log \
 	tests/integration/openpanel/replay/skeleton/notifications.yaml \
 	tests/integration/openpanel/replay/skeleton/domains/.gitkeep
+# FTP accounts, crons.ini, backup.env, the WAF switch, admin notifications
+TESTS += tests/integration/sources_files.sh
+EXTRA_DIST += tests/integration/sources_files.sh
 
 check_PROGRAMS += tests/unit/test_entity
 TESTS += tests/unit/test_entity

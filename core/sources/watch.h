@@ -3,6 +3,8 @@
 #ifndef OPHOOK_WATCH_H
 #define OPHOOK_WATCH_H
 
+#include <stddef.h>
+
 #include "control.h"
 
 struct engine;
@@ -14,6 +16,13 @@ struct watch;
  * User and domain events go through ent (may be NULL: to the engine). */
 int watch_start(struct engine *e, struct entity *ent, struct watch **w_r,
 		const char **error_r);
+/* The panel's user contexts (users.server) are now contexts[0..n): watch
+ * <paths.home>/<ctx>/crons.ini and backup.env of each (as files: through
+ * their folder, never below), stop watching those of contexts gone (their
+ * files are looked at once more).  New contexts' files are compared with
+ * the snapshot by a reconcile.  Safe on NULL. */
+void watch_set_contexts(struct watch *w, const char *const *contexts,
+			size_t n);
 /* Stop watching; NULLs *w. */
 void watch_stop(struct watch **w);
 /* Run a full reconcile now (ophookctl reconcile).  cb (may be NULL) gets

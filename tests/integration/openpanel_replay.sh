@@ -359,9 +359,12 @@ ok "$(grep -q 'suspended_domain.html' "$D/dave.example.conf"; [ $? -ne 0 ]; echo
 
 # --- the Go panel's WAF switch ---------------------------------------------------
 go_waf dave.example On dave
-expect "Go WAF On (os.WriteFile in place): domain.updated" "domain.updated dave.example"
+expect "Go WAF On (os.WriteFile in place): domain.updated + domain.waf_changed" \
+	"domain.updated dave.example" "domain.waf_changed dave.example"
 is "$(fld domain.updated dave.example waf) $(fld domain.updated dave.example old_waf)" \
 	"on off" "domain.updated: waf on, was off"
+is "$(fld domain.waf_changed dave.example waf) $(fld domain.waf_changed dave.example old_waf)" \
+	"on off" "domain.waf_changed: waf on, was off"
 is "$(grep -c 'SecRuleEngine On' "$D/dave.example.conf")" 2 "both sites' SecRuleEngine are On"
 
 # --- DNS records added in the Go panel (append, then the serial bump) -------------

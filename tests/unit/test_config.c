@@ -534,6 +534,16 @@ static void test_paths(void **state)
 	assert_string_equal(c->panel_db.path, "/etc/openpanel/ophookd/panel.db");
 	config_free(&c);
 	expect_error("paths:\n  www: /x\n", "2:3", "unknown key \"paths.www\"");
+	/* the notification log follows paths.log unless set */
+	c = load_ok("paths:\n  log: /t/log\n  home: /t/home\n");
+	assert_string_equal(c->paths.home, "/t/home");
+	assert_string_equal(c->paths.admin_notifications,
+			    "/t/log/openpanel/admin/notifications.log");
+	config_free(&c);
+	c = load_ok("paths:\n  log: /t/log\n  admin_notifications: /n.log\n");
+	assert_string_equal(c->paths.admin_notifications, "/n.log");
+	config_free(&c);
+	expect_error("paths:\n  home: rel\n", "2:9", "absolute path");
 }
 
 static void test_plugin_isolation(void **state)
