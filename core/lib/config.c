@@ -4,6 +4,7 @@
  * the file and the 1-based line and column of the offending node. */
 #define _GNU_SOURCE
 #include "config.h"
+#include "alertlevel.h"
 #include "util.h"
 
 #include <errno.h>
@@ -445,6 +446,11 @@ static const char *const cfg_watch_extra_def[] = {
 static const char *const cfg_plugin_dirs_def[] = { OPHOOK_PLUGINDIR,
 						   CFG_DROPIN_PLUGINDIR, NULL };
 static const char *const cfg_none[] = { NULL };
+static const char *const cfg_cert_thresholds_def[] = { "14d", "7d", "1d",
+						       NULL };
+static const char *const cfg_quota_levels_def[] = { "90", "100", NULL };
+static const char *const cfg_quota_command_def[] = { "repquota", "-a", "-u",
+						     "-O", "csv", NULL };
 static const char *const cfg_log_levels[] = { "debug", "info", "warn",
 					      "error", NULL };
 static const char *const cfg_log_targets[] = { "stderr", "syslog", NULL };
@@ -537,6 +543,21 @@ static const struct cfg_key cfg_keys[] = {
 	K_UINT("containers.reason_window_s", containers.reason_window_s, 120,
 	       0, 86400),
 	K_BOOL("containers.peer_check", containers.peer_check, true),
+
+	K_BOOL("alerts.enabled", alerts.enabled, false),
+	K_PATHS("alerts.cert_thresholds", alerts.cert_thresholds,
+		alerts.n_cert_thresholds, cfg_cert_thresholds_def, CK_WORDS),
+	K_PATHS("alerts.quota_levels", alerts.quota_levels,
+		alerts.n_quota_levels, cfg_quota_levels_def, CK_WORDS),
+	K_UINT("alerts.quota_margin", alerts.quota_margin, 5, 0, 100),
+	K_UINT("alerts.quota_interval_s", alerts.quota_interval_s, 300, 0,
+	       86400),
+	K_PATHS("alerts.quota_command", alerts.quota_command,
+		alerts.n_quota_command, cfg_quota_command_def, CK_WORDS),
+	K_UINT("alerts.quota_timeout_ms", alerts.quota_timeout_ms, 30000, 100,
+	       600000),
+	K_STR("alerts.backup_container", alerts.backup_container, "backup",
+	      CK_NULLABLE),
 
 	K_UINT("hooks.lua_memory_kb", hooks.memory_kb, 16384, 64, UINT_MAX),
 	K_UINT("hooks.timeout_ms", hooks.timeout_ms, 5000, 1, UINT_MAX),
@@ -1216,10 +1237,44 @@ static int cfg_walk_map(struct cfg_load *l, const struct cfg_node *map,
 	return 0;
 }
 
+/* The node of key `path` in the file, when it was written. */
+static const struct cfg_node *cfg_seen(struct cfg_load *l, const char *path)
+{
+	return l->seen[cfg_key_find(path) - cfg_keys];
+}
+
+/* alerts.*: thresholds and levels parsed (alertlevel.h) and checked. */
+static int cfg_finish_alerts(struct cfg_load *l)
+{
+	struct config *c = l->c;
+	const struct cfg_node *n;
+	const char *why = NULL;
+
+	if (alertlevel_cert_thresholds(
+		    (const char *const *)c->alerts.cert_thresholds,
+		    c->alerts.n_cert_thresholds, c->alerts.cert_th_s,
+		    &why) < 0) {
+		n = cfg_seen(l, "alerts.cert_thresholds");
+		return n != NULL ? cfg_error(l->p, n, "alerts.cert_thresholds: "
+					     "%s", why)
+				 : cfg_error_at(l->p, 1, 1, "%s", why);
+	}
+	if (alertlevel_quota_levels(
+		    (const char *const *)c->alerts.quota_levels,
+		    c->alerts.n_quota_levels, c->alerts.quota_lv, &why) < 0) {
+		n = cfg_seen(l, "alerts.quota_levels");
+		return n != NULL ? cfg_error(l->p, n, "alerts.quota_levels: %s",
+					     why)
+				 : cfg_error_at(l->p, 1, 1, "%s", why);
+	}
+	return 0;
+}
+
 /* Checks across keys, and defaults that depend on other keys. */
 static int cfg_finish(struct cfg_load *l)
 {
 	struct config *c = l->c;
+	int r;
 
 	for (size_t i = 0; i < CFG_N_KEYS; i++) {
 		const struct cfg_key *k = &cfg_keys[i];
@@ -1251,6 +1306,8 @@ static int cfg_finish(struct cfg_load *l)
 			*n = 3;
 		}
 	}
+	if ((r = cfg_finish_alerts(l)) < 0)
+		return r;
 	if (c->journal.backoff_max_ms < c->journal.backoff_ms) {
 		const struct cfg_key *k = cfg_key_find("journal.backoff_max_ms");
 		const struct cfg_node *n = l->seen[k - cfg_keys];

@@ -8,6 +8,7 @@ core_lib_libophook_lib_la_SOURCES = \
 	core/lib/log.c core/lib/log.h \
 	core/lib/emitline.c core/lib/emitline.h \
 	core/lib/config.c core/lib/config.h \
+	core/lib/alertlevel.c core/lib/alertlevel.h \
 	core/lib/control.c core/lib/control.h \
 	core/lib/catalogue.c core/lib/catalogue.h
 core_lib_libophook_lib_la_CPPFLAGS = $(LIB_CPPFLAGS)

@@ -1,0 +1,113 @@
+#!/bin/sh
+# Certificate alerts (alerts.enabled): cert.expiring once per threshold,
+# only the most severe at start, cert.expired, cert.expiry_resolved on a
+# renewal or a removal, nothing repeated after a restart; then thresholds
+# in seconds with a certificate ending 40 s ahead: the real timer gives
+# each threshold once and cert.expired, also across a restart.
+. "$top_srcdir/tests/lib.sh"
+. "$top_srcdir/tests/integration/watch_lib.sh"
+need jq openssl
+[ -x "$OPHOOKD" ] || skip_all "ophookd not built"
+
+alerts_config() {
+	watch_config "alerts:
+  enabled: true
+  quota_interval_s: 0
+  cert_thresholds: [$1]"
+}
+alerts_config '"14d", "7d", "1d"'
+install_plugins log
+R=$T/root
+mkdir -p "$R/caddy/domains" "$R/caddy/ssl/custom" "$T/ca"
+
+# cert_until DOMAIN START END: a custom certificate (fullchain.pem +
+# key.pem) for DOMAIN valid from START to END (YYYYmmddHHMMSSZ), made with
+# `openssl ca` (any dates, to the second)
+cat > "$T/ca/ca.cnf" <<EOF
+[ca]
+default_ca = c
+[c]
+database = $T/ca/index.txt
+new_certs_dir = $T/ca
+rand_serial = yes
+default_md = sha256
+policy = p
+unique_subject = no
+copy_extensions = copy
+[p]
+commonName = supplied
+EOF
+cert_until() {
+	_d=$R/caddy/ssl/custom/$1
+	mkdir -p "$_d" "$T/ca/$1"
+	: > "$T/ca/index.txt"
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$T/ca/$1/key.pem" -out "$T/ca/$1/csr" -subj "/CN=$1" \
+		-addext "subjectAltName=DNS:$1" >/dev/null 2>&1 &&
+	openssl ca -batch -config "$T/ca/ca.cnf" -selfsign \
+		-keyfile "$T/ca/$1/key.pem" -in "$T/ca/$1/csr" \
+		-startdate "$2" -enddate "$3" -notext \
+		-out "$T/ca/$1/fullchain.pem" >/dev/null 2>&1 || return 1
+	cp "$T/ca/$1/key.pem" "$_d/key.pem"
+	caddy_put "$T/ca/$1/fullchain.pem" "$_d/fullchain.pem"
+}
+at() { date -u -d "@$(( $(date +%s) + $1 ))" +%Y%m%d%H%M%SZ; }
+NOW0=$(at -3600)
+
+# present before the first start (the baseline records them silently)
+cert_until six.example.com "$NOW0" "$(at $((6 * 86400)))" &&
+cert_until twenty.example.com "$NOW0" "$(at $((20 * 86400)))" &&
+cert_until old.example.com 20200101000000Z 20200201000000Z ||
+	{ plan 1; ok 1 "openssl ca makes certificates"; exit 1; }
+start_ophookd || { plan 1; ok 1 "ophookd starts"; exit 1; }
+expect "at start: the most severe threshold of each, once" \
+	"cert.expiring six.example.com" "cert.expired old.example.com"
+is "$(field_of cert.expiring days)" 7 "6 days left: days 7 (not 14 then 7)"
+is "$(field_of cert.expiring threshold)" 7d "threshold as configured"
+is "$(field_of cert.expired domain)" old.example.com "expired: its domain"
+
+stop_ophookd
+start_ophookd || exit 1
+expect "restart: nothing repeated"
+stop_ophookd
+start_ophookd || exit 1
+expect "second restart: nothing repeated"
+
+# renewal: a 90-day certificate replaces the 6-day one
+cert_until six.example.com "$NOW0" "$(at $((90 * 86400)))"
+expect "renewed: installed, and the alert resolved" \
+	"cert.installed six.example.com" "cert.expiry_resolved six.example.com"
+is "$(field_of cert.expiry_resolved reason)" renewed "reason renewed"
+is "$(field_of cert.expiry_resolved was)" cert.expiring "was cert.expiring"
+
+# the expired one removed
+rm -rf "$R/caddy/ssl/custom/old.example.com"
+expect "removed: cert.removed, and the alert resolved" \
+	"cert.removed old.example.com" "cert.expiry_resolved old.example.com"
+is "$(field_of cert.expiry_resolved reason)" removed "reason removed"
+stop_ophookd
+start_ophookd || exit 1
+expect "restart after resolutions: nothing"
+stop_ophookd
+
+# thresholds in seconds: a certificate ending 40 s from now, the timer
+alerts_config '"30s", "15s"'
+start_ophookd || exit 1
+cert_until soon.example.com "$NOW0" "$(at 40)"
+expect "a new certificate 40 s from its end: installed only" \
+	"cert.installed soon.example.com"
+wait_for 30 sh -c "grep -q '\"cert.expiring\".*soon.example.com' '$T/events.log'"
+expect "the 30 s threshold, once" "cert.expiring soon.example.com"
+is "$(field_of cert.expiring threshold_s)" 30 "threshold_s 30"
+stop_ophookd
+start_ophookd || exit 1
+wait_for 30 sh -c "[ \$(grep -c '\"cert.expiring\".*soon.example.com' '$T/events.log') -ge 2 ]"
+expect "after a restart: the 15 s threshold, once (30 s not repeated)" \
+	"cert.expiring soon.example.com"
+is "$(field_of cert.expiring threshold_s)" 15 "threshold_s 15"
+wait_for 30 sh -c "grep -q '\"cert.expired\".*soon.example.com' '$T/events.log'"
+expect "at its end: cert.expired, once" "cert.expired soon.example.com"
+sleep 2
+expect "nothing more"
+stop_ophookd
+done_testing
