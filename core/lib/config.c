@@ -404,6 +404,8 @@ enum cfg_type {
 #define CK_HOSTNAME 0x2	 /* default: gethostname() */
 #define CK_ROOT 0x4	 /* CT_PATHS default: [root] after loading */
 #define CK_WORDS 0x8	 /* CT_PATHS: items are patterns, not paths */
+#define CK_ARGV 0x40	 /* CT_PATHS: items are a command's argv (any
+			    non-empty string; the first one a program) */
 #define CK_IN_ROOT 0x10	 /* CT_PATH: default under `root` (the /etc/openpanel
 			    of `def` replaced by root after loading) */
 #define CK_EXTRA 0x20	 /* CT_PATHS: default from `paths` after loading */
@@ -553,7 +555,7 @@ static const struct cfg_key cfg_keys[] = {
 	K_UINT("alerts.quota_interval_s", alerts.quota_interval_s, 300, 0,
 	       86400),
 	K_PATHS("alerts.quota_command", alerts.quota_command,
-		alerts.n_quota_command, cfg_quota_command_def, CK_WORDS),
+		alerts.n_quota_command, cfg_quota_command_def, CK_ARGV),
 	K_UINT("alerts.quota_timeout_ms", alerts.quota_timeout_ms, 30000, 100,
 	       600000),
 	K_STR("alerts.backup_container", alerts.backup_container, "backup",
@@ -827,11 +829,13 @@ static int cfg_set_paths(struct cfg_load *l, const struct cfg_key *k,
 	size_t *count = cfg_field_count(l->c, k);
 
 	bool words = (k->flags & CK_WORDS) != 0;
+	bool argv = (k->flags & CK_ARGV) != 0;
 
 	if (!cfg_is_null(n) && n->kind != CFG_SEQ)
 		return cfg_expected(l, n, k->path,
-				    words ? "a sequence of patterns"
-					  : "a sequence of absolute paths");
+				    argv    ? "a sequence of arguments"
+				    : words ? "a sequence of patterns"
+					    : "a sequence of absolute paths");
 	cfg_strv_free(v, count);
 	*v = xcalloc(n->n ? n->n : 1, sizeof(char *));
 	for (size_t i = 0; i < n->n; i++) {
@@ -839,7 +843,7 @@ static int cfg_set_paths(struct cfg_load *l, const struct cfg_key *k,
 		int r;
 
 		snprintf(item, sizeof(item), "%s[%zu]", k->path, i);
-		r = cfg_get_string(l, n->items[i], item, !words);
+		r = cfg_get_string(l, n->items[i], item, !words && !argv);
 		if (r < 0)
 			return r;
 		if (words) {

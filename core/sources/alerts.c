@@ -72,6 +72,7 @@ struct alerts {
 	bool certs_ready;
 	bool stopping;
 	uint32_t gen;
+	uint64_t quota_runs; /* repquota runs read */
 	char *state_path;
 };
 
@@ -721,6 +722,7 @@ static void quota_output(struct alerts *a)
 		return;
 	}
 	a->gen++;
+	a->quota_runs++;
 	for (size_t i = 0; i < n; i++)
 		quota_row(a, &rows[i], &dirty);
 	free(rows);
@@ -961,7 +963,8 @@ json_t *alerts_status(struct alerts *a)
 	json_t *certs = json_array();
 
 	hmap_each(a->certs, status_cert, certs);
-	return json_pack("{s:o,s:I,s:I}", "certs_open", certs, "certs_known",
-			 (json_int_t)hmap_count(a->certs), "backups_failing",
-			 (json_int_t)hmap_count(a->backups));
+	return json_pack("{s:o,s:I,s:I,s:I}", "certs_open", certs,
+			 "certs_known", (json_int_t)hmap_count(a->certs),
+			 "backups_failing", (json_int_t)hmap_count(a->backups),
+			 "quota_runs", (json_int_t)a->quota_runs);
 }

@@ -95,3 +95,5 @@ EXTRA_DIST += tests/integration/containers.sh tests/integration/containers_lib.s
 # Derived alerts (certificates, quota, backups) with memory.
 TESTS += tests/integration/alerts_cert.sh
 EXTRA_DIST += tests/integration/alerts_cert.sh
+TESTS += tests/integration/alerts_quota.sh
+EXTRA_DIST += tests/integration/alerts_quota.sh
