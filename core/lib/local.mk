@@ -48,3 +48,9 @@ TESTS += tests/unit/test_catalogue
 tests_unit_test_catalogue_SOURCES = tests/unit/test_catalogue.c ctl/guard.c
 tests_unit_test_catalogue_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_catalogue_LDADD = $(TEST_LIBS)
+
+check_PROGRAMS += tests/unit/test_alerts
+TESTS += tests/unit/test_alerts
+tests_unit_test_alerts_SOURCES = tests/unit/test_alerts.c
+tests_unit_test_alerts_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_alerts_LDADD = $(TEST_LIBS)
