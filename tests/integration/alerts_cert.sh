@@ -3,11 +3,15 @@
 # only the most severe at start, cert.expired, cert.expiry_resolved on a
 # renewal or a removal, nothing repeated after a restart; then thresholds
 # in seconds with a certificate ending 40 s ahead: the real timer gives
-# each threshold once and cert.expired, also across a restart.
+# each threshold once and cert.expired, also across a restart.  The
+# sample hook hooks/alerts-webhook.lua posts each alert, open or
+# resolved, to a webhook (python3 on loopback).
 . "$top_srcdir/tests/lib.sh"
 . "$top_srcdir/tests/integration/watch_lib.sh"
-need jq openssl
+need jq openssl python3
 [ -x "$OPHOOKD" ] || skip_all "ophookd not built"
+PORT=$(free_port)
+start_post_receiver "$PORT" || exit 1
 
 alerts_config() {
 	watch_config "alerts:
@@ -17,6 +21,9 @@ alerts_config() {
 }
 alerts_config '"14d", "7d", "1d"'
 install_plugins log
+sed "s|https://hooks.slack.com/services/CHANGE/ME|http://127.0.0.1:$PORT/hook|" \
+	"$top_srcdir/hooks/alerts-webhook.lua" > "$T/hooks/alerts-webhook.lua"
+chmod 644 "$T/hooks/alerts-webhook.lua"
 R=$T/root
 mkdir -p "$R/caddy/domains" "$R/caddy/ssl/custom" "$T/ca"
 
@@ -109,5 +116,21 @@ wait_for 30 sh -c "grep -q '\"cert.expired\".*soon.example.com' '$T/events.log'"
 expect "at its end: cert.expired, once" "cert.expired soon.example.com"
 sleep 2
 expect "nothing more"
+
+# the webhook got each alert once: 5 opened, 2 resolved
+posts() { cat "$T"/posts/*.json 2>/dev/null | jq -r '[.alert.type, .alert.subject, .alert.state] | join(" ")' | sort; }
+wait_for 20 sh -c "[ \$(ls '$T/posts' | wc -l) -ge 7 ]"
+sleep 0.5
+is "$(posts)" "$(printf '%s\n' \
+	"cert.expired old.example.com open" \
+	"cert.expired soon.example.com open" \
+	"cert.expiring six.example.com open" \
+	"cert.expiring soon.example.com open" \
+	"cert.expiring soon.example.com open" \
+	"cert.expiry_resolved old.example.com resolved" \
+	"cert.expiry_resolved six.example.com resolved" | sort)" \
+	"alerts-webhook.lua: every alert posted once with its state"
+cat "$T"/posts/*.json | jq -r .text | grep -q 'certificate of six.example.com expires in less than 7d'
+ok $? "the text says which domain and threshold"
 stop_ophookd
 done_testing
