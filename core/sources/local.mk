@@ -97,3 +97,5 @@ TESTS += tests/integration/alerts_cert.sh
 EXTRA_DIST += tests/integration/alerts_cert.sh
 TESTS += tests/integration/alerts_quota.sh
 EXTRA_DIST += tests/integration/alerts_quota.sh
+TESTS += tests/integration/alerts_backup.sh
+EXTRA_DIST += tests/integration/alerts_backup.sh
