@@ -122,13 +122,18 @@ static bool save_cert(const char *key, void *value, void *ctx)
 
 	if (c->level == ALERTLEVEL_NONE)
 		return true;
+	/* what describes it too: a removal while ophookd is down is
+	 * resolved at start with these */
 	json_object_set_new(
 		obj, key,
-		json_pack("{s:s,s:s,s:I}", "serial", c->serial, "not_after",
-			  c->not_after_s, "announced_s",
+		json_pack("{s:s,s:s,s:I,s:s?,s:s?,s:s?,s:b}", "serial",
+			  c->serial, "not_after", c->not_after_s,
+			  "announced_s",
 			  (json_int_t)(c->level >= (int)n
 					       ? 0
-					       : a->cfg->alerts.cert_th_s[c->level])));
+					       : a->cfg->alerts.cert_th_s[c->level]),
+			  "domain", c->domain, "subject", c->subject, "issuer",
+			  c->issuer, "wildcard", c->wildcard));
 	return true;
 }
 
@@ -220,6 +225,24 @@ static struct acert *acert_get(struct alerts *a, const char *path)
 	return c;
 }
 
+/* Set what describes a certificate from saved JSON strings (a bad or
+ * missing one leaves it undescribed: its alert then resolves silently). */
+static void cert_describe(struct acert *c, const json_t *subject,
+			  const json_t *domain, const json_t *issuer,
+			  bool wildcard)
+{
+	const char *why = NULL, *d = json_string_value(domain),
+		   *sub = json_string_value(subject);
+
+	if (d == NULL || sub == NULL || !name_valid_domain(d, &why) ||
+	    strlen(sub) > 255 || !json_is_string(issuer))
+		return;
+	c->domain = xstrdup(d);
+	c->subject = xstrdup(sub);
+	c->issuer = xstrdup(json_string_value(issuer));
+	c->wildcard = wildcard;
+}
+
 static void alerts_load(struct alerts *a)
 {
 	char *text = NULL;
@@ -261,6 +284,10 @@ static void alerts_load(struct alerts *a)
 		snprintf(c->not_after_s, sizeof(c->not_after_s), "%s", na);
 		c->not_after = rfc3339_parse(na);
 		c->level = cert_level_of(a, json_integer_value(ann));
+		cert_describe(c, json_object_get(v, "subject"),
+			      json_object_get(v, "domain"),
+			      json_object_get(v, "issuer"),
+			      json_is_true(json_object_get(v, "wildcard")));
 	}
 	obj = json_object_get(root, "quota");
 	json_object_foreach(obj, k, v)

@@ -95,6 +95,22 @@ is "$(field_of cert.expiry_resolved reason)" removed "reason removed"
 stop_ophookd
 start_ophookd || exit 1
 expect "restart after resolutions: nothing"
+
+# changes while ophookd is down resolve at start
+cert_until gone.example.com "$NOW0" "$(at $((3 * 86400)))"
+cert_until two.example.com "$NOW0" "$(at $((2 * 86400)))"
+expect "two more near their end" \
+	"cert.installed gone.example.com" "cert.expiring gone.example.com" \
+	"cert.installed two.example.com" "cert.expiring two.example.com"
+stop_ophookd
+rm -rf "$R/caddy/ssl/custom/gone.example.com"
+cert_until two.example.com "$NOW0" "$(at $((60 * 86400)))"
+start_ophookd || exit 1
+expect "removed and renewed while down: resolved at start" \
+	"cert.removed gone.example.com" "cert.expiry_resolved gone.example.com" \
+	"cert.installed two.example.com" "cert.expiry_resolved two.example.com"
+is "$(jq -r 'select(.type == "cert.expiry_resolved") | [.domain, .reason] | join(" ")' "$T/events.log" | tail -n 2 | sort | tr '\n' ' ')" \
+	"gone.example.com removed two.example.com renewed " "reasons removed and renewed"
 stop_ophookd
 
 # thresholds in seconds: a certificate ending 40 s from now, the timer
@@ -117,13 +133,17 @@ expect "at its end: cert.expired, once" "cert.expired soon.example.com"
 sleep 2
 expect "nothing more"
 
-# the webhook got each alert once: 5 opened, 2 resolved
+# the webhook got each alert once: 7 opened, 4 resolved
 posts() { cat "$T"/posts/*.json 2>/dev/null | jq -r '[.alert.type, .alert.subject, .alert.state] | join(" ")' | sort; }
-wait_for 20 sh -c "[ \$(ls '$T/posts' | wc -l) -ge 7 ]"
+wait_for 20 sh -c "[ \$(ls '$T/posts' | wc -l) -ge 11 ]"
 sleep 0.5
 is "$(posts)" "$(printf '%s\n' \
 	"cert.expired old.example.com open" \
 	"cert.expired soon.example.com open" \
+	"cert.expiring gone.example.com open" \
+	"cert.expiring two.example.com open" \
+	"cert.expiry_resolved gone.example.com resolved" \
+	"cert.expiry_resolved two.example.com resolved" \
 	"cert.expiring six.example.com open" \
 	"cert.expiring soon.example.com open" \
 	"cert.expiring soon.example.com open" \
