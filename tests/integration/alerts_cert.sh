@@ -64,13 +64,27 @@ NOW0=$(at -3600)
 # present before the first start (the baseline records them silently)
 cert_until six.example.com "$NOW0" "$(at $((6 * 86400)))" &&
 cert_until twenty.example.com "$NOW0" "$(at $((20 * 86400)))" &&
-cert_until old.example.com 20200101000000Z 20200201000000Z ||
+cert_until old.example.com 20200101000000Z 20200201000000Z &&
+cert_until acme.example.com "$NOW0" "$(at $((5 * 86400)))" ||
 	{ plan 1; ok 1 "openssl ca makes certificates"; exit 1; }
+# acme.example.com as Caddy stores an ACME certificate: .key, .crt, .json
+ACME=$R/caddy/ssl/acme-v02.api.letsencrypt.org-directory/acme.example.com
+mkdir -p "$ACME"
+mv "$R/caddy/ssl/custom/acme.example.com/key.pem" "$ACME/acme.example.com.key"
+mv "$R/caddy/ssl/custom/acme.example.com/fullchain.pem" "$ACME/acme.example.com.crt"
+rm -rf "$R/caddy/ssl/custom/acme.example.com"
+echo '{"sans":["acme.example.com"],"issuer_data":{"n":1}}' > "$ACME/acme.example.com.json"
 start_ophookd || { plan 1; ok 1 "ophookd starts"; exit 1; }
 expect "at start: the most severe threshold of each, once" \
-	"cert.expiring six.example.com" "cert.expired old.example.com"
-is "$(field_of cert.expiring days)" 7 "6 days left: days 7 (not 14 then 7)"
-is "$(field_of cert.expiring threshold)" 7d "threshold as configured"
+	"cert.expiring six.example.com" "cert.expired old.example.com" \
+	"cert.expiring acme.example.com"
+is "$(jq -r 'select(.type == "cert.expiring" and .domain == "six.example.com") | .days' "$T/events.log")" 7 \
+	"6 days left: days 7 (not 14 then 7)"
+is "$(jq -r 'select(.type == "cert.expiring" and .domain == "acme.example.com") | [.issuer, .path] | join(" ")' "$T/events.log")" \
+	"acme-v02.api.letsencrypt.org-directory $ACME/acme.example.com.crt" \
+	"Caddy's storage: issuer and the .crt path"
+is "$(jq -r 'select(.type == "cert.expiring") | .threshold' "$T/events.log" | sort -u)" 7d \
+	"threshold as configured"
 is "$(field_of cert.expired domain)" old.example.com "expired: its domain"
 
 stop_ophookd
@@ -133,13 +147,14 @@ expect "at its end: cert.expired, once" "cert.expired soon.example.com"
 sleep 2
 expect "nothing more"
 
-# the webhook got each alert once: 7 opened, 4 resolved
+# the webhook got each alert once: 8 opened, 4 resolved
 posts() { cat "$T"/posts/*.json 2>/dev/null | jq -r '[.alert.type, .alert.subject, .alert.state] | join(" ")' | sort; }
-wait_for 20 sh -c "[ \$(ls '$T/posts' | wc -l) -ge 11 ]"
+wait_for 20 sh -c "[ \$(ls '$T/posts' | wc -l) -ge 12 ]"
 sleep 0.5
 is "$(posts)" "$(printf '%s\n' \
 	"cert.expired old.example.com open" \
 	"cert.expired soon.example.com open" \
+	"cert.expiring acme.example.com open" \
 	"cert.expiring gone.example.com open" \
 	"cert.expiring two.example.com open" \
 	"cert.expiry_resolved gone.example.com resolved" \
