@@ -729,6 +729,31 @@ static void quota_row(struct alerts *a, const struct alertlevel_quota_row *r,
 	}
 }
 
+/* With several filesystems (repquota -a) a user has a row on each: keep
+ * the one whose usage is the highest, so that one alert follows the
+ * worst of them instead of flipping between them. */
+static void quota_worst_rows(struct alertlevel_quota_row *rows, size_t *n)
+{
+	struct hmap *seen = hmap_new(); /* user -> its index + 1 in rows */
+	size_t out = 0;
+
+	for (size_t i = 0; i < *n; i++) {
+		const char *lim;
+		double pct = alertlevel_quota_pct(&rows[i], &lim);
+		uintptr_t j = (uintptr_t)hmap_get(seen, rows[i].user);
+
+		if (j == 0) {
+			rows[out] = rows[i];
+			hmap_put(seen, rows[out].user, (void *)(uintptr_t)(out + 1));
+			out++;
+		} else if (pct > alertlevel_quota_pct(&rows[j - 1], &lim)) {
+			rows[j - 1] = rows[i];
+		}
+	}
+	hmap_free(&seen, NULL);
+	*n = out;
+}
+
 static void quota_output(struct alerts *a)
 {
 	struct alertlevel_quota_row *rows = NULL;
@@ -750,6 +775,7 @@ static void quota_output(struct alerts *a)
 	}
 	a->gen++;
 	a->quota_runs++;
+	quota_worst_rows(rows, &n);
 	for (size_t i = 0; i < n; i++)
 		quota_row(a, &rows[i], &dirty);
 	free(rows);

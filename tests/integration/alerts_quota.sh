@@ -38,6 +38,21 @@ quotaon -u "$M" >/dev/null 2>&1 && KQUOTA=1 || KQUOTA=
 # 1000 KiB soft, 2000 KiB hard for nobody
 setquota -u nobody 1000 2000 0 0 "$M" || skip_all "setquota failed"
 mkdir "$M/nobody" && chown nobody "$M/nobody"
+# a second filesystem where nobody uses 30%: one alert follows the worst
+# of the two (repquota lists a row per filesystem)
+M2=$T/mnt2
+mkdir -p "$M2"
+truncate -s 16M "$T/fs2.img"
+mkfs.ext4 -q -F -b 1024 "$T/fs2.img" >/dev/null 2>&1 &&
+	mount -o loop,usrquota "$T/fs2.img" "$M2" 2>/dev/null ||
+	skip_all "second loop mount failed"
+cleanup_cmd "umount -l '$M2'"
+quotacheck -cu "$M2" >/dev/null 2>&1
+[ -n "$KQUOTA" ] && quotaon -u "$M2" >/dev/null 2>&1
+setquota -u nobody 1000 2000 0 0 "$M2"
+dd if=/dev/zero of="$M2/f" bs=1024 count=300 2>/dev/null
+chown nobody "$M2/f"
+[ -n "$KQUOTA" ] || quotacheck -u "$M2" >/dev/null 2>&1
 
 # usage KIB: nobody's files total about KIB KiB, counted
 usage() {
@@ -46,7 +61,7 @@ usage() {
 	chown nobody "$M/nobody/f"
 	sync
 	[ -n "$KQUOTA" ] || quotacheck -u "$M" >/dev/null 2>&1
-	diag "usage: $(repquota -u -O csv "$M" | grep '^nobody,')"
+	diag "usage: $(repquota -u -O csv "$M" "$M2" | grep '^nobody,' | tr '\n' ' ')"
 }
 runs() { ctl --json status | jq -r '.alerts.quota_runs // 0'; }
 # wait for two more repquota runs than now (the usage was read)
@@ -60,7 +75,7 @@ watch_config "alerts:
   quota_interval_s: 1
   quota_levels: [\"90\", \"100\"]
   quota_margin: 5
-  quota_command: [\"repquota\", \"-u\", \"-O\", \"csv\", \"$M\"]"
+  quota_command: [\"repquota\", \"-u\", \"-O\", \"csv\", \"$M\", \"$M2\"]"
 install_plugins log
 usage 500
 start_ophookd || { plan 1; ok 1 "ophookd starts"; exit 1; }
