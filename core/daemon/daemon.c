@@ -2,12 +2,14 @@
  *
  * Start order: journal, bus, plugin host (plugins loaded), hooks, panel
  * DB, bus resume (pending deliveries), cluster, control socket with every
- * subsystem's command table, metrics endpoint, watcher, containers.
- * Stop order: containers, watcher, panel DB, entity merger (what it held is submitted),
+ * subsystem's command table, metrics endpoint, watcher, containers,
+ * alerts.
+ * Stop order: alerts, containers, watcher, panel DB, entity merger (what it held is submitted),
  * control socket, metrics endpoint (no new
  * events or requests); the bus drains (running deliveries finish); hooks,
  * plugins, cluster; the bus closes its handlers, dispatcher and journal. */
 #include "daemon.h"
+#include "alerts.h"
 #include "cluster.h"
 #include "containers.h"
 #include "control.h"
@@ -37,6 +39,7 @@ struct daemon {
 	struct paneldb *paneldb;
 	struct watch *watch;
 	struct containers *containers; /* Podman/Docker API streams */
+	struct alerts *alerts; /* derived alerts (cert, quota, backup) */
 	struct entity *entity; /* merges the watcher's and the DB's users */
 	struct control *control;
 	struct control *relay; /* checks.relay_socket: `check` only */
@@ -153,6 +156,9 @@ static void daemon_status(json_t *status, void *ctx)
 	if (d->containers != NULL)
 		json_object_set_new(status, "containers",
 				    containers_status(d->containers));
+	if (d->alerts != NULL)
+		json_object_set_new(status, "alerts",
+				    alerts_status(d->alerts));
 	/* the handlers that should run and do not */
 	json_object_set_new(status, "handlers_in_error", errs);
 }
@@ -283,6 +289,9 @@ int daemon_start(struct daemon *d, const char **error_r)
 	ret = containers_start(d->engine, &d->containers, error_r);
 	if (ret < 0)
 		log_error("containers: %s", *error_r);
+	ret = alerts_start(d->engine, d->watch, &d->alerts, error_r);
+	if (ret < 0)
+		log_error("alerts: %s", *error_r);
 	/* NULL when the watcher is off: the command says so */
 	control_register_table(d->control, watch_commands, d->watch);
 	log_info("ophookd %s started: %u plugins, %zu handlers, node %s",
@@ -320,6 +329,7 @@ void daemon_stop(struct daemon *d, void (*cb)(void *ctx), void *ctx)
 	d->stop_ctx = ctx;
 	log_info("stopping");
 	pluginhost_stopping(d->plugins);
+	alerts_stop(&d->alerts);
 	containers_stop(&d->containers);
 	paneldb_on_contexts(d->paneldb, NULL, NULL);
 	watch_stop(&d->watch);

@@ -161,6 +161,25 @@ const char *const catalogue_free_sources[] = { "socket", "hook", "replay",
 	  "/home folder; the username unless renamed)" },                    \
 	{ "path", "string", true, NULL, what }
 
+/* Derived alerts (core/sources/alerts.c). */
+#define F_ALERTUSER                                                          \
+	{ "user", "string", true, NULL, "the user" }
+#define F_CERTALERT                                                          \
+	F_CERT,                                                              \
+	{ "serial", "string", true, NULL, "the certificate's serial, hex" }, \
+	{ "not_after", "string", true, NULL,                                 \
+	  "end of validity, YYYY-MM-DDTHH:MM:SSZ" },                         \
+	{ "remaining_s", "integer", false, NULL,                             \
+	  "seconds left until not_after (0 once past)" }
+#define F_QUOTA                                                              \
+	F_ALERTUSER,                                                         \
+	{ "percent", "number", true, NULL,                                   \
+	  "usage in percent of the limit, one decimal" },                    \
+	{ "used_kb", "integer", true, NULL, "blocks used, KiB" },           \
+	{ "soft_kb", "integer", true, NULL, "soft block limit, KiB (0: none)" }, \
+	{ "hard_kb", "integer", true, NULL, "hard block limit, KiB (0: none)" }, \
+	{ "limit", "string", true, "soft|hard", "the limit measured against" }
+
 /* Sorted by name (the unit test checks). */
 static const struct catalogue_type catalogue_type_table[] = {
 	{
@@ -241,6 +260,133 @@ static const struct catalogue_type catalogue_type_table[] = {
 		"\"sha256:1f2e3d4c\",\"new_fingerprint\":\"sha256:9a8b7c6d\"},"
 		"{\"key\":\"BACKUP_CRON_EXPRESSION\",\"old\":\"@daily\","
 		"\"new\":\"0 3 * * *\"}]}",
+	},
+	{
+		"backup.failed", "user:NAME", "^user:", "alerts",
+		"a user's backup container ended with an error (alert opened)",
+		"Derived alert (alerts.enabled): the per-user container named "
+		"alerts.backup_container (OpenPanel's `backup`, "
+		"offen/docker-volume-backup) died with an exit code other than "
+		"0, 137 or 143 (a stop).  Open until a run ends with 0 "
+		"(backup.succeeded with resolved true); further failures while "
+		"open send nothing.  Remembered across restarts.",
+		(const struct catalogue_field[]){
+			F_ALERTUSER,
+			{ "container", "string", true, NULL,
+			  "the container's name" },
+			{ "exit_code", "integer", true, NULL, "its exit code" },
+			{ "container_id", "string", false, NULL, "its id, hex" },
+			{ "ctx", "string", false, NULL, "the user's context" },
+			{ "event_id", "integer", true, NULL,
+			  "the container.died event this comes from" },
+			END },
+		"{\"id\":301,\"type\":\"backup.failed\",\"subject\":"
+		"\"user:alice\",\"source\":\"timer\",\"node\":\"\",\"time\":"
+		"\"2025-05-03T03:00:10.000Z\",\"user\":\"alice\",\"container\":"
+		"\"backup\",\"exit_code\":1,\"ctx\":\"alice\",\"event_id\":300}",
+	},
+	{
+		"backup.succeeded", "user:NAME", "^user:", "alerts",
+		"a user's backup container ended with exit code 0",
+		"Derived alert: sent for every run seen to end well; resolved "
+		"true when it closes an open backup.failed.",
+		(const struct catalogue_field[]){
+			F_ALERTUSER,
+			{ "container", "string", true, NULL,
+			  "the container's name" },
+			{ "exit_code", "integer", true, NULL, "0" },
+			{ "resolved", "boolean", true, NULL,
+			  "it closes an open backup.failed" },
+			{ "failed_exit_code", "integer", false, NULL,
+			  "the exit code of the failure it closes" },
+			{ "container_id", "string", false, NULL, "its id, hex" },
+			{ "ctx", "string", false, NULL, "the user's context" },
+			{ "event_id", "integer", true, NULL,
+			  "the container.died event this comes from" },
+			END },
+		"{\"id\":305,\"type\":\"backup.succeeded\",\"subject\":"
+		"\"user:alice\",\"source\":\"timer\",\"node\":\"\",\"time\":"
+		"\"2025-05-04T03:00:10.000Z\",\"user\":\"alice\",\"container\":"
+		"\"backup\",\"exit_code\":0,\"resolved\":true,"
+		"\"failed_exit_code\":1,\"ctx\":\"alice\",\"event_id\":304}",
+	},
+	{
+		"cert.expired", "DOMAIN (*.DOMAIN for a wildcard)", NULL,
+		"alerts", "a certificate reached its not_after (alert opened)",
+		"Derived alert (alerts.enabled): the most severe level of the "
+		"certificate alert, sent once, at start when the certificate "
+		"was already expired, else by the timer at not_after.  "
+		"Resolved by cert.expiry_resolved.",
+		(const struct catalogue_field[]){
+			F_CERTALERT,
+			{ "expired_s", "integer", true, NULL,
+			  "seconds since not_after" },
+			F_OWNER, END },
+		"{\"id\":210,\"type\":\"cert.expired\",\"subject\":"
+		"\"old.example\",\"source\":\"timer\",\"node\":\"\",\"time\":"
+		"\"2025-05-01T08:00:01.000Z\",\"domain\":\"old.example\",\"path\":"
+		"\"/etc/openpanel/caddy/ssl/custom/old.example/fullchain.pem\","
+		"\"issuer\":\"custom\",\"serial\":\"1A2B\",\"not_after\":"
+		"\"2025-05-01T08:00:00Z\",\"remaining_s\":0,\"expired_s\":1}",
+	},
+	{
+		"cert.expiring", "DOMAIN (*.DOMAIN for a wildcard)", NULL,
+		"alerts",
+		"a certificate crossed an expiry threshold (alert opened)",
+		"Derived alert (alerts.enabled, thresholds "
+		"alerts.cert_thresholds, 14d 7d 1d by default): once per "
+		"threshold and certificate, from a timer set to the next "
+		"threshold instant.  A threshold crossed while ophookd was down "
+		"is sent at start, only the most severe one (6 days left: days "
+		"7, not 14 then 7).  Remembered across restarts "
+		"(STATE_DIR/alerts.json).  A certificate that still crosses "
+		"thresholds has not been renewed by Caddy, which renews at a "
+		"third of the lifetime left.",
+		(const struct catalogue_field[]){
+			F_CERTALERT,
+			{ "days", "integer", true, NULL,
+			  "the threshold in whole days (0 under a day)" },
+			{ "threshold", "string", true, NULL,
+			  "the threshold as configured (7d)" },
+			{ "threshold_s", "integer", true, NULL,
+			  "the threshold in seconds" },
+			F_OWNER, END },
+		"{\"id\":200,\"type\":\"cert.expiring\",\"subject\":"
+		"\"shop.example\",\"source\":\"timer\",\"node\":\"\",\"time\":"
+		"\"2025-07-23T08:00:00.020Z\",\"domain\":\"shop.example\","
+		"\"path\":\"/etc/openpanel/caddy/ssl/acme-v02.api.letsencrypt.org-"
+		"directory/shop.example/shop.example.crt\",\"issuer\":"
+		"\"acme-v02.api.letsencrypt.org-directory\",\"serial\":\"4B1D\","
+		"\"not_after\":\"2025-07-30T08:00:00Z\",\"remaining_s\":604800,"
+		"\"days\":7,\"threshold\":\"7d\",\"threshold_s\":604800,"
+		"\"user\":\"bob\",\"user_id\":2,\"plan\":\"default\","
+		"\"context\":\"bob\"}",
+	},
+	{
+		"cert.expiry_resolved", "DOMAIN (*.DOMAIN for a wildcard)",
+		NULL, "alerts",
+		"an open cert.expiring or cert.expired alert is over",
+		"The certificate was renewed or replaced by one further from "
+		"its end (reason renewed; the fields describe the new one), or "
+		"removed (reason removed; the fields describe the old one).  "
+		"When the new one is still past a threshold, a cert.expiring "
+		"for it follows.",
+		(const struct catalogue_field[]){
+			F_CERTALERT,
+			{ "reason", "string", true, "renewed|removed",
+			  "why it is over" },
+			{ "was", "string", true, "cert.expiring|cert.expired",
+			  "the alert it closes" },
+			{ "old_serial", "string", false, NULL,
+			  "the serial of the certificate replaced" },
+			F_OWNER, END },
+		"{\"id\":220,\"type\":\"cert.expiry_resolved\",\"subject\":"
+		"\"shop.example\",\"source\":\"timer\",\"node\":\"\",\"time\":"
+		"\"2025-07-24T08:00:00.000Z\",\"domain\":\"shop.example\","
+		"\"path\":\"/etc/openpanel/caddy/ssl/custom/shop.example/"
+		"fullchain.pem\",\"issuer\":\"custom\",\"serial\":\"5C2E\","
+		"\"not_after\":\"2025-10-22T08:00:00Z\",\"reason\":\"renewed\","
+		"\"was\":\"cert.expiring\",\"old_serial\":\"4B1D\"}",
 	},
 	{
 		"cert.installed", "DOMAIN", NULL, "files",
@@ -889,6 +1035,46 @@ static const struct catalogue_type catalogue_type_table[] = {
 		"\"plugin:crashy\",\"source\":\"plugin\",\"node\":\"\",\"time\":"
 		"\"2025-05-01T15:00:00.000Z\",\"plugin\":\"crashy\",\"reason\":"
 		"\"crashed 3 times\",\"crashes\":3}",
+	},
+	{
+		"quota.exceeded", "user:NAME", "^user:", "alerts",
+		"a user's disk usage crossed a quota level (alert opened)",
+		"Derived alert (alerts.enabled): alerts.quota_command "
+		"(repquota -a -u -O csv) is read every alerts.quota_interval_s; "
+		"usage is measured against the soft block limit (the hard one "
+		"when there is no soft one).  Once per level crossed upwards "
+		"(alerts.quota_levels, 90 and 100 by default; straight over "
+		"several: the highest only); a level is held until usage falls "
+		"alerts.quota_margin points below it, so usage flapping around "
+		"a level sends nothing more.  Remembered across restarts.",
+		(const struct catalogue_field[]){
+			F_QUOTA,
+			{ "level", "integer", true, NULL,
+			  "the level crossed, percent" },
+			END },
+		"{\"id\":400,\"type\":\"quota.exceeded\",\"subject\":"
+		"\"user:bob\",\"source\":\"timer\",\"node\":\"\",\"time\":"
+		"\"2025-05-03T10:00:00.000Z\",\"user\":\"bob\",\"percent\":92.1,"
+		"\"used_kb\":921,\"soft_kb\":1000,\"hard_kb\":2000,\"limit\":"
+		"\"soft\",\"level\":90}",
+	},
+	{
+		"quota.recovered", "user:NAME", "^user:", "alerts",
+		"a user's disk usage fell back under the quota levels",
+		"Usage went below the lowest level minus alerts.quota_margin: "
+		"the open quota.exceeded is over.",
+		(const struct catalogue_field[]){
+			F_QUOTA,
+			{ "level", "integer", true, NULL,
+			  "the level that was held, percent" },
+			{ "margin", "integer", true, NULL,
+			  "alerts.quota_margin" },
+			END },
+		"{\"id\":410,\"type\":\"quota.recovered\",\"subject\":"
+		"\"user:bob\",\"source\":\"timer\",\"node\":\"\",\"time\":"
+		"\"2025-05-03T12:00:00.000Z\",\"user\":\"bob\",\"percent\":50.1,"
+		"\"used_kb\":501,\"soft_kb\":1000,\"hard_kb\":2000,\"limit\":"
+		"\"soft\",\"level\":90,\"margin\":5}",
 	},
 	{
 		"stats.report", "DOMAIN", NULL, "plugin goaccess",

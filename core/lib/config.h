@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define CONFIG_DEFAULT_PATH "/etc/openpanel/ophookd/ophookd.yaml"
 
@@ -208,6 +209,32 @@ struct config {
 					    socket found under run_user_dir
 					    must be served by its uid */
 	} containers;
+
+	struct {
+		bool enabled;            /* `alerts.enabled` (false) */
+		char **cert_thresholds;  /* `alerts.cert_thresholds`: durations
+					    before not_after (14d, 7d, 1d) */
+		size_t n_cert_thresholds;
+		int64_t cert_th_s[16];   /* the same in seconds, largest first
+					    (filled by config_load) */
+		char **quota_levels;     /* `alerts.quota_levels`: percent of
+					    the limit (90, 100) */
+		size_t n_quota_levels;
+		unsigned quota_lv[16];   /* the same, ascending */
+		unsigned quota_margin;   /* `alerts.quota_margin`: points
+					    below a level before it is left
+					    (5) */
+		unsigned quota_interval_s; /* `alerts.quota_interval_s` (300);
+					      0 = no quota alerts */
+		char **quota_command;    /* `alerts.quota_command`: argv
+					    (repquota -a -u -O csv) */
+		size_t n_quota_command;
+		unsigned quota_timeout_ms; /* `alerts.quota_timeout_ms`
+					      (30000) */
+		char *backup_container;  /* `alerts.backup_container`: the
+					    per-user backup container's name
+					    (backup); NULL = off */
+	} alerts;
 
 	struct config_plugin *plugins; /* `plugins:` map NAME -> {...} */
 	size_t n_plugins;

@@ -2257,6 +2257,50 @@ int watch_reconcile(struct watch *w, void (*cb)(unsigned events, void *ctx),
 	return 0;
 }
 
+void watch_after_reconcile(struct watch *w,
+			   void (*cb)(unsigned events, void *ctx), void *ctx)
+{
+	struct recon_waiter *wt;
+
+	if (w->job == NULL || w->stopping) {
+		cb(0, ctx);
+		return;
+	}
+	wt = xcalloc(1, sizeof(*wt));
+	wt->cb = cb;
+	wt->ctx = ctx;
+	wt->next = w->waiters;
+	w->waiters = wt;
+}
+
+struct fact_each {
+	bool (*fn)(const char *path, const char *facts, void *ctx);
+	void *ctx;
+};
+
+static bool fact_each_one(const char *path, struct snapshot_entry *e,
+			  void *ctx)
+{
+	struct fact_each *fe = ctx;
+
+	return e->facts == NULL || fe->fn(path, e->facts, fe->ctx);
+}
+
+void watch_each_fact(struct watch *w,
+		     bool (*fn)(const char *path, const char *facts,
+				void *ctx),
+		     void *ctx)
+{
+	struct fact_each fe = { fn, ctx };
+
+	snapshot_each(w->snap, fact_each_one, &fe);
+}
+
+const char *watch_root(const struct watch *w)
+{
+	return w->root;
+}
+
 static void periodic_cb(uv_timer_t *t)
 {
 	struct watch *w = t->data;

@@ -7,6 +7,8 @@
 
 #include "control.h"
 
+#include <stdbool.h>
+
 struct engine;
 struct entity;
 struct watch;
@@ -29,6 +31,21 @@ void watch_stop(struct watch **w);
  * the number of events it produced when done. */
 int watch_reconcile(struct watch *w, void (*cb)(unsigned events, void *ctx),
 		    void *ctx);
+
+/* Call cb(events, ctx) once the reconcile running now (the one at start)
+ * is done, or at once when none runs.  cb may get events 0 when the
+ * watcher stops first. */
+void watch_after_reconcile(struct watch *w,
+			   void (*cb)(unsigned events, void *ctx), void *ctx);
+/* Call fn for every path whose classified facts the snapshot holds (facts
+ * as JSON text); fn returns false to stop.  fn must not change the
+ * watcher. */
+void watch_each_fact(struct watch *w,
+		     bool (*fn)(const char *path, const char *facts,
+				void *ctx),
+		     void *ctx);
+/* The OpenPanel root watched (normalized). */
+const char *watch_root(const struct watch *w);
 
 /* reconcile; ctx: the struct watch, or NULL when the watcher is off (the
  * command then says so). */
