@@ -405,7 +405,7 @@ enum cfg_type {
 #define CK_HOSTNAME 0x2	 /* default: gethostname() */
 #define CK_ROOT 0x4	 /* CT_PATHS default: [root] after loading */
 #define CK_WORDS 0x8	 /* CT_PATHS: items are patterns, not paths */
-#define CK_ARGV 0x40	 /* CT_PATHS: items are a command's argv (any
+#define CK_ARGV 0x80	 /* CT_PATHS: items are a command's argv (any
 			    non-empty string; the first one a program) */
 #define CK_IN_ROOT 0x10	 /* CT_PATH: default under `root` (the /etc/openpanel
 			    of `def` replaced by root after loading) */
