@@ -7,15 +7,18 @@
 set -eu
 BUILD="build-essential autoconf automake libtool pkg-config libuv1-dev
 libyaml-dev liblua5.4-dev libsqlite3-dev libmariadb-dev libjansson-dev
-libcurl4-openssl-dev libssl-dev libcmocka-dev libsystemd-dev sqlite3 openssl"
+libcurl4-openssl-dev libssl-dev libcmocka-dev libsystemd-dev sqlite3 openssl
+libmicrohttpd-dev"
 TEST="$BUILD caddy bind9 bind9-utils bind9-dnsutils mariadb-server
 mariadb-client goaccess ufw iptables inotify-tools postfix python3 curl
 valgrind clang libclang-rt-14-dev procps util-linux iproute2 jq
 python3-jsonschema podman runc busybox-static
-debhelper dh-autoreconf dpkg-dev fakeroot lintian systemd"
+debhelper dh-autoreconf dpkg-dev fakeroot lintian systemd chromium"
 case "${1:-build}" in
 build) PKGS=$BUILD ;;
-test) PKGS=$TEST ;;
+test) PKGS=$TEST
+	# the console test drives Chromium from node (tests/console)
+	command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm" ;;
 *) echo "usage: $0 build|test" >&2; exit 2 ;;
 esac
 missing=""

@@ -61,8 +61,9 @@ static const struct ctl_help ctl_helps[] = {
 	{ "status", "status",
 	  "The daemon's version, node, uptime, queue, deliveries by state,\n"
 	  "handlers and plugins." },
-	{ "events", "events [ID] [--type T] [--subject S] [--state STATE]\n"
-	  "       [--since TIME|AGE] [--limit|-n N] [--after ID]",
+	{ "events", "events [ID] [--type T] [--subject S] [--user U]\n"
+	  "       [--state STATE] [--since TIME|AGE] [--until TIME|AGE]\n"
+	  "       [--limit|-n N] [--after ID] [--before ID]",
 	  "Journaled events with their deliveries (STATE: pending, done,\n"
 	  "failed, dead, discarded; AGE: 90, 30s, 10m, 2h, 7d).  events ID\n"
 	  "shows every attempt (time, duration, error)." },
