@@ -26,7 +26,13 @@ for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
 		missing="$missing $p"
 done
-[ -z "$missing" ] && exit 0
+# the console test's browser driver (tests/console/package-lock.json)
+npm_ci() {
+	[ "${1:-build}" = test ] && command -v npm >/dev/null 2>&1 || return 0
+	cd "$(dirname "$0")/../tests/console" &&
+		{ [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund >/dev/null; }
+}
+[ -z "$missing" ] && { npm_ci "${1:-build}"; exit; }
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
 echo "installing:$missing"
@@ -36,3 +42,4 @@ $SUDO apt-get update -qq
 echo "postfix postfix/main_mailer_type select No configuration" |
 	$SUDO debconf-set-selections 2>/dev/null || true
 $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+npm_ci "${1:-build}"

@@ -807,6 +807,8 @@ static enum MHD_Result console_route(struct console *c,
 			    : console_send_asset(conn, MHD_HTTP_OK, "login.html");
 	if (get && strcmp(url, "/console.css") == 0)
 		return console_send_asset(conn, MHD_HTTP_OK, "console.css");
+	if (get && strcmp(url, "/favicon.ico") == 0)
+		return console_send(conn, MHD_HTTP_NO_CONTENT, NULL, "", 0, false);
 
 	bool authed = console_auth(c, conn, sid);
 	if (!authed) {

@@ -372,12 +372,12 @@
 						td(el('input', { type: 'checkbox', class: 'pick', value: ev.id })),
 						td(el('a', { href: '#/event/' + ev.id }, String(ev.id))),
 						td(timeText(ev.time_ms)), td(ev.type), td(ev.subject),
-						td(el('button', { class: 'retry-one', onclick: function () {
+						td([el('button', { class: 'retry-one', onclick: function () {
 							act('retry', [String(ev.id), '--handler', g.handler], dead);
 						} }, 'Retry'), ' ',
 						el('button', { class: 'discard-one', onclick: function () {
 							act('discard', [String(ev.id), '--handler', g.handler], dead);
-						} }, 'Discard')));
+						} }, 'Discard')]));
 				});
 				var sec = el('section', { class: 'group', 'data-handler': g.handler });
 				function picked() {
@@ -426,12 +426,30 @@
 					td((h.patterns || []).concat((h.intents || []).map(function (i) { return 'pre:' + i; })).join(' ')),
 					td(firstLine(h.last_error)));
 			});
-			var prows = (rs[2].result || []).map(function (p) {
+			/* a disabled plugin leaves `plugins list`: remember the
+			 * ones disabled here, to offer enabling them again */
+			var off = disabledHere();
+			var list = (rs[2].result || []).slice();
+			list.forEach(function (p) { delete off[p.name]; });
+			Object.keys(off).sort().forEach(function (n) {
+				list.push({ name: n, state: 'disabled', isolation: '-', crashes: '-',
+					description: 'disabled from this console' });
+			});
+			saveDisabled(off);
+			var prows = list.map(function (p) {
 				var on = p.state !== 'disabled';
 				return el('tr', { 'data-plugin': p.name }, td(p.name), td(p.state, p.state === 'running' ? null : 'warn'),
 					td(p.isolation), td(p.crashes), td(p.description || ''),
 					td(el('button', { class: on ? 'disable' : 'enable', onclick: function () {
-						act('plugins', [on ? 'disable' : 'enable', p.name], hooks);
+						act('plugins', [on ? 'disable' : 'enable', p.name], function () {
+							var d = disabledHere();
+							if (on)
+								d[p.name] = true;
+							else
+								delete d[p.name];
+							saveDisabled(d);
+							hooks();
+						});
 					} }, on ? 'Disable' : 'Enable')));
 			});
 			show(el('h1', null, 'Hooks and plugins'),
@@ -443,6 +461,17 @@
 				prows.length ? table(['Plugin', 'State', 'Isolation', 'Crashes', 'Description', ''], prows, 'plugins')
 					: el('p', { class: 'muted' }, 'no plugins'));
 		}).catch(failed);
+	}
+
+	function disabledHere() {
+		try {
+			return JSON.parse(sessionStorage.getItem('ophook.disabled') || '{}') || {};
+		} catch (e) {
+			return {};
+		}
+	}
+	function saveDisabled(d) {
+		sessionStorage.setItem('ophook.disabled', JSON.stringify(d));
 	}
 
 	/* ---- routing ---- */
