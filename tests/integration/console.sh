@@ -134,4 +134,18 @@ mkdir -p "$top_builddir/tests/console-screens"
 cp "$T/shots"/*.png "$top_builddir/tests/console-screens/" 2>/dev/null
 
 stop_ophookd
+
+# ---- on a Unix socket, no token file: root and socket_group only ----
+sed -i '/^console:/,$d' "$T/ophookd.yaml"
+printf 'console:\n  listen: %s\n' "$T/console.sock" >> "$T/ophookd.yaml"
+start_ophookd || exit 1
+wait_for 10 test -S "$T/console.sock"
+is "$(stat -c '%a %U' "$T/console.sock")" "600 root" "the console socket is 0600 root without socket_group"
+ucode() { curl -s -o "$T/body" -w '%{http_code}' --unix-socket "$T/console.sock" "$@"; }
+is "$(ucode "http://console/api/ctl?cmd=status")" 200 "root over the Unix socket, no token file: 200"
+is "$(ucode -X POST -H 'Content-Type: application/json' -d '{"cmd":"retry","args":["--failed"]}' \
+	"http://console/api/ctl")" 403 "over the Unix socket too, a POST needs the CSRF token"
+stop_ophookd
+[ ! -e "$T/console.sock" ]
+ok $? "the console socket is removed at stop"
 done_testing
