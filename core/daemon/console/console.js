@@ -203,8 +203,9 @@
 	/* does a live event pass the filters (the ones we can check here)? */
 	function matches(f, ev) {
 		if (f.type) {
-			var re = new RegExp('^' + f.type.replace(/[.+^${}()|[\]\\]/g, '\\$&')
-				.replace(/\*/g, '.*').replace(/\?/g, '.') + '$');
+			/* as the journal's glob: '*' any run, everything else literal */
+			var re = new RegExp('^' + f.type.replace(/[.+?^${}()|[\]\\]/g, '\\$&')
+				.replace(/\*/g, '.*') + '$');
 			if (!re.test(ev.type))
 				return false;
 		}
