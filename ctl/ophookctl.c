@@ -109,6 +109,11 @@ static const struct ctl_help ctl_helps[] = {
 	  "Reload plugin NAME, once its calls in flight are over." },
 	{ "hooks list", "hooks list",
 	  "Every hook file with its kind, state, patterns and last error." },
+	{ "hooks enable", "hooks enable FILE",
+	  "Rename hooks_dir/FILE.disabled back to FILE: the next scan loads it." },
+	{ "hooks disable", "hooks disable FILE",
+	  "Rename hooks_dir/FILE (as hooks list names it) to FILE.disabled:\n"
+	  "the next scan unloads it; hooks list shows it as disabled." },
 	{ "hooks lint", "hooks lint [FILE...]",
 	  "Check hooks as delivery would, without running them (relative\n"
 	  "names in hooks_dir; without FILE every hook there)." },

@@ -107,6 +107,8 @@ static const char *const console_write_cmds[][2] = {
 	{ "plugins", "enable" },
 	{ "plugins", "disable" },
 	{ "plugins", "reload" },
+	{ "hooks", "enable" },
+	{ "hooks", "disable" },
 	{ NULL, NULL },
 };
 

@@ -174,6 +174,17 @@ function runScenario() {
 			return h.includes('fail.lua') && h.includes('broken.lua') && lint.includes('syntax error');
 		});
 		await shot('hooks');
+		await page.click('tr[data-hook="fail.lua"] button.disable');
+		await attempt('hooks: disable fail.lua (hooks disable)', async () => {
+			await page.waitForSelector('tr[data-hook="fail.lua"][data-state="disabled"]', { timeout: T });
+			return true;
+		});
+		await shot('hooks-disabled');
+		await page.click('tr[data-hook="fail.lua"] button.enable');
+		await attempt('hooks: enable it again, it loads', async () => {
+			await page.waitForSelector('tr[data-hook="fail.lua"][data-state="loaded"]', { timeout: T });
+			return true;
+		});
 		await page.click('tr[data-plugin="log"] button.disable');
 		await attempt('plugins: disable the log plugin', async () => {
 			await page.waitForSelector('tr[data-plugin="log"] button.enable', { timeout: T });

@@ -127,6 +127,12 @@ ok $? "the browser session ran" || diag "$(tail -n 5 "$T/drive.err")"
 # what the browser did, seen through ophookctl
 is "$(state "$A" lua:fail.lua)" done "ophookctl: the retried delivery is done"
 is "$(state "$B" lua:fail.lua)" discarded "ophookctl: the other one is discarded"
+ctl hooks disable ../ophookd.yaml > /dev/null 2>&1
+is "$?" 2 "hooks disable refuses a name outside hooks_dir"
+ctl hooks disable nosuch.lua > /dev/null 2>&1
+is "$?" 1 "hooks disable of a file that is not there: exit 1"
+[ -f "$H/fail.lua" ] && [ ! -e "$H/fail.lua.disabled" ]
+ok $? "the browser's disable and enable left fail.lua in place"
 n=$(ls "$T/shots"/*.png 2>/dev/null | wc -l)
 [ "$n" -ge 10 ]
 ok $? "screenshots of every page ($n)"

@@ -422,10 +422,18 @@
 			get('plugins', ['list'])]).then(function (rs) {
 			var hs = (rs[0].result && rs[0].result.hooks) || [];
 			var hrows = hs.map(function (h) {
-				return el('tr', null, td(h.file), td(h.kind),
-					td(h.state, h.state === 'loaded' ? null : 'bad'),
-					td((h.patterns || []).concat((h.intents || []).map(function (i) { return 'pre:' + i; })).join(' ')),
-					td(firstLine(h.last_error)));
+				var off = h.state === 'disabled';
+				return el('tr', { 'data-hook': h.file, 'data-state': h.state }, td(h.file), td(h.kind),
+					td(h.state, h.state === 'loaded' || h.state === 'ok' ? null : off ? 'warn' : 'bad'),
+					td((h.patterns || []).concat((h.intents || []).map(function (i) { return 'pre:' + i; }))
+						.concat(h.pattern ? [h.pattern] : []).join(' ')),
+					td(firstLine(h.last_error)),
+					td(el('button', { class: off ? 'enable' : 'disable', onclick: function () {
+						/* the hooks scan picks the rename up within a second or two */
+						act('hooks', [off ? 'enable' : 'disable', h.file], function () {
+							setTimeout(hooks, 2000);
+						});
+					} }, off ? 'Enable' : 'Disable')));
 			});
 			/* a disabled plugin leaves `plugins list`: remember the
 			 * ones disabled here, to offer enabling them again */
@@ -455,7 +463,7 @@
 			});
 			show(el('h1', null, 'Hooks and plugins'),
 				el('h2', null, 'Hooks'),
-				hrows.length ? table(['File', 'Kind', 'State', 'Patterns', 'Last error'], hrows, 'hooks')
+				hrows.length ? table(['File', 'Kind', 'State', 'Patterns', 'Last error', ''], hrows, 'hooks')
 					: el('p', { class: 'muted' }, 'no hooks'),
 				el('h2', null, 'Lint'), el('pre', { class: 'lint', id: 'lint' }, rs[1].text || ''),
 				el('h2', null, 'Plugins'),
