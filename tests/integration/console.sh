@@ -43,6 +43,23 @@ rc=$?
 ok $? "a group/world-readable token file: ophookd refuses to start and names it" ||
 	diag "$(tail -n 3 "$T/refused.log")"
 chmod 0600 "$T/token"
+# refused_with YAML_SED MESSAGE NAME: ophookd with the config changed by
+# YAML_SED exits with MESSAGE in its log
+refused_with() {
+	sed "$1" "$T/ophookd.yaml" > "$T/bad.yaml"
+	timeout 20 "$OPHOOKD" -f -c "$T/bad.yaml" > "$T/refused.log" 2>&1
+	rc=$?
+	[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -qF "$2" "$T/refused.log"
+	ok $? "$3" || diag "$(tail -n 2 "$T/refused.log")"
+}
+refused_with "s|listen: \"127.0.0.1:|listen: \"0.0.0.0:|" "only loopback addresses" \
+	"console.listen on 0.0.0.0 is refused (loopback or a Unix socket only)"
+refused_with "/token_file:/d" "console.listen on a loopback address needs console.token_file" \
+	"console.listen on loopback without a token file is refused"
+printf 'short\n' > "$T/short.token"
+chmod 600 "$T/short.token"
+refused_with "s|token_file: .*|token_file: $T/short.token|" "the token must be 16 to 4096 bytes" \
+	"a token shorter than 16 bytes is refused"
 start_ophookd || exit 1
 wait_for 10 curl -sf -o /dev/null "$BASE/login"
 ok $? "the console answers on $BASE"
