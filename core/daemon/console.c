@@ -381,10 +381,12 @@ static bool console_auth(const struct console *c, struct MHD_Connection *conn,
 	return console_session_check(c, ck, sid_r);
 }
 
-/* Is the peer of a Unix socket connection root or in socket_group? */
+/* Is the peer of a Unix socket connection root or in socket_group?
+ * *root_r: the peer is root (or the console is on loopback). */
 static bool console_peer_ok(const struct console *c,
-			    struct MHD_Connection *conn)
+			    struct MHD_Connection *conn, bool *root_r)
 {
+	*root_r = true;
 	if (c->unix_path == NULL)
 		return true;
 	const union MHD_ConnectionInfo *ci =
@@ -396,6 +398,7 @@ static bool console_peer_ok(const struct console *c,
 	    getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred,
 		       &clen) < 0)
 		return false;
+	*root_r = cred.uid == 0;
 	return control_peer_allowed(cred.uid, cred.gid, c->has_group, c->group);
 }
 
@@ -796,8 +799,9 @@ static enum MHD_Result console_route(struct console *c,
 	bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
 	bool post = strcmp(method, "POST") == 0;
 	char sid[33], csrf[65];
+	bool root;
 
-	if (!console_peer_ok(c, conn))
+	if (!console_peer_ok(c, conn, &root))
 		return console_error(conn, MHD_HTTP_FORBIDDEN,
 				     "not root nor in socket_group");
 	if (!get && !post)
@@ -831,6 +835,13 @@ static enum MHD_Result console_route(struct console *c,
 		if (rq->too_big)
 			return console_error(conn, 413,
 					     "request body too large");
+		/* the control socket's trust model: a socket_group member
+		 * may look, not act, unless it holds the token */
+		if (strcmp(url, "/api/ctl") == 0 && !root && c->token == NULL)
+			return console_error(conn, MHD_HTTP_FORBIDDEN,
+					     "actions need root or the console "
+					     "token (socket_group members may "
+					     "look only)");
 		if (strcmp(url, "/api/ctl") == 0)
 			return console_ctl_post(c, conn, rq);
 		if (strcmp(url, "/logout") == 0)

@@ -4,7 +4,9 @@
  * ophookctl uses: the console has no second implementation of anything.
  * Loopback needs the token of console.token_file (login form -> signed
  * session cookie, or Authorization: Bearer); a Unix socket is open to root
- * and socket_group (SO_PEERCRED), plus the token when a token_file is set.
+ * and socket_group (SO_PEERCRED), plus the token when a token_file is set;
+ * without one, a member who is not root may look, not act (the control
+ * socket's trust model).
  * Every POST needs the session's CSRF token; every answer carries a strict
  * Content-Security-Policy.  See ophookd.yaml(5) console. */
 #ifndef OPHOOK_CONSOLE_H

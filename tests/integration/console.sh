@@ -168,7 +168,31 @@ ucode() { curl -s -o "$T/body" -w '%{http_code}' --unix-socket "$T/console.sock"
 is "$(ucode "http://console/api/ctl?cmd=status")" 200 "root over the Unix socket, no token file: 200"
 is "$(ucode -X POST -H 'Content-Type: application/json' -d '{"cmd":"retry","args":["--failed"]}' \
 	"http://console/api/ctl")" 403 "over the Unix socket too, a POST needs the CSRF token"
+UCSRF=$(curl -s --unix-socket "$T/console.sock" http://console/api/session |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["csrf"])')
+is "$(ucode -X POST -H 'Content-Type: application/json' -H "X-CSRF-Token: $UCSRF" \
+	-d '{"cmd":"retry","args":["--failed"]}' "http://console/api/ctl")" 200 "root may act over the Unix socket"
 stop_ophookd
+
+# a socket_group member (nobody in nogroup): may look, not act, as on the
+# control socket
+if command -v setpriv >/dev/null && getent group nogroup >/dev/null; then
+	sed -i 's/^socket: .*/&\nsocket_group: nogroup/' "$T/ophookd.yaml"
+	chmod 711 "$T"
+	start_ophookd || exit 1
+	wait_for 10 test -S "$T/console.sock"
+	is "$(stat -c '%a %U %G' "$T/console.sock")" "660 root nogroup" "with socket_group: 0660 root:socket_group"
+	asnobody() { setpriv --reuid=65534 --regid="$(getent group nogroup | cut -d: -f3)" --clear-groups "$@"; }
+	is "$(asnobody curl -s -o /dev/null -w '%{http_code}' --unix-socket "$T/console.sock" \
+		"http://console/api/ctl?cmd=status")" 200 "a socket_group member may look"
+	NCSRF=$(asnobody curl -s --unix-socket "$T/console.sock" http://console/api/session |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["csrf"])')
+	is "$(asnobody curl -s -o /dev/null -w '%{http_code}' --unix-socket "$T/console.sock" -X POST \
+		-H 'Content-Type: application/json' -H "X-CSRF-Token: $NCSRF" \
+		-d '{"cmd":"retry","args":["--failed"]}' "http://console/api/ctl")" 403 \
+		"a socket_group member may not act without the token"
+	stop_ophookd
+fi
 [ ! -e "$T/console.sock" ]
 ok $? "the console socket is removed at stop"
 done_testing
