@@ -22,3 +22,4 @@ check_PROGRAMS += bench/burst_helper
 bench_burst_helper_SOURCES = bench/burst.c
 bench_burst_helper_CFLAGS = $(AM_CFLAGS)
 EXTRA_DIST += bench/burst
+EXTRA_DIST += bench/console tests/console/paint.js

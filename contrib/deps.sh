@@ -8,15 +8,18 @@
 set -eu
 BUILD="build-essential autoconf automake libtool pkg-config libuv1-dev
 libyaml-dev liblua5.4-dev libsqlite3-dev libmariadb-dev libjansson-dev
-libcurl4-openssl-dev libssl-dev libcmocka-dev libsystemd-dev sqlite3 openssl"
+libcurl4-openssl-dev libssl-dev libcmocka-dev libsystemd-dev sqlite3 openssl
+libmicrohttpd-dev"
 TEST="$BUILD caddy bind9 bind9-utils bind9-dnsutils mariadb-server
 mariadb-client goaccess ufw iptables inotify-tools postfix python3 curl
 valgrind clang libclang-rt-14-dev procps util-linux iproute2 jq
 python3-jsonschema podman runc busybox-static quota
-debhelper dh-autoreconf dpkg-dev fakeroot lintian systemd"
+debhelper dh-autoreconf dpkg-dev fakeroot lintian systemd chromium"
 case "${1:-build}" in
 build) PKGS=$BUILD ;;
-test) PKGS=$TEST ;;
+test) PKGS=$TEST
+	# the console test drives Chromium from node (tests/console)
+	command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm" ;;
 *) echo "usage: $0 build|test" >&2; exit 2 ;;
 esac
 missing=""
@@ -24,7 +27,13 @@ for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
 		missing="$missing $p"
 done
-[ -z "$missing" ] && exit 0
+# the console test's browser driver (tests/console/package-lock.json)
+npm_ci() {
+	[ "${1:-build}" = test ] && command -v npm >/dev/null 2>&1 || return 0
+	cd "$(dirname "$0")/../tests/console" &&
+		{ [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund >/dev/null; }
+}
+[ -z "$missing" ] && { npm_ci "${1:-build}"; exit; }
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
 echo "installing:$missing"
@@ -34,3 +43,4 @@ $SUDO apt-get update -qq
 echo "postfix postfix/main_mailer_type select No configuration" |
 	$SUDO debconf-set-selections 2>/dev/null || true
 $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+npm_ci "${1:-build}"

@@ -61,8 +61,9 @@ static const struct ctl_help ctl_helps[] = {
 	{ "status", "status",
 	  "The daemon's version, node, uptime, queue, deliveries by state,\n"
 	  "handlers and plugins." },
-	{ "events", "events [ID] [--type T] [--subject S] [--state STATE]\n"
-	  "       [--since TIME|AGE] [--limit|-n N] [--after ID]",
+	{ "events", "events [ID] [--type T] [--subject S] [--user U]\n"
+	  "       [--state STATE] [--since TIME|AGE] [--until TIME|AGE]\n"
+	  "       [--limit|-n N] [--after ID] [--before ID]",
 	  "Journaled events with their deliveries (STATE: pending, done,\n"
 	  "failed, dead, discarded; AGE: 90, 30s, 10m, 2h, 7d).  events ID\n"
 	  "shows every attempt (time, duration, error)." },
@@ -108,6 +109,11 @@ static const struct ctl_help ctl_helps[] = {
 	  "Reload plugin NAME, once its calls in flight are over." },
 	{ "hooks list", "hooks list",
 	  "Every hook file with its kind, state, patterns and last error." },
+	{ "hooks enable", "hooks enable FILE",
+	  "Rename hooks_dir/FILE.disabled back to FILE: the next scan loads it." },
+	{ "hooks disable", "hooks disable FILE",
+	  "Rename hooks_dir/FILE (as hooks list names it) to FILE.disabled:\n"
+	  "the next scan unloads it; hooks list shows it as disabled." },
 	{ "hooks lint", "hooks lint [FILE...]",
 	  "Check hooks as delivery would, without running them (relative\n"
 	  "names in hooks_dir; without FILE every hook there)." },

@@ -531,10 +531,14 @@ static const char *ctl_events_parse(json_t *args, int64_t now,
 		}
 		if (strcmp(opt, "--type") != 0 && strcmp(opt, "--subject") != 0 &&
 		    strcmp(opt, "--state") != 0 && strcmp(opt, "--since") != 0 &&
-		    strcmp(opt, "--limit") != 0 && strcmp(opt, "--after") != 0)
+		    strcmp(opt, "--limit") != 0 && strcmp(opt, "--after") != 0 &&
+		    strcmp(opt, "--until") != 0 && strcmp(opt, "--before") != 0 &&
+		    strcmp(opt, "--user") != 0)
 			return ctl_err("events: unknown option '%s' (options: "
-				       "--type T --subject S --state STATE "
-				       "--since TIME|AGE --limit|-n N --after ID)",
+				       "--type T --subject S --user U "
+				       "--state STATE --since TIME|AGE "
+				       "--until TIME|AGE --limit|-n N "
+				       "--after ID --before ID)",
 				       a);
 		if (val == NULL) {
 			if (i + 1 >= n)
@@ -545,6 +549,18 @@ static const char *ctl_events_parse(json_t *args, int64_t now,
 			o->f.type = val;
 		} else if (strcmp(opt, "--subject") == 0) {
 			o->f.subject = val;
+		} else if (strcmp(opt, "--user") == 0) {
+			o->f.user = val;
+		} else if (strcmp(opt, "--until") == 0) {
+			if (!ctl_parse_since(val, now, &o->f.until_ms))
+				return ctl_err("events: --until '%s': not a "
+					       "time (2026-01-02T03:04:05Z) "
+					       "nor an age (90, 30s, 10m, 2h, "
+					       "7d)", val);
+		} else if (strcmp(opt, "--before") == 0) {
+			if (!ctl_parse_int(val, 1, INT64_MAX, &o->f.before_id))
+				return ctl_err("events: --before '%s': not an "
+					       "event id", val);
 		} else if (strcmp(opt, "--state") == 0) {
 			enum delivery_state st;
 			if (delivery_state_parse(val, &st) < 0)

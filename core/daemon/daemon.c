@@ -2,16 +2,17 @@
  *
  * Start order: journal, bus, plugin host (plugins loaded), hooks, panel
  * DB, bus resume (pending deliveries), cluster, control socket with every
- * subsystem's command table, metrics endpoint, watcher, containers,
- * alerts.
+ * subsystem's command table, metrics endpoint, console, watcher,
+ * containers, alerts.
  * Stop order: alerts, containers, watcher, panel DB, entity merger (what it held is submitted),
- * control socket, metrics endpoint (no new
+ * console, control socket, metrics endpoint (no new
  * events or requests); the bus drains (running deliveries finish); hooks,
  * plugins, cluster; the bus closes its handlers, dispatcher and journal. */
 #include "daemon.h"
 #include "alerts.h"
 #include "cluster.h"
 #include "containers.h"
+#include "console.h"
 #include "control.h"
 #include "ctlcmds.h"
 #include "engine.h"
@@ -45,6 +46,7 @@ struct daemon {
 	struct control *relay; /* checks.relay_socket: `check` only */
 	struct cluster *cluster;        /* journal backend mysql only */
 	struct metrics_http *metrics_http;
+	struct console *console;        /* console.listen, or NULL */
 	bool stopping;
 	void (*stop_cb)(void *ctx);
 	void *stop_ctx;
@@ -278,6 +280,12 @@ int daemon_start(struct daemon *d, const char **error_r)
 			log_info("metrics on http://%s/metrics",
 				 cfg->metrics_listen);
 	}
+	if (cfg->console.listen != NULL) {
+		/* it speaks to the control socket: started after it */
+		ret = console_start(cfg, &d->console, error_r);
+		if (ret < 0)
+			return ret;
+	}
 	if (cfg->watch.enabled) {
 		ret = watch_start(d->engine, d->entity, &d->watch, error_r);
 		if (ret < 0)
@@ -335,6 +343,7 @@ void daemon_stop(struct daemon *d, void (*cb)(void *ctx), void *ctx)
 	watch_stop(&d->watch);
 	paneldb_stop(&d->paneldb);
 	entity_free(&d->entity); /* what it held goes to the engine */
+	console_stop(&d->console); /* before the control socket it uses */
 	control_stop(&d->control);
 	control_stop(&d->relay);
 	metrics_http_stop(&d->metrics_http);
@@ -381,6 +390,7 @@ void daemon_free(struct daemon **dp)
 	if (d == NULL)
 		return;
 	*dp = NULL;
+	console_stop(&d->console);
 	engine_free(&d->engine);
 	config_free(&d->config);
 	free(d);

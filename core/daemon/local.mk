@@ -5,7 +5,21 @@
 noinst_LTLIBRARIES += core/daemon/libophook-daemon.la
 core_daemon_libophook_daemon_la_SOURCES = \
 	core/daemon/daemon.c core/daemon/daemon.h \
-	core/daemon/ctlcmds.c core/daemon/ctlcmds.h
+	core/daemon/ctlcmds.c core/daemon/ctlcmds.h \
+	core/daemon/console.c core/daemon/console.h
+# The console's files, served from memory: embed.sh makes a C array of each.
+CONSOLE_ASSETS = $(srcdir)/core/daemon/console/index.html \
+	$(srcdir)/core/daemon/console/login.html \
+	$(srcdir)/core/daemon/console/console.js \
+	$(srcdir)/core/daemon/console/console.css
+nodist_core_daemon_libophook_daemon_la_SOURCES = core/daemon/console_assets.c
+BUILT_SOURCES = core/daemon/console_assets.c
+CLEANFILES += core/daemon/console_assets.c
+EXTRA_DIST += $(CONSOLE_ASSETS) core/daemon/console/embed.sh
+core/daemon/console_assets.c: $(CONSOLE_ASSETS) $(srcdir)/core/daemon/console/embed.sh
+	$(AM_V_GEN)$(MKDIR_P) core/daemon && \
+	$(SHELL) $(srcdir)/core/daemon/console/embed.sh $(CONSOLE_ASSETS) > $@.tmp && \
+	mv $@.tmp $@
 core_daemon_libophook_daemon_la_CPPFLAGS = $(DAEMON_CPPFLAGS)
 core_daemon_libophook_daemon_la_CFLAGS = $(LAYER_CFLAGS)
 
@@ -50,6 +64,9 @@ TESTS += tests/integration/ops.sh
 TESTS += tests/integration/deadletters.sh
 EXTRA_DIST += tests/integration/deadletters.sh
 EXTRA_DIST += tests/integration/ops.sh
+TESTS += tests/integration/console.sh
+EXTRA_DIST += tests/integration/console.sh tests/console/package.json \
+	tests/console/package-lock.json tests/console/drive.js
 TESTS += tests/integration/crash.sh
 EXTRA_DIST += tests/integration/crash.sh
 

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "hooks_cmds.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -414,6 +415,63 @@ json_t *hooks_errors(struct hooks *hk)
 	return arr;
 }
 
+/* The files of one folder named NAME.disabled (prefix "" or "TYPE.d/"),
+ * as hooks list rows of state "disabled". */
+static void hooks_cmds_list_off(DIR *d, const char *prefix,
+				struct hooks_list_ctx *l)
+{
+	struct dirent *de;
+
+	while ((de = readdir(d)) != NULL) {
+		size_t n = strlen(de->d_name);
+		if (n <= 9 || !hooks_ends_with(de->d_name, ".disabled") ||
+		    de->d_type != DT_REG)
+			continue;
+		char *name = xasprintf("%s%.*s", prefix, (int)(n - 9),
+				       de->d_name);
+		bool lua = prefix[0] == '\0' && hooks_ends_with(name, ".lua");
+		json_array_append_new(l->arr, json_pack(
+			"{sssssss[]s[]sn}", "file", name, "kind",
+			lua ? "lua" : "exec", "state", "disabled", "patterns",
+			"intents", "last_error"));
+		hooks_cmds_text_add(&l->text, "%-32s %-5s disabled\n", name,
+				    lua ? "lua" : "exec");
+		free(name);
+	}
+}
+
+/* The hooks disabled with hooks disable (FILE.disabled in hooks_dir and
+ * its TYPE.d folders). */
+static void hooks_cmds_list_disabled(struct hooks *hk,
+				     struct hooks_list_ctx *l)
+{
+	DIR *d = hk->hooks_dir != NULL ? opendir(hk->hooks_dir) : NULL;
+	struct dirent *de;
+
+	if (d == NULL)
+		return;
+	hooks_cmds_list_off(d, "", l);
+	rewinddir(d);
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_type != DT_DIR || !hooks_ends_with(de->d_name, ".d") ||
+		    !exechook_name_ok(de->d_name))
+			continue;
+		int fd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY |
+				O_CLOEXEC | O_NOFOLLOW);
+		DIR *sub = fd >= 0 ? fdopendir(fd) : NULL;
+		if (sub == NULL) {
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		char *prefix = xasprintf("%s/", de->d_name);
+		hooks_cmds_list_off(sub, prefix, l);
+		free(prefix);
+		closedir(sub);
+	}
+	closedir(d);
+}
+
 static void hooks_cmds_list(struct control_reply *reply, json_t *args,
 			    json_t *req, void *ctx)
 {
@@ -426,8 +484,109 @@ static void hooks_cmds_list(struct control_reply *reply, json_t *args,
 			    "STATE", "LAST ERROR");
 	hmap_each(hk->lua, hooks_cmds_list_lua, &l);
 	hmap_each(hk->exec, hooks_cmds_list_exec, &l);
+	hooks_cmds_list_disabled(hk, &l);
 	control_reply_ok(&reply, json_pack("{so}", "hooks", l.arr), l.text, 0);
 	free(l.text);
+}
+
+/* ---- control: hooks.enable, hooks.disable -------------------------------- */
+
+/* Open the folder of hooks_dir that holds `rel` (a file's name as hooks
+ * list shows it: "x.lua", "x.sh" or "TYPE.d/NAME", one level at most, each
+ * part a name the scan accepts, no symlink on the way); *base_r points at
+ * its last part.  An fd, or -errno with *why_r. */
+static int hooks_cmds_rel_dir(struct hooks *hk, const char *rel,
+			      const char **base_r, char **why_r)
+{
+	const char *slash = strchr(rel, '/');
+	const char *base = slash != NULL ? slash + 1 : rel;
+	int dfd, sfd;
+
+	if (rel[0] == '\0' || !exechook_name_ok(base) ||
+	    (slash != NULL && strchr(base, '/') != NULL)) {
+		*why_r = xasprintf("'%s': not a hook file name of hooks_dir", rel);
+		return -EINVAL;
+	}
+	dfd = open(hk->hooks_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC |
+		   O_NOFOLLOW);
+	if (dfd < 0 || slash == NULL) {
+		if (dfd < 0)
+			*why_r = xasprintf("hooks_dir %s: %s", hk->hooks_dir,
+					   strerror(errno));
+		*base_r = base;
+		return dfd < 0 ? -errno : dfd;
+	}
+	char *sub = xstrndup(rel, (size_t)(slash - rel));
+	sfd = hooks_ends_with(sub, ".d") && exechook_name_ok(sub)
+		? openat(dfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)
+		: -1;
+	int e = errno;
+	close(dfd);
+	if (sfd < 0)
+		*why_r = xasprintf("'%s': no folder %s/%s", rel, hk->hooks_dir,
+				   sub);
+	free(sub);
+	*base_r = base;
+	return sfd < 0 ? -(e != 0 ? e : EINVAL) : sfd;
+}
+
+/* Rename hooks_dir/REL to REL.disabled (which the scan skips) or back;
+ * the hooks poller unloads or loads it within its interval. */
+static void hooks_cmds_toggle(struct control_reply *reply, json_t *args,
+			      struct hooks *hk, bool enable)
+{
+	const char *rel = json_string_value(json_array_get(args, 0));
+	const char *base = NULL, *op = enable ? "enable" : "disable";
+	char *why = NULL, *off;
+	struct stat st;
+	int dfd;
+
+	if (json_array_size(args) != 1 || rel == NULL) {
+		control_reply_error(&reply, 2, "usage: hooks %s FILE", op);
+		return;
+	}
+	dfd = hooks_cmds_rel_dir(hk, rel, &base, &why);
+	if (dfd < 0) {
+		control_reply_error(&reply, 2, "hooks %s: %s", op, why);
+		free(why);
+		return;
+	}
+	off = xasprintf("%s.disabled", base);
+	const char *from = enable ? off : base, *to = enable ? base : off;
+	if (fstatat(dfd, from, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    !S_ISREG(st.st_mode)) {
+		control_reply_error(&reply, 1, "hooks %s: %s: no %s hook file "
+				    "of that name", op, rel,
+				    enable ? "disabled" : "enabled");
+	} else if (renameat2(dfd, from, dfd, to, RENAME_NOREPLACE) < 0) {
+		control_reply_error(&reply, 2, "hooks %s: %s: %s", op, rel,
+				    strerror(errno));
+	} else {
+		char *text = xasprintf("hook %s: %sd (picked up by the next "
+				       "scan of hooks_dir)\n", rel, op);
+		log_info("hooks: %s: %sd from the control socket", rel, op);
+		control_reply_ok(&reply, json_pack("{ssss}", "file", rel,
+						   "state", enable ? "enabled"
+							: "disabled"),
+				 text, 0);
+		free(text);
+	}
+	free(off);
+	close(dfd);
+}
+
+static void hooks_cmds_enable(struct control_reply *reply, json_t *args,
+			      json_t *req, void *ctx)
+{
+	(void)req;
+	hooks_cmds_toggle(reply, args, ctx, true);
+}
+
+static void hooks_cmds_disable(struct control_reply *reply, json_t *args,
+			       json_t *req, void *ctx)
+{
+	(void)req;
+	hooks_cmds_toggle(reply, args, ctx, false);
 }
 
 /* ---- control: hooks.lint, hooks.test (their own pool) -------------------- */
@@ -1408,6 +1567,8 @@ fail:
 const struct control_command hooks_commands[] = {
 	{"check", hooks_cmds_check},
 	{"hooks.list", hooks_cmds_list},
+	{"hooks.enable", hooks_cmds_enable},
+	{"hooks.disable", hooks_cmds_disable},
 	{"hooks.lint", hooks_cmds_lint},
 	{"hooks.test", hooks_cmds_test},
 	{NULL, NULL},

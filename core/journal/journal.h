@@ -143,6 +143,9 @@ struct journal_filter {
 				 state, or NULL */
 	int64_t since_ms;     /* events at or after this time, or 0 */
 	int64_t after_id;     /* events with id > after_id, or 0 */
+	int64_t until_ms;     /* events before this time, or 0 */
+	int64_t before_id;    /* events with id < before_id, or 0 */
+	const char *user;     /* events whose payload's user is this, or NULL */
 	unsigned limit;       /* newest `limit` events, 0 = 100 */
 };
 /* Matching events, oldest first, as a JSON array of objects shaped like

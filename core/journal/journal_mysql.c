@@ -1606,22 +1606,26 @@ static int journal_mysql_query(struct journal *j,
 			       const char **error_r)
 {
 	struct jmysql *jm = jm_of(j);
-	struct jm_arg a[8];
+	struct jm_arg a[12];
 	struct jm_rows r = { 0 };
 	size_t n = 0;
-	char sql[700], *like = NULL;
+	char sql[1024], *like = NULL;
 	json_t *events;
 	int ret = 0;
 
 	snprintf(sql, sizeof(sql),
-		 "SELECT * FROM (SELECT " EVENT_COLS " FROM events e WHERE 1%s%s%s%s%s"
+		 "SELECT * FROM (SELECT " EVENT_COLS " FROM events e WHERE 1%s%s%s%s%s%s%s%s"
 		 " ORDER BY e.id DESC LIMIT ?) t ORDER BY t.id",
 		 f->subject != NULL ? " AND e.subject = ?" : "",
 		 f->type != NULL ? " AND e.type LIKE ?" : "",
 		 f->state != NULL ? " AND e.id IN (SELECT d.event_id FROM"
 				    " deliveries d WHERE d.state = ?)" : "",
 		 f->since_ms != 0 ? " AND e.time_ms >= ?" : "",
-		 f->after_id != 0 ? " AND e.id > ?" : "");
+		 f->after_id != 0 ? " AND e.id > ?" : "",
+		 f->until_ms != 0 ? " AND e.time_ms < ?" : "",
+		 f->before_id != 0 ? " AND e.id < ?" : "",
+		 f->user != NULL ? " AND JSON_UNQUOTE(JSON_EXTRACT(e.payload,"
+				   " '$.user')) = ?" : "");
 	if (f->subject != NULL)
 		a[n++] = AS(f->subject);
 	if (f->type != NULL) {
@@ -1634,6 +1638,12 @@ static int journal_mysql_query(struct journal *j,
 		a[n++] = AI(f->since_ms);
 	if (f->after_id != 0)
 		a[n++] = AI(f->after_id);
+	if (f->until_ms != 0)
+		a[n++] = AI(f->until_ms);
+	if (f->before_id != 0)
+		a[n++] = AI(f->before_id);
+	if (f->user != NULL)
+		a[n++] = AS(f->user);
 	a[n++] = AI(f->limit);
 	ret = jm_run_sql(jm, sql, a, n, &r, NULL, "query", error_r);
 	free(like);

@@ -1240,7 +1240,7 @@ static int journal_sqlite_query(struct journal *base,
 				const char **error_r)
 {
 	struct journal_sqlite *j = journal_sqlite_of(base);
-	char sql[640], *glob = NULL;
+	char sql[1024], *glob = NULL;
 	sqlite3_stmt *st = NULL;
 	json_t *newest_first, *events;
 	int rc, ret = 0, arg = 0, bucket_arg = 0;
@@ -1249,7 +1249,7 @@ static int journal_sqlite_query(struct journal *base,
 
 	journal_sqlite_flush_reads(j);
 	snprintf(sql, sizeof(sql),
-		 "SELECT " EVENT_COLS " FROM events e WHERE 1%s%s%s%s%s"
+		 "SELECT " EVENT_COLS " FROM events e WHERE 1%s%s%s%s%s%s%s%s"
 		 " ORDER BY e.id DESC LIMIT ?",
 		 f->subject != NULL ? " AND (e.id >> 12) = ?"
 				      " AND e.subject = ?"
@@ -1263,7 +1263,11 @@ static int journal_sqlite_query(struct journal *base,
 			 : " AND e.id IN (SELECT d.event_id FROM"
 			   " deliveries d WHERE d.state = ? AND d.state <> 1)",
 		 f->since_ms != 0 ? " AND e.time_ms >= ?" : "",
-		 f->after_id != 0 ? " AND e.id > ?" : "");
+		 f->after_id != 0 ? " AND e.id > ?" : "",
+		 f->until_ms != 0 ? " AND e.time_ms < ?" : "",
+		 f->before_id != 0 ? " AND e.id < ?" : "",
+		 f->user != NULL ? " AND json_extract(e.payload, '$.user') = ?"
+				 : "");
 	rc = sqlite3_prepare_v2(j->db, sql, -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return journal_sqlite_fail(j, error_r, "query", rc);
@@ -1281,6 +1285,12 @@ static int journal_sqlite_query(struct journal *base,
 		sqlite3_bind_int64(st, ++arg, f->since_ms);
 	if (f->after_id != 0)
 		sqlite3_bind_int64(st, ++arg, f->after_id);
+	if (f->until_ms != 0)
+		sqlite3_bind_int64(st, ++arg, f->until_ms);
+	if (f->before_id != 0)
+		sqlite3_bind_int64(st, ++arg, f->before_id);
+	if (f->user != NULL)
+		sqlite3_bind_text(st, ++arg, f->user, -1, SQLITE_STATIC);
 	left = f->limit;
 
 	newest_first = json_array();

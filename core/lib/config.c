@@ -487,6 +487,8 @@ static const struct cfg_key cfg_keys[] = {
 	K_UINT("socket_idle_ms", socket_idle_ms, 300000, 100, UINT_MAX),
 	K_UINT("socket_request_ms", socket_request_ms, 30000, 100, UINT_MAX),
 	K_STR("metrics_listen", metrics_listen, NULL, CK_NULLABLE),
+	K_STR("console.listen", console.listen, NULL, CK_NULLABLE),
+	K_STR("console.token_file", console.token_file, NULL, CK_NULLABLE),
 	K_PATHS("plugin_dirs", plugin_dirs, n_plugin_dirs, cfg_plugin_dirs_def, 0),
 	K_PATHF("hooks_dir", hooks_dir, "/etc/openpanel/ophookd/hooks",
 		CK_IN_ROOT),

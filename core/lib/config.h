@@ -74,6 +74,12 @@ struct config {
 	char *metrics_listen; /* `metrics_listen`: loopback ADDR:PORT serving
 				 GET /metrics (NULL = off) */
 	struct {
+		char *listen;     /* `console.listen`: loopback ADDR:PORT or a
+				     Unix socket path (NULL = off) */
+		char *token_file; /* `console.token_file`: 0600 root file
+				     holding the login token */
+	} console;
+	struct {
 		char *bind;  /* `paths.bind`: BIND's folder (/etc/bind) */
 		char *bind_cache; /* `paths.bind_cache`: named's working
 				     folder (/var/cache/bind) */

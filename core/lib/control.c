@@ -129,8 +129,8 @@ static bool control_gid_in(const gid_t *gids, int n, gid_t group)
 /* May a peer with uid/gid use the socket?  Root always; others when the
  * group is configured and is their primary or a supplementary group (from
  * the group database, by the uid's user name). */
-static bool control_peer_allowed(uid_t uid, gid_t gid, bool has_group,
-				 gid_t group)
+bool control_peer_allowed(uid_t uid, gid_t gid, bool has_group,
+			  gid_t group)
 {
 	if (uid == 0)
 		return true;

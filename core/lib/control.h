@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <sys/types.h>
 #include <uv.h>
 
 struct control;
@@ -46,6 +47,10 @@ int control_start(uv_loop_t *loop, const char *path, const char *socket_group,
  * default (64 clients, 300 s, 30 s).  Safe with c == NULL. */
 void control_set_limits(struct control *c, unsigned max_clients,
 			unsigned idle_ms, unsigned request_ms);
+/* May a peer with uid/gid use a socket open to root and `group` (when
+ * has_group)?  Root always; others when group is their primary or a
+ * supplementary group.  (The console's Unix socket checks the same.) */
+bool control_peer_allowed(uid_t uid, gid_t gid, bool has_group, gid_t group);
 /* Close the socket and every client; NULLs *c. */
 void control_stop(struct control **c);
 

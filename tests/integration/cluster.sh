@@ -122,6 +122,15 @@ is "$(seqs "$T/A.log" | wc -l)" 502 "fan-out: each event logged once on A"
 # the journal read back from MariaDB: ophookctl events
 is "$(nctl A --json events --type 'test.*' -n 3 | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" 3 \
 	"events --type -n 3 on the MariaDB journal"
+# the web console's filters (--user, --before, --until) on MariaDB too
+nctl A emit test.owner three.example user=carol >/dev/null
+is "$(nctl A --json events --user carol | python3 -c 'import json,sys; print(" ".join(e["subject"] for e in json.load(sys.stdin)))')" \
+	three.example "events --user on the MariaDB journal"
+last=$(nctl A --json events -n 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
+is "$(nctl A --json events --before "$last" -n 2 --until 1d | python3 -c 'import sys,json; e=json.load(sys.stdin); print(len(e), all(x["id"] < int(sys.argv[1]) for x in e))' "$last")" \
+	"0 True" "events --before ID --until AGE on the MariaDB journal"
+is "$(nctl A --json events --before "$last" -n 2 | python3 -c 'import sys,json; e=json.load(sys.stdin); print(len(e), all(x["id"] < int(sys.argv[1]) for x in e))' "$last")" \
+	"2 True" "events --before ID -n 2 on the MariaDB journal"
 id=$(nctl A --json events --subject one.example | python3 -c 'import json,sys; e=json.load(sys.stdin); print(e[0]["id"] if e else "")')
 is "$(nctl B --json events "$id" | python3 -c 'import json,sys; e=json.load(sys.stdin); print(e["node"], sorted(d["node"] for d in e["deliveries"]))')" \
 	"A ['A', 'B']" "events ID: the event of node A with a fan-out delivery row per node"

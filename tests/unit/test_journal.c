@@ -664,9 +664,9 @@ static void test_query_filters(void **state)
 	/* ids 1..6 */
 	append_ok(j, "domain.added", "a.example", 1000, "{\"n\":1}");
 	append_ok(j, "domain.removed", "a.example", 2000, "{}");
-	append_ok(j, "user.added", "bob", 3000, "{}");
+	append_ok(j, "user.added", "bob", 3000, "{\"user\":\"bob\"}");
 	append_ok(j, "cert.issued", "a.example", 4000, "{}");
-	append_ok(j, "domain.added", "b.example", 5000, "{}");
+	append_ok(j, "domain.added", "b.example", 5000, "{\"user\":\"alice\"}");
 	append_ok(j, "domainXadded", "c.example", 6000, "{}");
 	add_ok(j, 1, "caddy");
 	add_ok(j, 3, "caddy");
@@ -694,6 +694,16 @@ static void test_query_filters(void **state)
 	assert_query(j, "4,5,6", .since_ms = 4000);
 	assert_query(j, "5,6", .after_id = 4);
 	assert_query(j, "4,5,6", .limit = 3);
+	/* the console's filters: user, time range, pages back by id */
+	assert_query(j, "3", .user = "bob");
+	assert_query(j, "5", .user = "alice");
+	assert_query(j, "", .user = "carol");
+	assert_query(j, "1,2", .until_ms = 3000);
+	assert_query(j, "2,3", .since_ms = 2000, .until_ms = 4000);
+	assert_query(j, "1,2,3", .before_id = 4);
+	assert_query(j, "2,3", .before_id = 4, .limit = 2);
+	assert_query(j, "1,2", .subject = "a.example", .before_id = 4);
+	assert_query(j, "3", .type = "*.added", .before_id = 5, .since_ms = 2000);
 	assert_query(j, "1,2", .subject = "a.example", .limit = 2,
 		     .since_ms = 0, .after_id = 0, .type = "domain.*");
 
