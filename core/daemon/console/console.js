@@ -129,7 +129,9 @@
 					td(h.inflight), td((c.pending || 0) + (h.queued || 0)),
 					td(c.failed || 0, c.failed ? 'warn' : null),
 					td(c.dead || 0, c.dead ? 'bad' : null),
-					td(h.behind ? 'behind' : 'ok'));
+					td(((h.lag_ms || 0) / 1000).toFixed(1) + ' s' +
+						(h.behind ? ' (behind)' : ''),
+						(h.lag_ms || 0) > 60000 ? 'warn' : null));
 			});
 			var plugins = (st.plugins || []).map(function (p) {
 				return el('tr', null, td(p.name), td(p.state, p.state === 'running' ? null : 'bad'),
