@@ -887,17 +887,27 @@ static const struct catalogue_type catalogue_type_table[] = {
 		"origin plan: the row of the user's plan was edited (one event "
 		"per user on that plan; limits are the plans columns that "
 		"changed).  A user moved to another plan gets user.plan_changed "
-		"(with the limits that differ) instead, never both.",
+		"(with the limits that differ) instead, never both.  origin "
+		"slice: the systemd drop-ins of user-UID.slice changed "
+		"(PATHS_SYSTEMD/system/user-UID.slice.d/*.conf written by "
+		"opencli plan-apply, system.control/ by `systemctl "
+		"set-property`, which user-change_plan and plan-apply run); "
+		"UID is the owner of the user's home.  A slice seen for the "
+		"first time (a new user) is no change.",
 		(const struct catalogue_field[]){
 			{ "user", "string", true, NULL, "the user" },
-			{ "origin", "string", true, "plan",
+			{ "origin", "string", true, "plan|slice",
 			  "where the limits come from" },
+			{ "uid", "integer", false, NULL,
+			  "origin slice: the slice's uid" },
 			{ "limits", "object", true, NULL,
 			  "each limit that changed: {\"NAME\":{\"old\":..., "
-			  "\"new\":...}} (plans columns domains_limit, "
-			  "websites_limit, email_limit, ftp_limit, disk_limit, "
-			  "inodes_limit, db_limit, cpu, ram, bandwidth; values "
-			  "as text, null for none)" },
+			  "\"new\":...}} (origin plan: plans columns "
+			  "domains_limit, websites_limit, email_limit, "
+			  "ftp_limit, disk_limit, inodes_limit, db_limit, cpu, "
+			  "ram, bandwidth; origin slice: cpu_quota, memory_max, "
+			  "tasks_max from CPUQuota=, MemoryMax=, TasksMax=; "
+			  "values as text, null for none)" },
 			F_USERDB("string"), END },
 		"{\"id\":31,\"type\":\"user.limits_changed\",\"subject\":"
 		"\"user:bob\",\"source\":\"db\",\"node\":\"\",\"time\":"

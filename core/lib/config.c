@@ -464,6 +464,7 @@ static const struct cfg_key cfg_keys[] = {
 	K_PATH("paths.mail", paths.mail, "/usr/local/mail/openmail"),
 	K_PATH("paths.log", paths.log, "/var/log"),
 	K_PATH("paths.csf", paths.csf, "/etc/csf"),
+	K_PATH("paths.systemd", paths.systemd, "/etc/systemd"),
 	K_PATH("state_dir", state_dir, "/var/lib/ophookd"),
 	K_PATH("socket", socket, "/run/ophookd.sock"),
 	K_STR("socket_group", socket_group, NULL, CK_NULLABLE),

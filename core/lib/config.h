@@ -80,6 +80,10 @@ struct config {
 				(/usr/local/mail/openmail) */
 		char *log;   /* `paths.log`: the logs (/var/log) */
 		char *csf;   /* `paths.csf`: csf's config (/etc/csf) */
+		char *systemd; /* `paths.systemd`: systemd's config
+				  (/etc/systemd): the user-UID.slice.d
+				  drop-ins under system/ and
+				  system.control/ */
 	} paths;             /* the host's trees outside root: watch_extra's
 				default and the plugins' default paths */
 	char **plugin_dirs;  /* `plugin_dirs` (system dir, admin drop-in dir) */

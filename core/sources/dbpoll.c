@@ -18,6 +18,13 @@
 
 #include <openssl/evp.h>
 
+const char *const dbpoll_slice_props[DBPOLL_N_SLICE] = {
+	"CPUQuota", "MemoryMax", "TasksMax"
+};
+const char *const dbpoll_slice_names[DBPOLL_N_SLICE] = {
+	"cpu_quota", "memory_max", "tasks_max"
+};
+
 const char *const dbpoll_limit_names[DBPOLL_N_LIMITS] = {
 	"domains_limit", "websites_limit", "email_limit", "ftp_limit",
 	"disk_limit", "inodes_limit", "db_limit", "cpu", "ram", "bandwidth"
@@ -235,6 +242,8 @@ void dbpoll_panel_free(struct dbpoll_panel **pp)
 	hmap_free(&p->limits, NULL);
 	if (p->sites != NULL)
 		hmap_free(&p->sites, NULL);
+	if (p->slices != NULL)
+		hmap_free(&p->slices, NULL);
 	for (c = p->arena; c != NULL; c = next) {
 		next = c->next;
 		free(c);
@@ -487,6 +496,92 @@ struct dbpoll_panel *dbpoll_panel_build(json_t *users, json_t *plans,
 		p->base_gen = prev->gen;
 	}
 	return p;
+}
+
+void dbpoll_panel_slices_begin(struct dbpoll_panel *p)
+{
+	if (p->slices == NULL)
+		p->slices = hmap_new();
+}
+
+void dbpoll_panel_add_slice(struct dbpoll_panel *p, int64_t uid,
+			    const char *user, char *const v[DBPOLL_N_SLICE])
+{
+	struct dbpoll_slice *sl;
+	char key[32];
+
+	dbpoll_panel_slices_begin(p);
+	dbpoll_id_key(uid, key, sizeof(key));
+	if (uid < 0 || hmap_get(p->slices, key) != NULL)
+		return;
+	sl = dbpoll_alloc(p, sizeof(*sl));
+	sl->uid = uid;
+	sl->user = dbpoll_strdup_a(p, user);
+	for (unsigned k = 0; k < DBPOLL_N_SLICE; k++)
+		sl->v[k] = dbpoll_strdup_a(p, v[k]);
+	hmap_put(p->slices, key, sl);
+}
+
+static bool dbpoll_slice_value_ok(const char *s, size_t len)
+{
+	if (len > 64)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+			return false;
+	return true;
+}
+
+static void dbpoll_slice_line(const char *l, size_t len, bool *in_slice,
+			      char *v[DBPOLL_N_SLICE])
+{
+	const char *eq, *val, *end = l + len;
+
+	while (l < end && (*l == ' ' || *l == '\t'))
+		l++;
+	while (end > l && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
+		end--;
+	if (l == end || *l == '#' || *l == ';')
+		return;
+	if (*l == '[') {
+		*in_slice = (size_t)(end - l) == 7 && memcmp(l, "[Slice]", 7) == 0;
+		return;
+	}
+	eq = memchr(l, '=', (size_t)(end - l));
+	if (!*in_slice || eq == NULL)
+		return;
+	val = eq + 1;
+	while (eq > l && (eq[-1] == ' ' || eq[-1] == '\t'))
+		eq--;
+	while (val < end && (*val == ' ' || *val == '\t'))
+		val++;
+	for (unsigned k = 0; k < DBPOLL_N_SLICE; k++) {
+		size_t kl = strlen(dbpoll_slice_props[k]);
+
+		if ((size_t)(eq - l) != kl || memcmp(l, dbpoll_slice_props[k], kl) != 0)
+			continue;
+		if (!dbpoll_slice_value_ok(val, (size_t)(end - val)))
+			return;
+		free(v[k]);
+		v[k] = val < end ? xstrndup(val, (size_t)(end - val)) : NULL;
+		return;
+	}
+}
+
+void dbpoll_slice_parse(const char *text, size_t len,
+			char *v[DBPOLL_N_SLICE])
+{
+	const char *l = text, *end = text + len;
+	bool in_slice = false;
+
+	while (l < end) {
+		const char *nl = memchr(l, '\n', (size_t)(end - l));
+		size_t ll = (size_t)((nl != NULL ? nl : end) - l);
+
+		if (ll <= 1024)
+			dbpoll_slice_line(l, ll, &in_slice, v);
+		l += ll + 1;
+	}
 }
 
 static bool dbpoll_index_domain(const char *key, void *value, void *ctx)
@@ -1181,6 +1276,54 @@ static bool dbpoll_diff_site_old(const char *key, void *value, void *ctx)
 	return true;
 }
 
+/* user.limits_changed (origin slice): a slice's drop-ins changed.  A
+ * slice seen for the first time (a new user) or gone says nothing. */
+static bool dbpoll_diff_slice(const char *key, void *value, void *ctx)
+{
+	struct dbpoll_diff *d = ctx;
+	const struct dbpoll_slice *n = value, *o = hmap_get(d->old->slices, key);
+	const struct dbpoll_user *u;
+	json_t *ev, *lim = NULL;
+
+	if (o == NULL) {
+		d->changed = true;
+		return true;
+	}
+	if (!dbpoll_streq(o->user, n->user))
+		d->changed = true;
+	for (unsigned k = 0; k < DBPOLL_N_SLICE; k++) {
+		json_t *pair;
+
+		if (dbpoll_streq(o->v[k], n->v[k]))
+			continue;
+		if (lim == NULL)
+			lim = json_object();
+		pair = json_object();
+		dbpoll_set_str_or_null(pair, "old", o->v[k]);
+		dbpoll_set_str_or_null(pair, "new", n->v[k]);
+		json_object_set_new(lim, dbpoll_slice_names[k], pair);
+	}
+	if (lim == NULL)
+		return true;
+	d->changed = true;
+	u = n->user != NULL ? hmap_get(d->new->by_name, n->user) : NULL;
+	if (u == NULL) {
+		json_decref(lim); /* no panel user: not ours to tell */
+		return true;
+	}
+	ev = dbpoll_event_add(d->out, "user.limits_changed", "user:", u->name,
+			      u->id, key);
+	if (ev == NULL) {
+		json_decref(lim);
+		return true;
+	}
+	dbpoll_user_fields(ev, d->new, u);
+	json_object_set_new(ev, "origin", json_string("slice"));
+	json_object_set_new(ev, "uid", json_integer(n->uid));
+	json_object_set_new(ev, "limits", lim);
+	return true;
+}
+
 bool dbpoll_diff_panel(const struct dbpoll_panel *old,
 		       const struct dbpoll_panel *new, struct dbpoll_events *out)
 {
@@ -1201,6 +1344,13 @@ bool dbpoll_diff_panel(const struct dbpoll_panel *old,
 		hmap_each(old->sites, dbpoll_diff_site_old, &d);
 	} else if ((old->sites == NULL) != (new->sites == NULL)) {
 		d.changed = true; /* a baseline of the sites */
+	}
+	if (old->slices != NULL && new->slices != NULL) {
+		hmap_each(new->slices, dbpoll_diff_slice, &d);
+		if (hmap_count(old->slices) != hmap_count(new->slices))
+			d.changed = true;
+	} else if ((old->slices == NULL) != (new->slices == NULL)) {
+		d.changed = true;
 	}
 	if (hmap_count(old->plans) != hmap_count(new->plans) ||
 	    hmap_count(old->owners) != hmap_count(new->owners))
@@ -1609,6 +1759,22 @@ static bool dbpoll_limits_dump(const char *key, void *value, void *ctx)
 	return true;
 }
 
+static bool dbpoll_slice_dump(const char *key, void *value, void *ctx)
+{
+	const struct dbpoll_slice *sl = value;
+	struct dbpoll_dump *d = ctx;
+
+	dbpoll_dump_key(d, key);
+	dbpoll_buf_add(d->b, "[", 1);
+	dbpoll_buf_str(d->b, sl->user);
+	for (unsigned k = 0; k < DBPOLL_N_SLICE; k++) {
+		dbpoll_buf_add(d->b, ",", 1);
+		dbpoll_buf_str(d->b, sl->v[k]);
+	}
+	dbpoll_buf_add(d->b, "]", 1);
+	return true;
+}
+
 static bool dbpoll_site_dump(const char *key, void *value, void *ctx)
 {
 	const struct dbpoll_site *st = value;
@@ -1719,6 +1885,11 @@ char *dbpoll_state_dump(const struct dbpoll_panel *p,
 			dbpoll_dump_map(&b, "sites", p->sites, dbpoll_site_dump);
 			dbpoll_buf_add(&b, ",", 1);
 		}
+		if (p->slices != NULL) {
+			dbpoll_dump_map(&b, "slices", p->slices,
+					dbpoll_slice_dump);
+			dbpoll_buf_add(&b, ",", 1);
+		}
 		dbpoll_dump_map(&b, "owners", p->owners, dbpoll_owner_dump);
 		dbpoll_buf_add(&b, "}", 1);
 	} else {
@@ -1774,6 +1945,7 @@ static int dbpoll_panel_from_json(json_t *jp, struct dbpoll_panel **p_r,
 	json_t *owners = json_object_get(jp, "owners");
 	json_t *limits = json_object_get(jp, "limits");
 	json_t *sites = json_object_get(jp, "sites");
+	json_t *slices = json_object_get(jp, "slices");
 	struct dbpoll_panel *p;
 	const char *key;
 	json_t *v;
@@ -1818,6 +1990,19 @@ static int dbpoll_panel_from_json(json_t *jp, struct dbpoll_panel **p_r,
 			l->v[k] = dbpoll_strdup_a(p, dbpoll_str_at(v, k));
 		l->known = true;
 		hmap_put(p->limits, key, l);
+	}
+	if (json_is_object(slices)) {
+		dbpoll_panel_slices_begin(p);
+		json_object_foreach(slices, key, v) {
+			char *sv[DBPOLL_N_SLICE];
+
+			if (!json_is_array(v))
+				continue;
+			for (unsigned k = 0; k < DBPOLL_N_SLICE; k++)
+				sv[k] = (char *)dbpoll_str_at(v, k + 1);
+			dbpoll_panel_add_slice(p, strtoll(key, NULL, 10),
+					       dbpoll_str_at(v, 0), sv);
+		}
 	}
 	if (json_is_object(sites)) {
 		p->sites = hmap_new();

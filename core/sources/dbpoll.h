@@ -32,6 +32,11 @@ struct dbpoll_chunk;
  * order from its third column. */
 #define DBPOLL_N_LIMITS 10
 extern const char *const dbpoll_limit_names[DBPOLL_N_LIMITS];
+/* The systemd properties of a user-<uid>.slice drop-in compared for
+ * user.limits_changed (origin slice), and their names in events. */
+#define DBPOLL_N_SLICE 3
+extern const char *const dbpoll_slice_props[DBPOLL_N_SLICE];
+extern const char *const dbpoll_slice_names[DBPOLL_N_SLICE];
 /* A domain whose row is gone keeps its owner this long (ms). */
 #define DBPOLL_GONE_KEEP_MS (30LL * 24 * 3600 * 1000)
 
@@ -56,6 +61,13 @@ struct dbpoll_user {
 struct dbpoll_limits {
 	char *v[DBPOLL_N_LIMITS];
 	bool known; /* read from a row that had the columns */
+};
+
+/* A user-<uid>.slice's limits from its drop-ins (NULL: not set). */
+struct dbpoll_slice {
+	int64_t uid;
+	char *user;   /* the panel user whose home that uid owns, or NULL */
+	char *v[DBPOLL_N_SLICE];
 };
 
 /* An installed application (`sites` row), with its domain and user
@@ -88,6 +100,8 @@ struct dbpoll_panel {
 	struct hmap *limits;  /* "<plan id>" -> struct dbpoll_limits */
 	struct hmap *sites;   /* "<id>" -> struct dbpoll_site; NULL: the
 				 table was not read (no site events) */
+	struct hmap *slices;  /* "<uid>" -> struct dbpoll_slice; NULL: the
+				 drop-ins were not read */
 	unsigned bad_rows;    /* rows skipped (bad names, missing ids) */
 	/* Built against a previous snapshot (base_gen == its gen): whether
 	 * any owner differs from it, found while building. */
@@ -141,6 +155,18 @@ void dbpoll_panel_free(struct dbpoll_panel **p);
 /* Add the rows of DBPOLL_SQL_SITES to p (built by dbpoll_panel_build):
  * each site's domain and user come from p's domains (matched on
  * domain_id), else from prev's site of the same id. */
+/* Record that p carries the slices' state (even none), then add one
+ * (strings copied; v as dbpoll_slice_parse leaves it). */
+void dbpoll_panel_slices_begin(struct dbpoll_panel *p);
+void dbpoll_panel_add_slice(struct dbpoll_panel *p, int64_t uid,
+			    const char *user, char *const v[DBPOLL_N_SLICE]);
+/* Apply one drop-in's text to v (malloc'd strings, NULL when unset): in
+ * its [Slice] section, each CPUQuota=, MemoryMax=, TasksMax= replaces the
+ * value before it, an empty one resets it.  Bounded: lines over 1 KiB and
+ * values over 64 bytes or with control characters are ignored. */
+void dbpoll_slice_parse(const char *text, size_t len,
+			char *v[DBPOLL_N_SLICE]);
+
 void dbpoll_panel_add_sites(struct dbpoll_panel *p, json_t *sites,
 			    const struct dbpoll_panel *prev);
 
@@ -212,7 +238,8 @@ bool dbpoll_file_sig(const char *path, struct dbpoll_file_sig *sig);
  * {"users":{"<id>":[username, plan_id, email, context, pw_fp, twofa,
  * otp_fp]}, "plans":{"<id>": name}, "limits":{"<id>":[limit...]},
  * "owners":{"<domain>":[user, user_id, plan, context, gone_ms, php,
- * domain_id]}, "sites":{"<id>":[name, domain_id, type, domain, user]}}
+ * domain_id]}, "sites":{"<id>":[name, domain_id, type, domain, user]},
+ * "slices":{"<uid>":[user, CPUQuota, MemoryMax, TasksMax]}}
  * or null, "admins":{"<key>":{id, username, role, is_active,
  * totp_enabled}} or null}.  Sources may be NULL. */
 char *dbpoll_state_dump(const struct dbpoll_panel *p,

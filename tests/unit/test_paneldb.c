@@ -717,6 +717,82 @@ static void test_plan_limits(void **state)
 	dbpoll_panel_free(&c);
 }
 
+static void test_slice_parse(void **state)
+{
+	static const char text[] =
+		"# made by systemctl set-property\n"
+		"[Unit]\nCPUQuota=999%\n"
+		"[Slice]\n  CPUQuota = 200% \r\nMemoryMax=2G\nTasksMax=300\n"
+		"MemoryMax=bad\x01value\nTasksMax=\n"
+		"[Service]\nMemoryMax=1G\n";
+	char *v[DBPOLL_N_SLICE] = { NULL, NULL, NULL };
+	char *big = xmalloc(4000);
+
+	(void)state;
+	dbpoll_slice_parse(text, sizeof(text) - 1, v);
+	assert_string_equal(v[0], "200%");
+	assert_string_equal(v[1], "2G");
+	assert_null(v[2]); /* reset by the empty assignment */
+	/* a later file overrides; an over-long line is ignored */
+	memset(big, 'A', 3999);
+	memcpy(big, "[Slice]\nCPUQuota=", 17);
+	big[3999] = '\0';
+	dbpoll_slice_parse(big, strlen(big), v);
+	assert_string_equal(v[0], "200%");
+	dbpoll_slice_parse("[Slice]\nCPUQuota=300%", 21, v);
+	assert_string_equal(v[0], "300%");
+	for (unsigned k = 0; k < DBPOLL_N_SLICE; k++)
+		free(v[k]);
+	free(big);
+}
+
+static void test_slice_diff(void **state)
+{
+	char *v1[DBPOLL_N_SLICE] = { "200%", "2G", "300" };
+	char *v2[DBPOLL_N_SLICE] = { "200%", "4G", "600" };
+	struct dbpoll_panel *a = panel_of(USERS, PLANS, DOMAINS, NULL, 1);
+	struct dbpoll_panel *b = panel_of(USERS, PLANS, DOMAINS, a, 2);
+	struct dbpoll_panel *q;
+	struct dbpoll_admins *ad;
+	const char *why;
+	bool changed;
+	json_t *evs, *ev, *lim, *doc;
+	char *text;
+
+	(void)state;
+	dbpoll_panel_add_slice(a, 2001, "alice", v1);
+	dbpoll_panel_add_slice(a, 9999, NULL, v1);
+	dbpoll_panel_add_slice(b, 2001, "alice", v2);
+	dbpoll_panel_add_slice(b, 9999, NULL, v2); /* no panel user: no event */
+	dbpoll_panel_add_slice(b, 2003, "carol", v2); /* new: no event */
+	evs = diff_events(a, b, &changed);
+	assert_true(changed);
+	assert_int_equal(json_array_size(evs), 1);
+	ev = json_array_get(evs, 0);
+	assert_string_equal(str(ev, "_type"), "user.limits_changed");
+	assert_string_equal(str(ev, "_subject"), "user:alice");
+	assert_string_equal(str(ev, "origin"), "slice");
+	assert_int_equal(json_integer_value(json_object_get(ev, "uid")), 2001);
+	lim = json_object_get(ev, "limits");
+	assert_int_equal(json_object_size(lim), 2);
+	assert_string_equal(str(json_object_get(lim, "memory_max"), "old"), "2G");
+	assert_string_equal(str(json_object_get(lim, "tasks_max"), "new"), "600");
+	json_decref(evs);
+	/* the slices survive the state file */
+	text = dbpoll_state_dump(b, NULL, "x", NULL);
+	doc = J(text);
+	assert_int_equal(dbpoll_state_from_json(doc, &q, &ad, &why), 0);
+	assert_false(dbpoll_diff_panel(b, q, NULL));
+	evs = diff_events(q, a, &changed);
+	assert_int_equal(json_array_size(evs), 1);
+	json_decref(evs);
+	json_decref(doc);
+	free(text);
+	dbpoll_panel_free(&q);
+	dbpoll_panel_free(&a);
+	dbpoll_panel_free(&b);
+}
+
 static void test_state_json_malformed(void **state)
 {
 	struct dbpoll_panel *p;
@@ -1163,6 +1239,8 @@ int main(void)
 		cmocka_unit_test(test_php_changed),
 		cmocka_unit_test(test_sites),
 		cmocka_unit_test(test_plan_limits),
+		cmocka_unit_test(test_slice_parse),
+		cmocka_unit_test(test_slice_diff),
 		cmocka_unit_test(test_plan_added_removed),
 		cmocka_unit_test(test_domain_rows_first),
 		cmocka_unit_test(test_bad_rows),
