@@ -15,6 +15,11 @@
 #                            admin_email, version, type)
 #   <app>/manage.go          DELETE FROM sites WHERE id = ?
 #   OpenAdmin plan edit      UPDATE plans SET cpu, ram ... WHERE id = ?
+# and opencli's (CLI2 plan/apply.sh, user/change_plan.sh): a
+# system/user-UID.slice.d/override.conf written with `cat >`, then
+# `systemctl set-property user-UID.slice TasksMax=...`, which systemd
+# writes as system.control/user-UID.slice.d/50-TasksMax.conf (a temp file
+# renamed over it); UID is the owner of /home/<ctx>.
 # Asserts the exact events (none extra), that no password hash nor 2FA
 # secret reaches the journal, the events or the log, and that a change
 # made while the daemon was down comes once after a restart.
@@ -32,6 +37,27 @@ ev_changed() {
 	grep -F '"type":"user.updated"' "$T/events.log" 2>/dev/null |
 		grep -F "\"subject\":\"user:$1\"" |
 		grep -c -F "\"changed\":$2" || true
+}
+
+# set_property UID PROPERTY VALUE: what `systemctl set-property
+# user-UID.slice PROPERTY=VALUE` leaves on disk
+set_property() {
+	_d="$T/systemd/system.control/user-$1.slice.d"
+	mkdir -p "$_d"
+	printf '# A drop-in made by "systemctl set-property"; not to be edited.\n[Slice]\n%s=%s\n' \
+		"$2" "$3" > "$_d/.#50-$2.conf.tmp"
+	mv "$_d/.#50-$2.conf.tmp" "$_d/50-$2.conf"
+}
+# plan_apply UID CPU% RAM TASKS: opencli plan-apply for one user
+plan_apply() {
+	_d="$T/systemd/system/user-$1.slice.d"
+	if [ ! -f "$_d/override.conf" ]; then
+		mkdir -p "$_d"
+		printf '[Slice]\nDelegate=yes\n' > "$_d/override.conf"
+	fi
+	set_property "$1" MemoryMax "$3"
+	set_property "$1" TasksMax "$4"
+	set_property "$1" CPUQuota "$2"
 }
 
 has_changed() { [ "$(ev_changed "$1" "$2")" -ge 1 ]; }
@@ -57,6 +83,17 @@ server {
     }
 }
 CONF
+	# the users' homes (uid -> ctx as plan-apply maps them) and slices
+	SLICES=0
+	mkdir -p "$T/home/alice" "$T/home/bob" "$T/home/carol"
+	if chown 2001 "$T/home/alice" 2>/dev/null &&
+	   chown 2002 "$T/home/bob" && chown 2003 "$T/home/carol"; then
+		SLICES=1
+		plan_apply 2001 200% 2G 300
+		plan_apply 2002 400% 6G 900
+		plan_apply 2003 200% 2G 300
+		plan_apply 9999 100% 1G 150 # a uid no panel user has
+	fi
 	paneldb_write_config
 	start_ophookd || { echo "Bail out! ophookd did not start"; exit 1; }
 	ok "$(wait_for 30 state_has '"carol"'; echo $?)" \
@@ -126,8 +163,38 @@ CONF
 		grep -q -F '"disk_limit":{"old":"5 GB","new":"10 GB"}'; echo $?)" \
 		"$DB_NAME: user.plan_changed carries the limits that differ"
 
+	# an admin raises bob's process ceiling (set-property on his slice)
+	if [ "$SLICES" = 1 ]; then
+		set_property 2002 TasksMax 1000
+		ok "$(wait_for 30 has_event user.limits_changed user:bob \
+			origin=slice uid=2002 plan="Developer Plus"; echo $?)" \
+			"$DB_NAME: slice drop-in changed => user.limits_changed origin slice"
+		ok "$(grep -F '"origin":"slice"' "$T/events.log" |
+			grep -q -F '"tasks_max":{"old":"900","new":"1000"}'; echo $?)" \
+			"$DB_NAME: slice limits say old and new values"
+		# hostile drop-ins in carol's folder: a symlink, a FIFO, a
+		# big file, all ignored; a uid of no panel user: no event
+		_d="$T/systemd/system.control/user-2003.slice.d"
+		printf '[Slice]\nMemoryMax=64G\n' > "$T/evil.conf"
+		ln -s "$T/evil.conf" "$_d/60-evil.conf"
+		mkfifo "$_d/70-fifo.conf"
+		{ printf '[Slice]\nMemoryMax=1G\n'; head -c 70000 /dev/zero |
+			tr '\0' '#'; } > "$_d/80-big.conf"
+		set_property 9999 CPUQuota 50%
+		# a change the test waits for, after those
+		set_property 2001 TasksMax 450
+		ok "$(wait_for 30 has_event user.limits_changed user:alice \
+			origin=slice; echo $?)" \
+			"$DB_NAME: slice drop-in (alice) => user.limits_changed"
+	else
+		for _i in 1 2 3; do
+			ok 0 "$DB_NAME: slices # SKIP not root (chown of the homes)"
+		done
+	fi
+
 	# a restart: changes made while the daemon was down come once
 	stop_ophookd
+	[ "$SLICES" = 1 ] && set_property 2003 CPUQuota 400%
 	db_sql "UPDATE users SET email = 'bob@example.org' WHERE id = 2;
 		UPDATE domains SET php_version = '8.1' WHERE domain_id = 3;"
 	start_ophookd || { echo "Bail out! ophookd did not restart"; exit 1; }
@@ -136,6 +203,13 @@ CONF
 		"$DB_NAME: PHP change made while down => domain.php_changed"
 	ok "$(wait_for 30 has_event user.updated user:bob email=bob@example.org; echo $?)" \
 		"$DB_NAME: email change made while down => user.updated"
+	if [ "$SLICES" = 1 ]; then
+		ok "$(wait_for 30 has_event user.limits_changed user:carol \
+			origin=slice uid=2003; echo $?)" \
+			"$DB_NAME: slice changed while down => user.limits_changed"
+	else
+		ok 0 "$DB_NAME: slices # SKIP not root"
+	fi
 	# one more write, so that we know the poller went past them
 	db_sql "UPDATE users SET email = 'carol@example.org' WHERE id = 3;"
 	wait_for 30 has_event user.updated user:carol || true
@@ -150,14 +224,23 @@ CONF
 		"$DB_NAME: change made while down: once"
 	is "$(ev_count site.added shop.example)" 1 "$DB_NAME: site.added once"
 	is "$(ev_count site.removed alice-blog.example)" 1 "$DB_NAME: site.removed once"
-	is "$(ev_count user.limits_changed user:alice)" 1 "$DB_NAME: limits: alice once"
-	is "$(ev_count user.limits_changed user:carol)" 1 \
-		"$DB_NAME: limits: carol once (the plan move is user.plan_changed)"
-	is "$(ev_count user.limits_changed user:bob)" 0 \
-		"$DB_NAME: limits: bob's plan was not edited"
+	is "$(ev_count user.limits_changed user:alice origin=plan)" 1 \
+		"$DB_NAME: plan limits: alice once"
+	is "$(ev_count user.limits_changed user:carol origin=plan)" 1 \
+		"$DB_NAME: plan limits: carol once (the plan move is user.plan_changed)"
+	is "$(ev_count user.limits_changed user:bob origin=plan)" 0 \
+		"$DB_NAME: plan limits: bob's plan was not edited"
+	is "$(ev_count user.limits_changed user:bob origin=slice)" "$SLICES" \
+		"$DB_NAME: slice limits: bob once"
+	is "$(ev_count user.limits_changed user:alice origin=slice)" "$SLICES" \
+		"$DB_NAME: slice limits: alice once"
+	is "$(ev_count user.limits_changed user:carol origin=slice)" "$SLICES" \
+		"$DB_NAME: slice limits: carol once (hostile drop-ins ignored)"
 	is "$(ev_count user.plan_changed user:carol)" 1 "$DB_NAME: plan change once"
-	# 6 user.updated, 2 domain.php_changed, 2 site.*, 2 limits, 1 plan
-	is "$(db_events)" 13 "$DB_NAME: exactly the expected events, none extra"
+	# 6 user.updated, 2 domain.php_changed, 2 site.*, 2 plan limits,
+	# 1 plan change, and 3 slice limits
+	is "$(db_events)" $((13 + 3 * SLICES)) \
+		"$DB_NAME: exactly the expected events, none extra"
 
 	# no hash, no 2FA secret, not even a fingerprint, anywhere
 	sqlite3 "$T/state/journal.db" "SELECT payload FROM events" > "$T/journal.txt"
