@@ -41,6 +41,10 @@ panel_db:
   poll_ms: 1000
 watch:
   settle_ms: 50
+paths:
+  systemd: $D/systemd
+containers:
+  home_dir: $D/home
 plugins:
   log:
     enabled: true
