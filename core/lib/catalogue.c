@@ -505,12 +505,19 @@ static const struct catalogue_type catalogue_type_table[] = {
 			  "domains.php_version now (8.3)" },
 			{ "old_php_version", "string", true, NULL,
 			  "domains.php_version before" },
+			{ "vhost_php_version", "string", false, NULL,
+			  "the version the vhost names (its first php-fpm-X.Y: "
+			  "CONTAINERS_HOME_DIR/CTX/docker-data/volumes/"
+			  "CTX_webserver_data/_data/DOMAIN.conf), when readable "
+			  "without following a symlink: differs from "
+			  "php_version when the rewrite failed" },
 			F_OWNER, END },
 		"{\"id\":47,\"type\":\"domain.php_changed\",\"subject\":"
 		"\"shop.example\",\"source\":\"db\",\"node\":\"\","
 		"\"time\":\"2025-05-01T09:00:00.000Z\",\"domain\":"
 		"\"shop.example\",\"php_version\":\"8.3\",\"old_php_version\":"
-		"\"8.2\",\"user\":\"bob\",\"user_id\":2,\"context\":\"bob\"}",
+		"\"8.2\",\"vhost_php_version\":\"8.3\",\"user\":\"bob\","
+		"\"user_id\":2,\"context\":\"bob\"}",
 	},
 	{
 		"domain.removed", "DOMAIN", NULL, "files",

@@ -624,6 +624,64 @@ static bool paneldb_slices_differ(const struct paneldb_slices *sl,
 	return sc.differs;
 }
 
+/* ---- the vhost of a PHP change (worker thread) ----
+ *
+ * The Go panel (and opencli php-domain) rewrite the domain's vhost in the
+ * user's webserver volume, php-fpm-OLD -> php-fpm-NEW, then update
+ * domains.php_version.  The row is the event; the vhost is read to say
+ * which version it names now (vhost_php_version), so both observations
+ * make ONE domain.php_changed.  The volume is the customer's: each folder
+ * is opened without following a symlink, the file is bounded. */
+#define PANELDB_VHOST_MAX (1024u * 1024)
+
+static void paneldb_vhost_php(const char *home_dir, json_t *ev)
+{
+	const char *ctx = json_string_value(json_object_get(ev, "context"));
+	const char *domain = json_string_value(json_object_get(ev, "domain"));
+	const char *why, *at;
+	char *rel, *name, *data = NULL;
+	size_t len = 0, n;
+	int fd, ret;
+
+	if (home_dir == NULL || ctx == NULL || domain == NULL ||
+	    !name_valid_user(ctx, &why) || !name_valid_domain(domain, &why))
+		return;
+	rel = xasprintf("%s/docker-data/volumes/%s_webserver_data/_data", ctx,
+			ctx);
+	ret = ophook_dir_open_under(home_dir, rel, 0, 0, &fd, NULL);
+	free(rel);
+	if (ret < 0)
+		return;
+	name = xasprintf("%s.conf", domain);
+	ret = ophook_file_read_at(fd, name, PANELDB_VHOST_MAX, &data, &len);
+	free(name);
+	close(fd);
+	if (ret < 0)
+		return;
+	at = memmem(data, len, "php-fpm-", 8);
+	if (at != NULL) {
+		at += 8;
+		for (n = 0; at + n < data + len && n < 16 &&
+		     (isdigit((unsigned char)at[n]) || at[n] == '.'); n++)
+			;
+		if (n > 0) {
+			char *v = xstrndup(at, n);
+
+			json_object_set_new(ev, "vhost_php_version",
+					    json_string(v));
+			free(v);
+		}
+	}
+	free(data);
+}
+
+static void paneldb_vhosts(struct paneldb *p, struct paneldb_job *job)
+{
+	for (size_t i = 0; i < job->events.n; i++)
+		if (strcmp(job->events.v[i].type, "domain.php_changed") == 0)
+			paneldb_vhost_php(p->home_dir, job->events.v[i].payload);
+}
+
 /* ---- the poll (worker thread) ---- */
 
 static void paneldb_poll_admins(struct paneldb_job *job)
@@ -693,6 +751,7 @@ static void paneldb_poll_work(uv_work_t *req)
 	job->panel_read = true;
 	job->panel_dirty = dbpoll_diff_panel(p->panel, job->panel,
 					     &job->events);
+	paneldb_vhosts(p, job);
 }
 
 /* ---- the cycle (loop thread) ---- */

@@ -132,6 +132,9 @@ CONF
 		domain=alice-blog.example php_version=8.4 old_php_version=8.2 \
 		user=alice; echo $?)" \
 		"$DB_NAME: PHP version changed => domain.php_changed (owner, old, new)"
+	ok "$(has_event domain.php_changed alice-blog.example \
+		vhost_php_version=8.4; echo $?)" \
+		"$DB_NAME: the same event says what the rewritten vhost names"
 
 	# an application installed on shop.example, the blog's WordPress removed
 	db_sql "INSERT INTO sites (id, site_name, domain_id, admin_email, version, type)
@@ -195,12 +198,20 @@ CONF
 	# a restart: changes made while the daemon was down come once
 	stop_ophookd
 	[ "$SLICES" = 1 ] && set_property 2003 CPUQuota 400%
+	# bob's webserver volume folder is a symlink (his to make): never
+	# followed, so the event says nothing of that vhost
+	mkdir -p "$T/elsewhere" "$T/home/bob/docker-data/volumes/bob_webserver_data"
+	printf 'fastcgi_pass php-fpm-9.9:9000;\n' > "$T/elsewhere/bob-site.example.conf"
+	ln -s "$T/elsewhere" "$T/home/bob/docker-data/volumes/bob_webserver_data/_data"
 	db_sql "UPDATE users SET email = 'bob@example.org' WHERE id = 2;
 		UPDATE domains SET php_version = '8.1' WHERE domain_id = 3;"
 	start_ophookd || { echo "Bail out! ophookd did not restart"; exit 1; }
 	ok "$(wait_for 30 has_event domain.php_changed bob-site.example \
 		php_version=8.1 old_php_version=8.2 user=bob; echo $?)" \
 		"$DB_NAME: PHP change made while down => domain.php_changed"
+	ok "$(! grep -F '"type":"domain.php_changed"' "$T/events.log" |
+		grep -q -F '9.9'; echo $?)" \
+		"$DB_NAME: a vhost behind a symlink is not read"
 	ok "$(wait_for 30 has_event user.updated user:bob email=bob@example.org; echo $?)" \
 		"$DB_NAME: email change made while down => user.updated"
 	if [ "$SLICES" = 1 ]; then
