@@ -658,6 +658,12 @@ int dbpoll_fetch_panel(const struct paneldb_driver *drv,
 {
 	static const char *const sql[4] = { DBPOLL_SQL_USERS, DBPOLL_SQL_PLANS,
 					    DBPOLL_SQL_DOMAINS, DBPOLL_SQL_SITES };
+	/* A panel DB that lacks a column read later (an older schema): the
+	 * first columns only, and no sites table at all (NULL). */
+	static const char *const base[4] = {
+		"SELECT id, username, plan_id, email, server FROM users",
+		"SELECT id, name FROM plans",
+		"SELECT domain_url, user_id FROM domains", NULL };
 	json_t *rows[4] = { NULL, NULL, NULL, NULL };
 	int ret = 0;
 
@@ -666,13 +672,24 @@ int dbpoll_fetch_panel(const struct paneldb_driver *drv,
 	for (unsigned i = 0; i < 4 && ret == 0; i++) {
 		(*queries_r)++;
 		ret = drv->query(conn, sql[i], NULL, &rows[i], NULL, error_r);
+		if (ret < 0 && ret != -EPIPE) {
+			free(*error_r);
+			*error_r = NULL;
+			ret = 0;
+			if (base[i] != NULL) {
+				(*queries_r)++;
+				ret = drv->query(conn, base[i], NULL, &rows[i],
+						 NULL, error_r);
+			}
+		}
 	}
 	if (drv->end != NULL)
 		drv->end(conn);
 	if (ret == 0) {
 		*panel_r = dbpoll_panel_build(rows[0], rows[1], rows[2], prev,
 					      now_ms);
-		dbpoll_panel_add_sites(*panel_r, rows[3], prev);
+		if (rows[3] != NULL)
+			dbpoll_panel_add_sites(*panel_r, rows[3], prev);
 	}
 	for (unsigned i = 0; i < 4; i++)
 		json_decref(rows[i]);
