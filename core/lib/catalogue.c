@@ -1007,14 +1007,14 @@ static const struct catalogue_type catalogue_type_table[] = {
 	{
 		"user.updated", "user:NAME", "^user:", "panel-db",
 		"a user's account settings changed: email, password, 2FA",
-		"The Go panel changes these in the users row with no opencli "
-		"run and no hook.  changed says which; for the password and "
+		"The Go panel changes these in the users row (passkeys in its "
+		"user_passkeys table) with no opencli run and no hook.  changed says which; for the password and "
 		"the 2FA secret only THAT they changed is said: never the hash, "
 		"the secret, nor anything made from them.",
 		(const struct catalogue_field[]){
 			{ "user", "string", true, NULL, "the user" },
 			{ "changed", "string[]", true, NULL,
-			  "what changed: email, password, 2fa" },
+			  "what changed: email, password, 2fa, passkeys" },
 			{ "email", "string|null", false, NULL,
 			  "users.email now (when it changed)" },
 			{ "old_email", "string|null", false, NULL,
@@ -1023,6 +1023,11 @@ static const struct catalogue_type catalogue_type_table[] = {
 			  "users.twofa_enabled now (when 2fa changed)" },
 			{ "twofa_disabled", "boolean", false, NULL,
 			  "true when 2FA was turned off" },
+			{ "passkeys", "integer", false, NULL,
+			  "the user's passkeys now (user_passkeys rows; when "
+			  "one was added or removed)" },
+			{ "old_passkeys", "integer", false, NULL,
+			  "how many before" },
 			F_USERDB("string"), END },
 		"{\"id\":15,\"type\":\"user.updated\",\"subject\":"
 		"\"user:bob\",\"source\":\"db\",\"node\":\"\",\"time\":"

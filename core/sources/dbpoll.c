@@ -255,6 +255,7 @@ struct dbpoll_user_secrets {
 	const char *pw_fp, *otp_fp;
 	int twofa;
 	bool known;
+	int64_t passkeys, passkey_max;
 };
 
 /* Add a user (strings copied); bad names and taken ids are counted. */
@@ -296,6 +297,8 @@ static void dbpoll_panel_add_user(struct dbpoll_panel *p, int64_t id,
 	u->otp_fp = dbpoll_strdup_a(p, sec->otp_fp);
 	u->twofa = sec->twofa;
 	u->secrets = sec->known;
+	u->passkeys = sec->passkeys;
+	u->passkey_max = sec->passkey_max;
 	hmap_put(p->users, key, u);
 	hmap_put(p->by_name, u->name, u);
 }
@@ -469,6 +472,7 @@ struct dbpoll_panel *dbpoll_panel_build(json_t *users, json_t *plans,
 		sec.twofa = twofa == NULL || json_is_null(twofa) ? -1 :
 			    dbpoll_cell_int(twofa) > 0;
 		sec.known = json_array_size(row) >= 8;
+		sec.passkeys = sec.passkey_max = -1;
 		dbpoll_panel_add_user(p, id, name,
 			json_is_null(plan) ? -1 : dbpoll_cell_int(plan),
 			json_string_value(json_array_get(row, 3)),
@@ -494,6 +498,36 @@ struct dbpoll_panel *dbpoll_panel_build(json_t *users, json_t *plans,
 		p->base_gen = prev->gen;
 	}
 	return p;
+}
+
+static bool dbpoll_passkeys_zero(const char *key, void *value, void *ctx)
+{
+	struct dbpoll_user *u = value;
+
+	(void)key;
+	(void)ctx;
+	u->passkeys = 0;
+	u->passkey_max = -1;
+	return true;
+}
+
+void dbpoll_panel_set_passkeys(struct dbpoll_panel *p, json_t *rows)
+{
+	json_t *row;
+	size_t i;
+
+	if (rows == NULL)
+		return;
+	hmap_each(p->users, dbpoll_passkeys_zero, NULL);
+	json_array_foreach(rows, i, row) {
+		struct dbpoll_user *u = (struct dbpoll_user *)dbpoll_user_get(
+			p, dbpoll_cell_int(json_array_get(row, 0)));
+
+		if (u == NULL)
+			continue;
+		u->passkeys = dbpoll_cell_int(json_array_get(row, 1));
+		u->passkey_max = dbpoll_cell_int(json_array_get(row, 2));
+	}
 }
 
 void dbpoll_panel_slices_begin(struct dbpoll_panel *p)
@@ -654,20 +688,21 @@ int dbpoll_fetch_panel(const struct paneldb_driver *drv,
 		       struct dbpoll_panel **panel_r, unsigned *queries_r,
 		       char **error_r)
 {
-	static const char *const sql[4] = { DBPOLL_SQL_USERS, DBPOLL_SQL_PLANS,
-					    DBPOLL_SQL_DOMAINS, DBPOLL_SQL_SITES };
+	static const char *const sql[5] = { DBPOLL_SQL_USERS, DBPOLL_SQL_PLANS,
+					    DBPOLL_SQL_DOMAINS, DBPOLL_SQL_SITES,
+					    DBPOLL_SQL_PASSKEYS };
 	/* A panel DB that lacks a column read later (an older schema): the
 	 * first columns only, and no sites table at all (NULL). */
-	static const char *const base[4] = {
+	static const char *const base[5] = {
 		"SELECT id, username, plan_id, email, server FROM users",
 		"SELECT id, name FROM plans",
-		"SELECT domain_url, user_id FROM domains", NULL };
-	json_t *rows[4] = { NULL, NULL, NULL, NULL };
+		"SELECT domain_url, user_id FROM domains", NULL, NULL };
+	json_t *rows[5] = { NULL, NULL, NULL, NULL, NULL };
 	int ret = 0;
 
 	if (drv->begin != NULL)
 		ret = drv->begin(conn, error_r);
-	for (unsigned i = 0; i < 4 && ret == 0; i++) {
+	for (unsigned i = 0; i < 5 && ret == 0; i++) {
 		(*queries_r)++;
 		ret = drv->query(conn, sql[i], NULL, &rows[i], NULL, error_r);
 		if (ret < 0 && ret != -EPIPE) {
@@ -688,8 +723,9 @@ int dbpoll_fetch_panel(const struct paneldb_driver *drv,
 					      now_ms);
 		if (rows[3] != NULL)
 			dbpoll_panel_add_sites(*panel_r, rows[3], prev);
+		dbpoll_panel_set_passkeys(*panel_r, rows[4]);
 	}
-	for (unsigned i = 0; i < 4; i++)
+	for (unsigned i = 0; i < 5; i++)
 		json_decref(rows[i]);
 	return ret;
 }
@@ -1064,7 +1100,7 @@ static void dbpoll_diff_account(struct dbpoll_diff *d, const char *key,
 				const struct dbpoll_user *n)
 {
 	bool email = !dbpoll_streq(o->email, n->email);
-	bool pw = false, twofa = false, otp = false;
+	bool pw = false, twofa = false, otp = false, pk = false;
 	json_t *ev, *changed;
 
 	if (o->secrets && n->secrets) {
@@ -1076,9 +1112,12 @@ static void dbpoll_diff_account(struct dbpoll_diff *d, const char *key,
 		twofa = o->twofa != n->twofa ||
 			(otp && o->twofa == 1 && n->twofa == 1);
 	}
-	if (pw || twofa || otp || o->secrets != n->secrets)
+	if (o->passkeys >= 0 && n->passkeys >= 0)
+		pk = o->passkeys != n->passkeys || o->passkey_max != n->passkey_max;
+	if (pw || twofa || otp || pk || o->secrets != n->secrets ||
+	    o->passkeys != n->passkeys || o->passkey_max != n->passkey_max)
 		d->changed = true;
-	if (!email && !pw && !twofa)
+	if (!email && !pw && !twofa && !pk)
 		return;
 	d->changed = true;
 	ev = dbpoll_event_add(d->out, "user.updated", "user:", n->name, n->id,
@@ -1101,6 +1140,12 @@ static void dbpoll_diff_account(struct dbpoll_diff *d, const char *key,
 					    json_boolean(n->twofa));
 		if (o->twofa == 1 && n->twofa == 0)
 			json_object_set_new(ev, "twofa_disabled", json_true());
+	}
+	if (pk) {
+		json_array_append_new(changed, json_string("passkeys"));
+		json_object_set_new(ev, "passkeys", json_integer(n->passkeys));
+		json_object_set_new(ev, "old_passkeys",
+				    json_integer(o->passkeys));
 	}
 	json_object_set_new(ev, "changed", changed);
 }
@@ -1753,6 +1798,10 @@ static bool dbpoll_user_dump(const char *key, void *value, void *ctx)
 		dbpoll_buf_int(d->b, u->twofa, true);
 		dbpoll_buf_add(d->b, ",", 1);
 		dbpoll_buf_str(d->b, u->otp_fp);
+		dbpoll_buf_add(d->b, ",", 1);
+		dbpoll_buf_int(d->b, u->passkeys, true);
+		dbpoll_buf_add(d->b, ",", 1);
+		dbpoll_buf_int(d->b, u->passkey_max, true);
 	}
 	dbpoll_buf_add(d->b, "]", 1);
 	return true;
@@ -1988,7 +2037,8 @@ static int dbpoll_panel_from_json(json_t *jp, struct dbpoll_panel **p_r,
 		}
 		struct dbpoll_user_secrets sec = {
 			dbpoll_str_at(v, 4), dbpoll_str_at(v, 6),
-			(int)dbpoll_int64_at(v, 5, -1), json_array_size(v) >= 7
+			(int)dbpoll_int64_at(v, 5, -1), json_array_size(v) >= 7,
+			dbpoll_int64_at(v, 7, -1), dbpoll_int64_at(v, 8, -1)
 		};
 
 		dbpoll_panel_add_user(p, id, name, dbpoll_int64_at(v, 1, -1),

@@ -28,6 +28,11 @@ struct dbpoll_chunk;
 #define DBPOLL_SQL_DOMAINS                                                   \
 	"SELECT domain_url, user_id, php_version, domain_id FROM domains"
 #define DBPOLL_SQL_SITES "SELECT id, site_name, domain_id, type FROM sites"
+/* The Go panel's passkeys (a table it makes on first use): how many a
+ * user has and the newest id (an add and a remove in one poll still
+ * move it). */
+#define DBPOLL_SQL_PASSKEYS                                                  \
+	"SELECT user_id, COUNT(*), MAX(id) FROM user_passkeys GROUP BY user_id"
 /* The plan limits compared for user.limits_changed, in DBPOLL_SQL_PLANS
  * order from its third column. */
 #define DBPOLL_N_LIMITS 10
@@ -55,6 +60,8 @@ struct dbpoll_user {
 	char *otp_fp;
 	int twofa;          /* users.twofa_enabled 0/1; -1 unknown */
 	bool secrets;       /* the three above were read (else unknown) */
+	int64_t passkeys;   /* user_passkeys rows; -1 unknown (no table) */
+	int64_t passkey_max; /* their newest id; -1 none or unknown */
 };
 
 /* A plan's limits (plans columns, as text; NULL: null or unknown). */
@@ -169,6 +176,9 @@ void dbpoll_slice_parse(const char *text, size_t len,
 
 void dbpoll_panel_add_sites(struct dbpoll_panel *p, json_t *sites,
 			    const struct dbpoll_panel *prev);
+/* Set the users' passkey counts from the rows of DBPOLL_SQL_PASSKEYS
+ * (rows NULL: the table is not there, counts unknown). */
+void dbpoll_panel_set_passkeys(struct dbpoll_panel *p, json_t *rows);
 
 /* Run the four SELECTs on conn (in one read-only transaction) and build
  * the snapshot.  *queries_r is incremented once per SELECT run.  0 or -errno (from the driver, -EPIPE
@@ -236,7 +246,7 @@ bool dbpoll_file_sig(const char *path, struct dbpoll_file_sig *sig);
 /* Persistence, as JSON text (malloc'd): {"version":1, "panel_source":
  * ..., "admin_source": ... (which databases it describes), "panel":
  * {"users":{"<id>":[username, plan_id, email, context, pw_fp, twofa,
- * otp_fp]}, "plans":{"<id>": name}, "limits":{"<id>":[limit...]},
+ * otp_fp, passkeys, passkey_max]}, "plans":{"<id>": name}, "limits":{"<id>":[limit...]},
  * "owners":{"<domain>":[user, user_id, plan, context, gone_ms, php,
  * domain_id]}, "sites":{"<id>":[name, domain_id, type, domain, user]},
  * "slices":{"<uid>":[user, CPUQuota, MemoryMax, TasksMax]}}

@@ -5,6 +5,8 @@
 # (OpenPanel 2.x, openpanel/internal/modules/...):
 #   account/settings.go      UPDATE users SET email = ? WHERE id = ?
 #   account/passwords.go     UPDATE users SET password = ? WHERE id = ?
+#   account/handlers_passkeys.go  CREATE TABLE IF NOT EXISTS user_passkeys
+#                            on first use, INSERT INTO user_passkeys
 #   account/api_twofa.go     setup: twofa_enabled = 0, otp_secret = NEW;
 #                            confirm: twofa_enabled = 1; disable:
 #                            twofa_enabled = 0, otp_secret = NULL
@@ -123,6 +125,21 @@ CONF
 	is "$(ev_changed bob '["2fa"]')" 2 \
 		"$DB_NAME: 2FA: two events (the pending secret is none)"
 
+	# passkeys: the Go panel makes its table on first use (no event: a
+	# baseline), then registers one
+	db_sql "CREATE TABLE user_passkeys (id INTEGER NOT NULL PRIMARY KEY,
+		user_id INT NOT NULL, credential_id VARCHAR(255) NOT NULL UNIQUE,
+		public_key TEXT NOT NULL, sign_count INT NOT NULL DEFAULT 0,
+		name VARCHAR(100) NOT NULL,
+		created_at TIMESTAMP NULL DEFAULT CURRENT_TIMESTAMP,
+		last_used_at TIMESTAMP NULL);"
+	wait_for 30 state_has '"bob@example.net",[^]]*,0,null\]' || true
+	db_sql "INSERT INTO user_passkeys (id, user_id, credential_id, public_key, name)
+		VALUES (1, 2, 'Y3JlZGVudGlhbC0x', 'cHVibGljLWtleS0x', 'laptop');"
+	ok "$(wait_for 30 has_event user.updated user:bob passkeys=1 \
+		old_passkeys=0; echo $?)" \
+		"$DB_NAME: a passkey registered => user.updated changed [\"passkeys\"]"
+
 	# PHP version: the vhost rewritten in place first, then the row
 	sed 's/php-fpm-8\.2/php-fpm-8.4/g' "$VHOST_DIR/alice-blog.example.conf" \
 		> "$T/vhost.new"
@@ -227,7 +244,7 @@ CONF
 
 	# exactly these, once each
 	is "$(ev_count user.updated user:alice)" 2 "$DB_NAME: alice: 2 user.updated"
-	is "$(ev_count user.updated user:bob)" 3 "$DB_NAME: bob: 3 user.updated"
+	is "$(ev_count user.updated user:bob)" 4 "$DB_NAME: bob: 4 user.updated"
 	is "$(ev_count user.updated user:carol)" 1 "$DB_NAME: carol: 1 user.updated"
 	is "$(ev_count domain.php_changed alice-blog.example)" 1 \
 		"$DB_NAME: vhost + row: ONE domain.php_changed"
@@ -248,9 +265,9 @@ CONF
 	is "$(ev_count user.limits_changed user:carol origin=slice)" "$SLICES" \
 		"$DB_NAME: slice limits: carol once (hostile drop-ins ignored)"
 	is "$(ev_count user.plan_changed user:carol)" 1 "$DB_NAME: plan change once"
-	# 6 user.updated, 2 domain.php_changed, 2 site.*, 2 plan limits,
+	# 7 user.updated, 2 domain.php_changed, 2 site.*, 2 plan limits,
 	# 1 plan change, and 3 slice limits
-	is "$(db_events)" $((13 + 3 * SLICES)) \
+	is "$(db_events)" $((14 + 3 * SLICES)) \
 		"$DB_NAME: exactly the expected events, none extra"
 
 	# no hash, no 2FA secret, not even a fingerprint, anywhere

@@ -793,6 +793,52 @@ static void test_slice_diff(void **state)
 	dbpoll_panel_free(&b);
 }
 
+static struct dbpoll_panel *panel_pk(const char *rows,
+				     const struct dbpoll_panel *prev)
+{
+	struct dbpoll_panel *p = panel_of(USERS, PLANS, DOMAINS, prev, 1);
+	json_t *r = rows != NULL ? J(rows) : NULL;
+
+	dbpoll_panel_set_passkeys(p, r);
+	json_decref(r);
+	return p;
+}
+
+static void test_passkeys(void **state)
+{
+	struct dbpoll_panel *none = panel_pk(NULL, NULL);
+	struct dbpoll_panel *empty = panel_pk("[]", none);
+	struct dbpoll_panel *one = panel_pk("[[2,1,1]]", empty);
+	/* one removed, another added in the same poll */
+	struct dbpoll_panel *swap = panel_pk("[[2,1,2]]", one);
+	bool changed;
+	json_t *evs, *ev;
+
+	(void)state;
+	evs = diff_events(none, empty, &changed); /* the table appears */
+	assert_true(changed);
+	assert_int_equal(json_array_size(evs), 0);
+	json_decref(evs);
+	evs = diff_events(empty, one, &changed);
+	assert_int_equal(json_array_size(evs), 1);
+	ev = json_array_get(evs, 0);
+	assert_string_equal(str(ev, "_subject"), "user:bob");
+	assert_string_equal(json_string_value(json_array_get(
+		json_object_get(ev, "changed"), 0)), "passkeys");
+	assert_int_equal(json_integer_value(json_object_get(ev, "passkeys")), 1);
+	json_decref(evs);
+	evs = diff_events(one, swap, &changed);
+	assert_int_equal(json_array_size(evs), 1);
+	json_decref(evs);
+	evs = diff_events(swap, swap, &changed);
+	assert_false(changed);
+	json_decref(evs);
+	dbpoll_panel_free(&none);
+	dbpoll_panel_free(&empty);
+	dbpoll_panel_free(&one);
+	dbpoll_panel_free(&swap);
+}
+
 static void test_state_json_malformed(void **state)
 {
 	struct dbpoll_panel *p;
@@ -881,7 +927,7 @@ static void test_sqlite_fetch_panel(void **state)
 	assert_int_equal(paneldb_sqlite_driver.connect(&t, &c, &err), 0);
 	assert_int_equal(dbpoll_fetch_panel(&paneldb_sqlite_driver, c, NULL,
 					    1, &p, &q, &err), 0);
-	assert_int_equal(q, 4);
+	assert_int_equal(q, 5); /* user_passkeys is not there: no retry */
 	assert_int_equal(hmap_count(p->sites), 1);
 	assert_int_equal(hmap_count(p->limits), 2);
 	assert_string_equal(dbpoll_owner_find(p, "shop.example")->php, "8.3");
@@ -1245,6 +1291,7 @@ int main(void)
 		cmocka_unit_test(test_php_changed),
 		cmocka_unit_test(test_sites),
 		cmocka_unit_test(test_plan_limits),
+		cmocka_unit_test(test_passkeys),
 		cmocka_unit_test(test_slice_parse),
 		cmocka_unit_test(test_slice_diff),
 		cmocka_unit_test(test_plan_added_removed),
