@@ -2,7 +2,8 @@
 # Installs the Debian packages ophook needs: `deps.sh build` for building,
 # `deps.sh test` for building and running the whole test suite (real Caddy,
 # BIND, MariaDB, GoAccess, ufw, postfix's postmap, Podman with runc and
-# busybox-static for the container tests, valgrind, clang, and
+# busybox-static for the container tests, quota (repquota, setquota,
+# quotacheck) for the quota alerts, valgrind, clang, and
 # debhelper/lintian for tests/integration/package.sh).
 set -eu
 BUILD="build-essential autoconf automake libtool pkg-config libuv1-dev
@@ -11,7 +12,7 @@ libcurl4-openssl-dev libssl-dev libcmocka-dev libsystemd-dev sqlite3 openssl"
 TEST="$BUILD caddy bind9 bind9-utils bind9-dnsutils mariadb-server
 mariadb-client goaccess ufw iptables inotify-tools postfix python3 curl
 valgrind clang libclang-rt-14-dev procps util-linux iproute2 jq
-python3-jsonschema podman runc busybox-static
+python3-jsonschema podman runc busybox-static quota
 debhelper dh-autoreconf dpkg-dev fakeroot lintian systemd"
 case "${1:-build}" in
 build) PKGS=$BUILD ;;

@@ -43,8 +43,7 @@ watch:
   settle_ms: 50
 paths:
   systemd: $D/systemd
-containers:
-  home_dir: $D/home
+  home: $D/home
 plugins:
   log:
     enabled: true

@@ -503,6 +503,15 @@ struct guard_opts {
 	 * --container-fail-closed; failing closed there refuses every action
 	 * of the user panel for good, not only while ophookd is down */
 	bool container_fail_closed;
+	/* the relay for the container: the socket as the host sees it
+	 * (--relay or checks.relay_socket; NULL: none), the client to copy
+	 * next to it (--guard-client), and both as the container sees them
+	 * (the socket without --root: /etc/openpanel/...) */
+	const char *relay;
+	const char *client_src;
+	char relay_ctr[PATH_MAX], client_ctr[PATH_MAX + 16];
+	char client_host[PATH_MAX + 16];
+	bool relay_on;
 };
 
 /* Characters allowed in a path written into a hook: the hook is a shell
@@ -521,9 +530,23 @@ static bool guard_cmd_ok(const char *c)
 		       strlen(c);
 }
 
+/* The folder of path, in a static buffer ("/" for a top-level name). */
+static const char *guard_dir_of(const char *path)
+{
+	static char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	size_t l = slash != NULL ? (size_t)(slash - path) : 0;
+
+	if (l == 0 || l >= sizeof(dir))
+		return "/";
+	memcpy(dir, path, l);
+	dir[l] = '\0';
+	return dir;
+}
+
 static char *guard_hook_text(const struct guard_opts *o, const char *socket)
 {
-	char *t = NULL;
+	char *t = NULL, *relay = NULL;
 	char logopt[1100] = "", foopt[GUARD_FO_MAX * 90] = "";
 	size_t used = 0;
 
@@ -533,6 +556,20 @@ static char *guard_hook_text(const struct guard_opts *o, const char *socket)
 		used += (size_t)snprintf(foopt + used, sizeof(foopt) - used,
 					 " --fail-open-intent '%s'",
 					 o->fo_intents[i]);
+	/* inside the openpanel container: the static client and the relay,
+	 * both where the container's /etc/openpanel mount shows them; its
+	 * refusals are logged next to them */
+	if (o->relay_on &&
+	    asprintf(&relay,
+		     "client='%s'\n"
+		     "if [ -x \"$client\" ]; then\n"
+		     "\texec \"$client\" -s '%s' check %s%s --log '%s/guard.log' "
+		     "--hook \"$0\" -- \"$@\"\n"
+		     "fi\n",
+		     o->client_ctr, o->relay_ctr,
+		     o->fail_open ? "--fail-open" : "--fail-closed", foopt,
+		     guard_dir_of(o->relay_ctr)) < 0)
+		return NULL;
 	/* opencli runs this as `bash FILE ARGS...` with stdout and stderr on
 	 * /dev/null and ignores the exit status (see ctl/guard.h). */
 	if (asprintf(&t,
@@ -548,11 +585,12 @@ static char *guard_hook_text(const struct guard_opts *o, const char *socket)
 		     "\texec \"$ctl\" -s '%s' guard check %s%s%s --hook \"$0\" "
 		     "-- \"$@\"\n"
 		     "fi\n"
+		     "%s"
 		     "# ophookctl cannot run here (inside the openpanel "
 		     "container, say)\n"
 		     "%s",
 		     o->ctl, socket, o->fail_open ? "--fail-open" : "--fail-closed",
-		     foopt, logopt,
+		     foopt, logopt, relay != NULL ? relay : "",
 		     !o->container_fail_closed
 			     ? "exit 0\n"
 			     : "p=$PPID\n"
@@ -564,7 +602,8 @@ static char *guard_hook_text(const struct guard_opts *o, const char *socket)
 			       "\tkill -TERM \"$p\"\n"
 			       "fi\n"
 			       "exit 1\n") < 0)
-		return NULL;
+		t = NULL;
+	free(relay);
 	return t;
 }
 
@@ -656,18 +695,18 @@ static void guard_free_list(char **v, size_t n)
 	free(v);
 }
 
-static int guard_write_file(const char *path, const char *text)
+static int guard_write_data(const char *path, const void *data, size_t len)
 {
 	char tmp[PATH_MAX + 16];
 	int fd;
 
 	snprintf(tmp, sizeof(tmp), "%s.ophook-tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+	(void)unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
 		  0755);
 	if (fd < 0)
 		return -errno;
-	size_t len = strlen(text);
-	ssize_t w = write(fd, text, len);
+	ssize_t w = write(fd, data, len);
 
 	if (w != (ssize_t)len || fsync(fd) < 0 || close(fd) < 0) {
 		int err = errno ? errno : EIO;
@@ -684,11 +723,63 @@ static int guard_write_file(const char *path, const char *text)
 	return 0;
 }
 
-static int guard_install(const struct guard_opts *o, const char *socket)
+static int guard_write_file(const char *path, const char *text)
 {
-	char **v, *text = guard_hook_text(o, socket);
+	return guard_write_data(path, text, strlen(text));
+}
+
+/* The relay for the container: check that the socket is under
+ * ROOT/etc/openpanel (what the container mounts), then copy the static
+ * client next to it.  Sets o->relay_on; a problem is a warning (the hooks
+ * then do what --container-fail-closed says). */
+static void guard_relay_prepare(struct guard_opts *o)
+{
+	char prefix[PATH_MAX], *data = NULL;
+	size_t len = 0, rl = strlen(o->root);
+	int r;
+
+	o->relay_on = false;
+	if (o->relay == NULL)
+		return;
+	snprintf(prefix, sizeof(prefix), "%s/etc/openpanel/", o->root);
+	if (!guard_path_ok(o->relay) ||
+	    strncmp(o->relay, prefix, strlen(prefix)) != 0) {
+		fprintf(stderr, "ophookctl guard: relay socket %s is not below "
+			"%s: the openpanel container cannot reach it, so opencli "
+			"run there is not asked\n", o->relay, prefix);
+		return;
+	}
+	snprintf(o->relay_ctr, sizeof(o->relay_ctr), "%s", o->relay + rl);
+	snprintf(o->client_ctr, sizeof(o->client_ctr), "%s/ophook-guard",
+		 guard_dir_of(o->relay_ctr));
+	snprintf(o->client_host, sizeof(o->client_host), "%s/ophook-guard",
+		 guard_dir_of(o->relay));
+	r = file_read_nofollow(o->client_src, 64u << 20, &data, &len);
+	if (r < 0) {
+		fprintf(stderr, "ophookctl guard: %s: %s: opencli run inside "
+			"the openpanel container is not asked\n", o->client_src,
+			strerror(-r));
+		return;
+	}
+	if ((r = mkdir_p(guard_dir_of(o->client_host), 0755)) < 0 ||
+	    (r = guard_write_data(o->client_host, data, len)) < 0) {
+		fprintf(stderr, "ophookctl guard: %s: %s\n", o->client_host,
+			strerror(-r));
+		free(data);
+		return;
+	}
+	free(data);
+	o->relay_on = true;
+}
+
+static int guard_install(struct guard_opts *o, const char *socket)
+{
+	char **v, *text;
 	size_t n, done = 0, kept = 0;
 	int status = 0;
+
+	guard_relay_prepare(o);
+	text = guard_hook_text(o, socket);
 
 	if (text == NULL)
 		return 2;
@@ -730,7 +821,16 @@ static int guard_install(const struct guard_opts *o, const char *socket)
 	for (size_t i = 0; i < o->n_fo && !o->fail_open; i++)
 		printf("fail-open when ophookd cannot answer: %s\n",
 		       o->fo_intents[i]);
-	if (!o->container_fail_closed)
+	if (o->relay_on)
+		printf("inside the openpanel container: %s asks ophookd "
+		       "through %s (%s)\n", o->client_ctr, o->relay_ctr,
+		       o->fail_open ? "fail-open" : "fail-closed");
+	if (o->relay_on && o->container_fail_closed)
+		printf("where neither can run: refused\n");
+	else if (o->relay_on)
+		printf("where neither can run: allowed unchecked "
+		       "(--container-fail-closed refuses)\n");
+	else if (!o->container_fail_closed)
 		printf("note: where ophookctl cannot run (opencli inside the "
 		       "openpanel container, which the user panel uses), "
 		       "commands are allowed unchecked; "
@@ -780,6 +880,19 @@ static int guard_remove(const struct guard_opts *o)
 	closedir(d);
 	printf("guard removed: %zu pre hook(s) from %s\n", removed,
 	       o->hooks_dir);
+	if (o->relay != NULL) {
+		char client[PATH_MAX + 16];
+
+		snprintf(client, sizeof(client), "%s/ophook-guard",
+			 guard_dir_of(o->relay));
+		if (unlink(client) == 0)
+			printf("guard removed: %s\n", client);
+		else if (errno != ENOENT) {
+			fprintf(stderr, "ophookctl guard: %s: %s\n", client,
+				strerror(errno));
+			status = 2;
+		}
+	}
 	return status;
 }
 
@@ -810,6 +923,20 @@ static int guard_status(const struct guard_opts *o)
 	       ours == n ? "installed" : ours == 0 ? "not installed"
 						   : "partly installed",
 	       ours, n, missing, foreign);
+	if (o->relay != NULL) {
+		char client[PATH_MAX + 16];
+		struct stat st;
+
+		snprintf(client, sizeof(client), "%s/ophook-guard",
+			 guard_dir_of(o->relay));
+		printf("inside the openpanel container: %s, relay %s %s\n",
+		       access(client, X_OK) == 0 ? "client installed"
+						 : "no client",
+		       o->relay,
+		       stat(o->relay, &st) == 0 && S_ISSOCK(st.st_mode)
+			       ? "listening"
+			       : "absent (ophookd down, or checks.relay off)");
+	}
 	guard_free_list(v, n);
 	return ours == n ? 0 : 1;
 }
@@ -820,8 +947,10 @@ static void guard_usage(FILE *f)
 		"usage: ophookctl [-s SOCKET] guard install [--root DIR] "
 		"[--fail-open] [--fail-open-intent PATTERN]... "
 		"[--container-fail-closed] [--log FILE] [--ophookctl PATH]\n"
-		"       ophookctl guard remove [--root DIR]\n"
-		"       ophookctl guard status [--root DIR]\n"
+		"                 [--relay SOCKET | --no-relay] "
+		"[--guard-client PATH]\n"
+		"       ophookctl guard remove [--root DIR] [--relay SOCKET]\n"
+		"       ophookctl guard status [--root DIR] [--relay SOCKET]\n"
 		"       ophookctl [-s SOCKET] guard check [--fail-open] "
 		"[--log FILE] --hook PATH -- ARGS...\n"
 		"install writes pre_<cmd>.sh hooks into "
@@ -850,8 +979,10 @@ static int guard_fo_add(struct guard_opts *o, const char *pat)
 
 int guard_main(const struct guard_env *env, int argc, char **argv)
 {
-	struct guard_opts o = { .root = "" };
+	struct guard_opts o = { .root = "", .relay = env->relay_socket,
+				.client_src = OPHOOK_GUARD_CLIENT };
 	const char *sub, *hooks_opt = NULL;
+	bool no_relay = false;
 	int status;
 
 	if (argc < 2) {
@@ -886,11 +1017,19 @@ int guard_main(const struct guard_env *env, int argc, char **argv)
 			o.container_fail_closed = true;
 		else if (strcmp(argv[i], "--container-fail-open") == 0)
 			o.container_fail_closed = false;
+		else if (strcmp(argv[i], "--relay") == 0 && i + 1 < argc)
+			o.relay = argv[++i];
+		else if (strcmp(argv[i], "--no-relay") == 0)
+			no_relay = true;
+		else if (strcmp(argv[i], "--guard-client") == 0 && i + 1 < argc)
+			o.client_src = argv[++i];
 		else {
 			guard_usage(stderr);
 			return 2;
 		}
 	}
+	if (no_relay)
+		o.relay = NULL;
 	if (o.root[0] != '\0' && !guard_path_ok(o.root)) {
 		fprintf(stderr, "ophookctl guard: --root must be an absolute "
 			"path of [A-Za-z0-9/_.+-]\n");

@@ -11,6 +11,12 @@
  * signalled, never a process group: opencli started by the Go panel or
  * from another opencli script shares its group with its caller.
  *
+ * Inside OpenPanel's `openpanel` container (where the user panel runs
+ * opencli) there is no ophookctl and no /run of the host: there the hooks
+ * run ophook-guard (ctl/guardclient.c, static), copied by install next to
+ * ophookd's relay socket (checks.relay_socket, under /etc/openpanel, which
+ * the container mounts); the relay answers `check` only.
+ *
  * Every opencli command is in one table (guard.c): mapped to an intent
  * that `check` asks ophookd's pre hooks about, or known to change nothing
  * (allowed without asking); a command in neither is logged and allowed. */
@@ -34,6 +40,9 @@ struct guard_env {
 	 * ophookd cannot answer), written into the hooks by install */
 	const char *const *fail_open;
 	size_t n_fail_open;
+	/* the config's checks.relay_socket (NULL: unknown or off): install
+	 * gives the hooks a way to ask from inside the openpanel container */
+	const char *relay_socket;
 };
 
 /* One row of the table. */

@@ -657,9 +657,11 @@ static int ctl_guard_ask(void *vctx, json_t *args, json_t **result_r)
  * gets what the caller frees. */
 static int ctl_socket_path(const char *sock_opt, const char *config_opt,
 			   const char **path_r, char **owned_r,
-			   char ***fail_open_r, size_t *n_fail_open_r)
+			   char ***fail_open_r, size_t *n_fail_open_r,
+			   char **relay_r)
 {
 	*owned_r = NULL;
+	*relay_r = NULL;
 	*fail_open_r = NULL;
 	*n_fail_open_r = 0;
 	if (sock_opt != NULL) {
@@ -698,6 +700,11 @@ static int ctl_socket_path(const char *sock_opt, const char *config_opt,
 	*n_fail_open_r = cfg->checks.n_fail_open;
 	cfg->checks.fail_open = NULL;
 	cfg->checks.n_fail_open = 0;
+	/* checks.relay_socket, for `guard install` (the container's way) */
+	if (cfg->checks.relay) {
+		*relay_r = cfg->checks.relay_socket;
+		cfg->checks.relay_socket = NULL;
+	}
 	config_free(&cfg);
 	if (*path_r == NULL) {
 		fprintf(stderr, "ophookctl: out of memory\n");
@@ -796,10 +803,10 @@ int main(int argc, char **argv)
 	ctl.tty = isatty(STDOUT_FILENO) == 1;
 	signal(SIGPIPE, SIG_IGN);
 
-	char *owned = NULL, **fail_open = NULL;
+	char *owned = NULL, **fail_open = NULL, *relay = NULL;
 	size_t n_fail_open = 0;
 	if (ctl_socket_path(sock_opt, config_opt, &ctl.socket, &owned,
-			    &fail_open, &n_fail_open) < 0)
+			    &fail_open, &n_fail_open, &relay) < 0)
 		return 2;
 	if (strcmp(cmd, "guard") == 0) {
 		/* connects only for `guard check`, once per question */
@@ -807,9 +814,11 @@ int main(int argc, char **argv)
 					 .ask = ctl_guard_ask,
 					 .ask_ctx = &ctl,
 					 .fail_open = (const char *const *)fail_open,
-					 .n_fail_open = n_fail_open };
+					 .n_fail_open = n_fail_open,
+					 .relay_socket = relay };
 
 		status = guard_main(&env, argc - optind, argv + optind);
+		free(relay);
 		for (size_t i = 0; i < n_fail_open; i++)
 			free(fail_open[i]);
 		free(fail_open);
@@ -819,6 +828,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < n_fail_open; i++)
 		free(fail_open[i]);
 	free(fail_open);
+	free(relay);
 	if (ctl_connect(&ctl) < 0) {
 		free(owned);
 		return 2;

@@ -116,6 +116,12 @@ done_testing() {
 }
 need() { for c in "$@"; do command -v "$c" >/dev/null 2>&1 || skip_all "$c not installed"; done; }
 need_root() { [ "$(id -u)" = 0 ] || skip_all "needs root"; }
+# sqlite3 as the tests' stand-in for the panel's MariaDB: a write waits for
+# the lock ophookd's poller may hold while it reads (MariaDB's clients wait
+# for locks too), instead of failing at once with "database is locked"
+# and leaving a row out that the test then expects (the sqlite3 shell's
+# busy timeout is 0)
+sqlite3() { command sqlite3 -cmd ".timeout 10000" "$@"; }
 
 # wait_for TIMEOUT_S CMD...: poll CMD every 0.05 s until it succeeds.
 wait_for() {
@@ -172,6 +178,9 @@ write_config() {
 		echo "socket: $T/ophookd.sock"
 		echo "hooks_dir: $T/hooks"
 		echo "watch_extra: []"
+		echo "paths:"
+		echo "  home: $T/home"
+		echo "  admin_notifications: $T/log/openpanel/admin/notifications.log"
 		echo "log_level: ${OPHOOK_LOG_LEVEL:-info}"
 		echo "plugin_dirs:"
 		echo "  - $T/plugins"

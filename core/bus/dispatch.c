@@ -702,6 +702,29 @@ unsigned dispatch_handler_queued(const struct handler *h)
 	return h->queued;
 }
 
+static bool dispatch_oldest_each(const char *key, void *value, void *ctx)
+{
+	const struct lane *l = value;
+	int64_t *oldest = ctx;
+
+	(void)key;
+	if (l->head != NULL && l->head->ev != NULL &&
+	    (*oldest == 0 || l->head->ev->pub.time_ms < *oldest))
+		*oldest = l->head->ev->pub.time_ms;
+	return true;
+}
+
+int64_t dispatch_handler_oldest_ms(const struct handler *h)
+{
+	int64_t oldest = 0;
+
+	/* each lane's head is its oldest; what is spilled to the journal is
+	 * newer than every delivery in the window */
+	if (h->lanes != NULL)
+		hmap_each(h->lanes, dispatch_oldest_each, &oldest);
+	return oldest;
+}
+
 const char *dispatch_delivery_live(const struct handler *h,
 				   const char *subject, int64_t id,
 				   const struct delivery **d_r)

@@ -64,6 +64,10 @@ bool dispatch_retry_delivery(struct dispatch *dp, struct handler *h,
 unsigned dispatch_queued(const struct dispatch *dp);
 /* Deliveries of h held in memory (queued and in flight). */
 unsigned dispatch_handler_queued(const struct handler *h);
+/* The time (time_ms) of the oldest event h has yet to finish (running,
+ * ready, waiting to retry or spilled to the journal), or 0 when it has
+ * none: how far behind h is. */
+int64_t dispatch_handler_oldest_ms(const struct handler *h);
 unsigned dispatch_inflight(const struct dispatch *dp);
 /* What h's delivery of event `id` on `subject` is doing now: "running",
  * "ready" (due, waits for a free slot), "backoff" (waits for its next_ms),

@@ -948,6 +948,7 @@ json_t *engine_status(struct engine *e)
 {
 	json_t *st = json_object(), *hs = json_array(), *counts = NULL;
 	const char *err = NULL;
+	int64_t now = now_ms();
 	size_t incoming;
 
 	pthread_mutex_lock(&e->lock);
@@ -980,12 +981,16 @@ json_t *engine_status(struct engine *e)
 
 		for (size_t j = 0; j < h->n_patterns; j++)
 			json_array_append_new(pats, json_string(h->patterns[j]));
+		int64_t oldest = dispatch_handler_oldest_ms(h);
+		int64_t lag = oldest > 0 && now > oldest ? now - oldest : 0;
+
 		json_array_append_new(
-			hs, json_pack("{s:s, s:o, s:i, s:i, s:b}", "name",
+			hs, json_pack("{s:s, s:o, s:i, s:i, s:b, s:I}", "name",
 				      h->name, "patterns", pats, "inflight",
 				      h->inflight, "queued",
 				      dispatch_handler_queued(h), "behind",
-				      h->spill_from != 0));
+				      h->spill_from != 0, "lag_ms",
+				      (json_int_t)lag));
 	}
 	json_object_set_new(st, "handlers", hs);
 	if (e->status_extra != NULL)
@@ -1019,9 +1024,23 @@ char *engine_metrics_text(void *ctx)
 	g.journal_handlers = NULL;
 	if (e->journal != NULL && journal_counts(e->journal, &counts, &err) == 0)
 		g.journal_handlers = json_object_get(counts, "handlers");
+	json_t *lag = json_object();
+	int64_t now = now_ms();
+
+	for (size_t i = 0; i < e->n_hlist; i++) {
+		int64_t oldest = dispatch_handler_oldest_ms(e->hlist[i]);
+
+		json_object_set_new(lag, e->hlist[i]->name,
+				    json_real(oldest > 0 && now > oldest
+						      ? (double)(now - oldest) /
+								1000.0
+						      : 0.0));
+	}
+	g.handler_lag = lag;
 	char *text = metrics_render(e->metrics, &g);
 
 	json_decref(counts);
+	json_decref(lag);
 	return text;
 }
 

@@ -282,6 +282,24 @@ static void render_journal(struct buf *b, const json_t *handlers)
 	}
 }
 
+/* How far behind each running handler is. */
+static void render_lag(struct buf *b, const json_t *lag)
+{
+	const char *name;
+	json_t *v;
+
+	if (lag == NULL || json_object_size(lag) == 0)
+		return;
+	buf_printf(b, "# HELP ophook_handler_lag_seconds Age of the oldest "
+		      "event a handler has yet to finish (0: none waiting).\n"
+		      "# TYPE ophook_handler_lag_seconds gauge\n");
+	json_object_foreach((json_t *)lag, name, v) {
+		buf_printf(b, "ophook_handler_lag_seconds{handler=\"");
+		buf_label(b, name);
+		buf_printf(b, "\"} %.3f\n", json_real_value(v));
+	}
+}
+
 char *metrics_render(const struct metrics *m, const struct metrics_gauges *g)
 {
 	struct buf b = { xmalloc(4096), 0, 4096 };
@@ -317,6 +335,7 @@ char *metrics_render(const struct metrics *m, const struct metrics_gauges *g)
 		   (unsigned long long)g->journal_errors, g->journal_ok,
 		   (long long)g->uptime_s);
 	render_journal(&b, g->journal_handlers);
+	render_lag(&b, g->handler_lag);
 	return b.s;
 }
 

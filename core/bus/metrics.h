@@ -33,6 +33,9 @@ struct metrics_gauges {
 	 * NULL: the deliveries in the journal by handler and state, which
 	 * survive a restart (the counters above start from zero) */
 	const json_t *journal_handlers;
+	/* {"handler": seconds}: the age of each running handler's oldest
+	 * unfinished event (0 when it has none), or NULL */
+	const json_t *handler_lag;
 };
 /* The whole exposition text; caller frees. */
 char *metrics_render(const struct metrics *m, const struct metrics_gauges *g);

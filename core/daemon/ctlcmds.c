@@ -240,7 +240,7 @@ static char *ctl_join(json_t *arr)
 	return ctl_buf_take(&b);
 }
 
-#define CTL_HCOLS 8
+#define CTL_HCOLS 9
 
 /* The handler table: the engine's handlers (name, patterns, inflight) with
  * the journal's delivery counts per handler; handlers the journal knows
@@ -250,7 +250,7 @@ static void ctl_status_handlers(struct ctl_buf *b, json_t *handlers,
 {
 	static const char *const head[CTL_HCOLS] = {
 		"NAME", "PATTERNS", "INFLIGHT", "PENDING", "DONE", "FAILED",
-		"DEAD", "DISCARDED"
+		"DEAD", "DISCARDED", "LAG"
 	};
 	static const char *const states[5] = { "pending", "done", "failed",
 					       "dead", "discarded" };
@@ -271,6 +271,8 @@ static void ctl_status_handlers(struct ctl_buf *b, json_t *handlers,
 			cell[rows][3 + s] = c != NULL
 				? ctl_scalar_str(json_object_get(c, states[s]))
 				: xstrdup("0");
+		cell[rows][8] = xasprintf("%.1fs", (double)json_integer_value(
+				json_object_get(h, "lag_ms")) / 1000.0);
 		rows++;
 	}
 	json_object_foreach(counts, k, h) {
@@ -289,6 +291,7 @@ static void ctl_status_handlers(struct ctl_buf *b, json_t *handlers,
 		for (unsigned s = 0; s < 5; s++)
 			cell[rows][3 + s] =
 				ctl_scalar_str(json_object_get(h, states[s]));
+		cell[rows][8] = xstrdup("-");
 		rows++;
 	}
 

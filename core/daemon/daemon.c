@@ -2,12 +2,14 @@
  *
  * Start order: journal, bus, plugin host (plugins loaded), hooks, panel
  * DB, bus resume (pending deliveries), cluster, control socket with every
- * subsystem's command table, metrics endpoint, watcher, containers.
- * Stop order: containers, watcher, panel DB, entity merger (what it held is submitted),
+ * subsystem's command table, metrics endpoint, watcher, containers,
+ * alerts.
+ * Stop order: alerts, containers, watcher, panel DB, entity merger (what it held is submitted),
  * control socket, metrics endpoint (no new
  * events or requests); the bus drains (running deliveries finish); hooks,
  * plugins, cluster; the bus closes its handlers, dispatcher and journal. */
 #include "daemon.h"
+#include "alerts.h"
 #include "cluster.h"
 #include "containers.h"
 #include "control.h"
@@ -37,8 +39,10 @@ struct daemon {
 	struct paneldb *paneldb;
 	struct watch *watch;
 	struct containers *containers; /* Podman/Docker API streams */
+	struct alerts *alerts; /* derived alerts (cert, quota, backup) */
 	struct entity *entity; /* merges the watcher's and the DB's users */
 	struct control *control;
+	struct control *relay; /* checks.relay_socket: `check` only */
 	struct cluster *cluster;        /* journal backend mysql only */
 	struct metrics_http *metrics_http;
 	bool stopping;
@@ -152,6 +156,9 @@ static void daemon_status(json_t *status, void *ctx)
 	if (d->containers != NULL)
 		json_object_set_new(status, "containers",
 				    containers_status(d->containers));
+	if (d->alerts != NULL)
+		json_object_set_new(status, "alerts",
+				    alerts_status(d->alerts));
 	/* the handlers that should run and do not */
 	json_object_set_new(status, "handlers_in_error", errs);
 }
@@ -191,6 +198,49 @@ static int daemon_start_control(struct daemon *d, const char **error_r)
 	return 0;
 }
 
+/* The guard's relay (checks.relay_socket): a second socket, root only,
+ * that answers `check` and nothing else.  The guard's hooks inside the
+ * openpanel container reach it through its /etc/openpanel mount (they
+ * see neither /run nor ophookctl).  A failure is logged: the control
+ * socket and the hooks on the host still work. */
+static void daemon_start_relay(struct daemon *d)
+{
+	const struct config *cfg = d->config;
+	const char *path = cfg->checks.relay_socket, *err = NULL;
+	char *dir;
+	int ret;
+
+	if (!cfg->checks.relay || path == NULL || d->hooks == NULL)
+		return;
+	dir = xstrdup(path);
+	*strrchr(dir, '/') = '\0';
+	ret = dir[0] != '\0' ? mkdir_p(dir, 0755) : 0;
+	free(dir);
+	if (ret == 0)
+		ret = control_start(d->loop, path, NULL, &d->relay, &err);
+	else
+		err = strerror(-ret);
+	if (ret < 0) {
+		log_error("checks.relay_socket %s: %s (opencli run inside the "
+			  "openpanel container cannot be vetoed)", path,
+			  err != NULL ? err : "error");
+		return;
+	}
+	control_set_limits(d->relay, cfg->socket_max_clients,
+			   cfg->socket_idle_ms, cfg->socket_request_ms);
+	for (const struct control_command *c = hooks_commands; c->name; c++)
+		if (strcmp(c->name, "check") == 0)
+			control_register(d->relay, c->name, c->fn, d->hooks);
+}
+
+/* The panel DB's contexts changed: the watcher follows their files. */
+static void daemon_contexts(const char *const *contexts, size_t n, void *ctx)
+{
+	struct daemon *d = ctx;
+
+	watch_set_contexts(d->watch, contexts, n);
+}
+
 int daemon_start(struct daemon *d, const char **error_r)
 {
 	const struct config *cfg = d->config;
@@ -216,6 +266,7 @@ int daemon_start(struct daemon *d, const char **error_r)
 	ret = daemon_start_control(d, error_r);
 	if (ret < 0)
 		return ret;
+	daemon_start_relay(d);
 	if (cfg->metrics_listen != NULL) {
 		ret = metrics_http_start(d->loop, cfg->metrics_listen,
 					 engine_metrics_text, d->engine,
@@ -232,9 +283,15 @@ int daemon_start(struct daemon *d, const char **error_r)
 		if (ret < 0)
 			log_error("watch: %s", *error_r);
 	}
+	/* the panel's contexts: whose crons.ini and backup.env to watch */
+	if (d->watch != NULL)
+		paneldb_on_contexts(d->paneldb, daemon_contexts, d);
 	ret = containers_start(d->engine, &d->containers, error_r);
 	if (ret < 0)
 		log_error("containers: %s", *error_r);
+	ret = alerts_start(d->engine, d->watch, &d->alerts, error_r);
+	if (ret < 0)
+		log_error("alerts: %s", *error_r);
 	/* NULL when the watcher is off: the command says so */
 	control_register_table(d->control, watch_commands, d->watch);
 	log_info("ophookd %s started: %u plugins, %zu handlers, node %s",
@@ -272,11 +329,14 @@ void daemon_stop(struct daemon *d, void (*cb)(void *ctx), void *ctx)
 	d->stop_ctx = ctx;
 	log_info("stopping");
 	pluginhost_stopping(d->plugins);
+	alerts_stop(&d->alerts);
 	containers_stop(&d->containers);
+	paneldb_on_contexts(d->paneldb, NULL, NULL);
 	watch_stop(&d->watch);
 	paneldb_stop(&d->paneldb);
 	entity_free(&d->entity); /* what it held goes to the engine */
 	control_stop(&d->control);
+	control_stop(&d->relay);
 	metrics_http_stop(&d->metrics_http);
 	engine_stop(d->engine, daemon_busy, daemon_drained, d);
 }

@@ -22,6 +22,16 @@ ophookctl_CPPFLAGS = $(BUS_CPPFLAGS)
 ophookctl_CFLAGS = $(AM_CFLAGS) $(DEPS_CFLAGS)
 ophookctl_LDADD = core/libophookcore.la $(DEPS_LIBS)
 
+# the guard's check alone, static (ctl/guardclient.c): for the hooks inside
+# the openpanel container; only libc and jansson
+pkglibexec_PROGRAMS += ophook-guard
+ophook_guard_SOURCES = ctl/guardclient.c ctl/guard.c ctl/guard.h \
+	core/lib/util.c core/lib/util.h
+ophook_guard_CPPFLAGS = $(LIB_CPPFLAGS) -I$(top_srcdir)/ctl
+ophook_guard_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
+ophook_guard_LDFLAGS = $(AM_LDFLAGS) $(GUARD_STATIC_LDFLAGS)
+ophook_guard_LDADD = $(JANSSON_LIBS)
+
 check_PROGRAMS += tests/unit/test_control
 TESTS += tests/unit/test_control
 tests_unit_test_control_SOURCES = tests/unit/test_control.c
@@ -31,6 +41,8 @@ tests_unit_test_control_LDADD = $(TEST_LIBS)
 TESTS += tests/integration/ctl.sh
 EXTRA_DIST += tests/integration/guard.sh
 TESTS += tests/integration/guard.sh
+TESTS += tests/integration/guard_container.sh
+EXTRA_DIST += tests/integration/guard_container.sh
 EXTRA_DIST += tests/integration/ctl.sh
 TESTS += tests/integration/help.sh
 EXTRA_DIST += tests/integration/help.sh

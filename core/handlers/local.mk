@@ -68,7 +68,8 @@ EXTRA_DIST += tests/integration/hooks_webhook.sh tests/integration/hooks_dryrun.
 # Sample hooks (installed as documentation) and the man page.
 hooksexampledir = $(docdir)/examples/hooks
 dist_hooksexample_DATA = hooks/README.md hooks/notify-slack.lua \
-	hooks/deny-reserved-domains.lua hooks/notify-containers.lua
+	hooks/deny-reserved-domains.lua hooks/notify-containers.lua \
+	hooks/alerts-webhook.lua
 hooksexecexampledir = $(docdir)/examples/hooks/exec/domain.added.d
 dist_hooksexecexample_SCRIPTS = hooks/exec/domain.added.d/10-example
 dist_man7_MANS = doc/ophook-lua.7

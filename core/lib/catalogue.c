@@ -155,6 +155,31 @@ const char *const catalogue_free_sources[] = { "socket", "hook", "replay",
 	"\"api\":\"libpod\",\"time_nano\":1746266400000000000,"              \
 	"\"container_time\":\"2025-05-03T10:00:00.000Z\"" extra "}"
 
+#define F_CTXFILE(what)                                                      \
+	{ "user", "string", true, NULL,                                      \
+	  "the user's context (users.server: the Linux user and its "       \
+	  "/home folder; the username unless renamed)" },                    \
+	{ "path", "string", true, NULL, what }
+
+/* Derived alerts (core/sources/alerts.c). */
+#define F_ALERTUSER                                                          \
+	{ "user", "string", true, NULL, "the user" }
+#define F_CERTALERT                                                          \
+	F_CERT,                                                              \
+	{ "serial", "string", true, NULL, "the certificate's serial, hex" }, \
+	{ "not_after", "string", true, NULL,                                 \
+	  "end of validity, YYYY-MM-DDTHH:MM:SSZ" },                         \
+	{ "remaining_s", "integer", false, NULL,                             \
+	  "seconds left until not_after (0 once past)" }
+#define F_QUOTA                                                              \
+	F_ALERTUSER,                                                         \
+	{ "percent", "number", true, NULL,                                   \
+	  "usage in percent of the limit, one decimal" },                    \
+	{ "used_kb", "integer", true, NULL, "blocks used, KiB" },           \
+	{ "soft_kb", "integer", true, NULL, "soft block limit, KiB (0: none)" }, \
+	{ "hard_kb", "integer", true, NULL, "hard block limit, KiB (0: none)" }, \
+	{ "limit", "string", true, "soft|hard", "the limit measured against" }
+
 /* Sorted by name (the unit test checks). */
 static const struct catalogue_type catalogue_type_table[] = {
 	{
@@ -207,6 +232,161 @@ static const struct catalogue_type catalogue_type_table[] = {
 		"\"2025-05-01T10:09:00.000Z\",\"admin\":\"carol\","
 		"\"admin_id\":3,\"role\":\"reseller\",\"is_active\":false,"
 		"\"totp_enabled\":false}",
+	},
+	{
+		"backup.config_changed", "user:CTX", "^user:", "files",
+		"a user's backup settings changed (backup.env)",
+		"HOME/CTX/backup.env, the docker-volume-backup settings the "
+		"Go panel's backup pages rewrite (os.WriteFile).  Watched "
+		"for every context the panel DB knows (paths.home).  The "
+		"value of a secret key (passwords, access keys, tokens, "
+		"passphrases, connection strings, and secrets.extra_keys) is "
+		"never sent, only a short fingerprint.",
+		(const struct catalogue_field[]){
+			F_CTXFILE("HOME/CTX/backup.env"),
+			{ "keys", "string[]", true, NULL,
+			  "the keys that changed" },
+			{ "changes", "object[]", true, NULL,
+			  "one {key, old, new} per key (null: absent), or "
+			  "{key, secret: true, old_fingerprint, "
+			  "new_fingerprint}" },
+			END },
+		"{\"id\":140,\"type\":\"backup.config_changed\",\"subject\":"
+		"\"user:bob\",\"source\":\"inotify\",\"node\":\"\",\"time\":"
+		"\"2025-05-01T10:20:00.000Z\",\"path\":\"/home/bob/backup.env\","
+		"\"user\":\"bob\",\"keys\":[\"AWS_SECRET_ACCESS_KEY\","
+		"\"BACKUP_CRON_EXPRESSION\"],\"changes\":[{\"key\":"
+		"\"AWS_SECRET_ACCESS_KEY\",\"secret\":true,\"old_fingerprint\":"
+		"\"sha256:1f2e3d4c\",\"new_fingerprint\":\"sha256:9a8b7c6d\"},"
+		"{\"key\":\"BACKUP_CRON_EXPRESSION\",\"old\":\"@daily\","
+		"\"new\":\"0 3 * * *\"}]}",
+	},
+	{
+		"backup.failed", "user:NAME", "^user:", "alerts",
+		"a user's backup container ended with an error (alert opened)",
+		"Derived alert (alerts.enabled): the per-user container named "
+		"alerts.backup_container (OpenPanel's `backup`, "
+		"offen/docker-volume-backup) died with an exit code other than "
+		"0, 137 or 143 (a stop).  Open until a run ends with 0 "
+		"(backup.succeeded with resolved true); further failures while "
+		"open send nothing.  Remembered across restarts.",
+		(const struct catalogue_field[]){
+			F_ALERTUSER,
+			{ "container", "string", true, NULL,
+			  "the container's name" },
+			{ "exit_code", "integer", true, NULL, "its exit code" },
+			{ "container_id", "string", false, NULL, "its id, hex" },
+			{ "ctx", "string", false, NULL, "the user's context" },
+			{ "event_id", "integer", true, NULL,
+			  "the container.died event this comes from" },
+			END },
+		"{\"id\":301,\"type\":\"backup.failed\",\"subject\":"
+		"\"user:alice\",\"source\":\"timer\",\"node\":\"\",\"time\":"
+		"\"2025-05-03T03:00:10.000Z\",\"user\":\"alice\",\"container\":"
+		"\"backup\",\"exit_code\":1,\"ctx\":\"alice\",\"event_id\":300}",
+	},
+	{
+		"backup.succeeded", "user:NAME", "^user:", "alerts",
+		"a user's backup container ended with exit code 0",
+		"Derived alert: sent for every run seen to end well; resolved "
+		"true when it closes an open backup.failed.",
+		(const struct catalogue_field[]){
+			F_ALERTUSER,
+			{ "container", "string", true, NULL,
+			  "the container's name" },
+			{ "exit_code", "integer", true, NULL, "0" },
+			{ "resolved", "boolean", true, NULL,
+			  "it closes an open backup.failed" },
+			{ "failed_exit_code", "integer", false, NULL,
+			  "the exit code of the failure it closes" },
+			{ "container_id", "string", false, NULL, "its id, hex" },
+			{ "ctx", "string", false, NULL, "the user's context" },
+			{ "event_id", "integer", true, NULL,
+			  "the container.died event this comes from" },
+			END },
+		"{\"id\":305,\"type\":\"backup.succeeded\",\"subject\":"
+		"\"user:alice\",\"source\":\"timer\",\"node\":\"\",\"time\":"
+		"\"2025-05-04T03:00:10.000Z\",\"user\":\"alice\",\"container\":"
+		"\"backup\",\"exit_code\":0,\"resolved\":true,"
+		"\"failed_exit_code\":1,\"ctx\":\"alice\",\"event_id\":304}",
+	},
+	{
+		"cert.expired", "DOMAIN (*.DOMAIN for a wildcard)", NULL,
+		"alerts", "a certificate reached its not_after (alert opened)",
+		"Derived alert (alerts.enabled): the most severe level of the "
+		"certificate alert, sent once, at start when the certificate "
+		"was already expired, else by the timer at not_after.  "
+		"Resolved by cert.expiry_resolved.",
+		(const struct catalogue_field[]){
+			F_CERTALERT,
+			{ "expired_s", "integer", true, NULL,
+			  "seconds since not_after" },
+			F_OWNER, END },
+		"{\"id\":210,\"type\":\"cert.expired\",\"subject\":"
+		"\"old.example\",\"source\":\"timer\",\"node\":\"\",\"time\":"
+		"\"2025-05-01T08:00:01.000Z\",\"domain\":\"old.example\",\"path\":"
+		"\"/etc/openpanel/caddy/ssl/custom/old.example/fullchain.pem\","
+		"\"issuer\":\"custom\",\"serial\":\"1A2B\",\"not_after\":"
+		"\"2025-05-01T08:00:00Z\",\"remaining_s\":0,\"expired_s\":1}",
+	},
+	{
+		"cert.expiring", "DOMAIN (*.DOMAIN for a wildcard)", NULL,
+		"alerts",
+		"a certificate crossed an expiry threshold (alert opened)",
+		"Derived alert (alerts.enabled, thresholds "
+		"alerts.cert_thresholds, 14d 7d 1d by default): once per "
+		"threshold and certificate, from a timer set to the next "
+		"threshold instant.  A threshold crossed while ophookd was down "
+		"is sent at start, only the most severe one (6 days left: days "
+		"7, not 14 then 7).  Remembered across restarts "
+		"(STATE_DIR/alerts.json).  A certificate that still crosses "
+		"thresholds has not been renewed by Caddy, which renews at a "
+		"third of the lifetime left.",
+		(const struct catalogue_field[]){
+			F_CERTALERT,
+			{ "days", "integer", true, NULL,
+			  "the threshold in whole days (0 under a day)" },
+			{ "threshold", "string", true, NULL,
+			  "the threshold as configured (7d)" },
+			{ "threshold_s", "integer", true, NULL,
+			  "the threshold in seconds" },
+			F_OWNER, END },
+		"{\"id\":200,\"type\":\"cert.expiring\",\"subject\":"
+		"\"shop.example\",\"source\":\"timer\",\"node\":\"\",\"time\":"
+		"\"2025-07-23T08:00:00.020Z\",\"domain\":\"shop.example\","
+		"\"path\":\"/etc/openpanel/caddy/ssl/acme-v02.api.letsencrypt.org-"
+		"directory/shop.example/shop.example.crt\",\"issuer\":"
+		"\"acme-v02.api.letsencrypt.org-directory\",\"serial\":\"4B1D\","
+		"\"not_after\":\"2025-07-30T08:00:00Z\",\"remaining_s\":604800,"
+		"\"days\":7,\"threshold\":\"7d\",\"threshold_s\":604800,"
+		"\"user\":\"bob\",\"user_id\":2,\"plan\":\"default\","
+		"\"context\":\"bob\"}",
+	},
+	{
+		"cert.expiry_resolved", "DOMAIN (*.DOMAIN for a wildcard)",
+		NULL, "alerts",
+		"an open cert.expiring or cert.expired alert is over",
+		"The certificate was renewed or replaced by one further from "
+		"its end (reason renewed; the fields describe the new one), or "
+		"removed (reason removed; the fields describe the old one).  "
+		"When the new one is still past a threshold, a cert.expiring "
+		"for it follows.",
+		(const struct catalogue_field[]){
+			F_CERTALERT,
+			{ "reason", "string", true, "renewed|removed",
+			  "why it is over" },
+			{ "was", "string", true, "cert.expiring|cert.expired",
+			  "the alert it closes" },
+			{ "old_serial", "string", false, NULL,
+			  "the serial of the certificate replaced" },
+			F_OWNER, END },
+		"{\"id\":220,\"type\":\"cert.expiry_resolved\",\"subject\":"
+		"\"shop.example\",\"source\":\"timer\",\"node\":\"\",\"time\":"
+		"\"2025-07-24T08:00:00.000Z\",\"domain\":\"shop.example\","
+		"\"path\":\"/etc/openpanel/caddy/ssl/custom/shop.example/"
+		"fullchain.pem\",\"issuer\":\"custom\",\"serial\":\"5C2E\","
+		"\"not_after\":\"2025-10-22T08:00:00Z\",\"reason\":\"renewed\","
+		"\"was\":\"cert.expiring\",\"old_serial\":\"4B1D\"}",
 	},
 	{
 		"cert.installed", "DOMAIN", NULL, "files",
@@ -386,6 +566,39 @@ static const struct catalogue_type catalogue_type_table[] = {
 			    ",\"action\":\"stop\",\"reason\":\"user.suspended\""),
 	},
 	{
+		"cron.changed", "user:CTX", "^user:", "files",
+		"a user's cron jobs were added, removed or changed (crons.ini)",
+		"HOME/CTX/crons.ini, the [job-exec \"NAME\"] blocks the Go "
+		"panel's cron page rewrites (os.WriteFile) and the cron "
+		"container runs.  Watched for every context the panel DB "
+		"knows (paths.home).  A customer can write this file: "
+		"values are cut at 4096 bytes, control bytes become '?', and "
+		"what looks like a password in a command (--password=X, "
+		"DB_PASSWORD=X, token=X, --password X, mysql's -pX) becomes "
+		"***.",
+		(const struct catalogue_field[]){
+			F_CTXFILE("HOME/CTX/crons.ini"),
+			{ "added", "object[]", true, NULL,
+			  "jobs added: {name, schedule, container, command, "
+			  "no_overlap}" },
+			{ "removed", "object[]", true, NULL,
+			  "jobs removed, as they were" },
+			{ "changed", "object[]", true, NULL,
+			  "jobs changed: the job now, and \"old\": the job "
+			  "before" },
+			END },
+		"{\"id\":141,\"type\":\"cron.changed\",\"subject\":"
+		"\"user:bob\",\"source\":\"inotify\",\"node\":\"\",\"time\":"
+		"\"2025-05-01T10:25:00.000Z\",\"path\":\"/home/bob/crons.ini\","
+		"\"user\":\"bob\",\"added\":[{\"name\":\"backup-db\","
+		"\"schedule\":\"0 0 3 * * *\",\"container\":\"mysql\","
+		"\"command\":\"sh /backup.sh\"}],\"removed\":[],\"changed\":"
+		"[{\"name\":\"php\",\"schedule\":\"@every 5m\",\"container\":"
+		"\"php-fpm-8.3\",\"command\":\"php /var/www/html/cron.php\","
+		"\"old\":{\"schedule\":\"@every 1h\",\"container\":"
+		"\"php-fpm-8.3\",\"command\":\"php /var/www/html/cron.php\"}}]}",
+	},
+	{
 		"dns.config.changed", "dns", "^dns$", "files",
 		"named.conf.local changed without adding or removing a zone",
 		"The bind9 plugin runs `rndc reconfig`.",
@@ -507,7 +720,7 @@ static const struct catalogue_type catalogue_type_table[] = {
 			  "domains.php_version before" },
 			{ "vhost_php_version", "string", false, NULL,
 			  "the version the vhost names (its first php-fpm-X.Y: "
-			  "CONTAINERS_HOME_DIR/CTX/docker-data/volumes/"
+			  "PATHS_HOME/CTX/docker-data/volumes/"
 			  "CTX_webserver_data/_data/DOMAIN.conf), when readable "
 			  "without following a symlink: differs from "
 			  "php_version when the rewrite failed" },
@@ -587,6 +800,26 @@ static const struct catalogue_type catalogue_type_table[] = {
 		"\"old_ssl\":\"auto\",\"user\":\"bob\"}",
 	},
 	{
+		"domain.waf_changed", "DOMAIN", NULL, "files",
+		"a domain's WAF was switched on or off",
+		"The SecRuleEngine line of the domain's Caddy conf changed "
+		"(opencli waf's sed -i, the Go panel's WAF page); sent besides "
+		"the conf's domain.updated.",
+		(const struct catalogue_field[]){
+			F_DOMAIN, F_CONFPATH,
+			{ "waf", "string", true, "on|off|detection_only",
+			  "the WAF mode now" },
+			{ "old_waf", "string", true, "on|off|detection_only",
+			  "the WAF mode before" },
+			F_OWNER, END },
+		"{\"id\":45,\"type\":\"domain.waf_changed\",\"subject\":"
+		"\"shop.example\",\"source\":\"inotify\",\"node\":\"\","
+		"\"time\":\"2025-05-01T08:31:00.000Z\",\"path\":"
+		"\"/etc/openpanel/caddy/domains/shop.example.conf\",\"domain\":"
+		"\"shop.example\",\"waf\":\"on\",\"old_waf\":\"off\","
+		"\"user\":\"bob\"}",
+	},
+	{
 		"firewall.block", "the address", NULL, "sent (ophookctl emit, a "
 		"hook); the firewall plugin acts on it",
 		"a request to block an address in the firewall (ufw or csf)",
@@ -629,6 +862,46 @@ static const struct catalogue_type catalogue_type_table[] = {
 		"\"203.0.113.9\",\"source\":\"plugin\",\"node\":\"\",\"time\":"
 		"\"2025-05-01T13:00:00.000Z\",\"ip\":\"203.0.113.9\","
 		"\"reason\":\"expired\"}",
+	},
+	{
+		"ftp.account.added", "user:CTX", "^user:", "files",
+		"an FTP account was added (opencli ftp-add)",
+		"A line account|hash|directory|uid|gid appeared in "
+		"ROOT/ftp/users/CTX/users.list.  The password hash is never "
+		"sent.",
+		(const struct catalogue_field[]){
+			F_CTXFILE("ROOT/ftp/users/CTX/users.list"),
+			{ "account", "string", true, NULL,
+			  "the FTP account (name@domain)" },
+			{ "directory", "string", true, NULL,
+			  "its folder (in the user's containers: "
+			  "/var/www/html/...)" },
+			END },
+		"{\"id\":150,\"type\":\"ftp.account.added\",\"subject\":"
+		"\"user:bob\",\"source\":\"inotify\",\"node\":\"\",\"time\":"
+		"\"2025-05-01T10:30:00.000Z\",\"path\":\"/etc/openpanel/ftp/"
+		"users/bob/users.list\",\"user\":\"bob\",\"account\":"
+		"\"web@shop.example\",\"directory\":\"/var/www/html/"
+		"shop.example\"}",
+	},
+	{
+		"ftp.account.removed", "user:CTX", "^user:", "files",
+		"an FTP account was removed (opencli ftp-delete, user-delete)",
+		"Its line left ROOT/ftp/users/CTX/users.list (sed -i), or the "
+		"file went.",
+		(const struct catalogue_field[]){
+			F_CTXFILE("ROOT/ftp/users/CTX/users.list"),
+			{ "account", "string", true, NULL,
+			  "the FTP account (name@domain)" },
+			{ "directory", "string", true, NULL,
+			  "the folder it had" },
+			END },
+		"{\"id\":151,\"type\":\"ftp.account.removed\",\"subject\":"
+		"\"user:bob\",\"source\":\"inotify\",\"node\":\"\",\"time\":"
+		"\"2025-05-01T10:40:00.000Z\",\"path\":\"/etc/openpanel/ftp/"
+		"users/bob/users.list\",\"user\":\"bob\",\"account\":"
+		"\"web@shop.example\",\"directory\":\"/var/www/html/"
+		"shop.example\"}",
 	},
 	{
 		"mail.account.added", "DOMAIN", NULL, "files",
@@ -752,6 +1025,31 @@ static const struct catalogue_type catalogue_type_table[] = {
 		"\"2G\",\"old_quota\":null}",
 	},
 	{
+		"panel.notification", "notifications", "^notifications$",
+		"files",
+		"a new unread admin notification (opencli sentinel)",
+		"A line `TIME UNREAD TITLE MESSAGE: TEXT` appended to "
+		"OpenAdmin's notifications.log (paths.admin_notifications).  "
+		"Once per line: marking it READ (sed -i) or rewriting the "
+		"file sends nothing again, nor does a restart.",
+		(const struct catalogue_field[]){
+			{ "path", "string", true, NULL,
+			  "the notification log" },
+			{ "logged_at", "string", true, NULL,
+			  "the line's time, YYYY-mm-dd HH:MM:SS (the server's "
+			  "local time)" },
+			{ "title", "string", true, NULL, "the title" },
+			{ "message", "string", true, NULL,
+			  "the message (cut at 4096 bytes)" },
+			END },
+		"{\"id\":160,\"type\":\"panel.notification\",\"subject\":"
+		"\"notifications\",\"source\":\"inotify\",\"node\":\"\","
+		"\"time\":\"2025-05-01T10:50:00.000Z\",\"path\":\"/var/log/"
+		"openpanel/admin/notifications.log\",\"logged_at\":"
+		"\"2025-05-01 12:50:00\",\"title\":\"High Load Average\","
+		"\"message\":\"Load average is 9.1\"}",
+	},
+	{
 		"plugin.quarantined", "plugin:NAME", "^plugin:", "engine",
 		"a plugin crashed too often and was set aside",
 		"`ophookctl plugins enable NAME` brings it back.",
@@ -765,6 +1063,46 @@ static const struct catalogue_type catalogue_type_table[] = {
 		"\"plugin:crashy\",\"source\":\"plugin\",\"node\":\"\",\"time\":"
 		"\"2025-05-01T15:00:00.000Z\",\"plugin\":\"crashy\",\"reason\":"
 		"\"crashed 3 times\",\"crashes\":3}",
+	},
+	{
+		"quota.exceeded", "user:NAME", "^user:", "alerts",
+		"a user's disk usage crossed a quota level (alert opened)",
+		"Derived alert (alerts.enabled): alerts.quota_command "
+		"(repquota -a -u -O csv) is read every alerts.quota_interval_s; "
+		"usage is measured against the soft block limit (the hard one "
+		"when there is no soft one).  Once per level crossed upwards "
+		"(alerts.quota_levels, 90 and 100 by default; straight over "
+		"several: the highest only); a level is held until usage falls "
+		"alerts.quota_margin points below it, so usage flapping around "
+		"a level sends nothing more.  Remembered across restarts.",
+		(const struct catalogue_field[]){
+			F_QUOTA,
+			{ "level", "integer", true, NULL,
+			  "the level crossed, percent" },
+			END },
+		"{\"id\":400,\"type\":\"quota.exceeded\",\"subject\":"
+		"\"user:bob\",\"source\":\"timer\",\"node\":\"\",\"time\":"
+		"\"2025-05-03T10:00:00.000Z\",\"user\":\"bob\",\"percent\":92.1,"
+		"\"used_kb\":921,\"soft_kb\":1000,\"hard_kb\":2000,\"limit\":"
+		"\"soft\",\"level\":90}",
+	},
+	{
+		"quota.recovered", "user:NAME", "^user:", "alerts",
+		"a user's disk usage fell back under the quota levels",
+		"Usage went below the lowest level minus alerts.quota_margin: "
+		"the open quota.exceeded is over.",
+		(const struct catalogue_field[]){
+			F_QUOTA,
+			{ "level", "integer", true, NULL,
+			  "the level that was held, percent" },
+			{ "margin", "integer", true, NULL,
+			  "alerts.quota_margin" },
+			END },
+		"{\"id\":410,\"type\":\"quota.recovered\",\"subject\":"
+		"\"user:bob\",\"source\":\"timer\",\"node\":\"\",\"time\":"
+		"\"2025-05-03T12:00:00.000Z\",\"user\":\"bob\",\"percent\":50.1,"
+		"\"used_kb\":501,\"soft_kb\":1000,\"hard_kb\":2000,\"limit\":"
+		"\"soft\",\"level\":90,\"margin\":5}",
 	},
 	{
 		"site.added", "DOMAIN (site:ID when its domain is unknown)",

@@ -4,6 +4,7 @@
  * the file and the 1-based line and column of the offending node. */
 #define _GNU_SOURCE
 #include "config.h"
+#include "alertlevel.h"
 #include "util.h"
 
 #include <errno.h>
@@ -399,13 +400,18 @@ enum cfg_type {
 	CT_PATHS, /* char **, size_t: sequence of absolute paths */
 };
 
+#define CFG_LOG_DEF "/var/log"
 #define CK_NULLABLE 0x1	 /* CT_STR: empty value / ~ / null sets NULL */
 #define CK_HOSTNAME 0x2	 /* default: gethostname() */
 #define CK_ROOT 0x4	 /* CT_PATHS default: [root] after loading */
 #define CK_WORDS 0x8	 /* CT_PATHS: items are patterns, not paths */
+#define CK_ARGV 0x40	 /* CT_PATHS: items are a command's argv (any
+			    non-empty string; the first one a program) */
 #define CK_IN_ROOT 0x10	 /* CT_PATH: default under `root` (the /etc/openpanel
 			    of `def` replaced by root after loading) */
 #define CK_EXTRA 0x20	 /* CT_PATHS: default from `paths` after loading */
+#define CK_IN_LOG 0x80	 /* CT_PATH: default under `paths.log` (the /var/log
+			    prefix of the declared default replaced) */
 
 struct cfg_key {
 	const char *path;	    /* "section.key" */
@@ -445,6 +451,11 @@ static const char *const cfg_watch_extra_def[] = {
 static const char *const cfg_plugin_dirs_def[] = { OPHOOK_PLUGINDIR,
 						   CFG_DROPIN_PLUGINDIR, NULL };
 static const char *const cfg_none[] = { NULL };
+static const char *const cfg_cert_thresholds_def[] = { "14d", "7d", "1d",
+						       NULL };
+static const char *const cfg_quota_levels_def[] = { "90", "100", NULL };
+static const char *const cfg_quota_command_def[] = { "repquota", "-a", "-u",
+						     "-O", "csv", NULL };
 static const char *const cfg_log_levels[] = { "debug", "info", "warn",
 					      "error", NULL };
 static const char *const cfg_log_targets[] = { "stderr", "syslog", NULL };
@@ -462,8 +473,14 @@ static const struct cfg_key cfg_keys[] = {
 	K_PATH("paths.bind", paths.bind, "/etc/bind"),
 	K_PATH("paths.bind_cache", paths.bind_cache, "/var/cache/bind"),
 	K_PATH("paths.mail", paths.mail, "/usr/local/mail/openmail"),
-	K_PATH("paths.log", paths.log, "/var/log"),
+	K_PATH("paths.log", paths.log, CFG_LOG_DEF),
 	K_PATH("paths.csf", paths.csf, "/etc/csf"),
+	/* the users' homes: <home>/<ctx>/crons.ini and backup.env */
+	K_PATH("paths.home", paths.home, "/home"),
+	/* OpenAdmin's notification log (opencli sentinel appends to it) */
+	K_PATHF("paths.admin_notifications", paths.admin_notifications,
+		"/var/log/openpanel/admin/notifications.log", CK_IN_LOG),
+	/* systemd's config: the user-UID.slice.d drop-ins (panel DB poller) */
 	K_PATH("paths.systemd", paths.systemd, "/etc/systemd"),
 	K_PATH("state_dir", state_dir, "/var/lib/ophookd"),
 	K_PATH("socket", socket, "/run/ophookd.sock"),
@@ -482,6 +499,9 @@ static const struct cfg_key cfg_keys[] = {
 		cfg_none, CK_WORDS),
 	K_PATHS("checks.fail_open", checks.fail_open, checks.n_fail_open,
 		cfg_none, CK_WORDS),
+	K_BOOL("checks.relay", checks.relay, true),
+	K_PATHF("checks.relay_socket", checks.relay_socket,
+		"/etc/openpanel/ophookd/guard.sock", CK_IN_ROOT),
 
 	K_ENUM("panel_db.driver", panel_db.driver, "sqlite", cfg_drivers),
 	K_PATHF("panel_db.path", panel_db.path, "/etc/openpanel/ophookd/panel.db",
@@ -538,6 +558,21 @@ static const struct cfg_key cfg_keys[] = {
 	K_UINT("containers.reason_window_s", containers.reason_window_s, 120,
 	       0, 86400),
 	K_BOOL("containers.peer_check", containers.peer_check, true),
+
+	K_BOOL("alerts.enabled", alerts.enabled, false),
+	K_PATHS("alerts.cert_thresholds", alerts.cert_thresholds,
+		alerts.n_cert_thresholds, cfg_cert_thresholds_def, CK_WORDS),
+	K_PATHS("alerts.quota_levels", alerts.quota_levels,
+		alerts.n_quota_levels, cfg_quota_levels_def, CK_WORDS),
+	K_UINT("alerts.quota_margin", alerts.quota_margin, 5, 0, 100),
+	K_UINT("alerts.quota_interval_s", alerts.quota_interval_s, 300, 0,
+	       86400),
+	K_PATHS("alerts.quota_command", alerts.quota_command,
+		alerts.n_quota_command, cfg_quota_command_def, CK_ARGV),
+	K_UINT("alerts.quota_timeout_ms", alerts.quota_timeout_ms, 30000, 100,
+	       600000),
+	K_STR("alerts.backup_container", alerts.backup_container, "backup",
+	      CK_NULLABLE),
 
 	K_UINT("hooks.lua_memory_kb", hooks.memory_kb, 16384, 64, UINT_MAX),
 	K_UINT("hooks.timeout_ms", hooks.timeout_ms, 5000, 1, UINT_MAX),
@@ -807,11 +842,13 @@ static int cfg_set_paths(struct cfg_load *l, const struct cfg_key *k,
 	size_t *count = cfg_field_count(l->c, k);
 
 	bool words = (k->flags & CK_WORDS) != 0;
+	bool argv = (k->flags & CK_ARGV) != 0;
 
 	if (!cfg_is_null(n) && n->kind != CFG_SEQ)
 		return cfg_expected(l, n, k->path,
-				    words ? "a sequence of patterns"
-					  : "a sequence of absolute paths");
+				    argv    ? "a sequence of arguments"
+				    : words ? "a sequence of patterns"
+					    : "a sequence of absolute paths");
 	cfg_strv_free(v, count);
 	*v = xcalloc(n->n ? n->n : 1, sizeof(char *));
 	for (size_t i = 0; i < n->n; i++) {
@@ -819,7 +856,7 @@ static int cfg_set_paths(struct cfg_load *l, const struct cfg_key *k,
 		int r;
 
 		snprintf(item, sizeof(item), "%s[%zu]", k->path, i);
-		r = cfg_get_string(l, n->items[i], item, !words);
+		r = cfg_get_string(l, n->items[i], item, !words && !argv);
 		if (r < 0)
 			return r;
 		if (words) {
@@ -1217,10 +1254,44 @@ static int cfg_walk_map(struct cfg_load *l, const struct cfg_node *map,
 	return 0;
 }
 
+/* The node of key `path` in the file, when it was written. */
+static const struct cfg_node *cfg_seen(struct cfg_load *l, const char *path)
+{
+	return l->seen[cfg_key_find(path) - cfg_keys];
+}
+
+/* alerts.*: thresholds and levels parsed (alertlevel.h) and checked. */
+static int cfg_finish_alerts(struct cfg_load *l)
+{
+	struct config *c = l->c;
+	const struct cfg_node *n;
+	const char *why = NULL;
+
+	if (alertlevel_cert_thresholds(
+		    (const char *const *)c->alerts.cert_thresholds,
+		    c->alerts.n_cert_thresholds, c->alerts.cert_th_s,
+		    &why) < 0) {
+		n = cfg_seen(l, "alerts.cert_thresholds");
+		return n != NULL ? cfg_error(l->p, n, "alerts.cert_thresholds: "
+					     "%s", why)
+				 : cfg_error_at(l->p, 1, 1, "%s", why);
+	}
+	if (alertlevel_quota_levels(
+		    (const char *const *)c->alerts.quota_levels,
+		    c->alerts.n_quota_levels, c->alerts.quota_lv, &why) < 0) {
+		n = cfg_seen(l, "alerts.quota_levels");
+		return n != NULL ? cfg_error(l->p, n, "alerts.quota_levels: %s",
+					     why)
+				 : cfg_error_at(l->p, 1, 1, "%s", why);
+	}
+	return 0;
+}
+
 /* Checks across keys, and defaults that depend on other keys. */
 static int cfg_finish(struct cfg_load *l)
 {
 	struct config *c = l->c;
+	int r;
 
 	for (size_t i = 0; i < CFG_N_KEYS; i++) {
 		const struct cfg_key *k = &cfg_keys[i];
@@ -1233,6 +1304,15 @@ static int cfg_finish(struct cfg_load *l)
 			char **s = cfg_field_str(c, k);
 			char *v = xasprintf("%s%s", c->root,
 					    k->def + strlen(CFG_ROOT_DEF));
+
+			free(*s);
+			*s = v;
+		}
+		if ((k->flags & CK_IN_LOG) &&
+		    strcmp(c->paths.log, CFG_LOG_DEF) != 0) {
+			char **s = cfg_field_str(c, k);
+			char *v = xasprintf("%s%s", c->paths.log,
+					    k->def + strlen(CFG_LOG_DEF));
 
 			free(*s);
 			*s = v;
@@ -1252,6 +1332,8 @@ static int cfg_finish(struct cfg_load *l)
 			*n = 3;
 		}
 	}
+	if ((r = cfg_finish_alerts(l)) < 0)
+		return r;
 	if (c->journal.backoff_max_ms < c->journal.backoff_ms) {
 		const struct cfg_key *k = cfg_key_find("journal.backoff_max_ms");
 		const struct cfg_node *n = l->seen[k - cfg_keys];

@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define CONFIG_DEFAULT_PATH "/etc/openpanel/ophookd/ophookd.yaml"
 
@@ -84,6 +85,12 @@ struct config {
 				  (/etc/systemd): the user-UID.slice.d
 				  drop-ins under system/ and
 				  system.control/ */
+		char *home;  /* `paths.home`: the users' homes, <home>/<ctx>
+				holds crons.ini and backup.env (/home) */
+		char *admin_notifications; /* `paths.admin_notifications`:
+					      OpenAdmin's notification log
+					      (<paths.log>/openpanel/admin/
+					      notifications.log) */
 	} paths;             /* the host's trees outside root: watch_extra's
 				default and the plugins' default paths */
 	char **plugin_dirs;  /* `plugin_dirs` (system dir, admin drop-in dir) */
@@ -99,6 +106,14 @@ struct config {
 					loaded, or ophookd is down); others
 					fail closed (none) */
 		size_t n_fail_open;
+		bool relay;          /* `checks.relay` (true): listen on
+					relay_socket too */
+		char *relay_socket;  /* `checks.relay_socket`
+					(/etc/openpanel/ophookd/guard.sock):
+					a second socket that answers only
+					`check`, for the guard's hooks inside
+					the openpanel container, which sees
+					/etc/openpanel but not /run */
 	} checks;
 
 	struct {
@@ -198,6 +213,32 @@ struct config {
 					    socket found under run_user_dir
 					    must be served by its uid */
 	} containers;
+
+	struct {
+		bool enabled;            /* `alerts.enabled` (false) */
+		char **cert_thresholds;  /* `alerts.cert_thresholds`: durations
+					    before not_after (14d, 7d, 1d) */
+		size_t n_cert_thresholds;
+		int64_t cert_th_s[16];   /* the same in seconds, largest first
+					    (filled by config_load) */
+		char **quota_levels;     /* `alerts.quota_levels`: percent of
+					    the limit (90, 100) */
+		size_t n_quota_levels;
+		unsigned quota_lv[16];   /* the same, ascending */
+		unsigned quota_margin;   /* `alerts.quota_margin`: points
+					    below a level before it is left
+					    (5) */
+		unsigned quota_interval_s; /* `alerts.quota_interval_s` (300);
+					      0 = no quota alerts */
+		char **quota_command;    /* `alerts.quota_command`: argv
+					    (repquota -a -u -O csv) */
+		size_t n_quota_command;
+		unsigned quota_timeout_ms; /* `alerts.quota_timeout_ms`
+					      (30000) */
+		char *backup_container;  /* `alerts.backup_container`: the
+					    per-user backup container's name
+					    (backup); NULL = off */
+	} alerts;
 
 	struct config_plugin *plugins; /* `plugins:` map NAME -> {...} */
 	size_t n_plugins;

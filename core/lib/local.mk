@@ -8,6 +8,7 @@ core_lib_libophook_lib_la_SOURCES = \
 	core/lib/log.c core/lib/log.h \
 	core/lib/emitline.c core/lib/emitline.h \
 	core/lib/config.c core/lib/config.h \
+	core/lib/alertlevel.c core/lib/alertlevel.h \
 	core/lib/control.c core/lib/control.h \
 	core/lib/catalogue.c core/lib/catalogue.h
 core_lib_libophook_lib_la_CPPFLAGS = $(LIB_CPPFLAGS)
@@ -47,3 +48,9 @@ TESTS += tests/unit/test_catalogue
 tests_unit_test_catalogue_SOURCES = tests/unit/test_catalogue.c ctl/guard.c
 tests_unit_test_catalogue_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_catalogue_LDADD = $(TEST_LIBS)
+
+check_PROGRAMS += tests/unit/test_alerts
+TESTS += tests/unit/test_alerts
+tests_unit_test_alerts_SOURCES = tests/unit/test_alerts.c
+tests_unit_test_alerts_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_alerts_LDADD = $(TEST_LIBS)

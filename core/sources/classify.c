@@ -38,6 +38,10 @@ static const char *const classify_kind_names[CLASSIFY_KIND_MAX] = {
 	[CLASSIFY_MAIL_ACCOUNTS] = "mail_accounts",
 	[CLASSIFY_MAIL_VIRTUAL] = "mail_virtual",
 	[CLASSIFY_MAIL_QUOTAS] = "mail_quotas",
+	[CLASSIFY_FTP_USERS] = "ftp_users",
+	[CLASSIFY_CRONS] = "crons",
+	[CLASSIFY_BACKUP_ENV] = "backup_env",
+	[CLASSIFY_NOTIFICATIONS] = "notifications",
 };
 
 const char *classify_kind_name(enum classify_kind kind)
@@ -50,6 +54,11 @@ const char *classify_kind_name(enum classify_kind kind)
 bool classify_kind_is_dir(enum classify_kind kind)
 {
 	return kind == CLASSIFY_USER_DIR;
+}
+
+bool classify_kind_is_customer(enum classify_kind kind)
+{
+	return kind == CLASSIFY_CRONS || kind == CLASSIFY_BACKUP_ENV;
 }
 
 uint64_t classify_hash(const void *data, size_t len, uint64_t seed)
@@ -230,13 +239,68 @@ static enum classify_kind classify_root_path(char **p, size_t n,
 	    strcmp(p[1], "conf") == 0 &&
 	    strcmp(last, "openpanel.config") == 0)
 		return t->kind = CLASSIFY_PANEL_CONFIG;
+	/* ftp/users/<ctx>/users.list (opencli ftp-add, ftp-delete) */
+	if (n == 4 && strcmp(p[0], "ftp") == 0 &&
+	    strcmp(p[1], "users") == 0 && strcmp(last, "users.list") == 0) {
+		if (!set_name(t, p[2], strlen(p[2]), false, why_r))
+			return CLASSIFY_NONE;
+		return t->kind = CLASSIFY_FTP_USERS;
+	}
 	return CLASSIFY_NONE;
+}
+
+/* The length of dir without trailing slashes (1 for "/"). */
+static size_t dir_len(const char *dir)
+{
+	size_t l = strlen(dir);
+
+	while (l > 1 && dir[l - 1] == '/')
+		l--;
+	return l;
+}
+
+/* HOME/<ctx>/crons.ini and HOME/<ctx>/backup.env */
+static enum classify_kind classify_home_path(const char *home,
+					     const char *path,
+					     struct classify_target *t,
+					     const char **why_r)
+{
+	size_t hl = dir_len(home);
+	const char *ctx, *slash, *b;
+
+	if (strncmp(path, home, hl) != 0 || path[hl] != '/')
+		return CLASSIFY_NONE;
+	ctx = path + hl + 1;
+	slash = strchr(ctx, '/');
+	if (slash == NULL || strchr(slash + 1, '/') != NULL)
+		return CLASSIFY_NONE;
+	b = slash + 1;
+	if (strcmp(b, "crons.ini") == 0)
+		t->kind = CLASSIFY_CRONS;
+	else if (strcmp(b, "backup.env") == 0)
+		t->kind = CLASSIFY_BACKUP_ENV;
+	else
+		return CLASSIFY_NONE;
+	if (!set_name(t, ctx, (size_t)(slash - ctx), false, why_r))
+		return t->kind = CLASSIFY_NONE;
+	return t->kind;
 }
 
 enum classify_kind classify_path(const char *root, const char *path,
 				 struct classify_target *t,
 				 const char **why_r)
 {
+	const struct classify_roots roots = { root, NULL, NULL };
+
+	return classify_path_in(&roots, path, t, why_r);
+}
+
+enum classify_kind classify_path_in(const struct classify_roots *roots,
+				    const char *path,
+				    struct classify_target *t,
+				    const char **why_r)
+{
+	const char *root = roots->root;
 	size_t rl = strlen(root);
 	const char *b = base_name(path);
 
@@ -245,6 +309,15 @@ enum classify_kind classify_path(const char *root, const char *path,
 	while (rl > 1 && root[rl - 1] == '/')
 		rl--;
 	if (classify_ignored_name(b))
+		return CLASSIFY_NONE;
+	if (roots->notifications != NULL &&
+	    strcmp(path, roots->notifications) == 0)
+		return t->kind = CLASSIFY_NOTIFICATIONS;
+	if (roots->home != NULL &&
+	    (strcmp(b, "crons.ini") == 0 || strcmp(b, "backup.env") == 0) &&
+	    classify_home_path(roots->home, path, t, why_r) != CLASSIFY_NONE)
+		return t->kind;
+	if (*why_r != NULL)
 		return CLASSIFY_NONE;
 	if (strncmp(path, root, rl) == 0 && path[rl] == '/') {
 		char buf[4096], *parts[CLASSIFY_MAX_PARTS + 1];
@@ -654,9 +727,20 @@ static void classify_domain_conf(const struct classify_target *t,
 			json_object_set_new(p, "reason", json_string(old));
 		add_event(r, "domain.unsuspended", t->name, p);
 	} else {
+		const char *old_waf = fact_str(in->old_facts, "waf");
+
 		if (now)
 			json_object_set_new(p, "suspended", json_true());
 		add_event(r, "domain.updated", t->name, p);
+		/* the WAF switched (opencli waf's sed -i, the Go panel's
+		 * rewrite): its own event too, for hooks that care about
+		 * nothing else */
+		if (waf != NULL && old_waf != NULL && strcmp(waf, old_waf) != 0) {
+			p = payload_domain(t, in->path);
+			json_object_set_new(p, "waf", json_string(waf));
+			json_object_set_new(p, "old_waf", json_string(old_waf));
+			add_event(r, "domain.waf_changed", t->name, p);
+		}
 	}
 	free(comment);
 }
@@ -1311,10 +1395,17 @@ static bool is_fingerprint(const char *v)
 	return true;
 }
 
-/* A copy of an INI key set with the values of secret keys replaced by
- * their fingerprints (facts written by older versions may hold values). */
-static json_t *secrets_masked(const json_t *set,
-			      const struct classify_input *in)
+typedef bool kv_secret_fn(const char *key, const struct classify_input *in);
+
+static bool config_secret_in(const char *key, const struct classify_input *in)
+{
+	return classify_secret_key(key, in->secret_keys, in->n_secret_keys);
+}
+
+/* A copy of a key set with the values of secret keys replaced by their
+ * fingerprints (facts written by older versions may hold values). */
+static json_t *kv_masked(const json_t *set, const struct classify_input *in,
+			 kv_secret_fn *secret)
 {
 	json_t *copy = json_object();
 	const char *k;
@@ -1324,9 +1415,7 @@ static json_t *secrets_masked(const json_t *set,
 		const char *sv = json_string_value(v);
 		char fp[CLASSIFY_FP_SIZE];
 
-		if (sv != NULL && !is_fingerprint(sv) &&
-		    classify_secret_key(k, in->secret_keys,
-					in->n_secret_keys)) {
+		if (sv != NULL && !is_fingerprint(sv) && secret(k, in)) {
 			classify_fingerprint(sv, json_string_length(v), fp);
 			json_object_set_new(copy, k, json_string(fp));
 		} else {
@@ -1336,19 +1425,16 @@ static json_t *secrets_masked(const json_t *set,
 	return copy;
 }
 
-static void classify_panel_config(const struct classify_input *in,
-				  struct classify_result *r)
+/* The changes from old to now (both masked): [{key, old, new}] or, for a
+ * secret key, [{key, secret: true, old_fingerprint, new_fingerprint}];
+ * added keys, then removed, then changed, each sorted. */
+static json_t *kv_changes(const json_t *now, const json_t *old,
+			  const struct classify_input *in,
+			  kv_secret_fn *secret)
 {
-	json_t *parsed = in->content != NULL
-				 ? classify_ini(in->content, in->len, r)
-				 : json_object();
-	json_t *now = secrets_masked(parsed, in);
-	json_t *old_raw = set_of(in, "keys"), *old;
 	json_t *changes = json_array(), *lists[3];
 	size_t i, j;
 
-	json_decref(parsed);
-	old = old_raw != NULL ? secrets_masked(old_raw, in) : json_object();
 	lists[0] = keys_minus(now, old);   /* added */
 	lists[1] = keys_minus(old, now);   /* removed */
 	lists[2] = keys_changed(now, old); /* changed */
@@ -1359,8 +1445,7 @@ static void classify_panel_config(const struct classify_input *in,
 			json_t *o = json_object_get(old, k);
 			json_t *n = json_object_get(now, k);
 
-			if (classify_secret_key(k, in->secret_keys,
-						in->n_secret_keys))
+			if (secret(k, in))
 				/* never the value: its fingerprint */
 				json_array_append_new(
 					changes,
@@ -1379,17 +1464,39 @@ static void classify_panel_config(const struct classify_input *in,
 		}
 		json_decref(lists[i]);
 	}
+	return changes;
+}
+
+/* "keys": [the changed keys] and "changes" (stolen) into payload p. */
+static void kv_payload(json_t *p, json_t *changes)
+{
+	json_t *keys = json_array();
+
+	for (size_t j = 0; j < json_array_size(changes); j++)
+		json_array_append(keys,
+				  json_object_get(json_array_get(changes, j),
+						  "key"));
+	json_object_set_new(p, "keys", keys);
+	json_object_set_new(p, "changes", changes);
+}
+
+static void classify_panel_config(const struct classify_input *in,
+				  struct classify_result *r)
+{
+	json_t *parsed = in->content != NULL
+				 ? classify_ini(in->content, in->len, r)
+				 : json_object();
+	json_t *now = kv_masked(parsed, in, config_secret_in);
+	json_t *old_raw = set_of(in, "keys"), *old, *changes;
+
+	json_decref(parsed);
+	old = old_raw != NULL ? kv_masked(old_raw, in, config_secret_in)
+			      : json_object();
+	changes = kv_changes(now, old, in, config_secret_in);
 	if (json_array_size(changes) > 0) {
 		json_t *p = payload_new(in->path);
-		json_t *keys = json_array();
 
-		for (j = 0; j < json_array_size(changes); j++)
-			json_array_append(keys,
-					  json_object_get(json_array_get(changes,
-									 j),
-							  "key"));
-		json_object_set_new(p, "keys", keys);
-		json_object_set_new(p, "changes", changes);
+		kv_payload(p, changes);
 		add_event(r, "config.changed", "config", p);
 	} else {
 		json_decref(changes);
@@ -1623,6 +1730,618 @@ static void classify_quotas(const struct classify_input *in,
 		json_decref(now);
 }
 
+/* ---- FTP accounts ---- */
+
+json_t *classify_ftp_accounts(const char *content, size_t len,
+			      struct classify_result *w)
+{
+	json_t *set = json_object();
+	struct line_iter it = { content, content + len, 0 };
+	const char *s;
+	size_t l;
+
+	while (line_next(&it, &s, &l)) {
+		if (l == 0 || s[0] == '#')
+			continue;
+		const char *bar = memchr(s, '|', l), *end = s + l;
+
+		if (bar == NULL) {
+			warn(w, "line %u: no '|' after the account name",
+			     it.lineno);
+			continue;
+		}
+		if (bar == s || bar - s > 255) {
+			warn(w, "line %u: bad account name", it.lineno);
+			continue;
+		}
+		char *acct = xstrndup(s, (size_t)(bar - s));
+
+		for (char *c = acct; *c; c++)
+			*c = (char)tolower((unsigned char)*c);
+		if (!addr_chars_ok(acct) || strlen(acct) != (size_t)(bar - s)) {
+			warn(w, "line %u: bad account name", it.lineno);
+			free(acct);
+			continue;
+		}
+		/* account|hash|directory|uid|gid: the hash is skipped */
+		const char *d = memchr(bar + 1, '|', (size_t)(end - bar - 1));
+		const char *de;
+
+		if (d == NULL) {
+			warn(w, "line %u: no directory after the password "
+			     "field", it.lineno);
+			free(acct);
+			continue;
+		}
+		d++;
+		de = memchr(d, '|', (size_t)(end - d));
+		if (de == NULL)
+			de = end;
+		if (json_object_get(set, acct) != NULL)
+			warn(w, "line %u: account listed twice: the last line "
+			     "counts", it.lineno);
+		json_object_set_new(set, acct,
+				    jstr(d, (size_t)(de - d) > 4096
+						    ? 4096 : (size_t)(de - d)));
+		free(acct);
+	}
+	return set;
+}
+
+static void classify_ftp(const struct classify_target *t,
+			 const struct classify_input *in,
+			 struct classify_result *r)
+{
+	json_t *now = in->content != NULL
+			      ? classify_ftp_accounts(in->content, in->len, r)
+			      : json_object();
+	json_t *old = set_of(in, "accounts"), *empty = json_object();
+	json_t *lists[2];
+	char subject[300];
+
+	if (old == NULL)
+		old = empty;
+	snprintf(subject, sizeof(subject), "user:%s", t->name);
+	lists[0] = keys_minus(now, old);
+	lists[1] = keys_minus(old, now);
+	for (int i = 0; i < 2; i++) {
+		for (size_t j = 0; j < json_array_size(lists[i]); j++) {
+			const char *a =
+				json_string_value(json_array_get(lists[i], j));
+			json_t *p = payload_new(in->path);
+			json_t *dir = json_object_get(i == 0 ? now : old, a);
+
+			json_object_set_new(p, "user", json_string(t->name));
+			json_object_set_new(p, "account", json_string(a));
+			if (dir != NULL)
+				json_object_set(p, "directory", dir);
+			add_event(r, i == 0 ? "ftp.account.added"
+					    : "ftp.account.removed",
+				  subject, p);
+		}
+		json_decref(lists[i]);
+	}
+	json_decref(empty);
+	if (in->content != NULL)
+		r->facts = set_facts("accounts", now);
+	else
+		json_decref(now);
+}
+
+/* ---- cron jobs ---- */
+
+#define CRON_VALUE_MAX 4096
+
+/* A printable ASCII copy of s (other bytes '?'), malloc'd. */
+static char *ascii_copy(const char *s, size_t len)
+{
+	char *c = xmalloc(len + 1);
+
+	for (size_t i = 0; i < len; i++)
+		c[i] = (unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f
+			       ? '?' : s[i];
+	c[len] = '\0';
+	return c;
+}
+
+static bool cron_word_char(char c)
+{
+	return isalnum((unsigned char)c) || c == '_' || c == '-';
+}
+
+/* Mask what looks like a password in a cron command, in place: the value
+ * of `WORD=VALUE` when WORD is a secret key (classify_secret_key:
+ * --password=, DB_PASSWORD=, token=, ...), of `--password VALUE`, and
+ * mysql's glued `-pVALUE` in a mysql / mysqldump / mariadb command.  A
+ * value ends at a blank or a quote; it becomes "***". */
+static void cron_mask(char *c)
+{
+	bool mysql = strstr(c, "mysql") != NULL || strstr(c, "mariadb") != NULL;
+	char *p = c;
+
+	while (*p != '\0') {
+		char *w = p, *v = NULL;
+
+		while (*p != '\0' && !cron_word_char(*p))
+			p++;
+		w = p;
+		while (cron_word_char(*p))
+			p++;
+		if (p == w)
+			continue;
+		char save = *p;
+
+		*p = '\0';
+		if (save == '=' && classify_secret_key(w, NULL, 0))
+			v = p + 1;
+		else if (save == ' ' && (strcmp(w, "--password") == 0 ||
+					 strcmp(w, "--pass") == 0))
+			v = p + 1;
+		else if (mysql && w > c && w[-1] == ' ' && w[0] == '-' &&
+			 w[1] == 'p' && w[2] != '\0' && w[2] != '-')
+			v = w + 2;
+		*p = save;
+		if (v == NULL)
+			continue;
+		char *e = v;
+
+		if (*e == '"' || *e == '\'')
+			e++;
+		while (*e != '\0' && *e != ' ' && *e != '\t' && *e != '"' &&
+		       *e != '\'')
+			e++;
+		if (e == v || (e == v + 1 && (*v == '"' || *v == '\'')))
+			continue;
+		if (*v == '"' || *v == '\'')
+			v++;
+		memmove(v + 3, e, strlen(e) + 1);
+		memcpy(v, "***", 3);
+		p = v + 3;
+	}
+}
+
+static json_t *cron_command(const char *s, size_t len)
+{
+	char *c = xmalloc(3 * len + 4); /* "***" for a 1-byte value grows */
+	json_t *j;
+
+	memcpy(c, s, len);
+	c[len] = '\0';
+	/* a NUL inside: the rest is not a command */
+	cron_mask(c);
+	j = jstr(c, strlen(c));
+	free(c);
+	return j;
+}
+
+/* `[job-exec "NAME"]`: NAME (malloc'd, printable ASCII), or NULL with
+ * *other_r true when the line is another section. */
+static char *cron_header(const char *s, size_t l, bool *other_r)
+{
+	static const char pre[] = "[job-exec";
+	const char *q, *e;
+
+	*other_r = true;
+	if (l < sizeof(pre) || memcmp(s, pre, sizeof(pre) - 1) != 0 ||
+	    s[l - 1] != ']')
+		return NULL;
+	*other_r = false;
+	q = memchr(s, '"', l);
+	if (q == NULL)
+		return NULL;
+	e = memchr(q + 1, '"', (size_t)(s + l - q - 1));
+	if (e == NULL || e == q + 1 || e - q - 1 > 255)
+		return NULL;
+	return ascii_copy(q + 1, (size_t)(e - q - 1));
+}
+
+json_t *classify_cron_jobs(const char *content, size_t len,
+			   struct classify_result *w)
+{
+	json_t *set = json_object(), *job = NULL;
+	struct line_iter it = { content, content + len, 0 };
+	const char *s;
+	size_t l;
+	bool skipping = false;
+
+	while (line_next(&it, &s, &l)) {
+		if (l == 0 || s[0] == '#' || s[0] == ';')
+			continue;
+		if (s[0] == '[') {
+			bool other;
+			char *name = cron_header(s, l, &other);
+
+			job = NULL;
+			skipping = true;
+			if (name == NULL) {
+				warn(w, other ? "line %u: not a [job-exec] "
+					  "block: skipped"
+					      : "line %u: [job-exec] without a "
+						"quoted name: skipped",
+				     it.lineno);
+				continue;
+			}
+			if (json_object_get(set, name) != NULL) {
+				warn(w, "line %u: job name used twice: the "
+				     "first block counts", it.lineno);
+			} else if (json_object_size(set) >=
+				   CLASSIFY_CRON_MAX) {
+				warn(w, "line %u: more than %u jobs: the rest "
+				     "is not read", it.lineno,
+				     CLASSIFY_CRON_MAX);
+				free(name);
+				break;
+			} else {
+				job = json_object();
+				json_object_set_new(set, name, job);
+				skipping = false;
+			}
+			free(name);
+			continue;
+		}
+		if (job == NULL) {
+			if (!skipping)
+				warn(w, "line %u: outside a [job-exec] block",
+				     it.lineno);
+			continue;
+		}
+		if (l == 10 && memcmp(s, "no-overlap", 10) == 0) {
+			json_object_set_new(job, "no_overlap", json_true());
+			continue;
+		}
+		const char *eq = memchr(s, '=', l);
+
+		if (eq == NULL) {
+			warn(w, "line %u: no '=' in setting", it.lineno);
+			continue;
+		}
+		size_t kl = (size_t)(eq - s), vs = kl + 1;
+
+		while (kl > 0 && (s[kl - 1] == ' ' || s[kl - 1] == '\t'))
+			kl--;
+		while (vs < l && (s[vs] == ' ' || s[vs] == '\t'))
+			vs++;
+		size_t vl = l - vs > CRON_VALUE_MAX ? CRON_VALUE_MAX : l - vs;
+
+		if (kl == 8 && memcmp(s, "schedule", 8) == 0)
+			json_object_set_new(job, "schedule", jstr(s + vs, vl));
+		else if (kl == 9 && memcmp(s, "container", 9) == 0)
+			json_object_set_new(job, "container",
+					    jstr(s + vs, vl));
+		else if (kl == 7 && memcmp(s, "command", 7) == 0)
+			json_object_set_new(job, "command",
+					    cron_command(s + vs, vl));
+		else if (kl == 10 && memcmp(s, "no-overlap", 10) == 0)
+			json_object_set_new(job, "no_overlap",
+					    json_boolean(vl == 4 &&
+							 memcmp(s + vs, "true",
+								4) == 0));
+		/* other go-cron keys (user, tty, environment) carry no
+		 * schedule: not compared */
+	}
+	return set;
+}
+
+/* {"name": name} + the job's fields (+ "old": the old job's). */
+static json_t *cron_item(const char *name, const json_t *job,
+			 const json_t *old)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "name", json_string(name));
+	if (json_is_object(job))
+		json_object_update(o, (json_t *)job);
+	if (old != NULL && json_is_object(old))
+		json_object_set_new(o, "old", json_deep_copy(old));
+	return o;
+}
+
+static void classify_crons(const struct classify_target *t,
+			   const struct classify_input *in,
+			   struct classify_result *r)
+{
+	json_t *now = in->content != NULL
+			      ? classify_cron_jobs(in->content, in->len, r)
+			      : json_object();
+	json_t *old = set_of(in, "jobs"), *empty = json_object();
+	json_t *lists[3], *out[3];
+	static const char *const keys[3] = { "added", "removed", "changed" };
+	char subject[300];
+
+	if (old == NULL)
+		old = empty;
+	lists[0] = keys_minus(now, old);
+	lists[1] = keys_minus(old, now);
+	lists[2] = keys_changed(now, old);
+	for (int i = 0; i < 3; i++) {
+		out[i] = json_array();
+		for (size_t j = 0; j < json_array_size(lists[i]); j++) {
+			const char *n =
+				json_string_value(json_array_get(lists[i], j));
+
+			json_array_append_new(
+				out[i],
+				cron_item(n, json_object_get(i == 1 ? old : now, n),
+					  i == 2 ? json_object_get(old, n)
+						 : NULL));
+		}
+		json_decref(lists[i]);
+	}
+	if (json_array_size(out[0]) + json_array_size(out[1]) +
+		    json_array_size(out[2]) > 0) {
+		json_t *p = payload_new(in->path);
+
+		json_object_set_new(p, "user", json_string(t->name));
+		for (int i = 0; i < 3; i++)
+			json_object_set(p, keys[i], out[i]);
+		snprintf(subject, sizeof(subject), "user:%s", t->name);
+		add_event(r, "cron.changed", subject, p);
+	}
+	for (int i = 0; i < 3; i++)
+		json_decref(out[i]);
+	json_decref(empty);
+	if (in->content != NULL)
+		r->facts = set_facts("jobs", now);
+	else
+		json_decref(now);
+}
+
+/* ---- backup settings ---- */
+
+/* Keys of backup.env that are secret besides classify_secret_key's:
+ * SSH_IDENTITY_PASSPHRASE, GPG_PASSPHRASE, AZURE_STORAGE_CONNECTION_STRING
+ * (it holds the account key), credentials files. */
+static const char *const backup_secret_patterns[] = {
+	"*passphrase*", "*connection_string*", "*credential*", NULL
+};
+
+static bool backup_secret_key(const char *key, const char *const *extra,
+			      size_t n_extra)
+{
+	if (classify_secret_key(key, extra, n_extra))
+		return true;
+	for (size_t i = 0; backup_secret_patterns[i] != NULL; i++)
+		if (secret_match(backup_secret_patterns[i], key))
+			return true;
+	return false;
+}
+
+static bool env_key_ok(const char *s, size_t l)
+{
+	if (l == 0 || l > 128 || isdigit((unsigned char)s[0]))
+		return false;
+	for (size_t i = 0; i < l; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '_')
+			return false;
+	return true;
+}
+
+json_t *classify_backup_env(const char *content, size_t len,
+			    const char *const *extra, size_t n_extra,
+			    struct classify_result *w)
+{
+	json_t *set = json_object();
+	struct line_iter it = { content, content + len, 0 };
+	const char *s;
+	size_t l;
+
+	while (line_next(&it, &s, &l)) {
+		if (l == 0 || s[0] == '#')
+			continue;
+		if (l > 7 && memcmp(s, "export ", 7) == 0) {
+			s += 7;
+			l -= 7;
+			while (l > 0 && (*s == ' ' || *s == '\t')) {
+				s++;
+				l--;
+			}
+		}
+		const char *eq = memchr(s, '=', l);
+
+		/* never the line itself in a warning: it may hold a
+		 * password */
+		if (eq == NULL) {
+			warn(w, "line %u: no '=' in setting", it.lineno);
+			continue;
+		}
+		size_t kl = (size_t)(eq - s), vs = kl + 1, ve = l;
+
+		while (kl > 0 && (s[kl - 1] == ' ' || s[kl - 1] == '\t'))
+			kl--;
+		if (!env_key_ok(s, kl)) {
+			warn(w, "line %u: bad key (letters, digits and '_' "
+			     "only)", it.lineno);
+			continue;
+		}
+		while (vs < ve && (s[vs] == ' ' || s[vs] == '\t' ||
+				   s[vs] == '"' || s[vs] == '\''))
+			vs++;
+		while (ve > vs && (s[ve - 1] == ' ' || s[ve - 1] == '\t' ||
+				   s[ve - 1] == '"' || s[ve - 1] == '\''))
+			ve--;
+		char *key = xstrndup(s, kl);
+
+		if (backup_secret_key(key, extra, n_extra)) {
+			char fp[CLASSIFY_FP_SIZE];
+
+			classify_fingerprint(s + vs, ve - vs, fp);
+			json_object_set_new(set, key, json_string(fp));
+		} else {
+			json_object_set_new(set, key,
+					    jstr(s + vs, ve - vs > 4096
+							      ? 4096 : ve - vs));
+		}
+		free(key);
+	}
+	return set;
+}
+
+static bool backup_secret_in(const char *key, const struct classify_input *in)
+{
+	return backup_secret_key(key, in->secret_keys, in->n_secret_keys);
+}
+
+static void classify_backup(const struct classify_target *t,
+			    const struct classify_input *in,
+			    struct classify_result *r)
+{
+	json_t *now = in->content != NULL
+			      ? classify_backup_env(in->content, in->len,
+						    in->secret_keys,
+						    in->n_secret_keys, r)
+			      : json_object();
+	json_t *old_raw = set_of(in, "keys"), *old, *changes;
+	char subject[300];
+
+	old = old_raw != NULL ? kv_masked(old_raw, in, backup_secret_in)
+			      : json_object();
+	changes = kv_changes(now, old, in, backup_secret_in);
+	if (json_array_size(changes) > 0) {
+		json_t *p = payload_new(in->path);
+
+		json_object_set_new(p, "user", json_string(t->name));
+		kv_payload(p, changes);
+		snprintf(subject, sizeof(subject), "user:%s", t->name);
+		add_event(r, "backup.config_changed", subject, p);
+	} else {
+		json_decref(changes);
+	}
+	json_decref(old);
+	if (in->content != NULL)
+		r->facts = set_facts("keys", now);
+	else
+		json_decref(now);
+}
+
+/* ---- admin notifications ---- */
+
+static bool note_time_ok(const char *s)
+{
+	/* YYYY-mm-dd HH:MM:SS */
+	static const char shape[] = "dddd-dd-dd dd:dd:dd";
+
+	for (size_t i = 0; i < sizeof(shape) - 1; i++) {
+		if (shape[i] == 'd' ? !isdigit((unsigned char)s[i])
+				    : s[i] != shape[i])
+			return false;
+	}
+	return true;
+}
+
+bool classify_note_parse(const char *line, size_t len,
+			 struct classify_note *n)
+{
+	static const char msg[] = " MESSAGE:";
+	const char *p, *end = line + len, *m;
+
+	memset(n, 0, sizeof(*n));
+	if (len < 19 + 1 + 4 || !note_time_ok(line) || line[19] != ' ')
+		return false;
+	n->time = line;
+	n->time_len = 19;
+	p = line + 20;
+	if ((size_t)(end - p) >= 6 && memcmp(p, "UNREAD", 6) == 0 &&
+	    (p + 6 == end || p[6] == ' ')) {
+		n->unread = true;
+		p += 6;
+	} else if ((size_t)(end - p) >= 4 && memcmp(p, "READ", 4) == 0 &&
+		   (p + 4 == end || p[4] == ' ')) {
+		p += 4;
+	} else {
+		return false;
+	}
+	if (p < end)
+		p++;
+	n->title = p;
+	m = NULL;
+	for (const char *q = p; q + sizeof(msg) - 1 <= end; q++) {
+		if (memcmp(q, msg, sizeof(msg) - 1) == 0) {
+			m = q;
+			break;
+		}
+	}
+	if (m == NULL) {
+		n->title_len = (size_t)(end - p);
+		n->message = end;
+		return true;
+	}
+	n->title_len = (size_t)(m - p);
+	n->message = m + sizeof(msg) - 1;
+	if (n->message < end && *n->message == ' ')
+		n->message++;
+	n->message_len = (size_t)(end - n->message);
+	return true;
+}
+
+/* The key of a notification whatever its READ / UNREAD marker. */
+static void note_key(const struct classify_note *n, char out[17])
+{
+	uint64_t h = classify_hash(n->time, n->time_len, CLASSIFY_HASH_SEED);
+
+	h = classify_hash("\n", 1, h);
+	h = classify_hash(n->title, n->title_len, h);
+	h = classify_hash("\n", 1, h);
+	h = classify_hash(n->message, n->message_len, h);
+	snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+/* Every notification (the last CLASSIFY_NOTES_MAX lines) is kept as a key
+ * that does not change when sed -i marks it READ, with its count: a line
+ * is new when its key is not in the facts (more often than before), so a
+ * rewrite in place or by rename announces nothing again, appended lines
+ * once each, and a restart reads the facts from the snapshot. */
+static void classify_notifications(const struct classify_input *in,
+				   struct classify_result *r)
+{
+	json_t *old = set_of(in, "seen"), *left, *now;
+	struct line_iter it;
+	const char *s;
+	size_t l, total = 0, skip;
+
+	if (in->content == NULL)
+		return; /* gone (rotated away): nothing to announce */
+	now = json_object();
+	left = old != NULL ? json_deep_copy(old) : json_object();
+	it = (struct line_iter){ in->content, in->content + in->len, 0 };
+	while (line_next(&it, &s, &l))
+		total++;
+	skip = total > CLASSIFY_NOTES_MAX ? total - CLASSIFY_NOTES_MAX : 0;
+	it = (struct line_iter){ in->content, in->content + in->len, 0 };
+	while (line_next(&it, &s, &l)) {
+		struct classify_note n;
+		char key[17];
+		json_int_t c;
+
+		if (skip > 0) {
+			skip--;
+			continue;
+		}
+		if (!classify_note_parse(s, l, &n))
+			continue; /* another writer's line: not a note */
+		note_key(&n, key);
+		c = json_integer_value(json_object_get(now, key));
+		json_object_set_new(now, key, json_integer(c + 1));
+		c = json_integer_value(json_object_get(left, key));
+		if (c > 0) {
+			json_object_set_new(left, key, json_integer(c - 1));
+			continue;
+		}
+		if (!n.unread)
+			continue;
+		json_t *p = payload_new(in->path);
+
+		json_object_set_new(p, "logged_at", jstr(n.time, n.time_len));
+		json_object_set_new(p, "title", jstr(n.title, n.title_len));
+		json_object_set_new(p, "message",
+				    jstr(n.message, n.message_len > 4096
+							    ? 4096
+							    : n.message_len));
+		add_event(r, "panel.notification", "notifications", p);
+	}
+	json_decref(left);
+	r->facts = set_facts("seen", now);
+}
+
 void classify_content(const struct classify_target *t,
 		      const struct classify_input *in,
 		      struct classify_result *r)
@@ -1660,6 +2379,18 @@ void classify_content(const struct classify_target *t,
 		break;
 	case CLASSIFY_MAIL_QUOTAS:
 		classify_quotas(in, r);
+		break;
+	case CLASSIFY_FTP_USERS:
+		classify_ftp(t, in, r);
+		break;
+	case CLASSIFY_CRONS:
+		classify_crons(t, in, r);
+		break;
+	case CLASSIFY_BACKUP_ENV:
+		classify_backup(t, in, r);
+		break;
+	case CLASSIFY_NOTIFICATIONS:
+		classify_notifications(in, r);
 		break;
 	default:
 		break;

@@ -25,13 +25,18 @@ enum classify_kind {
 	CLASSIFY_MAIL_ACCOUNTS, /* .../postfix-accounts.cf */
 	CLASSIFY_MAIL_VIRTUAL,  /* .../postfix-virtual.cf */
 	CLASSIFY_MAIL_QUOTAS,   /* .../dovecot-quotas.cf */
+	CLASSIFY_FTP_USERS,     /* ROOT/ftp/users/<ctx>/users.list */
+	CLASSIFY_CRONS,         /* HOME/<ctx>/crons.ini */
+	CLASSIFY_BACKUP_ENV,    /* HOME/<ctx>/backup.env */
+	CLASSIFY_NOTIFICATIONS, /* OpenAdmin's notifications.log */
 	CLASSIFY_KIND_MAX
 };
 
 /* What a path is: its kind and the domain or user named by the path. */
 struct classify_target {
 	enum classify_kind kind;
-	char name[256];   /* domain (or user for USER_DIR / DENYLIST); "";
+	char name[256];   /* domain (or user for USER_DIR / DENYLIST, the
+			     context for FTP_USERS / CRONS / BACKUP_ENV); "";
 			     CERT_JSON of a wildcard folder
 			     (wildcard_.example.com): "*.example.com" */
 	char issuer[128]; /* CERT_JSON: the issuer folder */
@@ -54,6 +59,29 @@ bool classify_ignored_name(const char *basename);
 enum classify_kind classify_path(const char *root, const char *path,
 				 struct classify_target *t,
 				 const char **why_r);
+
+/* Where the trees are: the OpenPanel root, the users' homes
+ * (paths.home, NULL: none) and OpenAdmin's notification log
+ * (paths.admin_notifications, NULL: none). */
+struct classify_roots {
+	const char *root;
+	const char *home;
+	const char *notifications;
+};
+
+/* classify_path with the homes and the notification log too:
+ * HOME/<ctx>/crons.ini and HOME/<ctx>/backup.env (a valid user name as
+ * ctx), the notification log's exact path. */
+enum classify_kind classify_path_in(const struct classify_roots *roots,
+				    const char *path,
+				    struct classify_target *t,
+				    const char **why_r);
+
+/* True for the kinds of files a customer writes (HOME/<ctx>/...): hostile
+ * input, read with a smaller size bound. */
+bool classify_kind_is_customer(enum classify_kind kind);
+/* Bigger customer files are not read (a warning names the file). */
+#define CLASSIFY_CUSTOMER_MAX (1u << 20)
 
 /* True for folders whose kind is classified as a folder (user dirs). */
 bool classify_kind_is_dir(enum classify_kind kind);
@@ -149,6 +177,38 @@ json_t *classify_deny_ips(const char *content, size_t len,
 			  struct classify_result *warn);
 json_t *classify_ini(const char *content, size_t len,
 		     struct classify_result *warn);
+
+/* users.list of the FTP server (`account|hash|directory|uid|gid`, what
+ * opencli ftp-add appends): account -> directory (the password hash is
+ * never kept). */
+json_t *classify_ftp_accounts(const char *content, size_t len,
+			      struct classify_result *warn);
+/* crons.ini (ofelia / go-cron `[job-exec "NAME"]` blocks, what the Go
+ * panel writes): NAME -> {schedule, container, command, no_overlap}.  At
+ * most CLASSIFY_CRON_MAX jobs; values are cut at 4096 bytes. */
+#define CLASSIFY_CRON_MAX 1000
+json_t *classify_cron_jobs(const char *content, size_t len,
+			   struct classify_result *warn);
+/* backup.env (KEY=VALUE lines, `#` comments, a pair of wrapping quotes
+ * stripped, an `export ` prefix allowed): KEY -> value, secret keys
+ * (classify_secret_key, or the backup patterns: *passphrase*,
+ * *connection_string*, *credential*) -> their fingerprint only. */
+json_t *classify_backup_env(const char *content, size_t len,
+			    const char *const *extra, size_t n_extra,
+			    struct classify_result *warn);
+/* One line of OpenAdmin's notifications.log (`YYYY-mm-dd HH:MM:SS
+ * UNREAD|READ TITLE MESSAGE: TEXT`, what opencli sentinel appends; READ is
+ * set by sed -i).  True when it has that shape: *unread_r, the time,
+ * title and message (pointers into line; lengths). */
+struct classify_note {
+	bool unread;
+	const char *time, *title, *message;
+	size_t time_len, title_len, message_len;
+};
+bool classify_note_parse(const char *line, size_t len,
+			 struct classify_note *n);
+/* Notifications kept in the facts: the last this many lines. */
+#define CLASSIFY_NOTES_MAX 20000
 
 /* Secret keys of openpanel.config: a key (`section.key` or `key`) is
  * secret when it or its last part matches one of these fnmatch(3)

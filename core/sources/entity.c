@@ -34,6 +34,11 @@
 #define ENTITY_OWNER_WAIT_MS 3000
 /* A journal failure of a merged event: tried again after this long. */
 #define ENTITY_RETRY_MS 1000
+/* A user gone from the folder and the DB whose domains' confs are still
+ * there waits for their domain.removed: merge_wait_ms at a time, at most
+ * this many times (a conf opencli left behind must not hold the user's
+ * removal for ever). */
+#define ENTITY_DOMAINS_WAITS 10
 
 enum ent_pending { EP_NONE = 0, EP_ADD, EP_REMOVE };
 
@@ -42,6 +47,7 @@ struct ent_user {
 	bool announced, folder, row;
 	enum ent_pending pending;
 	int64_t deadline_ms; /* wall clock, while pending */
+	unsigned domain_waits; /* deadlines passed waiting for domains */
 	json_t *payload;     /* fields gathered for the event */
 	char *source;        /* of the first observation */
 };
@@ -678,6 +684,13 @@ static void entity_timer_cb(uv_timer_t *t)
 				entity_user_emit(ent, u, EP_ADD);
 			else
 				u->pending = EP_NONE;
+		} else if (!u->folder && !u->row &&
+			   u->domain_waits < ENTITY_DOMAINS_WAITS) {
+			/* both sources agree; only domains' confs are left
+			 * (the watcher is behind): wait for them again */
+			u->domain_waits++;
+			u->deadline_ms = dc.now + ent->wait_ms;
+			entity_user_try_remove(ent, u, false);
 		} else {
 			entity_user_try_remove(ent, u, true);
 		}

@@ -13,7 +13,8 @@ core_sources_libophook_sources_la_SOURCES = \
 	core/sources/paneldb_mysql.c core/sources/dbpoll.c core/sources/dbpoll.h \
 	core/sources/entity.c core/sources/entity.h \
 	core/sources/ctrevent.c core/sources/ctrevent.h \
-	core/sources/containers.c core/sources/containers.h
+	core/sources/containers.c core/sources/containers.h \
+	core/sources/alerts.c core/sources/alerts.h
 core_sources_libophook_sources_la_CPPFLAGS = $(SOURCES_CPPFLAGS)
 core_sources_libophook_sources_la_CFLAGS = $(LAYER_CFLAGS)
 
@@ -59,6 +60,9 @@ EXTRA_DIST += tests/integration/openpanel_replay.sh \
 	tests/integration/openpanel/replay/skeleton/activity.log \
 	tests/integration/openpanel/replay/skeleton/notifications.yaml \
 	tests/integration/openpanel/replay/skeleton/domains/.gitkeep
+# FTP accounts, crons.ini, backup.env, the WAF switch, admin notifications
+TESTS += tests/integration/sources_files.sh
+EXTRA_DIST += tests/integration/sources_files.sh
 
 check_PROGRAMS += tests/unit/test_entity
 TESTS += tests/unit/test_entity
@@ -96,3 +100,11 @@ tests_unit_test_containers_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_containers_LDADD = $(TEST_LIBS)
 TESTS += tests/integration/containers.sh
 EXTRA_DIST += tests/integration/containers.sh tests/integration/containers_lib.sh
+
+# Derived alerts (certificates, quota, backups) with memory.
+TESTS += tests/integration/alerts_cert.sh
+EXTRA_DIST += tests/integration/alerts_cert.sh
+TESTS += tests/integration/alerts_quota.sh
+EXTRA_DIST += tests/integration/alerts_quota.sh
+TESTS += tests/integration/alerts_backup.sh
+EXTRA_DIST += tests/integration/alerts_backup.sh

@@ -82,6 +82,12 @@ struct paneldb {
 	int64_t lost_since_ms;
 	uint64_t polls, queries, events;
 	int64_t kick_ms; /* last poll started early by an unknown domain */
+
+	/* who wants the contexts, and the set last told */
+	paneldb_contexts_fn *ctx_fn;
+	void *ctx_arg;
+	char **ctx_told;
+	size_t n_ctx_told;
 };
 
 struct paneldb_job {
@@ -831,6 +837,73 @@ static void paneldb_persist_after(uv_work_t *req, int status)
 	paneldb_cycle_done(p);
 }
 
+struct paneldb_ctx_list {
+	char **v; /* not owned: the snapshot's strings */
+	size_t n;
+};
+
+static bool paneldb_collect_ctx(const char *key, void *value, void *ctx)
+{
+	const struct dbpoll_user *u = value;
+	struct paneldb_ctx_list *acc = ctx;
+
+	(void)key;
+	if (u->context != NULL && u->context[0] != '\0') {
+		acc->v = xrealloc(acc->v, (acc->n + 1) * sizeof(*acc->v));
+		acc->v[acc->n++] = u->context;
+	}
+	return true;
+}
+
+static int paneldb_cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Tell the contexts of the committed snapshot when they changed (always
+ * when force). */
+static void paneldb_tell_contexts(struct paneldb *p, bool force)
+{
+	struct paneldb_ctx_list acc = { NULL, 0 };
+	size_t k = 0;
+	bool same;
+
+	if (p->ctx_fn == NULL || p->panel == NULL)
+		return;
+	hmap_each(p->panel->users, paneldb_collect_ctx, &acc);
+	if (acc.n > 0)
+		qsort(acc.v, acc.n, sizeof(*acc.v), paneldb_cmp_str);
+	for (size_t i = 0; i < acc.n; i++) /* once each */
+		if (k == 0 || strcmp(acc.v[k - 1], acc.v[i]) != 0)
+			acc.v[k++] = acc.v[i];
+	same = k == p->n_ctx_told;
+	for (size_t i = 0; same && i < k; i++)
+		same = strcmp(acc.v[i], p->ctx_told[i]) == 0;
+	if (!same) {
+		for (size_t i = 0; i < p->n_ctx_told; i++)
+			free(p->ctx_told[i]);
+		free(p->ctx_told);
+		p->ctx_told = xcalloc(k + 1, sizeof(*p->ctx_told));
+		for (size_t i = 0; i < k; i++)
+			p->ctx_told[i] = xstrdup(acc.v[i]);
+		p->n_ctx_told = k;
+	}
+	if (!same || force)
+		p->ctx_fn((const char *const *)p->ctx_told, p->n_ctx_told,
+			  p->ctx_arg);
+	free(acc.v);
+}
+
+void paneldb_on_contexts(struct paneldb *p, paneldb_contexts_fn *fn,
+			 void *ctx)
+{
+	if (p == NULL)
+		return;
+	p->ctx_fn = fn;
+	p->ctx_arg = ctx;
+	paneldb_tell_contexts(p, true);
+}
+
 /* Every event of the cycle is journaled (or failed): commit. */
 static void paneldb_commit(struct paneldb_job *job)
 {
@@ -846,6 +919,7 @@ static void paneldb_commit(struct paneldb_job *job)
 			job->panel = NULL;
 			p->panel_sig = job->panel_sig;
 			p->panel_read_ms = job->now_ms;
+			paneldb_tell_contexts(p, false);
 		}
 		entity_db_polled(p->ent, job->mono_start_ms);
 	}
@@ -1208,6 +1282,9 @@ static void paneldb_free(struct paneldb *p)
 	pthread_mutex_destroy(&p->conn_lock);
 	dbpoll_panel_free(&p->panel);
 	dbpoll_admins_free(&p->admins);
+	for (size_t i = 0; i < p->n_ctx_told; i++)
+		free(p->ctx_told[i]);
+	free(p->ctx_told);
 	free(p->path);
 	free(p->option_file);
 	free(p->database);
@@ -1254,7 +1331,7 @@ int paneldb_start(struct engine *e, struct entity *ent, struct paneldb **p_r,
 	p->database = paneldb_strdup0(cfg->panel_db.database);
 	p->admin_db = paneldb_strdup0(cfg->panel_db.admin_db);
 	p->systemd_dir = paneldb_strdup0(cfg->paths.systemd);
-	p->home_dir = paneldb_strdup0(cfg->containers.home_dir);
+	p->home_dir = paneldb_strdup0(cfg->paths.home);
 	p->target.path = p->path;
 	p->target.option_file = p->option_file;
 	p->target.database = p->database;
@@ -1303,6 +1380,7 @@ void paneldb_stop(struct paneldb **pp)
 		return;
 	*pp = NULL;
 	p->stopping = true;
+	p->ctx_fn = NULL;
 	engine_set_enricher(p->e, NULL, NULL);
 	entity_set_db(p->ent, NULL);
 	if (p->busy && p->job != NULL)

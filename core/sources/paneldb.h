@@ -17,6 +17,16 @@ int paneldb_start(struct engine *e, struct entity *ent, struct paneldb **p_r,
 		  const char **error_r);
 void paneldb_stop(struct paneldb **p);
 
+/* Tell fn the panel's user contexts (users.server, sorted, each once): at
+ * once when a snapshot is known (loaded from state_dir or polled), then
+ * after every committed poll that changed the set.  fn NULL: stop
+ * telling.  The array and its strings are valid during the call only.
+ * Safe on p NULL. */
+typedef void paneldb_contexts_fn(const char *const *contexts, size_t n,
+				 void *ctx);
+void paneldb_on_contexts(struct paneldb *p, paneldb_contexts_fn *fn,
+			 void *ctx);
+
 /* Run a read-only query (SELECT only; anything else is refused) with
  * positional parameters (JSON array of strings/numbers/null, may be NULL).
  * Blocking: call it from a worker thread, never the loop thread.  Rows come

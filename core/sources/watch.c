@@ -84,6 +84,8 @@ struct dirty {
 	int64_t deadline_ms;
 	bool replaced; /* a file created or renamed onto the path since it
 			  was last looked at (not a truncate in place) */
+	bool empty_again; /* a customer's file found emptied in place a
+			     second ago: empty is now its content */
 	char *path; /* key in w->dirty too */
 };
 
@@ -105,9 +107,12 @@ struct recon_item {
 struct recon_job {
 	uv_work_t req;
 	struct watch *w;
-	char *root;
+	char *root, *home, *notif;
+	struct classify_roots croots; /* root, home, notif */
 	char **roots;
 	size_t n_roots;
+	size_t n_static; /* roots[n_static..]: customer files, never walked
+			    as folders */
 	struct recon_item *items;
 	size_t n_items, cap_items;
 	char **gone; /* phase 2: snapshot paths not seen */
@@ -132,9 +137,20 @@ struct watch {
 	struct entity *ent; /* user and domain events merge there (or NULL) */
 	uv_loop_t *loop;
 	char *root;
+	char *home;  /* paths.home, normalized */
+	char *notif; /* paths.admin_notifications, normalized */
+	struct classify_roots croots; /* root, home, notif */
 	struct mountwatch *mounts; /* mounts on, under or above the roots */
-	char **roots; /* root + watch_extra, normalized */
-	size_t n_roots;
+	char **roots; /* root + watch_extra + the notification log, then
+			 <home>/<ctx>/crons.ini and backup.env per context */
+	size_t n_roots, cap_roots;
+	size_t n_static; /* roots before this are the configured ones */
+	struct hmap *root_set; /* root path -> (void *)1 */
+	struct hmap *contexts; /* the panel's contexts -> (void *)1 */
+	bool rebaseline; /* contexts came during the first baseline: the
+			    next reconcile is a baseline too */
+	bool started_fresh; /* no baseline when started */
+	bool contexts_told; /* watch_set_contexts was called */
 	unsigned settle_ms;
 
 	int ifd;
@@ -172,6 +188,7 @@ struct watch {
 
 	bool replaced;         /* the path being processed was replaced
 				  (struct dirty's flag) */
+	bool empty_again;      /* ... was seen emptied before (idem) */
 	unsigned inflight;     /* changes whose events are not journaled */
 	unsigned handles_open;
 	bool stopping;
@@ -205,6 +222,7 @@ struct change {
 
 static void watch_process(struct watch *w, const char *path,
 			  const char *source, unsigned *events_r);
+static void watch_dirty_empty_again(struct watch *w, const char *path);
 static void watch_maybe_free(struct watch *w);
 static void watch_reconcile_begin(struct watch *w);
 static void watch_dirty(struct watch *w, const char *path);
@@ -242,7 +260,7 @@ static char *path_normalize(const char *p)
  * *data_r), -ENOENT (absent), -ELOOP (a symlink), -EISDIR (a folder),
  * other -errno. */
 static int watch_read(const char *path, char **data_r, size_t *len_r,
-		      struct stat *st_r)
+		      struct stat *st_r, bool customer)
 {
 	struct stat st;
 	int fd, ret = 0;
@@ -274,9 +292,15 @@ static int watch_read(const char *path, char **data_r, size_t *len_r,
 		close(fd);
 		return -EINVAL;
 	}
-	if ((uint64_t)st.st_size > WATCH_FILE_MAX) {
+	if ((uint64_t)st.st_size > WATCH_FILE_MAX ||
+	    (customer && (uint64_t)st.st_size > CLASSIFY_CUSTOMER_MAX)) {
 		close(fd);
 		return -EFBIG;
+	}
+	if (customer && st.st_nlink > 1) {
+		/* a hard link a customer made to another file */
+		close(fd);
+		return -EMLINK;
 	}
 	cap = (size_t)st.st_size + 1;
 	buf = xmalloc(cap + 1);
@@ -373,7 +397,8 @@ static void watch_observe(const struct classify_target *t, const char *path,
 		}
 		return;
 	}
-	ret = watch_read(path, &o->data, &o->len, &o->st);
+	ret = watch_read(path, &o->data, &o->len, &o->st,
+			 classify_kind_is_customer(t->kind));
 	if (ret == -ELOOP) {
 		o->symlink = true;
 		return;
@@ -388,7 +413,7 @@ static void watch_observe(const struct classify_target *t, const char *path,
 	o->hash = classify_hash(o->data, o->len, CLASSIFY_HASH_SEED);
 	char *aux = classify_aux_path(t, path);
 	if (aux != NULL) {
-		if (watch_read(aux, &o->aux, &o->aux_len, NULL) == 0)
+		if (watch_read(aux, &o->aux, &o->aux_len, NULL, false) == 0)
 			o->hash = classify_hash(o->aux, o->aux_len,
 						o->hash ^ 0x9e3779b97f4a7c15ULL);
 		free(aux);
@@ -643,7 +668,8 @@ static bool seed_put(const char *path, void *value, void *ctx)
 	json_t *facts;
 
 	if (!sd->exists ||
-	    classify_path(sc->w->root, path, &t, &why) == CLASSIFY_NONE)
+	    classify_path_in(&sc->w->croots, path, &t, &why) ==
+		    CLASSIFY_NONE)
 		return true;
 	e.is_dir = classify_kind_is_dir(t.kind);
 	e.hash = 0; /* unknown: never equal to what is read */
@@ -779,12 +805,24 @@ static void watch_process(struct watch *w, const char *path,
 	struct change *c;
 	bool seeded;
 
-	if (classify_path(w->root, path, &t, &why) == CLASSIFY_NONE) {
+	if (classify_path_in(&w->croots, path, &t, &why) == CLASSIFY_NONE) {
 		if (why != NULL)
 			log_warn("watch: %s: ignored: %s", path, why);
 		return;
 	}
 	watch_observe(&t, path, &o);
+	if (classify_kind_is_customer(t.kind) && o.exists &&
+	    w->contexts_told && hmap_get(w->contexts, t.name) == NULL) {
+		/* the file of a context the panel no longer has (or never
+		 * had): forgotten, not read (a removal still gives its
+		 * event) */
+		if (snapshot_get(w->snap, path) != NULL) {
+			snapshot_del(w->snap, path);
+			watch_persist(w, path, NULL);
+		}
+		observed_clear(&o);
+		return;
+	}
 	if (o.symlink) {
 		log_warn("watch: %s is a symlink: not read (the watched tree "
 			 "is never read through symlinks)", path);
@@ -808,6 +846,17 @@ static void watch_process(struct watch *w, const char *path,
 		observed_clear(&o);
 		return;
 	}
+	if (o.err == -EFBIG || o.err == -EMLINK) {
+		log_warn("watch: %s: not read: %s", path,
+			 o.err == -EMLINK
+				 ? "it has other hard links (a customer's "
+				   "file is read only when it is its own)"
+			 : classify_kind_is_customer(t.kind)
+				 ? "larger than 1 MiB (a customer's file)"
+				 : "larger than 32 MiB");
+		observed_clear(&o);
+		return;
+	}
 	if (o.err < 0) {
 		log_warn("watch: %s: %s", path, strerror(-o.err));
 		observed_clear(&o);
@@ -816,7 +865,7 @@ static void watch_process(struct watch *w, const char *path,
 	old = snapshot_get(w->snap, path);
 	if (o.exists && !o.is_dir && o.len == 0 && old != NULL &&
 	    !old->is_dir && old->size > 0 && !w->replaced &&
-	    strcmp(source, "inotify") == 0) {
+	    !w->empty_again && strcmp(source, "inotify") == 0) {
 		/* emptied in place: a truncate before a rewrite (`template >
 		 * conf`, Go's os.WriteFile) whose write has not come yet; the
 		 * write brings the next change (a file left empty is seen by
@@ -827,6 +876,11 @@ static void watch_process(struct watch *w, const char *path,
 			  (unsigned long long)old->size);
 		old->seen = w->gen;
 		observed_clear(&o);
+		/* a customer's file is emptied for good when its last job
+		 * or setting is deleted (the Go panel writes nothing): one
+		 * more look a second later takes empty as its content */
+		if (classify_kind_is_customer(t.kind))
+			watch_dirty_empty_again(w, path);
 		return;
 	}
 	if (old != NULL)
@@ -1065,8 +1119,10 @@ static void settle_cb(uv_timer_t *t)
 		dirty_unlink(d);
 		hmap_del(w->dirty, d->path);
 		w->replaced = d->replaced;
+		w->empty_again = d->empty_again;
 		watch_process(w, d->path, "inotify", NULL);
 		w->replaced = false;
+		w->empty_again = false;
 		free(d->path);
 		free(d);
 		n++;
@@ -1206,7 +1262,7 @@ static void watch_dirty_if_classified(struct watch *w, const char *path)
 	struct classify_target t;
 	const char *why;
 
-	if (classify_path(w->root, path, &t, &why) != CLASSIFY_NONE)
+	if (classify_path_in(&w->croots, path, &t, &why) != CLASSIFY_NONE)
 		watch_dirty(w, path);
 	else if (why != NULL)
 		log_warn("watch: %s: ignored: %s", path, why);
@@ -1280,42 +1336,49 @@ static void watch_tree_scan(struct watch *w, const char *path, bool scan,
 	closedir(d);
 }
 
+/* Watch root i: a folder recursively (configured roots only), a file
+ * through its parent, a missing root through its nearest existing
+ * ancestor. */
+static void watch_root_setup(struct watch *w, size_t i, bool scan)
+{
+	const char *r = w->roots[i];
+	struct stat st;
+	bool is_new, exists_file;
+	char *anc;
+
+	/* a customer's file made a folder is not walked (i >= n_static) */
+	if (lstat(r, &st) == 0 && S_ISDIR(st.st_mode) && i < w->n_static) {
+		watch_tree(w, r, scan);
+		return;
+	}
+	if (lstat(r, &st) == 0 && S_ISLNK(st.st_mode))
+		log_warn("watch: root %s is a symlink: not followed", r);
+	exists_file = lstat(r, &st) == 0 && S_ISREG(st.st_mode);
+	anc = xstrdup(r);
+	for (;;) {
+		char *slash = strrchr(anc, '/');
+
+		if (slash == NULL || slash == anc) {
+			strcpy(anc, "/");
+			break;
+		}
+		*slash = '\0';
+		if (lstat(anc, &st) == 0 && S_ISDIR(st.st_mode))
+			break;
+	}
+	watch_add_dir(w, anc, false, &is_new);
+	if (exists_file && scan)
+		watch_dirty(w, r); /* compared with the snapshot */
+	free(anc);
+}
+
 /* (Re)establish the watches for every root: a folder is watched
  * recursively, a file through its parent, a missing root through its
  * nearest existing ancestor (picked up when it appears). */
 static void watch_roots_setup(struct watch *w, bool scan)
 {
-	for (size_t i = 0; i < w->n_roots; i++) {
-		const char *r = w->roots[i];
-		struct stat st;
-		bool is_new;
-
-		if (lstat(r, &st) == 0 && S_ISDIR(st.st_mode)) {
-			watch_tree(w, r, scan);
-			continue;
-		}
-		if (lstat(r, &st) == 0 && S_ISLNK(st.st_mode))
-			log_warn("watch: root %s is a symlink: not followed",
-				 r);
-		bool exists_file = lstat(r, &st) == 0 && S_ISREG(st.st_mode);
-		char *anc = xstrdup(r);
-
-		for (;;) {
-			char *slash = strrchr(anc, '/');
-
-			if (slash == NULL || slash == anc) {
-				strcpy(anc, "/");
-				break;
-			}
-			*slash = '\0';
-			if (lstat(anc, &st) == 0 && S_ISDIR(st.st_mode))
-				break;
-		}
-		watch_add_dir(w, anc, false, &is_new);
-		if (exists_file && scan)
-			watch_dirty(w, r); /* compared with the snapshot */
-		free(anc);
-	}
+	for (size_t i = 0; i < w->n_roots; i++)
+		watch_root_setup(w, i, scan);
 }
 
 static bool path_under(const char *path, const char *dir)
@@ -1327,10 +1390,7 @@ static bool path_under(const char *path, const char *dir)
 
 static bool watch_is_root(struct watch *w, const char *path)
 {
-	for (size_t i = 0; i < w->n_roots; i++)
-		if (strcmp(w->roots[i], path) == 0)
-			return true;
-	return false;
+	return hmap_get(w->root_set, path) != NULL;
 }
 
 static bool watch_is_root_ancestor(struct watch *w, const char *path)
@@ -1691,7 +1751,7 @@ static void watch_file_changed(struct watch *w, const char *full)
 		struct classify_target t;
 		const char *why;
 
-		if (classify_path(w->root, json, &t, &why) ==
+		if (classify_path_in(&w->croots, json, &t, &why) ==
 		    CLASSIFY_CERT_JSON)
 			watch_dirty(w, json);
 		free(json);
@@ -1794,7 +1854,8 @@ static void watch_handle(struct watch *w, const struct inotify_event *ev)
 		const char *why;
 
 		/* classify_path() says CLASSIFY_NONE for ignored names */
-		if (classify_path(w->root, full, &t, &why) != CLASSIFY_NONE)
+		if (classify_path_in(&w->croots, full, &t, &why) !=
+		    CLASSIFY_NONE)
 			watch_dirty_created(w, full);
 	} else if (ev->mask & IN_MODIFY) {
 		/* a truncate or a write: a path waiting to settle waits from
@@ -1815,6 +1876,21 @@ static void watch_handle(struct watch *w, const struct inotify_event *ev)
 		}
 	}
 	free(full);
+}
+
+/* Look at path again in a second, an empty content then being its
+ * content (unless a change came meanwhile: it brings the next look). */
+static void watch_dirty_empty_again(struct watch *w, const char *path)
+{
+	struct dirty *d;
+
+	if (w->stopping || hmap_get(w->dirty, path) != NULL)
+		return;
+	d = xcalloc(1, sizeof(*d));
+	d->path = xstrdup(path);
+	d->empty_again = true;
+	hmap_put(w->dirty, path, d);
+	dirty_append(w, &w->created, d);
 }
 
 /* Read and handle what inotify has queued (non-blocking). */
@@ -1880,7 +1956,7 @@ static void job_observe(struct recon_job *j, const char *path)
 	const char *why;
 	struct observed o;
 
-	if (classify_path(j->root, path, &t, &why) == CLASSIFY_NONE)
+	if (classify_path_in(&j->croots, path, &t, &why) == CLASSIFY_NONE)
 		return;
 	watch_observe(&t, path, &o);
 	if (!o.symlink && o.err == 0 && o.exists)
@@ -1956,7 +2032,7 @@ static void recon_work(uv_work_t *req)
 
 		if (lstat(j->roots[i], &st) < 0)
 			continue;
-		if (S_ISDIR(st.st_mode))
+		if (S_ISDIR(st.st_mode) && i < j->n_static)
 			job_walk(j, j->roots[i], 0);
 		else if (S_ISREG(st.st_mode))
 			job_observe(j, j->roots[i]);
@@ -1978,6 +2054,8 @@ static void job_free(struct recon_job *j)
 		free(j->roots[i]);
 	free(j->roots);
 	free(j->root);
+	free(j->home);
+	free(j->notif);
 	free(j);
 }
 
@@ -2015,7 +2093,12 @@ static void recon_finish(struct watch *w)
 	uv_idle_stop(&w->recon_idle);
 	w->job = NULL;
 	w->waiters = NULL;
-	if (j->baseline) {
+	if (j->baseline && w->rebaseline) {
+		/* contexts came meanwhile: their files are walked by the
+		 * next run, a baseline too */
+		w->rebaseline = false;
+		w->recon_again = true;
+	} else if (j->baseline) {
 		w->fresh = false;
 		snapshot_mark_baseline(w->snap);
 		log_info("watch: baseline recorded: %zu paths",
@@ -2135,7 +2218,11 @@ static void watch_reconcile_begin(struct watch *w)
 	j->w = w;
 	j->req.data = j;
 	j->root = xstrdup(w->root);
-	j->roots = xcalloc(w->n_roots, sizeof(*j->roots));
+	j->home = w->home != NULL ? xstrdup(w->home) : NULL;
+	j->notif = w->notif != NULL ? xstrdup(w->notif) : NULL;
+	j->croots = (struct classify_roots){ j->root, j->home, j->notif };
+	j->n_static = w->n_static;
+	j->roots = xcalloc(w->n_roots + 1, sizeof(*j->roots));
 	for (size_t i = 0; i < w->n_roots; i++)
 		j->roots[i] = xstrdup(w->roots[i]);
 	j->n_roots = w->n_roots;
@@ -2168,6 +2255,50 @@ int watch_reconcile(struct watch *w, void (*cb)(unsigned events, void *ctx),
 	else
 		watch_reconcile_begin(w);
 	return 0;
+}
+
+void watch_after_reconcile(struct watch *w,
+			   void (*cb)(unsigned events, void *ctx), void *ctx)
+{
+	struct recon_waiter *wt;
+
+	if (w->job == NULL || w->stopping) {
+		cb(0, ctx);
+		return;
+	}
+	wt = xcalloc(1, sizeof(*wt));
+	wt->cb = cb;
+	wt->ctx = ctx;
+	wt->next = w->waiters;
+	w->waiters = wt;
+}
+
+struct fact_each {
+	bool (*fn)(const char *path, const char *facts, void *ctx);
+	void *ctx;
+};
+
+static bool fact_each_one(const char *path, struct snapshot_entry *e,
+			  void *ctx)
+{
+	struct fact_each *fe = ctx;
+
+	return e->facts == NULL || fe->fn(path, e->facts, fe->ctx);
+}
+
+void watch_each_fact(struct watch *w,
+		     bool (*fn)(const char *path, const char *facts,
+				void *ctx),
+		     void *ctx)
+{
+	struct fact_each fe = { fn, ctx };
+
+	snapshot_each(w->snap, fact_each_one, &fe);
+}
+
+const char *watch_root(const struct watch *w)
+{
+	return w->root;
 }
 
 static void periodic_cb(uv_timer_t *t)
@@ -2210,7 +2341,11 @@ static void watch_free(struct watch *w)
 	for (size_t i = 0; i < w->n_roots; i++)
 		free(w->roots[i]);
 	free(w->roots);
+	hmap_free(&w->root_set, NULL);
+	hmap_free(&w->contexts, NULL);
 	free(w->root);
+	free(w->home);
+	free(w->notif);
 	free(w->rbuf);
 	free(w->move_from);
 	while (w->waiters_next != NULL) {
@@ -2250,6 +2385,130 @@ static void watch_init_timer(struct watch *w, uv_timer_t *t)
 	w->handles_open++;
 }
 
+static void watch_root_add(struct watch *w, const char *path)
+{
+	if (hmap_get(w->root_set, path) != NULL)
+		return;
+	if (w->n_roots == w->cap_roots) {
+		w->cap_roots = w->cap_roots ? w->cap_roots * 2 : 8;
+		w->roots = xrealloc(w->roots,
+				    w->cap_roots * sizeof(*w->roots));
+	}
+	w->roots[w->n_roots] = xstrdup(path);
+	hmap_put(w->root_set, w->roots[w->n_roots], (void *)1);
+	w->n_roots++;
+}
+
+/* Drop the dynamic root path (a context gone). */
+static void watch_root_del(struct watch *w, const char *path)
+{
+	for (size_t i = w->n_static; i < w->n_roots; i++) {
+		if (strcmp(w->roots[i], path) != 0)
+			continue;
+		hmap_del(w->root_set, path);
+		free(w->roots[i]);
+		memmove(&w->roots[i], &w->roots[i + 1],
+			(w->n_roots - i - 1) * sizeof(*w->roots));
+		w->n_roots--;
+		return;
+	}
+}
+
+struct gone_args {
+	struct hmap *now;
+	char ***v;
+	size_t *n;
+};
+
+static bool watch_collect_gone(const char *key, void *value, void *ctx)
+{
+	struct gone_args *g = ctx;
+
+	(void)value;
+	if (hmap_get(g->now, key) == NULL) {
+		*g->v = xrealloc(*g->v, (*g->n + 1) * sizeof(**g->v));
+		(*g->v)[(*g->n)++] = xstrdup(key);
+	}
+	return true;
+}
+
+static const char *const watch_home_files[] = { "crons.ini", "backup.env",
+						NULL };
+
+void watch_set_contexts(struct watch *w, const char *const *contexts,
+			size_t n)
+{
+	struct hmap *now;
+	const char *why;
+	bool added = false, first;
+
+	if (w == NULL || w->stopping || w->home == NULL)
+		return;
+	first = !w->contexts_told;
+	w->contexts_told = true;
+	now = hmap_new();
+	for (size_t i = 0; i < n; i++) {
+		if (!name_valid_user(contexts[i], &why)) {
+			log_warn("watch: context %s: not watched: %s",
+				 contexts[i], why);
+			continue;
+		}
+		hmap_put(now, contexts[i], (void *)1);
+		if (hmap_get(w->contexts, contexts[i]) != NULL)
+			continue;
+		hmap_put(w->contexts, contexts[i], (void *)1);
+		for (size_t k = 0; watch_home_files[k] != NULL; k++) {
+			char *f = xasprintf("%s/%s/%s", w->home, contexts[i],
+					    watch_home_files[k]);
+
+			watch_root_add(w, f);
+			watch_root_setup(w, w->n_roots - 1, false);
+			free(f);
+		}
+		added = true;
+	}
+	/* contexts gone: their files are looked at once more (a removal
+	 * gives its event), then no longer watched */
+	char **gone = NULL;
+	size_t n_gone = 0;
+	struct gone_args ga = { now, &gone, &n_gone };
+
+	hmap_each(w->contexts, watch_collect_gone, &ga);
+	for (size_t i = 0; i < n_gone; i++) {
+		char *dir = xasprintf("%s/%s", w->home, gone[i]);
+		struct watch_dir *wdir = hmap_get(w->path_map, dir);
+
+		for (size_t k = 0; watch_home_files[k] != NULL; k++) {
+			char *f = xasprintf("%s/%s", dir, watch_home_files[k]);
+
+			watch_root_del(w, f);
+			if (snapshot_get(w->snap, f) != NULL)
+				watch_dirty(w, f);
+			free(f);
+		}
+		if (wdir != NULL && !wdir->recursive &&
+		    !watch_is_root_ancestor(w, dir))
+			watch_forget_dir(w, wdir, true);
+		hmap_del(w->contexts, gone[i]);
+		free(dir);
+		free(gone[i]);
+	}
+	free(gone);
+	hmap_free(&now, NULL);
+	if (!added)
+		return;
+	/* what the new contexts' files hold is compared with the snapshot
+	 * by a reconcile (changes made while stopped come with source
+	 * "reconcile"); during the first baseline, silently */
+	if (w->job != NULL && w->job->baseline)
+		w->rebaseline = true;
+	else if (w->started_fresh && first)
+		/* the first run's baseline went before the panel DB told
+		 * its contexts: their files are part of the baseline */
+		w->fresh = true;
+	watch_reconcile_begin(w);
+}
+
 static bool watch_known(void *ctx, const char *path)
 {
 	struct watch *w = ctx;
@@ -2271,11 +2530,24 @@ int watch_start(struct engine *e, struct entity *ent, struct watch **w_r,
 	w->ent = ent;
 	w->loop = engine_loop(e);
 	w->root = path_normalize(cfg->root);
-	w->n_roots = 1 + cfg->n_watch_extra;
-	w->roots = xcalloc(w->n_roots, sizeof(*w->roots));
-	w->roots[0] = xstrdup(w->root);
-	for (size_t i = 0; i < cfg->n_watch_extra; i++)
-		w->roots[i + 1] = path_normalize(cfg->watch_extra[i]);
+	w->home = cfg->paths.home != NULL ? path_normalize(cfg->paths.home)
+					  : NULL;
+	w->notif = cfg->paths.admin_notifications != NULL
+			   ? path_normalize(cfg->paths.admin_notifications)
+			   : NULL;
+	w->croots = (struct classify_roots){ w->root, w->home, w->notif };
+	w->root_set = hmap_new();
+	w->contexts = hmap_new();
+	watch_root_add(w, w->root);
+	for (size_t i = 0; i < cfg->n_watch_extra; i++) {
+		char *r = path_normalize(cfg->watch_extra[i]);
+
+		watch_root_add(w, r);
+		free(r);
+	}
+	if (w->notif != NULL)
+		watch_root_add(w, w->notif);
+	w->n_static = w->n_roots;
 	w->settle_ms = cfg->watch.settle_ms;
 	w->wd_map = hmap_new();
 	w->path_map = hmap_new();
@@ -2330,6 +2602,7 @@ int watch_start(struct engine *e, struct entity *ent, struct watch **w_r,
 	watch_state_check(w, dbpath);
 	free(dbpath);
 
+	w->started_fresh = w->fresh;
 	watch_roots_setup(w, false);
 	const char *err = NULL;
 

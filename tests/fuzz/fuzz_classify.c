@@ -27,6 +27,14 @@ static const char *const paths[] = {
 	"/m/postfix-virtual.cf",
 	"/m/dovecot-quotas.cf",
 	"/etc/openpanel/caddy/ssl/certificates/local/wildcard_.a.com/wildcard_.a.com.json",
+	"/etc/openpanel/ftp/users/bob/users.list",
+	"/home/bob/crons.ini",
+	"/home/bob/backup.env",
+	"/var/log/openpanel/admin/notifications.log",
+};
+
+static const struct classify_roots roots = {
+	"/etc/openpanel", "/home", "/var/log/openpanel/admin/notifications.log"
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -42,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	content = malloc(size);
 	memcpy(content, data + 1, size - 1);
 	content[size - 1] = '\0';
-	if (classify_path("/etc/openpanel", path, &t, &why) != CLASSIFY_NONE) {
+	if (classify_path_in(&roots, path, &t, &why) != CLASSIFY_NONE) {
 		struct classify_input in = { path, content, size - 1, content,
 					     size - 1, false, NULL };
 
@@ -68,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		(void)classify_kind_is_dir(t.kind);
 	}
 	/* the path parser on the raw bytes too */
-	classify_path("/etc/openpanel", content, &t, &why);
+	classify_path_in(&roots, content, &t, &why);
 	classify_result_clear(&r1);
 	classify_result_clear(&r2);
 	free(content);

@@ -54,6 +54,7 @@ paths:
   mail: $T/usr/local/mail/openmail
   log: $T/var/log
   csf: $T/etc/csf
+  home: $T/home
 plugin_dirs: [$T/plugins, $T/dropin]
 log_level: info
 panel_db:

@@ -212,5 +212,35 @@ grep -q '^ophook_journal_deliveries{handler="plugin:testgood",state="dead"} 1$' 
 ok $? "after a restart the dead gauge still shows the dead delivery"
 grep -q 'ophook_deliveries_total{handler="plugin:testgood",state="dead"}' "$T/http2.txt"
 ok "$([ $? -ne 0 ] && echo 0 || echo 1)" "while the counters started again from zero"
+
+# lag: how far behind a handler is (the age of its oldest unfinished event);
+# the hook runs until the test lets it go
+mkdir -p "$T/hooks/test.slow.d"
+printf '#!/bin/sh\nwhile [ ! -e "%s/release" ]; do sleep 0.1; done\n' "$T" \
+	> "$T/hooks/test.slow.d/10-wait"
+chmod 0755 "$T/hooks/test.slow.d/10-wait"
+_slow_loaded() { ctl --json status | grep -q 'exec:test.slow.d/10-wait'; }
+wait_for 20 _slow_loaded
+ok $? "a slow exec hook is loaded"
+ctl emit test.slow slow.example > /dev/null
+lag_of() {
+	ctl --json status | python3 -c '
+import json, sys
+st = json.load(sys.stdin)
+print([h["lag_ms"] for h in st["handlers"] if h["name"] == sys.argv[1]][0])' "$1"
+}
+_lagging() { [ "$(lag_of exec:test.slow.d/10-wait)" -ge 1500 ]; }
+wait_for 60 _lagging
+ok $? "status: the slow hook's lag_ms grows while its event runs"
+is "$(lag_of plugin:log)" 0 "status: an idle handler's lag is 0"
+curl -sf "http://127.0.0.1:$PORT/metrics" > "$T/http3.txt"
+grep -q '^ophook_handler_lag_seconds{handler="exec:test.slow.d/10-wait"} [1-9]' "$T/http3.txt"
+ok $? "metrics: ophook_handler_lag_seconds of the slow hook"
+ctl status | grep -q ' LAG$'
+ok $? "status: a LAG column"
+touch "$T/release"
+_caught_up() { [ "$(lag_of exec:test.slow.d/10-wait)" -eq 0 ]; }
+wait_for 30 _caught_up
+ok $? "the lag is back to 0 once the event is done"
 stop_ophookd
 done_testing

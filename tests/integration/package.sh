@@ -67,7 +67,7 @@ contents "$DEB1" > "$T/ophook.list"
 contents "$DEV1" > "$T/ophook-dev.list"
 for f in /usr/sbin/ophookd /usr/sbin/ophookctl \
 	"/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/ophook/plugins/caddy.so" \
-	/usr/libexec/ophook/ophook-plugin-runner \
+	/usr/libexec/ophook/ophook-plugin-runner /usr/libexec/ophook/ophook-guard \
 	/etc/openpanel/ophookd/ophookd.yaml /etc/logrotate.d/ophookd \
 	/usr/share/man/man8/ophookd.8.gz /usr/share/man/man5/ophookd.yaml.5.gz \
 	/usr/share/doc/ophook/README.md \

@@ -29,6 +29,8 @@ static bool value_has_type(const json_t *v, const char *spec)
 			return true;
 		if (strcmp(t, "integer") == 0 && json_is_integer(v))
 			return true;
+		if (strcmp(t, "number") == 0 && json_is_number(v))
+			return true;
 		if (strcmp(t, "boolean") == 0 && json_is_boolean(v))
 			return true;
 		if (strcmp(t, "object") == 0 && json_is_object(v))

@@ -337,21 +337,30 @@ static void test_conf_modes(void **state)
 	assert_string_equal(ev_str(&r, 0, "ssl"), "custom");
 	assert_string_equal(ev_str(&r, 0, "old_ssl"), "auto");
 	assert_string_equal(ev_str(&r, 0, "waf"), "off");
-	assert_null(ev_str(&r, 0, "old_waf"));
+	assert_null(ev_str(&r, 0, "old_waf")); /* and no waf_changed */
 	f2 = facts_text(&r);
 	classify_result_clear(&r);
 	free(f);
-	/* the Go panel's WAF switch */
+	/* the Go panel's WAF switch: domain.updated, and domain.waf_changed
+	 * on its own */
 	run(CONF, CONF_MODES("On", TLS_CUSTOM), NULL, true, f2, &r);
+	assert_int_equal(r.n_events, 2);
 	assert_string_equal(ev_type(&r, 0), "domain.updated");
 	assert_string_equal(ev_str(&r, 0, "waf"), "on");
 	assert_string_equal(ev_str(&r, 0, "old_waf"), "off");
 	assert_null(ev_str(&r, 0, "old_ssl"));
+	assert_string_equal(ev_type(&r, 1), "domain.waf_changed");
+	assert_string_equal(r.events[1].subject, "example.com");
+	assert_string_equal(ev_str(&r, 1, "domain"), "example.com");
+	assert_string_equal(ev_str(&r, 1, "waf"), "on");
+	assert_string_equal(ev_str(&r, 1, "old_waf"), "off");
 	f = facts_text(&r);
 	classify_result_clear(&r);
 	free(f2);
-	/* suspended: the template has auto SSL and no WAF */
+	/* suspended: the template has auto SSL and no WAF (no
+	 * waf_changed: a suspension, not a switch) */
 	run(CONF, conf_susp_user, NULL, true, f, &r);
+	assert_int_equal(r.n_events, 1);
 	assert_string_equal(ev_type(&r, 0), "domain.suspended");
 	assert_string_equal(ev_str(&r, 0, "ssl"), "auto");
 	assert_string_equal(ev_str(&r, 0, "old_ssl"), "custom");
@@ -1126,6 +1135,447 @@ static void test_user_noise(void **state)
 	}
 }
 
+
+/* ---- issue 22: FTP accounts, crons.ini, backup.env, notifications ---- */
+
+#define HOME "/home"
+#define NOTES "/var/log/openpanel/admin/notifications.log"
+static const struct classify_roots roots = { ROOT, HOME, NOTES };
+
+/* run() with the homes and the notification log */
+static void run_in(const char *path, const char *content, size_t len,
+		   bool existed, const char *old_facts,
+		   struct classify_result *r)
+{
+	struct classify_target t;
+	const char *why;
+	json_t *old = old_facts ? json_loads(old_facts, 0, NULL) : NULL;
+	struct classify_input in = {
+		.path = path,
+		.content = content,
+		.len = content ? len : 0,
+		.existed = existed,
+		.old_facts = old,
+	};
+
+	memset(r, 0, sizeof(*r));
+	assert_int_not_equal(classify_path_in(&roots, path, &t, &why),
+			     CLASSIFY_NONE);
+	classify_content(&t, &in, r);
+	json_decref(old);
+}
+
+#define RUN_IN(path, text, existed, facts, r)                                \
+	run_in(path, text, strlen(text), existed, facts, r)
+
+/* No event payload, facts or warning holds needle. */
+static void assert_nowhere(const struct classify_result *r,
+			   const char *needle)
+{
+	char *f = facts_text(r);
+
+	assert_true(f == NULL || strstr(f, needle) == NULL);
+	free(f);
+	for (size_t i = 0; i < r->n_events; i++) {
+		char *p = json_dumps(r->events[i].payload, JSON_COMPACT);
+
+		assert_null(strstr(p, needle));
+		free(p);
+	}
+	for (size_t i = 0; i < r->n_warnings; i++)
+		assert_null(strstr(r->warnings[i], needle));
+}
+
+static void test_new_paths(void **state)
+{
+	struct classify_target t;
+	const char *why;
+
+	(void)state;
+	assert_int_equal(classify_path_in(&roots, ROOT "/ftp/users/bob/"
+					  "users.list", &t, &why),
+			 CLASSIFY_FTP_USERS);
+	assert_string_equal(t.name, "bob");
+	assert_int_equal(classify_path_in(&roots, HOME "/bob/crons.ini", &t,
+					  &why), CLASSIFY_CRONS);
+	assert_string_equal(t.name, "bob");
+	assert_true(classify_kind_is_customer(t.kind));
+	assert_int_equal(classify_path_in(&roots, HOME "/bob/backup.env", &t,
+					  &why), CLASSIFY_BACKUP_ENV);
+	assert_int_equal(classify_path_in(&roots, NOTES, &t, &why),
+			 CLASSIFY_NOTIFICATIONS);
+	assert_false(classify_kind_is_customer(t.kind));
+	/* not these: deeper, other names, no home configured */
+	assert_int_equal(classify_path_in(&roots, HOME "/bob/x/crons.ini",
+					  &t, &why), CLASSIFY_NONE);
+	assert_int_equal(classify_path_in(&roots, HOME "/crons.ini", &t,
+					  &why), CLASSIFY_NONE);
+	assert_int_equal(classify_path_in(&roots, HOME "/bob/.env", &t, &why),
+			 CLASSIFY_NONE);
+	assert_int_equal(classify_path(ROOT, HOME "/bob/crons.ini", &t, &why),
+			 CLASSIFY_NONE);
+	assert_int_equal(classify_path_in(&roots, NOTES ".1", &t, &why),
+			 CLASSIFY_NONE);
+	assert_int_equal(classify_path_in(&roots, ROOT "/ftp/users/bob/x/"
+					  "users.list", &t, &why),
+			 CLASSIFY_NONE);
+	/* hostile context names: refused with a reason */
+	assert_int_equal(classify_path_in(&roots, HOME "/-rf/crons.ini", &t,
+					  &why), CLASSIFY_NONE);
+	assert_non_null(why);
+	assert_int_equal(classify_path_in(&roots, ROOT "/ftp/users/a b/"
+					  "users.list", &t, &why),
+			 CLASSIFY_NONE);
+	assert_non_null(why);
+}
+
+#define FTP ROOT "/ftp/users/bob/users.list"
+#define HASH1 "$6$rounds=5000$saltsalt$AAAAhashhashhash"
+
+static void test_ftp(void **state)
+{
+	struct classify_result r;
+	char *f, *f2;
+
+	(void)state;
+	/* opencli ftp-add: `>>` of name|hash|dir|uid|gid */
+	RUN_IN(FTP, "web@shop.example|" HASH1 "|/var/www/html/shop.example|"
+		    "1001|1001\n", false, NULL, &r);
+	assert_int_equal(r.n_events, 1);
+	assert_string_equal(ev_type(&r, 0), "ftp.account.added");
+	assert_string_equal(r.events[0].subject, "user:bob");
+	assert_string_equal(ev_str(&r, 0, "user"), "bob");
+	assert_string_equal(ev_str(&r, 0, "account"), "web@shop.example");
+	assert_string_equal(ev_str(&r, 0, "directory"),
+			    "/var/www/html/shop.example");
+	assert_nowhere(&r, "hashhash");
+	f = facts_text(&r);
+	classify_result_clear(&r);
+	/* a second account; the first unchanged */
+	RUN_IN(FTP, "web@shop.example|" HASH1 "|/var/www/html/shop.example|"
+		    "1001|1001\nUp@Shop.Example|$6$x$y|/var/www/html/up|1001|"
+		    "1001\n", true, f, &r);
+	assert_int_equal(r.n_events, 1);
+	assert_string_equal(ev_str(&r, 0, "account"), "up@shop.example");
+	f2 = facts_text(&r);
+	classify_result_clear(&r);
+	free(f);
+	/* ftp-password: the hash changes, no event */
+	RUN_IN(FTP, "web@shop.example|$6$new$hash|/var/www/html/shop.example|"
+		    "1001|1001\nup@shop.example|$6$x$y|/var/www/html/up|1001|"
+		    "1001\n", true, f2, &r);
+	assert_int_equal(r.n_events, 0);
+	classify_result_clear(&r);
+	/* ftp-delete: sed -i '/^name|/d' */
+	RUN_IN(FTP, "web@shop.example|" HASH1 "|/var/www/html/shop.example|"
+		    "1001|1001\n", true, f2, &r);
+	assert_int_equal(r.n_events, 1);
+	assert_string_equal(ev_type(&r, 0), "ftp.account.removed");
+	assert_string_equal(ev_str(&r, 0, "account"), "up@shop.example");
+	assert_string_equal(ev_str(&r, 0, "directory"), "/var/www/html/up");
+	f = facts_text(&r);
+	classify_result_clear(&r);
+	/* the file removed (user-delete): every account goes */
+	run_in(FTP, NULL, 0, true, f, &r);
+	assert_int_equal(r.n_events, 1);
+	assert_string_equal(ev_type(&r, 0), "ftp.account.removed");
+	classify_result_clear(&r);
+	free(f);
+	free(f2);
+	/* garbage: warnings naming lines, never the hash */
+	RUN_IN(FTP, "nobar\n|" HASH1 "|/x\nbad name@x|" HASH1 "|/x\n"
+		    "nodir@x|" HASH1 "\n", false, NULL, &r);
+	assert_int_equal(r.n_events, 0);
+	assert_int_equal(r.n_warnings, 4);
+	assert_non_null(strstr(r.warnings[0], "line 1"));
+	assert_nowhere(&r, "hashhash");
+	classify_result_clear(&r);
+}
+
+#define CRONS HOME "/bob/crons.ini"
+#define JOB(name, sched, cmd)                                                \
+	"[job-exec \"" name "\"]\nschedule = " sched                         \
+	"\ncontainer = php-fpm-8.3\ncommand = " cmd "\n"
+
+static void test_crons(void **state)
+{
+	struct classify_result r;
+	json_t *a;
+	char *f, *f2;
+
+	(void)state;
+	RUN_IN(CRONS, JOB("a", "@every 1h", "php a.php") "\n"
+		      JOB("b", "0 0 3 * * *", "php b.php") "no-overlap\n",
+	       false, NULL, &r);
+	assert_int_equal(r.n_events, 1);
+	assert_string_equal(ev_type(&r, 0), "cron.changed");
+	assert_string_equal(r.events[0].subject, "user:bob");
+	a = json_object_get(r.events[0].payload, "added");
+	assert_int_equal(json_array_size(a), 2);
+	assert_string_equal(json_string_value(json_object_get(
+				    json_array_get(a, 1), "name")), "b");
+	assert_true(json_is_true(json_object_get(json_array_get(a, 1),
+						 "no_overlap")));
+	assert_string_equal(json_string_value(json_object_get(
+				    json_array_get(a, 0), "schedule")),
+			    "@every 1h");
+	f = facts_text(&r);
+	classify_result_clear(&r);
+	/* the same jobs written again (os.WriteFile): nothing */
+	RUN_IN(CRONS, JOB("a", "@every 1h", "php a.php") "\n"
+		      JOB("b", "0 0 3 * * *", "php b.php") "no-overlap\n",
+	       true, f, &r);
+	assert_int_equal(r.n_events, 0);
+	classify_result_clear(&r);
+	/* a changed, b removed, c added */
+	RUN_IN(CRONS, JOB("a", "@every 5m", "php a.php") "\n"
+		      JOB("c", "@daily", "php c.php"), true, f, &r);
+	assert_int_equal(r.n_events, 1);
+	a = json_object_get(r.events[0].payload, "changed");
+	assert_int_equal(json_array_size(a), 1);
+	assert_string_equal(json_string_value(json_object_get(
+				    json_array_get(a, 0), "schedule")),
+			    "@every 5m");
+	assert_string_equal(json_string_value(json_object_get(
+				    json_object_get(json_array_get(a, 0),
+						    "old"), "schedule")),
+			    "@every 1h");
+	a = json_object_get(r.events[0].payload, "removed");
+	assert_int_equal(json_array_size(a), 1);
+	assert_string_equal(json_string_value(json_object_get(
+				    json_array_get(a, 0), "command")),
+			    "php b.php");
+	a = json_object_get(r.events[0].payload, "added");
+	assert_int_equal(json_array_size(a), 1);
+	f2 = facts_text(&r);
+	classify_result_clear(&r);
+	free(f);
+	/* emptied for good (the last job deleted): all removed */
+	RUN_IN(CRONS, "", true, f2, &r);
+	assert_int_equal(r.n_events, 1);
+	assert_int_equal(json_array_size(json_object_get(
+				 r.events[0].payload, "removed")), 2);
+	classify_result_clear(&r);
+	free(f2);
+}
+
+static void test_crons_hostile(void **state)
+{
+	struct classify_result r;
+	static char big[200000];
+	size_t n = 0;
+	json_t *a;
+
+	(void)state;
+	/* binary, control bytes, no header, duplicates, other sections */
+	static const char bin[] = "\x01\x02\xff\xfe=\n[job-exec \"x\x1b[31m\"]\n"
+		"schedule = @every 1s\ncommand = echo \x07\xff\n"
+		"[job-exec \"x\x1b[31m\"]\nschedule = @daily\n"
+		"[global]\nsmtp-host = x\nstray line\n[job-exec]\n"
+		"[job-exec \"\"]\n";
+	run_in(CRONS, bin, sizeof(bin) - 1, false, NULL, &r);
+	assert_int_equal(r.n_events, 1);
+	a = json_object_get(r.events[0].payload, "added");
+	assert_int_equal(json_array_size(a), 1);
+	assert_string_equal(json_string_value(json_object_get(
+				    json_array_get(a, 0), "name")), "x?[31m");
+	assert_string_equal(json_string_value(json_object_get(
+				    json_array_get(a, 0), "command")),
+			    "echo ??");
+	assert_true(r.n_warnings >= 4);
+	assert_non_null(strstr(r.warnings[0], "line 1"));
+	classify_result_clear(&r);
+	/* more than CLASSIFY_CRON_MAX jobs: the rest is not read */
+	for (unsigned i = 0; i < CLASSIFY_CRON_MAX + 50; i++)
+		n += (size_t)snprintf(big + n, sizeof(big) - n,
+				      "[job-exec \"j%u\"]\nschedule = @daily\n"
+				      "\n", i);
+	run_in(CRONS, big, n, false, NULL, &r);
+	assert_int_equal(json_array_size(json_object_get(
+				 r.events[0].payload, "added")),
+			 CLASSIFY_CRON_MAX);
+	assert_int_equal(r.n_warnings, 1);
+	classify_result_clear(&r);
+	/* passwords in commands are masked */
+	static const char pw[] =
+		"[job-exec \"p\"]\ncommand = mysqldump -uroot -pS3cr3tA db "
+		"--password=S3cr3tB DB_PASSWORD='S3cr3tC' x=1 --password S3cr3tD "
+		"token=a mkdir -p /x\n";
+	run_in(CRONS, pw, sizeof(pw) - 1, false, NULL, &r);
+	a = json_object_get(r.events[0].payload, "added");
+	assert_string_equal(json_string_value(json_object_get(
+				    json_array_get(a, 0), "command")),
+			    "mysqldump -uroot -p*** db --password=*** "
+			    "DB_PASSWORD='***' x=1 --password *** token=*** "
+			    "mkdir -p /x");
+	assert_nowhere(&r, "S3cr3t");
+	classify_result_clear(&r);
+	/* a long command is cut */
+	memset(big, 'x', 10000);
+	memcpy(big, "[job-exec \"l\"]\ncommand = ", 25);
+	run_in(CRONS, big, 10000, false, NULL, &r);
+	a = json_object_get(r.events[0].payload, "added");
+	assert_int_equal(strlen(json_string_value(json_object_get(
+				 json_array_get(a, 0), "command"))), 4096);
+	classify_result_clear(&r);
+}
+
+#define BENV HOME "/bob/backup.env"
+
+static void test_backup_env(void **state)
+{
+	struct classify_result r;
+	json_t *ch;
+	char *f;
+	const char *extra[] = { "MY_*" };
+	json_t *set;
+
+	(void)state;
+	RUN_IN(BENV, "# docker-volume-backup\nBACKUP_CRON_EXPRESSION="
+		     "\"@daily\"\nAWS_S3_BUCKET_NAME='bkt'\n"
+		     "AWS_ACCESS_KEY_ID=AKIAEXAMPLE\n"
+		     "AWS_SECRET_ACCESS_KEY=SuperSecretValue1\n"
+		     "export GPG_PASSPHRASE=PassPhrase2\n"
+		     "SSH_PASSWORD=\"Pw3\"\n"
+		     "AZURE_STORAGE_CONNECTION_STRING=DefaultEndpoints;"
+		     "AccountKey=Conn4\n"
+		     "DROPBOX_REFRESH_TOKEN=Tok5\n", false, NULL, &r);
+	assert_int_equal(r.n_events, 1);
+	assert_string_equal(ev_type(&r, 0), "backup.config_changed");
+	assert_string_equal(r.events[0].subject, "user:bob");
+	assert_int_equal(json_array_size(json_object_get(r.events[0].payload,
+							 "keys")), 8);
+	assert_nowhere(&r, "SuperSecretValue1");
+	assert_nowhere(&r, "PassPhrase2");
+	assert_nowhere(&r, "Pw3");
+	assert_nowhere(&r, "Conn4");
+	assert_nowhere(&r, "Tok5");
+	f = facts_text(&r);
+	assert_non_null(strstr(f, "\"BACKUP_CRON_EXPRESSION\":\"@daily\""));
+	assert_non_null(strstr(f, "\"AWS_S3_BUCKET_NAME\":\"bkt\""));
+	classify_result_clear(&r);
+	/* the secret changes: its fingerprints, not its values */
+	RUN_IN(BENV, "BACKUP_CRON_EXPRESSION=\"@daily\"\n"
+		     "AWS_S3_BUCKET_NAME='bkt'\nAWS_ACCESS_KEY_ID=AKIAEXAMPLE\n"
+		     "AWS_SECRET_ACCESS_KEY=OtherSecret9\n"
+		     "export GPG_PASSPHRASE=PassPhrase2\nSSH_PASSWORD=\"Pw3\"\n"
+		     "AZURE_STORAGE_CONNECTION_STRING=DefaultEndpoints;"
+		     "AccountKey=Conn4\nDROPBOX_REFRESH_TOKEN=Tok5\n",
+	       true, f, &r);
+	assert_int_equal(r.n_events, 1);
+	ch = json_array_get(json_object_get(r.events[0].payload, "changes"),
+			    0);
+	assert_string_equal(json_string_value(json_object_get(ch, "key")),
+			    "AWS_SECRET_ACCESS_KEY");
+	assert_true(json_is_true(json_object_get(ch, "secret")));
+	assert_int_equal(strncmp(json_string_value(json_object_get(
+					 ch, "new_fingerprint")),
+				 "sha256:", 7), 0);
+	assert_nowhere(&r, "OtherSecret9");
+	assert_nowhere(&r, "SuperSecretValue1");
+	classify_result_clear(&r);
+	free(f);
+	/* bad lines: warned by line, never their text */
+	RUN_IN(BENV, "SSH_PASSWORD hunter2\n9BAD=x\nBAD KEY=hunter3\n",
+	       false, NULL, &r);
+	assert_int_equal(r.n_warnings, 3);
+	assert_nowhere(&r, "hunter");
+	assert_non_null(strstr(r.warnings[0], "line 1"));
+	classify_result_clear(&r);
+	/* the admin's secrets.extra_keys count too */
+	set = classify_backup_env("MY_THING=v1\n", 12, extra, 1, NULL);
+	assert_string_not_equal(json_string_value(json_object_get(set,
+								  "MY_THING")),
+				"v1");
+	json_decref(set);
+}
+
+static void test_note_parse(void **state)
+{
+	struct classify_note n;
+	const char *l = "2025-05-01 12:00:00 UNREAD Disk Usage MESSAGE: 91% used";
+
+	(void)state;
+	assert_true(classify_note_parse(l, strlen(l), &n));
+	assert_true(n.unread);
+	assert_int_equal(n.title_len, 10);
+	assert_memory_equal(n.title, "Disk Usage", 10);
+	assert_int_equal(n.message_len, 8);
+	l = "2025-05-01 12:00:00 READ Disk Usage MESSAGE: 91% used";
+	assert_true(classify_note_parse(l, strlen(l), &n));
+	assert_false(n.unread);
+	l = "2025-05-01 12:00:00 UNREAD no message part";
+	assert_true(classify_note_parse(l, strlen(l), &n));
+	assert_int_equal(n.message_len, 0);
+	l = "2025-05-01 12:00:00 SEEN x MESSAGE: y";
+	assert_false(classify_note_parse(l, strlen(l), &n));
+	l = "garbage";
+	assert_false(classify_note_parse(l, strlen(l), &n));
+	l = "2025-05-01T12:00:00 UNREAD x MESSAGE: y";
+	assert_false(classify_note_parse(l, strlen(l), &n));
+}
+
+#define N1 "2025-05-01 12:00:00 UNREAD Disk Usage MESSAGE: 91% used\n"
+#define N1R "2025-05-01 12:00:00 READ Disk Usage MESSAGE: 91% used\n"
+#define N2 "2025-05-01 12:05:00 UNREAD High Load MESSAGE: load 9\n"
+#define N3R "2025-05-01 12:06:00 READ Old one MESSAGE: seen\n"
+
+static void test_notifications(void **state)
+{
+	struct classify_result r;
+	char *f, *f2;
+
+	(void)state;
+	RUN_IN(NOTES, N1, false, NULL, &r);
+	assert_int_equal(r.n_events, 1);
+	assert_string_equal(ev_type(&r, 0), "panel.notification");
+	assert_string_equal(r.events[0].subject, "notifications");
+	assert_string_equal(ev_str(&r, 0, "title"), "Disk Usage");
+	assert_string_equal(ev_str(&r, 0, "message"), "91% used");
+	assert_string_equal(ev_str(&r, 0, "logged_at"), "2025-05-01 12:00:00");
+	f = facts_text(&r);
+	classify_result_clear(&r);
+	/* appended (>>): the new line only; a READ one is not announced */
+	RUN_IN(NOTES, N1 N2 N3R, true, f, &r);
+	assert_int_equal(r.n_events, 1);
+	assert_string_equal(ev_str(&r, 0, "title"), "High Load");
+	f2 = facts_text(&r);
+	classify_result_clear(&r);
+	free(f);
+	/* sed -i marks the first READ: nothing */
+	RUN_IN(NOTES, N1R N2 N3R, true, f2, &r);
+	assert_int_equal(r.n_events, 0);
+	f = facts_text(&r);
+	classify_result_clear(&r);
+	free(f2);
+	/* the same line logged again: announced again (count) */
+	RUN_IN(NOTES, N1R N2 N3R N1, true, f, &r);
+	assert_int_equal(r.n_events, 1);
+	assert_string_equal(ev_str(&r, 0, "title"), "Disk Usage");
+	classify_result_clear(&r);
+	/* lines removed (cleared by hand), then one appended */
+	RUN_IN(NOTES, N2, true, f, &r);
+	assert_int_equal(r.n_events, 0);
+	f2 = facts_text(&r);
+	classify_result_clear(&r);
+	free(f);
+	/* rotated: a new file with the new line */
+	RUN_IN(NOTES, "2025-05-02 00:00:01 UNREAD Reboot MESSAGE: up\n", true,
+	       f2, &r);
+	assert_int_equal(r.n_events, 1);
+	assert_string_equal(ev_str(&r, 0, "title"), "Reboot");
+	classify_result_clear(&r);
+	free(f2);
+	/* control bytes and lines of other writers */
+	static const char odd[] = "not a note\n2025-05-01 12:00:00 UNREAD "
+				  "T\x1b]0; MESSAGE: m\x07\xff\n";
+	run_in(NOTES, odd, sizeof(odd) - 1, false, NULL, &r);
+	assert_int_equal(r.n_events, 1);
+	assert_string_equal(ev_str(&r, 0, "title"), "T?]0;");
+	assert_string_equal(ev_str(&r, 0, "message"), "m??");
+	classify_result_clear(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1153,6 +1603,13 @@ int main(void)
 		cmocka_unit_test(test_secret_keys),
 		cmocka_unit_test(test_custom_cert_shapes),
 		cmocka_unit_test(test_user_noise),
+		cmocka_unit_test(test_new_paths),
+		cmocka_unit_test(test_ftp),
+		cmocka_unit_test(test_crons),
+		cmocka_unit_test(test_crons_hostile),
+		cmocka_unit_test(test_backup_env),
+		cmocka_unit_test(test_note_parse),
+		cmocka_unit_test(test_notifications),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -534,6 +534,16 @@ static void test_paths(void **state)
 	assert_string_equal(c->panel_db.path, "/etc/openpanel/ophookd/panel.db");
 	config_free(&c);
 	expect_error("paths:\n  www: /x\n", "2:3", "unknown key \"paths.www\"");
+	/* the notification log follows paths.log unless set */
+	c = load_ok("paths:\n  log: /t/log\n  home: /t/home\n");
+	assert_string_equal(c->paths.home, "/t/home");
+	assert_string_equal(c->paths.admin_notifications,
+			    "/t/log/openpanel/admin/notifications.log");
+	config_free(&c);
+	c = load_ok("paths:\n  log: /t/log\n  admin_notifications: /n.log\n");
+	assert_string_equal(c->paths.admin_notifications, "/n.log");
+	config_free(&c);
+	expect_error("paths:\n  home: rel\n", "2:9", "absolute path");
 }
 
 static void test_plugin_isolation(void **state)
@@ -698,6 +708,49 @@ static void test_containers(void **state)
 		     "containers.restart_loop_deaths");
 }
 
+/* alerts.*: defaults, durations and levels parsed and sorted, errors with
+ * their position. */
+static void test_alerts(void **state)
+{
+	struct config *c = NULL;
+	char *err = NULL;
+
+	(void)state;
+	assert_int_equal(load_yaml("node: x\n", &c, &err), 0);
+	assert_false(c->alerts.enabled);
+	assert_int_equal(c->alerts.n_cert_thresholds, 3);
+	assert_int_equal(c->alerts.cert_th_s[0], 14 * 86400);
+	assert_int_equal(c->alerts.cert_th_s[2], 86400);
+	assert_int_equal(c->alerts.quota_lv[0], 90);
+	assert_int_equal(c->alerts.quota_lv[1], 100);
+	assert_int_equal(c->alerts.n_quota_command, 5);
+	assert_string_equal(c->alerts.quota_command[0], "repquota");
+	assert_string_equal(c->alerts.backup_container, "backup");
+	config_free(&c);
+	assert_int_equal(load_yaml("alerts:\n  enabled: true\n"
+				   "  cert_thresholds: [30s, 2h, 5m]\n"
+				   "  quota_levels: [100, 80]\n"
+				   "  quota_command: [/usr/local/bin/rq, --csv, "
+				   "\"a b\"]\n  backup_container: ~\n",
+				   &c, &err), 0);
+	assert_true(c->alerts.enabled);
+	assert_int_equal(c->alerts.cert_th_s[0], 7200);
+	assert_int_equal(c->alerts.cert_th_s[1], 300);
+	assert_int_equal(c->alerts.cert_th_s[2], 30);
+	assert_int_equal(c->alerts.quota_lv[0], 80);
+	assert_string_equal(c->alerts.quota_command[2], "a b");
+	assert_null(c->alerts.backup_container);
+	config_free(&c);
+	expect_error("alerts:\n  cert_thresholds: [7x]\n", "2:20",
+		     "alerts.cert_thresholds: a threshold is not a duration");
+	expect_error("alerts:\n  cert_thresholds: [7d, 168h]\n", "2:20",
+		     "given twice");
+	expect_error("alerts:\n  quota_levels: [0]\n", "2:17",
+		     "alerts.quota_levels: a level is a percentage");
+	expect_error("alerts:\n  quota_margin: 101\n", "2:17",
+		     "alerts.quota_margin");
+}
+
 static void test_depth(void **state)
 {
 	char yaml[512] = "plugins:\n  log:\n    settings:\n      a: ";
@@ -853,6 +906,7 @@ int main(void)
 		cmocka_unit_test(test_relative_paths),
 		cmocka_unit_test(test_settings),
 		cmocka_unit_test(test_nullable),
+		cmocka_unit_test(test_alerts),
 		cmocka_unit_test(test_depth),
 		cmocka_unit_test(test_containers),
 		cmocka_unit_test(test_plugin_isolation),

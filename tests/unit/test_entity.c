@@ -295,6 +295,49 @@ static void test_delete_after_domains(void **state)
 	rig_stop(&r);
 }
 
+/* the watcher far behind the DB and the folder: the user's removal waits
+ * past merge_wait_ms for its domains' removals (bounded) */
+static void test_delete_slow_watcher(void **state)
+{
+	struct rig r;
+
+	(void)state;
+	rig_start(&r, 40);
+	json_object_set_new(rows, "gina", json_true());
+	json_object_set_new(known, "/r/openpanel/core/users/gina", json_true());
+	json_object_set_new(known, "/r/caddy/domains/g1.example.conf",
+			    json_true());
+	json_object_set_new(known, "/r/caddy/domains/g2.example.conf",
+			    json_true());
+	json_object_set_new(owned, "g1.example", json_string("gina"));
+	json_object_set_new(owned, "g2.example", json_string("gina"));
+	folder(&r, "gina", false);
+	row(&r, "user.removed", "gina", json_pack("{s:s}", "user", "gina"));
+	run_for(&r, 150); /* three deadlines */
+	assert_string_equal(journal(&r), "");
+	conf(&r, "g1.example", false);
+	assert_string_equal(journal(&r), "domain.removed g1.example");
+	run_for(&r, 100);
+	conf(&r, "g2.example", false);
+	assert_string_equal(journal(&r),
+			    "domain.removed g1.example, domain.removed "
+			    "g2.example, user.removed user:gina");
+	rig_stop(&r);
+
+	/* a conf that never goes: the removal goes after the last wait */
+	rig_start(&r, 10);
+	json_object_set_new(known, "/r/caddy/domains/g1.example.conf",
+			    json_true());
+	json_object_set_new(owned, "g1.example", json_string("gina"));
+	json_object_set_new(rows, "gina", json_true());
+	json_object_set_new(known, "/r/openpanel/core/users/gina", json_true());
+	row(&r, "user.removed", "gina", json_pack("{s:s}", "user", "gina"));
+	folder(&r, "gina", false);
+	run_for(&r, 400);
+	assert_string_equal(journal(&r), "user.removed user:gina");
+	rig_stop(&r);
+}
+
 static void test_domain_waits_for_owner(void **state)
 {
 	struct rig r;
@@ -346,6 +389,7 @@ int main(void)
 		cmocka_unit_test(test_no_db_no_wait),
 		cmocka_unit_test(test_rename),
 		cmocka_unit_test(test_delete_after_domains),
+		cmocka_unit_test(test_delete_slow_watcher),
 		cmocka_unit_test(test_domain_waits_for_owner),
 		cmocka_unit_test(test_pending_survives_restart),
 	};

@@ -60,8 +60,10 @@ static void test_help_and_journal(void **state)
 				     (json_int_t)4, "done", (json_int_t)9,
 				     "failed", (json_int_t)2, "dead",
 				     (json_int_t)7);
+	json_t *lag = json_pack("{sf}", "lua:slow.lua", 2.5);
 	struct metrics_gauges g = { .journal_ok = 1,
-				    .journal_handlers = handlers };
+				    .journal_handlers = handlers,
+				    .handler_lag = lag };
 	char *text, *line, *save = NULL;
 	char seen_help[64][96], seen_type[64][96];
 	size_t nh = 0, nt = 0;
@@ -75,6 +77,7 @@ static void test_help_and_journal(void **state)
 	assert_non_null(strstr(text, "ophook_journal_deliveries{handler=\"exec:x.d/10-y\",state=\"dead\"} 7\n"));
 	assert_non_null(strstr(text, "ophook_journal_deliveries{handler=\"exec:x.d/10-y\",state=\"pending\"} 4\n"));
 	assert_non_null(strstr(text, "ophook_journal_deliveries{handler=\"exec:x.d/10-y\",state=\"failed\"} 2\n"));
+	assert_non_null(strstr(text, "ophook_handler_lag_seconds{handler=\"lua:slow.lua\"} 2.500\n"));
 	for (line = strtok_r(text, "\n", &save); line != NULL;
 	     line = strtok_r(NULL, "\n", &save)) {
 		char name[96];
@@ -111,6 +114,7 @@ static void test_help_and_journal(void **state)
 	}
 	free(text);
 	json_decref(handlers);
+	json_decref(lag);
 	metrics_free(&m);
 }
 

@@ -1281,6 +1281,61 @@ static void test_start_bad_driver(void **state)
 	assert_int_equal(uv_loop_close(&r.loop), 0);
 }
 
+/* paneldb_on_contexts: the sorted, distinct contexts at once, then only
+ * when they change. */
+struct ctx_rec {
+	unsigned calls;
+	char text[256];
+};
+
+static void ctx_record(const char *const *contexts, size_t n, void *arg)
+{
+	struct ctx_rec *rec = arg;
+
+	rec->calls++;
+	rec->text[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		strncat(rec->text, contexts[i],
+			sizeof(rec->text) - strlen(rec->text) - 2);
+		strcat(rec->text, ",");
+	}
+}
+
+static void test_contexts(void **state)
+{
+	struct paneldb p = { 0 };
+	struct ctx_rec rec = { 0 };
+
+	(void)state;
+	paneldb_on_contexts(&p, ctx_record, &rec); /* no snapshot yet */
+	assert_int_equal(rec.calls, 0);
+	p.panel = panel_of("[[1,\"alice\",1,\"a@x.net\",\"zed\"],"
+			   " [2,\"bob\",2,\"b@x.net\",null],"
+			   " [3,\"carol\",1,\"c@x.net\",\"alice\"],"
+			   " [4,\"dup\",1,\"d@x.net\",\"zed\"]]",
+			   PLANS, "[]", NULL, 0);
+	paneldb_on_contexts(&p, ctx_record, &rec);
+	assert_int_equal(rec.calls, 1);
+	assert_string_equal(rec.text, "alice,zed,");
+	paneldb_tell_contexts(&p, false); /* same set: not told */
+	assert_int_equal(rec.calls, 1);
+	dbpoll_panel_free(&p.panel);
+	p.panel = panel_of("[[1,\"alice\",1,\"a@x.net\",\"zed\"]]", PLANS,
+			   "[]", NULL, 0);
+	paneldb_tell_contexts(&p, false);
+	assert_int_equal(rec.calls, 2);
+	assert_string_equal(rec.text, "zed,");
+	paneldb_on_contexts(&p, NULL, NULL);
+	dbpoll_panel_free(&p.panel);
+	p.panel = panel_of("[]", PLANS, "[]", NULL, 0);
+	paneldb_tell_contexts(&p, false); /* nobody asks */
+	assert_int_equal(rec.calls, 2);
+	dbpoll_panel_free(&p.panel);
+	for (size_t i = 0; i < p.n_ctx_told; i++)
+		free(p.ctx_told[i]);
+	free(p.ctx_told);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1306,6 +1361,7 @@ int main(void)
 		cmocka_unit_test(test_cycle),
 		cmocka_unit_test(test_kick_unknown_domain),
 		cmocka_unit_test(test_start_bad_driver),
+		cmocka_unit_test(test_contexts),
 	};
 
 	log_set_level(LOG_ERROR_L);

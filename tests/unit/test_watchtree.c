@@ -34,8 +34,11 @@ static int setup(void **state)
 
 	w->loop = &fx->loop;
 	w->root = fx->root;
+	w->croots = (struct classify_roots){ fx->root, NULL, NULL };
 	w->roots = &fx->root;
-	w->n_roots = 1;
+	w->n_roots = w->n_static = 1;
+	w->root_set = hmap_new();
+	hmap_put(w->root_set, fx->root, (void *)1);
 	w->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (w->ifd < 0)
 		return -1;
@@ -84,6 +87,7 @@ static int teardown(void **state)
 	hmap_free(&w->wd_map, NULL);
 	hmap_free(&w->path_map, fx_free_dir);
 	hmap_free(&w->dirty, fx_free_dirty);
+	hmap_free(&w->root_set, NULL);
 	free(w->rbuf);
 	free(w->move_from);
 	free(w);
