@@ -34,11 +34,20 @@ static int64_t cpu_ns(void)
 
 static const char *const schema[] = {
 	"CREATE TABLE plans (id INTEGER NOT NULL PRIMARY KEY, name VARCHAR(255) "
-	"NOT NULL, domains_limit INTEGER NOT NULL DEFAULT 0)",
+	"NOT NULL, domains_limit INTEGER NOT NULL DEFAULT 0, websites_limit "
+	"INTEGER NOT NULL DEFAULT 10, email_limit INTEGER NOT NULL DEFAULT 0, "
+	"ftp_limit INTEGER NOT NULL DEFAULT 0, disk_limit TEXT NOT NULL DEFAULT "
+	"'5 GB', inodes_limit BIGINT NOT NULL DEFAULT 1000000, db_limit INTEGER "
+	"NOT NULL DEFAULT 0, cpu VARCHAR(50) DEFAULT '2', ram VARCHAR(50) "
+	"DEFAULT '2g', bandwidth INTEGER DEFAULT 10)",
 	"CREATE TABLE users (id INTEGER NOT NULL PRIMARY KEY, username "
 	"VARCHAR(255) NOT NULL, password VARCHAR(255) NOT NULL, email "
-	"VARCHAR(255) NOT NULL, owner VARCHAR(255) DEFAULT NULL, server "
+	"VARCHAR(255) NOT NULL, owner VARCHAR(255) DEFAULT NULL, twofa_enabled "
+	"TINYINT DEFAULT 0, otp_secret VARCHAR(255) DEFAULT NULL, server "
 	"VARCHAR(255) DEFAULT 'default', plan_id INTEGER DEFAULT NULL)",
+	"CREATE TABLE sites (id INTEGER NOT NULL PRIMARY KEY, site_name "
+	"VARCHAR(255) DEFAULT NULL, domain_id INTEGER DEFAULT NULL, type "
+	"VARCHAR(50) DEFAULT NULL)",
 	"CREATE TABLE domains (domain_id INTEGER NOT NULL PRIMARY KEY, docroot "
 	"VARCHAR(255) NOT NULL, domain_url VARCHAR(255) NOT NULL, user_id "
 	"INTEGER DEFAULT NULL, php_version VARCHAR(255) DEFAULT '8.2')",
@@ -222,7 +231,7 @@ static int bench_sqlite(unsigned users, const char *dir, struct result *r)
 		goto out;
 	sqlite_exec(db, "PRAGMA journal_mode=WAL");
 	sqlite_exec(db, "BEGIN");
-	for (unsigned i = 0; i < 3; i++)
+	for (unsigned i = 0; i < sizeof(schema) / sizeof(schema[0]); i++)
 		if (sqlite_exec(db, schema[i]) < 0)
 			goto out_db;
 	for (unsigned k = 0; (sql = seed_sql(users, k)) != NULL; k++) {
@@ -285,9 +294,9 @@ static int bench_mysql(unsigned users, const char *file, const char *dbname,
 		fprintf(stderr, "mysql: %s\n", mysql_error(m));
 		goto out;
 	}
-	if (mysql_exec(m, "DROP TABLE IF EXISTS users, plans, domains") < 0)
+	if (mysql_exec(m, "DROP TABLE IF EXISTS users, plans, domains, sites") < 0)
 		goto out;
-	for (unsigned i = 0; i < 3; i++)
+	for (unsigned i = 0; i < sizeof(schema) / sizeof(schema[0]); i++)
 		if (mysql_exec(m, schema[i]) < 0)
 			goto out;
 	for (unsigned k = 0; (sql = seed_sql(users, k)) != NULL; k++) {

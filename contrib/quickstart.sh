@@ -41,6 +41,9 @@ panel_db:
   poll_ms: 1000
 watch:
   settle_ms: 50
+paths:
+  systemd: $D/systemd
+  home: $D/home
 plugins:
   log:
     enabled: true

@@ -6,7 +6,8 @@
 -- shop.example, whose row OpenPanel inserts before it writes the files).
 --   sqlite3 panel.db < contrib/demo/panel.sql
 --   mariadb --defaults-file=/etc/openpanel/mysql/host_my.cnf panel < contrib/demo/panel.sql
--- Column shapes follow OpenPanel's mysql/initialize/1.1/plans.sql.
+-- Column shapes follow OpenPanel's mysql/initialize/1.1/plans.sql (and
+-- sites.container, which a 1.5.5 update added).
 
 CREATE TABLE plans (
   id INTEGER NOT NULL PRIMARY KEY,
@@ -58,7 +59,8 @@ CREATE TABLE sites (
   created_date TIMESTAMP NULL DEFAULT CURRENT_TIMESTAMP,
   type VARCHAR(50) DEFAULT NULL,
   ports INTEGER DEFAULT NULL,
-  path VARCHAR(255) DEFAULT NULL
+  path VARCHAR(255) DEFAULT NULL,
+  container VARCHAR(255) DEFAULT NULL
 );
 
 INSERT INTO plans (id, name, description, domains_limit, websites_limit,

@@ -43,6 +43,12 @@ for f in "$R"/caddy/suspended_domains/*.conf; do
 	cp "$f" "$R/caddy/domains/$(basename "$f")"
 done
 
+step "the Go panel, no opencli, no hook: alice sets a new password, shop.example moves to PHP 8.4"
+if [ -n "$DB" ] && command -v sqlite3 >/dev/null; then
+	sqlite3 "$DB" "UPDATE users SET password = '\$2b\$12\$ZGVtb0hhc2hPbmx5Lk5vdEFSZWFsT25lLkF0QWxsLkF0QWxsLkF0QQ' WHERE username = 'alice';"
+	sqlite3 "$DB" "UPDATE domains SET php_version = '8.4' WHERE domain_url = 'shop.example';"
+fi
+
 step "opencli user-add bob"
 mkdir -p "$R/openpanel/core/users/bob"
 

@@ -705,6 +705,34 @@ static const struct catalogue_type catalogue_type_table[] = {
 		"\"domain\":\"shop.example\"}",
 	},
 	{
+		"domain.php_changed", "DOMAIN", NULL, "panel-db",
+		"a domain's PHP version changed (the Go panel's PHP page)",
+		"From domains.php_version.  The Go panel rewrites the domain's "
+		"vhost in the user's webserver volume first (php-fpm-OLD -> "
+		"php-fpm-NEW), then updates the row: the row is the one "
+		"observation, so the change is ONE event.  No hook runs for it "
+		"in OpenPanel.",
+		(const struct catalogue_field[]){
+			F_DOMAIN,
+			{ "php_version", "string", true, NULL,
+			  "domains.php_version now (8.3)" },
+			{ "old_php_version", "string", true, NULL,
+			  "domains.php_version before" },
+			{ "vhost_php_version", "string", false, NULL,
+			  "the version the vhost names (its first php-fpm-X.Y: "
+			  "PATHS_HOME/CTX/docker-data/volumes/"
+			  "CTX_webserver_data/_data/DOMAIN.conf), when readable "
+			  "without following a symlink: differs from "
+			  "php_version when the rewrite failed" },
+			F_OWNER, END },
+		"{\"id\":47,\"type\":\"domain.php_changed\",\"subject\":"
+		"\"shop.example\",\"source\":\"db\",\"node\":\"\","
+		"\"time\":\"2025-05-01T09:00:00.000Z\",\"domain\":"
+		"\"shop.example\",\"php_version\":\"8.3\",\"old_php_version\":"
+		"\"8.2\",\"vhost_php_version\":\"8.3\",\"user\":\"bob\","
+		"\"user_id\":2,\"context\":\"bob\"}",
+	},
+	{
 		"domain.removed", "DOMAIN", NULL, "files",
 		"a domain's Caddy conf was deleted (opencli domains-delete)",
 		"The panel DB row goes first: the owner fields come from the "
@@ -1077,6 +1105,52 @@ static const struct catalogue_type catalogue_type_table[] = {
 		"\"soft\",\"level\":90,\"margin\":5}",
 	},
 	{
+		"site.added", "DOMAIN (site:ID when its domain is unknown)",
+		NULL, "panel-db",
+		"an application was installed on a domain (a `sites` row)",
+		"The Go panel's site installers (WordPress, Joomla, ...) insert "
+		"the row; no hook runs for it in OpenPanel.",
+		(const struct catalogue_field[]){
+			{ "site_id", "integer", true, NULL, "sites.id" },
+			{ "site", "string|null", true, NULL, "sites.site_name" },
+			{ "site_type", "string|null", true, NULL,
+			  "sites.type (wordpress, ...): the application; "
+			  "not \"type\", which is the event's" },
+			{ "domain", "string", false, NULL,
+			  "the domain of sites.domain_id, when known" },
+			{ "domain_id", "integer", false, NULL,
+			  "sites.domain_id" },
+			{ "user", "string", false, NULL, "the domain's owner" },
+			END },
+		"{\"id\":60,\"type\":\"site.added\",\"subject\":"
+		"\"shop.example\",\"source\":\"db\",\"node\":\"\",\"time\":"
+		"\"2025-05-01T10:00:00.000Z\",\"site_id\":7,\"site\":"
+		"\"shop.example\",\"site_type\":\"wordpress\",\"domain\":"
+		"\"shop.example\",\"domain_id\":2,\"user\":\"bob\"}",
+	},
+	{
+		"site.removed", "DOMAIN (site:ID when its domain is unknown)",
+		NULL, "panel-db",
+		"an application was removed (its `sites` row was deleted)",
+		"The domain and user are the ones the site had when it was "
+		"seen (the domain row may be gone already).",
+		(const struct catalogue_field[]){
+			{ "site_id", "integer", true, NULL, "sites.id" },
+			{ "site", "string|null", true, NULL, "sites.site_name" },
+			{ "site_type", "string|null", true, NULL,
+			  "sites.type" },
+			{ "domain", "string", false, NULL, "the site's domain" },
+			{ "domain_id", "integer", false, NULL,
+			  "sites.domain_id" },
+			{ "user", "string", false, NULL, "the domain's owner" },
+			END },
+		"{\"id\":61,\"type\":\"site.removed\",\"subject\":"
+		"\"shop.example\",\"source\":\"db\",\"node\":\"\",\"time\":"
+		"\"2025-05-02T10:00:00.000Z\",\"site_id\":7,\"site\":"
+		"\"shop.example\",\"site_type\":\"wordpress\",\"domain\":"
+		"\"shop.example\",\"domain_id\":2,\"user\":\"bob\"}",
+	},
+	{
 		"stats.report", "DOMAIN", NULL, "plugin goaccess",
 		"GoAccess made (or failed to make) a domain's report", NULL,
 		(const struct catalogue_field[]){
@@ -1153,6 +1227,41 @@ static const struct catalogue_type catalogue_type_table[] = {
 		"\"removed\":[]}",
 	},
 	{
+		"user.limits_changed", "user:NAME", "^user:", "panel-db",
+		"the resource limits of a user changed without a plan change",
+		"origin plan: the row of the user's plan was edited (one event "
+		"per user on that plan; limits are the plans columns that "
+		"changed).  A user moved to another plan gets user.plan_changed "
+		"(with the limits that differ) instead, never both.  origin "
+		"slice: the systemd drop-ins of user-UID.slice changed "
+		"(PATHS_SYSTEMD/system/user-UID.slice.d/*.conf written by "
+		"opencli plan-apply, system.control/ by `systemctl "
+		"set-property`, which user-change_plan and plan-apply run); "
+		"UID is the owner of the user's home.  A slice seen for the "
+		"first time (a new user) is no change.",
+		(const struct catalogue_field[]){
+			{ "user", "string", true, NULL, "the user" },
+			{ "origin", "string", true, "plan|slice",
+			  "where the limits come from" },
+			{ "uid", "integer", false, NULL,
+			  "origin slice: the slice's uid" },
+			{ "limits", "object", true, NULL,
+			  "each limit that changed: {\"NAME\":{\"old\":..., "
+			  "\"new\":...}} (origin plan: plans columns "
+			  "domains_limit, websites_limit, email_limit, "
+			  "ftp_limit, disk_limit, inodes_limit, db_limit, cpu, "
+			  "ram, bandwidth; origin slice: cpu_quota, memory_max, "
+			  "tasks_max from CPUQuota=, MemoryMax=, TasksMax=; "
+			  "values as text, null for none)" },
+			F_USERDB("string"), END },
+		"{\"id\":31,\"type\":\"user.limits_changed\",\"subject\":"
+		"\"user:bob\",\"source\":\"db\",\"node\":\"\",\"time\":"
+		"\"2025-05-01T17:30:00.000Z\",\"user\":\"bob\",\"user_id\":2,"
+		"\"context\":\"bob\",\"plan\":\"pro\",\"plan_id\":2,"
+		"\"origin\":\"plan\",\"limits\":{\"cpu\":{\"old\":\"2\","
+		"\"new\":\"4\"},\"ram\":{\"old\":\"2g\",\"new\":\"4g\"}}}",
+	},
+	{
 		"user.plan_changed", "user:NAME", "^user:", "panel-db",
 		"a user's plan changed (opencli user-change_plan)", NULL,
 		(const struct catalogue_field[]){
@@ -1162,6 +1271,9 @@ static const struct catalogue_type catalogue_type_table[] = {
 			  "the plan before" },
 			{ "old_plan_id", "integer|null", true, NULL,
 			  "plan_id before" },
+			{ "limits", "object", false, NULL,
+			  "the limits that differ between the two plans, as "
+			  "in user.limits_changed" },
 			END },
 		"{\"id\":30,\"type\":\"user.plan_changed\",\"subject\":"
 		"\"user:bob\",\"source\":\"db\",\"node\":\"\",\"time\":"
@@ -1229,6 +1341,38 @@ static const struct catalogue_type catalogue_type_table[] = {
 		"\"2025-05-07T07:00:00.000Z\",\"user\":\"bob\",\"user_id\":2,"
 		"\"context\":\"bob\",\"plan\":\"default\",\"plan_id\":1,"
 		"\"suspended_at\":\"2025-05-06T07:00:00Z\"}",
+	},
+	{
+		"user.updated", "user:NAME", "^user:", "panel-db",
+		"a user's account settings changed: email, password, 2FA",
+		"The Go panel changes these in the users row (passkeys in its "
+		"user_passkeys table) with no opencli run and no hook.  changed says which; for the password and "
+		"the 2FA secret only THAT they changed is said: never the hash, "
+		"the secret, nor anything made from them.",
+		(const struct catalogue_field[]){
+			{ "user", "string", true, NULL, "the user" },
+			{ "changed", "string[]", true, NULL,
+			  "what changed: email, password, 2fa, passkeys" },
+			{ "email", "string|null", false, NULL,
+			  "users.email now (when it changed)" },
+			{ "old_email", "string|null", false, NULL,
+			  "users.email before (when it changed)" },
+			{ "twofa_enabled", "boolean", false, NULL,
+			  "users.twofa_enabled now (when 2fa changed)" },
+			{ "twofa_disabled", "boolean", false, NULL,
+			  "true when 2FA was turned off" },
+			{ "passkeys", "integer", false, NULL,
+			  "the user's passkeys now (user_passkeys rows; when "
+			  "one was added or removed)" },
+			{ "old_passkeys", "integer", false, NULL,
+			  "how many before" },
+			F_USERDB("string"), END },
+		"{\"id\":15,\"type\":\"user.updated\",\"subject\":"
+		"\"user:bob\",\"source\":\"db\",\"node\":\"\",\"time\":"
+		"\"2025-05-08T07:00:00.000Z\",\"user\":\"bob\",\"user_id\":2,"
+		"\"context\":\"bob\",\"plan\":\"default\",\"plan_id\":1,"
+		"\"changed\":[\"email\",\"password\"],\"email\":"
+		"\"bob@example.org\",\"old_email\":\"bob@example.com\"}",
 	},
 };
 #define CATALOGUE_N_TYPES \

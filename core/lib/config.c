@@ -480,6 +480,8 @@ static const struct cfg_key cfg_keys[] = {
 	/* OpenAdmin's notification log (opencli sentinel appends to it) */
 	K_PATHF("paths.admin_notifications", paths.admin_notifications,
 		"/var/log/openpanel/admin/notifications.log", CK_IN_LOG),
+	/* systemd's config: the user-UID.slice.d drop-ins (panel DB poller) */
+	K_PATH("paths.systemd", paths.systemd, "/etc/systemd"),
 	K_PATH("state_dir", state_dir, "/var/lib/ophookd"),
 	K_PATH("socket", socket, "/run/ophookd.sock"),
 	K_STR("socket_group", socket_group, NULL, CK_NULLABLE),

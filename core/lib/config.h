@@ -87,6 +87,10 @@ struct config {
 				(/usr/local/mail/openmail) */
 		char *log;   /* `paths.log`: the logs (/var/log) */
 		char *csf;   /* `paths.csf`: csf's config (/etc/csf) */
+		char *systemd; /* `paths.systemd`: systemd's config
+				  (/etc/systemd): the user-UID.slice.d
+				  drop-ins under system/ and
+				  system.control/ */
 		char *home;  /* `paths.home`: the users' homes, <home>/<ctx>
 				holds crons.ini and backup.env (/home) */
 		char *admin_notifications; /* `paths.admin_notifications`:

@@ -16,6 +16,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/sha.h>
+
+const char *const dbpoll_slice_props[DBPOLL_N_SLICE] = {
+	"CPUQuota", "MemoryMax", "TasksMax"
+};
+const char *const dbpoll_slice_names[DBPOLL_N_SLICE] = {
+	"cpu_quota", "memory_max", "tasks_max"
+};
+
+const char *const dbpoll_limit_names[DBPOLL_N_LIMITS] = {
+	"domains_limit", "websites_limit", "email_limit", "ftp_limit",
+	"disk_limit", "inodes_limit", "db_limit", "cpu", "ram", "bandwidth"
+};
+
 /* ---- small helpers ---- */
 
 static bool dbpoll_streq(const char *a, const char *b)
@@ -66,6 +80,33 @@ static const char *dbpoll_cell_str(json_t *v, char *buf, size_t size)
 		return buf;
 	}
 	return NULL;
+}
+
+/* What tells that a secret column changed (16 hex digits of a SHA-256
+ * of a label, the user id and the value) into buf (17 bytes); NULL for
+ * a null or empty value.  Stays in the state file: never in an event. */
+static const char *dbpoll_secret_fp(const char *label, int64_t id,
+				    const char *value, char *buf)
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	char stack[512], *in = stack;
+	int n;
+
+	if (value == NULL || value[0] == '\0')
+		return NULL;
+	/* SHA256() one-shot: no EVP fetch per user (10,000 a poll) */
+	n = snprintf(stack, sizeof(stack), "%s:%" PRId64 ":%s", label, id,
+		     value);
+	if (n < 0)
+		return NULL;
+	if ((size_t)n >= sizeof(stack))
+		in = xasprintf("%s:%" PRId64 ":%s", label, id, value);
+	SHA256((const unsigned char *)in, (size_t)n, md);
+	if (in != stack)
+		free(in);
+	for (unsigned i = 0; i < 8; i++)
+		snprintf(buf + 2 * i, 3, "%02x", md[i]);
+	return buf;
 }
 
 static void dbpoll_set_str(json_t *obj, const char *key, const char *s)
@@ -180,6 +221,7 @@ static struct dbpoll_panel *dbpoll_panel_new(void)
 	p->plans = hmap_new();
 	p->owners = hmap_new();
 	p->by_name = hmap_new();
+	p->limits = hmap_new();
 	p->gen = dbpoll_next_gen();
 	return p;
 }
@@ -195,6 +237,11 @@ void dbpoll_panel_free(struct dbpoll_panel **pp)
 	hmap_free(&p->users, NULL);
 	hmap_free(&p->plans, NULL);
 	hmap_free(&p->owners, NULL);
+	hmap_free(&p->limits, NULL);
+	if (p->sites != NULL)
+		hmap_free(&p->sites, NULL);
+	if (p->slices != NULL)
+		hmap_free(&p->slices, NULL);
 	for (c = p->arena; c != NULL; c = next) {
 		next = c->next;
 		free(c);
@@ -203,10 +250,19 @@ void dbpoll_panel_free(struct dbpoll_panel **pp)
 	*pp = NULL;
 }
 
+/* What a users row says of its secrets (fingerprints, never values). */
+struct dbpoll_user_secrets {
+	const char *pw_fp, *otp_fp;
+	int twofa;
+	bool known;
+	int64_t passkeys, passkey_max;
+};
+
 /* Add a user (strings copied); bad names and taken ids are counted. */
 static void dbpoll_panel_add_user(struct dbpoll_panel *p, int64_t id,
 				  const char *username, int64_t plan_id,
-				  const char *email, const char *context)
+				  const char *email, const char *context,
+				  const struct dbpoll_user_secrets *sec)
 {
 	static const char prefix[] = "SUSPENDED_";
 	struct dbpoll_user *u;
@@ -237,6 +293,12 @@ static void dbpoll_panel_add_user(struct dbpoll_panel *p, int64_t id,
 	u->plan_id = plan_id;
 	u->email = dbpoll_strdup_a(p, email);
 	u->context = dbpoll_strdup_a(p, context);
+	u->pw_fp = dbpoll_strdup_a(p, sec->pw_fp);
+	u->otp_fp = dbpoll_strdup_a(p, sec->otp_fp);
+	u->twofa = sec->twofa;
+	u->secrets = sec->known;
+	u->passkeys = sec->passkeys;
+	u->passkey_max = sec->passkey_max;
 	hmap_put(p->users, key, u);
 	hmap_put(p->by_name, u->name, u);
 }
@@ -282,7 +344,8 @@ static bool dbpoll_owner_eq(const struct dbpoll_owner *a,
 {
 	return dbpoll_streq(a->user, b->user) && a->user_id == b->user_id &&
 	       dbpoll_streq(a->plan, b->plan) &&
-	       dbpoll_streq(a->context, b->context) && a->gone_ms == b->gone_ms;
+	       dbpoll_streq(a->context, b->context) && a->gone_ms == b->gone_ms &&
+	       dbpoll_streq(a->php, b->php) && a->domain_id == b->domain_id;
 }
 
 struct dbpoll_carry {
@@ -314,6 +377,8 @@ static bool dbpoll_carry_gone(const char *domain, void *value, void *ctx)
 	n->user_id = o->user_id;
 	n->plan = dbpoll_strdup_a(p, o->plan);
 	n->context = dbpoll_strdup_a(p, o->context);
+	n->php = dbpoll_strdup_a(p, o->php);
+	n->domain_id = o->domain_id;
 	n->gone_ms = o->gone_ms != 0 ? o->gone_ms : c->now_ms;
 	if (o->gone_ms == 0)
 		p->owners_changed = true;
@@ -322,7 +387,8 @@ static bool dbpoll_carry_gone(const char *domain, void *value, void *ctx)
 }
 
 static void dbpoll_panel_add_owner(struct dbpoll_panel *p, const char *url,
-				   int64_t user_id,
+				   int64_t user_id, const char *php,
+				   int64_t domain_id,
 				   const struct dbpoll_panel *prev)
 {
 	const struct dbpoll_user *u = dbpoll_user_get(p, user_id);
@@ -336,6 +402,8 @@ static void dbpoll_panel_add_owner(struct dbpoll_panel *p, const char *url,
 	}
 	o = dbpoll_alloc(p, sizeof(*o));
 	o->user_id = user_id;
+	o->php = dbpoll_strdup_a(p, php);
+	o->domain_id = domain_id;
 	if (u != NULL) {
 		/* the user's strings, in the same arena */
 		o->user = u->name;
@@ -372,6 +440,16 @@ struct dbpoll_panel *dbpoll_panel_build(json_t *users, json_t *plans,
 		}
 		dbpoll_id_key(id, key, sizeof(key));
 		hmap_put(p->plans, key, dbpoll_strdup_a(p, name));
+		if (json_array_size(row) >= 2 + DBPOLL_N_LIMITS) {
+			struct dbpoll_limits *l = dbpoll_alloc(p, sizeof(*l));
+
+			for (unsigned k = 0; k < DBPOLL_N_LIMITS; k++)
+				l->v[k] = dbpoll_strdup_a(p, dbpoll_cell_str(
+					json_array_get(row, 2 + k), b1,
+					sizeof(b1)));
+			l->known = true;
+			hmap_put(p->limits, key, l);
+		}
 	}
 	json_array_foreach(users, i, row) {
 		int64_t id = dbpoll_cell_int(json_array_get(row, 0));
@@ -383,17 +461,33 @@ struct dbpoll_panel *dbpoll_panel_build(json_t *users, json_t *plans,
 			p->bad_rows++;
 			continue;
 		}
+		struct dbpoll_user_secrets sec;
+		json_t *twofa = json_array_get(row, 6);
+		char fp1[17], fp2[17];
+
+		sec.pw_fp = dbpoll_secret_fp("password", id, json_string_value(
+			json_array_get(row, 5)), fp1);
+		sec.otp_fp = dbpoll_secret_fp("otp", id, json_string_value(
+			json_array_get(row, 7)), fp2);
+		sec.twofa = twofa == NULL || json_is_null(twofa) ? -1 :
+			    dbpoll_cell_int(twofa) > 0;
+		sec.known = json_array_size(row) >= 8;
+		sec.passkeys = sec.passkey_max = -1;
 		dbpoll_panel_add_user(p, id, name,
 			json_is_null(plan) ? -1 : dbpoll_cell_int(plan),
 			json_string_value(json_array_get(row, 3)),
-			dbpoll_cell_str(json_array_get(row, 4), b2, sizeof(b2)));
+			dbpoll_cell_str(json_array_get(row, 4), b2, sizeof(b2)),
+			&sec);
 	}
 	json_array_foreach(domains, i, row) {
-		json_t *uid = json_array_get(row, 1);
+		json_t *uid = json_array_get(row, 1), *did = json_array_get(row, 3);
 
 		dbpoll_panel_add_owner(p, json_string_value(json_array_get(row, 0)),
 				       json_is_null(uid) ? -1 : dbpoll_cell_int(uid),
-				       prev);
+				       dbpoll_cell_str(json_array_get(row, 2), b1,
+						       sizeof(b1)),
+				       did == NULL || json_is_null(did) ? -1 :
+				       dbpoll_cell_int(did), prev);
 	}
 	if (prev != NULL) {
 		struct dbpoll_carry c = { p, now_ms };
@@ -406,29 +500,232 @@ struct dbpoll_panel *dbpoll_panel_build(json_t *users, json_t *plans,
 	return p;
 }
 
+static bool dbpoll_passkeys_zero(const char *key, void *value, void *ctx)
+{
+	struct dbpoll_user *u = value;
+
+	(void)key;
+	(void)ctx;
+	u->passkeys = 0;
+	u->passkey_max = -1;
+	return true;
+}
+
+void dbpoll_panel_set_passkeys(struct dbpoll_panel *p, json_t *rows)
+{
+	json_t *row;
+	size_t i;
+
+	if (rows == NULL)
+		return;
+	hmap_each(p->users, dbpoll_passkeys_zero, NULL);
+	json_array_foreach(rows, i, row) {
+		struct dbpoll_user *u = (struct dbpoll_user *)dbpoll_user_get(
+			p, dbpoll_cell_int(json_array_get(row, 0)));
+
+		if (u == NULL)
+			continue;
+		u->passkeys = dbpoll_cell_int(json_array_get(row, 1));
+		u->passkey_max = dbpoll_cell_int(json_array_get(row, 2));
+	}
+}
+
+void dbpoll_panel_slices_begin(struct dbpoll_panel *p)
+{
+	if (p->slices == NULL)
+		p->slices = hmap_new();
+}
+
+void dbpoll_panel_add_slice(struct dbpoll_panel *p, int64_t uid,
+			    const char *user, char *const v[DBPOLL_N_SLICE])
+{
+	struct dbpoll_slice *sl;
+	char key[32];
+
+	dbpoll_panel_slices_begin(p);
+	dbpoll_id_key(uid, key, sizeof(key));
+	if (uid < 0 || hmap_get(p->slices, key) != NULL)
+		return;
+	sl = dbpoll_alloc(p, sizeof(*sl));
+	sl->uid = uid;
+	sl->user = dbpoll_strdup_a(p, user);
+	for (unsigned k = 0; k < DBPOLL_N_SLICE; k++)
+		sl->v[k] = dbpoll_strdup_a(p, v[k]);
+	hmap_put(p->slices, key, sl);
+}
+
+static bool dbpoll_slice_value_ok(const char *s, size_t len)
+{
+	if (len > 64)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+			return false;
+	return true;
+}
+
+static void dbpoll_slice_line(const char *l, size_t len, bool *in_slice,
+			      char *v[DBPOLL_N_SLICE])
+{
+	const char *eq, *val, *end = l + len;
+
+	while (l < end && (*l == ' ' || *l == '\t'))
+		l++;
+	while (end > l && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
+		end--;
+	if (l == end || *l == '#' || *l == ';')
+		return;
+	if (*l == '[') {
+		*in_slice = (size_t)(end - l) == 7 && memcmp(l, "[Slice]", 7) == 0;
+		return;
+	}
+	eq = memchr(l, '=', (size_t)(end - l));
+	if (!*in_slice || eq == NULL)
+		return;
+	val = eq + 1;
+	while (eq > l && (eq[-1] == ' ' || eq[-1] == '\t'))
+		eq--;
+	while (val < end && (*val == ' ' || *val == '\t'))
+		val++;
+	for (unsigned k = 0; k < DBPOLL_N_SLICE; k++) {
+		size_t kl = strlen(dbpoll_slice_props[k]);
+
+		if ((size_t)(eq - l) != kl || memcmp(l, dbpoll_slice_props[k], kl) != 0)
+			continue;
+		if (!dbpoll_slice_value_ok(val, (size_t)(end - val)))
+			return;
+		free(v[k]);
+		v[k] = val < end ? xstrndup(val, (size_t)(end - val)) : NULL;
+		return;
+	}
+}
+
+void dbpoll_slice_parse(const char *text, size_t len,
+			char *v[DBPOLL_N_SLICE])
+{
+	const char *l = text, *end = text + len;
+	bool in_slice = false;
+
+	while (l < end) {
+		const char *nl = memchr(l, '\n', (size_t)(end - l));
+		size_t ll = (size_t)((nl != NULL ? nl : end) - l);
+
+		if (ll <= 1024)
+			dbpoll_slice_line(l, ll, &in_slice, v);
+		l += ll + 1;
+	}
+}
+
+static bool dbpoll_index_domain(const char *key, void *value, void *ctx)
+{
+	const struct dbpoll_owner *o = value;
+	char id[32];
+
+	if (o->gone_ms == 0 && o->domain_id >= 0) {
+		dbpoll_id_key(o->domain_id, id, sizeof(id));
+		hmap_put(ctx, id, (void *)key);
+	}
+	return true;
+}
+
+void dbpoll_panel_add_sites(struct dbpoll_panel *p, json_t *sites,
+			    const struct dbpoll_panel *prev)
+{
+	struct hmap *by_id = hmap_new();
+	char b1[32], b2[32], key[32], did[32];
+	json_t *row;
+	size_t i;
+
+	if (p->sites == NULL)
+		p->sites = hmap_new();
+	hmap_each(p->owners, dbpoll_index_domain, by_id);
+	json_array_foreach(sites, i, row) {
+		int64_t id = dbpoll_cell_int(json_array_get(row, 0));
+		json_t *dcell = json_array_get(row, 2);
+		const struct dbpoll_site *ps = NULL;
+		const struct dbpoll_owner *o;
+		const char *domain;
+		struct dbpoll_site *st;
+
+		if (id < 0) {
+			p->bad_rows++;
+			continue;
+		}
+		dbpoll_id_key(id, key, sizeof(key));
+		if (hmap_get(p->sites, key) != NULL) {
+			p->bad_rows++;
+			continue;
+		}
+		st = dbpoll_alloc(p, sizeof(*st));
+		st->id = id;
+		st->name = dbpoll_strdup_a(p, dbpoll_cell_str(
+			json_array_get(row, 1), b1, sizeof(b1)));
+		st->domain_id = dcell == NULL || json_is_null(dcell) ? -1 :
+				dbpoll_cell_int(dcell);
+		st->type = dbpoll_strdup_a(p, dbpoll_cell_str(
+			json_array_get(row, 3), b2, sizeof(b2)));
+		dbpoll_id_key(st->domain_id, did, sizeof(did));
+		domain = st->domain_id >= 0 ? hmap_get(by_id, did) : NULL;
+		if (prev != NULL && prev->sites != NULL)
+			ps = hmap_get(prev->sites, key);
+		if (domain != NULL) {
+			o = hmap_get(p->owners, domain);
+			st->domain = dbpoll_strdup_a(p, domain);
+			st->user = dbpoll_strdup_a(p, o != NULL ? o->user : NULL);
+		} else if (ps != NULL && ps->domain_id == st->domain_id) {
+			/* the domain row went first: keep naming it */
+			st->domain = dbpoll_strdup_a(p, ps->domain);
+			st->user = dbpoll_strdup_a(p, ps->user);
+		}
+		hmap_put(p->sites, key, st);
+	}
+	hmap_free(&by_id, NULL);
+}
+
 int dbpoll_fetch_panel(const struct paneldb_driver *drv,
 		       struct paneldb_conn *conn,
 		       const struct dbpoll_panel *prev, int64_t now_ms,
 		       struct dbpoll_panel **panel_r, unsigned *queries_r,
 		       char **error_r)
 {
-	static const char *const sql[3] = { DBPOLL_SQL_USERS, DBPOLL_SQL_PLANS,
-					    DBPOLL_SQL_DOMAINS };
-	json_t *rows[3] = { NULL, NULL, NULL };
+	static const char *const sql[5] = { DBPOLL_SQL_USERS, DBPOLL_SQL_PLANS,
+					    DBPOLL_SQL_DOMAINS, DBPOLL_SQL_SITES,
+					    DBPOLL_SQL_PASSKEYS };
+	/* A panel DB that lacks a column read later (an older schema): the
+	 * first columns only, and no sites table at all (NULL). */
+	static const char *const base[5] = {
+		"SELECT id, username, plan_id, email, server FROM users",
+		"SELECT id, name FROM plans",
+		"SELECT domain_url, user_id FROM domains", NULL, NULL };
+	json_t *rows[5] = { NULL, NULL, NULL, NULL, NULL };
 	int ret = 0;
 
 	if (drv->begin != NULL)
 		ret = drv->begin(conn, error_r);
-	for (unsigned i = 0; i < 3 && ret == 0; i++) {
+	for (unsigned i = 0; i < 5 && ret == 0; i++) {
 		(*queries_r)++;
 		ret = drv->query(conn, sql[i], NULL, &rows[i], NULL, error_r);
+		if (ret < 0 && ret != -EPIPE) {
+			free(*error_r);
+			*error_r = NULL;
+			ret = 0;
+			if (base[i] != NULL) {
+				(*queries_r)++;
+				ret = drv->query(conn, base[i], NULL, &rows[i],
+						 NULL, error_r);
+			}
+		}
 	}
 	if (drv->end != NULL)
 		drv->end(conn);
-	if (ret == 0)
+	if (ret == 0) {
 		*panel_r = dbpoll_panel_build(rows[0], rows[1], rows[2], prev,
 					      now_ms);
-	for (unsigned i = 0; i < 3; i++)
+		if (rows[3] != NULL)
+			dbpoll_panel_add_sites(*panel_r, rows[3], prev);
+		dbpoll_panel_set_passkeys(*panel_r, rows[4]);
+	}
+	for (unsigned i = 0; i < 5; i++)
 		json_decref(rows[i]);
 	return ret;
 }
@@ -691,6 +988,14 @@ struct dbpoll_diff {
 	bool changed;
 };
 
+static void dbpoll_diff_account(struct dbpoll_diff *d, const char *key,
+				const struct dbpoll_user *o,
+				const struct dbpoll_user *n);
+static json_t *dbpoll_limits_diff(const struct dbpoll_limits *o,
+				  const struct dbpoll_limits *n);
+static const struct dbpoll_limits *dbpoll_limits_of(const struct dbpoll_panel *p,
+						    int64_t plan_id);
+
 static void dbpoll_diff_user(struct dbpoll_diff *d, const char *key,
 			     const struct dbpoll_user *o,
 			     const struct dbpoll_user *n)
@@ -730,10 +1035,17 @@ static void dbpoll_diff_user(struct dbpoll_diff *d, const char *key,
 			dbpoll_set_str(ev, "suspended_at", iso);
 		}
 	}
+	dbpoll_diff_account(d, key, o, n);
 	if (o->plan_id != n->plan_id) {
 		ev = dbpoll_event_add(d->out, "user.plan_changed", "user:",
 				      n->name, n->id, key);
 		if (ev != NULL) {
+			json_t *lim = dbpoll_limits_diff(
+				dbpoll_limits_of(d->old, o->plan_id),
+				dbpoll_limits_of(d->new, n->plan_id));
+
+			if (lim != NULL)
+				json_object_set_new(ev, "limits", lim);
 			dbpoll_user_fields(ev, d->new, n);
 			dbpoll_set_str_or_null(ev, "old_plan", op);
 			json_object_set_new(ev, "old_plan_id", o->plan_id >= 0 ?
@@ -743,6 +1055,99 @@ static void dbpoll_diff_user(struct dbpoll_diff *d, const char *key,
 				json_object_set_new(ev, "plan", json_null());
 		}
 	}
+}
+
+/* The limits that differ between two plans, {"name":{"old":..,"new":..}}
+ * (null for a null column), or NULL when none does or either is
+ * unknown. */
+static json_t *dbpoll_limits_diff(const struct dbpoll_limits *o,
+				  const struct dbpoll_limits *n)
+{
+	json_t *out = NULL;
+
+	if (o == NULL || n == NULL || !o->known || !n->known)
+		return NULL;
+	for (unsigned k = 0; k < DBPOLL_N_LIMITS; k++) {
+		json_t *pair;
+
+		if (dbpoll_streq(o->v[k], n->v[k]))
+			continue;
+		if (out == NULL)
+			out = json_object();
+		pair = json_object();
+		dbpoll_set_str_or_null(pair, "old", o->v[k]);
+		dbpoll_set_str_or_null(pair, "new", n->v[k]);
+		json_object_set_new(out, dbpoll_limit_names[k], pair);
+	}
+	return out;
+}
+
+static const struct dbpoll_limits *dbpoll_limits_of(const struct dbpoll_panel *p,
+						    int64_t plan_id)
+{
+	char key[32];
+
+	if (plan_id < 0)
+		return NULL;
+	dbpoll_id_key(plan_id, key, sizeof(key));
+	return hmap_get(p->limits, key);
+}
+
+/* user.updated: the email, the password, the 2FA settings.  Only that a
+ * secret changed is said, never its value nor anything made from it. */
+static void dbpoll_diff_account(struct dbpoll_diff *d, const char *key,
+				const struct dbpoll_user *o,
+				const struct dbpoll_user *n)
+{
+	bool email = !dbpoll_streq(o->email, n->email);
+	bool pw = false, twofa = false, otp = false, pk = false;
+	json_t *ev, *changed;
+
+	if (o->secrets && n->secrets) {
+		pw = !dbpoll_streq(o->pw_fp, n->pw_fp);
+		otp = !dbpoll_streq(o->otp_fp, n->otp_fp);
+		/* The Go panel's 2FA setup stores a pending secret with 2FA
+		 * still off, and turns it on once a code is confirmed: a
+		 * secret changing while 2FA is off is not a change of 2FA. */
+		twofa = o->twofa != n->twofa ||
+			(otp && o->twofa == 1 && n->twofa == 1);
+	}
+	if (o->passkeys >= 0 && n->passkeys >= 0)
+		pk = o->passkeys != n->passkeys || o->passkey_max != n->passkey_max;
+	if (pw || twofa || otp || pk || o->secrets != n->secrets ||
+	    o->passkeys != n->passkeys || o->passkey_max != n->passkey_max)
+		d->changed = true;
+	if (!email && !pw && !twofa && !pk)
+		return;
+	d->changed = true;
+	ev = dbpoll_event_add(d->out, "user.updated", "user:", n->name, n->id,
+			      key);
+	if (ev == NULL)
+		return;
+	dbpoll_user_fields(ev, d->new, n);
+	changed = json_array();
+	if (email) {
+		json_array_append_new(changed, json_string("email"));
+		dbpoll_set_str_or_null(ev, "email", n->email);
+		dbpoll_set_str_or_null(ev, "old_email", o->email);
+	}
+	if (pw)
+		json_array_append_new(changed, json_string("password"));
+	if (twofa) {
+		json_array_append_new(changed, json_string("2fa"));
+		if (n->twofa >= 0)
+			json_object_set_new(ev, "twofa_enabled",
+					    json_boolean(n->twofa));
+		if (o->twofa == 1 && n->twofa == 0)
+			json_object_set_new(ev, "twofa_disabled", json_true());
+	}
+	if (pk) {
+		json_array_append_new(changed, json_string("passkeys"));
+		json_object_set_new(ev, "passkeys", json_integer(n->passkeys));
+		json_object_set_new(ev, "old_passkeys",
+				    json_integer(o->passkeys));
+	}
+	json_object_set_new(ev, "changed", changed);
 }
 
 static bool dbpoll_diff_new_user(const char *key, void *value, void *ctx)
@@ -807,6 +1212,178 @@ static bool dbpoll_diff_owner(const char *key, void *value, void *ctx)
 	return true;
 }
 
+/* user.limits_changed for each user on a plan whose limits changed (a
+ * user whose plan_id changed gets user.plan_changed instead). */
+struct dbpoll_plan_users {
+	struct dbpoll_diff *d;
+	int64_t plan_id;
+	json_t *limits;
+};
+
+static bool dbpoll_plan_user_ev(const char *key, void *value, void *ctx)
+{
+	struct dbpoll_plan_users *pu = ctx;
+	const struct dbpoll_user *n = value, *o;
+	json_t *ev;
+
+	if (n->plan_id != pu->plan_id)
+		return true;
+	o = hmap_get(pu->d->old->users, key);
+	if (o == NULL || o->plan_id != n->plan_id)
+		return true;
+	ev = dbpoll_event_add(pu->d->out, "user.limits_changed", "user:",
+			      n->name, n->id, key);
+	if (ev == NULL)
+		return true;
+	dbpoll_user_fields(ev, pu->d->new, n);
+	json_object_set_new(ev, "origin", json_string("plan"));
+	json_object_set(ev, "limits", pu->limits);
+	return true;
+}
+
+static bool dbpoll_diff_limits(const char *key, void *value, void *ctx)
+{
+	struct dbpoll_diff *d = ctx;
+	const struct dbpoll_limits *n = value, *o = hmap_get(d->old->limits, key);
+	struct dbpoll_plan_users pu = { d, -1, NULL };
+
+	if (o == NULL) {
+		if (n->known)
+			d->changed = true;
+		return true;
+	}
+	pu.limits = dbpoll_limits_diff(o, n);
+	if (pu.limits == NULL)
+		return true;
+	d->changed = true;
+	pu.plan_id = strtoll(key, NULL, 10);
+	hmap_each(d->new->users, dbpoll_plan_user_ev, &pu);
+	json_decref(pu.limits);
+	return true;
+}
+
+/* domain.php_changed: domains.php_version of a present row changed. */
+static bool dbpoll_diff_php(const char *key, void *value, void *ctx)
+{
+	struct dbpoll_diff *d = ctx;
+	const struct dbpoll_owner *n = value, *o = hmap_get(d->old->owners, key);
+	json_t *ev;
+
+	if (o == NULL || o->gone_ms != 0 || n->gone_ms != 0 ||
+	    o->php == NULL || n->php == NULL || strcmp(o->php, n->php) == 0)
+		return true;
+	d->changed = true;
+	ev = dbpoll_event_add(d->out, "domain.php_changed", "", key,
+			      n->user_id, key);
+	if (ev == NULL)
+		return true;
+	dbpoll_set_str(ev, "domain", key);
+	dbpoll_set_str(ev, "php_version", n->php);
+	dbpoll_set_str(ev, "old_php_version", o->php);
+	dbpoll_set_str(ev, "user", n->user);
+	if (n->user_id >= 0)
+		json_object_set_new(ev, "user_id", json_integer(n->user_id));
+	dbpoll_set_str(ev, "context", n->context);
+	return true;
+}
+
+/* site.added / site.removed: a `sites` row came or went. */
+static void dbpoll_site_ev(struct dbpoll_diff *d, const char *type,
+			   const char *key, const struct dbpoll_site *st)
+{
+	const struct dbpoll_user *u = st->user != NULL ?
+		hmap_get(d->new->by_name, st->user) : NULL;
+	json_t *ev;
+
+	d->changed = true;
+	if (st->domain != NULL)
+		ev = dbpoll_event_add(d->out, type, "", st->domain,
+				      u != NULL ? u->id : -1, key);
+	else
+		ev = dbpoll_event_add(d->out, type, "site:", key, -1, key);
+	if (ev == NULL)
+		return;
+	json_object_set_new(ev, "site_id", json_integer(st->id));
+	dbpoll_set_str_or_null(ev, "site", st->name);
+	dbpoll_set_str_or_null(ev, "site_type", st->type);
+	dbpoll_set_str(ev, "domain", st->domain);
+	if (st->domain_id >= 0)
+		json_object_set_new(ev, "domain_id", json_integer(st->domain_id));
+	dbpoll_set_str(ev, "user", st->user);
+}
+
+static bool dbpoll_diff_site_new(const char *key, void *value, void *ctx)
+{
+	struct dbpoll_diff *d = ctx;
+	const struct dbpoll_site *n = value, *o = hmap_get(d->old->sites, key);
+
+	if (o == NULL)
+		dbpoll_site_ev(d, "site.added", key, n);
+	else if (!dbpoll_streq(o->name, n->name) ||
+		 !dbpoll_streq(o->type, n->type) ||
+		 !dbpoll_streq(o->domain, n->domain) ||
+		 o->domain_id != n->domain_id || !dbpoll_streq(o->user, n->user))
+		d->changed = true;
+	return true;
+}
+
+static bool dbpoll_diff_site_old(const char *key, void *value, void *ctx)
+{
+	struct dbpoll_diff *d = ctx;
+
+	if (hmap_get(d->new->sites, key) == NULL)
+		dbpoll_site_ev(d, "site.removed", key, value);
+	return true;
+}
+
+/* user.limits_changed (origin slice): a slice's drop-ins changed.  A
+ * slice seen for the first time (a new user) or gone says nothing. */
+static bool dbpoll_diff_slice(const char *key, void *value, void *ctx)
+{
+	struct dbpoll_diff *d = ctx;
+	const struct dbpoll_slice *n = value, *o = hmap_get(d->old->slices, key);
+	const struct dbpoll_user *u;
+	json_t *ev, *lim = NULL;
+
+	if (o == NULL) {
+		d->changed = true;
+		return true;
+	}
+	if (!dbpoll_streq(o->user, n->user))
+		d->changed = true;
+	for (unsigned k = 0; k < DBPOLL_N_SLICE; k++) {
+		json_t *pair;
+
+		if (dbpoll_streq(o->v[k], n->v[k]))
+			continue;
+		if (lim == NULL)
+			lim = json_object();
+		pair = json_object();
+		dbpoll_set_str_or_null(pair, "old", o->v[k]);
+		dbpoll_set_str_or_null(pair, "new", n->v[k]);
+		json_object_set_new(lim, dbpoll_slice_names[k], pair);
+	}
+	if (lim == NULL)
+		return true;
+	d->changed = true;
+	u = n->user != NULL ? hmap_get(d->new->by_name, n->user) : NULL;
+	if (u == NULL) {
+		json_decref(lim); /* no panel user: not ours to tell */
+		return true;
+	}
+	ev = dbpoll_event_add(d->out, "user.limits_changed", "user:", u->name,
+			      u->id, key);
+	if (ev == NULL) {
+		json_decref(lim);
+		return true;
+	}
+	dbpoll_user_fields(ev, d->new, u);
+	json_object_set_new(ev, "origin", json_string("slice"));
+	json_object_set_new(ev, "uid", json_integer(n->uid));
+	json_object_set_new(ev, "limits", lim);
+	return true;
+}
+
 bool dbpoll_diff_panel(const struct dbpoll_panel *old,
 		       const struct dbpoll_panel *new, struct dbpoll_events *out)
 {
@@ -817,6 +1394,24 @@ bool dbpoll_diff_panel(const struct dbpoll_panel *old,
 		return true; /* a baseline: save it, no events */
 	hmap_each(new->users, dbpoll_diff_new_user, &d);
 	hmap_each(old->users, dbpoll_diff_old_user, &d);
+	hmap_each(new->limits, dbpoll_diff_limits, &d);
+	if (hmap_count(old->limits) != hmap_count(new->limits))
+		d.changed = true;
+	if (new->base_gen != old->gen || new->owners_changed)
+		hmap_each(new->owners, dbpoll_diff_php, &d);
+	if (old->sites != NULL && new->sites != NULL) {
+		hmap_each(new->sites, dbpoll_diff_site_new, &d);
+		hmap_each(old->sites, dbpoll_diff_site_old, &d);
+	} else if ((old->sites == NULL) != (new->sites == NULL)) {
+		d.changed = true; /* a baseline of the sites */
+	}
+	if (old->slices != NULL && new->slices != NULL) {
+		hmap_each(new->slices, dbpoll_diff_slice, &d);
+		if (hmap_count(old->slices) != hmap_count(new->slices))
+			d.changed = true;
+	} else if ((old->slices == NULL) != (new->slices == NULL)) {
+		d.changed = true;
+	}
 	if (hmap_count(old->plans) != hmap_count(new->plans) ||
 	    hmap_count(old->owners) != hmap_count(new->owners))
 		d.changed = true;
@@ -1196,6 +1791,71 @@ static bool dbpoll_user_dump(const char *key, void *value, void *ctx)
 	dbpoll_buf_str(d->b, u->email);
 	dbpoll_buf_add(d->b, ",", 1);
 	dbpoll_buf_str(d->b, u->context);
+	if (u->secrets) {
+		dbpoll_buf_add(d->b, ",", 1);
+		dbpoll_buf_str(d->b, u->pw_fp);
+		dbpoll_buf_add(d->b, ",", 1);
+		dbpoll_buf_int(d->b, u->twofa, true);
+		dbpoll_buf_add(d->b, ",", 1);
+		dbpoll_buf_str(d->b, u->otp_fp);
+		dbpoll_buf_add(d->b, ",", 1);
+		dbpoll_buf_int(d->b, u->passkeys, true);
+		dbpoll_buf_add(d->b, ",", 1);
+		dbpoll_buf_int(d->b, u->passkey_max, true);
+	}
+	dbpoll_buf_add(d->b, "]", 1);
+	return true;
+}
+
+static bool dbpoll_limits_dump(const char *key, void *value, void *ctx)
+{
+	const struct dbpoll_limits *l = value;
+	struct dbpoll_dump *d = ctx;
+
+	dbpoll_dump_key(d, key);
+	dbpoll_buf_add(d->b, "[", 1);
+	for (unsigned k = 0; k < DBPOLL_N_LIMITS; k++) {
+		if (k > 0)
+			dbpoll_buf_add(d->b, ",", 1);
+		dbpoll_buf_str(d->b, l->v[k]);
+	}
+	dbpoll_buf_add(d->b, "]", 1);
+	return true;
+}
+
+static bool dbpoll_slice_dump(const char *key, void *value, void *ctx)
+{
+	const struct dbpoll_slice *sl = value;
+	struct dbpoll_dump *d = ctx;
+
+	dbpoll_dump_key(d, key);
+	dbpoll_buf_add(d->b, "[", 1);
+	dbpoll_buf_str(d->b, sl->user);
+	for (unsigned k = 0; k < DBPOLL_N_SLICE; k++) {
+		dbpoll_buf_add(d->b, ",", 1);
+		dbpoll_buf_str(d->b, sl->v[k]);
+	}
+	dbpoll_buf_add(d->b, "]", 1);
+	return true;
+}
+
+static bool dbpoll_site_dump(const char *key, void *value, void *ctx)
+{
+	const struct dbpoll_site *st = value;
+	struct dbpoll_dump *d = ctx;
+
+	/* [name, domain_id, type, domain, user] */
+	dbpoll_dump_key(d, key);
+	dbpoll_buf_add(d->b, "[", 1);
+	dbpoll_buf_str(d->b, st->name);
+	dbpoll_buf_add(d->b, ",", 1);
+	dbpoll_buf_int(d->b, st->domain_id, true);
+	dbpoll_buf_add(d->b, ",", 1);
+	dbpoll_buf_str(d->b, st->type);
+	dbpoll_buf_add(d->b, ",", 1);
+	dbpoll_buf_str(d->b, st->domain);
+	dbpoll_buf_add(d->b, ",", 1);
+	dbpoll_buf_str(d->b, st->user);
 	dbpoll_buf_add(d->b, "]", 1);
 	return true;
 }
@@ -1226,6 +1886,10 @@ static bool dbpoll_owner_dump(const char *key, void *value, void *ctx)
 	dbpoll_buf_str(d->b, o->context);
 	dbpoll_buf_add(d->b, ",", 1);
 	dbpoll_buf_int(d->b, o->gone_ms, false);
+	dbpoll_buf_add(d->b, ",", 1);
+	dbpoll_buf_str(d->b, o->php);
+	dbpoll_buf_add(d->b, ",", 1);
+	dbpoll_buf_int(d->b, o->domain_id, true);
 	dbpoll_buf_add(d->b, "]", 1);
 	return true;
 }
@@ -1279,6 +1943,17 @@ char *dbpoll_state_dump(const struct dbpoll_panel *p,
 		dbpoll_buf_add(&b, ",", 1);
 		dbpoll_dump_map(&b, "plans", p->plans, dbpoll_plan_dump);
 		dbpoll_buf_add(&b, ",", 1);
+		dbpoll_dump_map(&b, "limits", p->limits, dbpoll_limits_dump);
+		dbpoll_buf_add(&b, ",", 1);
+		if (p->sites != NULL) {
+			dbpoll_dump_map(&b, "sites", p->sites, dbpoll_site_dump);
+			dbpoll_buf_add(&b, ",", 1);
+		}
+		if (p->slices != NULL) {
+			dbpoll_dump_map(&b, "slices", p->slices,
+					dbpoll_slice_dump);
+			dbpoll_buf_add(&b, ",", 1);
+		}
 		dbpoll_dump_map(&b, "owners", p->owners, dbpoll_owner_dump);
 		dbpoll_buf_add(&b, "}", 1);
 	} else {
@@ -1332,6 +2007,9 @@ static int dbpoll_panel_from_json(json_t *jp, struct dbpoll_panel **p_r,
 	json_t *users = json_object_get(jp, "users");
 	json_t *plans = json_object_get(jp, "plans");
 	json_t *owners = json_object_get(jp, "owners");
+	json_t *limits = json_object_get(jp, "limits");
+	json_t *sites = json_object_get(jp, "sites");
+	json_t *slices = json_object_get(jp, "slices");
 	struct dbpoll_panel *p;
 	const char *key;
 	json_t *v;
@@ -1357,8 +2035,56 @@ static int dbpoll_panel_from_json(json_t *jp, struct dbpoll_panel **p_r,
 			dbpoll_panel_free(&p);
 			return -EINVAL;
 		}
+		struct dbpoll_user_secrets sec = {
+			dbpoll_str_at(v, 4), dbpoll_str_at(v, 6),
+			(int)dbpoll_int64_at(v, 5, -1), json_array_size(v) >= 7,
+			dbpoll_int64_at(v, 7, -1), dbpoll_int64_at(v, 8, -1)
+		};
+
 		dbpoll_panel_add_user(p, id, name, dbpoll_int64_at(v, 1, -1),
-				      dbpoll_str_at(v, 2), dbpoll_str_at(v, 3));
+				      dbpoll_str_at(v, 2), dbpoll_str_at(v, 3),
+				      &sec);
+	}
+	json_object_foreach(limits, key, v) {
+		struct dbpoll_limits *l;
+
+		if (!json_is_array(v) || json_array_size(v) != DBPOLL_N_LIMITS)
+			continue;
+		l = dbpoll_alloc(p, sizeof(*l));
+		for (unsigned k = 0; k < DBPOLL_N_LIMITS; k++)
+			l->v[k] = dbpoll_strdup_a(p, dbpoll_str_at(v, k));
+		l->known = true;
+		hmap_put(p->limits, key, l);
+	}
+	if (json_is_object(slices)) {
+		dbpoll_panel_slices_begin(p);
+		json_object_foreach(slices, key, v) {
+			char *sv[DBPOLL_N_SLICE];
+
+			if (!json_is_array(v))
+				continue;
+			for (unsigned k = 0; k < DBPOLL_N_SLICE; k++)
+				sv[k] = (char *)dbpoll_str_at(v, k + 1);
+			dbpoll_panel_add_slice(p, strtoll(key, NULL, 10),
+					       dbpoll_str_at(v, 0), sv);
+		}
+	}
+	if (json_is_object(sites)) {
+		p->sites = hmap_new();
+		json_object_foreach(sites, key, v) {
+			struct dbpoll_site *st;
+
+			if (!json_is_array(v))
+				continue;
+			st = dbpoll_alloc(p, sizeof(*st));
+			st->id = strtoll(key, NULL, 10);
+			st->name = dbpoll_strdup_a(p, dbpoll_str_at(v, 0));
+			st->domain_id = dbpoll_int64_at(v, 1, -1);
+			st->type = dbpoll_strdup_a(p, dbpoll_str_at(v, 2));
+			st->domain = dbpoll_strdup_a(p, dbpoll_str_at(v, 3));
+			st->user = dbpoll_strdup_a(p, dbpoll_str_at(v, 4));
+			hmap_put(p->sites, key, st);
+		}
 	}
 	json_object_foreach(owners, key, v) {
 		struct dbpoll_owner *o;
@@ -1371,6 +2097,8 @@ static int dbpoll_panel_from_json(json_t *jp, struct dbpoll_panel **p_r,
 		o->plan = dbpoll_strdup_a(p, dbpoll_str_at(v, 2));
 		o->context = dbpoll_strdup_a(p, dbpoll_str_at(v, 3));
 		o->gone_ms = dbpoll_int64_at(v, 4, 0);
+		o->php = dbpoll_strdup_a(p, dbpoll_str_at(v, 5));
+		o->domain_id = dbpoll_int64_at(v, 6, -1);
 		hmap_put(p->owners, key, o); /* JSON keys are unique */
 	}
 	*p_r = p;

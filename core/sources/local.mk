@@ -83,7 +83,13 @@ EXTRA_DIST += contrib/demo/panel.sql
 TESTS += tests/integration/paneldb_sqlite.sh tests/integration/paneldb_mariadb.sh
 EXTRA_DIST += tests/integration/paneldb_sqlite.sh \
 	tests/integration/paneldb_mariadb.sh \
-	tests/integration/paneldb_common.sh
+	tests/integration/paneldb_common.sh tests/integration/mariadb_lib.sh
+# The Go panel's account, PHP, sites and plan writes (user.updated,
+# domain.php_changed, site.*, user.limits_changed), on both databases.
+TESTS += tests/integration/sources_db.sh tests/integration/sources_db_mariadb.sh
+EXTRA_DIST += tests/integration/sources_db.sh \
+	tests/integration/sources_db_mariadb.sh \
+	tests/integration/sources_db_common.sh
 
 # Containers: Podman/Docker API events per user (ctrevent: parsing, the
 # catch-up window, restart loops, kernel OOM lines).

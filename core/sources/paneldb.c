@@ -27,7 +27,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 
 #define PANELDB_WHO "paneldb"
@@ -36,6 +40,9 @@
 #define PANELDB_BACKOFF_MAX_MS 15000u
 /* Unchanged SQLite files are not read again for this long. */
 #define PANELDB_REREAD_MS 60000
+/* user-UID.slice.d drop-ins: at most this many files a folder, this big */
+#define PANELDB_SLICE_FILES 64
+#define PANELDB_SLICE_FILE_MAX 65536
 
 struct paneldb_job;
 
@@ -50,6 +57,7 @@ struct paneldb {
 	const struct paneldb_driver *drv;
 	struct paneldb_target target;
 	char *path, *option_file, *database, *admin_db, *state_file;
+	char *systemd_dir, *home_dir; /* slice drop-ins; uid -> user */
 	unsigned poll_ms;
 
 	pthread_mutex_t conn_lock;
@@ -99,6 +107,8 @@ struct paneldb_job {
 	char *admin_err;
 	struct dbpoll_admins *admins;
 	struct dbpoll_file_sig admin_sig;
+	/* the slices' drop-ins, read this poll */
+	struct paneldb_slices *slices;
 	/* events and their journaling */
 	struct dbpoll_events events;
 	size_t pending;
@@ -308,6 +318,376 @@ int paneldb_query(struct paneldb *p, const char *sql, json_t *params,
 	return 0;
 }
 
+/* ---- user-UID.slice drop-ins (worker thread) ----
+ *
+ * opencli plan-apply writes system/user-UID.slice.d/override.conf and
+ * `systemctl set-property user-UID.slice CPUQuota=...` (user-change_plan,
+ * plan-apply) writes system.control/user-UID.slice.d/50-CPUQuota.conf.
+ * The files are root's, but read as hostile anyway: no symlink followed,
+ * regular files only, bounded in number and size. */
+
+struct paneldb_slice_file {
+	char name[NAME_MAX + 1];
+	int prio; /* system.control overrides system for a file name */
+	char *text;
+	size_t len;
+};
+
+struct paneldb_slice_uid {
+	int64_t uid;
+	struct paneldb_slice_file *f;
+	size_t n, cap;
+};
+
+struct paneldb_slices {
+	struct hmap *by_uid; /* "<uid>" -> struct paneldb_slice_uid */
+	bool read;           /* the folder exists */
+};
+
+static void paneldb_slice_uid_free(void *v)
+{
+	struct paneldb_slice_uid *su = v;
+
+	for (size_t i = 0; i < su->n; i++)
+		free(su->f[i].text);
+	free(su->f);
+	free(su);
+}
+
+static void paneldb_slices_free(struct paneldb_slices **sp)
+{
+	if (*sp == NULL)
+		return;
+	hmap_free(&(*sp)->by_uid, paneldb_slice_uid_free);
+	free(*sp);
+	*sp = NULL;
+}
+
+/* "user-1002.slice.d" -> 1002; -1 for anything else */
+static int64_t paneldb_slice_dir_uid(const char *name)
+{
+	const char *p = name + 5;
+	int64_t uid = 0;
+
+	if (strncmp(name, "user-", 5) != 0 || !isdigit((unsigned char)*p))
+		return -1;
+	for (; isdigit((unsigned char)*p); p++) {
+		uid = uid * 10 + (*p - '0');
+		if (uid > UINT32_MAX)
+			return -1;
+	}
+	return strcmp(p, ".slice.d") == 0 ? uid : -1;
+}
+
+static void paneldb_slice_read_dir(int dfd, int prio,
+				   struct paneldb_slice_uid *su)
+{
+	DIR *d = fdopendir(dfd);
+	struct dirent *de;
+
+	if (d == NULL) {
+		close(dfd);
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		size_t nl = strlen(de->d_name);
+		struct paneldb_slice_file *f;
+		struct stat st;
+		ssize_t got;
+		int fd;
+
+		if (nl < 6 || strcmp(de->d_name + nl - 5, ".conf") != 0 ||
+		    de->d_name[0] == '.' || su->n >= 2 * PANELDB_SLICE_FILES)
+			continue;
+		fd = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW |
+			    O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+		    st.st_size > PANELDB_SLICE_FILE_MAX) {
+			close(fd);
+			continue;
+		}
+		if (su->n == su->cap) {
+			su->cap = su->cap ? su->cap * 2 : 4;
+			su->f = xrealloc(su->f, su->cap * sizeof(*su->f));
+		}
+		f = &su->f[su->n];
+		snprintf(f->name, sizeof(f->name), "%s", de->d_name);
+		f->prio = prio;
+		f->text = xmalloc(PANELDB_SLICE_FILE_MAX + 1);
+		got = read(fd, f->text, PANELDB_SLICE_FILE_MAX);
+		close(fd);
+		if (got < 0) {
+			free(f->text);
+			continue;
+		}
+		f->len = (size_t)got;
+		su->n++;
+	}
+	closedir(d);
+}
+
+static void paneldb_slices_read_tree(struct paneldb_slices *sl,
+				     const char *dir, int prio)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct dirent *de;
+	DIR *d;
+
+	if (fd < 0)
+		return;
+	d = fdopendir(fd);
+	if (d == NULL) {
+		close(fd);
+		return;
+	}
+	sl->read = true;
+	while ((de = readdir(d)) != NULL) {
+		int64_t uid = paneldb_slice_dir_uid(de->d_name);
+		struct paneldb_slice_uid *su;
+		char key[32];
+		int sfd;
+
+		if (uid < 0)
+			continue;
+		sfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY |
+			     O_NOFOLLOW | O_CLOEXEC);
+		if (sfd < 0)
+			continue;
+		snprintf(key, sizeof(key), "%" PRId64, uid);
+		su = hmap_get(sl->by_uid, key);
+		if (su == NULL) {
+			su = xcalloc(1, sizeof(*su));
+			su->uid = uid;
+			hmap_put(sl->by_uid, key, su);
+		}
+		paneldb_slice_read_dir(sfd, prio, su);
+	}
+	closedir(d);
+}
+
+/* Read every user-UID.slice.d under systemd_dir (NULL when the folders
+ * do not exist: the slices are then not part of the snapshot). */
+static struct paneldb_slices *paneldb_slices_read(const char *systemd_dir)
+{
+	struct paneldb_slices *sl;
+	char *dir;
+
+	if (systemd_dir == NULL || systemd_dir[0] == '\0')
+		return NULL;
+	sl = xcalloc(1, sizeof(*sl));
+	sl->by_uid = hmap_new();
+	dir = xasprintf("%s/system", systemd_dir);
+	paneldb_slices_read_tree(sl, dir, 0);
+	free(dir);
+	dir = xasprintf("%s/system.control", systemd_dir);
+	paneldb_slices_read_tree(sl, dir, 1);
+	free(dir);
+	if (!sl->read)
+		paneldb_slices_free(&sl);
+	return sl;
+}
+
+static int paneldb_slice_file_cmp(const void *a, const void *b)
+{
+	const struct paneldb_slice_file *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+
+	return c != 0 ? c : y->prio - x->prio; /* higher priority first */
+}
+
+/* The effective values: drop-ins in file name order, a name in
+ * system.control hiding the same name in system. */
+static void paneldb_slice_values(struct paneldb_slice_uid *su,
+				 char *v[DBPOLL_N_SLICE])
+{
+	for (unsigned k = 0; k < DBPOLL_N_SLICE; k++)
+		v[k] = NULL;
+	qsort(su->f, su->n, sizeof(*su->f), paneldb_slice_file_cmp);
+	for (size_t i = 0; i < su->n; i++) {
+		if (i > 0 && strcmp(su->f[i].name, su->f[i - 1].name) == 0)
+			continue;
+		dbpoll_slice_parse(su->f[i].text, su->f[i].len, v);
+	}
+}
+
+struct paneldb_slice_add {
+	struct dbpoll_panel *panel;
+	const struct dbpoll_panel *prev;
+	const char *home_dir;
+	struct hmap *uid_user; /* "<uid>" -> user name, built when needed */
+};
+
+static bool paneldb_uid_user_one(const char *key, void *value, void *ctx)
+{
+	const struct dbpoll_user *u = value;
+	struct paneldb_slice_add *sa = ctx;
+	const char *c = u->context != NULL ? u->context : u->name, *why;
+	char id[32];
+	struct stat st;
+	char *path;
+
+	(void)key;
+	if (!name_valid_user(c, &why))
+		return true;
+	path = xasprintf("%s/%s", sa->home_dir, c);
+	if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		snprintf(id, sizeof(id), "%u", (unsigned)st.st_uid);
+		hmap_put(sa->uid_user, id, u->name);
+	}
+	free(path);
+	return true;
+}
+
+/* The user whose home (home_dir/<ctx>) that uid owns, as plan-apply maps
+ * them: from prev when it knew the slice, else by stat of the homes. */
+static const char *paneldb_slice_user(struct paneldb_slice_add *sa,
+				      const char *key)
+{
+	const struct dbpoll_slice *ps = NULL;
+
+	if (sa->prev != NULL && sa->prev->slices != NULL)
+		ps = hmap_get(sa->prev->slices, key);
+	if (ps != NULL && ps->user != NULL &&
+	    hmap_get(sa->panel->by_name, ps->user) != NULL)
+		return ps->user;
+	if (sa->home_dir == NULL)
+		return NULL;
+	if (sa->uid_user == NULL) {
+		sa->uid_user = hmap_new();
+		hmap_each(sa->panel->users, paneldb_uid_user_one, sa);
+	}
+	return hmap_get(sa->uid_user, key);
+}
+
+static bool paneldb_slice_add_one(const char *key, void *value, void *ctx)
+{
+	struct paneldb_slice_add *sa = ctx;
+	char *v[DBPOLL_N_SLICE];
+
+	paneldb_slice_values(value, v);
+	dbpoll_panel_add_slice(sa->panel, ((struct paneldb_slice_uid *)value)->uid,
+			       paneldb_slice_user(sa, key), v);
+	for (unsigned k = 0; k < DBPOLL_N_SLICE; k++)
+		free(v[k]);
+	return true;
+}
+
+static void paneldb_slices_apply(struct paneldb *p, struct paneldb_job *job)
+{
+	struct paneldb_slice_add sa = { job->panel, p->panel, p->home_dir,
+					NULL };
+
+	if (job->slices == NULL)
+		return;
+	dbpoll_panel_slices_begin(job->panel);
+	hmap_each(job->slices->by_uid, paneldb_slice_add_one, &sa);
+	if (sa.uid_user != NULL)
+		hmap_free(&sa.uid_user, NULL);
+}
+
+struct paneldb_slice_cmp {
+	const struct dbpoll_panel *prev;
+	bool differs;
+};
+
+static bool paneldb_slice_cmp_one(const char *key, void *value, void *ctx)
+{
+	struct paneldb_slice_cmp *sc = ctx;
+	const struct dbpoll_slice *ps = hmap_get(sc->prev->slices, key);
+	char *v[DBPOLL_N_SLICE];
+
+	if (ps == NULL) {
+		sc->differs = true;
+		return false;
+	}
+	paneldb_slice_values(value, v);
+	for (unsigned k = 0; k < DBPOLL_N_SLICE; k++) {
+		if ((v[k] == NULL) != (ps->v[k] == NULL) ||
+		    (v[k] != NULL && strcmp(v[k], ps->v[k]) != 0))
+			sc->differs = true;
+		free(v[k]);
+	}
+	return !sc->differs;
+}
+
+/* Whether the drop-ins read differ from the committed snapshot's. */
+static bool paneldb_slices_differ(const struct paneldb_slices *sl,
+				  const struct dbpoll_panel *prev)
+{
+	struct paneldb_slice_cmp sc = { prev, false };
+
+	if (prev == NULL)
+		return true;
+	if ((sl == NULL) != (prev->slices == NULL))
+		return true;
+	if (sl == NULL)
+		return false;
+	if (hmap_count(sl->by_uid) != hmap_count(prev->slices))
+		return true;
+	hmap_each(sl->by_uid, paneldb_slice_cmp_one, &sc);
+	return sc.differs;
+}
+
+/* ---- the vhost of a PHP change (worker thread) ----
+ *
+ * The Go panel (and opencli php-domain) rewrite the domain's vhost in the
+ * user's webserver volume, php-fpm-OLD -> php-fpm-NEW, then update
+ * domains.php_version.  The row is the event; the vhost is read to say
+ * which version it names now (vhost_php_version), so both observations
+ * make ONE domain.php_changed.  The volume is the customer's: each folder
+ * is opened without following a symlink, the file is bounded. */
+#define PANELDB_VHOST_MAX (1024u * 1024)
+
+static void paneldb_vhost_php(const char *home_dir, json_t *ev)
+{
+	const char *ctx = json_string_value(json_object_get(ev, "context"));
+	const char *domain = json_string_value(json_object_get(ev, "domain"));
+	const char *why, *at;
+	char *rel, *name, *data = NULL;
+	size_t len = 0, n;
+	int fd, ret;
+
+	if (home_dir == NULL || ctx == NULL || domain == NULL ||
+	    !name_valid_user(ctx, &why) || !name_valid_domain(domain, &why))
+		return;
+	rel = xasprintf("%s/docker-data/volumes/%s_webserver_data/_data", ctx,
+			ctx);
+	ret = ophook_dir_open_under(home_dir, rel, 0, 0, &fd, NULL);
+	free(rel);
+	if (ret < 0)
+		return;
+	name = xasprintf("%s.conf", domain);
+	ret = ophook_file_read_at(fd, name, PANELDB_VHOST_MAX, &data, &len);
+	free(name);
+	close(fd);
+	if (ret < 0)
+		return;
+	at = memmem(data, len, "php-fpm-", 8);
+	if (at != NULL) {
+		at += 8;
+		for (n = 0; at + n < data + len && n < 16 &&
+		     (isdigit((unsigned char)at[n]) || at[n] == '.'); n++)
+			;
+		if (n > 0) {
+			char *v = xstrndup(at, n);
+
+			json_object_set_new(ev, "vhost_php_version",
+					    json_string(v));
+			free(v);
+		}
+	}
+	free(data);
+}
+
+static void paneldb_vhosts(struct paneldb *p, struct paneldb_job *job)
+{
+	for (size_t i = 0; i < job->events.n; i++)
+		if (strcmp(job->events.v[i].type, "domain.php_changed") == 0)
+			paneldb_vhost_php(p->home_dir, job->events.v[i].payload);
+}
+
 /* ---- the poll (worker thread) ---- */
 
 static void paneldb_poll_admins(struct paneldb_job *job)
@@ -345,9 +725,14 @@ static int paneldb_poll_fn(struct paneldb *p, struct paneldb_conn *c,
 {
 	struct paneldb_job *job = ctx;
 
+	int ret;
+
 	dbpoll_panel_free(&job->panel);
-	return dbpoll_fetch_panel(p->drv, c, p->panel, job->now_ms, &job->panel,
-				  &job->queries, error_r);
+	ret = dbpoll_fetch_panel(p->drv, c, p->panel, job->now_ms, &job->panel,
+				 &job->queries, error_r);
+	if (ret == 0)
+		paneldb_slices_apply(p, job);
+	return ret;
 }
 
 static void paneldb_poll_work(uv_work_t *req)
@@ -356,8 +741,10 @@ static void paneldb_poll_work(uv_work_t *req)
 	struct paneldb *p = job->p;
 
 	paneldb_poll_admins(job);
+	job->slices = paneldb_slices_read(p->systemd_dir);
 	if (p->drv == &paneldb_sqlite_driver && p->path != NULL &&
 	    dbpoll_file_sig(p->path, &job->panel_sig) && p->panel != NULL &&
+	    !paneldb_slices_differ(job->slices, p->panel) &&
 	    memcmp(&job->panel_sig, &p->panel_sig, sizeof(job->panel_sig)) == 0 &&
 	    job->now_ms - p->panel_read_ms < PANELDB_REREAD_MS) {
 		job->panel_skipped = true; /* no commit since the last read */
@@ -370,6 +757,7 @@ static void paneldb_poll_work(uv_work_t *req)
 	job->panel_read = true;
 	job->panel_dirty = dbpoll_diff_panel(p->panel, job->panel,
 					     &job->events);
+	paneldb_vhosts(p, job);
 }
 
 /* ---- the cycle (loop thread) ---- */
@@ -382,6 +770,7 @@ static void paneldb_job_free(struct paneldb_job **jobp)
 		return;
 	dbpoll_panel_free(&job->panel);
 	dbpoll_admins_free(&job->admins);
+	paneldb_slices_free(&job->slices);
 	dbpoll_events_clear(&job->events);
 	free(job->panel_err);
 	free(job->admin_err);
@@ -901,6 +1290,8 @@ static void paneldb_free(struct paneldb *p)
 	free(p->database);
 	free(p->admin_db);
 	free(p->state_file);
+	free(p->systemd_dir);
+	free(p->home_dir);
 	free(p);
 }
 
@@ -939,6 +1330,8 @@ int paneldb_start(struct engine *e, struct entity *ent, struct paneldb **p_r,
 	p->option_file = paneldb_strdup0(cfg->panel_db.option_file);
 	p->database = paneldb_strdup0(cfg->panel_db.database);
 	p->admin_db = paneldb_strdup0(cfg->panel_db.admin_db);
+	p->systemd_dir = paneldb_strdup0(cfg->paths.systemd);
+	p->home_dir = paneldb_strdup0(cfg->paths.home);
 	p->target.path = p->path;
 	p->target.option_file = p->option_file;
 	p->target.database = p->database;
