@@ -47,10 +47,12 @@ db() { sqlite3 "$T/panel.db" "$1" || echo "# db failed: $1" >&2; }
 quiet() { sleep $(( WAIT_MS / 1000 + 1 )); }
 # expect_all NAME WANT...: expect, after the merge wait
 expect_all() { _n=$1; shift; quiet; expect "$_n" "$@"; }
-# line number of the first event of TYPE SUBJECT
-line_of() {
-	jq -r '[.type, .subject] | join(" ")' "$T/events.log" |
-		grep -n -x -F "$1 $2" | head -n 1 | cut -d: -f1
+# journal id of the first event of TYPE SUBJECT (the journal's order: the
+# log plugin writes events.log lane by lane, subjects side by side)
+id_of() {
+	jq -r --arg t "$1" --arg s "$2" \
+		'select(.type == $t and .subject == $s) | .id' \
+		"$T/events.log" | sort -n | head -n 1
 }
 # field FIELD of the last event TYPE SUBJECT ("null" when absent)
 fld() {
@@ -484,9 +486,9 @@ expect_all "user-delete: the domains' removals, then one user.removed" \
 	"dns.zone.changed g1.example" "dns.zone.changed g1.example" \
 	"dns.zone.changed g2.example" "dns.zone.changed g2.example" \
 	"user.removed user:gina"
-ur=$(line_of user.removed user:gina)
-d1=$(line_of domain.removed g1.example)
-d2=$(line_of domain.removed g2.example)
+ur=$(id_of user.removed user:gina)
+d1=$(id_of domain.removed g1.example)
+d2=$(id_of domain.removed g2.example)
 ok "$([ -n "$ur" ] && [ -n "$d1" ] && [ -n "$d2" ] && [ "$ur" -gt "$d1" ] && [ "$ur" -gt "$d2" ]; echo $?)" \
 	"user.removed comes after its domains' domain.removed"
 
