@@ -56,7 +56,8 @@ TESTS += tests/integration/ctl.sh
 EXTRA_DIST += tests/integration/guard.sh
 TESTS += tests/integration/guard.sh
 TESTS += tests/integration/guard_container.sh
-EXTRA_DIST += tests/integration/guard_container.sh
+EXTRA_DIST += tests/integration/guard_container.sh \
+	tests/integration/opencli_lib.sh
 EXTRA_DIST += tests/integration/ctl.sh
 TESTS += tests/integration/help.sh
 EXTRA_DIST += tests/integration/help.sh

@@ -1197,6 +1197,27 @@ json_t *classify_mail_quotas(const char *content, size_t len,
 	return set;
 }
 
+/* An ini line "key = value" (s, l): the key's length (blanks before '='
+ * trimmed) and where the value starts (blanks after it skipped).  False
+ * when the line has no '='. */
+static bool ini_setting(const char *s, size_t l, size_t *kl_r, size_t *vs_r)
+{
+	const char *eq = memchr(s, '=', l);
+	size_t kl, vs;
+
+	if (eq == NULL)
+		return false;
+	kl = (size_t)(eq - s);
+	vs = kl + 1;
+	while (kl > 0 && (s[kl - 1] == ' ' || s[kl - 1] == '\t'))
+		kl--;
+	while (vs < l && (s[vs] == ' ' || s[vs] == '\t'))
+		vs++;
+	*kl_r = kl;
+	*vs_r = vs;
+	return true;
+}
+
 json_t *classify_ini(const char *content, size_t len,
 		     struct classify_result *w)
 {
@@ -1219,18 +1240,12 @@ json_t *classify_ini(const char *content, size_t len,
 			section[l - 2] = '\0';
 			continue;
 		}
-		const char *eq = memchr(s, '=', l);
+		size_t kl, vs;
 
-		if (eq == NULL) {
+		if (!ini_setting(s, l, &kl, &vs)) {
 			warn(w, "line %u: no '=' in setting", it.lineno);
 			continue;
 		}
-		size_t kl = (size_t)(eq - s), vs = kl + 1;
-
-		while (kl > 0 && (s[kl - 1] == ' ' || s[kl - 1] == '\t'))
-			kl--;
-		while (vs < l && (s[vs] == ' ' || s[vs] == '\t'))
-			vs++;
 		if (kl == 0 || kl > 128) {
 			warn(w, "line %u: bad key", it.lineno);
 			continue;
@@ -1989,18 +2004,12 @@ json_t *classify_cron_jobs(const char *content, size_t len,
 			json_object_set_new(job, "no_overlap", json_true());
 			continue;
 		}
-		const char *eq = memchr(s, '=', l);
+		size_t kl, vs;
 
-		if (eq == NULL) {
+		if (!ini_setting(s, l, &kl, &vs)) {
 			warn(w, "line %u: no '=' in setting", it.lineno);
 			continue;
 		}
-		size_t kl = (size_t)(eq - s), vs = kl + 1;
-
-		while (kl > 0 && (s[kl - 1] == ' ' || s[kl - 1] == '\t'))
-			kl--;
-		while (vs < l && (s[vs] == ' ' || s[vs] == '\t'))
-			vs++;
 		size_t vl = l - vs > CRON_VALUE_MAX ? CRON_VALUE_MAX : l - vs;
 
 		if (kl == 8 && memcmp(s, "schedule", 8) == 0)

@@ -7,6 +7,7 @@
 # ignored, then `bash /usr/local/opencli/<cmd with - as />.sh ARGS`, then the
 # post hook in the background.  Only the two folders are moved under $T.
 . "$top_srcdir/tests/lib.sh"
+. "$top_srcdir/tests/integration/opencli_lib.sh"
 need bash
 [ -x "$OPHOOKD" ] && [ -x "$OPHOOKCTL" ] || skip_all "ophookd/ophookctl not built"
 
@@ -15,33 +16,7 @@ HOOKS=$R/etc/openpanel/openpanel/hooks
 SCRIPTS=$R/usr/local/opencli
 mkdir -p "$R/usr/local/bin" "$SCRIPTS/domains" "$SCRIPTS/user" "$SCRIPTS/misc"
 
-cat > "$R/usr/local/bin/opencli" <<EOF
-#!/bin/bash
-SCRIPTS_DIR="$SCRIPTS"
-HOOKS_DIR="$HOOKS"
-EOF
-cat >> "$R/usr/local/bin/opencli" <<'EOF'
-debug_flag=""
-run_hook() {
-	local type="$1" command="$2"; shift 2
-	local base="${HOOKS_DIR}/${type}_${command}" file=""
-	if [[ -f "${base}.sh" ]]; then file="${base}.sh"
-	elif [[ -f "${base}" ]]; then file="${base}"
-	else return 0; fi
-	case "$type" in
-	pre) bash ${debug_flag:+"$debug_flag"} "$file" "$@" </dev/null >/dev/null 2>&1 ;;
-	post) nohup bash "$file" "$@" </dev/null >/dev/null 2>&1 & ;;
-	esac
-}
-[[ "$1" == "-x" ]] && { debug_flag="-x"; shift; }
-command="$1"; shift
-script="${SCRIPTS_DIR}/${command//-//}.sh"
-[[ -f "$script" ]] || { echo "Error: Command '$command' not found." >&2; exit 1; }
-run_hook pre "$command" "$@"
-bash ${debug_flag:+"$debug_flag"} "$script" "$@"
-run_hook post "$command" "$@"
-EOF
-chmod 755 "$R/usr/local/bin/opencli"
+opencli_wrapper "$R/usr/local/bin/opencli" "$SCRIPTS" "$HOOKS"
 for s in domains/add domains/suspend user/add user/suspend misc/thing; do
 	printf '#!/bin/bash\necho "%s $*" >> "%s/ran"\necho "%s done"\n' \
 		"$s" "$T" "$s" > "$SCRIPTS/$s.sh"

@@ -10,14 +10,15 @@
 # Here a real rootful Podman container (no image: --rootfs of bash and its
 # libraries, nothing else) mounts $R/etc/openpanel and $R/usr/local/opencli
 # where the real one mounts /etc/openpanel and /usr/local/opencli, and runs
-# our copy of OpenPanel 2.x's opencli wrapper (written from reading it, as
-# in guard.sh: pre hook as `bash HOOK ARGS` with its output on /dev/null and
-# its exit status ignored).  A Lua pre hook on the host denies; the
-# command's script must not run, the reason must reach the caller's stderr,
+# our copy of OpenPanel 2.x's opencli wrapper (opencli_lib.sh: the pre hook
+# run as `bash HOOK ARGS`, its output on /dev/null, its exit status
+# ignored).  A Lua pre hook on the host denies; the command's script must
+# not run, the reason must reach the caller's stderr,
 # and with ophookd stopped a fail-closed intent is refused and a fail-open
 # one allowed.
 . "$top_srcdir/tests/lib.sh"
 . "$top_srcdir/tests/integration/containers_lib.sh"
+. "$top_srcdir/tests/integration/opencli_lib.sh"
 need bash podman runc ldd setpriv python3
 need_root
 [ -x "$OPHOOKD" ] && [ -x "$OPHOOKCTL" ] || skip_all "ophookd/ophookctl not built"
@@ -45,29 +46,8 @@ cp /bin/bash "$C/bin/bash"
 for f in $(ldd /bin/bash "$GUARD_CLIENT" 2>/dev/null | grep -o '/[^ ]*'); do
 	[ -f "$f" ] && cp -L --parents "$f" "$C/"
 done
-cat > "$C/usr/local/bin/opencli" <<'EOF'
-#!/bin/bash
-SCRIPTS_DIR=/usr/local/opencli
-HOOKS_DIR=/etc/openpanel/openpanel/hooks
-run_hook() {
-	local type="$1" command="$2"; shift 2
-	local base="${HOOKS_DIR}/${type}_${command}" file=""
-	if [[ -f "${base}.sh" ]]; then file="${base}.sh"
-	elif [[ -f "${base}" ]]; then file="${base}"
-	else return 0; fi
-	case "$type" in
-	pre) bash "$file" "$@" </dev/null >/dev/null 2>&1 ;;
-	post) bash "$file" "$@" </dev/null >/dev/null 2>&1 & ;;
-	esac
-}
-command="$1"; shift
-script="${SCRIPTS_DIR}/${command//-//}.sh"
-[[ -f "$script" ]] || { echo "Error: Command '$command' not found." >&2; exit 1; }
-run_hook pre "$command" "$@"
-bash "$script" "$@"
-run_hook post "$command" "$@"
-EOF
-chmod 755 "$C/usr/local/bin/opencli"
+opencli_wrapper "$C/usr/local/bin/opencli" /usr/local/opencli \
+	/etc/openpanel/openpanel/hooks
 
 # Podman on storage under $T (containers_lib.sh)
 mkdir -p "$T/pm/ctr"
