@@ -5,6 +5,7 @@
 # stays mounted), all under $T, its socket chowned to the user's uid.
 # Offline: the image is busybox-static imported as localhost/bb.
 #   pm_image                  build $T/bb.tar
+#   pm_conf NAME              write NAME's containers.conf
 #   pm_service NAME UID SOCK  start NAME's API on SOCK (created, chowned)
 #   pm NAME ARGS...           podman --remote against NAME's socket
 #   pm_local NAME ARGS...     podman on NAME's storage, no service needed
@@ -50,12 +51,11 @@ pm_image() {
 	tar -C "$T/rootfs" -cf "$T/bb.tar" . || return 1
 }
 
-pm_service() {
-	_n=$1 _uid=$2 _sock=$3
-	_d="$T/pm/$_n"
-	mkdir -p "$_d/root" "$_d/run" "$_d/tmp" "$(dirname "$_sock")"
-	echo "$_sock" > "$_d/sock"
-	cat > "$_d/containers.conf" <<CONF
+# pm_conf NAME: NAME's containers.conf (runc, cgroupfs, no network, its
+# events in a file under $T)
+pm_conf() {
+	mkdir -p "$T/pm/$1"
+	cat > "$T/pm/$1/containers.conf" <<CONF
 [containers]
 default_ulimits = []
 netns = "none"
@@ -63,9 +63,17 @@ netns = "none"
 runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
-events_logfile_path = "$_d/events.log"
+events_logfile_path = "$T/pm/$1/events.log"
 lock_type = "file"
 CONF
+}
+
+pm_service() {
+	_n=$1 _uid=$2 _sock=$3
+	_d="$T/pm/$_n"
+	mkdir -p "$_d/root" "$_d/run" "$_d/tmp" "$(dirname "$_sock")"
+	echo "$_sock" > "$_d/sock"
+	pm_conf "$_n"
 	if [ ! -f "$_d/imported" ]; then
 		pm_local "$_n" import "$T/bb.tar" localhost/bb >/dev/null 2>&1 ||
 			return 1

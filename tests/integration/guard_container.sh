@@ -50,18 +50,7 @@ opencli_wrapper "$C/usr/local/bin/opencli" /usr/local/opencli \
 	/etc/openpanel/openpanel/hooks
 
 # Podman on storage under $T (containers_lib.sh)
-mkdir -p "$T/pm/ctr"
-cat > "$T/pm/ctr/containers.conf" <<CONF
-[containers]
-default_ulimits = []
-netns = "none"
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "$T/pm/ctr/events.log"
-lock_type = "file"
-CONF
+pm_conf ctr
 cleanup_cmd "pm_local ctr rm -af -t 0"
 # copencli ARGS: opencli inside the container, as the Go panel starts it
 # (not as the container's first process: a shell waits for it); stdout to
