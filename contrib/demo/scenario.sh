@@ -49,8 +49,11 @@ if [ -n "$DB" ] && command -v sqlite3 >/dev/null; then
 	sqlite3 "$DB" "UPDATE domains SET php_version = '8.4' WHERE domain_url = 'shop.example';"
 fi
 
-step "opencli user-add bob"
-mkdir -p "$R/openpanel/core/users/bob"
+step "opencli user-add dave (the Linux user and its panel folder, then the panel DB row, last)"
+mkdir -p "$R/openpanel/core/users/dave"
+if [ -n "$DB" ] && command -v sqlite3 >/dev/null; then
+	sqlite3 "$DB" "INSERT INTO users (username, password, email, plan_id, server) VALUES ('dave', 'x', 'dave@example.com', 1, 'dave');"
+fi
 
 step "opencli domains-delete shop.example"
 rm -f "$R/caddy/domains/shop.example.conf"
