@@ -81,6 +81,12 @@ static void main_stopped(void *ctx)
 		uv_close((uv_handle_t *)&st->watchdog, main_closed);
 }
 
+/* daemon_stop's callback after a failed start: nothing more to close. */
+static void main_start_failed(void *ctx)
+{
+	(void)ctx;
+}
+
 static void on_stop_signal(uv_signal_t *s, int signum)
 {
 	struct main_state *st = s->data;
@@ -210,6 +216,12 @@ int main(int argc, char **argv)
 	ret = daemon_start(st.daemon, &err);
 	if (ret < 0) {
 		fprintf(stderr, "ophookd: %s\n", err);
+		/* what did start stops as at SIGTERM, so that its handles and
+		 * threads are gone before the loop closes */
+		daemon_stop(st.daemon, main_start_failed, NULL);
+		uv_run(&loop, UV_RUN_DEFAULT);
+		daemon_free(&st.daemon);
+		(void)uv_loop_close(&loop);
 		return 1;
 	}
 	uv_signal_init(&loop, &st.sigterm);
