@@ -1401,6 +1401,45 @@ static bool watch_is_root_ancestor(struct watch *w, const char *path)
 	return false;
 }
 
+/* A folder watched only for the root files in it (a user's home, for
+ * crons.ini and backup.env) was removed or moved: those files are read
+ * again at their paths (gone: their removal events), and the roots are
+ * watched again; nothing else changed, so no full reconcile. */
+static void watch_roots_later(struct watch *w, bool reconcile);
+
+/* True when every root below dir is a per-context file directly in it (a
+ * user's home: crons.ini, backup.env; never walked, see
+ * watch_root_setup), none a configured root or deeper. */
+static bool watch_only_file_roots_in(struct watch *w, const char *dir)
+{
+	size_t dl = strlen(dir);
+
+	for (size_t i = 0; i < w->n_roots; i++) {
+		const char *r = w->roots[i];
+
+		if (strncmp(r, dir, dl) != 0 || r[dl] != '/')
+			continue;
+		if (strchr(r + dl + 1, '/') != NULL ||
+		    i < w->n_static)
+			return false;
+	}
+	return true;
+}
+
+static void watch_parent_gone(struct watch *w, const char *dir)
+{
+	size_t dl = strlen(dir);
+
+	for (size_t i = 0; i < w->n_roots; i++) {
+		const char *r = w->roots[i];
+
+		if (strncmp(r, dir, dl) == 0 && r[dl] == '/' &&
+		    strchr(r + dl + 1, '/') == NULL)
+			watch_dirty(w, r);
+	}
+	watch_roots_later(w, false);
+}
+
 static void lost_cb(uv_timer_t *t)
 {
 	struct watch *w = t->data;
@@ -1793,11 +1832,17 @@ static void watch_handle(struct watch *w, const struct inotify_event *ev)
 		w->last_wdir = wdir;
 	}
 	if (ev->mask & (IN_IGNORED | IN_UNMOUNT)) {
-		bool root = watch_is_root(w, wdir->path) || !wdir->recursive;
+		bool root = watch_is_root(w, wdir->path);
+		bool parent = !root && !wdir->recursive &&
+			      !(ev->mask & IN_UNMOUNT);
+		char *dir = parent ? xstrdup(wdir->path) : NULL;
 
 		watch_forget_dir(w, wdir, false);
-		if (root)
+		if (parent)
+			watch_parent_gone(w, dir);
+		else if (root || !wdir->recursive)
 			watch_roots_later(w, true);
+		free(dir);
 		return;
 	}
 	if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF)) {
@@ -1812,7 +1857,7 @@ static void watch_handle(struct watch *w, const struct inotify_event *ev)
 			free(root);
 			watch_roots_later(w, true);
 		} else if (!wdir->recursive) {
-			watch_roots_later(w, true);
+			watch_parent_gone(w, wdir->path);
 		}
 		return;
 	}
@@ -1828,9 +1873,16 @@ static void watch_handle(struct watch *w, const struct inotify_event *ev)
 		if ((ev->mask & (IN_CREATE | IN_MOVED_TO | IN_DELETE |
 				 IN_MOVED_FROM)) &&
 		    ((ev->mask & IN_ISDIR) || !watch_is_root(w, full)) &&
-		    watch_is_root_ancestor(w, full))
-			watch_roots_later(w, !(ev->mask & (IN_CREATE |
-							   IN_MOVED_TO)));
+		    watch_is_root_ancestor(w, full)) {
+			if (ev->mask & (IN_CREATE | IN_MOVED_TO))
+				watch_roots_later(w, false);
+			else if (watch_only_file_roots_in(w, full))
+				/* a user's home gone (user-delete): only
+				 * its crons.ini and backup.env to look at */
+				watch_parent_gone(w, full);
+			else
+				watch_roots_later(w, true);
+		}
 		free(full);
 		return;
 	}

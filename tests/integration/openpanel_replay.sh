@@ -491,6 +491,9 @@ d1=$(id_of domain.removed g1.example)
 d2=$(id_of domain.removed g2.example)
 ok "$([ -n "$ur" ] && [ -n "$d1" ] && [ -n "$d2" ] && [ "$ur" -gt "$d1" ] && [ "$ur" -gt "$d2" ]; echo $?)" \
 	"user.removed comes after its domains' domain.removed"
+ok "$([ "$(fld user.removed user:gina source)" != reconcile ] &&
+	[ "$(fld domain.removed g2.example source)" != reconcile ]; echo $?)" \
+	"seen as it happened: the home's removal is no full reconcile"
 
 # --- a crash while a user waits for its row: the restart still announces it ---------
 kill -KILL "$OPHOOKD_PID"; wait "$OPHOOKD_PID" 2>/dev/null
