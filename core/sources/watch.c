@@ -2205,6 +2205,11 @@ static void recon_idle_cb(uv_idle_t *h)
 			watch_fd_short(w, it->path, false, EMFILE);
 			continue;
 		}
+		if (hmap_get(w->dirty, it->path) != NULL)
+			/* a change inotify reported is pending (a file
+			 * created and not yet closed, a settle window):
+			 * that path reads it when it is done, not now */
+			continue;
 		watch_process(w, it->path, "reconcile", &j->events);
 	}
 	if (j->next < j->n_items)
@@ -2219,7 +2224,8 @@ static void recon_idle_cb(uv_idle_t *h)
 	}
 	size_t gi = j->next - j->n_items;
 	while (gi < j->n_gone && n < WATCH_CHUNK) {
-		watch_process(w, j->gone[gi], "reconcile", &j->events);
+		if (hmap_get(w->dirty, j->gone[gi]) == NULL)
+			watch_process(w, j->gone[gi], "reconcile", &j->events);
 		gi++;
 		n++;
 		j->next++;
