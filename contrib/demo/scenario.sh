@@ -2,6 +2,9 @@
 # What OpenPanel's own scripts do to the tree, step by step.
 # usage: scenario.sh ROOT [PANEL_DB]
 set -eu
+# the panel DB's writes wait for the lock ophookd's poller may hold while it
+# reads (MariaDB's clients wait too; the sqlite3 shell's busy timeout is 0)
+db() { sqlite3 -cmd ".timeout 10000" "$@"; }
 R=$1
 DB=${2:-}
 # the pause comes first, so each step's events show under its own header
@@ -26,7 +29,7 @@ mv "$d/.shop.example.json.tmp" "$d/shop.example.json"
 
 step "opencli user-suspend alice (panel DB rename, copy confs aside, overwrite from suspended_user.conf)"
 if [ -n "$DB" ] && command -v sqlite3 >/dev/null; then
-	sqlite3 "$DB" "UPDATE users SET username='SUSPENDED_$(date +%Y%m%d%H%M%S)_alice' WHERE username='alice'"
+	db "$DB" "UPDATE users SET username='SUSPENDED_$(date +%Y%m%d%H%M%S)_alice' WHERE username='alice'"
 fi
 mkdir -p "$R/caddy/suspended_domains"
 for f in "$R"/caddy/domains/*.conf; do
@@ -37,7 +40,7 @@ done
 
 step "opencli user-unsuspend alice (panel DB rename back, copy confs back; the suspended copies stay)"
 if [ -n "$DB" ] && command -v sqlite3 >/dev/null; then
-	sqlite3 "$DB" "UPDATE users SET username='alice' WHERE username LIKE 'SUSPENDED_%_alice'"
+	db "$DB" "UPDATE users SET username='alice' WHERE username LIKE 'SUSPENDED_%_alice'"
 fi
 for f in "$R"/caddy/suspended_domains/*.conf; do
 	cp "$f" "$R/caddy/domains/$(basename "$f")"
@@ -45,14 +48,14 @@ done
 
 step "the Go panel, no opencli, no hook: alice sets a new password, shop.example moves to PHP 8.4"
 if [ -n "$DB" ] && command -v sqlite3 >/dev/null; then
-	sqlite3 "$DB" "UPDATE users SET password = '\$2b\$12\$ZGVtb0hhc2hPbmx5Lk5vdEFSZWFsT25lLkF0QWxsLkF0QWxsLkF0QQ' WHERE username = 'alice';"
-	sqlite3 "$DB" "UPDATE domains SET php_version = '8.4' WHERE domain_url = 'shop.example';"
+	db "$DB" "UPDATE users SET password = '\$2b\$12\$ZGVtb0hhc2hPbmx5Lk5vdEFSZWFsT25lLkF0QWxsLkF0QWxsLkF0QQ' WHERE username = 'alice';"
+	db "$DB" "UPDATE domains SET php_version = '8.4' WHERE domain_url = 'shop.example';"
 fi
 
 step "opencli user-add dave (the Linux user and its panel folder, then the panel DB row, last)"
 mkdir -p "$R/openpanel/core/users/dave"
 if [ -n "$DB" ] && command -v sqlite3 >/dev/null; then
-	sqlite3 "$DB" "INSERT INTO users (username, password, email, plan_id, server) VALUES ('dave', 'x', 'dave@example.com', 1, 'dave');"
+	db "$DB" "INSERT INTO users (username, password, email, plan_id, server) VALUES ('dave', 'x', 'dave@example.com', 1, 'dave');"
 fi
 
 step "opencli domains-delete shop.example"
