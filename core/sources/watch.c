@@ -1833,14 +1833,14 @@ static void watch_handle(struct watch *w, const struct inotify_event *ev)
 	}
 	if (ev->mask & (IN_IGNORED | IN_UNMOUNT)) {
 		bool root = watch_is_root(w, wdir->path);
-		bool parent = !root && !wdir->recursive &&
-			      !(ev->mask & IN_UNMOUNT);
+		bool recursive = wdir->recursive; /* wdir is freed below */
+		bool parent = !root && !recursive && !(ev->mask & IN_UNMOUNT);
 		char *dir = parent ? xstrdup(wdir->path) : NULL;
 
 		watch_forget_dir(w, wdir, false);
 		if (parent)
 			watch_parent_gone(w, dir);
-		else if (root || !wdir->recursive)
+		else if (root || !recursive)
 			watch_roots_later(w, true);
 		free(dir);
 		return;
