@@ -725,6 +725,13 @@ int64_t dispatch_handler_oldest_ms(const struct handler *h)
 	return oldest;
 }
 
+int64_t dispatch_handler_lag_ms(const struct handler *h, int64_t now_ms)
+{
+	int64_t oldest = dispatch_handler_oldest_ms(h);
+
+	return oldest > 0 && now_ms > oldest ? now_ms - oldest : 0;
+}
+
 const char *dispatch_delivery_live(const struct handler *h,
 				   const char *subject, int64_t id,
 				   const struct delivery **d_r)

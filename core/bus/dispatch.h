@@ -68,6 +68,9 @@ unsigned dispatch_handler_queued(const struct handler *h);
  * ready, waiting to retry or spilled to the journal), or 0 when it has
  * none: how far behind h is. */
 int64_t dispatch_handler_oldest_ms(const struct handler *h);
+/* How far behind h is at now_ms: now_ms minus its oldest unfinished
+ * event's time, 0 when it has none. */
+int64_t dispatch_handler_lag_ms(const struct handler *h, int64_t now_ms);
 unsigned dispatch_inflight(const struct dispatch *dp);
 /* What h's delivery of event `id` on `subject` is doing now: "running",
  * "ready" (due, waits for a free slot), "backoff" (waits for its next_ms),

@@ -981,8 +981,7 @@ json_t *engine_status(struct engine *e)
 
 		for (size_t j = 0; j < h->n_patterns; j++)
 			json_array_append_new(pats, json_string(h->patterns[j]));
-		int64_t oldest = dispatch_handler_oldest_ms(h);
-		int64_t lag = oldest > 0 && now > oldest ? now - oldest : 0;
+		int64_t lag = dispatch_handler_lag_ms(h, now);
 
 		json_array_append_new(
 			hs, json_pack("{s:s, s:o, s:i, s:i, s:b, s:I}", "name",
@@ -1027,15 +1026,12 @@ char *engine_metrics_text(void *ctx)
 	json_t *lag = json_object();
 	int64_t now = now_ms();
 
-	for (size_t i = 0; i < e->n_hlist; i++) {
-		int64_t oldest = dispatch_handler_oldest_ms(e->hlist[i]);
-
-		json_object_set_new(lag, e->hlist[i]->name,
-				    json_real(oldest > 0 && now > oldest
-						      ? (double)(now - oldest) /
-								1000.0
-						      : 0.0));
-	}
+	for (size_t i = 0; i < e->n_hlist; i++)
+		json_object_set_new(
+			lag, e->hlist[i]->name,
+			json_real((double)dispatch_handler_lag_ms(e->hlist[i],
+								  now) /
+				  1000.0));
 	g.handler_lag = lag;
 	char *text = metrics_render(e->metrics, &g);
 

@@ -1407,6 +1407,15 @@ static bool watch_is_root_ancestor(struct watch *w, const char *path)
  * watched again; nothing else changed, so no full reconcile. */
 static void watch_roots_later(struct watch *w, bool reconcile);
 
+/* 1: root r is a file directly in dir (dl = strlen(dir)), 2: deeper below
+ * it, 0: not below it. */
+static int watch_root_in(const char *r, const char *dir, size_t dl)
+{
+	if (strncmp(r, dir, dl) != 0 || r[dl] != '/')
+		return 0;
+	return strchr(r + dl + 1, '/') == NULL ? 1 : 2;
+}
+
 /* True when every root below dir is a per-context file directly in it (a
  * user's home: crons.ini, backup.env; never walked, see
  * watch_root_setup), none a configured root or deeper. */
@@ -1415,12 +1424,9 @@ static bool watch_only_file_roots_in(struct watch *w, const char *dir)
 	size_t dl = strlen(dir);
 
 	for (size_t i = 0; i < w->n_roots; i++) {
-		const char *r = w->roots[i];
+		int in = watch_root_in(w->roots[i], dir, dl);
 
-		if (strncmp(r, dir, dl) != 0 || r[dl] != '/')
-			continue;
-		if (strchr(r + dl + 1, '/') != NULL ||
-		    i < w->n_static)
+		if (in == 2 || (in == 1 && i < w->n_static))
 			return false;
 	}
 	return true;
@@ -1430,13 +1436,9 @@ static void watch_parent_gone(struct watch *w, const char *dir)
 {
 	size_t dl = strlen(dir);
 
-	for (size_t i = 0; i < w->n_roots; i++) {
-		const char *r = w->roots[i];
-
-		if (strncmp(r, dir, dl) == 0 && r[dl] == '/' &&
-		    strchr(r + dl + 1, '/') == NULL)
-			watch_dirty(w, r);
-	}
+	for (size_t i = 0; i < w->n_roots; i++)
+		if (watch_root_in(w->roots[i], dir, dl) == 1)
+			watch_dirty(w, w->roots[i]);
 	watch_roots_later(w, false);
 }
 
