@@ -4,7 +4,7 @@
 # does not build).  Env: FUZZ_SECONDS (per target, default 30), FUZZ_BUILD
 # (build folder, default a temp dir), CC (default clang).
 # Prints a table (target, executions, cov, ft, status) and a last line
-# "result: targets=N crashes=C".
+# "result: targets=N crashes=C build_failed=B".
 set -u
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -36,7 +36,7 @@ cflags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefin
 # target: extra sources and pkg-config modules
 target_srcs() {
 	case $1 in
-	config) echo "core/lib/util.c" ;;
+	config) echo "core/lib/util.c core/lib/alertlevel.c" ;;
 	classify) echo "core/sources/classify.c core/lib/util.c" ;;
 	control) echo "core/lib/hmap.c core/lib/util.c core/lib/log.c" ;;
 	luaevent) (cd "$top" && echo core/handlers/luahook*.c) && echo "core/handlers/exechook.c core/lib/util.c core/lib/log.c" ;;
@@ -63,6 +63,7 @@ done
 
 n=0
 crashes=0
+broken=0
 table="$work/table"
 printf '%-10s %12s %8s %8s  %s\n' target execs cov ft status >"$table"
 for t in $targets; do
@@ -76,7 +77,7 @@ for t in $targets; do
 	    $(pkg-config --libs $pkgs) >"$work/$t.build" 2>&1; then
 		echo "run.sh: fuzz_$t does not build:" >&2
 		cat "$work/$t.build" >&2
-		crashes=$((crashes + 1))
+		broken=$((broken + 1))
 		printf '%-10s %12s %8s %8s  %s\n' "$t" - - - "BUILD FAILED" >>"$table"
 		continue
 	fi
@@ -118,5 +119,5 @@ for t in $targets; do
 done
 
 cat "$table"
-echo "result: targets=$n crashes=$crashes"
-[ "$crashes" -eq 0 ]
+echo "result: targets=$n crashes=$crashes build_failed=$broken"
+[ "$crashes" -eq 0 ] && [ "$broken" -eq 0 ]
