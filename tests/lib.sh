@@ -290,5 +290,29 @@ stop_ophookd() {
 }
 ctl() { "$OPHOOKCTL" -s "$T/ophookd.sock" "$@"; }
 
-# log_count [JQ-FILTER]: number of lines of $T/events.log matching a type
+# log_count_type TYPE: number of lines of $T/events.log of that type
 log_count_type() { grep -c "\"type\": *\"$1\"" "$T/events.log" 2>/dev/null || true; }
+
+# log_events TYPE [KEY=VALUE...]: events of TYPE in $T/events.log whose
+# top-level fields all match (booleans as true/false)
+log_events() {
+	python3 - "$T/events.log" "$@" <<'PY'
+import json, sys
+path, typ, conds = sys.argv[1], sys.argv[2], sys.argv[3:]
+n = 0
+try: lines = open(path).readlines()
+except OSError: lines = []
+for line in lines:
+    try: e = json.loads(line)
+    except ValueError: continue
+    if e.get("type") != typ: continue
+    ok = True
+    for c in conds:
+        k, v = c.split("=", 1)
+        got = e.get(k)
+        if isinstance(got, bool): got = "true" if got else "false"
+        if str(got) != v: ok = False
+    n += ok
+print(n)
+PY
+}

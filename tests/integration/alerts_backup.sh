@@ -45,28 +45,6 @@ YAML
 start_ophookd || { plan 1; ok 1 "ophookd starts"; exit 1; }
 wait_for 20 sh -c "'$OPHOOKCTL' -s '$T/ophookd.sock' --json status | grep -q '\"connected\": *true'"
 
-# count TYPE [KEY=VALUE...]: events of TYPE in the log matching
-count() {
-	python3 - "$T/events.log" "$@" <<'PY'
-import json, sys
-path, typ, conds = sys.argv[1], sys.argv[2], sys.argv[3:]
-n = 0
-try: lines = open(path).readlines()
-except OSError: lines = []
-for line in lines:
-    try: e = json.loads(line)
-    except ValueError: continue
-    if e.get("type") != typ: continue
-    ok = True
-    for c in conds:
-        k, v = c.split("=", 1)
-        got = e.get(k)
-        if isinstance(got, bool): got = "true" if got else "false"
-        if str(got) != v: ok = False
-    n += ok
-print(n)
-PY
-}
 # run NAME CODE: a container NAME that exits with CODE, its death seen
 DIED=0
 run() {
@@ -79,33 +57,33 @@ run() {
 }
 
 run backup 0
-is "$(count backup.succeeded user=alice resolved=false)" 1 \
+is "$(log_events backup.succeeded user=alice resolved=false)" 1 \
 	"a run exiting 0: backup.succeeded (resolves nothing)"
 run backup 1
-is "$(count backup.failed user=alice exit_code=1)" 1 \
+is "$(log_events backup.failed user=alice exit_code=1)" 1 \
 	"a run exiting 1: backup.failed"
 run backup 2
-is "$(count backup.failed)" 1 "a second failure while open: nothing more"
+is "$(log_events backup.failed)" 1 "a second failure while open: nothing more"
 run nginx 1
-is "$(count backup.failed)" 1 "another container dying: no backup alert"
+is "$(log_events backup.failed)" 1 "another container dying: no backup alert"
 stop_ophookd
 start_ophookd || exit 1
 wait_for 20 sh -c "'$OPHOOKCTL' -s '$T/ophookd.sock' --json status | grep -q '\"connected\": *true'"
 DIED=$(grep -c '"container.died"' "$T/events.log")
 run backup 3
-is "$(count backup.failed)" 1 "after a restart, still failing: nothing more"
+is "$(log_events backup.failed)" 1 "after a restart, still failing: nothing more"
 pm u1 rm -f backup >/dev/null 2>&1
 pm u1 run -d --name backup localhost/bb sleep 300 >/dev/null 2>&1
 pm u1 stop -t 0 backup >/dev/null 2>&1
 DIED=$((DIED + 1))
 wait_for 20 sh -c "[ \$(grep -c '\"container.died\"' '$T/events.log') -ge $DIED ]"
 sleep 0.5
-is "$(count backup.succeeded)" 1 "a stop (137/143) is no result"
-is "$(count backup.failed)" 1 "nor a failure"
+is "$(log_events backup.succeeded)" 1 "a stop (137/143) is no result"
+is "$(log_events backup.failed)" 1 "nor a failure"
 run backup 0
-is "$(count backup.succeeded user=alice resolved=true failed_exit_code=1)" 1 \
+is "$(log_events backup.succeeded user=alice resolved=true failed_exit_code=1)" 1 \
 	"a success after the failures: backup.succeeded resolved true"
 run backup 4
-is "$(count backup.failed)" 2 "a new failure after the success: backup.failed"
+is "$(log_events backup.failed)" 2 "a new failure after the success: backup.failed"
 stop_ophookd
 done_testing

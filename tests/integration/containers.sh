@@ -124,33 +124,11 @@ sed 's/^  scan_ms: 200$/  scan_ms: 200\n  peer_check: false/' "$T/peer.yaml" > "
 grep -q 'peer_check: false' "$T/ophookd.yaml" || echo "# config edit failed"
 start_ophookd || exit 1
 
-# evc TYPE [KEY=VALUE...]: events of TYPE in the log whose fields match
-evc() {
-	python3 - "$T/events.log" "$@" <<'PY'
-import json, sys
-path, typ, conds = sys.argv[1], sys.argv[2], sys.argv[3:]
-n = 0
-try: lines = open(path).readlines()
-except OSError: lines = []
-for line in lines:
-    try: e = json.loads(line)
-    except ValueError: continue
-    if e.get("type") != typ: continue
-    ok = True
-    for c in conds:
-        k, v = c.split("=", 1)
-        got = e.get(k)
-        if isinstance(got, bool): got = "true" if got else "false"
-        if str(got) != v: ok = False
-    n += ok
-print(n)
-PY
-}
 # wait_ev N TYPE [KEY=VALUE...]: wait (20 s) until there are N
 wait_ev() {
 	_want=$1; shift
 	for _ in $(seq 200); do
-		[ "$(evc "$@")" -ge "$_want" ] && return 0
+		[ "$(log_events "$@")" -ge "$_want" ] && return 0
 		sleep 0.1
 	done
 	return 1
@@ -165,21 +143,21 @@ pm u1 run --name web --label com.docker.compose.service=nginx \
 	--label com.docker.compose.project=alice localhost/bb sh -c 'exit 3'
 pm u2 run --name web localhost/bb sh -c 'exit 4'
 wait_ev 1 container.died ctx=bob container=web
-is "$(evc container.died ctx=alice user=alice uid=$U1 container=web exit_code=3 service=nginx project=alice)" 1 \
+is "$(log_events container.died ctx=alice user=alice uid=$U1 container=web exit_code=3 service=nginx project=alice)" 1 \
 	"alice's web died with exit 3, compose service and project"
-is "$(evc container.died ctx=bob user=bobby uid=$U2 container=web exit_code=4)" 1 \
+is "$(log_events container.died ctx=bob user=bobby uid=$U2 container=web exit_code=4)" 1 \
 	"bob's web (same name) died with exit 4, user is the panel's name bobby"
-is "$(evc container.started ctx=alice container=web)" 1 "alice's web started"
-is "$(evc container.started ctx=bob container=web)" 1 "bob's web started"
+is "$(log_events container.started ctx=alice container=web)" 1 "alice's web started"
+is "$(log_events container.started ctx=bob container=web)" 1 "bob's web started"
 
 # ---- OOM (cgroup v1 + runc: Podman 4.3 reports no oom, the kernel does) ----
 pm u1 run --name mem --memory 8m --memory-swap 8m localhost/bb tail /dev/zero
 rc=$?
 if [ "$rc" = 137 ]; then
 	wait_ev 1 container.oom ctx=alice container=mem
-	is "$(evc container.oom ctx=alice container=mem)" 1 \
+	is "$(log_events container.oom ctx=alice container=mem)" 1 \
 		"OOM kill of alice's mem: container.oom"
-	is "$(evc container.oom ctx=bob)" 0 "no OOM for bob"
+	is "$(log_events container.oom ctx=bob)" 0 "no OOM for bob"
 else
 	ok 0 "# SKIP the kernel did not OOM-kill (exit $rc)"
 	ok 0 "# SKIP"
@@ -192,15 +170,15 @@ pm u2 healthcheck run db >/dev/null 2>&1
 pm u2 healthcheck run db >/dev/null 2>&1
 wait_ev 1 container.health_changed ctx=bob container=db
 sleep 0.5
-is "$(evc container.health_changed ctx=bob container=db health=unhealthy)" 1 \
+is "$(log_events container.health_changed ctx=bob container=db health=unhealthy)" 1 \
 	"bob's db unhealthy, once for two failed checks"
 
 # ---- restart loop: on-failure:3 = 4 deaths; 3 in 60 s is a loop ----
 pm u1 run -d --name loop --restart on-failure:3 localhost/bb sh -c 'sleep 0.2; exit 1' >/dev/null
 wait_ev 1 container.restart_loop ctx=alice container=loop
-is "$(evc container.restart_loop ctx=alice container=loop deaths=3)" 1 \
+is "$(log_events container.restart_loop ctx=alice container=loop deaths=3)" 1 \
 	"alice's loop: container.restart_loop after 3 deaths"
-is "$(evc container.restart_loop ctx=bob)" 0 "no restart loop for bob"
+is "$(log_events container.restart_loop ctx=bob)" 0 "no restart loop for bob"
 
 # ---- the sample hook told the webhook about both ----
 wait_for 20 sh -c "cat '$T'/posts/*.json 2>/dev/null | grep -q 'restarting in a loop'"
@@ -221,12 +199,12 @@ pm u2 stop -t 0 db >/dev/null
 # Podman 4.3 logs no "stop" for a stop, only its "died"; newer Podman and
 # Docker add a "stop" (container.stopped, with the same reason)
 wait_ev 1 container.died ctx=bob container=db
-is "$(evc container.died ctx=bob container=db reason=user.suspended user=bobby suspended=true)" 1 \
+is "$(log_events container.died ctx=bob container=db reason=user.suspended user=bobby suspended=true)" 1 \
 	"bob's db stopped: reason user.suspended, user bobby, suspended"
-is "$(evc container.stopped ctx=bob container=db)$(evc container.stopped ctx=bob container=db reason=user.suspended)" \
-	"$(evc container.stopped ctx=bob container=db)$(evc container.stopped ctx=bob container=db)" \
+is "$(log_events container.stopped ctx=bob container=db)$(log_events container.stopped ctx=bob container=db reason=user.suspended)" \
+	"$(log_events container.stopped ctx=bob container=db)$(log_events container.stopped ctx=bob container=db)" \
 	"a container.stopped, if Podman logs one, has the reason too"
-is "$(evc container.restart_loop ctx=bob container=db)" 0 \
+is "$(log_events container.restart_loop ctx=bob container=db)" 0 \
 	"deaths with a reason count towards no restart loop"
 
 # ---- opencli user-suspend's order: the user's Caddy confs first (a
@@ -236,7 +214,7 @@ pm u1 run -d --name cron localhost/bb sleep 600 >/dev/null
 ctl emit domain.suspended alice-blog.example domain=alice-blog.example reason=user >/dev/null
 pm u1 stop -t 0 cron >/dev/null
 wait_ev 1 container.died ctx=alice container=cron
-is "$(evc container.died ctx=alice container=cron reason=user.suspended)" 1 \
+is "$(log_events container.died ctx=alice container=cron reason=user.suspended)" 1 \
 	"a stop after the user's domain.suspended (reason user) has reason user.suspended"
 
 # ---- alice's Docker (1.x): kill, die, stop; health; hostile lines ----
@@ -252,13 +230,13 @@ printf 'not json at all\n' >> "$T/docker-events.jsonl"
 wait_ev 1 container.started api=docker container=evil
 wait_ev 1 container.health_changed api=docker
 sleep 0.5
-is "$(evc container.stopped ctx=alice api=docker container=nginx service=None)" 1 \
+is "$(log_events container.stopped ctx=alice api=docker container=nginx service=None)" 1 \
 	"Docker's stop: container.stopped for alice"
-is "$(evc container.died ctx=alice api=docker container=nginx exit_code=0 service=nginx)" 1 \
+is "$(log_events container.died ctx=alice api=docker container=nginx exit_code=0 service=nginx)" 1 \
 	"Docker's die: container.died, exitCode 0, compose service"
-is "$(evc container.health_changed ctx=alice api=docker container=nginx health=unhealthy)" 1 \
+is "$(log_events container.health_changed ctx=alice api=docker container=nginx health=unhealthy)" 1 \
 	"Docker's health_status: unhealthy (the status from the action)"
-is "$(evc container.started api=docker container=evil service=None project=None)" 1 \
+is "$(log_events container.started api=docker container=evil service=None project=None)" 1 \
 	"hostile compose labels left out, the event kept"
 _dropped() { [ "$(grep -c 'docker.sock: event dropped' "$T/ophookd.log")" -ge 2 ]; }
 wait_for 20 _dropped
@@ -325,7 +303,7 @@ is "$extra" 0 "no event that Podman did not log"
 [ "$n_theirs" -ge 30 ]; ok $? "enough events to mean something ($n_theirs)"
 is "$(grep -v 'docker.sock: event dropped' "$T/ophookd.log" | grep -c 'not journaled\|event dropped')" 0 \
 	"no event dropped or unjournaled (but the hostile ones)"
-is "$(evc container.stopped api=docker)$(evc container.died api=docker)$(evc container.started api=docker)" 112 \
+is "$(log_events container.stopped api=docker)$(log_events container.died api=docker)$(log_events container.started api=docker)" 112 \
 	"the Docker stream after a kill -9: nothing twice"
 
 done_testing

@@ -72,21 +72,8 @@ ok "$(find "$R" -newer "$T/ophookd.yaml" -type f ! -path "$HOOKS/*" \
 ctl guard status --root "$R" > "$T/st.out"
 is "$?" 0 "guard status: installed"
 
-# allowed: the script runs
-opencli domains-add shop.com bob
-is "$rc" 0 "an allowed command exits 0"
-ok "$(grep -q 'domains/add shop.com bob' "$T/ran"; echo $?)" "its script ran"
-is "$(cat "$T/out")" "domains/add done" "its output reaches the caller"
-
-# denied: the script does not run, the reason is on the caller's stderr
-: > "$T/ran"
-opencli domains-add shop.example bob
-ok "$([ "$rc" -ne 0 ]; echo $?)" "a denied command fails (exit $rc)"
-ok "$([ ! -s "$T/ran" ]; echo $?)" "the denied command's script did not run"
-ok "$(grep -q 'opencli domains-add refused: domain.add: shop.example is reserved' "$T/err"; echo $?)" \
-	"the reason reaches the caller's stderr"
-ok "$(grep -q "$(printf '\033')" "$T/err"; [ $? -ne 0 ]; echo $?)" \
-	"no control character of the reason reaches the caller raw"
+# allowed: the script runs; denied: it does not, the reason on stderr
+guard_allow_deny opencli "$T/ran" ""
 is "$(cat "$T/out")" "" "nothing on stdout"
 # the -x debug flag changes nothing
 : > "$T/ran"

@@ -32,3 +32,23 @@ run_hook post "$command" "$@"
 EOF
 	chmod 755 "$1"
 }
+
+# guard_allow_deny RUN RAN LABEL: with the guard installed, RUN (a function
+# that runs opencli and sets $rc, $T/out, $T/err) lets domains-add shop.com
+# through (its script writes RAN) and stops domains-add shop.example (a Lua
+# pre hook denies it) before its script, with the reason on stderr.
+guard_allow_deny() {
+	_run=$1 _ran=$2 _l=$3
+	"$_run" domains-add shop.com bob
+	is "$rc" 0 "${_l}an allowed command exits 0"
+	ok "$(grep -q 'domains/add shop.com bob' "$_ran"; echo $?)" "${_l}its script ran"
+	is "$(cat "$T/out")" "domains/add done" "${_l}its output reaches the caller"
+	: > "$_ran"
+	"$_run" domains-add shop.example bob
+	ok "$([ "$rc" -ne 0 ]; echo $?)" "${_l}a denied command fails (exit $rc)"
+	ok "$([ ! -s "$_ran" ]; echo $?)" "${_l}the denied command's script did not run"
+	ok "$(grep -q 'opencli domains-add refused: domain.add: shop.example is reserved' "$T/err"; echo $?)" \
+		"${_l}the reason reaches the caller's stderr"
+	ok "$(grep -q "$(printf '\033')" "$T/err"; [ $? -ne 0 ]; echo $?)" \
+		"${_l}no control character of the reason reaches the caller raw"
+}
