@@ -14,6 +14,7 @@
  * session "bearer" / "unix" from GET api/session. */
 #define _GNU_SOURCE
 #include "console.h"
+#include "authlimit.h"
 #include "control.h"
 #include "log.h"
 #include "util.h"
@@ -31,6 +32,7 @@
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +52,14 @@
 #define CONSOLE_PING_MS 15000                 /* SSE keep-alive */
 #define CONSOLE_SESSION_S (12 * 3600)
 #define CONSOLE_COOKIE "ophook_console"
+/* Wrong tokens on a loopback address (login form or bearer): after
+ * CONSOLE_FAIL_MAX within CONSOLE_FAIL_WINDOW_S, token checks are refused
+ * with 429 until CONSOLE_LOCKOUT_S after the last wrong one.  Sessions
+ * already open keep working, so a local guesser cannot lock a logged-in
+ * admin out. */
+#define CONSOLE_FAIL_MAX 10
+#define CONSOLE_FAIL_WINDOW_S 60
+#define CONSOLE_LOCKOUT_S 60
 #define CONSOLE_TOKEN_MIN 16
 #define CONSOLE_TOKEN_MAX 4096
 #define CONSOLE_EVENTS_LIMIT_MAX 500
@@ -68,6 +78,8 @@ struct console {
 	char *token;       /* NULL: no token needed (Unix socket only) */
 	unsigned char key[32];
 	atomic_bool stopping;
+	pthread_mutex_t limit_mu; /* guards limit */
+	struct authlimit limit;
 };
 
 /* One request's state across libmicrohttpd's calls. */
@@ -361,20 +373,83 @@ static bool console_session_check(const struct console *c, const char *v,
 	return true;
 }
 
+/* Check a token given by a client against the console's: 1 right, 0
+ * wrong, -1 not checked (locked out, seconds left in *retry_r).  On a
+ * loopback address, where any local process can knock, under the
+ * failed-attempt limit; a Unix socket is open to root and socket_group
+ * only (Caddy, holding the token), so none there: a local guesser cannot
+ * lock Caddy out.  `what` names the way it came, for the log. */
+static int console_token_check(struct console *c, const char *given,
+			       const char *what, long *retry_r)
+{
+	struct timespec ts;
+	int ret;
+
+	if (c->unix_path != NULL) /* root and socket_group only: no limit */
+		return given != NULL && console_secret_eq(given, c->token);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	pthread_mutex_lock(&c->limit_mu);
+	if (!authlimit_allow(&c->limit, ts.tv_sec, retry_r)) {
+		pthread_mutex_unlock(&c->limit_mu);
+		return -1;
+	}
+	ret = given != NULL && console_secret_eq(given, c->token) ? 1 : 0;
+	if (ret == 0) {
+		enum authlimit_step st = authlimit_fail(&c->limit, ts.tv_sec);
+
+		if (st == AUTHLIMIT_LOCKED)
+			log_warn("console: %d wrong tokens within %d s: token "
+				 "checks refused (429) for %d s; open sessions "
+				 "are not affected", CONSOLE_FAIL_MAX,
+				 CONSOLE_FAIL_WINDOW_S, CONSOLE_LOCKOUT_S);
+		else if (st == AUTHLIMIT_FIRST)
+			log_warn("console: %s refused (wrong token); further "
+				 "wrong tokens within %d s are not logged one "
+				 "by one", what, CONSOLE_FAIL_WINDOW_S);
+	}
+	pthread_mutex_unlock(&c->limit_mu);
+	return ret;
+}
+
+static void console_headers(struct MHD_Response *r, const char *mime);
+
+/* A 429 with Retry-After. */
+static enum MHD_Result console_too_many(struct MHD_Connection *conn,
+					long retry)
+{
+	char body[160], secs[24];
+	struct MHD_Response *r;
+
+	snprintf(body, sizeof(body),
+		 "{\"ok\":false,\"error\":\"too many wrong tokens: try "
+		 "again in %ld s\"}", retry);
+	snprintf(secs, sizeof(secs), "%ld", retry);
+	r = MHD_create_response_from_buffer(strlen(body), body,
+					    MHD_RESPMEM_MUST_COPY);
+	if (r == NULL)
+		return MHD_NO;
+	console_headers(r, "application/json; charset=utf-8");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+	enum MHD_Result ret = MHD_queue_response(conn, 429, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
 /* Who is asking: fills sid_r (the session whose CSRF token applies) and
- * returns true when the request may see the console. */
-static bool console_auth(const struct console *c, struct MHD_Connection *conn,
-			 char sid_r[33])
+ * returns 1 when the request may see the console, 0 when not, -1 when a
+ * bearer token was not checked (locked out, seconds left in *retry_r). */
+static int console_auth(struct console *c, struct MHD_Connection *conn,
+			char sid_r[33], long *retry_r)
 {
 	if (c->token == NULL) {
 		snprintf(sid_r, 33, "unix");
-		return true;
+		return 1;
 	}
 	const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 						    MHD_HTTP_HEADER_AUTHORIZATION);
 	if (h != NULL && strncasecmp(h, "Bearer ", 7) == 0) {
 		snprintf(sid_r, 33, "bearer");
-		return console_secret_eq(h + 7, c->token);
+		return console_token_check(c, h + 7, "bearer token", retry_r);
 	}
 	const char *ck = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND,
 						     CONSOLE_COOKIE);
@@ -525,13 +600,16 @@ static enum MHD_Result console_login(struct console *c,
 		free(tok);
 		return console_redirect(conn, "./", NULL);
 	}
-	bool ok = tok != NULL && console_secret_eq(tok, c->token);
+	long retry;
+	int ok = console_token_check(c, tok, "login", &retry);
+	if (tok != NULL)
+		OPENSSL_cleanse(tok, strlen(tok));
 	free(tok);
-	if (!ok) {
-		log_warn("console: login refused (wrong token)");
+	if (ok < 0)
+		return console_too_many(conn, retry);
+	if (ok == 0)
 		return console_send_asset(conn, MHD_HTTP_UNAUTHORIZED,
 					  "login.html");
-	}
 	char *sess = console_session_new(c);
 	if (sess == NULL)
 		return console_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
@@ -816,8 +894,11 @@ static enum MHD_Result console_route(struct console *c,
 	if (get && strcmp(url, "/favicon.ico") == 0)
 		return console_send(conn, MHD_HTTP_NO_CONTENT, NULL, "", 0, false);
 
-	bool authed = console_auth(c, conn, sid);
-	if (!authed) {
+	long retry;
+	int authed = console_auth(c, conn, sid, &retry);
+	if (authed < 0)
+		return console_too_many(conn, retry);
+	if (authed == 0) {
 		if (get && (strcmp(url, "/") == 0 ||
 			    strcmp(url, "/index.html") == 0))
 			return console_redirect(conn, "login", NULL);
@@ -1094,6 +1175,7 @@ static void console_free(struct console *c)
 		free(c->unix_path);
 	}
 	OPENSSL_cleanse(c->key, sizeof(c->key));
+	pthread_mutex_destroy(&c->limit_mu);
 	free(c->ctl_path);
 	free(c);
 }
@@ -1108,6 +1190,9 @@ int console_start(const struct config *cfg, struct console **c_r,
 
 	*c_r = NULL;
 	atomic_init(&c->stopping, false);
+	pthread_mutex_init(&c->limit_mu, NULL);
+	authlimit_init(&c->limit, CONSOLE_FAIL_MAX, CONSOLE_FAIL_WINDOW_S,
+		       CONSOLE_LOCKOUT_S);
 	c->ctl_path = xstrdup(cfg->socket != NULL ? cfg->socket
 						  : "/run/ophookd.sock");
 	if (getrandom(c->key, sizeof(c->key), 0) != (ssize_t)sizeof(c->key)) {

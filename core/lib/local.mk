@@ -9,6 +9,7 @@ core_lib_libophook_lib_la_SOURCES = \
 	core/lib/emitline.c core/lib/emitline.h \
 	core/lib/config.c core/lib/config.h \
 	core/lib/alertlevel.c core/lib/alertlevel.h \
+	core/lib/authlimit.c core/lib/authlimit.h \
 	core/lib/control.c core/lib/control.h \
 	core/lib/catalogue.c core/lib/catalogue.h
 core_lib_libophook_lib_la_CPPFLAGS = $(LIB_CPPFLAGS)
@@ -54,3 +55,9 @@ TESTS += tests/unit/test_alerts
 tests_unit_test_alerts_SOURCES = tests/unit/test_alerts.c
 tests_unit_test_alerts_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_alerts_LDADD = $(TEST_LIBS)
+
+check_PROGRAMS += tests/unit/test_authlimit
+TESTS += tests/unit/test_authlimit
+tests_unit_test_authlimit_SOURCES = tests/unit/test_authlimit.c
+tests_unit_test_authlimit_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_authlimit_LDADD = $(TEST_LIBS)

@@ -156,6 +156,30 @@ ok $? "screenshots of every page ($n)"
 mkdir -p "$top_builddir/tests/console-screens"
 cp "$T/shots"/*.png "$top_builddir/tests/console-screens/" 2>/dev/null
 
+# ---- guessing the token: locked out after 10 wrong ones a minute ----
+codes=
+for i in 1 2 3 4 5 6 7 8 9 10; do
+	codes="$codes $(code -X POST -d "token=guess$i" "$BASE/login")"
+done
+# (the test and the browser gave a few wrong tokens already this minute)
+echo "$codes" | grep -Eq '^( 401)+( 429)*$'
+ok $? "wrong tokens: 401 until the limit, then 429 ($codes)"
+is "$(code -D "$T/429.h" -X POST -d 'token=guess11' "$BASE/login")" 429 \
+	"past 10 wrong tokens a minute: 429"
+grep -qi '^retry-after: [1-9][0-9]*' "$T/429.h"
+ok $? "the 429 says when to retry (Retry-After)"
+is "$(code -X POST --data-urlencode "token=$TOKEN" "$BASE/login")" 429 \
+	"while locked out, even the right token is not checked"
+is "$(code -H "Authorization: Bearer $TOKEN" "$BASE/api/session")" 429 \
+	"bearer tokens are under the same limit"
+is "$(code -H "Cookie: $COOKIE" "$BASE/api/ctl?cmd=status")" 200 \
+	"an open session keeps working during the lockout"
+is "$(grep -c 'token checks refused (429)' "$T/ophookd.log")" 1 \
+	"the lockout is logged once"
+n=$(grep -c 'refused (wrong token)' "$T/ophookd.log")
+[ "$n" -ge 1 ] && [ "$n" -le 2 ]
+ok $? "wrong tokens logged once a window, not one by one ($n lines for 12 wrong attempts)"
+
 stop_ophookd
 
 # ---- on a Unix socket, no token file: root and socket_group only ----
@@ -173,6 +197,22 @@ UCSRF=$(curl -s --unix-socket "$T/console.sock" http://console/api/session |
 is "$(ucode -X POST -H 'Content-Type: application/json' -H "X-CSRF-Token: $UCSRF" \
 	-d '{"cmd":"retry","args":["--failed"]}' "http://console/api/ctl")" 200 "root may act over the Unix socket"
 stop_ophookd
+
+# on the Unix socket with a token (Caddy's way): no lockout for guessers
+# to cause, since only root and socket_group reach it
+printf '  token_file: %s\n' "$T/token" >> "$T/ophookd.yaml"
+start_ophookd || exit 1
+wait_for 10 test -S "$T/console.sock"
+codes=
+for i in 1 2 3 4 5 6 7 8 9 10 11 12; do
+	codes="$codes $(ucode -H "Authorization: Bearer guess$i" "http://console/api/session")"
+done
+echo "$codes" | grep -Eq '^( 401){12}$'
+ok $? "Unix socket: 12 wrong bearer tokens, all 401, no lockout ($codes)"
+is "$(ucode -H "Authorization: Bearer $TOKEN" "http://console/api/ctl?cmd=status")" 200 \
+	"Unix socket: the right token still opens it"
+stop_ophookd
+sed -i '/^  token_file:/d' "$T/ophookd.yaml"
 
 # a socket_group member (nobody in nogroup): may look, not act, as on the
 # control socket
