@@ -343,12 +343,14 @@ static int guard_stop(const char *cmd, const char *why, const char *log_file)
 		(void)w;
 		close(fd);
 	}
+	/* logged before the kill: when opencli is the process a container
+	 * runs (podman exec), its end takes this process down with it */
+	guard_log(log_file, "opencli %s refused: %s", c_cmd, c_why);
 	/* opencli waits for this hook: it cannot exit (and its pid cannot
 	 * be reused) before we do */
 	if (kill(pp, SIGTERM) < 0)
 		guard_log(log_file, "opencli %s: cannot stop pid %ld: %s",
 			  c_cmd, (long)pp, strerror(errno));
-	guard_log(log_file, "opencli %s refused: %s", c_cmd, c_why);
 	return 1;
 }
 
