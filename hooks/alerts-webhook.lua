@@ -17,6 +17,8 @@ local STATE = {
 	["cert.expiring"] = "open",
 	["cert.expired"] = "open",
 	["cert.expiry_resolved"] = "resolved",
+	["cert.renewal_overdue"] = "open",
+	["cert.renewal_resolved"] = "resolved",
 	["quota.exceeded"] = "open",
 	["quota.recovered"] = "resolved",
 	["backup.failed"] = "open",
@@ -34,6 +36,13 @@ local function describe(ev)
 	elseif t == "cert.expiry_resolved" then
 		return string.format("certificate of %s: %s (%s; not after %s)",
 			ev.domain, ev.was .. " over", ev.reason, ev.not_after)
+	elseif t == "cert.renewal_overdue" then
+		return string.format("certificate of %s is not renewed: Caddy "
+			.. "should have renewed it by %s (not after %s)",
+			ev.domain, ev.renew_due, ev.not_after)
+	elseif t == "cert.renewal_resolved" then
+		return string.format("certificate of %s: renewal alert over "
+			.. "(%s; not after %s)", ev.domain, ev.reason, ev.not_after)
 	elseif t == "quota.exceeded" then
 		return string.format("user %s uses %.1f%% of the %s disk quota "
 			.. "(level %d%%: %d of %d KiB)", ev.user, ev.percent,

@@ -90,6 +90,22 @@ int64_t alertlevel_cert_next(const int64_t *th, size_t n, int64_t not_after,
 	return not_after;
 }
 
+int64_t alertlevel_renew_overdue(int64_t not_before, int64_t not_after,
+				 int64_t *renew_at_r)
+{
+	int64_t left, grace;
+
+	*renew_at_r = INT64_MAX;
+	if (not_before == INT64_MIN || not_after == INT64_MIN ||
+	    not_after <= not_before ||
+	    not_after - not_before > (int64_t)100 * 366 * 86400)
+		return INT64_MAX;
+	left = (not_after - not_before) / 3;
+	*renew_at_r = not_after - left;
+	grace = left / 2 < 86400 ? left / 2 : 86400;
+	return *renew_at_r + grace;
+}
+
 enum alertlevel_action alertlevel_cert_step(int announced, int level,
 					    int *new_r)
 {

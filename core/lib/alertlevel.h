@@ -41,6 +41,16 @@ int alertlevel_cert(const int64_t *th, size_t n, int64_t not_after,
 int64_t alertlevel_cert_next(const int64_t *th, size_t n, int64_t not_after,
 			     int64_t now);
 
+/* Renewal of a certificate that renews itself (Caddy's ACME storage):
+ * Caddy renews once a third of the lifetime not_before..not_after is
+ * left; that instant goes to *renew_at_r.  Returns the instant the
+ * renewal is overdue: renew_at plus a grace of a day, or of half of what
+ * is left at renew_at when that is less (a 6-day certificate: due 2 days
+ * before its end, overdue 1 day before).  INT64_MAX when the dates make
+ * no lifetime. */
+int64_t alertlevel_renew_overdue(int64_t not_before, int64_t not_after,
+				 int64_t *renew_at_r);
+
 /* What an evaluation decided for one alert. */
 enum alertlevel_action {
 	ALERTLEVEL_KEEP = 0, /* nothing to say */

@@ -65,6 +65,8 @@
 
 #define F_CERTDATA                                                           \
 	{ "serial", "string", true, NULL, "the serial number, hex" },       \
+	{ "not_before", "string", false, NULL,                               \
+	  "start of validity, YYYY-MM-DDTHH:MM:SSZ" },                       \
 	{ "not_after", "string", true, NULL,                                 \
 	  "end of validity, YYYY-MM-DDTHH:MM:SSZ" },                         \
 	{ "names", "string[]", true, NULL,                                   \
@@ -167,6 +169,8 @@ const char *const catalogue_free_sources[] = { "socket", "hook", "replay",
 #define F_CERTALERT                                                          \
 	F_CERT,                                                              \
 	{ "serial", "string", true, NULL, "the certificate's serial, hex" }, \
+	{ "not_before", "string", false, NULL,                               \
+	  "start of validity, YYYY-MM-DDTHH:MM:SSZ" },                       \
 	{ "not_after", "string", true, NULL,                                 \
 	  "end of validity, YYYY-MM-DDTHH:MM:SSZ" },                         \
 	{ "remaining_s", "integer", false, NULL,                             \
@@ -439,6 +443,61 @@ static const struct catalogue_type catalogue_type_table[] = {
 		"\"/etc/openpanel/caddy/ssl/custom/shop.example/fullchain.pem\","
 		"\"domain\":\"shop.example\",\"issuer\":\"custom\",\"serial\":"
 		"\"3A7F\",\"names\":[\"shop.example\",\"www.shop.example\"]}",
+	},
+	{
+		"cert.renewal_overdue", "DOMAIN (*.DOMAIN for a wildcard)",
+		NULL, "alerts",
+		"Caddy has not renewed a certificate when it should have "
+		"(alert opened)",
+		"Derived alert (alerts.enabled), for the certificates Caddy "
+		"renews (its ACME storage; not custom ones): Caddy renews once "
+		"a third of the lifetime not_before..not_after is left "
+		"(renew_due); past that by a day (or by half of that third, "
+		"for lifetimes under 6 days) with the same certificate, the "
+		"renewal is failing.  A 90-day certificate: 29 days before its "
+		"end, well before the 14d threshold.  Sent once, from the "
+		"timer (at start when already past), remembered across "
+		"restarts; resolved by cert.renewal_resolved.",
+		(const struct catalogue_field[]){
+			F_CERTALERT,
+			{ "renew_due", "string", true, NULL,
+			  "when Caddy should have renewed, "
+			  "YYYY-MM-DDTHH:MM:SSZ" },
+			{ "overdue_s", "integer", true, NULL,
+			  "seconds since renew_due" },
+			F_OWNER, END },
+		"{\"id\":230,\"type\":\"cert.renewal_overdue\",\"subject\":"
+		"\"shop.example\",\"source\":\"timer\",\"node\":\"\",\"time\":"
+		"\"2025-07-02T08:00:00.020Z\",\"domain\":\"shop.example\","
+		"\"path\":\"/etc/openpanel/caddy/ssl/acme-v02.api.letsencrypt.org-"
+		"directory/shop.example/shop.example.crt\",\"issuer\":"
+		"\"acme-v02.api.letsencrypt.org-directory\",\"serial\":\"4B1D\","
+		"\"not_before\":\"2025-05-01T08:00:00Z\",\"not_after\":"
+		"\"2025-07-30T08:00:00Z\",\"renew_due\":\"2025-06-30T08:00:00Z\","
+		"\"overdue_s\":172800,\"remaining_s\":2419200}",
+	},
+	{
+		"cert.renewal_resolved", "DOMAIN (*.DOMAIN for a wildcard)",
+		NULL, "alerts", "an open cert.renewal_overdue alert is over",
+		"Caddy stored a new certificate (reason renewed; the fields "
+		"describe the new one) or the certificate was removed (reason "
+		"removed; the fields describe the old one).",
+		(const struct catalogue_field[]){
+			F_CERTALERT,
+			{ "reason", "string", true, "renewed|removed",
+			  "why it is over" },
+			{ "old_serial", "string", false, NULL,
+			  "the serial of the certificate replaced" },
+			F_OWNER, END },
+		"{\"id\":240,\"type\":\"cert.renewal_resolved\",\"subject\":"
+		"\"shop.example\",\"source\":\"timer\",\"node\":\"\",\"time\":"
+		"\"2025-07-03T08:00:00.000Z\",\"domain\":\"shop.example\","
+		"\"path\":\"/etc/openpanel/caddy/ssl/acme-v02.api.letsencrypt.org-"
+		"directory/shop.example/shop.example.crt\",\"issuer\":"
+		"\"acme-v02.api.letsencrypt.org-directory\",\"serial\":\"5C2E\","
+		"\"not_before\":\"2025-07-03T07:00:00Z\",\"not_after\":"
+		"\"2025-10-01T07:00:00Z\",\"reason\":\"renewed\","
+		"\"old_serial\":\"4B1D\"}",
 	},
 	{
 		"cert.renewed", "DOMAIN (*.DOMAIN for a wildcard)", NULL,

@@ -33,9 +33,11 @@ struct acert {
 	char *domain, *subject, *issuer;
 	bool wildcard;
 	char serial[130];
+	char not_before_s[40]; /* "" when not known (facts of an older ophook) */
 	char not_after_s[40];
-	int64_t not_after;
+	int64_t not_before, not_after;
 	int level;      /* announced (ALERTLEVEL_NONE: nothing open) */
+	bool overdue;   /* cert.renewal_overdue announced, not resolved */
 	uint32_t gen;   /* sync generation that saw it */
 };
 
@@ -120,20 +122,28 @@ static bool save_cert(const char *key, void *value, void *ctx)
 	json_t *obj = ((void **)ctx)[1];
 	size_t n = a->cfg->alerts.n_cert_thresholds;
 
-	if (c->level == ALERTLEVEL_NONE)
+	json_t *o;
+
+	if (c->level == ALERTLEVEL_NONE && !c->overdue)
 		return true;
 	/* what describes it too: a removal while ophookd is down is
 	 * resolved at start with these */
-	json_object_set_new(
-		obj, key,
-		json_pack("{s:s,s:s,s:I,s:s?,s:s?,s:s?,s:b}", "serial",
-			  c->serial, "not_after", c->not_after_s,
-			  "announced_s",
-			  (json_int_t)(c->level >= (int)n
-					       ? 0
-					       : a->cfg->alerts.cert_th_s[c->level]),
-			  "domain", c->domain, "subject", c->subject, "issuer",
-			  c->issuer, "wildcard", c->wildcard));
+	o = json_pack("{s:s,s:s,s:s?,s:s?,s:s?,s:b}", "serial", c->serial,
+		      "not_after", c->not_after_s, "domain", c->domain,
+		      "subject", c->subject, "issuer", c->issuer, "wildcard",
+		      c->wildcard);
+	if (c->level != ALERTLEVEL_NONE)
+		json_object_set_new(
+			o, "announced_s",
+			json_integer(c->level >= (int)n
+					     ? 0
+					     : a->cfg->alerts.cert_th_s[c->level]));
+	if (c->overdue)
+		json_object_set_new(o, "renewal_overdue", json_true());
+	if (c->not_before_s[0] != '\0')
+		json_object_set_new(o, "not_before",
+				    json_string(c->not_before_s));
+	json_object_set_new(obj, key, o);
 	return true;
 }
 
@@ -219,10 +229,23 @@ static struct acert *acert_get(struct alerts *a, const char *path)
 		c = xcalloc(1, sizeof(*c));
 		c->path = xstrdup(path);
 		c->level = ALERTLEVEL_NONE;
+		c->not_before = INT64_MIN;
 		c->not_after = INT64_MIN;
 		hmap_put(a->certs, path, c);
 	}
 	return c;
+}
+
+/* Set a certificate's validity from RFC 3339 strings (not_before may be
+ * NULL or bad: then unknown, and no renewal alert is possible). */
+static void cert_dates(struct acert *c, const char *not_before,
+		       const char *not_after)
+{
+	snprintf(c->not_after_s, sizeof(c->not_after_s), "%s", not_after);
+	c->not_after = rfc3339_parse(not_after);
+	c->not_before = rfc3339_parse(not_before);
+	snprintf(c->not_before_s, sizeof(c->not_before_s), "%s",
+		 c->not_before != INT64_MIN ? not_before : "");
 }
 
 /* Set what describes a certificate from saved JSON strings (a bad or
@@ -273,17 +296,21 @@ static void alerts_load(struct alerts *a)
 	json_object_foreach(obj, k, v) {
 		const char *serial = json_string_value(json_object_get(v, "serial"));
 		const char *na = json_string_value(json_object_get(v, "not_after"));
+		const char *nb = json_string_value(json_object_get(v, "not_before"));
 		json_t *ann = json_object_get(v, "announced_s");
+		bool overdue = json_is_true(json_object_get(v, "renewal_overdue"));
 		struct acert *c;
 
-		if (serial == NULL || na == NULL || !json_is_integer(ann) ||
+		if (serial == NULL || na == NULL ||
+		    (!json_is_integer(ann) && !overdue) ||
 		    rfc3339_parse(na) == INT64_MIN)
 			continue;
 		c = acert_get(a, k);
 		snprintf(c->serial, sizeof(c->serial), "%s", serial);
-		snprintf(c->not_after_s, sizeof(c->not_after_s), "%s", na);
-		c->not_after = rfc3339_parse(na);
-		c->level = cert_level_of(a, json_integer_value(ann));
+		cert_dates(c, nb, na);
+		if (json_is_integer(ann))
+			c->level = cert_level_of(a, json_integer_value(ann));
+		c->overdue = overdue;
 		cert_describe(c, json_object_get(v, "subject"),
 			      json_object_get(v, "domain"),
 			      json_object_get(v, "issuer"),
@@ -312,8 +339,78 @@ static json_t *cert_payload(const struct acert *c)
 	if (c->wildcard)
 		json_object_set_new(p, "wildcard", json_true());
 	json_object_set_new(p, "serial", json_string(c->serial));
+	if (c->not_before_s[0] != '\0')
+		json_object_set_new(p, "not_before",
+				    json_string(c->not_before_s));
 	json_object_set_new(p, "not_after", json_string(c->not_after_s));
 	return p;
+}
+
+/* Is the certificate one that renews itself?  Caddy's ACME storage does;
+ * a custom one (opencli domains-ssl, issuer "custom") is the admin's to
+ * replace, and its thresholds are its only alert. */
+static bool cert_renews(const struct acert *c)
+{
+	return c->issuer != NULL && strcmp(c->issuer, "custom") != 0 &&
+	       c->not_before != INT64_MIN;
+}
+
+static void rfc3339_format(int64_t t, char out[40])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	gmtime_r(&tt, &tm);
+	strftime(out, 40, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* cert.renewal_overdue, or (reason set) cert.renewal_resolved. */
+static void cert_renewal_say(struct alerts *a, const struct acert *c,
+			     int64_t now, const char *reason,
+			     const char *old_serial)
+{
+	json_t *p = cert_payload(c);
+	int64_t due;
+	char due_s[40];
+
+	if (reason != NULL) {
+		json_object_set_new(p, "reason", json_string(reason));
+		if (old_serial != NULL && strcmp(old_serial, c->serial) != 0)
+			json_object_set_new(p, "old_serial",
+					    json_string(old_serial));
+		alerts_emit(a, "cert.renewal_resolved", c->subject, "timer", p);
+		return;
+	}
+	alertlevel_renew_overdue(c->not_before, c->not_after, &due);
+	rfc3339_format(due, due_s);
+	json_object_set_new(p, "renew_due", json_string(due_s));
+	json_object_set_new(p, "overdue_s", json_integer(now - due));
+	json_object_set_new(p, "remaining_s",
+			    json_integer(c->not_after - now > 0
+						 ? c->not_after - now
+						 : 0));
+	alerts_emit(a, "cert.renewal_overdue", c->subject, "timer", p);
+}
+
+/* The renewal alert of one certificate: opened once past its overdue
+ * instant, resolved when a new certificate (not overdue) replaces it. */
+static void cert_renewal_eval(struct alerts *a, struct acert *c, int64_t now,
+			      const char *old_serial, bool *dirty)
+{
+	int64_t due, at = cert_renews(c) ? alertlevel_renew_overdue(
+						   c->not_before, c->not_after,
+						   &due)
+					 : INT64_MAX;
+	bool overdue = now >= at;
+
+	if (overdue == c->overdue)
+		return;
+	if (c->overdue)
+		cert_renewal_say(a, c, now, "renewed", old_serial);
+	else
+		cert_renewal_say(a, c, now, NULL, NULL);
+	c->overdue = overdue;
+	*dirty = true;
 }
 
 /* The configured spelling of threshold level i ("7d"). */
@@ -382,6 +479,7 @@ static void cert_eval(struct alerts *a, struct acert *c, int64_t now,
 
 	if (c->not_after == INT64_MIN || c->domain == NULL)
 		return;
+	cert_renewal_eval(a, c, now, old_serial, dirty);
 	level = alertlevel_cert(cfg->alerts.cert_th_s, n, c->not_after, now);
 	act = alertlevel_cert_step(c->level, level, &next);
 	if (act == ALERTLEVEL_KEEP)
@@ -416,6 +514,13 @@ static bool eval_one(const char *key, void *value, void *ctx)
 				 ec->now);
 	if (t < ec->next)
 		ec->next = t;
+	if (!c->overdue && cert_renews(c)) {
+		int64_t due;
+
+		t = alertlevel_renew_overdue(c->not_before, c->not_after, &due);
+		if (t > ec->now && t < ec->next)
+			ec->next = t;
+	}
 	return true;
 }
 
@@ -450,7 +555,8 @@ static void cert_timer_cb(uv_timer_t *t)
 /* Set a certificate's facts (from the snapshot or an event). */
 static void cert_set(struct alerts *a, const char *path, const char *subject,
 		     const char *domain, const char *issuer, bool wildcard,
-		     const char *serial, const char *not_after)
+		     const char *serial, const char *not_before,
+		     const char *not_after)
 {
 	int64_t na = rfc3339_parse(not_after);
 	struct acert *c;
@@ -470,8 +576,7 @@ static void cert_set(struct alerts *a, const char *path, const char *subject,
 	c->wildcard = wildcard;
 	snprintf(old_serial, sizeof(old_serial), "%s", c->serial);
 	snprintf(c->serial, sizeof(c->serial), "%s", serial);
-	snprintf(c->not_after_s, sizeof(c->not_after_s), "%s", not_after);
-	c->not_after = na;
+	cert_dates(c, not_before, not_after);
 	if (a->certs_ready && strcmp(old_serial, serial) != 0) {
 		cert_eval(a, c, now_ms() / 1000, old_serial, &dirty);
 		if (dirty)
@@ -486,9 +591,13 @@ static void cert_gone(struct alerts *a, const char *path)
 
 	if (c == NULL)
 		return;
-	if (c->level != ALERTLEVEL_NONE && c->domain != NULL) {
+	if (c->overdue && c->domain != NULL)
+		cert_renewal_say(a, c, 0, "removed", NULL);
+	if (c->level != ALERTLEVEL_NONE && c->domain != NULL)
 		cert_resolved(a, c, "removed", NULL, c->level);
+	if ((c->overdue || c->level != ALERTLEVEL_NONE) && c->domain != NULL) {
 		c->level = ALERTLEVEL_NONE;
+		c->overdue = false;
 		alerts_save(a);
 	}
 	acert_free(c);
@@ -498,6 +607,22 @@ struct sync_ctx {
 	struct alerts *a;
 	const char *root;
 };
+
+/* Facts journaled by an ophook before not_before was kept: the
+ * certificate file read once at start, without following a symlink. */
+static int cert_read(const char *path, struct classify_cert *cc)
+{
+	char *pem = NULL;
+	size_t len = 0;
+	const char *why = NULL;
+	int ret = file_read_nofollow(path, 1024 * 1024, &pem, &len);
+
+	if (ret == 0) {
+		ret = classify_cert_parse(pem, len, cc, &why);
+		free(pem);
+	}
+	return ret;
+}
 
 static bool sync_fact(const char *path, const char *facts, void *ctx)
 {
@@ -523,11 +648,19 @@ static bool sync_fact(const char *path, const char *facts, void *ctx)
 		key = xstrdup(path);
 		issuer = "custom";
 	}
-	if (key != NULL)
+	if (key != NULL) {
+		struct classify_cert cc = { .names = NULL };
+		const char *nb =
+			json_string_value(json_object_get(f, "not_before"));
+
+		if (nb == NULL && cert_read(key, &cc) == 0)
+			nb = cc.not_before;
 		cert_set(sc->a, key, t.name,
 			 t.wildcard ? t.name + 2 : t.name, issuer, t.wildcard,
-			 json_string_value(json_object_get(f, "serial")),
+			 json_string_value(json_object_get(f, "serial")), nb,
 			 json_string_value(json_object_get(f, "not_after")));
+		json_decref(cc.names);
+	}
 	free(key);
 	json_decref(f);
 	return true;
@@ -667,6 +800,7 @@ static void alerts_listen(struct event *ev, void *ctx)
 		 json_string_value(json_object_get(p, "issuer")),
 		 json_is_true(json_object_get(p, "wildcard")),
 		 json_string_value(json_object_get(p, "serial")),
+		 json_string_value(json_object_get(p, "not_before")),
 		 json_string_value(json_object_get(p, "not_after")));
 }
 
@@ -1002,12 +1136,14 @@ static bool status_cert(const char *key, void *value, void *ctx)
 {
 	struct acert *c = value;
 
-	if (c->level != ALERTLEVEL_NONE)
-		json_array_append_new(ctx, json_pack("{s:s,s:s,s:s,s:i}",
+	if (c->level != ALERTLEVEL_NONE || c->overdue)
+		json_array_append_new(ctx, json_pack("{s:s,s:s,s:s,s:i,s:b}",
 						     "path", key, "domain",
 						     c->domain ? c->domain : "",
 						     "not_after", c->not_after_s,
-						     "level", c->level));
+						     "level", c->level,
+						     "renewal_overdue",
+						     c->overdue));
 	return true;
 }
 

@@ -5,18 +5,23 @@
  *   open                          resolved by
  *   cert.expiring (each threshold) cert.expiry_resolved (renewed, replaced
  *   cert.expired                   or removed)
+ *   cert.renewal_overdue           cert.renewal_resolved (renewed or
+ *                                  removed)
  *   quota.exceeded (each level)    quota.recovered (below the lowest level
  *                                  minus alerts.quota_margin)
  *   backup.failed                  backup.succeeded (resolved: true)
  *
  * Certificates: the watcher's snapshot knows every certificate (the facts
- * classify.c keeps: serial, not_after); once the reconcile at start is
+ * classify.c keeps: serial, not_before, not_after); once the reconcile at start is
  * done they are read from it, and the cert.issued / renewed / installed /
  * removed events keep them current afterwards.  One libuv timer is set to
  * the next threshold instant of all certificates (no periodic scan of
  * files).  A threshold crossed while ophookd was down is announced once at
  * start, only the most severe (a certificate 6 days from its end with
- * thresholds 14d, 7d, 1d gives one cert.expiring with days 7).
+ * thresholds 14d, 7d, 1d gives one cert.expiring with days 7).  A
+ * certificate of Caddy's ACME storage still the same a day past the
+ * instant Caddy renews it (a third of its lifetime left) gives
+ * cert.renewal_overdue; the timer is set to that instant too.
  *
  * Quota: alerts.quota_command (repquota -a -u -O csv) runs every
  * alerts.quota_interval_s in a worker thread (argv, bounded time and

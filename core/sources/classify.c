@@ -784,6 +784,13 @@ int classify_cert_parse(const char *pem, size_t len, struct classify_cert *c,
 	snprintf(c->serial, sizeof(c->serial), "%s", hex);
 	OPENSSL_free(hex);
 	BN_free(bn);
+	if (ASN1_TIME_to_tm(X509_get0_notBefore(x), &tm) != 1) {
+		X509_free(x);
+		*why_r = "bad certificate notBefore";
+		return -EINVAL;
+	}
+	strftime(c->not_before, sizeof(c->not_before), "%Y-%m-%dT%H:%M:%SZ",
+		 &tm);
 	if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1) {
 		X509_free(x);
 		*why_r = "bad certificate notAfter";
@@ -826,17 +833,19 @@ int classify_cert_parse(const char *pem, size_t len, struct classify_cert *c,
 static void cert_payload(json_t *p, const struct classify_cert *c)
 {
 	json_object_set_new(p, "serial", json_string(c->serial));
+	json_object_set_new(p, "not_before", json_string(c->not_before));
 	json_object_set_new(p, "not_after", json_string(c->not_after));
 	json_object_set(p, "names", c->names);
 }
 
-/* Facts kept for a certificate: serial, not-after and names (names so
+/* Facts kept for a certificate: serial, validity and names (names so
  * that cert.removed can say what was removed). */
 static json_t *cert_facts(const struct classify_cert *c)
 {
 	json_t *f = json_object();
 
 	json_object_set_new(f, "serial", json_string(c->serial));
+	json_object_set_new(f, "not_before", json_string(c->not_before));
 	json_object_set_new(f, "not_after", json_string(c->not_after));
 	json_object_set(f, "names", c->names);
 	return f;

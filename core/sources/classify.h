@@ -147,6 +147,7 @@ void classify_conf_modes(const char *content, size_t len,
 
 struct classify_cert {
 	char serial[130];    /* upper-case hex */
+	char not_before[40]; /* RFC 3339 */
 	char not_after[40];  /* RFC 3339 */
 	json_t *names;       /* array of SAN DNS names (owned) */
 };

@@ -5,7 +5,10 @@
 # in seconds with a certificate ending 40 s ahead: the real timer gives
 # each threshold once and cert.expired, also across a restart.  The
 # sample hook hooks/alerts-webhook.lua posts each alert, open or
-# resolved, to a webhook (python3 on loopback).
+# resolved, to a webhook (python3 on loopback).  Renewal: a Caddy
+# certificate past the point where Caddy renews gives cert.renewal_overdue
+# (at start and from the timer), closed by a renewal or a removal; a
+# custom one with the same dates does not.
 . "$top_srcdir/tests/lib.sh"
 . "$top_srcdir/tests/integration/watch_lib.sh"
 need jq openssl python3
@@ -45,8 +48,27 @@ copy_extensions = copy
 commonName = supplied
 EOF
 cert_until() {
+	cert_make "$@" || return 1
 	_d=$R/caddy/ssl/custom/$1
-	mkdir -p "$_d" "$T/ca/$1"
+	mkdir -p "$_d"
+	cp "$T/ca/$1/key.pem" "$_d/key.pem"
+	caddy_put "$T/ca/$1/fullchain.pem" "$_d/fullchain.pem"
+}
+# acme_until DOMAIN START END: the same, stored as Caddy stores an ACME
+# certificate (.key, .crt, then .json, each written to a temp file and
+# renamed)
+ACMEDIR=$R/caddy/ssl/acme-v02.api.letsencrypt.org-directory
+acme_until() {
+	cert_make "$@" || return 1
+	mkdir -p "$ACMEDIR/$1" &&
+	caddy_put "$T/ca/$1/key.pem" "$ACMEDIR/$1/$1.key" &&
+	caddy_put "$T/ca/$1/fullchain.pem" "$ACMEDIR/$1/$1.crt" &&
+	echo "{\"sans\":[\"$1\"],\"issuer_data\":{\"n\":1}}" > "$T/ca/$1/json" &&
+	caddy_put "$T/ca/$1/json" "$ACMEDIR/$1/$1.json"
+}
+# cert_make DOMAIN START END: key.pem and fullchain.pem in $T/ca/DOMAIN
+cert_make() {
+	mkdir -p "$T/ca/$1"
 	: > "$T/ca/index.txt"
 	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
 		-keyout "$T/ca/$1/key.pem" -out "$T/ca/$1/csr" -subj "/CN=$1" \
@@ -54,9 +76,7 @@ cert_until() {
 	openssl ca -batch -config "$T/ca/ca.cnf" -selfsign \
 		-keyfile "$T/ca/$1/key.pem" -in "$T/ca/$1/csr" \
 		-startdate "$2" -enddate "$3" -notext \
-		-out "$T/ca/$1/fullchain.pem" >/dev/null 2>&1 || return 1
-	cp "$T/ca/$1/key.pem" "$_d/key.pem"
-	caddy_put "$T/ca/$1/fullchain.pem" "$_d/fullchain.pem"
+		-out "$T/ca/$1/fullchain.pem" >/dev/null 2>&1
 }
 at() { date -u -d "@$(( $(date +%s) + $1 ))" +%Y%m%d%H%M%SZ; }
 NOW0=$(at -3600)
@@ -65,7 +85,9 @@ NOW0=$(at -3600)
 cert_until six.example.com "$NOW0" "$(at $((6 * 86400)))" &&
 cert_until twenty.example.com "$NOW0" "$(at $((20 * 86400)))" &&
 cert_until old.example.com 20200101000000Z 20200201000000Z &&
-cert_until acme.example.com "$NOW0" "$(at $((5 * 86400)))" ||
+cert_until acme.example.com "$NOW0" "$(at $((5 * 86400)))" &&
+acme_until late.example.com "$(at $((-80 * 86400)))" "$(at $((10 * 86400)))" &&
+cert_until latecustom.example.com "$(at $((-80 * 86400)))" "$(at $((10 * 86400)))" ||
 	{ plan 1; ok 1 "openssl ca makes certificates"; exit 1; }
 # acme.example.com as Caddy stores an ACME certificate: .key, .crt, .json
 ACME=$R/caddy/ssl/acme-v02.api.letsencrypt.org-directory/acme.example.com
@@ -77,14 +99,20 @@ echo '{"sans":["acme.example.com"],"issuer_data":{"n":1}}' > "$ACME/acme.example
 start_ophookd || { plan 1; ok 1 "ophookd starts"; exit 1; }
 expect "at start: the most severe threshold of each, once" \
 	"cert.expiring six.example.com" "cert.expired old.example.com" \
-	"cert.expiring acme.example.com"
+	"cert.expiring acme.example.com" "cert.expiring late.example.com" \
+	"cert.expiring latecustom.example.com" "cert.renewal_overdue late.example.com"
+is "$(jq -r 'select(.type == "cert.renewal_overdue") | [.domain, .issuer, (.overdue_s / 86400 | round), (((.not_after | fromdate) - (.renew_due | fromdate)) / 86400 | round), (.remaining_s / 86400 | round)] | join(" ")' "$T/events.log")" \
+	"late.example.com acme-v02.api.letsencrypt.org-directory 20 30 10" \
+	"renewal overdue: Caddy's, due 30 days before the end (a third of 90), 20 days ago"
+is "$(jq -r 'select(.type == "cert.expiring" and .domain == "late.example.com") | .not_before | fromdate | (now - .) / 86400 | round' "$T/events.log")" 80 \
+	"the alerts carry not_before"
 is "$(jq -r 'select(.type == "cert.expiring" and .domain == "six.example.com") | .days' "$T/events.log")" 7 \
 	"6 days left: days 7 (not 14 then 7)"
 is "$(jq -r 'select(.type == "cert.expiring" and .domain == "acme.example.com") | [.issuer, .path] | join(" ")' "$T/events.log")" \
 	"acme-v02.api.letsencrypt.org-directory $ACME/acme.example.com.crt" \
 	"Caddy's storage: issuer and the .crt path"
-is "$(jq -r 'select(.type == "cert.expiring") | .threshold' "$T/events.log" | sort -u)" 7d \
-	"threshold as configured"
+is "$(jq -r 'select(.type == "cert.expiring") | .threshold' "$T/events.log" | sort -u | tr '\n' ' ')" "14d 7d " \
+	"thresholds as configured (10 days left: 14d)"
 is "$(field_of cert.expired domain)" old.example.com "expired: its domain"
 
 stop_ophookd
@@ -100,6 +128,15 @@ expect "renewed: installed, and the alert resolved" \
 	"cert.installed six.example.com" "cert.expiry_resolved six.example.com"
 is "$(field_of cert.expiry_resolved reason)" renewed "reason renewed"
 is "$(field_of cert.expiry_resolved was)" cert.expiring "was cert.expiring"
+
+# Caddy renews late.example.com at last: both its alerts close
+OLD_LATE=$(jq -r 'select(.type == "cert.renewal_overdue") | .serial' "$T/events.log")
+acme_until late.example.com "$NOW0" "$(at $((90 * 86400)))"
+expect "Caddy renewed: cert.renewed, the renewal and expiry alerts resolved" \
+	"cert.renewed late.example.com" "cert.renewal_resolved late.example.com" \
+	"cert.expiry_resolved late.example.com"
+is "$(jq -r 'select(.type == "cert.renewal_resolved") | [.reason, .old_serial == "'"$OLD_LATE"'", .serial != "'"$OLD_LATE"'"] | join(" ")' "$T/events.log")" \
+	"renewed true true" "renewal resolved: reason renewed, the old and new serials"
 
 # the expired one removed
 rm -rf "$R/caddy/ssl/custom/old.example.com"
@@ -147,9 +184,22 @@ expect "at its end: cert.expired, once" "cert.expired soon.example.com"
 sleep 2
 expect "nothing more"
 
-# the webhook got each alert once: 8 opened, 4 resolved
+# the renewal timer: a Caddy certificate of 420 s whose renewal is overdue
+# 30 s from now (due at a third left, 140 s before its end, overdue half of
+# that later), before its first threshold (30 s before the end)
+acme_until tick.example.com "$(at -320)" "$(at 100)"
+expect "a new Caddy certificate, not yet due: issued only" \
+	"cert.issued tick.example.com"
+wait_for 40 sh -c "grep -q '\"cert.renewal_overdue\".*tick.example.com' '$T/events.log'"
+expect "the timer: cert.renewal_overdue, once" "cert.renewal_overdue tick.example.com"
+rm -rf "$ACMEDIR/tick.example.com"
+expect "removed: its renewal alert resolved" \
+	"cert.removed tick.example.com" "cert.renewal_resolved tick.example.com"
+is "$(field_of cert.renewal_resolved reason)" removed "reason removed"
+
+# the webhook got each alert once: 12 opened, 7 resolved
 posts() { cat "$T"/posts/*.json 2>/dev/null | jq -r '[.alert.type, .alert.subject, .alert.state] | join(" ")' | sort; }
-wait_for 20 sh -c "[ \$(ls '$T/posts' | wc -l) -ge 12 ]"
+wait_for 20 sh -c "[ \$(ls '$T/posts' | wc -l) -ge 19 ]"
 sleep 0.5
 is "$(posts)" "$(printf '%s\n' \
 	"cert.expired old.example.com open" \
@@ -163,7 +213,14 @@ is "$(posts)" "$(printf '%s\n' \
 	"cert.expiring soon.example.com open" \
 	"cert.expiring soon.example.com open" \
 	"cert.expiry_resolved old.example.com resolved" \
-	"cert.expiry_resolved six.example.com resolved" | sort)" \
+	"cert.expiry_resolved six.example.com resolved" \
+	"cert.expiring late.example.com open" \
+	"cert.expiring latecustom.example.com open" \
+	"cert.renewal_overdue late.example.com open" \
+	"cert.renewal_resolved late.example.com resolved" \
+	"cert.expiry_resolved late.example.com resolved" \
+	"cert.renewal_overdue tick.example.com open" \
+	"cert.renewal_resolved tick.example.com resolved" | sort)" \
 	"alerts-webhook.lua: every alert posted once with its state"
 cat "$T"/posts/*.json | jq -r .text | grep -q 'certificate of six.example.com expires in less than 7d'
 ok $? "the text says which domain and threshold"

@@ -36,6 +36,34 @@ static void test_duration(void **state)
 			 -EINVAL);
 }
 
+/* Renewal due at a third of the lifetime left, overdue a day later (or
+ * half of the third, for short lifetimes). */
+static void test_renew_overdue(void **state)
+{
+	int64_t due = 0;
+
+	(void)state;
+	/* 90 days: due 30 days before the end, overdue 29 days before */
+	assert_int_equal(alertlevel_renew_overdue(0, 90 * DAY, &due),
+			 61 * DAY);
+	assert_int_equal(due, 60 * DAY);
+	/* 6 days: due 2 days before, overdue 1 day before */
+	assert_int_equal(alertlevel_renew_overdue(1000, 1000 + 6 * DAY, &due),
+			 1000 + 5 * DAY);
+	assert_int_equal(due, 1000 + 4 * DAY);
+	/* 240 s: due 80 s before, overdue 40 s before */
+	assert_int_equal(alertlevel_renew_overdue(0, 240, &due), 200);
+	assert_int_equal(due, 160);
+	/* no lifetime: never */
+	assert_int_equal(alertlevel_renew_overdue(500, 500, &due), INT64_MAX);
+	assert_int_equal(due, INT64_MAX);
+	assert_int_equal(alertlevel_renew_overdue(600, 500, &due), INT64_MAX);
+	assert_int_equal(alertlevel_renew_overdue(INT64_MIN, 500, &due),
+			 INT64_MAX);
+	assert_int_equal(alertlevel_renew_overdue(0, INT64_MAX, &due),
+			 INT64_MAX);
+}
+
 static void test_thresholds_sorted(void **state)
 {
 	const char *in[] = { "1d", "14d", "7d" }, *dup[] = { "7d", "168h" };
@@ -227,6 +255,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_duration),
+		cmocka_unit_test(test_renew_overdue),
 		cmocka_unit_test(test_thresholds_sorted),
 		cmocka_unit_test(test_cert_walk),
 		cmocka_unit_test(test_cert_six_days_at_start),
