@@ -48,6 +48,9 @@ local function describe(ev)
 			.. "(level %d%%: %d of %d KiB)", ev.user, ev.percent,
 			ev.limit, ev.level, ev.used_kb,
 			ev.limit == "soft" and ev.soft_kb or ev.hard_kb)
+	elseif t == "quota.recovered" and ev.reason == "unlisted" then
+		return string.format("user %s has no disk quota any more "
+			.. "(user or limits removed)", ev.user)
 	elseif t == "quota.recovered" then
 		return string.format("user %s is back under the disk quota "
 			.. "levels (%.1f%%)", ev.user, ev.percent)

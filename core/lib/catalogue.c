@@ -1148,10 +1148,24 @@ static const struct catalogue_type catalogue_type_table[] = {
 	{
 		"quota.recovered", "user:NAME", "^user:", "alerts",
 		"a user's disk usage fell back under the quota levels",
-		"Usage went below the lowest level minus alerts.quota_margin: "
+		"Usage went below the lowest level minus alerts.quota_margin "
+		"(reason below), or the quota command no longer lists the user "
+		"with a limit (reason unlisted: the user or the limits were "
+		"removed, also while ophookd was down; no usage fields then): "
 		"the open quota.exceeded is over.",
 		(const struct catalogue_field[]){
-			F_QUOTA,
+			F_ALERTUSER,
+			{ "reason", "string", true, "below|unlisted",
+			  "why it is over" },
+			{ "percent", "number", false, NULL,
+			  "usage in percent of the limit, one decimal" },
+			{ "used_kb", "integer", false, NULL, "blocks used, KiB" },
+			{ "soft_kb", "integer", false, NULL,
+			  "soft block limit, KiB (0: none)" },
+			{ "hard_kb", "integer", false, NULL,
+			  "hard block limit, KiB (0: none)" },
+			{ "limit", "string", false, "soft|hard",
+			  "the limit measured against" },
 			{ "level", "integer", true, NULL,
 			  "the level that was held, percent" },
 			{ "margin", "integer", true, NULL,
@@ -1161,7 +1175,7 @@ static const struct catalogue_type catalogue_type_table[] = {
 		"\"user:bob\",\"source\":\"timer\",\"node\":\"\",\"time\":"
 		"\"2025-05-03T12:00:00.000Z\",\"user\":\"bob\",\"percent\":50.1,"
 		"\"used_kb\":501,\"soft_kb\":1000,\"hard_kb\":2000,\"limit\":"
-		"\"soft\",\"level\":90,\"margin\":5}",
+		"\"soft\",\"reason\":\"below\",\"level\":90,\"margin\":5}",
 	},
 	{
 		"site.added", "DOMAIN (site:ID when its domain is unknown)",

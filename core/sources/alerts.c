@@ -859,7 +859,69 @@ static void quota_row(struct alerts *a, const struct alertlevel_quota_row *r,
 				    json_integer(cfg->alerts.quota_lv[held]));
 		json_object_set_new(p, "margin",
 				    json_integer(cfg->alerts.quota_margin));
+		json_object_set_new(p, "reason", json_string("below"));
 		alerts_emit(a, "quota.recovered", subject, "timer", p);
+	}
+}
+
+/* An open quota alert of a user the quota command no longer lists with a
+ * limit (user or limits removed): resolved, usage unknown. */
+static void quota_unlisted(struct alerts *a, const char *user,
+			   json_int_t level)
+{
+	char subject[300];
+
+	snprintf(subject, sizeof(subject), "user:%s", user);
+	alerts_emit(a, "quota.recovered", subject, "timer",
+		    json_pack("{s:s,s:s,s:I,s:I}", "user", user, "reason",
+			      "unlisted", "level", level, "margin",
+			      (json_int_t)a->cfg->alerts.quota_margin));
+}
+
+struct unlisted_ctx {
+	struct alerts *a;
+	char **users;
+	size_t n;
+};
+
+static bool collect_unlisted(const char *key, void *value, void *ctx)
+{
+	struct unlisted_ctx *uc = ctx;
+	struct aquota *q = value;
+
+	if (q->gen != uc->a->gen) {
+		uc->users = xrealloc(uc->users, (uc->n + 1) * sizeof(char *));
+		uc->users[uc->n++] = xstrdup(key);
+	}
+	return true;
+}
+
+/* After a run: users known before and not listed now are forgotten, an
+ * open alert of theirs resolved (saved ones too: gone while down). */
+static void quota_forget_unlisted(struct alerts *a, bool *dirty)
+{
+	struct unlisted_ctx uc = { .a = a };
+	const char *k;
+	json_t *v;
+	void *tmp;
+
+	hmap_each(a->quota, collect_unlisted, &uc);
+	for (size_t i = 0; i < uc.n; i++) {
+		struct aquota *q = hmap_del(a->quota, uc.users[i]);
+
+		if (q->held != ALERTLEVEL_NONE) {
+			quota_unlisted(a, uc.users[i],
+				       a->cfg->alerts.quota_lv[q->held]);
+			*dirty = true;
+		}
+		free(q);
+		free(uc.users[i]);
+	}
+	free(uc.users);
+	json_object_foreach_safe(a->pending_quota, tmp, k, v) {
+		quota_unlisted(a, k, json_integer_value(v));
+		json_object_del(a->pending_quota, k);
+		*dirty = true;
 	}
 }
 
@@ -913,6 +975,7 @@ static void quota_output(struct alerts *a)
 	for (size_t i = 0; i < n; i++)
 		quota_row(a, &rows[i], &dirty);
 	free(rows);
+	quota_forget_unlisted(a, &dirty);
 	if (dirty)
 		alerts_save(a);
 }

@@ -8,7 +8,8 @@
  *   cert.renewal_overdue           cert.renewal_resolved (renewed or
  *                                  removed)
  *   quota.exceeded (each level)    quota.recovered (below the lowest level
- *                                  minus alerts.quota_margin)
+ *                                  minus alerts.quota_margin, or no longer
+ *                                  listed with a limit)
  *   backup.failed                  backup.succeeded (resolved: true)
  *
  * Certificates: the watcher's snapshot knows every certificate (the facts

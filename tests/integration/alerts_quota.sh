@@ -8,7 +8,8 @@
 # with quotacheck after each write; repquota reads the same quota file
 # either way.  Levels 90 and 100, margin 5: each crossing once, flapping
 # inside the margin gives nothing, recovery once, nothing repeated after
-# a restart.
+# a restart; limits removed (live, or while ophookd is down) resolve the
+# open alert as unlisted.
 if [ -z "${ALERTS_QUOTA_NS:-}" ]; then
 	if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null 2>&1 &&
 	   unshare -m --propagation private true 2>/dev/null; then
@@ -112,5 +113,37 @@ usage 880; settle
 expect "88% after recovery: nothing (under 90)"
 usage 920; settle
 expect "92% again: a new quota.exceeded" "quota.exceeded user:nobody"
+
+# the limits removed (userdel, or the plan): repquota no longer lists the
+# user with a limit, and the open alert is resolved as unlisted, once
+drop_limits() {
+	for m in "$@"; do
+		setquota -u nobody 0 0 0 0 "$m"
+		rm -f "$m/nobody/f" "$m/f"
+		[ -n "$KQUOTA" ] || quotacheck -u "$m" >/dev/null 2>&1
+	done
+}
+drop_limits "$M" "$M2"; settle
+expect "limits removed: quota.recovered, unlisted" "quota.recovered user:nobody"
+is "$(field_of quota.recovered reason)" unlisted "reason unlisted"
+is "$(jq -r 'select(.type == "quota.recovered") | has("percent")' "$T/events.log" | tail -n 1)" false \
+	"no usage fields when the usage is unknown"
+settle
+expect "nothing more"
+
+# the same while ophookd is down: resolved by the first run after start
+setquota -u nobody 1000 2000 0 0 "$M"
+usage 920; settle
+expect "92%: quota.exceeded" "quota.exceeded user:nobody"
+stop_ophookd
+drop_limits "$M"
+start_ophookd || exit 1
+settle
+expect "removed while down: quota.recovered at the first run" "quota.recovered user:nobody"
+is "$(jq -c '.quota' "$T/state/alerts.json")" "{}" "alerts.json forgets the user"
+stop_ophookd
+start_ophookd || exit 1
+settle
+expect "restart: nothing repeated"
 stop_ophookd
 done_testing
