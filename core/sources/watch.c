@@ -86,6 +86,8 @@ struct dirty {
 			  was last looked at (not a truncate in place) */
 	bool empty_again; /* a customer's file found emptied in place a
 			     second ago: empty is now its content */
+	bool look;  /* looked at, not reported changed (a new context's
+		       file): its events have source "reconcile" */
 	char *path; /* key in w->dirty too */
 };
 
@@ -1050,7 +1052,20 @@ static void watch_dirty(struct watch *w, const char *path)
 		d->path = xstrdup(path);
 		hmap_put(w->dirty, path, d);
 	}
+	d->look = false;
 	dirty_append(w, &w->settle, d);
+}
+
+/* Compare one file with the snapshot soon, as a reconcile would (a new
+ * context's crons.ini: what it holds was written before it was
+ * watched), without walking every root.  A change reported meanwhile
+ * makes it an ordinary change. */
+static void watch_look(struct watch *w, const char *path)
+{
+	if (hmap_get(w->dirty, path) != NULL)
+		return;
+	watch_dirty(w, path);
+	((struct dirty *)hmap_get(w->dirty, path))->look = true;
 }
 
 /* A file was created: wait for its close (IN_CLOSE_WRITE) so that
@@ -1120,7 +1135,8 @@ static void settle_cb(uv_timer_t *t)
 		hmap_del(w->dirty, d->path);
 		w->replaced = d->replaced;
 		w->empty_again = d->empty_again;
-		watch_process(w, d->path, "inotify", NULL);
+		watch_process(w, d->path, d->look ? "reconcile" : "inotify",
+			      NULL);
 		w->replaced = false;
 		w->empty_again = false;
 		free(d->path);
@@ -2500,11 +2516,15 @@ void watch_set_contexts(struct watch *w, const char *const *contexts,
 {
 	struct hmap *now;
 	const char *why;
-	bool added = false, first;
+	bool added = false, first, look;
 
 	if (w == NULL || w->stopping || w->home == NULL)
 		return;
 	first = !w->contexts_told;
+	/* a context added later (a new user) needs its own files looked at,
+	 * not a walk of every root; the first list (at start, or before a
+	 * first run's baseline) goes through a full reconcile */
+	look = !first && !(w->job != NULL && w->job->baseline);
 	w->contexts_told = true;
 	now = hmap_new();
 	for (size_t i = 0; i < n; i++) {
@@ -2523,6 +2543,8 @@ void watch_set_contexts(struct watch *w, const char *const *contexts,
 
 			watch_root_add(w, f);
 			watch_root_setup(w, w->n_roots - 1, false);
+			if (look)
+				watch_look(w, f);
 			free(f);
 		}
 		added = true;
@@ -2555,7 +2577,7 @@ void watch_set_contexts(struct watch *w, const char *const *contexts,
 	}
 	free(gone);
 	hmap_free(&now, NULL);
-	if (!added)
+	if (!added || look)
 		return;
 	/* what the new contexts' files hold is compared with the snapshot
 	 * by a reconcile (changes made while stopped come with source

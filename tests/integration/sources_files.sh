@@ -182,12 +182,15 @@ is "$(fld backup.config_changed user:alice '[.changes[] | [.key, .secret, .new, 
 # ---- a user added in the panel DB: its home files are watched ----
 mkdir -p "$H/dave"
 job dave-job "@daily" php-fpm-8.3 "php x.php" > "$H/dave/crons.ini"
+recons=$(grep -c 'watch: reconcile done' "$T/ophookd.log")
 db "INSERT INTO users (id, username, password, email, plan_id, server)
     VALUES (9, 'dave', 'x', 'dave@example.net', 1, 'dave');"
 expect "users row: user.added + dave's crons.ini read" \
 	"user.added user:dave" "cron.changed user:dave"
 is "$(fld cron.changed user:dave '[.source, .added[0].name]')" \
-	'["reconcile","dave-job"]' "dave's job, found by a reconcile"
+	'["reconcile","dave-job"]' "dave's job, found by looking (source reconcile)"
+is "$(grep -c 'watch: reconcile done' "$T/ophookd.log")" "$recons" \
+	"a new context: its own files looked at, no full reconcile"
 echo "BACKUP_CRON_EXPRESSION=@weekly" > "$H/dave/backup.env"
 expect "dave's backup.env (>)" "backup.config_changed user:dave"
 db "DELETE FROM users WHERE id = 9;"
