@@ -350,6 +350,21 @@ void daemon_stop(struct daemon *d, void (*cb)(void *ctx), void *ctx)
 	engine_stop(d->engine, daemon_busy, daemon_drained, d);
 }
 
+/* Say which edited settings a reload does not apply: everything but the
+ * log settings and disabling a plugin is read at start only. */
+static void daemon_reload_tell(const struct config *running,
+			       const struct config *nc)
+{
+	static const char *const live[] = { "log", "log_level", NULL };
+	char keys[1024];
+
+	config_changed_keys(running, nc, live, keys, sizeof(keys));
+	if (keys[0] != '\0')
+		log_warn("reload: %s changed in %s: not applied until ophookd "
+			 "restarts (a reload applies log, log_level and a "
+			 "plugin's enabled: false)", keys, nc->file);
+}
+
 int daemon_reload(struct daemon *d, const char **error_r)
 {
 	struct config *nc = NULL;
@@ -379,6 +394,7 @@ int daemon_reload(struct daemon *d, const char **error_r)
 			pluginhost_unload(d->plugins, nc->plugins[i].name);
 	}
 	log_info("config reloaded from %s", nc->file);
+	daemon_reload_tell(d->config, nc);
 	config_free(&nc);
 	return 0;
 }

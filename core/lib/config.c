@@ -701,9 +701,104 @@ void config_free(struct config **cp)
 		cfg_plugin_clear(&c->plugins[i]);
 	free(c->plugins);
 	cfg_csockets_free(c);
+	for (size_t i = 0; i < c->n_sections; i++)
+		free(c->sections[i].key);
+	free(c->sections);
 	free(c->file);
 	free(c);
 	*cp = NULL;
+}
+
+static uint64_t cfg_fnv(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 1099511628211ull;
+	return h;
+}
+
+/* A digest of a node's value: kinds, lengths and bytes, not positions
+ * (a key moved, or a comment added, is no change). */
+static uint64_t cfg_node_digest(const struct cfg_node *n, uint64_t h)
+{
+	unsigned char kind = (unsigned char)n->kind;
+
+	h = cfg_fnv(h, &kind, 1);
+	if (n->kind == CFG_SCALAR) {
+		h = cfg_fnv(h, &n->len, sizeof(n->len));
+		return cfg_fnv(h, n->value, n->len);
+	}
+	h = cfg_fnv(h, &n->n, sizeof(n->n));
+	for (size_t i = 0; i < n->n; i++)
+		h = cfg_node_digest(n->items[i], h);
+	return h;
+}
+
+static void cfg_sections(struct config *c, const struct cfg_node *root)
+{
+	c->n_sections = root->n / 2;
+	c->sections = xcalloc(c->n_sections + 1, sizeof(*c->sections));
+	for (size_t i = 0; i < c->n_sections; i++) {
+		const struct cfg_node *k = root->items[2 * i];
+
+		c->sections[i].key = xstrndup(k->value != NULL ? k->value : "",
+					      k->len);
+		c->sections[i].digest = cfg_node_digest(
+			root->items[2 * i + 1], 14695981039346656037ull);
+	}
+}
+
+static const struct config_section *cfg_section(const struct config *c,
+						const char *key)
+{
+	for (size_t i = 0; i < c->n_sections; i++)
+		if (strcmp(c->sections[i].key, key) == 0)
+			return &c->sections[i];
+	return NULL;
+}
+
+static bool cfg_skipped(const char *key, const char *const *skip)
+{
+	for (size_t i = 0; skip != NULL && skip[i] != NULL; i++)
+		if (strcmp(skip[i], key) == 0)
+			return true;
+	return false;
+}
+
+/* Append to buf the keys of x that y lacks, or (all_changed) also those
+ * whose value differs in y. */
+static void cfg_changed_from(const struct config *x, const struct config *y,
+			     bool all_changed, const char *const *skip,
+			     char *buf, size_t size)
+{
+	for (size_t i = 0; i < x->n_sections; i++) {
+		const char *key = x->sections[i].key;
+		const struct config_section *o = cfg_section(y, key);
+		size_t used = strlen(buf);
+		int n;
+
+		if (cfg_skipped(key, skip) ||
+		    (o != NULL &&
+		     (!all_changed || o->digest == x->sections[i].digest)))
+			continue;
+		n = snprintf(buf + used, size - used, "%s%s",
+			     used > 0 ? ", " : "", key);
+		if (n < 0 || (size_t)n >= size - used) {
+			buf[used] = '\0'; /* no cut-off key */
+			return;
+		}
+	}
+}
+
+void config_changed_keys(const struct config *a, const struct config *b,
+			 const char *const *skip, char *buf, size_t size)
+{
+	if (size == 0)
+		return;
+	buf[0] = '\0';
+	cfg_changed_from(b, a, true, skip, buf, size);  /* added, edited */
+	cfg_changed_from(a, b, false, skip, buf, size); /* removed */
 }
 
 const struct config_plugin *config_plugin_find(const struct config *config,
@@ -1381,6 +1476,8 @@ static int config_parse_buffer(const char *file, const char *buf, size_t len,
 		r = cfg_walk_map(&l, root, NULL);
 		if (r == 0)
 			r = cfg_finish(&l);
+		if (r == 0)
+			cfg_sections(l.c, root);
 		if (r < 0)
 			config_free(&l.c);
 	}

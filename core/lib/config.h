@@ -248,6 +248,14 @@ struct config {
 
 	struct config_plugin *plugins; /* `plugins:` map NAME -> {...} */
 	size_t n_plugins;
+
+	/* each top-level key of the file with a digest of its YAML value,
+	 * for telling what a reload changed (config_changed_keys) */
+	struct config_section {
+		char *key;
+		uint64_t digest;
+	} *sections;
+	size_t n_sections;
 };
 
 /* Defaults for every key (root /etc/openpanel etc.). Caller frees. */
@@ -268,5 +276,12 @@ const struct config_plugin *config_plugin_find(const struct config *config,
 					       const char *name);
 
 void config_free(struct config **config);
+
+/* The top-level keys whose YAML differs between the files a and b were
+ * loaded from (added, removed or edited; a key given its default value
+ * counts as edited), but those in `skip` (NULL-terminated), as "k1, k2"
+ * into buf (empty: none). */
+void config_changed_keys(const struct config *a, const struct config *b,
+			 const char *const *skip, char *buf, size_t size);
 
 #endif

@@ -200,6 +200,18 @@ wait_for 10 grep -q "config reloaded" "$T/ophookd.log"
 ok $? "SIGHUP reloads the config"
 ctl status >/dev/null
 ok $? "still serving after SIGHUP"
+grep -q "not applied until ophookd restarts" "$T/ophookd.log"
+ok "$([ $? -ne 0 ]; echo $?)" "an unchanged file: no warning"
+# a setting read at start only: the reload says it is not applied
+cp "$T/ophookd.yaml" "$T/ophookd.yaml.keep"
+printf '# read at start\nsocket_idle_ms: 120000\n' >> "$T/ophookd.yaml"
+sed -i 's/^log_level: .*/log_level: debug/' "$T/ophookd.yaml"
+kill -HUP "$OPHOOKD_PID"
+wait_for 10 grep -q "reload: .*changed" "$T/ophookd.log"
+grep -q "reload: socket_idle_ms changed in $T/ophookd.yaml: not applied until ophookd restarts" "$T/ophookd.log"
+ok $? "a reload names what it does not apply (socket_idle_ms), not what it does (log_level)" ||
+	diag "$(grep 'reload' "$T/ophookd.log" | tail -n 2)"
+cp "$T/ophookd.yaml.keep" "$T/ophookd.yaml"
 stop_ophookd
 grep -q "journal closed" "$T/ophookd.log"
 ok $? "SIGTERM stops cleanly with the journal closed"

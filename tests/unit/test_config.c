@@ -883,6 +883,37 @@ static void test_error_r_null(void **state)
 	assert_null(c);
 }
 
+/* What a reload changed: keys added, removed or edited, comments and
+ * order ignored, skipped keys left out. */
+static void test_changed_keys(void **state)
+{
+	static const char *const live[] = { "log", "log_level", NULL };
+	struct config *a = load_ok("log_level: info\nsocket_max_clients: 8\n"
+				   "alerts:\n  enabled: false\n"
+				   "console:\n  listen: /run/c.sock\n");
+	struct config *b = load_ok("# a comment\nconsole:\n  listen: /run/c.sock\n"
+				   "socket_max_clients: 8\nlog_level: debug\n"
+				   "alerts:\n  enabled: false\n");
+	struct config *c = load_ok("log_level: info\nalerts:\n  enabled: true\n"
+				   "console:\n  listen: /run/c.sock\n"
+				   "socket_idle_ms: 1000\n");
+	char buf[256];
+
+	(void)state;
+	config_changed_keys(a, b, live, buf, sizeof(buf));
+	assert_string_equal(buf, "");
+	config_changed_keys(a, b, NULL, buf, sizeof(buf));
+	assert_string_equal(buf, "log_level");
+	config_changed_keys(a, c, live, buf, sizeof(buf));
+	assert_string_equal(buf, "alerts, socket_idle_ms, socket_max_clients");
+	/* too small for the whole list: whole keys only */
+	config_changed_keys(a, c, live, buf, 20);
+	assert_string_equal(buf, "alerts");
+	config_free(&a);
+	config_free(&b);
+	config_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -913,6 +944,7 @@ int main(void)
 		cmocka_unit_test(test_check_paths),
 		cmocka_unit_test(test_shipped_config),
 		cmocka_unit_test(test_error_r_null),
+		cmocka_unit_test(test_changed_keys),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
