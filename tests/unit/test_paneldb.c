@@ -469,6 +469,17 @@ static void test_user_updated(void **state)
 	bool changed;
 	json_t *evs, *ev;
 
+	/* the fingerprint is the first 16 hex digits of SHA-256("password:
+	 * ID:HASH") (python3 hashlib): a state file of an older ophook holds
+	 * these, so a change of how they are made would read as every
+	 * user's password changed */
+	assert_string_equal(((const struct dbpoll_user *)hmap_get(
+				     a->users, "1"))->pw_fp,
+			    "ea8e66d9bd43e33b");
+	assert_string_equal(((const struct dbpoll_user *)hmap_get(
+				     c->users, "1"))->otp_fp,
+			    "a66d445fc2368d28");
+
 	(void)state;
 	/* email and password in one write */
 	evs = diff_events(a, b, &changed);
