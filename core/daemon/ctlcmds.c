@@ -334,7 +334,7 @@ static bool ctl_status_known(const char *k)
 		"version", "node", "pid", "uptime_s", "incoming", "queued",
 		"inflight", "journaled", "journal_ok", "journal_errors",
 		"journal", "journal_error", "handlers", "plugins",
-		"orphaned", "handlers_in_error", NULL
+		"orphaned", "handlers_in_error", "alerts", NULL
 	};
 	for (unsigned i = 0; known[i] != NULL; i++) {
 		if (strcmp(k, known[i]) == 0)
@@ -344,6 +344,25 @@ static bool ctl_status_known(const char *k)
 }
 
 /* The readable form of engine_status(). */
+/* The derived alerts open now (alerts.enabled), one line each. */
+static void ctl_status_alerts(struct ctl_buf *b, json_t *open)
+{
+	size_t i;
+	json_t *v;
+
+	ctl_buf_printf(b, "alerts:      %zu open%s\n", json_array_size(open),
+		       json_array_size(open) > 0 ? ":" : "");
+	json_array_foreach(open, i, v) {
+		ctl_buf_printf(b, "  ");
+		ctl_scalar(b, json_object_get(v, "alert"));
+		ctl_buf_printf(b, " ");
+		ctl_scalar(b, json_object_get(v, "subject"));
+		ctl_buf_printf(b, ": ");
+		ctl_scalar(b, json_object_get(v, "detail"));
+		ctl_buf_printf(b, "\n");
+	}
+}
+
 static char *ctl_status_text(json_t *st)
 {
 	struct ctl_buf b = { 0 };
@@ -456,6 +475,9 @@ static char *ctl_status_text(json_t *st)
 		}
 		ctl_buf_printf(&b, " (discard --handler H)\n");
 	}
+	json_t *alerts = json_object_get(st, "alerts");
+	if (json_is_object(alerts))
+		ctl_status_alerts(&b, json_object_get(alerts, "open"));
 	/* anything newer versions add */
 	json_object_foreach(st, k, v) {
 		if (ctl_status_known(k))

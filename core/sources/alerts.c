@@ -1210,12 +1210,119 @@ static bool status_cert(const char *key, void *value, void *ctx)
 	return true;
 }
 
+static void open_add(json_t *open, const char *alert, const char *subject,
+		     const char *detail)
+{
+	json_array_append_new(open, json_pack("{s:s,s:s,s:s}", "alert", alert,
+					      "subject", subject, "detail",
+					      detail));
+}
+
+static bool open_cert(const char *key, void *value, void *ctx)
+{
+	struct acert *c = value;
+	struct alerts *a = ((void **)ctx)[0];
+	json_t *open = ((void **)ctx)[1];
+	size_t n = a->cfg->alerts.n_cert_thresholds;
+	char detail[120], due_s[40];
+	int64_t due;
+
+	(void)key;
+	if (c->subject == NULL)
+		return true;
+	if (c->level != ALERTLEVEL_NONE && c->level >= (int)n) {
+		snprintf(detail, sizeof(detail), "expired %s", c->not_after_s);
+		open_add(open, "cert.expired", c->subject, detail);
+	} else if (c->level != ALERTLEVEL_NONE) {
+		snprintf(detail, sizeof(detail), "under %s, not after %s",
+			 cert_threshold_name(a, c->level), c->not_after_s);
+		open_add(open, "cert.expiring", c->subject, detail);
+	}
+	if (c->overdue) {
+		alertlevel_renew_overdue(c->not_before, c->not_after, &due);
+		rfc3339_format(due, due_s);
+		snprintf(detail, sizeof(detail), "renewal due %s", due_s);
+		open_add(open, "cert.renewal_overdue", c->subject, detail);
+	}
+	return true;
+}
+
+static bool open_quota(const char *key, void *value, void *ctx)
+{
+	struct aquota *q = value;
+	struct alerts *a = ((void **)ctx)[0];
+	char subject[300], detail[40];
+
+	if (q->held == ALERTLEVEL_NONE)
+		return true;
+	snprintf(subject, sizeof(subject), "user:%s", key);
+	snprintf(detail, sizeof(detail), "level %u%%",
+		 a->cfg->alerts.quota_lv[q->held]);
+	open_add(((void **)ctx)[1], "quota.exceeded", subject, detail);
+	return true;
+}
+
+static bool open_backup(const char *key, void *value, void *ctx)
+{
+	char subject[300], detail[40];
+
+	snprintf(subject, sizeof(subject), "user:%s", key);
+	snprintf(detail, sizeof(detail), "exit code %" JSON_INTEGER_FORMAT,
+		 json_integer_value(json_object_get(value, "exit_code")));
+	open_add(ctx, "backup.failed", subject, detail);
+	return true;
+}
+
+static int open_cmp(const void *x, const void *y)
+{
+	const json_t *a = *(json_t *const *)x, *b = *(json_t *const *)y;
+	int r = strcmp(json_string_value(json_object_get(a, "alert")),
+		       json_string_value(json_object_get(b, "alert")));
+
+	return r != 0 ? r
+		      : strcmp(json_string_value(json_object_get(a, "subject")),
+			       json_string_value(json_object_get(b, "subject")));
+}
+
+/* Every alert open now, sorted by type then subject. */
+static json_t *alerts_open(struct alerts *a)
+{
+	json_t *open = json_array(), *sorted = json_array(), *v;
+	void *ctx[2] = { a, open };
+	const char *k;
+	char subject[300], detail[40];
+	json_t **items;
+	size_t n;
+
+	hmap_each(a->certs, open_cert, ctx);
+	hmap_each(a->quota, open_quota, ctx);
+	json_object_foreach(a->pending_quota, k, v) {
+		snprintf(subject, sizeof(subject), "user:%s", k);
+		snprintf(detail, sizeof(detail), "level %" JSON_INTEGER_FORMAT
+			 "%% (not measured since the start)",
+			 json_integer_value(v));
+		open_add(open, "quota.exceeded", subject, detail);
+	}
+	hmap_each(a->backups, open_backup, open);
+	n = json_array_size(open);
+	items = xcalloc(n + 1, sizeof(*items));
+	for (size_t i = 0; i < n; i++)
+		items[i] = json_array_get(open, i);
+	qsort(items, n, sizeof(*items), open_cmp);
+	for (size_t i = 0; i < n; i++)
+		json_array_append(sorted, items[i]);
+	free(items);
+	json_decref(open);
+	return sorted;
+}
+
 json_t *alerts_status(struct alerts *a)
 {
 	json_t *certs = json_array();
 
 	hmap_each(a->certs, status_cert, certs);
-	return json_pack("{s:o,s:I,s:I,s:I}", "certs_open", certs,
+	return json_pack("{s:o,s:o,s:I,s:I,s:I}", "open", alerts_open(a),
+			 "certs_open", certs,
 			 "certs_known", (json_int_t)hmap_count(a->certs),
 			 "backups_failing", (json_int_t)hmap_count(a->backups),
 			 "quota_runs", (json_int_t)a->quota_runs);

@@ -55,8 +55,10 @@ int alerts_start(struct engine *e, struct watch *w, struct alerts **a_r,
  * state; NULLs *a.  Safe on NULL. */
 void alerts_stop(struct alerts **a);
 
-/* What is open now, as JSON {certs: [...], quota: [...], backups: [...]}
- * (ophookctl status).  Caller owns it. */
+/* What is open now, as JSON (ophookctl status, the console's overview):
+ * {open: [{alert, subject, detail}] sorted by alert then subject,
+ * certs_open: [{path, domain, not_after, level, renewal_overdue}],
+ * certs_known, backups_failing, quota_runs}.  Caller owns it. */
 json_t *alerts_status(struct alerts *a);
 
 #endif

@@ -80,6 +80,10 @@ function runScenario() {
 		});
 		await attempt('overview: the hook in error', async () =>
 			(await page.textContent('table.errors')).includes('broken.lua'));
+		await attempt('overview: the open alerts', async () => {
+			const text = await page.textContent('table.alerts');
+			return text.includes('cert.expiring') && text.includes('shop.example');
+		});
 		await shot('overview');
 
 		// events, live

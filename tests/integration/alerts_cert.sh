@@ -114,6 +114,9 @@ is "$(jq -r 'select(.type == "cert.expiring" and .domain == "acme.example.com") 
 is "$(jq -r 'select(.type == "cert.expiring") | .threshold' "$T/events.log" | sort -u | tr '\n' ' ')" "14d 7d " \
 	"thresholds as configured (10 days left: 14d)"
 is "$(field_of cert.expired domain)" old.example.com "expired: its domain"
+is "$(ctl --json status | jq -r '.alerts.open[] | [.alert, .subject] | join(" ")' | tr '\n' ';')" \
+	"cert.expired old.example.com;cert.expiring acme.example.com;cert.expiring late.example.com;cert.expiring latecustom.example.com;cert.expiring six.example.com;cert.renewal_overdue late.example.com;" \
+	"ophookctl status: every open alert, sorted"
 
 stop_ophookd
 start_ophookd || exit 1

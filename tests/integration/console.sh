@@ -27,6 +27,13 @@ printf '%s\n' 'ophook.on("test.fail", function(ev) error("boom " .. ev.subject) 
 printf 'this is not Lua\n' > "$H/broken.lua"
 chmod 0644 "$H"/*.lua
 install_plugins log
+# a custom certificate ending tomorrow: an open alert for the overview
+mkdir -p "$T/root/caddy/ssl/custom/shop.example"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+	-keyout "$T/root/caddy/ssl/custom/shop.example/key.pem" \
+	-out "$T/root/caddy/ssl/custom/shop.example/fullchain.pem" \
+	-subj /CN=shop.example -addext subjectAltName=DNS:shop.example 2>/dev/null
+printf 'alerts:\n  enabled: true\n  quota_interval_s: 0\n' >> "$T/ophookd.yaml"
 PORT=$(free_port)
 BASE="http://127.0.0.1:$PORT"
 openssl rand -hex 32 > "$T/token"
@@ -63,6 +70,9 @@ refused_with "s|token_file: .*|token_file: $T/short.token|" "the token must be 1
 start_ophookd || exit 1
 wait_for 10 curl -sf -o /dev/null "$BASE/login"
 ok $? "the console answers on $BASE"
+wait_for 20 sh -c "'$OPHOOKCTL' -s '$T/ophookd.sock' status | grep -q '^  cert.expiring shop.example: under 1d, not after '"
+ok $? "ophookctl status lists the open alert (the overview shows the same)" ||
+	diag "$(ctl status | grep -A3 '^alerts')"
 
 # ---- HTTP without a browser ----
 code() { curl -s -o "$T/body" -w '%{http_code}' "$@"; }

@@ -140,6 +140,12 @@
 			var errs = (st.handlers_in_error || []).map(function (h) {
 				return el('tr', null, td(h.name), td(h.state, 'bad'), td(firstLine(h.error)));
 			});
+			var al = st.alerts;
+			var arows = al ? (al.open || []).map(function (a) {
+				return el('tr', null, td(a.alert,
+					/expired|overdue|failed/.test(a.alert) ? 'bad' : 'warn'),
+					td(a.subject), td(a.detail));
+			}) : [];
 			var nrows = nodes.map(function (n) {
 				return el('tr', null, td(n.name), td(timeText(n.heartbeat_ms)),
 					td(n.alive ? 'alive' : 'dead', n.alive ? null : 'bad'),
@@ -155,6 +161,10 @@
 						.map(function (k) { return k + ' ' + (d[k] || 0); }).join(', ')),
 					card('Daemon', 'ophookd ' + st.version + ' on ' + st.node + ', up ' +
 						st.uptime_s + ' s')),
+				el('h2', null, 'Open alerts'),
+				!al ? el('p', { class: 'muted' }, 'alerts are off (alerts.enabled)')
+					: arows.length ? table(['Alert', 'Subject', 'Detail'], arows, 'alerts')
+					: el('p', { class: 'muted' }, 'none'),
 				el('h2', null, 'Handlers'),
 				table(['Handler', 'Patterns', 'In flight', 'Backlog', 'Failed', 'Dead', 'Lag'],
 					hrows, 'handlers'),
