@@ -121,7 +121,6 @@ static bool save_cert(const char *key, void *value, void *ctx)
 	struct alerts *a = ((void **)ctx)[0];
 	json_t *obj = ((void **)ctx)[1];
 	size_t n = a->cfg->alerts.n_cert_thresholds;
-
 	json_t *o;
 
 	if (c->level == ALERTLEVEL_NONE && !c->overdue)
