@@ -198,8 +198,12 @@ CONF
 		printf '[Slice]\nMemoryMax=64G\n' > "$T/evil.conf"
 		ln -s "$T/evil.conf" "$_d/60-evil.conf"
 		mkfifo "$_d/70-fifo.conf"
+		# (written aside and renamed in, as systemd writes its
+		# drop-ins: the poll must not catch it half-written, under
+		# the size limit)
 		{ printf '[Slice]\nMemoryMax=1G\n'; head -c 70000 /dev/zero |
-			tr '\0' '#'; } > "$_d/80-big.conf"
+			tr '\0' '#'; } > "$T/big.conf"
+		mv "$T/big.conf" "$_d/80-big.conf"
 		set_property 9999 CPUQuota 50%
 		# a change the test waits for, after those
 		set_property 2001 TasksMax 450
