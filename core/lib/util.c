@@ -80,6 +80,23 @@ char *xasprintf(const char *fmt, ...)
 	return s;
 }
 
+void int64_format(int64_t v, char buf[INT64_STR_SIZE])
+{
+	char tmp[INT64_STR_SIZE];
+	size_t n = 0, o = 0;
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+
+	do {
+		tmp[n++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0);
+	if (v < 0)
+		buf[o++] = '-';
+	while (n > 0)
+		buf[o++] = tmp[--n];
+	buf[o] = '\0';
+}
+
 int64_t now_ms(void)
 {
 	struct timespec ts;

@@ -28,6 +28,11 @@ int64_t mono_ns(void);
  * into buf (at least 32 bytes). */
 void time_format_ms(int64_t ms, char *buf, size_t size);
 
+/* v in decimal into buf, NUL-terminated, without printf (hash keys made on
+ * hot paths: inotify events, every row of a poll). */
+#define INT64_STR_SIZE 21
+void int64_format(int64_t v, char buf[INT64_STR_SIZE]);
+
 /* Name checks and safe file access: <ophook/safe.h>, the same code the
  * plugins use.  The short names are kept for the core's call sites. */
 #define name_valid_domain ophook_name_valid_domain

@@ -44,30 +44,6 @@ static char *dbpoll_strdup0(const char *s)
 	return s != NULL ? xstrdup(s) : NULL;
 }
 
-/* id in decimal into buf (size >= 21); no snprintf: this runs for every
- * row of every poll (about 17% of a poll's instructions went to
- * snprintf's machinery under callgrind) */
-static void dbpoll_id_key(int64_t id, char *buf, size_t size)
-{
-	char tmp[24];
-	size_t n = 0, o = 0;
-	uint64_t u = id < 0 ? 0 - (uint64_t)id : (uint64_t)id;
-
-	if (size < 21) {
-		snprintf(buf, size, "%" PRId64, id);
-		return;
-	}
-	do {
-		tmp[n++] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u != 0);
-	if (id < 0)
-		buf[o++] = '-';
-	while (n > 0)
-		buf[o++] = tmp[--n];
-	buf[o] = '\0';
-}
-
 /* An integer cell (integer, or a decimal string); -1 for null/other. */
 static int64_t dbpoll_cell_int(json_t *v)
 {
@@ -88,13 +64,15 @@ static int64_t dbpoll_cell_int(json_t *v)
 	return -1;
 }
 
-/* A string cell (numbers formatted); NULL for null and empty strings. */
+/* A string cell (numbers formatted into buf, which holds at least
+ * INT64_STR_SIZE); NULL for null and empty strings. */
 static const char *dbpoll_cell_str(json_t *v, char *buf, size_t size)
 {
+	(void)size;
 	if (json_is_string(v))
 		return json_string_length(v) > 0 ? json_string_value(v) : NULL;
 	if (json_is_integer(v)) {
-		dbpoll_id_key(json_integer_value(v), buf, size);
+		int64_format(json_integer_value(v), buf);
 		return buf;
 	}
 	return NULL;
@@ -115,7 +93,7 @@ static const char *dbpoll_secret_fp(const char *label, int64_t id,
 		return NULL;
 	/* "label:id:value", hashed with SHA256() one-shot (no EVP fetch per
 	 * user, 10,000 a poll), built without printf */
-	dbpoll_id_key(id, idbuf, sizeof(idbuf));
+	int64_format(id, idbuf);
 	ll = strlen(label);
 	il = strlen(idbuf);
 	vl = strlen(value);
@@ -307,7 +285,7 @@ static void dbpoll_panel_add_user(struct dbpoll_panel *p, int64_t id,
 		if (i == 14 && ts[14] == '_' && ts[15] != '\0')
 			name = ts + 15;
 	}
-	dbpoll_id_key(id, key, sizeof(key));
+	int64_format(id, key);
 	if (!name_valid_user(name, &why) || hmap_get(p->users, key) != NULL) {
 		p->bad_rows++;
 		return;
@@ -339,7 +317,7 @@ static const char *dbpoll_plan_name(const struct dbpoll_panel *p,
 
 	if (plan_id < 0)
 		return NULL;
-	dbpoll_id_key(plan_id, key, sizeof(key));
+	int64_format(plan_id, key);
 	return hmap_get(p->plans, key);
 }
 
@@ -350,7 +328,7 @@ static const struct dbpoll_user *dbpoll_user_get(const struct dbpoll_panel *p,
 
 	if (id < 0)
 		return NULL;
-	dbpoll_id_key(id, key, sizeof(key));
+	int64_format(id, key);
 	return hmap_get(p->users, key);
 }
 
@@ -467,7 +445,7 @@ struct dbpoll_panel *dbpoll_panel_build(json_t *users, json_t *plans,
 			p->bad_rows++;
 			continue;
 		}
-		dbpoll_id_key(id, key, sizeof(key));
+		int64_format(id, key);
 		hmap_put(p->plans, key, dbpoll_strdup_a(p, name));
 		if (json_array_size(row) >= 2 + DBPOLL_N_LIMITS) {
 			struct dbpoll_limits *l = dbpoll_alloc(p, sizeof(*l));
@@ -572,7 +550,7 @@ void dbpoll_panel_add_slice(struct dbpoll_panel *p, int64_t uid,
 	char key[32];
 
 	dbpoll_panel_slices_begin(p);
-	dbpoll_id_key(uid, key, sizeof(key));
+	int64_format(uid, key);
 	if (uid < 0 || hmap_get(p->slices, key) != NULL)
 		return;
 	sl = dbpoll_alloc(p, sizeof(*sl));
@@ -651,7 +629,7 @@ static bool dbpoll_index_domain(const char *key, void *value, void *ctx)
 	char id[32];
 
 	if (o->gone_ms == 0 && o->domain_id >= 0) {
-		dbpoll_id_key(o->domain_id, id, sizeof(id));
+		int64_format(o->domain_id, id);
 		hmap_put(ctx, id, (void *)key);
 	}
 	return true;
@@ -680,7 +658,7 @@ void dbpoll_panel_add_sites(struct dbpoll_panel *p, json_t *sites,
 			p->bad_rows++;
 			continue;
 		}
-		dbpoll_id_key(id, key, sizeof(key));
+		int64_format(id, key);
 		if (hmap_get(p->sites, key) != NULL) {
 			p->bad_rows++;
 			continue;
@@ -693,7 +671,7 @@ void dbpoll_panel_add_sites(struct dbpoll_panel *p, json_t *sites,
 				dbpoll_cell_int(dcell);
 		st->type = dbpoll_strdup_a(p, dbpoll_cell_str(
 			json_array_get(row, 3), b2, sizeof(b2)));
-		dbpoll_id_key(st->domain_id, did, sizeof(did));
+		int64_format(st->domain_id, did);
 		domain = st->domain_id >= 0 ? hmap_get(by_id, did) : NULL;
 		if (prev != NULL && prev->sites != NULL)
 			ps = hmap_get(prev->sites, key);
@@ -860,7 +838,7 @@ struct dbpoll_admins *dbpoll_admins_build(json_t *rows, json_t *cols)
 			ad->totp_enabled = -1;
 		}
 		if (ad->id >= 0)
-			dbpoll_id_key(ad->id, key, sizeof(key));
+			int64_format(ad->id, key);
 		old = hmap_put(a->admins, ad->id >= 0 ? key : ad->username, ad);
 		if (old != NULL)
 			dbpoll_admin_free(old); /* duplicate key: last wins */
@@ -1118,7 +1096,7 @@ static const struct dbpoll_limits *dbpoll_limits_of(const struct dbpoll_panel *p
 
 	if (plan_id < 0)
 		return NULL;
-	dbpoll_id_key(plan_id, key, sizeof(key));
+	int64_format(plan_id, key);
 	return hmap_get(p->limits, key);
 }
 

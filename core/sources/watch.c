@@ -1148,23 +1148,9 @@ static void settle_cb(uv_timer_t *t)
 
 /* ---- inotify watches ---- */
 
-static void wd_key(int wd, char *buf, size_t size)
+static void wd_key(int wd, char buf[INT64_STR_SIZE])
 {
-	char tmp[16];
-	size_t n = 0;
-	unsigned v = wd < 0 ? 0u - (unsigned)wd : (unsigned)wd;
-
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	if (wd < 0)
-		tmp[n++] = '-';
-	if (n >= size)
-		n = size - 1;
-	for (size_t i = 0; i < n; i++)
-		buf[i] = tmp[n - 1 - i];
-	buf[n] = '\0';
+	int64_format(wd, buf);
 }
 
 /* The value of a /proc/sys file, or -1. */
@@ -1224,7 +1210,7 @@ static struct watch_dir *watch_add_dir(struct watch *w, const char *path,
 		wdir->recursive |= recursive;
 		return wdir;
 	}
-	wd_key(wd, key, sizeof(key));
+	wd_key(wd, key);
 	struct watch_dir *other = hmap_get(w->wd_map, key);
 	if (other != NULL) {
 		/* the same folder under a new name (renamed): re-key */
@@ -1238,12 +1224,12 @@ static struct watch_dir *watch_add_dir(struct watch *w, const char *path,
 	if (wdir != NULL) { /* stale entry for this path */
 		if (w->last_wdir == wdir)
 			w->last_wdir = NULL;
-		wd_key(wdir->wd, key, sizeof(key));
+		wd_key(wdir->wd, key);
 		hmap_del(w->wd_map, key);
 		hmap_del(w->path_map, path);
 		free(wdir->path);
 		free(wdir);
-		wd_key(wd, key, sizeof(key));
+		wd_key(wd, key);
 	}
 	wdir = xcalloc(1, sizeof(*wdir));
 	wdir->wd = wd;
@@ -1262,7 +1248,7 @@ static void watch_forget_dir(struct watch *w, struct watch_dir *wdir,
 
 	if (w->last_wdir == wdir)
 		w->last_wdir = NULL;
-	wd_key(wdir->wd, key, sizeof(key));
+	wd_key(wdir->wd, key);
 	if (hmap_get(w->wd_map, key) == wdir)
 		hmap_del(w->wd_map, key);
 	if (hmap_get(w->path_map, wdir->path) == wdir)
@@ -1843,7 +1829,7 @@ static void watch_handle(struct watch *w, const struct inotify_event *ev)
 	if (w->last_wdir != NULL && w->last_wdir->wd == ev->wd) {
 		wdir = w->last_wdir;
 	} else {
-		wd_key(ev->wd, key, sizeof(key));
+		wd_key(ev->wd, key);
 		wdir = hmap_get(w->wd_map, key);
 		if (wdir == NULL)
 			return;
